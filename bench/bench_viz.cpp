@@ -1,0 +1,215 @@
+// The visualizer's model under load: open a big trace (read + parse + timeline
+// with checkpoints) and seek to random events, forwards and backwards.
+//
+//   bench_viz generate FILE [EVENTS] [KEPT]   write a trace: KEPT connections
+//                                             opened and left open, then short
+//                                             connections (open, data, close,
+//                                             TIME-WAIT) until EVENTS events
+//   bench_viz open FILE [RUNS]                time what portlab-viz does on open
+//   bench_viz seek FILE [SEEKS]               time random seeks (forwards and backwards)
+//
+// The frame-time figure (10,000 connections on screen) comes from the app:
+//   xvfb-run -a -s '-screen 0 1920x1080x24' build/bin/portlab-viz FILE --at N --bench-frames 300
+// See bench/RESULTS.md, "portlab-viz".
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "portlab/packet.hpp"
+#include "portlab/trace.hpp"
+#include "portlab/world.hpp"
+
+using namespace portlab;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+double ms_since(Clock::time_point start) { return std::chrono::duration<double, std::milli>(Clock::now() - start).count(); }
+
+// ---- a synthetic but well-formed trace: what the simulator writes for many clients
+
+class Generator {
+public:
+    explicit Generator(trace::TraceWriter& writer) : writer_(writer) {}
+
+    std::size_t written() const { return written_; }
+
+    // Connection i: client socket i + 1, server socket i + 2 (the listener is 1).
+    // The kept connections take even ports from 32768 up; the short ones cycle
+    // through the top 1,000 ports, so no two live connections share a 4-tuple.
+    void open(std::uint32_t i, Port port) {
+        const std::uint32_t client_socket = i + 1;
+        const std::uint32_t server_socket = i + 2;
+        const Endpoint local{client_ip, port};
+        emit("client", trace::SocketCreated{{client_socket}, Protocol::tcp, IpFamily::v4});
+        emit("client", trace::ConnectStarted{{client_socket}, server});
+        emit("client", trace::EphemeralAssigned{{client_socket}, port, 32768, 60999, "linux-hash-connect", trace::Parity::even});
+        emit("client", trace::Bound{{client_socket}, local, trace::BindHow::ephemeral, std::nullopt});
+        emit("client", trace::StateChanged{{client_socket}, TcpState::closed, TcpState::syn_sent, "connect() called"});
+        packet("client", "server", local, server, tcp_flag::syn, 0);
+        packet("server", "client", server, local, tcp_flag::syn | tcp_flag::ack, 0);
+        emit("client", trace::StateChanged{{client_socket}, TcpState::syn_sent, TcpState::established, "SYN+ACK received"});
+        packet("client", "server", local, server, tcp_flag::ack, 0);
+        emit("server", trace::Accepted{{1}, {server_socket}, FourTuple{server, local}});
+    }
+
+    void close(std::uint32_t i, Port port) {
+        const std::uint32_t client_socket = i + 1;
+        const std::uint32_t server_socket = i + 2;
+        const Endpoint local{client_ip, port};
+        packet("client", "server", local, server, tcp_flag::psh | tcp_flag::ack, 64);
+        emit("client", trace::Closed{{client_socket}});
+        emit("client", trace::StateChanged{{client_socket}, TcpState::established, TcpState::fin_wait_1, "close() called"});
+        packet("client", "server", local, server, tcp_flag::fin | tcp_flag::ack, 0);
+        emit("server", trace::StateChanged{{server_socket}, TcpState::established, TcpState::close_wait, "FIN received"});
+        emit("server", trace::Closed{{server_socket}});
+        emit("server", trace::StateChanged{{server_socket}, TcpState::close_wait, TcpState::last_ack, "close() called"});
+        packet("server", "client", server, local, tcp_flag::fin | tcp_flag::ack, 0);
+        emit("client", trace::StateChanged{{client_socket}, TcpState::fin_wait_1, TcpState::time_wait, "FIN received"});
+        emit("server", trace::StateChanged{{server_socket}, TcpState::last_ack, TcpState::closed, "ACK of FIN received"});
+        emit("client", trace::StateChanged{{client_socket}, TcpState::time_wait, TcpState::closed, "2MSL timer expired"});
+    }
+
+    void listen() {
+        emit("server", trace::SocketCreated{{1}, Protocol::tcp, IpFamily::v4});
+        emit("server", trace::Bound{{1}, Endpoint{IpAddress{}, 80}, trace::BindHow::explicit_port, std::nullopt});
+        emit("server", trace::Listening{{1}, 4096});
+        emit("server", trace::StateChanged{{1}, TcpState::closed, TcpState::listen, "listen() called"});
+    }
+
+private:
+    template <class Body>
+    void emit(const char* host, Body body) {
+        (void)writer_.write(trace::Event{t_us_, host, std::move(body)}).value();
+        t_us_ += 3;
+        ++written_;
+    }
+
+    // A sent and a delivered event for one segment, as the simulator reports both ends.
+    void packet(const char* from, const char* to, const Endpoint& source, const Endpoint& destination, std::uint8_t flags,
+                std::size_t payload) {
+        TcpHeader tcp;
+        tcp.source_port = source.port;
+        tcp.destination_port = destination.port;
+        tcp.sequence = 1000;
+        tcp.acknowledgment = (flags & tcp_flag::ack) ? 2000 : 0;
+        tcp.flags = flags;
+        const std::vector<std::uint8_t> data(payload, 'x');
+        const Bytes bytes = encode_tcp(IpHeader{source.address, destination.address}, tcp, data).value();
+        emit(from, trace::Packet{trace::PacketKind::sent, bytes, LinkType::raw, std::nullopt, std::string(from), std::string(to)});
+        emit(to, trace::Packet{trace::PacketKind::delivered, bytes, LinkType::raw, std::nullopt, std::string(from), std::string(to)});
+    }
+
+    trace::TraceWriter& writer_;
+    std::uint64_t t_us_ = 0;
+    std::size_t written_ = 0;
+    const IpAddress client_ip = IpAddress::v4(10, 0, 0, 1);
+    const Endpoint server{IpAddress::v4(10, 0, 0, 2), 80};
+};
+
+int generate(const std::string& path, std::size_t events, std::size_t kept) {
+    trace::TraceHeader header;
+    header.source = "test";
+    header.generator = "bench_viz";
+    header.title = std::to_string(kept) + " open connections, then churn";
+    auto writer = trace::TraceWriter::to_file(path, header);
+    if (!writer) {
+        std::fprintf(stderr, "%s\n", writer.error().message.c_str());
+        return 2;
+    }
+    Generator generator(*writer);
+    generator.listen();
+    if (kept > 13000) {
+        std::fprintf(stderr, "at most 13000 kept connections (even ports 32768-58766)\n");
+        return 2;
+    }
+    std::uint32_t connections = 0;
+    for (; connections < kept; ++connections) generator.open(2 * connections, static_cast<Port>(32768 + 2 * connections));
+    while (generator.written() < events) {
+        const auto port = static_cast<Port>(60999 - connections % 1000);
+        generator.open(2 * connections, port);
+        generator.close(2 * connections, port);
+        ++connections;
+    }
+    (void)writer->flush();
+    std::printf("wrote %zu events (%zu connections kept open, %u in all) to %s\n", generator.written(), kept, connections, path.c_str());
+    return 0;
+}
+
+int open(const std::string& path, int runs) {
+    for (int run = 0; run < runs; ++run) {
+        const auto start = Clock::now();
+        auto trace = world::read_any_file(path);
+        if (!trace) {
+            std::fprintf(stderr, "%s\n", trace.error().message.c_str());
+            return 2;
+        }
+        const double read_ms = ms_since(start);
+        const std::size_t count = trace->events.size();
+        const auto build = Clock::now();
+        const world::Timeline timeline = world::Timeline::of(std::move(trace).value());
+        const double build_ms = ms_since(build);
+        std::printf("open %zu events: read+parse %.0f ms, timeline %.0f ms (%zu checkpoints), total %.0f ms\n", count, read_ms, build_ms,
+                    timeline.checkpoint_count(), ms_since(start));
+    }
+    return 0;
+}
+
+double percentile(std::vector<double> values, double p) {
+    std::sort(values.begin(), values.end());
+    return values[std::min(values.size() - 1, static_cast<std::size_t>(p * static_cast<double>(values.size() - 1) + 0.5))];
+}
+
+int seek(const std::string& path, int seeks) {
+    auto trace = world::read_any_file(path);
+    if (!trace) {
+        std::fprintf(stderr, "%s\n", trace.error().message.c_str());
+        return 2;
+    }
+    const world::Timeline timeline = world::Timeline::of(std::move(trace).value());
+    std::mt19937_64 random(42);
+    std::uniform_int_distribution<std::size_t> any(0, timeline.size());
+    world::World world = timeline.state_at(timeline.size() / 2);
+    std::vector<double> forward;
+    std::vector<double> backward;
+    std::vector<double> step_back;
+    for (int i = 0; i < seeks; ++i) {
+        const std::size_t target = any(random);
+        const bool is_forward = target >= world.applied();
+        const auto start = Clock::now();
+        timeline.seek(world, target);
+        (is_forward ? forward : backward).push_back(ms_since(start));
+        // One step back from there: the Left key.
+        if (target > 0) {
+            const auto back = Clock::now();
+            timeline.seek(world, target - 1);
+            step_back.push_back(ms_since(back));
+        }
+    }
+    const auto report = [](const char* what, const std::vector<double>& v) {
+        if (v.empty()) return;
+        std::printf("%-22s n=%-5zu median %.2f ms  p99 %.2f ms  max %.2f ms\n", what, v.size(), percentile(v, 0.5), percentile(v, 0.99),
+                    percentile(v, 1.0));
+    };
+    std::printf("seek over %zu events, %zu checkpoints, %zu sockets at the end\n", timeline.size(), timeline.checkpoint_count(),
+                timeline.state_at(timeline.size()).socket_count());
+    report("seek forwards", forward);
+    report("seek backwards", backward);
+    report("one step back", step_back);
+    return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    const std::vector<std::string> args(argv + 1, argv + argc);
+    if (args.size() >= 2 && args[0] == "generate")
+        return generate(args[1], args.size() > 2 ? std::stoul(args[2]) : 1'000'000, args.size() > 3 ? std::stoul(args[3]) : 10'000);
+    if (args.size() >= 2 && args[0] == "open") return open(args[1], args.size() > 2 ? std::stoi(args[2]) : 3);
+    if (args.size() >= 2 && args[0] == "seek") return seek(args[1], args.size() > 2 ? std::stoi(args[2]) : 1000);
+    std::fprintf(stderr, "usage: bench_viz generate FILE [EVENTS] [KEPT] | open FILE [RUNS] | seek FILE [SEEKS]\n");
+    return 2;
+}

@@ -1,0 +1,398 @@
+#include "portlab/labkit.hpp"
+
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <exception>
+#include <iostream>
+#include <mutex>
+#include <string>
+
+#include <asio/error.hpp>
+#include <fmt/format.h>
+
+#include "portlab/ports.hpp"
+
+namespace portlab::labkit {
+namespace {
+
+// Errors are promised as one line; CLI11 and exceptions may carry more.
+std::string first_line(std::string_view text) {
+    return std::string(text.substr(0, text.find('\n')));
+}
+
+constexpr std::string_view bold = "\033[1m";
+constexpr std::string_view cyan = "\033[36m";
+constexpr std::string_view dim = "\033[2m";
+constexpr std::string_view reset = "\033[0m";
+
+}  // namespace
+
+// ---- errno names and Asio adapters ---------------------------------------------------
+
+namespace {
+bool carries_errno(const std::error_code& error) {
+    return error.category() == std::system_category() || error.category() == std::generic_category() ||
+           error.category() == asio::error::get_system_category();
+}
+}  // namespace
+
+bool is_errno(const std::error_code& error, int errno_value) {
+    return error && carries_errno(error) && error.value() == errno_value;
+}
+
+std::string errno_name(const std::error_code& error) {
+    if (!error) return "";
+    if (carries_errno(error)) {
+        const char* name = strerrorname_np(error.value());
+        return name != nullptr ? name : "errno " + std::to_string(error.value());
+    }
+    if (error == asio::error::eof) return "EOF";
+    return std::string(error.category().name()) + ":" + std::to_string(error.value());
+}
+
+std::string describe_error(const std::error_code& error) {
+    if (!error) return "no error";
+    return errno_name(error) + " (" + error.message() + ")";
+}
+
+IpAddress to_ip_address(const asio::ip::address& address) {
+    if (address.is_v4()) {
+        const auto bytes = address.to_v4().to_bytes();
+        return IpAddress::v4(bytes[0], bytes[1], bytes[2], bytes[3]);
+    }
+    const auto bytes = address.to_v6().to_bytes();
+    // 16 bytes always make a valid IPv6 address, so from_bytes cannot fail here.
+    return IpAddress::from_bytes(bytes).value();
+}
+
+asio::ip::address to_asio_address(const IpAddress& address) {
+    const auto bytes = address.bytes();
+    if (address.is_v4()) {
+        asio::ip::address_v4::bytes_type raw{};
+        std::copy(bytes.begin(), bytes.end(), raw.begin());
+        return asio::ip::address_v4(raw);
+    }
+    asio::ip::address_v6::bytes_type raw{};
+    std::copy(bytes.begin(), bytes.end(), raw.begin());
+    return asio::ip::address_v6(raw);
+}
+
+Endpoint to_endpoint(const asio::ip::tcp::endpoint& endpoint) {
+    return {to_ip_address(endpoint.address()), endpoint.port()};
+}
+Endpoint to_endpoint(const asio::ip::udp::endpoint& endpoint) {
+    return {to_ip_address(endpoint.address()), endpoint.port()};
+}
+asio::ip::tcp::endpoint to_tcp_endpoint(const Endpoint& endpoint) {
+    return {to_asio_address(endpoint.address), endpoint.port};
+}
+asio::ip::udp::endpoint to_udp_endpoint(const Endpoint& endpoint) {
+    return {to_asio_address(endpoint.address), endpoint.port};
+}
+
+Result<Endpoint> parse_peer_endpoint(std::string_view text, bool allow_non_loopback) {
+    constexpr std::string_view localhost = "localhost:";
+    Result<Endpoint> parsed = fail("");
+    if (text.substr(0, localhost.size()) == localhost) {
+        const auto port = parse_port_number(text.substr(localhost.size()));
+        if (!port) return fail("'" + std::string(text) + "': " + port.error().message);
+        parsed = Endpoint{IpAddress::loopback_v4(), *port};
+    } else {
+        parsed = Endpoint::parse(text);
+        if (!parsed) return parsed.error();
+    }
+    if (parsed->port == 0) return fail("'" + std::string(text) + "': port 0 cannot be connected to");
+    if (!allow_non_loopback && !parsed->address.is_loopback())
+        return fail(parsed->address.to_string() + " is not a loopback address; add --allow-non-loopback to use it");
+    return parsed;
+}
+
+// ---- narration ----------------------------------------------------------------------
+
+bool should_use_color(bool no_color_flag, int fd) {
+    if (no_color_flag) return false;
+    const char* no_color = std::getenv("NO_COLOR");
+    if (no_color != nullptr && *no_color != '\0') return false;
+    return isatty(fd) == 1;
+}
+
+void wait_for_enter_if_interactive() {
+    if (isatty(STDIN_FILENO) != 1) return;
+    std::cerr << "  (--step: press Enter to continue)" << std::flush;
+    std::string ignored;
+    std::getline(std::cin, ignored);
+}
+
+Narrator::Narrator(std::ostream& out, bool color, bool pause_between_steps, bool quiet)
+    : out_(&out), color_(color), pause_(pause_between_steps), quiet_(quiet) {}
+
+std::string Narrator::paint(std::string_view ansi, std::string_view text) const {
+    if (!color_) return std::string(text);
+    return std::string(ansi) + std::string(text) + std::string(reset);
+}
+
+void Narrator::title(std::string_view text) {
+    if (quiet_) return;
+    *out_ << paint(bold, text) << '\n';
+}
+
+void Narrator::pause() {
+    if (quiet_ || !pause_) return;
+    out_->flush();
+    wait_for_enter_if_interactive();
+}
+
+void Narrator::step(std::string_view what) {
+    if (quiet_) return;
+    // The sockets of the previous step exist now: this is the moment to look at them.
+    if (steps_ > 0) pause();
+    ++steps_;
+    *out_ << '\n' << paint(bold, "Step " + std::to_string(steps_) + ": ") << what << std::endl;
+}
+
+void Narrator::kernel(std::string_view answer) { fact("kernel", answer); }
+
+void Narrator::fact(std::string_view label, std::string_view text) {
+    if (quiet_) return;
+    // Flushed line by line: in --serve mode the other terminal is waiting for these.
+    *out_ << "  " << paint(cyan, std::string(label) + ":") << ' ' << text << std::endl;
+}
+
+void Narrator::note(std::string_view text) {
+    if (quiet_) return;
+    *out_ << "  " << text << std::endl;
+}
+
+void Narrator::see_it_yourself(std::string_view command) {
+    if (quiet_) return;
+    *out_ << "  " << paint(dim, "see it yourself:") << ' ' << command << std::endl;
+}
+
+void Narrator::blank_line() {
+    if (quiet_) return;
+    *out_ << '\n';
+}
+
+// ---- the trace recorder -------------------------------------------------------------
+
+struct TraceRecorder::State {
+    std::mutex mutex;
+    trace::TraceWriter writer;
+    std::chrono::steady_clock::time_point start;
+    std::uint32_t next_socket = 1;
+    std::optional<Error> first_error;
+};
+
+TraceRecorder::TraceRecorder() = default;
+TraceRecorder::TraceRecorder(std::unique_ptr<State> state) : state_(std::move(state)) {}
+TraceRecorder::TraceRecorder(TraceRecorder&&) noexcept = default;
+TraceRecorder& TraceRecorder::operator=(TraceRecorder&&) noexcept = default;
+TraceRecorder::~TraceRecorder() = default;
+
+Result<TraceRecorder> TraceRecorder::to_file(const std::string& path, const trace::TraceHeader& header,
+                                             std::chrono::steady_clock::time_point start) {
+    auto writer = trace::TraceWriter::to_file(path, header);
+    if (!writer) return writer.error();
+    auto state = std::unique_ptr<State>(new State{{}, std::move(*writer), start, 1, std::nullopt});
+    return TraceRecorder(std::move(state));
+}
+
+bool TraceRecorder::enabled() const noexcept { return state_ != nullptr; }
+
+void TraceRecorder::record(std::string_view host, trace::EventBody body) {
+    if (!state_) return;
+    const std::lock_guard lock(state_->mutex);
+    // Stamped under the lock, so time never goes backwards between threads.
+    const auto elapsed = std::chrono::steady_clock::now() - state_->start;
+    const auto t_us = static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(elapsed).count());
+    auto written = state_->writer.write(trace::Event{t_us, std::string(host), std::move(body)});
+    if (!written && !state_->first_error) state_->first_error = written.error();
+}
+
+trace::SocketId TraceRecorder::socket_created(std::string_view host, Protocol protocol, IpFamily family) {
+    if (!state_) return {};
+    trace::SocketId id;
+    {
+        const std::lock_guard lock(state_->mutex);
+        id = trace::SocketId{state_->next_socket++};
+    }
+    record(host, trace::SocketCreated{id, protocol, family});
+    return id;
+}
+
+void TraceRecorder::bound(std::string_view host, trace::SocketId socket, const Endpoint& endpoint,
+                          trace::BindHow how, std::optional<std::string> note_text) {
+    record(host, trace::Bound{socket, endpoint, how, std::move(note_text)});
+}
+
+void TraceRecorder::listening(std::string_view host, trace::SocketId socket, std::uint32_t backlog) {
+    record(host, trace::Listening{socket, backlog});
+}
+
+void TraceRecorder::connect_started(std::string_view host, trace::SocketId socket, const Endpoint& remote) {
+    record(host, trace::ConnectStarted{socket, remote});
+}
+
+void TraceRecorder::ephemeral_assigned(std::string_view host, trace::SocketId socket, Port port, PortRange range,
+                                       std::string algorithm) {
+    const auto parity = port % 2 == 0 ? trace::Parity::even : trace::Parity::odd;
+    record(host, trace::EphemeralAssigned{socket, port, range.low, range.high, std::move(algorithm), parity});
+}
+
+trace::SocketId TraceRecorder::accepted(std::string_view host, trace::SocketId listener, const FourTuple& four_tuple) {
+    if (!state_) return {};
+    trace::SocketId id;
+    {
+        const std::lock_guard lock(state_->mutex);
+        id = trace::SocketId{state_->next_socket++};
+    }
+    record(host, trace::Accepted{listener, id, four_tuple});
+    return id;
+}
+
+void TraceRecorder::state_changed(std::string_view host, trace::SocketId socket, TcpState from, TcpState to,
+                                  std::string cause) {
+    record(host, trace::StateChanged{socket, from, to, std::move(cause)});
+}
+
+void TraceRecorder::call_failed(std::string_view host, std::optional<trace::SocketId> socket, std::string call,
+                                const std::error_code& error) {
+    record(host, trace::CallFailed{socket, std::move(call), errno_name(error), error.message()});
+}
+
+void TraceRecorder::closed(std::string_view host, trace::SocketId socket) { record(host, trace::Closed{socket}); }
+
+void TraceRecorder::note(std::string text, std::string_view host) { record(host, trace::Note{std::move(text)}); }
+
+Result<void> TraceRecorder::finish() {
+    if (!state_) return {};
+    const std::lock_guard lock(state_->mutex);
+    if (state_->first_error) return *state_->first_error;
+    return state_->writer.flush();
+}
+
+// ---- the lab ------------------------------------------------------------------------
+
+Lab::Lab(LabInfo info, int argc, char** argv)
+    : info_(std::move(info)),
+      argc_(argc),
+      argv_(argv),
+      app_(info_.summary, info_.name),
+      narrator_(std::cout, false, false, true),
+      start_(std::chrono::steady_clock::now()) {
+    app_.add_flag("--json", options_.json, "print the facts as one JSON document instead of the narration");
+    app_.add_flag("--no-color", options_.no_color, "no colours (also: NO_COLOR=1)");
+    app_.add_flag("--step", options_.step, "pause before each step until Enter is pressed (on a terminal)");
+    app_.add_option("--trace", options_.trace_file, "write the run as trace events (JSON Lines) to FILE")
+        ->type_name("FILE");
+}
+
+void Lab::add_server_options(Port default_port) {
+    has_server_options_ = true;
+    server_.default_port = default_port;
+    server_.port = default_port;
+    port_text_ = std::to_string(default_port);
+    app_.add_option("--bind", bind_text_, "the server's address: 127.0.0.1 or another loopback address")
+        ->type_name("ADDR")
+        ->default_str("127.0.0.1");
+    app_.add_option("--port", port_text_, "the server's port; 0 lets the kernel choose a free one")
+        ->type_name("P")
+        ->default_str(port_text_);
+    app_.add_flag("--allow-non-loopback", server_.allow_non_loopback,
+                  "allow a --bind (or peer) address outside 127.0.0.0/8 and ::1");
+}
+
+void Lab::parse() {
+    app_.parse(argc_, argv_);
+    color_ = should_use_color(options_.no_color, STDOUT_FILENO);
+    narrator_ = Narrator(std::cout, color_, options_.step, options_.json);
+    if (has_server_options_) {
+        const auto address = IpAddress::parse(bind_text_);
+        if (!address) throw CLI::ValidationError("--bind", address.error().message);
+        const auto port = parse_port_number(port_text_);
+        if (!port) throw CLI::ValidationError("--port", port.error().message);
+        if (!address->is_loopback() && !server_.allow_non_loopback)
+            throw CLI::ValidationError("--bind", address->to_string() +
+                                                     " is not a loopback address; add --allow-non-loopback to use it");
+        if (!address->is_loopback())
+            std::cerr << info_.name << ": warning: binding " << address->to_string()
+                      << ", which other machines may reach; this lab is meant for loopback\n";
+        server_.bind = *address;
+        server_.port = *port;
+    }
+    if (!options_.trace_file.empty()) {
+        trace::TraceHeader header;
+        header.source = "lab";
+        header.generator = info_.name + " " + PORTLAB_VERSION;
+        header.title = info_.summary;
+        auto recorder = TraceRecorder::to_file(options_.trace_file, header, start_);
+        if (!recorder) throw CLI::ValidationError("--trace", recorder.error().message);
+        trace_ = std::move(*recorder);
+    }
+}
+
+std::uint64_t Lab::elapsed_us() const {
+    const auto elapsed = std::chrono::steady_clock::now() - start_;
+    return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(elapsed).count());
+}
+
+int Lab::usage_error(std::string_view reason) const {
+    std::cerr << info_.name << ": " << first_line(reason) << " (try --help)\n";
+    return exit_usage;
+}
+
+int Lab::failure(std::string_view reason) const {
+    std::cerr << info_.name << ": error: " << first_line(reason) << '\n';
+    return exit_failure;
+}
+
+int Lab::bind_failed(const Endpoint& endpoint, const std::error_code& error) const {
+    const std::string what = "cannot bind " + endpoint.to_string() + ": " + describe_error(error);
+    if (is_errno(error, EADDRINUSE) && endpoint.port != 0) {
+        const bool is_default = has_server_options_ && endpoint.port == server_.default_port;
+        return failure(what + (is_default ? ": another socket holds the lab's default port; "
+                                          : ": another socket holds this port; ") +
+                       "run again with --port 0 to let the kernel choose a free one (ss -tlnp 'sport = :" +
+                       std::to_string(endpoint.port) + "' shows who holds it)");
+    }
+    if (is_errno(error, EACCES))
+        return failure(what + ": ports below ip_unprivileged_port_start need CAP_NET_BIND_SERVICE; "
+                              "choose --port 0 or a port of 1024 or above");
+    return failure(what);
+}
+
+void Lab::print_json(const nlohmann::json& document) const {
+    std::cout << document.dump(2) << '\n';
+}
+
+int run_lab(int argc, char** argv, LabInfo info, const std::function<int(Lab&)>& body) {
+    const std::string name = info.name;
+    try {
+        Lab lab(std::move(info), argc, argv);
+        int code = exit_ok;
+        try {
+            code = body(lab);
+        } catch (const CLI::Success&) {  // --help
+            std::cout << lab.cli().help();
+            return exit_ok;
+        } catch (const CLI::ParseError& error) {
+            return lab.usage_error(error.what());
+        }
+        if (auto finished = lab.trace().finish(); !finished) {
+            std::cerr << name << ": error: trace: " << first_line(finished.error().message) << '\n';
+            return exit_failure;
+        }
+        return code;
+    } catch (const std::exception& error) {
+        std::cerr << name << ": error: " << first_line(error.what()) << '\n';
+        return exit_failure;
+    } catch (...) {
+        std::cerr << name << ": error: unknown exception\n";
+        return exit_failure;
+    }
+}
+
+}  // namespace portlab::labkit

@@ -1,0 +1,18 @@
+#pragma once
+// Small text helpers for the line-oriented files portlab reads (/proc, /etc/services).
+
+#include <string_view>
+#include <vector>
+
+namespace portlab::text {
+
+// ASCII white space as the C locale's isspace() sees it, without the locale.
+[[nodiscard]] constexpr bool is_blank(char c) noexcept {
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
+}
+[[nodiscard]] constexpr bool is_digit(char c) noexcept { return c >= '0' && c <= '9'; }
+
+// The words of `line`, split on runs of blanks; views into `line`.
+[[nodiscard]] std::vector<std::string_view> split_words(std::string_view line);
+
+}  // namespace portlab::text

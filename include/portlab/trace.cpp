@@ -1,0 +1,650 @@
+// Trace events <-> JSON Lines (docs/trace-format.md). Writing builds an ordered
+// JSON object per line (t_us, host, type first, so a line reads left to right);
+// reading checks every field's presence, type and range and names the line.
+// No exception leaves this file: nlohmann::json is parsed with exceptions off and
+// read only through checked accessors, and dumped with invalid UTF-8 replaced.
+#include "portlab/trace.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <array>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <istream>
+#include <limits>
+#include <map>
+#include <ostream>
+#include <type_traits>
+#include <utility>
+
+namespace portlab::trace {
+namespace {
+
+using json = nlohmann::json;
+using ordered_json = nlohmann::ordered_json;
+
+// ---- names of enumerations, as the format spells them -------------------------
+
+template <class Enum>
+struct Spelling {
+    Enum value;
+    std::string_view text;
+};
+
+constexpr std::array<Spelling<IpFamily>, 2> family_names{{{IpFamily::v4, "ipv4"}, {IpFamily::v6, "ipv6"}}};
+constexpr std::array<Spelling<BindHow>, 3> bind_how_names{{
+    {BindHow::explicit_port, "explicit"}, {BindHow::ephemeral, "ephemeral"}, {BindHow::bind_zero, "bind_zero"}}};
+constexpr std::array<Spelling<Parity>, 2> parity_names{{{Parity::even, "even"}, {Parity::odd, "odd"}}};
+constexpr std::array<Spelling<PacketKind>, 3> packet_kind_names{{
+    {PacketKind::sent, "sent"}, {PacketKind::delivered, "delivered"}, {PacketKind::dropped, "dropped"}}};
+constexpr std::array<Spelling<LinkType>, 4> link_names{{
+    {LinkType::raw, "raw"}, {LinkType::en10mb, "en10mb"}, {LinkType::linux_sll, "linux_sll"}, {LinkType::null, "null"}}};
+constexpr std::array<Spelling<Protocol>, 2> protocol_names{{{Protocol::tcp, "tcp"}, {Protocol::udp, "udp"}}};
+
+template <class Enum, std::size_t N>
+std::string_view name_of(const std::array<Spelling<Enum>, N>& names, Enum value) {
+    for (const auto& entry : names) {
+        if (entry.value == value) return entry.text;
+    }
+    return "?";
+}
+
+template <class Enum, std::size_t N>
+std::string list_of(const std::array<Spelling<Enum>, N>& names) {
+    std::string list;
+    for (const auto& entry : names) list += (list.empty() ? "" : ", ") + std::string(entry.text);
+    return list;
+}
+
+// ---- hex ------------------------------------------------------------------------
+
+std::string to_hex(const Bytes& bytes) {
+    static constexpr char digits[] = "0123456789abcdef";
+    std::string text;
+    text.reserve(bytes.size() * 2);
+    for (const auto byte : bytes) {
+        text += digits[byte >> 4];
+        text += digits[byte & 0x0f];
+    }
+    return text;
+}
+
+int hex_value(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+// ---- the type names, one per variant alternative ----------------------------------
+
+template <class Body> constexpr std::string_view body_name = "";
+template <> constexpr std::string_view body_name<SocketCreated> = "socket_created";
+template <> constexpr std::string_view body_name<Bound> = "bound";
+template <> constexpr std::string_view body_name<Listening> = "listening";
+template <> constexpr std::string_view body_name<ConnectStarted> = "connect_started";
+template <> constexpr std::string_view body_name<EphemeralAssigned> = "ephemeral_assigned";
+template <> constexpr std::string_view body_name<Accepted> = "accepted";
+template <> constexpr std::string_view body_name<StateChanged> = "state_changed";
+template <> constexpr std::string_view body_name<Packet> = "packet";
+template <> constexpr std::string_view body_name<CallFailed> = "error";
+template <> constexpr std::string_view body_name<Closed> = "closed";
+template <> constexpr std::string_view body_name<Note> = "note";
+
+// ---- writing ----------------------------------------------------------------------
+
+ordered_json endpoint_json(const Endpoint& endpoint) {
+    return ordered_json{{"address", endpoint.address.to_string()}, {"port", endpoint.port}};
+}
+
+void put_body(ordered_json& line, const SocketCreated& body) {
+    line["socket"] = body.socket.value;
+    line["protocol"] = name_of(protocol_names, body.protocol);
+    line["family"] = name_of(family_names, body.family);
+}
+void put_body(ordered_json& line, const Bound& body) {
+    line["socket"] = body.socket.value;
+    line["endpoint"] = endpoint_json(body.endpoint);
+    line["how"] = name_of(bind_how_names, body.how);
+    if (body.note) line["note"] = *body.note;
+}
+void put_body(ordered_json& line, const Listening& body) {
+    line["socket"] = body.socket.value;
+    line["backlog"] = body.backlog;
+}
+void put_body(ordered_json& line, const ConnectStarted& body) {
+    line["socket"] = body.socket.value;
+    line["remote"] = endpoint_json(body.remote);
+}
+void put_body(ordered_json& line, const EphemeralAssigned& body) {
+    line["socket"] = body.socket.value;
+    line["port"] = body.port;
+    line["range_low"] = body.range_low;
+    line["range_high"] = body.range_high;
+    line["algorithm"] = body.algorithm;
+    if (body.parity) line["parity"] = name_of(parity_names, *body.parity);
+}
+void put_body(ordered_json& line, const Accepted& body) {
+    line["listener"] = body.listener.value;
+    line["socket"] = body.socket.value;
+    line["four_tuple"] = ordered_json{{"local", endpoint_json(body.four_tuple.local)},
+                                      {"remote", endpoint_json(body.four_tuple.remote)}};
+}
+void put_body(ordered_json& line, const StateChanged& body) {
+    line["socket"] = body.socket.value;
+    line["from"] = to_string(body.from);
+    line["to"] = to_string(body.to);
+    line["cause"] = body.cause;
+}
+void put_body(ordered_json& line, const Packet& body) {
+    line["kind"] = name_of(packet_kind_names, body.kind);
+    line["link"] = name_of(link_names, body.link);
+    line["bytes"] = to_hex(body.bytes);
+    if (body.rule) line["rule"] = *body.rule;
+    if (body.from_host) line["from_host"] = *body.from_host;
+    if (body.to_host) line["to_host"] = *body.to_host;
+}
+void put_body(ordered_json& line, const CallFailed& body) {
+    if (body.socket) line["socket"] = body.socket->value;
+    line["call"] = body.call;
+    line["errno_name"] = body.errno_name;
+    line["message"] = body.message;
+}
+void put_body(ordered_json& line, const Closed& body) { line["socket"] = body.socket.value; }
+void put_body(ordered_json& line, const Note& body) { line["text"] = body.text; }
+
+std::string dump_line(const ordered_json& line) {
+    // `replace` turns invalid UTF-8 into U+FFFD instead of throwing type_error 316.
+    return line.dump(-1, ' ', false, ordered_json::error_handler_t::replace);
+}
+
+// ---- reading ----------------------------------------------------------------------
+
+std::string json_type(const json& value) {
+    if (value.is_number_unsigned()) return "unsigned integer";
+    if (value.is_number_integer()) return "negative integer";
+    if (value.is_number_float()) return "fractional number";
+    return value.type_name();
+}
+
+// Reads the fields of one JSON object. The first problem is kept and every later
+// read returns a default value, so a body is built in one expression and then
+// checked once with finish(); field order in the expression is the reporting order.
+class FieldReader {
+public:
+    FieldReader(const json& object, std::size_t line_number) : object_(object), line_number_(line_number) {}
+
+    [[nodiscard]] bool failed() const noexcept { return problem_.has_value(); }
+
+    template <class T>
+    [[nodiscard]] Result<T> finish(T value) const {
+        if (problem_) return fail("line " + std::to_string(line_number_) + ": " + *problem_);
+        return value;
+    }
+
+    void reject(std::string reason) {
+        if (!problem_) problem_ = std::move(reason);
+    }
+
+    [[nodiscard]] bool has(const char* name) const { return object_.contains(name); }
+
+    std::uint64_t unsigned_number(const char* name, std::uint64_t max = std::numeric_limits<std::uint64_t>::max()) {
+        const json* value = field(name);
+        if (value == nullptr) return 0;
+        if (!value->is_number_unsigned()) {
+            reject(wrong_type(name, "an unsigned integer", *value));
+            return 0;
+        }
+        const auto number = value->get<std::uint64_t>();
+        if (number > max) {
+            reject("field '" + std::string(name) + "' is " + std::to_string(number) + ", above its maximum " +
+                   std::to_string(max));
+            return 0;
+        }
+        return number;
+    }
+
+    std::string text(const char* name) {
+        const json* value = field(name);
+        if (value == nullptr) return {};
+        if (!value->is_string()) {
+            reject(wrong_type(name, "a string", *value));
+            return {};
+        }
+        return value->get<std::string>();
+    }
+
+    std::string non_empty_text(const char* name) {
+        std::string value = text(name);
+        if (!failed() && value.empty()) reject("field '" + std::string(name) + "' must not be empty");
+        return value;
+    }
+
+    std::optional<std::string> optional_text(const char* name) {
+        if (!has(name)) return std::nullopt;
+        return text(name);
+    }
+
+    SocketId socket(const char* name) {
+        return SocketId{static_cast<std::uint32_t>(unsigned_number(name, std::numeric_limits<std::uint32_t>::max()))};
+    }
+
+    std::optional<SocketId> optional_socket(const char* name) {
+        if (!has(name)) return std::nullopt;
+        return socket(name);
+    }
+
+    Port port(const char* name) {
+        const json* value = field(name);
+        if (value == nullptr) return 0;
+        if (!value->is_number_unsigned()) {
+            reject(wrong_type(name, "a port number (0-65535)", *value));
+            return 0;
+        }
+        const auto number = value->get<std::uint64_t>();
+        if (number > std::numeric_limits<Port>::max()) {
+            reject("port " + std::to_string(number) + " in field '" + name + "' is out of range 0-65535");
+            return 0;
+        }
+        return static_cast<Port>(number);
+    }
+
+    Endpoint endpoint(const char* name) {
+        const json* value = field(name);
+        if (value == nullptr) return {};
+        if (!value->is_object()) {
+            reject(wrong_type(name, "an object {\"address\": ..., \"port\": ...}", *value));
+            return {};
+        }
+        FieldReader inner(*value, line_number_);
+        const std::string address_text = inner.text("address");
+        const Port port_number = inner.port("port");
+        if (inner.failed()) {
+            reject("in '" + std::string(name) + "': " + *inner.problem_);
+            return {};
+        }
+        auto address = IpAddress::parse(address_text);
+        if (!address) {
+            reject("in '" + std::string(name) + "': " + address.error().message);
+            return {};
+        }
+        return Endpoint{*address, port_number};
+    }
+
+    FourTuple four_tuple(const char* name) {
+        const json* value = field(name);
+        if (value == nullptr) return {};
+        if (!value->is_object()) {
+            reject(wrong_type(name, "an object {\"local\": ..., \"remote\": ...}", *value));
+            return {};
+        }
+        FieldReader inner(*value, line_number_);
+        FourTuple tuple{inner.endpoint("local"), inner.endpoint("remote")};
+        if (inner.failed()) reject("in '" + std::string(name) + "': " + *inner.problem_);
+        return tuple;
+    }
+
+    template <class Enum, std::size_t N>
+    Enum one_of(const char* name, const std::array<Spelling<Enum>, N>& names) {
+        const std::string value = text(name);
+        if (failed()) return names[0].value;
+        for (const auto& entry : names) {
+            if (entry.text == value) return entry.value;
+        }
+        reject("field '" + std::string(name) + "' is '" + value + "', expected one of: " + list_of(names));
+        return names[0].value;
+    }
+
+    template <class Enum, std::size_t N>
+    std::optional<Enum> optional_one_of(const char* name, const std::array<Spelling<Enum>, N>& names) {
+        if (!has(name)) return std::nullopt;
+        return one_of(name, names);
+    }
+
+    // Traces spell states one way, as RFC 793 does ("SYN-SENT"); ss's "ESTAB"
+    // would parse but is refused so every trace reads the same.
+    TcpState tcp_state(const char* name) {
+        const std::string value = text(name);
+        if (failed()) return TcpState::closed;
+        auto state = parse_tcp_state(value);
+        if (!state || to_string(*state) != value) {
+            reject("field '" + std::string(name) + "' is '" + value + "', not an RFC 793 state name" +
+                   (state ? " (write " + std::string(to_string(*state)) + ")" : std::string{}));
+            return TcpState::closed;
+        }
+        return *state;
+    }
+
+    Bytes hex_bytes(const char* name) {
+        const std::string value = text(name);
+        if (failed()) return {};
+        if (value.size() % 2 != 0) {
+            reject("bad hex in '" + std::string(name) + "': odd number of digits (" + std::to_string(value.size()) + ")");
+            return {};
+        }
+        Bytes bytes;
+        bytes.reserve(value.size() / 2);
+        for (std::size_t i = 0; i < value.size(); i += 2) {
+            const int high = hex_value(value[i]);
+            const int low = hex_value(value[i + 1]);
+            if (high < 0 || low < 0) {
+                const std::size_t at = high < 0 ? i : i + 1;
+                reject("bad hex in '" + std::string(name) + "': '" + std::string(1, value[at]) + "' at position " +
+                       std::to_string(at) + " is not a hex digit");
+                return {};
+            }
+            bytes.push_back(static_cast<std::uint8_t>(high << 4 | low));
+        }
+        return bytes;
+    }
+
+private:
+    const json* field(const char* name) {
+        if (failed()) return nullptr;
+        const auto found = object_.find(name);
+        if (found == object_.end()) {
+            reject("missing field '" + std::string(name) + "'");
+            return nullptr;
+        }
+        return &*found;
+    }
+
+    static std::string wrong_type(const char* name, const std::string& expected, const json& value) {
+        return "field '" + std::string(name) + "' must be " + expected + ", not " + json_type(value);
+    }
+
+    const json& object_;
+    std::size_t line_number_;
+    std::optional<std::string> problem_;
+};
+
+SocketCreated read_body(FieldReader& r, std::type_identity<SocketCreated>) {
+    return {r.socket("socket"), r.one_of("protocol", protocol_names), r.one_of("family", family_names)};
+}
+Bound read_body(FieldReader& r, std::type_identity<Bound>) {
+    return {r.socket("socket"), r.endpoint("endpoint"), r.one_of("how", bind_how_names), r.optional_text("note")};
+}
+Listening read_body(FieldReader& r, std::type_identity<Listening>) {
+    return {r.socket("socket"),
+            static_cast<std::uint32_t>(r.unsigned_number("backlog", std::numeric_limits<std::uint32_t>::max()))};
+}
+ConnectStarted read_body(FieldReader& r, std::type_identity<ConnectStarted>) {
+    return {r.socket("socket"), r.endpoint("remote")};
+}
+EphemeralAssigned read_body(FieldReader& r, std::type_identity<EphemeralAssigned>) {
+    return {r.socket("socket"),      r.port("port"),           r.port("range_low"),
+            r.port("range_high"),    r.text("algorithm"),      r.optional_one_of("parity", parity_names)};
+}
+Accepted read_body(FieldReader& r, std::type_identity<Accepted>) {
+    return {r.socket("listener"), r.socket("socket"), r.four_tuple("four_tuple")};
+}
+StateChanged read_body(FieldReader& r, std::type_identity<StateChanged>) {
+    return {r.socket("socket"), r.tcp_state("from"), r.tcp_state("to"), r.text("cause")};
+}
+Packet read_body(FieldReader& r, std::type_identity<Packet>) {
+    Packet packet;
+    packet.kind = r.one_of("kind", packet_kind_names);
+    // "link" may be left out: most events carry bare IP packets.
+    packet.link = r.optional_one_of("link", link_names).value_or(LinkType::raw);
+    packet.bytes = r.hex_bytes("bytes");
+    packet.rule = r.optional_text("rule");
+    packet.from_host = r.optional_text("from_host");
+    packet.to_host = r.optional_text("to_host");
+    return packet;
+}
+CallFailed read_body(FieldReader& r, std::type_identity<CallFailed>) {
+    return {r.optional_socket("socket"), r.text("call"), r.text("errno_name"), r.text("message")};
+}
+Closed read_body(FieldReader& r, std::type_identity<Closed>) { return {r.socket("socket")}; }
+Note read_body(FieldReader& r, std::type_identity<Note>) { return {r.text("text")}; }
+
+// Picks the variant alternative whose name is `type` and reads its fields.
+template <std::size_t... I>
+std::optional<EventBody> read_named_body(std::string_view type, FieldReader& reader, std::index_sequence<I...>) {
+    std::optional<EventBody> body;
+    const auto try_one = [&]<std::size_t Index>(std::integral_constant<std::size_t, Index>) {
+        using Body = std::variant_alternative_t<Index, EventBody>;
+        if (type != body_name<Body>) return false;
+        body.emplace(read_body(reader, std::type_identity<Body>{}));
+        return true;
+    };
+    (try_one(std::integral_constant<std::size_t, I>{}) || ...);
+    return body;
+}
+
+// Rules about one event's values that its JSON types cannot express.
+std::optional<std::string> value_problem(const Event& event) {
+    if (event.host.empty()) return "field 'host' must not be empty";
+    if (const auto* assigned = std::get_if<EphemeralAssigned>(&event.body)) {
+        if (assigned->range_low > assigned->range_high) {
+            return "ephemeral range " + std::to_string(assigned->range_low) + "-" +
+                   std::to_string(assigned->range_high) + " is empty (range_low > range_high)";
+        }
+        if (assigned->port < assigned->range_low || assigned->port > assigned->range_high) {
+            return "ephemeral port " + std::to_string(assigned->port) + " is outside its range " +
+                   std::to_string(assigned->range_low) + "-" + std::to_string(assigned->range_high);
+        }
+    }
+    return std::nullopt;
+}
+
+std::string excerpt(std::string_view line) {
+    constexpr std::size_t shown = 40;
+    return line.size() <= shown ? std::string(line) : std::string(line.substr(0, shown)) + "...";
+}
+
+Result<json> parse_object(std::string_view line, std::size_t line_number) {
+    const auto prefix = "line " + std::to_string(line_number) + ": ";
+    if (line.find_first_not_of(" \t\r") == std::string_view::npos) return fail(prefix + "empty line");
+    json value = json::parse(line.begin(), line.end(), nullptr, /*allow_exceptions=*/false);
+    if (value.is_discarded()) return fail(prefix + "not JSON: " + excerpt(line));
+    if (!value.is_object()) return fail(prefix + "not a JSON object but " + json_type(value));
+    return value;
+}
+
+// ---- the rules that span lines ---------------------------------------------------
+
+// Shared by read_trace and TraceWriter so nothing is written that cannot be read.
+class SequenceRules {
+public:
+    std::optional<std::string> admit(const Event& event, std::size_t line_number) {
+        if (event.t_us < last_t_us_) {
+            return "time goes backwards: t_us " + std::to_string(event.t_us) + " after " + std::to_string(last_t_us_);
+        }
+        if (const auto socket = introduced_socket(event.body)) {
+            const auto [where, fresh] = introduced_on_line_.try_emplace({event.host, socket->value}, line_number);
+            if (!fresh) {
+                return "socket " + std::to_string(socket->value) + " on host '" + event.host +
+                       "' was already created on line " + std::to_string(where->second) + " (socket ids are never reused)";
+            }
+        }
+        last_t_us_ = event.t_us;
+        return std::nullopt;
+    }
+
+private:
+    // The socket an event brings into existence: socket_created's, or the new
+    // connected socket of accepted.
+    static std::optional<SocketId> introduced_socket(const EventBody& body) {
+        if (const auto* created = std::get_if<SocketCreated>(&body)) return created->socket;
+        if (const auto* accepted = std::get_if<Accepted>(&body)) return accepted->socket;
+        return std::nullopt;
+    }
+
+    std::uint64_t last_t_us_ = 0;
+    std::map<std::pair<std::string, std::uint32_t>, std::size_t> introduced_on_line_;
+};
+
+}  // namespace
+
+std::string_view type_name(const EventBody& body) noexcept {
+    return std::visit([](const auto& alternative) { return body_name<std::decay_t<decltype(alternative)>>; }, body);
+}
+
+std::string to_json_line(const TraceHeader& header) {
+    ordered_json line;
+    line["portlab_trace"] = header.version;
+    line["source"] = header.source;
+    line["generator"] = header.generator;
+    if (header.scenario) line["scenario"] = *header.scenario;
+    if (header.title) line["title"] = *header.title;
+    return dump_line(line);
+}
+
+std::string to_json_line(const Event& event) {
+    ordered_json line;
+    line["t_us"] = event.t_us;
+    line["host"] = event.host;
+    line["type"] = type_name(event.body);
+    std::visit([&line](const auto& body) { put_body(line, body); }, event.body);
+    return dump_line(line);
+}
+
+Result<TraceHeader> parse_header_line(std::string_view line, std::size_t line_number) {
+    auto object = parse_object(line, line_number);
+    if (!object) return object.error();
+    const auto prefix = "line " + std::to_string(line_number) + ": ";
+    if (!object->contains("portlab_trace")) {
+        return fail(prefix + "not a portlab trace header (no 'portlab_trace' field)");
+    }
+    // The version is checked before anything else: another version may name its
+    // other fields differently, and "wrong version" is the useful message then.
+    const json& version = (*object)["portlab_trace"];
+    if (!version.is_number_unsigned()) {
+        return fail(prefix + "field 'portlab_trace' must be an unsigned integer, not " + json_type(version));
+    }
+    if (version.get<std::uint64_t>() != static_cast<std::uint64_t>(format_version)) {
+        return fail(prefix + "trace format version " + std::to_string(version.get<std::uint64_t>()) +
+                    " is not supported; this reader reads version " + std::to_string(format_version));
+    }
+    FieldReader reader(*object, line_number);
+    TraceHeader header;
+    header.version = format_version;
+    header.source = reader.non_empty_text("source");
+    header.generator = reader.non_empty_text("generator");
+    header.scenario = reader.optional_text("scenario");
+    header.title = reader.optional_text("title");
+    return reader.finish(std::move(header));
+}
+
+Result<Event> parse_event_line(std::string_view line, std::size_t line_number) {
+    auto object = parse_object(line, line_number);
+    if (!object) return object.error();
+    FieldReader reader(*object, line_number);
+    Event event;
+    event.t_us = reader.unsigned_number("t_us");
+    event.host = reader.non_empty_text("host");
+    const std::string type = reader.text("type");
+    if (reader.failed()) return reader.finish(std::move(event));
+
+    auto body = read_named_body(type, reader, std::make_index_sequence<std::variant_size_v<EventBody>>{});
+    if (!body) return fail("line " + std::to_string(line_number) + ": unknown event type '" + type + "'");
+    event.body = std::move(*body);
+    if (auto problem = value_problem(event)) reader.reject(*problem);
+    return reader.finish(std::move(event));
+}
+
+Result<Trace> read_trace(std::istream& in) {
+    Trace trace;
+    SequenceRules rules;
+    std::size_t line_number = 0;
+    std::string line;
+    while (std::getline(in, line)) {
+        ++line_number;
+        if (line_number == 1) {
+            auto header = parse_header_line(line, line_number);
+            if (!header) return header.error();
+            trace.header = std::move(*header);
+            continue;
+        }
+        auto event = parse_event_line(line, line_number);
+        if (!event) return event.error();
+        if (auto problem = rules.admit(*event, line_number)) {
+            return fail("line " + std::to_string(line_number) + ": " + *problem);
+        }
+        trace.events.push_back(std::move(*event));
+    }
+    if (in.bad()) return fail("line " + std::to_string(line_number + 1) + ": read error");
+    if (line_number == 0) return fail("line 1: empty trace, expected a header line");
+    return trace;
+}
+
+Result<Trace> read_trace_file(const std::string& path) {
+    std::ifstream in(path);
+    if (!in) return fail(path + ": cannot open: " + std::strerror(errno));
+    auto trace = read_trace(in);
+    if (!trace) return fail(path + ": " + trace.error().message);
+    return trace;
+}
+
+// ---- writer -------------------------------------------------------------------------
+
+struct TraceWriter::State {
+    std::unique_ptr<std::ofstream> file;  // set when the writer owns its stream
+    std::ostream* out = nullptr;
+    std::string name;  // for messages: a path or "stream"
+    SequenceRules rules;
+    std::size_t line_number = 1;  // the header
+};
+
+TraceWriter::TraceWriter(std::unique_ptr<State> state) : state_(std::move(state)) {}
+TraceWriter::TraceWriter(TraceWriter&&) noexcept = default;
+TraceWriter& TraceWriter::operator=(TraceWriter&&) noexcept = default;
+TraceWriter::~TraceWriter() = default;
+
+namespace {
+
+std::optional<std::string> header_problem(const TraceHeader& header) {
+    if (header.version != format_version) {
+        return "this writer writes trace format version " + std::to_string(format_version) + ", not " +
+               std::to_string(header.version);
+    }
+    if (header.source.empty()) return "the header's 'source' must not be empty";
+    if (header.generator.empty()) return "the header's 'generator' must not be empty";
+    return std::nullopt;
+}
+
+}  // namespace
+
+Result<TraceWriter> TraceWriter::to_stream(std::ostream& out, const TraceHeader& header) {
+    if (auto problem = header_problem(header)) return fail("trace: " + *problem);
+    auto state = std::make_unique<State>();
+    state->out = &out;
+    state->name = "trace stream";
+    out << to_json_line(header) << '\n';
+    if (!out) return fail("trace: writing the header to the stream failed");
+    return TraceWriter(std::move(state));
+}
+
+Result<TraceWriter> TraceWriter::to_file(const std::string& path, const TraceHeader& header) {
+    if (auto problem = header_problem(header)) return fail(path + ": " + *problem);
+    auto file = std::make_unique<std::ofstream>(path, std::ios::out | std::ios::trunc);
+    if (!*file) return fail(path + ": cannot create: " + std::strerror(errno));
+    auto writer = to_stream(*file, header);
+    if (!writer) return fail(path + ": " + writer.error().message);
+    writer->state_->file = std::move(file);
+    writer->state_->name = path;
+    return writer;
+}
+
+Result<void> TraceWriter::write(const Event& event) {
+    if (!state_) return fail("trace: writer was moved from");
+    const std::size_t line_number = state_->line_number + 1;
+    const auto where = state_->name + ": line " + std::to_string(line_number) + ": ";
+    if (auto problem = value_problem(event)) return fail(where + *problem);
+    if (auto problem = state_->rules.admit(event, line_number)) return fail(where + *problem);
+    *state_->out << to_json_line(event) << '\n';
+    if (!*state_->out) return fail(where + "write failed");
+    state_->line_number = line_number;
+    return {};
+}
+
+Result<void> TraceWriter::flush() {
+    if (!state_) return fail("trace: writer was moved from");
+    state_->out->flush();
+    if (!*state_->out) return fail(state_->name + ": flush failed");
+    return {};
+}
+
+}  // namespace portlab::trace

@@ -1,0 +1,211 @@
+#pragma once
+// The trace: one run, simulated or real, as a sequence of events (socket created,
+// bound, listening, connect started, ephemeral port assigned, accepted, state
+// changed, packet sent/delivered/dropped, error, closed, note). The simulator and
+// the labs write traces; the visualizer reads them.
+//
+// On disk a trace is JSON Lines: a header line, then one event per line. The format
+// is versioned and documented in docs/trace-format.md; this header is its C++ face.
+// Events are plain structs in a std::variant, so a trace is plain data.
+
+#include <compare>
+#include <cstddef>
+#include <cstdint>
+#include <iosfwd>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "portlab/net.hpp"
+#include "portlab/packet.hpp"
+#include "portlab/result.hpp"
+#include "portlab/tcp_state.hpp"
+
+namespace portlab::trace {
+
+// The "portlab_trace" number in the header line. Bumped only for changes an
+// older reader would misread (see "Compatibility" in docs/trace-format.md).
+inline constexpr int format_version = 1;
+
+// A socket, named by a small number that is unique on its host for the whole
+// trace (never reused, even after the socket is closed), so (host, socket) keys
+// a socket in a viewer. A handle, not a pointer: traces are plain data.
+// An id is introduced by SocketCreated or as the new socket of Accepted.
+struct SocketId {
+    std::uint32_t value = 0;
+    friend auto operator<=>(const SocketId&, const SocketId&) = default;
+};
+
+// ---- event bodies -----------------------------------------------------------
+
+struct SocketCreated {
+    SocketId socket;
+    Protocol protocol = Protocol::tcp;
+    IpFamily family = IpFamily::v4;
+    friend bool operator==(const SocketCreated&, const SocketCreated&) = default;
+};
+
+// How the bound port was chosen.
+enum class BindHow : std::uint8_t {
+    explicit_port,  // bind() named the port: "explicit"
+    ephemeral,      // the kernel picked one implicitly: connect() or sendto() on an unbound socket
+    bind_zero,      // bind() with port 0 asked the kernel to pick one
+};
+
+struct Bound {
+    SocketId socket;
+    Endpoint endpoint;
+    BindHow how = BindHow::explicit_port;
+    std::optional<std::string> note;  // e.g. "SO_REUSEADDR set"
+    friend bool operator==(const Bound&, const Bound&) = default;
+};
+
+struct Listening {
+    SocketId socket;
+    std::uint32_t backlog = 0;  // as passed to listen(); the kernel caps it at somaxconn
+    friend bool operator==(const Listening&, const Listening&) = default;
+};
+
+struct ConnectStarted {
+    SocketId socket;
+    Endpoint remote;
+    friend bool operator==(const ConnectStarted&, const ConnectStarted&) = default;
+};
+
+// Linux's connect() tries even ports first and leaves odd ones for bind(0)
+// (net/ipv4/inet_hashtables.c, __inet_hash_connect, since Linux 4.6).
+enum class Parity : std::uint8_t { even, odd };
+
+struct EphemeralAssigned {
+    SocketId socket;
+    Port port = 0;
+    Port range_low = 0;   // ip_local_port_range, inclusive
+    Port range_high = 0;  // inclusive; range_low <= range_high
+    std::string algorithm;  // e.g. "linux-hash-connect", "sequential", "random" (RFC 6056 names welcome)
+    std::optional<Parity> parity;
+    friend bool operator==(const EphemeralAssigned&, const EphemeralAssigned&) = default;
+};
+
+struct Accepted {
+    SocketId listener;
+    SocketId socket;        // the new, connected socket accept() returned
+    FourTuple four_tuple;   // seen from the accepting host: local = its side
+    friend bool operator==(const Accepted&, const Accepted&) = default;
+};
+
+struct StateChanged {
+    SocketId socket;
+    TcpState from = TcpState::closed;
+    TcpState to = TcpState::closed;
+    std::string cause;  // e.g. "SYN received", "close() called", "2MSL timer expired"
+    friend bool operator==(const StateChanged&, const StateChanged&) = default;
+};
+
+enum class PacketKind : std::uint8_t { sent, delivered, dropped };
+
+struct Packet {
+    PacketKind kind = PacketKind::sent;
+    Bytes bytes;                      // the whole frame, link header included
+    LinkType link = LinkType::raw;    // what sits in front of the IP packet
+    std::optional<std::string> rule;  // why it was dropped: a firewall rule, "no route", ...
+    std::optional<std::string> from_host;
+    std::optional<std::string> to_host;
+    friend bool operator==(const Packet&, const Packet&) = default;
+};
+
+// A call the kernel (or the model) refused; its JSON type is "error".
+struct CallFailed {
+    std::optional<SocketId> socket;
+    std::string call;        // "bind", "connect", "listen", "accept", "sendto", ...
+    std::string errno_name;  // "EADDRINUSE"
+    std::string message;     // strerror() text or a lab's explanation
+    friend bool operator==(const CallFailed&, const CallFailed&) = default;
+};
+
+struct Closed {
+    SocketId socket;
+    friend bool operator==(const Closed&, const Closed&) = default;
+};
+
+// A narration caption a lab or scenario attaches to the timeline.
+struct Note {
+    std::string text;
+    friend bool operator==(const Note&, const Note&) = default;
+};
+
+using EventBody = std::variant<SocketCreated, Bound, Listening, ConnectStarted, EphemeralAssigned, Accepted,
+                               StateChanged, Packet, CallFailed, Closed, Note>;
+
+struct Event {
+    std::uint64_t t_us = 0;  // microseconds since the start of the run (or the epoch); never decreases
+    std::string host;        // the host the event happened on; never empty
+    EventBody body;
+    friend bool operator==(const Event&, const Event&) = default;
+};
+
+// The "type" value of an event line: "socket_created", "bound", ..., "note".
+[[nodiscard]] std::string_view type_name(const EventBody& body) noexcept;
+
+// ---- header -------------------------------------------------------------------
+
+struct TraceHeader {
+    int version = format_version;
+    std::string source = "sim";  // "sim", "lab", "pcap", "test", ...; never empty
+    std::string generator;       // program and version, e.g. "portlab-sim 0.1.0"
+    std::optional<std::string> scenario;
+    std::optional<std::string> title;
+    friend bool operator==(const TraceHeader&, const TraceHeader&) = default;
+};
+
+struct Trace {
+    TraceHeader header;
+    std::vector<Event> events;
+};
+
+// ---- lines ----------------------------------------------------------------------
+
+// One line of JSON, without the trailing newline.
+[[nodiscard]] std::string to_json_line(const TraceHeader& header);
+[[nodiscard]] std::string to_json_line(const Event& event);
+
+// Every error reads "line N: <reason>". These check one line on its own; the rules
+// that span lines (time never decreasing, a socket id introduced once per host)
+// are checked by read_trace and TraceWriter.
+[[nodiscard]] Result<TraceHeader> parse_header_line(std::string_view line, std::size_t line_number);
+[[nodiscard]] Result<Event> parse_event_line(std::string_view line, std::size_t line_number);
+
+// ---- whole traces -----------------------------------------------------------------
+
+// Reads a header line and events to the end; the first bad line is the error.
+[[nodiscard]] Result<Trace> read_trace(std::istream& in);
+// As read_trace, with the path in front of the message: "PATH: line N: reason".
+[[nodiscard]] Result<Trace> read_trace_file(const std::string& path);
+
+// Writes the header, then events one line each, checking the cross-line rules so
+// a producer's bug shows where it happens rather than in the viewer. Move-only.
+class TraceWriter {
+public:
+    // Writes to a stream the caller keeps alive for the writer's lifetime.
+    [[nodiscard]] static Result<TraceWriter> to_stream(std::ostream& out, const TraceHeader& header);
+    // Creates or truncates a file.
+    [[nodiscard]] static Result<TraceWriter> to_file(const std::string& path, const TraceHeader& header);
+
+    [[nodiscard]] Result<void> write(const Event& event);
+    [[nodiscard]] Result<void> flush();
+
+    TraceWriter(TraceWriter&&) noexcept;
+    TraceWriter& operator=(TraceWriter&&) noexcept;
+    TraceWriter(const TraceWriter&) = delete;
+    TraceWriter& operator=(const TraceWriter&) = delete;
+    ~TraceWriter();
+
+private:
+    struct State;
+    explicit TraceWriter(std::unique_ptr<State> state);
+    std::unique_ptr<State> state_;
+};
+
+}  // namespace portlab::trace

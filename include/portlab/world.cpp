@@ -1,0 +1,855 @@
+// The world a trace describes: bookkeeping of what the events say, a timeline with
+// checkpoints, captions, and captures turned into traces.
+#include "portlab/world.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <array>
+#include <cctype>
+#include <fstream>
+#include <iterator>
+#include <set>
+#include <thread>
+#include <tuple>
+#include <type_traits>
+
+// [SECTION] slot states and packet labels
+// [SECTION] World: applying events
+// [SECTION] World: queries
+// [SECTION] captions
+// [SECTION] Timeline
+// [SECTION] captures and files
+
+namespace portlab::world {
+
+// ===========================================================================
+// [SECTION] slot states and packet labels
+// ===========================================================================
+
+std::string_view to_string(SlotState state) noexcept {
+    switch (state) {
+        case SlotState::created: return "created";
+        case SlotState::bound: return "bound";
+        case SlotState::listening: return "listening";
+        case SlotState::connecting: return "connecting";
+        case SlotState::established: return "established";
+        case SlotState::closing: return "closing";
+        case SlotState::time_wait: return "time-wait";
+        case SlotState::closed: return "closed";
+    }
+    return "?";
+}
+
+SlotState Socket::slot_state() const noexcept {
+    if (protocol == Protocol::udp) {
+        if (closed_by_app) return SlotState::closed;
+        if (remote && local) return SlotState::established;  // ss shows a connected UDP socket as ESTAB
+        return local ? SlotState::bound : SlotState::created;
+    }
+    switch (tcp_state) {
+        case TcpState::listen: return SlotState::listening;
+        case TcpState::syn_sent:
+        case TcpState::syn_received: return SlotState::connecting;
+        case TcpState::established: return SlotState::established;
+        case TcpState::fin_wait_1:
+        case TcpState::fin_wait_2:
+        case TcpState::close_wait:
+        case TcpState::closing:
+        case TcpState::last_ack: return SlotState::closing;
+        case TcpState::time_wait: return SlotState::time_wait;
+        case TcpState::closed: break;
+    }
+    // CLOSED: either before any connection (a `listening` event without a
+    // state_changed still means LISTEN) or after one ended.
+    if (state_reported || closed_by_app) return SlotState::closed;
+    if (listening) return SlotState::listening;
+    return local ? SlotState::bound : SlotState::created;
+}
+
+std::string_view to_string(PacketLabel label) noexcept {
+    switch (label) {
+        case PacketLabel::syn: return "SYN";
+        case PacketLabel::syn_ack: return "SYN-ACK";
+        case PacketLabel::ack: return "ACK";
+        case PacketLabel::data: return "data";
+        case PacketLabel::fin: return "FIN";
+        case PacketLabel::rst: return "RST";
+        case PacketLabel::udp: return "UDP";
+        case PacketLabel::icmp_unreachable: return "ICMP unreachable";
+        case PacketLabel::icmp: return "ICMP";
+        case PacketLabel::other: return "other";
+    }
+    return "?";
+}
+
+PacketLabel label_of(const DecodedPacket& packet) noexcept {
+    if (packet.tcp) {
+        const std::uint8_t flags = packet.tcp->flags;
+        // RST first: it ends the connection whatever else is set (RFC 9293 3.5.2).
+        if (flags & tcp_flag::rst) return PacketLabel::rst;
+        if ((flags & tcp_flag::syn) && (flags & tcp_flag::ack)) return PacketLabel::syn_ack;
+        if (flags & tcp_flag::syn) return PacketLabel::syn;
+        if (flags & tcp_flag::fin) return PacketLabel::fin;
+        if (packet.payload_length > 0) return PacketLabel::data;
+        return PacketLabel::ack;
+    }
+    if (packet.udp) return PacketLabel::udp;
+    if (packet.icmp) {
+        // ICMPv4 type 3 (RFC 792) and ICMPv6 type 1 (RFC 4443 3.1) are "destination unreachable".
+        const bool v6 = packet.ip_protocol == ip_protocol::icmpv6;
+        return packet.icmp->type == (v6 ? 1 : 3) ? PacketLabel::icmp_unreachable : PacketLabel::icmp;
+    }
+    return PacketLabel::other;
+}
+
+PacketInfo describe_packet(const trace::Packet& packet) {
+    PacketInfo info;
+    const auto decoded = decode_frame(packet.link, packet.bytes);
+    if (!decoded) {
+        info.error = decoded.error().message;
+        info.summary = "undecodable packet: " + info.error;
+        return info;
+    }
+    info.decoded = true;
+    info.label = label_of(*decoded);
+    info.protocol = decoded->protocol();
+    info.source = decoded->source();
+    info.destination = decoded->destination();
+    info.payload = decoded->payload_length;
+    info.summary = decoded->summary();
+    return info;
+}
+
+EventKind kind_of(const trace::EventBody& body) noexcept {
+    struct Visitor {
+        EventKind operator()(const trace::SocketCreated&) const { return EventKind::socket_created; }
+        EventKind operator()(const trace::Bound&) const { return EventKind::bound; }
+        EventKind operator()(const trace::Listening&) const { return EventKind::listening; }
+        EventKind operator()(const trace::ConnectStarted&) const { return EventKind::connect_started; }
+        EventKind operator()(const trace::EphemeralAssigned&) const { return EventKind::ephemeral_assigned; }
+        EventKind operator()(const trace::Accepted&) const { return EventKind::accepted; }
+        EventKind operator()(const trace::StateChanged&) const { return EventKind::state_changed; }
+        EventKind operator()(const trace::Packet& p) const {
+            switch (p.kind) {
+                case trace::PacketKind::sent: return EventKind::packet_sent;
+                case trace::PacketKind::delivered: return EventKind::packet_delivered;
+                case trace::PacketKind::dropped: return EventKind::packet_dropped;
+            }
+            return EventKind::packet_sent;
+        }
+        EventKind operator()(const trace::CallFailed&) const { return EventKind::error; }
+        EventKind operator()(const trace::Closed&) const { return EventKind::closed; }
+        EventKind operator()(const trace::Note&) const { return EventKind::note; }
+    };
+    return std::visit(Visitor{}, body);
+}
+
+std::string_view to_string(EventKind kind) noexcept {
+    switch (kind) {
+        case EventKind::socket_created: return "socket created";
+        case EventKind::bound: return "bound";
+        case EventKind::listening: return "listening";
+        case EventKind::connect_started: return "connect";
+        case EventKind::ephemeral_assigned: return "ephemeral port";
+        case EventKind::accepted: return "accepted";
+        case EventKind::state_changed: return "state change";
+        case EventKind::packet_sent: return "packet sent";
+        case EventKind::packet_delivered: return "packet delivered";
+        case EventKind::packet_dropped: return "packet dropped";
+        case EventKind::error: return "error";
+        case EventKind::closed: return "closed";
+        case EventKind::note: return "note";
+    }
+    return "?";
+}
+
+// ===========================================================================
+// [SECTION] World: applying events
+// ===========================================================================
+
+namespace {
+
+template <class T>
+void push_bounded(std::vector<T>& items, T item, std::size_t limit) {
+    if (items.size() >= limit) items.erase(items.begin());
+    items.push_back(std::move(item));
+}
+
+// Whether a TCP socket in this state outlives close(): the kernel keeps it to
+// finish the connection (FIN exchange, then TIME-WAIT, RFC 793 3.5), and the
+// trace's later state_changed events say when it is done. In CLOSED, LISTEN and
+// SYN-SENT, close() simply frees it.
+bool lingers_after_close(const Socket& socket) {
+    if (socket.protocol != Protocol::tcp) return false;
+    switch (socket.tcp_state) {
+        case TcpState::closed:
+        case TcpState::listen:
+        case TcpState::syn_sent: return false;
+        default: return true;
+    }
+}
+
+}  // namespace
+
+void World::apply(const trace::Event& event) {
+    const HostIndex host = host_named(event.host);
+    now_us_ = event.t_us;
+    std::visit([&](const auto& body) { on(host, body); }, event.body);
+    ++applied_;
+}
+
+HostIndex World::host_named(const std::string& name) {
+    if (const auto found = host_index_.find(name); found != host_index_.end()) return found->second;
+    const HostIndex index = hosts_.size();
+    hosts_.push_back(Host{name, {}, {}, {}, 0});
+    host_index_.emplace(name, index);
+    return index;
+}
+
+Socket& World::socket_on(HostIndex host, SocketId id, Protocol assumed) {
+    auto& sockets = hosts_[host].sockets;
+    auto found = sockets.find(id);
+    if (found == sockets.end()) {
+        // A trace that starts mid-run (or a lab that recorded only some calls)
+        // names sockets it never introduced; keep them, marked as such.
+        Socket socket;
+        socket.id = id;
+        socket.protocol = assumed;
+        socket.implicit = true;
+        socket.created_at = applied_;
+        found = sockets.emplace(id, socket).first;
+        ++socket_count_;
+    }
+    found->second.changed_at = applied_;
+    return found->second;
+}
+
+void World::note_address(HostIndex host, const IpAddress& address) {
+    if (address.is_unspecified()) return;
+    auto& addresses = hosts_[host].addresses;
+    if (std::find(addresses.begin(), addresses.end(), address) == addresses.end()) addresses.push_back(address);
+}
+
+void World::forget_if_gone(HostIndex host, SocketId id) {
+    auto& sockets = hosts_[host].sockets;
+    const auto found = sockets.find(id);
+    if (found == sockets.end() || !found->second.closed_by_app) return;
+    if (lingers_after_close(found->second)) return;
+    sockets.erase(found);
+    --socket_count_;
+}
+
+void World::on(HostIndex host, const trace::SocketCreated& body) {
+    auto& sockets = hosts_[host].sockets;
+    Socket socket;
+    socket.id = body.socket;
+    socket.protocol = body.protocol;
+    socket.family = body.family;
+    socket.created_at = applied_;
+    socket.changed_at = applied_;
+    const auto [where, inserted] = sockets.insert_or_assign(body.socket, socket);
+    (void)where;
+    if (inserted) ++socket_count_;
+}
+
+void World::on(HostIndex host, const trace::Bound& body) {
+    Socket& socket = socket_on(host, body.socket, Protocol::tcp);
+    socket.local = body.endpoint;
+    socket.how = body.how;
+    socket.bind_note = body.note;
+    note_address(host, body.endpoint.address);
+}
+
+void World::on(HostIndex host, const trace::Listening& body) {
+    Socket& socket = socket_on(host, body.socket, Protocol::tcp);
+    socket.listening = true;
+    socket.backlog = body.backlog;
+}
+
+void World::on(HostIndex host, const trace::ConnectStarted& body) {
+    socket_on(host, body.socket, Protocol::tcp).remote = body.remote;
+}
+
+void World::on(HostIndex host, const trace::EphemeralAssigned& body) {
+    socket_on(host, body.socket, Protocol::tcp);
+    auto& pool = hosts_[host].pool;
+    pool.range = PortRange{body.range_low, body.range_high};
+    pool.algorithm = body.algorithm;
+    pool.parity = body.parity;
+    pool.last = body.port;
+    ++pool.assignments;
+    push_bounded(pool.recent, body.port, EphemeralPool::recent_limit);
+}
+
+void World::on(HostIndex host, const trace::Accepted& body) {
+    const Socket* listener = find_socket(SocketRef{host, body.listener});
+    Socket socket;
+    socket.id = body.socket;
+    socket.protocol = listener ? listener->protocol : Protocol::tcp;
+    socket.family = body.four_tuple.local.address.family();
+    socket.local = body.four_tuple.local;
+    socket.remote = body.four_tuple.remote;
+    // accept() hands back a connected socket: ESTABLISHED by definition (RFC 793
+    // 3.4; Linux completes the handshake before the socket reaches the queue).
+    socket.tcp_state = TcpState::established;
+    socket.listener = body.listener;
+    socket.created_at = applied_;
+    socket.changed_at = applied_;
+    auto& sockets = hosts_[host].sockets;
+    if (sockets.insert_or_assign(body.socket, socket).second) ++socket_count_;
+    note_address(host, body.four_tuple.local.address);
+}
+
+void World::on(HostIndex host, const trace::StateChanged& body) {
+    Socket& socket = socket_on(host, body.socket, Protocol::tcp);
+    socket.tcp_state = body.to;
+    socket.state_reported = true;
+    if (body.to == TcpState::listen) socket.listening = true;
+    if (body.to == TcpState::closed) forget_if_gone(host, body.socket);
+}
+
+void World::on(HostIndex host, const trace::Packet& body) {
+    last_packet_ = applied_;
+    if (body.from_host) host_named(*body.from_host);
+    if (body.to_host) host_named(*body.to_host);
+    switch (body.kind) {
+        case trace::PacketKind::sent:
+            push_bounded(in_flight_, PendingPacket{applied_, body.bytes}, pending_limit);
+            break;
+        case trace::PacketKind::delivered:
+        case trace::PacketKind::dropped: {
+            // The oldest identical sent packet is the one that arrived (or was lost):
+            // same bytes, and the trace keeps events in order.
+            const auto match = std::find_if(in_flight_.begin(), in_flight_.end(),
+                                             [&](const PendingPacket& p) { return p.bytes == body.bytes; });
+            if (match != in_flight_.end()) in_flight_.erase(match);
+            break;
+        }
+    }
+    if (body.kind == trace::PacketKind::dropped) {
+        const std::string rule = body.rule.value_or("(no rule given)");
+        push_bounded(drops_, Drop{applied_, host, rule}, drop_limit);
+        RuleHits& hits = rule_hits_[{host, rule}];
+        ++hits.count;
+        hits.last_event = applied_;
+    }
+}
+
+void World::on(HostIndex host, const trace::CallFailed& body) {
+    if (body.socket) socket_on(host, *body.socket, Protocol::tcp);
+    ++hosts_[host].errors;
+    push_bounded(recent_errors_, applied_, error_limit);
+}
+
+void World::on(HostIndex host, const trace::Closed& body) {
+    Socket& socket = socket_on(host, body.socket, Protocol::tcp);
+    socket.closed_by_app = true;
+    forget_if_gone(host, body.socket);
+}
+
+void World::on(HostIndex, const trace::Note&) { last_note_ = applied_; }
+
+// ===========================================================================
+// [SECTION] World: queries
+// ===========================================================================
+
+std::optional<HostIndex> World::find_host(std::string_view name) const {
+    const auto found = host_index_.find(name);
+    if (found == host_index_.end()) return std::nullopt;
+    return found->second;
+}
+
+const Socket* World::find_socket(SocketRef ref) const {
+    if (ref.host >= hosts_.size()) return nullptr;
+    const auto& sockets = hosts_[ref.host].sockets;
+    const auto found = sockets.find(ref.socket);
+    return found == sockets.end() ? nullptr : &found->second;
+}
+
+std::optional<SocketRef> World::socket_for(HostIndex host, Protocol protocol, const Endpoint& local,
+                                           const Endpoint& remote) const {
+    if (host >= hosts_.size()) return std::nullopt;
+    std::optional<SocketRef> unconnected;
+    for (const auto& [id, socket] : hosts_[host].sockets) {
+        if (socket.protocol != protocol || !socket.local || socket.local->port != local.port) continue;
+        const bool address_fits =
+            socket.local->address == local.address || socket.local->address.is_unspecified();
+        if (!address_fits) continue;
+        if (socket.remote) {
+            if (*socket.remote == remote && socket.local->address == local.address) return SocketRef{host, id};
+            if (*socket.remote == remote && !unconnected) unconnected = SocketRef{host, id};
+            continue;
+        }
+        if (!unconnected) unconnected = SocketRef{host, id};
+    }
+    return unconnected;
+}
+
+std::optional<HostIndex> World::host_with_address(const IpAddress& address) const {
+    std::optional<HostIndex> found;
+    for (HostIndex i = 0; i < hosts_.size(); ++i) {
+        const auto& addresses = hosts_[i].addresses;
+        if (std::find(addresses.begin(), addresses.end(), address) == addresses.end()) continue;
+        if (found) return std::nullopt;  // two hosts claim it (e.g. 127.0.0.1 on each): ambiguous
+        found = i;
+    }
+    return found;
+}
+
+std::vector<Port> World::ports_in_use(HostIndex host, Protocol protocol) const {
+    std::vector<Port> ports;
+    if (host >= hosts_.size()) return ports;
+    for (const auto& [id, socket] : hosts_[host].sockets)
+        if (socket.protocol == protocol && socket.local && socket.local->port != 0) ports.push_back(socket.local->port);
+    std::sort(ports.begin(), ports.end());
+    ports.erase(std::unique(ports.begin(), ports.end()), ports.end());
+    return ports;
+}
+
+std::vector<Connection> World::connections() const {
+    // Key each connected socket by (protocol, local, remote); its peer has the
+    // same key reversed.
+    using Key = std::tuple<Protocol, Endpoint, Endpoint>;
+    std::map<Key, SocketRef> by_tuple;
+    for (HostIndex h = 0; h < hosts_.size(); ++h)
+        for (const auto& [id, socket] : hosts_[h].sockets)
+            if (socket.local && socket.remote && !socket.listening)
+                by_tuple.emplace(Key{socket.protocol, *socket.local, *socket.remote}, SocketRef{h, id});
+
+    std::vector<Connection> result;
+    std::set<Key> paired;
+    for (const auto& [key, ref] : by_tuple) {
+        if (paired.count(key)) continue;
+        const auto& [protocol, local, remote] = key;
+        Connection connection{protocol, FourTuple{local, remote}, ref, std::nullopt};
+        const Key peer_key{protocol, remote, local};
+        if (const auto peer = by_tuple.find(peer_key); peer != by_tuple.end() && peer_key != key) {
+            connection.b = peer->second;
+            paired.insert(peer_key);
+            // Seen from the connecting side: the accepted socket is the server's end.
+            const Socket* first = find_socket(ref);
+            if (first && first->listener) {
+                std::swap(connection.a, connection.b);
+                connection.tuple = connection.tuple.reversed();
+            }
+        }
+        result.push_back(connection);
+    }
+    return result;
+}
+
+// ===========================================================================
+// [SECTION] captions
+// ===========================================================================
+
+namespace {
+
+// "the client", "the server"; an address stays as it is ("192.0.2.1").
+std::string host_phrase(const std::string& host) {
+    if (IpAddress::parse(host)) return "host " + host;
+    if (host == "lo") return "the host";
+    return "the " + host;
+}
+
+std::string possessive(const std::string& host) { return host_phrase(host) + "'s"; }
+
+std::string capitalised(std::string text) {
+    if (!text.empty()) text[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(text[0])));
+    return text;
+}
+
+std::string service_suffix(Port port, Protocol protocol, const ServiceTable& services) {
+    if (const auto* entry = services.find_by_port(port, protocol)) return " (" + entry->name + ")";
+    return {};
+}
+
+std::string_view protocol_upper(Protocol protocol) { return protocol == Protocol::tcp ? "TCP" : "UDP"; }
+
+struct Captioner {
+    const trace::Event& event;
+    const ServiceTable& services;
+
+    std::string socket_of(SocketId id) const { return possessive(event.host) + " socket " + std::to_string(id.value); }
+
+    std::string operator()(const trace::SocketCreated& b) const {
+        return fmt::format("{} created {} socket {} ({}); it has no port yet", host_phrase(event.host),
+                           protocol_upper(b.protocol), b.socket.value, b.family == IpFamily::v4 ? "IPv4" : "IPv6");
+    }
+    std::string operator()(const trace::Bound& b) const {
+        const std::string note = b.note ? "; " + *b.note : "";
+        switch (b.how) {
+            case trace::BindHow::explicit_port:
+                return fmt::format("{} bound socket {} to {}, the port it asked for{}", host_phrase(event.host),
+                                   b.socket.value, b.endpoint.to_string(), note);
+            case trace::BindHow::ephemeral:
+                return fmt::format("{} is now bound to {}, a port the OS picked for it{}", socket_of(b.socket),
+                                   b.endpoint.to_string(), note);
+            case trace::BindHow::bind_zero:
+                return fmt::format("{} called bind() with port 0, so the OS picked: socket {} is bound to {}{}",
+                                   host_phrase(event.host), b.socket.value, b.endpoint.to_string(), note);
+        }
+        return {};
+    }
+    std::string operator()(const trace::Listening& b) const {
+        return fmt::format("{} is listening (backlog {}): connections to its port can now be accepted",
+                           socket_of(b.socket), b.backlog);
+    }
+    std::string operator()(const trace::ConnectStarted& b) const {
+        return fmt::format("{} called connect() to {}{}", socket_of(b.socket), b.remote.to_string(),
+                           service_suffix(b.remote.port, Protocol::tcp, services));
+    }
+    std::string operator()(const trace::EphemeralAssigned& b) const {
+        std::string how = b.algorithm;
+        if (b.parity) how += b.parity == trace::Parity::even ? ", even" : ", odd";
+        return fmt::format("{} OS assigned ephemeral port {} from {}-{} ({})", possessive(event.host), b.port,
+                           b.range_low, b.range_high, how);
+    }
+    std::string operator()(const trace::Accepted& b) const {
+        return fmt::format("{} accepted a connection on socket {}: new socket {} for {}, sharing port {} with the "
+                           "listener",
+                           host_phrase(event.host), b.listener.value, b.socket.value, b.four_tuple.to_string(),
+                           b.four_tuple.local.port);
+    }
+    std::string operator()(const trace::StateChanged& b) const {
+        const std::string cause = b.cause.empty() ? "" : ": " + b.cause;
+        return fmt::format("{} went from {} to {}{}", socket_of(b.socket), to_string(b.from), to_string(b.to), cause);
+    }
+    std::string operator()(const trace::Packet& b) const {
+        const PacketInfo info = describe_packet(b);
+        if (!info.decoded) return fmt::format("{} saw a packet that does not decode: {}", host_phrase(event.host), info.error);
+        std::string what = fmt::format("a {} {}", info.label == PacketLabel::udp ? "UDP datagram"
+                                                  : info.protocol == Protocol::tcp
+                                                      ? "TCP " + std::string(to_string(info.label))
+                                                      : std::string(to_string(info.label)) + " packet",
+                                       info.source && info.destination
+                                           ? "from " + info.source->to_string() + " to " + info.destination->to_string()
+                                           : info.summary);
+        switch (b.kind) {
+            case trace::PacketKind::sent: return fmt::format("{} sent {}", host_phrase(event.host), what);
+            case trace::PacketKind::delivered: return fmt::format("{} received {}", host_phrase(event.host), what);
+            case trace::PacketKind::dropped:
+                return fmt::format("{} dropped {} ({})", host_phrase(event.host), what, b.rule.value_or("no rule given"));
+        }
+        return {};
+    }
+    std::string operator()(const trace::CallFailed& b) const {
+        const std::string on = b.socket ? " on socket " + std::to_string(b.socket->value) : "";
+        return fmt::format("{} {}(){} failed with {}: {}", possessive(event.host), b.call, on, b.errno_name,
+                           b.message);
+    }
+    std::string operator()(const trace::Closed& b) const {
+        return fmt::format("{} closed socket {}", host_phrase(event.host), b.socket.value);
+    }
+    std::string operator()(const trace::Note& b) const { return b.text; }
+};
+
+std::string as_sentence(std::string text) {
+    text = capitalised(std::move(text));
+    if (!text.empty() && text.back() != '.' && text.back() != '!' && text.back() != '?') text += '.';
+    return text;
+}
+
+}  // namespace
+
+std::string caption(const trace::Event& event, const ServiceTable& services) {
+    return as_sentence(std::visit(Captioner{event, services}, event.body));
+}
+
+// ===========================================================================
+// [SECTION] Timeline
+// ===========================================================================
+
+Timeline::Timeline(trace::TraceHeader header, TimelineOptions options)
+    : header_(std::move(header)),
+      options_(options),
+      interval_(std::max<std::size_t>(1, options.min_interval)),
+      services_(ServiceTable::fallback()) {
+    checkpoints_.push_back(World{});
+}
+
+Timeline Timeline::of(trace::Trace trace, TimelineOptions options) {
+    Timeline timeline(std::move(trace.header), options);
+    timeline.append(std::move(trace.events));
+    return timeline;
+}
+
+void Timeline::append(std::vector<trace::Event> events) {
+    for (auto& event : events) {
+        const std::size_t index = events_.size();
+        if (const auto* created = std::get_if<trace::SocketCreated>(&event.body))
+            socket_info_.insert_or_assign({event.host, created->socket.value}, std::pair{created->protocol, index});
+        if (const auto* accepted = std::get_if<trace::Accepted>(&event.body)) {
+            const auto listener = socket_info_.find(std::pair{event.host, accepted->listener.value});
+            const Protocol protocol = listener != socket_info_.end() ? listener->second.first : Protocol::tcp;
+            socket_info_.insert_or_assign({event.host, accepted->socket.value}, std::pair{protocol, index});
+        }
+        if (const auto* packet = std::get_if<trace::Packet>(&event.body))
+            reports_deliveries_ = reports_deliveries_ || packet->kind == trace::PacketKind::delivered;
+        events_.push_back(std::move(event));
+        tail_.apply(events_.back());
+
+        const std::size_t since = tail_.applied() - checkpoints_.back().applied();
+        const std::size_t wanted =
+            options_.adaptive ? std::max(options_.min_interval, tail_.socket_count()) : options_.min_interval;
+        if (since >= std::max<std::size_t>(1, wanted)) checkpoints_.push_back(tail_);
+    }
+}
+
+World Timeline::state_at(std::size_t n) const {
+    World world;
+    seek(world, n);
+    return world;
+}
+
+void Timeline::seek(World& world, std::size_t n) const {
+    n = std::min(n, events_.size());
+    // The last checkpoint at or before n.
+    const auto after = std::upper_bound(checkpoints_.begin(), checkpoints_.end(), n,
+                                        [](std::size_t target, const World& w) { return target < w.applied(); });
+    const World& checkpoint = *std::prev(after);
+    const bool forward_is_cheaper = world.applied() <= n && world.applied() >= checkpoint.applied();
+    if (!forward_is_cheaper) world = checkpoint;
+    while (world.applied() < n) world.apply(events_[world.applied()]);
+}
+
+std::string Timeline::caption(std::size_t index) const {
+    if (index >= events_.size()) return {};
+    const auto& event = events_[index];
+    if (index + 1 < events_.size() && !std::holds_alternative<trace::Note>(event.body)) {
+        const auto& next = events_[index + 1];
+        if (const auto* note = std::get_if<trace::Note>(&next.body);
+            note && next.host == event.host && next.t_us == event.t_us)
+            return note->text;
+    }
+    return world::caption(event, services_);
+}
+
+std::optional<Protocol> Timeline::protocol_of(std::size_t index) const {
+    if (index >= events_.size()) return std::nullopt;
+    const auto& event = events_[index];
+    if (std::holds_alternative<trace::Packet>(event.body)) return packet_info(index)->protocol;
+    const auto socket = std::visit(
+        [](const auto& body) -> std::optional<SocketId> {
+            using T = std::decay_t<decltype(body)>;
+            if constexpr (std::is_same_v<T, trace::Note> || std::is_same_v<T, trace::Packet>) return std::nullopt;
+            else if constexpr (std::is_same_v<T, trace::CallFailed>) return body.socket;
+            else return body.socket;
+        },
+        event.body);
+    if (!socket) return std::nullopt;
+    if (const auto* accepted = std::get_if<trace::Accepted>(&event.body)) {
+        const auto found = socket_info_.find(std::pair{event.host, accepted->listener.value});
+        return found == socket_info_.end() ? std::optional<Protocol>{Protocol::tcp} : found->second.first;
+    }
+    const auto found = socket_info_.find(std::pair{event.host, socket->value});
+    if (found == socket_info_.end()) return std::nullopt;
+    return found->second.first;
+}
+
+const PacketInfo* Timeline::packet_info(std::size_t index) const {
+    if (index >= events_.size()) return nullptr;
+    const auto* packet = std::get_if<trace::Packet>(&events_[index].body);
+    if (!packet) return nullptr;
+    auto found = packet_cache_.find(index);
+    if (found == packet_cache_.end()) found = packet_cache_.emplace(index, describe_packet(*packet)).first;
+    return &found->second;
+}
+
+std::vector<std::size_t> Timeline::state_path(const std::string& host, SocketId socket, std::size_t n) const {
+    std::vector<std::size_t> path;
+    n = std::min(n, events_.size());
+    std::size_t start = 0;
+    if (const auto found = socket_info_.find(std::pair{host, socket.value}); found != socket_info_.end())
+        start = found->second.second;
+    for (std::size_t i = start; i < n; ++i) {
+        const auto* change = std::get_if<trace::StateChanged>(&events_[i].body);
+        if (change && change->socket == socket && events_[i].host == host) path.push_back(i);
+    }
+    return path;
+}
+
+// ===========================================================================
+// [SECTION] captures and files
+// ===========================================================================
+
+trace::Trace trace_from_capture(const pcap::Capture& capture, const std::string& name) {
+    trace::Trace result;
+    result.header.source = "pcap";
+    result.header.generator = std::string("portlab-viz ") + PORTLAB_VERSION;
+    result.header.title = name;
+    const std::uint64_t start = capture.records.empty() ? 0 : capture.records.front().timestamp_us;
+    std::uint64_t previous = 0;
+    for (const auto& record : capture.records) {
+        trace::Event event;
+        const std::uint64_t since_start = record.timestamp_us >= start ? record.timestamp_us - start : 0;
+        event.t_us = std::max(previous, since_start);
+        previous = event.t_us;
+        trace::Packet packet{trace::PacketKind::sent, record.bytes, capture.link_type, std::nullopt, std::nullopt,
+                             std::nullopt};
+        const auto decoded = decode_frame(capture.link_type, record.bytes, record.original_length);
+        if (decoded) {
+            packet.from_host = decoded->ip.source.to_string();
+            packet.to_host = decoded->ip.destination.to_string();
+            event.host = *packet.from_host;
+        } else {
+            event.host = "capture";
+        }
+        event.body = std::move(packet);
+        result.events.push_back(std::move(event));
+    }
+    return result;
+}
+
+std::vector<Conversation> find_conversations(const Timeline& timeline) {
+    using Key = std::tuple<Protocol, Endpoint, Endpoint>;  // endpoints in ascending order
+    std::map<Key, std::size_t> index;
+    std::vector<Conversation> result;
+    for (std::size_t i = 0; i < timeline.size(); ++i) {
+        const PacketInfo* info = timeline.packet_info(i);
+        if (!info || !info->protocol || !info->source || !info->destination) continue;
+        const auto& [low, high] = std::minmax(*info->source, *info->destination);
+        const Key key{*info->protocol, low, high};
+        auto found = index.find(key);
+        if (found == index.end()) {
+            found = index.emplace(key, result.size()).first;
+            result.push_back(Conversation{*info->protocol, *info->source, *info->destination, i, i, 0, 0});
+        }
+        auto& conversation = result[found->second];
+        conversation.last_event = i;
+        ++conversation.packets;
+        conversation.bytes += std::get<trace::Packet>(timeline.event(i).body).bytes.size();
+    }
+    return result;
+}
+
+namespace {
+
+// Lines as std::getline sees them: split at '\n', no empty line after a final '\n'.
+std::vector<std::string_view> lines_of(std::string_view text) {
+    std::vector<std::string_view> lines;
+    std::size_t start = 0;
+    while (start < text.size()) {
+        const auto end = text.find('\n', start);
+        if (end == std::string_view::npos) {
+            lines.push_back(text.substr(start));
+            break;
+        }
+        lines.push_back(text.substr(start, end - start));
+        start = end + 1;
+    }
+    return lines;
+}
+
+}  // namespace
+
+// The rules that span lines, as trace::read_trace applies them (its
+// SequenceRules; the messages are the same, and tests/test_world.cpp checks
+// both readers reject the same traces with the same words).
+std::optional<std::string> TraceTextReader::admit(const trace::Event& event, std::size_t line_number) {
+    if (event.t_us < last_t_us_)
+        return "time goes backwards: t_us " + std::to_string(event.t_us) + " after " + std::to_string(last_t_us_);
+    std::optional<SocketId> introduced;
+    if (const auto* created = std::get_if<trace::SocketCreated>(&event.body)) introduced = created->socket;
+    if (const auto* accepted = std::get_if<trace::Accepted>(&event.body)) introduced = accepted->socket;
+    if (introduced) {
+        const auto [where, fresh] = introduced_on_line_.try_emplace({event.host, introduced->value}, line_number);
+        if (!fresh)
+            return "socket " + std::to_string(introduced->value) + " on host '" + event.host + "' was already created on line " +
+                   std::to_string(where->second) + " (socket ids are never reused)";
+    }
+    last_t_us_ = event.t_us;
+    return std::nullopt;
+}
+
+Result<trace::TraceHeader> TraceTextReader::header(std::string_view line) {
+    auto header = trace::parse_header_line(line, 1);
+    if (header) next_line_ = 2;
+    return header;
+}
+
+Result<std::vector<trace::Event>> TraceTextReader::block(std::string_view text, unsigned threads) {
+    const auto lines = lines_of(text);
+    const std::size_t first_line = next_line_;
+    const std::size_t count = lines.size();
+    std::vector<trace::Event> events(count);
+
+    // Each thread parses a contiguous part and stops at its first bad line.
+    threads = std::clamp(threads, 1u, 16u);
+    if (count < 20000) threads = 1;
+    std::vector<std::optional<std::pair<std::size_t, Error>>> first_error(threads);
+    const auto parse_part = [&](unsigned part) {
+        const std::size_t begin = count * part / threads;
+        const std::size_t end = count * (part + 1) / threads;
+        for (std::size_t i = begin; i < end; ++i) {
+            auto event = trace::parse_event_line(lines[i], first_line + i);
+            if (!event) {
+                first_error[part] = std::pair{i, event.error()};
+                return;
+            }
+            events[i] = std::move(event).value();
+        }
+    };
+    std::vector<std::thread> workers;
+    for (unsigned part = 1; part < threads; ++part) workers.emplace_back(parse_part, part);
+    parse_part(0);
+    for (auto& worker : workers) worker.join();
+
+    // The first bad line wins, whether it breaks a line's own rules or a rule across lines.
+    std::size_t parsed = count;
+    std::optional<Error> parse_error;
+    for (const auto& error : first_error) {
+        if (error && error->first < parsed) {
+            parsed = error->first;
+            parse_error = error->second;
+        }
+    }
+    for (std::size_t i = 0; i < parsed; ++i)
+        if (auto problem = admit(events[i], first_line + i)) return fail("line " + std::to_string(first_line + i) + ": " + *problem);
+    if (parse_error) return *parse_error;
+    next_line_ += count;
+    return events;
+}
+
+Result<trace::Trace> read_trace_text(std::string_view text, unsigned threads) {
+    if (text.empty()) return fail("line 1: empty trace, expected a header line");
+    TraceTextReader reader;
+    const auto header_end = text.find('\n');
+    auto header = reader.header(text.substr(0, header_end));
+    if (!header) return header.error();
+    auto events = reader.block(header_end == std::string_view::npos ? std::string_view{} : text.substr(header_end + 1), threads);
+    if (!events) return events.error();
+    return trace::Trace{std::move(header).value(), std::move(events).value()};
+}
+
+Result<trace::Trace> read_any_file(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) return fail(path + ": cannot open the file (does it exist and is it readable?)");
+    std::array<unsigned char, 4> magic{};
+    in.read(reinterpret_cast<char*>(magic.data()), magic.size());
+    const auto got = in.gcount();
+    in.close();
+    // pcap: a4b2c3d4 / d4c3b2a1 (and 4d3cb2a1 / a1b23c4d for nanosecond files);
+    // pcapng: the Section Header Block type 0a0d0d0a.
+    const auto is = [&](std::array<unsigned char, 4> m) { return got == 4 && magic == m; };
+    const bool capture = is({0xd4, 0xc3, 0xb2, 0xa1}) || is({0xa1, 0xb2, 0xc3, 0xd4}) ||
+                         is({0x4d, 0x3c, 0xb2, 0xa1}) || is({0xa1, 0xb2, 0x3c, 0x4d}) ||
+                         is({0x0a, 0x0d, 0x0d, 0x0a});
+    if (capture) {
+        auto read = pcap::read_file(path);
+        if (!read) return fail(read.error().message);  // libpcap's messages name the file
+        const auto slash = path.find_last_of('/');
+        return trace_from_capture(*read, slash == std::string::npos ? path : path.substr(slash + 1));
+    }
+    if (got == 0) return fail(path + ": line 1: the file is empty (expected a trace header line)");
+    // One read into a string of the file's size (a stringstream would copy it as it grows).
+    std::ifstream text_file(path, std::ios::binary | std::ios::ate);
+    std::string text(static_cast<std::size_t>(std::max<std::streamoff>(0, text_file.tellg())), '\0');
+    text_file.seekg(0);
+    if (!text_file.read(text.data(), static_cast<std::streamsize>(text.size()))) return fail(path + ": read error");
+    auto trace = read_trace_text(text, std::thread::hardware_concurrency());
+    if (!trace) return fail(path + ": " + trace.error().message);
+    return trace;
+}
+
+}  // namespace portlab::world

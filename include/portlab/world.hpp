@@ -1,0 +1,367 @@
+#pragma once
+// The world a trace describes, rebuilt from its events: which hosts exist, which
+// sockets each holds (protocol, local and remote endpoints, TCP state), each
+// host's ephemeral pool as the events report it, packets in flight, firewall
+// drops and failed calls. The visualizer draws this; nothing here draws, reads a
+// clock or decides how TCP behaves: a World only records what the events say.
+//
+// World     the state after the first N events of a trace (apply one event at a time).
+// Timeline  the events plus copies of the World every K events (checkpoints), so
+//           moving to any event, forwards or backwards, is one copy and < K applies
+//           instead of a replay from the start.
+// caption() one sentence per event, for the timeline's narration.
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "portlab/net.hpp"
+#include "portlab/packet.hpp"
+#include "portlab/pcap.hpp"
+#include "portlab/ports.hpp"
+#include "portlab/result.hpp"
+#include "portlab/services.hpp"
+#include "portlab/tcp_state.hpp"
+#include "portlab/trace.hpp"
+
+namespace portlab::world {
+
+using trace::SocketId;
+
+// ---- what a socket looks like on screen ----------------------------------------
+
+// The colour classes of a port slot. TCP sockets take theirs from the RFC 793
+// state the events reported; UDP sockets from bound/connected.
+enum class SlotState : std::uint8_t {
+    created,      // socket() returned; no port yet
+    bound,        // has a local port, not listening, not connected (ss: UNCONN)
+    listening,    // LISTEN
+    connecting,   // SYN-SENT, SYN-RECEIVED
+    established,  // ESTABLISHED (and a connected UDP socket, which ss also calls ESTAB)
+    closing,      // FIN-WAIT-1/2, CLOSE-WAIT, CLOSING, LAST-ACK
+    time_wait,    // TIME-WAIT: the port stays taken for 2*MSL (RFC 793 3.5)
+    closed,       // CLOSED after a connection (RST, or close() with no linger)
+};
+[[nodiscard]] std::string_view to_string(SlotState state) noexcept;
+
+struct Socket {
+    SocketId id;
+    Protocol protocol = Protocol::tcp;
+    IpFamily family = IpFamily::v4;
+    std::optional<Endpoint> local;   // set by `bound` (and by `accepted` for the new socket)
+    std::optional<Endpoint> remote;  // set by `connect_started` or `accepted`
+    std::optional<trace::BindHow> how;
+    std::optional<std::string> bind_note;  // e.g. "SO_REUSEADDR set"
+    TcpState tcp_state = TcpState::closed;
+    bool state_reported = false;  // a state_changed event named this socket
+    bool listening = false;       // a `listening` event named it
+    std::uint32_t backlog = 0;
+    bool closed_by_app = false;   // a `closed` event named it, but TCP still holds the port
+    bool implicit = false;        // first named by an event other than socket_created/accepted
+    std::optional<SocketId> listener;  // for a socket accept() returned
+    std::size_t created_at = 0;  // index of the event that introduced it
+    std::size_t changed_at = 0;  // index of the last event that named it
+
+    [[nodiscard]] SlotState slot_state() const noexcept;
+    // Whether the socket holds its local port: bound, and not yet gone.
+    [[nodiscard]] bool holds_port() const noexcept { return local.has_value(); }
+    friend bool operator==(const Socket&, const Socket&) = default;
+};
+
+// The ephemeral pool as the events describe it; the ports in use are those held
+// by the host's sockets (World::ports_in_use).
+struct EphemeralPool {
+    std::optional<PortRange> range;  // from the last ephemeral_assigned event
+    std::string algorithm;
+    std::optional<trace::Parity> parity;  // of the last choice, when the event said
+    std::optional<Port> last;
+    std::size_t assignments = 0;
+    std::vector<Port> recent;  // the last few choices, oldest first (at most recent_limit)
+
+    static constexpr std::size_t recent_limit = 16;
+    friend bool operator==(const EphemeralPool&, const EphemeralPool&) = default;
+};
+
+struct Host {
+    std::string name;
+    std::vector<IpAddress> addresses;  // specific addresses seen bound or accepted on, first seen first
+    std::map<SocketId, Socket> sockets;  // live sockets; a socket leaves when it is gone for good
+    EphemeralPool pool;
+    std::size_t errors = 0;
+    friend bool operator==(const Host&, const Host&) = default;
+};
+
+using HostIndex = std::size_t;
+
+struct SocketRef {
+    HostIndex host = 0;
+    SocketId socket;
+    friend auto operator<=>(const SocketRef&, const SocketRef&) = default;
+};
+
+struct PendingPacket {
+    std::size_t event = 0;  // the `sent` event
+    Bytes bytes;            // to pair it with its `delivered` / `dropped` event
+    friend bool operator==(const PendingPacket&, const PendingPacket&) = default;
+};
+
+struct Drop {
+    std::size_t event = 0;
+    HostIndex host = 0;  // where it was dropped (the event's host)
+    std::string rule;
+    friend bool operator==(const Drop&, const Drop&) = default;
+};
+
+struct RuleHits {
+    std::size_t count = 0;
+    std::size_t last_event = 0;
+    friend bool operator==(const RuleHits&, const RuleHits&) = default;
+};
+
+// Both ends of one connection, found by matching 4-tuples: a socket whose
+// (local, remote) is another's (remote, local) is its peer.
+struct Connection {
+    Protocol protocol = Protocol::tcp;
+    FourTuple tuple;               // seen from `a` when a is set, else from b's peer side
+    std::optional<SocketRef> a;    // the side whose local endpoint is tuple.local
+    std::optional<SocketRef> b;    // the side whose local endpoint is tuple.remote
+};
+
+class World {
+public:
+    // Applies the next event; `applied()` is its index before the call.
+    void apply(const trace::Event& event);
+
+    [[nodiscard]] std::size_t applied() const noexcept { return applied_; }
+    [[nodiscard]] std::uint64_t now_us() const noexcept { return now_us_; }
+    [[nodiscard]] const std::vector<Host>& hosts() const noexcept { return hosts_; }
+    [[nodiscard]] std::optional<HostIndex> find_host(std::string_view name) const;
+    [[nodiscard]] const Socket* find_socket(SocketRef ref) const;
+    // The socket a packet between these endpoints belongs to on `host`: the one
+    // with exactly this (local, remote), else the one bound to `local`'s port and
+    // address (or the wildcard address) with no remote, such as a listener.
+    [[nodiscard]] std::optional<SocketRef> socket_for(HostIndex host, Protocol protocol, const Endpoint& local,
+                                                      const Endpoint& remote) const;
+    // The host with this specific address, if exactly one has been seen with it.
+    [[nodiscard]] std::optional<HostIndex> host_with_address(const IpAddress& address) const;
+    [[nodiscard]] std::size_t socket_count() const noexcept { return socket_count_; }
+    // Local ports in use on a host, ascending, per protocol.
+    [[nodiscard]] std::vector<Port> ports_in_use(HostIndex host, Protocol protocol) const;
+    // Every socket with a local and a remote endpoint, paired with its peer where
+    // the peer is in the world too; sorted by protocol and tuple.
+    [[nodiscard]] std::vector<Connection> connections() const;
+
+    // Sent packets not yet reported delivered or dropped, oldest first (at most pending_limit).
+    [[nodiscard]] const std::vector<PendingPacket>& in_flight() const noexcept { return in_flight_; }
+    // The most recent drops, oldest first (at most drop_limit).
+    [[nodiscard]] const std::vector<Drop>& drops() const noexcept { return drops_; }
+    [[nodiscard]] const std::map<std::pair<HostIndex, std::string>, RuleHits>& rule_hits() const noexcept {
+        return rule_hits_;
+    }
+    // The most recent failed calls (event indices), oldest first (at most error_limit).
+    [[nodiscard]] const std::vector<std::size_t>& recent_errors() const noexcept { return recent_errors_; }
+    [[nodiscard]] std::optional<std::size_t> last_note() const noexcept { return last_note_; }
+    [[nodiscard]] std::optional<std::size_t> last_packet() const noexcept { return last_packet_; }
+
+    static constexpr std::size_t pending_limit = 64;
+    static constexpr std::size_t drop_limit = 64;
+    static constexpr std::size_t error_limit = 16;
+
+    friend bool operator==(const World&, const World&) = default;
+
+private:
+    HostIndex host_named(const std::string& name);
+    Socket& socket_on(HostIndex host, SocketId id, Protocol assumed);
+    void note_address(HostIndex host, const IpAddress& address);
+    void forget_if_gone(HostIndex host, SocketId id);
+
+    void on(HostIndex host, const trace::SocketCreated& body);
+    void on(HostIndex host, const trace::Bound& body);
+    void on(HostIndex host, const trace::Listening& body);
+    void on(HostIndex host, const trace::ConnectStarted& body);
+    void on(HostIndex host, const trace::EphemeralAssigned& body);
+    void on(HostIndex host, const trace::Accepted& body);
+    void on(HostIndex host, const trace::StateChanged& body);
+    void on(HostIndex host, const trace::Packet& body);
+    void on(HostIndex host, const trace::CallFailed& body);
+    void on(HostIndex host, const trace::Closed& body);
+    void on(HostIndex host, const trace::Note& body);
+
+    std::size_t applied_ = 0;
+    std::uint64_t now_us_ = 0;
+    std::vector<Host> hosts_;
+    std::map<std::string, HostIndex, std::less<>> host_index_;
+    std::size_t socket_count_ = 0;
+    std::vector<PendingPacket> in_flight_;
+    std::vector<Drop> drops_;
+    std::map<std::pair<HostIndex, std::string>, RuleHits> rule_hits_;
+    std::vector<std::size_t> recent_errors_;
+    std::optional<std::size_t> last_note_;
+    std::optional<std::size_t> last_packet_;
+};
+
+// ---- packets, as a viewer labels them --------------------------------------------
+
+// What a packet is, in the words of the animation: the TCP flags that matter most,
+// or the transport. Read from the decoded header; nothing is inferred.
+enum class PacketLabel : std::uint8_t { syn, syn_ack, ack, data, fin, rst, udp, icmp_unreachable, icmp, other };
+[[nodiscard]] std::string_view to_string(PacketLabel label) noexcept;
+
+struct PacketInfo {
+    bool decoded = false;
+    std::string error;  // why decoding failed, when it did
+    PacketLabel label = PacketLabel::other;
+    std::optional<Protocol> protocol;
+    std::optional<Endpoint> source;
+    std::optional<Endpoint> destination;
+    std::size_t payload = 0;
+    std::string summary;  // DecodedPacket::summary(), tcpdump-like
+};
+
+[[nodiscard]] PacketLabel label_of(const DecodedPacket& packet) noexcept;
+[[nodiscard]] PacketInfo describe_packet(const trace::Packet& packet);
+
+// ---- event kinds, for filters and "jump to the next ..." ----------------------------
+
+enum class EventKind : std::uint8_t {
+    socket_created,
+    bound,
+    listening,
+    connect_started,
+    ephemeral_assigned,
+    accepted,
+    state_changed,
+    packet_sent,
+    packet_delivered,
+    packet_dropped,
+    error,
+    closed,
+    note,
+};
+inline constexpr std::size_t event_kind_count = 13;
+[[nodiscard]] EventKind kind_of(const trace::EventBody& body) noexcept;
+[[nodiscard]] std::string_view to_string(EventKind kind) noexcept;
+
+// ---- captions ----------------------------------------------------------------------
+
+// One sentence for one event, from the event alone ("The client's OS assigned
+// ephemeral port 40002 from 32768-60999 (linux-hash-connect, even)."). Service
+// names come from `services`.
+[[nodiscard]] std::string caption(const trace::Event& event, const ServiceTable& services);
+
+// ---- the timeline ------------------------------------------------------------------
+
+struct TimelineOptions {
+    // A checkpoint is taken at least this many events after the previous one, and
+    // otherwise once as many events have passed as the world holds sockets: a
+    // copy costs about as much as replaying that many events, so a seek stays
+    // O(world size) while the checkpoints' memory stays O(events).
+    std::size_t min_interval = 256;
+    bool adaptive = true;  // false: exactly every min_interval events (tests use tiny intervals)
+};
+
+class Timeline {
+public:
+    explicit Timeline(trace::TraceHeader header, TimelineOptions options = {});
+    [[nodiscard]] static Timeline of(trace::Trace trace, TimelineOptions options = {});
+
+    // Adds events at the end (a loader may add them in pieces) and extends the checkpoints.
+    void append(std::vector<trace::Event> events);
+
+    [[nodiscard]] const trace::TraceHeader& header() const noexcept { return header_; }
+    [[nodiscard]] std::size_t size() const noexcept { return events_.size(); }
+    [[nodiscard]] const trace::Event& event(std::size_t index) const { return events_.at(index); }
+    [[nodiscard]] const std::vector<trace::Event>& events() const noexcept { return events_; }
+    [[nodiscard]] const ServiceTable& services() const noexcept { return services_; }
+    [[nodiscard]] std::size_t checkpoint_count() const noexcept { return checkpoints_.size(); }
+
+    // The world after the first n events (0 <= n <= size(); larger n is clamped).
+    [[nodiscard]] World state_at(std::size_t n) const;
+    // Moves `world` (after world.applied() events of this timeline) to n events:
+    // forwards by applying when that is cheaper, else from the nearest checkpoint.
+    void seek(World& world, std::size_t n) const;
+
+    // The caption of event `index`; a note right after it, on the same host at the
+    // same time, speaks for it instead.
+    [[nodiscard]] std::string caption(std::size_t index) const;
+    // The protocol an event concerns: its socket's, or its packet's; none for notes
+    // and for sockets the trace never introduced.
+    [[nodiscard]] std::optional<Protocol> protocol_of(std::size_t index) const;
+    // Decoded once and kept (packets are immutable); nullptr for non-packet events.
+    [[nodiscard]] const PacketInfo* packet_info(std::size_t index) const;
+    // Whether the trace reports deliveries, so sent packets can be shown in flight
+    // until they arrive; lab traces and captures only see packets leave.
+    [[nodiscard]] bool reports_deliveries() const noexcept { return reports_deliveries_; }
+    // Indices of the state_changed events of a socket up to (not including) event n.
+    [[nodiscard]] std::vector<std::size_t> state_path(const std::string& host, SocketId socket, std::size_t n) const;
+
+private:
+    trace::TraceHeader header_;
+    TimelineOptions options_;
+    std::vector<trace::Event> events_;
+    std::vector<World> checkpoints_;  // checkpoints_[i].applied() ascending; [0] is the empty world
+    World tail_;                      // the world after every event, to extend checkpoints
+    std::size_t interval_ = 0;
+    ServiceTable services_;
+    std::map<std::pair<std::string, std::uint32_t>, std::pair<Protocol, std::size_t>, std::less<>> socket_info_;
+    mutable std::map<std::size_t, PacketInfo> packet_cache_;
+    bool reports_deliveries_ = false;
+};
+
+// ---- captures as traces --------------------------------------------------------------
+
+// A capture file turned into a trace: one `packet` event ("sent") per record, the
+// host being the source address's text, from_host/to_host the two addresses, time
+// from the first record. Records that do not decode are kept (the inspector shows
+// why). Times that go backwards (captures merged from two interfaces) are held at
+// the previous time, since a trace's time never decreases.
+[[nodiscard]] trace::Trace trace_from_capture(const pcap::Capture& capture, const std::string& name);
+
+// One conversation of a capture: the packets between two endpoints of one protocol
+// (Wireshark's "Conversations" table).
+struct Conversation {
+    Protocol protocol = Protocol::tcp;
+    Endpoint a;  // the side that sent the first packet
+    Endpoint b;
+    std::size_t first_event = 0;
+    std::size_t last_event = 0;
+    std::size_t packets = 0;
+    std::size_t bytes = 0;
+};
+// Every TCP/UDP conversation in the timeline's packets, in order of first packet.
+[[nodiscard]] std::vector<Conversation> find_conversations(const Timeline& timeline);
+
+// Reads a trace's text in pieces, as trace::read_trace reads it (same events,
+// same first error, same words), with several threads parsing lines: a
+// million-line trace is mostly JSON parsing, and lines parse independently.
+// Feed the header line, then blocks of whole lines in file order; each block is
+// checked against everything before it (time never decreases, a socket is
+// introduced once per host).
+class TraceTextReader {
+public:
+    [[nodiscard]] Result<trace::TraceHeader> header(std::string_view line);
+    // Lines separated by '\n' (a final '\n' ends the last line, it does not start an empty one).
+    [[nodiscard]] Result<std::vector<trace::Event>> block(std::string_view lines, unsigned threads);
+    [[nodiscard]] std::size_t next_line() const noexcept { return next_line_; }
+
+private:
+    [[nodiscard]] std::optional<std::string> admit(const trace::Event& event, std::size_t line_number);
+
+    std::size_t next_line_ = 1;
+    std::uint64_t last_t_us_ = 0;
+    std::map<std::pair<std::string, std::uint32_t>, std::size_t> introduced_on_line_;
+};
+
+// A whole trace from its text, through one TraceTextReader.
+[[nodiscard]] Result<trace::Trace> read_trace_text(std::string_view text, unsigned threads);
+
+// Opens a trace (.jsonl) or a capture (pcap/pcapng, told by its first bytes).
+// Errors read "PATH: line N: reason" for traces, "PATH: reason" otherwise.
+[[nodiscard]] Result<trace::Trace> read_any_file(const std::string& path);
+
+}  // namespace portlab::world

@@ -1,0 +1,507 @@
+// Lab 02: a server listens, a client connects, and the kernel tells us the ports.
+//
+// A TCP server binds a port and listens; a client connects without choosing a port,
+// so the kernel gives it an ephemeral one. accept() returns a NEW socket that has the
+// SAME local port as the listener: ports name conversations only together with the
+// other end (the 4-tuple). Both directions travel over one port pair. The side that
+// closes first is the one the kernel keeps in TIME-WAIT (RFC 9293 section 3.6).
+//
+//   lab02_tcp_listen_connect                       both halves, narrated
+//   lab02_tcp_listen_connect --closer server       the server closes first instead
+//   lab02_tcp_listen_connect --serve --port 8080   terminal 1: only the server
+//   lab02_tcp_listen_connect --connect 127.0.0.1:8080   terminal 2: only the client
+//   lab02_tcp_listen_connect --json --port 0       the observed facts as JSON
+
+#include <algorithm>
+#include <chrono>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <asio.hpp>
+#include <asio/experimental/as_tuple.hpp>
+#include <fmt/format.h>
+
+#include "portlab/labkit.hpp"
+#include "portlab/ports.hpp"
+#include "portlab/sock_diag.hpp"
+
+using namespace portlab;
+using asio::awaitable;
+using asio::use_awaitable;
+using asio::ip::tcp;
+using nlohmann::json;
+constexpr auto no_throw = asio::experimental::as_tuple(use_awaitable);  // errors as values
+
+namespace {
+
+constexpr Port default_port = 8080;
+constexpr std::string_view client_says = "hello from the client";
+constexpr std::string_view server_says = "hello back from the server";
+
+// Everything a run shares: the lab's voice, its trace, and the facts for --json.
+struct Run {
+    labkit::Lab& lab;
+    labkit::Narrator& say;
+    labkit::TraceRecorder& trace;
+    std::string closer;  // "client" or "server": who calls close() first
+    std::optional<PortRange> ephemeral;
+    json facts;
+    std::string waiting_for;  // what the run was doing if it runs out of time
+};
+
+json endpoint_json(const Endpoint& endpoint) { return {{"address", endpoint.address.to_string()}, {"port", endpoint.port}}; }
+
+// As ss prints a peer: a listener has none, "*".
+std::string peer_text(const Endpoint& endpoint) {
+    const auto text = endpoint.to_string();  // "0.0.0.0:0", "[::]:0"
+    return endpoint.port == 0 ? text.substr(0, text.size() - 1) + "*" : text;
+}
+
+std::string owner_text(const diag::SocketInfo& socket) {
+    if (socket.owners.empty()) return socket.inode == 0 ? "(no process: the kernel holds it)" : "-";
+    return fmt::format("{}(pid {})", socket.owners.front().name, socket.owners.front().pid);
+}
+
+// ---- asking the kernel (netlink sock_diag, as ss does) -------------------------------
+
+// The kernel's entries for one connection, from either side, plus (optionally) the
+// listener on `listening_port`: exactly what `ss -tan` would list for them.
+std::vector<diag::SocketInfo> kernel_view(const FourTuple& connection, std::optional<Port> listening_port = {}) {
+    diag::Query query;
+    query.udp = false;
+    auto sockets = diag::list_sockets(query);
+    if (!sockets) throw std::runtime_error("asking the kernel for its TCP sockets: " + sockets.error().message);
+    std::vector<diag::SocketInfo> mine;
+    for (const auto& socket : *sockets) {
+        const bool is_listener = listening_port && socket.tcp_state() == TcpState::listen &&
+                                 socket.local.port == *listening_port && socket.local.address == connection.remote.address;
+        if (is_listener || socket.four_tuple() == connection || socket.four_tuple() == connection.reversed())
+            mine.push_back(socket);
+    }
+    return mine;
+}
+
+std::optional<diag::SocketInfo> side_of(const std::vector<diag::SocketInfo>& view, const FourTuple& side) {
+    for (const auto& socket : view)
+        if (socket.four_tuple() == side) return socket;
+    return std::nullopt;
+}
+
+std::string state_of(const std::vector<diag::SocketInfo>& view, const FourTuple& side) {
+    const auto socket = side_of(view, side);
+    return socket ? socket->state_name() : "gone";
+}
+
+json view_json(const std::vector<diag::SocketInfo>& view) {
+    json rows = json::array();
+    for (const auto& socket : view)
+        rows.push_back({{"state", socket.state_name()}, {"local", endpoint_json(socket.local)},
+                        {"remote", endpoint_json(socket.remote)}, {"inode", socket.inode},
+                        {"pids", [&] { json pids = json::array(); for (const auto& o : socket.owners) pids.push_back(o.pid); return pids; }()}});
+    return rows;
+}
+
+void print_view(Run& run, const std::vector<diag::SocketInfo>& view) {
+    run.say.note(fmt::format("{:<11} {:<22} {:<22} {}", "State", "Local Address:Port", "Peer Address:Port", "Process"));
+    for (const auto& socket : view)
+        run.say.note(fmt::format("{:<11} {:<22} {:<22} {}", socket.state_name(), socket.local.to_string(),
+                                 peer_text(socket.remote), owner_text(socket)));
+}
+
+// For one half on its own: whose is the TIME-WAIT entry, this process's side or the peer's?
+void say_who_waits(Run& run, const std::vector<diag::SocketInfo>& settled, const FourTuple& mine, std::string_view me) {
+    print_view(run, settled);
+    const auto entry = side_of(settled, mine);
+    const bool mine_waits = entry && entry->tcp_state() == TcpState::time_wait;
+    run.say.kernel(mine_waits ? fmt::format("the TIME-WAIT entry is ours ({} side, {})", me, mine.local.to_string())
+                              : fmt::format("the TIME-WAIT entry, if any, is the other side's, not ours ({})", mine.local.to_string()));
+    run.facts["close"]["time_wait_side"] = mine_waits ? json(me) : json(nullptr);
+}
+
+// After both closes, the kernel needs a moment (one FIN and one ACK on loopback). Waits,
+// at most 2 s, until one side is in TIME-WAIT and no other entry of the connection is left.
+awaitable<std::vector<diag::SocketInfo>> settled_after_close(const FourTuple& connection) {
+    asio::steady_timer timer(co_await asio::this_coro::executor);
+    std::vector<diag::SocketInfo> view;
+    for (int attempt = 0; attempt < 100; ++attempt) {
+        view = kernel_view(connection);
+        const bool all_time_wait = std::all_of(view.begin(), view.end(),
+                                               [](const auto& s) { return s.tcp_state() == TcpState::time_wait; });
+        if (!view.empty() && all_time_wait) break;
+        timer.expires_after(std::chrono::milliseconds(20));
+        co_await timer.async_wait(use_awaitable);
+    }
+    co_return view;
+}
+
+// ---- the steps ------------------------------------------------------------------------
+
+// Step: socket(), bind(), listen().
+std::optional<tcp::acceptor> open_listener(Run& run, asio::io_context& io, trace::SocketId& id, int& exit_code) {
+    const auto requested = run.lab.server().endpoint();
+    run.say.step(fmt::format("server: socket(), bind({}), listen()", requested.to_string()));
+    tcp::acceptor acceptor(io);
+    std::error_code error;
+    acceptor.open(labkit::to_tcp_endpoint(requested).protocol(), error);
+    id = run.trace.socket_created("server", Protocol::tcp, requested.address.family());
+    // SO_REUSEADDR on purpose: a listener should be able to restart while old connections
+    // of the same port sit in TIME-WAIT (lab 06 shows what happens without it).
+    if (!error) acceptor.set_option(tcp::acceptor::reuse_address(true), error);
+    if (!error) acceptor.bind(labkit::to_tcp_endpoint(requested), error);
+    if (error) {
+        run.trace.call_failed("server", id, "bind", error);
+        exit_code = run.lab.bind_failed(requested, error);
+        return std::nullopt;
+    }
+    const auto bound = labkit::to_endpoint(acceptor.local_endpoint());
+    run.trace.bound("server", id, bound, requested.port == 0 ? trace::BindHow::bind_zero : trace::BindHow::explicit_port,
+                    "SO_REUSEADDR set");
+    acceptor.listen(asio::socket_base::max_listen_connections);
+    run.trace.listening("server", id, asio::socket_base::max_listen_connections);
+    run.trace.state_changed("server", id, TcpState::closed, TcpState::listen, "listen() called");
+
+    run.say.kernel(requested.port == 0 ? fmt::format("bound to {}: port 0 asked the kernel to choose, it chose {}",
+                                                     bound.to_string(), bound.port)
+                                       : fmt::format("bound to {}, listening", bound.to_string()));
+    run.say.note("The listening socket has no peer. It never carries data: it only hands out new sockets.");
+    run.say.see_it_yourself(fmt::format("ss -tlnp 'sport = :{}'   or   lsof -nP -iTCP:{} -sTCP:LISTEN", bound.port, bound.port));
+    run.facts["listener"] = {{"local", endpoint_json(bound)}, {"port_requested", requested.port}};
+    return acceptor;
+}
+
+// Step: connect() from a socket that never called bind().
+awaitable<std::optional<tcp::socket>> connect_client(Run& run, const Endpoint& server, trace::SocketId& id) {
+    run.say.step(fmt::format("client: socket(), connect({}) without bind()", server.to_string()));
+    tcp::socket client(co_await asio::this_coro::executor);
+    id = run.trace.socket_created("client", Protocol::tcp, server.address.family());
+    run.trace.connect_started("client", id, server);
+    run.waiting_for = "connect() to " + server.to_string();
+    auto [error] = co_await client.async_connect(labkit::to_tcp_endpoint(server), no_throw);
+    if (error) {
+        run.trace.call_failed("client", id, "connect", error);
+        run.say.kernel(labkit::describe_error(error));
+        run.facts["connect_error"] = labkit::errno_name(error);
+        co_return std::nullopt;
+    }
+    const auto local = labkit::to_endpoint(client.local_endpoint());
+    if (run.ephemeral && run.ephemeral->contains(local.port))
+        run.trace.ephemeral_assigned("client", id, local.port, *run.ephemeral);
+    run.trace.state_changed("client", id, TcpState::syn_sent, TcpState::established, "handshake done: SYN, SYN-ACK, ACK");
+
+    run.say.kernel(fmt::format("connected: the client's socket is {} -> {}", local.to_string(), server.to_string()));
+    const bool in_range = run.ephemeral && run.ephemeral->contains(local.port);
+    if (run.ephemeral)
+        run.say.note(fmt::format("Port {} is an ephemeral port: the kernel picked it from {} ({}).", local.port,
+                                 run.ephemeral->to_string(), in_range ? "it lies inside" : "it lies OUTSIDE"));
+    run.say.see_it_yourself(fmt::format("ss -tnp 'sport = :{}'", local.port));
+    run.facts["client"] = {{"local", endpoint_json(local)}, {"remote", endpoint_json(server)},
+                           {"port_in_ephemeral_range", run.ephemeral ? json(in_range) : json(nullptr)}};
+    co_return client;
+}
+
+// Step: accept(). The handshake already happened in the kernel; accept() only takes the
+// finished connection from the listener's queue.
+awaitable<tcp::socket> accept_one(Run& run, tcp::acceptor& acceptor, trace::SocketId listener_id,
+                                  trace::SocketId& accepted_id) {
+    const auto listening = labkit::to_endpoint(acceptor.local_endpoint());
+    run.say.step("server: accept()");
+    run.waiting_for = "a client to connect to " + listening.to_string();
+    tcp::socket accepted = co_await acceptor.async_accept(use_awaitable);
+    const FourTuple seen{labkit::to_endpoint(accepted.local_endpoint()), labkit::to_endpoint(accepted.remote_endpoint())};
+    accepted_id = run.trace.accepted("server", listener_id, seen);
+
+    const bool same_port = seen.local.port == listening.port;
+    run.say.kernel(fmt::format("a NEW socket {} -> {}; the listener stays as it was", seen.local.to_string(),
+                               seen.remote.to_string()));
+    run.say.note(fmt::format("Its local port is {}: {} the listener's. Port {} now names two sockets; the kernel tells",
+                             seen.local.port, same_port ? "the same as" : "NOT the same as", listening.port));
+    run.say.note("their packets apart by the whole 4-tuple (local address, local port, peer address, peer port).");
+    run.facts["accepted"] = {{"local", endpoint_json(seen.local)}, {"remote", endpoint_json(seen.remote)},
+                             {"same_local_port_as_listener", same_port}};
+    co_return accepted;
+}
+
+// Step: one message each way, over the one pair of ports.
+awaitable<std::string> send_and_receive(tcp::socket& from, tcp::socket& to, std::string_view text) {
+    co_await asio::async_write(from, asio::buffer(text), use_awaitable);
+    std::string received(text.size(), '\0');
+    co_await asio::async_read(to, asio::buffer(received), use_awaitable);
+    co_return received;
+}
+
+json message_json(std::string_view from, const tcp::socket& sender, const tcp::socket& receiver, const std::string& text) {
+    return {{"from", from}, {"text", text}, {"bytes", text.size()},
+            {"sender_local", endpoint_json(labkit::to_endpoint(sender.local_endpoint()))},
+            {"receiver_local", endpoint_json(labkit::to_endpoint(receiver.local_endpoint()))},
+            {"receiver_remote", endpoint_json(labkit::to_endpoint(receiver.remote_endpoint()))}};
+}
+
+void narrate_message(Run& run, std::string_view from, std::string_view to, const tcp::socket& receiver,
+                     const std::string& text) {
+    const auto local = labkit::to_endpoint(receiver.local_endpoint());
+    const auto remote = labkit::to_endpoint(receiver.remote_endpoint());
+    run.say.kernel(fmt::format("{} received \"{}\" ({} bytes) from {} on {}", to, text, text.size(), remote.to_string(), local.to_string()));
+    run.say.note(fmt::format("({} -> {}: source port {}, destination port {})", from, to, remote.port, local.port));
+}
+
+// Reads until the peer's FIN: read() returning 0 bytes is TCP's end of file.
+awaitable<bool> read_end_of_file(tcp::socket& socket) {
+    char byte = 0;
+    auto [error, count] = co_await socket.async_read_some(asio::buffer(&byte, 1), no_throw);
+    co_return error == asio::error::eof && count == 0;
+}
+
+// The last steps: the closer closes, the other side reads end of file and closes
+// too; then the kernel shows who is left in TIME-WAIT.
+awaitable<void> close_and_find_time_wait(Run& run, tcp::socket& closer, trace::SocketId closer_id,
+                                         std::string_view closer_name, tcp::socket& passive, trace::SocketId passive_id,
+                                         std::string_view passive_name) {
+    const FourTuple closer_side{labkit::to_endpoint(closer.local_endpoint()), labkit::to_endpoint(closer.remote_endpoint())};
+    const FourTuple passive_side = closer_side.reversed();
+
+    run.say.step(fmt::format("{}: close() first (the active close); {} reads until end of file", closer_name, passive_name));
+    closer.close();
+    run.trace.state_changed(closer_name, closer_id, TcpState::established, TcpState::fin_wait_1, "close() called: FIN sent");
+    run.waiting_for = std::string(passive_name) + " to see end of file";
+    const bool eof = co_await read_end_of_file(passive);
+    const auto after_fin = kernel_view(closer_side);
+    run.trace.state_changed(passive_name, passive_id, TcpState::established, TcpState::close_wait, "FIN received: read() returned 0");
+    run.say.kernel(fmt::format("{}'s read() returned {}: the FIN arrived", passive_name, eof ? "0 bytes (end of file)" : "an error"));
+    run.say.kernel(fmt::format("now {} is {} and {} is {}", closer_name, state_of(after_fin, closer_side), passive_name,
+                               state_of(after_fin, passive_side)));
+    if (state_of(after_fin, closer_side) == "FIN-WAIT-1")
+        run.say.note(fmt::format("FIN-WAIT-1: {}'s FIN is not acknowledged yet ({}'s kernel may delay that ACK).", closer_name, passive_name));
+    else if (state_of(after_fin, closer_side) == "FIN-WAIT-2")
+        run.say.note(fmt::format("FIN-WAIT-2: {}'s FIN was acknowledged; it waits for {}'s FIN.", closer_name, passive_name));
+    run.say.see_it_yourself(fmt::format("ss -tan '( sport = :{} or dport = :{} )'", closer_side.local.port, closer_side.local.port));
+
+    run.say.step(fmt::format("{}: close() second (the passive close)", passive_name));
+    passive.close();
+    run.trace.state_changed(passive_name, passive_id, TcpState::close_wait, TcpState::last_ack, "close() called: FIN sent");
+    const auto settled = co_await settled_after_close(closer_side);
+    const auto closer_entry = side_of(settled, closer_side);
+    const auto passive_entry = side_of(settled, passive_side);
+    if (closer_entry && closer_entry->tcp_state() == TcpState::time_wait)
+        run.trace.state_changed(closer_name, closer_id, TcpState::fin_wait_1, TcpState::time_wait, "the kernel lists it in TIME-WAIT");
+    if (!passive_entry) run.trace.state_changed(passive_name, passive_id, TcpState::last_ack, TcpState::closed, "last ACK received");
+    run.trace.closed(closer_name, closer_id);
+    run.trace.closed(passive_name, passive_id);
+
+    print_view(run, settled);
+    std::string owner = "nobody";
+    for (const auto& socket : settled)
+        if (socket.tcp_state() == TcpState::time_wait)
+            owner = socket.four_tuple() == closer_side ? std::string(closer_name) : std::string(passive_name);
+    run.say.kernel(fmt::format("TIME-WAIT: {}; {}'s socket: {}", owner == "nobody" ? "none" : "the " + owner + "'s side",
+                               passive_name, passive_entry ? passive_entry->state_name() : "gone"));
+    run.say.note("The side that closed first waits in TIME-WAIT for 2 MSL (60 s on Linux) so that a late duplicate");
+    run.say.note("segment cannot be mistaken for a new connection on the same 4-tuple (RFC 9293 section 3.6).");
+    run.say.note("No process owns it any more (inode 0): the kernel keeps it, even after this lab exits.");
+    run.say.see_it_yourself(fmt::format("ss -tan state time-wait '( sport = :{} or dport = :{} )'", closer_side.local.port,
+                                        closer_side.local.port));
+
+    run.facts["close"] = {{"active_closer", closer_name},
+                          {"passive_saw_end_of_file", eof},
+                          {"after_fin", {{"closer_state", state_of(after_fin, closer_side)},
+                                         {"passive_state", state_of(after_fin, passive_side)}}},
+                          {"after_both_closed", view_json(settled)},
+                          {"time_wait_side", owner == "nobody" ? json(nullptr) : json(owner)},
+                          {"passive_state_after_close", passive_entry ? passive_entry->state_name() : "gone"}};
+}
+
+// ---- the three ways to run --------------------------------------------------------------
+
+// Both halves in one process: the whole story, in order.
+awaitable<int> both_halves(Run& run) {
+    auto& io = static_cast<asio::io_context&>((co_await asio::this_coro::executor).context());
+    trace::SocketId listener_id, client_id, accepted_id;
+    int exit_code = labkit::exit_ok;
+    auto acceptor = open_listener(run, io, listener_id, exit_code);
+    if (!acceptor) co_return exit_code;
+    const auto listening = labkit::to_endpoint(acceptor->local_endpoint());
+
+    auto client = co_await connect_client(run, listening, client_id);
+    if (!client) co_return run.lab.failure("the client could not connect to the lab's own server");
+    const FourTuple client_side{labkit::to_endpoint(client->local_endpoint()), listening};
+    const auto queued = kernel_view(client_side, listening.port);
+    for (const auto& socket : queued)
+        if (socket.tcp_state() == TcpState::listen) {
+            run.say.note(fmt::format("connect() returned before the server called accept(): the kernel finished the"));
+            run.say.note(fmt::format("handshake by itself and queued the connection (the listener's Recv-Q is {}).", socket.recv_q));
+            run.facts["accept_queue_before_accept"] = socket.recv_q;
+        }
+
+    auto accepted = co_await accept_one(run, *acceptor, listener_id, accepted_id);
+    const auto all = kernel_view(client_side, listening.port);
+    run.say.note("The kernel's table now holds three sockets for this lab:");
+    print_view(run, all);
+    run.say.see_it_yourself(fmt::format("ss -tanp '( sport = :{} or dport = :{} )'", listening.port, listening.port));
+    run.facts["kernel_sockets_after_accept"] = view_json(all);
+
+    run.say.step("one message each way over the same connection");
+    run.facts["messages"] = json::array();
+    const auto request = co_await send_and_receive(*client, accepted, client_says);
+    narrate_message(run, "client", "server", accepted, request);
+    run.facts["messages"].push_back(message_json("client", *client, accepted, request));
+    const auto reply = co_await send_and_receive(accepted, *client, server_says);
+    narrate_message(run, "server", "client", *client, reply);
+    run.facts["messages"].push_back(message_json("server", accepted, *client, reply));
+    run.say.note("Both directions use the same two ports, swapped: one connection, one 4-tuple.");
+
+    if (run.closer == "client")
+        co_await close_and_find_time_wait(run, *client, client_id, "client", accepted, accepted_id, "server");
+    else
+        co_await close_and_find_time_wait(run, accepted, accepted_id, "server", *client, client_id, "client");
+
+    run.say.step("server: close the listening socket");
+    acceptor->close();
+    run.trace.closed("server", listener_id);
+    run.say.kernel(fmt::format("the listener is gone; nothing in this process holds port {} any more", listening.port));
+    run.say.note("Whatever sits in TIME-WAIT stays in the kernel's table; lab 06 shows when it blocks a new bind().");
+    co_return labkit::exit_ok;
+}
+
+// Terminal 1: only the server. Waits for one client, answers it, closes.
+awaitable<int> serve_only(Run& run) {
+    auto& io = static_cast<asio::io_context&>((co_await asio::this_coro::executor).context());
+    trace::SocketId listener_id, accepted_id;
+    int exit_code = labkit::exit_ok;
+    auto acceptor = open_listener(run, io, listener_id, exit_code);
+    if (!acceptor) co_return exit_code;
+    const auto listening = labkit::to_endpoint(acceptor->local_endpoint());
+    run.say.note(fmt::format("In a second terminal: lab02_tcp_listen_connect --connect {}", listening.to_string()));
+
+    auto accepted = co_await accept_one(run, *acceptor, listener_id, accepted_id);
+    acceptor->close();  // one client is the whole story; nobody else may connect now
+    run.trace.closed("server", listener_id);
+
+    run.say.step("read the client's message, answer it");
+    std::string request(client_says.size(), '\0');
+    run.waiting_for = "the client's message";
+    co_await asio::async_read(accepted, asio::buffer(request), use_awaitable);
+    run.say.kernel(fmt::format("received \"{}\" from {}", request, labkit::to_endpoint(accepted.remote_endpoint()).to_string()));
+    co_await asio::async_write(accepted, asio::buffer(server_says), use_awaitable);
+    run.say.kernel(fmt::format("sent \"{}\" back over the same connection", server_says));
+
+    const auto remote = labkit::to_endpoint(accepted.remote_endpoint());
+    if (run.closer == "server") {
+        run.say.step("server: close() first (the active close)");
+        const FourTuple side{labkit::to_endpoint(accepted.local_endpoint()), remote};
+        accepted.close();
+        run.trace.closed("server", accepted_id);
+        const auto settled = co_await settled_after_close(side);
+        run.facts["close"] = {{"active_closer", "server"}, {"after_both_closed", view_json(settled)}};
+        say_who_waits(run, settled, side, "server");
+    } else {
+        run.say.step("wait for the client to close first, then close");
+        run.waiting_for = "the client to close";
+        const FourTuple side{labkit::to_endpoint(accepted.local_endpoint()), remote};
+        const bool eof = co_await read_end_of_file(accepted);
+        run.say.kernel(eof ? "read() returned 0 bytes: the client's FIN arrived (we are in CLOSE-WAIT)" : "the read failed");
+        accepted.close();
+        run.trace.closed("server", accepted_id);
+        const auto settled = co_await settled_after_close(side);
+        run.facts["close"] = {{"active_closer", "client"}, {"after_both_closed", view_json(settled)}};
+        say_who_waits(run, settled, side, "server");
+    }
+    run.say.see_it_yourself("ss -tan state time-wait");
+    co_return labkit::exit_ok;
+}
+
+// Terminal 2: only the client.
+awaitable<int> connect_only(Run& run, const Endpoint& server) {
+    trace::SocketId client_id;
+    auto client = co_await connect_client(run, server, client_id);
+    if (!client) co_return run.lab.failure("connect to " + server.to_string() + " failed: " + run.facts["connect_error"].get<std::string>() +
+                                           " (is lab02_tcp_listen_connect --serve running there?)");
+    const FourTuple side{labkit::to_endpoint(client->local_endpoint()), server};
+    const auto seen = kernel_view(side);
+    if (const auto other = side_of(seen, side.reversed())) {
+        run.say.note("The server's accepted socket, as the kernel lists it:");
+        print_view(run, {*other});
+    }
+
+    run.say.step("send a message, read the answer");
+    co_await asio::async_write(*client, asio::buffer(client_says), use_awaitable);
+    std::string reply(server_says.size(), '\0');
+    run.waiting_for = "the server's answer";
+    co_await asio::async_read(*client, asio::buffer(reply), use_awaitable);
+    run.say.kernel(fmt::format("received \"{}\" from {} on {}", reply, server.to_string(), side.local.to_string()));
+
+    if (run.closer == "client") {
+        run.say.step("client: close() first (the active close)");
+        client->close();
+    } else {
+        run.say.step("wait for the server to close first, then close");
+        run.waiting_for = "the server to close";
+        const bool eof = co_await read_end_of_file(*client);
+        run.say.kernel(eof ? "read() returned 0 bytes: the server's FIN arrived" : "the read failed");
+        client->close();
+    }
+    run.trace.closed("client", client_id);
+    const auto settled = co_await settled_after_close(side);
+    run.facts["close"] = {{"active_closer", run.closer}, {"after_both_closed", view_json(settled)}};
+    say_who_waits(run, settled, side, "client");
+    run.say.see_it_yourself("ss -tan state time-wait");
+    co_return labkit::exit_ok;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    return labkit::run_lab(argc, argv, {"lab02_tcp_listen_connect", "Lab 02: listen, connect, accept, and who ends up in TIME-WAIT"},
+                           [](labkit::Lab& lab) {
+        // --- Arguments --------------------------------------------------------------
+        lab.add_server_options(default_port);
+        bool serve = false;
+        std::string connect_to;
+        std::string closer = "client";
+        int wait_seconds = 60;
+        lab.cli().add_flag("--serve", serve, "run only the server half (then --connect from a second terminal)");
+        lab.cli().add_option("--connect", connect_to, "run only the client half, connecting to HOST:PORT (loopback)")
+            ->type_name("HOST:PORT");
+        lab.cli().add_option("--closer", closer, "who calls close() first: client or server")
+            ->check(CLI::IsMember({"client", "server"}))
+            ->default_str("client");
+        lab.cli().add_option("--wait", wait_seconds, "with --serve: how long to wait for a client (seconds, 1-3600)")
+            ->check(CLI::Range(1, 3600))
+            ->default_str("60");
+        lab.parse();
+        if (serve && !connect_to.empty()) return lab.usage_error("--serve and --connect run different halves; give one");
+        std::optional<Endpoint> server;
+        if (!connect_to.empty()) {
+            auto parsed = labkit::parse_peer_endpoint(connect_to, lab.server().allow_non_loopback);
+            if (!parsed) return lab.usage_error("--connect: " + parsed.error().message);
+            server = *parsed;
+        }
+
+        Run run{lab, lab.narrate(), lab.trace(), closer, std::nullopt, json::object(), "the start"};
+        if (auto range = read_ephemeral_range()) run.ephemeral = *range;
+        run.facts = {{"lab", lab.name()}, {"mode", serve ? "serve" : server ? "connect" : "both"}, {"closer", closer},
+                     {"ephemeral_range", run.ephemeral ? json{{"low", run.ephemeral->low}, {"high", run.ephemeral->high}}
+                                                       : json(nullptr)}};
+        run.say.title("Lab 02: a TCP server listens, a client connects");
+
+        // --- Run the chosen half (or both) on one io_context, bounded in time ------------
+        asio::io_context io;
+        std::optional<int> result;
+        std::exception_ptr failure;
+        auto story = serve ? serve_only(run) : server ? connect_only(run, *server) : both_halves(run);
+        asio::co_spawn(io, std::move(story), [&](std::exception_ptr error, int code) {
+            failure = error;
+            result = code;
+        });
+        // --step waits for a person; otherwise a few seconds is plenty on loopback.
+        const auto limit = lab.options().step ? std::chrono::seconds(3600)
+                                              : std::chrono::seconds(serve ? wait_seconds + 10 : 10);
+        io.run_for(limit);
+        if (!result) return lab.failure("gave up after " + std::to_string(limit.count()) + " s waiting for " + run.waiting_for);
+        if (failure) std::rethrow_exception(failure);
+        if (*result != labkit::exit_ok) return *result;
+
+        run.say.blank_line();
+        if (lab.json()) lab.print_json(run.facts);
+        return labkit::exit_ok;
+    });
+}

@@ -1,0 +1,493 @@
+// Lab 12: TCP against UDP on loopback: throughput, loss and latency.
+//
+// Four measurements, each with a receiver thread and a sender on the same machine:
+//   1. TCP stream: one connection, the sender writes as fast as the kernel takes the
+//      bytes; every byte arrives, in order, and flow control slows the sender instead.
+//   2. UDP at a chosen rate (--rate Mbit/s): every datagram carries a sequence number, so
+//      the receiver counts what never arrived. Nothing slows the sender down: when the
+//      receiver's buffer is full the kernel drops datagrams (UDP RcvbufErrors).
+//   3-4. Request-reply latency: a small message and its echo, one at a time, over TCP
+//      (TCP_NODELAY) and over UDP; min, median and 99th percentile of the round trips.
+// The data path is plain send()/recv() on blocking sockets, the calls iperf3 makes, so
+// bench/bench_tcp_vs_udp can compare the two fairly.
+//
+//   lab12_tcp_vs_udp                          2 s per throughput test
+//   lab12_tcp_vs_udp --seconds 5 --size 65536 --rate 5000
+//   lab12_tcp_vs_udp --json
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstdint>
+#include <cstring>
+#include <fstream>
+#include <functional>
+#include <iostream>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "portlab/labkit.hpp"
+
+using namespace portlab;
+using namespace portlab::labkit;
+using nlohmann::json;
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+constexpr Port default_port = 8012;
+constexpr std::size_t default_tcp_size = 128 * 1024;  // iperf3's default TCP write length
+constexpr std::size_t default_udp_size = 1472;        // fills a 1500-byte Ethernet MTU (1500 - 20 - 8)
+constexpr std::size_t max_udp_size = 65507;           // 65535 - 20 (IPv4) - 8 (UDP)
+constexpr std::size_t latency_size = 64;
+constexpr std::size_t max_latency_samples = 200'000;
+
+// ---- sockets ------------------------------------------------------------------------------------
+
+class Fd {
+public:
+    explicit Fd(int fd = -1) : fd_(fd) {}
+    Fd(Fd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
+    Fd& operator=(Fd&& other) noexcept { std::swap(fd_, other.fd_); return *this; }
+    ~Fd() { if (fd_ >= 0) close(fd_); }
+    [[nodiscard]] int get() const noexcept { return fd_; }
+
+private:
+    int fd_;
+};
+
+sockaddr_in socket_address(const Endpoint& endpoint) {
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(endpoint.port);
+    std::memcpy(&address.sin_addr, endpoint.address.bytes().data(), 4);
+    return address;
+}
+
+struct KernelError {
+    std::string call;
+    std::error_code error;
+};
+
+// A bound (and, for TCP, listening) socket and the port the kernel gave it.
+struct Server {
+    Fd fd;
+    Endpoint endpoint;
+};
+
+Result<Server> open_server(int type, const Endpoint& wanted) {
+    Fd fd(socket(AF_INET, type | SOCK_CLOEXEC, 0));
+    const int on = 1;
+    setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+    const auto address = socket_address(wanted);
+    if (fd.get() < 0 || bind(fd.get(), reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0 ||
+        (type == SOCK_STREAM && listen(fd.get(), 4) != 0))
+        return fail("bind", {errno, std::generic_category()});
+    sockaddr_in bound{};
+    socklen_t length = sizeof bound;
+    getsockname(fd.get(), reinterpret_cast<sockaddr*>(&bound), &length);
+    return Server{std::move(fd), {wanted.address, ntohs(bound.sin_port)}};
+}
+
+Fd connect_to(int type, const Endpoint& endpoint) {
+    Fd fd(socket(AF_INET, type | SOCK_CLOEXEC, 0));
+    const auto address = socket_address(endpoint);
+    if (connect(fd.get(), reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0)
+        throw std::system_error(errno, std::generic_category(), "connect " + endpoint.to_string());
+    return fd;
+}
+
+void set_receive_timeout(int fd, std::chrono::milliseconds timeout) {
+    timeval tv{static_cast<time_t>(timeout.count() / 1000), static_cast<suseconds_t>((timeout.count() % 1000) * 1000)};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+}
+
+void set_no_delay(int fd) {
+    const int on = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
+}
+
+// A thread that is always joined. On an early exit (an exception), `stop` first makes it
+// return: shutdown() wakes a thread blocked in accept() or recv().
+class Worker {
+public:
+    Worker(std::function<void()> body, std::function<void()> stop) : stop_(std::move(stop)), thread_(std::move(body)) {}
+    Worker(const Worker&) = delete;
+    Worker& operator=(const Worker&) = delete;
+    void join() {
+        if (thread_.joinable()) thread_.join();
+    }
+    ~Worker() {
+        if (thread_.joinable()) {
+            stop_();
+            thread_.join();
+        }
+    }
+
+private:
+    std::function<void()> stop_;
+    std::thread thread_;
+};
+
+double seconds_between(Clock::time_point from, Clock::time_point to) {
+    return std::chrono::duration<double>(to - from).count();
+}
+
+// ---- progress (a terminal only) ----------------------------------------------------------------
+
+class Progress {
+public:
+    explicit Progress(bool enabled) : enabled_(enabled) {}
+    // At most five times a second: "  TCP stream   1.2 s / 2 s   35.1 Gbit/s".
+    void show(std::string_view what, double elapsed, double total, double bits_per_second) {
+        if (!enabled_ || Clock::now() - last_ < 200ms) return;
+        last_ = Clock::now();
+        std::cout << fmt::format("\r  {:<14} {:4.1f} s / {:.0f} s   {:>8.2f} Gbit/s", what, elapsed, total, bits_per_second / 1e9)
+                  << std::flush;
+    }
+    void done() {
+        if (enabled_) std::cout << "\r\033[K" << std::flush;
+    }
+
+private:
+    bool enabled_;
+    Clock::time_point last_{};
+};
+
+// ---- 1. TCP stream ------------------------------------------------------------------------------
+
+struct StreamResult {
+    std::uint64_t bytes_sent = 0;
+    std::uint64_t bytes_received = 0;
+    double seconds = 0;  // from the first send to the receiver's end of stream
+};
+
+StreamResult tcp_stream(const Endpoint& bind_to, std::size_t size, std::chrono::duration<double> duration, Progress& progress) {
+    auto server = open_server(SOCK_STREAM, bind_to);
+    if (!server) throw std::system_error(server.error().code, "bind TCP " + bind_to.to_string());
+    std::atomic<std::uint64_t> received{0};
+    Clock::time_point receiver_done;
+    Worker receiver([&] {
+        Fd connection(accept4(server->fd.get(), nullptr, nullptr, SOCK_CLOEXEC));
+        set_receive_timeout(connection.get(), 5s);  // bounded: a vanished sender cannot hang us
+        std::vector<char> buffer(std::max(size, default_tcp_size));
+        for (;;) {
+            const auto count = recv(connection.get(), buffer.data(), buffer.size(), 0);
+            if (count <= 0) break;  // 0: the sender's FIN (end of stream)
+            received.fetch_add(static_cast<std::uint64_t>(count), std::memory_order_relaxed);
+        }
+        receiver_done = Clock::now();
+    }, [&] { shutdown(server->fd.get(), SHUT_RDWR); });
+
+    StreamResult result;
+    {
+        Fd sender = connect_to(SOCK_STREAM, server->endpoint);
+        const std::vector<char> block(size, 'x');
+        const auto start = Clock::now();
+        const auto end = start + std::chrono::duration_cast<Clock::duration>(duration);
+        for (auto now = start; now < end; now = Clock::now()) {
+            const auto count = send(sender.get(), block.data(), block.size(), MSG_NOSIGNAL);
+            if (count < 0) break;
+            result.bytes_sent += static_cast<std::uint64_t>(count);
+            const double elapsed = seconds_between(start, now);
+            if (elapsed > 0) progress.show("TCP stream", elapsed, duration.count(), 8.0 * static_cast<double>(received) / elapsed);
+        }
+        shutdown(sender.get(), SHUT_WR);
+        receiver.join();
+        result.seconds = seconds_between(start, receiver_done);
+    }
+    progress.done();
+    result.bytes_received = received;
+    return result;
+}
+
+// ---- 2. UDP at a rate ----------------------------------------------------------------------------
+
+struct UdpResult {
+    std::uint64_t sent = 0, received = 0, bytes_sent = 0, bytes_received = 0;
+    std::uint64_t out_of_order = 0;  // arrived with a sequence number below the highest seen
+    double seconds = 0;
+    std::int64_t rcvbuf_errors_delta = -1;  // /proc/net/snmp Udp RcvbufErrors, whole namespace; -1 unknown
+};
+
+// The kernel's own count of datagrams it dropped because a receive buffer was full
+// (/proc/net/snmp, "Udp:" lines, RcvbufErrors column; proc(5)).
+std::int64_t udp_rcvbuf_errors() {
+    std::ifstream snmp("/proc/net/snmp");
+    std::string header, values;
+    for (std::string line; std::getline(snmp, line);) {
+        if (line.rfind("Udp: ", 0) != 0) continue;
+        if (header.empty()) header = line; else { values = line; break; }
+    }
+    std::istringstream names(header), numbers(values);
+    for (std::string name, number; names >> name && numbers >> number;)
+        if (name == "RcvbufErrors") return std::stoll(number);
+    return -1;
+}
+
+UdpResult udp_at_rate(const Endpoint& bind_to, std::size_t size, double rate_mbps, std::chrono::duration<double> duration,
+                      Progress& progress) {
+    auto server = open_server(SOCK_DGRAM, bind_to);
+    if (!server) throw std::system_error(server.error().code, "bind UDP " + bind_to.to_string());
+    set_receive_timeout(server->fd.get(), 100ms);
+    std::atomic<bool> sender_done{false};
+    std::atomic<std::uint64_t> received{0};
+    UdpResult result;
+    const auto errors_before = udp_rcvbuf_errors();
+
+    Worker receiver([&] {
+        std::vector<char> buffer(max_udp_size);
+        std::uint64_t highest = 0, bytes = 0, out_of_order = 0;
+        auto quiet_since = Clock::now();
+        for (;;) {
+            const auto count = recv(server->fd.get(), buffer.data(), buffer.size(), 0);
+            if (count < 0) {
+                // Stop once the sender has finished and 300 ms passed with nothing more.
+                if (sender_done && Clock::now() - quiet_since > 300ms) break;
+                continue;
+            }
+            quiet_since = Clock::now();
+            std::uint64_t sequence = 0;
+            if (static_cast<std::size_t>(count) >= sizeof sequence) std::memcpy(&sequence, buffer.data(), sizeof sequence);
+            if (sequence < highest) ++out_of_order;
+            highest = std::max(highest, sequence);
+            bytes += static_cast<std::uint64_t>(count);
+            received.fetch_add(1, std::memory_order_relaxed);
+        }
+        result.bytes_received = bytes;
+        result.out_of_order = out_of_order;
+    }, [&] { sender_done = true; });
+
+    {
+        Fd sender = connect_to(SOCK_DGRAM, server->endpoint);
+        std::vector<char> datagram(std::max(size, sizeof(std::uint64_t)), 'u');
+        const double bytes_per_second = rate_mbps * 1e6 / 8.0;
+        const auto start = Clock::now();
+        const auto end = start + std::chrono::duration_cast<Clock::duration>(duration);
+        for (auto now = start; now < end; now = Clock::now()) {
+            const double elapsed = seconds_between(start, now);
+            // Pacing: stay at or below the rate; a short sleep when ahead of it.
+            if (rate_mbps > 0 && static_cast<double>(result.bytes_sent) > bytes_per_second * elapsed) {
+                std::this_thread::sleep_for(50us);
+                continue;
+            }
+            const std::uint64_t sequence = result.sent + 1;
+            std::memcpy(datagram.data(), &sequence, sizeof sequence);
+            if (send(sender.get(), datagram.data(), datagram.size(), 0) < 0) continue;  // ENOBUFS: try again
+            ++result.sent;
+            result.bytes_sent += datagram.size();
+            if (elapsed > 0)
+                progress.show("UDP", elapsed, duration.count(), 8.0 * static_cast<double>(received) * static_cast<double>(datagram.size()) / elapsed);
+        }
+        result.seconds = seconds_between(start, Clock::now());
+        sender_done = true;
+        receiver.join();
+    }
+    progress.done();
+    result.received = received;
+    const auto errors_after = udp_rcvbuf_errors();
+    if (errors_before >= 0 && errors_after >= 0) result.rcvbuf_errors_delta = errors_after - errors_before;
+    return result;
+}
+
+// ---- 3-4. request-reply latency --------------------------------------------------------------
+
+struct Latency {
+    std::vector<double> round_trips_us;
+    std::uint64_t lost = 0;  // UDP requests or replies that never came back
+
+    [[nodiscard]] double percentile(double fraction) const {
+        // Nearest rank on the sorted samples (caller sorts).
+        if (round_trips_us.empty()) return 0;
+        const auto rank = static_cast<std::size_t>(std::ceil(fraction * static_cast<double>(round_trips_us.size())));
+        return round_trips_us[std::clamp<std::size_t>(rank, 1, round_trips_us.size()) - 1];
+    }
+};
+
+// One message, its echo, again and again, for `duration` (or max_latency_samples).
+Latency request_reply(int type, const Endpoint& bind_to, std::chrono::duration<double> duration, Progress& progress) {
+    auto server = open_server(type, bind_to);
+    if (!server) throw std::system_error(server.error().code, "bind " + bind_to.to_string());
+    std::atomic<bool> stop{false};
+    Worker echo([&] {
+        Fd accepted;
+        int fd = server->fd.get();
+        if (type == SOCK_STREAM) {
+            accepted = Fd(accept4(fd, nullptr, nullptr, SOCK_CLOEXEC));
+            fd = accepted.get();
+            set_no_delay(fd);
+        }
+        set_receive_timeout(fd, 100ms);
+        char buffer[2048];
+        while (!stop) {
+            sockaddr_in from{};
+            socklen_t length = sizeof from;
+            const auto count = recvfrom(fd, buffer, sizeof buffer, 0, reinterpret_cast<sockaddr*>(&from), &length);
+            if (count == 0) break;
+            if (count < 0) continue;
+            if (type == SOCK_STREAM) send(fd, buffer, static_cast<std::size_t>(count), MSG_NOSIGNAL);
+            else sendto(fd, buffer, static_cast<std::size_t>(count), 0, reinterpret_cast<sockaddr*>(&from), length);
+        }
+    }, [&] { stop = true; shutdown(server->fd.get(), SHUT_RDWR); });
+
+    Latency latency;
+    {
+        Fd client = connect_to(type, server->endpoint);
+        if (type == SOCK_STREAM) set_no_delay(client.get());
+        set_receive_timeout(client.get(), 1s);
+        const std::vector<char> request(latency_size, 'q');
+        std::vector<char> reply(latency_size);
+        const auto start = Clock::now();
+        const auto end = start + std::chrono::duration_cast<Clock::duration>(duration);
+        const std::string what = type == SOCK_STREAM ? "TCP latency" : "UDP latency";
+        while (Clock::now() < end && latency.round_trips_us.size() < max_latency_samples) {
+            const auto sent_at = Clock::now();
+            if (send(client.get(), request.data(), request.size(), MSG_NOSIGNAL) < 0) break;
+            std::size_t got = 0;
+            bool lost = false;
+            while (got < reply.size()) {  // TCP may deliver the echo in pieces; UDP in one
+                const auto count = recv(client.get(), reply.data() + got, reply.size() - got, 0);
+                if (count <= 0) { lost = true; break; }
+                got += static_cast<std::size_t>(count);
+            }
+            if (lost) { ++latency.lost; continue; }
+            latency.round_trips_us.push_back(std::chrono::duration<double, std::micro>(Clock::now() - sent_at).count());
+            progress.show(what, seconds_between(start, Clock::now()), duration.count(), 0);
+        }
+        stop = true;
+        if (type == SOCK_STREAM) shutdown(client.get(), SHUT_WR);
+        echo.join();
+    }
+    progress.done();
+    std::sort(latency.round_trips_us.begin(), latency.round_trips_us.end());
+    return latency;
+}
+
+// ---- output -----------------------------------------------------------------------------------
+
+std::string rate_text(double bits_per_second) {
+    if (bits_per_second >= 1e9) return fmt::format("{:.2f} Gbit/s", bits_per_second / 1e9);
+    return fmt::format("{:.1f} Mbit/s", bits_per_second / 1e6);
+}
+
+json latency_json(const Latency& latency) {
+    return {{"samples", latency.round_trips_us.size()}, {"lost", latency.lost},
+            {"min_us", latency.round_trips_us.empty() ? 0.0 : latency.round_trips_us.front()},
+            {"median_us", latency.percentile(0.5)}, {"p99_us", latency.percentile(0.99)}};
+}
+
+std::string latency_text(const Latency& latency) {
+    if (latency.round_trips_us.empty()) return "no samples";
+    return fmt::format("{:.1f} / {:.1f} / {:.1f} us", latency.round_trips_us.front(), latency.percentile(0.5),
+                       latency.percentile(0.99));
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    return run_lab(argc, argv, {"lab12_tcp_vs_udp", "Lab 12: TCP versus UDP on loopback: throughput, loss, latency"},
+                   [](Lab& lab) {
+        double seconds = 2;
+        std::size_t size = 0;
+        double rate_mbps = 1000;
+        lab.add_server_options(default_port);
+        lab.cli().add_option("--seconds", seconds, "length of each throughput test, 0.2-30 s (each latency test takes a quarter)")
+            ->check(CLI::Range(0.2, 30.0))->default_str("2");
+        lab.cli().add_option("--size", size, "bytes per send(): default 131072 for TCP (like iperf3), 1472 for UDP; at most 65507 for UDP")
+            ->check(CLI::Range(std::size_t{8}, std::size_t{4} << 20));
+        lab.cli().add_option("--rate", rate_mbps, "UDP send rate in Mbit/s; 0 sends as fast as possible")
+            ->check(CLI::Range(0.0, 1e6))->default_str("1000");
+        std::string only;
+        lab.cli().add_option("--only", only, "run one part: tcp, udp or latency")
+            ->check(CLI::IsMember({"tcp", "udp", "latency"}));
+        lab.cli().footer("The TCP server uses --port P, the UDP server P+1 (with --port 0 the kernel picks both).");
+        lab.parse();
+        const auto& server = lab.server();
+        if (server.port > 65534) return lab.usage_error("--port: the lab needs P and P+1, so P must be at most 65534");
+        if (!server.bind.is_v4()) return lab.usage_error("--bind: this lab uses IPv4; give an address like 127.0.0.1");
+        const std::size_t tcp_size = size == 0 ? default_tcp_size : size;
+        const std::size_t udp_size = size == 0 ? default_udp_size : std::min(size, max_udp_size);
+        const Endpoint tcp_at = server.endpoint();
+        const Endpoint udp_at{server.bind, server.port == 0 ? Port{0} : static_cast<Port>(server.port + 1)};
+        const auto duration = std::chrono::duration<double>(seconds);
+        const auto quarter = std::chrono::duration<double>(seconds / 4);
+
+        auto& say = lab.narrate();
+        Progress progress(!lab.json() && isatty(STDOUT_FILENO) == 1);
+        say.title("Lab 12: TCP versus UDP on loopback");
+        json facts = {{"lab", lab.name()}, {"seconds", seconds}, {"tcp_size", tcp_size}, {"udp_size", udp_size},
+                      {"udp_rate_mbps", rate_mbps}, {"latency_size", latency_size}};
+        const auto wanted = [&only](std::string_view part) { return only.empty() || only == part; };
+        std::optional<double> tcp_bps, udp_bps;
+        std::optional<Latency> tcp_rr, udp_rr;
+        std::string udp_loss_text;
+        try {
+            if (wanted("tcp")) {
+                say.step(fmt::format("TCP stream for {:g} s: one connection to {}, {}-byte writes", seconds, tcp_at.to_string(), tcp_size));
+                say.see_it_yourself(fmt::format("ss -tni 'sport = :{}'   (while it runs: cwnd, rtt, bytes_acked)", tcp_at.port));
+                const auto tcp = tcp_stream(tcp_at, tcp_size, duration, progress);
+                tcp_bps = 8.0 * static_cast<double>(tcp.bytes_received) / tcp.seconds;
+                say.kernel(fmt::format("sent {} bytes, received {} bytes in {:.2f} s: {}", tcp.bytes_sent, tcp.bytes_received,
+                                       tcp.seconds, rate_text(*tcp_bps)));
+                facts["tcp"] = {{"bytes_sent", tcp.bytes_sent}, {"bytes_received", tcp.bytes_received},
+                                {"seconds", tcp.seconds}, {"bits_per_second", *tcp_bps}};
+            }
+            if (wanted("udp")) {
+                const std::string rate = rate_mbps > 0 ? fmt::format("{:g} Mbit/s", rate_mbps) : "as fast as possible";
+                say.step(fmt::format("UDP for {:g} s at {}: {}-byte datagrams with sequence numbers to {}", seconds, rate,
+                                     udp_size, udp_at.to_string()));
+                say.see_it_yourself("nstat -az UdpInDatagrams UdpRcvbufErrors   (the kernel's UDP counters)");
+                const auto udp = udp_at_rate(udp_at, udp_size, rate_mbps, duration, progress);
+                udp_bps = 8.0 * static_cast<double>(udp.bytes_received) / udp.seconds;
+                const std::uint64_t lost = udp.sent - std::min(udp.sent, udp.received);
+                const double loss = udp.sent == 0 ? 0.0 : static_cast<double>(lost) / static_cast<double>(udp.sent);
+                say.kernel(fmt::format("sent {} datagrams, received {}: {} lost ({:.2f}%), {} out of order; received {}",
+                                       udp.sent, udp.received, lost, 100 * loss, udp.out_of_order, rate_text(*udp_bps)));
+                if (udp.rcvbuf_errors_delta >= 0)
+                    say.kernel(fmt::format("the kernel's UDP RcvbufErrors grew by {} (datagrams dropped at a full receive buffer)",
+                                           udp.rcvbuf_errors_delta));
+                udp_loss_text = fmt::format("{} of {} ({:.2f}%)", lost, udp.sent, 100 * loss);
+                facts["udp"] = {{"datagrams_sent", udp.sent}, {"datagrams_received", udp.received}, {"lost", lost},
+                                {"loss_ratio", loss}, {"out_of_order", udp.out_of_order}, {"bytes_sent", udp.bytes_sent},
+                                {"bytes_received", udp.bytes_received}, {"seconds", udp.seconds},
+                                {"bits_per_second_received", *udp_bps},
+                                {"rcvbuf_errors_delta", udp.rcvbuf_errors_delta < 0 ? json(nullptr) : json(udp.rcvbuf_errors_delta)}};
+            }
+            if (wanted("latency")) {
+                say.step(fmt::format("request-reply latency, {}-byte messages, one at a time, {:g} s each", latency_size, seconds / 4));
+                tcp_rr = request_reply(SOCK_STREAM, tcp_at, quarter, progress);
+                say.kernel("TCP (TCP_NODELAY) min / median / p99: " + latency_text(*tcp_rr));
+                udp_rr = request_reply(SOCK_DGRAM, udp_at, quarter, progress);
+                say.kernel("UDP                min / median / p99: " + latency_text(*udp_rr));
+                facts["latency"] = {{"tcp", latency_json(*tcp_rr)}, {"udp", latency_json(*udp_rr)}};
+            }
+            if (only.empty()) {
+                say.step("summary");
+                say.note(fmt::format("{:<5} {:>14}  {:<28} {}", "", "throughput", "loss", "latency min / median / p99"));
+                say.note(fmt::format("{:<5} {:>14}  {:<28} {}", "TCP", rate_text(*tcp_bps), "none: every byte arrives",
+                                     latency_text(*tcp_rr)));
+                say.note(fmt::format("{:<5} {:>14}  {:<28} {}", "UDP", rate_text(*udp_bps), udp_loss_text, latency_text(*udp_rr)));
+            }
+        } catch (const std::system_error& error) {
+            if (error.code() == std::errc::address_in_use) return lab.bind_failed(tcp_at, error.code());
+            return lab.failure(error.what());
+        }
+        if (lab.json()) lab.print_json(facts);
+        return exit_ok;
+    });
+}

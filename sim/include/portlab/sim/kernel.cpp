@@ -1,0 +1,595 @@
+// Set-up, recording, and the socket API of the simulated kernels.
+#include "portlab/sim/kernel.hpp"
+
+#include <algorithm>
+#include <utility>
+
+namespace portlab::sim {
+
+namespace {
+
+bool addresses_overlap(const IpAddress& a, const IpAddress& b) {
+    if (a.family() == b.family()) return a == b || a.is_unspecified() || b.is_unspecified();
+    // An IPv6 wildcard socket without IPV6_V6ONLY also takes IPv4 (net.ipv6.bindv6only = 0).
+    return (a.is_v6() && a.is_unspecified()) || (b.is_v6() && b.is_unspecified());
+}
+
+}  // namespace
+
+// ---- set-up ----------------------------------------------------------------------
+
+HostId Kernel::add_host(std::string name, std::vector<IpAddress> addresses, HostOptions options) {
+    Host host;
+    host.name = std::move(name);
+    host.addresses = std::move(addresses);
+    host.options = options;
+    world.hosts.push_back(std::move(host));
+    return HostId{static_cast<std::uint32_t>(world.hosts.size() - 1)};
+}
+
+void Kernel::set_link(HostId a, HostId b, LinkConfig config) {
+    const auto key = std::minmax(a.value, b.value);
+    world.links[{key.first, key.second}] = config;
+}
+
+void Kernel::add_rule(HostId host, FirewallRule rule) {
+    if (host.value < world.hosts.size()) host_of(host).firewall.input.push_back(std::move(rule));
+}
+
+void Kernel::set_policy(HostId host, FirewallAction policy) {
+    if (host.value < world.hosts.size()) host_of(host).firewall.policy = policy;
+}
+
+// ---- time --------------------------------------------------------------------------
+
+bool Kernel::step() {
+    auto entry = world.queue.pop();
+    if (!entry) return false;
+    world.now = std::max(world.now, entry->at);
+    std::visit(
+        [this](auto& action) {
+            using T = std::decay_t<decltype(action)>;
+            if constexpr (std::is_same_v<T, Arrival>) on_arrival(action);
+            else if constexpr (std::is_same_v<T, TcpTimer>) on_tcp_timer(action);
+            else if constexpr (std::is_same_v<T, ProbeTimeout>) on_probe_timeout(action.probe);
+            else record(action.host, trace::Note{action.text});
+        },
+        entry->payload);
+    return true;
+}
+
+// ---- lookups ---------------------------------------------------------------------------
+
+Socket* Kernel::user_socket(SocketRef s) {
+    if (s.host.value >= world.hosts.size()) return nullptr;
+    Socket* socket = host_of(s.host).find(s.id);
+    return socket != nullptr && socket->open_by_user ? socket : nullptr;
+}
+
+bool Kernel::is_local_address(const Host& host, const IpAddress& address) const {
+    if (address.is_unspecified() || address.is_loopback()) return true;
+    return std::find(host.addresses.begin(), host.addresses.end(), address) != host.addresses.end();
+}
+
+IpAddress Kernel::source_address_for(const Host& host, const IpAddress& destination, IpFamily family) const {
+    if (destination.is_loopback()) return destination.is_v4() ? IpAddress::loopback_v4() : IpAddress::loopback_v6();
+    if (is_local_address(host, destination)) return destination;
+    for (const IpAddress& address : host.addresses)
+        if (address.family() == family) return address;
+    return family == IpFamily::v4 ? IpAddress::loopback_v4() : IpAddress::loopback_v6();
+}
+
+std::optional<HostId> Kernel::route(HostId from, const IpAddress& destination) const {
+    if (destination.is_loopback()) return from;
+    for (std::size_t i = 0; i < world.hosts.size(); ++i) {
+        const auto& addresses = world.hosts[i].addresses;
+        if (std::find(addresses.begin(), addresses.end(), destination) != addresses.end())
+            return HostId{static_cast<std::uint32_t>(i)};
+    }
+    return std::nullopt;
+}
+
+// The listener for a SYN to `local`: a socket bound to that exact address wins over a
+// wildcard one (Linux's compute_score prefers the exact match).
+std::optional<trace::SocketId> Kernel::find_listener(HostId h, const Endpoint& local) {
+    Host& host = host_of(h);
+    const auto bucket = host.table(Protocol::tcp).bound.find(local.port);
+    if (bucket == host.table(Protocol::tcp).bound.end()) return std::nullopt;
+    std::optional<trace::SocketId> wildcard;
+    for (const trace::SocketId id : bucket->second) {
+        const Socket* s = host.find(id);
+        if (s == nullptr || !s->listening || !s->local) continue;
+        if (s->local->address == local.address) return id;
+        if (addresses_overlap(s->local->address, local.address) && s->local->address.is_unspecified()) wildcard = id;
+    }
+    return wildcard;
+}
+
+// The UDP socket for a datagram: connected sockets must match the sender; among
+// candidates the most specific wins (Linux udp4_lib_lookup's scoring).
+std::optional<trace::SocketId> Kernel::find_udp_socket(HostId h, const Endpoint& local, const Endpoint& remote) {
+    Host& host = host_of(h);
+    const auto bucket = host.table(Protocol::udp).bound.find(local.port);
+    if (bucket == host.table(Protocol::udp).bound.end()) return std::nullopt;
+    std::optional<trace::SocketId> best;
+    int best_score = -1;
+    for (const trace::SocketId id : bucket->second) {
+        const Socket* s = host.find(id);
+        if (s == nullptr || !s->local) continue;
+        if (!addresses_overlap(s->local->address, local.address)) continue;
+        int score = 0;
+        if (s->local->address == local.address) score += 2;
+        if (s->remote) {
+            if (*s->remote != remote) continue;
+            score += 4;
+        }
+        if (score >= best_score) {  // later binds win ties, as with SO_REUSEADDR on Linux
+            best = id;
+            best_score = score;
+        }
+    }
+    return best;
+}
+
+// ---- recording ---------------------------------------------------------------------------
+
+void Kernel::record(HostId h, trace::EventBody body) {
+    if (recorder == nullptr) return;
+    recorder->events.push_back(trace::Event{world.now, host_of(h).name, std::move(body)});
+    recorder->unit_of_event.push_back(recorder->unit);
+}
+
+SysResult<Ok> Kernel::failed(HostId h, std::optional<trace::SocketId> s, std::string_view call, Errno error) {
+    // EAGAIN is "not yet", not a failure: it leaves no trace (the model never blocks).
+    if (error != Errno::eagain && h.value < world.hosts.size())
+        record(h, trace::CallFailed{s, std::string(call), std::string(errno_name(error)), std::string(errno_message(error))});
+    return error;
+}
+
+void Kernel::set_state(HostId h, Socket& s, TcpState to, std::string cause) {
+    if (s.state == to) return;
+    const TcpState from = s.state;
+    s.state = to;
+    record(h, trace::StateChanged{s.id, from, to, std::move(cause)});
+}
+
+void Kernel::note(HostId host, std::string text) {
+    if (host.value < world.hosts.size()) record(host, trace::Note{std::move(text)});
+}
+
+// ---- sockets and ports -----------------------------------------------------------------
+
+Socket& Kernel::create_socket(HostId h, Protocol protocol, IpFamily family) {
+    Host& host = host_of(h);
+    std::uint32_t slot = 0;
+    if (!host.free_slots.empty()) {
+        slot = host.free_slots.back();
+        host.free_slots.pop_back();
+        host.slots[slot] = Socket{};
+    } else {
+        slot = static_cast<std::uint32_t>(host.slots.size());
+        host.slots.emplace_back();
+    }
+    Socket& s = host.slots[slot];
+    s.id = trace::SocketId{host.next_socket_id++};
+    s.protocol = protocol;
+    s.family = family;
+    s.tcb.rto = world.tcp.initial_rto;
+    host.slot_of.emplace(s.id.value, slot);
+    return s;
+}
+
+void Kernel::destroy_socket(HostId h, trace::SocketId id) {
+    Host& host = host_of(h);
+    Socket* s = host.find(id);
+    if (s == nullptr) return;
+    disarm_retransmit(*s);
+    if (s->tcb.time_wait_timer.value != 0) world.queue.cancel(s->tcb.time_wait_timer);
+    remove_connection(h, *s);
+    detach_port(h, *s);
+    if (s->listener) {
+        if (Socket* listener = host.find(*s->listener)) {
+            auto& queue = listener->accept_queue;
+            queue.erase(std::remove(queue.begin(), queue.end(), id), queue.end());
+        }
+    }
+    const auto slot = host.slot_of.at(id.value);
+    host.slot_of.erase(id.value);
+    host.slots[slot] = Socket{};
+    host.free_slots.push_back(slot);
+}
+
+// Linux inet_bind_conflict / udp_lib_lport_inuse: two sockets on one port conflict
+// when their addresses overlap (equal, or either is the wildcard), unless both set
+// SO_REUSEADDR and (TCP) the one already there is not listening. TIME-WAIT sockets
+// count, with the SO_REUSEADDR their socket had.
+bool Kernel::bind_conflict(const Host& host, const Socket& s, const Endpoint& local) const {
+    const auto& bound = host.table(s.protocol).bound;
+    const auto bucket = bound.find(local.port);
+    if (bucket == bound.end()) return false;
+    for (const trace::SocketId id : bucket->second) {
+        const Socket* other = host.find(id);
+        if (other == nullptr || other == &s || !other->local) continue;
+        if (!addresses_overlap(other->local->address, local.address)) continue;
+        const bool both_reuse = s.reuse_address && other->reuse_address;
+        if (s.protocol == Protocol::udp && both_reuse) continue;
+        if (s.protocol == Protocol::tcp && both_reuse && !other->listening) continue;
+        return true;
+    }
+    return false;
+}
+
+void Kernel::attach_port(HostId h, Socket& s, const Endpoint& local) {
+    ProtocolTable& table = host_of(h).table(s.protocol);
+    s.local = local;
+    auto& bucket = table.bound[local.port];
+    bucket.push_back(s.id);
+    table.free.take(local.port);
+}
+
+void Kernel::detach_port(HostId h, Socket& s) {
+    if (!s.local) return;
+    ProtocolTable& table = host_of(h).table(s.protocol);
+    const auto bucket = table.bound.find(s.local->port);
+    if (bucket != table.bound.end()) {
+        auto& ids = bucket->second;
+        ids.erase(std::remove(ids.begin(), ids.end(), s.id), ids.end());
+        if (ids.empty()) {
+            table.free.release(s.local->port);
+            table.bound.erase(bucket);
+        }
+    }
+    s.local.reset();
+    s.port_auto_bound = false;
+}
+
+void Kernel::add_connection(HostId h, const Socket& s) {
+    if (s.local && s.remote) host_of(h).table(s.protocol).connections[FourTuple{*s.local, *s.remote}] = s.id;
+}
+
+void Kernel::remove_connection(HostId h, const Socket& s) {
+    if (!s.local || !s.remote) return;
+    auto& connections = host_of(h).table(s.protocol).connections;
+    const auto found = connections.find(FourTuple{*s.local, *s.remote});
+    if (found != connections.end() && found->second == s.id) connections.erase(found);
+}
+
+std::optional<Port> Kernel::pick_ephemeral(HostId h, Socket& s, PortPurpose purpose, const IpAddress& local,
+                                           std::optional<Endpoint> remote) {
+    Host& host = host_of(h);
+    ProtocolTable& table = host.table(s.protocol);
+    const auto choice = choose_ephemeral_port(host.options.ephemeral, table.ephemeral, table.free,
+                                              PortRequest{purpose, local, remote}, world.rng, world.secret);
+    if (!choice) return std::nullopt;
+    const PortRange range = host.options.ephemeral.range;
+    record(h, trace::EphemeralAssigned{s.id, choice->port, range.low, range.high, std::string(choice->algorithm),
+                                       choice->parity});
+    return choice->port;
+}
+
+// ---- the socket API -------------------------------------------------------------------
+
+SysResult<SocketRef> Kernel::socket(HostId h, Protocol protocol, IpFamily family) {
+    if (h.value >= world.hosts.size()) return Errno::einval;
+    Socket& s = create_socket(h, protocol, family);
+    s.open_by_user = true;
+    record(h, trace::SocketCreated{s.id, protocol, family});
+    return SocketRef{h, s.id};
+}
+
+SysResult<Ok> Kernel::set_reuse_address(SocketRef ref, bool on) {
+    Socket* s = user_socket(ref);
+    if (s == nullptr) return failed(ref.host, ref.id, "setsockopt", Errno::ebadf);
+    s->reuse_address = on;
+    return Ok{};
+}
+
+SysResult<Ok> Kernel::set_privileged(SocketRef ref, bool on) {
+    Socket* s = user_socket(ref);
+    if (s == nullptr) return failed(ref.host, ref.id, "setsockopt", Errno::ebadf);
+    s->privileged = on;
+    return Ok{};
+}
+
+SysResult<Ok> Kernel::set_auto_reply(SocketRef ref, Bytes reply) {
+    Socket* s = user_socket(ref);
+    if (s == nullptr) return failed(ref.host, ref.id, "setsockopt", Errno::ebadf);
+    s->auto_reply = std::move(reply);
+    return Ok{};
+}
+
+// Linux __inet_bind: the address must be local (EADDRNOTAVAIL), a port below
+// ip_unprivileged_port_start needs CAP_NET_BIND_SERVICE (EACCES), a socket binds
+// once (EINVAL), and the port must not conflict (EADDRINUSE). Port 0 asks for one.
+SysResult<Ok> Kernel::bind(SocketRef ref, Endpoint local) {
+    Socket* s = user_socket(ref);
+    if (s == nullptr) return failed(ref.host, ref.id, "bind", Errno::ebadf);
+    const Host& host = host_of(ref.host);
+    if (local.address.family() != s->family) return failed(ref.host, ref.id, "bind", Errno::eafnosupport);
+    if (!is_local_address(host, local.address)) return failed(ref.host, ref.id, "bind", Errno::eaddrnotavail);
+    if (local.port != 0 && local.port < host.options.unprivileged_port_start && !s->privileged)
+        return failed(ref.host, ref.id, "bind", Errno::eacces);
+    if (s->local || s->state != TcpState::closed) return failed(ref.host, ref.id, "bind", Errno::einval);
+    trace::BindHow how = trace::BindHow::explicit_port;
+    if (local.port == 0) {
+        const auto purpose = s->protocol == Protocol::tcp ? PortPurpose::tcp_bind_zero : PortPurpose::udp;
+        const auto port = pick_ephemeral(ref.host, *s, purpose, local.address, std::nullopt);
+        if (!port) return failed(ref.host, ref.id, "bind", Errno::eaddrinuse);  // Linux: bind(0) on a full range
+        local.port = *port;
+        how = trace::BindHow::bind_zero;
+    } else if (bind_conflict(host, *s, local)) {
+        return failed(ref.host, ref.id, "bind", Errno::eaddrinuse);
+    }
+    attach_port(ref.host, *s, local);
+    std::optional<std::string> note;
+    if (s->reuse_address) note = "SO_REUSEADDR set";
+    record(ref.host, trace::Bound{s->id, local, how, note});
+    return Ok{};
+}
+
+// inet_listen: TCP only; an unbound socket gets a port as bind(0) would; the port
+// is checked again because SO_REUSEADDR lets two sockets bind but not both listen.
+SysResult<Ok> Kernel::listen(SocketRef ref, std::uint32_t backlog) {
+    Socket* s = user_socket(ref);
+    if (s == nullptr) return failed(ref.host, ref.id, "listen", Errno::ebadf);
+    if (s->protocol != Protocol::tcp) return failed(ref.host, ref.id, "listen", Errno::eopnotsupp);
+    if (s->listening) {
+        s->backlog = backlog;
+        return Ok{};
+    }
+    if (s->state != TcpState::closed) return failed(ref.host, ref.id, "listen", Errno::einval);
+    if (!s->local) {
+        const IpAddress any = s->family == IpFamily::v4 ? IpAddress::any_v4() : IpAddress::any_v6();
+        const auto port = pick_ephemeral(ref.host, *s, PortPurpose::tcp_bind_zero, any, std::nullopt);
+        if (!port) return failed(ref.host, ref.id, "listen", Errno::eaddrinuse);
+        attach_port(ref.host, *s, Endpoint{any, *port});
+        s->port_auto_bound = true;
+        record(ref.host, trace::Bound{s->id, *s->local, trace::BindHow::ephemeral, std::nullopt});
+    }
+    const Host& host = host_of(ref.host);
+    for (const trace::SocketId id : host.table(Protocol::tcp).bound.at(s->local->port)) {
+        const Socket* other = host.find(id);
+        if (other != nullptr && other != s && other->listening &&
+            addresses_overlap(other->local->address, s->local->address))
+            return failed(ref.host, ref.id, "listen", Errno::eaddrinuse);
+    }
+    s->listening = true;
+    s->backlog = backlog;
+    record(ref.host, trace::Listening{s->id, backlog});
+    set_state(ref.host, *s, TcpState::listen, "listen() called");
+    return Ok{};
+}
+
+SysResult<Ok> Kernel::connect(SocketRef ref, Endpoint remote) {
+    Socket* s = user_socket(ref);
+    if (s == nullptr) return failed(ref.host, ref.id, "connect", Errno::ebadf);
+    if (remote.address.family() != s->family) return failed(ref.host, ref.id, "connect", Errno::eafnosupport);
+    if (s->protocol == Protocol::tcp) {
+        if (s->state == TcpState::syn_sent) return failed(ref.host, ref.id, "connect", Errno::ealready);
+        if (s->state != TcpState::closed || s->listening) return failed(ref.host, ref.id, "connect", Errno::eisconn);
+    }
+    const IpAddress source = s->local && !s->local->address.is_unspecified()
+                                 ? s->local->address
+                                 : source_address_for(host_of(ref.host), remote.address, s->family);
+    record(ref.host, trace::ConnectStarted{s->id, remote});
+    if (!s->local) {
+        const auto purpose = s->protocol == Protocol::tcp ? PortPurpose::tcp_connect : PortPurpose::udp;
+        const auto port = pick_ephemeral(ref.host, *s, purpose, source, remote);
+        if (!port) return failed(ref.host, ref.id, "connect", Errno::eaddrnotavail);
+        // TCP binds the source address it will use (inet_hash_connect); UDP stays on the wildcard.
+        const IpAddress bound_address = s->protocol == Protocol::tcp ? source
+                                        : s->family == IpFamily::v4 ? IpAddress::any_v4()
+                                                                    : IpAddress::any_v6();
+        attach_port(ref.host, *s, Endpoint{bound_address, *port});
+        s->port_auto_bound = true;
+        record(ref.host, trace::Bound{s->id, *s->local, trace::BindHow::ephemeral, std::nullopt});
+    } else if (s->protocol == Protocol::tcp && s->local->address.is_unspecified()) {
+        s->local->address = source;  // the connection's local address is now specific
+    }
+    if (s->protocol == Protocol::udp) {
+        s->remote = remote;
+        return Ok{};
+    }
+    // The 4-tuple must be new (Linux __inet_check_established).
+    const Endpoint local{source, s->local->port};
+    if (host_of(ref.host).table(Protocol::tcp).connections.contains(FourTuple{local, remote}))
+        return failed(ref.host, ref.id, "connect", Errno::eaddrnotavail);
+    s->local = local;
+    s->remote = remote;
+    add_connection(ref.host, *s);
+    s->tcb.iss = static_cast<std::uint32_t>(world.rng.next());
+    s->tcb.snd_una = s->tcb.iss;
+    s->tcb.snd_nxt = s->tcb.iss + 1;
+    s->tcb.send_base = s->tcb.iss + 1;
+    s->tcb.rto = world.tcp.initial_rto;
+    s->tcb.retries = 0;
+    s->tcb.syn_sent_at = world.now;
+    s->error.reset();
+    set_state(ref.host, *s, TcpState::syn_sent, "connect() called");
+    send_segment(ref.host, *s, s->tcb.iss, tcp_flag::syn);
+    arm_retransmit(ref.host, *s);
+    return Ok{};
+}
+
+SysResult<SocketRef> Kernel::accept(SocketRef ref) {
+    Socket* s = user_socket(ref);
+    if (s == nullptr) return failed(ref.host, ref.id, "accept", Errno::ebadf).error();
+    if (s->protocol != Protocol::tcp) return failed(ref.host, ref.id, "accept", Errno::eopnotsupp).error();
+    if (!s->listening) return failed(ref.host, ref.id, "accept", Errno::einval).error();
+    if (s->accept_queue.empty()) return Errno::eagain;
+    const trace::SocketId child_id = s->accept_queue.front();
+    s->accept_queue.erase(s->accept_queue.begin());
+    Socket* child = find(ref.host, child_id);
+    child->listener.reset();
+    child->open_by_user = true;
+    record(ref.host, trace::Accepted{ref.id, child_id, FourTuple{*child->local, *child->remote}});
+    return SocketRef{ref.host, child_id};
+}
+
+SysResult<std::size_t> Kernel::send(SocketRef ref, Bytes data) {
+    Socket* s = user_socket(ref);
+    if (s == nullptr) return failed(ref.host, ref.id, "send", Errno::ebadf).error();
+    if (s->error) {
+        const Errno error = *s->error;
+        s->error.reset();
+        return failed(ref.host, ref.id, "send", error).error();
+    }
+    if (s->protocol == Protocol::udp) {
+        if (!s->remote) return failed(ref.host, ref.id, "send", Errno::edestaddrreq).error();
+        return sendto(ref, std::move(data), *s->remote);
+    }
+    if (s->tcb.fin_queued) return failed(ref.host, ref.id, "send", Errno::epipe).error();
+    if (s->state != TcpState::established && s->state != TcpState::close_wait) {
+        if (s->state == TcpState::syn_sent || s->state == TcpState::syn_received) return Errno::eagain;
+        return failed(ref.host, ref.id, "send", Errno::enotconn).error();
+    }
+    const std::size_t size = data.size();
+    s->tcb.send_buffer.insert(s->tcb.send_buffer.end(), data.begin(), data.end());
+    tcp_output(ref.host, *s);
+    return size;
+}
+
+SysResult<Bytes> Kernel::recv(SocketRef ref) {
+    Socket* s = user_socket(ref);
+    if (s == nullptr) return failed(ref.host, ref.id, "recv", Errno::ebadf).error();
+    if (s->protocol == Protocol::udp) {
+        if (!s->inbox.empty()) {
+            Bytes payload = std::move(s->inbox.front().payload);
+            s->inbox.erase(s->inbox.begin());
+            return payload;
+        }
+        if (s->error) {
+            const Errno error = *s->error;
+            s->error.reset();
+            return failed(ref.host, ref.id, "recv", error).error();
+        }
+        return Errno::eagain;
+    }
+    if (!s->tcb.receive_buffer.empty()) return std::exchange(s->tcb.receive_buffer, Bytes{});
+    if (s->tcb.peer_fin) return Bytes{};  // end of stream
+    if (s->error) {
+        const Errno error = *s->error;
+        s->error.reset();
+        return failed(ref.host, ref.id, "recv", error).error();
+    }
+    if (s->state == TcpState::closed || s->listening) return failed(ref.host, ref.id, "recv", Errno::enotconn).error();
+    return Errno::eagain;
+}
+
+SysResult<Ok> Kernel::autobind_udp(HostId h, Socket& s, const IpAddress& destination, std::string_view call) {
+    if (s.local) return Ok{};
+    const IpAddress any = s.family == IpFamily::v4 ? IpAddress::any_v4() : IpAddress::any_v6();
+    const IpAddress source = source_address_for(host_of(h), destination, s.family);
+    const auto port = pick_ephemeral(h, s, PortPurpose::udp, source, std::nullopt);
+    if (!port) return failed(h, s.id, call, Errno::eaddrnotavail);
+    attach_port(h, s, Endpoint{any, *port});
+    s.port_auto_bound = true;
+    record(h, trace::Bound{s.id, *s.local, trace::BindHow::ephemeral, std::nullopt});
+    return Ok{};
+}
+
+SysResult<std::size_t> Kernel::sendto(SocketRef ref, Bytes data, Endpoint remote) {
+    Socket* s = user_socket(ref);
+    if (s == nullptr) return failed(ref.host, ref.id, "sendto", Errno::ebadf).error();
+    if (s->protocol == Protocol::tcp) return send(ref, std::move(data));  // Linux ignores the address on TCP
+    if (remote.address.family() != s->family) return failed(ref.host, ref.id, "sendto", Errno::eafnosupport).error();
+    if (s->error) {
+        const Errno error = *s->error;
+        s->error.reset();
+        return failed(ref.host, ref.id, "sendto", error).error();
+    }
+    if (const auto bound = autobind_udp(ref.host, *s, remote.address, "sendto"); !bound) return bound.error();
+    s = user_socket(ref);
+    const IpAddress source = s->local->address.is_unspecified()
+                                 ? source_address_for(host_of(ref.host), remote.address, s->family)
+                                 : s->local->address;
+    const std::size_t size = data.size();
+    if (auto wire = make_udp(ref.host, Endpoint{source, s->local->port}, remote, data)) transmit(ref.host, std::move(*wire));
+    return size;
+}
+
+SysResult<Datagram> Kernel::recvfrom(SocketRef ref) {
+    Socket* s = user_socket(ref);
+    if (s == nullptr) return failed(ref.host, ref.id, "recvfrom", Errno::ebadf).error();
+    if (s->protocol == Protocol::tcp) {
+        auto data = recv(ref);
+        if (!data) return data.error();
+        return Datagram{s->remote.value_or(Endpoint{}), std::move(data.value())};
+    }
+    if (!s->inbox.empty()) {
+        Datagram datagram = std::move(s->inbox.front());
+        s->inbox.erase(s->inbox.begin());
+        return datagram;
+    }
+    if (s->error) {
+        const Errno error = *s->error;
+        s->error.reset();
+        return failed(ref.host, ref.id, "recvfrom", error).error();
+    }
+    return Errno::eagain;
+}
+
+std::optional<Errno> Kernel::take_error(SocketRef ref) {
+    Socket* s = user_socket(ref);
+    if (s == nullptr) return Errno::ebadf;
+    return std::exchange(s->error, std::nullopt);
+}
+
+SysResult<Ok> Kernel::close(SocketRef ref) {
+    Socket* s = user_socket(ref);
+    if (s == nullptr) return failed(ref.host, ref.id, "close", Errno::ebadf);
+    const HostId h = ref.host;
+    record(h, trace::Closed{s->id});
+    s->open_by_user = false;
+    if (s->protocol == Protocol::udp) {
+        destroy_socket(h, s->id);
+        return Ok{};
+    }
+    switch (s->state) {
+        case TcpState::listen: {
+            s->listening = false;
+            set_state(h, *s, TcpState::closed, "close() called");
+            // Connections nobody accepted are reset (Linux inet_csk_listen_stop).
+            std::vector<trace::SocketId> children;
+            for (const Socket& other : host_of(h).slots)
+                if (other.listener == s->id) children.push_back(other.id);
+            std::sort(children.begin(), children.end());
+            const trace::SocketId listener_id = s->id;
+            for (const trace::SocketId child_id : children) {
+                Socket* child = find(h, child_id);
+                send_segment(h, *child, child->tcb.snd_nxt, tcp_flag::rst | tcp_flag::ack);
+                set_state(h, *child, TcpState::closed, "listener closed before accept()");
+                destroy_socket(h, child_id);
+            }
+            destroy_socket(h, listener_id);
+            break;
+        }
+        case TcpState::syn_sent:
+        case TcpState::closed:
+            set_state(h, *s, TcpState::closed, "close() called");
+            destroy_socket(h, s->id);
+            break;
+        case TcpState::syn_received:
+        case TcpState::established:
+            if (!s->tcb.receive_buffer.empty()) {
+                // Unread data: abort with RST instead of FIN (RFC 2525 2.17; Linux tcp_close).
+                send_segment(h, *s, s->tcb.snd_nxt, tcp_flag::rst | tcp_flag::ack);
+                set_state(h, *s, TcpState::closed, "close() with unread data: reset");
+                destroy_socket(h, s->id);
+                break;
+            }
+            s->tcb.fin_queued = true;
+            set_state(h, *s, TcpState::fin_wait_1, "close() called");
+            tcp_output(h, *s);
+            break;
+        case TcpState::close_wait:
+            s->tcb.fin_queued = true;
+            set_state(h, *s, TcpState::last_ack, "close() called");
+            tcp_output(h, *s);
+            break;
+        default: break;  // already closing
+    }
+    return Ok{};
+}
+
+}  // namespace portlab::sim

@@ -1,0 +1,140 @@
+#pragma once
+// The simulated kernels of every host, acting on a World. This is the model's
+// engine; programs use it through Simulator (simulator.hpp), which journals every
+// call so that any earlier state can be rebuilt. Every function here is
+// deterministic in (World, arguments): no clocks, no globals, no printing.
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "portlab/sim/errno.hpp"
+#include "portlab/sim/world.hpp"
+#include "portlab/trace.hpp"
+
+namespace portlab::sim {
+
+// Where trace events go, and which journal unit produced each.
+struct Recorder {
+    std::vector<trace::Event> events;
+    std::vector<std::uint64_t> unit_of_event;
+    std::uint64_t unit = 0;
+};
+
+class Kernel {
+public:
+    World world;
+    Recorder* recorder = nullptr;  // null while replaying silently
+
+    // ---- set-up ----
+    HostId add_host(std::string name, std::vector<IpAddress> addresses, HostOptions options);
+    void set_link(HostId a, HostId b, LinkConfig config);
+    void set_default_link(LinkConfig config) { world.default_link = config; }
+    void add_rule(HostId host, FirewallRule rule);
+    void set_policy(HostId host, FirewallAction policy);
+    void set_tcp_config(TcpConfig config) { world.tcp = config; }
+
+    // ---- time ----
+    EventId schedule(Time delay, Action action) { return world.queue.schedule_at(world.now + delay, std::move(action)); }
+    void cancel(EventId id) { world.queue.cancel(id); }
+    // Runs the next event; false when there is none.
+    bool step();
+    void advance_to(Time t) {
+        if (t > world.now) world.now = t;
+    }
+
+    // ---- the socket API (non-blocking: a call that would wait answers EAGAIN) ----
+    SysResult<SocketRef> socket(HostId host, Protocol protocol, IpFamily family);
+    SysResult<Ok> set_reuse_address(SocketRef s, bool on);
+    SysResult<Ok> set_privileged(SocketRef s, bool on);
+    SysResult<Ok> set_auto_reply(SocketRef s, Bytes reply);
+    SysResult<Ok> bind(SocketRef s, Endpoint local);
+    SysResult<Ok> listen(SocketRef s, std::uint32_t backlog);
+    // Starts the handshake (TCP) or sets the default peer (UDP); a TCP connect's
+    // outcome shows later as ESTABLISHED or as the socket's error.
+    SysResult<Ok> connect(SocketRef s, Endpoint remote);
+    SysResult<SocketRef> accept(SocketRef listener);
+    SysResult<std::size_t> send(SocketRef s, Bytes data);
+    // TCP: every byte received so far; empty = end of stream (the peer's FIN).
+    SysResult<Bytes> recv(SocketRef s);
+    SysResult<std::size_t> sendto(SocketRef s, Bytes data, Endpoint remote);
+    SysResult<Datagram> recvfrom(SocketRef s);
+    SysResult<Ok> close(SocketRef s);
+    // getsockopt(SO_ERROR): the pending error, cleared by reading it.
+    std::optional<Errno> take_error(SocketRef s);
+    void note(HostId host, std::string text);
+
+    // ---- the scanner ----
+    void start_scan(HostId scanner, ScanType type, IpAddress target, std::vector<Port> ports);
+
+private:
+    // lookups
+    Host& host_of(HostId id) { return world.hosts[id.value]; }
+    Socket* user_socket(SocketRef s);
+    Socket* find(HostId h, trace::SocketId id) { return host_of(h).find(id); }
+    std::optional<HostId> route(HostId from, const IpAddress& destination) const;
+    bool is_local_address(const Host& host, const IpAddress& address) const;
+    IpAddress source_address_for(const Host& host, const IpAddress& destination, IpFamily family) const;
+    std::optional<trace::SocketId> find_listener(HostId h, const Endpoint& local);
+    std::optional<trace::SocketId> find_udp_socket(HostId h, const Endpoint& local, const Endpoint& remote);
+
+    // recording
+    void record(HostId h, trace::EventBody body);
+    SysResult<Ok> failed(HostId h, std::optional<trace::SocketId> s, std::string_view call, Errno error);
+    void set_state(HostId h, Socket& s, TcpState to, std::string cause);
+
+    // sockets and ports
+    Socket& create_socket(HostId h, Protocol protocol, IpFamily family);
+    void destroy_socket(HostId h, trace::SocketId id);
+    bool bind_conflict(const Host& host, const Socket& s, const Endpoint& local) const;
+    void attach_port(HostId h, Socket& s, const Endpoint& local);
+    void detach_port(HostId h, Socket& s);
+    void add_connection(HostId h, const Socket& s);
+    void remove_connection(HostId h, const Socket& s);
+    std::optional<Port> pick_ephemeral(HostId h, Socket& s, PortPurpose purpose, const IpAddress& local,
+                                       std::optional<Endpoint> remote);
+    SysResult<Ok> autobind_udp(HostId h, Socket& s, const IpAddress& destination, std::string_view call);
+
+    // packets
+    std::optional<Wire> make_tcp(HostId h, const Endpoint& from, const Endpoint& to, const TcpHeader& header,
+                                 const Bytes& payload);
+    std::optional<Wire> make_udp(HostId h, const Endpoint& from, const Endpoint& to, const Bytes& payload);
+    std::optional<Wire> make_icmp_unreachable(HostId h, const Wire& offending, std::uint8_t code);
+    IpHeader ip_header(HostId h, const IpAddress& from, const IpAddress& to);
+    void transmit(HostId from, Wire packet);
+    void on_arrival(Arrival& arrival);
+    bool reject(HostId h, const Wire& packet, RejectWith with);
+    bool listen_queue_full(HostId h, const Wire& packet, std::string& why);
+
+    // TCP (RFC 9293 3.10 "Event Processing")
+    void tcp_input(HostId h, const Wire& packet);
+    void listen_input(HostId h, trace::SocketId listener, const Wire& packet);
+    void syn_sent_input(HostId h, trace::SocketId id, const Wire& packet);
+    void synchronized_input(HostId h, trace::SocketId id, const Wire& packet);
+    bool process_ack(HostId h, Socket& s, std::uint32_t ack);
+    void send_segment(HostId h, Socket& s, std::uint32_t seq, std::uint8_t flags, const Bytes& payload = {});
+    void send_reset_for(HostId h, const Wire& offending);
+    void tcp_output(HostId h, Socket& s);
+    void arm_retransmit(HostId h, Socket& s);
+    void disarm_retransmit(Socket& s);
+    void on_tcp_timer(const TcpTimer& timer);
+    void on_retransmit(HostId h, Socket& s);
+    void enter_time_wait(HostId h, Socket& s, std::string cause);
+    void connection_closed(HostId h, Socket& s, std::string cause, std::optional<Errno> error, std::string_view call);
+    void sample_rtt(Socket& s);
+    bool fin_acked(const Socket& s) const;
+
+    // UDP and ICMP
+    void udp_input(HostId h, const Wire& packet);
+    void icmp_input(HostId h, const Wire& packet);
+
+    // the scanner
+    void send_probe(std::uint32_t index);
+    void observe_for_scanner(HostId h, const Wire& packet);
+    void on_probe_timeout(std::uint32_t index);
+    void conclude(std::uint32_t index, PortState state, std::string reason);
+};
+
+}  // namespace portlab::sim

@@ -1,0 +1,342 @@
+// Packets on the wire: building them as real bytes, links (delay, loss), the input
+// firewall, UDP and ICMP input, and the scanner.
+#include <algorithm>
+#include <cstdio>
+
+#include "portlab/sim/kernel.hpp"
+
+namespace portlab::sim {
+
+namespace {
+
+std::string percent(double loss) {
+    char text[32];
+    std::snprintf(text, sizeof text, "%g%%", loss * 100.0);
+    return text;
+}
+
+// ICMP codes: IPv4 (RFC 792, RFC 1812 5.2.7.1) and IPv6 (RFC 4443 3.1) differ.
+std::uint8_t port_unreachable_code(IpFamily family) { return family == IpFamily::v4 ? 3 : 4; }
+std::uint8_t admin_prohibited_code(IpFamily family) { return family == IpFamily::v4 ? 13 : 1; }
+
+PacketMatch match_of(const Wire& packet) {
+    PacketMatch match{std::nullopt, packet.ip.source, packet.ip.destination, 0, 0};
+    if (const auto* tcp = std::get_if<TcpBody>(&packet.body)) {
+        match.protocol = Protocol::tcp;
+        match.source_port = tcp->header.source_port;
+        match.destination_port = tcp->header.destination_port;
+    } else if (const auto* udp = std::get_if<UdpBody>(&packet.body)) {
+        match.protocol = Protocol::udp;
+        match.source_port = udp->header.source_port;
+        match.destination_port = udp->header.destination_port;
+    }
+    return match;
+}
+
+}  // namespace
+
+// ---- building packets --------------------------------------------------------------
+
+IpHeader Kernel::ip_header(HostId h, const IpAddress& from, const IpAddress& to) {
+    IpHeader ip;
+    ip.source = from;
+    ip.destination = to;
+    ip.identification = host_of(h).next_ip_id++;
+    return ip;
+}
+
+std::optional<Wire> Kernel::make_tcp(HostId h, const Endpoint& from, const Endpoint& to, const TcpHeader& header,
+                                     const Bytes& payload) {
+    Wire wire{ip_header(h, from.address, to.address), TcpBody{header, payload}, {}};
+    auto bytes = encode_tcp(wire.ip, header, payload);
+    if (!bytes) {
+        note(h, "could not encode a TCP segment: " + bytes.error().message);
+        return std::nullopt;
+    }
+    wire.bytes = std::move(bytes.value());
+    return wire;
+}
+
+std::optional<Wire> Kernel::make_udp(HostId h, const Endpoint& from, const Endpoint& to, const Bytes& payload) {
+    const UdpHeader header{from.port, to.port};
+    Wire wire{ip_header(h, from.address, to.address), UdpBody{header, payload}, {}};
+    auto bytes = encode_udp(wire.ip, header, payload);
+    if (!bytes) {
+        note(h, "could not encode a UDP datagram: " + bytes.error().message);
+        return std::nullopt;
+    }
+    wire.bytes = std::move(bytes.value());
+    return wire;
+}
+
+std::optional<Wire> Kernel::make_icmp_unreachable(HostId h, const Wire& offending, std::uint8_t code) {
+    IcmpBody body;
+    body.code = code;
+    body.quoted_ip = offending.ip;
+    const PacketMatch quoted = match_of(offending);
+    body.quoted_protocol = quoted.protocol == Protocol::tcp ? ip_protocol::tcp : ip_protocol::udp;
+    body.quoted_source_port = quoted.source_port;
+    body.quoted_destination_port = quoted.destination_port;
+    Wire wire{ip_header(h, offending.ip.destination, offending.ip.source), body, {}};
+    auto bytes = encode_icmp_unreachable(wire.ip, code, offending.bytes);
+    if (!bytes) {
+        note(h, "could not encode an ICMP error: " + bytes.error().message);
+        return std::nullopt;
+    }
+    wire.bytes = std::move(bytes.value());
+    return wire;
+}
+
+// ---- the wire ------------------------------------------------------------------------
+
+void Kernel::transmit(HostId from, Wire packet) {
+    const auto to = route(from, packet.ip.destination);
+    const auto event = [&](trace::PacketKind kind, std::optional<std::string> rule) {
+        if (recorder == nullptr) return;  // building the event copies the bytes: only when recording
+        trace::Packet body{kind, packet.bytes, LinkType::raw, std::move(rule), host_of(from).name, std::nullopt};
+        if (to) body.to_host = host_of(*to).name;
+        record(from, std::move(body));
+    };
+    event(trace::PacketKind::sent, std::nullopt);
+    if (!to) {
+        event(trace::PacketKind::dropped, "no route to host " + packet.ip.destination.to_string());
+        return;
+    }
+    const LinkConfig& link = world.link(from, *to);
+    const auto key = std::minmax(from.value, to->value);
+    const std::uint64_t number = ++world.packets_on_link[{key.first, key.second}];
+    const bool scripted = std::find(link.lose_packets.begin(), link.lose_packets.end(), number) != link.lose_packets.end();
+    if (scripted || (link.loss > 0.0 && world.rng.unit() < link.loss)) {
+        event(trace::PacketKind::dropped, "lost on the link " + host_of(from).name + " - " + host_of(*to).name + " (loss " +
+                                              percent(link.loss) + ")");
+        return;
+    }
+    world.queue.schedule_at(world.now + link.delay, Arrival{from, *to, std::move(packet)});
+}
+
+void Kernel::on_arrival(Arrival& arrival) {
+    const HostId h = arrival.to;
+    const Wire& packet = arrival.packet;
+    trace::Packet event{trace::PacketKind::delivered, packet.bytes, LinkType::raw, std::nullopt,
+                        host_of(arrival.from).name, host_of(h).name};
+    // Loopback traffic never meets the input chain's port rules in this model.
+    if (arrival.from != h) {
+        const Verdict verdict = evaluate(host_of(h).firewall, match_of(packet));
+        if (verdict.action != FirewallAction::accept) {
+            event.kind = trace::PacketKind::dropped;
+            event.rule = verdict.rule_index ? host_of(h).firewall.input[*verdict.rule_index].label()
+                                            : std::string("policy DROP");
+            if (verdict.rule_index) event.rule = "rule " + std::to_string(*verdict.rule_index + 1) + ": " + *event.rule;
+            record(h, std::move(event));
+            if (verdict.action == FirewallAction::reject) reject(h, packet, verdict.reject_with);
+            return;
+        }
+    }
+    std::string why;
+    if (listen_queue_full(h, packet, why)) {
+        event.kind = trace::PacketKind::dropped;
+        event.rule = why;
+        record(h, std::move(event));
+        return;
+    }
+    record(h, std::move(event));
+    observe_for_scanner(h, packet);
+    if (std::holds_alternative<TcpBody>(packet.body)) tcp_input(h, packet);
+    else if (std::holds_alternative<UdpBody>(packet.body)) udp_input(h, packet);
+    else icmp_input(h, packet);
+}
+
+// The firewall's answer for a rejected packet: a TCP RST, or an ICMP error
+// (never an ICMP error about an ICMP error, RFC 1122 3.2.2).
+bool Kernel::reject(HostId h, const Wire& packet, RejectWith with) {
+    const bool is_tcp = std::holds_alternative<TcpBody>(packet.body);
+    if (std::holds_alternative<IcmpBody>(packet.body)) return false;
+    if (with == RejectWith::automatic) with = is_tcp ? RejectWith::tcp_reset : RejectWith::icmp_port_unreachable;
+    if (with == RejectWith::tcp_reset && is_tcp) {
+        send_reset_for(h, packet);
+        return true;
+    }
+    const std::uint8_t code = with == RejectWith::icmp_admin_prohibited ? admin_prohibited_code(packet.ip.family())
+                                                                        : port_unreachable_code(packet.ip.family());
+    if (auto icmp = make_icmp_unreachable(h, packet, code)) transmit(h, std::move(*icmp));
+    return true;
+}
+
+// ---- UDP and ICMP --------------------------------------------------------------------
+
+void Kernel::udp_input(HostId h, const Wire& packet) {
+    const auto& udp = std::get<UdpBody>(packet.body);
+    const Endpoint local{packet.ip.destination, udp.header.destination_port};
+    const Endpoint remote{packet.ip.source, udp.header.source_port};
+    const auto id = find_udp_socket(h, local, remote);
+    if (!id) {
+        // RFC 1122 3.2.2.1 / 4.1.3.1: a datagram for a port nobody has bound is answered
+        // with ICMP port unreachable.
+        if (auto icmp = make_icmp_unreachable(h, packet, port_unreachable_code(packet.ip.family())))
+            transmit(h, std::move(*icmp));
+        return;
+    }
+    Socket* s = find(h, *id);
+    s->inbox.push_back(Datagram{remote, udp.payload});
+    if (s->auto_reply && s->local) {
+        // The "application" answers at once: a service such as DNS on the scanned port.
+        const Bytes reply = *s->auto_reply;
+        s->inbox.pop_back();
+        if (auto wire = make_udp(h, local, remote, reply)) transmit(h, std::move(*wire));
+    }
+}
+
+// ICMP errors reach the socket that sent the quoted packet (RFC 1122 4.1.3.3 for UDP,
+// 4.2.3.9 for TCP). Linux reports them on connected UDP sockets only, as
+// ECONNREFUSED from the next call; a TCP connect in SYN-SENT fails on port
+// unreachable (a hard error) and ignores administratively prohibited (soft).
+void Kernel::icmp_input(HostId h, const Wire& packet) {
+    const auto& icmp = std::get<IcmpBody>(packet.body);
+    const Endpoint local{icmp.quoted_ip.source, icmp.quoted_source_port};
+    const Endpoint remote{icmp.quoted_ip.destination, icmp.quoted_destination_port};
+    const bool port_unreachable = icmp.code == port_unreachable_code(packet.ip.family());
+    if (icmp.quoted_protocol == ip_protocol::udp) {
+        const auto id = find_udp_socket(h, local, remote);
+        if (!id) return;
+        Socket* s = find(h, *id);
+        if (s->remote && *s->remote == remote && port_unreachable) s->error = Errno::econnrefused;
+        return;
+    }
+    auto& connections = host_of(h).table(Protocol::tcp).connections;
+    const auto found = connections.find(FourTuple{local, remote});
+    if (found == connections.end()) return;
+    Socket* s = find(h, found->second);
+    if (s->state == TcpState::syn_sent && port_unreachable)
+        connection_closed(h, *s, "ICMP port unreachable received", Errno::econnrefused, "connect");
+}
+
+// ---- the scanner --------------------------------------------------------------------
+
+void Kernel::start_scan(HostId scanner, ScanType type, IpAddress target, std::vector<Port> ports) {
+    if (scanner.value >= world.hosts.size()) return;
+    const IpAddress source = source_address_for(host_of(scanner), target, target.family());
+    // nmap's raw scans use one source port for the whole scan.
+    const Port source_port = static_cast<Port>(40000 + world.rng.below(20000));
+    note(scanner, "nmap " + std::string(type == ScanType::connect ? "-sT" : type == ScanType::syn ? "-sS"
+                                         : type == ScanType::ack ? "-sA" : "-sU") +
+                      " " + target.to_string() + ": " + std::to_string(ports.size()) + " port(s)");
+    for (const Port port : ports) {
+        Probe probe;
+        probe.scanner = scanner;
+        probe.type = type;
+        probe.source = Endpoint{source, source_port};
+        probe.target = Endpoint{target, port};
+        world.probes.push_back(probe);
+        send_probe(static_cast<std::uint32_t>(world.probes.size() - 1));
+    }
+}
+
+void Kernel::send_probe(std::uint32_t index) {
+    Probe& probe = world.probes[index];
+    const HostId h = probe.scanner;
+    ++probe.tries;
+    Time timeout = 1 * seconds;
+    switch (probe.type) {
+        case ScanType::connect: {
+            // A full connect() through the scanner host's own stack (nmap -sT).
+            const auto s = socket(h, Protocol::tcp, probe.target.address.family());
+            if (!s) return;
+            world.probes[index].socket = s->id;
+            (void)connect(*s, world.probes[index].target);
+            timeout = 3 * seconds;  // leaves room for the kernel's own SYN retransmission
+            break;
+        }
+        case ScanType::syn:
+        case ScanType::ack: {
+            TcpHeader header;
+            header.source_port = probe.source.port;
+            header.destination_port = probe.target.port;
+            header.sequence = static_cast<std::uint32_t>(world.rng.next());
+            header.window = 1024;  // what nmap's probes carry
+            if (probe.type == ScanType::syn) {
+                header.flags = tcp_flag::syn;
+                header.options.mss = 1460;
+            } else {
+                header.flags = tcp_flag::ack;
+                header.acknowledgment = static_cast<std::uint32_t>(world.rng.next());
+            }
+            if (auto wire = make_tcp(h, probe.source, probe.target, header, {})) transmit(h, std::move(*wire));
+            break;
+        }
+        case ScanType::udp:
+            if (auto wire = make_udp(h, probe.source, probe.target, {})) transmit(h, std::move(*wire));
+            break;
+    }
+    world.probes[index].timeout = world.queue.schedule_at(world.now + timeout, ProbeTimeout{index});
+}
+
+// nmap's definitions (nmap.org/book/man-port-scanning-techniques.html):
+//   SYN:  SYN/ACK -> open; RST -> closed; no answer (after a retry) or ICMP
+//         unreachable type 3 codes 1,2,3,9,10,13 -> filtered.
+//   ACK:  RST -> unfiltered; no answer or ICMP unreachable -> filtered.
+//   UDP:  any UDP answer -> open; ICMP port unreachable (code 3) -> closed; other
+//         ICMP unreachable -> filtered; no answer after a retry -> open|filtered.
+void Kernel::observe_for_scanner(HostId h, const Wire& packet) {
+    for (std::uint32_t i = 0; i < world.probes.size(); ++i) {
+        const Probe& probe = world.probes[i];
+        if (probe.scanner != h || probe.result || probe.type == ScanType::connect) continue;
+        if (const auto* tcp = std::get_if<TcpBody>(&packet.body)) {
+            if (packet.ip.source != probe.target.address || tcp->header.source_port != probe.target.port ||
+                tcp->header.destination_port != probe.source.port)
+                continue;
+            const std::uint8_t flags = tcp->header.flags;
+            if (probe.type == ScanType::syn && (flags & tcp_flag::rst)) conclude(i, PortState::closed, "reset");
+            else if (probe.type == ScanType::syn && (flags & tcp_flag::syn) && (flags & tcp_flag::ack))
+                conclude(i, PortState::open, "syn-ack");
+            else if (probe.type == ScanType::ack && (flags & tcp_flag::rst)) conclude(i, PortState::unfiltered, "reset");
+        } else if (const auto* udp = std::get_if<UdpBody>(&packet.body)) {
+            if (probe.type == ScanType::udp && packet.ip.source == probe.target.address &&
+                udp->header.source_port == probe.target.port && udp->header.destination_port == probe.source.port)
+                conclude(i, PortState::open, "udp-response");
+        } else {
+            const auto& icmp = std::get<IcmpBody>(packet.body);
+            if (icmp.quoted_ip.destination != probe.target.address || icmp.quoted_destination_port != probe.target.port ||
+                icmp.quoted_source_port != probe.source.port)
+                continue;
+            const bool udp_probe = probe.type == ScanType::udp;
+            if (udp_probe != (icmp.quoted_protocol == ip_protocol::udp)) continue;
+            const bool port_unreach = icmp.code == port_unreachable_code(packet.ip.family());
+            const std::string reason = port_unreach ? "port-unreach"
+                                       : icmp.code == admin_prohibited_code(packet.ip.family()) ? "admin-prohibited"
+                                                                                                : "host-unreach";
+            if (udp_probe && port_unreach) conclude(i, PortState::closed, reason);
+            else conclude(i, PortState::filtered, reason);
+        }
+    }
+}
+
+void Kernel::on_probe_timeout(std::uint32_t index) {
+    if (index >= world.probes.size() || world.probes[index].result) return;
+    Probe& probe = world.probes[index];
+    if (probe.type == ScanType::connect) {
+        const SocketRef s{probe.scanner, probe.socket.value_or(trace::SocketId{})};
+        const Socket* socket = find(s.host, s.id);
+        if (socket != nullptr && socket->state == TcpState::established) conclude(index, PortState::open, "syn-ack");
+        else if (socket != nullptr && socket->error == Errno::econnrefused) conclude(index, PortState::closed, "conn-refused");
+        else conclude(index, PortState::filtered, "no-response");
+        if (socket != nullptr) (void)close(s);
+        return;
+    }
+    if (probe.tries < 2) {  // nmap retransmits an unanswered probe
+        send_probe(index);
+        return;
+    }
+    conclude(index, probe.type == ScanType::udp ? PortState::open_filtered : PortState::filtered, "no-response");
+}
+
+void Kernel::conclude(std::uint32_t index, PortState state, std::string reason) {
+    Probe& probe = world.probes[index];
+    probe.result = state;
+    probe.reason = std::move(reason);
+    if (probe.type != ScanType::connect) world.queue.cancel(probe.timeout);
+    const std::string protocol = probe.type == ScanType::udp ? "udp" : "tcp";
+    note(probe.scanner, "nmap " + std::string(to_string(probe.type)) + " scan: " + std::to_string(probe.target.port) +
+                            "/" + protocol + " is " + std::string(to_string(state)) + " (reason: " + probe.reason + ")");
+}
+
+}  // namespace portlab::sim

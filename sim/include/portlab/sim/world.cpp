@@ -1,0 +1,76 @@
+#include "portlab/sim/world.hpp"
+
+#include <algorithm>
+
+namespace portlab::sim {
+
+std::size_t FourTupleHash::operator()(const FourTuple& tuple) const noexcept {
+    std::uint64_t h = 0xcbf29ce484222325ULL;
+    const auto mix = [&h](std::span<const std::uint8_t> bytes) {
+        for (const std::uint8_t b : bytes) h = (h ^ b) * 0x100000001b3ULL;
+    };
+    mix(tuple.local.address.bytes());
+    mix(tuple.remote.address.bytes());
+    h ^= (std::uint64_t{tuple.local.port} << 16) | tuple.remote.port;
+    h *= 0x9e3779b97f4a7c15ULL;
+    return static_cast<std::size_t>(h ^ (h >> 29));
+}
+
+Socket* Host::find(trace::SocketId id) {
+    const auto found = slot_of.find(id.value);
+    return found == slot_of.end() ? nullptr : &slots[found->second];
+}
+
+const Socket* Host::find(trace::SocketId id) const {
+    const auto found = slot_of.find(id.value);
+    return found == slot_of.end() ? nullptr : &slots[found->second];
+}
+
+std::vector<const Socket*> Host::sockets() const {
+    std::vector<const Socket*> live;
+    live.reserve(slot_of.size());
+    for (const auto& [id, slot] : slot_of) live.push_back(&slots[slot]);
+    std::sort(live.begin(), live.end(), [](const Socket* a, const Socket* b) { return a->id < b->id; });
+    return live;
+}
+
+const Socket* World::socket(SocketRef ref) const {
+    const Host* h = host(ref.host);
+    return h == nullptr ? nullptr : h->find(ref.id);
+}
+
+std::optional<HostId> World::find_host(std::string_view name) const {
+    for (std::size_t i = 0; i < hosts.size(); ++i)
+        if (hosts[i].name == name) return HostId{static_cast<std::uint32_t>(i)};
+    return std::nullopt;
+}
+
+const LinkConfig& World::link(HostId a, HostId b) const {
+    if (a == b) return loopback;
+    const auto key = std::minmax(a.value, b.value);
+    const auto found = links.find({key.first, key.second});
+    return found == links.end() ? default_link : found->second;
+}
+
+std::string_view to_string(ScanType type) noexcept {
+    switch (type) {
+        case ScanType::connect: return "connect";
+        case ScanType::syn: return "syn";
+        case ScanType::ack: return "ack";
+        case ScanType::udp: return "udp";
+    }
+    return "syn";
+}
+
+std::string_view to_string(PortState state) noexcept {
+    switch (state) {
+        case PortState::open: return "open";
+        case PortState::closed: return "closed";
+        case PortState::filtered: return "filtered";
+        case PortState::unfiltered: return "unfiltered";
+        case PortState::open_filtered: return "open|filtered";
+    }
+    return "filtered";
+}
+
+}  // namespace portlab::sim

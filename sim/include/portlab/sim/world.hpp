@@ -1,0 +1,264 @@
+#pragma once
+// The simulator's whole state as plain data: hosts, their sockets and port tables,
+// links, packets in flight (the event queue), the scanner's probes, the clock and the
+// random generator. A viewer reads it; a checkpoint is a copy of it; two states
+// compare with ==. Sockets are named by (host, SocketId) handles, never pointers.
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <variant>
+#include <vector>
+
+#include "portlab/net.hpp"
+#include "portlab/packet.hpp"
+#include "portlab/ports.hpp"
+#include "portlab/sim/ephemeral.hpp"
+#include "portlab/sim/errno.hpp"
+#include "portlab/sim/event_queue.hpp"
+#include "portlab/sim/firewall.hpp"
+#include "portlab/sim/random.hpp"
+#include "portlab/tcp_state.hpp"
+#include "portlab/trace.hpp"
+
+namespace portlab::sim {
+
+// An index into World::hosts.
+struct HostId {
+    std::uint32_t value = 0;
+    friend auto operator<=>(const HostId&, const HostId&) = default;
+};
+
+// A socket: its host and its trace id (unique on the host for the whole run).
+struct SocketRef {
+    HostId host;
+    trace::SocketId id;
+    friend auto operator<=>(const SocketRef&, const SocketRef&) = default;
+};
+
+// ---- packets --------------------------------------------------------------------
+
+struct TcpBody {
+    TcpHeader header;
+    Bytes payload;
+    friend bool operator==(const TcpBody&, const TcpBody&) = default;
+};
+struct UdpBody {
+    UdpHeader header;
+    Bytes payload;
+    friend bool operator==(const UdpBody&, const UdpBody&) = default;
+};
+// ICMP destination unreachable, with the parts of the quoted packet the stack reads.
+struct IcmpBody {
+    std::uint8_t code = 3;
+    IpHeader quoted_ip;
+    std::uint8_t quoted_protocol = 0;
+    Port quoted_source_port = 0;
+    Port quoted_destination_port = 0;
+    friend bool operator==(const IcmpBody&, const IcmpBody&) = default;
+};
+
+// One packet: the fields the model acts on, and the same packet as real bytes
+// (encoded by portlab/packet.hpp, checksums set) for the trace and the pcap.
+struct Wire {
+    IpHeader ip;
+    std::variant<TcpBody, UdpBody, IcmpBody> body;
+    Bytes bytes;
+    friend bool operator==(const Wire&, const Wire&) = default;
+};
+
+// ---- TCP ------------------------------------------------------------------------
+
+// The transmission control block (RFC 9293 3.3.1 names). Sequence numbers wrap
+// modulo 2^32; the model compares them with RFC 1982-style serial arithmetic.
+struct Tcb {
+    std::uint32_t iss = 0;      // initial send sequence number
+    std::uint32_t snd_una = 0;  // oldest unacknowledged
+    std::uint32_t snd_nxt = 0;  // next to send
+    std::uint32_t irs = 0;      // initial receive sequence number
+    std::uint32_t rcv_nxt = 0;  // next expected
+    Bytes send_buffer;          // data from sequence `send_base` on: sent-unacked, then unsent
+    std::uint32_t send_base = 0;
+    bool fin_queued = false;    // close() asked for a FIN after the data
+    bool fin_sent = false;
+    Bytes receive_buffer;       // in-order data the application has not read
+    bool peer_fin = false;      // the peer's FIN arrived (recv() returns end of stream after the data)
+    Time rto = 1 * seconds;     // RFC 6298 2.1 initial RTO; Linux TCP_TIMEOUT_INIT
+    std::uint32_t retries = 0;  // consecutive timeouts of the same data
+    EventId retransmit_timer;   // 0 = not armed
+    EventId time_wait_timer;
+    Time syn_sent_at = 0;       // for the RTT sample that sets the RTO after the handshake
+    friend bool operator==(const Tcb&, const Tcb&) = default;
+};
+
+struct Datagram {
+    Endpoint from;
+    Bytes payload;
+    friend bool operator==(const Datagram&, const Datagram&) = default;
+};
+
+// A socket as the kernel sees it. After close() (`open_by_user` false) a TCP socket
+// can live on (FIN-WAIT-*, TIME-WAIT) until it reaches CLOSED.
+struct Socket {
+    trace::SocketId id;
+    Protocol protocol = Protocol::tcp;
+    IpFamily family = IpFamily::v4;
+    bool privileged = false;     // the owner has CAP_NET_BIND_SERVICE
+    bool reuse_address = false;  // SO_REUSEADDR
+    bool open_by_user = true;
+    std::optional<Endpoint> local;   // bound address and port
+    std::optional<Endpoint> remote;  // connected peer
+    bool port_auto_bound = false;    // the kernel chose the port (released again on failure)
+    TcpState state = TcpState::closed;
+    bool listening = false;          // TCP LISTEN
+    std::uint32_t backlog = 0;
+    std::vector<trace::SocketId> accept_queue;  // ESTABLISHED children not yet accept()ed, oldest first
+    std::optional<trace::SocketId> listener;   // a child's listener, until accept()
+    Tcb tcb;
+    std::vector<Datagram> inbox;                // UDP, boundaries kept, oldest first
+    std::optional<Errno> error;                // SO_ERROR: reported by the next call
+    std::optional<Bytes> auto_reply;           // UDP "service": answer each datagram with this
+    friend bool operator==(const Socket&, const Socket&) = default;
+};
+
+struct FourTupleHash {
+    std::size_t operator()(const FourTuple& tuple) const noexcept;
+};
+
+// Per host and protocol: the bind table (sockets grouped by port, as the kernel's
+// bind buckets), which ports are free, the ephemeral counters, and connected TCP
+// sockets by 4-tuple (local, remote).
+struct ProtocolTable {
+    std::map<Port, std::vector<trace::SocketId>> bound;
+    FreePorts free;
+    EphemeralState ephemeral;
+    std::unordered_map<FourTuple, trace::SocketId, FourTupleHash> connections;
+    friend bool operator==(const ProtocolTable&, const ProtocolTable&) = default;
+};
+
+struct HostOptions {
+    EphemeralConfig ephemeral;
+    Port unprivileged_port_start = 1024;  // net.ipv4.ip_unprivileged_port_start
+    friend bool operator==(const HostOptions&, const HostOptions&) = default;
+};
+
+struct Host {
+    std::string name;
+    std::vector<IpAddress> addresses;  // besides loopback, which every host has
+    HostOptions options;
+    Firewall firewall;
+    std::vector<Socket> slots;                 // sockets; slots of destroyed ones are reused
+    std::vector<std::uint32_t> free_slots;
+    std::unordered_map<std::uint32_t, std::uint32_t> slot_of;  // SocketId value -> slot
+    std::uint32_t next_socket_id = 1;          // ids only grow: never reused in a run
+    std::array<ProtocolTable, 2> tables;       // [tcp, udp]
+    std::uint16_t next_ip_id = 1;              // IPv4 identification counter
+    friend bool operator==(const Host&, const Host&) = default;
+
+    [[nodiscard]] ProtocolTable& table(Protocol p) { return tables[p == Protocol::tcp ? 0 : 1]; }
+    [[nodiscard]] const ProtocolTable& table(Protocol p) const { return tables[p == Protocol::tcp ? 0 : 1]; }
+    [[nodiscard]] Socket* find(trace::SocketId id);
+    [[nodiscard]] const Socket* find(trace::SocketId id) const;
+    // Live sockets in id order, for listings.
+    [[nodiscard]] std::vector<const Socket*> sockets() const;
+};
+
+struct LinkConfig {
+    Time delay = 1 * milliseconds;  // one way
+    double loss = 0.0;              // probability each packet is lost, 0..1
+    // Packets lost for certain: the n-th packet (from 1, both directions counted) to
+    // cross the link. Lets a story show a loss whatever the seed.
+    std::vector<std::uint64_t> lose_packets;
+    friend bool operator==(const LinkConfig&, const LinkConfig&) = default;
+};
+
+// Timing constants, Linux's defaults (see docs/sim.md for each source).
+struct TcpConfig {
+    Time msl = 30 * seconds;            // TIME-WAIT lasts 2*MSL = 60 s (Linux TCP_TIMEWAIT_LEN)
+    Time initial_rto = 1 * seconds;     // RFC 6298 2.1
+    Time min_rto = 200 * milliseconds;  // Linux TCP_RTO_MIN
+    Time max_rto = 120 * seconds;       // Linux TCP_RTO_MAX
+    std::uint32_t syn_retries = 6;      // net.ipv4.tcp_syn_retries
+    std::uint32_t synack_retries = 5;   // net.ipv4.tcp_synack_retries
+    std::uint32_t data_retries = 15;    // net.ipv4.tcp_retries2
+    std::uint16_t mss = 1460;
+    friend bool operator==(const TcpConfig&, const TcpConfig&) = default;
+};
+
+// ---- the scanner -----------------------------------------------------------------
+
+enum class ScanType : std::uint8_t { connect, syn, ack, udp };
+// nmap's port states (nmap.org/book/man-port-scanning-basics.html); "closed|filtered"
+// appears only in the IP ID idle scan, which is not modelled.
+enum class PortState : std::uint8_t { open, closed, filtered, unfiltered, open_filtered };
+
+[[nodiscard]] std::string_view to_string(ScanType type) noexcept;  // "connect", "syn", "ack", "udp"
+[[nodiscard]] std::string_view to_string(PortState state) noexcept;  // "open", ..., "open|filtered"
+
+struct Probe {
+    HostId scanner;
+    ScanType type = ScanType::syn;
+    Endpoint source;  // the scanner's address and (raw) source port
+    Endpoint target;
+    std::uint32_t tries = 0;
+    std::optional<PortState> result;
+    std::string reason;  // nmap's --reason words: "syn-ack", "reset", "no-response", "port-unreach", ...
+    EventId timeout;
+    std::optional<trace::SocketId> socket;  // connect scans use a real socket
+    friend bool operator==(const Probe&, const Probe&) = default;
+};
+
+// ---- scheduled work ---------------------------------------------------------------
+
+// A packet reaching a host after its link's delay.
+struct Arrival {
+    HostId from;
+    HostId to;
+    Wire packet;
+    friend bool operator==(const Arrival&, const Arrival&) = default;
+};
+enum class TimerKind : std::uint8_t { retransmit, time_wait };
+struct TcpTimer {
+    HostId host;
+    trace::SocketId socket;
+    TimerKind kind = TimerKind::retransmit;
+    friend bool operator==(const TcpTimer&, const TcpTimer&) = default;
+};
+struct ProbeTimeout {
+    std::uint32_t probe = 0;
+    friend bool operator==(const ProbeTimeout&, const ProbeTimeout&) = default;
+};
+// A caption put on the timeline at a chosen time (Simulator::schedule).
+struct Mark {
+    HostId host;
+    std::string text;
+    friend bool operator==(const Mark&, const Mark&) = default;
+};
+using Action = std::variant<Arrival, TcpTimer, ProbeTimeout, Mark>;
+
+struct World {
+    Time now = 0;
+    Rng rng;
+    std::uint64_t secret = 0;  // the kernel's hash secret (per boot); from the seed
+    TcpConfig tcp;
+    std::vector<Host> hosts;
+    std::map<std::pair<std::uint32_t, std::uint32_t>, LinkConfig> links;  // (lower id, higher id)
+    std::map<std::pair<std::uint32_t, std::uint32_t>, std::uint64_t> packets_on_link;  // sent so far
+    LinkConfig default_link;
+    LinkConfig loopback{10 * microseconds, 0.0, {}};
+    EventQueue<Action> queue;  // packets in flight and timers
+    std::vector<Probe> probes;
+    friend bool operator==(const World&, const World&) = default;
+
+    [[nodiscard]] const Host* host(HostId id) const { return id.value < hosts.size() ? &hosts[id.value] : nullptr; }
+    [[nodiscard]] const Socket* socket(SocketRef ref) const;
+    [[nodiscard]] std::optional<HostId> find_host(std::string_view name) const;
+    [[nodiscard]] const LinkConfig& link(HostId a, HostId b) const;
+};
+
+}  // namespace portlab::sim

@@ -1,0 +1,145 @@
+// portlab-sim: runs one of the simulator's scenarios and tells its story, step by
+// step (time, host, event, 4-tuple, state, caption); writes the trace (JSON Lines)
+// and the packets (pcap) on request.
+//
+// Exit codes: 0 done, 1 an output file could not be written, 2 usage error (one line
+// on stderr).
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include <cstdio>
+#include <iostream>
+#include <string>
+
+#include "portlab/pcap.hpp"
+#include "portlab/sim/narration.hpp"
+#include "portlab/sim/scenarios.hpp"
+#include "portlab/trace.hpp"
+
+namespace {
+
+using namespace portlab;
+
+constexpr int exit_ok = 0;
+constexpr int exit_failure = 1;
+constexpr int exit_usage = 2;
+
+struct Options {
+    bool list = false;
+    std::string scenario;
+    std::uint64_t seed = 1;
+    std::string trace_path;
+    std::string pcap_path;
+    bool json = false;
+};
+
+int usage_error(const std::string& reason) {
+    std::cerr << "portlab-sim: " << reason << " (try --help)\n";
+    return exit_usage;
+}
+
+void print_list() {
+    for (const auto& info : sim::scenarios()) std::printf("%-22s %s\n", std::string(info.name).c_str(), std::string(info.description).c_str());
+}
+
+Result<void> write_trace(const std::string& path, const sim::ScenarioInfo& info, const sim::Simulator& simulator) {
+    trace::TraceHeader header;
+    header.source = "sim";
+    header.generator = std::string("portlab-sim ") + PORTLAB_VERSION;
+    header.scenario = std::string(info.name);
+    header.title = std::string(info.title);
+    auto writer = trace::TraceWriter::to_file(path, header);
+    if (!writer) return writer.error();
+    for (const auto& event : simulator.events())
+        if (auto written = writer->write(event); !written) return written.error();
+    return writer->flush();
+}
+
+// Every packet as it left its host (a capture at the sender), raw IP.
+Result<void> write_pcap(const std::string& path, const sim::Simulator& simulator) {
+    auto writer = pcap::Writer::create(path, LinkType::raw);
+    if (!writer) return writer.error();
+    for (const auto& event : simulator.events()) {
+        const auto* packet = std::get_if<trace::Packet>(&event.body);
+        if (packet == nullptr || packet->kind != trace::PacketKind::sent) continue;
+        if (auto written = writer->write(pcap::Record::whole(event.t_us, packet->bytes)); !written) return written.error();
+    }
+    return writer->flush();
+}
+
+void print_listing(const sim::ScenarioInfo& info, const Options& options, const sim::Simulator& simulator) {
+    std::printf("portlab-sim: %s: %s (seed %llu)\n%s\n\n", std::string(info.name).c_str(), std::string(info.title).c_str(),
+                static_cast<unsigned long long>(options.seed), std::string(info.description).c_str());
+    std::printf("%12s  %-8s %-18s %-44s %-12s %s\n", "time (ms)", "host", "event", "4-tuple", "state", "what happened");
+    sim::Narrator narrator;
+    for (const auto& event : simulator.events()) {
+        const auto row = narrator.narrate(event);
+        std::printf("%12.3f  %-8s %-18s %-44s %-12s %s\n", static_cast<double>(row.t_us) / 1000.0, row.host.c_str(),
+                    row.type.c_str(), row.four_tuple.c_str(), row.state.c_str(), row.caption.c_str());
+    }
+}
+
+void print_json(const sim::ScenarioInfo& info, const Options& options, const sim::Simulator& simulator) {
+    nlohmann::json events = nlohmann::json::array();
+    sim::Narrator narrator;
+    for (const auto& event : simulator.events()) {
+        const auto row = narrator.narrate(event);
+        events.push_back({{"t_us", row.t_us}, {"host", row.host}, {"type", row.type}, {"four_tuple", row.four_tuple},
+                          {"state", row.state}, {"caption", row.caption}});
+    }
+    const nlohmann::json document{{"scenario", info.name},   {"title", info.title},     {"description", info.description},
+                                  {"seed", options.seed},     {"events", std::move(events)}};
+    std::cout << document.dump(2) << "\n";
+}
+
+int run(const Options& options) {
+    if (options.list) {
+        print_list();
+        return exit_ok;
+    }
+    if (options.scenario.empty()) return usage_error("--scenario NAME or --list is required");
+    const auto info = sim::find_scenario(options.scenario);
+    auto simulator = sim::run_scenario(options.scenario, options.seed);
+    if (!info || !simulator) return usage_error(simulator ? "unknown scenario" : simulator.error().message);
+    if (!options.trace_path.empty()) {
+        if (auto written = write_trace(options.trace_path, *info, *simulator); !written) {
+            std::cerr << "portlab-sim: cannot write the trace: " << written.error().message << "\n";
+            return exit_failure;
+        }
+    }
+    if (!options.pcap_path.empty()) {
+        if (auto written = write_pcap(options.pcap_path, *simulator); !written) {
+            std::cerr << "portlab-sim: cannot write the pcap: " << written.error().message << "\n";
+            return exit_failure;
+        }
+    }
+    if (options.json) print_json(*info, options, *simulator);
+    else print_listing(*info, options, *simulator);
+    return exit_ok;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    Options options;
+    CLI::App app{"portlab-sim: watch ports, sockets and packets in a deterministic simulation"};
+    app.add_flag("--list", options.list, "list the scenarios, one per line");
+    app.add_option("--scenario", options.scenario, "the scenario to run (see --list)");
+    app.add_option("--seed", options.seed, "seed for every random choice (same seed, same run)");
+    app.add_option("--trace", options.trace_path, "write the trace as JSON Lines (docs/trace-format.md)");
+    app.add_option("--pcap", options.pcap_path, "write every packet sent to a pcap file (raw IP)");
+    app.add_flag("--json", options.json, "print the step-by-step listing as one JSON document");
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::CallForHelp& help) {
+        return app.exit(help);
+    } catch (const CLI::ParseError& error) {
+        return usage_error(error.what());
+    }
+    try {
+        return run(options);
+    } catch (const std::exception& error) {
+        std::cerr << "portlab-sim: " << error.what() << "\n";
+        return exit_failure;
+    }
+}

@@ -1,0 +1,169 @@
+#pragma once
+// What several tests need: run a command with a time limit and capture what it
+// printed, check a peer tool is installed, and a temporary directory that cleans
+// itself up. Every command goes through timeout(1), so no test can hang.
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <system_error>
+#include <vector>
+
+namespace portlab::test {
+
+// Single-quotes a word for /bin/sh.
+inline std::string shell_quote(const std::string& text) {
+    std::string quoted = "'";
+    for (const char c : text) quoted += (c == '\'') ? std::string("'\\''") : std::string(1, c);
+    return quoted + "'";
+}
+
+// A directory under $TMPDIR, removed with everything in it when the test ends.
+class TempDir {
+public:
+    TempDir() {
+        std::string pattern = (std::filesystem::temp_directory_path() / "portlab_test_XXXXXX").string();
+        if (mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+        path_ = pattern;
+    }
+    ~TempDir() {
+        std::error_code ignored;
+        std::filesystem::remove_all(path_, ignored);
+    }
+    TempDir(const TempDir&) = delete;
+    TempDir& operator=(const TempDir&) = delete;
+
+    [[nodiscard]] const std::filesystem::path& path() const noexcept { return path_; }
+    [[nodiscard]] std::string file(const std::string& name) const { return (path_ / name).string(); }
+
+private:
+    std::filesystem::path path_;
+};
+
+// One file path in a fresh temporary directory; both go when the test ends.
+class TempFile {
+public:
+    explicit TempFile(const std::string& name) : path(dir_.file(name)) {}
+
+private:
+    TempDir dir_;  // declared first: path is made from it
+
+public:
+    const std::string path;
+};
+
+struct CommandResult {
+    int exit_code = -1;  // -1 when killed by a signal (timeout(1) sends SIGTERM, then exits 124)
+    std::string out;
+    std::string err;
+};
+
+// Runs `command` with /bin/sh under timeout(1), stdin from /dev/null; keeps at most
+// 4 MiB of stdout and all of stderr.
+inline CommandResult run_command(const std::string& command, int timeout_seconds = 60) {
+    const TempDir scratch;
+    const std::string err_path = scratch.file("stderr");
+    const std::string wrapped = "timeout " + std::to_string(timeout_seconds) + " sh -c " + shell_quote(command) +
+                                " </dev/null 2>" + shell_quote(err_path);
+    CommandResult result;
+    std::FILE* pipe = popen(wrapped.c_str(), "r");
+    if (pipe == nullptr) return result;
+    std::array<char, 4096> buffer{};
+    std::size_t count = 0;
+    while ((count = std::fread(buffer.data(), 1, buffer.size(), pipe)) > 0)
+        if (result.out.size() < (std::size_t{4} << 20)) result.out.append(buffer.data(), count);
+    const int status = pclose(pipe);
+    result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    std::ifstream err_file(err_path);
+    result.err.assign(std::istreambuf_iterator<char>(err_file), std::istreambuf_iterator<char>());
+    return result;
+}
+
+inline bool tool_available(const std::string& tool) {
+    return run_command("command -v " + shell_quote(tool) + " >/dev/null", 10).exit_code == 0;
+}
+
+inline std::vector<std::string> lines_of(const std::string& text) {
+    std::vector<std::string> lines;
+    std::istringstream in(text);
+    for (std::string line; std::getline(in, line);) lines.push_back(line);
+    return lines;
+}
+
+// A program built by this project: build/bin/NAME.
+inline std::string bin_path(const std::string& name) { return std::string(PORTLAB_BIN_DIR) + "/" + name; }
+
+// A lab binary run the way a student would, bounded by timeout(1).
+class LabBinary {
+public:
+    explicit LabBinary(const std::string& name) : path_(bin_path(name)) {}
+
+    [[nodiscard]] CommandResult run(const std::string& args) const {
+        return run_command(shell_quote(path_) + " " + args, 30);
+    }
+    // Runs with --json, requires exit 0 and returns the parsed document.
+    [[nodiscard]] nlohmann::json json(const std::string& args) const {
+        const auto result = run("--json " + args);
+        INFO("stderr: " << result.err);
+        REQUIRE(result.exit_code == 0);
+        return nlohmann::json::parse(result.out);
+    }
+
+private:
+    std::string path_;
+};
+
+// The test's own sockets, checked against what a lab reports. In a namespace of
+// their own: several tests have helpers with these names.
+namespace sockets {
+
+// A descriptor that closes itself.
+struct Fd {
+    int fd = -1;
+    explicit Fd(int value) : fd(value) {}
+    ~Fd() {
+        if (fd >= 0) close(fd);
+    }
+    Fd(const Fd&) = delete;
+    Fd& operator=(const Fd&) = delete;
+};
+
+inline sockaddr_in loopback(std::uint16_t port) {
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(port);
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    return address;
+}
+
+// The local port the kernel gave an IPv4 socket (getsockname).
+inline std::uint16_t local_port(int fd) {
+    sockaddr_in address{};
+    socklen_t size = sizeof address;
+    getsockname(fd, reinterpret_cast<sockaddr*>(&address), &size);
+    return ntohs(address.sin_port);
+}
+
+// "EADDRINUSE" for EADDRINUSE: glibc's own name table, not the lab's.
+inline std::string errno_name(int error) {
+    const char* name = strerrorname_np(error);
+    return name != nullptr ? name : std::to_string(error);
+}
+
+}  // namespace sockets
+
+}  // namespace portlab::test

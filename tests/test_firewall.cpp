@@ -1,0 +1,208 @@
+// The firewall module against the kernel: rules applied through libnftables inside a
+// private network namespace, checked with real sockets (what connect() and recv()
+// answer), and the refusal to run anywhere else.
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <string>
+
+#include <catch2/catch.hpp>
+
+#include "portlab/firewall.hpp"
+#include "portlab/netns.hpp"
+
+using namespace portlab;
+using nlohmann::json;
+
+namespace {
+
+sockaddr_in loopback(Port port) {
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(port);
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    return address;
+}
+
+int listener(int type, Port port) {
+    const int fd = socket(AF_INET, type | SOCK_CLOEXEC, 0);
+    const auto address = loopback(port);
+    if (bind(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0) return -1;
+    if (type == SOCK_STREAM && listen(fd, 8) != 0) return -1;
+    return fd;
+}
+
+std::string errno_string(int error) {
+    const char* name = strerrorname_np(error);
+    return name != nullptr ? name : std::to_string(error);
+}
+
+// A non-blocking connect() given `wait_ms` to finish: "connected", an errno name, or
+// "no answer" with the kernel's TCP state of the socket still waiting.
+json connect_within(Port port, int wait_ms) {
+    const int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    const auto address = loopback(port);
+    json result;
+    if (connect(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address) == 0) {
+        result["outcome"] = "connected";
+    } else if (errno != EINPROGRESS) {
+        result["outcome"] = errno_string(errno);
+    } else {
+        pollfd waiting{fd, POLLOUT, 0};
+        if (poll(&waiting, 1, wait_ms) == 0) {
+            tcp_info info{};
+            socklen_t length = sizeof info;
+            getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &length);
+            result["outcome"] = "no answer";
+            result["tcpi_state"] = info.tcpi_state;
+        } else {
+            int error = 0;
+            socklen_t length = sizeof error;
+            getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length);
+            result["outcome"] = error == 0 ? std::string("connected") : errno_string(error);
+        }
+    }
+    close(fd);
+    return result;
+}
+
+// A connected UDP socket sends one datagram and waits for the kernel's verdict: an ICMP
+// port unreachable arrives as ECONNREFUSED on the next recv() (udp(7), IP_RECVERR off).
+std::string udp_send_and_listen(Port port, int wait_ms) {
+    const int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    const auto address = loopback(port);
+    connect(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address);
+    send(fd, "ping", 4, 0);
+    pollfd waiting{fd, POLLIN, 0};
+    std::string outcome = "no answer";
+    if (poll(&waiting, 1, wait_ms) > 0) {
+        char buffer[16];
+        outcome = recv(fd, buffer, sizeof buffer, MSG_DONTWAIT) >= 0 ? "reply" : errno_string(errno);
+    }
+    close(fd);
+    return outcome;
+}
+
+}  // namespace
+
+TEST_CASE("rules are written in nft syntax, one transaction that replaces the portlab table", "[firewall]") {
+    using firewall::Action;
+    using firewall::Rule;
+    CHECK(*firewall::rule_text({Protocol::tcp, 8081, Action::drop}) == "tcp dport 8081 drop");
+    CHECK(*firewall::rule_text({Protocol::tcp, 8082, Action::reject_tcp_reset}) == "tcp dport 8082 reject with tcp reset");
+    CHECK(*firewall::rule_text({Protocol::udp, 5353, Action::reject_icmp_port_unreachable}) ==
+          "udp dport 5353 reject with icmpx type port-unreachable");
+    CHECK(*firewall::rule_text({Protocol::udp, 53, Action::accept}) == "udp dport 53 accept");
+    CHECK_FALSE(firewall::rule_text({Protocol::udp, 53, Action::reject_tcp_reset}));
+    CHECK_FALSE(firewall::rule_text({Protocol::tcp, 0, Action::drop}));
+
+    const Rule rules[] = {{Protocol::tcp, 1, Action::drop}};
+    const auto text = firewall::ruleset_text(rules);
+    REQUIRE(text);
+    CHECK(text->find("delete table inet portlab") != std::string::npos);
+    CHECK(text->find("type filter hook input priority filter; policy accept;") != std::string::npos);
+
+    for (const auto action : {Action::accept, Action::drop, Action::reject_tcp_reset,
+                              Action::reject_icmp_port_unreachable}) {
+        CAPTURE(firewall::to_string(action));
+        CHECK(*firewall::parse_action(firewall::to_string(action)) == action);
+    }
+    CHECK_FALSE(firewall::parse_action("allow"));
+}
+
+TEST_CASE("the firewall refuses to run outside a private network namespace", "[firewall]") {
+    const auto here = firewall::network_namespace_id();
+    REQUIRE(here);
+    // Claiming that the namespace we are in is the "outer" one: we have not left it.
+    const auto token = firewall::PrivateNetnsToken::confirm(*here);
+    REQUIRE_FALSE(token);
+    CHECK(token.error().message.find("refusing") != std::string::npos);
+}
+
+TEST_CASE("in a private namespace, drop, reject and accept rules change what sockets see", "[firewall][netns]") {
+    const auto outer = firewall::network_namespace_id();
+    REQUIRE(outer);
+    const Port open_port = 8080, dropped = 8081, reset = 8082, udp_rejected = 5353;
+
+    const auto facts = run_in_private_netns(
+        [&]() -> json {
+            json result;
+            // A token with the inner namespace named as "outer" is refused even here.
+            const auto inner = firewall::network_namespace_id();
+            result["self_as_outer_refused"] = !firewall::PrivateNetnsToken::confirm(*inner);
+
+            auto token = firewall::PrivateNetnsToken::confirm(*outer);
+            if (!token) return {{"error", token.error().message}};
+            auto nft = firewall::Nftables::open(*token);
+            if (!nft) return {{"error", nft.error().message}};
+            const auto applied = nft->apply({{Protocol::tcp, dropped, firewall::Action::drop},
+                                             {Protocol::tcp, reset, firewall::Action::reject_tcp_reset},
+                                             {Protocol::udp, udp_rejected,
+                                              firewall::Action::reject_icmp_port_unreachable}});
+            if (!applied) return {{"error", applied.error().message}};
+            // Applying the same ruleset again replaces it instead of adding to it.
+            const auto again = nft->apply({{Protocol::tcp, dropped, firewall::Action::drop},
+                                           {Protocol::tcp, reset, firewall::Action::reject_tcp_reset},
+                                           {Protocol::udp, udp_rejected,
+                                            firewall::Action::reject_icmp_port_unreachable}});
+            result["applied_twice"] = static_cast<bool>(again);
+
+            // Every port has a listener, so any refusal is the firewall's, not a closed port's.
+            const int fds[] = {listener(SOCK_STREAM, open_port), listener(SOCK_STREAM, dropped),
+                               listener(SOCK_STREAM, reset), listener(SOCK_DGRAM, udp_rejected)};
+            result["listeners_ok"] = fds[0] >= 0 && fds[1] >= 0 && fds[2] >= 0 && fds[3] >= 0;
+
+            result["open"] = connect_within(open_port, 2000);
+            result["drop"] = connect_within(dropped, 500);
+            result["reset"] = connect_within(reset, 2000);
+            result["udp_rejected"] = udp_send_and_listen(udp_rejected, 2000);
+
+            const auto listing = nft->list_ruleset();
+            result["listing"] = listing ? *listing : listing.error().message;
+            const auto listing_json = nft->list_ruleset_json();
+            result["listing_json_ok"] = listing_json && listing_json->contains("nftables");
+
+            const auto cleared = nft->clear();
+            result["after_clear_drop"] = cleared ? connect_within(dropped, 2000) : json(cleared.error().message);
+            for (const int fd : fds) close(fd);
+            return result;
+        },
+        {}, std::chrono::seconds(20));
+
+    REQUIRE(facts);
+    INFO(facts->dump(2));
+    REQUIRE_FALSE(facts->contains("error"));
+    CHECK((*facts)["self_as_outer_refused"] == true);
+    CHECK((*facts)["applied_twice"] == true);
+    CHECK((*facts)["listeners_ok"] == true);
+
+    SECTION("accept: the handshake completes") { CHECK((*facts)["open"]["outcome"] == "connected"); }
+    SECTION("drop: no answer, the socket stays in SYN-SENT (kernel TCP_SYN_SENT = 2)") {
+        CHECK((*facts)["drop"]["outcome"] == "no answer");
+        CHECK((*facts)["drop"]["tcpi_state"] == TCP_SYN_SENT);
+    }
+    SECTION("reject with tcp reset: ECONNREFUSED, though a listener holds the port") {
+        CHECK((*facts)["reset"]["outcome"] == "ECONNREFUSED");
+    }
+    SECTION("ICMP port unreachable for UDP: ECONNREFUSED on the connected UDP socket") {
+        CHECK((*facts)["udp_rejected"] == "ECONNREFUSED");
+    }
+    SECTION("nft lists the rules back from the kernel") {
+        const std::string listing = (*facts)["listing"];
+        CHECK(listing.find("table inet portlab") != std::string::npos);
+        CHECK(listing.find("tcp dport 8081 drop") != std::string::npos);
+        CHECK(listing.find("tcp dport 8082 reject with tcp reset") != std::string::npos);
+        CHECK(listing.find("udp dport 5353 reject") != std::string::npos);
+        CHECK((*facts)["listing_json_ok"] == true);
+    }
+    SECTION("after clear() the dropped port answers again") {
+        CHECK((*facts)["after_clear_drop"]["outcome"] == "connected");
+    }
+}

@@ -1,0 +1,213 @@
+// Lab 01 run for real: its --json facts must agree with what this test asks the
+// kernel and libc itself, never with text copied from the lab's own output.
+#include <catch2/catch.hpp>
+
+#include <arpa/inet.h>
+#include <grp.h>
+#include <linux/capability.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "support.hpp"
+
+using nlohmann::json;
+namespace test = portlab::test;
+
+namespace {
+
+const std::string lab = portlab::test::bin_path("lab01_ports_and_services");
+
+// Runs the lab, bounded by timeout(1). `prefix` runs it as another user (setpriv ...).
+test::CommandResult run_lab(const std::string& args, const std::string& prefix = "") {
+    return test::run_command(prefix + " " + portlab::test::shell_quote(lab) + " " + args, 30);
+}
+
+json run_json(const std::string& args, const std::string& prefix = "") {
+    const auto run = run_lab("--json " + args, prefix);
+    INFO("stderr: " << run.err);
+    REQUIRE(run.exit_code == 0);
+    return json::parse(run.out);
+}
+
+// The errno a bind() of 127.0.0.1:port/tcp gets from the kernel, 0 for success.
+int bind_errno(std::uint16_t port) {
+    const int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) return errno;
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(port);
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    const int result = bind(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address);
+    const int error = result == 0 ? 0 : errno;
+    close(fd);
+    return error;
+}
+
+// The same bind from a child process that has become uid/gid 65534 (nobody).
+int bind_errno_as_nobody(std::uint16_t port) {
+    const pid_t child = fork();
+    if (child == 0) {
+        if (setgroups(0, nullptr) != 0 || setresgid(65534, 65534, 65534) != 0 || setresuid(65534, 65534, 65534) != 0)
+            _exit(255);
+        _exit(bind_errno(port));
+    }
+    int status = 0;
+    waitpid(child, &status, 0);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 254;
+}
+
+bool has_cap_net_bind_service() {
+    __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
+    __user_cap_data_struct data[2]{};
+    if (syscall(SYS_capget, &header, data) != 0) return false;
+    return (data[CAP_NET_BIND_SERVICE / 32].effective >> (CAP_NET_BIND_SERVICE % 32)) & 1U;
+}
+
+int read_proc_int(const char* path, int index) {
+    std::ifstream file(path);
+    int value = -1;
+    for (int i = 0; i <= index; ++i) file >> value;
+    return file ? value : -1;
+}
+
+std::string errno_name(int error) {
+    const char* name = strerrorname_np(error);
+    return name != nullptr ? name : std::to_string(error);
+}
+
+}  // namespace
+
+TEST_CASE("lab01 reports the ephemeral range and privileged boundary the kernel has", "[lab01][kernel]") {
+    const auto facts = run_json("22");
+    const int low = read_proc_int("/proc/sys/net/ipv4/ip_local_port_range", 0);
+    const int high = read_proc_int("/proc/sys/net/ipv4/ip_local_port_range", 1);
+    const int start = read_proc_int("/proc/sys/net/ipv4/ip_unprivileged_port_start", 0);
+    if (low < 0 || start < 0) {
+        WARN("no /proc/sys/net/ipv4 port settings to compare with");
+        return;
+    }
+    CHECK(facts["ephemeral_range"]["low"] == low);
+    CHECK(facts["ephemeral_range"]["high"] == high);
+    CHECK(facts["ephemeral_range"]["source"] == "/proc/sys/net/ipv4/ip_local_port_range");
+    CHECK(facts["unprivileged_port_start"] == start);
+    CHECK(facts["euid"] == geteuid());
+}
+
+TEST_CASE("lab01's lookups agree with libc's getservbyname and getservbyport", "[lab01][libc]") {
+    if (!std::ifstream("/etc/services")) {
+        WARN("no /etc/services here: the lab uses its built-in table, libc has nothing to compare");
+        return;
+    }
+    const auto facts = run_json("22 http www 53/udp domain/udp ftp 443 8080/udp 0 65535");
+    REQUIRE(facts["lookups"].size() == 10);
+    for (const auto& lookup : facts["lookups"]) {
+        const std::string query = lookup["query"];
+        CAPTURE(query);
+        const int port = lookup["port"];
+        const std::string before_slash = query.substr(0, query.find('/'));
+        const bool by_name = before_slash.find_first_not_of("0123456789") != std::string::npos;
+        if (by_name) {
+            const char* protocol = lookup["protocol"].is_null() ? nullptr : lookup["protocol"].get_ref<const std::string&>().c_str();
+            const servent* entry = getservbyname(before_slash.c_str(), protocol);
+            REQUIRE(entry != nullptr);
+            CHECK(ntohs(static_cast<std::uint16_t>(entry->s_port)) == port);
+        } else {
+            CHECK(std::stoi(before_slash) == port);
+        }
+        for (const auto& service : lookup["services"]) {
+            const std::string protocol = service["protocol"];
+            CAPTURE(protocol);
+            const servent* entry = getservbyport(htons(static_cast<std::uint16_t>(port)), protocol.c_str());
+            if (entry == nullptr) {
+                CHECK(service["name"].is_null());
+            } else {
+                CHECK(service["name"] == entry->s_name);
+            }
+        }
+    }
+}
+
+TEST_CASE("lab01's bind results agree with the kernel's answer to the same bind", "[lab01][kernel]") {
+    const auto facts = run_json("");
+    const int boundary = facts["unprivileged_port_start"].is_null() ? 1024 : facts["unprivileged_port_start"].get<int>();
+    const bool privileged = has_cap_net_bind_service();
+    REQUIRE_FALSE(facts["bind_attempts"].empty());
+    for (const auto& attempt : facts["bind_attempts"]) {
+        const int port = attempt["port"];
+        CAPTURE(port);
+        CHECK(attempt["below_boundary"] == (port < boundary));
+        if (attempt["errno_name"] == "EADDRINUSE") continue;  // busy then; says nothing about privilege
+        // The kernel's own rule (inet_bind): below the boundary only with the capability.
+        CHECK(attempt["ok"] == (port >= boundary || privileged));
+        const int error = bind_errno(static_cast<std::uint16_t>(port));
+        if (error == EADDRINUSE) continue;  // someone took it since
+        CHECK(attempt["ok"] == (error == 0));
+        if (error != 0) CHECK(attempt["errno_name"] == errno_name(error));
+    }
+}
+
+TEST_CASE("lab01 run as an ordinary user gets EACCES below the boundary, as the kernel says", "[lab01][kernel]") {
+    if (geteuid() != 0 || std::system("command -v setpriv >/dev/null 2>&1") != 0) {
+        WARN("needs root and setpriv to become uid 65534; skipped");
+        return;
+    }
+    const auto facts = run_json("", "setpriv --reuid=65534 --regid=65534 --clear-groups");
+    CHECK(facts["euid"] == 65534);
+    CHECK(facts["cap_net_bind_service"] == false);
+    bool saw_privileged_attempt = false;
+    for (const auto& attempt : facts["bind_attempts"]) {
+        const int port = attempt["port"];
+        CAPTURE(port);
+        if (!attempt["below_boundary"].get<bool>()) continue;
+        saw_privileged_attempt = true;
+        const int error = bind_errno_as_nobody(static_cast<std::uint16_t>(port));
+        CHECK(error == EACCES);
+        CHECK(attempt["errno_name"] == errno_name(error));
+    }
+    if (facts["unprivileged_port_start"] != 0 && facts["unprivileged_port_start"] != 1) CHECK(saw_privileged_attempt);
+}
+
+TEST_CASE("lab01 usage errors exit 2 with one line on stderr and nothing on stdout", "[lab01][usage]") {
+    const auto args = GENERATE(as<std::string>{}, "70000", "nosuchservice", "--bogus-flag", "22 70000", "http/sctp",
+                               "--services /nonexistent/services 22");
+    CAPTURE(args);
+    const auto run = run_lab(args);
+    CHECK(run.exit_code == 2);
+    CHECK(run.out.empty());
+    REQUIRE_FALSE(run.err.empty());
+    CHECK(run.err.back() == '\n');
+    CHECK(run.err.find('\n') == run.err.size() - 1);
+    CHECK_THAT(run.err, Catch::StartsWith("lab01_ports_and_services: "));
+    CHECK_THAT(run.err, Catch::EndsWith("(try --help)\n"));
+}
+
+TEST_CASE("lab01 --help exits 0", "[lab01][usage]") {
+    const auto run = run_lab("--help");
+    CHECK(run.exit_code == 0);
+    CHECK(run.err.empty());
+    CHECK_THAT(run.out, Catch::Contains("--json"));
+}
+
+TEST_CASE("lab01 --services reads names from the given file", "[lab01]") {
+    const std::string fixture = std::string(PORTLAB_FIXTURES) + "/services_sample";
+    const auto facts = run_json("--services '" + fixture + "' www-http 9/udp");
+    CHECK(facts["services_source"] == fixture);
+    CHECK(facts["services_fallback"] == false);
+    // tests/fixtures/services_sample line 7: "http 80/tcp www www-http"; line 10: "sink 9/udp discard null".
+    CHECK(facts["lookups"][0]["port"] == 80);
+    CHECK(facts["lookups"][0]["services"][0]["name"] == "http");
+    CHECK(facts["lookups"][1]["services"][0]["name"] == "sink");
+}

@@ -1,0 +1,194 @@
+// Lab 02 run for real. The lab's --json tells us which ports it used; the facts about
+// them come from the kernel: /proc for the ephemeral range, and ss(8), a peer tool, for
+// who sits in TIME-WAIT after the lab has exited (TIME-WAIT outlives the process).
+#include <catch2/catch.hpp>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "portlab/net.hpp"
+#include "portlab/ports.hpp"
+#include "portlab/trace.hpp"
+#include "support.hpp"
+
+using nlohmann::json;
+using namespace portlab;
+namespace test = portlab::test;
+
+namespace {
+
+const std::string lab = test::bin_path("lab02_tcp_listen_connect");
+
+json run_json(const std::string& args) {
+    const auto run = test::run_command(test::shell_quote(lab) + " --json " + args, 30);
+    INFO("stderr: " << run.err);
+    REQUIRE(run.exit_code == 0);
+    return json::parse(run.out);
+}
+
+int port_of(const json& endpoint) { return endpoint.at("port").get<int>(); }
+
+struct SsRow {
+    std::string state;
+    Endpoint local, peer;
+};
+
+// `ss -Htan`: State Recv-Q Send-Q Local:Port Peer:Port, one socket a line.
+std::vector<SsRow> ss_tcp_sockets() {
+    REQUIRE(test::tool_available("ss"));
+    const auto run = test::run_command("ss -Htan", 20);
+    REQUIRE(run.exit_code == 0);
+    std::vector<SsRow> rows;
+    for (const auto& line : test::lines_of(run.out)) {
+        std::istringstream words(line);
+        std::string state, recv_q, send_q, local, peer;
+        if (!(words >> state >> recv_q >> send_q >> local >> peer)) continue;
+        const auto l = Endpoint::parse(local);
+        const auto p = Endpoint::parse(peer);
+        if (l && p) rows.push_back({state, *l, *p});
+    }
+    return rows;
+}
+
+std::vector<SsRow> time_wait_between(Port a, Port b) {
+    std::vector<SsRow> found;
+    for (const auto& row : ss_tcp_sockets())
+        if (row.state == "TIME-WAIT" && ((row.local.port == a && row.peer.port == b) || (row.local.port == b && row.peer.port == a)))
+            found.push_back(row);
+    return found;
+}
+
+// A port that was free a moment ago (bound with port 0, then closed).
+Port free_port() {
+    const int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address);
+    socklen_t length = sizeof address;
+    getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
+    close(fd);
+    return ntohs(address.sin_port);
+}
+
+}  // namespace
+
+TEST_CASE("the accepted socket shares the listener's port, and the client's port is ephemeral", "[lab02]") {
+    const auto facts = run_json("--port 0");
+    const auto range = read_ephemeral_range();
+    REQUIRE(range.has_value());
+
+    const int listening = port_of(facts.at("listener").at("local"));
+    const int client = port_of(facts.at("client").at("local"));
+    CHECK(listening != 0);
+    CHECK(port_of(facts.at("accepted").at("local")) == listening);
+    CHECK(port_of(facts.at("accepted").at("remote")) == client);
+    CHECK(port_of(facts.at("client").at("remote")) == listening);
+    CHECK(range->contains(static_cast<Port>(client)));
+
+    // Both messages travelled over the same pair of ports, in opposite directions.
+    const auto& messages = facts.at("messages");
+    REQUIRE(messages.size() == 2);
+    CHECK(port_of(messages[0].at("receiver_local")) == listening);
+    CHECK(port_of(messages[0].at("receiver_remote")) == client);
+    CHECK(port_of(messages[1].at("receiver_local")) == client);
+    CHECK(port_of(messages[1].at("receiver_remote")) == listening);
+}
+
+TEST_CASE("the side that closes first is the one ss shows in TIME-WAIT", "[lab02]") {
+    SECTION("the client closes first") {
+        const auto facts = run_json("--port 0 --closer client");
+        const auto client = static_cast<Port>(port_of(facts.at("client").at("local")));
+        const auto listening = static_cast<Port>(port_of(facts.at("listener").at("local")));
+        const auto waiting = time_wait_between(client, listening);
+        REQUIRE(waiting.size() == 1);
+        CHECK(waiting[0].local.port == client);  // the client's end of the connection
+        CHECK(waiting[0].peer.port == listening);
+    }
+    SECTION("the server closes first") {
+        const auto facts = run_json("--port 0 --closer server");
+        const auto client = static_cast<Port>(port_of(facts.at("client").at("local")));
+        const auto listening = static_cast<Port>(port_of(facts.at("listener").at("local")));
+        const auto waiting = time_wait_between(client, listening);
+        REQUIRE(waiting.size() == 1);
+        CHECK(waiting[0].local.port == listening);  // the server's accepted socket's end
+        CHECK(waiting[0].peer.port == client);
+    }
+}
+
+TEST_CASE("the serve and connect halves run the two halves in two processes", "[lab02]") {
+    const Port port = free_port();
+    const std::string target = "127.0.0.1:" + std::to_string(port);
+    // The client retries (bounded) until the server has started listening.
+    const std::string script =
+        test::shell_quote(lab) + " --serve --json --port " + std::to_string(port) + " --wait 20 > serve.json & " +
+        "for i in $(seq 100); do " + test::shell_quote(lab) + " --connect " + target +
+        " --json > connect.json 2>/dev/null && break; sleep 0.1; done; wait";
+    const test::TempDir dir;
+    const auto run = test::run_command("cd " + test::shell_quote(dir.path().string()) + " || exit 1; " + script, 40);
+    INFO(run.err);
+    REQUIRE(run.exit_code == 0);
+    std::ifstream serve_file(dir.file("serve.json")), connect_file(dir.file("connect.json"));
+    const auto serve = json::parse(serve_file);
+    const auto client = json::parse(connect_file);
+    CHECK(port_of(serve.at("accepted").at("local")) == port);
+    CHECK(port_of(serve.at("accepted").at("remote")) == port_of(client.at("client").at("local")));
+    const auto waiting = time_wait_between(static_cast<Port>(port_of(client.at("client").at("local"))), port);
+    REQUIRE(waiting.size() == 1);
+    CHECK(waiting[0].local.port == port_of(client.at("client").at("local")));
+}
+
+TEST_CASE("a trace written with --trace the reader accepts, with the accepted 4-tuple", "[lab02][trace]") {
+    const test::TempFile file("lab02.jsonl");
+    const auto facts = run_json("--port 0 --trace " + test::shell_quote(file.path));
+    const auto read = trace::read_trace_file(file.path);
+    REQUIRE(read.has_value());
+    CHECK(read->header.source == "lab");
+    bool saw_accepted = false;
+    for (const auto& event : read->events)
+        if (const auto* accepted = std::get_if<trace::Accepted>(&event.body)) {
+            saw_accepted = true;
+            CHECK(accepted->four_tuple.local.port == port_of(facts.at("listener").at("local")));
+            CHECK(accepted->four_tuple.remote.port == port_of(facts.at("client").at("local")));
+        }
+    CHECK(saw_accepted);
+}
+
+TEST_CASE("bad arguments: one line on stderr, exit 2", "[lab02][args]") {
+    const auto args = GENERATE(as<std::string>{}, "--port 70000", "--port abc", "--bind 10.0.0.1", "--bind nope",
+                               "--connect 192.0.2.1:80", "--connect nohost", "--connect 127.0.0.1:0",
+                               "--closer nobody", "--serve --connect 127.0.0.1:9", "--wait 0");
+    CAPTURE(args);
+    const auto run = test::run_command(test::shell_quote(lab) + " " + args, 20);
+    CHECK(run.exit_code == 2);
+    CHECK(test::lines_of(run.err).size() == 1);
+}
+
+TEST_CASE("a busy default port is exit 1 with advice to use --port 0", "[lab02][args]") {
+    // Hold 127.0.0.1:8080, the lab's default. If another program already holds it, the
+    // lab meets the same busy port either way.
+    const int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(8080);
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    const bool held = bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0 && listen(fd, 1) == 0;
+    const auto run = test::run_command(test::shell_quote(lab), 20);
+    close(fd);
+    if (!held) {
+        const auto listeners = test::run_command("ss -Htln 'sport = :8080'", 10);
+        REQUIRE_FALSE(listeners.out.empty());  // somebody else holds it: the lab must fail the same way
+    }
+    CHECK(run.exit_code == 1);
+    CHECK(test::lines_of(run.err).size() == 1);
+    CHECK_THAT(run.err, Catch::Contains("EADDRINUSE") && Catch::Contains("--port 0"));
+}

@@ -1,0 +1,171 @@
+// Lab 04 run for real: its --json facts must hold as kernel facts (every accepted socket
+// shares the listener's port, the remotes cover 127.0.0.1-4, one local port carries two
+// connections), and its EADDRNOTAVAIL must be what this test's own sockets get.
+#include <catch2/catch.hpp>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <set>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "portlab/trace.hpp"
+#include "support.hpp"
+
+using nlohmann::json;
+namespace test = portlab::test;
+
+namespace {
+
+const test::LabBinary lab("lab04_four_tuple");
+using test::sockets::Fd;
+using test::sockets::errno_name;
+using test::sockets::local_port;
+using test::sockets::loopback;
+
+int listen_on_free_port(std::uint16_t& port) {
+    const int fd = socket(AF_INET, SOCK_STREAM, 0);
+    auto address = loopback(0);
+    REQUIRE(bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
+    REQUIRE(listen(fd, 8) == 0);
+    port = local_port(fd);
+    return fd;
+}
+
+// socket + SO_REUSEADDR + bind(127.0.0.1:port) + connect(127.0.0.1:to); the errno of the first failure.
+int reuse_bind_connect(Fd& fd, std::uint16_t port, std::uint16_t to) {
+    const int on = 1;
+    setsockopt(fd.fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+    auto local = loopback(port);
+    if (bind(fd.fd, reinterpret_cast<sockaddr*>(&local), sizeof local) != 0) return errno;
+    auto remote = loopback(to);
+    return connect(fd.fd, reinterpret_cast<sockaddr*>(&remote), sizeof remote) == 0 ? 0 : errno;
+}
+
+int read_proc_int(const char* path, int index) {
+    std::ifstream file(path);
+    int value = -1;
+    for (int i = 0; i <= index; ++i) file >> value;
+    return file ? value : -1;
+}
+
+}  // namespace
+
+TEST_CASE("lab04: every accepted 4-tuple has the server's port, and the remotes cover 127.0.0.1-4", "[lab04][kernel]") {
+    const auto facts = lab.json("--port 0 --per-address 3");
+    const int server_port = facts["server"]["port"];
+    CHECK(facts["server"]["address"] == "127.0.0.1");
+    CHECK(server_port > 0);
+    REQUIRE(facts["accepted"].size() == 12);
+    std::set<std::string> remote_addresses;
+    std::set<std::pair<std::string, int>> remotes;
+    const int low = read_proc_int("/proc/sys/net/ipv4/ip_local_port_range", 0);
+    const int high = read_proc_int("/proc/sys/net/ipv4/ip_local_port_range", 1);
+    for (const auto& tuple : facts["accepted"]) {
+        CAPTURE(tuple.dump());
+        CHECK(tuple["local"]["port"] == server_port);
+        CHECK(tuple["local"]["address"] == "127.0.0.1");
+        CHECK(tuple["state"] == "ESTABLISHED");
+        remote_addresses.insert(tuple["remote"]["address"].get<std::string>());
+        remotes.insert({tuple["remote"]["address"].get<std::string>(), tuple["remote"]["port"].get<int>()});
+        // bind(port 0) takes client ports from the range the kernel is configured with.
+        const int port = tuple["remote"]["port"];
+        if (low > 0) CHECK((port >= low && port <= high));
+    }
+    CHECK(remote_addresses == std::set<std::string>{"127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.0.4"});
+    CHECK(remotes.size() == 12);  // twelve different 4-tuples on one server port
+
+    // The clients' own view is the same tuples reversed.
+    std::set<std::pair<std::string, int>> client_locals;
+    for (const auto& client : facts["clients"]) {
+        CHECK(client["remote"]["port"] == server_port);
+        client_locals.insert({client["local"]["address"].get<std::string>(), client["local"]["port"].get<int>()});
+    }
+    CHECK(client_locals == remotes);
+}
+
+TEST_CASE("lab04: one fixed local port carries two ESTABLISHED connections to different servers", "[lab04][kernel]") {
+    const auto facts = lab.json("--port 0");
+    const auto& shared = facts["shared_local_port"];
+    const int port = shared["local"]["port"];
+    CHECK(shared["second_bind"] == "ok");
+    REQUIRE(shared["connections"].size() == 2);
+    std::set<std::pair<std::string, int>> remotes;
+    for (const auto& connection : shared["connections"]) {
+        CHECK(connection["local"]["port"] == port);
+        CHECK(connection["state"] == "ESTABLISHED");
+        remotes.insert({connection["remote"]["address"].get<std::string>(), connection["remote"]["port"].get<int>()});
+    }
+    CHECK(remotes.size() == 2);
+    // The kernel's table (sock_diag) has both with that local port.
+    REQUIRE(shared["kernel_table"].is_array());
+    int established = 0;
+    for (const auto& row : shared["kernel_table"])
+        if (row["state"] == "ESTAB" && row["local"]["port"] == port) ++established;
+    CHECK(established == 2);
+}
+
+TEST_CASE("lab04: repeating a 4-tuple gets the errno this test's own sockets get", "[lab04][kernel]") {
+    const auto facts = lab.json("--port 0");
+    // The same sequence here: two servers, two SO_REUSEADDR sockets on one port, then a third.
+    std::uint16_t a = 0, b = 0;
+    const Fd server_a(listen_on_free_port(a));
+    const Fd server_b(listen_on_free_port(b));
+    Fd first(socket(AF_INET, SOCK_STREAM, 0)), second(socket(AF_INET, SOCK_STREAM, 0)), third(socket(AF_INET, SOCK_STREAM, 0));
+    REQUIRE(reuse_bind_connect(first, 0, a) == 0);
+    const std::uint16_t shared = local_port(first.fd);
+    CHECK(reuse_bind_connect(second, shared, b) == 0);
+    const int duplicate = reuse_bind_connect(third, shared, a);
+    CHECK(duplicate == EADDRNOTAVAIL);
+    CHECK(facts["shared_local_port"]["duplicate_connect"]["errno_name"] == errno_name(duplicate));
+}
+
+TEST_CASE("lab04 --trace writes a valid trace with one accepted event per client", "[lab04][trace]") {
+    const test::TempDir dir;
+    const auto path = dir.file("lab04.jsonl");
+    const auto run = lab.run("--port 0 --trace " + test::shell_quote(path));
+    REQUIRE(run.exit_code == 0);
+    const auto trace = portlab::trace::read_trace_file(path);
+    REQUIRE(trace.has_value());
+    CHECK(trace->header.source == "lab");
+    int accepted = 0;
+    for (const auto& event : trace->events)
+        if (std::holds_alternative<portlab::trace::Accepted>(event.body)) ++accepted;
+    CHECK(accepted == 8);
+}
+
+TEST_CASE("lab04: a busy default port is a clear error that suggests --port 0", "[lab04][usage]") {
+    Fd holder(socket(AF_INET, SOCK_STREAM, 0));
+    auto address = loopback(7404);
+    const bool held = bind(holder.fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0 && listen(holder.fd, 1) == 0;
+    if (!held && errno != EADDRINUSE) FAIL("could not hold port 7404: " << std::strerror(errno));
+    const auto run = lab.run("");
+    CHECK(run.exit_code == 1);
+    CHECK_THAT(run.err, Catch::Contains("--port 0"));
+    CHECK(run.err.find('\n') == run.err.size() - 1);
+}
+
+TEST_CASE("lab04 usage errors exit 2 with one line on stderr", "[lab04][usage]") {
+    const auto args = GENERATE(as<std::string>{}, "--per-address 0", "--per-address 51", "--port 70000", "--port x",
+                               "--bind 10.0.0.1", "--bind nonsense", "--bogus");
+    CAPTURE(args);
+    const auto run = lab.run(args);
+    CHECK(run.exit_code == 2);
+    CHECK(run.out.empty());
+    REQUIRE_FALSE(run.err.empty());
+    CHECK(run.err.find('\n') == run.err.size() - 1);
+    CHECK_THAT(run.err, Catch::StartsWith("lab04_four_tuple: "));
+}
+
+TEST_CASE("lab04 --help exits 0", "[lab04][usage]") {
+    const auto run = lab.run("--help");
+    CHECK(run.exit_code == 0);
+    CHECK_THAT(run.out, Catch::Contains("--per-address"));
+}

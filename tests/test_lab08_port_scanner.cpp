@@ -1,0 +1,282 @@
+// Lab 08 against facts the test arranges itself: it opens listeners, binds ports without
+// listening (the kernel answers RST there), runs UDP sockets that answer or stay silent,
+// and checks what lab08_port_scanner --json reports for each. nmap, run on the same
+// ports at the same moment, is the independent judge of the states; it is a required
+// peer tool (tools/setup installs it), so without it the test fails.
+#include <catch2/catch.hpp>
+
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstring>
+#include <map>
+#include <optional>
+#include <regex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "portlab/net.hpp"
+#include "support.hpp"
+
+using nlohmann::json;
+using portlab::Port;
+using namespace portlab::test;
+
+namespace {
+
+// A socket of ours on 127.0.0.1, closed when the test ends.
+class Socket {
+public:
+    Socket(int type, bool listen_on_it) : fd_(::socket(AF_INET, type, 0)) {
+        REQUIRE(fd_ >= 0);
+        sockaddr_in address{};
+        address.sin_family = AF_INET;
+        address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        REQUIRE(::bind(fd_, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0);
+        if (listen_on_it) REQUIRE(::listen(fd_, 16) == 0);
+        socklen_t length = sizeof(address);
+        REQUIRE(::getsockname(fd_, reinterpret_cast<sockaddr*>(&address), &length) == 0);
+        port_ = ntohs(address.sin_port);
+    }
+    ~Socket() {
+        if (fd_ >= 0) ::close(fd_);
+    }
+    Socket(const Socket&) = delete;
+    Socket& operator=(const Socket&) = delete;
+    [[nodiscard]] Port port() const { return port_; }
+    [[nodiscard]] int fd() const { return fd_; }
+    void close() {
+        ::close(fd_);
+        fd_ = -1;
+    }
+
+private:
+    int fd_;
+    Port port_ = 0;
+};
+
+// A UDP socket whose thread answers every datagram, for a bounded time.
+class UdpEcho {
+public:
+    UdpEcho() : socket_(SOCK_DGRAM, false), thread_([this] { serve(); }) {}
+    ~UdpEcho() {
+        stop_ = true;
+        thread_.join();
+    }
+    [[nodiscard]] Port port() const { return socket_.port(); }
+
+private:
+    void serve() {
+        for (int rounds = 0; !stop_ && rounds < 600; ++rounds) {  // 600 x 100 ms at most
+            pollfd poll_fd{socket_.fd(), POLLIN, 0};
+            if (::poll(&poll_fd, 1, 100) != 1) continue;
+            char buffer[512];
+            sockaddr_storage sender{};
+            socklen_t length = sizeof(sender);
+            const auto n = ::recvfrom(socket_.fd(), buffer, sizeof(buffer), MSG_DONTWAIT,
+                                      reinterpret_cast<sockaddr*>(&sender), &length);
+            if (n >= 0) ::sendto(socket_.fd(), "pong", 4, 0, reinterpret_cast<sockaddr*>(&sender), length);
+        }
+    }
+    Socket socket_;
+    std::atomic<bool> stop_{false};
+    std::thread thread_;
+};
+
+// A UDP port nobody holds: bound by the kernel's choice, then released.
+Port free_udp_port() {
+    Socket socket(SOCK_DGRAM, false);
+    return socket.port();
+}
+
+std::set<Port> parse_ranges(const std::string& text) {
+    std::set<Port> ports;
+    std::size_t start = 0;
+    while (start < text.size()) {
+        const auto comma = std::min(text.find(',', start), text.size());
+        const auto item = text.substr(start, comma - start);
+        const auto dash = item.find('-');
+        const int low = std::stoi(item.substr(0, dash));
+        const int high = dash == std::string::npos ? low : std::stoi(item.substr(dash + 1));
+        for (int port = low; port <= high; ++port) ports.insert(static_cast<Port>(port));
+        start = comma + 1;
+    }
+    return ports;
+}
+
+struct Seen {
+    std::string state;
+    std::string reason;
+};
+
+// port -> state and reason from one scan of lab08's JSON, closed ports included.
+std::map<Port, Seen> states_of(const json& scan) {
+    std::map<Port, Seen> seen;
+    for (const auto& entry : scan.at("ports")) seen[entry.at("port").get<Port>()] = {entry.at("state"), entry.at("reason")};
+    if (!scan.at("extraports").is_null())
+        for (const Port port : parse_ranges(scan.at("extraports").at("ranges")))
+            seen[port] = {scan.at("extraports").at("state"), scan.at("extraports").at("reason")};
+    return seen;
+}
+
+json run_lab08(const std::string& arguments, int timeout_seconds = 60) {
+    const auto result = run_command(shell_quote(bin_path("lab08_port_scanner")) + " --json --no-demo " + arguments,
+                                    timeout_seconds);
+    INFO("stderr: " << result.err);
+    REQUIRE(result.exit_code == 0);
+    return json::parse(result.out);
+}
+
+std::string port_list(const std::vector<Port>& ports) {
+    std::string text;
+    for (const Port port : ports) text += (text.empty() ? "" : ",") + std::to_string(port);
+    return text;
+}
+
+// nmap's XML, reduced to port -> state; ports nmap folds into <extraports> get its state.
+std::map<Port, std::string> nmap_states(const std::string& xml, const std::vector<Port>& asked) {
+    std::map<Port, std::string> states;
+    const std::regex port_line(R"re(<port protocol="tcp" portid="(\d+)"><state state="([a-z|]+)")re");
+    for (std::sregex_iterator it(xml.begin(), xml.end(), port_line), end; it != end; ++it)
+        states[static_cast<Port>(std::stoi((*it)[1]))] = (*it)[2];
+    std::smatch extra;
+    if (std::regex_search(xml, extra, std::regex(R"re(<extraports state="([a-z|]+)")re")))
+        for (const Port port : asked)
+            if (!states.count(port)) states[port] = extra[1];
+    return states;
+}
+
+}  // namespace
+
+TEST_CASE("a TCP connect scan finds listeners open and bound, non-listening ports closed", "[lab08][tcp]") {
+    const Socket listener_a(SOCK_STREAM, true);
+    const Socket listener_b(SOCK_STREAM, true);
+    // Bound but not listening: the kernel owns the port for us and answers a SYN with RST.
+    const Socket not_listening_a(SOCK_STREAM, false);
+    const Socket not_listening_b(SOCK_STREAM, false);
+    const std::vector<Port> ports{listener_a.port(), not_listening_a.port(), listener_b.port(), not_listening_b.port()};
+
+    const auto facts = run_lab08("--scan tcp -p " + port_list(ports));
+    REQUIRE(facts.at("scans").size() == 1);
+    const auto& scan = facts.at("scans").at(0);
+    CHECK(scan.at("protocol") == "tcp");
+    CHECK(scan.at("ports_scanned") == ports.size());
+    const auto seen = states_of(scan);
+    for (const Port port : {listener_a.port(), listener_b.port()}) {
+        CAPTURE(port);
+        REQUIRE(seen.count(port) == 1);
+        CHECK(seen.at(port).state == "open");
+        CHECK(seen.at(port).reason == "syn-ack");
+    }
+    for (const Port port : {not_listening_a.port(), not_listening_b.port()}) {
+        CAPTURE(port);
+        REQUIRE(seen.count(port) == 1);
+        CHECK(seen.at(port).state == "closed");
+        CHECK(seen.at(port).reason == "conn-refused");
+    }
+
+    SECTION("the scanner closes open ports with RST, so no TIME-WAIT is left towards them") {
+        const auto time_wait = run_command("ss -tanH state time-wait '( dport = :" + std::to_string(listener_a.port()) +
+                                           " or dport = :" + std::to_string(listener_b.port()) + " )'");
+        REQUIRE(time_wait.exit_code == 0);
+        CHECK(time_wait.out.empty());
+    }
+}
+
+TEST_CASE("a UDP scan: an answer means open, ICMP port unreachable closed, silence open|filtered", "[lab08][udp]") {
+    const UdpEcho answering;
+    const Socket silent(SOCK_DGRAM, false);
+    const Port unbound = free_udp_port();
+
+    const auto facts = run_lab08("--scan udp --timeout 300 -p " + port_list({answering.port(), silent.port(), unbound}));
+    const auto seen = states_of(facts.at("scans").at(0));
+    REQUIRE(seen.size() == 3);
+    CHECK(seen.at(answering.port()).state == "open");
+    CHECK(seen.at(answering.port()).reason == "udp-response");
+    CHECK(seen.at(silent.port()).state == "open|filtered");
+    CHECK(seen.at(silent.port()).reason == "no-response");
+    CHECK(seen.at(unbound).state == "closed");
+    CHECK(seen.at(unbound).reason == "port-unreach");
+}
+
+TEST_CASE("nmap -sT reports the same states for the same ports", "[lab08][nmap]") {
+    REQUIRE(tool_available("nmap"));
+    const Socket listener_a(SOCK_STREAM, true);
+    const Socket listener_b(SOCK_STREAM, true);
+    const Socket not_listening(SOCK_STREAM, false);
+    // A small range around the listeners too, plus some well-known ports.
+    std::vector<Port> ports{listener_a.port(), listener_b.port(), not_listening.port(), 1, 7, 9, 13, 37, 79};
+    for (Port port = 1020; port <= 1030; ++port) ports.push_back(port);
+
+    const auto nmap = run_command("nmap -n -Pn -sT -p " + port_list(ports) + " 127.0.0.1 -oX -", 120);
+    INFO("nmap stderr: " << nmap.err);
+    REQUIRE(nmap.exit_code == 0);
+    const auto theirs = nmap_states(nmap.out, ports);
+    const auto ours = states_of(run_lab08("--scan tcp -p " + port_list(ports)).at("scans").at(0));
+    REQUIRE(theirs.size() == ports.size());
+    for (const Port port : ports) {
+        CAPTURE(port);
+        REQUIRE(ours.count(port) == 1);
+        CHECK(ours.at(port).state == theirs.at(port));
+    }
+    CHECK(theirs.at(listener_a.port()) == "open");
+    CHECK(theirs.at(not_listening.port()) == "closed");
+}
+
+TEST_CASE("top N (--top) scans the same ports as nmap --top-ports N", "[lab08][nmap]") {
+    REQUIRE(tool_available("nmap"));
+    const auto nmap = run_command("nmap -n -Pn -sT --top-ports 100 127.0.0.1 -oX -", 120);
+    REQUIRE(nmap.exit_code == 0);
+    std::smatch services;
+    REQUIRE(std::regex_search(nmap.out, services, std::regex(R"re(<scaninfo type="connect" protocol="tcp" numservices="100" services="([0-9,-]+)")re")));
+    const auto facts = run_lab08("--scan tcp --top 100");
+    CHECK(parse_ranges(facts.at("scans").at(0).at("port_list")) == parse_ranges(services[1]));
+}
+
+TEST_CASE("a connect that meets itself is not reported open", "[lab08][self-connect]") {
+    // In a private namespace whose ephemeral range is the single port 40000, every
+    // connect() to 127.0.0.1:40000 gets source port 40000 too: a self-connect.
+    REQUIRE(tool_available("unshare"));
+    const auto result = run_command(
+        "unshare -rn sh -c 'ip link set lo up && sysctl -qw net.ipv4.ip_local_port_range=\"40000 40000\" && " +
+            shell_quote(bin_path("lab08_port_scanner")) + " --json --no-demo -p 40000,40001'",
+        60);
+    INFO("stderr: " << result.err);
+    REQUIRE(result.exit_code == 0);
+    const auto facts = json::parse(result.out);
+    for (const auto& scan : facts.at("scans")) {
+        CAPTURE(scan.at("protocol"));
+        const auto seen = states_of(scan);
+        CHECK(seen.at(40000).state == "closed");
+        CHECK(seen.at(40000).reason == "self-connect");
+        CHECK(scan.at("self_connects").get<int>() >= 1);
+        CHECK(seen.at(40001).state == "closed");
+    }
+}
+
+TEST_CASE("bad targets and port lists are refused with exit status 2 and one line", "[lab08][usage]") {
+    const auto [arguments, why] = GENERATE(table<std::string, std::string>({
+        {"8.8.8.8", "not loopback"},
+        {"192.168.1.1", "not loopback"},
+        {"::2", "not loopback"},
+        {"example.com", "not an address"},
+        {"-p 70000", "port out of range"},
+        {"-p 0", "port 0"},
+        {"-p 20-10", "backwards range"},
+        {"-p 80,,81", "empty item"},
+        {"-p nosuchservice", "unknown name"},
+        {"--top 10 -p 80", "both --top and --ports"},
+    }));
+    CAPTURE(arguments, why);
+    const auto result = run_command(shell_quote(bin_path("lab08_port_scanner")) + " " + arguments, 30);
+    CHECK(result.exit_code == 2);
+    CHECK(result.out.empty());
+    CHECK(lines_of(result.err).size() == 1);
+}

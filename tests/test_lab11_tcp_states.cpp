@@ -1,0 +1,138 @@
+// lab11_tcp_states run with --json: the states the kernel reported for each socket must
+// follow the RFC 793 diagram (section 3.2, figure 6) along the path the lab drove, and
+// each one must come from the kernel (TCP_INFO's or sock_diag's own number).
+
+#include <netinet/tcp.h>
+
+#include <map>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+#include "portlab/trace.hpp"
+#include "support.hpp"
+
+using nlohmann::json;
+using namespace portlab::test;
+
+namespace {
+
+// The arrows of RFC 793 figure 6, typed from the RFC (CLOSED is where every path starts).
+const std::set<std::pair<std::string, std::string>> rfc793_arrows = {
+    {"CLOSED", "LISTEN"},          {"CLOSED", "SYN-SENT"},         {"LISTEN", "SYN-RECEIVED"},
+    {"LISTEN", "SYN-SENT"},        {"LISTEN", "CLOSED"},           {"SYN-SENT", "SYN-RECEIVED"},
+    {"SYN-SENT", "ESTABLISHED"},   {"SYN-SENT", "CLOSED"},         {"SYN-RECEIVED", "ESTABLISHED"},
+    {"SYN-RECEIVED", "FIN-WAIT-1"}, {"ESTABLISHED", "FIN-WAIT-1"}, {"ESTABLISHED", "CLOSE-WAIT"},
+    {"FIN-WAIT-1", "FIN-WAIT-2"},  {"FIN-WAIT-1", "CLOSING"},      {"FIN-WAIT-2", "TIME-WAIT"},
+    {"CLOSING", "TIME-WAIT"},      {"CLOSE-WAIT", "LAST-ACK"},     {"LAST-ACK", "CLOSED"},
+    {"TIME-WAIT", "CLOSED"},
+};
+
+// The kernel's numbers for the states (<netinet/tcp.h>, the same as include/net/tcp_states.h).
+const std::map<std::string, int> kernel_number = {
+    {"ESTABLISHED", TCP_ESTABLISHED}, {"SYN-SENT", TCP_SYN_SENT},     {"SYN-RECEIVED", TCP_SYN_RECV},
+    {"FIN-WAIT-1", TCP_FIN_WAIT1},    {"FIN-WAIT-2", TCP_FIN_WAIT2},  {"TIME-WAIT", TCP_TIME_WAIT},
+    {"CLOSED", TCP_CLOSE},            {"CLOSE-WAIT", TCP_CLOSE_WAIT}, {"LAST-ACK", TCP_LAST_ACK},
+    {"LISTEN", TCP_LISTEN},           {"CLOSING", TCP_CLOSING},
+};
+
+struct LabRun {
+    TempDir dir;
+    std::string trace_path = dir.file("lab11.trace");
+    CommandResult result =
+        run_command(bin_path("lab11_tcp_states") + " --json --port 9011 --trace " + shell_quote(trace_path), 60);
+};
+
+const LabRun& lab_run() {
+    static const LabRun run;
+    return run;
+}
+
+std::vector<std::string> states_of(const json& timeline, const std::string& side) {
+    std::vector<std::string> states;
+    for (const auto& entry : timeline)
+        if (entry["side"] == side && (states.empty() || states.back() != entry["state"])) states.push_back(entry["state"]);
+    return states;
+}
+
+}  // namespace
+
+TEST_CASE("lab11 drives one connection through the RFC 793 states, each read from the kernel", "[lab11]") {
+    const auto& run = lab_run();
+    INFO(run.result.err);
+    REQUIRE(run.result.exit_code == 0);
+    const auto facts = json::parse(run.result.out);
+    const auto& timeline = facts["timeline"];
+
+    SECTION("each side took the path of an active and a passive close") {
+        using V = std::vector<std::string>;
+        CHECK(states_of(timeline, "listener") == V{"LISTEN"});
+        CHECK(states_of(timeline, "client") == V{"SYN-SENT", "ESTABLISHED", "FIN-WAIT-1", "FIN-WAIT-2", "TIME-WAIT"});
+        CHECK(states_of(timeline, "server") == V{"ESTABLISHED", "CLOSE-WAIT", "LAST-ACK", "CLOSED"});
+    }
+
+    SECTION("every step is an arrow of RFC 793 figure 6") {
+        // The server's accepted socket came out of the kernel's SYN-RECEIVED request socket.
+        const std::map<std::string, std::string> start = {{"listener", "CLOSED"}, {"client", "CLOSED"}, {"server", "SYN-RECEIVED"}};
+        for (const auto& [side, first] : start) {
+            auto previous = first;
+            for (const auto& state : states_of(timeline, side)) {
+                CAPTURE(side, previous, state);
+                CHECK(rfc793_arrows.contains({previous, state}));
+                previous = state;
+            }
+        }
+    }
+
+    SECTION("every state was reported by the kernel itself, by number") {
+        std::uint64_t last_t = 0;
+        for (const auto& entry : timeline) {
+            CAPTURE(entry.dump());
+            REQUIRE_FALSE(entry["via"].empty());
+            const int expected = kernel_number.at(entry["state"]);
+            for (const auto& source : entry["via"]) {
+                const std::string key = source == "tcp_info" ? "tcp_info_state" : "sock_diag_state";
+                CHECK(entry[key] == expected);
+            }
+            CHECK(entry["t_us"].get<std::uint64_t>() >= last_t);
+            last_t = entry["t_us"].get<std::uint64_t>();
+        }
+    }
+
+    SECTION("TIME-WAIT is only visible to sock_diag; the descriptor already says CLOSE") {
+        bool saw_time_wait = false;
+        for (const auto& entry : timeline) {
+            if (entry["state"] != "TIME-WAIT") continue;
+            saw_time_wait = true;
+            CHECK(entry["sock_diag_state"] == TCP_TIME_WAIT);
+            if (!entry["tcp_info_state"].is_null()) CHECK(entry["tcp_info_state"] == TCP_CLOSE);
+        }
+        CHECK(saw_time_wait);
+    }
+
+    SECTION("the dropped SYN was retransmitted before the connection was established") {
+        CHECK(facts["syn_retransmissions"].get<int>() >= 1);
+        CHECK(facts["client_port"] != facts["server"]["port"]);
+    }
+
+    SECTION("--trace holds the kernel-observed state changes, in order") {
+        const auto trace = portlab::trace::read_trace_file(run.trace_path);
+        REQUIRE(trace);
+        std::vector<std::string> client_changes;
+        for (const auto& event : trace->events) {
+            if (const auto* change = std::get_if<portlab::trace::StateChanged>(&event.body); change && event.host == "client")
+                client_changes.emplace_back(portlab::to_string(change->to));
+        }
+        CHECK(client_changes == std::vector<std::string>{"SYN-SENT", "ESTABLISHED", "FIN-WAIT-1", "FIN-WAIT-2", "TIME-WAIT"});
+    }
+}
+
+TEST_CASE("lab11 rejects bad arguments with exit status 2", "[lab11]") {
+    const auto bad = GENERATE(as<std::string>{}, "--port 70000", "--bind ::1", "--bind nowhere", "--nonsense");
+    CAPTURE(bad);
+    CHECK(run_command(bin_path("lab11_tcp_states") + " " + bad, 20).exit_code == 2);
+}

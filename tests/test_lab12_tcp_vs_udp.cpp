@@ -1,0 +1,71 @@
+// lab12_tcp_vs_udp run with --json: the counts must obey what TCP and UDP promise (or do
+// not), whatever the machine's speed. No timing thresholds: only relations between counts.
+
+#include <string>
+
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+#include "support.hpp"
+
+using nlohmann::json;
+using namespace portlab::test;
+
+namespace {
+
+const CommandResult& lab_run() {
+    // --port 0: the kernel picks free ports, so the test never meets a busy one.
+    static const CommandResult run =
+        run_command(bin_path("lab12_tcp_vs_udp") + " --json --seconds 0.4 --port 0 --rate 500", 60);
+    return run;
+}
+
+}  // namespace
+
+TEST_CASE("lab12 measures TCP and UDP on loopback and its counts obey each protocol's promises", "[lab12]") {
+    const auto& run = lab_run();
+    INFO(run.err);
+    REQUIRE(run.exit_code == 0);
+    const auto facts = json::parse(run.out);
+
+    SECTION("TCP: a reliable byte stream; every byte sent arrived") {
+        const auto& tcp = facts["tcp"];
+        const auto sent = tcp["bytes_sent"].get<std::uint64_t>();
+        const auto received = tcp["bytes_received"].get<std::uint64_t>();
+        CHECK(sent > 0);
+        CHECK(received <= sent);
+        // The receiver read until the sender's FIN: TCP delivered everything send() accepted.
+        CHECK(received == sent);
+    }
+
+    SECTION("UDP: received never exceeds sent, and the loss is exactly the difference") {
+        const auto& udp = facts["udp"];
+        const auto sent = udp["datagrams_sent"].get<std::uint64_t>();
+        const auto received = udp["datagrams_received"].get<std::uint64_t>();
+        CHECK(sent > 0);
+        CHECK(received <= sent);
+        CHECK(udp["lost"].get<std::uint64_t>() == sent - received);
+        CHECK(udp["bytes_received"].get<std::uint64_t>() <= udp["bytes_sent"].get<std::uint64_t>());
+        // Every datagram keeps its size (a datagram is delivered whole or not at all).
+        CHECK(udp["bytes_received"].get<std::uint64_t>() == received * facts["udp_size"].get<std::uint64_t>());
+        CHECK(udp["bytes_sent"].get<std::uint64_t>() == sent * facts["udp_size"].get<std::uint64_t>());
+    }
+
+    SECTION("latency: min <= median <= p99 for both protocols") {
+        for (const auto* protocol : {"tcp", "udp"}) {
+            CAPTURE(protocol);
+            const auto& latency = facts["latency"][protocol];
+            CHECK(latency["samples"].get<std::uint64_t>() > 0);
+            CHECK(latency["min_us"].get<double>() > 0);
+            CHECK(latency["min_us"].get<double>() <= latency["median_us"].get<double>());
+            CHECK(latency["median_us"].get<double>() <= latency["p99_us"].get<double>());
+        }
+    }
+}
+
+TEST_CASE("lab12 rejects bad arguments with exit status 2", "[lab12]") {
+    const auto bad = GENERATE(as<std::string>{}, "--seconds 0", "--seconds 1000", "--size 1", "--rate -5",
+                              "--only everything", "--port 65535", "--nonsense");
+    CAPTURE(bad);
+    CHECK(run_command(bin_path("lab12_tcp_vs_udp") + " " + bad, 20).exit_code == 2);
+}

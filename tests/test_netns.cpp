@@ -1,0 +1,189 @@
+// The private-namespace helper: what the kernel says inside (its /proc, its port
+// choices, its errors) must match the settings asked for, and the host must not change.
+#include <catch2/catch.hpp>
+
+#include <arpa/inet.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "portlab/netns.hpp"
+#include "portlab/ports.hpp"
+
+using nlohmann::json;
+using namespace portlab;
+
+namespace {
+
+std::string read_text(const char* path) {
+    std::ifstream file(path);
+    std::stringstream text;
+    text << file.rdbuf();
+    return text.str();
+}
+
+sockaddr_in loopback(std::uint16_t port) {
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(port);
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    return address;
+}
+
+// A TCP listener on 127.0.0.1:port (0 = any); returns fd and the port it got.
+std::pair<int, std::uint16_t> listen_on(std::uint16_t port) {
+    const int fd = socket(AF_INET, SOCK_STREAM, 0);
+    auto address = loopback(port);
+    if (bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 || listen(fd, 64) != 0) {
+        close(fd);
+        return {-1, 0};
+    }
+    socklen_t length = sizeof address;
+    getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
+    return {fd, ntohs(address.sin_port)};
+}
+
+// connect() from a fresh socket; returns {errno or 0, the local port the kernel chose}.
+std::pair<int, std::uint16_t> connect_from_new_socket(std::uint16_t port, std::vector<int>& keep) {
+    const int fd = socket(AF_INET, SOCK_STREAM, 0);
+    auto address = loopback(port);
+    if (connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) {
+        const int error = errno;
+        close(fd);
+        return {error, 0};
+    }
+    keep.push_back(fd);
+    sockaddr_in local{};
+    socklen_t length = sizeof local;
+    getsockname(fd, reinterpret_cast<sockaddr*>(&local), &length);
+    return {0, ntohs(local.sin_port)};
+}
+
+int bind_errno(std::uint16_t port) {
+    const int fd = socket(AF_INET, SOCK_STREAM, 0);
+    auto address = loopback(port);
+    const int error = bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0 ? 0 : errno;
+    close(fd);
+    return error;
+}
+
+}  // namespace
+
+TEST_CASE("inside the namespace the ephemeral range is the one set, and the kernel picks from it", "[netns]") {
+    const std::string host_range_before = read_text("/proc/sys/net/ipv4/ip_local_port_range");
+    NetnsSettings settings;
+    settings.ephemeral_range = PortRange{40100, 40109};
+
+    const auto facts = run_in_private_netns(
+        [] {
+            std::vector<int> sockets;
+            const auto [listener, port] = listen_on(7000);
+            json ports = json::array();
+            for (int i = 0; i < 4; ++i) ports.push_back(connect_from_new_socket(port, sockets).second);
+            for (const int fd : sockets) close(fd);
+            close(listener);
+            return json{{"proc", read_text("/proc/sys/net/ipv4/ip_local_port_range")},
+                        {"listener_port", port},
+                        {"ports", ports}};
+        },
+        settings);
+    REQUIRE(facts.has_value());
+    CAPTURE(facts->dump());
+
+    const auto inside = parse_ephemeral_range(facts->at("proc").get<std::string>());
+    REQUIRE(inside.has_value());
+    CHECK(*inside == PortRange{40100, 40109});
+    CHECK(facts->at("listener_port") == 7000);  // lo is up and the port was free: a fresh namespace
+    for (const auto& port : facts->at("ports")) {
+        CHECK(port.get<int>() >= 40100);
+        CHECK(port.get<int>() <= 40109);
+    }
+    CHECK(read_text("/proc/sys/net/ipv4/ip_local_port_range") == host_range_before);
+}
+
+TEST_CASE("a fresh namespace has lo up and none of the host's sockets", "[netns]") {
+    const auto [host_listener, host_port] = listen_on(0);
+    REQUIRE(host_listener >= 0);
+    const auto facts = run_in_private_netns([port = host_port] {
+        const int fd = socket(AF_INET, SOCK_DGRAM, 0);
+        ifreq request{};
+        std::strncpy(request.ifr_name, "lo", IFNAMSIZ - 1);
+        const bool up = ioctl(fd, SIOCGIFFLAGS, &request) == 0 && (request.ifr_flags & IFF_UP) != 0;
+        close(fd);
+        std::vector<int> keep;
+        const int host_listener_errno = connect_from_new_socket(port, keep).first;
+        for (const int open_fd : keep) close(open_fd);
+        return json{{"lo_up", up}, {"connect_to_host_listener_errno", host_listener_errno}};
+    });
+    close(host_listener);
+    REQUIRE(facts.has_value());
+    CHECK(facts->at("lo_up") == true);
+    // The host's listener lives in another network namespace: here nobody listens there.
+    CHECK(facts->at("connect_to_host_listener_errno") == ECONNREFUSED);
+}
+
+TEST_CASE("with capabilities dropped, a port below the raised boundary answers EACCES", "[netns]") {
+    NetnsSettings settings;
+    settings.unprivileged_port_start = 2000;
+    settings.drop_capabilities = true;
+    const auto facts = run_in_private_netns(
+        [] {
+            return json{{"boundary", read_text("/proc/sys/net/ipv4/ip_unprivileged_port_start")},
+                        {"below", bind_errno(1500)},
+                        {"at", bind_errno(2000)}};
+        },
+        settings);
+    REQUIRE(facts.has_value());
+    CHECK(parse_unprivileged_port_start(facts->at("boundary").get<std::string>()).value() == 2000);
+    CHECK(facts->at("below") == EACCES);
+    CHECK(facts->at("at") == 0);
+
+    SECTION("without dropping them, the namespace's root may bind below the boundary") {
+        settings.drop_capabilities = false;
+        const auto privileged = run_in_private_netns([] { return json{{"below", bind_errno(1500)}}; }, settings);
+        REQUIRE(privileged.has_value());
+        CHECK(privileged->at("below") == 0);
+    }
+}
+
+TEST_CASE("run_as_nobody runs the body as uid 65534 when started as root", "[netns]") {
+    const auto facts = run_as_nobody([] { return json{{"uid", geteuid()}, {"bind_80", bind_errno(80)}}; });
+    REQUIRE(facts.has_value());
+    if (geteuid() == 0) {
+        CHECK(facts->at("uid") == 65534);
+        const auto boundary = read_unprivileged_port_start();
+        if (boundary && *boundary > 80) CHECK(facts->at("bind_80") == EACCES);
+    } else {
+        CHECK(facts->at("uid") == geteuid());
+    }
+}
+
+TEST_CASE("a body that hangs is killed by the limit and reported as an error", "[netns]") {
+    const auto facts = run_in_private_netns(
+        [] {
+            std::this_thread::sleep_for(std::chrono::seconds(60));
+            return json(nullptr);
+        },
+        {}, std::chrono::milliseconds(300));
+    REQUIRE_FALSE(facts.has_value());
+    CHECK_THAT(facts.error().message, Catch::Contains("longer than 300 ms"));
+}
+
+TEST_CASE("a body that throws comes back as an error value", "[netns]") {
+    const auto facts = run_in_private_netns([]() -> json { throw std::runtime_error("the body gave up"); });
+    REQUIRE_FALSE(facts.has_value());
+    CHECK(facts.error().message == "the body gave up");
+}

@@ -1,0 +1,282 @@
+// The scenario library: each story as the issue tells it, every trace valid in the
+// shared format, every pcap dissected by tshark with good checksums, and the
+// portlab-sim command line.
+#include <catch2/catch.hpp>
+
+#include <map>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+
+#include "portlab/packet.hpp"
+#include "portlab/sim/narration.hpp"
+#include "portlab/sim/scenarios.hpp"
+#include "portlab/trace.hpp"
+#include "support.hpp"
+
+using namespace portlab;
+using namespace portlab::sim;
+
+namespace {
+
+Simulator story(std::string_view name, std::uint64_t seed = 1) {
+    auto sim = run_scenario(name, seed);
+    REQUIRE(sim);
+    return std::move(sim.value());
+}
+
+template <class Body>
+std::vector<std::pair<std::string, Body>> all(const Simulator& sim) {
+    std::vector<std::pair<std::string, Body>> found;
+    for (const auto& event : sim.events())
+        if (const auto* body = std::get_if<Body>(&event.body)) found.emplace_back(event.host, *body);
+    return found;
+}
+
+// "host socket: FROM->TO" for each state change, in order.
+std::vector<std::string> states_of(const Simulator& sim, const std::string& host, std::uint32_t socket) {
+    std::vector<std::string> path;
+    for (const auto& [where, change] : all<trace::StateChanged>(sim))
+        if (where == host && change.socket.value == socket) path.emplace_back(to_string(change.to));
+    return path;
+}
+
+std::vector<std::string> errors_of(const Simulator& sim) {
+    std::vector<std::string> errors;
+    for (const auto& [host, failure] : all<trace::CallFailed>(sim)) errors.push_back(host + " " + failure.call + " " + failure.errno_name);
+    return errors;
+}
+
+std::vector<DecodedPacket> sent_packets(const Simulator& sim, const std::string& host) {
+    std::vector<DecodedPacket> found;
+    for (const auto& [where, packet] : all<trace::Packet>(sim))
+        if (where == host && packet.kind == trace::PacketKind::sent) found.push_back(decode_ip(packet.bytes).value());
+    return found;
+}
+
+}  // namespace
+
+TEST_CASE("web: the client's ephemeral port meets port 80 and both sides walk the RFC 793 states", "[sim][scenario]") {
+    const Simulator sim = story("web");
+    const auto assigned = all<trace::EphemeralAssigned>(sim);
+    REQUIRE(assigned.size() == 1);
+    const Port ephemeral = assigned[0].second.port;
+    CHECK(linux_ephemeral_range.contains(ephemeral));
+    CHECK(ephemeral % 2 == 0);  // Linux connect() prefers even ports
+    const auto accepted = all<trace::Accepted>(sim);
+    REQUIRE(accepted.size() == 1);
+    CHECK(accepted[0].second.four_tuple.to_string() == "10.0.0.2:80 -> 10.0.0.1:" + std::to_string(ephemeral));
+    CHECK(states_of(sim, "client", 1) == std::vector<std::string>{"SYN-SENT", "ESTABLISHED", "CLOSE-WAIT", "LAST-ACK", "CLOSED"});
+    CHECK(states_of(sim, "server", accepted[0].second.socket.value) ==
+          std::vector<std::string>{"SYN-RECEIVED", "ESTABLISHED", "FIN-WAIT-1", "FIN-WAIT-2", "TIME-WAIT", "CLOSED"});
+    const auto first = sent_packets(sim, "client").at(0);
+    CHECK(tcp_flags_to_string(first.tcp->flags) == "SYN");
+    CHECK(first.tcp->destination_port == 80);
+    CHECK(first.tcp->source_port == ephemeral);
+    CHECK(errors_of(sim).empty());
+    CHECK(sim.world().hosts[0].slot_of.empty());  // every socket is gone at the end
+    CHECK(sim.world().hosts[1].slot_of.size() == 1);  // only the listener
+}
+
+TEST_CASE("two-tabs: one server port, two ephemeral ports, two 4-tuples", "[sim][scenario]") {
+    const Simulator sim = story("two-tabs");
+    const auto accepted = all<trace::Accepted>(sim);
+    REQUIRE(accepted.size() == 2);
+    const FourTuple a = accepted[0].second.four_tuple;
+    const FourTuple b = accepted[1].second.four_tuple;
+    CHECK(a.local == b.local);
+    CHECK(a.local.port == 80);
+    CHECK(a.remote.address == b.remote.address);
+    CHECK(a.remote.port != b.remote.port);
+    std::set<Port> ephemeral;
+    for (const auto& [host, e] : all<trace::EphemeralAssigned>(sim)) ephemeral.insert(e.port);
+    CHECK(ephemeral == std::set<Port>{a.remote.port, b.remote.port});
+}
+
+TEST_CASE("dns-udp: a query to port 53 from an ephemeral port and the answer back to it, no handshake", "[sim][scenario]") {
+    const Simulator sim = story("dns-udp");
+    const auto query = sent_packets(sim, "client");
+    const auto answer = sent_packets(sim, "server");
+    REQUIRE(query.size() == 1);
+    REQUIRE(answer.size() == 1);
+    REQUIRE(query[0].udp);
+    REQUIRE(answer[0].udp);
+    CHECK(query[0].udp->destination_port == 53);
+    CHECK(answer[0].udp->source_port == 53);
+    CHECK(answer[0].udp->destination_port == query[0].udp->source_port);
+    const auto bound = all<trace::Bound>(sim);
+    CHECK(std::any_of(bound.begin(), bound.end(), [](const auto& b) {
+        return b.first == "client" && b.second.how == trace::BindHow::ephemeral;
+    }));
+    CHECK(all<trace::StateChanged>(sim).empty());  // UDP has no connection states
+}
+
+TEST_CASE("closed-port and udp-closed-port: RST and ICMP port unreachable both mean ECONNREFUSED", "[sim][scenario]") {
+    const Simulator tcp = story("closed-port");
+    CHECK(errors_of(tcp) == std::vector<std::string>{"client connect ECONNREFUSED"});
+    CHECK(tcp_flags_to_string(sent_packets(tcp, "server").at(0).tcp->flags) == "RST,ACK");
+    const Simulator udp = story("udp-closed-port");
+    CHECK(errors_of(udp) == std::vector<std::string>{"client recv ECONNREFUSED"});
+    const auto icmp = sent_packets(udp, "server").at(0);
+    REQUIRE(icmp.icmp);
+    CHECK(icmp.icmp->quoted_destination_port == 9999);
+}
+
+TEST_CASE("firewall-drop vs firewall-reject: silence times out (filtered), RST refuses (closed)", "[sim][scenario]") {
+    const Simulator drop = story("firewall-drop");
+    CHECK(errors_of(drop) == std::vector<std::string>{"client connect ETIMEDOUT"});
+    std::size_t dropped = 0;
+    for (const auto& [host, p] : all<trace::Packet>(drop))
+        if (p.kind == trace::PacketKind::dropped && p.rule && p.rule->find("DROP tcp dport 22") != std::string::npos) ++dropped;
+    CHECK(dropped == 7);  // the SYN and its six retries (tcp_syn_retries = 6)
+    CHECK(sent_packets(drop, "server").empty());
+
+    const Simulator reject = story("firewall-reject");
+    CHECK(errors_of(reject) == std::vector<std::string>{"client connect ECONNREFUSED"});
+    CHECK(tcp_flags_to_string(sent_packets(reject, "server").at(0).tcp->flags) == "RST,ACK");
+}
+
+TEST_CASE("bind-conflict: EADDRINUSE, EACCES, and SO_REUSEADDR beside a TIME-WAIT connection", "[sim][scenario]") {
+    const Simulator sim = story("bind-conflict");
+    CHECK(errors_of(sim) == std::vector<std::string>{"server bind EADDRINUSE", "server bind EADDRINUSE", "server bind EACCES",
+                                                     "server bind EADDRINUSE"});
+    // The last successful bind of 0.0.0.0:8080 happened while a TIME-WAIT socket held port 8080.
+    std::optional<std::size_t> last_bind;
+    for (std::size_t n = 0; n < sim.events().size(); ++n)
+        if (const auto* b = std::get_if<trace::Bound>(&sim.events()[n].body); b && b->endpoint.port == 8080 && sim.events()[n].host == "server")
+            last_bind = n;
+    REQUIRE(last_bind);
+    const World then = sim.world_at_event(*last_bind);
+    const Host& server = then.hosts[then.find_host("server")->value];
+    bool time_wait_on_8080 = false;
+    for (const Socket* s : server.sockets())
+        if (s->state == TcpState::time_wait && s->local && s->local->port == 8080) time_wait_on_8080 = true;
+    CHECK(time_wait_on_8080);
+}
+
+TEST_CASE("lossy-link: packets are lost and TCP's timer resends them until the data is through", "[sim][scenario]") {
+    for (std::uint64_t seed = 1; seed <= 4; ++seed) {
+        CAPTURE(seed);
+        const Simulator sim = story("lossy-link", seed);
+        std::size_t lost = 0;
+        for (const auto& [host, p] : all<trace::Packet>(sim))
+            if (p.kind == trace::PacketKind::dropped && p.rule && p.rule->find("lost on the link") != std::string::npos) ++lost;
+        std::size_t timeouts = 0;
+        for (const auto& [host, note] : all<trace::Note>(sim))
+            if (note.text.find("retransmission timer expired") != std::string::npos) ++timeouts;
+        CHECK(lost > 0);
+        CHECK(timeouts > 0);
+        CHECK(errors_of(sim).empty());
+        // The server's side went through CLOSE-WAIT: its FIN came after all 6000 bytes in order.
+        CHECK(states_of(sim, "server", 2) == std::vector<std::string>{"SYN-RECEIVED", "ESTABLISHED", "CLOSE-WAIT", "LAST-ACK", "CLOSED"});
+        const World end = sim.world();
+        for (const Host& h : end.hosts) CHECK(h.slot_of.size() <= 1);  // only the server's listener remains
+    }
+}
+
+TEST_CASE("every scenario's trace obeys the shared trace format and reads back the same", "[sim][scenario][trace]") {
+    for (const auto& info : scenarios()) {
+        CAPTURE(info.name);
+        const Simulator sim = story(info.name);
+        CHECK_FALSE(sim.events().empty());
+        std::stringstream stream;
+        {
+            auto writer = trace::TraceWriter::to_stream(stream, trace::TraceHeader{1, "sim", "test", std::string(info.name), std::nullopt});
+            REQUIRE(writer);
+            for (const auto& event : sim.events()) {
+                const auto written = writer->write(event);
+                REQUIRE(written);
+            }
+            REQUIRE(writer->flush());
+        }
+        const auto back = trace::read_trace(stream);
+        REQUIRE(back);
+        CHECK(back->events == sim.events());
+        Narrator narrator;
+        for (const auto& event : sim.events()) CHECK_FALSE(narrator.narrate(event).caption.empty());
+    }
+}
+
+TEST_CASE("tshark dissects every scenario's pcap: no malformed packet, every checksum Good", "[sim][scenario][tshark]") {
+    REQUIRE(test::tool_available("tshark"));
+    // The number tshark prints for "Good", from its own value table (4.0: 1).
+    std::map<std::string, std::string> good;
+    for (const auto& line : test::lines_of(test::run_command("tshark -G values 2>/dev/null | grep checksum.status").out)) {
+        std::vector<std::string> cells;
+        std::istringstream in(line);
+        for (std::string cell; std::getline(in, cell, '\t');) cells.push_back(cell);
+        if (cells.size() == 4 && cells[0] == "V" && cells[3] == "Good") good[cells[1]] = cells[2];
+    }
+    const std::vector<std::string> fields{"ip.checksum.status", "tcp.checksum.status", "udp.checksum.status", "icmp.checksum.status"};
+    for (const auto& field : fields) REQUIRE(good.count(field) == 1);
+
+    const test::TempDir dir;
+    for (const auto& info : scenarios()) {
+        CAPTURE(info.name);
+        const std::string pcap = dir.file(std::string(info.name) + ".pcap");
+        const auto run = test::run_command(test::shell_quote(test::bin_path("portlab-sim")) + " --scenario " +
+                                           std::string(info.name) + " --pcap " + test::shell_quote(pcap) + " >/dev/null");
+        REQUIRE(run.exit_code == 0);
+        // occurrence=f: the outer header's field (an ICMP error quotes an inner IP/UDP header
+        // whose checksum covers bytes the quote leaves out, so tshark cannot verify it).
+        std::string command = "tshark -n -r " + test::shell_quote(pcap) +
+                              " -o tcp.check_checksum:TRUE -o udp.check_checksum:TRUE -o ip.check_checksum:TRUE"
+                              " -T fields -E separator=/t -E occurrence=f -e frame.number -e _ws.malformed -e ip.proto";
+        for (const auto& field : fields) command += " -e " + field;
+        const auto dissected = test::run_command(command, 120);
+        REQUIRE(dissected.exit_code == 0);
+        const auto lines = test::lines_of(dissected.out);
+        std::size_t sent = 0;
+        for (const auto& [host, p] : all<trace::Packet>(story(info.name))) sent += p.kind == trace::PacketKind::sent ? 1 : 0;
+        CHECK(lines.size() == sent);
+        for (const auto& line : lines) {
+            CAPTURE(line);
+            std::vector<std::string> cells;
+            std::istringstream in(line);
+            for (std::string cell; std::getline(in, cell, '\t');) cells.push_back(cell);
+            cells.resize(3 + fields.size());
+            CHECK(cells[1].empty());  // _ws.malformed absent
+            const bool icmp = cells[2] == "1";
+            CHECK(cells[3] == good["ip.checksum.status"]);
+            // Inside an ICMP error the quoted TCP/UDP header is cut short: unverifiable by design.
+            if (!icmp && !cells[4].empty()) CHECK(cells[4] == good["tcp.checksum.status"]);
+            if (!icmp && !cells[5].empty()) CHECK(cells[5] == good["udp.checksum.status"]);
+            if (icmp) CHECK(cells[6] == good["icmp.checksum.status"]);
+        }
+    }
+}
+
+TEST_CASE("portlab-sim lists, narrates, prints JSON, and refuses bad input with exit 2", "[sim][cli]") {
+    const std::string sim = test::shell_quote(test::bin_path("portlab-sim"));
+    const auto list = test::run_command(sim + " --list");
+    CHECK(list.exit_code == 0);
+    CHECK(test::lines_of(list.out).size() == scenarios().size());
+    for (const auto& info : scenarios()) CHECK(list.out.find(std::string(info.name)) != std::string::npos);
+
+    const auto web = test::run_command(sim + " --scenario web --seed 1");
+    CHECK(web.exit_code == 0);
+    CHECK(web.out.find("OS assigned ephemeral port") != std::string::npos);
+    CHECK(web.out.find("TIME-WAIT") != std::string::npos);
+
+    const auto json = test::run_command(sim + " --scenario dns-udp --json");
+    REQUIRE(json.exit_code == 0);
+    const auto document = nlohmann::json::parse(json.out);
+    CHECK(document.at("scenario") == "dns-udp");
+    CHECK(document.at("events").size() == story("dns-udp").events().size());
+
+    const test::TempDir dir;
+    const auto traced = test::run_command(sim + " --scenario two-tabs --trace " + test::shell_quote(dir.file("t.jsonl")) + " >/dev/null");
+    CHECK(traced.exit_code == 0);
+    const auto trace = trace::read_trace_file(dir.file("t.jsonl"));
+    REQUIRE(trace);
+    CHECK(trace->header.scenario == "two-tabs");
+    CHECK(trace->events == story("two-tabs").events());
+
+    for (const std::string bad : {" --scenario nope", " --bogus", " --seed x --scenario web", ""}) {
+        CAPTURE(bad);
+        const auto result = test::run_command(sim + bad);
+        CHECK(result.exit_code == 2);
+        CHECK(test::lines_of(result.err).size() == 1);
+    }
+    CHECK(test::run_command(sim + " --help").exit_code == 0);
+}

@@ -1,0 +1,361 @@
+// The simulated socket API: every error path, Linux's bind-conflict rules (checked
+// against this machine's own kernel), and the TCP/UDP stories behind each errno.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <cerrno>
+#include <cstring>
+
+#include "portlab/packet.hpp"
+#include "portlab/sim/scenarios.hpp"
+#include "test_sim_script.hpp"
+
+using namespace portlab;
+using namespace portlab::sim;
+using portlab::sim::test::outcome;
+using portlab::sim::test::Script;
+
+namespace {
+
+const IpAddress a_client = IpAddress::v4(10, 0, 0, 1);
+const IpAddress a_server = IpAddress::v4(10, 0, 0, 2);
+
+struct Net {
+    HostId client;
+    HostId server;
+};
+
+Net two_hosts(Script& s) {
+    const HostId client = s.step("add host client 10.0.0.1").add_host("client", {a_client});
+    const HostId server = s.step("add host server 10.0.0.2").add_host("server", {a_server});
+    return {client, server};
+}
+
+SocketRef listening_server(Script& s, HostId server, Port port, std::uint32_t backlog = 16) {
+    const SocketRef listener = s.step("server: socket(TCP)").socket(server, Protocol::tcp).value();
+    s.expect("bind 0.0.0.0:" + std::to_string(port),
+             outcome(s.step("server: bind 0.0.0.0:" + std::to_string(port)).bind(listener, {IpAddress::any_v4(), port})),
+             "ok");
+    s.expect("listen", outcome(s.step("server: listen(" + std::to_string(backlog) + ")").listen(listener, backlog)), "ok");
+    return listener;
+}
+
+// The decoded packets of kind `kind` recorded on `host`.
+std::vector<DecodedPacket> packets(const Simulator& sim, const std::string& host, trace::PacketKind kind) {
+    std::vector<DecodedPacket> found;
+    for (const auto& event : sim.events()) {
+        const auto* packet = std::get_if<trace::Packet>(&event.body);
+        if (packet != nullptr && packet->kind == kind && event.host == host)
+            found.push_back(decode_ip(packet->bytes).value());
+    }
+    return found;
+}
+
+// ---- the real kernel, for the bind rules ----------------------------------------------
+
+struct RealSocket {
+    int fd = -1;
+    RealSocket(int type) : fd(::socket(AF_INET, type, 0)) {}
+    ~RealSocket() {
+        if (fd >= 0) ::close(fd);
+    }
+    RealSocket(const RealSocket&) = delete;
+    RealSocket& operator=(const RealSocket&) = delete;
+};
+
+sockaddr_in address_of(const char* ip, Port port) {
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(port);
+    inet_pton(AF_INET, ip, &address.sin_addr);
+    return address;
+}
+
+// 0 or the errno of bind().
+int real_bind(RealSocket& s, const char* ip, Port port, bool reuse) {
+    const int on = reuse ? 1 : 0;
+    ::setsockopt(s.fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+    const sockaddr_in address = address_of(ip, port);
+    return ::bind(s.fd, reinterpret_cast<const sockaddr*>(&address), sizeof address) == 0 ? 0 : errno;
+}
+
+Port free_real_port() {
+    RealSocket probe(SOCK_STREAM);
+    RealSocket probe_udp(SOCK_DGRAM);
+    real_bind(probe, "127.0.0.1", 0, false);
+    sockaddr_in bound{};
+    socklen_t length = sizeof bound;
+    ::getsockname(probe.fd, reinterpret_cast<sockaddr*>(&bound), &length);
+    return ntohs(bound.sin_port);
+}
+
+std::string errno_text(int error) {
+    if (error == 0) return "ok";
+    if (error == EADDRINUSE) return "EADDRINUSE";
+    if (error == EADDRNOTAVAIL) return "EADDRNOTAVAIL";
+    if (error == EACCES) return "EACCES";
+    if (error == EINVAL) return "EINVAL";
+    return std::strerror(error);
+}
+
+}  // namespace
+
+TEST_CASE("bind conflicts follow Linux: the model gives the errno this machine's kernel gives", "[sim][bind][kernel]") {
+    struct Case {
+        const char* what;
+        int first_type;
+        const char* first_ip;
+        bool first_reuse;
+        bool first_listens;
+        int second_type;
+        const char* second_ip;
+        bool second_reuse;
+    };
+    const auto c = GENERATE(values<Case>({
+        {"0.0.0.0 listening, then 127.0.0.1", SOCK_STREAM, "0.0.0.0", false, true, SOCK_STREAM, "127.0.0.1", false},
+        {"127.0.0.1 listening, then 0.0.0.0", SOCK_STREAM, "127.0.0.1", false, true, SOCK_STREAM, "0.0.0.0", false},
+        {"127.0.0.1 then 127.0.0.2 (different specific addresses)", SOCK_STREAM, "127.0.0.1", false, true, SOCK_STREAM, "127.0.0.2", false},
+        {"same address twice, no SO_REUSEADDR", SOCK_STREAM, "127.0.0.1", false, false, SOCK_STREAM, "127.0.0.1", false},
+        {"both SO_REUSEADDR, first only bound", SOCK_STREAM, "0.0.0.0", true, false, SOCK_STREAM, "0.0.0.0", true},
+        {"both SO_REUSEADDR, first listening", SOCK_STREAM, "0.0.0.0", true, true, SOCK_STREAM, "0.0.0.0", true},
+        {"both SO_REUSEADDR, first listening on 0.0.0.0, then 127.0.0.1", SOCK_STREAM, "0.0.0.0", true, true, SOCK_STREAM, "127.0.0.1", true},
+        {"only the second sets SO_REUSEADDR", SOCK_STREAM, "0.0.0.0", false, false, SOCK_STREAM, "0.0.0.0", true},
+        {"UDP 0.0.0.0, then UDP 127.0.0.1", SOCK_DGRAM, "0.0.0.0", false, false, SOCK_DGRAM, "127.0.0.1", false},
+        {"UDP both SO_REUSEADDR", SOCK_DGRAM, "0.0.0.0", true, false, SOCK_DGRAM, "0.0.0.0", true},
+        {"TCP and UDP on one port number", SOCK_STREAM, "0.0.0.0", false, true, SOCK_DGRAM, "0.0.0.0", false},
+    }));
+    CAPTURE(c.what);
+    const Port port = free_real_port();
+    // The kernel's answer.
+    RealSocket first(c.first_type);
+    REQUIRE(real_bind(first, c.first_ip, port, c.first_reuse) == 0);
+    if (c.first_listens) REQUIRE(::listen(first.fd, 4) == 0);
+    RealSocket second(c.second_type);
+    const std::string kernel = errno_text(real_bind(second, c.second_ip, port, c.second_reuse));
+
+    // The model's answer to the same calls.
+    Script s;
+    const HostId host = s.step("add host").add_host("host", {});
+    const auto protocol = [](int type) { return type == SOCK_STREAM ? Protocol::tcp : Protocol::udp; };
+    const SocketRef a = s.step("socket A").socket(host, protocol(c.first_type)).value();
+    (void)s.sim.set_reuse_address(a, c.first_reuse);
+    REQUIRE(s.sim.bind(a, {IpAddress::parse(c.first_ip).value(), port}));
+    if (c.first_listens) REQUIRE(s.sim.listen(a, 4));
+    const SocketRef b = s.step("socket B").socket(host, protocol(c.second_type)).value();
+    (void)s.sim.set_reuse_address(b, c.second_reuse);
+    const auto model = s.step(std::string("bind B: ") + c.what).bind(b, {IpAddress::parse(c.second_ip).value(), port});
+    s.expect("the model's bind() result (the kernel says " + kernel + ")", outcome(model), kernel);
+}
+
+TEST_CASE("each socket call refuses what Linux refuses, with its errno", "[sim][errors]") {
+    Script s;
+    const auto [client, server] = two_hosts(s);
+    const SocketRef tcp = s.step("client: socket(TCP)").socket(client, Protocol::tcp).value();
+    const SocketRef udp = s.step("client: socket(UDP)").socket(client, Protocol::udp).value();
+
+    s.expect("bind to 10.9.9.9 (not this host's)", outcome(s.step("bind 10.9.9.9:5000").bind(tcp, {IpAddress::v4(10, 9, 9, 9), 5000})), Errno::eaddrnotavail);
+    s.expect("bind to port 80 without privilege", outcome(s.step("bind 0.0.0.0:80").bind(tcp, {IpAddress::any_v4(), 80})), Errno::eacces);
+    s.expect("bind an IPv6 address on an IPv4 socket", outcome(s.step("bind [::1]:5000").bind(tcp, {IpAddress::loopback_v6(), 5000})), Errno::eafnosupport);
+    s.expect("bind 0.0.0.0:5000", outcome(s.step("bind 0.0.0.0:5000").bind(tcp, {IpAddress::any_v4(), 5000})), "ok");
+    s.expect("bind a bound socket again", outcome(s.step("bind again").bind(tcp, {IpAddress::any_v4(), 5001})), Errno::einval);
+    s.expect("accept on a socket that is not listening", outcome(s.step("accept").accept(tcp)), Errno::einval);
+    s.expect("send before connecting (TCP)", outcome(s.step("send").send(tcp, {1, 2})), Errno::enotconn);
+    s.expect("recv before connecting (TCP)", outcome(s.step("recv").recv(tcp)), Errno::enotconn);
+    s.expect("listen on UDP", outcome(s.step("listen(UDP)").listen(udp, 1)), Errno::eopnotsupp);
+    s.expect("accept on UDP", outcome(s.step("accept(UDP)").accept(udp)), Errno::eopnotsupp);
+    s.expect("send on an unconnected UDP socket", outcome(s.step("send(UDP)").send(udp, {1})), Errno::edestaddrreq);
+    s.expect("recvfrom with nothing queued", outcome(s.step("recvfrom(UDP)").recvfrom(udp)), Errno::eagain);
+    s.expect("close", outcome(s.step("close UDP").close(udp)), "ok");
+    s.expect("a call on a closed socket", outcome(s.step("sendto on the closed socket").sendto(udp, {1}, {a_server, 53})), Errno::ebadf);
+    s.expect("a socket that never existed", outcome(s.step("bind socket 99").bind(SocketRef{client, trace::SocketId{99}}, {IpAddress::any_v4(), 6000})), Errno::ebadf);
+
+    const SocketRef privileged = s.step("server: socket(TCP) as root").socket(server, Protocol::tcp).value();
+    (void)s.sim.set_privileged(privileged);
+    s.expect("bind port 80 with CAP_NET_BIND_SERVICE", outcome(s.step("bind 0.0.0.0:80").bind(privileged, {IpAddress::any_v4(), 80})), "ok");
+    s.expect("listen", outcome(s.step("listen").listen(privileged, 4)), "ok");
+    s.expect("accept with nobody waiting", outcome(s.step("accept").accept(privileged)), Errno::eagain);
+    s.expect("connect on a listening socket", outcome(s.step("connect the listener").connect(privileged, {a_client, 1})), Errno::eisconn);
+
+    const SocketRef c = s.step("client: socket(TCP)").socket(client, Protocol::tcp).value();
+    s.expect("connect", outcome(s.step("connect 10.0.0.2:80").connect(c, {a_server, 80})), "ok");
+    s.expect("connect again while SYN-SENT", outcome(s.step("connect again").connect(c, {a_server, 80})), Errno::ealready);
+    s.step("run 100 ms").run_for(100 * milliseconds);
+    s.expect("client state", s.sim.find_socket(c)->state, TcpState::established);
+    s.expect("connect an established socket", outcome(s.step("connect again").connect(c, {a_server, 80})), Errno::eisconn);
+    s.expect("close", outcome(s.step("close").close(c)), "ok");
+    s.expect("send after close()", outcome(s.step("send").send(c, {1})), Errno::ebadf);
+}
+
+TEST_CASE("a SYN to a closed port is answered with RST, and connect() fails with ECONNREFUSED", "[sim][tcp]") {
+    Script s;
+    const auto [client, server] = two_hosts(s);
+    const SocketRef c = s.step("client: socket(TCP)").socket(client, Protocol::tcp).value();
+    (void)s.step("connect 10.0.0.2:81 (nothing listens)").connect(c, {a_server, 81});
+    s.step("run until idle").run_until_idle();
+    const auto syn = packets(s.sim, "client", trace::PacketKind::sent).at(0);
+    const auto reset = packets(s.sim, "server", trace::PacketKind::sent).at(0);
+    // RFC 9293 3.10.7.1: no ACK on the SYN, so <SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>; a SYN's length is 1.
+    s.expect("RST flags", tcp_flags_to_string(reset.tcp->flags), "RST,ACK");
+    s.expect("RST sequence number", reset.tcp->sequence, 0U);
+    s.expect("RST acknowledgment number", reset.tcp->acknowledgment, syn.tcp->sequence + 1);
+    s.expect("RST source port", reset.tcp->source_port, Port{81});
+    s.expect("RST destination port", reset.tcp->destination_port, syn.tcp->source_port);
+    s.expect("client state", s.sim.find_socket(c)->state, TcpState::closed);
+    s.expect("SO_ERROR", s.step("getsockopt(SO_ERROR)").take_error(c), Errno::econnrefused);
+    s.expect("the kernel-chosen port is given back (tcp_done -> inet_put_port)", s.sim.find_socket(c)->local.has_value(), false);
+}
+
+TEST_CASE("a SYN nobody answers is retried at 1, 3, 7, 15, 31 and 63 s, and connect() gives up at 127 s", "[sim][tcp]") {
+    Script s;
+    const auto [client, server] = two_hosts(s);
+    s.step("server firewall: DROP tcp dport 22").add_firewall_rule(server, drop_port(Protocol::tcp, 22));
+    const SocketRef c = s.step("client: socket(TCP)").socket(client, Protocol::tcp).value();
+    (void)s.step("connect 10.0.0.2:22").connect(c, {a_server, 22});
+    s.step("run until idle").run_until_idle();
+    std::vector<std::uint64_t> syn_times;
+    for (const auto& event : s.sim.events()) {
+        const auto* packet = std::get_if<trace::Packet>(&event.body);
+        if (packet != nullptr && packet->kind == trace::PacketKind::sent && event.host == "client") syn_times.push_back(event.t_us);
+    }
+    // RFC 6298 5.5 (double the RTO) from 1 s; Linux tcp_syn_retries = 6 (ip-sysctl: "the final
+    // timeout for an active TCP connection attempt will happen after 127 seconds").
+    s.expect("SYN send times (s)", [&] {
+        std::string text;
+        for (const auto t : syn_times) text += std::to_string(t / seconds) + " ";
+        return text;
+    }(), "0 1 3 7 15 31 63 ");
+    s.expect("when connect() failed (s)", s.sim.now() / seconds, std::uint64_t{127});
+    s.expect("SO_ERROR", s.step("getsockopt(SO_ERROR)").take_error(c), Errno::etimedout);
+}
+
+TEST_CASE("data flows with sequence numbers counting bytes, and an RST on a connection is ECONNRESET", "[sim][tcp]") {
+    Script s;
+    const auto [client, server] = two_hosts(s);
+    const SocketRef listener = listening_server(s, server, 7000);
+    const SocketRef c = s.step("client: socket + connect 10.0.0.2:7000").socket(client, Protocol::tcp).value();
+    (void)s.sim.connect(c, {a_server, 7000});
+    s.step("run 10 ms").run_for(10 * milliseconds);
+    const SocketRef conn = s.step("server: accept").accept(listener).value();
+    const Socket before = *s.sim.find_socket(c);
+    (void)s.step("client: send 3000 bytes").send(c, Bytes(3000, 0x41));
+    s.step("run 10 ms").run_for(10 * milliseconds);
+    const auto received = s.step("server: recv").recv(conn);
+    s.expect("bytes received", received ? received->size() : 0, std::size_t{3000});
+    const auto data = packets(s.sim, "client", trace::PacketKind::sent);
+    // After SYN and ACK come two segments of MSS 1460 and one of 80, the first at ISN+1.
+    s.expect("first data segment's seq - ISN", data.at(2).tcp->sequence - before.tcb.iss, 1U);
+    s.expect("second segment's seq - ISN", data.at(3).tcp->sequence - before.tcb.iss, 1461U);
+    s.expect("client snd_una - ISN after the ACKs", s.sim.find_socket(c)->tcb.snd_una - before.tcb.iss, 3001U);
+
+    // An RST from the peer, as an abortive close with unread data sends (RFC 2525 2.17).
+    (void)s.step("client: send 10 bytes").send(c, Bytes(10, 0x42));
+    s.step("run 10 ms").run_for(10 * milliseconds);
+    (void)s.step("server: close without reading").close(conn);
+    s.step("run 10 ms").run_for(10 * milliseconds);
+    s.expect("client state", s.sim.find_socket(c)->state, TcpState::closed);
+    s.expect("client recv()", outcome(s.step("client: recv").recv(c)), Errno::econnreset);
+}
+
+TEST_CASE("a full accept queue drops the next SYN, and the client's retransmission gets in later", "[sim][tcp]") {
+    Script s;
+    const auto [client, server] = two_hosts(s);
+    const SocketRef listener = listening_server(s, server, 8000, 1);
+    std::vector<SocketRef> clients;
+    for (int i = 0; i < 3; ++i) {
+        clients.push_back(s.step("client: connect #" + std::to_string(i + 1)).socket(client, Protocol::tcp).value());
+        (void)s.sim.connect(clients.back(), {a_server, 8000});
+        s.step("run 100 ms").run_for(100 * milliseconds);
+    }
+    // Linux: sk_acceptq_is_full() is "more than backlog waiting", so backlog 1 holds 2.
+    s.expect("connections waiting in the accept queue", s.sim.find_socket(listener)->accept_queue.size(), std::size_t{2});
+    s.expect("third client's state", s.sim.find_socket(clients[2])->state, TcpState::syn_sent);
+    bool dropped_for_backlog = false;
+    for (const auto& event : s.sim.events())
+        if (const auto* p = std::get_if<trace::Packet>(&event.body); p && p->kind == trace::PacketKind::dropped && p->rule &&
+                                                                      p->rule->find("listen queue") != std::string::npos)
+            dropped_for_backlog = true;
+    s.expect("a SYN dropped for the full listen queue", dropped_for_backlog, true);
+    (void)s.step("server: accept").accept(listener);
+    (void)s.sim.accept(listener);
+    s.step("run 2 s (the SYN is retried after 1 s)").run_for(2 * seconds);
+    s.expect("third client's state", s.sim.find_socket(clients[2])->state, TcpState::established);
+}
+
+TEST_CASE("TIME-WAIT lasts 2*MSL = 60 s on the side that closed first", "[sim][tcp]") {
+    const auto story = run_scenario("time-wait");
+    REQUIRE(story);
+    std::optional<std::uint64_t> entered;
+    std::optional<std::uint64_t> left;
+    for (const auto& event : story->events()) {
+        const auto* change = std::get_if<trace::StateChanged>(&event.body);
+        if (change == nullptr || event.host != "client") continue;
+        if (change->to == TcpState::time_wait) entered = event.t_us;
+        if (change->from == TcpState::time_wait) left = event.t_us;
+    }
+    REQUIRE(entered);
+    REQUIRE(left);
+    // Linux include/net/tcp.h: TCP_TIMEWAIT_LEN (60*HZ), "how long to wait to destroy TIME-WAIT state".
+    CHECK(*left - *entered == 60 * seconds);
+}
+
+TEST_CASE("UDP: a connected socket hears ICMP port unreachable as ECONNREFUSED, an unconnected one does not", "[sim][udp]") {
+    Script s;
+    const auto [client, server] = two_hosts(s);
+    const SocketRef connected = s.step("client: UDP socket, connect 10.0.0.2:9999").socket(client, Protocol::udp).value();
+    (void)s.sim.connect(connected, {a_server, 9999});
+    (void)s.step("send 'ping'").send(connected, {'p', 'i', 'n', 'g'});
+    const SocketRef unconnected = s.step("client: another UDP socket, sendto 10.0.0.2:9998").socket(client, Protocol::udp).value();
+    (void)s.sim.sendto(unconnected, {'p'}, {a_server, 9998});
+    s.step("run until idle").run_until_idle();
+    const auto icmp = packets(s.sim, "server", trace::PacketKind::sent).at(0);
+    REQUIRE(icmp.icmp);
+    s.expect("ICMP type (RFC 792: destination unreachable)", int{icmp.icmp->type}, 3);
+    s.expect("ICMP code (RFC 792: port unreachable)", int{icmp.icmp->code}, 3);
+    s.expect("connected socket's recv()", outcome(s.step("recv on the connected socket").recv(connected)), Errno::econnrefused);
+    s.expect("unconnected socket's recvfrom()", outcome(s.step("recvfrom on the unconnected socket").recvfrom(unconnected)), Errno::eagain);
+}
+
+TEST_CASE("UDP keeps datagram boundaries and a TCP and a UDP socket may share a port number", "[sim][udp]") {
+    Script s;
+    const auto [client, server] = two_hosts(s);
+    const SocketRef tcp = listening_server(s, server, 5353);
+    const SocketRef udp = s.step("server: UDP socket bound to 0.0.0.0:5353").socket(server, Protocol::udp).value();
+    s.expect("bind UDP 5353 beside TCP 5353", outcome(s.sim.bind(udp, {IpAddress::any_v4(), 5353})), "ok");
+    const SocketRef sender = s.step("client: UDP socket").socket(client, Protocol::udp).value();
+    (void)s.step("sendto 'one'").sendto(sender, {'o', 'n', 'e'}, {a_server, 5353});
+    (void)s.step("sendto 'two!'").sendto(sender, {'t', 'w', 'o', '!'}, {a_server, 5353});
+    s.step("run until idle").run_until_idle();
+    const auto first = s.step("recvfrom").recvfrom(udp);
+    const auto second = s.step("recvfrom").recvfrom(udp);
+    s.expect("first datagram's size", first ? first->payload.size() : 0, std::size_t{3});
+    s.expect("second datagram's size", second ? second->payload.size() : 0, std::size_t{4});
+    s.expect("sender's address as seen by the server", first ? first->from.address.to_string() : "", "10.0.0.1");
+    (void)tcp;
+}
+
+TEST_CASE("IPv6 hosts: a TCP handshake, and ICMPv6 port unreachable for a closed UDP port", "[sim][ipv6]") {
+    Script s;
+    const IpAddress client6 = IpAddress::parse("2001:db8::1").value();
+    const IpAddress server6 = IpAddress::parse("2001:db8::2").value();
+    const HostId client = s.step("add host client 2001:db8::1").add_host("client", {client6});
+    const HostId server = s.step("add host server 2001:db8::2").add_host("server", {server6});
+    const SocketRef listener = s.step("server: socket(TCP, IPv6)").socket(server, Protocol::tcp, IpFamily::v6).value();
+    s.expect("bind [::]:8080", outcome(s.sim.bind(listener, {IpAddress::any_v6(), 8080})), "ok");
+    s.expect("listen", outcome(s.sim.listen(listener, 4)), "ok");
+    const SocketRef c = s.step("client: socket(TCP, IPv6), connect [2001:db8::2]:8080").socket(client, Protocol::tcp, IpFamily::v6).value();
+    s.expect("connect", outcome(s.sim.connect(c, {server6, 8080})), "ok");
+    s.step("run 100 ms").run_for(100 * milliseconds);
+    s.expect("client state", s.sim.find_socket(c)->state, TcpState::established);
+    const SocketRef u = s.step("client: UDP over IPv6 to [2001:db8::2]:9").socket(client, Protocol::udp, IpFamily::v6).value();
+    (void)s.sim.connect(u, {server6, 9});
+    (void)s.sim.send(u, {'x'});
+    s.step("run until idle").run_until_idle();
+    const auto icmp = packets(s.sim, "server", trace::PacketKind::sent).back();
+    REQUIRE(icmp.icmp);
+    s.expect("ICMPv6 type (RFC 4443 3.1: destination unreachable)", int{icmp.icmp->type}, 1);
+    s.expect("ICMPv6 code (RFC 4443 3.1: port unreachable)", int{icmp.icmp->code}, 4);
+    s.expect("recv on the connected UDP socket", outcome(s.step("recv").recv(u)), Errno::econnrefused);
+}

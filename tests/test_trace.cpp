@@ -1,0 +1,413 @@
+// TCP state names and the trace format: what docs/trace-format.md promises is what
+// the reader accepts, every event survives a round trip, and a bad line is refused
+// with its line number and the reason.
+#include <catch2/catch.hpp>
+
+#include <netinet/tcp.h>  // glibc's copy of the kernel's TCP_ESTABLISHED.. numbering
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "portlab/tcp_state.hpp"
+#include "portlab/trace.hpp"
+#include "support.hpp"
+
+using namespace portlab;
+using test::TempFile;
+namespace fs = std::filesystem;
+
+// ---------------------------------------------------------------------------- TCP states
+
+TEST_CASE("TCP states print as RFC 793 section 3.2 names them", "[tcp_state]") {
+    auto [state, name] = GENERATE(table<TcpState, std::string>({
+        {TcpState::closed, "CLOSED"},          {TcpState::listen, "LISTEN"},
+        {TcpState::syn_sent, "SYN-SENT"},      {TcpState::syn_received, "SYN-RECEIVED"},
+        {TcpState::established, "ESTABLISHED"}, {TcpState::fin_wait_1, "FIN-WAIT-1"},
+        {TcpState::fin_wait_2, "FIN-WAIT-2"},  {TcpState::close_wait, "CLOSE-WAIT"},
+        {TcpState::closing, "CLOSING"},        {TcpState::last_ack, "LAST-ACK"},
+        {TcpState::time_wait, "TIME-WAIT"},
+    }));
+    CAPTURE(name);
+    CHECK(to_string(state) == name);
+    CHECK(parse_tcp_state(name).value() == state);
+}
+
+TEST_CASE("TCP state names from ss and netstat parse too", "[tcp_state]") {
+    // ss: iproute2 misc/ss.c sstate_name[]; netstat: net-tools netstat.c tcp_state[].
+    auto [text, state] = GENERATE(table<std::string, TcpState>({
+        {"ESTAB", TcpState::established},      {"SYN-RECV", TcpState::syn_received},
+        {"SYN_SENT", TcpState::syn_sent},      {"SYN_RECV", TcpState::syn_received},
+        {"FIN_WAIT1", TcpState::fin_wait_1},   {"FIN_WAIT2", TcpState::fin_wait_2},
+        {"TIME_WAIT", TcpState::time_wait},    {"CLOSE", TcpState::closed},
+        {"CLOSE_WAIT", TcpState::close_wait},  {"LAST_ACK", TcpState::last_ack},
+        {"time-wait", TcpState::time_wait},    {"fin-wait-1", TcpState::fin_wait_1},
+    }));
+    CAPTURE(text);
+    const auto parsed = parse_tcp_state(text);
+    REQUIRE(parsed);
+    CHECK(*parsed == state);
+}
+
+TEST_CASE("words that are not TCP states are errors", "[tcp_state]") {
+    const auto text = GENERATE(as<std::string>{}, "UNCONN", "", "ESTABLISH", "SYN", "FIN-WAIT-3", "LISTEN ", "open");
+    CAPTURE(text);
+    const auto parsed = parse_tcp_state(text);
+    REQUIRE_FALSE(parsed);
+    CHECK_THAT(parsed.error().message, Catch::Contains("TCP state"));
+}
+
+TEST_CASE("the kernel's TCP state numbers map to the states they name", "[tcp_state]") {
+    // The numbers come from <netinet/tcp.h>, which copies include/net/tcp_states.h.
+    auto [number, state] = GENERATE(table<int, TcpState>({
+        {TCP_ESTABLISHED, TcpState::established}, {TCP_SYN_SENT, TcpState::syn_sent},
+        {TCP_SYN_RECV, TcpState::syn_received},   {TCP_FIN_WAIT1, TcpState::fin_wait_1},
+        {TCP_FIN_WAIT2, TcpState::fin_wait_2},    {TCP_TIME_WAIT, TcpState::time_wait},
+        {TCP_CLOSE, TcpState::closed},            {TCP_CLOSE_WAIT, TcpState::close_wait},
+        {TCP_LAST_ACK, TcpState::last_ack},       {TCP_LISTEN, TcpState::listen},
+        {TCP_CLOSING, TcpState::closing},
+    }));
+    CAPTURE(number);
+    CHECK(from_linux_tcp_state(number).value() == state);
+}
+
+TEST_CASE("kernel state numbers outside 1..11 are errors", "[tcp_state]") {
+    // 12 is TCP_NEW_SYN_RECV, a request socket the kernel never shows as a state.
+    const int number = GENERATE(0, 12, 13, -1, 255);
+    CAPTURE(number);
+    CHECK_FALSE(from_linux_tcp_state(number));
+}
+
+// ---------------------------------------------------------------------------- trace
+
+namespace {
+
+const std::string fixtures = PORTLAB_FIXTURES;
+const std::string docs_path = fixtures + "/../../docs/trace-format.md";
+
+Endpoint endpoint(const char* text) { return Endpoint::parse(text).value(); }
+
+// One event of every type, optional fields both set and left out.
+std::vector<trace::Event> every_kind_of_event() {
+    using namespace trace;
+    const Bytes syn = {0x45, 0x00, 0x00, 0x28, 0xde, 0xad};  // bytes need not be a packet here
+    return {
+        {0, "server", SocketCreated{SocketId{1}, Protocol::tcp, IpFamily::v4}},
+        {1, "server", SocketCreated{SocketId{2}, Protocol::udp, IpFamily::v6}},
+        {2, "server", Bound{SocketId{1}, endpoint("0.0.0.0:8080"), BindHow::explicit_port, "SO_REUSEADDR set"}},
+        {3, "server", Bound{SocketId{2}, endpoint("[::1]:0"), BindHow::bind_zero, std::nullopt}},
+        {3, "server", Listening{SocketId{1}, 4096}},
+        {4, "client", ConnectStarted{SocketId{7}, endpoint("127.0.0.1:8080")}},
+        {5, "client", EphemeralAssigned{SocketId{7}, 40002, 32768, 60999, "linux-hash-connect", Parity::even}},
+        {5, "client", EphemeralAssigned{SocketId{8}, 65535, 65535, 65535, "sequential", std::nullopt}},
+        {6, "server", Accepted{SocketId{1}, SocketId{3}, {endpoint("127.0.0.1:8080"), endpoint("127.0.0.1:40002")}}},
+        {7, "client", StateChanged{SocketId{7}, TcpState::syn_sent, TcpState::established, "SYN+ACK received"}},
+        {8, "client", Packet{PacketKind::sent, syn, LinkType::raw, std::nullopt, "client", "server"}},
+        {8, "router", Packet{PacketKind::dropped, syn, LinkType::en10mb, "DROP tcp dport 8080", std::nullopt, std::nullopt}},
+        {9, "server", Packet{PacketKind::delivered, {}, LinkType::linux_sll, std::nullopt, std::nullopt, std::nullopt}},
+        {9, "server", Packet{PacketKind::delivered, syn, LinkType::null, std::nullopt, std::nullopt, std::nullopt}},
+        {10, "server", trace::CallFailed{SocketId{4}, "bind", "EADDRINUSE", "Address already in use"}},
+        {10, "server", trace::CallFailed{std::nullopt, "getaddrinfo", "EAI_NONAME", "Name or service not known"}},
+        {11, "client", Closed{SocketId{7}}},
+        {12, "client", Note{"Ports are per protocol: \"TCP 53\" and \"UDP 53\" differ.\n"}},
+        {18446744073709551615ULL, "h", Note{""}},  // the largest t_us
+    };
+}
+
+std::string header_line() { return R"({"portlab_trace": 1, "source": "test", "generator": "test_trace"})"; }
+
+Result<trace::Trace> read_text(const std::string& text) {
+    std::istringstream in(text);
+    return trace::read_trace(in);
+}
+
+// Lines inside ```json fences of a Markdown file.
+std::vector<std::vector<std::string>> json_blocks(const std::string& path) {
+    std::ifstream in(path);
+    std::vector<std::vector<std::string>> blocks;
+    bool inside = false;
+    for (std::string line; std::getline(in, line);) {
+        if (!inside && line == "```json") {
+            inside = true;
+            blocks.emplace_back();
+        } else if (inside && line.rfind("```", 0) == 0) {
+            inside = false;
+        } else if (inside) {
+            blocks.back().push_back(line);
+        }
+    }
+    return blocks;
+}
+
+
+}  // namespace
+
+TEST_CASE("every event type survives a trip through one JSON line", "[trace]") {
+    const auto events = every_kind_of_event();
+    std::set<std::string_view> types;
+    for (std::size_t i = 0; i < events.size(); ++i) {
+        CAPTURE(i);
+        const std::string line = trace::to_json_line(events[i]);
+        CAPTURE(line);
+        CHECK(line.find('\n') == std::string::npos);
+        const auto parsed = trace::parse_event_line(line, 2);
+        REQUIRE(parsed);
+        CHECK(*parsed == events[i]);
+        types.insert(trace::type_name(events[i].body));
+    }
+    CHECK(types.size() == std::variant_size_v<trace::EventBody>);
+}
+
+TEST_CASE("a line is written as docs/trace-format.md shows it", "[trace]") {
+    // Field order and spelling from the documentation: t_us, host, type, then the body.
+    const trace::Event bound{10, "server",
+                             trace::Bound{trace::SocketId{1}, endpoint("0.0.0.0:8080"), trace::BindHow::explicit_port,
+                                          "SO_REUSEADDR set"}};
+    CHECK(trace::to_json_line(bound) ==
+          R"({"t_us":10,"host":"server","type":"bound","socket":1,"endpoint":{"address":"0.0.0.0","port":8080},"how":"explicit","note":"SO_REUSEADDR set"})");
+    const trace::Event dropped{400, "router",
+                               trace::Packet{trace::PacketKind::dropped, {0x45, 0x00, 0xAB}, LinkType::raw,
+                                             "DROP udp dport 9000", std::nullopt, std::nullopt}};
+    CHECK(trace::to_json_line(dropped) ==
+          R"({"t_us":400,"host":"router","type":"packet","kind":"dropped","link":"raw","bytes":"4500ab","rule":"DROP udp dport 9000"})");
+}
+
+TEST_CASE("text that is not UTF-8 is written as U+FFFD, not an exception", "[trace]") {
+    const trace::Event note{1, "h", trace::Note{"caf\xe9"}};  // Latin-1 e-acute
+    const std::string line = trace::to_json_line(note);
+    const auto parsed = trace::parse_event_line(line, 2);
+    REQUIRE(parsed);
+    CHECK(std::get<trace::Note>(parsed->body).text == "caf\xef\xbf\xbd");  // U+FFFD in UTF-8
+}
+
+TEST_CASE("every example in docs/trace-format.md parses", "[trace][docs]") {
+    const auto blocks = json_blocks(docs_path);
+    REQUIRE(blocks.size() >= 12);  // header, 11 event types, a whole trace
+    std::set<std::string_view> types_shown;
+    std::size_t whole_traces = 0;
+    for (const auto& block : blocks) {
+        REQUIRE_FALSE(block.empty());
+        for (std::size_t i = 0; i < block.size(); ++i) {
+            CAPTURE(block[i]);
+            if (block[i].find("\"portlab_trace\"") != std::string::npos) {
+                CHECK(trace::parse_header_line(block[i], 1));
+                continue;
+            }
+            const auto event = trace::parse_event_line(block[i], i + 1);
+            REQUIRE(event);
+            types_shown.insert(trace::type_name(event->body));
+        }
+        if (block.size() > 2 && block[0].find("\"portlab_trace\"") != std::string::npos) {
+            // A block that starts with a header is a whole trace: the cross-line rules hold too.
+            std::string text;
+            for (const auto& line : block) text += line + "\n";
+            const auto whole = read_text(text);
+            INFO((whole ? std::string() : whole.error().message));
+            CHECK(whole);
+            ++whole_traces;
+        }
+    }
+    CHECK(types_shown.size() == std::variant_size_v<trace::EventBody>);
+    CHECK(whole_traces == 1);
+}
+
+TEST_CASE("a bad line is refused with its line number and the reason", "[trace]") {
+    const std::string header = header_line() + "\n";
+    const std::string good = R"({"t_us": 10, "host": "a", "type": "closed", "socket": 1})" "\n";
+    auto [text, line, reason] = GENERATE_REF(table<std::string, int, std::string>({
+        // the header
+        {"", 1, "empty trace"},
+        {"not json\n", 1, "not JSON"},
+        {"[1, 2]\n", 1, "not a JSON object"},
+        {R"({"source": "sim"})" "\n", 1, "not a portlab trace header"},
+        {R"({"portlab_trace": 2, "source": "sim", "generator": "g"})" "\n", 1, "version 2"},
+        {R"({"portlab_trace": 2, "source": "sim", "generator": "g"})" "\n", 1, "reads version 1"},
+        {R"({"portlab_trace": "1", "source": "sim", "generator": "g"})" "\n", 1, "must be an unsigned integer, not string"},
+        {R"({"portlab_trace": 1, "generator": "g"})" "\n", 1, "missing field 'source'"},
+        {R"({"portlab_trace": 1, "source": "", "generator": "g"})" "\n", 1, "'source' must not be empty"},
+        // the line itself
+        {header + good + "\n", 3, "empty line"},
+        {header + good + "{\"t_us\": 11,\n", 3, "not JSON"},
+        {header + good + "\"closed\"\n", 3, "not a JSON object but string"},
+        // the common fields
+        {header + good + R"({"host": "a", "type": "closed", "socket": 1})" "\n", 3, "missing field 't_us'"},
+        {header + good + R"({"t_us": -1, "host": "a", "type": "closed", "socket": 1})" "\n", 3, "not negative integer"},
+        {header + good + R"({"t_us": 10.5, "host": "a", "type": "closed", "socket": 1})" "\n", 3, "not fractional number"},
+        {header + good + R"({"t_us": 10, "host": "", "type": "closed", "socket": 1})" "\n", 3, "'host' must not be empty"},
+        {header + good + R"({"t_us": 10, "host": "a", "socket": 1})" "\n", 3, "missing field 'type'"},
+        {header + good + R"({"t_us": 10, "host": "a", "type": "socket_opened", "socket": 1})" "\n", 3, "unknown event type 'socket_opened'"},
+        // the body
+        {header + good + R"({"t_us": 10, "host": "a", "type": "closed"})" "\n", 3, "missing field 'socket'"},
+        {header + good + R"({"t_us": 10, "host": "a", "type": "closed", "socket": "1"})" "\n", 3, "field 'socket' must be an unsigned integer, not string"},
+        {header + good + R"({"t_us": 10, "host": "a", "type": "closed", "socket": 4294967296})" "\n", 3, "above its maximum 4294967295"},
+        {header + good + R"({"t_us": 10, "host": "a", "type": "listening", "socket": 1, "backlog": null})" "\n", 3, "'backlog' must be an unsigned integer, not null"},
+        {header + good + R"({"t_us": 10, "host": "a", "type": "connect_started", "socket": 1, "remote": {"address": "10.0.0.1", "port": 70000}})" "\n", 3, "port 70000 in field 'port' is out of range 0-65535"},
+        {header + good + R"({"t_us": 10, "host": "a", "type": "connect_started", "socket": 1, "remote": {"address": "localhost", "port": 80}})" "\n", 3, "not an IPv4 or IPv6 address"},
+        {header + good + R"({"t_us": 10, "host": "a", "type": "connect_started", "socket": 1, "remote": "10.0.0.1:80"})" "\n", 3, "'remote' must be an object"},
+        {header + good + R"({"t_us": 10, "host": "a", "type": "accepted", "listener": 1, "socket": 2, "four_tuple": {"local": {"address": "10.0.0.1", "port": 80}}})" "\n", 3, "missing field 'remote'"},
+        {header + good + R"({"t_us": 10, "host": "a", "type": "bound", "socket": 1, "endpoint": {"address": "10.0.0.1", "port": 80}, "how": "implicit"})" "\n", 3, "'how' is 'implicit', expected one of: explicit, ephemeral, bind_zero"},
+        {header + good + R"({"t_us": 10, "host": "a", "type": "state_changed", "socket": 1, "from": "ESTAB", "to": "CLOSED", "cause": ""})" "\n", 3, "write ESTABLISHED"},
+        {header + good + R"({"t_us": 10, "host": "a", "type": "state_changed", "socket": 1, "from": "LISTEN", "to": "OPEN", "cause": ""})" "\n", 3, "'to' is 'OPEN', not an RFC 793 state name"},
+        {header + good + R"({"t_us": 10, "host": "a", "type": "packet", "kind": "sent", "bytes": "450"})" "\n", 3, "bad hex in 'bytes': odd number of digits"},
+        {header + good + R"({"t_us": 10, "host": "a", "type": "packet", "kind": "sent", "bytes": "45 000"})" "\n", 3, "bad hex in 'bytes': ' ' at position 2"},
+        {header + good + R"({"t_us": 10, "host": "a", "type": "packet", "kind": "sent", "bytes": "4g"})" "\n", 3, "'g' at position 1 is not a hex digit"},
+        {header + good + R"({"t_us": 10, "host": "a", "type": "packet", "kind": "lost", "bytes": ""})" "\n", 3, "'kind' is 'lost'"},
+        {header + good + R"({"t_us": 10, "host": "a", "type": "packet", "kind": "sent", "link": "wifi", "bytes": ""})" "\n", 3, "'link' is 'wifi'"},
+        {header + good + R"({"t_us": 10, "host": "a", "type": "ephemeral_assigned", "socket": 1, "port": 80, "range_low": 32768, "range_high": 60999, "algorithm": "x"})" "\n", 3, "port 80 is outside its range 32768-60999"},
+        {header + good + R"({"t_us": 10, "host": "a", "type": "ephemeral_assigned", "socket": 1, "port": 80, "range_low": 90, "range_high": 70, "algorithm": "x"})" "\n", 3, "range_low > range_high"},
+        {header + good + R"({"t_us": 10, "host": "a", "type": "error", "call": "bind", "errno_name": 98, "message": ""})" "\n", 3, "'errno_name' must be a string, not unsigned integer"},
+        // the rules across lines
+        {header + good + R"({"t_us": 9, "host": "b", "type": "note", "text": "late"})" "\n", 3, "time goes backwards: t_us 9 after 10"},
+        {header + R"({"t_us": 1, "host": "a", "type": "socket_created", "socket": 5, "protocol": "tcp", "family": "ipv4"})" "\n" +
+             R"({"t_us": 2, "host": "a", "type": "socket_created", "socket": 5, "protocol": "udp", "family": "ipv4"})" "\n", 3,
+         "socket 5 on host 'a' was already created on line 2"},
+        {header + R"({"t_us": 1, "host": "a", "type": "socket_created", "socket": 5, "protocol": "tcp", "family": "ipv4"})" "\n" +
+             R"({"t_us": 2, "host": "a", "type": "accepted", "listener": 5, "socket": 5, "four_tuple": {"local": {"address": "10.0.0.1", "port": 80}, "remote": {"address": "10.0.0.2", "port": 4000}}})" "\n", 3,
+         "socket 5 on host 'a' was already created on line 2"},
+    }));
+    CAPTURE(text);
+    const auto trace = read_text(text);
+    REQUIRE_FALSE(trace);
+    CHECK_THAT(trace.error().message, Catch::StartsWith("line " + std::to_string(line) + ": "));
+    CHECK_THAT(trace.error().message, Catch::Contains(reason));
+    CHECK(trace.error().message.find('\n') == std::string::npos);
+}
+
+TEST_CASE("what the rules allow is accepted", "[trace]") {
+    const std::string header = header_line() + "\n";
+    SECTION("the same socket id on two hosts, and events at the same time") {
+        const auto trace = read_text(header +
+            R"({"t_us": 1, "host": "a", "type": "socket_created", "socket": 1, "protocol": "tcp", "family": "ipv4"})" "\n"
+            R"({"t_us": 1, "host": "b", "type": "socket_created", "socket": 1, "protocol": "tcp", "family": "ipv4"})" "\n");
+        REQUIRE(trace);
+        CHECK(trace->events.size() == 2);
+    }
+    SECTION("fields a newer writer added, a missing link, upper-case hex and a CRLF line end") {
+        const auto trace = read_text(header +
+            R"({"t_us": 1, "host": "a", "type": "packet", "kind": "sent", "bytes": "45AB", "ttl_hint": 3})" "\r\n");
+        REQUIRE(trace);
+        REQUIRE(trace->events.size() == 1);
+        const auto& packet = std::get<trace::Packet>(trace->events[0].body);
+        CHECK(packet.link == LinkType::raw);
+        CHECK(packet.bytes == Bytes{0x45, 0xab});
+    }
+    SECTION("a header alone is an empty trace") {
+        const auto trace = read_text(header);
+        REQUIRE(trace);
+        CHECK(trace->header.source == "test");
+        CHECK(trace->events.empty());
+    }
+}
+
+TEST_CASE("every cut-short line is an error, never a crash", "[trace][robustness]") {
+    for (const auto& event : every_kind_of_event()) {
+        const std::string line = trace::to_json_line(event);
+        for (std::size_t length = 0; length < line.size(); ++length) {
+            CAPTURE(line, length);
+            // A JSON object is not complete until its closing brace.
+            CHECK_FALSE(trace::parse_event_line(std::string_view(line).substr(0, length), 7));
+        }
+    }
+}
+
+TEST_CASE("the fixture trace reads as written", "[trace]") {
+    const auto trace = trace::read_trace_file(fixtures + "/trace_two_clients.jsonl");
+    INFO((trace ? std::string() : trace.error().message));
+    REQUIRE(trace);
+    CHECK(trace->header.source == "test");
+    CHECK(trace->header.scenario == "two-clients-one-port");
+    CHECK(trace->header.title == "Two clients, one server port");
+    REQUIRE(trace->events.size() == 20);
+
+    std::vector<FourTuple> accepted;
+    for (const auto& event : trace->events) {
+        if (const auto* body = std::get_if<trace::Accepted>(&event.body)) accepted.push_back(body->four_tuple);
+    }
+    // Two connections to one listening port, told apart only by the client's address.
+    REQUIRE(accepted.size() == 2);
+    CHECK(accepted[0].local == accepted[1].local);
+    CHECK(accepted[0].remote.port == accepted[1].remote.port);
+    CHECK(accepted[0].remote.address != accepted[1].remote.address);
+
+    const auto& failure = std::get<trace::CallFailed>(trace->events[6].body);
+    CHECK(failure.errno_name == "EADDRINUSE");
+    CHECK(failure.socket == trace::SocketId{2});
+
+    const auto& dropped = std::get<trace::Packet>(trace->events.back().body);
+    CHECK(dropped.kind == trace::PacketKind::dropped);
+    CHECK(dropped.rule == "DROP udp dport 9000");
+    CHECK(dropped.bytes.size() == 30);
+}
+
+TEST_CASE("a TraceWriter writes what read_trace reads back", "[trace]") {
+    const trace::TraceHeader header{1, "test", "test_trace", "every-kind", std::nullopt};
+    const auto events = every_kind_of_event();
+
+    SECTION("to a stream") {
+        std::ostringstream out;
+        {
+            auto writer = trace::TraceWriter::to_stream(out, header);
+            REQUIRE(writer);
+            for (const auto& event : events) REQUIRE(writer->write(event));
+            REQUIRE(writer->flush());
+        }
+        const auto trace = read_text(out.str());
+        INFO((trace ? std::string() : trace.error().message));
+        REQUIRE(trace);
+        CHECK(trace->header == header);
+        CHECK(trace->events == events);
+    }
+    SECTION("to a file") {
+        TempFile file("writer.jsonl");
+        {
+            auto writer = trace::TraceWriter::to_file(file.path, header);
+            REQUIRE(writer);
+            for (const auto& event : events) REQUIRE(writer->write(event));
+        }  // closed here
+        const auto trace = trace::read_trace_file(file.path);
+        REQUIRE(trace);
+        CHECK(trace->events == events);
+    }
+}
+
+TEST_CASE("a TraceWriter refuses an event that breaks a rule, naming its line", "[trace]") {
+    std::ostringstream out;
+    auto writer = trace::TraceWriter::to_stream(out, {1, "test", "test_trace", std::nullopt, std::nullopt});
+    REQUIRE(writer);
+    REQUIRE(writer->write({10, "a", trace::Note{"first"}}));  // line 2
+
+    SECTION("time going backwards") {
+        const auto written = writer->write({9, "a", trace::Note{"late"}});
+        REQUIRE_FALSE(written);
+        CHECK_THAT(written.error().message, Catch::Contains("line 3: time goes backwards"));
+    }
+    SECTION("an empty host") {
+        const auto written = writer->write({10, "", trace::Note{"who?"}});
+        REQUIRE_FALSE(written);
+        CHECK_THAT(written.error().message, Catch::Contains("'host' must not be empty"));
+    }
+    SECTION("an ephemeral port outside its range") {
+        const auto written =
+            writer->write({10, "a", trace::EphemeralAssigned{trace::SocketId{1}, 80, 32768, 60999, "x", std::nullopt}});
+        REQUIRE_FALSE(written);
+        CHECK_THAT(written.error().message, Catch::Contains("outside its range"));
+    }
+    // Nothing refused reached the stream: it still reads as a valid trace.
+    CHECK(read_text(out.str()));
+}
+
+TEST_CASE("a header the writer cannot write, and files that cannot be opened", "[trace]") {
+    std::ostringstream out;
+    const auto future = trace::TraceWriter::to_stream(out, {2, "test", "g", std::nullopt, std::nullopt});
+    REQUIRE_FALSE(future);
+    CHECK_THAT(future.error().message, Catch::Contains("version 1, not 2"));
+
+    const auto missing = trace::read_trace_file("/nonexistent/portlab/trace.jsonl");
+    REQUIRE_FALSE(missing);
+    CHECK_THAT(missing.error().message, Catch::Contains("/nonexistent/portlab/trace.jsonl"));
+    CHECK_THAT(missing.error().message, Catch::Contains("No such file or directory"));
+}

@@ -1,0 +1,410 @@
+// The world model rebuilt from trace events: what each event records, the
+// timeline's checkpoints (seeking to n equals replaying n events), captions.
+// Expected values come from the fixture's own lines and from the packet bytes
+// documented in docs/trace-format.md (checked there against tshark).
+#include <catch2/catch.hpp>
+
+#include <fstream>
+#include <sstream>
+
+#include "portlab/pcap.hpp"
+#include "portlab/world.hpp"
+#include "support.hpp"
+
+using namespace portlab;
+using namespace portlab::world;
+
+namespace {
+
+trace::Trace fixture_trace() {
+    auto read = trace::read_trace_file(std::string(PORTLAB_FIXTURES) + "/trace_two_clients.jsonl");
+    REQUIRE(read.has_value());
+    return std::move(read).value();
+}
+
+trace::Trace trace_of(const std::string& lines) {
+    std::istringstream in(std::string(R"({"portlab_trace": 1, "source": "test", "generator": "test_world"})") + "\n" +
+                          lines);
+    auto read = trace::read_trace(in);
+    INFO((read ? std::string() : read.error().message));
+    REQUIRE(read.has_value());
+    return std::move(read).value();
+}
+
+World replay(const trace::Trace& trace, std::size_t n) {
+    World world;
+    for (std::size_t i = 0; i < n; ++i) world.apply(trace.events[i]);
+    return world;
+}
+
+const Socket& socket_of(const World& world, const std::string& host, std::uint32_t id) {
+    const auto index = world.find_host(host);
+    REQUIRE(index.has_value());
+    const Socket* socket = world.find_socket(SocketRef{*index, SocketId{id}});
+    REQUIRE(socket != nullptr);
+    return *socket;
+}
+
+// From docs/trace-format.md, "A whole trace": SYN, SYN-ACK, ACK between
+// 127.0.0.1:40002 and 127.0.0.1:8080.
+const char* const syn_hex = "450000280000400040063cce7f0000017f0000019c421f90000003e8000000005002ffd7f24d0000";
+const char* const syn_ack_hex = "450000280000400040063cce7f0000017f0000011f909c4200001388000003e95012ffd7deb40000";
+const char* const ack_hex = "450000280000400040063cce7f0000017f0000019c421f90000003e9000013895010ffd7deb50000";
+// From the same document: UDP 10.0.0.1:51000 -> 10.0.0.2:9000 carrying "hi".
+const char* const udp_hex = "4500001e00004000401126cd0a0000010a000002c7382328000a990d6869";
+
+Bytes bytes_of(std::string_view hex) {
+    Bytes bytes;
+    for (std::size_t i = 0; i + 1 < hex.size(); i += 2)
+        bytes.push_back(static_cast<std::uint8_t>(std::stoi(std::string(hex.substr(i, 2)), nullptr, 16)));
+    return bytes;
+}
+
+}  // namespace
+
+TEST_CASE("seeking to event n gives the state of replaying the first n events, for every n", "[world][timeline]") {
+    const trace::Trace trace = fixture_trace();
+    const std::size_t interval = GENERATE(1, 2, 3, 7, 256);
+    CAPTURE(interval);
+    const Timeline timeline = Timeline::of(trace, TimelineOptions{interval, false});
+    REQUIRE(timeline.size() == trace.events.size());
+
+    for (std::size_t n = 0; n <= trace.events.size(); ++n) {
+        CAPTURE(n);
+        const World expected = replay(trace, n);
+        CHECK(timeline.state_at(n) == expected);
+        CHECK(expected.applied() == n);
+    }
+
+    SECTION("from any position to any other, forwards and backwards") {
+        for (std::size_t from = 0; from <= trace.events.size(); ++from) {
+            for (std::size_t to = 0; to <= trace.events.size(); ++to) {
+                CAPTURE(from, to);
+                World world = timeline.state_at(from);
+                timeline.seek(world, to);
+                CHECK(world == replay(trace, to));
+            }
+        }
+    }
+}
+
+TEST_CASE("checkpoints are taken every K events and seeking past the end clamps", "[world][timeline]") {
+    const trace::Trace trace = fixture_trace();  // 20 events
+    REQUIRE(trace.events.size() == 20);
+    const Timeline timeline = Timeline::of(trace, TimelineOptions{5, false});
+    CHECK(timeline.checkpoint_count() == 5);  // after 0, 5, 10, 15, 20 events
+    CHECK(timeline.state_at(1000) == replay(trace, 20));
+}
+
+TEST_CASE("a timeline built in pieces equals one built at once", "[world][timeline]") {
+    const trace::Trace trace = fixture_trace();
+    Timeline pieces(trace.header, TimelineOptions{4, false});
+    pieces.append({trace.events.begin(), trace.events.begin() + 7});
+    pieces.append({trace.events.begin() + 7, trace.events.end()});
+    const Timeline whole = Timeline::of(trace, TimelineOptions{4, false});
+    for (std::size_t n = 0; n <= trace.events.size(); ++n) CHECK(pieces.state_at(n) == whole.state_at(n));
+}
+
+TEST_CASE("the fixture's story: one listener, two accepted connections, a failed bind, a drop", "[world]") {
+    const trace::Trace trace = fixture_trace();
+    const World world = replay(trace, trace.events.size());
+
+    REQUIRE(world.hosts().size() == 4);  // in order of first appearance
+    CHECK(world.hosts()[0].name == "server");
+    CHECK(world.hosts()[1].name == "client-a");
+    CHECK(world.hosts()[2].name == "client-b");
+    CHECK(world.hosts()[3].name == "router");
+
+    SECTION("the server") {
+        const Socket& listener = socket_of(world, "server", 1);
+        CHECK(listener.slot_state() == SlotState::listening);
+        CHECK(listener.local == Endpoint::parse("0.0.0.0:8080").value());
+        CHECK(listener.backlog == 128);
+        CHECK(listener.tcp_state == TcpState::listen);
+        // Socket 2 failed to bind (EADDRINUSE) and was closed: it is gone.
+        const auto server = world.find_host("server").value();
+        CHECK(world.find_socket(SocketRef{server, SocketId{2}}) == nullptr);
+        CHECK(world.hosts()[server].errors == 1);
+        const Socket& first = socket_of(world, "server", 3);
+        CHECK(first.listener == SocketId{1});
+        CHECK(first.slot_state() == SlotState::established);
+        CHECK(first.remote == Endpoint::parse("10.0.0.1:40010").value());
+        // Two accepted sockets and the listener share port 8080.
+        CHECK(world.ports_in_use(server, Protocol::tcp) == std::vector<Port>{8080});
+        CHECK(world.hosts()[server].addresses == std::vector{IpAddress::parse("10.0.0.2").value()});
+    }
+
+    SECTION("the clients' ephemeral pools") {
+        const auto& pool = world.hosts()[1].pool;
+        REQUIRE(pool.range.has_value());
+        CHECK(*pool.range == PortRange{32768, 60999});
+        CHECK(pool.last == Port{40010});
+        CHECK(pool.parity == trace::Parity::even);
+        CHECK(pool.algorithm == "linux-hash-connect");
+        CHECK(pool.assignments == 1);
+        CHECK(socket_of(world, "client-a", 1).slot_state() == SlotState::connecting);
+        // client-b never reported a state change: bound, with a remote, still CLOSED.
+        CHECK(socket_of(world, "client-b", 1).slot_state() == SlotState::bound);
+    }
+
+    SECTION("connections pair the two ends of each 4-tuple") {
+        const auto connections = world.connections();
+        REQUIRE(connections.size() == 2);
+        for (const auto& connection : connections) {
+            CAPTURE(connection.tuple.to_string());
+            REQUIRE(connection.a.has_value());
+            REQUIRE(connection.b.has_value());
+            CHECK(connection.protocol == Protocol::tcp);
+        }
+        // Sorted by tuple: 10.0.0.1:40010 -> 10.0.0.2:8080 (client-a's view) first.
+        CHECK(connections[0].tuple.to_string() == "10.0.0.1:40010 -> 10.0.0.2:8080");
+        CHECK(connections[0].a->host == 1);
+        CHECK(connections[0].b->host == 0);
+        CHECK(connections[0].b->socket == SocketId{3});
+        // Each tuple is seen from the connecting side, not from the accepted socket.
+        CHECK(connections[1].tuple.to_string() == "10.0.0.3:40010 -> 10.0.0.2:8080");
+        CHECK(connections[1].a->host == 2);
+    }
+
+    SECTION("the firewall drop") {
+        REQUIRE(world.drops().size() == 1);
+        CHECK(world.drops()[0].event == 19);
+        CHECK(world.hosts()[world.drops()[0].host].name == "router");
+        CHECK(world.drops()[0].rule == "DROP udp dport 9000");
+        const auto hits = world.rule_hits().at({3, "DROP udp dport 9000"});
+        CHECK(hits.count == 1);
+        CHECK(world.in_flight().empty());  // a drop of a packet never seen sent
+    }
+}
+
+TEST_CASE("a listener is shown listening from its listening event, before the state change", "[world]") {
+    const trace::Trace trace = fixture_trace();
+    // Events 0-3: note, socket_created, bound, listening.
+    CHECK(socket_of(replay(trace, 2), "server", 1).slot_state() == SlotState::created);
+    CHECK(socket_of(replay(trace, 3), "server", 1).slot_state() == SlotState::bound);
+    CHECK(socket_of(replay(trace, 4), "server", 1).slot_state() == SlotState::listening);
+    CHECK(socket_of(replay(trace, 5), "server", 1).slot_state() == SlotState::listening);
+}
+
+TEST_CASE("a closed TCP socket keeps its port until its TIME-WAIT ends", "[world]") {
+    const trace::Trace trace = trace_of(
+        R"({"t_us": 0, "host": "c", "type": "socket_created", "socket": 1, "protocol": "tcp", "family": "ipv4"}
+{"t_us": 1, "host": "c", "type": "bound", "socket": 1, "endpoint": {"address": "10.0.0.1", "port": 40000}, "how": "ephemeral"}
+{"t_us": 2, "host": "c", "type": "state_changed", "socket": 1, "from": "SYN-SENT", "to": "ESTABLISHED", "cause": ""}
+{"t_us": 3, "host": "c", "type": "closed", "socket": 1}
+{"t_us": 4, "host": "c", "type": "state_changed", "socket": 1, "from": "ESTABLISHED", "to": "FIN-WAIT-1", "cause": "close() called"}
+{"t_us": 5, "host": "c", "type": "state_changed", "socket": 1, "from": "FIN-WAIT-2", "to": "TIME-WAIT", "cause": "FIN received"}
+{"t_us": 6, "host": "c", "type": "state_changed", "socket": 1, "from": "TIME-WAIT", "to": "CLOSED", "cause": "2MSL timer expired"}
+{"t_us": 7, "host": "c", "type": "socket_created", "socket": 2, "protocol": "udp", "family": "ipv4"}
+{"t_us": 8, "host": "c", "type": "closed", "socket": 2}
+)");
+    CHECK(socket_of(replay(trace, 4), "c", 1).closed_by_app);
+    CHECK(socket_of(replay(trace, 5), "c", 1).slot_state() == SlotState::closing);
+    CHECK(socket_of(replay(trace, 6), "c", 1).slot_state() == SlotState::time_wait);
+    CHECK(replay(trace, 6).ports_in_use(0, Protocol::tcp) == std::vector<Port>{40000});
+    const World done = replay(trace, 7);
+    CHECK(done.find_socket(SocketRef{0, SocketId{1}}) == nullptr);
+    CHECK(done.socket_count() == 0);
+    CHECK(replay(trace, 8).socket_count() == 1);
+    CHECK(replay(trace, 9).socket_count() == 0);  // a UDP socket goes at close()
+}
+
+TEST_CASE("a sent packet is in flight until the same bytes are delivered or dropped", "[world]") {
+    const std::string sent = std::string(R"({"t_us": 1, "host": "client", "type": "packet", "kind": "sent", "bytes": ")") +
+                             syn_hex + R"(", "from_host": "client", "to_host": "server"})" + "\n";
+    const std::string delivered = std::string(R"({"t_us": 2, "host": "server", "type": "packet", "kind": "delivered", "bytes": ")") +
+                                  syn_hex + R"("})" + "\n";
+    const trace::Trace trace = trace_of(sent + delivered);
+    const World after_send = replay(trace, 1);
+    REQUIRE(after_send.in_flight().size() == 1);
+    CHECK(after_send.in_flight()[0].event == 0);
+    CHECK(after_send.hosts().size() == 2);  // from_host and to_host are hosts too
+    CHECK(replay(trace, 2).in_flight().empty());
+    CHECK(Timeline::of(trace).reports_deliveries());
+}
+
+TEST_CASE("packets are labelled from their decoded headers", "[world][packet]") {
+    using Case = std::tuple<const char*, PacketLabel, std::string>;
+    const auto [hex, label, source] = GENERATE(table<const char*, PacketLabel, std::string>({
+        Case{syn_hex, PacketLabel::syn, "127.0.0.1:40002"},
+        Case{syn_ack_hex, PacketLabel::syn_ack, "127.0.0.1:8080"},
+        Case{ack_hex, PacketLabel::ack, "127.0.0.1:40002"},
+        Case{udp_hex, PacketLabel::udp, "10.0.0.1:51000"},
+    }));
+    CAPTURE(hex);
+    const PacketInfo info = describe_packet(trace::Packet{trace::PacketKind::sent, bytes_of(hex), LinkType::raw, {}, {}, {}});
+    REQUIRE(info.decoded);
+    CHECK(info.label == label);
+    CHECK(info.source->to_string() == source);
+}
+
+TEST_CASE("a packet that does not decode is described, not fatal", "[world][packet]") {
+    const PacketInfo info = describe_packet(trace::Packet{trace::PacketKind::sent, Bytes{0x45, 0x00}, LinkType::raw, {}, {}, {}});
+    CHECK_FALSE(info.decoded);
+    CHECK_FALSE(info.error.empty());
+}
+
+TEST_CASE("captions say what each event means in one sentence", "[world][caption]") {
+    const Timeline timeline = Timeline::of(fixture_trace());
+    CHECK(timeline.caption(0) == "One listening socket, two connections: the 4-tuples differ in the client's address.");
+    CHECK(timeline.caption(2) == "The server bound socket 1 to 0.0.0.0:8080, the port it asked for.");
+    CHECK(timeline.caption(3) == "The server's socket 1 is listening (backlog 128): connections to its port can now be "
+                                 "accepted.");
+    CHECK(timeline.caption(6) == "The server's bind() on socket 2 failed with EADDRINUSE: Address already in use.");
+    CHECK(timeline.caption(10) ==
+          "The client-a's OS assigned ephemeral port 40010 from 32768-60999 (linux-hash-connect, even).");
+    CHECK(timeline.caption(12) == "The client-a's socket 1 went from CLOSED to SYN-SENT: connect() called.");
+    CHECK(timeline.caption(17) == "The server accepted a connection on socket 1: new socket 3 for 10.0.0.2:8080 -> "
+                                  "10.0.0.1:40010, sharing port 8080 with the listener.");
+    CHECK(timeline.caption(19) ==
+          "The router dropped a UDP datagram from 10.0.0.1:51000 to 10.0.0.2:9000 (DROP udp dport 9000).");
+}
+
+TEST_CASE("a note at the same time on the same host speaks for the event before it", "[world][caption]") {
+    const Timeline timeline = Timeline::of(trace_of(
+        R"({"t_us": 5, "host": "lo", "type": "socket_created", "socket": 1, "protocol": "udp", "family": "ipv6"}
+{"t_us": 5, "host": "lo", "type": "note", "text": "A UDP socket for DNS."}
+{"t_us": 6, "host": "lo", "type": "closed", "socket": 1}
+{"t_us": 7, "host": "lo", "type": "note", "text": "Later."}
+{"t_us": 8, "host": "lo", "type": "connect_started", "socket": 9, "remote": {"address": "127.0.0.1", "port": 80}}
+)"));
+    CHECK(timeline.caption(0) == "A UDP socket for DNS.");
+    CHECK(timeline.caption(1) == "A UDP socket for DNS.");
+    CHECK(timeline.caption(2) == "The host closed socket 1.");  // the note is a microsecond later
+    CHECK(timeline.caption(4) == "The host's socket 9 called connect() to 127.0.0.1:80 (http).");
+    CHECK(timeline.protocol_of(0) == Protocol::udp);
+    CHECK(timeline.protocol_of(1) == std::nullopt);
+    CHECK(timeline.protocol_of(4) == std::nullopt);  // socket 9 was never introduced
+}
+
+TEST_CASE("a socket's TCP state path lists its state changes up to the cursor", "[world][timeline]") {
+    const Timeline timeline = Timeline::of(fixture_trace());
+    CHECK(timeline.state_path("client-a", SocketId{1}, 20) == std::vector<std::size_t>{12});
+    CHECK(timeline.state_path("client-a", SocketId{1}, 12).empty());
+    CHECK(timeline.state_path("server", SocketId{1}, 20) == std::vector<std::size_t>{4});
+}
+
+TEST_CASE("a capture becomes one sent packet event per record, hosts named by address", "[world][pcap]") {
+    pcap::Capture capture;
+    capture.link_type = LinkType::raw;
+    capture.records.push_back(pcap::Record::whole(1'000'000, bytes_of(udp_hex)));
+    capture.records.push_back(pcap::Record::whole(1'000'500, bytes_of(syn_hex)));
+    capture.records.push_back(pcap::Record::whole(1'000'400, bytes_of(syn_ack_hex)));  // earlier: merged capture
+    capture.records.push_back(pcap::Record::whole(1'000'600, bytes_of(ack_hex)));
+    capture.records.push_back(pcap::Record::whole(1'000'700, Bytes{0x60}));  // not a packet
+    const trace::Trace trace = trace_from_capture(capture, "x.pcap");
+    REQUIRE(trace.events.size() == 5);
+    CHECK(trace.header.source == "pcap");
+    CHECK(trace.events[0].t_us == 0);
+    CHECK(trace.events[1].t_us == 500);
+    CHECK(trace.events[2].t_us == 500);  // held, never backwards
+    CHECK(trace.events[0].host == "10.0.0.1");
+    const auto& packet = std::get<trace::Packet>(trace.events[0].body);
+    CHECK(packet.to_host == "10.0.0.2");
+    CHECK(trace.events[4].host == "capture");
+
+    const auto conversations = find_conversations(Timeline::of(trace));
+    REQUIRE(conversations.size() == 2);
+    CHECK(conversations[0].protocol == Protocol::udp);
+    CHECK(conversations[0].packets == 1);
+    CHECK(conversations[1].protocol == Protocol::tcp);
+    CHECK(conversations[1].a.to_string() == "127.0.0.1:40002");
+    CHECK(conversations[1].packets == 3);
+    CHECK(conversations[1].first_event == 1);
+    CHECK(conversations[1].last_event == 3);
+}
+
+TEST_CASE("files open by their first bytes, and bad ones give the reason and the line", "[world][files]") {
+    const test::TempDir dir;
+    SECTION("a missing file") {
+        const auto read = read_any_file(dir.file("nope.jsonl"));
+        REQUIRE_FALSE(read.has_value());
+        CHECK_THAT(read.error().message, Catch::Contains("nope.jsonl"));
+    }
+    SECTION("a trace with a bad third line") {
+        std::ofstream(dir.file("bad.jsonl"))
+            << R"({"portlab_trace": 1, "source": "test", "generator": "t"})" << "\n"
+            << R"({"t_us": 0, "host": "a", "type": "closed", "socket": 1})" << "\n"
+            << R"({"t_us": 1, "host": "a", "type": "closed"})" << "\n";
+        const auto read = read_any_file(dir.file("bad.jsonl"));
+        REQUIRE_FALSE(read.has_value());
+        CHECK_THAT(read.error().message, Catch::Contains("line 3"));
+    }
+    SECTION("an empty file") {
+        std::ofstream(dir.file("empty.jsonl")).flush();
+        const auto read = read_any_file(dir.file("empty.jsonl"));
+        REQUIRE_FALSE(read.has_value());
+        CHECK_THAT(read.error().message, Catch::Contains("line 1"));
+    }
+    SECTION("a capture") {
+        {
+            auto writer = pcap::Writer::create(dir.file("c.pcap"), LinkType::raw);
+            REQUIRE(writer.has_value());
+            REQUIRE(writer->write(pcap::Record::whole(5, bytes_of(syn_hex))).has_value());
+        }
+        const auto read = read_any_file(dir.file("c.pcap"));
+        REQUIRE(read.has_value());
+        REQUIRE(read->events.size() == 1);
+        CHECK(read->events[0].host == "127.0.0.1");
+    }
+}
+
+TEST_CASE("the threaded reader reads what trace::read_trace reads and fails on the same line", "[world][files]") {
+    // 30,000 lines, enough for the reader to split them between threads.
+    const auto note = [](std::uint64_t t) {
+        return R"({"t_us": )" + std::to_string(t) + R"(, "host": "h", "type": "note", "text": "n"})";
+    };
+    std::vector<std::string> lines{R"({"portlab_trace": 1, "source": "test", "generator": "t"})"};
+    for (std::uint64_t t = 0; t < 30000; ++t) lines.push_back(note(t));
+    const auto text_of = [](const std::vector<std::string>& all) {
+        std::string text;
+        for (const auto& line : all) text += line + "\n";
+        return text;
+    };
+    const auto same = [&](const std::vector<std::string>& all) {
+        const std::string text = text_of(all);
+        std::istringstream in(text);
+        const auto expected = trace::read_trace(in);
+        for (const unsigned threads : {1u, 2u, 3u}) {
+            CAPTURE(threads);
+            const auto got = read_trace_text(text, threads);
+            REQUIRE(got.has_value() == expected.has_value());
+            if (expected) {
+                CHECK(got->header == expected->header);
+                CHECK(got->events == expected->events);
+            } else {
+                CHECK(got.error().message == expected.error().message);
+            }
+        }
+    };
+    SECTION("a good trace") { same(lines); }
+    SECTION("a line that is not JSON, late in the file") {
+        lines[25000] = "{oops";
+        same(lines);
+    }
+    SECTION("time going backwards early, and a bad line later: the earlier one is reported") {
+        lines[100] = note(5);
+        lines[29000] = "{oops";
+        same(lines);
+    }
+    SECTION("a bad line early, and time going backwards later") {
+        lines[50] = R"({"t_us": 50, "host": "h", "type": "nope"})";
+        lines[28000] = note(1);
+        same(lines);
+    }
+    SECTION("a socket introduced twice") {
+        lines[10] = R"({"t_us": 9, "host": "h", "type": "socket_created", "socket": 4, "protocol": "udp", "family": "ipv4"})";
+        lines[20000] = R"({"t_us": 19999, "host": "h", "type": "socket_created", "socket": 4, "protocol": "udp", "family": "ipv4"})";
+        same(lines);
+    }
+    SECTION("an empty line, and no final newline") {
+        lines[3] = "";
+        same(lines);
+        lines[3] = note(2);
+        const std::string text = text_of(lines);
+        const auto got = read_trace_text(text.substr(0, text.size() - 1), 2);
+        REQUIRE(got.has_value());
+        CHECK(got->events.size() == 30000);
+    }
+    SECTION("nothing at all") { CHECK(read_trace_text("", 2).error().message == "line 1: empty trace, expected a header line"); }
+}

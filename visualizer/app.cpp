@@ -1,0 +1,306 @@
+// The frame: menu bar, error banner, and the panels' windows in a fixed
+// arrangement (topology top-left, tables below it, inspector top-right, state
+// diagram and pool below it, the timeline along the bottom), so a screenshot of
+// event N always looks the same.
+//
+// [SECTION] keys and drops
+// [SECTION] menu and popups
+// [SECTION] windows
+
+#include "app.hpp"
+
+#include <GLFW/glfw3.h>
+#include <imgui.h>
+#include <imgui_stdlib.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+
+#include "panels/panels.hpp"
+#include "panels/style.hpp"
+
+namespace portlab::viz {
+
+// ===========================================================================
+// [SECTION] keys and drops
+// ===========================================================================
+
+void handle_keys(App& app) {
+    const ImGuiIO& io = ImGui::GetIO();
+    if (io.WantTextInput || !app.model.loaded()) return;
+    auto& requests = app.view.requests;
+    // ImGui 1.86's GLFW backend indexes keys by GLFW key code.
+    if (ImGui::IsKeyPressed(GLFW_KEY_SPACE, false)) requests.emplace_back(Command::toggle_play);
+    if (ImGui::IsKeyPressed(GLFW_KEY_RIGHT)) requests.emplace_back(Command::step_forward);
+    if (ImGui::IsKeyPressed(GLFW_KEY_LEFT)) requests.emplace_back(Command::step_back);
+    if (ImGui::IsKeyPressed(GLFW_KEY_HOME, false)) requests.emplace_back(Command::first);
+    if (ImGui::IsKeyPressed(GLFW_KEY_END, false)) requests.emplace_back(Command::last);
+    // '+' is Shift+'=' on most layouts; accept both, and the keypad's.
+    if (ImGui::IsKeyPressed(GLFW_KEY_EQUAL) || ImGui::IsKeyPressed(GLFW_KEY_KP_ADD)) requests.emplace_back(Command::faster);
+    if (ImGui::IsKeyPressed(GLFW_KEY_MINUS) || ImGui::IsKeyPressed(GLFW_KEY_KP_SUBTRACT)) requests.emplace_back(Command::slower);
+}
+
+void handle_drops(App& app) {
+    if (app.ui.dropped.empty()) return;
+    app.view.requests.emplace_back(OpenFileRequest{app.ui.dropped.back()});
+    app.ui.dropped.clear();
+}
+
+std::optional<LeftTab> parse_left_tab(const std::string& name) {
+    if (name == "events") return LeftTab::events;
+    if (name == "sockets") return LeftTab::sockets;
+    if (name == "connections") return LeftTab::connections;
+    if (name == "firewall") return LeftTab::firewall;
+    return std::nullopt;
+}
+
+std::optional<RightTab> parse_right_tab(const std::string& name) {
+    if (name == "tcp" || name == "tcp-state") return RightTab::tcp_state;
+    if (name == "pool") return RightTab::pool;
+    return std::nullopt;
+}
+
+// ===========================================================================
+// [SECTION] menu and popups
+// ===========================================================================
+
+namespace {
+
+bool is_openable(const std::filesystem::path& path) {
+    const auto ext = path.extension().string();
+    return ext == ".jsonl" || ext == ".pcap" || ext == ".pcapng" || ext == ".cap";
+}
+
+void draw_open_file_popup(App& app) {
+    if (app.ui.open_file_popup) {
+        ImGui::OpenPopup("Open a trace or capture");
+        app.ui.open_file_popup = false;
+        if (app.ui.browse_dir.empty()) app.ui.browse_dir = std::filesystem::current_path().string();
+    }
+    ImGui::SetNextWindowSize(ImVec2(640, 460), ImGuiCond_Appearing);
+    if (!ImGui::BeginPopupModal("Open a trace or capture")) return;
+    ImGui::TextWrapped("A trace (.jsonl) from portlab-sim or a lab's --trace, or a capture (.pcap, .pcapng).");
+    ImGui::SetNextItemWidth(-80);
+    const bool entered = ImGui::InputText("##path", &app.ui.path_input, ImGuiInputTextFlags_EnterReturnsTrue);
+    ImGui::SameLine();
+    if ((ImGui::Button("Open") || entered) && !app.ui.path_input.empty()) {
+        app.view.requests.emplace_back(OpenFileRequest{app.ui.path_input});
+        ImGui::CloseCurrentPopup();
+    }
+    style::text(app.ui.browse_dir);
+    ImGui::BeginChild("listing", ImVec2(0, -ImGui::GetFrameHeightWithSpacing()), true);
+    std::error_code error;
+    const std::filesystem::path dir(app.ui.browse_dir);
+    if (ImGui::Selectable("../")) app.ui.browse_dir = dir.parent_path().string();
+    std::vector<std::filesystem::directory_entry> entries;
+    for (std::filesystem::directory_iterator it(dir, error), end; !error && it != end && entries.size() < 2000; it.increment(error))
+        entries.push_back(*it);
+    std::sort(entries.begin(), entries.end(), [](const auto& a, const auto& b) { return a.path().filename() < b.path().filename(); });
+    for (const auto& entry : entries) {
+        std::error_code kind_error;
+        const bool directory = entry.is_directory(kind_error);
+        if (!directory && !is_openable(entry.path())) continue;
+        const std::string name = entry.path().filename().string() + (directory ? "/" : "");
+        if (ImGui::Selectable(name.c_str(), app.ui.path_input == entry.path().string(), ImGuiSelectableFlags_AllowDoubleClick)) {
+            if (directory) app.ui.browse_dir = entry.path().string();
+            else app.ui.path_input = entry.path().string();
+            if (!directory && ImGui::IsMouseDoubleClicked(ImGuiMouseButton_Left)) {
+                app.view.requests.emplace_back(OpenFileRequest{entry.path().string()});
+                ImGui::CloseCurrentPopup();
+            }
+        }
+    }
+    if (error) style::text_coloured(IM_COL32(255, 110, 110, 255), error.message());
+    ImGui::EndChild();
+    if (ImGui::Button("Cancel")) ImGui::CloseCurrentPopup();
+    ImGui::EndPopup();
+}
+
+void draw_scenario_popup(App& app) {
+    if (app.ui.open_scenario_popup) {
+        ImGui::OpenPopup("Open a simulator scenario");
+        app.ui.open_scenario_popup = false;
+        if (!app.ui.scenarios) app.ui.scenarios = list_scenarios();
+    }
+    ImGui::SetNextWindowSize(ImVec2(640, 420), ImGuiCond_Appearing);
+    if (!ImGui::BeginPopupModal("Open a simulator scenario")) return;
+    if (app.ui.scenarios && !app.ui.scenarios->has_value()) {
+        style::text_coloured(IM_COL32(255, 110, 110, 255), app.ui.scenarios->error().message);
+        if (ImGui::Button("Retry")) app.ui.scenarios = list_scenarios();
+    } else if (app.ui.scenarios) {
+        ImGui::BeginChild("scenarios", ImVec2(0, -ImGui::GetFrameHeightWithSpacing()), true);
+        if (ImGui::BeginTable("list", 2, ImGuiTableFlags_RowBg | ImGuiTableFlags_SizingFixedFit)) {
+            for (const auto& scenario : app.ui.scenarios->value()) {
+                ImGui::TableNextRow();
+                ImGui::TableNextColumn();
+                if (ImGui::Selectable(scenario.name.c_str(), false, ImGuiSelectableFlags_SpanAllColumns)) {
+                    app.view.requests.emplace_back(OpenScenarioRequest{scenario.name});
+                    ImGui::CloseCurrentPopup();
+                }
+                ImGui::TableNextColumn();
+                style::text(scenario.description);
+            }
+            ImGui::EndTable();
+        }
+        ImGui::EndChild();
+    }
+    if (ImGui::Button("Cancel")) ImGui::CloseCurrentPopup();
+    ImGui::EndPopup();
+}
+
+void draw_help_popup(App& app) {
+    if (app.ui.help_popup) {
+        ImGui::OpenPopup("Keys");
+        app.ui.help_popup = false;
+    }
+    if (!ImGui::BeginPopupModal("Keys", nullptr, ImGuiWindowFlags_AlwaysAutoResize)) return;
+    const char* keys[][2] = {{"Space", "play / pause"},         {"Right", "one event forward"},
+                             {"Left", "one event back"},        {"Home / End", "first / last event"},
+                             {"+ / -", "faster / slower (0.1x to 10x)"}, {"mouse drag", "pan the canvas"},
+                             {"mouse wheel", "zoom the canvas"}, {"double-click", "fit the canvas"},
+                             {"drop a file", "open it"}};
+    if (ImGui::BeginTable("keys", 2, ImGuiTableFlags_SizingFixedFit)) {
+        for (const auto& row : keys) {
+            ImGui::TableNextRow();
+            ImGui::TableNextColumn();
+            ImGui::TextUnformatted(row[0]);
+            ImGui::TableNextColumn();
+            ImGui::TextUnformatted(row[1]);
+        }
+        ImGui::EndTable();
+    }
+    if (ImGui::Button("Close")) ImGui::CloseCurrentPopup();
+    ImGui::EndPopup();
+}
+
+float draw_menu(App& app) {
+    if (!ImGui::BeginMainMenuBar()) return 0;
+    if (ImGui::BeginMenu("File")) {
+        if (ImGui::MenuItem("Open trace or capture...")) app.ui.open_file_popup = true;
+        if (ImGui::MenuItem("Open simulator scenario...")) app.ui.open_scenario_popup = true;
+        ImGui::Separator();
+        if (ImGui::MenuItem("Quit")) app.ui.quit = true;
+        ImGui::EndMenu();
+    }
+    if (ImGui::BeginMenu("Help")) {
+        if (ImGui::MenuItem("Keys")) app.ui.help_popup = true;
+        ImGui::EndMenu();
+    }
+    if (app.model.loaded()) {
+        const auto& header = app.model.timeline().header();
+        std::string title = app.model.label();
+        if (header.title) title += "  -  " + *header.title;
+        title += "   [" + header.source + "]";
+        ImGui::TextDisabled("  %s", title.c_str());
+    }
+    const float height = ImGui::GetWindowSize().y;
+    ImGui::EndMainMenuBar();
+    return height;
+}
+
+// ===========================================================================
+// [SECTION] windows
+// ===========================================================================
+
+constexpr ImGuiWindowFlags fixed = ImGuiWindowFlags_NoMove | ImGuiWindowFlags_NoResize | ImGuiWindowFlags_NoCollapse |
+                                   ImGuiWindowFlags_NoSavedSettings | ImGuiWindowFlags_NoBringToFrontOnFocus;
+
+bool begin_fixed(const char* name, ImVec2 pos, ImVec2 size, ImGuiWindowFlags extra = 0) {
+    ImGui::SetNextWindowPos(pos, ImGuiCond_Always);
+    ImGui::SetNextWindowSize(size, ImGuiCond_Always);
+    return ImGui::Begin(name, nullptr, fixed | extra);
+}
+
+float draw_error_banner(App& app, float top, float width) {
+    if (app.model.error().empty()) return 0;
+    const float height = ImGui::GetTextLineHeightWithSpacing() * 2.4f + 8;
+    ImGui::PushStyleColor(ImGuiCol_WindowBg, IM_COL32(90, 25, 25, 255));
+    if (begin_fixed("##error", ImVec2(0, top), ImVec2(width, height), ImGuiWindowFlags_NoTitleBar)) {
+        ImGui::TextWrapped("Could not open: %s", app.model.error().c_str());
+        if (ImGui::SmallButton("dismiss")) app.model.clear_error();
+    }
+    ImGui::End();
+    ImGui::PopStyleColor();
+    return height;
+}
+
+template <class Tab>
+ImGuiTabItemFlags tab_flags(std::optional<Tab>& wanted, Tab tab) {
+    if (wanted != tab) return 0;
+    return ImGuiTabItemFlags_SetSelected;
+}
+
+}  // namespace
+
+void draw_frame(App& app) {
+    const ImVec2 display = ImGui::GetIO().DisplaySize;
+    const float top = draw_menu(app);
+    const float banner = draw_error_banner(app, top, display.x);
+    const float timeline_h = ImGui::GetTextLineHeightWithSpacing() * 2 + ImGui::GetFrameHeightWithSpacing() * 2 + 24;
+    const float y0 = top + banner;
+    const float body_h = std::max(100.0f, display.y - y0 - timeline_h);
+    const float left_w = std::floor(display.x * 0.60f);
+    const float right_w = display.x - left_w;
+    const float canvas_h = std::floor(body_h * 0.60f);
+    const float inspector_h = std::floor(body_h * 0.55f);
+    Model& model = app.model;
+    ViewState& view = app.view;
+
+    if (begin_fixed("Topology", ImVec2(0, y0), ImVec2(left_w, canvas_h), ImGuiWindowFlags_NoScrollbar | ImGuiWindowFlags_NoScrollWithMouse))
+        topology_panel::draw(model, view);
+    ImGui::End();
+
+    if (begin_fixed("Tables", ImVec2(0, y0 + canvas_h), ImVec2(left_w, body_h - canvas_h))) {
+        if (ImGui::BeginTabBar("left")) {
+            if (ImGui::BeginTabItem("Events", nullptr, tab_flags(app.ui.select_left, LeftTab::events))) {
+                events_panel::draw(model, view);
+                ImGui::EndTabItem();
+            }
+            if (ImGui::BeginTabItem("Sockets (ss)", nullptr, tab_flags(app.ui.select_left, LeftTab::sockets))) {
+                sockets_panel::draw(model, view);
+                ImGui::EndTabItem();
+            }
+            if (ImGui::BeginTabItem("Connections", nullptr, tab_flags(app.ui.select_left, LeftTab::connections))) {
+                connections_panel::draw(model, view);
+                ImGui::EndTabItem();
+            }
+            if (ImGui::BeginTabItem("Firewall", nullptr, tab_flags(app.ui.select_left, LeftTab::firewall))) {
+                firewall_panel::draw(model, view);
+                ImGui::EndTabItem();
+            }
+            ImGui::EndTabBar();
+        }
+        app.ui.select_left.reset();
+    }
+    ImGui::End();
+
+    if (begin_fixed("Packet inspector", ImVec2(left_w, y0), ImVec2(right_w, inspector_h))) inspector_panel::draw(model, view);
+    ImGui::End();
+
+    if (begin_fixed("Ports and states", ImVec2(left_w, y0 + inspector_h), ImVec2(right_w, body_h - inspector_h))) {
+        if (ImGui::BeginTabBar("right")) {
+            if (ImGui::BeginTabItem("TCP state", nullptr, tab_flags(app.ui.select_right, RightTab::tcp_state))) {
+                tcp_state_panel::draw(model, view);
+                ImGui::EndTabItem();
+            }
+            if (ImGui::BeginTabItem("Ephemeral pool", nullptr, tab_flags(app.ui.select_right, RightTab::pool))) {
+                pool_panel::draw(model, view);
+                ImGui::EndTabItem();
+            }
+            ImGui::EndTabBar();
+        }
+        app.ui.select_right.reset();
+    }
+    ImGui::End();
+
+    if (begin_fixed("Timeline", ImVec2(0, y0 + body_h), ImVec2(display.x, display.y - y0 - body_h), ImGuiWindowFlags_NoScrollbar))
+        timeline_panel::draw(model, view);
+    ImGui::End();
+
+    draw_open_file_popup(app);
+    draw_scenario_popup(app);
+    draw_help_popup(app);
+}
+
+}  // namespace portlab::viz

@@ -1,0 +1,341 @@
+// portlab-viz: watch ports, sockets, packets and 4-tuples, event by event.
+//
+//   portlab-viz [FILE | --scenario NAME] [--at N | --find TEXT] [--screenshot OUT.png] [--size WxH]
+//               [--bench-frames N] [--left-tab T] [--right-tab T] [--keep-going]
+//
+// main is one straight line (Dear ImGui's example_glfw_opengl3 shape): arguments,
+// source, window, context, backends, style, fonts, loop, cleanup in reverse.
+// Exit status: 0 done, 1 no window could be opened, 2 bad arguments or input.
+
+#include <GLFW/glfw3.h>
+#include <backends/imgui_impl_glfw.h>
+#include <backends/imgui_impl_opengl3.h>
+#include <imgui.h>
+
+#include <CLI/CLI.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "app.hpp"
+#include "screenshot.hpp"
+
+namespace {
+
+using namespace portlab::viz;
+
+struct Options {
+    std::string file;
+    std::string scenario;
+    std::optional<std::size_t> at;
+    std::string find;
+    std::string screenshot;
+    std::string size = "1600x1000";
+    std::size_t bench_frames = 0;
+    std::string left_tab;
+    std::string right_tab;
+    bool bench_open = false;
+    bool keep_going = false;  // a bad file: show the message in the window instead of exiting 2
+    bool list_scenarios = false;
+};
+
+// How long a frame may spend moving events from a background load into the
+// timeline, so the window stays responsive while a million events come in.
+constexpr double load_budget_ms = 8.0;
+
+void poll_load(App& app) {
+    const auto start = std::chrono::steady_clock::now();
+    while (app.model.poll(2000) &&
+           std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count() < load_budget_ms) {
+    }
+}
+
+struct Size {
+    int width = 1600;
+    int height = 1000;
+};
+
+std::optional<Size> parse_size(const std::string& text) {
+    Size size;
+    char x = 0;
+    char extra = 0;
+    if (std::sscanf(text.c_str(), "%d%c%d%c", &size.width, &x, &size.height, &extra) != 3 || (x != 'x' && x != 'X')) return std::nullopt;
+    if (size.width < 320 || size.height < 240 || size.width > 8192 || size.height > 8192) return std::nullopt;
+    return size;
+}
+
+void on_glfw_error(int code, const char* description) { std::fprintf(stderr, "portlab-viz: GLFW error %d: %s\n", code, description); }
+
+void on_drop(GLFWwindow* window, int count, const char** paths) {
+    auto* app = static_cast<App*>(glfwGetWindowUserPointer(window));
+    for (int i = 0; i < count; ++i) app->ui.dropped.emplace_back(paths[i]);
+}
+
+// One frame: events, UI, draw; then the commands the panels asked for, then playback.
+void run_frame(GLFWwindow* window, App& app, double seconds) {
+    glfwPollEvents();
+    poll_load(app);
+    handle_drops(app);
+    ImGui_ImplOpenGL3_NewFrame();
+    ImGui_ImplGlfw_NewFrame();
+    ImGui::NewFrame();
+    handle_keys(app);
+    draw_frame(app);
+    ImGui::Render();
+    int width = 0;
+    int height = 0;
+    glfwGetFramebufferSize(window, &width, &height);
+    glViewport(0, 0, width, height);
+    glClearColor(0.07f, 0.08f, 0.10f, 1.0f);
+    glClear(GL_COLOR_BUFFER_BIT);
+    ImGui_ImplOpenGL3_RenderDrawData(ImGui::GetDrawData());
+    perform_requests(app.model, app.view);
+    advance(app.model, app.view, seconds);
+    if (!app.model.error().empty() && app.model.error() != app.view.requests_error_shown) {
+        std::fprintf(stderr, "portlab-viz: %s\n", app.model.error().c_str());
+        app.view.requests_error_shown = app.model.error();
+    }
+}
+
+double percentile(std::vector<double> values, double p) {
+    if (values.empty()) return 0;
+    std::sort(values.begin(), values.end());
+    const auto index = static_cast<std::size_t>(p * static_cast<double>(values.size() - 1) + 0.5);
+    return values[std::min(index, values.size() - 1)];
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    const auto started = std::chrono::steady_clock::now();
+    // ---- arguments ----------------------------------------------------------
+    Options options;
+    CLI::App cli{"portlab-viz: watch ports, sockets, packets and 4-tuples, step by step"};
+    cli.add_option("file", options.file, "a trace (.jsonl) or a capture (.pcap, .pcapng)");
+    cli.add_option("--scenario", options.scenario, "a simulator scenario (see --list-scenarios)");
+    cli.add_option("--at", options.at, "start at event N (N events applied)");
+    cli.add_option("--find", options.find, "start just after the first event whose caption (or the note shown for it) contains TEXT");
+    cli.add_option("--screenshot", options.screenshot, "render once, save a PNG and exit");
+    cli.add_option("--size", options.size, "window size WxH")->capture_default_str();
+    cli.add_option("--bench-frames", options.bench_frames, "render N frames, print frame times (ms) and exit");
+    cli.add_flag("--bench-open", options.bench_open,
+                 "time opening FILE: first frame with events, whole file loaded, frame times meanwhile; then exit");
+    cli.add_option("--left-tab", options.left_tab, "events, sockets, connections or firewall");
+    cli.add_option("--right-tab", options.right_tab, "tcp or pool");
+    cli.add_flag("--keep-going", options.keep_going, "on a bad file, show the error in the window instead of exiting");
+    cli.add_flag("--list-scenarios", options.list_scenarios, "print the simulator's scenarios and exit");
+    try {
+        cli.parse(argc, argv);
+    } catch (const CLI::ParseError& error) {
+        const int code = cli.exit(error);
+        return code == 0 ? 0 : 2;
+    }
+    const auto size = parse_size(options.size);
+    if (!size) {
+        std::fprintf(stderr, "portlab-viz: --size '%s': expected WxH, each 320..8192 by 240..8192 (e.g. 1600x1000)\n",
+                     options.size.c_str());
+        return 2;
+    }
+    if (!options.file.empty() && !options.scenario.empty()) {
+        std::fprintf(stderr, "portlab-viz: give a file or --scenario, not both\n");
+        return 2;
+    }
+
+    // ---- source (before any window, so bad input fails fast from the command line)
+    App app;
+    if (options.list_scenarios) {
+        const auto scenarios = list_scenarios();
+        if (!scenarios) {
+            std::fprintf(stderr, "portlab-viz: %s\n", scenarios.error().message.c_str());
+            return 2;
+        }
+        for (const auto& s : *scenarios) std::printf("%-24s %s\n", s.name.c_str(), s.description.c_str());
+        return 0;
+    }
+    const bool headless = !options.screenshot.empty() || options.bench_frames > 0 || options.bench_open;
+    if (!options.file.empty()) {
+        // A big file loads in the background; the window opens on its first events.
+        // Headless runs and --at need the whole file (and its errors) first.
+        app.model.start_open(options.file);
+        if ((headless && !options.bench_open) || options.at || !options.find.empty()) app.model.wait_for_load();
+        while (app.model.loading() && !app.model.loaded()) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(5));
+            poll_load(app);
+        }
+    } else if (!options.scenario.empty()) {
+        (void)app.model.open_scenario(options.scenario);
+    }
+    if (!app.model.error().empty()) {
+        std::fprintf(stderr, "portlab-viz: %s\n", app.model.error().c_str());
+        if (!options.keep_going) return 2;
+        app.view.requests_error_shown = app.model.error();
+    }
+    sync_with_model(app.model, app.view);
+    if (options.at) {
+        if (*options.at > app.model.size()) {
+            std::fprintf(stderr, "portlab-viz: --at %zu: the trace has %zu events\n", *options.at, app.model.size());
+            return 2;
+        }
+        seek_to(app.model, app.view, *options.at);
+    }
+    if (!options.find.empty()) {
+        std::optional<std::size_t> found;
+        for (std::size_t i = 0; i < app.model.size() && !found; ++i)
+            // The caption shown (a note may speak for the event) or the event's own.
+            if (app.model.timeline().caption(i).find(options.find) != std::string::npos ||
+                portlab::world::caption(app.model.timeline().event(i), app.model.timeline().services()).find(options.find) !=
+                    std::string::npos)
+                found = i;
+        if (!found) {
+            std::fprintf(stderr, "portlab-viz: --find '%s': no event's caption contains it\n", options.find.c_str());
+            return 2;
+        }
+        seek_to(app.model, app.view, *found + 1);
+    }
+    if (!options.left_tab.empty() && !(app.ui.select_left = parse_left_tab(options.left_tab))) {
+        std::fprintf(stderr, "portlab-viz: --left-tab '%s': expected events, sockets, connections or firewall\n", options.left_tab.c_str());
+        return 2;
+    }
+    if (!options.right_tab.empty() && !(app.ui.select_right = parse_right_tab(options.right_tab))) {
+        std::fprintf(stderr, "portlab-viz: --right-tab '%s': expected tcp or pool\n", options.right_tab.c_str());
+        return 2;
+    }
+
+    // ---- window ---------------------------------------------------------------
+    glfwSetErrorCallback(on_glfw_error);
+    if (!glfwInit()) {
+        std::fprintf(stderr, "portlab-viz: cannot open a window (no display? headless: run under xvfb-run -a)\n");
+        return 1;
+    }
+    glfwWindowHint(GLFW_CONTEXT_VERSION_MAJOR, 3);
+    glfwWindowHint(GLFW_CONTEXT_VERSION_MINOR, 3);
+    glfwWindowHint(GLFW_OPENGL_PROFILE, GLFW_OPENGL_CORE_PROFILE);
+    glfwWindowHint(GLFW_VISIBLE, headless ? GLFW_FALSE : GLFW_TRUE);
+    std::string title = "portlab-viz";
+    if (app.model.loaded()) title += " - " + app.model.label();
+    GLFWwindow* window = glfwCreateWindow(size->width, size->height, title.c_str(), nullptr, nullptr);
+    if (window == nullptr) {
+        std::fprintf(stderr, "portlab-viz: cannot create an OpenGL 3.3 window\n");
+        glfwTerminate();
+        return 1;
+    }
+    glfwMakeContextCurrent(window);
+    glfwSwapInterval(headless ? 0 : 1);  // vsync when a person watches
+    glfwSetWindowUserPointer(window, &app);
+    glfwSetDropCallback(window, on_drop);
+
+    // ---- context ----------------------------------------------------------------
+    IMGUI_CHECKVERSION();
+    ImGui::CreateContext();
+    ImGuiIO& io = ImGui::GetIO();
+    io.IniFilename = nullptr;  // the layout is fixed; nothing to remember
+
+    // ---- backends -------------------------------------------------------------------
+    ImGui_ImplGlfw_InitForOpenGL(window, true);
+    ImGui_ImplOpenGL3_Init("#version 330");
+
+    // ---- style ------------------------------------------------------------------------
+    ImGui::StyleColorsDark();
+    ImGuiStyle& style = ImGui::GetStyle();
+    style.WindowRounding = 0;
+    style.FrameRounding = 3;
+    style.TabRounding = 3;
+
+    // ---- fonts (DejaVu when installed; ImGui's built-in font otherwise) ----------------
+    const std::string dejavu = "/usr/share/fonts/truetype/dejavu/";
+    std::error_code missing;
+    if (std::filesystem::exists(dejavu + "DejaVuSans.ttf", missing)) {
+        io.Fonts->AddFontFromFileTTF((dejavu + "DejaVuSans.ttf").c_str(), 15.0f);
+        if (std::filesystem::exists(dejavu + "DejaVuSansMono.ttf", missing))
+            io.Fonts->AddFontFromFileTTF((dejavu + "DejaVuSansMono.ttf").c_str(), 14.0f);
+    }
+
+    // ---- loop ---------------------------------------------------------------------------
+    int status = 0;
+    if (!options.screenshot.empty()) {
+        // A few frames so tables and windows settle their sizes, then read the last one back.
+        for (int frame = 0; frame < 4; ++frame) {
+            run_frame(window, app, 0.0);
+            if (frame == 3) {
+                int width = 0;
+                int height = 0;
+                glfwGetFramebufferSize(window, &width, &height);
+                if (const auto saved = save_back_buffer_png(options.screenshot, width, height); !saved) {
+                    std::fprintf(stderr, "portlab-viz: %s\n", saved.error().message.c_str());
+                    status = 1;
+                }
+            }
+            glfwSwapBuffers(window);
+        }
+    } else if (options.bench_open) {
+        // What a person sees after `portlab-viz FILE`: when the first events are
+        // drawn, when the whole file is in, and how long frames take meanwhile.
+        const auto ms = [&] { return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count(); };
+        std::optional<double> first_frame;
+        std::vector<double> frame_ms;
+        while (app.model.loading() || !first_frame) {
+            const auto start = std::chrono::steady_clock::now();
+            run_frame(window, app, 1.0 / 60);
+            glFinish();
+            glfwSwapBuffers(window);
+            frame_ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
+            if (!first_frame && app.model.size() > 0) first_frame = ms();
+            if (!app.model.loaded() && !app.model.loading()) break;
+        }
+        std::printf("events %zu\nfirst frame with events: %.0f ms after start\nwhole file loaded: %.0f ms after start\n",
+                    app.model.size(), first_frame.value_or(-1), ms());
+        std::printf("frames while loading: %zu, median %.1f ms, p99 %.1f ms, max %.1f ms\n", frame_ms.size(), percentile(frame_ms, 0.5),
+                    percentile(frame_ms, 0.99), percentile(frame_ms, 1.0));
+    } else if (options.bench_frames > 0) {
+        // CPU time per frame: building the UI, and the whole frame including
+        // rasterisation (llvmpipe draws on the CPU; glFinish waits for it).
+        std::vector<double> ui_ms;
+        std::vector<double> frame_ms;
+        for (std::size_t frame = 0; frame < options.bench_frames + 3; ++frame) {
+            const auto start = std::chrono::steady_clock::now();
+            run_frame(window, app, 1.0 / 60);
+            const auto built = std::chrono::steady_clock::now();
+            glFinish();
+            const auto done = std::chrono::steady_clock::now();
+            glfwSwapBuffers(window);
+            if (frame < 3) continue;  // warm-up: font atlas, first layout
+            ui_ms.push_back(std::chrono::duration<double, std::milli>(built - start).count());
+            frame_ms.push_back(std::chrono::duration<double, std::milli>(done - start).count());
+        }
+        std::printf("frames %zu  sockets %zu  connections %zu  (%dx%d)\n", options.bench_frames, app.model.world().socket_count(),
+                    app.model.connections().size(), size->width, size->height);
+        std::printf("frame ms (UI + GL + glFinish): min %.2f  median %.2f  p99 %.2f\n", percentile(frame_ms, 0), percentile(frame_ms, 0.5),
+                    percentile(frame_ms, 0.99));
+        std::printf("UI build ms (NewFrame..Render + GL submit): min %.2f  median %.2f  p99 %.2f\n", percentile(ui_ms, 0),
+                    percentile(ui_ms, 0.5), percentile(ui_ms, 0.99));
+    } else {
+        // A bad line found later in a file named on the command line still exits 2.
+        bool command_line_load = app.model.loading();
+        auto last = std::chrono::steady_clock::now();
+        while (!glfwWindowShouldClose(window) && !app.ui.quit) {
+            const auto now = std::chrono::steady_clock::now();
+            const double seconds = std::chrono::duration<double>(now - last).count();
+            last = now;
+            run_frame(window, app, std::min(seconds, 0.25));
+            glfwSwapBuffers(window);
+            if (command_line_load && !app.model.error().empty() && !options.keep_going) {
+                status = 2;
+                break;
+            }
+            command_line_load = command_line_load && app.model.loading();
+        }
+    }
+
+    // ---- cleanup, in reverse ------------------------------------------------------------
+    ImGui_ImplOpenGL3_Shutdown();
+    ImGui_ImplGlfw_Shutdown();
+    ImGui::DestroyContext();
+    glfwDestroyWindow(window);
+    glfwTerminate();
+    return status;
+}

@@ -1,0 +1,78 @@
+#include "panels/hex_view.hpp"
+
+#include <imgui.h>
+
+#include <algorithm>
+#include <string>
+
+#include "panels/style.hpp"
+
+namespace portlab::viz::hex_view {
+namespace {
+
+constexpr std::size_t per_row = 16;
+
+ImU32 layer_tint(std::size_t layer) {
+    constexpr ImU32 tints[] = {IM_COL32(70, 90, 140, 70), IM_COL32(70, 140, 90, 70), IM_COL32(140, 110, 60, 70),
+                               IM_COL32(130, 70, 130, 70), IM_COL32(60, 130, 140, 70)};
+    return tints[layer % (sizeof tints / sizeof tints[0])];
+}
+
+bool lit_byte(const Highlight& lit, std::size_t byte) {
+    return std::any_of(lit.bytes.begin(), lit.bytes.end(), [&](const ByteRange& r) { return r.contains(byte); });
+}
+
+}  // namespace
+
+std::optional<std::size_t> draw(std::span<const std::uint8_t> bytes, std::span<const Layer> layers, const Highlight& lit) {
+    const style::MonoScope mono;
+    const float char_w = ImGui::CalcTextSize("0").x;
+    const float line_h = ImGui::GetTextLineHeightWithSpacing();
+    const float hex_x = char_w * 6;                 // "0000  "
+    const float cell_w = char_w * 3;                // "4f "
+    const float ascii_x = hex_x + cell_w * per_row + char_w * 2;
+    ImDrawList* draw_list = ImGui::GetWindowDrawList();
+    const ImVec2 origin = ImGui::GetCursorScreenPos();
+    const auto rows = hex_rows(bytes.size(), per_row);
+    const ImVec2 mouse = ImGui::GetIO().MousePos;
+    std::optional<std::size_t> hovered;
+
+    for (std::size_t r = 0; r < rows.size(); ++r) {
+        const float y = origin.y + static_cast<float>(r) * line_h;
+        const std::string offset = hex_offset(rows[r].offset);
+        draw_list->AddText(ImVec2(origin.x, y), IM_COL32(140, 140, 150, 255), offset.c_str());
+        for (std::size_t c = 0; c < rows[r].count; ++c) {
+            const std::size_t byte = rows[r].offset + c;
+            const float extra = c >= 8 ? char_w : 0.0f;  // a gap after 8 bytes, as hexdump -C
+            const ImVec2 cell(origin.x + hex_x + static_cast<float>(c) * cell_w + extra, y);
+            const ImVec2 cell_end(cell.x + char_w * 2 + 2, y + line_h - 1);
+            const ImVec2 ascii(origin.x + ascii_x + static_cast<float>(c) * char_w + char_w, y);
+            const ImVec2 ascii_end(ascii.x + char_w, y + line_h - 1);
+            if (const auto layer = layer_at_byte(layers, byte)) draw_list->AddRectFilled(cell, cell_end, layer_tint(*layer));
+            if (lit_byte(lit, byte)) {
+                draw_list->AddRectFilled(cell, cell_end, style::highlight_colour);
+                draw_list->AddRectFilled(ascii, ascii_end, style::highlight_colour);
+            }
+            const std::string hex = hex_byte(bytes[byte]);
+            draw_list->AddText(ImVec2(cell.x + 1, y), IM_COL32(230, 230, 235, 255), hex.c_str());
+            const char a[2] = {ascii_of(bytes[byte]), 0};
+            draw_list->AddText(ascii, IM_COL32(170, 200, 170, 255), a);
+            const bool over_cell = mouse.x >= cell.x && mouse.x < cell_end.x && mouse.y >= cell.y && mouse.y < cell_end.y;
+            const bool over_ascii = mouse.x >= ascii.x && mouse.x < ascii_end.x && mouse.y >= ascii.y && mouse.y < ascii_end.y;
+            if ((over_cell || over_ascii) && ImGui::IsWindowHovered()) hovered = byte;
+        }
+    }
+    ImGui::Dummy(ImVec2(ascii_x + char_w * (per_row + 2), static_cast<float>(rows.size()) * line_h));
+    if (hovered) {
+        if (const auto field = field_at_byte(layers, *hovered)) {
+            const Field* f = field_of(layers, *field);
+            ImGui::BeginTooltip();
+            style::text(layers[field->layer].name + " / " + f->name + " = " + f->value);
+            ImGui::TextDisabled("byte %zu of %zu-%zu", *hovered, f->offset, f->offset + f->length - 1);
+            ImGui::EndTooltip();
+        }
+    }
+    return hovered;
+}
+
+}  // namespace portlab::viz::hex_view

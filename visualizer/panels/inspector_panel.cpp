@@ -1,0 +1,110 @@
+// The packet inspector: the event under the cursor (or the one picked in the
+// event list); for a packet, its header tree by layer with every field's value
+// and meaning, and the hex dump linked both ways: hover a field to light its
+// bytes, hover a byte to light its field.
+#include <imgui.h>
+
+#include <algorithm>
+#include <string>
+
+#include "panels/hex_view.hpp"
+#include "panels/panels.hpp"
+#include "panels/style.hpp"
+
+namespace portlab::viz::inspector_panel {
+namespace {
+
+void draw_field_tree(const DecodedPacket& packet, const Highlight& lit, ViewState& view) {
+    for (std::size_t l = 0; l < packet.layers.size(); ++l) {
+        const Layer& layer = packet.layers[l];
+        const std::string title = layer.name + "   bytes " + std::to_string(layer.offset) + "-" +
+                                  std::to_string(layer.offset + (layer.length ? layer.length - 1 : 0));
+        ImGui::SetNextItemOpen(true, ImGuiCond_Appearing);
+        if (!ImGui::TreeNode(title.c_str())) continue;
+        if (ImGui::BeginTable(("fields" + std::to_string(l)).c_str(), 3,
+                              ImGuiTableFlags_RowBg | ImGuiTableFlags_SizingFixedFit | ImGuiTableFlags_BordersInnerV)) {
+            ImGui::TableSetupColumn("field");
+            ImGui::TableSetupColumn("value");
+            ImGui::TableSetupColumn("meaning", ImGuiTableColumnFlags_WidthStretch);
+            for (std::size_t f = 0; f < layer.fields.size(); ++f) {
+                const Field& field = layer.fields[f];
+                const FieldRef ref{l, f};
+                const bool is_lit = std::find(lit.fields.begin(), lit.fields.end(), ref) != lit.fields.end();
+                ImGui::TableNextRow();
+                ImGui::TableNextColumn();
+                ImGui::PushID(static_cast<int>(l * 1000 + f));
+                ImGui::Selectable(field.name.c_str(), is_lit, ImGuiSelectableFlags_SpanAllColumns);
+                if (ImGui::IsItemHovered()) view.hovered_field = ref;
+                ImGui::PopID();
+                ImGui::TableNextColumn();
+                style::text(field.value);
+                ImGui::TableNextColumn();
+                ImGui::PushStyleColor(ImGuiCol_Text, IM_COL32(170, 175, 185, 255));
+                ImGui::TextWrapped("%s", field.meaning.c_str());
+                ImGui::PopStyleColor();
+            }
+            ImGui::EndTable();
+        }
+        ImGui::TreePop();
+    }
+}
+
+void draw_packet(const trace::Packet& packet, ViewState& view) {
+    const auto decoded = decode_frame(packet.link, packet.bytes);
+    // Last frame's hover decides this frame's highlight (the tree is drawn before the dump).
+    Highlight lit;
+    if (decoded && view.hovered_field) lit = highlight_for_field(decoded->layers, *view.hovered_field);
+    else if (decoded && view.hovered_byte) lit = highlight_for_byte(decoded->layers, *view.hovered_byte);
+    view.hovered_field.reset();
+    view.hovered_byte.reset();
+
+    if (packet.kind == trace::PacketKind::dropped)
+        style::text_coloured(style::firewall_colour, "Dropped; rule hit: " + packet.rule.value_or("(none given)"));
+    if (!decoded) {
+        style::text_coloured(IM_COL32(255, 110, 110, 255), "Does not decode: " + decoded.error().message);
+        (void)hex_view::draw(packet.bytes, {}, lit);
+        return;
+    }
+    {
+        const style::MonoScope mono;
+        ImGui::TextWrapped("%s", decoded->summary().c_str());
+    }
+    if (decoded->transport_checksum)
+        ImGui::TextDisabled("transport checksum: %s", std::string(to_string(decoded->transport_checksum->status)).c_str());
+    for (const auto& note : decoded->notes) ImGui::TextDisabled("%s", note.c_str());
+
+    const float tree_height = ImGui::GetContentRegionAvail().y * 0.55f;
+    ImGui::BeginChild("tree", ImVec2(0, tree_height), true);
+    draw_field_tree(*decoded, lit, view);
+    ImGui::EndChild();
+    ImGui::BeginChild("hex", ImVec2(0, 0), true, ImGuiWindowFlags_HorizontalScrollbar);
+    if (const auto byte = hex_view::draw(packet.bytes, decoded->layers, lit)) view.hovered_byte = byte;
+    ImGui::EndChild();
+}
+
+}  // namespace
+
+void draw(const Model& model, ViewState& view) {
+    if (!model.loaded()) return;
+    const auto index = view.inspected_event ? view.inspected_event : model.current_event();
+    if (!index || *index >= model.size()) {
+        ImGui::TextDisabled("No event yet: step forward to see one.");
+        return;
+    }
+    const auto& event = model.timeline().event(*index);
+    ImGui::Text("event %zu   %s   on %s   (%s)", *index, style::time_text(event.t_us).c_str(), event.host.c_str(),
+                std::string(trace::type_name(event.body)).c_str());
+    ImGui::PushStyleColor(ImGuiCol_Text, IM_COL32(250, 240, 200, 255));
+    ImGui::TextWrapped("%s", model.timeline().caption(*index).c_str());
+    ImGui::PopStyleColor();
+    ImGui::Separator();
+    if (const auto* packet = std::get_if<trace::Packet>(&event.body)) {
+        draw_packet(*packet, view);
+        return;
+    }
+    ImGui::TextDisabled("The event as the trace file has it:");
+    const style::MonoScope mono;
+    ImGui::TextWrapped("%s", trace::to_json_line(event).c_str());
+}
+
+}  // namespace portlab::viz::inspector_panel

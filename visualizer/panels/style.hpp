@@ -1,0 +1,89 @@
+#pragma once
+// Colours and small drawing helpers the panels share, so a state has one colour
+// everywhere (slot, table row, state diagram).
+
+#include <imgui.h>
+
+#include <optional>
+#include <string>
+
+#include "portlab/world.hpp"
+
+namespace portlab::viz::style {
+
+// Slot colours: cool for waiting (bound, listening), green for a live
+// connection, amber while closing, purple for TIME-WAIT, grey when closed.
+inline ImU32 slot_colour(world::SlotState state) {
+    switch (state) {
+        case world::SlotState::created: return IM_COL32(90, 96, 110, 255);
+        case world::SlotState::bound: return IM_COL32(60, 110, 170, 255);
+        case world::SlotState::listening: return IM_COL32(40, 150, 200, 255);
+        case world::SlotState::connecting: return IM_COL32(200, 170, 50, 255);
+        case world::SlotState::established: return IM_COL32(60, 160, 80, 255);
+        case world::SlotState::closing: return IM_COL32(210, 120, 40, 255);
+        case world::SlotState::time_wait: return IM_COL32(150, 90, 180, 255);
+        case world::SlotState::closed: return IM_COL32(110, 110, 110, 255);
+    }
+    return IM_COL32(255, 0, 255, 255);
+}
+
+inline ImU32 packet_colour(world::PacketLabel label) {
+    switch (label) {
+        case world::PacketLabel::syn: return IM_COL32(250, 210, 60, 255);
+        case world::PacketLabel::syn_ack: return IM_COL32(250, 170, 60, 255);
+        case world::PacketLabel::ack: return IM_COL32(170, 220, 250, 255);
+        case world::PacketLabel::data: return IM_COL32(120, 230, 130, 255);
+        case world::PacketLabel::fin: return IM_COL32(230, 140, 230, 255);
+        case world::PacketLabel::rst: return IM_COL32(240, 70, 70, 255);
+        case world::PacketLabel::udp: return IM_COL32(110, 200, 240, 255);
+        case world::PacketLabel::icmp_unreachable: return IM_COL32(255, 110, 110, 255);
+        case world::PacketLabel::icmp:
+        case world::PacketLabel::other: break;
+    }
+    return IM_COL32(200, 200, 200, 255);
+}
+
+inline ImVec4 to_vec4(ImU32 colour) { return ImGui::ColorConvertU32ToFloat4(colour); }
+
+inline constexpr ImU32 firewall_colour = IM_COL32(235, 110, 40, 255);
+inline constexpr ImU32 selection_colour = IM_COL32(255, 255, 255, 255);
+inline constexpr ImU32 highlight_colour = IM_COL32(255, 200, 40, 110);
+
+// The second font loaded by main (DejaVu Sans Mono), if it was found.
+inline ImFont* mono_font() {
+    auto& fonts = ImGui::GetIO().Fonts->Fonts;
+    return fonts.Size > 1 ? fonts[1] : nullptr;
+}
+
+struct MonoScope {
+    bool pushed = false;
+    MonoScope() {
+        if (ImFont* font = mono_font()) {
+            ImGui::PushFont(font);
+            pushed = true;
+        }
+    }
+    ~MonoScope() {
+        if (pushed) ImGui::PopFont();
+    }
+    MonoScope(const MonoScope&) = delete;
+    MonoScope& operator=(const MonoScope&) = delete;
+};
+
+// Text helpers for std::string.
+inline void text(const std::string& s) { ImGui::TextUnformatted(s.c_str(), s.c_str() + s.size()); }
+inline void text_coloured(ImU32 colour, const std::string& s) {
+    ImGui::PushStyleColor(ImGuiCol_Text, colour);
+    text(s);
+    ImGui::PopStyleColor();
+}
+
+// "1.234 ms" from microseconds.
+inline std::string time_text(std::uint64_t t_us) {
+    char buffer[48];
+    std::snprintf(buffer, sizeof buffer, "%llu.%03llu ms", static_cast<unsigned long long>(t_us / 1000),
+                  static_cast<unsigned long long>(t_us % 1000));
+    return buffer;
+}
+
+}  // namespace portlab::viz::style

@@ -1,0 +1,97 @@
+// The timeline: the current event's caption, play/pause/step buttons, speed,
+// "jump to the next event of a kind", and a scrub bar over every event.
+#include <imgui.h>
+
+#include <algorithm>
+#include <string>
+
+#include "panels/panels.hpp"
+#include "panels/style.hpp"
+
+namespace portlab::viz::timeline_panel {
+namespace {
+
+void draw_caption(const Model& model) {
+    const auto current = model.current_event();
+    std::string caption = current ? model.timeline().caption(*current)
+                                  : "Before the first event: press Space to play, Right to step.";
+    ImGui::PushStyleColor(ImGuiCol_Text, IM_COL32(250, 240, 200, 255));
+    ImGui::TextWrapped("%s", caption.c_str());
+    ImGui::PopStyleColor();
+}
+
+void draw_buttons(const Model& model, ViewState& view) {
+    if (ImGui::Button("|<")) view.requests.emplace_back(Command::first);
+    ImGui::SameLine();
+    if (ImGui::Button("<")) view.requests.emplace_back(Command::step_back);
+    ImGui::SameLine();
+    if (ImGui::Button(view.playback.playing ? "Pause" : "Play ", ImVec2(ImGui::GetFontSize() * 4, 0)))
+        view.requests.emplace_back(Command::toggle_play);
+    ImGui::SameLine();
+    if (ImGui::Button(">")) view.requests.emplace_back(Command::step_forward);
+    ImGui::SameLine();
+    if (ImGui::Button(">|")) view.requests.emplace_back(Command::last);
+    ImGui::SameLine();
+    ImGui::SetNextItemWidth(ImGui::GetFontSize() * 7);
+    float speed = static_cast<float>(view.playback.speed);
+    if (ImGui::SliderFloat("speed", &speed, 0.1f, 10.0f, "%.1fx", ImGuiSliderFlags_Logarithmic))
+        view.playback.speed = std::clamp(static_cast<double>(speed), 0.1, 10.0);
+
+    // Jump to the next / previous event of a kind.
+    ImGui::SameLine();
+    ImGui::SetNextItemWidth(ImGui::GetFontSize() * 9);
+    if (ImGui::BeginCombo("##kind", std::string(to_string(view.jump_kind)).c_str())) {
+        for (std::size_t k = 0; k < world::event_kind_count; ++k) {
+            const auto kind = static_cast<world::EventKind>(k);
+            if (ImGui::Selectable(std::string(to_string(kind)).c_str(), kind == view.jump_kind)) view.jump_kind = kind;
+        }
+        ImGui::EndCombo();
+    }
+    ImGui::SameLine();
+    if (ImGui::Button("prev") && model.position() >= 2) {
+        if (const auto at = previous_of_kind(model.timeline(), model.position() - 2, view.jump_kind))
+            view.requests.emplace_back(SeekRequest{*at + 1});
+    }
+    ImGui::SameLine();
+    if (ImGui::Button("next")) {
+        if (const auto at = next_of_kind(model.timeline(), model.position(), view.jump_kind))
+            view.requests.emplace_back(SeekRequest{*at + 1});
+    }
+
+    ImGui::SameLine();
+    const auto current = model.current_event();
+    std::string where = "event " + std::to_string(model.position()) + " / " + std::to_string(model.size());
+    if (current) {
+        const auto& event = model.timeline().event(*current);
+        where += "   t = " + style::time_text(event.t_us) + "   on " + event.host;
+    }
+    ImGui::TextDisabled("%s", where.c_str());
+}
+
+void draw_scrub_bar(const Model& model, ViewState& view) {
+    ImGui::SetNextItemWidth(-1);
+    std::uint64_t position = model.position();
+    const std::uint64_t low = 0;
+    const std::uint64_t high = model.size();
+    if (ImGui::SliderScalar("##scrub", ImGuiDataType_U64, &position, &low, &high, "%llu")) {
+        if (position != model.position()) view.requests.emplace_back(SeekRequest{static_cast<std::size_t>(position)});
+    }
+}
+
+}  // namespace
+
+void draw(const Model& model, ViewState& view) {
+    if (!model.loaded()) {
+        ImGui::TextDisabled("Nothing open.");
+        return;
+    }
+    if (model.loading()) {
+        const std::string label = "loading: " + std::to_string(model.size()) + " events so far";
+        ImGui::ProgressBar(static_cast<float>(model.load_progress()), ImVec2(-1, 0), label.c_str());
+    }
+    draw_caption(model);
+    draw_buttons(model, view);
+    draw_scrub_bar(model, view);
+}
+
+}  // namespace portlab::viz::timeline_panel

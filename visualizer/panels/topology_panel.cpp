@@ -1,0 +1,460 @@
+// The topology canvas: host boxes with their addresses and port slots, the
+// ephemeral pool strip, connection lines labelled with 4-tuples, the current
+// packet travelling its path (stopping at a firewall when dropped), the port an
+// ephemeral assignment takes out of the pool. Pan with the mouse, zoom with the
+// wheel, double-click to fit.
+//
+// [SECTION] geometry helpers
+// [SECTION] hosts and slots
+// [SECTION] lines
+// [SECTION] animation: packets and ephemeral ports
+// [SECTION] interaction and overlay
+
+#include <imgui.h>
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <string>
+
+#include "panels/panels.hpp"
+#include "panels/style.hpp"
+
+namespace portlab::viz::topology_panel {
+namespace {
+
+// ===========================================================================
+// [SECTION] geometry helpers
+// ===========================================================================
+
+struct Canvas {
+    ImDrawList* draw = nullptr;
+    ImVec2 origin;  // top-left of the canvas on screen
+    ImVec2 size;
+    Camera camera;
+
+    [[nodiscard]] ImVec2 screen(Vec2 p) const {
+        const Vec2 s = camera.to_screen(p, Vec2{origin.x, origin.y});
+        return {s.x, s.y};
+    }
+    [[nodiscard]] ImVec2 screen_min(const Rect& r) const { return screen(Vec2{r.x, r.y}); }
+    [[nodiscard]] ImVec2 screen_max(const Rect& r) const { return screen(Vec2{r.right(), r.bottom()}); }
+    [[nodiscard]] bool visible(const Rect& r) const {
+        const ImVec2 a = screen_min(r);
+        const ImVec2 b = screen_max(r);
+        return b.x >= origin.x && a.x <= origin.x + size.x && b.y >= origin.y && a.y <= origin.y + size.y;
+    }
+    [[nodiscard]] float scale() const { return camera.zoom; }
+};
+
+void text_at(const Canvas& canvas, ImVec2 at, ImU32 colour, const std::string& s, float font_scale = 1.0f) {
+    ImFont* font = ImGui::GetFont();
+    canvas.draw->AddText(font, ImGui::GetFontSize() * font_scale, at, colour, s.c_str(), s.c_str() + s.size());
+}
+
+float text_width(const std::string& s, float font_scale = 1.0f) {
+    return ImGui::GetFont()->CalcTextSizeA(ImGui::GetFontSize() * font_scale, 1e9f, 0.0f, s.c_str()).x;
+}
+
+// ===========================================================================
+// [SECTION] hosts and slots
+// ===========================================================================
+
+std::string slot_title(const Slot& slot, const ServiceTable& services) {
+    if (!slot.local) return std::string(to_string(slot.protocol)) + "/-";
+    std::string title = std::string(to_string(slot.protocol)) + "/" + std::to_string(slot.local->port);
+    if (const auto* service = services.find_by_port(slot.local->port, slot.protocol)) title += " " + service->name;
+    return title;
+}
+
+std::string slot_subtitle(const Slot& slot, const world::World& world) {
+    if (slot.observed) return "seen in capture";
+    const auto* socket = world.find_socket(slot.ref);
+    if (!socket) return {};
+    std::string state = socket->protocol == Protocol::tcp && socket->state_reported
+                            ? std::string(to_string(socket->tcp_state))
+                            : std::string(to_string(slot.state));
+    return "sock " + std::to_string(slot.ref.socket.value) + "  " + state;
+}
+
+void draw_pool_strip(const Canvas& canvas, const Model& model, const HostBox& box) {
+    const auto& pool = model.world().hosts()[box.host].pool;
+    if (!pool.range || box.pool_strip.w <= 0) return;
+    const ImVec2 a = canvas.screen_min(box.pool_strip);
+    const ImVec2 b = canvas.screen_max(box.pool_strip);
+    canvas.draw->AddRectFilled(a, b, IM_COL32(35, 38, 48, 255), 3.0f);
+    // Ports in use, bucketed to the strip's pixels so 10,000 ports cost as much as 300.
+    const auto ports = model.world().ports_in_use(box.host, Protocol::tcp);
+    const int pixels = std::max(1, static_cast<int>(b.x - a.x));
+    std::vector<unsigned char> used(static_cast<std::size_t>(pixels), 0);
+    for (const Port port : ports) {
+        if (!pool.range->contains(port)) continue;
+        const float x = pool_x(box.pool_strip, *pool.range, port);
+        const int pixel = std::clamp(static_cast<int>(canvas.screen(Vec2{x, 0}).x - a.x), 0, pixels - 1);
+        used[static_cast<std::size_t>(pixel)] = 1;
+    }
+    for (int p = 0; p < pixels; ++p)
+        if (used[static_cast<std::size_t>(p)])
+            canvas.draw->AddLine(ImVec2(a.x + static_cast<float>(p) + 0.5f, a.y + 2), ImVec2(a.x + static_cast<float>(p) + 0.5f, b.y - 2),
+                                 IM_COL32(120, 200, 130, 255));
+    if (pool.last) {
+        const float x = canvas.screen(Vec2{pool_x(box.pool_strip, *pool.range, *pool.last), 0}).x;
+        canvas.draw->AddTriangleFilled(ImVec2(x, a.y), ImVec2(x - 5, a.y - 7), ImVec2(x + 5, a.y - 7), IM_COL32(255, 220, 80, 255));
+    }
+    canvas.draw->AddRect(a, b, IM_COL32(120, 130, 150, 255), 3.0f);
+    if (b.y - a.y >= 12) {
+        const float font_scale = std::min(1.0f, (b.y - a.y - 2) / ImGui::GetFontSize());
+        const std::string label = "ephemeral " + pool.range->to_string();
+        text_at(canvas, ImVec2(a.x + 4, a.y + 1), IM_COL32(200, 205, 215, 255), label, font_scale * 0.85f);
+        const std::string in_use = std::to_string(ports.size()) + " in use";
+        const float needed = text_width(label, font_scale * 0.85f) + text_width(in_use, font_scale * 0.85f) + 16;
+        if (needed < b.x - a.x)
+            text_at(canvas, ImVec2(b.x - text_width(in_use, font_scale * 0.85f) - 4, a.y + 1), IM_COL32(200, 205, 215, 255), in_use,
+                    font_scale * 0.85f);
+    }
+}
+
+void draw_host(const Canvas& canvas, const Model& model, const HostBox& box) {
+    const auto& host = model.world().hosts()[box.host];
+    const ImVec2 a = canvas.screen_min(box.rect);
+    const ImVec2 b = canvas.screen_max(box.rect);
+    const float rounding = std::min(8.0f, 8.0f * canvas.scale());
+    canvas.draw->AddRectFilled(a, b, IM_COL32(28, 31, 40, 255), rounding);
+    // A host whose firewall dropped something gets a firewall border.
+    const bool has_firewall = std::any_of(model.world().rule_hits().begin(), model.world().rule_hits().end(),
+                                          [&](const auto& hit) { return hit.first.first == box.host; });
+    canvas.draw->AddRect(a, b, has_firewall ? style::firewall_colour : IM_COL32(100, 110, 130, 255), rounding, 0,
+                         has_firewall ? 4.0f : 1.5f);
+    const ImVec2 header_max = canvas.screen_max(box.header);
+    if (header_max.y - a.y >= 14) {
+        const float font_scale = std::min(1.3f, (header_max.y - a.y) / (2.6f * ImGui::GetFontSize()));
+        text_at(canvas, ImVec2(a.x + 8 * canvas.scale(), a.y + 4 * canvas.scale()), IM_COL32(240, 240, 245, 255), host.name,
+                font_scale * 1.15f);
+        std::string addresses;
+        for (const auto& address : host.addresses) addresses += (addresses.empty() ? "" : "  ") + address.to_string();
+        if (addresses.empty()) addresses = host.sockets.empty() ? "" : "(only the wildcard 0.0.0.0 bound so far)";
+        if (has_firewall) addresses += addresses.empty() ? "firewall" : "   [firewall]";
+        text_at(canvas, ImVec2(a.x + 8 * canvas.scale(), a.y + 4 * canvas.scale() + ImGui::GetFontSize() * font_scale * 1.2f),
+                IM_COL32(170, 180, 195, 255), addresses, font_scale * 0.9f);
+    }
+}
+
+void draw_slot(const Canvas& canvas, const Model& model, const ViewState& view, const Slot& slot) {
+    const ImVec2 a = canvas.screen_min(slot.rect);
+    const ImVec2 b = canvas.screen_max(slot.rect);
+    const ImU32 colour = slot.observed ? IM_COL32(80, 120, 150, 255) : style::slot_colour(slot.state);
+    if (b.x - a.x < 3) {
+        canvas.draw->AddRectFilled(a, ImVec2(std::max(b.x, a.x + 1), std::max(b.y, a.y + 1)), colour);
+        return;
+    }
+    const float rounding = std::min(5.0f, 5.0f * canvas.scale());
+    canvas.draw->AddRectFilled(a, b, colour, rounding);
+    const bool selected = !slot.observed && view.selected_socket == slot.ref;
+    if (selected) canvas.draw->AddRect(a, b, style::selection_colour, rounding, 0, 3.0f);
+    const float height = b.y - a.y;
+    if (height < 12) return;
+    const float font_scale = std::min(1.0f, height / (2.3f * ImGui::GetFontSize()));
+    const auto& services = model.timeline().services();
+    const float pad = 6 * canvas.scale();
+    text_at(canvas, ImVec2(a.x + pad, a.y + 2 * canvas.scale()), IM_COL32(255, 255, 255, 255), slot_title(slot, services),
+            std::max(font_scale, 0.5f));
+    if (height >= 26)
+        text_at(canvas, ImVec2(a.x + pad, a.y + height / 2 + 1), IM_COL32(230, 235, 240, 220), slot_subtitle(slot, model.world()),
+                std::max(font_scale * 0.85f, 0.45f));
+}
+
+// ===========================================================================
+// [SECTION] lines
+// ===========================================================================
+
+// From the edge of one slot to the edge of the other, on the sides facing each other.
+std::pair<Vec2, Vec2> line_ends(const Rect& a, const Rect& b) {
+    const bool a_left = a.center().x <= b.center().x;
+    if (std::abs(a.center().x - b.center().x) < 1) {  // same column (loopback): go round the right side
+        return {Vec2{a.right(), a.center().y}, Vec2{b.right(), b.center().y}};
+    }
+    return {Vec2{a_left ? a.right() : a.x, a.center().y}, Vec2{a_left ? b.x : b.right(), b.center().y}};
+}
+
+bool on_screen(const Canvas& canvas, ImVec2 s, ImVec2 e) {
+    return !(std::max(s.x, e.x) < canvas.origin.x || std::min(s.x, e.x) > canvas.origin.x + canvas.size.x ||
+             std::max(s.y, e.y) < canvas.origin.y || std::min(s.y, e.y) > canvas.origin.y + canvas.size.y);
+}
+
+// Past this many lines on screen, each pair of hosts gets one band labelled with
+// its connection count instead (a level of detail, as maps do): thousands of
+// one-pixel lines between the same two boxes show nothing but cost the
+// rasteriser millions of pixels. Zoom in and the lines come back.
+constexpr std::size_t max_lines_drawn = 1500;
+
+void draw_bundles(const Canvas& canvas, const Model& model, const Layout& layout) {
+    std::map<std::pair<world::HostIndex, world::HostIndex>, std::size_t> bundles;
+    for (const auto& line : layout.lines) {
+        const auto a = layout.slots[line.from_slot].host;
+        const auto b = layout.slots[line.to_slot].host;
+        ++bundles[{std::min(a, b), std::max(a, b)}];
+    }
+    for (const auto& [hosts, count] : bundles) {
+        const HostBox* a = layout.box_of(hosts.first);
+        const HostBox* b = layout.box_of(hosts.second);
+        if (!a || !b) continue;
+        const auto [p, q] = line_ends(a->rect, b->rect);
+        const ImVec2 s = canvas.screen(p);
+        const ImVec2 e = canvas.screen(q);
+        const float width = std::clamp(2.0f * std::log2(static_cast<float>(count) + 1.0f), 2.0f, 28.0f);
+        canvas.draw->AddLine(s, e, IM_COL32(120, 200, 140, 150), width);
+        const std::string label = std::to_string(count) + " connections " + model.world().hosts()[hosts.first].name + " <-> " +
+                                  model.world().hosts()[hosts.second].name + " (zoom in for each 4-tuple)";
+        const float w = text_width(label, 0.9f);
+        const ImVec2 mid((s.x + e.x) / 2 - w / 2, (s.y + e.y) / 2 - width / 2 - ImGui::GetFontSize() - 4);
+        canvas.draw->AddRectFilled(ImVec2(mid.x - 4, mid.y - 2), ImVec2(mid.x + w + 4, mid.y + ImGui::GetFontSize() + 2),
+                                   IM_COL32(20, 22, 28, 230), 3.0f);
+        text_at(canvas, mid, IM_COL32(220, 230, 220, 255), label, 0.9f);
+    }
+}
+
+void draw_lines(const Canvas& canvas, const Model& model, const Layout& layout) {
+    std::vector<std::pair<ImVec2, ImVec2>> visible;
+    std::vector<const Line*> visible_lines;
+    for (const auto& line : layout.lines) {
+        const auto [p, q] = line_ends(layout.slots[line.from_slot].rect, layout.slots[line.to_slot].rect);
+        const ImVec2 s = canvas.screen(p);
+        const ImVec2 e = canvas.screen(q);
+        if (!on_screen(canvas, s, e)) continue;
+        if (visible.size() > max_lines_drawn) break;
+        visible.emplace_back(s, e);
+        visible_lines.push_back(&line);
+    }
+    if (visible.size() > max_lines_drawn) {
+        draw_bundles(canvas, model, layout);
+        return;
+    }
+    const bool labels = visible.size() <= 64 && canvas.scale() >= 0.45f;
+    for (std::size_t i = 0; i < visible.size(); ++i) {
+        const Line& line = *visible_lines[i];
+        const auto [s, e] = visible[i];
+        const Rect& from = layout.slots[line.from_slot].rect;
+        const Rect& to = layout.slots[line.to_slot].rect;
+        const ImU32 colour = line.protocol == Protocol::tcp ? IM_COL32(120, 200, 140, 200) : IM_COL32(110, 180, 230, 200);
+        if (std::abs(from.center().x - to.center().x) < 1) {
+            const float bulge = 30 * canvas.scale();
+            canvas.draw->AddBezierCubic(s, ImVec2(s.x + bulge, s.y), ImVec2(e.x + bulge, e.y), e, colour, 2.0f);
+        } else {
+            canvas.draw->AddLine(s, e, colour, 2.0f);
+        }
+        if (labels) {
+            const std::string label = line.tuple.local.to_string() + " -> " + line.tuple.remote.to_string();
+            const float width = text_width(label, 0.85f);
+            const ImVec2 mid((s.x + e.x) / 2 - width / 2, (s.y + e.y) / 2 - ImGui::GetFontSize() - 2);
+            canvas.draw->AddRectFilled(ImVec2(mid.x - 3, mid.y - 1), ImVec2(mid.x + width + 3, mid.y + ImGui::GetFontSize() * 0.85f + 2),
+                                       IM_COL32(20, 22, 28, 220), 3.0f);
+            text_at(canvas, mid, IM_COL32(220, 230, 220, 255), label, 0.85f);
+        }
+    }
+}
+
+// ===========================================================================
+// [SECTION] animation: packets and ephemeral ports
+// ===========================================================================
+
+void draw_packet_chip(const Canvas& canvas, ImVec2 at, world::PacketLabel label, bool dim) {
+    const std::string text = std::string(to_string(label));
+    const float width = text_width(text, 0.85f) + 10;
+    const float height = ImGui::GetFontSize() * 0.85f + 6;
+    const ImVec2 a(at.x - width / 2, at.y - height / 2);
+    const ImVec2 b(at.x + width / 2, at.y + height / 2);
+    ImU32 colour = style::packet_colour(label);
+    if (dim) colour = (colour & 0x00FFFFFF) | 0x90000000;
+    canvas.draw->AddRectFilled(a, b, colour, height / 2);
+    canvas.draw->AddRect(a, b, IM_COL32(20, 20, 20, 255), height / 2);
+    text_at(canvas, ImVec2(a.x + 5, a.y + 3), IM_COL32(15, 15, 20, 255), text, 0.85f);
+}
+
+void draw_drop_mark(const Canvas& canvas, ImVec2 at, const std::string& rule) {
+    const float r = 9;
+    canvas.draw->AddCircleFilled(at, r + 3, IM_COL32(30, 10, 10, 230));
+    canvas.draw->AddLine(ImVec2(at.x - r, at.y - r), ImVec2(at.x + r, at.y + r), IM_COL32(255, 70, 60, 255), 4.0f);
+    canvas.draw->AddLine(ImVec2(at.x - r, at.y + r), ImVec2(at.x + r, at.y - r), IM_COL32(255, 70, 60, 255), 4.0f);
+    text_at(canvas, ImVec2(at.x + r + 6, at.y + 2), style::firewall_colour, rule, 0.85f);
+}
+
+// How far along its path a packet event's packet is drawn at animation phase p:
+// a sent packet rests halfway when the trace will report its arrival, so the
+// delivered event can carry it the rest of the way.
+float packet_progress(trace::PacketKind kind, bool deliveries, double phase) {
+    const auto p = static_cast<float>(phase);
+    switch (kind) {
+        case trace::PacketKind::sent: return deliveries ? 0.5f * p : p;
+        case trace::PacketKind::delivered: return deliveries ? 0.5f + 0.5f * p : p;
+        case trace::PacketKind::dropped: return p;
+    }
+    return p;
+}
+
+void draw_current_packet(const Canvas& canvas, const Model& model, const ViewState& view) {
+    const auto current = model.current_event();
+    if (!current) return;
+    const auto& event = model.timeline().event(*current);
+    const auto* packet = std::get_if<trace::Packet>(&event.body);
+    if (!packet) return;
+    const auto* info = model.timeline().packet_info(*current);
+    const PacketPath path = packet_path(model.world(), model.layout(), event, *info);
+    if (!path.valid) return;
+    const float t = packet_progress(packet->kind, model.timeline().reports_deliveries(), view.playback.phase);
+    const ImVec2 at = canvas.screen(point_along(path, t));
+    // The path, faintly, so the eye knows where it goes.
+    canvas.draw->AddLine(canvas.screen(path.from), canvas.screen(path.stop.value_or(path.to)), IM_COL32(255, 255, 255, 50), 1.5f);
+    draw_packet_chip(canvas, at, path.label, false);
+    if (packet->kind == trace::PacketKind::dropped && view.playback.phase >= 0.95)
+        draw_drop_mark(canvas, canvas.screen(*path.stop), packet->rule.value_or("dropped"));
+}
+
+void draw_in_flight(const Canvas& canvas, const Model& model) {
+    if (!model.timeline().reports_deliveries()) return;
+    const auto current = model.current_event();
+    for (const auto& pending : model.world().in_flight()) {
+        if (current && pending.event == *current) continue;  // drawn as the current packet
+        const auto* info = model.timeline().packet_info(pending.event);
+        const PacketPath path = packet_path(model.world(), model.layout(), model.timeline().event(pending.event), *info);
+        if (path.valid) draw_packet_chip(canvas, canvas.screen(point_along(path, 0.5f)), path.label, true);
+    }
+}
+
+void draw_ephemeral_pick(const Canvas& canvas, const Model& model, const ViewState& view) {
+    const auto current = model.current_event();
+    if (!current) return;
+    const auto& event = model.timeline().event(*current);
+    const auto* assigned = std::get_if<trace::EphemeralAssigned>(&event.body);
+    if (!assigned) return;
+    const auto host = model.world().find_host(event.host);
+    if (!host) return;
+    const HostBox* box = model.layout().box_of(*host);
+    const auto slot = model.layout().slot_of(world::SocketRef{*host, assigned->socket});
+    if (!box || !slot || box->pool_strip.w <= 0) return;
+    const Vec2 from{pool_x(box->pool_strip, PortRange{assigned->range_low, assigned->range_high}, assigned->port),
+                    box->pool_strip.center().y};
+    const Vec2 to = model.layout().slots[*slot].rect.center();
+    const auto t = static_cast<float>(view.playback.phase);
+    const ImVec2 at = canvas.screen(Vec2{from.x + t * (to.x - from.x), from.y + t * (to.y - from.y)});
+    canvas.draw->AddLine(canvas.screen(from), at, IM_COL32(255, 220, 80, 160), 2.0f);
+    const std::string label = std::to_string(assigned->port);
+    const float width = text_width(label) + 10;
+    canvas.draw->AddRectFilled(ImVec2(at.x - width / 2, at.y - 10), ImVec2(at.x + width / 2, at.y + 10), IM_COL32(255, 220, 80, 255), 4.0f);
+    text_at(canvas, ImVec2(at.x - width / 2 + 5, at.y - ImGui::GetFontSize() / 2), IM_COL32(20, 20, 20, 255), label);
+}
+
+// ===========================================================================
+// [SECTION] interaction and overlay
+// ===========================================================================
+
+void socket_tooltip(const Model& model, const Slot& slot) {
+    ImGui::BeginTooltip();
+    const auto& host = model.world().hosts()[slot.host];
+    if (slot.observed) {
+        style::text(host.name + "  " + std::string(to_string(slot.protocol)) + " " + slot.local->to_string());
+        ImGui::TextUnformatted("An endpoint seen in the capture's packets.");
+    } else if (const auto* socket = model.world().find_socket(slot.ref)) {
+        style::text(host.name + ", socket " + std::to_string(socket->id.value) + " (" + std::string(to_string(socket->protocol)) + ")");
+        style::text("local:  " + (socket->local ? socket->local->to_string() : std::string("not bound")));
+        style::text("remote: " + (socket->remote ? socket->remote->to_string() : std::string("none")));
+        style::text("state:  " + std::string(socket->protocol == Protocol::tcp && socket->state_reported
+                                                 ? to_string(socket->tcp_state)
+                                                 : to_string(socket->slot_state())));
+        if (socket->listener) style::text("accepted from listening socket " + std::to_string(socket->listener->value));
+        if (socket->how)
+            style::text(std::string("port chosen: ") + (*socket->how == trace::BindHow::explicit_port ? "explicitly"
+                                                        : *socket->how == trace::BindHow::ephemeral     ? "by the OS (ephemeral)"
+                                                                                                        : "by the OS (bind to port 0)"));
+        style::text("since event " + std::to_string(socket->created_at));
+        ImGui::TextDisabled("click to select (state diagram)");
+    }
+    ImGui::EndTooltip();
+}
+
+void draw_legend(const Canvas& canvas) {
+    const world::SlotState states[] = {world::SlotState::bound,      world::SlotState::listening, world::SlotState::connecting,
+                                       world::SlotState::established, world::SlotState::closing,   world::SlotState::time_wait,
+                                       world::SlotState::closed};
+    float x = canvas.origin.x + 8;
+    const float y = canvas.origin.y + canvas.size.y - ImGui::GetFontSize() - 8;
+    for (const auto state : states) {
+        const std::string name(to_string(state));
+        canvas.draw->AddRectFilled(ImVec2(x, y + 2), ImVec2(x + 12, y + 14), style::slot_colour(state), 2.0f);
+        text_at(canvas, ImVec2(x + 16, y), IM_COL32(200, 200, 210, 255), name, 0.9f);
+        x += 16 + text_width(name, 0.9f) + 12;
+    }
+}
+
+void handle_input(const Model& model, ViewState& view, const Canvas& canvas) {
+    ImGui::SetCursorScreenPos(canvas.origin);
+    ImGui::InvisibleButton("canvas", ImVec2(std::max(canvas.size.x, 1.0f), std::max(canvas.size.y, 1.0f)),
+                           ImGuiButtonFlags_MouseButtonLeft | ImGuiButtonFlags_MouseButtonRight | ImGuiButtonFlags_MouseButtonMiddle);
+    const bool hovered = ImGui::IsItemHovered();
+    const ImGuiIO& io = ImGui::GetIO();
+    const Vec2 origin{canvas.origin.x, canvas.origin.y};
+    if (ImGui::IsItemActive() && (ImGui::IsMouseDragging(ImGuiMouseButton_Left) || ImGui::IsMouseDragging(ImGuiMouseButton_Right) ||
+                                  ImGui::IsMouseDragging(ImGuiMouseButton_Middle))) {
+        view.camera.pan.x -= io.MouseDelta.x / view.camera.zoom;
+        view.camera.pan.y -= io.MouseDelta.y / view.camera.zoom;
+        view.camera.follow_fit = false;
+    }
+    if (hovered && io.MouseWheel != 0)
+        zoom_at(view.camera, std::pow(1.15f, io.MouseWheel), Vec2{io.MousePos.x, io.MousePos.y}, origin);
+    if (hovered && ImGui::IsMouseDoubleClicked(ImGuiMouseButton_Left)) view.camera.follow_fit = true;
+
+    if (!hovered) return;
+    const Vec2 point = view.camera.to_canvas(Vec2{io.MousePos.x, io.MousePos.y}, origin);
+    const auto slot = model.layout().slot_at(point);
+    if (!slot) return;
+    const Slot& s = model.layout().slots[*slot];
+    socket_tooltip(model, s);
+    const bool clicked = ImGui::IsMouseReleased(ImGuiMouseButton_Left) &&
+                         io.MouseDragMaxDistanceSqr[ImGuiMouseButton_Left] < io.MouseDragThreshold * io.MouseDragThreshold;
+    if (clicked && !s.observed)
+        view.selected_socket = s.ref;
+}
+
+}  // namespace
+
+void draw(const Model& model, ViewState& view) {
+    if (!model.loaded()) {
+        ImGui::TextWrapped("Open a trace (.jsonl), a capture (.pcap) or a simulator scenario from the File menu, "
+                           "or drop a file on the window.");
+        return;
+    }
+    Canvas canvas;
+    canvas.draw = ImGui::GetWindowDrawList();
+    canvas.origin = ImGui::GetCursorScreenPos();
+    canvas.size = ImGui::GetContentRegionAvail();
+    if (canvas.size.x < 10 || canvas.size.y < 10) return;
+
+    const Layout& layout = model.layout();
+    if (view.camera.follow_fit) {
+        Camera fitted = fit(layout.bounds, Vec2{canvas.size.x, canvas.size.y - ImGui::GetFontSize() - 12});
+        fitted.follow_fit = true;
+        view.camera = fitted;
+    }
+    canvas.camera = view.camera;
+
+    canvas.draw->PushClipRect(canvas.origin, ImVec2(canvas.origin.x + canvas.size.x, canvas.origin.y + canvas.size.y), true);
+    canvas.draw->AddRectFilled(canvas.origin, ImVec2(canvas.origin.x + canvas.size.x, canvas.origin.y + canvas.size.y),
+                               IM_COL32(18, 20, 26, 255));
+    for (const auto& box : layout.hosts)
+        if (canvas.visible(box.rect)) draw_host(canvas, model, box);
+    draw_lines(canvas, model, layout);
+    for (const auto& box : layout.hosts) {
+        if (!canvas.visible(box.rect)) continue;
+        for (const std::size_t s : box.slots)
+            if (canvas.visible(layout.slots[s].rect)) draw_slot(canvas, model, view, layout.slots[s]);
+        draw_pool_strip(canvas, model, box);
+    }
+    draw_in_flight(canvas, model);
+    draw_ephemeral_pick(canvas, model, view);
+    draw_current_packet(canvas, model, view);
+    draw_legend(canvas);
+    canvas.draw->PopClipRect();
+
+    handle_input(model, view, canvas);
+}
+
+}  // namespace portlab::viz::topology_panel

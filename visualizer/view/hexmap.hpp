@@ -1,0 +1,61 @@
+#pragma once
+// Which bytes a header field covers and which fields cover a byte: the link
+// between the inspector's field tree and its hex dump. Offsets come from the
+// foundation's decoder (packet.hpp's Layer/Field), counted from the frame's start.
+
+#include <cstddef>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "portlab/packet.hpp"
+
+namespace portlab::viz {
+
+struct FieldRef {
+    std::size_t layer = 0;
+    std::size_t field = 0;
+    friend bool operator==(const FieldRef&, const FieldRef&) = default;
+};
+
+// [begin, end) in bytes.
+struct ByteRange {
+    std::size_t begin = 0;
+    std::size_t end = 0;
+    [[nodiscard]] bool contains(std::size_t byte) const noexcept { return begin <= byte && byte < end; }
+    friend bool operator==(const ByteRange&, const ByteRange&) = default;
+};
+
+[[nodiscard]] ByteRange bytes_of(const Field& field) noexcept;
+[[nodiscard]] const Field* field_of(std::span<const Layer> layers, FieldRef ref) noexcept;
+
+// Every field touching the byte, in layer then field order (several when bit
+// fields share a byte, such as IPv4's version and IHL).
+[[nodiscard]] std::vector<FieldRef> fields_at_byte(std::span<const Layer> layers, std::size_t byte);
+// The one field hovering the byte should name: the narrowest of fields_at_byte
+// (a field of a quoted header rather than the ICMP payload around it), first on ties.
+[[nodiscard]] std::optional<FieldRef> field_at_byte(std::span<const Layer> layers, std::size_t byte);
+// The layer a byte belongs to: the last (innermost) layer whose range holds it.
+[[nodiscard]] std::optional<std::size_t> layer_at_byte(std::span<const Layer> layers, std::size_t byte);
+
+// What to highlight when the pointer is over a field or a byte.
+struct Highlight {
+    std::vector<ByteRange> bytes;   // bytes to light up in the hex dump
+    std::vector<FieldRef> fields;   // fields to light up in the tree
+};
+[[nodiscard]] Highlight highlight_for_field(std::span<const Layer> layers, FieldRef field);
+[[nodiscard]] Highlight highlight_for_byte(std::span<const Layer> layers, std::size_t byte);
+
+// The hex dump's lines: offset, then up to `per_row` bytes.
+struct HexRow {
+    std::size_t offset = 0;
+    std::size_t count = 0;
+};
+[[nodiscard]] std::vector<HexRow> hex_rows(std::size_t size, std::size_t per_row = 16);
+// "0010" (4 hex digits, more when needed), "4f", and the printable-ASCII column ('.' otherwise).
+[[nodiscard]] std::string hex_offset(std::size_t offset);
+[[nodiscard]] std::string hex_byte(std::uint8_t byte);
+[[nodiscard]] char ascii_of(std::uint8_t byte) noexcept;
+
+}  // namespace portlab::viz

@@ -1,0 +1,119 @@
+#pragma once
+// Where things go on the topology canvas, in canvas units (the canvas pans and
+// zooms over them): a box per host, a slot per socket inside it (in creation
+// order, so a slot stays put while others come and go), the host's ephemeral
+// pool as a strip along its bottom, a line per connection, and the path a packet
+// takes between two slots.
+
+#include <cstddef>
+#include <map>
+#include <optional>
+#include <span>
+#include <vector>
+
+#include "portlab/world.hpp"
+
+namespace portlab::viz {
+
+struct Vec2 {
+    float x = 0;
+    float y = 0;
+    friend bool operator==(const Vec2&, const Vec2&) = default;
+};
+
+struct Rect {
+    float x = 0;
+    float y = 0;
+    float w = 0;
+    float h = 0;
+    [[nodiscard]] bool contains(Vec2 p) const noexcept { return p.x >= x && p.x < x + w && p.y >= y && p.y < y + h; }
+    [[nodiscard]] Vec2 center() const noexcept { return {x + w / 2, y + h / 2}; }
+    [[nodiscard]] float right() const noexcept { return x + w; }
+    [[nodiscard]] float bottom() const noexcept { return y + h; }
+    [[nodiscard]] bool overlaps(const Rect& o) const noexcept {
+        return x < o.right() && o.x < right() && y < o.bottom() && o.y < bottom();
+    }
+    friend bool operator==(const Rect&, const Rect&) = default;
+};
+
+struct Slot {
+    bool observed = false;  // an endpoint seen only in packets (captures), not a socket
+    world::HostIndex host = 0;
+    world::SocketRef ref;   // for sockets
+    Protocol protocol = Protocol::tcp;
+    std::optional<Endpoint> local;
+    world::SlotState state = world::SlotState::created;
+    Rect rect;
+};
+
+struct HostBox {
+    world::HostIndex host = 0;
+    Rect rect;
+    Rect header;
+    Rect pool_strip;  // zero-sized when the host has reported no ephemeral range
+    std::vector<std::size_t> slots;
+};
+
+struct Line {
+    std::size_t from_slot = 0;
+    std::size_t to_slot = 0;
+    Protocol protocol = Protocol::tcp;
+    FourTuple tuple;
+};
+
+struct LayoutMetrics {
+    float slot_w = 176;
+    float slot_h = 40;
+    float gap = 8;
+    float padding = 12;
+    float header_h = 46;
+    float pool_h = 22;
+    float host_gap_x = 300;  // room for the connection lines and their 4-tuple labels
+    float host_gap_y = 90;
+};
+
+struct Layout {
+    std::vector<HostBox> hosts;
+    std::vector<Slot> slots;
+    std::vector<Line> lines;
+    Rect bounds;
+
+    [[nodiscard]] std::optional<std::size_t> slot_of(world::SocketRef ref) const;
+    [[nodiscard]] std::optional<std::size_t> observed_slot(world::HostIndex host, Protocol protocol,
+                                                           const Endpoint& endpoint) const;
+    [[nodiscard]] const HostBox* box_of(world::HostIndex host) const;
+    // The slot under a canvas point, if any.
+    [[nodiscard]] std::optional<std::size_t> slot_at(Vec2 point) const;
+
+    std::map<world::SocketRef, std::size_t> by_socket;
+    std::map<std::tuple<world::HostIndex, Protocol, Endpoint>, std::size_t> by_endpoint;
+};
+
+// Hosts in a row (a grid past four), each box sized to hold its slots in columns
+// of about a quarter as many rows as slots. `observed`: conversations of a capture
+// that have begun before event `position` (their endpoints become slots).
+[[nodiscard]] Layout compute_layout(const world::World& world, std::span<const world::Conversation> observed = {},
+                                    std::size_t position = 0, const LayoutMetrics& metrics = {});
+
+// Where a port sits along a pool strip: its share of the range.
+[[nodiscard]] float pool_x(const Rect& strip, PortRange range, Port port) noexcept;
+
+// The path a packet event draws: from the sending slot (or host) to the receiving
+// slot (or host); a dropped packet stops where the line meets the dropping host.
+struct PacketPath {
+    bool valid = false;
+    Vec2 from;
+    Vec2 to;
+    std::optional<Vec2> stop;  // where a drop happens
+    world::PacketLabel label = world::PacketLabel::other;
+    std::optional<world::HostIndex> from_host;
+    std::optional<world::HostIndex> to_host;
+};
+[[nodiscard]] PacketPath packet_path(const world::World& world, const Layout& layout, const trace::Event& event,
+                                     const world::PacketInfo& info);
+// The point at fraction t in [0, 1] of the way; a dropped packet goes no further than its stop.
+[[nodiscard]] Vec2 point_along(const PacketPath& path, float t) noexcept;
+// Where the segment a->b first enters the rectangle (a itself when it starts inside).
+[[nodiscard]] std::optional<Vec2> entry_point(Vec2 a, Vec2 b, const Rect& rect) noexcept;
+
+}  // namespace portlab::viz

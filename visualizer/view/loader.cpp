@@ -1,0 +1,181 @@
+#include "view/loader.hpp"
+
+#include <algorithm>
+#include <array>
+#include <cstdio>
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "portlab/world.hpp"
+
+namespace portlab::viz {
+
+namespace {
+
+// A small first block puts the first events on screen quickly; then blocks big
+// enough to keep every core busy.
+constexpr std::size_t first_block_lines = 2000;
+constexpr std::size_t block_lines = 50000;
+
+bool looks_like_capture(std::string_view bytes) {
+    if (bytes.size() < 4) return false;
+    const std::string_view magic = bytes.substr(0, 4);
+    // pcap (both byte orders, micro- and nanosecond) and pcapng's section header block.
+    for (const std::string_view m : {std::string_view("\xd4\xc3\xb2\xa1", 4), std::string_view("\xa1\xb2\xc3\xd4", 4),
+                                     std::string_view("\x4d\x3c\xb2\xa1", 4), std::string_view("\xa1\xb2\x3c\x4d", 4),
+                                     std::string_view("\x0a\x0d\x0d\x0a", 4)})
+        if (magic == m) return true;
+    return false;
+}
+
+}  // namespace
+
+TraceLoader::TraceLoader(std::string path, unsigned threads) : path_(std::move(path)) {
+    thread_ = std::thread([this, threads] { run(std::max(1u, threads)); });
+}
+
+TraceLoader::~TraceLoader() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+}
+
+std::optional<trace::TraceHeader> TraceLoader::header() const {
+    const std::lock_guard lock(mutex_);
+    return header_;
+}
+
+std::vector<trace::Event> TraceLoader::take(std::size_t limit) {
+    const std::lock_guard lock(mutex_);
+    const std::size_t count = std::min(limit, ready_.size());
+    std::vector<trace::Event> events(std::make_move_iterator(ready_.begin()), std::make_move_iterator(ready_.begin() + static_cast<std::ptrdiff_t>(count)));
+    ready_.erase(ready_.begin(), ready_.begin() + static_cast<std::ptrdiff_t>(count));
+    return events;
+}
+
+std::optional<Error> TraceLoader::error() const {
+    const std::lock_guard lock(mutex_);
+    return error_;
+}
+
+bool TraceLoader::done() const {
+    const std::lock_guard lock(mutex_);
+    return done_;
+}
+
+bool TraceLoader::finished() const {
+    const std::lock_guard lock(mutex_);
+    return done_ && (ready_.empty() || error_);
+}
+
+void TraceLoader::wait() const {
+    std::unique_lock lock(mutex_);
+    changed_.wait(lock, [this] { return done_; });
+}
+
+double TraceLoader::progress() const {
+    const std::lock_guard lock(mutex_);
+    if (done_) return 1.0;
+    return total_bytes_ == 0 ? 0.0 : static_cast<double>(read_bytes_) / static_cast<double>(total_bytes_);
+}
+
+void TraceLoader::publish(std::vector<trace::Event> events, std::size_t bytes_read) {
+    const std::lock_guard lock(mutex_);
+    read_bytes_ = bytes_read;
+    for (auto& event : events) ready_.push_back(std::move(event));
+    changed_.notify_all();
+}
+
+void TraceLoader::finish(std::optional<Error> error) {
+    const std::lock_guard lock(mutex_);
+    error_ = std::move(error);
+    done_ = true;
+    changed_.notify_all();
+}
+
+namespace {
+
+// The file mapped read-only: its pages are read as the parser reaches them, so
+// the first events are on screen before a 200 MB file has been read through.
+class MappedFile {
+public:
+    explicit MappedFile(const std::string& path) {
+        const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+        if (fd < 0) return;
+        struct stat info {};
+        if (::fstat(fd, &info) == 0 && S_ISREG(info.st_mode)) {
+            size_ = static_cast<std::size_t>(info.st_size);
+            opened_ = true;
+            if (size_ > 0) {
+                void* data = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
+                if (data == MAP_FAILED) opened_ = false;
+                else data_ = static_cast<const char*>(data);
+            }
+        }
+        ::close(fd);
+    }
+    ~MappedFile() {
+        if (data_) ::munmap(const_cast<char*>(data_), size_);
+    }
+    MappedFile(const MappedFile&) = delete;
+    MappedFile& operator=(const MappedFile&) = delete;
+
+    [[nodiscard]] bool opened() const noexcept { return opened_; }
+    [[nodiscard]] std::string_view text() const noexcept { return data_ ? std::string_view(data_, size_) : std::string_view{}; }
+
+private:
+    const char* data_ = nullptr;
+    std::size_t size_ = 0;
+    bool opened_ = false;
+};
+
+}  // namespace
+
+void TraceLoader::run(unsigned threads) {
+    const MappedFile file(path_);
+    if (!file.opened()) return finish(fail(path_ + ": cannot open the file (does it exist, is it a regular file, is it readable?)"));
+    const std::string_view text = file.text();
+
+    if (looks_like_capture(text)) {
+        auto trace = world::read_any_file(path_);  // libpcap reads the file itself
+        if (!trace) return finish(trace.error());
+        {
+            const std::lock_guard lock(mutex_);
+            header_ = trace->header;
+            total_bytes_ = text.size();
+        }
+        publish(std::move(trace->events), text.size());
+        return finish(std::nullopt);
+    }
+    if (text.empty()) return finish(fail(path_ + ": line 1: the file is empty (expected a trace header line)"));
+
+    // The header line, then the events a block of lines at a time (each block
+    // parsed on every core, and checked against the lines before it).
+    world::TraceTextReader reader;
+    const auto first_end = text.find('\n');
+    auto header = reader.header(text.substr(0, first_end));
+    if (!header) return finish(fail(path_ + ": " + header.error().message));
+    {
+        const std::lock_guard lock(mutex_);
+        header_ = *header;
+        total_bytes_ = text.size();
+    }
+    std::size_t offset = first_end == std::string_view::npos ? text.size() : first_end + 1;
+    while (offset < text.size() && !stop_) {
+        std::size_t end = offset;
+        const std::size_t lines_wanted = reader.next_line() == 2 ? first_block_lines : block_lines;
+        for (std::size_t count = 0; end < text.size() && count < lines_wanted; ++count) {
+            const auto next = text.find('\n', end);
+            end = next == std::string_view::npos ? text.size() : next + 1;
+        }
+        auto events = reader.block(text.substr(offset, end - offset), threads);
+        if (!events) return finish(fail(path_ + ": " + events.error().message));
+        publish(std::move(events).value(), end);
+        offset = end;
+    }
+    finish(std::nullopt);
+}
+
+}  // namespace portlab::viz

@@ -1,0 +1,79 @@
+#pragma once
+// What the visualizer shows: one opened source (a trace file, a capture, a
+// simulator scenario) as a world::Timeline, the cursor (the World after the
+// first `position()` events), and what the panels derive from it (connections,
+// the canvas layout, a capture's conversations), computed once per position.
+// No window here: the panels read a Model and the app sends it commands.
+
+#include <cstddef>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "portlab/result.hpp"
+#include "portlab/world.hpp"
+#include "view/layout.hpp"
+#include "view/loader.hpp"
+
+namespace portlab::viz {
+
+class Model {
+public:
+    // Opening replaces what is shown only on success; on failure the message (with
+    // the file and line) is kept in error() and the previous source stays open.
+    Result<void> open_file(const std::string& path);
+    // Starts opening a file in the background (view/loader.hpp); poll() brings its
+    // events in. The file replaces what is shown once its first events have parsed;
+    // an error before that leaves the previous source shown, an error later keeps
+    // the events read so far. Either way the message is in error().
+    void start_open(const std::string& path);
+    // Moves up to `budget` loaded events into the timeline; true when anything changed.
+    bool poll(std::size_t budget);
+    // Polls until the background open is over (headless runs draw the whole file).
+    void wait_for_load();
+    [[nodiscard]] bool loading() const noexcept { return loader_ != nullptr; }
+    [[nodiscard]] double load_progress() const { return loader_ ? loader_->progress() : 1.0; }
+    Result<void> open_scenario(const std::string& name);
+    void open_trace(trace::Trace trace, std::string label);
+    void set_error(std::string message) { error_ = std::move(message); }
+    void clear_error() { error_.clear(); }
+
+    [[nodiscard]] bool loaded() const noexcept { return timeline_ != nullptr; }
+    [[nodiscard]] const world::Timeline& timeline() const { return *timeline_; }
+    [[nodiscard]] std::size_t size() const noexcept { return timeline_ ? timeline_->size() : 0; }
+    [[nodiscard]] std::size_t position() const noexcept { return world_.applied(); }
+    // The event just applied (position() - 1), the one the caption and animation show.
+    [[nodiscard]] std::optional<std::size_t> current_event() const noexcept;
+    void seek(std::size_t n);
+
+    [[nodiscard]] const world::World& world() const noexcept { return world_; }
+    [[nodiscard]] const std::string& error() const noexcept { return error_; }
+    [[nodiscard]] const std::string& label() const noexcept { return label_; }
+    [[nodiscard]] bool is_capture() const noexcept { return timeline_ && timeline_->header().source == "pcap"; }
+    // Bumped by every successful open, so views can drop what they cached.
+    [[nodiscard]] std::size_t generation() const noexcept { return generation_; }
+
+    [[nodiscard]] const std::vector<world::Connection>& connections() const;
+    [[nodiscard]] const Layout& layout() const;
+    [[nodiscard]] const std::vector<world::Conversation>& conversations() const noexcept { return conversations_; }
+
+private:
+    void adopt(trace::TraceHeader header, std::string label);
+
+    std::unique_ptr<TraceLoader> loader_;
+    bool loader_adopted_ = false;
+    std::unique_ptr<world::Timeline> timeline_;
+    world::World world_;
+    std::string error_;
+    std::string label_;
+    std::size_t generation_ = 0;
+    std::vector<world::Conversation> conversations_;
+
+    mutable std::optional<std::size_t> connections_at_;
+    mutable std::vector<world::Connection> connections_;
+    mutable std::optional<std::size_t> layout_at_;
+    mutable Layout layout_;
+};
+
+}  // namespace portlab::viz

@@ -1,0 +1,125 @@
+#include "view/scenarios.hpp"
+
+#include <unistd.h>
+
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "portlab/text.hpp"
+
+#if defined(PORTLAB_HAVE_SIM)
+#include "portlab/sim/scenarios.hpp"
+#endif
+
+namespace portlab::viz {
+#if !defined(PORTLAB_HAVE_SIM)
+namespace {
+
+std::string quoted(const std::string& text) {
+    std::string out = "'";
+    for (const char c : text) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    return out + "'";
+}
+
+// portlab-sim beside this program (build/bin), else on PATH.
+std::string simulator_path() {
+    std::error_code error;
+    const auto self = std::filesystem::read_symlink("/proc/self/exe", error);
+    if (!error) {
+        const auto beside = self.parent_path() / "portlab-sim";
+        if (std::filesystem::exists(beside, error)) return beside.string();
+    }
+    return "portlab-sim";
+}
+
+struct Output {
+    int status = -1;
+    std::string text;
+};
+
+// Runs a command with a time limit (timeout(1)), capturing what it writes to the
+// pipe (the command says which streams go there); keeps the first MiB and
+// drains the rest so the child never blocks on a full pipe.
+Output run(const std::string& command) {
+    Output output;
+    std::FILE* pipe = popen(("timeout 30 " + command + " </dev/null").c_str(), "r");
+    if (!pipe) return output;
+    std::array<char, 4096> buffer{};
+    std::size_t count = 0;
+    while ((count = std::fread(buffer.data(), 1, buffer.size(), pipe)) > 0)
+        if (output.text.size() < (1u << 20)) output.text.append(buffer.data(), count);
+    output.status = pclose(pipe);
+    return output;
+}
+
+std::string first_line(const std::string& text) { return text.substr(0, text.find('\n')); }
+
+}  // namespace
+#endif
+
+std::vector<ScenarioInfo> parse_scenario_list(const std::string& text) {
+    std::vector<ScenarioInfo> scenarios;
+    std::istringstream in(text);
+    for (std::string line; std::getline(in, line);) {
+        const auto words = text::split_words(line);
+        if (words.empty()) continue;
+        ScenarioInfo info;
+        info.name = std::string(words.front());
+        const auto rest = line.find_first_not_of(" \t", line.find(words.front()) + words.front().size());
+        if (rest != std::string::npos) info.description = line.substr(rest);
+        scenarios.push_back(std::move(info));
+    }
+    return scenarios;
+}
+
+#if defined(PORTLAB_HAVE_SIM)
+
+// In-process: the simulator library is linked in.
+Result<std::vector<ScenarioInfo>> list_scenarios() {
+    std::vector<ScenarioInfo> list;
+    for (const auto& scenario : sim::scenarios())
+        list.push_back(ScenarioInfo{std::string(scenario.name), std::string(scenario.description)});
+    return list;
+}
+
+Result<trace::Trace> run_scenario(const std::string& name) {
+    auto run = sim::run_scenario(name);
+    if (!run) return fail("scenario '" + name + "': " + run.error().message);
+    trace::Trace trace;
+    trace.header.source = "sim";
+    trace.header.generator = std::string("portlab-sim ") + PORTLAB_VERSION;
+    trace.header.scenario = name;
+    if (const auto info = sim::find_scenario(name)) trace.header.title = std::string(info->title);
+    trace.events = run->events();
+    return trace;
+}
+
+#else
+
+// Through the command line: portlab-sim --list, portlab-sim --scenario NAME --trace FILE.
+Result<std::vector<ScenarioInfo>> list_scenarios() {
+    const Output output = run(quoted(simulator_path()) + " --list 2>&1");
+    if (output.status != 0) return fail("portlab-sim --list failed: " + first_line(output.text));
+    return parse_scenario_list(output.text);
+}
+
+Result<trace::Trace> run_scenario(const std::string& name) {
+    char pattern[] = "/tmp/portlab-viz-XXXXXX";
+    const int fd = mkstemp(pattern);
+    if (fd < 0) return fail("cannot create a temporary file for the scenario's trace");
+    close(fd);
+    const std::string path = pattern;
+    const Output output = run(quoted(simulator_path()) + " --scenario " + quoted(name) + " --trace " + quoted(path) +
+                              " 2>&1 >/dev/null");
+    Result<trace::Trace> result = fail("scenario '" + name + "': portlab-sim failed: " + first_line(output.text));
+    if (output.status == 0) result = trace::read_trace_file(path);
+    std::filesystem::remove(path);
+    return result;
+}
+
+#endif
+
+}  // namespace portlab::viz

@@ -1,0 +1,144 @@
+#include "view/view_state.hpp"
+
+#include <algorithm>
+
+namespace portlab::viz {
+
+Camera fit(const Rect& bounds, Vec2 size, float margin) {
+    Camera camera;
+    const float w = std::max(bounds.w, 1.0f);
+    const float h = std::max(bounds.h, 1.0f);
+    const float avail_w = std::max(size.x - 2 * margin, 1.0f);
+    const float avail_h = std::max(size.y - 2 * margin, 1.0f);
+    camera.zoom = std::clamp(std::min(avail_w / w, avail_h / h), 0.0005f, 1.5f);
+    // Centre the bounds.
+    camera.pan.x = bounds.x + w / 2 - size.x / 2 / camera.zoom;
+    camera.pan.y = bounds.y + h / 2 - size.y / 2 / camera.zoom;
+    return camera;
+}
+
+void zoom_at(Camera& camera, float factor, Vec2 anchor, Vec2 origin) {
+    const Vec2 before = camera.to_canvas(anchor, origin);
+    camera.zoom = std::clamp(camera.zoom * factor, 0.0005f, 20.0f);
+    const Vec2 after = camera.to_canvas(anchor, origin);
+    camera.pan.x += before.x - after.x;
+    camera.pan.y += before.y - after.y;
+    camera.follow_fit = false;
+}
+
+double faster(double speed) noexcept {
+    for (const double step : speed_steps)
+        if (step > speed + 1e-9) return step;
+    return speed_steps.back();
+}
+
+double slower(double speed) noexcept {
+    for (auto it = speed_steps.rbegin(); it != speed_steps.rend(); ++it)
+        if (*it < speed - 1e-9) return *it;
+    return speed_steps.front();
+}
+
+void seek_to(Model& model, ViewState& view, std::size_t n) {
+    model.seek(std::min(n, model.size()));
+    view.playback.phase = 1.0;
+    view.inspected_event.reset();
+    view.hovered_field.reset();
+    view.hovered_byte.reset();
+}
+
+void apply(Command command, Model& model, ViewState& view) {
+    switch (command) {
+        case Command::toggle_play:
+            if (!view.playback.playing && model.position() >= model.size()) seek_to(model, view, 0);
+            view.playback.playing = !view.playback.playing;
+            break;
+        case Command::step_forward:
+            if (model.position() < model.size()) {
+                seek_to(model, view, model.position() + 1);
+                view.playback.phase = 0.0;  // animate the step
+            }
+            view.playback.playing = false;
+            break;
+        case Command::step_back:
+            if (model.position() > 0) seek_to(model, view, model.position() - 1);
+            view.playback.playing = false;
+            break;
+        case Command::first:
+            seek_to(model, view, 0);
+            view.playback.playing = false;
+            break;
+        case Command::last:
+            seek_to(model, view, model.size());
+            view.playback.playing = false;
+            break;
+        case Command::faster: view.playback.speed = faster(view.playback.speed); break;
+        case Command::slower: view.playback.speed = slower(view.playback.speed); break;
+    }
+}
+
+bool advance(Model& model, ViewState& view, double seconds) {
+    auto& playback = view.playback;
+    const double step = seconds * playback.speed / seconds_per_event;
+    if (!playback.playing) {
+        playback.phase = std::min(1.0, playback.phase + step);  // finish a step's animation
+        return false;
+    }
+    playback.phase += step;
+    bool moved = false;
+    // Bounded: at most 64 events per frame, however long the frame took.
+    for (int i = 0; i < 64 && playback.phase >= 1.0; ++i) {
+        if (model.position() >= model.size()) {
+            playback.playing = false;
+            playback.phase = 1.0;
+            break;
+        }
+        model.seek(model.position() + 1);
+        view.inspected_event.reset();
+        playback.phase -= 1.0;
+        moved = true;
+    }
+    playback.phase = std::min(playback.phase, 1.0);
+    return moved;
+}
+
+void perform_requests(Model& model, ViewState& view) {
+    // Taken out first: performing one may not add more, but must not invalidate the loop.
+    std::vector<Request> requests;
+    requests.swap(view.requests);
+    for (auto& request : requests) {
+        if (const auto* command = std::get_if<Command>(&request)) apply(*command, model, view);
+        else if (const auto* seek = std::get_if<SeekRequest>(&request)) seek_to(model, view, seek->n);
+        else if (const auto* file = std::get_if<OpenFileRequest>(&request)) model.start_open(file->path);
+        else if (const auto* scenario = std::get_if<OpenScenarioRequest>(&request)) (void)model.open_scenario(scenario->name);
+        sync_with_model(model, view);
+    }
+}
+
+const std::vector<std::size_t>& event_rows(const Model& model, ViewState& view) {
+    auto& cache = view.event_list;
+    if (!model.loaded()) {
+        cache.rows.clear();
+        return cache.rows;
+    }
+    if (cache.generation != model.generation() || cache.size != model.size() || !(cache.filter == view.filter)) {
+        cache.generation = model.generation();
+        cache.size = model.size();
+        cache.filter = view.filter;
+        cache.rows = filter_events(model.timeline(), view.filter);
+    }
+    return cache.rows;
+}
+
+void sync_with_model(const Model& model, ViewState& view) {
+    if (view.model_generation == model.generation()) return;
+    view.model_generation = model.generation();
+    view.playback = Playback{false, view.playback.speed, 1.0};
+    view.camera = Camera{};
+    view.selected_socket.reset();
+    view.inspected_event.reset();
+    view.hovered_field.reset();
+    view.hovered_byte.reset();
+    view.filter = EventFilter{};
+}
+
+}  // namespace portlab::viz

@@ -1,0 +1,114 @@
+#pragma once
+// The UI's own state, kept apart from the model (imgui_club style): playback,
+// the canvas camera, what is selected and hovered, the event filter. Commands
+// (step, seek, play, speed) are plain functions over (Model, ViewState), so the
+// keys and buttons do the same thing and tests can drive them without a window.
+
+#include <array>
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "view/filters.hpp"
+#include "view/hexmap.hpp"
+#include "view/layout.hpp"
+#include "view/model.hpp"
+
+namespace portlab::viz {
+
+// Speeds a press of +/- steps through, 0.1x to 10x.
+inline constexpr std::array<double, 9> speed_steps{0.1, 0.2, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0};
+// How long one event's animation lasts at 1x.
+inline constexpr double seconds_per_event = 0.9;
+
+struct Playback {
+    bool playing = false;
+    double speed = 1.0;
+    double phase = 1.0;  // 0..1 through the current event's animation; 1 = at rest
+};
+
+// Canvas units to screen pixels: screen = origin + (p - pan) * zoom.
+struct Camera {
+    Vec2 pan;
+    float zoom = 1.0f;
+    bool follow_fit = true;  // refit when the layout grows, until the user pans or zooms
+
+    [[nodiscard]] Vec2 to_screen(Vec2 p, Vec2 origin) const noexcept {
+        return {origin.x + (p.x - pan.x) * zoom, origin.y + (p.y - pan.y) * zoom};
+    }
+    [[nodiscard]] Vec2 to_canvas(Vec2 s, Vec2 origin) const noexcept {
+        return {pan.x + (s.x - origin.x) / zoom, pan.y + (s.y - origin.y) / zoom};
+    }
+};
+// The whole of `bounds` inside a canvas of `size` pixels, with a margin.
+[[nodiscard]] Camera fit(const Rect& bounds, Vec2 size, float margin = 24.0f);
+// Zoom by `factor` keeping the canvas point under `anchor` (screen) still.
+void zoom_at(Camera& camera, float factor, Vec2 anchor, Vec2 origin);
+
+enum class Command {
+    toggle_play,
+    step_forward,
+    step_back,
+    first,
+    last,
+    faster,
+    slower,
+};
+
+// What panels ask for while they draw; the app performs them after the frame's
+// panels are done, so every panel of one frame reads the same model state.
+struct SeekRequest {
+    std::size_t n = 0;  // events applied
+};
+struct OpenFileRequest {
+    std::string path;
+};
+struct OpenScenarioRequest {
+    std::string name;
+};
+using Request = std::variant<Command, SeekRequest, OpenFileRequest, OpenScenarioRequest>;
+
+// The event list's filtered rows, recomputed only when the filter or source changes.
+struct EventListCache {
+    std::size_t generation = static_cast<std::size_t>(-1);
+    std::size_t size = 0;
+    EventFilter filter;
+    std::vector<std::size_t> rows;
+    std::size_t scrolled_for = static_cast<std::size_t>(-1);  // the event the list last scrolled to
+};
+
+struct ViewState {
+    Playback playback;
+    Camera camera;
+    EventFilter filter;
+    std::optional<world::SocketRef> selected_socket;
+    std::optional<std::size_t> inspected_event;  // unset: the current event
+    std::optional<FieldRef> hovered_field;       // set by the tree or the hex dump, read next frame
+    std::optional<std::size_t> hovered_byte;
+    bool follow_current = true;  // the event list scrolls to the current event
+    world::EventKind jump_kind = world::EventKind::packet_sent;
+    std::size_t model_generation = 0;  // which open the state belongs to
+    std::vector<Request> requests;
+    EventListCache event_list;
+    std::string requests_error_shown;  // the last open error already written to stderr
+};
+
+// Performs and clears view.requests, in order. Opening a file or scenario that
+// fails leaves the message in model.error().
+void perform_requests(Model& model, ViewState& view);
+// The filtered event list rows, refreshed when needed.
+[[nodiscard]] const std::vector<std::size_t>& event_rows(const Model& model, ViewState& view);
+
+void apply(Command command, Model& model, ViewState& view);
+// Moves to n events, at rest (the scrub bar, the event list, Home/End).
+void seek_to(Model& model, ViewState& view, std::size_t n);
+// Plays the time forward by `seconds` of wall time; returns whether the position changed.
+bool advance(Model& model, ViewState& view, double seconds);
+// Resets what belonged to the previous source after an open.
+void sync_with_model(const Model& model, ViewState& view);
+[[nodiscard]] double faster(double speed) noexcept;
+[[nodiscard]] double slower(double speed) noexcept;
+
+}  // namespace portlab::viz
