@@ -349,14 +349,16 @@ int Lab::failure(std::string_view reason) const {
     return exit_failure;
 }
 
-int Lab::bind_failed(const Endpoint& endpoint, const std::error_code& error) const {
-    const std::string what = "cannot bind " + endpoint.to_string() + ": " + describe_error(error);
+int Lab::bind_failed(const Endpoint& endpoint, const std::error_code& error, Protocol protocol) const {
+    const bool udp = protocol == Protocol::udp;
+    const std::string what = std::string("cannot bind ") + (udp ? "UDP " : "TCP ") + endpoint.to_string() + ": " +
+                             describe_error(error);
     if (is_errno(error, EADDRINUSE) && endpoint.port != 0) {
         const bool is_default = has_server_options_ && endpoint.port == server_.default_port;
         return failure(what + (is_default ? ": another socket holds the lab's default port; "
                                           : ": another socket holds this port; ") +
-                       "run again with --port 0 to let the kernel choose a free one (ss -tlnp 'sport = :" +
-                       std::to_string(endpoint.port) + "' shows who holds it)");
+                       "run again with --port 0 to let the kernel choose a free one (" + (udp ? "ss -ulnp" : "ss -tlnp") +
+                       " 'sport = :" + std::to_string(endpoint.port) + "' shows who holds it)");
     }
     if (is_errno(error, EACCES))
         return failure(what + ": ports below ip_unprivileged_port_start need CAP_NET_BIND_SERVICE; "

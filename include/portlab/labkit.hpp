@@ -224,8 +224,10 @@ public:
     [[nodiscard]] int failure(std::string_view reason) const;
     // A server's bind() failed: EADDRINUSE on the lab's fixed default port says which port
     // is busy and suggests --port 0; EACCES says the port is privileged; anything else
-    // names the errno. Returns exit_failure.
-    [[nodiscard]] int bind_failed(const Endpoint& endpoint, const std::error_code& error) const;
+    // names the errno. The protocol picks the ss command that shows who holds the port
+    // (ss -tlnp for TCP, ss -ulnp for UDP). Returns exit_failure.
+    [[nodiscard]] int bind_failed(const Endpoint& endpoint, const std::error_code& error,
+                                  Protocol protocol = Protocol::tcp) const;
     // The --json document, pretty-printed, on stdout.
     void print_json(const nlohmann::json& document) const;
 

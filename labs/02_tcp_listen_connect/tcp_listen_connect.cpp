@@ -348,6 +348,7 @@ awaitable<int> both_halves(Run& run) {
     narrate_message(run, "server", "client", *client, reply);
     run.facts["messages"].push_back(message_json("server", accepted, *client, reply));
     run.say.note("Both directions use the same two ports, swapped: one connection, one 4-tuple.");
+    run.say.see_it_yourself(fmt::format("sudo tcpdump -ni lo -A 'tcp port {}'   (then run the lab again)", listening.port));
 
     if (run.closer == "client")
         co_await close_and_find_time_wait(run, *client, client_id, "client", accepted, accepted_id, "server");
@@ -359,6 +360,7 @@ awaitable<int> both_halves(Run& run) {
     run.trace.closed("server", listener_id);
     run.say.kernel(fmt::format("the listener is gone; nothing in this process holds port {} any more", listening.port));
     run.say.note("Whatever sits in TIME-WAIT stays in the kernel's table; lab 06 shows when it blocks a new bind().");
+    run.say.see_it_yourself(fmt::format("ss -tlnp 'sport = :{}'   (nothing listens)   and   ss -tan state time-wait", listening.port));
     co_return labkit::exit_ok;
 }
 
@@ -377,6 +379,7 @@ awaitable<int> serve_only(Run& run) {
     run.trace.closed("server", listener_id);
 
     run.say.step("read the client's message, answer it");
+    run.say.see_it_yourself(fmt::format("ss -tnp 'sport = :{}'", labkit::to_endpoint(accepted.local_endpoint()).port));
     std::string request(client_says.size(), '\0');
     run.waiting_for = "the client's message";
     co_await asio::async_read(accepted, asio::buffer(request), use_awaitable);
@@ -423,6 +426,7 @@ awaitable<int> connect_only(Run& run, const Endpoint& server) {
     }
 
     run.say.step("send a message, read the answer");
+    run.say.see_it_yourself(fmt::format("ss -tnp 'sport = :{}'", side.local.port));
     co_await asio::async_write(*client, asio::buffer(client_says), use_awaitable);
     std::string reply(server_says.size(), '\0');
     run.waiting_for = "the server's answer";

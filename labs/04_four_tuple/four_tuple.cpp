@@ -288,6 +288,7 @@ int main(int argc, char** argv) {
         say.kernel(third_error ? describe_error(third_error) : "ok (unexpected: two connections with one 4-tuple?)");
         say.note("Sharing the port was allowed; repeating a 4-tuple is not (EADDRNOTAVAIL from connect()),");
         say.note("because an arriving segment could then belong to either socket.");
+        say.see_it_yourself(fmt::format("ss -tn 'sport = :{}'   (still only the two connections of step 4)", shared.port));
         part2["duplicate_connect"] = {{"remote", endpoint_json(listening)},
                                       {"errno_name", third_error ? json(errno_name(third_error)) : json(nullptr)}};
         facts["shared_local_port"] = part2;

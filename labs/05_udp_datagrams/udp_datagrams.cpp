@@ -220,7 +220,7 @@ int main(int argc, char** argv) {
         udp::socket server(io, to_udp_endpoint(wanted).protocol());
         const auto server_id = trace.socket_created("server", Protocol::udp, wanted.address.family());
         server.bind(to_udp_endpoint(wanted), error);
-        if (error) return lab.bind_failed(wanted, error);
+        if (error) return lab.bind_failed(wanted, error, Protocol::udp);
         // Room for every datagram of step 2 at once (the kernel caps this at rmem_max).
         server.set_option(asio::socket_base::receive_buffer_size(1 << 20), ignored);
         const Endpoint bound = to_endpoint(server.local_endpoint());
@@ -245,6 +245,7 @@ int main(int argc, char** argv) {
                                client_local.to_string(),
                                std::count_if(send_results.begin(), send_results.end(), [](auto& e) { return !e; }), sizes.size()));
         say.note("No handshake happened: sendto() only handed each datagram to the kernel.");
+        say.see_it_yourself(fmt::format("ss -uanm 'sport = :{}'   (Recv-Q: the bytes waiting in the server's queue)", bound.port));
         facts["client"] = {{"local", endpoint_json(client_local)}, {"sent_sizes", sizes}};
 
         // --- 3. The server receives: one datagram per receive ---------------------------------------
@@ -262,6 +263,8 @@ int main(int argc, char** argv) {
         }
         say.note("Each receive returned exactly one datagram, at the size it was sent, even 0 bytes:");
         say.note("UDP keeps message boundaries. TCP is a byte stream and would have run them together.");
+        say.see_it_yourself(fmt::format("sudo tcpdump -ni lo 'udp port {}'   (then run the lab again: one line, one length per datagram)",
+                                        bound.port));
 
         // --- 4. What the kernel's table shows -----------------------------------------------------------
         say.step("ask the kernel's socket table (netlink sock_diag, as ss reads it) for both sockets");
@@ -361,6 +364,7 @@ int main(int argc, char** argv) {
         say.note(bound.address.is_v4() ? "65,535 (IPv4's 16-bit total length) - 20 (IPv4 header) - 8 (UDP header) = 65,507."
                                         : "65,535 (IPv6's 16-bit payload length) - 8 (UDP header) = 65,527.");
         say.note("The sender's kernel refuses a larger one with EMSGSIZE: it cannot be put into one IP packet.");
+        say.see_it_yourself("ip link show lo   (loopback's MTU is 65536: the limit here is IP's 16-bit length, not the link)");
         facts["size_limit"] = size_facts;
 
         // --- 8. The checksum --------------------------------------------------------------------------------
@@ -415,6 +419,7 @@ int main(int argc, char** argv) {
                                        {"client", refused_id}})
             trace.closed(host, id);
         say.kernel("closed; UDP leaves nothing behind (no TIME-WAIT)");
+        say.see_it_yourself(fmt::format("ss -uan 'sport = :{}'   (empty)", bound.port));
 
         if (lab.json()) lab.print_json(facts);
         return exit_ok;

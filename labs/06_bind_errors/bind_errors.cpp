@@ -214,7 +214,9 @@ int main(int argc, char** argv) {
         // --- 2. TCP and UDP on the same number -----------------------------------------------------
         say.step(fmt::format("a UDP socket binds {} while the TCP listener holds it", held.to_string()));
         udp::socket udp_same(io);
-        cases.attempt("udp_same_number", udp_same, held, {}, "a TCP listener holds " + held.to_string());
+        // Only another program's UDP socket can refuse this bind: that is not this step's lesson.
+        if (const auto e = cases.attempt("udp_same_number", udp_same, held, {}, "a TCP listener holds " + held.to_string()))
+            return lab.bind_failed(held, e, Protocol::udp);
         say.note("TCP and UDP keep separate port tables: the protocol is part of a port's name.");
         say.see_it_yourself(fmt::format("ss -tulnp 'sport = :{}'", held.port));
 
@@ -340,6 +342,7 @@ int main(int argc, char** argv) {
         udp_same.close(ignored);
         trace.note("every socket closed");
         say.kernel("closed; the TIME-WAIT socket of step 4 stays until its timer ends");
+        say.see_it_yourself(fmt::format("ss -tan state time-wait 'sport = :{}'", restart.port));
 
         facts["cases"] = cases.facts();
         if (lab.json()) lab.print_json(facts);

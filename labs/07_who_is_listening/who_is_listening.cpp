@@ -143,7 +143,7 @@ int main(int argc, char** argv) {
         bool all = false, only_tcp = false, only_udp = false, only_v4 = false, only_v6 = false;
         std::string port_text;
         lab.cli().add_flag("-a,--all", all, "every socket in every state (like ss -a), not only listening ones");
-        lab.cli().add_option("-p,--port", port_text, "only sockets whose local port is P: 22, ssh, http/tcp, 53/udp")
+        auto* port_option = lab.cli().add_option("-p,--port", port_text, "only sockets whose local port is P: 22, ssh, http/tcp, 53/udp")
             ->type_name("P");
         lab.cli().add_flag("-t,--tcp", only_tcp, "TCP sockets only");
         lab.cli().add_flag("-u,--udp", only_udp, "UDP sockets only");
@@ -161,6 +161,8 @@ int main(int argc, char** argv) {
         query.ipv4 = only_v4 || !only_v6;
         query.ipv6 = only_v6 || !only_v4;
         std::optional<PortSpec> spec;
+        if (port_option->count() > 0 && port_text.empty())
+            return lab.usage_error("--port: empty port: give 1-65535 or a service name");
         if (!port_text.empty()) {
             auto resolved = resolve_port_spec(port_text, services);
             if (!resolved) return lab.usage_error(resolved.error().message);

@@ -229,9 +229,10 @@ int main(int argc, char** argv) {
         bool no_progress = false;
         auto& cli = lab.cli();
         cli.add_option("target", target_text, "loopback address to scan: 127.0.0.1 (default), 127.x.y.z, ::1, localhost");
-        cli.add_option("-p,--ports", port_list, "ports: 1-1024,8080,http; '-' for 1-65535 (default 1-1024)")->type_name("LIST");
+        auto* ports_option = cli.add_option("-p,--ports", port_list, "ports: 1-1024,8080,http; '-' for 1-65535 (default 1-1024)")->type_name("LIST");
         cli.add_option("--top", top, "the N most common ports (nmap's frequency table when nmap is installed, "
-                                     "else the first N in /etc/services)")->type_name("N");
+                                     "else the first N in /etc/services)")->type_name("N")
+            ->check(CLI::Range(std::size_t{1}, std::size_t{65535}));
         cli.add_option("--scan", scan_types, "tcp, udp or both (default both)")->check(CLI::IsMember({"tcp", "udp", "both"}));
         cli.add_option("--concurrency", concurrency, "probes waiting for an answer at once (default 256)")
             ->check(CLI::Range(std::size_t{1}, std::size_t{4096}));
@@ -245,6 +246,7 @@ int main(int argc, char** argv) {
 
         const auto target = parse_target(target_text);
         if (!target) return lab.usage_error(target.error().message);
+        if (ports_option->count() > 0 && port_list.empty()) return lab.usage_error("--ports: empty list: give e.g. 1-1024,8080");
         if (!port_list.empty() && top > 0) return lab.usage_error("give --ports or --top, not both");
         const auto services = ServiceTable::system_or_fallback();
         const bool scan_tcp = scan_types != "udp";

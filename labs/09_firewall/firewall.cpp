@@ -366,6 +366,9 @@ json run_inside(Lab& lab, const Settings& settings) {
         tcp_scan.push_back(verdict_json(target, verdict));
     }
     facts["tcp_scan"] = tcp_scan;
+    const auto first_port = settings.base_port, last_port = static_cast<Port>(settings.base_port + 3);
+    say.see_it_yourself(fmt::format("sudo nsenter --target {} --user --net nmap -sT -Pn --reason -p {}-{} {}", getpid(),
+                                    first_port, last_port, settings.address.to_string()));
 
     // 5. UDP scan.
     say.step(fmt::format("UDP scan: one datagram to each port from a connected socket, waiting at most {} ms",
@@ -381,6 +384,8 @@ json run_inside(Lab& lab, const Settings& settings) {
     facts["udp_scan"] = udp_scan;
     say.note(fmt::format("UDP {} is silent because of the drop; a bound socket that never replies is silent too: "
                          "a UDP scanner cannot tell them apart (open|filtered)", settings.base_port + 1));
+    say.see_it_yourself(fmt::format("sudo nsenter --target {} --user --net nmap -sU -Pn --reason -p {}-{} {}", getpid(),
+                                    first_port, last_port, settings.address.to_string()));
 
     // 6. Why filtered is slow.
     const int retries = read_tcp_syn_retries();
@@ -391,6 +396,7 @@ json run_inside(Lab& lab, const Settings& settings) {
                            "and give up after about {} s", retries, retries, kernel_give_up_seconds(retries)));
     facts["tcp_syn_retries"] = retries;
     facts["kernel_connect_give_up_s"] = kernel_give_up_seconds(retries);
+    say.see_it_yourself("sysctl net.ipv4.tcp_syn_retries");
 
     // 7. ACK scan.
     say.step("ACK scan with a raw socket (nmap -sA): a bare ACK to each TCP port");
@@ -412,6 +418,8 @@ json run_inside(Lab& lab, const Settings& settings) {
             ack_json.push_back(verdict_json(target, verdict));
         }
         say.note("an ACK scan maps the firewall, not the services: open and closed ports both answer RST");
+        say.see_it_yourself(fmt::format("sudo nsenter --target {} --user --net nmap -sA -Pn --reason -p {}-{} {}", getpid(),
+                                        first_port, last_port, settings.address.to_string()));
     }
     facts["ack_scan"] = ack_json;
 
@@ -429,6 +437,8 @@ json run_inside(Lab& lab, const Settings& settings) {
     }
     facts["ruleset_text"] = listing ? json(*listing) : json(nullptr);
     facts["ruleset_json"] = listing_json ? *listing_json : json(nullptr);
+    say.see_it_yourself(fmt::format("sudo nsenter --target {} --user --net nft list ruleset   (and on the host: sudo nft list ruleset, "
+                                    "which has no table portlab)", getpid()));
 
     say.step("clean up: close every socket; the namespace and its rules vanish with the lab's child process");
     sockets.clear();

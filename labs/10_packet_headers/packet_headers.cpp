@@ -309,8 +309,10 @@ void explain_checksums(labkit::Narrator& say, const std::vector<DecodedPacket>& 
 }
 
 // Decodes every record, printing them unless --json; the facts go into `facts`.
+// `file` is the capture on disk (--read or --pcap), "" when there is none: each packet's step
+// then names the tshark command that shows the same packet.
 std::vector<DecodedPacket> decode_and_show(labkit::Lab& lab, LinkType link, const std::vector<pcap::Record>& records,
-                                           json& facts) {
+                                           json& facts, const std::string& file) {
     auto& say = lab.narrate();
     std::vector<DecodedPacket> decoded;
     facts["packets"] = json::array();
@@ -330,6 +332,7 @@ std::vector<DecodedPacket> decode_and_show(labkit::Lab& lab, LinkType link, cons
         print_layers(say, *packet);
         for (const auto& note : packet->notes) say.note("note: " + note);
         print_hex_dump(say, record.bytes);
+        if (!file.empty()) say.see_it_yourself(fmt::format("tshark -r {} -V -x -Y 'frame.number == {}'", file, i + 1));
         facts["packets"].push_back(packet_json(i + 1, record, first_us, *packet));
         lab.trace().record("localhost", trace::Packet{trace::PacketKind::delivered, record.bytes, link, std::nullopt,
                                                       std::nullopt, std::nullopt});
@@ -353,6 +356,8 @@ int main(int argc, char** argv) {
         lab.cli().footer("Examples: lab10_packet_headers --pcap demo.pcap    lab10_packet_headers --read demo.pcap --json");
         lab.parse();
         if (!read_file.empty() && !save_file.empty()) return lab.usage_error("--read and --pcap do not go together");
+        if (read_file.empty() && (!lab.server().bind.is_v4() || !lab.server().bind.is_loopback()))
+            return lab.usage_error("--bind: the lab's namespace has only lo, so use an IPv4 loopback address (127.x.y.z)");
 
         auto& say = lab.narrate();
         json facts = {{"lab", lab.name()}};
@@ -395,9 +400,11 @@ int main(int argc, char** argv) {
                                    server.to_string(), child.value("udp_client", "?"), server.to_string()));
             say.kernel(fmt::format("libpcap captured {} packet(s) on lo, link type {}, {} dropped by the kernel",
                                    records.size(), link_name(link), child.value("kernel_dropped", 0)));
-            if (save_file.empty())
+            if (save_file.empty()) {
                 say.note("tcpdump on the host's lo cannot see these packets: the namespace has its own lo. Add --pcap FILE "
                          "to keep them for tcpdump -r FILE or Wireshark.");
+                say.see_it_yourself("lab10_packet_headers --pcap lab10.pcap   then   tcpdump -r lab10.pcap -nn -vv -XX");
+            }
             facts["mode"] = "live";
             facts["server"] = server.to_string();
             facts["tcp_client"] = child.value("tcp_client", "");
@@ -420,15 +427,20 @@ int main(int argc, char** argv) {
         facts["link_type_value"] = static_cast<int>(link);
 
         // --- Every packet, field by field ---------------------------------------------------
-        const auto decoded = decode_and_show(lab, link, records, facts);
+        const std::string file = read_file.empty() ? save_file : read_file;
+        const auto decoded = decode_and_show(lab, link, records, facts, file);
 
         // --- The port pair, and the checksums --------------------------------------------------
         const auto conversations = conversations_of(decoded);
         say.step("the ports of each conversation, in each direction");
         explain_conversations(say, conversations);
+        say.see_it_yourself(file.empty() ? std::string("run with --pcap lab10.pcap, then: tshark -r lab10.pcap -q -z conv,tcp -z conv,udp")
+                                         : "tshark -r " + file + " -q -z conv,tcp -z conv,udp");
         facts["conversations"] = conversations_json(conversations);
         say.step("the checksums");
         explain_checksums(say, decoded);
+        say.see_it_yourself("tshark -r " + (file.empty() ? std::string("lab10.pcap") : file) +
+                            " -o tcp.check_checksum:TRUE -o udp.check_checksum:TRUE -o ip.check_checksum:TRUE -V | grep -i checksum");
 
         if (lab.json()) lab.print_json(facts);
         return labkit::exit_ok;

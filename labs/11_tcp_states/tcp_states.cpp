@@ -57,6 +57,10 @@ namespace {
 
 constexpr Port default_port = 8011;
 constexpr auto state_wait_limit = 4s;  // a retransmission comes within ~1 s; this bounds every wait
+// Under --step on a terminal a pause can last long while a rule drops the retransmissions,
+// whose interval doubles each time (1, 2, 4 ... 64 s: RFC 6298 5.5); the next one after the
+// rule is lifted may then be a minute away. The kernel gives up on a SYN after about 127 s.
+constexpr auto stepping_wait_limit = 130s;
 
 // ---- the RFC 793 diagram ----------------------------------------------------------------
 
@@ -189,8 +193,8 @@ KernelView look(int fd, const FourTuple& tuple) {
 }
 
 // Looks until the kernel reports `wanted` (or the limit passes; then the last view).
-KernelView wait_for(int fd, const FourTuple& tuple, TcpState wanted) {
-    const auto deadline = Clock::now() + state_wait_limit;
+KernelView wait_for(int fd, const FourTuple& tuple, TcpState wanted, std::chrono::milliseconds limit) {
+    const auto deadline = Clock::now() + limit;
     auto view = look(fd, tuple);
     while (view.state() != wanted && Clock::now() < deadline) {
         std::this_thread::sleep_for(2ms);
@@ -246,7 +250,8 @@ struct Sighting {
 
 class Story {
 public:
-    Story(Lab& lab, std::uint64_t host_netns) : lab_(lab), say_(lab.narrate()), trace_(lab.trace()), host_netns_(host_netns) {}
+    Story(Lab& lab, std::uint64_t host_netns, std::chrono::milliseconds wait_limit)
+        : lab_(lab), say_(lab.narrate()), trace_(lab.trace()), host_netns_(host_netns), wait_limit_(wait_limit) {}
 
     json run(const Endpoint& server_endpoint);
 
@@ -267,6 +272,7 @@ private:
     Narrator& say_;
     TraceRecorder& trace_;
     std::uint64_t host_netns_;
+    std::chrono::milliseconds wait_limit_;  // how long to wait for a retransmission to change a state
     std::optional<firewall::Nftables> nft_;
     std::map<std::string, Socket> sockets_;
     std::vector<Sighting> timeline_;
@@ -274,7 +280,7 @@ private:
 };
 
 void Story::observe(const std::string& side, int fd, const FourTuple& tuple, TcpState expected, const std::string& cause) {
-    const auto view = wait_for(fd, tuple, expected);
+    const auto view = wait_for(fd, tuple, expected, wait_limit_);
     const auto state = view.state();
     if (!state) throw std::runtime_error(side + ": the kernel reports no state for " + tuple.to_string());
     say_.kernel(fmt::format("{:<8} {:<12} TCP_INFO: {:<12} sock_diag: {}", side, to_string(*state),
@@ -343,13 +349,15 @@ json Story::run(const Endpoint& server_endpoint) {
     std::this_thread::sleep_for(300ms);
     observe("client", client, client_tuple, TcpState::syn_sent, "still no SYN-ACK: the SYN was dropped");
     say_.note("no answer at all: the kernel will send the SYN again 1 s after the first (initial RTO, RFC 6298 2.1)");
+    say_.see_it_yourself(fmt::format("sudo nsenter --target {} --user --net ss -tano state syn-sent   (timer: the next retransmission)",
+                                     getpid()));
 
     // 3. ESTABLISHED: lift the rule; the retransmitted SYN completes the handshake.
     say_.step("lift the rule and wait for the SYN's retransmission");
     lift_rule("the next SYN gets through");
     pollfd waiting{client, POLLOUT, 0};
-    if (poll(&waiting, 1, static_cast<int>(std::chrono::milliseconds(state_wait_limit).count())) <= 0)
-        throw std::runtime_error("the handshake did not complete within 4 s");
+    if (poll(&waiting, 1, static_cast<int>(wait_limit_.count())) <= 0)
+        throw std::runtime_error(fmt::format("the handshake did not complete within {} s", wait_limit_.count() / 1000));
     int error = 0;
     socklen_t error_length = sizeof error;
     getsockopt(client, SOL_SOCKET, SO_ERROR, &error, &error_length);
@@ -380,6 +388,8 @@ json Story::run(const Endpoint& server_endpoint) {
     observe("server", server, server_tuple, TcpState::close_wait, "FIN received, ACK sent");
     observe("client", client, client_tuple, TcpState::fin_wait_1, "shutdown() sent a FIN");
     say_.note("the server knows the client is done sending; the client does not yet know its FIN arrived");
+    say_.see_it_yourself(fmt::format("sudo nsenter --target {} --user --net ss -tano '( sport = :{} or dport = :{} )'", getpid(),
+                                     port, port));
 
     // 5. FIN-WAIT-2: the rule goes; the FIN is retransmitted and acknowledged.
     say_.step("lift the rule: the client's FIN is retransmitted and acknowledged");
@@ -387,6 +397,7 @@ json Story::run(const Endpoint& server_endpoint) {
     observe("client", client, client_tuple, TcpState::fin_wait_2, "ACK of FIN received");
     const auto eof = recv(server, buffer, sizeof buffer, MSG_DONTWAIT);
     say_.note(fmt::format("the server's recv() now returns {}: end of stream. It may still send, and must close", eof));
+    say_.see_it_yourself(fmt::format("sudo nsenter --target {} --user --net ss -tan state fin-wait-2", getpid()));
 
     // 6. LAST-ACK and TIME-WAIT: the server closes; the client's last ACK is held back.
     say_.step("the server calls shutdown(SHUT_WR): its FIN reaches the client; the client's ACK is dropped");
@@ -403,6 +414,7 @@ json Story::run(const Endpoint& server_endpoint) {
     lift_rule("the last ACK can get through");
     observe("server", server, server_tuple, TcpState::closed, "ACK of FIN received");
     say_.note("the server's connection is gone: sock_diag no longer lists it");
+    say_.see_it_yourself(fmt::format("sudo nsenter --target {} --user --net ss -tan 'sport = :{}'   (only the listener)", getpid(), port));
 
     // 8. Close the descriptors: TIME-WAIT stays.
     say_.step("close() both descriptors and the listener");
@@ -415,6 +427,8 @@ json Story::run(const Endpoint& server_endpoint) {
     trace_.closed("server", sockets_["listener"].id);
     observe("client", -1, client_tuple, TcpState::time_wait, "still in TIME-WAIT after close()");
     say_.note("the listener is closed; the client's port stays held by TIME-WAIT (2 MSL, RFC 793 3.5)");
+    say_.see_it_yourself(fmt::format("sudo nsenter --target {} --user --net ss -tano state time-wait   (timer: what is left of 60 s)",
+                                     getpid()));
 
     // The timeline, the diagram and the facts.
     say_.step("the timeline");
@@ -471,7 +485,9 @@ int main(int argc, char** argv) {
         (void)lab.trace().finish();  // flush before fork: the child continues the same file
         const auto limit = lab.options().step ? std::chrono::milliseconds(std::chrono::minutes(30))
                                               : std::chrono::milliseconds(30s);
-        const auto facts = run_in_private_netns([&] { return Story(lab, *host_netns).run(endpoint); }, {}, limit);
+        const bool pausing = lab.options().step && isatty(STDIN_FILENO) == 1;
+        const auto wait_limit = std::chrono::duration_cast<std::chrono::milliseconds>(pausing ? stepping_wait_limit : state_wait_limit);
+        const auto facts = run_in_private_netns([&] { return Story(lab, *host_netns, wait_limit).run(endpoint); }, {}, limit);
         if (!facts) {
             if (facts.error().message.find("unavailable") == std::string::npos) return lab.failure(facts.error().message);
             return lab.failure(facts.error().message +

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <atomic>
 #include <cerrno>
@@ -79,37 +80,108 @@ sockaddr_in socket_address(const Endpoint& endpoint) {
     return address;
 }
 
-struct KernelError {
-    std::string call;
-    std::error_code error;
+Protocol protocol_of(int type) { return type == SOCK_STREAM ? Protocol::tcp : Protocol::udp; }
+
+// A server's bind() failed: main() turns it into the lab kit's "port busy, try --port 0".
+struct BindError : std::runtime_error {
+    BindError(const Endpoint& at, Protocol proto, std::error_code error)
+        : std::runtime_error("bind " + at.to_string()), endpoint(at), protocol(proto), code(error) {}
+    Endpoint endpoint;
+    Protocol protocol;
+    std::error_code code;
+};
+
+// What the kernel says a socket's own end (getsockname) or its peer's end (getpeername) is.
+Endpoint endpoint_of(int fd, bool peer) {
+    sockaddr_in address{};
+    socklen_t length = sizeof address;
+    const int rc = peer ? getpeername(fd, reinterpret_cast<sockaddr*>(&address), &length)
+                        : getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
+    if (rc != 0) return {};
+    std::array<std::uint8_t, 4> bytes{};
+    std::memcpy(bytes.data(), &address.sin_addr, 4);
+    return {IpAddress::v4(bytes[0], bytes[1], bytes[2], bytes[3]), ntohs(address.sin_port)};
+}
+
+// Records each measurement's sockets for --trace (the lab kit makes every call a no-op
+// without it), so the visualizer can replay which ports a run used.
+struct Recorder {
+    TraceRecorder& trace;
+    std::optional<PortRange> ephemeral;  // /proc's range, for ephemeral_assigned events
+};
+
+// The sockets one measurement used, as the kernel reported them.
+struct Ends {
+    Endpoint server;  // the listening (TCP) or bound (UDP) socket
+    Endpoint client;  // the client's end: an ephemeral port the kernel chose at connect()
 };
 
 // A bound (and, for TCP, listening) socket and the port the kernel gave it.
 struct Server {
     Fd fd;
     Endpoint endpoint;
+    trace::SocketId id;
 };
 
-Result<Server> open_server(int type, const Endpoint& wanted) {
+Server open_server(int type, const Endpoint& wanted, Recorder& recorder) {
     Fd fd(socket(AF_INET, type | SOCK_CLOEXEC, 0));
+    if (fd.get() < 0) throw std::system_error(errno, std::generic_category(), "socket()");
+    const auto id = recorder.trace.socket_created("server", protocol_of(type), IpFamily::v4);
     const int on = 1;
     setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
     const auto address = socket_address(wanted);
-    if (fd.get() < 0 || bind(fd.get(), reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0 ||
-        (type == SOCK_STREAM && listen(fd.get(), 4) != 0))
-        return fail("bind", {errno, std::generic_category()});
-    sockaddr_in bound{};
-    socklen_t length = sizeof bound;
-    getsockname(fd.get(), reinterpret_cast<sockaddr*>(&bound), &length);
-    return Server{std::move(fd), {wanted.address, ntohs(bound.sin_port)}};
+    if (bind(fd.get(), reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0) {
+        const std::error_code error(errno, std::generic_category());
+        recorder.trace.call_failed("server", id, "bind", error);
+        throw BindError(wanted, protocol_of(type), error);
+    }
+    if (type == SOCK_STREAM && listen(fd.get(), 4) != 0)
+        throw std::system_error(errno, std::generic_category(), "listen()");
+    const Endpoint bound = endpoint_of(fd.get(), false);
+    recorder.trace.bound("server", id, bound, wanted.port == 0 ? trace::BindHow::bind_zero : trace::BindHow::explicit_port);
+    if (type == SOCK_STREAM) recorder.trace.listening("server", id, 4);
+    return Server{std::move(fd), bound, id};
 }
 
-Fd connect_to(int type, const Endpoint& endpoint) {
+struct Client {
+    Fd fd;
+    Endpoint local;
+    trace::SocketId id;
+};
+
+// connect() without bind(): the kernel picks the client's port. For UDP, connect() sends
+// nothing; it only binds the socket and remembers the peer.
+Client connect_to(int type, const Endpoint& endpoint, Recorder& recorder) {
     Fd fd(socket(AF_INET, type | SOCK_CLOEXEC, 0));
+    if (fd.get() < 0) throw std::system_error(errno, std::generic_category(), "socket()");
+    const auto id = recorder.trace.socket_created("client", protocol_of(type), IpFamily::v4);
+    if (type == SOCK_STREAM) {
+        recorder.trace.connect_started("client", id, endpoint);
+        recorder.trace.state_changed("client", id, TcpState::closed, TcpState::syn_sent, "connect() sent a SYN");
+    }
     const auto address = socket_address(endpoint);
-    if (connect(fd.get(), reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0)
-        throw std::system_error(errno, std::generic_category(), "connect " + endpoint.to_string());
-    return fd;
+    if (connect(fd.get(), reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0) {
+        const std::error_code error(errno, std::generic_category());
+        recorder.trace.call_failed("client", id, "connect", error);
+        throw std::system_error(error, "connect " + endpoint.to_string());
+    }
+    const Endpoint local = endpoint_of(fd.get(), false);
+    if (type == SOCK_STREAM) {
+        if (recorder.ephemeral) recorder.trace.ephemeral_assigned("client", id, local.port, *recorder.ephemeral);
+        recorder.trace.state_changed("client", id, TcpState::syn_sent, TcpState::established, "connect() returned");
+    } else {
+        recorder.trace.bound("client", id, local, trace::BindHow::ephemeral, "connect() on an unbound UDP socket");
+    }
+    return Client{std::move(fd), local, id};
+}
+
+// The receiving side of a TCP measurement: accept() and record the new socket's 4-tuple.
+Fd accept_one(const Server& server, Recorder& recorder, std::optional<trace::SocketId>& accepted_id) {
+    Fd connection(accept4(server.fd.get(), nullptr, nullptr, SOCK_CLOEXEC));
+    if (connection.get() >= 0)
+        accepted_id = recorder.trace.accepted("server", server.id,
+                                              FourTuple{endpoint_of(connection.get(), false), endpoint_of(connection.get(), true)});
+    return connection;
 }
 
 void set_receive_timeout(int fd, std::chrono::milliseconds timeout) {
@@ -175,15 +247,17 @@ struct StreamResult {
     std::uint64_t bytes_sent = 0;
     std::uint64_t bytes_received = 0;
     double seconds = 0;  // from the first send to the receiver's end of stream
+    Ends ends;
 };
 
-StreamResult tcp_stream(const Endpoint& bind_to, std::size_t size, std::chrono::duration<double> duration, Progress& progress) {
-    auto server = open_server(SOCK_STREAM, bind_to);
-    if (!server) throw std::system_error(server.error().code, "bind TCP " + bind_to.to_string());
+StreamResult tcp_stream(const Endpoint& bind_to, std::size_t size, std::chrono::duration<double> duration, Progress& progress,
+                        Recorder& recorder) {
+    auto server = open_server(SOCK_STREAM, bind_to, recorder);
     std::atomic<std::uint64_t> received{0};
     Clock::time_point receiver_done;
+    std::optional<trace::SocketId> accepted_id;
     Worker receiver([&] {
-        Fd connection(accept4(server->fd.get(), nullptr, nullptr, SOCK_CLOEXEC));
+        Fd connection = accept_one(server, recorder, accepted_id);
         set_receive_timeout(connection.get(), 5s);  // bounded: a vanished sender cannot hang us
         std::vector<char> buffer(std::max(size, default_tcp_size));
         for (;;) {
@@ -192,11 +266,13 @@ StreamResult tcp_stream(const Endpoint& bind_to, std::size_t size, std::chrono::
             received.fetch_add(static_cast<std::uint64_t>(count), std::memory_order_relaxed);
         }
         receiver_done = Clock::now();
-    }, [&] { shutdown(server->fd.get(), SHUT_RDWR); });
+    }, [&] { shutdown(server.fd.get(), SHUT_RDWR); });
 
     StreamResult result;
     {
-        Fd sender = connect_to(SOCK_STREAM, server->endpoint);
+        const Client client = connect_to(SOCK_STREAM, server.endpoint, recorder);
+        const Fd& sender = client.fd;
+        result.ends = {server.endpoint, client.local};
         const std::vector<char> block(size, 'x');
         const auto start = Clock::now();
         const auto end = start + std::chrono::duration_cast<Clock::duration>(duration);
@@ -210,8 +286,11 @@ StreamResult tcp_stream(const Endpoint& bind_to, std::size_t size, std::chrono::
         shutdown(sender.get(), SHUT_WR);
         receiver.join();
         result.seconds = seconds_between(start, receiver_done);
+        recorder.trace.closed("client", client.id);
     }
     progress.done();
+    if (accepted_id) recorder.trace.closed("server", *accepted_id);
+    recorder.trace.closed("server", server.id);
     result.bytes_received = received;
     return result;
 }
@@ -223,6 +302,7 @@ struct UdpResult {
     std::uint64_t out_of_order = 0;  // arrived with a sequence number below the highest seen
     double seconds = 0;
     std::int64_t rcvbuf_errors_delta = -1;  // /proc/net/snmp Udp RcvbufErrors, whole namespace; -1 unknown
+    Ends ends;
 };
 
 // The kernel's own count of datagrams it dropped because a receive buffer was full
@@ -241,10 +321,9 @@ std::int64_t udp_rcvbuf_errors() {
 }
 
 UdpResult udp_at_rate(const Endpoint& bind_to, std::size_t size, double rate_mbps, std::chrono::duration<double> duration,
-                      Progress& progress) {
-    auto server = open_server(SOCK_DGRAM, bind_to);
-    if (!server) throw std::system_error(server.error().code, "bind UDP " + bind_to.to_string());
-    set_receive_timeout(server->fd.get(), 100ms);
+                      Progress& progress, Recorder& recorder) {
+    auto server = open_server(SOCK_DGRAM, bind_to, recorder);
+    set_receive_timeout(server.fd.get(), 100ms);
     std::atomic<bool> sender_done{false};
     std::atomic<std::uint64_t> received{0};
     UdpResult result;
@@ -255,7 +334,7 @@ UdpResult udp_at_rate(const Endpoint& bind_to, std::size_t size, double rate_mbp
         std::uint64_t highest = 0, bytes = 0, out_of_order = 0;
         auto quiet_since = Clock::now();
         for (;;) {
-            const auto count = recv(server->fd.get(), buffer.data(), buffer.size(), 0);
+            const auto count = recv(server.fd.get(), buffer.data(), buffer.size(), 0);
             if (count < 0) {
                 // Stop once the sender has finished and 300 ms passed with nothing more.
                 if (sender_done && Clock::now() - quiet_since > 300ms) break;
@@ -274,7 +353,9 @@ UdpResult udp_at_rate(const Endpoint& bind_to, std::size_t size, double rate_mbp
     }, [&] { sender_done = true; });
 
     {
-        Fd sender = connect_to(SOCK_DGRAM, server->endpoint);
+        const Client client = connect_to(SOCK_DGRAM, server.endpoint, recorder);
+        const Fd& sender = client.fd;
+        result.ends = {server.endpoint, client.local};
         std::vector<char> datagram(std::max(size, sizeof(std::uint64_t)), 'u');
         const double bytes_per_second = rate_mbps * 1e6 / 8.0;
         const auto start = Clock::now();
@@ -297,8 +378,10 @@ UdpResult udp_at_rate(const Endpoint& bind_to, std::size_t size, double rate_mbp
         result.seconds = seconds_between(start, Clock::now());
         sender_done = true;
         receiver.join();
+        recorder.trace.closed("client", client.id);
     }
     progress.done();
+    recorder.trace.closed("server", server.id);
     result.received = received;
     const auto errors_after = udp_rcvbuf_errors();
     if (errors_before >= 0 && errors_after >= 0) result.rcvbuf_errors_delta = errors_after - errors_before;
@@ -310,6 +393,7 @@ UdpResult udp_at_rate(const Endpoint& bind_to, std::size_t size, double rate_mbp
 struct Latency {
     std::vector<double> round_trips_us;
     std::uint64_t lost = 0;  // UDP requests or replies that never came back
+    Ends ends;
 
     [[nodiscard]] double percentile(double fraction) const {
         // Nearest rank on the sorted samples (caller sorts).
@@ -320,15 +404,16 @@ struct Latency {
 };
 
 // One message, its echo, again and again, for `duration` (or max_latency_samples).
-Latency request_reply(int type, const Endpoint& bind_to, std::chrono::duration<double> duration, Progress& progress) {
-    auto server = open_server(type, bind_to);
-    if (!server) throw std::system_error(server.error().code, "bind " + bind_to.to_string());
+Latency request_reply(int type, const Endpoint& bind_to, std::chrono::duration<double> duration, Progress& progress,
+                      Recorder& recorder) {
+    auto server = open_server(type, bind_to, recorder);
     std::atomic<bool> stop{false};
+    std::optional<trace::SocketId> accepted_id;
     Worker echo([&] {
         Fd accepted;
-        int fd = server->fd.get();
+        int fd = server.fd.get();
         if (type == SOCK_STREAM) {
-            accepted = Fd(accept4(fd, nullptr, nullptr, SOCK_CLOEXEC));
+            accepted = accept_one(server, recorder, accepted_id);
             fd = accepted.get();
             set_no_delay(fd);
         }
@@ -343,11 +428,13 @@ Latency request_reply(int type, const Endpoint& bind_to, std::chrono::duration<d
             if (type == SOCK_STREAM) send(fd, buffer, static_cast<std::size_t>(count), MSG_NOSIGNAL);
             else sendto(fd, buffer, static_cast<std::size_t>(count), 0, reinterpret_cast<sockaddr*>(&from), length);
         }
-    }, [&] { stop = true; shutdown(server->fd.get(), SHUT_RDWR); });
+    }, [&] { stop = true; shutdown(server.fd.get(), SHUT_RDWR); });
 
     Latency latency;
     {
-        Fd client = connect_to(type, server->endpoint);
+        const Client connected = connect_to(type, server.endpoint, recorder);
+        const Fd& client = connected.fd;
+        latency.ends = {server.endpoint, connected.local};
         if (type == SOCK_STREAM) set_no_delay(client.get());
         set_receive_timeout(client.get(), 1s);
         const std::vector<char> request(latency_size, 'q');
@@ -372,8 +459,11 @@ Latency request_reply(int type, const Endpoint& bind_to, std::chrono::duration<d
         stop = true;
         if (type == SOCK_STREAM) shutdown(client.get(), SHUT_WR);
         echo.join();
+        recorder.trace.closed("client", connected.id);
     }
     progress.done();
+    if (accepted_id) recorder.trace.closed("server", *accepted_id);
+    recorder.trace.closed("server", server.id);
     std::sort(latency.round_trips_us.begin(), latency.round_trips_us.end());
     return latency;
 }
@@ -385,8 +475,17 @@ std::string rate_text(double bits_per_second) {
     return fmt::format("{:.1f} Mbit/s", bits_per_second / 1e6);
 }
 
+json endpoint_json(const Endpoint& endpoint) {
+    return {{"address", endpoint.address.to_string()}, {"port", endpoint.port}};
+}
+
+// The ends as the kernel reported them (getsockname on each socket).
+json ends_json(const Ends& ends) {
+    return {{"server", endpoint_json(ends.server)}, {"client", endpoint_json(ends.client)}};
+}
+
 json latency_json(const Latency& latency) {
-    return {{"samples", latency.round_trips_us.size()}, {"lost", latency.lost},
+    return {{"samples", latency.round_trips_us.size()}, {"lost", latency.lost}, {"sockets", ends_json(latency.ends)},
             {"min_us", latency.round_trips_us.empty() ? 0.0 : latency.round_trips_us.front()},
             {"median_us", latency.percentile(0.5)}, {"p99_us", latency.percentile(0.99)}};
 }
@@ -429,6 +528,8 @@ int main(int argc, char** argv) {
 
         auto& say = lab.narrate();
         Progress progress(!lab.json() && isatty(STDOUT_FILENO) == 1);
+        Recorder recorder{lab.trace(), std::nullopt};
+        if (auto range = read_ephemeral_range()) recorder.ephemeral = *range;
         say.title("Lab 12: TCP versus UDP on loopback");
         json facts = {{"lab", lab.name()}, {"seconds", seconds}, {"tcp_size", tcp_size}, {"udp_size", udp_size},
                       {"udp_rate_mbps", rate_mbps}, {"latency_size", latency_size}};
@@ -440,19 +541,22 @@ int main(int argc, char** argv) {
             if (wanted("tcp")) {
                 say.step(fmt::format("TCP stream for {:g} s: one connection to {}, {}-byte writes", seconds, tcp_at.to_string(), tcp_size));
                 say.see_it_yourself(fmt::format("ss -tni 'sport = :{}'   (while it runs: cwnd, rtt, bytes_acked)", tcp_at.port));
-                const auto tcp = tcp_stream(tcp_at, tcp_size, duration, progress);
+                const auto tcp = tcp_stream(tcp_at, tcp_size, duration, progress, recorder);
                 tcp_bps = 8.0 * static_cast<double>(tcp.bytes_received) / tcp.seconds;
+                say.kernel(fmt::format("connection {} -> {}", tcp.ends.client.to_string(), tcp.ends.server.to_string()));
                 say.kernel(fmt::format("sent {} bytes, received {} bytes in {:.2f} s: {}", tcp.bytes_sent, tcp.bytes_received,
                                        tcp.seconds, rate_text(*tcp_bps)));
+                lab.trace().note(fmt::format("TCP stream: {} bytes sent, {} received in {:.2f} s", tcp.bytes_sent,
+                                             tcp.bytes_received, tcp.seconds));
                 facts["tcp"] = {{"bytes_sent", tcp.bytes_sent}, {"bytes_received", tcp.bytes_received},
-                                {"seconds", tcp.seconds}, {"bits_per_second", *tcp_bps}};
+                                {"seconds", tcp.seconds}, {"bits_per_second", *tcp_bps}, {"sockets", ends_json(tcp.ends)}};
             }
             if (wanted("udp")) {
                 const std::string rate = rate_mbps > 0 ? fmt::format("{:g} Mbit/s", rate_mbps) : "as fast as possible";
                 say.step(fmt::format("UDP for {:g} s at {}: {}-byte datagrams with sequence numbers to {}", seconds, rate,
                                      udp_size, udp_at.to_string()));
                 say.see_it_yourself("nstat -az UdpInDatagrams UdpRcvbufErrors   (the kernel's UDP counters)");
-                const auto udp = udp_at_rate(udp_at, udp_size, rate_mbps, duration, progress);
+                const auto udp = udp_at_rate(udp_at, udp_size, rate_mbps, duration, progress, recorder);
                 udp_bps = 8.0 * static_cast<double>(udp.bytes_received) / udp.seconds;
                 const std::uint64_t lost = udp.sent - std::min(udp.sent, udp.received);
                 const double loss = udp.sent == 0 ? 0.0 : static_cast<double>(lost) / static_cast<double>(udp.sent);
@@ -462,17 +566,21 @@ int main(int argc, char** argv) {
                     say.kernel(fmt::format("the kernel's UDP RcvbufErrors grew by {} (datagrams dropped at a full receive buffer)",
                                            udp.rcvbuf_errors_delta));
                 udp_loss_text = fmt::format("{} of {} ({:.2f}%)", lost, udp.sent, 100 * loss);
+                lab.trace().note(fmt::format("UDP: {} datagrams sent, {} received, {} lost", udp.sent, udp.received, lost));
                 facts["udp"] = {{"datagrams_sent", udp.sent}, {"datagrams_received", udp.received}, {"lost", lost},
                                 {"loss_ratio", loss}, {"out_of_order", udp.out_of_order}, {"bytes_sent", udp.bytes_sent},
                                 {"bytes_received", udp.bytes_received}, {"seconds", udp.seconds},
                                 {"bits_per_second_received", *udp_bps},
-                                {"rcvbuf_errors_delta", udp.rcvbuf_errors_delta < 0 ? json(nullptr) : json(udp.rcvbuf_errors_delta)}};
+                                {"rcvbuf_errors_delta", udp.rcvbuf_errors_delta < 0 ? json(nullptr) : json(udp.rcvbuf_errors_delta)},
+                                {"sockets", ends_json(udp.ends)}};
             }
             if (wanted("latency")) {
                 say.step(fmt::format("request-reply latency, {}-byte messages, one at a time, {:g} s each", latency_size, seconds / 4));
-                tcp_rr = request_reply(SOCK_STREAM, tcp_at, quarter, progress);
+                say.see_it_yourself(fmt::format("ss -tuni '( sport = :{} or sport = :{} )'   (while it runs: rtt, and the UDP socket's queues)",
+                                                tcp_at.port, udp_at.port));
+                tcp_rr = request_reply(SOCK_STREAM, tcp_at, quarter, progress, recorder);
                 say.kernel("TCP (TCP_NODELAY) min / median / p99: " + latency_text(*tcp_rr));
-                udp_rr = request_reply(SOCK_DGRAM, udp_at, quarter, progress);
+                udp_rr = request_reply(SOCK_DGRAM, udp_at, quarter, progress, recorder);
                 say.kernel("UDP                min / median / p99: " + latency_text(*udp_rr));
                 facts["latency"] = {{"tcp", latency_json(*tcp_rr)}, {"udp", latency_json(*udp_rr)}};
             }
@@ -483,8 +591,9 @@ int main(int argc, char** argv) {
                                      latency_text(*tcp_rr)));
                 say.note(fmt::format("{:<5} {:>14}  {:<28} {}", "UDP", rate_text(*udp_bps), udp_loss_text, latency_text(*udp_rr)));
             }
+        } catch (const BindError& error) {
+            return lab.bind_failed(error.endpoint, error.code, error.protocol);
         } catch (const std::system_error& error) {
-            if (error.code() == std::errc::address_in_use) return lab.bind_failed(tcp_at, error.code());
             return lab.failure(error.what());
         }
         if (lab.json()) lab.print_json(facts);
