@@ -12,6 +12,8 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
+#include "portlab/trace.hpp"
+
 #include <array>
 #include <cstdio>
 #include <filesystem>
@@ -126,6 +128,54 @@ public:
 private:
     std::string path_;
 };
+
+// The conventions every lab from 02 on follows (issue 4), checked by running its binary:
+// --help exits 0; an unknown flag gives one line on stderr and exit 2; a lab with a server
+// also refuses a port out of range, a port that is not a number and a non-loopback --bind
+// (exit 2, one line); a narrated run with --step, --trace FILE, NO_COLOR unset and stdout
+// a pipe ends by itself (stdin is /dev/null, not a terminal, so --step must not wait),
+// paints nothing, names a command to look with, and writes a trace the shared reader
+// accepts. `run_args` keep that run short; timeout(1) bounds it.
+struct LabConventions {
+    std::string lab;       // "lab05_udp_datagrams"
+    bool has_server;       // whether the lab takes --port, --bind and --allow-non-loopback
+    std::string run_args;  // extra arguments for the narrated run
+};
+
+inline void check_lab_conventions(const LabConventions& conventions) {
+    const std::string bin = shell_quote(bin_path(conventions.lab));
+    CAPTURE(conventions.lab);
+    {
+        const auto help = run_command(bin + " --help", 20);
+        CHECK(help.exit_code == 0);
+        CHECK(help.out.find("--json") != std::string::npos);
+        CHECK(help.out.find("--trace") != std::string::npos);
+        CHECK(help.out.find("--step") != std::string::npos);
+    }
+    std::vector<std::string> bad = {"--no-such-flag"};
+    if (conventions.has_server) bad.insert(bad.end(), {"--port 70000", "--port abc", "--port -1", "--bind 10.1.2.3"});
+    for (const auto& args : bad) {
+        CAPTURE(args);
+        const auto result = run_command(bin + " " + args, 20);
+        CHECK(result.exit_code == 2);
+        CHECK(lines_of(result.err).size() == 1);
+        CHECK(result.out.empty());
+    }
+    const TempFile trace_file("run.jsonl");
+    const auto run = run_command("unset NO_COLOR; " + bin + " --step --trace " + shell_quote(trace_file.path) + " " +
+                                     conventions.run_args,
+                                 60);
+    INFO("stderr: " << run.err);
+    REQUIRE(run.exit_code == 0);
+    CHECK(run.out.find('\x1b') == std::string::npos);  // no ANSI colour into a pipe
+    CHECK(run.out.find("Step 1:") != std::string::npos);
+    CHECK(run.out.find("see it yourself: ") != std::string::npos);
+    const auto trace = portlab::trace::read_trace_file(trace_file.path);
+    INFO((trace ? std::string() : trace.error().message));
+    REQUIRE(trace.has_value());
+    CHECK(trace->header.source == "lab");
+    CHECK_FALSE(trace->events.empty());
+}
 
 // The test's own sockets, checked against what a lab reports. In a namespace of
 // their own: several tests have helpers with these names.

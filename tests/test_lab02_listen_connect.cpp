@@ -192,3 +192,8 @@ TEST_CASE("a busy default port is exit 1 with advice to use --port 0", "[lab02][
     CHECK(test::lines_of(run.err).size() == 1);
     CHECK_THAT(run.err, Catch::Contains("EADDRINUSE") && Catch::Contains("--port 0"));
 }
+
+TEST_CASE("lab02 follows the lab conventions: --help, one-line usage errors, --step in a pipe, no colour, --trace",
+          "[lab02][conventions]") {
+    test::check_lab_conventions({"lab02_tcp_listen_connect", true, "--port 0"});
+}

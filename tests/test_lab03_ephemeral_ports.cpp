@@ -104,3 +104,8 @@ TEST_CASE("lab03 bad arguments: one line on stderr, exit 2", "[lab03][args]") {
     CHECK(run.exit_code == 2);
     CHECK(test::lines_of(run.err).size() == 1);
 }
+
+TEST_CASE("lab03 follows the lab conventions: --help, one-line usage errors, --step in a pipe, no colour, --trace",
+          "[lab03][conventions]") {
+    test::check_lab_conventions({"lab03_ephemeral_ports", true, "--port 0 -n 5"});
+}

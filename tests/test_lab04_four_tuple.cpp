@@ -169,3 +169,8 @@ TEST_CASE("lab04 --help exits 0", "[lab04][usage]") {
     CHECK(run.exit_code == 0);
     CHECK_THAT(run.out, Catch::Contains("--per-address"));
 }
+
+TEST_CASE("lab04 follows the lab conventions: --help, one-line usage errors, --step in a pipe, no colour, --trace",
+          "[lab04][conventions]") {
+    test::check_lab_conventions({"lab04_four_tuple", true, "--port 0"});
+}

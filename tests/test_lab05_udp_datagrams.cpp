@@ -167,3 +167,8 @@ TEST_CASE("lab05: a busy default port is a clear error that suggests --port 0", 
     CHECK_THAT(run.err, Catch::Contains("--port 0"));
     CHECK(run.err.find('\n') == run.err.size() - 1);
 }
+
+TEST_CASE("lab05 follows the lab conventions: --help, one-line usage errors, --step in a pipe, no colour, --trace",
+          "[lab05][conventions]") {
+    test::check_lab_conventions({"lab05_udp_datagrams", true, "--port 0"});
+}

@@ -244,3 +244,8 @@ TEST_CASE("lab06: a busy default port is a clear error that suggests --port 0", 
     CHECK_THAT(run.err, Catch::Contains("--port 0"));
     CHECK(run.err.find('\n') == run.err.size() - 1);
 }
+
+TEST_CASE("lab06 follows the lab conventions: --help, one-line usage errors, --step in a pipe, no colour, --trace",
+          "[lab06][conventions]") {
+    test::check_lab_conventions({"lab06_bind_errors", true, "--port 0"});
+}

@@ -386,3 +386,8 @@ TEST_CASE("lab07 rejects bad arguments with one line and exit code 2", "[lab07][
     CHECK(result.out.empty());
     CHECK(lines_of(result.err).size() == 1);
 }
+
+TEST_CASE("lab07 follows the lab conventions: --help, one-line usage errors, --step in a pipe, no colour, --trace",
+          "[lab07][conventions]") {
+    check_lab_conventions({"lab07_who_is_listening", false, ""});
+}

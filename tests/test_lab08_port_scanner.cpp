@@ -280,3 +280,8 @@ TEST_CASE("bad targets and port lists are refused with exit status 2 and one lin
     CHECK(result.out.empty());
     CHECK(lines_of(result.err).size() == 1);
 }
+
+TEST_CASE("lab08 follows the lab conventions: --help, one-line usage errors, --step in a pipe, no colour, --trace",
+          "[lab08][conventions]") {
+    check_lab_conventions({"lab08_port_scanner", false, "--scan tcp --ports 1-64"});
+}

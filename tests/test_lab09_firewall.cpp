@@ -130,3 +130,8 @@ TEST_CASE("lab09 rejects bad arguments with exit status 2", "[lab09]") {
     CHECK(run.exit_code == 2);
     CHECK(lines_of(run.err).size() >= 1);
 }
+
+TEST_CASE("lab09 follows the lab conventions: --help, one-line usage errors, --step in a pipe, no colour, --trace",
+          "[lab09][conventions]") {
+    check_lab_conventions({"lab09_firewall", true, "--timeout 50"});
+}

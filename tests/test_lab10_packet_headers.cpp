@@ -233,3 +233,8 @@ TEST_CASE("a missing, empty, garbled or truncated capture is one line on stderr 
     CHECK(result.out.empty());
     CHECK(lines_of(result.err).size() == 1);
 }
+
+TEST_CASE("lab10 follows the lab conventions: --help, one-line usage errors, --step in a pipe, no colour, --trace",
+          "[lab10][conventions]") {
+    check_lab_conventions({"lab10_packet_headers", true, ""});
+}

@@ -136,3 +136,8 @@ TEST_CASE("lab11 rejects bad arguments with exit status 2", "[lab11]") {
     CAPTURE(bad);
     CHECK(run_command(bin_path("lab11_tcp_states") + " " + bad, 20).exit_code == 2);
 }
+
+TEST_CASE("lab11 follows the lab conventions: --help, one-line usage errors, --step in a pipe, no colour, --trace",
+          "[lab11][conventions]") {
+    check_lab_conventions({"lab11_tcp_states", true, ""});
+}

@@ -2,10 +2,13 @@
 // not), whatever the machine's speed. No timing thresholds: only relations between counts.
 
 #include <string>
+#include <utility>
+#include <vector>
 
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
+#include "portlab/ports.hpp"
 #include "support.hpp"
 
 using nlohmann::json;
@@ -51,6 +54,24 @@ TEST_CASE("lab12 measures TCP and UDP on loopback and its counts obey each proto
         CHECK(udp["bytes_sent"].get<std::uint64_t>() == sent * facts["udp_size"].get<std::uint64_t>());
     }
 
+    SECTION("each client's port is an ephemeral port from /proc's range, the server's one the kernel gave to --port 0") {
+        const auto range = portlab::read_ephemeral_range();
+        REQUIRE(range.has_value());
+        const std::vector<std::pair<std::string, json>> parts = {
+            {"tcp", facts["tcp"]["sockets"]}, {"udp", facts["udp"]["sockets"]},
+            {"latency tcp", facts["latency"]["tcp"]["sockets"]}, {"latency udp", facts["latency"]["udp"]["sockets"]}};
+        for (const auto& [part, sockets] : parts) {
+            CAPTURE(part);
+            const auto client = sockets["client"]["port"].get<int>();
+            const auto server = sockets["server"]["port"].get<int>();
+            CHECK(sockets["server"]["address"] == "127.0.0.1");
+            CHECK(server != 0);
+            CHECK(client >= range->low);
+            CHECK(client <= range->high);
+            CHECK(client != server);
+        }
+    }
+
     SECTION("latency: min <= median <= p99 for both protocols") {
         for (const auto* protocol : {"tcp", "udp"}) {
             CAPTURE(protocol);
@@ -68,4 +89,9 @@ TEST_CASE("lab12 rejects bad arguments with exit status 2", "[lab12]") {
                               "--only everything", "--port 65535", "--nonsense");
     CAPTURE(bad);
     CHECK(run_command(bin_path("lab12_tcp_vs_udp") + " " + bad, 20).exit_code == 2);
+}
+
+TEST_CASE("lab12 follows the lab conventions: --help, one-line usage errors, --step in a pipe, no colour, --trace",
+          "[lab12][conventions]") {
+    check_lab_conventions({"lab12_tcp_vs_udp", true, "--port 0 --seconds 0.2"});
 }
