@@ -411,3 +411,138 @@ TEST_CASE("a header the writer cannot write, and files that cannot be opened", "
     CHECK_THAT(missing.error().message, Catch::Contains("/nonexistent/portlab/trace.jsonl"));
     CHECK_THAT(missing.error().message, Catch::Contains("No such file or directory"));
 }
+
+// ---- the fast path ----------------------------------------------------------------
+// parse_event_line reads the lines writers produce with a small scanner and hands
+// anything else to nlohmann::json's DOM parser. The two must never disagree: when
+// the scanner returns an event, the full parser returns the same one, and every
+// error still comes from the full parser, word for word.
+
+namespace {
+
+// What parse_event_line promises for one line; returns "" when it holds.
+std::string disagreement(std::string_view line) {
+    const auto full = trace::parse_event_line_full(line, 5);
+    const auto fast = trace::parse_event_line_fast(line);
+    const auto both = trace::parse_event_line(line, 5);
+    if (fast && !full) return "the fast path accepted a line the full parser refuses (" + full.error().message + ")";
+    if (fast && !(*fast == *full)) return "the fast path read a different event: " + trace::to_json_line(*fast);
+    if (full.has_value() != both.has_value()) return "parse_event_line and the full parser disagree on success";
+    if (!full && full.error().message != both.error().message)
+        return "different messages: '" + both.error().message + "' vs '" + full.error().message + "'";
+    if (full && !(*full == *both)) return "parse_event_line read a different event";
+    return {};
+}
+
+}  // namespace
+
+TEST_CASE("the fast path reads every event type as the full parser does", "[trace][fast]") {
+    std::set<std::string_view> fast_types;
+    for (const auto& event : every_kind_of_event()) {
+        const std::string line = trace::to_json_line(event);
+        CAPTURE(line);
+        CHECK(disagreement(line).empty());
+        if (const auto fast = trace::parse_event_line_fast(line)) {
+            CHECK(*fast == event);
+            fast_types.insert(trace::type_name(fast->body));
+        }
+    }
+    // Only the note with escaped quotes and a newline needs the full parser; every type is read fast.
+    CHECK(fast_types.size() == std::variant_size_v<trace::EventBody>);
+}
+
+TEST_CASE("the fast path leaves unusual but valid lines to the full parser", "[trace][fast]") {
+    const std::string line = GENERATE(as<std::string>{},
+        R"({"t_us": 1, "host": "a", "type": "note", "text": "caf\u00e9"})",
+        "{\"t_us\": 1, \"host\": \"a\", \"type\": \"note\", \"text\": \"caf\xc3\xa9 \xe2\x86\x92 port 80\"}",
+        R"({"t_us": 1, "host": "a", "type": "note", "text": "a \"quoted\" word"})",
+        R"({"t\u005fus": 1, "host": "a", "type": "closed", "socket": 1})",
+        R"({"t_us": 1, "host": "a", "type": "closed", "socket": 1, "extra": [1, 2, {"x": null}], "flag": true})",
+        R"({"t_us": 1, "host": "a", "type": "closed", "socket": 1, "weight": -3.5e2})",
+        R"({"t_us": 1, "host": "a", "type": "closed", "socket": 1, "socket": 2})",  // the last one wins
+        "\xef\xbb\xbf{\"t_us\": 1, \"host\": \"a\", \"type\": \"closed\", \"socket\": 1}",  // a byte-order mark
+        R"({"t_us": 1, "host": "a", "type": "closed", "socket": 1, "a": {"b": {"c": {"d": 1}}}})",
+        R"({"t_us": 1, "host": "a", "type": "closed", "socket": 1, "k1": 1, "k2": 2, "k3": 3, "k4": 4, "k5": 5, "k6": 6, "k7": 7, "k8": 8, "k9": 9})");
+    CAPTURE(line);
+    CHECK_FALSE(trace::parse_event_line_fast(line));
+    CHECK(trace::parse_event_line(line, 5));
+    CHECK(disagreement(line).empty());
+}
+
+TEST_CASE("the fast path accepts the whitespace and field order JSON allows", "[trace][fast]") {
+    const std::string line = GENERATE(as<std::string>{},
+        R"({"t_us":1,"host":"a","type":"closed","socket":1})",
+        " \t{ \"socket\" : 1 , \"type\" : \"closed\" , \"host\" : \"a\" , \"t_us\" : 1 } \r",
+        R"({"type": "closed", "socket": 1, "t_us": 1, "host": "a", "ignored": "x", "also": {}})");
+    CAPTURE(line);
+    const auto fast = trace::parse_event_line_fast(line);
+    REQUIRE(fast);
+    CHECK(*fast == trace::Event{1, "a", trace::Closed{trace::SocketId{1}}});
+    CHECK(disagreement(line).empty());
+}
+
+TEST_CASE("malformed lines get the full parser's message, whichever byte is wrong", "[trace][fast][robustness]") {
+    // Every event type, each line mutated at every position: a byte replaced by
+    // one of a few troublemakers, or removed. Whatever comes out, the fast path
+    // must not accept what the full parser refuses, nor read it differently.
+    const std::string troublemakers = std::string("\"\\-0 9x{}[],:.e") + '\x80' + '\x01';
+    std::vector<std::string> problems;
+    std::size_t lines = 0;
+    std::size_t fast_accepted = 0;
+    for (const auto& event : every_kind_of_event()) {
+        const std::string line = trace::to_json_line(event);
+        const auto check = [&](const std::string& variant) {
+            ++lines;
+            if (trace::parse_event_line_fast(variant)) ++fast_accepted;
+            if (auto problem = disagreement(variant); !problem.empty() && problems.size() < 10)
+                problems.push_back(variant + "  ->  " + problem);
+        };
+        for (std::size_t at = 0; at < line.size(); ++at) {
+            for (const char c : troublemakers) {
+                if (line[at] == c) continue;
+                std::string variant = line;
+                variant[at] = c;
+                check(variant);
+            }
+            check(line.substr(0, at) + line.substr(at + 1));
+        }
+    }
+    CAPTURE(lines, fast_accepted);
+    CHECK(problems.empty());
+    for (const auto& problem : problems) UNSCOPED_INFO(problem);
+    CHECK(fast_accepted > 0);  // some mutations stay valid (a digit for a digit), and are read fast
+}
+
+TEST_CASE("the fast path declines out-of-range numbers and broken rules, and the message is the full parser's", "[trace][fast]") {
+    auto [line, reason] = GENERATE(table<std::string, std::string>({
+        {R"({"t_us": 18446744073709551616, "host": "a", "type": "closed", "socket": 1})", "not fractional number"},
+        {R"({"t_us": 01, "host": "a", "type": "closed", "socket": 1})", "not JSON"},
+        {R"({"t_us": 1, "host": "a", "type": "closed", "socket": 4294967296})", "above its maximum 4294967295"},
+        {R"({"t_us": 1, "host": "a", "type": "listening", "socket": 1, "backlog": 4294967296})", "above its maximum"},
+        {R"({"t_us": 1, "host": "a", "type": "connect_started", "socket": 1, "remote": {"address": "10.0.0.1", "port": 65536}})", "out of range 0-65535"},
+        {R"({"t_us": 1, "host": "a", "type": "ephemeral_assigned", "socket": 1, "port": 80, "range_low": 90, "range_high": 70, "algorithm": "x"})", "range_low > range_high"},
+        {R"({"t_us": 1, "host": "a", "type": "state_changed", "socket": 1, "from": "syn-sent", "to": "CLOSED", "cause": ""})", "write SYN-SENT"},
+        {R"({"t_us": 1, "host": "a", "type": "packet", "kind": "sent", "bytes": "4"})", "odd number of digits"},
+        {R"({"t_us": 1, "host": "", "type": "closed", "socket": 1})", "'host' must not be empty"},
+        {R"({"t_us": 1, "host": "a", "type": "closed", "socket": 1} x)", "not JSON"},
+        {R"({"t_us": 1, "host": "a", "type": "closed", "socket": 1,})", "not JSON"},
+        {R"({"t_us": 1, "host": "a", "type": "bound", "socket": 1, "endpoint": {"address": "10.0.0.1", "port": 80}, "how": "explicit", "note": 5})", "'note' must be a string"},
+    }));
+    CAPTURE(line);
+    CHECK_FALSE(trace::parse_event_line_fast(line));
+    const auto parsed = trace::parse_event_line(line, 9);
+    REQUIRE_FALSE(parsed);
+    CHECK_THAT(parsed.error().message, Catch::StartsWith("line 9: "));
+    CHECK_THAT(parsed.error().message, Catch::Contains(reason));
+    CHECK(disagreement(line).empty());
+}
+
+TEST_CASE("every RFC 793 state name the fast path reads parses back to itself", "[trace][fast][tcp_state]") {
+    for (int i = 0; i <= static_cast<int>(TcpState::time_wait); ++i) {
+        const auto state = static_cast<TcpState>(i);
+        CAPTURE(to_string(state));
+        const auto parsed = parse_tcp_state(to_string(state));
+        REQUIRE(parsed);
+        CHECK(*parsed == state);
+    }
+}

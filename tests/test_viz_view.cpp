@@ -4,7 +4,9 @@
 // the socket table is ss(8)'s column format; the story is the fixture's lines.
 #include <catch2/catch.hpp>
 
+#include <chrono>
 #include <fstream>
+#include <thread>
 
 #include "portlab/world.hpp"
 #include "support.hpp"
@@ -337,4 +339,49 @@ TEST_CASE("a file opened in the background ends up as the same timeline", "[viz]
         CHECK(model.generation() == generation);
         CHECK_THAT(model.error(), Catch::Contains("line 2"));
     }
+}
+
+TEST_CASE("a big file loaded in small budgets gets the events and checkpoints of a timeline built at once", "[viz][model][loader]") {
+    // Enough events for several of the loader's blocks and for adaptive
+    // checkpoints (many sockets open at once); the model takes them a few
+    // hundred at a time, so blocks are split between checkpoints.
+    const test::TempDir dir;
+    const std::string path = dir.file("big.jsonl");
+    {
+        trace::TraceHeader header;
+        header.source = "test";
+        header.generator = "test_viz_view";
+        auto writer = trace::TraceWriter::to_file(path, header);
+        REQUIRE(writer);
+        std::uint64_t t = 0;
+        for (std::uint32_t i = 1; i <= 1500; ++i) {
+            const trace::SocketId id{i};
+            REQUIRE(writer->write({t++, "h", trace::SocketCreated{id, Protocol::udp, IpFamily::v4}}));
+            REQUIRE(writer->write({t++, "h", trace::Bound{id, Endpoint{IpAddress::v4(10, 0, 0, 1), static_cast<Port>(1000 + i)},
+                                                          trace::BindHow::explicit_port, std::nullopt}}));
+            if (i % 3 == 0) REQUIRE(writer->write({t++, "h", trace::Closed{trace::SocketId{i - 1}}}));
+        }
+        REQUIRE(writer->flush());
+    }
+    auto read = trace::read_trace_file(path);
+    REQUIRE(read);
+    const world::Timeline whole = world::Timeline::of(std::move(read).value());
+    REQUIRE(whole.size() == 3500);
+
+    Model model;
+    model.start_open(path);
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (model.loading() && std::chrono::steady_clock::now() < deadline)
+        if (!model.poll(333)) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    REQUIRE_FALSE(model.loading());
+    CHECK(model.error().empty());
+    const auto& loaded = model.timeline();
+    REQUIRE(loaded.size() == whole.size());
+    CHECK(loaded.checkpoint_count() == whole.checkpoint_count());
+    CHECK(loaded.checkpoint_count() > 3);
+    for (std::size_t n = 0; n <= whole.size(); n += 97) {
+        CAPTURE(n);
+        CHECK(loaded.state_at(n) == whole.state_at(n));
+    }
+    CHECK(loaded.state_at(whole.size()) == whole.state_at(whole.size()));
 }

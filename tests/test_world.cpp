@@ -105,6 +105,41 @@ TEST_CASE("a timeline built in pieces equals one built at once", "[world][timeli
     for (std::size_t n = 0; n <= trace.events.size(); ++n) CHECK(pieces.state_at(n) == whole.state_at(n));
 }
 
+TEST_CASE("a timeline handed its checkpoints by a Checkpointer equals one that took them itself", "[world][timeline]") {
+    // What the visualizer's loader does: it applies events on its own thread and
+    // hands events and checkpoints over in pieces.
+    const trace::Trace trace = fixture_trace();  // 20 events
+    const TimelineOptions options{3, false};
+    const Timeline whole = Timeline::of(trace, options);
+    const auto piece = [&](std::size_t from, std::size_t to) {
+        return std::vector<trace::Event>(trace.events.begin() + static_cast<std::ptrdiff_t>(from),
+                                         trace.events.begin() + static_cast<std::ptrdiff_t>(to));
+    };
+    Checkpointer checkpointer(options);
+    Timeline handed(trace.header, options);
+    handed.append(piece(0, 7), checkpointer.add(piece(0, 7)));
+    SECTION("every piece handed over with its checkpoints") {
+        handed.append(piece(7, 12), checkpointer.add(piece(7, 12)));
+        handed.append(piece(12, 20), checkpointer.add(piece(12, 20)));
+    }
+    SECTION("checkpoints ahead of the events, the events following") {
+        auto ahead = checkpointer.add(piece(7, 20));
+        handed.append(piece(7, 10), std::move(ahead));
+        handed.append(piece(10, 20), {});
+    }
+    SECTION("then the rest appended alone: the timeline carries on from the last checkpoint") {
+        handed.append(piece(7, 12), checkpointer.add(piece(7, 12)));
+        handed.append(piece(12, 20));
+    }
+    REQUIRE(handed.size() == 20);
+    CHECK(handed.checkpoint_count() == whole.checkpoint_count());
+    for (std::size_t n = 0; n <= trace.events.size(); ++n) {
+        CAPTURE(n);
+        CHECK(handed.state_at(n) == whole.state_at(n));
+        CHECK(handed.state_at(n) == replay(trace, n));
+    }
+}
+
 TEST_CASE("the fixture's story: one listener, two accepted connections, a failed bind, a drop", "[world]") {
     const trace::Trace trace = fixture_trace();
     const World world = replay(trace, trace.events.size());

@@ -177,6 +177,16 @@ struct Trace {
 [[nodiscard]] Result<TraceHeader> parse_header_line(std::string_view line, std::size_t line_number);
 [[nodiscard]] Result<Event> parse_event_line(std::string_view line, std::size_t line_number);
 
+// parse_event_line's two halves, public so tests can hold them to each other.
+// The fast path reads the shape writers produce (strings without escapes or
+// non-ASCII bytes, unsigned integers, small objects, no repeated keys, every rule
+// kept) straight into an Event, and returns nullopt for any other line, valid or
+// not. The full parser (nlohmann::json's DOM) reads any JSON and explains what is
+// wrong. parse_event_line tries the first, then the second: whenever the fast path
+// returns an event, the full parser returns the same event.
+[[nodiscard]] std::optional<Event> parse_event_line_fast(std::string_view line);
+[[nodiscard]] Result<Event> parse_event_line_full(std::string_view line, std::size_t line_number);
+
 // ---- whole traces -----------------------------------------------------------------
 
 // Reads a header line and events to the end; the first bad line is the error.

@@ -560,10 +560,30 @@ std::string caption(const trace::Event& event, const ServiceTable& services) {
 // [SECTION] Timeline
 // ===========================================================================
 
+std::vector<World> Checkpointer::add(const trace::Event* first, std::size_t count) {
+    std::vector<World> taken;
+    for (std::size_t i = 0; i < count; ++i) {
+        tail_.apply(first[i]);
+        const std::size_t since = tail_.applied() - last_checkpoint_;
+        const std::size_t wanted =
+            options_.adaptive ? std::max(options_.min_interval, tail_.socket_count()) : options_.min_interval;
+        if (since >= std::max<std::size_t>(1, wanted)) {
+            taken.push_back(tail_);
+            last_checkpoint_ = tail_.applied();
+        }
+    }
+    return taken;
+}
+
+void Checkpointer::resume(const World& world) {
+    tail_ = world;
+    last_checkpoint_ = world.applied();
+}
+
 Timeline::Timeline(trace::TraceHeader header, TimelineOptions options)
     : header_(std::move(header)),
       options_(options),
-      interval_(std::max<std::size_t>(1, options.min_interval)),
+      checkpointer_(options),
       services_(ServiceTable::fallback()) {
     checkpoints_.push_back(World{});
 }
@@ -574,26 +594,60 @@ Timeline Timeline::of(trace::Trace trace, TimelineOptions options) {
     return timeline;
 }
 
-void Timeline::append(std::vector<trace::Event> events) {
-    for (auto& event : events) {
-        const std::size_t index = events_.size();
+namespace {
+
+// Moves `more` to the end of `events`; the first batch is adopted whole, and
+// capacity grows geometrically so appending in pieces stays linear.
+void move_to_end(std::vector<trace::Event>& events, std::vector<trace::Event>&& more) {
+    if (events.empty()) {
+        events = std::move(more);
+        return;
+    }
+    if (events.capacity() < events.size() + more.size())
+        events.reserve(std::max(events.size() + more.size(), 2 * events.capacity()));
+    events.insert(events.end(), std::make_move_iterator(more.begin()), std::make_move_iterator(more.end()));
+}
+
+}  // namespace
+
+void Timeline::index(std::size_t first) {
+    for (std::size_t index = first; index < events_.size(); ++index) {
+        const auto& event = events_[index];
         if (const auto* created = std::get_if<trace::SocketCreated>(&event.body))
             socket_info_.insert_or_assign({event.host, created->socket.value}, std::pair{created->protocol, index});
-        if (const auto* accepted = std::get_if<trace::Accepted>(&event.body)) {
+        else if (const auto* accepted = std::get_if<trace::Accepted>(&event.body)) {
             const auto listener = socket_info_.find(std::pair{event.host, accepted->listener.value});
             const Protocol protocol = listener != socket_info_.end() ? listener->second.first : Protocol::tcp;
             socket_info_.insert_or_assign({event.host, accepted->socket.value}, std::pair{protocol, index});
-        }
-        if (const auto* packet = std::get_if<trace::Packet>(&event.body))
+        } else if (const auto* packet = std::get_if<trace::Packet>(&event.body))
             reports_deliveries_ = reports_deliveries_ || packet->kind == trace::PacketKind::delivered;
-        events_.push_back(std::move(event));
-        tail_.apply(events_.back());
-
-        const std::size_t since = tail_.applied() - checkpoints_.back().applied();
-        const std::size_t wanted =
-            options_.adaptive ? std::max(options_.min_interval, tail_.socket_count()) : options_.min_interval;
-        if (since >= std::max<std::size_t>(1, wanted)) checkpoints_.push_back(tail_);
     }
+}
+
+void Timeline::append(std::vector<trace::Event> events) {
+    const std::size_t first = events_.size();
+    move_to_end(events_, std::move(events));
+    index(first);
+    std::size_t from = first;
+    if (checkpointer_behind_) {
+        // Checkpoints came with the events so far: carry on from the last one
+        // (the same options make the same choices, so none is taken twice).
+        while (checkpoints_.back().applied() > events_.size()) checkpoints_.pop_back();
+        checkpointer_.resume(checkpoints_.back());
+        from = checkpoints_.back().applied();
+        checkpointer_behind_ = false;
+    }
+    auto taken = checkpointer_.add(events_.data() + from, events_.size() - from);
+    checkpoints_.insert(checkpoints_.end(), std::make_move_iterator(taken.begin()), std::make_move_iterator(taken.end()));
+}
+
+void Timeline::append(std::vector<trace::Event> events, std::vector<World> checkpoints) {
+    const std::size_t first = events_.size();
+    move_to_end(events_, std::move(events));
+    index(first);
+    for (auto& checkpoint : checkpoints)
+        if (checkpoint.applied() > checkpoints_.back().applied()) checkpoints_.push_back(std::move(checkpoint));
+    checkpointer_behind_ = true;
 }
 
 World Timeline::state_at(std::size_t n) const {

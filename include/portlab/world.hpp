@@ -265,6 +265,27 @@ struct TimelineOptions {
     bool adaptive = true;  // false: exactly every min_interval events (tests use tiny intervals)
 };
 
+// The half of building a Timeline that can run on another thread: the world
+// after every event so far, copied at each checkpoint. A loader runs one beside
+// its parser and hands the checkpoints over with the events (Timeline::append's
+// second form), so the window's thread only moves events into place.
+class Checkpointer {
+public:
+    explicit Checkpointer(TimelineOptions options = {}) : options_(options) {}
+    // Applies the next events of the trace, in order, and returns the checkpoints
+    // taken among them (worlds after some of them, ascending).
+    [[nodiscard]] std::vector<World> add(const trace::Event* first, std::size_t count);
+    [[nodiscard]] std::vector<World> add(const std::vector<trace::Event>& events) { return add(events.data(), events.size()); }
+    // Carries on from `world`, a checkpoint taken by a Checkpointer with the same options.
+    void resume(const World& world);
+    [[nodiscard]] const World& tail() const noexcept { return tail_; }
+
+private:
+    TimelineOptions options_;
+    World tail_;
+    std::size_t last_checkpoint_ = 0;  // tail_.applied() when the last checkpoint was taken
+};
+
 class Timeline {
 public:
     explicit Timeline(trace::TraceHeader header, TimelineOptions options = {});
@@ -272,6 +293,10 @@ public:
 
     // Adds events at the end (a loader may add them in pieces) and extends the checkpoints.
     void append(std::vector<trace::Event> events);
+    // The same, with the checkpoints already taken by a Checkpointer (with this
+    // timeline's options) that was fed every event of this timeline in order; a
+    // checkpoint past the events appended so far is kept until they arrive.
+    void append(std::vector<trace::Event> events, std::vector<World> checkpoints);
 
     [[nodiscard]] const trace::TraceHeader& header() const noexcept { return header_; }
     [[nodiscard]] std::size_t size() const noexcept { return events_.size(); }
@@ -304,9 +329,11 @@ private:
     trace::TraceHeader header_;
     TimelineOptions options_;
     std::vector<trace::Event> events_;
+    void index(std::size_t first);  // socket_info_ and reports_deliveries_ for events [first, size())
+
     std::vector<World> checkpoints_;  // checkpoints_[i].applied() ascending; [0] is the empty world
-    World tail_;                      // the world after every event, to extend checkpoints
-    std::size_t interval_ = 0;
+    Checkpointer checkpointer_;       // extends checkpoints_ when append() takes events alone
+    bool checkpointer_behind_ = false;  // append() was handed checkpoints; resume before using it
     ServiceTable services_;
     std::map<std::pair<std::string, std::uint32_t>, std::pair<Protocol, std::size_t>, std::less<>> socket_info_;
     mutable std::map<std::size_t, PacketInfo> packet_cache_;

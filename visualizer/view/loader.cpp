@@ -47,12 +47,31 @@ std::optional<trace::TraceHeader> TraceLoader::header() const {
     return header_;
 }
 
-std::vector<trace::Event> TraceLoader::take(std::size_t limit) {
+TraceLoader::Batch TraceLoader::take(std::size_t limit) {
     const std::lock_guard lock(mutex_);
-    const std::size_t count = std::min(limit, ready_.size());
-    std::vector<trace::Event> events(std::make_move_iterator(ready_.begin()), std::make_move_iterator(ready_.begin() + static_cast<std::ptrdiff_t>(count)));
-    ready_.erase(ready_.begin(), ready_.begin() + static_cast<std::ptrdiff_t>(count));
-    return events;
+    Batch taken;
+    while (!ready_.empty() && taken.events.size() < limit) {
+        Pending& block = ready_.front();
+        auto& events = block.batch.events;
+        const std::size_t size = events.size();
+        const std::size_t count = std::min(limit - taken.events.size(), size - block.offset);
+        if (taken.events.empty() && block.offset == 0 && count == size) {
+            taken.events = std::move(events);  // a whole block: no event moves one by one
+        } else {
+            const auto from = events.begin() + static_cast<std::ptrdiff_t>(block.offset);
+            taken.events.insert(taken.events.end(), std::make_move_iterator(from),
+                                std::make_move_iterator(from + static_cast<std::ptrdiff_t>(count)));
+        }
+        block.offset += count;
+        handed_over_ += count;
+        // The checkpoints among the events handed over (a checkpoint's applied()
+        // counts events from the start of the file).
+        auto& checkpoints = block.batch.checkpoints;
+        while (block.next_checkpoint < checkpoints.size() && checkpoints[block.next_checkpoint].applied() <= handed_over_)
+            taken.checkpoints.push_back(std::move(checkpoints[block.next_checkpoint++]));
+        if (block.offset == size) ready_.pop_front();
+    }
+    return taken;
 }
 
 std::optional<Error> TraceLoader::error() const {
@@ -81,10 +100,10 @@ double TraceLoader::progress() const {
     return total_bytes_ == 0 ? 0.0 : static_cast<double>(read_bytes_) / static_cast<double>(total_bytes_);
 }
 
-void TraceLoader::publish(std::vector<trace::Event> events, std::size_t bytes_read) {
+void TraceLoader::publish(Batch batch, std::size_t bytes_read) {
     const std::lock_guard lock(mutex_);
     read_bytes_ = bytes_read;
-    for (auto& event : events) ready_.push_back(std::move(event));
+    if (!batch.events.empty()) ready_.push_back(Pending{std::move(batch), 0, 0});
     changed_.notify_all();
 }
 
@@ -146,7 +165,9 @@ void TraceLoader::run(unsigned threads) {
             header_ = trace->header;
             total_bytes_ = text.size();
         }
-        publish(std::move(trace->events), text.size());
+        world::Checkpointer checkpointer;
+        auto checkpoints = checkpointer.add(trace->events);
+        publish(Batch{std::move(trace->events), std::move(checkpoints)}, text.size());
         return finish(std::nullopt);
     }
     if (text.empty()) return finish(fail(path_ + ": line 1: the file is empty (expected a trace header line)"));
@@ -162,6 +183,7 @@ void TraceLoader::run(unsigned threads) {
         header_ = *header;
         total_bytes_ = text.size();
     }
+    world::Checkpointer checkpointer;  // the timeline's checkpoints, taken here rather than on the window's thread
     std::size_t offset = first_end == std::string_view::npos ? text.size() : first_end + 1;
     while (offset < text.size() && !stop_) {
         std::size_t end = offset;
@@ -172,7 +194,8 @@ void TraceLoader::run(unsigned threads) {
         }
         auto events = reader.block(text.substr(offset, end - offset), threads);
         if (!events) return finish(fail(path_ + ": " + events.error().message));
-        publish(std::move(events).value(), end);
+        auto checkpoints = checkpointer.add(*events);
+        publish(Batch{std::move(events).value(), std::move(checkpoints)}, end);
         offset = end;
     }
     finish(std::nullopt);

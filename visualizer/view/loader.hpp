@@ -1,7 +1,8 @@
 #pragma once
 // Opens a big file without making the window wait: a thread reads the file and
 // parses its lines in blocks (on every core), checks the rules that span lines,
-// and hands the events over in order; the app appends what is ready each frame,
+// applies them to a world to take the timeline's checkpoints, and hands events
+// and checkpoints over in order; the app appends what is ready each frame,
 // so the first events are on screen while the rest still load. Captures are
 // converted in one piece (they are small next to a million-event trace).
 
@@ -18,6 +19,7 @@
 
 #include "portlab/result.hpp"
 #include "portlab/trace.hpp"
+#include "portlab/world.hpp"
 
 namespace portlab::viz {
 
@@ -31,8 +33,15 @@ public:
     [[nodiscard]] const std::string& path() const noexcept { return path_; }
     // Set once the header line (or the capture) has been read.
     [[nodiscard]] std::optional<trace::TraceHeader> header() const;
-    // Up to `limit` of the events parsed so far, in file order, handed over once each.
-    [[nodiscard]] std::vector<trace::Event> take(std::size_t limit);
+    // Events parsed so far, in file order, handed over once each, with the
+    // timeline checkpoints the loader took among them (world::Checkpointer with
+    // default options): append both with world::Timeline::append(events, checkpoints).
+    struct Batch {
+        std::vector<trace::Event> events;
+        std::vector<world::World> checkpoints;
+    };
+    // Up to `limit` events (whole parsed blocks when they fit).
+    [[nodiscard]] Batch take(std::size_t limit);
     // The first bad line ("PATH: line N: reason") or unreadable file; events before it are still handed over.
     [[nodiscard]] std::optional<Error> error() const;
     // Every event has been parsed (or an error stopped the reading).
@@ -46,18 +55,24 @@ public:
 
 private:
     void run(unsigned threads);
-    void publish(std::vector<trace::Event> events, std::size_t bytes_read);
+    void publish(Batch batch, std::size_t bytes_read);
     void finish(std::optional<Error> error);
 
     std::string path_;
     mutable std::mutex mutex_;
     mutable std::condition_variable changed_;
     std::optional<trace::TraceHeader> header_;
-    std::deque<trace::Event> ready_;
+    struct Pending {
+        Batch batch;
+        std::size_t offset = 0;           // events before it were handed over
+        std::size_t next_checkpoint = 0;  // checkpoints before it were handed over
+    };
+    std::deque<Pending> ready_;  // blocks as parsed; take() may hand the first over in parts
     std::optional<Error> error_;
     bool done_ = false;
     std::size_t total_bytes_ = 0;
     std::size_t read_bytes_ = 0;
+    std::size_t handed_over_ = 0;  // events taken so far
     std::atomic<bool> stop_{false};
     std::thread thread_;  // last: started when everything above exists
 };

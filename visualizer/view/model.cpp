@@ -55,20 +55,20 @@ bool Model::poll(std::size_t budget) {
     const bool done = loader_->done();
     if (!loader_adopted_) {
         auto header = loader_->header();
-        auto events = loader_->take(budget);
-        if (done && events.empty() && loader_->error()) {  // nothing readable: keep what was shown
+        auto batch = loader_->take(budget);
+        if (done && batch.events.empty() && loader_->error()) {  // nothing readable: keep what was shown
             error_ = loader_->error()->message;
             loader_.reset();
             return true;
         }
-        if (!header || (events.empty() && !done)) return false;
+        if (!header || (batch.events.empty() && !done)) return false;
         adopt(std::move(*header), file_name(loader_->path()));
         loader_adopted_ = true;
-        timeline_->append(std::move(events));
+        timeline_->append(std::move(batch.events), std::move(batch.checkpoints));
     } else {
-        auto events = loader_->take(budget);
-        if (events.empty() && !done) return false;
-        timeline_->append(std::move(events));
+        auto batch = loader_->take(budget);
+        if (batch.events.empty() && !done) return false;
+        timeline_->append(std::move(batch.events), std::move(batch.checkpoints));
     }
     if (loader_->finished()) {
         if (const auto error = loader_->error()) error_ = "stopped reading at the first bad line: " + error->message;
