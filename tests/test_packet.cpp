@@ -350,6 +350,10 @@ TEST_CASE("link headers are the ones a loopback capture records", "[packet][link
     // address length 6, 8 address bytes, protocol.
     const Bytes sll{0, 0, 0x03, 0x04, 0, 6, 0, 0, 0, 0, 0, 0, 0, 0, 0x08, 0x00};
     CHECK(head(with_link_header(LinkType::linux_sll, v4), 16) == sll);
+    // Linux cooked v2 (pcap-linktype(7)): protocol, reserved, interface index 1 (lo),
+    // ARPHRD_LOOPBACK, packet type 0, address length 6, 8 address bytes.
+    const Bytes sll2{0x86, 0xdd, 0, 0, 0, 0, 0, 1, 0x03, 0x04, 0, 6, 0, 0, 0, 0, 0, 0, 0, 0};
+    CHECK(head(with_link_header(LinkType::linux_sll2, v6), 20) == sll2);
     // BSD NULL: AF_INET = 2 as a 32-bit number in this host's byte order.
     const std::uint32_t af_inet = 2;
     Bytes null_header(4);
@@ -360,7 +364,7 @@ TEST_CASE("link headers are the ones a loopback capture records", "[packet][link
 
 TEST_CASE("decode_frame skips the link header and counts offsets from the frame's start", "[packet][link]") {
     const auto [link_type, header_size] = GENERATE(table<LinkType, std::size_t>({
-        {LinkType::raw, 0}, {LinkType::en10mb, 14}, {LinkType::linux_sll, 16}, {LinkType::null, 4}}));
+        {LinkType::raw, 0}, {LinkType::en10mb, 14}, {LinkType::linux_sll, 16}, {LinkType::linux_sll2, 20}, {LinkType::null, 4}}));
     const auto family = GENERATE(IpFamily::v4, IpFamily::v6);
     CAPTURE(static_cast<int>(link_type), family == IpFamily::v4 ? 4 : 6);
     const TcpHeader syn{40002, 8080, 0, 0, tcp_flag::syn, 65495, 0, linux_syn_options()};
@@ -759,7 +763,7 @@ TEST_CASE("malformed TCP options are errors", "[packet][errors][tcp]") {
 
 TEST_CASE("every truncation of a valid packet is an error, or a not-verifiable decode when the wire length is known", "[packet][errors][truncated]") {
     for (const auto& packet : sample_packets()) {
-        for (const auto link_type : {LinkType::raw, LinkType::en10mb, LinkType::linux_sll, LinkType::null}) {
+        for (const auto link_type : {LinkType::raw, LinkType::en10mb, LinkType::linux_sll, LinkType::linux_sll2, LinkType::null}) {
             const Bytes frame = with_link_header(link_type, packet);
             REQUIRE(decode_frame(link_type, frame));
             for (std::size_t n = 0; n < frame.size(); ++n) {
@@ -788,12 +792,13 @@ TEST_CASE("random bytes and random corruptions never crash the decoder", "[packe
     std::mt19937 random(20240601);
     auto byte = [&] { return static_cast<std::uint8_t>(random() & 0xff); };
     const auto samples = sample_packets();
-    const LinkType link_types[] = {LinkType::raw, LinkType::en10mb, LinkType::linux_sll, LinkType::null};
+    const LinkType link_types[] = {LinkType::raw, LinkType::en10mb, LinkType::linux_sll, LinkType::linux_sll2,
+                                   LinkType::null};
     std::size_t decoded_ok = 0;
 
     for (int i = 0; i < 3000; ++i) {
         Bytes input;
-        const LinkType link_type = link_types[random() % 4];
+        const LinkType link_type = link_types[random() % std::size(link_types)];
         if (i % 2 == 0) {
             // Pure noise, with a plausible version nibble half the time so it gets past it.
             input.resize(random() % 120);

@@ -3,7 +3,9 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <array>
 #include <bit>
+#include <initializer_list>
 #include <iterator>
 #include <string_view>
 
@@ -51,6 +53,18 @@ void store_u16(Bytes& out, std::size_t offset, std::uint16_t value) {
     out[offset + 1] = static_cast<std::uint8_t>(value);
 }
 
+// Big-endian stores into a fixed-size header being built on the stack.
+template <std::size_t N>
+void put_u16(std::array<std::uint8_t, N>& out, std::size_t offset, std::uint16_t value) {
+    out[offset] = static_cast<std::uint8_t>(value >> 8);
+    out[offset + 1] = static_cast<std::uint8_t>(value);
+}
+template <std::size_t N>
+void put_u32(std::array<std::uint8_t, N>& out, std::size_t offset, std::uint32_t value) {
+    put_u16(out, offset, static_cast<std::uint16_t>(value >> 16));
+    put_u16(out, offset + 2, static_cast<std::uint16_t>(value));
+}
+
 std::string hex16(std::uint16_t value) { return fmt::format("0x{:04x}", value); }
 
 IpAddress address_at(ByteSpan bytes, std::size_t offset, std::size_t size) {
@@ -67,6 +81,13 @@ constexpr std::size_t ipv6_minimum_mtu = 1280;  // RFC 8200 5
 constexpr std::uint16_t ethertype_ipv4 = 0x0800;
 constexpr std::uint16_t ethertype_ipv6 = 0x86DD;
 constexpr std::uint16_t arphrd_loopback = 772;  // <linux/if_arp.h>
+constexpr std::uint32_t loopback_ifindex = 1;     // lo is always the first interface a namespace gets
+
+// The PACKET_* values of <linux/if_packet.h> that both cooked headers record.
+std::string sll_packet_type_name(unsigned packet_type) {
+    static constexpr std::string_view names[] = {"to us", "broadcast", "multicast", "to another host", "sent by us"};
+    return packet_type < std::size(names) ? std::string(names[packet_type]) : std::to_string(packet_type);
+}
 constexpr std::uint32_t af_inet = 2;
 constexpr std::uint32_t af_inet6_bsd = 24;  // what libpcap documents for LINKTYPE_NULL (also 28, 30; Linux uses 10)
 
@@ -86,20 +107,24 @@ Result<void> check_families(const IpHeader& ip) {
 Result<Bytes> encode_ip_header(const IpHeader& ip, std::uint8_t protocol, std::size_t payload_size) {
     if (auto ok = check_families(ip); !ok) return ok.error();
     Bytes header;
+    // Room for the payload too: callers append it (join), so one allocation per packet.
+    header.reserve((ip.family() == IpFamily::v4 ? ipv4_header_size : ipv6_header_size) + payload_size);
     if (ip.family() == IpFamily::v4) {
         const std::size_t total = ipv4_header_size + payload_size;
         if (total > 0xFFFF) return fail(fmt::format("an IPv4 packet holds at most 65535 bytes, not {}", total));
-        header.push_back(0x45);  // version 4, IHL 5: no options
-        header.push_back(ip.traffic_class);
-        append_u16(header, static_cast<std::uint16_t>(total));
-        append_u16(header, ip.identification);
-        append_u16(header, ip.dont_fragment ? 0x4000 : 0x0000);  // flags + fragment offset 0
-        header.push_back(ip.ttl);
-        header.push_back(protocol);
-        append_u16(header, 0);  // checksum, filled below
-        append(header, ip.source.bytes());
-        append(header, ip.destination.bytes());
-        store_u16(header, 10, internet_checksum(header));
+        std::array<std::uint8_t, ipv4_header_size> fixed{};
+        fixed[0] = 0x45;  // version 4, IHL 5: no options
+        fixed[1] = ip.traffic_class;
+        put_u16(fixed, 2, static_cast<std::uint16_t>(total));
+        put_u16(fixed, 4, ip.identification);
+        put_u16(fixed, 6, ip.dont_fragment ? 0x4000 : 0x0000);  // flags + fragment offset 0
+        fixed[8] = ip.ttl;
+        fixed[9] = protocol;
+        // bytes 10-11: the checksum, filled below
+        std::copy_n(ip.source.bytes().begin(), 4, fixed.begin() + 12);
+        std::copy_n(ip.destination.bytes().begin(), 4, fixed.begin() + 16);
+        put_u16(fixed, 10, internet_checksum(fixed));
+        append(header, fixed);
     } else {
         if (payload_size > 0xFFFF)
             return fail(fmt::format("an IPv6 payload holds at most 65535 bytes without a jumbogram, not {}", payload_size));
@@ -116,22 +141,40 @@ Result<Bytes> encode_ip_header(const IpHeader& ip, std::uint8_t protocol, std::s
 // Options in the order Linux puts them in a SYN (tcp_options_write): MSS, then
 // SACK-permitted sharing a word with timestamps (or NOP-padded alone), then
 // NOP + window scale. Every piece is a multiple of 4 bytes, so no trailing padding.
-Bytes encode_tcp_options(const TcpOptions& options) {
-    Bytes out;
+// At most 20 bytes today (MSS 4 + SACK/timestamps 12 + window scale 4); a TCP
+// header has room for 40. Kept on the stack: no allocation per segment.
+struct TcpOptionBytes {
+    std::array<std::uint8_t, 40> bytes{};
+    std::size_t size = 0;
+    void put(std::initializer_list<std::uint8_t> more) noexcept {
+        for (const std::uint8_t byte : more) bytes[size++] = byte;
+    }
+    void put_u16(std::uint16_t value) noexcept {
+        put({static_cast<std::uint8_t>(value >> 8), static_cast<std::uint8_t>(value)});
+    }
+    void put_u32(std::uint32_t value) noexcept {
+        put_u16(static_cast<std::uint16_t>(value >> 16));
+        put_u16(static_cast<std::uint16_t>(value));
+    }
+    [[nodiscard]] ByteSpan span() const noexcept { return {bytes.data(), size}; }
+};
+
+TcpOptionBytes encode_tcp_options(const TcpOptions& options) {
+    TcpOptionBytes out;
     if (options.mss) {
-        out.insert(out.end(), {2, 4});
-        append_u16(out, *options.mss);
+        out.put({2, 4});
+        out.put_u16(*options.mss);
     }
     if (options.timestamps) {
-        if (options.sack_permitted) out.insert(out.end(), {4, 2});
-        else out.insert(out.end(), {1, 1});
-        out.insert(out.end(), {8, 10});
-        append_u32(out, options.timestamps->first);
-        append_u32(out, options.timestamps->second);
+        if (options.sack_permitted) out.put({4, 2});
+        else out.put({1, 1});
+        out.put({8, 10});
+        out.put_u32(options.timestamps->first);
+        out.put_u32(options.timestamps->second);
     } else if (options.sack_permitted) {
-        out.insert(out.end(), {1, 1, 4, 2});
+        out.put({1, 1, 4, 2});
     }
-    if (options.window_scale) out.insert(out.end(), {1, 3, 3, *options.window_scale});
+    if (options.window_scale) out.put({1, 3, 3, *options.window_scale});
     return out;
 }
 
@@ -158,33 +201,39 @@ Result<Bytes> encode_icmp(const IpHeader& ip, std::uint8_t type, std::uint8_t co
 }  // namespace
 
 Result<Bytes> encode_tcp(const IpHeader& ip, const TcpHeader& tcp, std::span<const std::uint8_t> payload) {
-    const Bytes options = encode_tcp_options(tcp.options);
-    Bytes segment;
-    append_u16(segment, tcp.source_port);
-    append_u16(segment, tcp.destination_port);
-    append_u32(segment, tcp.sequence);
-    append_u32(segment, tcp.acknowledgment);
-    const auto data_offset_words = static_cast<std::uint8_t>((tcp_header_size + options.size()) / 4);
-    segment.push_back(static_cast<std::uint8_t>(data_offset_words << 4));
-    segment.push_back(tcp.flags);
-    append_u16(segment, tcp.window);
-    append_u16(segment, 0);  // checksum, filled below
-    append_u16(segment, tcp.urgent_pointer);
-    append(segment, options);
-    append(segment, payload);
+    const TcpOptionBytes options = encode_tcp_options(tcp.options);
+    std::array<std::uint8_t, tcp_header_size> fixed{};
+    put_u16(fixed, 0, tcp.source_port);
+    put_u16(fixed, 2, tcp.destination_port);
+    put_u32(fixed, 4, tcp.sequence);
+    put_u32(fixed, 8, tcp.acknowledgment);
+    const auto data_offset_words = static_cast<std::uint8_t>((tcp_header_size + options.size) / 4);
+    fixed[12] = static_cast<std::uint8_t>(data_offset_words << 4);
+    fixed[13] = tcp.flags;
+    put_u16(fixed, 14, tcp.window);
+    // bytes 16-17: the checksum, filled below
+    put_u16(fixed, 18, tcp.urgent_pointer);
+    const std::size_t segment_size = tcp_header_size + options.size + payload.size();
 
-    auto header = encode_ip_header(ip, ip_protocol::tcp, segment.size());
-    if (!header) return header.error();
-    auto sum = pseudo_header_sum(ip.source, ip.destination, ip_protocol::tcp, static_cast<std::uint32_t>(segment.size()));
-    sum.add(segment);
-    store_u16(segment, 16, sum.finish());
-    return join(std::move(*header), segment);
+    // The IP header comes back with room for the segment behind it: one allocation.
+    auto packet = encode_ip_header(ip, ip_protocol::tcp, segment_size);
+    if (!packet) return packet.error();
+    Bytes& bytes = *packet;
+    const std::size_t segment_at = bytes.size();
+    append(bytes, fixed);
+    append(bytes, options.span());
+    append(bytes, payload);
+    auto sum = pseudo_header_sum(ip.source, ip.destination, ip_protocol::tcp, static_cast<std::uint32_t>(segment_size));
+    sum.add(ByteSpan(bytes).subspan(segment_at));
+    store_u16(bytes, segment_at + 16, sum.finish());
+    return packet;
 }
 
 Result<Bytes> encode_udp(const IpHeader& ip, const UdpHeader& udp, std::span<const std::uint8_t> payload) {
     const std::size_t length = udp_header_size + payload.size();
     if (length > 0xFFFF) return fail(fmt::format("a UDP datagram holds at most 65535 bytes, not {}", length));
     Bytes datagram;
+    datagram.reserve(length);
     append_u16(datagram, udp.source_port);
     append_u16(datagram, udp.destination_port);
     append_u16(datagram, static_cast<std::uint16_t>(length));
@@ -248,6 +297,16 @@ Bytes with_link_header(LinkType link_type, std::span<const std::uint8_t> ip_pack
             append_u16(frame, 6);  // link-layer address length (a MAC), all zero on lo
             frame.insert(frame.end(), 8, 0);
             append_u16(frame, ethertype);
+            break;
+        case LinkType::linux_sll2:
+            // The v2 header leads with the protocol and names the interface by index.
+            append_u16(frame, ethertype);
+            append_u16(frame, 0);  // reserved, must be zero
+            append_u32(frame, loopback_ifindex);
+            append_u16(frame, arphrd_loopback);
+            frame.push_back(0);  // packet type LINUX_SLL_HOST: "sent to us"
+            frame.push_back(6);  // link-layer address length (a MAC), all zero on lo
+            frame.insert(frame.end(), 8, 0);
             break;
         case LinkType::null: {
             const std::uint32_t family = v6 ? af_inet6_bsd : af_inet;
@@ -403,6 +462,7 @@ private:
     };
     Result<LinkInfo> decode_ethernet();
     Result<LinkInfo> decode_linux_sll();
+    Result<LinkInfo> decode_linux_sll2();
     Result<LinkInfo> decode_null();
     Result<int> version_for_ethertype(std::uint16_t ethertype) const;
 
@@ -439,6 +499,7 @@ Result<DecodedPacket> Decoder::link_then_ip(LinkType link_type) {
         switch (link_type) {
             case LinkType::en10mb: return decode_ethernet();
             case LinkType::linux_sll: return decode_linux_sll();
+            case LinkType::linux_sll2: return decode_linux_sll2();
             case LinkType::null: return decode_null();
             case LinkType::raw: return LinkInfo{0, std::nullopt};
         }
@@ -485,11 +546,8 @@ Result<Decoder::LinkInfo> Decoder::decode_linux_sll() {
     const auto protocol = read_u16(frame_, 14);
     auto version = version_for_ethertype(protocol);
     if (!version) return version.error();
-    const auto packet_type = read_u16(frame_, 0);
-    static constexpr std::string_view packet_types[] = {"to us", "broadcast", "multicast", "to another host", "sent by us"};
     LayerBuilder layer("Linux cooked", 0, size);
-    layer.bytes("Packet type", 0, 2,
-                packet_type < std::size(packet_types) ? std::string(packet_types[packet_type]) : std::to_string(packet_type),
+    layer.bytes("Packet type", 0, 2, sll_packet_type_name(read_u16(frame_, 0)),
                 "Which way the packet went through this host (Linux records it because 'any' mixes interfaces)");
     layer.bytes("ARPHRD type", 2, 2, std::to_string(read_u16(frame_, 2)),
                 "The interface's hardware type; 772 is ARPHRD_LOOPBACK, the lo device");
@@ -497,6 +555,32 @@ Result<Decoder::LinkInfo> Decoder::decode_linux_sll() {
     layer.bytes("Address", 6, 8, "", "The link-layer source address, zero-padded to 8 bytes");
     layer.bytes("Protocol", 14, 2, *version == 6 ? "IPv6" : "IPv4",
                 fmt::format("0x{:04x}: the EtherType of what follows", protocol));
+    out_.layers.push_back(layer.take());
+    return LinkInfo{size, *version};
+}
+
+Result<Decoder::LinkInfo> Decoder::decode_linux_sll2() {
+    constexpr std::size_t size = 20;
+    if (frame_.size() < size)
+        return fail(fmt::format("a Linux cooked v2 header needs 20 bytes, the frame has {}", frame_.size()));
+    const auto protocol = read_u16(frame_, 0);
+    auto version = version_for_ethertype(protocol);
+    if (!version) return version.error();
+    const auto interface_index = read_u32(frame_, 4);
+    const std::uint8_t packet_type = frame_[10];
+    LayerBuilder layer("Linux cooked v2", 0, size);
+    layer.bytes("Protocol", 0, 2, *version == 6 ? "IPv6" : "IPv4",
+                fmt::format("0x{:04x}: the EtherType of what follows", protocol));
+    layer.bytes("Reserved", 2, 2, std::to_string(read_u16(frame_, 2)), "Must be zero");
+    layer.bytes("Interface index", 4, 4, std::to_string(interface_index),
+                interface_index == loopback_ifindex ? "Which interface saw the packet; 1 is lo on Linux (ip link shows it)"
+                                                    : "Which interface saw the packet (the number ip link shows)");
+    layer.bytes("ARPHRD type", 8, 2, std::to_string(read_u16(frame_, 8)),
+                "The interface's hardware type; 772 is ARPHRD_LOOPBACK, the lo device");
+    layer.bytes("Packet type", 10, 1, sll_packet_type_name(packet_type),
+                "Which way the packet went through this host (Linux records it because 'any' mixes interfaces)");
+    layer.bytes("Address length", 11, 1, std::to_string(frame_[11]), "How many of the next 8 bytes are the address");
+    layer.bytes("Address", 12, 8, "", "The link-layer source address, zero-padded to 8 bytes");
     out_.layers.push_back(layer.take());
     return LinkInfo{size, *version};
 }

@@ -28,7 +28,8 @@ enum class LinkType : int {
     null = 0,         // BSD loopback: 4-byte address family in the writer's byte order
     en10mb = 1,       // Ethernet II (Linux `lo` captures: zero MAC addresses)
     raw = 101,        // the IP packet alone; version nibble says v4 or v6
-    linux_sll = 113,  // Linux cooked capture v1 ("tcpdump -i any"), 16-byte header
+    linux_sll = 113,  // Linux cooked capture v1 ("tcpdump -i any" before libpcap 1.10), 16-byte header
+    linux_sll2 = 276, // Linux cooked capture v2 ("tcpdump -i any" since libpcap 1.10), 20-byte header
 };
 
 // IP protocol numbers (IANA "Assigned Internet Protocol Numbers").

@@ -43,6 +43,7 @@ int to_dlt(LinkType link_type) noexcept {
         // LINKTYPE_RAW (101) in the file header (pcap-linktype(7)).
         case LinkType::raw: return DLT_RAW;
         case LinkType::linux_sll: return DLT_LINUX_SLL;
+        case LinkType::linux_sll2: return DLT_LINUX_SLL2;
     }
     return DLT_RAW;
 }
@@ -53,9 +54,10 @@ Result<LinkType> from_dlt(int dlt) {
         case DLT_EN10MB: return LinkType::en10mb;
         case DLT_RAW: return LinkType::raw;
         case DLT_LINUX_SLL: return LinkType::linux_sll;
+        case DLT_LINUX_SLL2: return LinkType::linux_sll2;
         default:
             return fail("link type " + describe_dlt(dlt) +
-                        " is not supported (portlab reads RAW, EN10MB, LINUX_SLL and NULL)");
+                        " is not supported (portlab reads RAW, EN10MB, LINUX_SLL, LINUX_SLL2 and NULL)");
     }
 }
 

@@ -3,10 +3,11 @@
 // and tcpdump can open it, and read captures back (classic pcap, and pcapng files
 // with one link type, since libpcap reads both).
 //
-// Four link types, the ones portlab's packets come in (LinkType in packet.hpp):
+// Five link types, the ones portlab's packets come in (LinkType in packet.hpp):
 //   RAW        bare IPv4/IPv6 packets (the simulator's native form),
 //   EN10MB     Ethernet II frames (what a Linux capture on `lo` records),
-//   LINUX_SLL  Linux "cooked" capture (tcpdump -i any),
+//   LINUX_SLL  Linux "cooked" capture v1 (tcpdump -i any with libpcap < 1.10),
+//   LINUX_SLL2 Linux "cooked" capture v2 (tcpdump -i any with libpcap >= 1.10, Debian 12),
 //   NULL       BSD loopback: a 4-byte address family in host byte order, then IP.
 //
 // Time stamps are microseconds since the Unix epoch; a file stores seconds as a

@@ -113,6 +113,7 @@ std::string_view link_name(LinkType link) {
         case LinkType::en10mb: return "EN10MB (Ethernet)";
         case LinkType::raw: return "RAW (bare IP)";
         case LinkType::linux_sll: return "LINUX_SLL (Linux cooked)";
+        case LinkType::linux_sll2: return "LINUX_SLL2 (Linux cooked v2, tcpdump -i any)";
     }
     return "?";
 }
