@@ -38,8 +38,11 @@ constexpr std::array<Spelling<BindHow>, 3> bind_how_names{{
 constexpr std::array<Spelling<Parity>, 2> parity_names{{{Parity::even, "even"}, {Parity::odd, "odd"}}};
 constexpr std::array<Spelling<PacketKind>, 3> packet_kind_names{{
     {PacketKind::sent, "sent"}, {PacketKind::delivered, "delivered"}, {PacketKind::dropped, "dropped"}}};
-constexpr std::array<Spelling<LinkType>, 4> link_names{{
-    {LinkType::raw, "raw"}, {LinkType::en10mb, "en10mb"}, {LinkType::linux_sll, "linux_sll"}, {LinkType::null, "null"}}};
+constexpr std::array<Spelling<LinkType>, 5> link_names{{{LinkType::raw, "raw"},
+                                                       {LinkType::en10mb, "en10mb"},
+                                                       {LinkType::linux_sll, "linux_sll"},
+                                                       {LinkType::linux_sll2, "linux_sll2"},
+                                                       {LinkType::null, "null"}}};
 constexpr std::array<Spelling<Protocol>, 2> protocol_names{{{Protocol::tcp, "tcp"}, {Protocol::udp, "udp"}}};
 
 template <class Enum, std::size_t N>
