@@ -1,8 +1,9 @@
 #include "portlab/sim/ephemeral.hpp"
 
 #include <algorithm>
+#include <array>
 #include <bit>
-#include <vector>
+#include <span>
 
 namespace portlab::sim {
 
@@ -33,14 +34,19 @@ Port port_of(int lane, std::uint32_t index) noexcept { return static_cast<Port>(
 
 // What RFC 6056's F() and G() hash: local address, remote address and remote port.
 std::uint64_t destination_hash(std::uint64_t secret, const PortRequest& request) {
-    std::vector<std::uint8_t> bytes(request.local.bytes().begin(), request.local.bytes().end());
+    std::array<std::uint8_t, 16 + 16 + 2> bytes{};  // at most two IPv6 addresses and a port
+    std::size_t size = 0;
+    const auto append = [&](std::span<const std::uint8_t> part) {
+        std::copy(part.begin(), part.end(), bytes.begin() + static_cast<std::ptrdiff_t>(size));
+        size += part.size();
+    };
+    append(request.local.bytes());
     if (request.remote) {
-        const auto remote = request.remote->address.bytes();
-        bytes.insert(bytes.end(), remote.begin(), remote.end());
-        bytes.push_back(static_cast<std::uint8_t>(request.remote->port >> 8));
-        bytes.push_back(static_cast<std::uint8_t>(request.remote->port & 0xff));
+        append(request.remote->address.bytes());
+        bytes[size++] = static_cast<std::uint8_t>(request.remote->port >> 8);
+        bytes[size++] = static_cast<std::uint8_t>(request.remote->port & 0xff);
     }
-    return keyed_hash(secret, bytes);
+    return keyed_hash(secret, std::span<const std::uint8_t>(bytes.data(), size));
 }
 
 std::uint32_t circular_distance(Port from, Port to, PortRange range) noexcept {
@@ -173,6 +179,14 @@ std::size_t FreePorts::count_set(int lane, std::uint32_t from, std::uint32_t to)
 }
 
 std::optional<Port> FreePorts::next_free(Port from, Port to, std::optional<trace::Parity> parity) const noexcept {
+    if (parity) {  // one lane: the common case (Linux's connect and bind(0))
+        const int lane = lane_of(*parity);
+        const LaneSpan span = lane_span(lane, from, to);
+        if (span.empty()) return std::nullopt;
+        const auto index = next_set(lane, span.first, span.last);
+        if (!index) return std::nullopt;
+        return port_of(lane, *index);
+    }
     std::optional<Port> best;
     for (int lane = 0; lane < 2; ++lane) {
         if (parity && lane != lane_of(*parity)) continue;

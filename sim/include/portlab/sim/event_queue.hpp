@@ -11,7 +11,6 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
-#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -24,9 +23,12 @@ inline constexpr Time microseconds = 1;
 inline constexpr Time milliseconds = 1000;
 inline constexpr Time seconds = 1000 * 1000;
 
-// Names one scheduled event, so it can be cancelled. Never reused within a queue.
+// Names one scheduled event, so it can be cancelled. `value` is never reused within a
+// queue (it also orders same-time events FIFO); `slot` says where the payload waits,
+// so cancel() is a lookup, not a search.
 struct EventId {
-    std::uint64_t value = 0;
+    std::uint64_t value = 0;  // 0 = no event
+    std::uint32_t slot = 0;
     friend auto operator<=>(const EventId&, const EventId&) = default;
 };
 
@@ -42,46 +44,64 @@ public:
 
     // Schedules `payload` at absolute time `at`.
     EventId schedule_at(Time at, Payload payload) {
-        const EventId id{next_id_++};
-        heap_.push_back(Entry{at, id, std::move(payload)});
-        pending_.insert(id.value);
+        std::uint32_t slot = 0;
+        if (!free_slots_.empty()) {
+            slot = free_slots_.back();
+            free_slots_.pop_back();
+        } else {
+            slot = static_cast<std::uint32_t>(slots_.size());
+            slots_.emplace_back();
+        }
+        const EventId id{next_id_++, slot};
+        slots_[slot].id = id.value;
+        slots_[slot].payload = std::move(payload);
+        heap_.push_back(Key{at, id.value, slot});
         std::push_heap(heap_.begin(), heap_.end(), later);
+        ++live_;
         return id;
     }
 
     // Cancels a pending event; cancelling one that already ran (or twice) is harmless.
-    // The entry stays in the heap and is skipped when it reaches the top.
+    // The payload goes at once; its key stays in the heap, is skipped when it reaches
+    // the top, and is swept out when stale keys outnumber live ones, so timers that
+    // are set and cancelled again and again (one per segment) cost amortised
+    // O(log n) and no memory.
     void cancel(EventId id) {
-        if (pending_.erase(id.value) == 1) cancelled_.insert(id.value);
-        if (cancelled_.size() > 64 && cancelled_.size() * 2 > heap_.size()) compact();
+        if (id.value == 0 || id.slot >= slots_.size() || slots_[id.slot].id != id.value) return;
+        release(id.slot);
+        if (heap_.size() > 64 && (heap_.size() - live_) * 2 > heap_.size()) compact();
     }
 
-    [[nodiscard]] bool empty() const noexcept { return heap_.size() == cancelled_.size(); }
-    [[nodiscard]] std::size_t size() const noexcept { return heap_.size() - cancelled_.size(); }
+    [[nodiscard]] bool empty() const noexcept { return live_ == 0; }
+    [[nodiscard]] std::size_t size() const noexcept { return live_; }
 
     // When the next live event is due.
     [[nodiscard]] std::optional<Time> next_time() {
-        drop_cancelled_top();
+        drop_stale_top();
         if (heap_.empty()) return std::nullopt;
         return heap_.front().at;
     }
 
     // Removes and returns the next live event.
     [[nodiscard]] std::optional<Entry> pop() {
-        drop_cancelled_top();
+        drop_stale_top();
         if (heap_.empty()) return std::nullopt;
         std::pop_heap(heap_.begin(), heap_.end(), later);
-        Entry entry = std::move(heap_.back());
+        const Key key = heap_.back();
         heap_.pop_back();
-        pending_.erase(entry.id.value);
+        Entry entry{key.at, EventId{key.id, key.slot}, std::move(slots_[key.slot].payload)};
+        release(key.slot);
         return entry;
     }
 
     // Every live event, in no particular order (a viewer sorts what it shows).
     template <class Visit>
     void for_each_pending(Visit&& visit) const {
-        for (const Entry& entry : heap_)
-            if (!cancelled_.contains(entry.id.value)) visit(entry);
+        for (const Key& key : heap_) {
+            if (!is_live(key)) continue;
+            const Entry entry{key.at, EventId{key.id, key.slot}, slots_[key.slot].payload};
+            visit(entry);
+        }
     }
 
     friend bool operator==(const EventQueue& a, const EventQueue& b) {
@@ -89,36 +109,48 @@ public:
     }
 
 private:
-    static bool later(const Entry& a, const Entry& b) noexcept {
-        return a.at != b.at ? a.at > b.at : a.id.value > b.id.value;
+    // What the heap orders: small, so sifting moves 24 bytes, not a packet.
+    struct Key {
+        Time at = 0;
+        std::uint64_t id = 0;
+        std::uint32_t slot = 0;
+    };
+    struct Slot {
+        std::uint64_t id = 0;  // the event waiting here; 0 = free
+        Payload payload{};
+    };
+
+    static bool later(const Key& a, const Key& b) noexcept { return a.at != b.at ? a.at > b.at : a.id > b.id; }
+    [[nodiscard]] bool is_live(const Key& key) const noexcept { return slots_[key.slot].id == key.id; }
+    void release(std::uint32_t slot) {
+        slots_[slot].id = 0;
+        slots_[slot].payload = Payload{};
+        free_slots_.push_back(slot);
+        --live_;
     }
-    void drop_cancelled_top() {
-        while (!heap_.empty() && !cancelled_.empty()) {
-            const auto found = cancelled_.find(heap_.front().id.value);
-            if (found == cancelled_.end()) return;
-            cancelled_.erase(found);
+    void drop_stale_top() {
+        while (!heap_.empty() && !is_live(heap_.front())) {
             std::pop_heap(heap_.begin(), heap_.end(), later);
             heap_.pop_back();
         }
     }
-    // Drops every cancelled entry at once, so timers that are set and cancelled again
-    // and again (a retransmission timer per segment) cost amortised O(log n), not memory.
     void compact() {
-        std::erase_if(heap_, [this](const Entry& e) { return cancelled_.contains(e.id.value); });
+        std::erase_if(heap_, [this](const Key& key) { return !is_live(key); });
         std::make_heap(heap_.begin(), heap_.end(), later);
-        cancelled_.clear();
     }
     [[nodiscard]] std::vector<Entry> live_sorted() const {
         std::vector<Entry> live;
         for_each_pending([&](const Entry& e) { live.push_back(e); });
-        std::sort(live.begin(), live.end(), [](const Entry& a, const Entry& b) { return later(b, a); });
+        std::sort(live.begin(), live.end(),
+                  [](const Entry& a, const Entry& b) { return a.at != b.at ? a.at < b.at : a.id.value < b.id.value; });
         return live;
     }
 
-    std::vector<Entry> heap_;                    // a binary min-heap on (at, id)
-    std::unordered_set<std::uint64_t> pending_;    // ids in heap_ not cancelled
-    std::unordered_set<std::uint64_t> cancelled_;  // ids still in heap_ but cancelled
-    std::uint64_t next_id_ = 1;                  // 0 is "no event"
+    std::vector<Key> heap_;                   // a binary min-heap on (at, id); may hold stale keys
+    std::vector<Slot> slots_;                 // payloads, by EventId::slot
+    std::vector<std::uint32_t> free_slots_;   // slots to reuse, last freed first
+    std::size_t live_ = 0;                    // keys in heap_ whose slot still holds their event
+    std::uint64_t next_id_ = 1;               // 0 is "no event"
 };
 
 }  // namespace portlab::sim

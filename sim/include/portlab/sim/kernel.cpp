@@ -93,10 +93,11 @@ std::optional<HostId> Kernel::route(HostId from, const IpAddress& destination) c
 // wildcard one (Linux's compute_score prefers the exact match).
 std::optional<trace::SocketId> Kernel::find_listener(HostId h, const Endpoint& local) {
     Host& host = host_of(h);
-    const auto bucket = host.table(Protocol::tcp).bound.find(local.port);
-    if (bucket == host.table(Protocol::tcp).bound.end()) return std::nullopt;
+    const BindBucket* bucket = host.table(Protocol::tcp).bound.find(local.port);
+    if (bucket == nullptr) return std::nullopt;
     std::optional<trace::SocketId> wildcard;
-    for (const trace::SocketId id : bucket->second) {
+    for (std::size_t i = 0; i < bucket->size(); ++i) {
+        const trace::SocketId id = (*bucket)[i];
         const Socket* s = host.find(id);
         if (s == nullptr || !s->listening || !s->local) continue;
         if (s->local->address == local.address) return id;
@@ -109,11 +110,12 @@ std::optional<trace::SocketId> Kernel::find_listener(HostId h, const Endpoint& l
 // candidates the most specific wins (Linux udp4_lib_lookup's scoring).
 std::optional<trace::SocketId> Kernel::find_udp_socket(HostId h, const Endpoint& local, const Endpoint& remote) {
     Host& host = host_of(h);
-    const auto bucket = host.table(Protocol::udp).bound.find(local.port);
-    if (bucket == host.table(Protocol::udp).bound.end()) return std::nullopt;
+    const BindBucket* bucket = host.table(Protocol::udp).bound.find(local.port);
+    if (bucket == nullptr) return std::nullopt;
     std::optional<trace::SocketId> best;
     int best_score = -1;
-    for (const trace::SocketId id : bucket->second) {
+    for (std::size_t i = 0; i < bucket->size(); ++i) {
+        const trace::SocketId id = (*bucket)[i];
         const Socket* s = host.find(id);
         if (s == nullptr || !s->local) continue;
         if (!addresses_overlap(s->local->address, local.address)) continue;
@@ -133,24 +135,23 @@ std::optional<trace::SocketId> Kernel::find_udp_socket(HostId h, const Endpoint&
 
 // ---- recording ---------------------------------------------------------------------------
 
-void Kernel::record(HostId h, trace::EventBody body) {
-    if (recorder == nullptr) return;
+void Kernel::record_event(HostId h, trace::EventBody body) {
     recorder->events.push_back(trace::Event{world.now, host_of(h).name, std::move(body)});
     recorder->unit_of_event.push_back(recorder->unit);
 }
 
 SysResult<Ok> Kernel::failed(HostId h, std::optional<trace::SocketId> s, std::string_view call, Errno error) {
     // EAGAIN is "not yet", not a failure: it leaves no trace (the model never blocks).
-    if (error != Errno::eagain && h.value < world.hosts.size())
+    if (recording() && error != Errno::eagain && h.value < world.hosts.size())
         record(h, trace::CallFailed{s, std::string(call), std::string(errno_name(error)), std::string(errno_message(error))});
     return error;
 }
 
-void Kernel::set_state(HostId h, Socket& s, TcpState to, std::string cause) {
+void Kernel::set_state(HostId h, Socket& s, TcpState to, std::string_view cause) {
     if (s.state == to) return;
     const TcpState from = s.state;
     s.state = to;
-    record(h, trace::StateChanged{s.id, from, to, std::move(cause)});
+    if (recording()) record(h, trace::StateChanged{s.id, from, to, std::string(cause)});
 }
 
 void Kernel::note(HostId host, std::string text) {
@@ -163,9 +164,8 @@ Socket& Kernel::create_socket(HostId h, Protocol protocol, IpFamily family) {
     Host& host = host_of(h);
     std::uint32_t slot = 0;
     if (!host.free_slots.empty()) {
-        slot = host.free_slots.back();
+        slot = host.free_slots.back();  // destroy_socket left it as a fresh Socket{}
         host.free_slots.pop_back();
-        host.slots[slot] = Socket{};
     } else {
         slot = static_cast<std::uint32_t>(host.slots.size());
         host.slots.emplace_back();
@@ -175,7 +175,7 @@ Socket& Kernel::create_socket(HostId h, Protocol protocol, IpFamily family) {
     s.protocol = protocol;
     s.family = family;
     s.tcb.rto = world.tcp.initial_rto;
-    host.slot_of.emplace(s.id.value, slot);
+    host.slot_of[s.id.value] = slot;
     return s;
 }
 
@@ -193,7 +193,7 @@ void Kernel::destroy_socket(HostId h, trace::SocketId id) {
             queue.erase(std::remove(queue.begin(), queue.end(), id), queue.end());
         }
     }
-    const auto slot = host.slot_of.at(id.value);
+    const std::uint32_t slot = *host.slot_of.find(id.value);
     host.slot_of.erase(id.value);
     host.slots[slot] = Socket{};
     host.free_slots.push_back(slot);
@@ -204,11 +204,10 @@ void Kernel::destroy_socket(HostId h, trace::SocketId id) {
 // SO_REUSEADDR and (TCP) the one already there is not listening. TIME-WAIT sockets
 // count, with the SO_REUSEADDR their socket had.
 bool Kernel::bind_conflict(const Host& host, const Socket& s, const Endpoint& local) const {
-    const auto& bound = host.table(s.protocol).bound;
-    const auto bucket = bound.find(local.port);
-    if (bucket == bound.end()) return false;
-    for (const trace::SocketId id : bucket->second) {
-        const Socket* other = host.find(id);
+    const BindBucket* bucket = host.table(s.protocol).bound.find(local.port);
+    if (bucket == nullptr) return false;
+    for (std::size_t i = 0; i < bucket->size(); ++i) {
+        const Socket* other = host.find((*bucket)[i]);
         if (other == nullptr || other == &s || !other->local) continue;
         if (!addresses_overlap(other->local->address, local.address)) continue;
         const bool both_reuse = s.reuse_address && other->reuse_address;
@@ -222,21 +221,18 @@ bool Kernel::bind_conflict(const Host& host, const Socket& s, const Endpoint& lo
 void Kernel::attach_port(HostId h, Socket& s, const Endpoint& local) {
     ProtocolTable& table = host_of(h).table(s.protocol);
     s.local = local;
-    auto& bucket = table.bound[local.port];
-    bucket.push_back(s.id);
+    table.bound[local.port].push_back(s.id);
     table.free.take(local.port);
 }
 
 void Kernel::detach_port(HostId h, Socket& s) {
     if (!s.local) return;
     ProtocolTable& table = host_of(h).table(s.protocol);
-    const auto bucket = table.bound.find(s.local->port);
-    if (bucket != table.bound.end()) {
-        auto& ids = bucket->second;
-        ids.erase(std::remove(ids.begin(), ids.end(), s.id), ids.end());
-        if (ids.empty()) {
+    if (BindBucket* bucket = table.bound.find(s.local->port)) {
+        bucket->remove(s.id);
+        if (bucket->empty()) {
             table.free.release(s.local->port);
-            table.bound.erase(bucket);
+            table.bound.erase(s.local->port);
         }
     }
     s.local.reset();
@@ -249,9 +245,7 @@ void Kernel::add_connection(HostId h, const Socket& s) {
 
 void Kernel::remove_connection(HostId h, const Socket& s) {
     if (!s.local || !s.remote) return;
-    auto& connections = host_of(h).table(s.protocol).connections;
-    const auto found = connections.find(FourTuple{*s.local, *s.remote});
-    if (found != connections.end() && found->second == s.id) connections.erase(found);
+    host_of(h).table(s.protocol).connections.erase(FourTuple{*s.local, *s.remote}, s.id);
 }
 
 std::optional<Port> Kernel::pick_ephemeral(HostId h, Socket& s, PortPurpose purpose, const IpAddress& local,
@@ -262,8 +256,9 @@ std::optional<Port> Kernel::pick_ephemeral(HostId h, Socket& s, PortPurpose purp
                                               PortRequest{purpose, local, remote}, world.rng, world.secret);
     if (!choice) return std::nullopt;
     const PortRange range = host.options.ephemeral.range;
-    record(h, trace::EphemeralAssigned{s.id, choice->port, range.low, range.high, std::string(choice->algorithm),
-                                       choice->parity});
+    if (recording())
+        record(h, trace::EphemeralAssigned{s.id, choice->port, range.low, range.high, std::string(choice->algorithm),
+                                           choice->parity});
     return choice->port;
 }
 
@@ -347,8 +342,9 @@ SysResult<Ok> Kernel::listen(SocketRef ref, std::uint32_t backlog) {
         record(ref.host, trace::Bound{s->id, *s->local, trace::BindHow::ephemeral, std::nullopt});
     }
     const Host& host = host_of(ref.host);
-    for (const trace::SocketId id : host.table(Protocol::tcp).bound.at(s->local->port)) {
-        const Socket* other = host.find(id);
+    const BindBucket& bucket = *host.table(Protocol::tcp).bound.find(s->local->port);
+    for (std::size_t i = 0; i < bucket.size(); ++i) {
+        const Socket* other = host.find(bucket[i]);
         if (other != nullptr && other != s && other->listening &&
             addresses_overlap(other->local->address, s->local->address))
             return failed(ref.host, ref.id, "listen", Errno::eaddrinuse);
@@ -392,11 +388,10 @@ SysResult<Ok> Kernel::connect(SocketRef ref, Endpoint remote) {
     }
     // The 4-tuple must be new (Linux __inet_check_established).
     const Endpoint local{source, s->local->port};
-    if (host_of(ref.host).table(Protocol::tcp).connections.contains(FourTuple{local, remote}))
+    if (!host_of(ref.host).table(Protocol::tcp).connections.try_emplace(FourTuple{local, remote}, s->id).second)
         return failed(ref.host, ref.id, "connect", Errno::eaddrnotavail);
     s->local = local;
     s->remote = remote;
-    add_connection(ref.host, *s);
     s->tcb.iss = static_cast<std::uint32_t>(world.rng.next());
     s->tcb.snd_una = s->tcb.iss;
     s->tcb.snd_nxt = s->tcb.iss + 1;

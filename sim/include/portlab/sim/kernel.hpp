@@ -80,10 +80,17 @@ private:
     std::optional<trace::SocketId> find_listener(HostId h, const Endpoint& local);
     std::optional<trace::SocketId> find_udp_socket(HostId h, const Endpoint& local, const Endpoint& remote);
 
-    // recording
-    void record(HostId h, trace::EventBody body);
+    // recording: an event body is only turned into an Event when events are kept
+    template <class Body>
+    void record(HostId h, Body&& body) {
+        if (recorder != nullptr) record_event(h, trace::EventBody{std::forward<Body>(body)});
+    }
+    void record_event(HostId h, trace::EventBody body);
     SysResult<Ok> failed(HostId h, std::optional<trace::SocketId> s, std::string_view call, Errno error);
-    void set_state(HostId h, Socket& s, TcpState to, std::string cause);
+    // Whether events are being kept: building an event's text costs allocations the
+    // bare model (benchmarks, silent replay) should not pay.
+    [[nodiscard]] bool recording() const noexcept { return recorder != nullptr; }
+    void set_state(HostId h, Socket& s, TcpState to, std::string_view cause);
 
     // sockets and ports
     Socket& create_socket(HostId h, Protocol protocol, IpFamily family);

@@ -99,7 +99,7 @@ void Kernel::transmit(HostId from, Wire packet) {
     };
     event(trace::PacketKind::sent, std::nullopt);
     if (!to) {
-        event(trace::PacketKind::dropped, "no route to host " + packet.ip.destination.to_string());
+        if (recording()) event(trace::PacketKind::dropped, "no route to host " + packet.ip.destination.to_string());
         return;
     }
     const LinkConfig& link = world.link(from, *to);
@@ -107,16 +107,17 @@ void Kernel::transmit(HostId from, Wire packet) {
     const std::uint64_t number = ++world.packets_on_link[{key.first, key.second}];
     const bool scripted = std::find(link.lose_packets.begin(), link.lose_packets.end(), number) != link.lose_packets.end();
     if (scripted || (link.loss > 0.0 && world.rng.unit() < link.loss)) {
-        event(trace::PacketKind::dropped, "lost on the link " + host_of(from).name + " - " + host_of(*to).name + " (loss " +
-                                              percent(link.loss) + ")");
+        if (recording())
+            event(trace::PacketKind::dropped, "lost on the link " + host_of(from).name + " - " + host_of(*to).name +
+                                                  " (loss " + percent(link.loss) + ")");
         return;
     }
-    world.queue.schedule_at(world.now + link.delay, Arrival{from, *to, std::move(packet)});
+    world.queue.schedule_at(world.now + link.delay, Arrival{from, *to, Boxed<Wire>(std::move(packet))});
 }
 
 void Kernel::on_arrival(Arrival& arrival) {
     const HostId h = arrival.to;
-    const Wire& packet = arrival.packet;
+    const Wire& packet = *arrival.packet;
     trace::Packet event{trace::PacketKind::delivered, packet.bytes, LinkType::raw, std::nullopt,
                         host_of(arrival.from).name, host_of(h).name};
     // Loopback traffic never meets the input chain's port rules in this model.
@@ -202,10 +203,9 @@ void Kernel::icmp_input(HostId h, const Wire& packet) {
         if (s->remote && *s->remote == remote && port_unreachable) s->error = Errno::econnrefused;
         return;
     }
-    auto& connections = host_of(h).table(Protocol::tcp).connections;
-    const auto found = connections.find(FourTuple{local, remote});
-    if (found == connections.end()) return;
-    Socket* s = find(h, found->second);
+    const trace::SocketId* found = host_of(h).table(Protocol::tcp).connections.find(FourTuple{local, remote});
+    if (found == nullptr) return;
+    Socket* s = find(h, *found);
     if (s->state == TcpState::syn_sent && port_unreachable)
         connection_closed(h, *s, "ICMP port unreachable received", Errno::econnrefused, "connect");
 }

@@ -220,9 +220,8 @@ bool Kernel::listen_queue_full(HostId h, const Wire& packet, std::string& why) {
 
 void Kernel::tcp_input(HostId h, const Wire& packet) {
     const FourTuple tuple = tuple_of(packet);
-    auto& connections = host_of(h).table(Protocol::tcp).connections;
-    if (const auto found = connections.find(tuple); found != connections.end()) {
-        const trace::SocketId id = found->second;
+    if (const trace::SocketId* found = host_of(h).table(Protocol::tcp).connections.find(tuple)) {
+        const trace::SocketId id = *found;
         if (find(h, id)->state == TcpState::syn_sent) syn_sent_input(h, id, packet);
         else synchronized_input(h, id, packet);
         return;

@@ -4,32 +4,10 @@
 
 namespace portlab::sim {
 
-std::size_t FourTupleHash::operator()(const FourTuple& tuple) const noexcept {
-    std::uint64_t h = 0xcbf29ce484222325ULL;
-    const auto mix = [&h](std::span<const std::uint8_t> bytes) {
-        for (const std::uint8_t b : bytes) h = (h ^ b) * 0x100000001b3ULL;
-    };
-    mix(tuple.local.address.bytes());
-    mix(tuple.remote.address.bytes());
-    h ^= (std::uint64_t{tuple.local.port} << 16) | tuple.remote.port;
-    h *= 0x9e3779b97f4a7c15ULL;
-    return static_cast<std::size_t>(h ^ (h >> 29));
-}
-
-Socket* Host::find(trace::SocketId id) {
-    const auto found = slot_of.find(id.value);
-    return found == slot_of.end() ? nullptr : &slots[found->second];
-}
-
-const Socket* Host::find(trace::SocketId id) const {
-    const auto found = slot_of.find(id.value);
-    return found == slot_of.end() ? nullptr : &slots[found->second];
-}
-
 std::vector<const Socket*> Host::sockets() const {
     std::vector<const Socket*> live;
     live.reserve(slot_of.size());
-    for (const auto& [id, slot] : slot_of) live.push_back(&slots[slot]);
+    slot_of.for_each([&](std::uint32_t, std::uint32_t slot) { live.push_back(&slots[slot]); });
     std::sort(live.begin(), live.end(), [](const Socket* a, const Socket* b) { return a->id < b->id; });
     return live;
 }

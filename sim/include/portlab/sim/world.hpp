@@ -9,9 +9,9 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
-#include <unordered_map>
 #include <variant>
 #include <vector>
 
@@ -22,6 +22,7 @@
 #include "portlab/sim/errno.hpp"
 #include "portlab/sim/event_queue.hpp"
 #include "portlab/sim/firewall.hpp"
+#include "portlab/sim/flat_map.hpp"
 #include "portlab/sim/random.hpp"
 #include "portlab/tcp_state.hpp"
 #include "portlab/trace.hpp"
@@ -126,18 +127,49 @@ struct Socket {
     friend bool operator==(const Socket&, const Socket&) = default;
 };
 
-struct FourTupleHash {
-    std::size_t operator()(const FourTuple& tuple) const noexcept;
+// The sockets bound to one port (the kernel's bind bucket), in bind order. Nearly
+// every bucket holds one socket, so the first lives inline and only SO_REUSEADDR
+// sharers and accepted children need the vector (no allocation per bind).
+class BindBucket {
+public:
+    [[nodiscard]] std::size_t size() const noexcept { return first_.value == 0 ? 0 : 1 + more_.size(); }
+    [[nodiscard]] bool empty() const noexcept { return first_.value == 0; }
+    [[nodiscard]] trace::SocketId operator[](std::size_t i) const noexcept { return i == 0 ? first_ : more_[i - 1]; }
+    void push_back(trace::SocketId id) {
+        if (first_.value == 0) first_ = id;
+        else more_.push_back(id);
+    }
+    void remove(trace::SocketId id) {
+        if (first_ == id) {
+            if (more_.empty()) {
+                first_ = trace::SocketId{};
+            } else {
+                first_ = more_.front();
+                more_.erase(more_.begin());
+            }
+            return;
+        }
+        std::erase(more_, id);
+    }
+    friend bool operator==(const BindBucket&, const BindBucket&) = default;
+
+private:
+    trace::SocketId first_{};  // 0 = empty (socket ids start at 1)
+    std::vector<trace::SocketId> more_;
+};
+
+struct PortHash {
+    [[nodiscard]] std::uint64_t operator()(Port port) const noexcept { return port; }
 };
 
 // Per host and protocol: the bind table (sockets grouped by port, as the kernel's
 // bind buckets), which ports are free, the ephemeral counters, and connected TCP
 // sockets by 4-tuple (local, remote).
 struct ProtocolTable {
-    std::map<Port, std::vector<trace::SocketId>> bound;
+    FlatMap<Port, BindBucket, PortHash> bound;  // only non-empty buckets
     FreePorts free;
     EphemeralState ephemeral;
-    std::unordered_map<FourTuple, trace::SocketId, FourTupleHash> connections;
+    FlatMap<FourTuple, trace::SocketId, FourTupleHash> connections;
     friend bool operator==(const ProtocolTable&, const ProtocolTable&) = default;
 };
 
@@ -154,7 +186,7 @@ struct Host {
     Firewall firewall;
     std::vector<Socket> slots;                 // sockets; slots of destroyed ones are reused
     std::vector<std::uint32_t> free_slots;
-    std::unordered_map<std::uint32_t, std::uint32_t> slot_of;  // SocketId value -> slot
+    FlatMap<std::uint32_t, std::uint32_t, IntegerHash> slot_of;  // SocketId value -> slot
     std::uint32_t next_socket_id = 1;          // ids only grow: never reused in a run
     std::array<ProtocolTable, 2> tables;       // [tcp, udp]
     std::uint16_t next_ip_id = 1;              // IPv4 identification counter
@@ -162,8 +194,14 @@ struct Host {
 
     [[nodiscard]] ProtocolTable& table(Protocol p) { return tables[p == Protocol::tcp ? 0 : 1]; }
     [[nodiscard]] const ProtocolTable& table(Protocol p) const { return tables[p == Protocol::tcp ? 0 : 1]; }
-    [[nodiscard]] Socket* find(trace::SocketId id);
-    [[nodiscard]] const Socket* find(trace::SocketId id) const;
+    [[nodiscard]] Socket* find(trace::SocketId id) {
+        const std::uint32_t* slot = slot_of.find(id.value);
+        return slot == nullptr ? nullptr : &slots[*slot];
+    }
+    [[nodiscard]] const Socket* find(trace::SocketId id) const {
+        const std::uint32_t* slot = slot_of.find(id.value);
+        return slot == nullptr ? nullptr : &slots[*slot];
+    }
     // Live sockets in id order, for listings.
     [[nodiscard]] std::vector<const Socket*> sockets() const;
 };
@@ -215,11 +253,40 @@ struct Probe {
 
 // ---- scheduled work ---------------------------------------------------------------
 
+// A value kept on the heap but copied and compared as a value: keeps a big member
+// (a packet) from making every queued event, timers included, as big as itself.
+template <class T>
+class Boxed {
+public:
+    Boxed() = default;  // empty: only a default-constructed (or moved-from) holder
+    explicit Boxed(T value) : value_(std::make_unique<T>(std::move(value))) {}
+    Boxed(const Boxed& other) : value_(other.value_ ? std::make_unique<T>(*other.value_) : nullptr) {}
+    Boxed(Boxed&&) noexcept = default;
+    Boxed& operator=(const Boxed& other) {
+        if (this != &other) value_ = other.value_ ? std::make_unique<T>(*other.value_) : nullptr;
+        return *this;
+    }
+    Boxed& operator=(Boxed&&) noexcept = default;
+    ~Boxed() = default;
+
+    [[nodiscard]] T& operator*() noexcept { return *value_; }
+    [[nodiscard]] const T& operator*() const noexcept { return *value_; }
+    [[nodiscard]] const T* operator->() const noexcept { return value_.get(); }
+
+    friend bool operator==(const Boxed& a, const Boxed& b) {
+        if (!a.value_ || !b.value_) return !a.value_ && !b.value_;
+        return *a.value_ == *b.value_;
+    }
+
+private:
+    std::unique_ptr<T> value_;
+};
+
 // A packet reaching a host after its link's delay.
 struct Arrival {
     HostId from;
     HostId to;
-    Wire packet;
+    Boxed<Wire> packet;  // boxed: a timer in the queue should not cost a packet's space
     friend bool operator==(const Arrival&, const Arrival&) = default;
 };
 enum class TimerKind : std::uint8_t { retransmit, time_wait };
