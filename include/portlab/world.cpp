@@ -596,10 +596,11 @@ Timeline Timeline::of(trace::Trace trace, TimelineOptions options) {
 
 namespace {
 
-// Moves `more` to the end of `events`; the first batch is adopted whole, and
-// capacity grows geometrically so appending in pieces stays linear.
+// Moves `more` to the end of `events`; the first batch is adopted whole unless
+// room was reserved, and capacity grows geometrically so appending in pieces
+// stays linear.
 void move_to_end(std::vector<trace::Event>& events, std::vector<trace::Event>&& more) {
-    if (events.empty()) {
+    if (events.empty() && events.capacity() <= more.size()) {  // nothing reserved to keep
         events = std::move(more);
         return;
     }

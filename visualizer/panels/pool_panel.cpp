@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <string>
+#include <vector>
 
 #include "panels/panels.hpp"
 #include "panels/style.hpp"
@@ -13,7 +14,7 @@
 namespace portlab::viz::pool_panel {
 namespace {
 
-void draw_strip(const world::World& world, world::HostIndex h, const world::EphemeralPool& pool) {
+void draw_strip(const Model& model, world::HostIndex h, const world::EphemeralPool& pool) {
     const PortRange range = *pool.range;
     const ImVec2 origin = ImGui::GetCursorScreenPos();
     const float width = std::max(ImGui::GetContentRegionAvail().x - 8, 50.0f);
@@ -21,17 +22,28 @@ void draw_strip(const world::World& world, world::HostIndex h, const world::Ephe
     ImDrawList* draw = ImGui::GetWindowDrawList();
     draw->AddRectFilled(origin, ImVec2(origin.x + width, origin.y + height), IM_COL32(35, 38, 48, 255), 3);
     const Rect strip{origin.x, origin.y, width, height};
+    // Ports in use, one mark per pixel column (10,000 ports cost as much as the
+    // strip's width): TCP green, UDP blue, both drawn when a column has both.
     std::size_t in_range = 0;
-    for (const Port port : world.ports_in_use(h, Protocol::tcp)) {
+    const int pixels = std::max(1, static_cast<int>(width));
+    std::vector<unsigned char> used(static_cast<std::size_t>(pixels), 0);
+    const auto mark = [&](Port port, unsigned char bit) {
+        const float x = pool_x(strip, range, port) - origin.x;
+        used[static_cast<std::size_t>(std::clamp(static_cast<int>(x), 0, pixels - 1))] |= bit;
+    };
+    for (const Port port : model.ports_in_use(h, Protocol::tcp)) {
         if (!range.contains(port)) continue;
         ++in_range;
-        const float x = pool_x(strip, range, port);
-        draw->AddLine(ImVec2(x + 0.5f, origin.y + 3), ImVec2(x + 0.5f, origin.y + height - 3), IM_COL32(120, 200, 130, 255));
+        mark(port, 1);
     }
-    for (const Port port : world.ports_in_use(h, Protocol::udp)) {
-        if (!range.contains(port)) continue;
-        const float x = pool_x(strip, range, port);
-        draw->AddLine(ImVec2(x + 0.5f, origin.y + 3), ImVec2(x + 0.5f, origin.y + height - 3), IM_COL32(110, 180, 230, 255));
+    for (const Port port : model.ports_in_use(h, Protocol::udp))
+        if (range.contains(port)) mark(port, 2);
+    for (int p = 0; p < pixels; ++p) {
+        const float x = origin.x + static_cast<float>(p) + 0.5f;
+        if (used[static_cast<std::size_t>(p)] & 1)
+            draw->AddLine(ImVec2(x, origin.y + 3), ImVec2(x, origin.y + height - 3), IM_COL32(120, 200, 130, 255));
+        if (used[static_cast<std::size_t>(p)] & 2)
+            draw->AddLine(ImVec2(x, origin.y + 3), ImVec2(x, origin.y + height - 3), IM_COL32(110, 180, 230, 255));
     }
     if (pool.last) {
         const float x = pool_x(strip, range, *pool.last);
@@ -69,7 +81,7 @@ void draw(const Model& model, ViewState&) {
                                              : (*pool.last % 2 == 0 ? "even (not reported)" : "odd (not reported)");
             ImGui::Text("last choice: %u  (%s)   choices so far: %zu", *pool.last, parity.c_str(), pool.assignments);
         }
-        draw_strip(world, h, pool);
+        draw_strip(model, h, pool);
         if (!pool.recent.empty()) {
             std::string recent;
             for (std::size_t i = 0; i < pool.recent.size(); ++i) {

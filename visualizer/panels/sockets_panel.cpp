@@ -17,7 +17,7 @@ void draw(const Model& model, ViewState& view) {
     const style::MonoScope mono;
     for (world::HostIndex h = 0; h < world.hosts().size(); ++h) {
         const auto& host = world.hosts()[h];
-        const auto rows = ss_rows(world, h);
+        const auto& rows = model.ss_table(h);
         const std::string title = "$ ss -tuanp   # on " + host.name + "   (" + std::to_string(rows.size()) + " sockets)###host" +
                                   std::to_string(h);
         ImGui::SetNextItemOpen(true, ImGuiCond_Appearing);

@@ -148,7 +148,7 @@ void draw(const Model& model, ViewState& view) {
             ImGui::SameLine();
             if (ImGui::SmallButton("follow events")) view.selected_socket.reset();
         }
-        path = model.timeline().state_path(host, socket->id, model.position());
+        path = model.state_path(*ref);
     } else {
         ImGui::TextDisabled("Select a socket (click a slot or a socket-table row) to see its state and path.");
     }

@@ -84,7 +84,7 @@ void draw_pool_strip(const Canvas& canvas, const Model& model, const HostBox& bo
     const ImVec2 b = canvas.screen_max(box.pool_strip);
     canvas.draw->AddRectFilled(a, b, IM_COL32(35, 38, 48, 255), 3.0f);
     // Ports in use, bucketed to the strip's pixels so 10,000 ports cost as much as 300.
-    const auto ports = model.world().ports_in_use(box.host, Protocol::tcp);
+    const auto& ports = model.ports_in_use(box.host, Protocol::tcp);
     const int pixels = std::max(1, static_cast<int>(b.x - a.x));
     std::vector<unsigned char> used(static_cast<std::size_t>(pixels), 0);
     for (const Port port : ports) {
@@ -143,13 +143,16 @@ void draw_slot(const Canvas& canvas, const Model& model, const ViewState& view, 
     const ImVec2 a = canvas.screen_min(slot.rect);
     const ImVec2 b = canvas.screen_max(slot.rect);
     const ImU32 colour = slot.observed ? IM_COL32(80, 120, 150, 255) : style::slot_colour(slot.state);
-    if (b.x - a.x < 3) {
+    const bool selected = !slot.observed && view.selected_socket == slot.ref;
+    if (b.x - a.x < 8 || b.y - a.y < 6) {
+        // Too small for a label or a visible rounding: one square quad (4
+        // vertices, no anti-aliased fringe), since 20,000 of these are a frame.
         canvas.draw->AddRectFilled(a, ImVec2(std::max(b.x, a.x + 1), std::max(b.y, a.y + 1)), colour);
+        if (selected) canvas.draw->AddRect(ImVec2(a.x - 2, a.y - 2), ImVec2(b.x + 2, b.y + 2), style::selection_colour, 0, 0, 2.0f);
         return;
     }
     const float rounding = std::min(5.0f, 5.0f * canvas.scale());
     canvas.draw->AddRectFilled(a, b, colour, rounding);
-    const bool selected = !slot.observed && view.selected_socket == slot.ref;
     if (selected) canvas.draw->AddRect(a, b, style::selection_colour, rounding, 0, 3.0f);
     const float height = b.y - a.y;
     if (height < 12) return;

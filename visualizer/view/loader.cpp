@@ -100,9 +100,18 @@ double TraceLoader::progress() const {
     return total_bytes_ == 0 ? 0.0 : static_cast<double>(read_bytes_) / static_cast<double>(total_bytes_);
 }
 
+std::size_t TraceLoader::estimated_events() const {
+    const std::lock_guard lock(mutex_);
+    if (done_) return parsed_events_;
+    if (parsed_events_ == 0 || read_bytes_ <= first_event_byte_) return parsed_events_;
+    const double per_event = static_cast<double>(read_bytes_ - first_event_byte_) / static_cast<double>(parsed_events_);
+    return static_cast<std::size_t>(static_cast<double>(total_bytes_ - first_event_byte_) / per_event);
+}
+
 void TraceLoader::publish(Batch batch, std::size_t bytes_read) {
     const std::lock_guard lock(mutex_);
     read_bytes_ = bytes_read;
+    parsed_events_ += batch.events.size();
     if (!batch.events.empty()) ready_.push_back(Pending{std::move(batch), 0, 0});
     changed_.notify_all();
 }
@@ -185,6 +194,10 @@ void TraceLoader::run(unsigned threads) {
     }
     world::Checkpointer checkpointer;  // the timeline's checkpoints, taken here rather than on the window's thread
     std::size_t offset = first_end == std::string_view::npos ? text.size() : first_end + 1;
+    {
+        const std::lock_guard lock(mutex_);
+        first_event_byte_ = offset;
+    }
     while (offset < text.size() && !stop_) {
         std::size_t end = offset;
         const std::size_t lines_wanted = reader.next_line() == 2 ? first_block_lines : block_lines;

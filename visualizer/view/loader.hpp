@@ -52,6 +52,9 @@ public:
     void wait() const;
     // Share of the file's bytes parsed, 0..1.
     [[nodiscard]] double progress() const;
+    // How many events the whole file holds, judged from the lines parsed so far
+    // (0 before any): enough to reserve the timeline's memory once.
+    [[nodiscard]] std::size_t estimated_events() const;
 
 private:
     void run(unsigned threads);
@@ -73,6 +76,8 @@ private:
     std::size_t total_bytes_ = 0;
     std::size_t read_bytes_ = 0;
     std::size_t handed_over_ = 0;  // events taken so far
+    std::size_t parsed_events_ = 0;
+    std::size_t first_event_byte_ = 0;  // where the line after the header starts
     std::atomic<bool> stop_{false};
     std::thread thread_;  // last: started when everything above exists
 };

@@ -1,5 +1,7 @@
 #include "view/model.hpp"
 
+#include <algorithm>
+
 #include "view/scenarios.hpp"
 
 namespace portlab::viz {
@@ -47,6 +49,7 @@ void Model::adopt(trace::TraceHeader header, std::string label) {
     ++generation_;
     connections_at_.reset();
     layout_at_.reset();
+    ports_at_.reset();
     conversations_.clear();
 }
 
@@ -64,6 +67,10 @@ bool Model::poll(std::size_t budget) {
         if (!header || (batch.events.empty() && !done)) return false;
         adopt(std::move(*header), file_name(loader_->path()));
         loader_adopted_ = true;
+        // A tenth more than the first lines suggest: one allocation for the whole
+        // file unless its later lines are much shorter.
+        const std::size_t estimate = loader_->estimated_events();
+        timeline_->reserve(std::max(batch.events.size(), estimate + estimate / 10));
         timeline_->append(std::move(batch.events), std::move(batch.checkpoints));
     } else {
         auto batch = loader_->take(budget);
@@ -94,6 +101,7 @@ void Model::open_trace(trace::Trace trace, std::string label) {
     ++generation_;
     connections_at_.reset();
     layout_at_.reset();
+    ports_at_.reset();
     conversations_ = is_capture() ? world::find_conversations(*timeline_) : std::vector<world::Conversation>{};
 }
 
@@ -113,6 +121,36 @@ const std::vector<world::Connection>& Model::connections() const {
         connections_at_ = position();
     }
     return connections_;
+}
+
+void Model::drop_stale_caches() const {
+    if (ports_at_ == position() && ports_at_) return;
+    ports_.clear();
+    ss_tables_.clear();
+    state_paths_.clear();
+    ports_at_ = position();
+}
+
+const std::vector<Port>& Model::ports_in_use(world::HostIndex host, Protocol protocol) const {
+    drop_stale_caches();
+    const auto [found, fresh] = ports_.try_emplace({host, protocol});
+    if (fresh) found->second = world_.ports_in_use(host, protocol);
+    return found->second;
+}
+
+const std::vector<SsRow>& Model::ss_table(world::HostIndex host) const {
+    drop_stale_caches();
+    const auto [found, fresh] = ss_tables_.try_emplace(host);
+    if (fresh) found->second = ss_rows(world_, host);
+    return found->second;
+}
+
+const std::vector<std::size_t>& Model::state_path(world::SocketRef socket) const {
+    drop_stale_caches();
+    const auto [found, fresh] = state_paths_.try_emplace(socket);
+    if (fresh && timeline_ && socket.host < world_.hosts().size())
+        found->second = timeline_->state_path(world_.hosts()[socket.host].name, socket.socket, position());
+    return found->second;
 }
 
 const Layout& Model::layout() const {

@@ -6,6 +6,7 @@
 // No window here: the panels read a Model and the app sends it commands.
 
 #include <cstddef>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -15,6 +16,7 @@
 #include "portlab/world.hpp"
 #include "view/layout.hpp"
 #include "view/loader.hpp"
+#include "view/ss_table.hpp"
 
 namespace portlab::viz {
 
@@ -55,11 +57,20 @@ public:
     [[nodiscard]] std::size_t generation() const noexcept { return generation_; }
 
     [[nodiscard]] const std::vector<world::Connection>& connections() const;
+    // world().ports_in_use(host, protocol), kept until the cursor moves (the
+    // canvas and the pool panel ask every frame; 10,000 sockets take a sort).
+    [[nodiscard]] const std::vector<Port>& ports_in_use(world::HostIndex host, Protocol protocol) const;
+    // ss_rows(world(), host), kept until the cursor moves: 20,000 rows of text.
+    [[nodiscard]] const std::vector<SsRow>& ss_table(world::HostIndex host) const;
+    // timeline().state_path(host, socket, position()), kept until the cursor moves
+    // (a listener opened at event 0 would otherwise be a scan of every event each frame).
+    [[nodiscard]] const std::vector<std::size_t>& state_path(world::SocketRef socket) const;
     [[nodiscard]] const Layout& layout() const;
     [[nodiscard]] const std::vector<world::Conversation>& conversations() const noexcept { return conversations_; }
 
 private:
     void adopt(trace::TraceHeader header, std::string label);
+    void drop_stale_caches() const;  // the per-position caches below, when the cursor moved
 
     std::unique_ptr<TraceLoader> loader_;
     bool loader_adopted_ = false;
@@ -73,6 +84,10 @@ private:
     mutable std::optional<std::size_t> connections_at_;
     mutable std::vector<world::Connection> connections_;
     mutable std::optional<std::size_t> layout_at_;
+    mutable std::optional<std::size_t> ports_at_;
+    mutable std::map<std::pair<world::HostIndex, Protocol>, std::vector<Port>> ports_;
+    mutable std::map<world::HostIndex, std::vector<SsRow>> ss_tables_;   // at ports_at_
+    mutable std::map<world::SocketRef, std::vector<std::size_t>> state_paths_;  // at ports_at_
     mutable Layout layout_;
 };
 

@@ -120,7 +120,14 @@ const std::vector<std::size_t>& event_rows(const Model& model, ViewState& view) 
         cache.rows.clear();
         return cache.rows;
     }
-    if (cache.generation != model.generation() || cache.size != model.size() || !(cache.filter == view.filter)) {
+    if (cache.generation == model.generation() && cache.filter == view.filter && cache.size < model.size()) {
+        // A file still loading grew: filter only the events that came in (an
+        // event's protocol comes from its socket's introduction, which precedes it).
+        const bool all = view.filter.allows_everything();
+        for (std::size_t i = cache.size; i < model.size(); ++i)
+            if (all || view.filter.allows(model.timeline(), i)) cache.rows.push_back(i);
+        cache.size = model.size();
+    } else if (cache.generation != model.generation() || cache.size != model.size() || !(cache.filter == view.filter)) {
         cache.generation = model.generation();
         cache.size = model.size();
         cache.filter = view.filter;
