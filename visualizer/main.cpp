@@ -78,17 +78,19 @@ void on_drop(GLFWwindow* window, int count, const char** paths) {
     for (int i = 0; i < count; ++i) app->ui.dropped.emplace_back(paths[i]);
 }
 
-// While a file loads in the background the window redraws at most this often
-// (still answering input at once): on llvmpipe a frame costs both cores ~40 ms,
-// which the parser needs more. A million events then load in about half the time.
+// While a file loads in the background the window redraws at most this often:
+// on llvmpipe a frame costs both cores ~40 ms, which the parser needs more.
 constexpr double loading_frame_ms = 100.0;
 
-// After a frame that started at `start`: while loading, wait (for input or the
-// rest of loading_frame_ms) before the next one.
-void pace_while_loading(const App& app, std::chrono::steady_clock::time_point start) {
-    if (!app.model.loading()) return;
-    const double spent = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
-    if (spent < loading_frame_ms) glfwWaitEventsTimeout((loading_frame_ms - spent) / 1000.0);
+// After a frame that started at `start`, while loading: until the next frame is
+// due, move parsed events into the timeline as they come (whole blocks of the
+// loader's 50,000 lines, so none is moved twice), else wait for more or for input.
+void pace_while_loading(App& app, std::chrono::steady_clock::time_point start) {
+    while (app.model.loading()) {
+        const double spent = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+        if (spent >= loading_frame_ms) return;
+        if (!app.model.poll(50000)) glfwWaitEventsTimeout(std::min(loading_frame_ms - spent, 4.0) / 1000.0);
+    }
 }
 
 // One frame: events, UI, draw; then the commands the panels asked for, then playback.

@@ -192,7 +192,20 @@ void TraceLoader::run(unsigned threads) {
         header_ = *header;
         total_bytes_ = text.size();
     }
-    world::Checkpointer checkpointer;  // the timeline's checkpoints, taken here rather than on the window's thread
+    // The timeline's checkpoints are taken here rather than on the window's
+    // thread, and on a thread of their own: block k's while block k+1 parses.
+    // Block k is published once its checkpoints are in (the first at once, so
+    // the window shows it without waiting for the second).
+    world::Checkpointer checkpointer;
+    std::thread checkpointing;
+    Batch pending;
+    std::size_t pending_end = 0;
+    const auto publish_pending = [&] {
+        if (!checkpointing.joinable()) return;
+        checkpointing.join();
+        publish(std::move(pending), pending_end);
+        pending = Batch{};
+    };
     std::size_t offset = first_end == std::string_view::npos ? text.size() : first_end + 1;
     {
         const std::lock_guard lock(mutex_);
@@ -205,12 +218,21 @@ void TraceLoader::run(unsigned threads) {
             const auto next = text.find('\n', end);
             end = next == std::string_view::npos ? text.size() : next + 1;
         }
+        const bool first_block = reader.next_line() == 2;
         auto events = reader.block(text.substr(offset, end - offset), threads);
+        publish_pending();  // the block before, whose checkpoints were taken meanwhile
         if (!events) return finish(fail(path_ + ": " + events.error().message));
-        auto checkpoints = checkpointer.add(*events);
-        publish(Batch{std::move(events).value(), std::move(checkpoints)}, end);
+        if (first_block) {
+            auto checkpoints = checkpointer.add(*events);
+            publish(Batch{std::move(events).value(), std::move(checkpoints)}, end);
+        } else {
+            pending.events = std::move(events).value();
+            pending_end = end;
+            checkpointing = std::thread([&] { pending.checkpoints = checkpointer.add(pending.events); });
+        }
         offset = end;
     }
+    publish_pending();
     finish(std::nullopt);
 }
 
