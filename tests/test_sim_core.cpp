@@ -2,7 +2,11 @@
 // determinism from the seed, and rebuilding any earlier state from checkpoints.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <map>
+
 #include "portlab/sim/event_queue.hpp"
+#include "portlab/sim/flat_map.hpp"
 #include "portlab/sim/scenarios.hpp"
 #include "portlab/sim/simulator.hpp"
 
@@ -35,6 +39,84 @@ TEST_CASE("a cancelled event never runs, and cancelling twice or late is harmles
     CHECK(queue.pop()->payload == 3);
     CHECK(queue.empty());
     CHECK_FALSE(queue.pop().has_value());
+}
+
+TEST_CASE("cancelling most of many timers keeps the rest in (time, FIFO) order", "[sim][queue]") {
+    // Enough cancels to make the queue sweep its stale keys several times.
+    EventQueue<int> queue;
+    std::vector<EventId> ids;
+    for (int i = 0; i < 2000; ++i) ids.push_back(queue.schedule_at(static_cast<Time>(i % 7), i));
+    std::vector<int> expected;
+    for (int i = 0; i < 2000; ++i) {
+        if (i % 5 == 0) expected.push_back(i);
+        else queue.cancel(ids[static_cast<std::size_t>(i)]);
+    }
+    std::stable_sort(expected.begin(), expected.end(), [](int a, int b) { return a % 7 < b % 7; });
+    CHECK(queue.size() == expected.size());
+    const EventQueue<int> copy = queue;  // a snapshot compares equal to what it copied
+    CHECK(copy == queue);
+    std::vector<int> order;
+    while (auto entry = queue.pop()) order.push_back(entry->payload);
+    CHECK(order == expected);
+    CHECK_FALSE(copy == queue);
+}
+
+TEST_CASE("the flat maps agree with std::map through inserts and erases", "[sim][tables]") {
+    // Keys in sequence (the layout the tables are built for) and scattered ones,
+    // with erases in between: every lookup must match a std::map doing the same.
+    FlatMap<std::uint32_t, std::uint32_t, IntegerHash> flat;
+    std::map<std::uint32_t, std::uint32_t> reference;
+    Rng rng{11};
+    for (std::uint32_t round = 0; round < 20000; ++round) {
+        const std::uint32_t key = round % 3 == 0 ? rng.below(5000) : round;
+        if (rng.below(3) == 0) {
+            CHECK(flat.erase(key) == (reference.erase(key) == 1));
+        } else {
+            const bool inserted = flat.try_emplace(key, round).second;
+            CHECK(inserted == reference.emplace(key, round).second);
+        }
+        if (round % 997 == 0) {
+            CAPTURE(round);
+            REQUIRE(flat.size() == reference.size());
+            for (const auto& [k, v] : reference) {
+                const std::uint32_t* found = flat.find(k);
+                REQUIRE(found != nullptr);
+                CHECK(*found == v);
+            }
+            CHECK_FALSE(flat.contains(1u << 30));
+        }
+    }
+    FlatMap<std::uint32_t, std::uint32_t, IntegerHash> rebuilt;
+    for (const auto& [k, v] : reference) rebuilt[k] = v;
+    CHECK(rebuilt == flat);  // same contents, different insertion history
+    rebuilt[1u << 30] = 1;
+    CHECK_FALSE(rebuilt == flat);
+}
+
+TEST_CASE("the 4-tuple index finds each connection by its tuple and only that one", "[sim][tables]") {
+    // Ids stand for sockets; the tuples live outside the index, as they do in Socket.
+    std::map<std::uint32_t, FourTuple> sockets;
+    const auto tuple_of = [&](std::uint32_t id) { return sockets.at(id); };
+    IdIndex<FourTuple, FourTupleHash> index;
+    const Endpoint server{IpAddress::v4(10, 0, 0, 2), 80};
+    for (std::uint32_t id = 1; id <= 3000; ++id) {
+        const FourTuple tuple{Endpoint{IpAddress::v4(10, 0, 0, static_cast<std::uint8_t>(1 + id % 3)),
+                                       static_cast<Port>(32768 + id / 3 * 2)},
+                              server};
+        sockets[id] = tuple;
+        REQUIRE(index.insert(tuple, id, tuple_of));
+        CHECK_FALSE(index.insert(tuple, 99999, tuple_of));  // a taken tuple is refused
+    }
+    for (std::uint32_t id = 1; id <= 3000; id += 2) {
+        CHECK(index.erase(sockets.at(id), id));
+        CHECK_FALSE(index.erase(sockets.at(id), id));
+    }
+    for (const auto& [id, tuple] : sockets) {
+        CAPTURE(id, tuple.to_string());
+        CHECK(index.find(tuple, tuple_of) == (id % 2 == 0 ? id : 0));
+        CHECK(index.find(tuple.reversed(), tuple_of) == 0);  // the other side's tuple is another connection
+    }
+    CHECK(index.size() == 1500);
 }
 
 TEST_CASE("the simulator's clock moves only by its events and run_until", "[sim][time]") {

@@ -93,11 +93,10 @@ std::optional<HostId> Kernel::route(HostId from, const IpAddress& destination) c
 // wildcard one (Linux's compute_score prefers the exact match).
 std::optional<trace::SocketId> Kernel::find_listener(HostId h, const Endpoint& local) {
     Host& host = host_of(h);
-    const BindBucket* bucket = host.table(Protocol::tcp).bound.find(local.port);
-    if (bucket == nullptr) return std::nullopt;
+    const BoundSockets bucket = host.table(Protocol::tcp).bound_to(local.port);
     std::optional<trace::SocketId> wildcard;
-    for (std::size_t i = 0; i < bucket->size(); ++i) {
-        const trace::SocketId id = (*bucket)[i];
+    for (std::size_t i = 0; i < bucket.size(); ++i) {
+        const trace::SocketId id = bucket[i];
         const Socket* s = host.find(id);
         if (s == nullptr || !s->listening || !s->local) continue;
         if (s->local->address == local.address) return id;
@@ -110,12 +109,11 @@ std::optional<trace::SocketId> Kernel::find_listener(HostId h, const Endpoint& l
 // candidates the most specific wins (Linux udp4_lib_lookup's scoring).
 std::optional<trace::SocketId> Kernel::find_udp_socket(HostId h, const Endpoint& local, const Endpoint& remote) {
     Host& host = host_of(h);
-    const BindBucket* bucket = host.table(Protocol::udp).bound.find(local.port);
-    if (bucket == nullptr) return std::nullopt;
+    const BoundSockets bucket = host.table(Protocol::udp).bound_to(local.port);
     std::optional<trace::SocketId> best;
     int best_score = -1;
-    for (std::size_t i = 0; i < bucket->size(); ++i) {
-        const trace::SocketId id = (*bucket)[i];
+    for (std::size_t i = 0; i < bucket.size(); ++i) {
+        const trace::SocketId id = bucket[i];
         const Socket* s = host.find(id);
         if (s == nullptr || !s->local) continue;
         if (!addresses_overlap(s->local->address, local.address)) continue;
@@ -204,10 +202,9 @@ void Kernel::destroy_socket(HostId h, trace::SocketId id) {
 // SO_REUSEADDR and (TCP) the one already there is not listening. TIME-WAIT sockets
 // count, with the SO_REUSEADDR their socket had.
 bool Kernel::bind_conflict(const Host& host, const Socket& s, const Endpoint& local) const {
-    const BindBucket* bucket = host.table(s.protocol).bound.find(local.port);
-    if (bucket == nullptr) return false;
-    for (std::size_t i = 0; i < bucket->size(); ++i) {
-        const Socket* other = host.find((*bucket)[i]);
+    const BoundSockets bucket = host.table(s.protocol).bound_to(local.port);
+    for (std::size_t i = 0; i < bucket.size(); ++i) {
+        const Socket* other = host.find(bucket[i]);
         if (other == nullptr || other == &s || !other->local) continue;
         if (!addresses_overlap(other->local->address, local.address)) continue;
         const bool both_reuse = s.reuse_address && other->reuse_address;
@@ -221,31 +218,25 @@ bool Kernel::bind_conflict(const Host& host, const Socket& s, const Endpoint& lo
 void Kernel::attach_port(HostId h, Socket& s, const Endpoint& local) {
     ProtocolTable& table = host_of(h).table(s.protocol);
     s.local = local;
-    table.bound[local.port].push_back(s.id);
+    table.bind_socket(local.port, s.id);
     table.free.take(local.port);
 }
 
 void Kernel::detach_port(HostId h, Socket& s) {
     if (!s.local) return;
     ProtocolTable& table = host_of(h).table(s.protocol);
-    if (BindBucket* bucket = table.bound.find(s.local->port)) {
-        bucket->remove(s.id);
-        if (bucket->empty()) {
-            table.free.release(s.local->port);
-            table.bound.erase(s.local->port);
-        }
-    }
+    if (table.unbind_socket(s.local->port, s.id)) table.free.release(s.local->port);
     s.local.reset();
     s.port_auto_bound = false;
 }
 
 void Kernel::add_connection(HostId h, const Socket& s) {
-    if (s.local && s.remote) host_of(h).table(s.protocol).connections[FourTuple{*s.local, *s.remote}] = s.id;
+    if (s.local && s.remote) (void)host_of(h).add_connection(s.protocol, FourTuple{*s.local, *s.remote}, s.id);
 }
 
 void Kernel::remove_connection(HostId h, const Socket& s) {
     if (!s.local || !s.remote) return;
-    host_of(h).table(s.protocol).connections.erase(FourTuple{*s.local, *s.remote}, s.id);
+    host_of(h).table(s.protocol).connections.erase(FourTuple{*s.local, *s.remote}, s.id.value);
 }
 
 std::optional<Port> Kernel::pick_ephemeral(HostId h, Socket& s, PortPurpose purpose, const IpAddress& local,
@@ -342,7 +333,7 @@ SysResult<Ok> Kernel::listen(SocketRef ref, std::uint32_t backlog) {
         record(ref.host, trace::Bound{s->id, *s->local, trace::BindHow::ephemeral, std::nullopt});
     }
     const Host& host = host_of(ref.host);
-    const BindBucket& bucket = *host.table(Protocol::tcp).bound.find(s->local->port);
+    const BoundSockets bucket = host.table(Protocol::tcp).bound_to(s->local->port);
     for (std::size_t i = 0; i < bucket.size(); ++i) {
         const Socket* other = host.find(bucket[i]);
         if (other != nullptr && other != s && other->listening &&
@@ -388,7 +379,7 @@ SysResult<Ok> Kernel::connect(SocketRef ref, Endpoint remote) {
     }
     // The 4-tuple must be new (Linux __inet_check_established).
     const Endpoint local{source, s->local->port};
-    if (!host_of(ref.host).table(Protocol::tcp).connections.try_emplace(FourTuple{local, remote}, s->id).second)
+    if (!host_of(ref.host).add_connection(Protocol::tcp, FourTuple{local, remote}, s->id))
         return failed(ref.host, ref.id, "connect", Errno::eaddrnotavail);
     s->local = local;
     s->remote = remote;

@@ -203,8 +203,8 @@ void Kernel::icmp_input(HostId h, const Wire& packet) {
         if (s->remote && *s->remote == remote && port_unreachable) s->error = Errno::econnrefused;
         return;
     }
-    const trace::SocketId* found = host_of(h).table(Protocol::tcp).connections.find(FourTuple{local, remote});
-    if (found == nullptr) return;
+    const auto found = host_of(h).find_connection(Protocol::tcp, FourTuple{local, remote});
+    if (!found) return;
     Socket* s = find(h, *found);
     if (s->state == TcpState::syn_sent && port_unreachable)
         connection_closed(h, *s, "ICMP port unreachable received", Errno::econnrefused, "connect");

@@ -208,7 +208,7 @@ void Kernel::connection_closed(HostId h, Socket& s, std::string cause, std::opti
 bool Kernel::listen_queue_full(HostId h, const Wire& packet, std::string& why) {
     const auto* tcp = std::get_if<TcpBody>(&packet.body);
     if (tcp == nullptr || tcp->header.flags != tcp_flag::syn) return false;
-    if (host_of(h).table(Protocol::tcp).connections.contains(tuple_of(packet))) return false;
+    if (host_of(h).find_connection(Protocol::tcp, tuple_of(packet))) return false;
     const auto listener = find_listener(h, tuple_of(packet).local);
     if (!listener) return false;
     const Socket* s = find(h, *listener);
@@ -220,7 +220,7 @@ bool Kernel::listen_queue_full(HostId h, const Wire& packet, std::string& why) {
 
 void Kernel::tcp_input(HostId h, const Wire& packet) {
     const FourTuple tuple = tuple_of(packet);
-    if (const trace::SocketId* found = host_of(h).table(Protocol::tcp).connections.find(tuple)) {
+    if (const auto found = host_of(h).find_connection(Protocol::tcp, tuple)) {
         const trace::SocketId id = *found;
         if (find(h, id)->state == TcpState::syn_sent) syn_sent_input(h, id, packet);
         else synchronized_input(h, id, packet);

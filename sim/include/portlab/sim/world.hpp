@@ -127,37 +127,19 @@ struct Socket {
     friend bool operator==(const Socket&, const Socket&) = default;
 };
 
-// The sockets bound to one port (the kernel's bind bucket), in bind order. Nearly
-// every bucket holds one socket, so the first lives inline and only SO_REUSEADDR
-// sharers and accepted children need the vector (no allocation per bind).
-class BindBucket {
-public:
-    [[nodiscard]] std::size_t size() const noexcept { return first_.value == 0 ? 0 : 1 + more_.size(); }
-    [[nodiscard]] bool empty() const noexcept { return first_.value == 0; }
-    [[nodiscard]] trace::SocketId operator[](std::size_t i) const noexcept { return i == 0 ? first_ : more_[i - 1]; }
-    void push_back(trace::SocketId id) {
-        if (first_.value == 0) first_ = id;
-        else more_.push_back(id);
+// The sockets bound to one port (the kernel's bind bucket), in bind order, as
+// ProtocolTable::bound_to returns them.
+struct BoundSockets {
+    trace::SocketId first{};                               // 0 = none
+    const std::vector<trace::SocketId>* more = nullptr;   // the second and later, if any
+    [[nodiscard]] std::size_t size() const noexcept {
+        return first.value == 0 ? 0 : 1 + (more == nullptr ? 0 : more->size());
     }
-    void remove(trace::SocketId id) {
-        if (first_ == id) {
-            if (more_.empty()) {
-                first_ = trace::SocketId{};
-            } else {
-                first_ = more_.front();
-                more_.erase(more_.begin());
-            }
-            return;
-        }
-        std::erase(more_, id);
-    }
-    friend bool operator==(const BindBucket&, const BindBucket&) = default;
-
-private:
-    trace::SocketId first_{};  // 0 = empty (socket ids start at 1)
-    std::vector<trace::SocketId> more_;
+    [[nodiscard]] trace::SocketId operator[](std::size_t i) const noexcept { return i == 0 ? first : (*more)[i - 1]; }
 };
 
+// Ports as they are: ephemeral ports are taken nearly in order, so their buckets
+// sit side by side.
 struct PortHash {
     [[nodiscard]] std::uint64_t operator()(Port port) const noexcept { return port; }
 };
@@ -166,11 +148,42 @@ struct PortHash {
 // bind buckets), which ports are free, the ephemeral counters, and connected TCP
 // sockets by 4-tuple (local, remote).
 struct ProtocolTable {
-    FlatMap<Port, BindBucket, PortHash> bound;  // only non-empty buckets
+    // Bind buckets: the first socket of each bound port here (nearly every port has
+    // just one, and a small entry keeps the table compact), the rest (SO_REUSEADDR
+    // sharers, a listener's accepted children) in bound_more.
+    FlatMap<Port, trace::SocketId, PortHash> bound;
+    FlatMap<Port, std::vector<trace::SocketId>, PortHash> bound_more;
     FreePorts free;
     EphemeralState ephemeral;
-    FlatMap<FourTuple, trace::SocketId, FourTupleHash> connections;
+    IdIndex<FourTuple, FourTupleHash> connections;  // socket ids; each socket holds its own 4-tuple
     friend bool operator==(const ProtocolTable&, const ProtocolTable&) = default;
+
+    [[nodiscard]] BoundSockets bound_to(Port port) const {
+        const trace::SocketId* first = bound.find(port);
+        if (first == nullptr) return {};
+        return BoundSockets{*first, bound_more.find(port)};
+    }
+    void bind_socket(Port port, trace::SocketId id) {
+        if (!bound.try_emplace(port, id).second) bound_more[port].push_back(id);
+    }
+    // Takes id off the port; true when no socket is left on it.
+    bool unbind_socket(Port port, trace::SocketId id) {
+        trace::SocketId* first = bound.find(port);
+        if (first == nullptr) return false;
+        std::vector<trace::SocketId>* more = bound_more.find(port);
+        if (*first == id) {
+            if (more == nullptr) {
+                bound.erase(port);
+                return true;
+            }
+            *first = more->front();
+            more->erase(more->begin());
+        } else if (more != nullptr) {
+            std::erase(*more, id);
+        }
+        if (more != nullptr && more->empty()) bound_more.erase(port);
+        return false;
+    }
 };
 
 struct HostOptions {
@@ -204,6 +217,31 @@ struct Host {
     }
     // Live sockets in id order, for listings.
     [[nodiscard]] std::vector<const Socket*> sockets() const;
+
+    // The connected socket with this 4-tuple (local, remote), if any. Invariant: a
+    // socket in `connections` has local and remote set, equal to the tuple it was
+    // indexed under, until it is removed.
+    [[nodiscard]] std::optional<trace::SocketId> find_connection(Protocol p, const FourTuple& tuple) const {
+        const std::uint32_t id = table(p).connections.find(tuple, tuple_of_id());
+        return id == 0 ? std::nullopt : std::optional(trace::SocketId{id});
+    }
+    // Indexes s under its 4-tuple; false (and nothing indexed) when the tuple is taken.
+    bool add_connection(Protocol p, const FourTuple& tuple, trace::SocketId id) {
+        return tables[p == Protocol::tcp ? 0 : 1].connections.insert(tuple, id.value, tuple_of_id());
+    }
+
+private:
+    // Reads an indexed socket's 4-tuple back, for IdIndex to confirm a hash match.
+    struct TupleOfId {
+        const Host* host;
+        FourTuple operator()(std::uint32_t id) const {
+            const Socket* s = host->find(trace::SocketId{id});
+            return FourTuple{*s->local, *s->remote};
+        }
+    };
+    [[nodiscard]] TupleOfId tuple_of_id() const { return TupleOfId{this}; }
+
+public:
 };
 
 struct LinkConfig {
