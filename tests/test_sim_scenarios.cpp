@@ -272,7 +272,9 @@ TEST_CASE("portlab-sim lists, narrates, prints JSON, and refuses bad input with 
     CHECK(trace->header.scenario == "two-tabs");
     CHECK(trace->events == story("two-tabs").events());
 
-    for (const std::string bad : {" --scenario nope", " --bogus", " --seed x --scenario web", ""}) {
+    for (const std::string bad : {" --scenario nope", " --bogus", " --seed x --scenario web", " --seed -1 --scenario web",
+                                  " --seed 18446744073709551616 --scenario web",
+                                  " --scenario web --pcap", ""}) {
         CAPTURE(bad);
         const auto result = test::run_command(sim + bad);
         CHECK(result.exit_code == 2);

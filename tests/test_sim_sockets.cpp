@@ -189,6 +189,54 @@ TEST_CASE("each socket call refuses what Linux refuses, with its errno", "[sim][
     s.expect("send after close()", outcome(s.step("send").send(c, {1})), Errno::ebadf);
 }
 
+TEST_CASE("address errors: a 4-tuple in use, bind(0) on a full range, a second listener on one port", "[sim][errors]") {
+    Script s;
+    HostOptions tiny;
+    tiny.ephemeral.range = PortRange{40000, 40001};  // two ephemeral ports
+    const HostId client = s.step("add host client 10.0.0.1, ephemeral range 40000-40001").add_host("client", {a_client}, tiny);
+    const HostId server = s.step("add host server 10.0.0.2").add_host("server", {a_server});
+    listening_server(s, server, 8080);
+
+    // Two sockets share 10.0.0.1:5000 (SO_REUSEADDR, neither listening): the first
+    // connect() makes the 4-tuple, the second would make the same one (Linux
+    // __inet_check_established: EADDRNOTAVAIL).
+    const SocketRef a = s.step("client: socket A").socket(client, Protocol::tcp).value();
+    const SocketRef b = s.step("client: socket B").socket(client, Protocol::tcp).value();
+    (void)s.sim.set_reuse_address(a);
+    (void)s.sim.set_reuse_address(b);
+    s.expect("bind A 10.0.0.1:5000", outcome(s.step("bind A").bind(a, {a_client, 5000})), "ok");
+    s.expect("bind B 10.0.0.1:5000", outcome(s.step("bind B").bind(b, {a_client, 5000})), "ok");
+    s.expect("connect A to 10.0.0.2:8080", outcome(s.step("connect A").connect(a, {a_server, 8080})), "ok");
+    s.expect("connect B to the same server port", outcome(s.step("connect B").connect(b, {a_server, 8080})),
+             Errno::eaddrnotavail);
+    s.expect("connect B to another port (a new 4-tuple)", outcome(s.step("connect B to :8081").connect(b, {a_server, 8081})),
+             "ok");
+    s.step("run 100 ms").run_for(100 * milliseconds);
+    s.expect("A's state", s.sim.find_socket(a)->state, TcpState::established);
+    s.expect("B's state (RST from the closed port 8081)", s.sim.find_socket(b)->state, TcpState::closed);
+
+    // bind(0) when every port of the range is bound: Linux inet_csk_get_port, EADDRINUSE.
+    const SocketRef c = s.step("client: socket C").socket(client, Protocol::tcp).value();
+    const SocketRef d = s.step("client: socket D").socket(client, Protocol::tcp).value();
+    const SocketRef e = s.step("client: socket E").socket(client, Protocol::tcp).value();
+    s.expect("bind C to port 0", outcome(s.step("bind C :0").bind(c, {IpAddress::any_v4(), 0})), "ok");
+    s.expect("bind D to port 0", outcome(s.step("bind D :0").bind(d, {IpAddress::any_v4(), 0})), "ok");
+    s.expect("bind E to port 0, range used up", outcome(s.step("bind E :0").bind(e, {IpAddress::any_v4(), 0})),
+             Errno::eaddrinuse);
+    s.expect("connect E (no port left for it either)", outcome(s.step("connect E").connect(e, {a_server, 8080})),
+             Errno::eaddrnotavail);
+
+    // SO_REUSEADDR lets two sockets bind one port, but only one may listen on it.
+    const SocketRef l1 = s.step("server: socket L1").socket(server, Protocol::tcp).value();
+    const SocketRef l2 = s.step("server: socket L2").socket(server, Protocol::tcp).value();
+    (void)s.sim.set_reuse_address(l1);
+    (void)s.sim.set_reuse_address(l2);
+    s.expect("bind L1 0.0.0.0:9000", outcome(s.step("bind L1").bind(l1, {IpAddress::any_v4(), 9000})), "ok");
+    s.expect("bind L2 0.0.0.0:9000", outcome(s.step("bind L2").bind(l2, {IpAddress::any_v4(), 9000})), "ok");
+    s.expect("listen L1", outcome(s.step("listen L1").listen(l1, 4)), "ok");
+    s.expect("listen L2 on the same port", outcome(s.step("listen L2").listen(l2, 4)), Errno::eaddrinuse);
+}
+
 TEST_CASE("a SYN to a closed port is answered with RST, and connect() fails with ECONNREFUSED", "[sim][tcp]") {
     Script s;
     const auto [client, server] = two_hosts(s);

@@ -7,6 +7,7 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include <charconv>
 #include <cstdio>
 #include <iostream>
 #include <string>
@@ -125,7 +126,17 @@ int main(int argc, char** argv) {
     CLI::App app{"portlab-sim: watch ports, sockets and packets in a deterministic simulation"};
     app.add_flag("--list", options.list, "list the scenarios, one per line");
     app.add_option("--scenario", options.scenario, "the scenario to run (see --list)");
-    app.add_option("--seed", options.seed, "seed for every random choice (same seed, same run)");
+    // CLI11 would read "-1" into an unsigned seed as 2^64-1, and a seed too big for
+    // 64 bits as 2^64-1: only digits that fit.
+    const CLI::Validator digits(
+        [](std::string& text) {
+            std::uint64_t value = 0;
+            const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+            const bool whole = !text.empty() && text.front() != '-' && error == std::errc{} && end == text.data() + text.size();
+            return whole ? std::string() : "a seed is a whole number from 0 to 18446744073709551615, not '" + text + "'";
+        },
+        "N");
+    app.add_option("--seed", options.seed, "seed for every random choice (same seed, same run)")->check(digits);
     app.add_option("--trace", options.trace_path, "write the trace as JSON Lines (docs/trace-format.md)");
     app.add_option("--pcap", options.pcap_path, "write every packet sent to a pcap file (raw IP)");
     app.add_flag("--json", options.json, "print the step-by-step listing as one JSON document");
