@@ -78,6 +78,28 @@ TEST_CASE("web: the client's ephemeral port meets port 80 and both sides walk th
     CHECK(sim.world().hosts[1].slot_of.size() == 1);  // only the listener
 }
 
+TEST_CASE("the narrated listing shows every state change of a connection with its 4-tuple", "[sim][scenario]") {
+    // The server's connection exists from the SYN on, before accept() names it: its
+    // SYN-RECEIVED and ESTABLISHED rows must already show the 4-tuple.
+    for (const std::string name : {"web", "two-tabs", "lossy-link", "time-wait"}) {
+        CAPTURE(name);
+        const Simulator sim = story(name);
+        Narrator narrator;
+        std::size_t checked = 0;
+        for (const auto& event : sim.events()) {
+            const auto row = narrator.narrate(event);
+            const auto* change = std::get_if<trace::StateChanged>(&event.body);
+            if (change == nullptr) continue;
+            // A listener's own changes (CLOSED -> LISTEN -> CLOSED) have no peer to show.
+            if (change->to == TcpState::listen || (change->from == TcpState::listen && change->to == TcpState::closed)) continue;
+            CAPTURE(row.host, row.state, row.caption);
+            CHECK(row.four_tuple.find(" -> ") != std::string::npos);
+            ++checked;
+        }
+        CHECK(checked >= 4);
+    }
+}
+
 TEST_CASE("two-tabs: one server port, two ephemeral ports, two 4-tuples", "[sim][scenario]") {
     const Simulator sim = story("two-tabs");
     const auto accepted = all<trace::Accepted>(sim);

@@ -39,6 +39,10 @@ private:
     };
     SocketView& view(const std::string& host, trace::SocketId id) { return sockets_[{host, id.value}]; }
     std::map<std::pair<std::string, std::uint32_t>, SocketView> sockets_;
+    // Per host, the last SYN delivered to it (local = its destination): a connection a
+    // listener spawns for it (LISTEN -> SYN-RECEIVED) has that 4-tuple before accept()
+    // names it.
+    std::map<std::string, std::pair<Endpoint, Endpoint>> last_syn_;
 };
 
 }  // namespace portlab::sim
