@@ -534,13 +534,20 @@ int main(int argc, char** argv) {
         json facts = {{"lab", lab.name()}, {"seconds", seconds}, {"tcp_size", tcp_size}, {"udp_size", udp_size},
                       {"udp_rate_mbps", rate_mbps}, {"latency_size", latency_size}};
         const auto wanted = [&only](std::string_view part) { return only.empty() || only == part; };
+        // With --port 0 the port is not known before the test binds it, so look by process
+        // instead (ss shows the command name cut to 15 characters, as the kernel keeps it).
+        const auto ss_while_running = [&](std::string_view flags, std::string_view port_filter) {
+            if (server.port == 0) return fmt::format("ss -{}p | grep -A1 lab12_tcp_vs_ud", flags);
+            return fmt::format("ss -{} '{}'", flags, port_filter);
+        };
         std::optional<double> tcp_bps, udp_bps;
         std::optional<Latency> tcp_rr, udp_rr;
         std::string udp_loss_text;
         try {
             if (wanted("tcp")) {
                 say.step(fmt::format("TCP stream for {:g} s: one connection to {}, {}-byte writes", seconds, tcp_at.to_string(), tcp_size));
-                say.see_it_yourself(fmt::format("ss -tni 'sport = :{}'   (while it runs: cwnd, rtt, bytes_acked)", tcp_at.port));
+                say.see_it_yourself(ss_while_running("tni", fmt::format("sport = :{}", tcp_at.port)) +
+                                    "   (while it runs: cwnd, rtt, bytes_acked)");
                 const auto tcp = tcp_stream(tcp_at, tcp_size, duration, progress, recorder);
                 tcp_bps = 8.0 * static_cast<double>(tcp.bytes_received) / tcp.seconds;
                 say.kernel(fmt::format("connection {} -> {}", tcp.ends.client.to_string(), tcp.ends.server.to_string()));
@@ -576,8 +583,8 @@ int main(int argc, char** argv) {
             }
             if (wanted("latency")) {
                 say.step(fmt::format("request-reply latency, {}-byte messages, one at a time, {:g} s each", latency_size, seconds / 4));
-                say.see_it_yourself(fmt::format("ss -tuni '( sport = :{} or sport = :{} )'   (while it runs: rtt, and the UDP socket's queues)",
-                                                tcp_at.port, udp_at.port));
+                say.see_it_yourself(ss_while_running("tuni", fmt::format("( sport = :{} or sport = :{} )", tcp_at.port, udp_at.port)) +
+                                    "   (while it runs: rtt, and the UDP socket's queues)");
                 tcp_rr = request_reply(SOCK_STREAM, tcp_at, quarter, progress, recorder);
                 say.kernel("TCP (TCP_NODELAY) min / median / p99: " + latency_text(*tcp_rr));
                 udp_rr = request_reply(SOCK_DGRAM, udp_at, quarter, progress, recorder);
