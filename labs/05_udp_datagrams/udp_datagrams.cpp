@@ -329,7 +329,7 @@ int main(int argc, char** argv) {
         std::error_code unconnected_error;
         (void)client.receive(asio::buffer(buffer), 0, unconnected_error);
         say.kernel("unconnected socket: sendto() -> " + outcome(unconnected_send) + ", next recv() -> " + outcome(unconnected_error));
-        say.note("The kernel answered with ICMP port unreachable (RFC 1122 4.1.3.3) and reports it as ECONNREFUSED,");
+        say.note("The kernel answered with ICMP port unreachable (RFC 1122 4.1.3.1) and reports it as ECONNREFUSED,");
         say.note("but Linux passes it only to a connected socket: an unconnected one could not tell which of its");
         say.note("destinations refused (unless it asks with IP_RECVERR). connect() itself sent nothing and succeeded.");
         say.see_it_yourself("sudo tcpdump -ni lo icmp   (then run the lab again)");

@@ -265,7 +265,7 @@ int main(int argc, char** argv) {
         const std::string situation = fmt::format("only a TIME-WAIT socket holds {}", restart.to_string());
         cases.attempt("time_wait_without_reuseaddr", restart_plain, restart, {.listen = true}, situation);
         cases.attempt("time_wait_with_reuseaddr", restart_reusing, restart, {.reuse_address = true, .listen = true}, situation);
-        say.note("TIME-WAIT keeps the old 4-tuple's port taken for 2*MSL (RFC 9293 3.6.1), so late segments of the");
+        say.note("TIME-WAIT keeps the old 4-tuple's port taken for 2*MSL (RFC 9293 3.6), so late segments of the");
         say.note("old connection cannot reach a new one. Linux lets a bind() through only if BOTH the new socket and");
         say.note("the one that left TIME-WAIT set SO_REUSEADDR: that is why servers set it before bind().");
         facts["time_wait"] = waiting ? json{{"port", restart.port},

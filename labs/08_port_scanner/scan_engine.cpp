@@ -98,7 +98,7 @@ struct Target {
 
 // A connect can meet itself: when the kernel picks, as the ephemeral source port, the
 // very port being scanned on the same address, the SYN arrives at its own sender, and
-// TCP's simultaneous open (RFC 9293 3.5, figure 8) connects the socket to itself. That
+// TCP's simultaneous open (RFC 9293 3.5, figure 7) connects the socket to itself. That
 // says nothing about the port (nobody listens there), so it must not be reported open.
 bool is_self_connect(int fd, const Target& target) {
     sockaddr_storage local{};

@@ -32,6 +32,7 @@
 #include <vector>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "portlab/firewall.hpp"
 #include "portlab/labkit.hpp"
@@ -249,17 +250,39 @@ json verdict_json(const Target& target, const Verdict& verdict) {
             {"elapsed_us", verdict.elapsed_us}};
 }
 
-int read_tcp_syn_retries() {
-    std::ifstream file("/proc/sys/net/ipv4/tcp_syn_retries");
-    int retries = 6;
-    file >> retries;
-    return retries;
+// A sysctl of this namespace's net.ipv4, or `fallback` where the kernel has none.
+int read_ipv4_sysctl(const std::string& name, int fallback) {
+    std::ifstream file("/proc/sys/net/ipv4/" + name);
+    int value = fallback;
+    if (!(file >> value)) return fallback;
+    return value;
 }
 
-// Linux retransmits an unanswered SYN after 1 s and doubles the wait each time
-// (RFC 6298 2.1 and 5.5; net/ipv4/tcp_timer.c), giving up after tcp_syn_retries
-// retransmissions and one more doubled wait: 1+2+...+2^r = 2^(r+1)-1 seconds.
-int kernel_give_up_seconds(int retries) { return (1 << (std::clamp(retries, 0, 20) + 1)) - 1; }
+// Linux waits 1 s for the answer to a SYN (RFC 6298 2.1). Since 6.5 the first
+// tcp_syn_linear_timeouts retransmissions (4 by default) keep that 1 s wait and come on
+// top of tcp_syn_retries (commit ccce324dabfe, net/ipv4/tcp_timer.c); after them the wait
+// doubles (RFC 6298 5.5) up to TCP_RTO_MAX, 120 s. connect() fails when the wait after
+// the last retransmission runs out: 6 retries and 4 linear ones give
+// 1+1+1+1+1+2+4+8+16+32+64 = 131 s, and without linear ones 1+2+...+64 = 127 s.
+struct SynSchedule {
+    std::vector<int> retransmit_at_s;  // seconds after the first SYN
+    int give_up_s = 0;
+};
+
+SynSchedule kernel_syn_schedule(int retries, int linear) {
+    retries = std::clamp(retries, 0, 255);
+    linear = std::clamp(linear, 0, 255);
+    SynSchedule schedule;
+    int elapsed = 0;
+    int wait = 1;
+    for (int sent = 0; sent <= retries + linear; ++sent) {  // the wait after the SYN and after each retransmission
+        elapsed += wait;
+        if (sent < retries + linear) schedule.retransmit_at_s.push_back(elapsed);
+        if (sent >= linear) wait = std::min(wait * 2, 120);
+    }
+    schedule.give_up_s = elapsed;
+    return schedule;
+}
 
 // ---- the lab, run inside the namespace ---------------------------------------------------
 
@@ -388,15 +411,21 @@ json run_inside(Lab& lab, const Settings& settings) {
                                     first_port, last_port, settings.address.to_string()));
 
     // 6. Why filtered is slow.
-    const int retries = read_tcp_syn_retries();
+    const int retries = read_ipv4_sysctl("tcp_syn_retries", 6);
+    const int linear = read_ipv4_sysctl("tcp_syn_linear_timeouts", 0);  // absent before Linux 6.5
     say.step("why filtered is slow");
     say.note("a reject (or a closed port) answers at once: the RST or ICMP error is the answer");
     say.note(fmt::format("a drop answers nothing, so the prober waits for its own timeout ({} ms here)", settings.timeout.count()));
-    say.kernel(fmt::format("net.ipv4.tcp_syn_retries = {}: left alone, connect() would retransmit the SYN {} times "
-                           "and give up after about {} s", retries, retries, kernel_give_up_seconds(retries)));
+    const auto schedule = kernel_syn_schedule(retries, linear);
+    say.kernel(fmt::format("net.ipv4.tcp_syn_retries = {}{}: left alone, connect() would retransmit the SYN {} times, "
+                           "at {} s, and give up after about {} s",
+                           retries, linear > 0 ? fmt::format(" plus tcp_syn_linear_timeouts = {} (Linux 6.5+)", linear) : "",
+                           schedule.retransmit_at_s.size(), fmt::join(schedule.retransmit_at_s, ", "), schedule.give_up_s));
     facts["tcp_syn_retries"] = retries;
-    facts["kernel_connect_give_up_s"] = kernel_give_up_seconds(retries);
-    say.see_it_yourself("sysctl net.ipv4.tcp_syn_retries");
+    facts["tcp_syn_linear_timeouts"] = linear;
+    facts["kernel_syn_retransmit_at_s"] = schedule.retransmit_at_s;
+    facts["kernel_connect_give_up_s"] = schedule.give_up_s;
+    say.see_it_yourself("sysctl net.ipv4.tcp_syn_retries net.ipv4.tcp_syn_linear_timeouts");
 
     // 7. ACK scan.
     say.step("ACK scan with a raw socket (nmap -sA): a bare ACK to each TCP port");

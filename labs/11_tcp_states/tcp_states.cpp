@@ -58,9 +58,10 @@ namespace {
 constexpr Port default_port = 8011;
 constexpr auto state_wait_limit = 4s;  // a retransmission comes within ~1 s; this bounds every wait
 // Under --step on a terminal a pause can last long while a rule drops the retransmissions,
-// whose interval doubles each time (1, 2, 4 ... 64 s: RFC 6298 5.5); the next one after the
-// rule is lifted may then be a minute away. The kernel gives up on a SYN after about 127 s.
-constexpr auto stepping_wait_limit = 130s;
+// whose interval grows (1 s apart for the first tcp_syn_linear_timeouts, then doubling to
+// 64 s: RFC 6298 5.5); the next one after the rule is lifted may then be a minute away.
+// The kernel gives up on a SYN after about 131 s (127 s before Linux 6.5).
+constexpr auto stepping_wait_limit = 135s;
 
 // ---- the RFC 793 diagram ----------------------------------------------------------------
 

@@ -297,7 +297,7 @@ void Kernel::syn_sent_input(HostId h, trace::SocketId id, const Wire& packet) {
         send_segment(h, s, s.tcb.snd_nxt, tcp_flag::ack);
         return;
     }
-    // Simultaneous open (RFC 9293 figure 8).
+    // Simultaneous open (RFC 9293 figure 7).
     set_state(h, s, TcpState::syn_received, "SYN received while in SYN-SENT (simultaneous open)");
     send_segment(h, s, s.tcb.iss, tcp_flag::syn | tcp_flag::ack);
 }
