@@ -82,13 +82,11 @@ int real_bind(RealSocket& s, const char* ip, Port port, bool reuse) {
     return ::bind(s.fd, reinterpret_cast<const sockaddr*>(&address), sizeof address) == 0 ? 0 : errno;
 }
 
-Port free_real_port() {
-    RealSocket probe(SOCK_STREAM);
-    RealSocket probe_udp(SOCK_DGRAM);
-    real_bind(probe, "127.0.0.1", 0, false);
+// The port the kernel gave a bound socket (getsockname).
+Port bound_port(const RealSocket& s) {
     sockaddr_in bound{};
     socklen_t length = sizeof bound;
-    ::getsockname(probe.fd, reinterpret_cast<sockaddr*>(&bound), &length);
+    ::getsockname(s.fd, reinterpret_cast<sockaddr*>(&bound), &length);
     return ntohs(bound.sin_port);
 }
 
@@ -128,10 +126,11 @@ TEST_CASE("bind conflicts follow Linux: the model gives the errno this machine's
         {"TCP and UDP on one port number", SOCK_STREAM, "0.0.0.0", false, true, SOCK_DGRAM, "0.0.0.0", false},
     }));
     CAPTURE(c.what);
-    const Port port = free_real_port();
-    // The kernel's answer.
+    // The kernel's answer. The first socket takes a port the kernel picks (bind to port 0),
+    // so no other program or parallel test can take it between a probe and the bind.
     RealSocket first(c.first_type);
-    REQUIRE(real_bind(first, c.first_ip, port, c.first_reuse) == 0);
+    REQUIRE(real_bind(first, c.first_ip, 0, c.first_reuse) == 0);
+    const Port port = bound_port(first);
     if (c.first_listens) REQUIRE(::listen(first.fd, 4) == 0);
     RealSocket second(c.second_type);
     const std::string kernel = errno_text(real_bind(second, c.second_ip, port, c.second_reuse));
