@@ -227,7 +227,7 @@ struct Host {
     }
     // Indexes s under its 4-tuple; false (and nothing indexed) when the tuple is taken.
     bool add_connection(Protocol p, const FourTuple& tuple, trace::SocketId id) {
-        return tables[p == Protocol::tcp ? 0 : 1].connections.insert(tuple, id.value, tuple_of_id());
+        return table(p).connections.insert(tuple, id.value, tuple_of_id());
     }
 
 private:
@@ -240,8 +240,6 @@ private:
         }
     };
     [[nodiscard]] TupleOfId tuple_of_id() const { return TupleOfId{this}; }
-
-public:
 };
 
 struct LinkConfig {
