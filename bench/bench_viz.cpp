@@ -21,7 +21,7 @@
 
 #include "portlab/packet.hpp"
 #include "portlab/trace.hpp"
-#include "portlab/world.hpp"
+#include "replay/state.hpp"
 
 using namespace portlab;
 using Clock = std::chrono::steady_clock;
@@ -152,7 +152,7 @@ int open(const std::string& path, int runs) {
     for (int run = 0; run < runs; ++run) {
         const auto start = Clock::now();
         const double cpu_start = cpu_ms();
-        auto trace = world::read_any_file(path);
+        auto trace = replay::read_any_file(path);
         if (!trace) {
             std::fprintf(stderr, "%s\n", trace.error().message.c_str());
             return 2;
@@ -162,7 +162,7 @@ int open(const std::string& path, int runs) {
         const std::size_t count = trace->events.size();
         const auto build = Clock::now();
         const double build_cpu_start = cpu_ms();
-        const world::Timeline timeline = world::Timeline::of(std::move(trace).value());
+        const replay::Timeline timeline = replay::Timeline::of(std::move(trace).value());
         const double build_ms = ms_since(build);
         const double build_cpu = cpu_ms() - build_cpu_start;
         std::printf("open %zu events: read+parse %.0f ms (cpu %.0f), timeline %.0f ms (cpu %.0f, %zu checkpoints), total %.0f ms (cpu %.0f)\n",
@@ -177,15 +177,15 @@ double percentile(std::vector<double> values, double p) {
 }
 
 int seek(const std::string& path, int seeks) {
-    auto trace = world::read_any_file(path);
+    auto trace = replay::read_any_file(path);
     if (!trace) {
         std::fprintf(stderr, "%s\n", trace.error().message.c_str());
         return 2;
     }
-    const world::Timeline timeline = world::Timeline::of(std::move(trace).value());
+    const replay::Timeline timeline = replay::Timeline::of(std::move(trace).value());
     std::mt19937_64 random(42);
     std::uniform_int_distribution<std::size_t> any(0, timeline.size());
-    world::World world = timeline.state_at(timeline.size() / 2);
+    replay::State world = timeline.state_at(timeline.size() / 2);
     std::vector<double> forward;
     std::vector<double> backward;
     std::vector<double> step_back;

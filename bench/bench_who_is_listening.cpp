@@ -31,7 +31,7 @@
 
 #include <fmt/format.h>
 
-#include "portlab/sock_diag.hpp"
+#include "labkit/sock_diag.hpp"
 
 using namespace portlab;
 using Clock = std::chrono::steady_clock;

@@ -15,8 +15,8 @@
 
 #include <catch2/catch.hpp>
 
-#include "portlab/firewall.hpp"
-#include "portlab/netns.hpp"
+#include "labkit/nftables.hpp"
+#include "labkit/netns.hpp"
 
 using namespace portlab;
 using nlohmann::json;

@@ -11,7 +11,7 @@
 
 #include <asio/error.hpp>
 
-#include "portlab/labkit.hpp"
+#include "labkit/labkit.hpp"
 #include "portlab/trace.hpp"
 #include "support.hpp"
 

@@ -20,7 +20,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "portlab/netns.hpp"
+#include "labkit/netns.hpp"
 #include "portlab/ports.hpp"
 
 using nlohmann::json;

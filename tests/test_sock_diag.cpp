@@ -22,7 +22,7 @@
 
 #include <catch2/catch.hpp>
 
-#include "portlab/sock_diag.hpp"
+#include "labkit/sock_diag.hpp"
 
 using namespace portlab;
 using namespace portlab::diag;

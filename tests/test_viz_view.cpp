@@ -8,7 +8,7 @@
 #include <fstream>
 #include <thread>
 
-#include "portlab/world.hpp"
+#include "replay/state.hpp"
 #include "support.hpp"
 #include "view/filters.hpp"
 #include "view/hexmap.hpp"
@@ -25,10 +25,10 @@ namespace {
 
 const std::string fixture = std::string(PORTLAB_FIXTURES) + "/trace_two_clients.jsonl";
 
-world::Timeline fixture_timeline() {
+replay::Timeline fixture_timeline() {
     auto read = trace::read_trace_file(fixture);
     REQUIRE(read.has_value());
-    return world::Timeline::of(std::move(read).value());
+    return replay::Timeline::of(std::move(read).value());
 }
 
 // docs/trace-format.md's SYN 127.0.0.1:40002 -> 127.0.0.1:8080 (IPv4, IHL 5, no options).
@@ -99,7 +99,7 @@ TEST_CASE("hovering a byte names the header field that holds it, and a field lig
 
 TEST_CASE("the socket table reads like ss -tuan", "[viz][ss]") {
     const auto timeline = fixture_timeline();
-    const world::World world = timeline.state_at(timeline.size());
+    const replay::State world = timeline.state_at(timeline.size());
     const auto server = ss_rows(world, 0);
     REQUIRE(server.size() == 3);  // socket 2 never bound
     CHECK(server[0].netid == "tcp");
@@ -136,7 +136,7 @@ TEST_CASE("the event list filters by protocol, kind and host", "[viz][filter]") 
     }
     SECTION("one kind") {
         filter.kinds = {};
-        filter.kinds[static_cast<std::size_t>(world::EventKind::accepted)] = true;
+        filter.kinds[static_cast<std::size_t>(replay::EventKind::accepted)] = true;
         CHECK(filter_events(timeline, filter) == std::vector<std::size_t>{17, 18});
     }
     SECTION("one host") {
@@ -144,12 +144,12 @@ TEST_CASE("the event list filters by protocol, kind and host", "[viz][filter]") 
         CHECK(filter_events(timeline, filter) == std::vector<std::size_t>{13, 14, 15, 16});
     }
     SECTION("jumping to the next and previous event of a kind") {
-        CHECK(next_of_kind(timeline, 0, world::EventKind::accepted) == 17u);
-        CHECK(next_of_kind(timeline, 18, world::EventKind::accepted) == 18u);
-        CHECK_FALSE(next_of_kind(timeline, 19, world::EventKind::accepted).has_value());
-        CHECK(previous_of_kind(timeline, 16, world::EventKind::ephemeral_assigned) == 15u);
-        CHECK(previous_of_kind(timeline, 1000, world::EventKind::packet_dropped) == 19u);
-        CHECK_FALSE(previous_of_kind(timeline, 5, world::EventKind::accepted).has_value());
+        CHECK(next_of_kind(timeline, 0, replay::EventKind::accepted) == 17u);
+        CHECK(next_of_kind(timeline, 18, replay::EventKind::accepted) == 18u);
+        CHECK_FALSE(next_of_kind(timeline, 19, replay::EventKind::accepted).has_value());
+        CHECK(previous_of_kind(timeline, 16, replay::EventKind::ephemeral_assigned) == 15u);
+        CHECK(previous_of_kind(timeline, 1000, replay::EventKind::packet_dropped) == 19u);
+        CHECK_FALSE(previous_of_kind(timeline, 5, replay::EventKind::accepted).has_value());
     }
 }
 
@@ -219,7 +219,7 @@ TEST_CASE("a file that does not open leaves the previous one shown, with the rea
 
 TEST_CASE("the canvas layout: boxes apart, slots inside their host, one line per connection", "[viz][layout]") {
     const auto timeline = fixture_timeline();
-    const world::World world = timeline.state_at(timeline.size());
+    const replay::State world = timeline.state_at(timeline.size());
     const Layout layout = compute_layout(world);
 
     REQUIRE(layout.hosts.size() == 4);
@@ -236,12 +236,12 @@ TEST_CASE("the canvas layout: boxes apart, slots inside their host, one line per
         for (std::size_t j = i + 1; j < layout.slots.size(); ++j) CHECK_FALSE(layout.slots[i].rect.overlaps(layout.slots[j].rect));
 
     REQUIRE(layout.lines.size() == 2);
-    const auto client_a = layout.slot_of(world::SocketRef{1, world::SocketId{1}});
-    const auto server_3 = layout.slot_of(world::SocketRef{0, world::SocketId{3}});
+    const auto client_a = layout.slot_of(replay::SocketRef{1, replay::SocketId{1}});
+    const auto server_3 = layout.slot_of(replay::SocketRef{0, replay::SocketId{3}});
     REQUIRE(client_a.has_value());
     CHECK(layout.lines[0].from_slot == *client_a);
     CHECK(layout.lines[0].to_slot == *server_3);
-    CHECK(layout.slots[*server_3].state == world::SlotState::established);
+    CHECK(layout.slots[*server_3].state == replay::SlotState::established);
 
     SECTION("the pool strip: only on hosts that reported a range, ports placed by their share of it") {
         CHECK(layout.box_of(0)->pool_strip.w == 0);
@@ -365,7 +365,7 @@ TEST_CASE("a big file loaded in small budgets gets the events and checkpoints of
     }
     auto read = trace::read_trace_file(path);
     REQUIRE(read);
-    const world::Timeline whole = world::Timeline::of(std::move(read).value());
+    const replay::Timeline whole = replay::Timeline::of(std::move(read).value());
     REQUIRE(whole.size() == 3500);
 
     Model model;

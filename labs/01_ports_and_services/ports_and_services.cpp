@@ -19,7 +19,7 @@
 #include <asio.hpp>
 #include <fmt/format.h>
 
-#include "portlab/labkit.hpp"
+#include "labkit/labkit.hpp"
 #include "portlab/ports.hpp"
 #include "portlab/services.hpp"
 

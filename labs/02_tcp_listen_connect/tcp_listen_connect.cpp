@@ -22,9 +22,9 @@
 #include <asio/experimental/as_tuple.hpp>
 #include <fmt/format.h>
 
-#include "portlab/labkit.hpp"
+#include "labkit/labkit.hpp"
 #include "portlab/ports.hpp"
-#include "portlab/sock_diag.hpp"
+#include "labkit/sock_diag.hpp"
 
 using namespace portlab;
 using asio::awaitable;

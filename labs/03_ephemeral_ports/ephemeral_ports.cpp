@@ -24,8 +24,8 @@
 #include <asio/experimental/as_tuple.hpp>
 #include <fmt/format.h>
 
-#include "portlab/labkit.hpp"
-#include "portlab/netns.hpp"
+#include "labkit/labkit.hpp"
+#include "labkit/netns.hpp"
 #include "portlab/ports.hpp"
 
 using namespace portlab;

@@ -25,9 +25,9 @@
 #include <asio/experimental/as_tuple.hpp>  // Asio 1.22 keeps as_tuple here; newer Asio has asio::as_tuple
 #include <fmt/format.h>
 
-#include "portlab/labkit.hpp"
+#include "labkit/labkit.hpp"
 #include "portlab/net.hpp"
-#include "portlab/sock_diag.hpp"
+#include "labkit/sock_diag.hpp"
 #include "portlab/tcp_state.hpp"
 
 using namespace portlab;

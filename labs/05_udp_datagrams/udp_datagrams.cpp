@@ -27,11 +27,11 @@
 #include <asio/experimental/as_tuple.hpp>  // Asio 1.22 keeps as_tuple here; newer Asio has asio::as_tuple
 #include <fmt/format.h>
 
-#include "portlab/labkit.hpp"
+#include "labkit/labkit.hpp"
 #include "portlab/net.hpp"
-#include "portlab/netns.hpp"
+#include "labkit/netns.hpp"
 #include "portlab/packet.hpp"
-#include "portlab/sock_diag.hpp"
+#include "labkit/sock_diag.hpp"
 
 using namespace portlab;
 using namespace portlab::labkit;

@@ -26,11 +26,11 @@
 #include <asio.hpp>
 #include <fmt/format.h>
 
-#include "portlab/labkit.hpp"
+#include "labkit/labkit.hpp"
 #include "portlab/net.hpp"
-#include "portlab/netns.hpp"
+#include "labkit/netns.hpp"
 #include "portlab/ports.hpp"
-#include "portlab/sock_diag.hpp"
+#include "labkit/sock_diag.hpp"
 
 using namespace portlab;
 using namespace portlab::labkit;

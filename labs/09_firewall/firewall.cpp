@@ -34,9 +34,9 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
-#include "portlab/firewall.hpp"
-#include "portlab/labkit.hpp"
-#include "portlab/netns.hpp"
+#include "labkit/nftables.hpp"
+#include "labkit/labkit.hpp"
+#include "labkit/netns.hpp"
 #include "portlab/packet.hpp"
 
 using namespace portlab;

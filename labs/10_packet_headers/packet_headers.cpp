@@ -21,9 +21,9 @@
 #include <asio.hpp>
 #include <fmt/format.h>
 
-#include "portlab/capture.hpp"
-#include "portlab/labkit.hpp"
-#include "portlab/netns.hpp"
+#include "labkit/capture.hpp"
+#include "labkit/labkit.hpp"
+#include "labkit/netns.hpp"
 #include "portlab/packet.hpp"
 #include "portlab/pcap.hpp"
 

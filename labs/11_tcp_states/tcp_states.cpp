@@ -40,11 +40,11 @@
 
 #include <fmt/format.h>
 
-#include "portlab/firewall.hpp"
-#include "portlab/labkit.hpp"
-#include "portlab/netns.hpp"
+#include "labkit/nftables.hpp"
+#include "labkit/labkit.hpp"
+#include "labkit/netns.hpp"
 #include "portlab/ports.hpp"
-#include "portlab/sock_diag.hpp"
+#include "labkit/sock_diag.hpp"
 #include "portlab/tcp_state.hpp"
 
 using namespace portlab;

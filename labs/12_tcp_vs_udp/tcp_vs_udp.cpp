@@ -41,7 +41,7 @@
 
 #include <fmt/format.h>
 
-#include "portlab/labkit.hpp"
+#include "labkit/labkit.hpp"
 
 using namespace portlab;
 using namespace portlab::labkit;

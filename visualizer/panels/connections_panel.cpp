@@ -11,7 +11,7 @@
 namespace portlab::viz::connections_panel {
 namespace {
 
-std::string end_text(const world::World& world, const std::optional<world::SocketRef>& ref) {
+std::string end_text(const replay::State& world, const std::optional<replay::SocketRef>& ref) {
     if (!ref) return "(other end not in the trace)";
     const auto* socket = world.find_socket(*ref);
     if (!socket) return "?";

@@ -24,9 +24,9 @@ void draw_filter(const Model& model, ViewState& view) {
         if (ImGui::SmallButton("all")) filter.kinds = EventFilter::all_kinds();
         ImGui::SameLine();
         if (ImGui::SmallButton("none")) filter.kinds = {};
-        for (std::size_t k = 0; k < world::event_kind_count; ++k) {
+        for (std::size_t k = 0; k < replay::event_kind_count; ++k) {
             bool on = filter.kinds[k];
-            if (ImGui::Checkbox(std::string(to_string(static_cast<world::EventKind>(k))).c_str(), &on)) filter.kinds[k] = on;
+            if (ImGui::Checkbox(std::string(to_string(static_cast<replay::EventKind>(k))).c_str(), &on)) filter.kinds[k] = on;
         }
         ImGui::EndPopup();
     }
@@ -92,7 +92,7 @@ void draw(const Model& model, ViewState& view) {
             ImGui::TableNextColumn();
             style::text(event.host);
             ImGui::TableNextColumn();
-            const auto kind = world::kind_of(event.body);
+            const auto kind = replay::kind_of(event.body);
             if (const auto* info = model.timeline().packet_info(index); info && info->decoded)
                 style::text_coloured(style::packet_colour(info->label),
                                      std::string(to_string(kind)) + " " + std::string(to_string(info->label)));

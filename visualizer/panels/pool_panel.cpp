@@ -14,7 +14,7 @@
 namespace portlab::viz::pool_panel {
 namespace {
 
-void draw_strip(const Model& model, world::HostIndex h, const world::EphemeralPool& pool) {
+void draw_strip(const Model& model, replay::HostIndex h, const replay::EphemeralPool& pool) {
     const PortRange range = *pool.range;
     const ImVec2 origin = ImGui::GetCursorScreenPos();
     const float width = std::max(ImGui::GetContentRegionAvail().x - 8, 50.0f);
@@ -66,7 +66,7 @@ void draw(const Model& model, ViewState&) {
     if (!model.loaded()) return;
     const auto& world = model.world();
     bool any = false;
-    for (world::HostIndex h = 0; h < world.hosts().size(); ++h) {
+    for (replay::HostIndex h = 0; h < world.hosts().size(); ++h) {
         const auto& host = world.hosts()[h];
         const auto& pool = host.pool;
         if (!pool.range) continue;

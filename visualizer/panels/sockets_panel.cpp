@@ -15,7 +15,7 @@ void draw(const Model& model, ViewState& view) {
     const auto& world = model.world();
     ImGui::TextDisabled("As `ss -tuanp` would print it on each host (queues are not in the trace; a listener's Send-Q is its backlog).");
     const style::MonoScope mono;
-    for (world::HostIndex h = 0; h < world.hosts().size(); ++h) {
+    for (replay::HostIndex h = 0; h < world.hosts().size(); ++h) {
         const auto& host = world.hosts()[h];
         const auto& rows = model.ss_table(h);
         const std::string title = "$ ss -tuanp   # on " + host.name + "   (" + std::to_string(rows.size()) + " sockets)###host" +

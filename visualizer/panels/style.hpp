@@ -7,38 +7,38 @@
 #include <optional>
 #include <string>
 
-#include "portlab/world.hpp"
+#include "replay/state.hpp"
 
 namespace portlab::viz::style {
 
 // Slot colours: cool for waiting (bound, listening), green for a live
 // connection, amber while closing, purple for TIME-WAIT, grey when closed.
-inline ImU32 slot_colour(world::SlotState state) {
+inline ImU32 slot_colour(replay::SlotState state) {
     switch (state) {
-        case world::SlotState::created: return IM_COL32(90, 96, 110, 255);
-        case world::SlotState::bound: return IM_COL32(60, 110, 170, 255);
-        case world::SlotState::listening: return IM_COL32(40, 150, 200, 255);
-        case world::SlotState::connecting: return IM_COL32(200, 170, 50, 255);
-        case world::SlotState::established: return IM_COL32(60, 160, 80, 255);
-        case world::SlotState::closing: return IM_COL32(210, 120, 40, 255);
-        case world::SlotState::time_wait: return IM_COL32(150, 90, 180, 255);
-        case world::SlotState::closed: return IM_COL32(110, 110, 110, 255);
+        case replay::SlotState::created: return IM_COL32(90, 96, 110, 255);
+        case replay::SlotState::bound: return IM_COL32(60, 110, 170, 255);
+        case replay::SlotState::listening: return IM_COL32(40, 150, 200, 255);
+        case replay::SlotState::connecting: return IM_COL32(200, 170, 50, 255);
+        case replay::SlotState::established: return IM_COL32(60, 160, 80, 255);
+        case replay::SlotState::closing: return IM_COL32(210, 120, 40, 255);
+        case replay::SlotState::time_wait: return IM_COL32(150, 90, 180, 255);
+        case replay::SlotState::closed: return IM_COL32(110, 110, 110, 255);
     }
     return IM_COL32(255, 0, 255, 255);
 }
 
-inline ImU32 packet_colour(world::PacketLabel label) {
+inline ImU32 packet_colour(replay::PacketLabel label) {
     switch (label) {
-        case world::PacketLabel::syn: return IM_COL32(250, 210, 60, 255);
-        case world::PacketLabel::syn_ack: return IM_COL32(250, 170, 60, 255);
-        case world::PacketLabel::ack: return IM_COL32(170, 220, 250, 255);
-        case world::PacketLabel::data: return IM_COL32(120, 230, 130, 255);
-        case world::PacketLabel::fin: return IM_COL32(230, 140, 230, 255);
-        case world::PacketLabel::rst: return IM_COL32(240, 70, 70, 255);
-        case world::PacketLabel::udp: return IM_COL32(110, 200, 240, 255);
-        case world::PacketLabel::icmp_unreachable: return IM_COL32(255, 110, 110, 255);
-        case world::PacketLabel::icmp:
-        case world::PacketLabel::other: break;
+        case replay::PacketLabel::syn: return IM_COL32(250, 210, 60, 255);
+        case replay::PacketLabel::syn_ack: return IM_COL32(250, 170, 60, 255);
+        case replay::PacketLabel::ack: return IM_COL32(170, 220, 250, 255);
+        case replay::PacketLabel::data: return IM_COL32(120, 230, 130, 255);
+        case replay::PacketLabel::fin: return IM_COL32(230, 140, 230, 255);
+        case replay::PacketLabel::rst: return IM_COL32(240, 70, 70, 255);
+        case replay::PacketLabel::udp: return IM_COL32(110, 200, 240, 255);
+        case replay::PacketLabel::icmp_unreachable: return IM_COL32(255, 110, 110, 255);
+        case replay::PacketLabel::icmp:
+        case replay::PacketLabel::other: break;
     }
     return IM_COL32(200, 200, 200, 255);
 }

@@ -111,7 +111,7 @@ void arrow(ImDrawList* draw, const Diagram& d, TcpState from, TcpState to, ImU32
                             ImVec2(b.x - u.x * 9 - n.x * 4.5f, b.y - u.y * 9 - n.y * 4.5f), colour);
 }
 
-std::optional<world::SocketRef> socket_to_show(const Model& model, const ViewState& view) {
+std::optional<replay::SocketRef> socket_to_show(const Model& model, const ViewState& view) {
     if (view.selected_socket && model.world().find_socket(*view.selected_socket)) return view.selected_socket;
     const auto current = model.current_event();
     if (!current) return std::nullopt;
@@ -125,7 +125,7 @@ std::optional<world::SocketRef> socket_to_show(const Model& model, const ViewSta
         },
         event.body);
     if (!host || !socket) return std::nullopt;
-    return world::SocketRef{*host, *socket};
+    return replay::SocketRef{*host, *socket};
 }
 
 }  // namespace
@@ -133,7 +133,7 @@ std::optional<world::SocketRef> socket_to_show(const Model& model, const ViewSta
 void draw(const Model& model, ViewState& view) {
     if (!model.loaded()) return;
     const auto ref = socket_to_show(model, view);
-    const world::Socket* socket = ref ? model.world().find_socket(*ref) : nullptr;
+    const replay::Socket* socket = ref ? model.world().find_socket(*ref) : nullptr;
     std::vector<std::size_t> path;
     if (socket && ref) {
         const auto& host = model.world().hosts()[ref->host].name;
@@ -181,7 +181,7 @@ void draw(const Model& model, ViewState& view) {
         const ImVec2 a(c.x - d.box.x / 2, c.y - d.box.y / 2);
         const ImVec2 b(c.x + d.box.x / 2, c.y + d.box.y / 2);
         const bool here = tcp && socket->tcp_state == place.state && (socket->state_reported || place.state != TcpState::closed ||
-                                                                       socket->slot_state() == world::SlotState::created);
+                                                                       socket->slot_state() == replay::SlotState::created);
         const ImU32 fill = here ? style::slot_colour(socket->slot_state()) : IM_COL32(35, 38, 48, 255);
         draw->AddRectFilled(a, b, fill, 4);
         draw->AddRect(a, b, here ? style::selection_colour : IM_COL32(120, 130, 150, 255), 4, 0, here ? 2.5f : 1.0f);

@@ -41,8 +41,8 @@ void draw_buttons(const Model& model, ViewState& view) {
     ImGui::SameLine();
     ImGui::SetNextItemWidth(ImGui::GetFontSize() * 9);
     if (ImGui::BeginCombo("##kind", std::string(to_string(view.jump_kind)).c_str())) {
-        for (std::size_t k = 0; k < world::event_kind_count; ++k) {
-            const auto kind = static_cast<world::EventKind>(k);
+        for (std::size_t k = 0; k < replay::event_kind_count; ++k) {
+            const auto kind = static_cast<replay::EventKind>(k);
             if (ImGui::Selectable(std::string(to_string(kind)).c_str(), kind == view.jump_kind)) view.jump_kind = kind;
         }
         ImGui::EndCombo();

@@ -67,7 +67,7 @@ std::string slot_title(const Slot& slot, const ServiceTable& services) {
     return title;
 }
 
-std::string slot_subtitle(const Slot& slot, const world::World& world) {
+std::string slot_subtitle(const Slot& slot, const replay::State& world) {
     if (slot.observed) return "seen in capture";
     const auto* socket = world.find_socket(slot.ref);
     if (!socket) return {};
@@ -191,7 +191,7 @@ bool on_screen(const Canvas& canvas, ImVec2 s, ImVec2 e) {
 constexpr std::size_t max_lines_drawn = 1500;
 
 void draw_bundles(const Canvas& canvas, const Model& model, const Layout& layout) {
-    std::map<std::pair<world::HostIndex, world::HostIndex>, std::size_t> bundles;
+    std::map<std::pair<replay::HostIndex, replay::HostIndex>, std::size_t> bundles;
     for (const auto& line : layout.lines) {
         const auto a = layout.slots[line.from_slot].host;
         const auto b = layout.slots[line.to_slot].host;
@@ -260,7 +260,7 @@ void draw_lines(const Canvas& canvas, const Model& model, const Layout& layout) 
 // [SECTION] animation: packets and ephemeral ports
 // ===========================================================================
 
-void draw_packet_chip(const Canvas& canvas, ImVec2 at, world::PacketLabel label, bool dim) {
+void draw_packet_chip(const Canvas& canvas, ImVec2 at, replay::PacketLabel label, bool dim) {
     const std::string text = std::string(to_string(label));
     const float width = text_width(text, 0.85f) + 10;
     const float height = ImGui::GetFontSize() * 0.85f + 6;
@@ -332,7 +332,7 @@ void draw_ephemeral_pick(const Canvas& canvas, const Model& model, const ViewSta
     const auto host = model.world().find_host(event.host);
     if (!host) return;
     const HostBox* box = model.layout().box_of(*host);
-    const auto slot = model.layout().slot_of(world::SocketRef{*host, assigned->socket});
+    const auto slot = model.layout().slot_of(replay::SocketRef{*host, assigned->socket});
     if (!box || !slot || box->pool_strip.w <= 0) return;
     const Vec2 from{pool_x(box->pool_strip, PortRange{assigned->range_low, assigned->range_high}, assigned->port),
                     box->pool_strip.center().y};
@@ -375,9 +375,9 @@ void socket_tooltip(const Model& model, const Slot& slot) {
 }
 
 void draw_legend(const Canvas& canvas) {
-    const world::SlotState states[] = {world::SlotState::bound,      world::SlotState::listening, world::SlotState::connecting,
-                                       world::SlotState::established, world::SlotState::closing,   world::SlotState::time_wait,
-                                       world::SlotState::closed};
+    const replay::SlotState states[] = {replay::SlotState::bound,      replay::SlotState::listening, replay::SlotState::connecting,
+                                       replay::SlotState::established, replay::SlotState::closing,   replay::SlotState::time_wait,
+                                       replay::SlotState::closed};
     float x = canvas.origin.x + 8;
     const float y = canvas.origin.y + canvas.size.y - ImGui::GetFontSize() - 8;
     for (const auto state : states) {

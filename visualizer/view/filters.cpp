@@ -8,10 +8,10 @@ bool EventFilter::allows_everything() const noexcept {
     return tcp && udp && other && host.empty() && std::all_of(kinds.begin(), kinds.end(), [](bool on) { return on; });
 }
 
-bool EventFilter::allows(const world::Timeline& timeline, std::size_t index) const {
+bool EventFilter::allows(const replay::Timeline& timeline, std::size_t index) const {
     if (index >= timeline.size()) return false;
     const auto& event = timeline.event(index);
-    if (!kinds[static_cast<std::size_t>(world::kind_of(event.body))]) return false;
+    if (!kinds[static_cast<std::size_t>(replay::kind_of(event.body))]) return false;
     if (!host.empty() && event.host != host) return false;
     if (tcp && udp && other) return true;  // no need to decode packets
     const auto protocol = timeline.protocol_of(index);
@@ -19,7 +19,7 @@ bool EventFilter::allows(const world::Timeline& timeline, std::size_t index) con
     return *protocol == Protocol::tcp ? tcp : udp;
 }
 
-std::vector<std::size_t> filter_events(const world::Timeline& timeline, const EventFilter& filter) {
+std::vector<std::size_t> filter_events(const replay::Timeline& timeline, const EventFilter& filter) {
     std::vector<std::size_t> indices;
     const bool all = filter.allows_everything();
     indices.reserve(all ? timeline.size() : 0);
@@ -28,17 +28,17 @@ std::vector<std::size_t> filter_events(const world::Timeline& timeline, const Ev
     return indices;
 }
 
-std::optional<std::size_t> next_of_kind(const world::Timeline& timeline, std::size_t from, world::EventKind kind) {
+std::optional<std::size_t> next_of_kind(const replay::Timeline& timeline, std::size_t from, replay::EventKind kind) {
     for (std::size_t i = from; i < timeline.size(); ++i)
-        if (world::kind_of(timeline.event(i).body) == kind) return i;
+        if (replay::kind_of(timeline.event(i).body) == kind) return i;
     return std::nullopt;
 }
 
-std::optional<std::size_t> previous_of_kind(const world::Timeline& timeline, std::size_t from,
-                                            world::EventKind kind) {
+std::optional<std::size_t> previous_of_kind(const replay::Timeline& timeline, std::size_t from,
+                                            replay::EventKind kind) {
     if (timeline.size() == 0) return std::nullopt;
     for (std::size_t i = std::min(from, timeline.size() - 1) + 1; i-- > 0;)
-        if (world::kind_of(timeline.event(i).body) == kind) return i;
+        if (replay::kind_of(timeline.event(i).body) == kind) return i;
     return std::nullopt;
 }
 

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "portlab/world.hpp"
+#include "replay/state.hpp"
 
 namespace portlab::viz {
 
@@ -16,26 +16,26 @@ struct EventFilter {
     bool tcp = true;
     bool udp = true;
     bool other = true;  // events with no transport protocol: notes, ICMP, sockets the trace never introduced
-    std::array<bool, world::event_kind_count> kinds = all_kinds();
+    std::array<bool, replay::event_kind_count> kinds = all_kinds();
     std::string host;  // empty: every host
 
-    [[nodiscard]] static constexpr std::array<bool, world::event_kind_count> all_kinds() {
-        std::array<bool, world::event_kind_count> all{};
+    [[nodiscard]] static constexpr std::array<bool, replay::event_kind_count> all_kinds() {
+        std::array<bool, replay::event_kind_count> all{};
         for (auto& on : all) on = true;
         return all;
     }
     [[nodiscard]] bool allows_everything() const noexcept;
-    [[nodiscard]] bool allows(const world::Timeline& timeline, std::size_t index) const;
+    [[nodiscard]] bool allows(const replay::Timeline& timeline, std::size_t index) const;
     friend bool operator==(const EventFilter&, const EventFilter&) = default;
 };
 
 // Indices of the events the filter allows, ascending.
-[[nodiscard]] std::vector<std::size_t> filter_events(const world::Timeline& timeline, const EventFilter& filter);
+[[nodiscard]] std::vector<std::size_t> filter_events(const replay::Timeline& timeline, const EventFilter& filter);
 
 // The first event of `kind` at index >= from, or the last at index <= from.
-[[nodiscard]] std::optional<std::size_t> next_of_kind(const world::Timeline& timeline, std::size_t from,
-                                                      world::EventKind kind);
-[[nodiscard]] std::optional<std::size_t> previous_of_kind(const world::Timeline& timeline, std::size_t from,
-                                                          world::EventKind kind);
+[[nodiscard]] std::optional<std::size_t> next_of_kind(const replay::Timeline& timeline, std::size_t from,
+                                                      replay::EventKind kind);
+[[nodiscard]] std::optional<std::size_t> previous_of_kind(const replay::Timeline& timeline, std::size_t from,
+                                                          replay::EventKind kind);
 
 }  // namespace portlab::viz

@@ -5,20 +5,20 @@
 
 namespace portlab::viz {
 
-std::optional<std::size_t> Layout::slot_of(world::SocketRef ref) const {
+std::optional<std::size_t> Layout::slot_of(replay::SocketRef ref) const {
     const auto found = by_socket.find(ref);
     if (found == by_socket.end()) return std::nullopt;
     return found->second;
 }
 
-std::optional<std::size_t> Layout::observed_slot(world::HostIndex host, Protocol protocol,
+std::optional<std::size_t> Layout::observed_slot(replay::HostIndex host, Protocol protocol,
                                                  const Endpoint& endpoint) const {
     const auto found = by_endpoint.find({host, protocol, endpoint});
     if (found == by_endpoint.end()) return std::nullopt;
     return found->second;
 }
 
-const HostBox* Layout::box_of(world::HostIndex host) const {
+const HostBox* Layout::box_of(replay::HostIndex host) const {
     for (const auto& box : hosts)
         if (box.host == host) return &box;
     return nullptr;
@@ -40,8 +40,8 @@ std::size_t columns_for(std::size_t count) {
     return std::max<std::size_t>(1, static_cast<std::size_t>(std::ceil(std::sqrt(static_cast<double>(count) / 4.0))));
 }
 
-void add_observed(Layout& layout, const world::World& world, Protocol protocol, const Endpoint& endpoint) {
-    // Captures name hosts by address (world::trace_from_capture).
+void add_observed(Layout& layout, const replay::State& world, Protocol protocol, const Endpoint& endpoint) {
+    // Captures name hosts by address (replay::trace_from_capture).
     const auto host = world.find_host(endpoint.address.to_string());
     if (!host || layout.by_endpoint.count({*host, protocol, endpoint})) return;
     Slot slot;
@@ -49,24 +49,24 @@ void add_observed(Layout& layout, const world::World& world, Protocol protocol, 
     slot.host = *host;
     slot.protocol = protocol;
     slot.local = endpoint;
-    slot.state = world::SlotState::established;
+    slot.state = replay::SlotState::established;
     layout.by_endpoint.emplace(std::tuple{*host, protocol, endpoint}, layout.slots.size());
     layout.slots.push_back(slot);
 }
 
 }  // namespace
 
-Layout compute_layout(const world::World& world, std::span<const world::Conversation> observed, std::size_t position,
+Layout compute_layout(const replay::State& world, std::span<const replay::Conversation> observed, std::size_t position,
                       const LayoutMetrics& m) {
     Layout layout;
     const auto& hosts = world.hosts();
 
     // Slots: sockets in id order per host, then endpoints seen in a capture.
-    for (world::HostIndex h = 0; h < hosts.size(); ++h) {
+    for (replay::HostIndex h = 0; h < hosts.size(); ++h) {
         for (const auto& [id, socket] : hosts[h].sockets) {
             Slot slot;
             slot.host = h;
-            slot.ref = world::SocketRef{h, id};
+            slot.ref = replay::SocketRef{h, id};
             slot.protocol = socket.protocol;
             slot.local = socket.local;
             slot.state = socket.slot_state();
@@ -85,7 +85,7 @@ Layout compute_layout(const world::World& world, std::span<const world::Conversa
 
     // Box sizes.
     layout.hosts.resize(hosts.size());
-    for (world::HostIndex h = 0; h < hosts.size(); ++h) {
+    for (replay::HostIndex h = 0; h < hosts.size(); ++h) {
         auto& box = layout.hosts[h];
         box.host = h;
         box.slots = slots_of_host[h];
@@ -104,14 +104,14 @@ Layout compute_layout(const world::World& world, std::span<const world::Conversa
                                                   : static_cast<std::size_t>(std::ceil(std::sqrt(hosts.size())));
     std::vector<float> column_width(per_row, 0.0f);
     std::vector<float> row_height((hosts.size() + per_row - 1) / std::max<std::size_t>(1, per_row) + 1, 0.0f);
-    for (world::HostIndex h = 0; h < hosts.size(); ++h) {
+    for (replay::HostIndex h = 0; h < hosts.size(); ++h) {
         column_width[h % per_row] = std::max(column_width[h % per_row], layout.hosts[h].rect.w);
         row_height[h / per_row] = std::max(row_height[h / per_row], layout.hosts[h].rect.h);
     }
     // The gap grows with the boxes, so lines between big hosts stay visible when zoomed out.
     const float widest = column_width.empty() ? 0.0f : *std::max_element(column_width.begin(), column_width.end());
     const float gap_x = std::max(m.host_gap_x, 0.4f * widest);
-    for (world::HostIndex h = 0; h < hosts.size(); ++h) {
+    for (replay::HostIndex h = 0; h < hosts.size(); ++h) {
         float x = 0;
         for (std::size_t c = 0; c < h % per_row; ++c) x += column_width[c] + gap_x;
         float y = 0;
@@ -181,7 +181,7 @@ std::optional<Vec2> entry_point(Vec2 a, Vec2 b, const Rect& r) noexcept {
 
 namespace {
 
-std::optional<world::HostIndex> resolve_host(const world::World& world, const std::optional<std::string>& name,
+std::optional<replay::HostIndex> resolve_host(const replay::State& world, const std::optional<std::string>& name,
                                              const std::optional<Endpoint>& endpoint) {
     if (name)
         if (auto host = world.find_host(*name)) return host;
@@ -189,8 +189,8 @@ std::optional<world::HostIndex> resolve_host(const world::World& world, const st
     return std::nullopt;
 }
 
-std::optional<Vec2> slot_point(const world::World& world, const Layout& layout, std::optional<world::HostIndex> host,
-                               const world::PacketInfo& info, const std::optional<Endpoint>& local,
+std::optional<Vec2> slot_point(const replay::State& world, const Layout& layout, std::optional<replay::HostIndex> host,
+                               const replay::PacketInfo& info, const std::optional<Endpoint>& local,
                                const std::optional<Endpoint>& remote) {
     if (!host) return std::nullopt;
     if (info.protocol && local && remote) {
@@ -205,8 +205,8 @@ std::optional<Vec2> slot_point(const world::World& world, const Layout& layout, 
 
 }  // namespace
 
-PacketPath packet_path(const world::World& world, const Layout& layout, const trace::Event& event,
-                       const world::PacketInfo& info) {
+PacketPath packet_path(const replay::State& world, const Layout& layout, const trace::Event& event,
+                       const replay::PacketInfo& info) {
     PacketPath path;
     const auto* packet = std::get_if<trace::Packet>(&event.body);
     if (!packet) return path;

@@ -11,7 +11,7 @@
 #include <span>
 #include <vector>
 
-#include "portlab/world.hpp"
+#include "replay/state.hpp"
 
 namespace portlab::viz {
 
@@ -38,16 +38,16 @@ struct Rect {
 
 struct Slot {
     bool observed = false;  // an endpoint seen only in packets (captures), not a socket
-    world::HostIndex host = 0;
-    world::SocketRef ref;   // for sockets
+    replay::HostIndex host = 0;
+    replay::SocketRef ref;   // for sockets
     Protocol protocol = Protocol::tcp;
     std::optional<Endpoint> local;
-    world::SlotState state = world::SlotState::created;
+    replay::SlotState state = replay::SlotState::created;
     Rect rect;
 };
 
 struct HostBox {
-    world::HostIndex host = 0;
+    replay::HostIndex host = 0;
     Rect rect;
     Rect header;
     Rect pool_strip;  // zero-sized when the host has reported no ephemeral range
@@ -78,21 +78,21 @@ struct Layout {
     std::vector<Line> lines;
     Rect bounds;
 
-    [[nodiscard]] std::optional<std::size_t> slot_of(world::SocketRef ref) const;
-    [[nodiscard]] std::optional<std::size_t> observed_slot(world::HostIndex host, Protocol protocol,
+    [[nodiscard]] std::optional<std::size_t> slot_of(replay::SocketRef ref) const;
+    [[nodiscard]] std::optional<std::size_t> observed_slot(replay::HostIndex host, Protocol protocol,
                                                            const Endpoint& endpoint) const;
-    [[nodiscard]] const HostBox* box_of(world::HostIndex host) const;
+    [[nodiscard]] const HostBox* box_of(replay::HostIndex host) const;
     // The slot under a canvas point, if any.
     [[nodiscard]] std::optional<std::size_t> slot_at(Vec2 point) const;
 
-    std::map<world::SocketRef, std::size_t> by_socket;
-    std::map<std::tuple<world::HostIndex, Protocol, Endpoint>, std::size_t> by_endpoint;
+    std::map<replay::SocketRef, std::size_t> by_socket;
+    std::map<std::tuple<replay::HostIndex, Protocol, Endpoint>, std::size_t> by_endpoint;
 };
 
 // Hosts in a row (a grid past four), each box sized to hold its slots in columns
 // of about a quarter as many rows as slots. `observed`: conversations of a capture
 // that have begun before event `position` (their endpoints become slots).
-[[nodiscard]] Layout compute_layout(const world::World& world, std::span<const world::Conversation> observed = {},
+[[nodiscard]] Layout compute_layout(const replay::State& world, std::span<const replay::Conversation> observed = {},
                                     std::size_t position = 0, const LayoutMetrics& metrics = {});
 
 // Where a port sits along a pool strip: its share of the range.
@@ -105,12 +105,12 @@ struct PacketPath {
     Vec2 from;
     Vec2 to;
     std::optional<Vec2> stop;  // where a drop happens
-    world::PacketLabel label = world::PacketLabel::other;
-    std::optional<world::HostIndex> from_host;
-    std::optional<world::HostIndex> to_host;
+    replay::PacketLabel label = replay::PacketLabel::other;
+    std::optional<replay::HostIndex> from_host;
+    std::optional<replay::HostIndex> to_host;
 };
-[[nodiscard]] PacketPath packet_path(const world::World& world, const Layout& layout, const trace::Event& event,
-                                     const world::PacketInfo& info);
+[[nodiscard]] PacketPath packet_path(const replay::State& world, const Layout& layout, const trace::Event& event,
+                                     const replay::PacketInfo& info);
 // The point at fraction t in [0, 1] of the way; a dropped packet goes no further than its stop.
 [[nodiscard]] Vec2 point_along(const PacketPath& path, float t) noexcept;
 // Where the segment a->b first enters the rectangle (a itself when it starts inside).

@@ -9,7 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "portlab/world.hpp"
+#include "replay/state.hpp"
 
 namespace portlab::viz {
 
@@ -167,14 +167,14 @@ void TraceLoader::run(unsigned threads) {
     const std::string_view text = file.text();
 
     if (looks_like_capture(text)) {
-        auto trace = world::read_any_file(path_);  // libpcap reads the file itself
+        auto trace = replay::read_any_file(path_);  // libpcap reads the file itself
         if (!trace) return finish(trace.error());
         {
             const std::lock_guard lock(mutex_);
             header_ = trace->header;
             total_bytes_ = text.size();
         }
-        world::Checkpointer checkpointer;
+        replay::Checkpointer checkpointer;
         auto checkpoints = checkpointer.add(trace->events);
         publish(Batch{std::move(trace->events), std::move(checkpoints)}, text.size());
         return finish(std::nullopt);
@@ -183,7 +183,7 @@ void TraceLoader::run(unsigned threads) {
 
     // The header line, then the events a block of lines at a time (each block
     // parsed on every core, and checked against the lines before it).
-    world::TraceTextReader reader;
+    replay::TraceTextReader reader;
     const auto first_end = text.find('\n');
     auto header = reader.header(text.substr(0, first_end));
     if (!header) return finish(fail(path_ + ": " + header.error().message));
@@ -196,7 +196,7 @@ void TraceLoader::run(unsigned threads) {
     // thread, and on a thread of their own: block k's while block k+1 parses.
     // Block k is published once its checkpoints are in (the first at once, so
     // the window shows it without waiting for the second).
-    world::Checkpointer checkpointer;
+    replay::Checkpointer checkpointer;
     std::thread checkpointing;
     Batch pending;
     std::size_t pending_end = 0;

@@ -19,7 +19,7 @@
 
 #include "portlab/result.hpp"
 #include "portlab/trace.hpp"
-#include "portlab/world.hpp"
+#include "replay/state.hpp"
 
 namespace portlab::viz {
 
@@ -34,11 +34,11 @@ public:
     // Set once the header line (or the capture) has been read.
     [[nodiscard]] std::optional<trace::TraceHeader> header() const;
     // Events parsed so far, in file order, handed over once each, with the
-    // timeline checkpoints the loader took among them (world::Checkpointer with
-    // default options): append both with world::Timeline::append(events, checkpoints).
+    // timeline checkpoints the loader took among them (replay::Checkpointer with
+    // default options): append both with replay::Timeline::append(events, checkpoints).
     struct Batch {
         std::vector<trace::Event> events;
-        std::vector<world::World> checkpoints;
+        std::vector<replay::State> checkpoints;
     };
     // Up to `limit` events (whole parsed blocks when they fit).
     [[nodiscard]] Batch take(std::size_t limit);

@@ -16,7 +16,7 @@ std::string file_name(const std::string& path) {
 }  // namespace
 
 Result<void> Model::open_file(const std::string& path) {
-    auto trace = world::read_any_file(path);
+    auto trace = replay::read_any_file(path);
     if (!trace) {
         error_ = trace.error().message;
         return trace.error();
@@ -42,8 +42,8 @@ void Model::start_open(const std::string& path) {
 }
 
 void Model::adopt(trace::TraceHeader header, std::string label) {
-    timeline_ = std::make_unique<world::Timeline>(std::move(header));
-    world_ = world::World{};
+    timeline_ = std::make_unique<replay::Timeline>(std::move(header));
+    world_ = replay::State{};
     label_ = std::move(label);
     error_.clear();
     ++generation_;
@@ -79,7 +79,7 @@ bool Model::poll(std::size_t budget) {
     }
     if (loader_->finished()) {
         if (const auto error = loader_->error()) error_ = "stopped reading at the first bad line: " + error->message;
-        if (is_capture()) conversations_ = world::find_conversations(*timeline_);
+        if (is_capture()) conversations_ = replay::find_conversations(*timeline_);
         loader_.reset();
     }
     return true;
@@ -94,15 +94,15 @@ void Model::wait_for_load() {
 
 void Model::open_trace(trace::Trace trace, std::string label) {
     loader_.reset();
-    timeline_ = std::make_unique<world::Timeline>(world::Timeline::of(std::move(trace)));
-    world_ = world::World{};
+    timeline_ = std::make_unique<replay::Timeline>(replay::Timeline::of(std::move(trace)));
+    world_ = replay::State{};
     label_ = std::move(label);
     error_.clear();
     ++generation_;
     connections_at_.reset();
     layout_at_.reset();
     ports_at_.reset();
-    conversations_ = is_capture() ? world::find_conversations(*timeline_) : std::vector<world::Conversation>{};
+    conversations_ = is_capture() ? replay::find_conversations(*timeline_) : std::vector<replay::Conversation>{};
 }
 
 std::optional<std::size_t> Model::current_event() const noexcept {
@@ -115,7 +115,7 @@ void Model::seek(std::size_t n) {
     timeline_->seek(world_, n);
 }
 
-const std::vector<world::Connection>& Model::connections() const {
+const std::vector<replay::Connection>& Model::connections() const {
     if (connections_at_ != position() || !connections_at_) {
         connections_ = world_.connections();
         connections_at_ = position();
@@ -131,21 +131,21 @@ void Model::drop_stale_caches() const {
     ports_at_ = position();
 }
 
-const std::vector<Port>& Model::ports_in_use(world::HostIndex host, Protocol protocol) const {
+const std::vector<Port>& Model::ports_in_use(replay::HostIndex host, Protocol protocol) const {
     drop_stale_caches();
     const auto [found, fresh] = ports_.try_emplace({host, protocol});
     if (fresh) found->second = world_.ports_in_use(host, protocol);
     return found->second;
 }
 
-const std::vector<SsRow>& Model::ss_table(world::HostIndex host) const {
+const std::vector<SsRow>& Model::ss_table(replay::HostIndex host) const {
     drop_stale_caches();
     const auto [found, fresh] = ss_tables_.try_emplace(host);
     if (fresh) found->second = ss_rows(world_, host);
     return found->second;
 }
 
-const std::vector<std::size_t>& Model::state_path(world::SocketRef socket) const {
+const std::vector<std::size_t>& Model::state_path(replay::SocketRef socket) const {
     drop_stale_caches();
     const auto [found, fresh] = state_paths_.try_emplace(socket);
     if (fresh && timeline_ && socket.host < world_.hosts().size())

@@ -1,6 +1,6 @@
 #pragma once
 // What the visualizer shows: one opened source (a trace file, a capture, a
-// simulator scenario) as a world::Timeline, the cursor (the World after the
+// simulator scenario) as a replay::Timeline, the cursor (the State after the
 // first `position()` events), and what the panels derive from it (connections,
 // the canvas layout, a capture's conversations), computed once per position.
 // No window here: the panels read a Model and the app sends it commands.
@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "portlab/result.hpp"
-#include "portlab/world.hpp"
+#include "replay/state.hpp"
 #include "view/layout.hpp"
 #include "view/loader.hpp"
 #include "view/ss_table.hpp"
@@ -42,31 +42,31 @@ public:
     void clear_error() { error_.clear(); }
 
     [[nodiscard]] bool loaded() const noexcept { return timeline_ != nullptr; }
-    [[nodiscard]] const world::Timeline& timeline() const { return *timeline_; }
+    [[nodiscard]] const replay::Timeline& timeline() const { return *timeline_; }
     [[nodiscard]] std::size_t size() const noexcept { return timeline_ ? timeline_->size() : 0; }
     [[nodiscard]] std::size_t position() const noexcept { return world_.applied(); }
     // The event just applied (position() - 1), the one the caption and animation show.
     [[nodiscard]] std::optional<std::size_t> current_event() const noexcept;
     void seek(std::size_t n);
 
-    [[nodiscard]] const world::World& world() const noexcept { return world_; }
+    [[nodiscard]] const replay::State& world() const noexcept { return world_; }
     [[nodiscard]] const std::string& error() const noexcept { return error_; }
     [[nodiscard]] const std::string& label() const noexcept { return label_; }
     [[nodiscard]] bool is_capture() const noexcept { return timeline_ && timeline_->header().source == "pcap"; }
     // Bumped by every successful open, so views can drop what they cached.
     [[nodiscard]] std::size_t generation() const noexcept { return generation_; }
 
-    [[nodiscard]] const std::vector<world::Connection>& connections() const;
+    [[nodiscard]] const std::vector<replay::Connection>& connections() const;
     // world().ports_in_use(host, protocol), kept until the cursor moves (the
     // canvas and the pool panel ask every frame; 10,000 sockets take a sort).
-    [[nodiscard]] const std::vector<Port>& ports_in_use(world::HostIndex host, Protocol protocol) const;
+    [[nodiscard]] const std::vector<Port>& ports_in_use(replay::HostIndex host, Protocol protocol) const;
     // ss_rows(world(), host), kept until the cursor moves: 20,000 rows of text.
-    [[nodiscard]] const std::vector<SsRow>& ss_table(world::HostIndex host) const;
+    [[nodiscard]] const std::vector<SsRow>& ss_table(replay::HostIndex host) const;
     // timeline().state_path(host, socket, position()), kept until the cursor moves
     // (a listener opened at event 0 would otherwise be a scan of every event each frame).
-    [[nodiscard]] const std::vector<std::size_t>& state_path(world::SocketRef socket) const;
+    [[nodiscard]] const std::vector<std::size_t>& state_path(replay::SocketRef socket) const;
     [[nodiscard]] const Layout& layout() const;
-    [[nodiscard]] const std::vector<world::Conversation>& conversations() const noexcept { return conversations_; }
+    [[nodiscard]] const std::vector<replay::Conversation>& conversations() const noexcept { return conversations_; }
 
 private:
     void adopt(trace::TraceHeader header, std::string label);
@@ -74,20 +74,20 @@ private:
 
     std::unique_ptr<TraceLoader> loader_;
     bool loader_adopted_ = false;
-    std::unique_ptr<world::Timeline> timeline_;
-    world::World world_;
+    std::unique_ptr<replay::Timeline> timeline_;
+    replay::State world_;
     std::string error_;
     std::string label_;
     std::size_t generation_ = 0;
-    std::vector<world::Conversation> conversations_;
+    std::vector<replay::Conversation> conversations_;
 
     mutable std::optional<std::size_t> connections_at_;
-    mutable std::vector<world::Connection> connections_;
+    mutable std::vector<replay::Connection> connections_;
     mutable std::optional<std::size_t> layout_at_;
     mutable std::optional<std::size_t> ports_at_;
-    mutable std::map<std::pair<world::HostIndex, Protocol>, std::vector<Port>> ports_;
-    mutable std::map<world::HostIndex, std::vector<SsRow>> ss_tables_;   // at ports_at_
-    mutable std::map<world::SocketRef, std::vector<std::size_t>> state_paths_;  // at ports_at_
+    mutable std::map<std::pair<replay::HostIndex, Protocol>, std::vector<Port>> ports_;
+    mutable std::map<replay::HostIndex, std::vector<SsRow>> ss_tables_;   // at ports_at_
+    mutable std::map<replay::SocketRef, std::vector<std::size_t>> state_paths_;  // at ports_at_
     mutable Layout layout_;
 };
 

@@ -7,12 +7,12 @@
 
 namespace portlab::viz {
 
-std::string ss_state(const world::Socket& socket) {
+std::string ss_state(const replay::Socket& socket) {
     if (socket.protocol == Protocol::udp) return socket.remote ? "ESTAB" : "UNCONN";
     switch (socket.slot_state()) {
-        case world::SlotState::listening: return "LISTEN";
-        case world::SlotState::created:
-        case world::SlotState::bound: return "UNCONN";
+        case replay::SlotState::listening: return "LISTEN";
+        case replay::SlotState::created:
+        case replay::SlotState::bound: return "UNCONN";
         default: break;
     }
     switch (socket.tcp_state) {
@@ -38,7 +38,7 @@ std::string wildcard_peer(IpFamily family) { return family == IpFamily::v6 ? "[:
 
 }  // namespace
 
-std::vector<SsRow> ss_rows(const world::World& world, world::HostIndex host) {
+std::vector<SsRow> ss_rows(const replay::State& world, replay::HostIndex host) {
     std::vector<SsRow> rows;
     if (host >= world.hosts().size()) return rows;
     for (const auto& [id, socket] : world.hosts()[host].sockets) {
@@ -47,12 +47,12 @@ std::vector<SsRow> ss_rows(const world::World& world, world::HostIndex host) {
         row.netid = std::string(to_string(socket.protocol));
         row.state = ss_state(socket);
         row.recv_q = "0";
-        row.send_q = socket.slot_state() == world::SlotState::listening ? std::to_string(socket.backlog) : "0";
+        row.send_q = socket.slot_state() == replay::SlotState::listening ? std::to_string(socket.backlog) : "0";
         row.local = socket.local->to_string();
-        row.peer = socket.remote && socket.slot_state() != world::SlotState::listening ? socket.remote->to_string()
+        row.peer = socket.remote && socket.slot_state() != replay::SlotState::listening ? socket.remote->to_string()
                                                                                        : wildcard_peer(socket.family);
         row.process = "socket " + std::to_string(id.value);
-        row.ref = world::SocketRef{host, id};
+        row.ref = replay::SocketRef{host, id};
         rows.push_back(std::move(row));
     }
     return rows;

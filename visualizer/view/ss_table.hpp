@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "portlab/world.hpp"
+#include "replay/state.hpp"
 
 namespace portlab::viz {
 
@@ -19,13 +19,13 @@ struct SsRow {
     std::string local;  // "0.0.0.0:8080", "[::]:53"
     std::string peer;   // "10.0.0.1:40010", "0.0.0.0:*"
     std::string process;
-    world::SocketRef ref;
+    replay::SocketRef ref;
 };
 
 // ss's name for a socket's state (iproute2 misc/ss.c, sstate_name[]).
-[[nodiscard]] std::string ss_state(const world::Socket& socket);
+[[nodiscard]] std::string ss_state(const replay::Socket& socket);
 // Sockets without a local port are left out, as ss leaves them out.
-[[nodiscard]] std::vector<SsRow> ss_rows(const world::World& world, world::HostIndex host);
+[[nodiscard]] std::vector<SsRow> ss_rows(const replay::State& world, replay::HostIndex host);
 // The whole table as text, columns padded, with ss's header line.
 [[nodiscard]] std::string ss_text(const std::vector<SsRow>& rows);
 

@@ -83,12 +83,12 @@ struct ViewState {
     Playback playback;
     Camera camera;
     EventFilter filter;
-    std::optional<world::SocketRef> selected_socket;
+    std::optional<replay::SocketRef> selected_socket;
     std::optional<std::size_t> inspected_event;  // unset: the current event
     std::optional<FieldRef> hovered_field;       // set by the tree or the hex dump, read next frame
     std::optional<std::size_t> hovered_byte;
     bool follow_current = true;  // the event list scrolls to the current event
-    world::EventKind jump_kind = world::EventKind::packet_sent;
+    replay::EventKind jump_kind = replay::EventKind::packet_sent;
     std::size_t model_generation = 0;  // which open the state belongs to
     std::vector<Request> requests;
     EventListCache event_list;

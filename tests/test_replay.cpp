@@ -8,11 +8,11 @@
 #include <sstream>
 
 #include "portlab/pcap.hpp"
-#include "portlab/world.hpp"
+#include "replay/state.hpp"
 #include "support.hpp"
 
 using namespace portlab;
-using namespace portlab::world;
+using namespace portlab::replay;
 
 namespace {
 
@@ -31,13 +31,13 @@ trace::Trace trace_of(const std::string& lines) {
     return std::move(read).value();
 }
 
-World replay(const trace::Trace& trace, std::size_t n) {
-    World world;
+State replay_events(const trace::Trace& trace, std::size_t n) {
+    State world;
     for (std::size_t i = 0; i < n; ++i) world.apply(trace.events[i]);
     return world;
 }
 
-const Socket& socket_of(const World& world, const std::string& host, std::uint32_t id) {
+const Socket& socket_of(const State& world, const std::string& host, std::uint32_t id) {
     const auto index = world.find_host(host);
     REQUIRE(index.has_value());
     const Socket* socket = world.find_socket(SocketRef{*index, SocketId{id}});
@@ -71,7 +71,7 @@ TEST_CASE("seeking to event n gives the state of replaying the first n events, f
 
     for (std::size_t n = 0; n <= trace.events.size(); ++n) {
         CAPTURE(n);
-        const World expected = replay(trace, n);
+        const State expected = replay_events(trace, n);
         CHECK(timeline.state_at(n) == expected);
         CHECK(expected.applied() == n);
     }
@@ -80,9 +80,9 @@ TEST_CASE("seeking to event n gives the state of replaying the first n events, f
         for (std::size_t from = 0; from <= trace.events.size(); ++from) {
             for (std::size_t to = 0; to <= trace.events.size(); ++to) {
                 CAPTURE(from, to);
-                World world = timeline.state_at(from);
+                State world = timeline.state_at(from);
                 timeline.seek(world, to);
-                CHECK(world == replay(trace, to));
+                CHECK(world == replay_events(trace, to));
             }
         }
     }
@@ -93,7 +93,7 @@ TEST_CASE("checkpoints are taken every K events and seeking past the end clamps"
     REQUIRE(trace.events.size() == 20);
     const Timeline timeline = Timeline::of(trace, TimelineOptions{5, false});
     CHECK(timeline.checkpoint_count() == 5);  // after 0, 5, 10, 15, 20 events
-    CHECK(timeline.state_at(1000) == replay(trace, 20));
+    CHECK(timeline.state_at(1000) == replay_events(trace, 20));
 }
 
 TEST_CASE("a timeline built in pieces equals one built at once", "[world][timeline]") {
@@ -136,13 +136,13 @@ TEST_CASE("a timeline handed its checkpoints by a Checkpointer equals one that t
     for (std::size_t n = 0; n <= trace.events.size(); ++n) {
         CAPTURE(n);
         CHECK(handed.state_at(n) == whole.state_at(n));
-        CHECK(handed.state_at(n) == replay(trace, n));
+        CHECK(handed.state_at(n) == replay_events(trace, n));
     }
 }
 
 TEST_CASE("the fixture's story: one listener, two accepted connections, a failed bind, a drop", "[world]") {
     const trace::Trace trace = fixture_trace();
-    const World world = replay(trace, trace.events.size());
+    const State world = replay_events(trace, trace.events.size());
 
     REQUIRE(world.hosts().size() == 4);  // in order of first appearance
     CHECK(world.hosts()[0].name == "server");
@@ -215,10 +215,10 @@ TEST_CASE("the fixture's story: one listener, two accepted connections, a failed
 TEST_CASE("a listener is shown listening from its listening event, before the state change", "[world]") {
     const trace::Trace trace = fixture_trace();
     // Events 0-3: note, socket_created, bound, listening.
-    CHECK(socket_of(replay(trace, 2), "server", 1).slot_state() == SlotState::created);
-    CHECK(socket_of(replay(trace, 3), "server", 1).slot_state() == SlotState::bound);
-    CHECK(socket_of(replay(trace, 4), "server", 1).slot_state() == SlotState::listening);
-    CHECK(socket_of(replay(trace, 5), "server", 1).slot_state() == SlotState::listening);
+    CHECK(socket_of(replay_events(trace, 2), "server", 1).slot_state() == SlotState::created);
+    CHECK(socket_of(replay_events(trace, 3), "server", 1).slot_state() == SlotState::bound);
+    CHECK(socket_of(replay_events(trace, 4), "server", 1).slot_state() == SlotState::listening);
+    CHECK(socket_of(replay_events(trace, 5), "server", 1).slot_state() == SlotState::listening);
 }
 
 TEST_CASE("a closed TCP socket keeps its port until its TIME-WAIT ends", "[world]") {
@@ -233,15 +233,15 @@ TEST_CASE("a closed TCP socket keeps its port until its TIME-WAIT ends", "[world
 {"t_us": 7, "host": "c", "type": "socket_created", "socket": 2, "protocol": "udp", "family": "ipv4"}
 {"t_us": 8, "host": "c", "type": "closed", "socket": 2}
 )");
-    CHECK(socket_of(replay(trace, 4), "c", 1).closed_by_app);
-    CHECK(socket_of(replay(trace, 5), "c", 1).slot_state() == SlotState::closing);
-    CHECK(socket_of(replay(trace, 6), "c", 1).slot_state() == SlotState::time_wait);
-    CHECK(replay(trace, 6).ports_in_use(0, Protocol::tcp) == std::vector<Port>{40000});
-    const World done = replay(trace, 7);
+    CHECK(socket_of(replay_events(trace, 4), "c", 1).closed_by_app);
+    CHECK(socket_of(replay_events(trace, 5), "c", 1).slot_state() == SlotState::closing);
+    CHECK(socket_of(replay_events(trace, 6), "c", 1).slot_state() == SlotState::time_wait);
+    CHECK(replay_events(trace, 6).ports_in_use(0, Protocol::tcp) == std::vector<Port>{40000});
+    const State done = replay_events(trace, 7);
     CHECK(done.find_socket(SocketRef{0, SocketId{1}}) == nullptr);
     CHECK(done.socket_count() == 0);
-    CHECK(replay(trace, 8).socket_count() == 1);
-    CHECK(replay(trace, 9).socket_count() == 0);  // a UDP socket goes at close()
+    CHECK(replay_events(trace, 8).socket_count() == 1);
+    CHECK(replay_events(trace, 9).socket_count() == 0);  // a UDP socket goes at close()
 }
 
 TEST_CASE("a sent packet is in flight until the same bytes are delivered or dropped", "[world]") {
@@ -250,11 +250,11 @@ TEST_CASE("a sent packet is in flight until the same bytes are delivered or drop
     const std::string delivered = std::string(R"({"t_us": 2, "host": "server", "type": "packet", "kind": "delivered", "bytes": ")") +
                                   syn_hex + R"("})" + "\n";
     const trace::Trace trace = trace_of(sent + delivered);
-    const World after_send = replay(trace, 1);
+    const State after_send = replay_events(trace, 1);
     REQUIRE(after_send.in_flight().size() == 1);
     CHECK(after_send.in_flight()[0].event == 0);
     CHECK(after_send.hosts().size() == 2);  // from_host and to_host are hosts too
-    CHECK(replay(trace, 2).in_flight().empty());
+    CHECK(replay_events(trace, 2).in_flight().empty());
     CHECK(Timeline::of(trace).reports_deliveries());
 }
 

@@ -1,6 +1,6 @@
 // The world a trace describes: bookkeeping of what the events say, a timeline with
 // checkpoints, captions, and captures turned into traces.
-#include "portlab/world.hpp"
+#include "replay/state.hpp"
 
 #include <fmt/format.h>
 
@@ -15,13 +15,13 @@
 #include <type_traits>
 
 // [SECTION] slot states and packet labels
-// [SECTION] World: applying events
-// [SECTION] World: queries
+// [SECTION] State: applying events
+// [SECTION] State: queries
 // [SECTION] captions
 // [SECTION] Timeline
 // [SECTION] captures and files
 
-namespace portlab::world {
+namespace portlab::replay {
 
 // ===========================================================================
 // [SECTION] slot states and packet labels
@@ -165,7 +165,7 @@ std::string_view to_string(EventKind kind) noexcept {
 }
 
 // ===========================================================================
-// [SECTION] World: applying events
+// [SECTION] State: applying events
 // ===========================================================================
 
 namespace {
@@ -192,14 +192,14 @@ bool lingers_after_close(const Socket& socket) {
 
 }  // namespace
 
-void World::apply(const trace::Event& event) {
+void State::apply(const trace::Event& event) {
     const HostIndex host = host_named(event.host);
     now_us_ = event.t_us;
     std::visit([&](const auto& body) { on(host, body); }, event.body);
     ++applied_;
 }
 
-HostIndex World::host_named(const std::string& name) {
+HostIndex State::host_named(const std::string& name) {
     if (const auto found = host_index_.find(name); found != host_index_.end()) return found->second;
     const HostIndex index = hosts_.size();
     hosts_.push_back(Host{name, {}, {}, {}, 0});
@@ -207,7 +207,7 @@ HostIndex World::host_named(const std::string& name) {
     return index;
 }
 
-Socket& World::socket_on(HostIndex host, SocketId id, Protocol assumed) {
+Socket& State::socket_on(HostIndex host, SocketId id, Protocol assumed) {
     auto& sockets = hosts_[host].sockets;
     auto found = sockets.find(id);
     if (found == sockets.end()) {
@@ -225,13 +225,13 @@ Socket& World::socket_on(HostIndex host, SocketId id, Protocol assumed) {
     return found->second;
 }
 
-void World::note_address(HostIndex host, const IpAddress& address) {
+void State::note_address(HostIndex host, const IpAddress& address) {
     if (address.is_unspecified()) return;
     auto& addresses = hosts_[host].addresses;
     if (std::find(addresses.begin(), addresses.end(), address) == addresses.end()) addresses.push_back(address);
 }
 
-void World::forget_if_gone(HostIndex host, SocketId id) {
+void State::forget_if_gone(HostIndex host, SocketId id) {
     auto& sockets = hosts_[host].sockets;
     const auto found = sockets.find(id);
     if (found == sockets.end() || !found->second.closed_by_app) return;
@@ -240,7 +240,7 @@ void World::forget_if_gone(HostIndex host, SocketId id) {
     --socket_count_;
 }
 
-void World::on(HostIndex host, const trace::SocketCreated& body) {
+void State::on(HostIndex host, const trace::SocketCreated& body) {
     auto& sockets = hosts_[host].sockets;
     Socket socket;
     socket.id = body.socket;
@@ -253,7 +253,7 @@ void World::on(HostIndex host, const trace::SocketCreated& body) {
     if (inserted) ++socket_count_;
 }
 
-void World::on(HostIndex host, const trace::Bound& body) {
+void State::on(HostIndex host, const trace::Bound& body) {
     Socket& socket = socket_on(host, body.socket, Protocol::tcp);
     socket.local = body.endpoint;
     socket.how = body.how;
@@ -261,17 +261,17 @@ void World::on(HostIndex host, const trace::Bound& body) {
     note_address(host, body.endpoint.address);
 }
 
-void World::on(HostIndex host, const trace::Listening& body) {
+void State::on(HostIndex host, const trace::Listening& body) {
     Socket& socket = socket_on(host, body.socket, Protocol::tcp);
     socket.listening = true;
     socket.backlog = body.backlog;
 }
 
-void World::on(HostIndex host, const trace::ConnectStarted& body) {
+void State::on(HostIndex host, const trace::ConnectStarted& body) {
     socket_on(host, body.socket, Protocol::tcp).remote = body.remote;
 }
 
-void World::on(HostIndex host, const trace::EphemeralAssigned& body) {
+void State::on(HostIndex host, const trace::EphemeralAssigned& body) {
     socket_on(host, body.socket, Protocol::tcp);
     auto& pool = hosts_[host].pool;
     pool.range = PortRange{body.range_low, body.range_high};
@@ -282,7 +282,7 @@ void World::on(HostIndex host, const trace::EphemeralAssigned& body) {
     push_bounded(pool.recent, body.port, EphemeralPool::recent_limit);
 }
 
-void World::on(HostIndex host, const trace::Accepted& body) {
+void State::on(HostIndex host, const trace::Accepted& body) {
     const Socket* listener = find_socket(SocketRef{host, body.listener});
     Socket socket;
     socket.id = body.socket;
@@ -301,7 +301,7 @@ void World::on(HostIndex host, const trace::Accepted& body) {
     note_address(host, body.four_tuple.local.address);
 }
 
-void World::on(HostIndex host, const trace::StateChanged& body) {
+void State::on(HostIndex host, const trace::StateChanged& body) {
     Socket& socket = socket_on(host, body.socket, Protocol::tcp);
     socket.tcp_state = body.to;
     socket.state_reported = true;
@@ -309,7 +309,7 @@ void World::on(HostIndex host, const trace::StateChanged& body) {
     if (body.to == TcpState::closed) forget_if_gone(host, body.socket);
 }
 
-void World::on(HostIndex host, const trace::Packet& body) {
+void State::on(HostIndex host, const trace::Packet& body) {
     last_packet_ = applied_;
     if (body.from_host) host_named(*body.from_host);
     if (body.to_host) host_named(*body.to_host);
@@ -336,38 +336,38 @@ void World::on(HostIndex host, const trace::Packet& body) {
     }
 }
 
-void World::on(HostIndex host, const trace::CallFailed& body) {
+void State::on(HostIndex host, const trace::CallFailed& body) {
     if (body.socket) socket_on(host, *body.socket, Protocol::tcp);
     ++hosts_[host].errors;
     push_bounded(recent_errors_, applied_, error_limit);
 }
 
-void World::on(HostIndex host, const trace::Closed& body) {
+void State::on(HostIndex host, const trace::Closed& body) {
     Socket& socket = socket_on(host, body.socket, Protocol::tcp);
     socket.closed_by_app = true;
     forget_if_gone(host, body.socket);
 }
 
-void World::on(HostIndex, const trace::Note&) { last_note_ = applied_; }
+void State::on(HostIndex, const trace::Note&) { last_note_ = applied_; }
 
 // ===========================================================================
-// [SECTION] World: queries
+// [SECTION] State: queries
 // ===========================================================================
 
-std::optional<HostIndex> World::find_host(std::string_view name) const {
+std::optional<HostIndex> State::find_host(std::string_view name) const {
     const auto found = host_index_.find(name);
     if (found == host_index_.end()) return std::nullopt;
     return found->second;
 }
 
-const Socket* World::find_socket(SocketRef ref) const {
+const Socket* State::find_socket(SocketRef ref) const {
     if (ref.host >= hosts_.size()) return nullptr;
     const auto& sockets = hosts_[ref.host].sockets;
     const auto found = sockets.find(ref.socket);
     return found == sockets.end() ? nullptr : &found->second;
 }
 
-std::optional<SocketRef> World::socket_for(HostIndex host, Protocol protocol, const Endpoint& local,
+std::optional<SocketRef> State::socket_for(HostIndex host, Protocol protocol, const Endpoint& local,
                                            const Endpoint& remote) const {
     if (host >= hosts_.size()) return std::nullopt;
     std::optional<SocketRef> unconnected;
@@ -386,7 +386,7 @@ std::optional<SocketRef> World::socket_for(HostIndex host, Protocol protocol, co
     return unconnected;
 }
 
-std::optional<HostIndex> World::host_with_address(const IpAddress& address) const {
+std::optional<HostIndex> State::host_with_address(const IpAddress& address) const {
     std::optional<HostIndex> found;
     for (HostIndex i = 0; i < hosts_.size(); ++i) {
         const auto& addresses = hosts_[i].addresses;
@@ -397,7 +397,7 @@ std::optional<HostIndex> World::host_with_address(const IpAddress& address) cons
     return found;
 }
 
-std::vector<Port> World::ports_in_use(HostIndex host, Protocol protocol) const {
+std::vector<Port> State::ports_in_use(HostIndex host, Protocol protocol) const {
     std::vector<Port> ports;
     if (host >= hosts_.size()) return ports;
     for (const auto& [id, socket] : hosts_[host].sockets)
@@ -407,7 +407,7 @@ std::vector<Port> World::ports_in_use(HostIndex host, Protocol protocol) const {
     return ports;
 }
 
-std::vector<Connection> World::connections() const {
+std::vector<Connection> State::connections() const {
     // Key each connected socket by (protocol, local, remote); its peer has the
     // same key reversed.
     using Key = std::tuple<Protocol, Endpoint, Endpoint>;
@@ -560,8 +560,8 @@ std::string caption(const trace::Event& event, const ServiceTable& services) {
 // [SECTION] Timeline
 // ===========================================================================
 
-std::vector<World> Checkpointer::add(const trace::Event* first, std::size_t count) {
-    std::vector<World> taken;
+std::vector<State> Checkpointer::add(const trace::Event* first, std::size_t count) {
+    std::vector<State> taken;
     for (std::size_t i = 0; i < count; ++i) {
         tail_.apply(first[i]);
         const std::size_t since = tail_.applied() - last_checkpoint_;
@@ -575,7 +575,7 @@ std::vector<World> Checkpointer::add(const trace::Event* first, std::size_t coun
     return taken;
 }
 
-void Checkpointer::resume(const World& world) {
+void Checkpointer::resume(const State& world) {
     tail_ = world;
     last_checkpoint_ = world.applied();
 }
@@ -585,7 +585,7 @@ Timeline::Timeline(trace::TraceHeader header, TimelineOptions options)
       options_(options),
       checkpointer_(options),
       services_(ServiceTable::fallback()) {
-    checkpoints_.push_back(World{});
+    checkpoints_.push_back(State{});
 }
 
 Timeline Timeline::of(trace::Trace trace, TimelineOptions options) {
@@ -642,7 +642,7 @@ void Timeline::append(std::vector<trace::Event> events) {
     checkpoints_.insert(checkpoints_.end(), std::make_move_iterator(taken.begin()), std::make_move_iterator(taken.end()));
 }
 
-void Timeline::append(std::vector<trace::Event> events, std::vector<World> checkpoints) {
+void Timeline::append(std::vector<trace::Event> events, std::vector<State> checkpoints) {
     const std::size_t first = events_.size();
     move_to_end(events_, std::move(events));
     index(first);
@@ -651,18 +651,18 @@ void Timeline::append(std::vector<trace::Event> events, std::vector<World> check
     checkpointer_behind_ = true;
 }
 
-World Timeline::state_at(std::size_t n) const {
-    World world;
+State Timeline::state_at(std::size_t n) const {
+    State world;
     seek(world, n);
     return world;
 }
 
-void Timeline::seek(World& world, std::size_t n) const {
+void Timeline::seek(State& world, std::size_t n) const {
     n = std::min(n, events_.size());
     // The last checkpoint at or before n.
     const auto after = std::upper_bound(checkpoints_.begin(), checkpoints_.end(), n,
-                                        [](std::size_t target, const World& w) { return target < w.applied(); });
-    const World& checkpoint = *std::prev(after);
+                                        [](std::size_t target, const State& w) { return target < w.applied(); });
+    const State& checkpoint = *std::prev(after);
     const bool forward_is_cheaper = world.applied() <= n && world.applied() >= checkpoint.applied();
     if (!forward_is_cheaper) world = checkpoint;
     while (world.applied() < n) world.apply(events_[world.applied()]);
@@ -677,7 +677,7 @@ std::string Timeline::caption(std::size_t index) const {
             note && next.host == event.host && next.t_us == event.t_us)
             return note->text;
     }
-    return world::caption(event, services_);
+    return replay::caption(event, services_);
 }
 
 std::optional<Protocol> Timeline::protocol_of(std::size_t index) const {
@@ -907,4 +907,4 @@ Result<trace::Trace> read_any_file(const std::string& path) {
     return trace;
 }
 
-}  // namespace portlab::world
+}  // namespace portlab::replay

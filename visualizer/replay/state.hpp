@@ -3,10 +3,10 @@
 // sockets each holds (protocol, local and remote endpoints, TCP state), each
 // host's ephemeral pool as the events report it, packets in flight, firewall
 // drops and failed calls. The visualizer draws this; nothing here draws, reads a
-// clock or decides how TCP behaves: a World only records what the events say.
+// clock or decides how TCP behaves: a State only records what the events say.
 //
-// World     the state after the first N events of a trace (apply one event at a time).
-// Timeline  the events plus copies of the World every K events (checkpoints), so
+// State     the state after the first N events of a trace (apply one event at a time).
+// Timeline  the events plus copies of the State every K events (checkpoints), so
 //           moving to any event, forwards or backwards, is one copy and < K applies
 //           instead of a replay from the start.
 // caption() one sentence per event, for the timeline's narration.
@@ -29,7 +29,7 @@
 #include "portlab/tcp_state.hpp"
 #include "portlab/trace.hpp"
 
-namespace portlab::world {
+namespace portlab::replay {
 
 using trace::SocketId;
 
@@ -74,7 +74,7 @@ struct Socket {
 };
 
 // The ephemeral pool as the events describe it; the ports in use are those held
-// by the host's sockets (World::ports_in_use).
+// by the host's sockets (State::ports_in_use).
 struct EphemeralPool {
     std::optional<PortRange> range;  // from the last ephemeral_assigned event
     std::string algorithm;
@@ -132,7 +132,7 @@ struct Connection {
     std::optional<SocketRef> b;    // the side whose local endpoint is tuple.remote
 };
 
-class World {
+class State {
 public:
     // Applies the next event; `applied()` is its index before the call.
     void apply(const trace::Event& event);
@@ -172,7 +172,7 @@ public:
     static constexpr std::size_t drop_limit = 64;
     static constexpr std::size_t error_limit = 16;
 
-    friend bool operator==(const World&, const World&) = default;
+    friend bool operator==(const State&, const State&) = default;
 
 private:
     HostIndex host_named(const std::string& name);
@@ -274,15 +274,15 @@ public:
     explicit Checkpointer(TimelineOptions options = {}) : options_(options) {}
     // Applies the next events of the trace, in order, and returns the checkpoints
     // taken among them (worlds after some of them, ascending).
-    [[nodiscard]] std::vector<World> add(const trace::Event* first, std::size_t count);
-    [[nodiscard]] std::vector<World> add(const std::vector<trace::Event>& events) { return add(events.data(), events.size()); }
+    [[nodiscard]] std::vector<State> add(const trace::Event* first, std::size_t count);
+    [[nodiscard]] std::vector<State> add(const std::vector<trace::Event>& events) { return add(events.data(), events.size()); }
     // Carries on from `world`, a checkpoint taken by a Checkpointer with the same options.
-    void resume(const World& world);
-    [[nodiscard]] const World& tail() const noexcept { return tail_; }
+    void resume(const State& world);
+    [[nodiscard]] const State& tail() const noexcept { return tail_; }
 
 private:
     TimelineOptions options_;
-    World tail_;
+    State tail_;
     std::size_t last_checkpoint_ = 0;  // tail_.applied() when the last checkpoint was taken
 };
 
@@ -296,7 +296,7 @@ public:
     // The same, with the checkpoints already taken by a Checkpointer (with this
     // timeline's options) that was fed every event of this timeline in order; a
     // checkpoint past the events appended so far is kept until they arrive.
-    void append(std::vector<trace::Event> events, std::vector<World> checkpoints);
+    void append(std::vector<trace::Event> events, std::vector<State> checkpoints);
     // Room for this many events in all, so appending a big file in pieces never
     // moves the events already in (a million events are ~200 MB).
     void reserve(std::size_t events) { events_.reserve(events); }
@@ -309,10 +309,10 @@ public:
     [[nodiscard]] std::size_t checkpoint_count() const noexcept { return checkpoints_.size(); }
 
     // The world after the first n events (0 <= n <= size(); larger n is clamped).
-    [[nodiscard]] World state_at(std::size_t n) const;
+    [[nodiscard]] State state_at(std::size_t n) const;
     // Moves `world` (after world.applied() events of this timeline) to n events:
     // forwards by applying when that is cheaper, else from the nearest checkpoint.
-    void seek(World& world, std::size_t n) const;
+    void seek(State& world, std::size_t n) const;
 
     // The caption of event `index`; a note right after it, on the same host at the
     // same time, speaks for it instead.
@@ -334,7 +334,7 @@ private:
     std::vector<trace::Event> events_;
     void index(std::size_t first);  // socket_info_ and reports_deliveries_ for events [first, size())
 
-    std::vector<World> checkpoints_;  // checkpoints_[i].applied() ascending; [0] is the empty world
+    std::vector<State> checkpoints_;  // checkpoints_[i].applied() ascending; [0] is the empty world
     Checkpointer checkpointer_;       // extends checkpoints_ when append() takes events alone
     bool checkpointer_behind_ = false;  // append() was handed checkpoints; resume before using it
     ServiceTable services_;
@@ -394,4 +394,4 @@ private:
 // Errors read "PATH: line N: reason" for traces, "PATH: reason" otherwise.
 [[nodiscard]] Result<trace::Trace> read_any_file(const std::string& path);
 
-}  // namespace portlab::world
+}  // namespace portlab::replay

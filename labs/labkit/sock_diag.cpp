@@ -2,7 +2,7 @@
 // See sock_diag.hpp for the picture; the kernel side is net/ipv4/inet_diag.c
 // (inet_diag_dump_icsk for TCP) and net/ipv4/udp_diag.c (udp_dump).
 
-#include "portlab/sock_diag.hpp"
+#include "labkit/sock_diag.hpp"
 
 #include <dirent.h>
 #include <fcntl.h>

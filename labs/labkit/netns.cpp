@@ -1,4 +1,4 @@
-#include "portlab/netns.hpp"
+#include "labkit/netns.hpp"
 
 #include <fcntl.h>
 #include <grp.h>

@@ -1,4 +1,4 @@
-#include "portlab/labkit.hpp"
+#include "labkit/labkit.hpp"
 
 #include <unistd.h>
 

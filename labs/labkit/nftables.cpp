@@ -1,4 +1,4 @@
-#include "portlab/firewall.hpp"
+#include "labkit/nftables.hpp"
 
 #include <net/if.h>
 #include <nftables/libnftables.h>

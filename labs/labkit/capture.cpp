@@ -1,4 +1,4 @@
-#include "portlab/capture.hpp"
+#include "labkit/capture.hpp"
 
 #include <poll.h>
 #include <pcap/pcap.h>
