@@ -14,10 +14,13 @@
 
 using namespace portlab;
 using namespace portlab::sim;
+using scan::PortState;
+using scan::Reason;
+using scan::ScanType;
 
 namespace {
 
-enum class Target { open, closed, firewall_accept, firewall_drop, firewall_reject, firewall_reject_admin };
+enum class Target { open, closed, firewall_accept, firewall_drop, firewall_reject, firewall_reject_default, firewall_reject_admin };
 
 std::string name_of(Target t) {
     switch (t) {
@@ -25,15 +28,16 @@ std::string name_of(Target t) {
         case Target::closed: return "nothing listening, no firewall";
         case Target::firewall_accept: return "service behind ACCEPT port, then DROP all";
         case Target::firewall_drop: return "service behind DROP";
-        case Target::firewall_reject: return "service behind REJECT (TCP reset / ICMP port unreachable)";
-        case Target::firewall_reject_admin: return "service behind REJECT with ICMP admin-prohibited";
+        case Target::firewall_reject: return "service behind reject with tcp reset (TCP) / icmpx port-unreachable (UDP)";
+        case Target::firewall_reject_default: return "service behind a plain reject (nft's default: ICMP port unreachable)";
+        case Target::firewall_reject_admin: return "service behind reject with icmpx admin-prohibited";
     }
     return "";
 }
 
-PortState scan_once(ScanType type, Target target) {
+scan::Verdict scan_once(ScanType type, Target target) {
     constexpr Port port = 4242;
-    const Protocol protocol = type == ScanType::udp ? Protocol::udp : Protocol::tcp;
+    const Protocol protocol = scan::protocol_of(type);
     Simulator sim{11};
     const HostId scanner = sim.add_host("scanner", {scanner_address});
     const HostId server = sim.add_host("server", {server_address});
@@ -49,7 +53,12 @@ PortState scan_once(ScanType type, Target target) {
             sim.add_firewall_rule(server, drop_all());
             break;
         case Target::firewall_drop: sim.add_firewall_rule(server, drop_port(protocol, port)); break;
-        case Target::firewall_reject: sim.add_firewall_rule(server, reject_port(protocol, port)); break;
+        case Target::firewall_reject:
+            sim.add_firewall_rule(server, reject_port(protocol, port,
+                                                      protocol == Protocol::tcp ? RejectWith::tcp_reset
+                                                                                : RejectWith::icmp_port_unreachable));
+            break;
+        case Target::firewall_reject_default: sim.add_firewall_rule(server, reject_port(protocol, port)); break;
         case Target::firewall_reject_admin:
             sim.add_firewall_rule(server, reject_port(protocol, port, RejectWith::icmp_admin_prohibited));
             break;
@@ -64,37 +73,46 @@ PortState scan_once(ScanType type, Target target) {
 
 }  // namespace
 
-TEST_CASE("every scan type reports the port state nmap defines for each kind of target", "[sim][scan]") {
+TEST_CASE("every scan type reports the port state and reason nmap defines for each kind of target", "[sim][scan]") {
     using P = PortState;
-    // (scan, target, state nmap reports)
-    const auto [type, target, expected] = GENERATE(table<ScanType, Target, PortState>({
-        {ScanType::syn, Target::open, P::open},
-        {ScanType::syn, Target::closed, P::closed},
-        {ScanType::syn, Target::firewall_accept, P::open},
-        {ScanType::syn, Target::firewall_drop, P::filtered},
-        {ScanType::syn, Target::firewall_reject, P::closed},  // an RST from the firewall looks like a closed port
-        {ScanType::syn, Target::firewall_reject_admin, P::filtered},
-        {ScanType::connect, Target::open, P::open},
-        {ScanType::connect, Target::closed, P::closed},
-        {ScanType::connect, Target::firewall_accept, P::open},
-        {ScanType::connect, Target::firewall_drop, P::filtered},
-        {ScanType::connect, Target::firewall_reject, P::closed},
-        {ScanType::connect, Target::firewall_reject_admin, P::filtered},
-        {ScanType::ack, Target::open, P::unfiltered},
-        {ScanType::ack, Target::closed, P::unfiltered},
-        {ScanType::ack, Target::firewall_accept, P::unfiltered},
-        {ScanType::ack, Target::firewall_drop, P::filtered},
-        {ScanType::ack, Target::firewall_reject, P::unfiltered},  // the RST answers the ACK probe
-        {ScanType::ack, Target::firewall_reject_admin, P::filtered},
-        {ScanType::udp, Target::open, P::open},
-        {ScanType::udp, Target::closed, P::closed},
-        {ScanType::udp, Target::firewall_accept, P::open},
-        {ScanType::udp, Target::firewall_drop, P::open_filtered},
-        {ScanType::udp, Target::firewall_reject, P::closed},  // ICMP port unreachable, as from a closed port
-        {ScanType::udp, Target::firewall_reject_admin, P::filtered},
+    using R = Reason;
+    // (scan, target, state and reason nmap reports)
+    const auto [type, target, state, reason] = GENERATE(table<ScanType, Target, PortState, Reason>({
+        {ScanType::syn, Target::open, P::open, R::syn_ack},
+        {ScanType::syn, Target::closed, P::closed, R::reset},
+        {ScanType::syn, Target::firewall_accept, P::open, R::syn_ack},
+        {ScanType::syn, Target::firewall_drop, P::filtered, R::no_response},
+        {ScanType::syn, Target::firewall_reject, P::closed, R::reset},  // an RST from the firewall looks like a closed port
+        {ScanType::syn, Target::firewall_reject_default, P::filtered, R::port_unreach},  // ICMP to a TCP probe: filtered
+        {ScanType::syn, Target::firewall_reject_admin, P::filtered, R::admin_prohibited},
+        {ScanType::connect, Target::open, P::open, R::syn_ack},
+        {ScanType::connect, Target::closed, P::closed, R::conn_refused},
+        {ScanType::connect, Target::firewall_accept, P::open, R::syn_ack},
+        {ScanType::connect, Target::firewall_drop, P::filtered, R::no_response},
+        {ScanType::connect, Target::firewall_reject, P::closed, R::conn_refused},
+        // connect() hears ICMP through the kernel: port unreachable is a hard ECONNREFUSED,
+        // admin-prohibited a hard EHOSTUNREACH (icmp_err_convert).
+        {ScanType::connect, Target::firewall_reject_default, P::closed, R::conn_refused},
+        {ScanType::connect, Target::firewall_reject_admin, P::filtered, R::host_unreach},
+        {ScanType::ack, Target::open, P::unfiltered, R::reset},
+        {ScanType::ack, Target::closed, P::unfiltered, R::reset},
+        {ScanType::ack, Target::firewall_accept, P::unfiltered, R::reset},
+        {ScanType::ack, Target::firewall_drop, P::filtered, R::no_response},
+        {ScanType::ack, Target::firewall_reject, P::unfiltered, R::reset},  // the RST answers the ACK probe
+        {ScanType::ack, Target::firewall_reject_default, P::filtered, R::port_unreach},
+        {ScanType::ack, Target::firewall_reject_admin, P::filtered, R::admin_prohibited},
+        {ScanType::udp, Target::open, P::open, R::udp_response},
+        {ScanType::udp, Target::closed, P::closed, R::port_unreach},
+        {ScanType::udp, Target::firewall_accept, P::open, R::udp_response},
+        {ScanType::udp, Target::firewall_drop, P::open_filtered, R::no_response},
+        {ScanType::udp, Target::firewall_reject, P::closed, R::port_unreach},  // ICMP port unreachable, as from a closed port
+        {ScanType::udp, Target::firewall_reject_default, P::closed, R::port_unreach},
+        {ScanType::udp, Target::firewall_reject_admin, P::filtered, R::admin_prohibited},
     }));
     CAPTURE(to_string(type), name_of(target));
-    CHECK(std::string(to_string(scan_once(type, target))) == std::string(to_string(expected)));
+    const auto got = scan_once(type, target);
+    CHECK(std::string(to_string(got.state)) + " " + std::string(to_string(got.reason)) ==
+          std::string(to_string(state)) + " " + std::string(to_string(reason)));
 }
 
 TEST_CASE("the scan scenario shows every nmap state at least once", "[sim][scan][scenario]") {
@@ -103,7 +121,7 @@ TEST_CASE("the scan scenario shows every nmap state at least once", "[sim][scan]
     std::set<std::string> states;
     for (const Probe& probe : story->world().probes) {
         REQUIRE(probe.result);
-        states.insert(std::string(to_string(*probe.result)));
+        states.insert(std::string(to_string(probe.result->state)));
     }
     CHECK(states == std::set<std::string>{"open", "closed", "filtered", "unfiltered", "open|filtered"});
 }

@@ -149,7 +149,7 @@ TEST_CASE("firewall-drop vs firewall-reject: silence times out (filtered), RST r
     CHECK(errors_of(drop) == std::vector<std::string>{"client connect ETIMEDOUT"});
     std::size_t dropped = 0;
     for (const auto& [host, p] : all<trace::Packet>(drop))
-        if (p.kind == trace::PacketKind::dropped && p.rule && p.rule->find("DROP tcp dport 22") != std::string::npos) ++dropped;
+        if (p.kind == trace::PacketKind::dropped && p.rule && p.rule->find("tcp dport 22 drop") != std::string::npos) ++dropped;
     CHECK(dropped == 7);  // the SYN and its six retries (tcp_syn_retries = 6)
     CHECK(sent_packets(drop, "server").empty());
 

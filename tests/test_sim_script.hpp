@@ -19,7 +19,7 @@ inline std::string text_of(const char* value) { return value; }
 inline std::string text_of(bool value) { return value ? "true" : "false"; }
 inline std::string text_of(TcpState value) { return std::string(to_string(value)); }
 inline std::string text_of(Errno value) { return std::string(errno_name(value)); }
-inline std::string text_of(PortState value) { return std::string(to_string(value)); }
+inline std::string text_of(scan::PortState value) { return std::string(scan::to_string(value)); }
 inline std::string text_of(const Endpoint& value) { return value.to_string(); }
 inline std::string text_of(const FourTuple& value) { return value.to_string(); }
 template <class T>

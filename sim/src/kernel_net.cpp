@@ -1,6 +1,7 @@
 // Packets on the wire: building them as real bytes, links (delay, loss), the input
 // firewall, UDP and ICMP input, and the scanner.
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
 
 #include "portlab/sim/kernel.hpp"
@@ -15,9 +16,17 @@ std::string percent(double loss) {
     return text;
 }
 
-// ICMP codes: IPv4 (RFC 792, RFC 1812 5.2.7.1) and IPv6 (RFC 4443 3.1) differ.
-std::uint8_t port_unreachable_code(IpFamily family) { return family == IpFamily::v4 ? 3 : 4; }
-std::uint8_t admin_prohibited_code(IpFamily family) { return family == IpFamily::v4 ? 13 : 1; }
+// ICMP codes: IPv4 (RFC 792) and IPv6 (RFC 4443 3.1) differ.
+std::uint8_t port_unreachable_code(IpFamily family) {
+    return icmpx_unreachable(IcmpxType::port_unreachable, family).code;
+}
+
+// The rule as the trace names it: "rule 2: tcp dport 22 drop".
+std::string rule_label(const Firewall& firewall, const FirewallVerdict& verdict) {
+    if (!verdict.rule_index) return "policy " + std::string(to_string(firewall.policy));
+    const auto text = nft_text(firewall.input[*verdict.rule_index]);
+    return "rule " + std::to_string(*verdict.rule_index + 1) + ": " + (text ? *text : text.error().message);
+}
 
 PacketMatch match_of(const Wire& packet) {
     PacketMatch match{std::nullopt, packet.ip.source, packet.ip.destination, 0, 0};
@@ -122,12 +131,10 @@ void Kernel::on_arrival(Arrival& arrival) {
                         host_of(arrival.from).name, host_of(h).name};
     // Loopback traffic never meets the input chain's port rules in this model.
     if (arrival.from != h) {
-        const Verdict verdict = evaluate(host_of(h).firewall, match_of(packet));
+        const FirewallVerdict verdict = evaluate(host_of(h).firewall, match_of(packet));
         if (verdict.action != FirewallAction::accept) {
             event.kind = trace::PacketKind::dropped;
-            event.rule = verdict.rule_index ? host_of(h).firewall.input[*verdict.rule_index].label()
-                                            : std::string("policy DROP");
-            if (verdict.rule_index) event.rule = "rule " + std::to_string(*verdict.rule_index + 1) + ": " + *event.rule;
+            event.rule = rule_label(host_of(h).firewall, verdict);
             record(h, std::move(event));
             if (verdict.action == FirewallAction::reject) reject(h, packet, verdict.reject_with);
             return;
@@ -147,18 +154,18 @@ void Kernel::on_arrival(Arrival& arrival) {
     else icmp_input(h, packet);
 }
 
-// The firewall's answer for a rejected packet: a TCP RST, or an ICMP error
-// (never an ICMP error about an ICMP error, RFC 1122 3.2.2).
+// The firewall's answer for a rejected packet, as nft_reject sends it: a TCP RST, or an
+// ICMP error of the rule's icmpx type (plain "reject": port unreachable, TCP included);
+// never an ICMP error about an ICMP error (RFC 1122 3.2.2).
 bool Kernel::reject(HostId h, const Wire& packet, RejectWith with) {
-    const bool is_tcp = std::holds_alternative<TcpBody>(packet.body);
     if (std::holds_alternative<IcmpBody>(packet.body)) return false;
-    if (with == RejectWith::automatic) with = is_tcp ? RejectWith::tcp_reset : RejectWith::icmp_port_unreachable;
-    if (with == RejectWith::tcp_reset && is_tcp) {
+    if (with == RejectWith::tcp_reset) {
+        if (!std::holds_alternative<TcpBody>(packet.body)) return false;  // nft refuses such a rule
         send_reset_for(h, packet);
         return true;
     }
-    const std::uint8_t code = with == RejectWith::icmp_admin_prohibited ? admin_prohibited_code(packet.ip.family())
-                                                                        : port_unreachable_code(packet.ip.family());
+    const IcmpxType type = icmpx_type(with).value_or(IcmpxType::port_unreachable);
+    const std::uint8_t code = icmpx_unreachable(type, packet.ip.family()).code;
     if (auto icmp = make_icmp_unreachable(h, packet, code)) transmit(h, std::move(*icmp));
     return true;
 }
@@ -188,38 +195,41 @@ void Kernel::udp_input(HostId h, const Wire& packet) {
 }
 
 // ICMP errors reach the socket that sent the quoted packet (RFC 1122 4.1.3.3 for UDP,
-// 4.2.3.9 for TCP). Linux reports them on connected UDP sockets only, as
-// ECONNREFUSED from the next call; a TCP connect in SYN-SENT fails on port
-// unreachable (a hard error) and ignores administratively prohibited (soft).
+// 4.2.3.9 for TCP), turned into an errno as Linux does (portlab/icmp.hpp kernel_error):
+// a hard error (port unreachable -> ECONNREFUSED, admin-prohibited -> EHOSTUNREACH, ...)
+// ends a TCP connect in SYN-SENT at once and is reported by the next call on a connected
+// UDP socket; a soft one (host or net unreachable) changes nothing the model shows.
 void Kernel::icmp_input(HostId h, const Wire& packet) {
     const auto& icmp = std::get<IcmpBody>(packet.body);
     const Endpoint local{icmp.quoted_ip.source, icmp.quoted_source_port};
     const Endpoint remote{icmp.quoted_ip.destination, icmp.quoted_destination_port};
-    const bool port_unreachable = icmp.code == port_unreachable_code(packet.ip.family());
+    const KernelIcmpError kernel = kernel_error(IcmpUnreachable{packet.ip.family(), icmp.code});
+    const auto error = errno_from_value(kernel.error);
+    if (!kernel.fatal || !error) return;
     if (icmp.quoted_protocol == ip_protocol::udp) {
         const auto id = find_udp_socket(h, local, remote);
         if (!id) return;
         Socket* s = find(h, *id);
-        if (s->remote && *s->remote == remote && port_unreachable) s->error = Errno::econnrefused;
+        if (s->remote && *s->remote == remote) s->error = *error;
         return;
     }
     const auto found = host_of(h).find_connection(Protocol::tcp, FourTuple{local, remote});
     if (!found) return;
     Socket* s = find(h, *found);
-    if (s->state == TcpState::syn_sent && port_unreachable)
-        connection_closed(h, *s, "ICMP port unreachable received", Errno::econnrefused, "connect");
+    if (s->state == TcpState::syn_sent)
+        connection_closed(h, *s, "ICMP destination unreachable (code " + std::to_string(icmp.code) + ") received", *error,
+                          "connect");
 }
 
 // ---- the scanner --------------------------------------------------------------------
 
-void Kernel::start_scan(HostId scanner, ScanType type, IpAddress target, std::vector<Port> ports) {
+void Kernel::start_scan(HostId scanner, scan::ScanType type, IpAddress target, std::vector<Port> ports) {
     if (scanner.value >= world.hosts.size()) return;
     const IpAddress source = source_address_for(host_of(scanner), target, target.family());
     // nmap's raw scans use one source port for the whole scan.
     const Port source_port = static_cast<Port>(40000 + world.rng.below(20000));
-    note(scanner, "nmap " + std::string(type == ScanType::connect ? "-sT" : type == ScanType::syn ? "-sS"
-                                         : type == ScanType::ack ? "-sA" : "-sU") +
-                      " " + target.to_string() + ": " + std::to_string(ports.size()) + " port(s)");
+    note(scanner, "nmap " + std::string(scan::nmap_option(type)) + " " + target.to_string() + ": " +
+                      std::to_string(ports.size()) + " port(s)");
     for (const Port port : ports) {
         Probe probe;
         probe.scanner = scanner;
@@ -237,7 +247,7 @@ void Kernel::send_probe(std::uint32_t index) {
     ++probe.tries;
     Time timeout = 1 * seconds;
     switch (probe.type) {
-        case ScanType::connect: {
+        case scan::ScanType::connect: {
             // A full connect() through the scanner host's own stack (nmap -sT).
             const auto s = socket(h, Protocol::tcp, probe.target.address.family());
             if (!s) return;
@@ -246,14 +256,14 @@ void Kernel::send_probe(std::uint32_t index) {
             timeout = 3 * seconds;  // leaves room for the kernel's own SYN retransmission
             break;
         }
-        case ScanType::syn:
-        case ScanType::ack: {
+        case scan::ScanType::syn:
+        case scan::ScanType::ack: {
             TcpHeader header;
             header.source_port = probe.source.port;
             header.destination_port = probe.target.port;
             header.sequence = static_cast<std::uint32_t>(world.rng.next());
             header.window = 1024;  // what nmap's probes carry
-            if (probe.type == ScanType::syn) {
+            if (probe.type == scan::ScanType::syn) {
                 header.flags = tcp_flag::syn;
                 header.options.mss = 1460;
             } else {
@@ -263,62 +273,73 @@ void Kernel::send_probe(std::uint32_t index) {
             if (auto wire = make_tcp(h, probe.source, probe.target, header, {})) transmit(h, std::move(*wire));
             break;
         }
-        case ScanType::udp:
+        case scan::ScanType::udp:
             if (auto wire = make_udp(h, probe.source, probe.target, {})) transmit(h, std::move(*wire));
             break;
     }
     world.probes[index].timeout = world.queue.schedule_at(world.now + timeout, ProbeTimeout{index});
 }
 
-// nmap's definitions (nmap.org/book/man-port-scanning-techniques.html):
-//   SYN:  SYN/ACK -> open; RST -> closed; no answer (after a retry) or ICMP
-//         unreachable type 3 codes 1,2,3,9,10,13 -> filtered.
-//   ACK:  RST -> unfiltered; no answer or ICMP unreachable -> filtered.
-//   UDP:  any UDP answer -> open; ICMP port unreachable (code 3) -> closed; other
-//         ICMP unreachable -> filtered; no answer after a retry -> open|filtered.
+namespace {
+
+// What a packet arriving at the scanner answers to a raw probe, if it answers it: a
+// segment from the probed port to the probe's source port, a datagram from the probed
+// port, or a destination unreachable quoting the probe (RFC 792: the IP header and the
+// first 8 bytes, so both ports).
+std::optional<scan::Answer> answer_to(const Probe& probe, const Wire& packet) {
+    if (const auto* tcp = std::get_if<TcpBody>(&packet.body)) {
+        if (probe.type == scan::ScanType::udp || packet.ip.source != probe.target.address ||
+            tcp->header.source_port != probe.target.port || tcp->header.destination_port != probe.source.port)
+            return std::nullopt;
+        const std::uint8_t flags = tcp->header.flags;
+        if (flags & tcp_flag::rst) return scan::Answer::reset();
+        if ((flags & tcp_flag::syn) && (flags & tcp_flag::ack)) return scan::Answer::syn_ack();
+        return std::nullopt;
+    }
+    if (const auto* udp = std::get_if<UdpBody>(&packet.body)) {
+        if (packet.ip.source != probe.target.address || udp->header.source_port != probe.target.port ||
+            udp->header.destination_port != probe.source.port)
+            return std::nullopt;
+        return scan::Answer::udp_reply();
+    }
+    const auto& icmp = std::get<IcmpBody>(packet.body);
+    const bool udp_probe = probe.type == scan::ScanType::udp;
+    if (icmp.quoted_ip.destination != probe.target.address || icmp.quoted_destination_port != probe.target.port ||
+        icmp.quoted_source_port != probe.source.port || udp_probe != (icmp.quoted_protocol == ip_protocol::udp))
+        return std::nullopt;
+    return scan::Answer::unreachable(IcmpUnreachable{packet.ip.family(), icmp.code});
+}
+
+// What the connect scan's socket holds when its time is up (nmap -sT reads connect()).
+scan::Answer connect_answer(const Socket* socket) {
+    if (socket == nullptr) return scan::Answer::local_error(EBADF);
+    if (socket->state == TcpState::established) return scan::Answer::socket_error(0);
+    if (socket->error) return scan::Answer::socket_error(errno_value(*socket->error));
+    return scan::Answer::nothing();
+}
+
+}  // namespace
+
+// Raw probes (SYN, ACK, UDP) read the packets that come back; the hub's classifier says
+// what each means (nmap.org/book/man-port-scanning-techniques.html).
 void Kernel::observe_for_scanner(HostId h, const Wire& packet) {
     for (std::uint32_t i = 0; i < world.probes.size(); ++i) {
         const Probe& probe = world.probes[i];
-        if (probe.scanner != h || probe.result || probe.type == ScanType::connect) continue;
-        if (const auto* tcp = std::get_if<TcpBody>(&packet.body)) {
-            if (packet.ip.source != probe.target.address || tcp->header.source_port != probe.target.port ||
-                tcp->header.destination_port != probe.source.port)
-                continue;
-            const std::uint8_t flags = tcp->header.flags;
-            if (probe.type == ScanType::syn && (flags & tcp_flag::rst)) conclude(i, PortState::closed, "reset");
-            else if (probe.type == ScanType::syn && (flags & tcp_flag::syn) && (flags & tcp_flag::ack))
-                conclude(i, PortState::open, "syn-ack");
-            else if (probe.type == ScanType::ack && (flags & tcp_flag::rst)) conclude(i, PortState::unfiltered, "reset");
-        } else if (const auto* udp = std::get_if<UdpBody>(&packet.body)) {
-            if (probe.type == ScanType::udp && packet.ip.source == probe.target.address &&
-                udp->header.source_port == probe.target.port && udp->header.destination_port == probe.source.port)
-                conclude(i, PortState::open, "udp-response");
-        } else {
-            const auto& icmp = std::get<IcmpBody>(packet.body);
-            if (icmp.quoted_ip.destination != probe.target.address || icmp.quoted_destination_port != probe.target.port ||
-                icmp.quoted_source_port != probe.source.port)
-                continue;
-            const bool udp_probe = probe.type == ScanType::udp;
-            if (udp_probe != (icmp.quoted_protocol == ip_protocol::udp)) continue;
-            const bool port_unreach = icmp.code == port_unreachable_code(packet.ip.family());
-            const std::string reason = port_unreach ? "port-unreach"
-                                       : icmp.code == admin_prohibited_code(packet.ip.family()) ? "admin-prohibited"
-                                                                                                : "host-unreach";
-            if (udp_probe && port_unreach) conclude(i, PortState::closed, reason);
-            else conclude(i, PortState::filtered, reason);
-        }
+        if (probe.scanner != h || probe.result || probe.type == scan::ScanType::connect) continue;
+        const auto answer = answer_to(probe, packet);
+        if (!answer) continue;
+        if (const auto verdict = scan::classify(probe.type, *answer)) conclude(i, *verdict);
     }
 }
 
 void Kernel::on_probe_timeout(std::uint32_t index) {
     if (index >= world.probes.size() || world.probes[index].result) return;
     Probe& probe = world.probes[index];
-    if (probe.type == ScanType::connect) {
+    if (probe.type == scan::ScanType::connect) {
         const SocketRef s{probe.scanner, probe.socket.value_or(trace::SocketId{})};
         const Socket* socket = find(s.host, s.id);
-        if (socket != nullptr && socket->state == TcpState::established) conclude(index, PortState::open, "syn-ack");
-        else if (socket != nullptr && socket->error == Errno::econnrefused) conclude(index, PortState::closed, "conn-refused");
-        else conclude(index, PortState::filtered, "no-response");
+        const auto verdict = scan::classify(probe.type, connect_answer(socket));
+        conclude(index, verdict.value_or(scan::Verdict{scan::PortState::filtered, scan::Reason::local_error}));
         if (socket != nullptr) (void)close(s);
         return;
     }
@@ -326,17 +347,17 @@ void Kernel::on_probe_timeout(std::uint32_t index) {
         send_probe(index);
         return;
     }
-    conclude(index, probe.type == ScanType::udp ? PortState::open_filtered : PortState::filtered, "no-response");
+    conclude(index, *scan::classify(probe.type, scan::Answer::nothing()));
 }
 
-void Kernel::conclude(std::uint32_t index, PortState state, std::string reason) {
+void Kernel::conclude(std::uint32_t index, scan::Verdict verdict) {
     Probe& probe = world.probes[index];
-    probe.result = state;
-    probe.reason = std::move(reason);
-    if (probe.type != ScanType::connect) world.queue.cancel(probe.timeout);
-    const std::string protocol = probe.type == ScanType::udp ? "udp" : "tcp";
-    note(probe.scanner, "nmap " + std::string(to_string(probe.type)) + " scan: " + std::to_string(probe.target.port) +
-                            "/" + protocol + " is " + std::string(to_string(state)) + " (reason: " + probe.reason + ")");
+    probe.result = verdict;
+    if (probe.type != scan::ScanType::connect) world.queue.cancel(probe.timeout);
+    note(probe.scanner, "nmap " + std::string(scan::to_string(probe.type)) + " scan: " +
+                            std::to_string(probe.target.port) + "/" + std::string(to_string(scan::protocol_of(probe.type))) +
+                            " is " + std::string(scan::to_string(verdict.state)) +
+                            " (reason: " + std::string(scan::to_string(verdict.reason)) + ")");
 }
 
 }  // namespace portlab::sim

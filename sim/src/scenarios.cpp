@@ -185,7 +185,7 @@ void firewall_story(Simulator& sim, FirewallAction action) {
     rule.action = action;
     rule.reject_with = RejectWith::tcp_reset;
     sim.add_firewall_rule(server, rule);
-    sim.note(server, "sshd listens on port 22, but the firewall rule '" + rule.label() + "' comes first.");
+    sim.note(server, "sshd listens on port 22, but the firewall rule '" + nft_text(rule).value() + "' comes first.");
     const SocketRef s = sim.socket(client, Protocol::tcp).value();
     (void)sim.connect(s, Endpoint{server_address, 22});
     run_until_true(sim, [&] { return state_of(sim, s) == TcpState::closed; }, 200 * seconds);
@@ -273,13 +273,13 @@ void scan(Simulator& sim) {
     sim.add_firewall_rule(target, drop_port(Protocol::tcp, 25));
     sim.add_firewall_rule(target, drop_port(Protocol::udp, 123));
     sim.note(target, "Open: tcp/22 and udp/53. Closed: tcp/23, udp/161. Firewall DROP: tcp/25, udp/123.");
-    sim.start_scan(scanner, ScanType::syn, server_address, {22, 23, 25});
+    sim.start_scan(scanner, scan::ScanType::syn, server_address, {22, 23, 25});
     sim.run_until_idle();
-    sim.start_scan(scanner, ScanType::connect, server_address, {22, 23});
+    sim.start_scan(scanner, scan::ScanType::connect, server_address, {22, 23});
     sim.run_until_idle();
-    sim.start_scan(scanner, ScanType::ack, server_address, {22, 25});
+    sim.start_scan(scanner, scan::ScanType::ack, server_address, {22, 25});
     sim.run_until_idle();
-    sim.start_scan(scanner, ScanType::udp, server_address, {53, 123, 161});
+    sim.start_scan(scanner, scan::ScanType::udp, server_address, {53, 123, 161});
     sim.run_until_idle();
 }
 

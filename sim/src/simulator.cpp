@@ -129,7 +129,7 @@ std::optional<Errno> Simulator::take_error(SocketRef s) {
 void Simulator::note(HostId host, std::string text) {
     journaled(call::Note{host, text}, [&](Kernel& k) { k.note(host, std::move(text)); return 0; });
 }
-void Simulator::start_scan(HostId scanner, ScanType type, IpAddress target, std::vector<Port> ports) {
+void Simulator::start_scan(HostId scanner, scan::ScanType type, IpAddress target, std::vector<Port> ports) {
     journaled(call::StartScan{scanner, type, target, ports},
               [&](Kernel& k) { k.start_scan(scanner, type, target, std::move(ports)); return 0; });
 }

@@ -30,25 +30,4 @@ const LinkConfig& World::link(HostId a, HostId b) const {
     return found == links.end() ? default_link : found->second;
 }
 
-std::string_view to_string(ScanType type) noexcept {
-    switch (type) {
-        case ScanType::connect: return "connect";
-        case ScanType::syn: return "syn";
-        case ScanType::ack: return "ack";
-        case ScanType::udp: return "udp";
-    }
-    return "syn";
-}
-
-std::string_view to_string(PortState state) noexcept {
-    switch (state) {
-        case PortState::open: return "open";
-        case PortState::closed: return "closed";
-        case PortState::filtered: return "filtered";
-        case PortState::unfiltered: return "unfiltered";
-        case PortState::open_filtered: return "open|filtered";
-    }
-    return "filtered";
-}
-
 }  // namespace portlab::sim

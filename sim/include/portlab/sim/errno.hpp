@@ -3,6 +3,7 @@
 // way Linux names it (EADDRINUSE, ...), with the text strerror(3) gives on glibc.
 
 #include <cstdint>
+#include <optional>
 #include <string_view>
 #include <utility>
 #include <variant>
@@ -26,12 +27,19 @@ enum class Errno : std::uint8_t {
     eopnotsupp,     // listen/accept on UDP
     ebadf,          // no such socket (never created, or closed)
     eafnosupport,   // address family does not match the socket's
+    ehostunreach,   // connect/connected UDP: a hard ICMP error such as admin-prohibited (icmp_err_convert)
+    enetunreach,    // connect/connected UDP: ICMP net prohibited (code 9)
+    enoprotoopt,    // connect/connected UDP: ICMP protocol unreachable
 };
 
 // "EADDRINUSE"
 [[nodiscard]] std::string_view errno_name(Errno error) noexcept;
 // "Address already in use" (glibc's strerror text)
 [[nodiscard]] std::string_view errno_message(Errno error) noexcept;
+// Linux's number for it (<cerrno>), e.g. to classify a scan's answer (portlab/scan.hpp).
+[[nodiscard]] int errno_value(Errno error) noexcept;
+// The Errno with Linux's number `value`, if the model has it.
+[[nodiscard]] std::optional<Errno> errno_from_value(int value) noexcept;
 
 // A value or an Errno: the simulated kernel's answer to one call.
 template <class T>

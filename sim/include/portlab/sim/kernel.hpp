@@ -67,7 +67,7 @@ public:
     void note(HostId host, std::string text);
 
     // ---- the scanner ----
-    void start_scan(HostId scanner, ScanType type, IpAddress target, std::vector<Port> ports);
+    void start_scan(HostId scanner, scan::ScanType type, IpAddress target, std::vector<Port> ports);
 
 private:
     // lookups
@@ -141,7 +141,7 @@ private:
     void send_probe(std::uint32_t index);
     void observe_for_scanner(HostId h, const Wire& packet);
     void on_probe_timeout(std::uint32_t index);
-    void conclude(std::uint32_t index, PortState state, std::string reason);
+    void conclude(std::uint32_t index, scan::Verdict verdict);
 };
 
 }  // namespace portlab::sim

@@ -56,7 +56,7 @@ struct RecvFrom { SocketRef s; };
 struct Close { SocketRef s; };
 struct TakeError { SocketRef s; };
 struct Note { HostId host; std::string text; };
-struct StartScan { HostId scanner; ScanType type; IpAddress target; std::vector<Port> ports; };
+struct StartScan { HostId scanner; scan::ScanType type; IpAddress target; std::vector<Port> ports; };
 }  // namespace call
 
 using Call = std::variant<call::AddHost, call::SetLink, call::SetDefaultLink, call::AddRule, call::SetPolicy,
@@ -118,7 +118,7 @@ public:
     void note(HostId host, std::string text);
 
     // ---- the scanner (nmap -sT / -sS / -sA / -sU) ----
-    void start_scan(HostId scanner, ScanType type, IpAddress target, std::vector<Port> ports);
+    void start_scan(HostId scanner, scan::ScanType type, IpAddress target, std::vector<Port> ports);
 
     // ---- reading ----
     [[nodiscard]] const World& world() const noexcept { return kernel_.world; }

@@ -18,6 +18,7 @@
 #include "portlab/net.hpp"
 #include "portlab/packet.hpp"
 #include "portlab/ports.hpp"
+#include "portlab/scan.hpp"
 #include "portlab/sim/ephemeral.hpp"
 #include "portlab/sim/errno.hpp"
 #include "portlab/sim/event_queue.hpp"
@@ -266,22 +267,14 @@ struct TcpConfig {
 
 // ---- the scanner -----------------------------------------------------------------
 
-enum class ScanType : std::uint8_t { connect, syn, ack, udp };
-// nmap's port states (nmap.org/book/man-port-scanning-basics.html); "closed|filtered"
-// appears only in the IP ID idle scan, which is not modelled.
-enum class PortState : std::uint8_t { open, closed, filtered, unfiltered, open_filtered };
-
-[[nodiscard]] std::string_view to_string(ScanType type) noexcept;  // "connect", "syn", "ack", "udp"
-[[nodiscard]] std::string_view to_string(PortState state) noexcept;  // "open", ..., "open|filtered"
-
+// One probe of a scan; its result is the hub's classifier's (portlab/scan.hpp).
 struct Probe {
     HostId scanner;
-    ScanType type = ScanType::syn;
+    scan::ScanType type = scan::ScanType::syn;
     Endpoint source;  // the scanner's address and (raw) source port
     Endpoint target;
     std::uint32_t tries = 0;
-    std::optional<PortState> result;
-    std::string reason;  // nmap's --reason words: "syn-ack", "reset", "no-response", "port-unreach", ...
+    std::optional<scan::Verdict> result;  // the port's state and nmap's reason, once known
     EventId timeout;
     std::optional<trace::SocketId> socket;  // connect scans use a real socket
     friend bool operator==(const Probe&, const Probe&) = default;
