@@ -41,9 +41,11 @@ constexpr std::array transitions{
     TcpTransition{S::syn_sent, S::closed, "rcv RST", "delete TCB (connect: ECONNREFUSED)",
                   "RFC 9293 3.10.7.3 (an RST acknowledging our SYN); Linux tcp_reset()", rfc},
     TcpTransition{S::syn_sent, S::closed, "timeout (tcp_syn_retries)", "delete TCB (connect: ETIMEDOUT)", timeout_rule, rfc},
-    TcpTransition{S::syn_sent, S::closed, "rcv ICMP port unreachable", "delete TCB (connect: ECONNREFUSED)",
-                  "Linux tcp_v4_err() (net/ipv4/tcp_ipv4.c): a hard error ends a connection in SYN-SENT; RFC 1122 4.2.3.9",
-                  linux_kernel},
+    // RFC 1122 4.2.3.9 lets TCP abort on a hard ICMP error; Linux does so only in SYN-SENT
+    // (and SYN-RECEIVED), with the errno icmp_err_convert[] gives the code.
+    TcpTransition{S::syn_sent, S::closed, "rcv ICMP unreachable (hard error)",
+                  "delete TCB (connect: ECONNREFUSED for port unreachable, EHOSTUNREACH, ...)",
+                  "Linux tcp_v4_err() (net/ipv4/tcp_ipv4.c), icmp_err_convert[]; RFC 1122 4.2.3.9", linux_kernel},
     // SYN-RECEIVED
     TcpTransition{S::syn_received, S::established, "rcv ACK of SYN", "", figure_5, figure},
     TcpTransition{S::syn_received, S::fin_wait_1, "CLOSE", "snd FIN", figure_5, figure},
@@ -56,6 +58,8 @@ constexpr std::array transitions{
                   "Linux tcp_check_req() (net/ipv4/tcp_minisocks.c)", linux_kernel},
     TcpTransition{S::syn_received, S::closed, "timeout (tcp_synack_retries)", "free the request sock",
                   "Linux reqsk_timer_handler() (net/ipv4/inet_connection_sock.c)", linux_kernel},
+    TcpTransition{S::syn_received, S::closed, "rcv ICMP unreachable (hard error)", "delete TCB",
+                  "Linux tcp_v4_err(), tcp_req_err() (net/ipv4/tcp_ipv4.c); RFC 1122 4.2.3.9", linux_kernel},
     TcpTransition{S::syn_received, S::closed, "ABORT", "snd RST, delete TCB", abort_rule, rfc},
     TcpTransition{S::syn_received, S::close_wait, "rcv FIN", "snd ACK", "RFC 9293 3.10.7.4 (eighth, check the FIN bit)", rfc},
     // ESTABLISHED

@@ -132,7 +132,7 @@ TEST_CASE("an RST ends every synchronized connection (Note 3) but is ignored in 
 
 TEST_CASE("Linux's own edges: a SYN that times out, an ICMP error, a request sock freed", "[tcp_state][linux]") {
     CHECK(has_edge(TcpState::syn_sent, TcpState::closed, "timeout (tcp_syn_retries)", TcpEdgeSource::rfc));
-    CHECK(has_edge(TcpState::syn_sent, TcpState::closed, "rcv ICMP port unreachable", TcpEdgeSource::linux_kernel));
+    CHECK(has_edge(TcpState::syn_sent, TcpState::closed, "rcv ICMP unreachable (hard error)", TcpEdgeSource::linux_kernel));
     CHECK(has_edge(TcpState::syn_received, TcpState::closed, "rcv RST", TcpEdgeSource::linux_kernel));
     CHECK(has_edge(TcpState::syn_received, TcpState::closed, "timeout (tcp_synack_retries)", TcpEdgeSource::linux_kernel));
     CHECK(has_edge(TcpState::fin_wait_2, TcpState::closed, "timeout (tcp_fin_timeout)", TcpEdgeSource::linux_kernel));
