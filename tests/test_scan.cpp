@@ -20,6 +20,9 @@
 
 #include <catch2/catch.hpp>
 
+#include "labkit/netns.hpp"
+#include "labkit/nftables.hpp"
+#include "portlab/firewall_rule.hpp"
 #include "portlab/scan.hpp"
 #include "support.hpp"
 
@@ -255,13 +258,13 @@ private:
 };
 
 // What the kernel answers a connect() to 127.0.0.1:port within 2 s: connect()'s errno, or nothing.
-Answer kernel_connect_answer(Port port) {
+Answer kernel_connect_answer(Port port, int wait_ms = 2000) {
     const Fd fd(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
     const auto address = loopback(port);
     if (::connect(fd.fd, reinterpret_cast<const sockaddr*>(&address), sizeof address) == 0) return Answer::socket_error(0);
     if (errno != EINPROGRESS) return Answer::socket_error(errno);
     pollfd waiting{fd.fd, POLLOUT, 0};
-    if (::poll(&waiting, 1, 2000) != 1) return Answer::nothing();
+    if (::poll(&waiting, 1, wait_ms) != 1) return Answer::nothing();
     int error = 0;
     socklen_t length = sizeof error;
     ::getsockopt(fd.fd, SOL_SOCKET, SO_ERROR, &error, &length);
@@ -270,13 +273,13 @@ Answer kernel_connect_answer(Port port) {
 
 // What the kernel answers one empty datagram from a connected UDP socket within 1 s: a
 // reply, the errno of a queued ICMP error (udp(7)), or nothing.
-Answer kernel_udp_answer(Port port) {
+Answer kernel_udp_answer(Port port, int wait_ms = 1000) {
     const Fd fd(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
     const auto address = loopback(port);
     if (::connect(fd.fd, reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0 || ::send(fd.fd, "", 0, 0) < 0)
         return Answer::socket_error(errno);
     pollfd waiting{fd.fd, POLLIN, 0};
-    if (::poll(&waiting, 1, 1000) != 1) return Answer::nothing();
+    if (::poll(&waiting, 1, wait_ms) != 1) return Answer::nothing();
     char buffer[64];
     if (::recv(fd.fd, buffer, sizeof buffer, MSG_DONTWAIT) >= 0) return Answer::udp_reply();
     return Answer::socket_error(errno);
@@ -309,12 +312,12 @@ std::map<Port, NmapPort> run_nmap(ScanType type, const std::vector<Port>& ports)
 }
 
 void check_against_nmap(ScanType type, const std::map<Port, std::string>& ports,
-                        Answer (*kernel_answer)(Port)) {
+                        Answer (*kernel_answer)(Port, int)) {
     std::vector<Port> list;
     for (const auto& [port, what] : ports) list.push_back(port);
     const auto theirs = run_nmap(type, list);
     for (const auto& [port, what] : ports) {
-        const Answer answer = kernel_answer(port);
+        const Answer answer = kernel_answer(port, 2000);
         CAPTURE(port, what, describe(answer));
         REQUIRE(theirs.count(port) == 1);
         const std::string nmap_says = theirs.at(port).state + " " + theirs.at(port).reason;
@@ -347,4 +350,90 @@ TEST_CASE("a UDP scan: classify() of the kernel's answer to a datagram is what n
                        {{answering.port(), "a socket that answers"}, {silent.port, "a socket that never answers"},
                         {unbound, "nobody bound"}},
                        kernel_udp_answer);
+}
+
+// ---- against the kernel, behind each firewall action ----------------------------------
+
+namespace {
+
+// The answer an nftables rule sends a probe, as packets (nft_reject: a RST, or the
+// icmpx type's code), before any socket hears it.
+Answer packet_answer(const FirewallRule& rule) {
+    if (rule.action == FirewallAction::drop) return Answer::nothing();
+    if (rule.reject_with == RejectWith::tcp_reset) return Answer::reset();
+    return Answer::unreachable(icmpx_unreachable(*icmpx_type(rule.reject_with), IpFamily::v4));
+}
+
+// What the hub says a socket hears of that answer (kernel_error): a hard ICMP error as its
+// errno, a RST as ECONNREFUSED, and nothing for silence or a soft ICMP error.
+Answer predicted_socket_answer(const Answer& packets) {
+    if (packets.kind == AnswerKind::reset) return Answer::socket_error(ECONNREFUSED);
+    if (packets.kind != AnswerKind::icmp_unreachable) return Answer::nothing();
+    const auto kernel = kernel_error(packets.icmp);
+    return kernel.fatal ? Answer::socket_error(kernel.error) : Answer::nothing();
+}
+
+nlohmann::json to_json(const Answer& answer) { return {{"kind", static_cast<int>(answer.kind)}, {"error", answer.error}}; }
+Answer from_json(const nlohmann::json& json) {
+    return {static_cast<AnswerKind>(json.at("kind").get<int>()), {}, json.at("error").get<int>()};
+}
+
+}  // namespace
+
+TEST_CASE("behind each nft action, a socket hears what kernel_error predicts, and classify agrees", "[scan][kernel][netns]") {
+    const Port base = 7000;
+    struct Case {
+        Protocol protocol;
+        FirewallRule rule;
+    };
+    std::vector<Case> cases;
+    Port next = base;
+    for (const auto protocol : {Protocol::tcp, Protocol::udp}) {
+        std::vector<FirewallRule> rules{drop_port(protocol, next++), reject_port(protocol, next++),
+                                        reject_port(protocol, next++, RejectWith::icmp_port_unreachable),
+                                        reject_port(protocol, next++, RejectWith::icmp_host_unreachable),
+                                        reject_port(protocol, next++, RejectWith::icmp_admin_prohibited)};
+        if (protocol == Protocol::tcp) rules.push_back(reject_port(protocol, next++, RejectWith::tcp_reset));
+        for (const auto& rule : rules) cases.push_back({protocol, rule});
+    }
+    const auto outer = firewall::network_namespace_id();
+    REQUIRE(outer);
+    const auto facts = run_in_private_netns(
+        [&]() -> nlohmann::json {
+            const auto token = firewall::PrivateNetnsToken::confirm(*outer);
+            if (!token) return {{"error", token.error().message}};
+            auto nft = firewall::Nftables::open(*token);
+            if (!nft) return {{"error", nft.error().message}};
+            std::vector<FirewallRule> rules;
+            for (const auto& c : cases) rules.push_back(c.rule);
+            if (auto applied = nft->apply(rules); !applied) return {{"error", applied.error().message}};
+            // Every port has a listener (TCP) or a bound socket (UDP): any refusal is the firewall's.
+            std::vector<std::unique_ptr<Fd>> held;
+            nlohmann::json answers = nlohmann::json::object();
+            for (const auto& c : cases) {
+                const Port port = c.rule.destination_ports->low;
+                held.push_back(std::make_unique<Fd>(::socket(AF_INET, (c.protocol == Protocol::tcp ? SOCK_STREAM : SOCK_DGRAM) | SOCK_CLOEXEC, 0)));
+                const auto address = loopback(port);
+                if (::bind(held.back()->fd, reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0 ||
+                    (c.protocol == Protocol::tcp && ::listen(held.back()->fd, 4) != 0))
+                    return {{"error", "bind " + std::to_string(port) + " failed"}};
+                const Answer answer = c.protocol == Protocol::tcp ? kernel_connect_answer(port, 400) : kernel_udp_answer(port, 400);
+                answers[std::to_string(port)] = to_json(answer);
+            }
+            return {{"answers", answers}};
+        },
+        {}, std::chrono::seconds(30));
+    REQUIRE(facts);
+    INFO(facts->dump());
+    REQUIRE_FALSE(facts->contains("error"));
+    for (const auto& c : cases) {
+        const Port port = c.rule.destination_ports->low;
+        const Answer heard = from_json(facts->at("answers").at(std::to_string(port)));
+        const Answer sent = packet_answer(c.rule);
+        CAPTURE(*nft_text(c.rule), describe(sent), describe(heard));
+        CHECK(describe(heard) == describe(predicted_socket_answer(sent)));
+        // A connect scan reads packets through the kernel: both readings give one verdict.
+        if (c.protocol == Protocol::tcp)
+            CHECK(text_of(classify(ScanType::connect, sent)) == text_of(classify(ScanType::connect, heard)));
+    }
 }

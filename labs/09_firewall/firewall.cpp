@@ -37,7 +37,9 @@
 #include "labkit/nftables.hpp"
 #include "labkit/labkit.hpp"
 #include "labkit/netns.hpp"
+#include "portlab/firewall_rule.hpp"
 #include "portlab/packet.hpp"
+#include "portlab/scan.hpp"
 #include "portlab/syn_schedule.hpp"
 
 using namespace portlab;
@@ -56,7 +58,7 @@ struct Target {
     Protocol protocol;
     Port port;
     bool listener;                                 // a socket is bound (and listening, for TCP)
-    std::optional<firewall::Action> rule;          // nullopt: no rule, the policy accepts
+    std::optional<FirewallRule> rule;              // nullopt: no rule, the policy accepts
 };
 
 // Four ports, each with a TCP and a UDP socket where `listener` says so:
@@ -67,20 +69,22 @@ struct Target {
 // Ports P+1 and P+2 have listeners on purpose: what the scan reports there is the
 // firewall's doing, not the service's.
 std::vector<Target> plan_for(Port base) {
-    using firewall::Action;
     std::vector<Target> targets;
     for (const auto protocol : {Protocol::tcp, Protocol::udp}) {
-        const auto reject = protocol == Protocol::tcp ? Action::reject_tcp_reset : Action::reject_icmp_port_unreachable;
+        const auto reject_with = protocol == Protocol::tcp ? RejectWith::tcp_reset : RejectWith::icmp_port_unreachable;
+        const auto drop_at = static_cast<Port>(base + 1), reject_at = static_cast<Port>(base + 2);
         targets.push_back({protocol, base, true, std::nullopt});
-        targets.push_back({protocol, static_cast<Port>(base + 1), true, Action::drop});
-        targets.push_back({protocol, static_cast<Port>(base + 2), true, reject});
+        targets.push_back({protocol, drop_at, true, drop_port(protocol, drop_at)});
+        targets.push_back({protocol, reject_at, true, reject_port(protocol, reject_at, reject_with)});
         targets.push_back({protocol, static_cast<Port>(base + 3), false, std::nullopt});
     }
     return targets;
 }
 
 std::string rule_name(const Target& target) {
-    return target.rule ? std::string(firewall::to_string(*target.rule)) : "none (policy accept)";
+    if (!target.rule) return "none (policy accept)";
+    const auto text = nft_text(*target.rule);
+    return text ? *text : text.error().message;
 }
 
 // ---- small POSIX helpers: a scan needs the exact answer and time of each probe ---------
@@ -123,17 +127,28 @@ Result<Fd> open_listener(Protocol protocol, const Endpoint& endpoint) {
 
 // ---- the three probes ----------------------------------------------------------------------
 
-struct Verdict {
-    std::string state;   // open, closed, filtered, open|filtered, unfiltered
-    std::string reason;  // as nmap says it: syn-ack, reset, no-response, udp-response, port-unreach
-    std::string errno_name;
+// What one probe found: nmap's state and reason for the answer (portlab/scan.hpp), the
+// errno the socket gave, and how long the answer took.
+struct ProbeResult {
+    scan::Verdict verdict;
+    int error = 0;  // the socket's errno, 0 when none
     std::int64_t elapsed_us = 0;
 };
 
-// A TCP connect scan probe: non-blocking connect() and poll() for at most `timeout`.
-Verdict connect_probe(const Endpoint& target, std::chrono::milliseconds timeout) {
+ProbeResult result_of(scan::ScanType type, const scan::Answer& answer, Clock::time_point start) {
+    const auto verdict = scan::classify(type, answer);
+    const int error = answer.kind == scan::AnswerKind::socket_error || answer.kind == scan::AnswerKind::local_error ? answer.error : 0;
+    return {verdict.value_or(scan::Verdict{scan::PortState::filtered, scan::Reason::local_error}), error,
+            microseconds_since(start)};
+}
+
+// A TCP connect scan probe: non-blocking connect() and poll() for at most `timeout`; the
+// answer is connect()'s errno (0: connected), or nothing.
+ProbeResult connect_probe(const Endpoint& target, std::chrono::milliseconds timeout) {
+    using scan::Answer;
     const auto start = Clock::now();
     Fd fd(socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+    if (!fd.ok()) return result_of(scan::ScanType::connect, Answer::local_error(errno), start);
     const auto address = socket_address(target);
     int error = 0;
     if (connect(fd.get(), reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0) {
@@ -141,36 +156,30 @@ Verdict connect_probe(const Endpoint& target, std::chrono::milliseconds timeout)
         if (error == EINPROGRESS) {
             pollfd waiting{fd.get(), POLLOUT, 0};
             if (poll(&waiting, 1, static_cast<int>(timeout.count())) == 0)
-                return {"filtered", "no-response", "", microseconds_since(start)};
+                return result_of(scan::ScanType::connect, Answer::nothing(), start);
             socklen_t length = sizeof error;
             getsockopt(fd.get(), SOL_SOCKET, SO_ERROR, &error, &length);
         }
     }
-    const auto elapsed = microseconds_since(start);
-    if (error == 0) return {"open", "syn-ack", "", elapsed};
-    if (error == ECONNREFUSED) return {"closed", "reset", "ECONNREFUSED", elapsed};
-    return {"filtered", "error", errno_text(error), elapsed};
+    return result_of(scan::ScanType::connect, Answer::socket_error(error), start);
 }
 
 // A UDP probe from a connected socket: the kernel turns an ICMP port unreachable for it
 // into ECONNREFUSED on the next receive (udp(7)); an unconnected socket would never hear it.
-Verdict udp_probe(const Endpoint& target, std::chrono::milliseconds timeout) {
+ProbeResult udp_probe(const Endpoint& target, std::chrono::milliseconds timeout) {
+    using scan::Answer;
     const auto start = Clock::now();
     Fd fd(socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
     const auto address = socket_address(target);
-    if (connect(fd.get(), reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0 ||
+    if (!fd.ok() || connect(fd.get(), reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0 ||
         send(fd.get(), "probe", 5, 0) < 0)
-        return {"error", "send failed", errno_text(errno), microseconds_since(start)};
+        return result_of(scan::ScanType::udp, Answer::local_error(errno), start);
     pollfd waiting{fd.get(), POLLIN, 0};
     if (poll(&waiting, 1, static_cast<int>(timeout.count())) == 0)
-        return {"open|filtered", "no-response", "", microseconds_since(start)};
+        return result_of(scan::ScanType::udp, Answer::nothing(), start);
     char reply[64];
-    const auto received = recv(fd.get(), reply, sizeof reply, MSG_DONTWAIT);
-    const int error = received < 0 ? errno : 0;
-    const auto elapsed = microseconds_since(start);
-    if (received >= 0) return {"open", "udp-response", "", elapsed};
-    if (error == ECONNREFUSED) return {"closed", "port-unreach", "ECONNREFUSED", elapsed};
-    return {"error", "recv failed", errno_text(error), elapsed};
+    if (recv(fd.get(), reply, sizeof reply, MSG_DONTWAIT) >= 0) return result_of(scan::ScanType::udp, Answer::udp_reply(), start);
+    return result_of(scan::ScanType::udp, Answer::socket_error(errno), start);
 }
 
 // The ACK scan (nmap -sA): a bare ACK belongs to no connection, so whatever receives it
@@ -179,7 +188,7 @@ Verdict udp_probe(const Endpoint& target, std::chrono::milliseconds timeout) {
 // or closed alike. Silence means something dropped it: "filtered". Raw sockets need
 // CAP_NET_RAW, which root of the private namespace holds over the namespace's network.
 struct AckScan {
-    std::map<Port, Verdict> verdicts;
+    std::map<Port, ProbeResult> verdicts;
     std::vector<trace::Packet> packets;  // probes sent, answers received, for the trace
 };
 
@@ -189,7 +198,7 @@ Result<AckScan> ack_scan(const IpAddress& address, const std::vector<Port>& port
     if (!sender.ok() || !listener.ok()) return fail("raw socket: " + errno_text(errno), {errno, std::generic_category()});
 
     constexpr Port probe_source_port = 61234;  // above the namespace's ephemeral range: no socket owns it
-    AckScan scan;
+    AckScan found;
     std::map<Port, Clock::time_point> sent_at;
     for (const Port port : ports) {
         IpHeader ip;
@@ -209,11 +218,11 @@ Result<AckScan> ack_scan(const IpAddress& address, const std::vector<Port>& port
         if (sendto(sender.get(), bytes->data(), bytes->size(), 0, reinterpret_cast<const sockaddr*>(&destination),
                    sizeof destination) < 0)
             return fail("sendto (raw): " + errno_text(errno), {errno, std::generic_category()});
-        scan.packets.push_back({trace::PacketKind::sent, *bytes, LinkType::raw, std::nullopt, "localhost", "localhost"});
+        found.packets.push_back({trace::PacketKind::sent, *bytes, LinkType::raw, std::nullopt, "localhost", "localhost"});
     }
 
     const auto deadline = Clock::now() + timeout;
-    while (scan.verdicts.size() < ports.size() && Clock::now() < deadline) {
+    while (found.verdicts.size() < ports.size() && Clock::now() < deadline) {
         pollfd waiting{listener.get(), POLLIN, 0};
         const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
         if (poll(&waiting, 1, static_cast<int>(std::max<std::int64_t>(left, 1))) <= 0) continue;
@@ -226,14 +235,14 @@ Result<AckScan> ack_scan(const IpAddress& address, const std::vector<Port>& port
             (packet->tcp->flags & tcp_flag::rst) == 0 || !sent_at.contains(packet->tcp->source_port))
             continue;
         const Port port = packet->tcp->source_port;
-        scan.verdicts[port] = {"unfiltered", "reset", "", microseconds_since(sent_at[port])};
-        scan.packets.push_back({trace::PacketKind::delivered,
+        found.verdicts[port] = result_of(scan::ScanType::ack, scan::Answer::reset(), sent_at[port]);
+        found.packets.push_back({trace::PacketKind::delivered,
                                 Bytes(buffer, buffer + received), LinkType::raw, std::nullopt, "localhost", "localhost"});
     }
     for (const Port port : ports) {
-        if (!scan.verdicts.contains(port)) scan.verdicts[port] = {"filtered", "no-response", "", microseconds_since(sent_at[port])};
+        if (!found.verdicts.contains(port)) found.verdicts[port] = result_of(scan::ScanType::ack, scan::Answer::nothing(), sent_at[port]);
     }
-    return scan;
+    return found;
 }
 
 // ---- output ---------------------------------------------------------------------------------
@@ -243,12 +252,19 @@ std::string time_text(std::int64_t microseconds) {
     return fmt::format("{:.0f} ms", static_cast<double>(microseconds) / 1000.0);
 }
 
-json verdict_json(const Target& target, const Verdict& verdict) {
+json verdict_json(const Target& target, const ProbeResult& result) {
     return {{"protocol", to_string(target.protocol)}, {"port", target.port}, {"listener", target.listener},
-            {"rule", target.rule ? json(firewall::to_string(*target.rule)) : json(nullptr)},
-            {"state", verdict.state}, {"reason", verdict.reason},
-            {"errno", verdict.errno_name.empty() ? json(nullptr) : json(verdict.errno_name)},
-            {"elapsed_us", verdict.elapsed_us}};
+            {"rule", target.rule ? json(rule_name(target)) : json(nullptr)},
+            {"state", scan::to_string(result.verdict.state)}, {"reason", scan::to_string(result.verdict.reason)},
+            {"errno", result.error == 0 ? json(nullptr) : json(errno_text(result.error))},
+            {"elapsed_us", result.elapsed_us}};
+}
+
+// "   9001/tcp  filtered       no-response  after   300 ms   rule: tcp dport 9001 drop"
+std::string result_line(const Target& target, const ProbeResult& result) {
+    return fmt::format("{:>5}/{}  {:<14} {:<12} after {:>8}   rule: {}", target.port, to_string(target.protocol),
+                       scan::to_string(result.verdict.state), scan::to_string(result.verdict.reason),
+                       time_text(result.elapsed_us), rule_name(target));
 }
 
 // A sysctl of this namespace's net.ipv4, or `fallback` where the kernel has none.
@@ -348,15 +364,17 @@ json run_inside(Lab& lab, const Settings& settings) {
     say.step("install nftables rules through libnftables (one transaction)");
     auto nft = firewall::Nftables::open(*token);
     if (!nft) throw std::runtime_error(nft.error().message);
-    std::vector<firewall::Rule> rules;
+    std::vector<FirewallRule> rules;
     json rules_json = json::array();
     for (const auto& target : targets) {
         if (!target.rule) continue;
-        rules.push_back({target.protocol, target.port, *target.rule});
+        rules.push_back(*target.rule);
         rules_json.push_back({{"protocol", to_string(target.protocol)}, {"port", target.port},
-                              {"action", firewall::to_string(*target.rule)},
-                              {"nft", *firewall::rule_text(rules.back())}});
-        say.fact("rule", *firewall::rule_text(rules.back()));
+                              {"action", to_string(target.rule->action)},
+                              {"reject_with", target.rule->action == FirewallAction::reject
+                                                  ? json(to_string(target.rule->reject_with)) : json(nullptr)},
+                              {"nft", rule_name(target)}});
+        say.fact("rule", rule_name(target));
     }
     if (auto applied = nft->apply(rules); !applied) throw std::runtime_error(applied.error().message);
     say.kernel("ruleset accepted; everything else passes (policy accept)");
@@ -372,14 +390,14 @@ json run_inside(Lab& lab, const Settings& settings) {
         const Endpoint endpoint{settings.address, target.port};
         const auto probe = trace.socket_created("localhost", Protocol::tcp, IpFamily::v4);
         trace.connect_started("localhost", probe, endpoint);
-        const auto verdict = connect_probe(endpoint, settings.timeout);
-        if (!verdict.errno_name.empty())
-            trace.call_failed("localhost", probe, "connect", std::error_code(ECONNREFUSED, std::generic_category()));
-        if (verdict.reason == "no-response") trace.note(fmt::format("no answer from TCP {} within {} ms", target.port, settings.timeout.count()));
+        const auto result = connect_probe(endpoint, settings.timeout);
+        if (result.error != 0)
+            trace.call_failed("localhost", probe, "connect", std::error_code(result.error, std::generic_category()));
+        if (result.verdict.reason == scan::Reason::no_response)
+            trace.note(fmt::format("no answer from TCP {} within {} ms", target.port, settings.timeout.count()));
         trace.closed("localhost", probe);
-        say.kernel(fmt::format("{:>5}/tcp  {:<14} {:<12} after {:>8}   rule: {}{}", target.port, verdict.state, verdict.reason,
-                               time_text(verdict.elapsed_us), rule_name(target), target.listener ? "" : ", nothing listening"));
-        tcp_scan.push_back(verdict_json(target, verdict));
+        say.kernel(result_line(target, result) + (target.listener ? "" : ", nothing listening"));
+        tcp_scan.push_back(verdict_json(target, result));
     }
     facts["tcp_scan"] = tcp_scan;
     const auto first_port = settings.base_port, last_port = static_cast<Port>(settings.base_port + 3);
@@ -392,10 +410,9 @@ json run_inside(Lab& lab, const Settings& settings) {
     json udp_scan = json::array();
     for (const auto& target : targets) {
         if (target.protocol != Protocol::udp) continue;
-        const auto verdict = udp_probe({settings.address, target.port}, settings.timeout);
-        say.kernel(fmt::format("{:>5}/udp  {:<14} {:<12} after {:>8}   rule: {}{}", target.port, verdict.state, verdict.reason,
-                               time_text(verdict.elapsed_us), rule_name(target), target.listener ? "" : ", nothing bound"));
-        udp_scan.push_back(verdict_json(target, verdict));
+        const auto result = udp_probe({settings.address, target.port}, settings.timeout);
+        say.kernel(result_line(target, result) + (target.listener ? "" : ", nothing bound"));
+        udp_scan.push_back(verdict_json(target, result));
     }
     facts["udp_scan"] = udp_scan;
     say.note(fmt::format("UDP {} is silent because of the drop; a bound socket that never replies is silent too: "
@@ -434,10 +451,9 @@ json run_inside(Lab& lab, const Settings& settings) {
         for (const auto& packet : acks->packets) trace.record("localhost", packet);
         for (const auto& target : targets) {
             if (target.protocol != Protocol::tcp) continue;
-            const auto& verdict = acks->verdicts.at(target.port);
-            say.kernel(fmt::format("{:>5}/tcp  {:<14} {:<12} after {:>8}   rule: {}", target.port, verdict.state,
-                                   verdict.reason, time_text(verdict.elapsed_us), rule_name(target)));
-            ack_json.push_back(verdict_json(target, verdict));
+            const auto& result = acks->verdicts.at(target.port);
+            say.kernel(result_line(target, result));
+            ack_json.push_back(verdict_json(target, result));
         }
         say.note("an ACK scan maps the firewall, not the services: open and closed ports both answer RST");
         say.see_it_yourself(fmt::format("sudo nsenter --target {} --user --net nmap -sA -Pn --reason -p {}-{} {}", getpid(),

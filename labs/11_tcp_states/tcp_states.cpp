@@ -210,7 +210,7 @@ private:
     // Reads `side`'s state from the kernel (waiting until it is `expected`), narrates it,
     // and records it in the timeline and the trace.
     void observe(const std::string& side, int fd, const FourTuple& tuple, TcpState expected, const std::string& cause);
-    void hold_back(std::initializer_list<firewall::Rule> rules, const std::string& why);
+    void hold_back(std::initializer_list<FirewallRule> rules, const std::string& why);
     void lift_rule(const std::string& why);
 
     struct Socket {
@@ -244,12 +244,12 @@ void Story::observe(const std::string& side, int fd, const FourTuple& tuple, Tcp
     timeline_.push_back({side, *state, view, static_cast<std::int64_t>(lab_.elapsed_us()), cause});
 }
 
-void Story::hold_back(std::initializer_list<firewall::Rule> rules, const std::string& why) {
+void Story::hold_back(std::initializer_list<FirewallRule> rules, const std::string& why) {
     if (auto applied = nft_->apply(rules); !applied) throw std::runtime_error(applied.error().message);
     for (const auto& rule : rules) {
-        say_.fact("firewall", *firewall::rule_text(rule) + "   (" + why + ")");
-        rules_log_.push_back({{"t_us", lab_.elapsed_us()}, {"rule", *firewall::rule_text(rule)}, {"why", why}});
-        trace_.note("firewall: " + *firewall::rule_text(rule) + " (" + why + ")");
+        say_.fact("firewall", *nft_text(rule) + "   (" + why + ")");
+        rules_log_.push_back({{"t_us", lab_.elapsed_us()}, {"rule", *nft_text(rule)}, {"why", why}});
+        trace_.note("firewall: " + *nft_text(rule) + " (" + why + ")");
     }
 }
 
@@ -285,7 +285,7 @@ json Story::run(const Endpoint& server_endpoint) {
 
     // 2. SYN-SENT: the SYN goes out and the firewall drops it, so no SYN-ACK comes back.
     say_.step("the client: connect() while a firewall rule drops every packet to the server's port");
-    hold_back({{Protocol::tcp, port, firewall::Action::drop}}, "the SYN never arrives");
+    hold_back({drop_port(Protocol::tcp, port)}, "the SYN never arrives");
     const int client = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (client < 0) kernel_error("socket");
     sockets_["client"] = {trace_.socket_created("client", Protocol::tcp, IpFamily::v4), "client"};
@@ -334,7 +334,7 @@ json Story::run(const Endpoint& server_endpoint) {
 
     // 4. FIN-WAIT-1 and CLOSE-WAIT: the client closes its side; the server's ACK is held back.
     say_.step("the client calls shutdown(SHUT_WR): it sends a FIN; the server's ACK of it is dropped");
-    hold_back({{Protocol::tcp, client_tuple.local.port, firewall::Action::drop}}, "nothing reaches the client");
+    hold_back({drop_port(Protocol::tcp, client_tuple.local.port)}, "nothing reaches the client");
     if (shutdown(client, SHUT_WR) != 0) kernel_error("shutdown (client)");
     observe("server", server, server_tuple, TcpState::close_wait, "FIN received, ACK sent");
     observe("client", client, client_tuple, TcpState::fin_wait_1, "shutdown() sent a FIN");
@@ -352,7 +352,7 @@ json Story::run(const Endpoint& server_endpoint) {
 
     // 6. LAST-ACK and TIME-WAIT: the server closes; the client's last ACK is held back.
     say_.step("the server calls shutdown(SHUT_WR): its FIN reaches the client; the client's ACK is dropped");
-    hold_back({{Protocol::tcp, port, firewall::Action::drop}}, "nothing reaches the server");
+    hold_back({drop_port(Protocol::tcp, port)}, "nothing reaches the server");
     if (shutdown(server, SHUT_WR) != 0) kernel_error("shutdown (server)");
     observe("server", server, server_tuple, TcpState::last_ack, "shutdown() sent a FIN");
     observe("client", client, client_tuple, TcpState::time_wait, "FIN received, ACK sent");

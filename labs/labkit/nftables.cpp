@@ -25,49 +25,12 @@ Result<std::uint64_t> namespace_inode(const char* path) {
 
 }  // namespace
 
-std::string_view to_string(Action action) noexcept {
-    switch (action) {
-        case Action::accept: return "accept";
-        case Action::drop: return "drop";
-        case Action::reject_tcp_reset: return "reject-with-tcp-reset";
-        case Action::reject_icmp_port_unreachable: return "reject-with-icmp-port-unreachable";
-    }
-    return "accept";
-}
-
-Result<Action> parse_action(std::string_view text) {
-    for (const auto action : {Action::accept, Action::drop, Action::reject_tcp_reset,
-                              Action::reject_icmp_port_unreachable}) {
-        if (text == to_string(action)) return action;
-    }
-    return fail("unknown firewall action \"" + std::string(text) +
-                "\" (accept, drop, reject-with-tcp-reset, reject-with-icmp-port-unreachable)");
-}
-
-Result<std::string> rule_text(const Rule& rule) {
-    if (rule.port == 0) return fail("a firewall rule needs a port from 1 to 65535");
-    const std::string match = std::string(to_string(rule.protocol)) + " dport " + std::to_string(rule.port) + " ";
-    switch (rule.action) {
-        case Action::accept: return match + "accept";
-        case Action::drop: return match + "drop";
-        case Action::reject_tcp_reset:
-            // A RST only exists in TCP (RFC 793 3.4); nft refuses it for other protocols.
-            if (rule.protocol != Protocol::tcp) return fail("reject-with-tcp-reset needs a TCP rule");
-            return match + "reject with tcp reset";
-        case Action::reject_icmp_port_unreachable:
-            // icmpx: port unreachable as ICMP type 3 code 3 for IPv4 (RFC 792) and ICMPv6
-            // type 1 code 4 for IPv6 (RFC 4443 3.1), so one inet rule serves both families.
-            return match + "reject with icmpx type port-unreachable";
-    }
-    return fail("unknown firewall action");
-}
-
-Result<std::string> ruleset_text(std::span<const Rule> rules) {
+Result<std::string> ruleset_text(std::span<const FirewallRule> rules) {
     const std::string table = std::string(table_family) + " " + std::string(table_name);
     std::string text = "add table " + table + "\ndelete table " + table + "\ntable " + table + " {\n";
     text += "  chain input {\n    type filter hook input priority filter; policy accept;\n";
     for (const auto& rule : rules) {
-        auto line = rule_text(rule);
+        auto line = nft_text(rule);
         if (!line) return line.error();
         text += "    " + *line + "\n";
     }
@@ -136,7 +99,7 @@ Result<std::string> Nftables::run(std::string_view commands) {
     return output;
 }
 
-Result<void> Nftables::apply(std::span<const Rule> rules) {
+Result<void> Nftables::apply(std::span<const FirewallRule> rules) {
     const auto text = ruleset_text(rules);
     if (!text) return text.error();
     if (auto done = run(*text); !done) return done.error();

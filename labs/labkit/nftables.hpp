@@ -3,6 +3,7 @@
 //
 // Labs 09 and 11 need a firewall that drops or rejects packets to chosen ports: a
 // dropped SYN is what makes a port "filtered" and keeps a connect in SYN-SENT. The rules
+// are the hub's (portlab/firewall_rule.hpp, the simulator evaluates the same type); they
 // go into the kernel through libnftables (the library behind nft(8)), as one text
 // transaction: nft_run_cmd_from_buffer() applies the whole ruleset or none of it.
 //
@@ -15,7 +16,7 @@
 //   auto facts = run_in_private_netns([&] {                          // portlab/netns.hpp
 //       auto token = firewall::PrivateNetnsToken::confirm(*outer);   // in the child
 //       auto nft = firewall::Nftables::open(*token);
-//       nft->apply({{Protocol::tcp, 8081, firewall::Action::drop}});
+//       nft->apply({drop_port(Protocol::tcp, 8081)});
 //       ...
 //   });
 //
@@ -32,6 +33,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "portlab/firewall_rule.hpp"
 #include "portlab/net.hpp"
 #include "portlab/result.hpp"
 
@@ -39,40 +41,16 @@ struct nft_ctx;  // libnftables
 
 namespace portlab::firewall {
 
-// What a rule does with a packet it matches (nft(8), "REJECT STATEMENT").
-enum class Action : std::uint8_t {
-    accept,                        // let it through
-    drop,                          // discard silently: the sender hears nothing and waits
-    reject_tcp_reset,              // answer with a TCP RST, as a closed port does (TCP only)
-    reject_icmp_port_unreachable,  // answer with ICMP(v6) port unreachable, as a closed UDP port does
-};
-
-// "accept", "drop", "reject-with-tcp-reset", "reject-with-icmp-port-unreachable".
-[[nodiscard]] std::string_view to_string(Action action) noexcept;
-[[nodiscard]] Result<Action> parse_action(std::string_view text);
-
-// One rule: packets of `protocol` addressed to local port `port` get `action`.
-struct Rule {
-    Protocol protocol = Protocol::tcp;
-    Port port = 0;
-    Action action = Action::accept;
-
-    friend bool operator==(const Rule&, const Rule&) = default;
-};
-
 // The table every rule lives in.
 inline constexpr std::string_view table_family = "inet";
 inline constexpr std::string_view table_name = "portlab";
 
-// One rule in nft syntax: "tcp dport 8081 drop", "tcp dport 8082 reject with tcp reset",
-// "udp dport 5353 reject with icmpx type port-unreachable". A TCP reset for a UDP rule,
-// or port 0, is an error (nft would refuse it too, less clearly).
-[[nodiscard]] Result<std::string> rule_text(const Rule& rule);
-
 // A whole transaction that replaces table inet portlab with one input chain (policy
-// accept) holding `rules` in order. "add table" before "delete table" makes the delete
-// succeed whether or not the table existed, so applying twice is the same as once.
-[[nodiscard]] Result<std::string> ruleset_text(std::span<const Rule> rules);
+// accept) holding `rules` in order, each written by portlab::nft_text ("tcp dport 8081
+// drop"); a rule nft would refuse is an error here. "add table" before "delete table"
+// makes the delete succeed whether or not the table existed, so applying twice is the
+// same as once.
+[[nodiscard]] Result<std::string> ruleset_text(std::span<const FirewallRule> rules);
 
 // The inode number of /proc/self/ns/net: two processes are in the same network
 // namespace exactly when these are equal (namespaces(7)).
@@ -108,9 +86,9 @@ public:
     // printed; an error carries nft's own error text ("Error: syntax error, ...").
     [[nodiscard]] Result<std::string> run(std::string_view commands);
     // Replaces table inet portlab with `rules` (ruleset_text).
-    [[nodiscard]] Result<void> apply(std::span<const Rule> rules);
-    [[nodiscard]] Result<void> apply(std::initializer_list<Rule> rules) {
-        return apply(std::span<const Rule>(rules.begin(), rules.size()));
+    [[nodiscard]] Result<void> apply(std::span<const FirewallRule> rules);
+    [[nodiscard]] Result<void> apply(std::initializer_list<FirewallRule> rules) {
+        return apply(std::span<const FirewallRule>(rules.begin(), rules.size()));
     }
     // Deletes table inet portlab if it exists: every packet is accepted again.
     [[nodiscard]] Result<void> clear();
