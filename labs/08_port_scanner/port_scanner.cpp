@@ -27,6 +27,7 @@
 
 #include "labkit/labkit.hpp"
 #include "portlab/ports.hpp"
+#include "portlab/scan.hpp"
 #include "portlab/services.hpp"
 #include "scan_engine.hpp"
 
@@ -126,7 +127,7 @@ std::string service_name(const ServiceTable& services, Port port, Protocol proto
 
 // The state (with its reason) most ports share: nmap leaves those out of its table
 // ("Not shown: 1023 closed tcp ports (conn-refused)").
-std::pair<scan::PortState, scan::Reason> most_common(const std::vector<scan::PortResult>& results) {
+std::pair<scan::PortState, scan::Reason> most_common(const std::vector<scanner::PortResult>& results) {
     std::map<std::pair<scan::PortState, scan::Reason>, std::size_t> counts;
     for (const auto& result : results) ++counts[{result.state, result.reason}];
     return std::max_element(counts.begin(), counts.end(), [](const auto& a, const auto& b) { return a.second < b.second; })
@@ -136,11 +137,11 @@ std::pair<scan::PortState, scan::Reason> most_common(const std::vector<scan::Por
 // Small scans list every port; big ones leave out the common state.
 constexpr std::size_t list_everything_up_to = 25;
 
-bool shown(const scan::PortResult& result, std::pair<scan::PortState, scan::Reason> common, std::size_t total) {
+bool shown(const scanner::PortResult& result, std::pair<scan::PortState, scan::Reason> common, std::size_t total) {
     return total <= list_everything_up_to || std::pair{result.state, result.reason} != common;
 }
 
-void print_table(labkit::Narrator& say, const scan::ScanReport& report, const ServiceTable& services,
+void print_table(labkit::Narrator& say, const scanner::ScanReport& report, const ServiceTable& services,
                  const DemoPorts& demo) {
     const auto protocol = report.protocol;
     const auto common = most_common(report.results);
@@ -160,7 +161,7 @@ void print_table(labkit::Narrator& say, const scan::ScanReport& report, const Se
                              to_string(common.second)));
 }
 
-json report_json(const scan::ScanReport& report, const ServiceTable& services, const DemoPorts& demo) {
+json report_json(const scanner::ScanReport& report, const ServiceTable& services, const DemoPorts& demo) {
     const auto protocol = report.protocol;
     const auto common = most_common(report.results);
     std::map<std::string, std::size_t> counts;
@@ -191,7 +192,7 @@ json report_json(const scan::ScanReport& report, const ServiceTable& services, c
         document["extraports"] = {{"state", to_string(common.first)},
                                   {"reason", to_string(common.second)},
                                   {"count", hidden.size()},
-                                  {"ranges", scan::compress_ranges(hidden)}};
+                                  {"ranges", scanner::compress_ranges(hidden)}};
     else
         document["extraports"] = nullptr;
     return document;
@@ -208,7 +209,7 @@ void draw_progress(std::size_t done, std::size_t total) {
 }
 
 std::string describe_ports(const std::vector<Port>& ports) {
-    const auto ranges = scan::compress_ranges(ports);
+    const auto ranges = scanner::compress_ranges(ports);
     return ranges.size() <= 60 ? ranges : fmt::format("{} ports", ports.size());
 }
 
@@ -255,7 +256,7 @@ int main(int argc, char** argv) {
         std::vector<Port> ports;
         std::string ports_source = "--ports";
         if (top > 0) {
-            const auto chosen = scan::top_ports(top, scan_tcp ? Protocol::tcp : Protocol::udp, services);
+            const auto chosen = scanner::top_ports(top, scan_tcp ? Protocol::tcp : Protocol::udp, services);
             if (!chosen) return lab.usage_error(chosen.error().message);
             ports = chosen->ports;
             ports_source = chosen->source;
@@ -264,7 +265,7 @@ int main(int argc, char** argv) {
                 port_list = "1-1024";
                 ports_source = "default";
             }
-            auto parsed = scan::parse_port_list(port_list, services);
+            auto parsed = scanner::parse_port_list(port_list, services);
             if (!parsed) return lab.usage_error(parsed.error().message);
             ports = std::move(*parsed);
         }
@@ -298,7 +299,7 @@ int main(int argc, char** argv) {
             facts["demo"] = nullptr;
         }
 
-        scan::ScanOptions options;
+        scanner::ScanOptions options;
         options.target = *target;
         options.concurrency = concurrency;
         options.timeout = std::chrono::milliseconds(timeout_ms);
@@ -319,18 +320,18 @@ int main(int argc, char** argv) {
                 say.step(fmt::format("TCP connect scan of {}: connect() to each port ({} at most waiting at once)",
                                      describe_ports(list), concurrency));
                 say.note("SYN-ACK -> connect() succeeds: open.  RST -> ECONNREFUSED: closed.  Silence -> filtered.");
-                say.see_it_yourself(fmt::format("nmap -sT --reason -p {} {}", scan::compress_ranges(list).size() <= 200
-                                                    ? scan::compress_ranges(list) : std::string("-"),
+                say.see_it_yourself(fmt::format("nmap -sT --reason -p {} {}", scanner::compress_ranges(list).size() <= 200
+                                                    ? scanner::compress_ranges(list) : std::string("-"),
                                                 target->to_string()));
             } else {
                 say.step(fmt::format("UDP scan of {}: one empty datagram to each port, again once more after {} ms of silence",
                                      describe_ports(list), timeout_ms));
                 say.note("A reply -> open.  ICMP port unreachable (ECONNREFUSED) -> closed.  Silence -> open|filtered.");
-                say.see_it_yourself(fmt::format("sudo nmap -sU --reason -p {} {}", scan::compress_ranges(list).size() <= 200
-                                                    ? scan::compress_ranges(list) : std::string("-"),
+                say.see_it_yourself(fmt::format("sudo nmap -sU --reason -p {} {}", scanner::compress_ranges(list).size() <= 200
+                                                    ? scanner::compress_ranges(list) : std::string("-"),
                                                 target->to_string()));
             }
-            const auto report = scan::run_scan(list, options);
+            const auto report = scanner::run_scan(list, options);
             if (!report) return lab.failure(report.error().message);
             print_table(say, *report, services, demo);
             const double seconds = static_cast<double>(report->elapsed.count()) / 1e6;
@@ -349,7 +350,7 @@ int main(int argc, char** argv) {
                     trace.note(fmt::format("{} {}/{} {} ({})", target->to_string(), result.port, to_string(protocol),
                                            to_string(result.state), to_string(result.reason)));
             facts["scans"].push_back(report_json(*report, services, demo));
-            facts["scans"].back()["port_list"] = scan::compress_ranges(list);
+            facts["scans"].back()["port_list"] = scanner::compress_ranges(list);
             return std::nullopt;
         };
         if (scan_tcp)

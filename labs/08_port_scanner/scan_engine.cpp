@@ -49,7 +49,7 @@
 #include "portlab/ports.hpp"
 #include "portlab/text.hpp"
 
-namespace portlab::scan {
+namespace portlab::scanner {
 namespace {
 
 using asio::awaitable;
@@ -114,26 +114,24 @@ void close_with_reset(int fd) {
     ::close(fd);
 }
 
-struct Answer {
-    enum Kind { done, pending } kind = done;
-    PortState state = PortState::closed;
-    Reason reason = Reason::conn_refused;
+// A probe's outcome so far: still waiting for the kernel, or the hub's verdict.
+struct Outcome {
+    bool pending = false;
+    scan::Verdict verdict;
 };
 
-// What a finished connect() told us, errno-wise.
-Answer answer_from_errno(int error) {
-    switch (error) {
-        case 0: return {Answer::done, PortState::open, Reason::syn_ack};
-        case ECONNREFUSED: return {Answer::done, PortState::closed, Reason::conn_refused};
-        case EALREADY:
-        case EINPROGRESS: return {Answer::pending, PortState::filtered, Reason::no_response};
-        case ETIMEDOUT: return {Answer::done, PortState::filtered, Reason::no_response};
-        case EHOSTUNREACH: return {Answer::done, PortState::filtered, Reason::host_unreach};
-        case ENETUNREACH: return {Answer::done, PortState::filtered, Reason::net_unreach};
-        case EACCES:
-        case EPERM: return {Answer::done, PortState::filtered, Reason::admin_prohibited};
-        default: return {Answer::done, PortState::filtered, Reason::local_error};
-    }
+Outcome decided(scan::ScanType type, const scan::Answer& answer) {
+    // Every answer a socket scan can get has a verdict; local-error is the safe fallback.
+    return {false, scan::classify(type, answer).value_or(scan::Verdict{scan::PortState::filtered, scan::Reason::local_error})};
+}
+
+const Outcome waiting_tcp{true, {scan::PortState::filtered, scan::Reason::no_response}};
+const Outcome waiting_udp{true, {scan::PortState::open_filtered, scan::Reason::no_response}};
+
+// What a connect() call told us, errno-wise: still in progress, or the answer.
+Outcome outcome_of_connect(int error) {
+    if (error == EALREADY || error == EINPROGRESS) return waiting_tcp;
+    return decided(scan::ScanType::connect, scan::Answer::socket_error(error));
 }
 
 int connect_errno(int fd, const Target& target) {
@@ -177,14 +175,13 @@ public:
         while (shared_.next < shared_.ports.size()) {
             const std::size_t index = shared_.next++;
             const Port port = shared_.ports[index];
-            Answer answer{};
+            scan::Verdict verdict;
             for (int attempt = 0; attempt < self_connect_tries; ++attempt) {
-                answer = co_await probe(port);
-                if (answer.reason != Reason::self_connect) break;
+                verdict = (co_await probe(port)).verdict;
+                if (verdict.reason != scan::Reason::self_connect) break;
                 ++shared_.report.self_connects;
             }
-            if (answer.reason == Reason::self_connect) answer.state = PortState::closed;
-            shared_.report.results[index] = {port, answer.state, answer.reason};
+            shared_.report.results[index] = {port, verdict.state, verdict.reason};
             shared_.finished_one();
             // The fast path never suspends; let timers and other workers run now and then.
             if (++since_yield == ports_between_yields) {
@@ -201,52 +198,52 @@ private:
     }
 
     // A descriptor whose connect() ended: refused ones are kept for the next port.
-    Answer finish(int fd, Answer answer) {
-        if (answer.state == PortState::open) {
+    Outcome finish(int fd, Outcome outcome) {
+        if (outcome.verdict.state == scan::PortState::open) {
             const bool self = is_self_connect(fd, target_);
             close_with_reset(fd);
-            if (self) return {Answer::done, PortState::closed, Reason::self_connect};
-        } else if (answer.reason == Reason::conn_refused && spare_ < 0) {
+            if (self) return decided(scan::ScanType::connect, scan::Answer::self_connect());
+        } else if (outcome.verdict.reason == scan::Reason::conn_refused && spare_ < 0) {
             spare_ = fd;
         } else {
             ::close(fd);
         }
-        return answer;
+        return outcome;
     }
 
-    awaitable<Answer> probe(Port port) {
+    awaitable<Outcome> probe(Port port) {
         const int fd = take_socket();
-        if (fd < 0) co_return Answer{Answer::done, PortState::filtered, Reason::local_error};
+        if (fd < 0) co_return decided(scan::ScanType::connect, scan::Answer::local_error(errno));
         target_.set_port(port);
         int error = connect_errno(fd, target_);
         if (error == EINPROGRESS) error = connect_errno(fd, target_);  // the answer is usually here already
-        const Answer answer = answer_from_errno(error);
-        if (answer.kind == Answer::done) co_return finish(fd, answer);
+        const Outcome outcome = outcome_of_connect(error);
+        if (!outcome.pending) co_return finish(fd, outcome);
         ++shared_.report.waited;
         co_return co_await wait_for_answer(fd);
     }
 
     // The slow path: epoll says when the socket is writable (connected or failed), the
     // timer says when to give up.
-    awaitable<Answer> wait_for_answer(int fd) {
+    awaitable<Outcome> wait_for_answer(int fd) {
         asio::ip::tcp::socket socket(shared_.io);
         asio::error_code error;
         socket.assign(target_.family == AF_INET ? asio::ip::tcp::v4() : asio::ip::tcp::v6(), fd, error);
         if (error) {
             ::close(fd);
-            co_return Answer{Answer::done, PortState::filtered, Reason::local_error};
+            co_return decided(scan::ScanType::connect, scan::Answer::local_error(error.value()));
         }
         const auto deadline = std::chrono::steady_clock::now() + shared_.options.timeout;
-        Answer answer{Answer::pending, PortState::filtered, Reason::no_response};
-        while (answer.kind == Answer::pending && std::chrono::steady_clock::now() < deadline) {
+        Outcome outcome = waiting_tcp;
+        while (outcome.pending && std::chrono::steady_clock::now() < deadline) {
             timer_.expires_at(deadline);
             const auto winner = co_await (socket.async_wait(asio::socket_base::wait_write, asio::experimental::as_tuple(use_awaitable)) ||
                                           timer_.async_wait(asio::experimental::as_tuple(use_awaitable)));
             if (winner.index() == 1) break;  // timed out: no answer at all
-            answer = answer_from_errno(connect_errno(fd, target_));
+            outcome = outcome_of_connect(connect_errno(fd, target_));
         }
-        if (answer.kind == Answer::pending) answer = {Answer::done, PortState::filtered, Reason::no_response};
-        co_return finish(socket.release(), answer);
+        if (outcome.pending) outcome = decided(scan::ScanType::connect, scan::Answer::nothing());
+        co_return finish(socket.release(), outcome);
     }
 
     Shared& shared_;
@@ -265,8 +262,8 @@ public:
         while (shared_.next < shared_.ports.size()) {
             const std::size_t index = shared_.next++;
             const Port port = shared_.ports[index];
-            const Answer answer = co_await probe(port);
-            shared_.report.results[index] = {port, answer.state, answer.reason};
+            const scan::Verdict verdict = (co_await probe(port)).verdict;
+            shared_.report.results[index] = {port, verdict.state, verdict.reason};
             shared_.finished_one();
         }
     }
@@ -294,47 +291,47 @@ private:
     }
 
     // What the socket holds right now: a datagram, a queued ICMP error, or nothing yet.
-    static Answer read_answer(int fd) {
+    // A datagram, the errno of a queued ICMP error (udp(7): ECONNREFUSED for port
+    // unreachable), or nothing yet.
+    static Outcome read_answer(int fd) {
         std::uint8_t buffer[512];
         const auto received = ::recv(fd, buffer, sizeof(buffer), 0);
-        if (received >= 0) return {Answer::done, PortState::open, Reason::udp_response};
-        if (errno == EAGAIN || errno == EWOULDBLOCK) return {Answer::pending, PortState::open_filtered, Reason::no_response};
-        if (errno == ECONNREFUSED) return {Answer::done, PortState::closed, Reason::port_unreach};
-        const Answer answer = answer_from_errno(errno);
-        return {Answer::done, answer.state, answer.reason};
+        if (received >= 0) return decided(scan::ScanType::udp, scan::Answer::udp_reply());
+        if (errno == EAGAIN || errno == EWOULDBLOCK) return waiting_udp;
+        return decided(scan::ScanType::udp, scan::Answer::socket_error(errno));
     }
 
-    awaitable<Answer> probe(Port port) {
+    awaitable<Outcome> probe(Port port) {
         bool self_connect = false;
         const int fd = connected_socket(port, self_connect);
-        if (fd < 0 && self_connect) co_return Answer{Answer::done, PortState::closed, Reason::self_connect};
-        if (fd < 0) co_return Answer{Answer::done, PortState::filtered, Reason::local_error};
+        if (fd < 0 && self_connect) co_return decided(scan::ScanType::udp, scan::Answer::self_connect());
+        if (fd < 0) co_return decided(scan::ScanType::udp, scan::Answer::local_error(errno));
         asio::ip::udp::socket socket(shared_.io);
         asio::error_code error;
         socket.assign(target_.family == AF_INET ? asio::ip::udp::v4() : asio::ip::udp::v6(), fd, error);
         if (error) {
             ::close(fd);
-            co_return Answer{Answer::done, PortState::filtered, Reason::local_error};
+            co_return decided(scan::ScanType::udp, scan::Answer::local_error(error.value()));
         }
-        Answer answer{Answer::pending, PortState::open_filtered, Reason::no_response};
-        for (int attempt = 0; attempt <= shared_.options.udp_retries && answer.kind == Answer::pending; ++attempt) {
+        Outcome outcome = waiting_udp;
+        for (int attempt = 0; attempt <= shared_.options.udp_retries && outcome.pending; ++attempt) {
             // An empty datagram, as nmap sends to ports it has no payload for. The ICMP
-            // error for a closed port on `lo` is usually queued before send() returns.
+            // error for a closed port on `lo` is usually queued before send() returns, and
+            // then send() itself reports it.
             if (::send(fd, "", 0, 0) < 0) {
-                answer = errno == ECONNREFUSED ? Answer{Answer::done, PortState::closed, Reason::port_unreach}
-                                               : Answer{Answer::done, PortState::filtered, Reason::local_error};
+                outcome = decided(scan::ScanType::udp, scan::Answer::socket_error(errno));
                 break;
             }
-            answer = read_answer(fd);
-            if (answer.kind == Answer::done) break;
+            outcome = read_answer(fd);
+            if (!outcome.pending) break;
             ++shared_.report.waited;
             timer_.expires_after(shared_.options.timeout);
             const auto winner = co_await (socket.async_wait(asio::socket_base::wait_read, asio::experimental::as_tuple(use_awaitable)) ||
                                           timer_.async_wait(asio::experimental::as_tuple(use_awaitable)));
-            if (winner.index() == 0) answer = read_answer(fd);
+            if (winner.index() == 0) outcome = read_answer(fd);
         }
-        if (answer.kind == Answer::pending) answer = {Answer::done, PortState::open_filtered, Reason::no_response};
-        co_return answer;  // the asio socket closes fd
+        if (outcome.pending) outcome = decided(scan::ScanType::udp, scan::Answer::nothing());
+        co_return outcome;  // the asio socket closes fd
     }
 
     Shared& shared_;
@@ -449,32 +446,6 @@ std::string compress_ranges(std::vector<Port> ports) {
     return text;
 }
 
-std::string_view to_string(PortState state) noexcept {
-    switch (state) {
-        case PortState::open: return "open";
-        case PortState::closed: return "closed";
-        case PortState::filtered: return "filtered";
-        case PortState::open_filtered: return "open|filtered";
-    }
-    return "?";
-}
-
-std::string_view to_string(Reason reason) noexcept {
-    switch (reason) {
-        case Reason::syn_ack: return "syn-ack";
-        case Reason::conn_refused: return "conn-refused";
-        case Reason::no_response: return "no-response";
-        case Reason::host_unreach: return "host-unreach";
-        case Reason::net_unreach: return "net-unreach";
-        case Reason::admin_prohibited: return "admin-prohibited";
-        case Reason::udp_response: return "udp-response";
-        case Reason::port_unreach: return "port-unreach";
-        case Reason::self_connect: return "self-connect";
-        case Reason::local_error: return "local-error";
-    }
-    return "?";
-}
-
 // ---- the scan ----------------------------------------------------------------------------
 
 Result<ScanReport> run_scan(const std::vector<Port>& ports, const ScanOptions& options) {
@@ -508,4 +479,4 @@ Result<ScanReport> run_scan(const std::vector<Port>& ports, const ScanOptions& o
     return report;
 }
 
-}  // namespace portlab::scan
+}  // namespace portlab::scanner

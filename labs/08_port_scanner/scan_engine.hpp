@@ -2,11 +2,13 @@
 // The scanner behind lab 08: which ports to knock on, and how to knock.
 //
 // A TCP connect scan asks the kernel to connect() to each port and reads the answer
-// the way nmap's -sT does (nmap.org/book/scan-methods-connect-scan.html):
+// the way nmap's -sT does (nmap.org/book/scan-methods-connect-scan.html); the state and
+// reason of every answer come from the hub's one classifier, portlab::scan::classify:
 //   SYN -> SYN-ACK      connect() succeeds             open      reason "syn-ack"
 //   SYN -> RST          ECONNREFUSED                   closed    reason "conn-refused"
 //   SYN -> nothing      no answer before the timeout   filtered  reason "no-response"
 //   SYN -> ICMP error   EHOSTUNREACH / ENETUNREACH     filtered  reason "host-unreach" / "net-unreach"
+//                       (Linux's icmp_err_convert: admin-prohibited, code 13, is EHOSTUNREACH)
 // A UDP scan sends one datagram per port on a connected UDP socket:
 //   a reply                                            open           "udp-response"
 //   ICMP port unreachable -> ECONNREFUSED (RFC 1122 4.1.3.3, Linux udp_err)
@@ -23,9 +25,11 @@
 
 #include "portlab/net.hpp"
 #include "portlab/result.hpp"
+#include "portlab/scan.hpp"
 #include "portlab/services.hpp"
 
-namespace portlab::scan {
+// The lab's scan engine; the vocabulary it reports in is the hub's, portlab::scan.
+namespace portlab::scanner {
 
 // ---- which ports -----------------------------------------------------------------------
 
@@ -54,23 +58,13 @@ inline constexpr const char* nmap_services_path = "/usr/share/nmap/nmap-services
 
 // ---- the answers -----------------------------------------------------------------------
 
-enum class PortState : std::uint8_t { open, closed, filtered, open_filtered };
-enum class Reason : std::uint8_t {
-    syn_ack, conn_refused, no_response, host_unreach, net_unreach, admin_prohibited,  // TCP
-    udp_response, port_unreach,                                                       // UDP
-    self_connect,  // every try met itself; the port's state is unknown, reported closed
-    local_error,   // socket()/connect() failed here (EMFILE, ...); reported filtered
-};
-
-// As nmap prints them: "open", "closed", "filtered", "open|filtered".
-[[nodiscard]] std::string_view to_string(PortState state) noexcept;
-// As nmap's --reason prints them: "syn-ack", "conn-refused", "no-response", ...
-[[nodiscard]] std::string_view to_string(Reason reason) noexcept;
-
+// One port's answer, as nmap would report it (states and reasons: portlab/scan.hpp;
+// a connect that met itself every time is closed "self-connect", a probe that failed
+// here filtered "local-error").
 struct PortResult {
     Port port = 0;
-    PortState state = PortState::closed;
-    Reason reason = Reason::conn_refused;
+    scan::PortState state = scan::PortState::closed;
+    scan::Reason reason = scan::Reason::conn_refused;
 };
 
 struct ScanOptions {
@@ -95,4 +89,4 @@ struct ScanReport {
 // The target must be a loopback address (the caller refuses anything else).
 [[nodiscard]] Result<ScanReport> run_scan(const std::vector<Port>& ports, const ScanOptions& options);
 
-}  // namespace portlab::scan
+}  // namespace portlab::scanner
