@@ -44,6 +44,15 @@ std::optional<Verdict> from_errno(ScanType type, int error) noexcept {
     }
 }
 
+// Whether a destination unreachable ends a TCP connect() in SYN-SENT. Linux's tcp_v4_err
+// and tcp_v6_err end it on every one, hard or soft (sk_err = the icmp_err_convert errno,
+// tcp_done()), except IPv4's "fragmentation needed" (code 4, path MTU discovery) and
+// IPv4 codes past NR_ICMP_UNREACH (15), which they ignore.
+bool ends_tcp_connect(const IcmpUnreachable& icmp) noexcept {
+    if (icmp.family == IpFamily::v6) return true;
+    return icmp.code != 4 && kernel_error(icmp).error != 0;
+}
+
 }  // namespace
 
 std::string_view to_string(ScanType type) noexcept {
@@ -161,9 +170,8 @@ std::optional<Verdict> classify(ScanType type, const Answer& answer) noexcept {
         case AnswerKind::icmp_unreachable: {
             if (type == ScanType::connect) {
                 // The kernel reads the ICMP error for connect() (tcp_v4_err / tcp_v6_err).
-                const auto kernel = kernel_error(answer.icmp);
-                if (!kernel.fatal) return Verdict{PortState::filtered, Reason::no_response};
-                return from_errno(type, kernel.error);
+                if (!ends_tcp_connect(answer.icmp)) return Verdict{PortState::filtered, Reason::no_response};
+                return from_errno(type, kernel_error(answer.icmp).error);
             }
             const Reason reason = reason_for(answer.icmp);
             if (type == ScanType::udp && reason == Reason::port_unreach) return Verdict{PortState::closed, reason};

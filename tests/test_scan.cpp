@@ -120,8 +120,9 @@ TEST_CASE("every scan type turns each answer into the state and reason nmap defi
         {T::connect, Answer::socket_error(ENOPROTOOPT), S::filtered, R::proto_unreach},
         {T::connect, Answer::nothing(), S::filtered, R::no_response},
         // A connect scan reads packets through the kernel (tcp_v4_err, icmp_err_convert):
-        // SYN-ACK completes connect(), RST refuses it, port unreachable is a hard
-        // ECONNREFUSED, admin-prohibited a hard EHOSTUNREACH, host unreachable only soft.
+        // SYN-ACK completes connect(), RST refuses it, and a destination unreachable ends it
+        // in SYN-SENT with its errno: port unreachable ECONNREFUSED, admin-prohibited and
+        // host unreachable EHOSTUNREACH, net unreachable ENETUNREACH.
         {T::connect, Answer::syn_ack(), S::open, R::syn_ack},
         {T::connect, Answer::reset(), S::closed, R::conn_refused},
         {T::connect, icmp4(3), S::closed, R::conn_refused},
@@ -129,11 +130,12 @@ TEST_CASE("every scan type turns each answer into the state and reason nmap defi
         {T::connect, icmp4(10), S::filtered, R::host_unreach},
         {T::connect, icmp4(9), S::filtered, R::net_unreach},
         {T::connect, icmp4(2), S::filtered, R::proto_unreach},
-        {T::connect, icmp4(1), S::filtered, R::no_response},
-        {T::connect, icmp4(0), S::filtered, R::no_response},
+        {T::connect, icmp4(1), S::filtered, R::host_unreach},
+        {T::connect, icmp4(0), S::filtered, R::net_unreach},
+        {T::connect, icmp4(4), S::filtered, R::no_response},  // fragmentation needed: path MTU, not an answer
         {T::connect, icmp6(1), S::filtered, R::admin_prohibited},
         {T::connect, icmp6(4), S::closed, R::conn_refused},
-        {T::connect, icmp6(3), S::filtered, R::no_response},
+        {T::connect, icmp6(3), S::filtered, R::host_unreach},
         // portlab's own: a probe that met itself says nothing about the port.
         {T::connect, Answer::self_connect(), S::closed, R::self_connect},
         {T::udp, Answer::self_connect(), S::closed, R::self_connect},
@@ -364,13 +366,16 @@ Answer packet_answer(const FirewallRule& rule) {
     return Answer::unreachable(icmpx_unreachable(*icmpx_type(rule.reject_with), IpFamily::v4));
 }
 
-// What the hub says a socket hears of that answer (kernel_error): a hard ICMP error as its
-// errno, a RST as ECONNREFUSED, and nothing for silence or a soft ICMP error.
-Answer predicted_socket_answer(const Answer& packets) {
+// What the hub says a socket hears of that answer (kernel_error): a RST as ECONNREFUSED;
+// an ICMP error as its errno, on a connected UDP socket only when it is a hard one; and
+// nothing for silence. A TCP connect's errno is what classify() reads it as.
+Answer predicted_socket_answer(Protocol protocol, const Answer& packets) {
     if (packets.kind == AnswerKind::reset) return Answer::socket_error(ECONNREFUSED);
     if (packets.kind != AnswerKind::icmp_unreachable) return Answer::nothing();
     const auto kernel = kernel_error(packets.icmp);
-    return kernel.fatal ? Answer::socket_error(kernel.error) : Answer::nothing();
+    if (protocol == Protocol::udp) return kernel.fatal ? Answer::socket_error(kernel.error) : Answer::nothing();
+    const auto verdict = classify(ScanType::connect, packets);
+    return verdict && verdict->reason == Reason::no_response ? Answer::nothing() : Answer::socket_error(kernel.error);
 }
 
 nlohmann::json to_json(const Answer& answer) { return {{"kind", static_cast<int>(answer.kind)}, {"error", answer.error}}; }
@@ -431,7 +436,7 @@ TEST_CASE("behind each nft action, a socket hears what kernel_error predicts, an
         const Answer heard = from_json(facts->at("answers").at(std::to_string(port)));
         const Answer sent = packet_answer(c.rule);
         CAPTURE(*nft_text(c.rule), describe(sent), describe(heard));
-        CHECK(describe(heard) == describe(predicted_socket_answer(sent)));
+        CHECK(describe(heard) == describe(predicted_socket_answer(c.protocol, sent)));
         // A connect scan reads packets through the kernel: both readings give one verdict.
         if (c.protocol == Protocol::tcp)
             CHECK(text_of(classify(ScanType::connect, sent)) == text_of(classify(ScanType::connect, heard)));

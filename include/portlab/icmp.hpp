@@ -58,9 +58,10 @@ enum class IcmpxType : std::uint8_t { port_unreachable, host_unreachable, admin_
 // What Linux does with a destination unreachable quoting one of its sockets' packets
 // (net/ipv4/icmp.c icmp_err_convert, net/ipv6/icmp.c icmpv6_err_convert):
 //   errno  what the socket reports (connect(), or the next call on a connected UDP socket);
-//   fatal  a hard error: a TCP connect in SYN-SENT fails at once (tcp_v4_err) and a
-//          connected UDP socket reports it (__udp4_lib_err); a soft error is only kept in
-//          sk_err_soft, the SYN is retried and connect() reports it only if it times out.
+//   fatal  a hard error: a connected UDP socket reports it (__udp4_lib_err), a soft one it
+//          does not (without IP_RECVERR). A TCP connect in SYN-SENT is different: tcp_v4_err
+//          and tcp_v6_err end it with `errno` on every destination unreachable, hard or
+//          soft, except IPv4 code 4 (fragmentation needed); scan::classify knows this.
 // IPv4 port unreachable -> ECONNREFUSED, fatal; host/net unreachable -> EHOSTUNREACH /
 // ENETUNREACH, soft; admin-prohibited (13) and host-prohibited (10) -> EHOSTUNREACH, fatal;
 // net-prohibited (9) -> ENETUNREACH, fatal; protocol unreachable -> ENOPROTOOPT, fatal.

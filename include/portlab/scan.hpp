@@ -112,10 +112,11 @@ struct Verdict {
 // answer says nothing about the port for that scan and nmap ignores it (a SYN-ACK to an
 // ACK probe, a UDP reply to a TCP probe, an errno to a raw probe).
 // A connect scan reads packets through the kernel: SYN-ACK is connect() == 0, RST is
-// ECONNREFUSED, and an ICMP error is kernel_error(icmp): a fatal one ends connect() with
-// its errno (port unreachable -> ECONNREFUSED -> closed "conn-refused"; admin-prohibited
-// -> EHOSTUNREACH -> filtered "host-unreach"), a soft one leaves the SYN retrying until
-// the scanner's timeout (filtered "no-response").
+// ECONNREFUSED, and a destination unreachable ends connect() in SYN-SENT with the errno of
+// kernel_error(icmp) (tcp_v4_err: port unreachable -> ECONNREFUSED -> closed
+// "conn-refused"; admin-prohibited or host unreachable -> EHOSTUNREACH -> filtered
+// "host-unreach"), except IPv4 fragmentation needed, which leaves it waiting (filtered
+// "no-response").
 [[nodiscard]] std::optional<Verdict> classify(ScanType type, const Answer& answer) noexcept;
 
 }  // namespace portlab::scan

@@ -195,20 +195,21 @@ void Kernel::udp_input(HostId h, const Wire& packet) {
 }
 
 // ICMP errors reach the socket that sent the quoted packet (RFC 1122 4.1.3.3 for UDP,
-// 4.2.3.9 for TCP), turned into an errno as Linux does (portlab/icmp.hpp kernel_error):
-// a hard error (port unreachable -> ECONNREFUSED, admin-prohibited -> EHOSTUNREACH, ...)
-// ends a TCP connect in SYN-SENT at once and is reported by the next call on a connected
-// UDP socket; a soft one (host or net unreachable) changes nothing the model shows.
+// 4.2.3.9 for TCP), turned into an errno as Linux does (portlab/icmp.hpp kernel_error:
+// port unreachable -> ECONNREFUSED, admin-prohibited -> EHOSTUNREACH, ...). A connected
+// UDP socket reports only hard errors (__udp4_lib_err); a TCP connect in SYN-SENT ends on
+// every destination unreachable the model sends, hard or soft (tcp_v4_err sets sk_err and
+// calls tcp_done() in SYN-SENT without looking at icmp_err_convert's "fatal").
 void Kernel::icmp_input(HostId h, const Wire& packet) {
     const auto& icmp = std::get<IcmpBody>(packet.body);
     const Endpoint local{icmp.quoted_ip.source, icmp.quoted_source_port};
     const Endpoint remote{icmp.quoted_ip.destination, icmp.quoted_destination_port};
     const KernelIcmpError kernel = kernel_error(IcmpUnreachable{packet.ip.family(), icmp.code});
     const auto error = errno_from_value(kernel.error);
-    if (!kernel.fatal || !error) return;
+    if (!error) return;
     if (icmp.quoted_protocol == ip_protocol::udp) {
         const auto id = find_udp_socket(h, local, remote);
-        if (!id) return;
+        if (!id || !kernel.fatal) return;
         Socket* s = find(h, *id);
         if (s->remote && *s->remote == remote) s->error = *error;
         return;
