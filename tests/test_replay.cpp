@@ -432,6 +432,15 @@ TEST_CASE("the threaded reader reads what trace::read_trace reads and fails on t
         lines[20000] = R"({"t_us": 19999, "host": "h", "type": "socket_created", "socket": 4, "protocol": "udp", "family": "ipv4"})";
         same(lines);
     }
+    SECTION("a version-2 event in this version-1 file") {
+        lines[700] = R"({"t_us": 699, "host": "h", "type": "timer_fired", "socket": 1, "timer": "retransmission"})";
+        same(lines);
+    }
+    SECTION("a version-2 file: a host declared after its first event") {
+        lines[0] = R"({"portlab_trace": 2, "source": "test", "generator": "t"})";
+        lines[21000] = R"({"t_us": 20999, "host": "h", "type": "host", "addresses": [], "role": ""})";
+        same(lines);
+    }
     SECTION("an empty line, and no final newline") {
         lines[3] = "";
         same(lines);

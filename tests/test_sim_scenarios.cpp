@@ -203,7 +203,7 @@ TEST_CASE("every scenario's trace obeys the shared trace format and reads back t
         CHECK_FALSE(sim.events().empty());
         std::stringstream stream;
         {
-            auto writer = trace::TraceWriter::to_stream(stream, trace::TraceHeader{1, "sim", "test", std::string(info.name), std::nullopt});
+            auto writer = trace::TraceWriter::to_stream(stream, trace::TraceHeader{trace::format_version, "sim", "test", std::string(info.name), std::nullopt});
             REQUIRE(writer);
             for (const auto& event : sim.events()) {
                 const auto written = writer->write(event);

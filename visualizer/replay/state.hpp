@@ -191,6 +191,10 @@ private:
     void on(HostIndex host, const trace::CallFailed& body);
     void on(HostIndex host, const trace::Closed& body);
     void on(HostIndex host, const trace::Note& body);
+    void on(HostIndex host, const trace::HostAdded& body);
+    void on(HostIndex host, const trace::TimerArmed& body);
+    void on(HostIndex host, const trace::TimerFired& body);
+    void on(HostIndex host, const trace::TimerStopped& body);
 
     std::size_t applied_ = 0;
     std::uint64_t now_us_ = 0;
@@ -242,8 +246,12 @@ enum class EventKind : std::uint8_t {
     error,
     closed,
     note,
+    host_added,
+    timer_armed,
+    timer_fired,
+    timer_stopped,
 };
-inline constexpr std::size_t event_kind_count = 13;
+inline constexpr std::size_t event_kind_count = 17;
 [[nodiscard]] EventKind kind_of(const trace::EventBody& body) noexcept;
 [[nodiscard]] std::string_view to_string(EventKind kind) noexcept;
 
@@ -370,8 +378,7 @@ struct Conversation {
 // same first error, same words), with several threads parsing lines: a
 // million-line trace is mostly JSON parsing, and lines parse independently.
 // Feed the header line, then blocks of whole lines in file order; each block is
-// checked against everything before it (time never decreases, a socket is
-// introduced once per host).
+// checked against everything before it with trace::SequenceRules.
 class TraceTextReader {
 public:
     [[nodiscard]] Result<trace::TraceHeader> header(std::string_view line);
@@ -380,11 +387,8 @@ public:
     [[nodiscard]] std::size_t next_line() const noexcept { return next_line_; }
 
 private:
-    [[nodiscard]] std::optional<std::string> admit(const trace::Event& event, std::size_t line_number);
-
     std::size_t next_line_ = 1;
-    std::uint64_t last_t_us_ = 0;
-    std::map<std::pair<std::string, std::uint32_t>, std::size_t> introduced_on_line_;
+    trace::SequenceRules rules_;  // the hub's, made again from the header's version
 };
 
 // A whole trace from its text, through one TraceTextReader.
