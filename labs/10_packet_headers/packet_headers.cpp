@@ -24,6 +24,7 @@
 #include "labkit/capture.hpp"
 #include "labkit/labkit.hpp"
 #include "labkit/netns.hpp"
+#include "portlab/hex.hpp"
 #include "portlab/packet.hpp"
 #include "portlab/pcap.hpp"
 
@@ -31,27 +32,6 @@ using namespace portlab;
 using nlohmann::json;
 
 namespace {
-
-// ---- bytes as JSON text (the namespace child sends its capture back as JSON) -------------
-
-std::string to_hex(std::span<const std::uint8_t> bytes) {
-    static constexpr char digits[] = "0123456789abcdef";
-    std::string text;
-    text.reserve(bytes.size() * 2);
-    for (const auto byte : bytes) {
-        text += digits[byte >> 4];
-        text += digits[byte & 0x0F];
-    }
-    return text;
-}
-
-Bytes from_hex(const std::string& text) {
-    const auto nibble = [](char c) { return c <= '9' ? c - '0' : c - 'a' + 10; };
-    Bytes bytes(text.size() / 2);
-    for (std::size_t i = 0; i < bytes.size(); ++i)
-        bytes[i] = static_cast<std::uint8_t>(nibble(text[2 * i]) << 4 | nibble(text[2 * i + 1]));
-    return bytes;
-}
 
 // ---- inside the namespace: capture while a TCP connection and a UDP exchange run ----------
 
@@ -120,20 +100,7 @@ std::string_view link_name(LinkType link) {
 
 // "0010  45 00 00 3c 8a 4e 40 00  40 06 b2 6b 7f 00 00 01  E..<.N@.@..k...."
 void print_hex_dump(labkit::Narrator& say, std::span<const std::uint8_t> bytes) {
-    for (std::size_t row = 0; row < bytes.size(); row += 16) {
-        std::string hex;
-        std::string ascii;
-        for (std::size_t i = row; i < row + 16; ++i) {
-            if (i == row + 8) hex += ' ';
-            if (i < bytes.size()) {
-                hex += fmt::format("{:02x} ", bytes[i]);
-                ascii += (bytes[i] >= 0x20 && bytes[i] < 0x7F) ? static_cast<char>(bytes[i]) : '.';
-            } else {
-                hex += "   ";
-            }
-        }
-        say.note(fmt::format("{:04x}  {} {}", row, hex, ascii));
-    }
+    for (const auto& line : hex_dump(bytes)) say.note(line);
 }
 
 std::string field_position(const Field& field) {
@@ -396,7 +363,7 @@ int main(int argc, char** argv) {
             const auto& child = *result;
             link = static_cast<LinkType>(child.at("link_type").get<int>());
             for (const auto& entry : child.at("records"))
-                records.push_back({entry.at("t_us"), from_hex(entry.at("hex")), entry.at("original_length")});
+                records.push_back({entry.at("t_us"), from_hex(entry.at("hex").get<std::string>()).value(), entry.at("original_length")});
             say.kernel(fmt::format("TCP client {} -> server {}; UDP client {} -> server {}", child.value("tcp_client", "?"),
                                    server.to_string(), child.value("udp_client", "?"), server.to_string()));
             say.kernel(fmt::format("libpcap captured {} packet(s) on lo, link type {}, {} dropped by the kernel",
