@@ -30,6 +30,7 @@
 #include "labkit/labkit.hpp"
 #include "portlab/net.hpp"
 #include "labkit/netns.hpp"
+#include "labkit/snmp.hpp"
 #include "portlab/packet.hpp"
 #include "labkit/sock_diag.hpp"
 
@@ -128,20 +129,9 @@ Port closed_udp_port(asio::io_context& io, const IpAddress& address) {
 
 // ---- The checksum, checked by a kernel ---------------------------------------------------
 
-// Udp counters from /proc/net/snmp (per network namespace): "Udp: InDatagrams ..." then values.
-std::uint64_t udp_counter(const std::string& name) {
-    std::ifstream snmp("/proc/net/snmp");
-    std::string header, values;
-    for (std::string line; std::getline(snmp, line);) {
-        if (line.rfind("Udp: ", 0) != 0) continue;
-        if (header.empty()) header = line;
-        else { values = line; break; }
-    }
-    std::istringstream names(header), numbers(values);
-    std::string key, value;
-    while (names >> key && numbers >> value)
-        if (key == name) return std::stoull(value);
-    return 0;
+// A Udp counter from /proc/net/snmp (per network namespace, so ours alone here).
+std::int64_t udp_counter(const std::string& name) {
+    return labkit::SnmpCounters::read().value().get("Udp", name).value();
 }
 
 // Runs in a private network namespace (we are "root" there, so a raw socket is allowed and
