@@ -337,12 +337,13 @@ TEST_CASE("a capture becomes one sent packet event per record, hosts named by ad
     const auto conversations = find_conversations(Timeline::of(trace));
     REQUIRE(conversations.size() == 2);
     CHECK(conversations[0].protocol == Protocol::udp);
-    CHECK(conversations[0].packets == 1);
+    CHECK(conversations[0].packets() == 1);
     CHECK(conversations[1].protocol == Protocol::tcp);
     CHECK(conversations[1].a.to_string() == "127.0.0.1:40002");
-    CHECK(conversations[1].packets == 3);
-    CHECK(conversations[1].first_event == 1);
-    CHECK(conversations[1].last_event == 3);
+    CHECK(conversations[1].packets() == 3);
+    CHECK(conversations[1].packets_a_to_b == 2);  // SYN, ACK; the SYN-ACK came back
+    CHECK(conversations[1].first_index == 1);
+    CHECK(conversations[1].last_index == 3);
 }
 
 TEST_CASE("files open by their first bytes, and bad ones give the reason and the line", "[world][files]") {

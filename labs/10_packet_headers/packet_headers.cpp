@@ -24,6 +24,7 @@
 #include "labkit/capture.hpp"
 #include "labkit/labkit.hpp"
 #include "labkit/netns.hpp"
+#include "portlab/conversation.hpp"
 #include "portlab/hex.hpp"
 #include "portlab/packet.hpp"
 #include "portlab/pcap.hpp"
@@ -195,45 +196,19 @@ json packet_json(std::size_t index, const pcap::Record& record, std::uint64_t fi
     return document;
 }
 
-// One conversation: the same two endpoints, in either direction.
-struct Conversation {
-    Protocol protocol = Protocol::tcp;
-    std::vector<std::pair<std::pair<Endpoint, Endpoint>, std::size_t>> directions;  // (from, to), packets; first seen first
-
-    void count(const Endpoint& from, const Endpoint& to) {
-        for (auto& [ends, packets] : directions)
-            if (ends == std::pair{from, to}) {
-                ++packets;
-                return;
-            }
-        directions.push_back({{from, to}, 1});
-    }
-};
-
-std::vector<Conversation> conversations_of(const std::vector<DecodedPacket>& packets) {
-    std::map<std::tuple<Protocol, Endpoint, Endpoint>, Conversation> by_key;
-    std::vector<std::tuple<Protocol, Endpoint, Endpoint>> order;
-    for (const auto& packet : packets) {
-        const auto protocol = packet.protocol();
-        const auto from = packet.source();
-        const auto to = packet.destination();
-        if (!protocol || !from || !to) continue;
-        const auto key = std::make_tuple(*protocol, std::min(*from, *to), std::max(*from, *to));
-        if (!by_key.count(key)) order.push_back(key);
-        auto& conversation = by_key[key];
-        conversation.protocol = *protocol;
-        conversation.count(*from, *to);
-    }
-    std::vector<Conversation> list;
-    for (const auto& key : order) list.push_back(by_key[key]);
-    return list;
+// A conversation's directions as the lab shows them: (from, to) and its packets, first seen first.
+std::vector<std::pair<std::pair<Endpoint, Endpoint>, std::size_t>> directions_of(const Conversation& conversation) {
+    std::vector<std::pair<std::pair<Endpoint, Endpoint>, std::size_t>> directions{
+        {{conversation.a, conversation.b}, conversation.packets_a_to_b}};
+    if (conversation.packets_b_to_a > 0) directions.push_back({{conversation.b, conversation.a}, conversation.packets_b_to_a});
+    return directions;
 }
 
 json conversations_json(const std::vector<Conversation>& conversations) {
     json list = json::array();
     for (const auto& conversation : conversations) {
         json directions = json::array();
-        for (const auto& [ends, count] : conversation.directions)
+        for (const auto& [ends, count] : directions_of(conversation))
             directions.push_back({{"source", ends.first.to_string()}, {"destination", ends.second.to_string()},
                                   {"source_port", ends.first.port}, {"destination_port", ends.second.port},
                                   {"packets", count}});
@@ -244,15 +219,14 @@ json conversations_json(const std::vector<Conversation>& conversations) {
 
 void explain_conversations(labkit::Narrator& say, const std::vector<Conversation>& conversations) {
     for (const auto& conversation : conversations) {
-        for (const auto& [ends, count] : conversation.directions)
+        for (const auto& [ends, count] : directions_of(conversation))
             say.note(fmt::format("{:<4} {:>22} -> {:<22} source port {:>5}, destination port {:>5}  ({} packets)",
                                  to_string(conversation.protocol), ends.first.to_string(), ends.second.to_string(),
                                  ends.first.port, ends.second.port, count));
-        if (conversation.directions.size() == 2) {
-            const auto& forward = conversation.directions.front().first;
+        if (conversation.packets_b_to_a > 0) {
             say.kernel(fmt::format("one {} conversation, two directions, the same two ports {} and {}: what one side "
                                    "sends from, the other sends to",
-                                   to_string(conversation.protocol), forward.first.port, forward.second.port));
+                                   to_string(conversation.protocol), conversation.a.port, conversation.b.port));
         }
     }
     say.note("No port 'sends' and no other 'receives': a connection is one port pair, and each direction writes it");
@@ -399,7 +373,7 @@ int main(int argc, char** argv) {
         const auto decoded = decode_and_show(lab, link, records, facts, file);
 
         // --- The port pair, and the checksums --------------------------------------------------
-        const auto conversations = conversations_of(decoded);
+        const auto conversations = find_conversations(link, records);
         say.step("the ports of each conversation, in each direction");
         explain_conversations(say, conversations);
         say.see_it_yourself(file.empty() ? std::string("run with --pcap lab10.pcap, then: tshark -r lab10.pcap -q -z conv,tcp -z conv,udp")
