@@ -4,6 +4,7 @@
 // No exception leaves this file: nlohmann::json is parsed with exceptions off and
 // read only through checked accessors, and dumped with invalid UTF-8 replaced.
 #include "portlab/trace.hpp"
+#include "portlab/hex.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -71,26 +72,6 @@ std::string list_of(const std::array<Spelling<Enum>, N>& names) {
     std::string list;
     for (const auto& entry : names) list += (list.empty() ? "" : ", ") + std::string(entry.text);
     return list;
-}
-
-// ---- hex ------------------------------------------------------------------------
-
-std::string to_hex(const Bytes& bytes) {
-    static constexpr char digits[] = "0123456789abcdef";
-    std::string text;
-    text.reserve(bytes.size() * 2);
-    for (const auto byte : bytes) {
-        text += digits[byte >> 4];
-        text += digits[byte & 0x0f];
-    }
-    return text;
-}
-
-constexpr int hex_value(char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
 }
 
 // ---- the type names, one per variant alternative ----------------------------------
@@ -395,24 +376,12 @@ public:
     Bytes hex_bytes(const char* name) {
         const std::string value = text(name);
         if (failed()) return {};
-        if (value.size() % 2 != 0) {
-            reject("bad hex in '" + std::string(name) + "': odd number of digits (" + std::to_string(value.size()) + ")");
+        auto bytes = from_hex(value);
+        if (!bytes) {
+            reject("bad hex in '" + std::string(name) + "': " + bytes.error().message);
             return {};
         }
-        Bytes bytes;
-        bytes.reserve(value.size() / 2);
-        for (std::size_t i = 0; i < value.size(); i += 2) {
-            const int high = hex_value(value[i]);
-            const int low = hex_value(value[i + 1]);
-            if (high < 0 || low < 0) {
-                const std::size_t at = high < 0 ? i : i + 1;
-                reject("bad hex in '" + std::string(name) + "': '" + std::string(1, value[at]) + "' at position " +
-                       std::to_string(at) + " is not a hex digit");
-                return {};
-            }
-            bytes.push_back(static_cast<std::uint8_t>(high << 4 | low));
-        }
-        return bytes;
+        return std::move(*bytes);
     }
 
 private:
@@ -611,14 +580,6 @@ constexpr std::array<bool, 256> plain_bytes = [] {
     return plain;
 }();
 
-// Hex digit values, -1 for anything else.
-constexpr std::array<std::int8_t, 256> hex_digits = [] {
-    std::array<std::int8_t, 256> digits{};
-    for (auto& d : digits) d = -1;
-    for (int c = 0; c < 256; ++c) digits[static_cast<std::size_t>(c)] = static_cast<std::int8_t>(hex_value(static_cast<char>(c)));
-    return digits;
-}();
-
 class Scanner {
 public:
     explicit Scanner(std::string_view line) : p_(line.data()), end_(line.data() + line.size()) {}
@@ -800,15 +761,10 @@ public:
     std::vector<IpAddress> addresses(std::string_view) { return decline(std::vector<IpAddress>{}); }
     Bytes hex_bytes(std::string_view name) {
         const std::string_view value = view(name);
-        if (!ok || value.size() % 2 != 0) return decline(Bytes{});
-        Bytes bytes(value.size() / 2);
-        for (std::size_t i = 0; i < bytes.size(); ++i) {
-            const int high = hex_digits[static_cast<unsigned char>(value[2 * i])];
-            const int low = hex_digits[static_cast<unsigned char>(value[2 * i + 1])];
-            if (high < 0 || low < 0) return decline(Bytes{});
-            bytes[i] = static_cast<std::uint8_t>(high << 4 | low);
-        }
-        return bytes;
+        if (!ok) return decline(Bytes{});
+        auto bytes = from_hex(value);
+        if (!bytes) return decline(Bytes{});
+        return std::move(*bytes);
     }
 
 private:

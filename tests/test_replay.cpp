@@ -7,6 +7,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "portlab/hex.hpp"
 #include "portlab/pcap.hpp"
 #include "replay/state.hpp"
 #include "support.hpp"
@@ -53,12 +54,7 @@ const char* const ack_hex = "450000280000400040063cce7f0000017f0000019c421f90000
 // From the same document: UDP 10.0.0.1:51000 -> 10.0.0.2:9000 carrying "hi".
 const char* const udp_hex = "4500001e00004000401126cd0a0000010a000002c7382328000a990d6869";
 
-Bytes bytes_of(std::string_view hex) {
-    Bytes bytes;
-    for (std::size_t i = 0; i + 1 < hex.size(); i += 2)
-        bytes.push_back(static_cast<std::uint8_t>(std::stoi(std::string(hex.substr(i, 2)), nullptr, 16)));
-    return bytes;
-}
+Bytes bytes_of(std::string_view hex) { return from_hex(hex).value(); }
 
 }  // namespace
 
@@ -341,12 +337,13 @@ TEST_CASE("a capture becomes one sent packet event per record, hosts named by ad
     const auto conversations = find_conversations(Timeline::of(trace));
     REQUIRE(conversations.size() == 2);
     CHECK(conversations[0].protocol == Protocol::udp);
-    CHECK(conversations[0].packets == 1);
+    CHECK(conversations[0].packets() == 1);
     CHECK(conversations[1].protocol == Protocol::tcp);
     CHECK(conversations[1].a.to_string() == "127.0.0.1:40002");
-    CHECK(conversations[1].packets == 3);
-    CHECK(conversations[1].first_event == 1);
-    CHECK(conversations[1].last_event == 3);
+    CHECK(conversations[1].packets() == 3);
+    CHECK(conversations[1].packets_a_to_b == 2);  // SYN, ACK; the SYN-ACK came back
+    CHECK(conversations[1].first_index == 1);
+    CHECK(conversations[1].last_index == 3);
 }
 
 TEST_CASE("files open by their first bytes, and bad ones give the reason and the line", "[world][files]") {

@@ -776,25 +776,13 @@ trace::Trace trace_from_capture(const pcap::Capture& capture, const std::string&
 }
 
 std::vector<Conversation> find_conversations(const Timeline& timeline) {
-    using Key = std::tuple<Protocol, Endpoint, Endpoint>;  // endpoints in ascending order
-    std::map<Key, std::size_t> index;
-    std::vector<Conversation> result;
+    ConversationTable table;
     for (std::size_t i = 0; i < timeline.size(); ++i) {
-        const PacketInfo* info = timeline.packet_info(i);
-        if (!info || !info->protocol || !info->source || !info->destination) continue;
-        const auto& [low, high] = std::minmax(*info->source, *info->destination);
-        const Key key{*info->protocol, low, high};
-        auto found = index.find(key);
-        if (found == index.end()) {
-            found = index.emplace(key, result.size()).first;
-            result.push_back(Conversation{*info->protocol, *info->source, *info->destination, i, i, 0, 0});
-        }
-        auto& conversation = result[found->second];
-        conversation.last_event = i;
-        ++conversation.packets;
-        conversation.bytes += std::get<trace::Packet>(timeline.event(i).body).bytes.size();
+        const auto* packet = std::get_if<trace::Packet>(&timeline.event(i).body);
+        if (!packet) continue;
+        if (const auto decoded = decode_frame(packet->link, packet->bytes)) table.add(i, *decoded, packet->bytes.size());
     }
-    return result;
+    return std::move(table).conversations();
 }
 
 namespace {

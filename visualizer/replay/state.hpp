@@ -20,6 +20,7 @@
 #include <utility>
 #include <vector>
 
+#include "portlab/conversation.hpp"
 #include "portlab/net.hpp"
 #include "portlab/packet.hpp"
 #include "portlab/pcap.hpp"
@@ -360,18 +361,8 @@ private:
 // the previous time, since a trace's time never decreases.
 [[nodiscard]] trace::Trace trace_from_capture(const pcap::Capture& capture, const std::string& name);
 
-// One conversation of a capture: the packets between two endpoints of one protocol
-// (Wireshark's "Conversations" table).
-struct Conversation {
-    Protocol protocol = Protocol::tcp;
-    Endpoint a;  // the side that sent the first packet
-    Endpoint b;
-    std::size_t first_event = 0;
-    std::size_t last_event = 0;
-    std::size_t packets = 0;
-    std::size_t bytes = 0;
-};
-// Every TCP/UDP conversation in the timeline's packets, in order of first packet.
+// Every TCP/UDP conversation in the timeline's packets (portlab/conversation.hpp), in
+// order of first packet; a conversation's first_index and last_index are event indices.
 [[nodiscard]] std::vector<Conversation> find_conversations(const Timeline& timeline);
 
 // Reads a trace's text in pieces, as trace::read_trace reads it (same events,
