@@ -115,8 +115,8 @@ std::string state_of(const std::vector<diag::SocketInfo>& view, const FourTuple&
 json view_json(const std::vector<diag::SocketInfo>& view) {
     json rows = json::array();
     for (const auto& socket : view)
-        rows.push_back({{"state", socket.state_name()}, {"local", labkit::endpoint_json(socket.local)},
-                        {"remote", labkit::endpoint_json(socket.remote)}, {"inode", socket.inode},
+        rows.push_back({{"state", socket.state_name()}, {"local", labkit::json_of(socket.local)},
+                        {"remote", labkit::json_of(socket.remote)}, {"inode", socket.inode},
                         {"pids", [&] { json pids = json::array(); for (const auto& o : socket.owners) pids.push_back(o.pid); return pids; }()}});
     return rows;
 }
@@ -266,9 +266,9 @@ awaitable<std::string> send_and_receive(tcp::socket& from, tcp::socket& to, std:
 
 json message_json(std::string_view from, const tcp::socket& sender, const tcp::socket& receiver, const std::string& text) {
     return {{"from", from}, {"text", text}, {"bytes", text.size()},
-            {"sender_local", labkit::endpoint_json(labkit::to_endpoint(sender.local_endpoint()))},
-            {"receiver_local", labkit::endpoint_json(labkit::to_endpoint(receiver.local_endpoint()))},
-            {"receiver_remote", labkit::endpoint_json(labkit::to_endpoint(receiver.remote_endpoint()))}};
+            {"sender_local", labkit::json_of(labkit::to_endpoint(sender.local_endpoint()))},
+            {"receiver_local", labkit::json_of(labkit::to_endpoint(receiver.local_endpoint()))},
+            {"receiver_remote", labkit::json_of(labkit::to_endpoint(receiver.remote_endpoint()))}};
 }
 
 void narrate_message(Run& run, std::string_view from, std::string_view to, const tcp::socket& receiver,

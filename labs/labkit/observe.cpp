@@ -7,6 +7,8 @@
 
 #include <fmt/format.h>
 
+#include <thread>
+
 #include "labkit/labkit.hpp"
 
 namespace portlab::labkit {
@@ -17,7 +19,7 @@ std::string_view to_string(Evidence evidence) noexcept {
     return evidence == Evidence::observed ? "observed" : "inferred";
 }
 
-json endpoint_json(const Endpoint& endpoint) {
+json json_of(const Endpoint& endpoint) {
     return {{"address", endpoint.address.to_string()}, {"port", endpoint.port}};
 }
 
@@ -116,7 +118,7 @@ void Observer::record(const fact::Bound& fact, const Tell& how) {
     auto& known = known_[{fact.socket.host, fact.socket.id.value}];
     known.local = fact.local;
     emit(fact.socket.host, trace::Bound{fact.socket.id, fact.local, fact.how, fact.note});
-    json entry = {{"host", fact.socket.host}, {"socket", fact.socket.id.value}, {"local", endpoint_json(fact.local)},
+    json entry = {{"host", fact.socket.host}, {"socket", fact.socket.id.value}, {"local", json_of(fact.local)},
                   {"how", how_text(fact.how)}};
     if (fact.note) entry["note"] = *fact.note;
 
@@ -159,7 +161,7 @@ void Observer::record(const fact::Connecting& fact, const Tell& how) {
     tell(how,
          fmt::format("connect({}): {}", fact.remote.to_string(),
                      tcp ? "the kernel sends a SYN" : "the peer is fixed; UDP sends nothing"),
-         {{"host", fact.socket.host}, {"socket", fact.socket.id.value}, {"remote", endpoint_json(fact.remote)}},
+         {{"host", fact.socket.host}, {"socket", fact.socket.id.value}, {"remote", json_of(fact.remote)}},
          "connecting");
     // RFC 9293 3.5: an active OPEN sends a SYN and enters SYN-SENT. The lab cannot see that
     // moment (on loopback the handshake may be over before connect() returns): inferred.
@@ -182,7 +184,7 @@ SocketRef Observer::record(const fact::Accepted& fact, const Tell& how) {
          fmt::format("accept() returned a NEW socket {} -> {}", fact.four_tuple.local.to_string(),
                      fact.four_tuple.remote.to_string()),
          {{"host", socket.host}, {"listener", fact.listener.id.value}, {"socket", socket.id.value},
-          {"local", endpoint_json(fact.four_tuple.local)}, {"remote", endpoint_json(fact.four_tuple.remote)}},
+          {"local", json_of(fact.four_tuple.local)}, {"remote", json_of(fact.four_tuple.remote)}},
          "accepted");
     return socket;
 }
@@ -203,7 +205,9 @@ void Observer::change_state(const SocketRef& socket, Known& known, TcpState to, 
 
 void Observer::record(const fact::State& fact, const Tell& how) {
     const std::lock_guard lock(mutex_);
-    change_state(fact.socket, known_[{fact.socket.host, fact.socket.id.value}], fact.to, fact.evidence, fact.cause, how);
+    // A socket already gone (closed, and freed or seen CLOSED) has no state left to change.
+    const auto known = known_.find({fact.socket.host, fact.socket.id.value});
+    if (known != known_.end()) change_state(fact.socket, known->second, fact.to, fact.evidence, fact.cause, how);
 }
 
 void Observer::record(const fact::Closed& fact, const Tell& how) {
@@ -284,6 +288,24 @@ std::vector<diag::SocketInfo> Observer::refresh() {
         }
     }
     return *dump;
+}
+
+std::vector<diag::SocketInfo> Observer::settle(std::chrono::milliseconds limit) {
+    const auto passing = [](TcpState state) {
+        return state == TcpState::syn_sent || state == TcpState::syn_received || state == TcpState::fin_wait_1 ||
+               state == TcpState::closing || state == TcpState::last_ack;
+    };
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    for (;;) {
+        auto dump = refresh();
+        bool moving = false;
+        {
+            const std::lock_guard lock(mutex_);
+            for (const auto& [key, known] : known_) moving = moving || (known.here && passing(known.state));
+        }
+        if (!moving || std::chrono::steady_clock::now() >= deadline) return dump;
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
 }
 
 void Observer::step(std::string_view what) {

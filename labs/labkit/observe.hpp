@@ -25,6 +25,7 @@
 // trace says at each step what the kernel had: the replay model (visualizer/replay)
 // rebuilds exactly that, and each lab's test checks it against the kernel.
 
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <mutex>
@@ -178,6 +179,10 @@ public:
     // dump), records each state that changed as observed, and CLOSED for a socket the
     // kernel no longer lists. Returns the dump, for narration that quotes the kernel.
     std::vector<diag::SocketInfo> refresh();
+    // Refreshes every 20 ms, for at most `limit`, until no TCP socket the kit follows is in
+    // a passing state (SYN-SENT, SYN-RECEIVED, FIN-WAIT-1, CLOSING, LAST-ACK): after a
+    // burst of close() calls, so the next pause shows what stays. Returns the last dump.
+    std::vector<diag::SocketInfo> settle(std::chrono::milliseconds limit = std::chrono::milliseconds(2000));
     // A new step of the lab: refresh(), flush the trace (so a tool reading the file at a
     // --step pause sees every event so far), then Narrator::step (which may pause first).
     void step(std::string_view what);
@@ -218,7 +223,7 @@ private:
 };
 
 // The JSON the facts use: {"address": "127.0.0.1", "port": 8080}.
-[[nodiscard]] nlohmann::json endpoint_json(const Endpoint& endpoint);
+[[nodiscard]] nlohmann::json json_of(const Endpoint& endpoint);
 
 // The TCP state of a descriptor, from TCP_INFO's tcpi_state.
 [[nodiscard]] Result<TcpState> tcp_state_of(int fd);
