@@ -34,6 +34,13 @@ constexpr std::array<std::pair<std::string_view, TcpState>, 17> spellings{{
     {"SYN-RCVD", TcpState::syn_received},  // BSD netstat
 }};
 
+// Order of include/net/tcp_states.h, starting at TCP_ESTABLISHED = 1.
+constexpr std::array<TcpState, 11> by_linux_number{
+    TcpState::established, TcpState::syn_sent,  TcpState::syn_received, TcpState::fin_wait_1,
+    TcpState::fin_wait_2,  TcpState::time_wait, TcpState::closed,       TcpState::close_wait,
+    TcpState::last_ack,    TcpState::listen,    TcpState::closing,
+};
+
 std::string canonical(std::string_view text) {
     std::string folded(text);
     std::transform(folded.begin(), folded.end(), folded.begin(), [](char c) {
@@ -75,17 +82,28 @@ Result<TcpState> parse_tcp_state(std::string_view text) {
 }
 
 Result<TcpState> from_linux_tcp_state(int kernel_state) {
-    // Order of include/net/tcp_states.h, starting at TCP_ESTABLISHED = 1.
-    constexpr std::array<TcpState, 11> by_number{
-        TcpState::established, TcpState::syn_sent,   TcpState::syn_received, TcpState::fin_wait_1,
-        TcpState::fin_wait_2,  TcpState::time_wait,  TcpState::closed,       TcpState::close_wait,
-        TcpState::last_ack,    TcpState::listen,     TcpState::closing,
-    };
-    if (kernel_state < 1 || kernel_state > static_cast<int>(by_number.size())) {
+    if (kernel_state < 1 || kernel_state > static_cast<int>(by_linux_number.size())) {
         return fail("kernel TCP state " + std::to_string(kernel_state) +
                     " is not one of TCP_ESTABLISHED (1) .. TCP_CLOSING (11)");
     }
-    return by_number[static_cast<std::size_t>(kernel_state - 1)];
+    return by_linux_number[static_cast<std::size_t>(kernel_state - 1)];
+}
+
+int to_linux_tcp_state(TcpState state) noexcept {
+    const auto* at = std::find(by_linux_number.begin(), by_linux_number.end(), state);
+    return static_cast<int>(at - by_linux_number.begin()) + 1;
+}
+
+std::string_view ss_name(TcpState state) noexcept { return ss_state_name(to_linux_tcp_state(state)); }
+
+std::string_view ss_state_name(int kernel_state) noexcept {
+    // misc/ss.c sstate_name[], indexed by the kernel's number; 12 is TCP_NEW_SYN_RECV.
+    constexpr std::array<std::string_view, 13> names{
+        "UNKNOWN", "ESTAB",      "SYN-SENT", "SYN-RECV", "FIN-WAIT-1", "FIN-WAIT-2", "TIME-WAIT",
+        "UNCONN",  "CLOSE-WAIT", "LAST-ACK", "LISTEN",   "CLOSING",    "SYN-RECV",
+    };
+    if (kernel_state < 0 || kernel_state >= static_cast<int>(names.size())) return "UNKNOWN";
+    return names[static_cast<std::size_t>(kernel_state)];
 }
 
 }  // namespace portlab

@@ -16,6 +16,7 @@
 #include <catch2/catch.hpp>
 
 #include "labkit/nftables.hpp"
+#include "portlab/firewall_rule.hpp"
 #include "labkit/netns.hpp"
 
 using namespace portlab;
@@ -91,6 +92,76 @@ std::string udp_send_and_listen(Port port, int wait_ms) {
 }
 
 }  // namespace
+
+TEST_CASE("a hub firewall rule prints in nft syntax and reads back", "[firewall][rule]") {
+    CHECK(*nft_text(drop_port(Protocol::tcp, 22)) == "tcp dport 22 drop");
+    CHECK(*nft_text(reject_port(Protocol::udp, 53, RejectWith::icmp_port_unreachable)) ==
+          "udp dport 53 reject with icmpx type port-unreachable");
+    CHECK(*nft_text(reject_port(Protocol::tcp, 8082, RejectWith::tcp_reset)) == "tcp dport 8082 reject with tcp reset");
+    CHECK(*nft_text(reject_port(Protocol::tcp, 9000)) == "tcp dport 9000 reject");
+    CHECK(*nft_text(reject_port(Protocol::tcp, 23, RejectWith::icmp_admin_prohibited)) ==
+          "tcp dport 23 reject with icmpx type admin-prohibited");
+    CHECK(*nft_text(drop_all()) == "drop");
+    FirewallRule full;
+    full.protocol = Protocol::tcp;
+    full.source = *IpAddress::parse("192.0.2.7");
+    full.destination = *IpAddress::parse("198.51.100.1");
+    full.source_ports = PortRange{1024, 65535};
+    full.destination_ports = PortRange{8000, 8080};
+    full.action = FirewallAction::reject;
+    full.reject_with = RejectWith::icmp_host_unreachable;
+    CHECK(*nft_text(full) ==
+          "ip saddr 192.0.2.7 ip daddr 198.51.100.1 tcp sport 1024-65535 tcp dport 8000-8080 reject with icmpx type "
+          "host-unreachable");
+    FirewallRule any_udp;
+    any_udp.protocol = Protocol::udp;
+    any_udp.source = *IpAddress::parse("2001:db8::1");
+    CHECK(*nft_text(any_udp) == "ip6 saddr 2001:db8::1 meta l4proto udp accept");
+
+    SECTION("what nft would refuse is refused") {
+        CHECK_FALSE(nft_text(reject_port(Protocol::udp, 53, RejectWith::tcp_reset)));
+        CHECK_FALSE(nft_text(drop_port(Protocol::tcp, 0)));
+        FirewallRule bare_port;
+        bare_port.destination_ports = PortRange{22, 22};
+        CHECK_FALSE(nft_text(bare_port));
+        FirewallRule backwards = drop_port(Protocol::tcp, 22);
+        backwards.destination_ports = PortRange{30, 20};
+        CHECK_FALSE(nft_text(backwards));
+        FirewallRule mixed;
+        mixed.source = *IpAddress::parse("192.0.2.1");
+        mixed.destination = *IpAddress::parse("2001:db8::1");
+        CHECK_FALSE(nft_text(mixed));
+    }
+    SECTION("parse_nft_rule reads every rule nft_text writes") {
+        for (const auto& rule : {drop_port(Protocol::tcp, 22), reject_port(Protocol::tcp, 1, RejectWith::tcp_reset),
+                                 reject_port(Protocol::udp, 2, RejectWith::icmp_admin_prohibited),
+                                 reject_port(Protocol::udp, 3), accept_port(Protocol::udp, 4), drop_all(), full, any_udp}) {
+            const auto text = nft_text(rule);
+            REQUIRE(text);
+            CAPTURE(*text);
+            const auto back = parse_nft_rule(*text);
+            REQUIRE(back);
+            CHECK(*back == rule);
+        }
+        // nft lists icmpx rejects without the word "type".
+        CHECK(parse_nft_rule("tcp dport 10 reject with icmpx admin-prohibited")->reject_with ==
+              RejectWith::icmp_admin_prohibited);
+        CHECK_FALSE(parse_nft_rule("tcp dport 10"));
+        CHECK_FALSE(parse_nft_rule("tcp dport 10 drop now"));
+        CHECK_FALSE(parse_nft_rule("udp dport 10 reject with tcp reset"));
+        CHECK_FALSE(parse_nft_rule("ip saddr 2001:db8::1 drop"));
+    }
+    SECTION("actions and reject types parse back from their names") {
+        for (const auto action : {FirewallAction::accept, FirewallAction::drop, FirewallAction::reject})
+            CHECK(*parse_firewall_action(to_string(action)) == action);
+        for (const auto with : {RejectWith::nft_default, RejectWith::tcp_reset, RejectWith::icmp_port_unreachable,
+                                RejectWith::icmp_host_unreachable, RejectWith::icmp_admin_prohibited})
+            CHECK(*parse_reject_with(to_string(with)) == with);
+        CHECK_FALSE(parse_firewall_action("allow"));
+        CHECK(icmpx_type(RejectWith::nft_default) == IcmpxType::port_unreachable);
+        CHECK_FALSE(icmpx_type(RejectWith::tcp_reset).has_value());
+    }
+}
 
 TEST_CASE("rules are written in nft syntax, one transaction that replaces the portlab table", "[firewall]") {
     using firewall::Action;

@@ -46,4 +46,17 @@ enum class TcpState : std::uint8_t {
 // like any other number, give an error.
 [[nodiscard]] Result<TcpState> from_linux_tcp_state(int kernel_state);
 
+// The kernel's number for a state (the inverse of from_linux_tcp_state): 1 for
+// ESTABLISHED ... 11 for CLOSING.
+[[nodiscard]] int to_linux_tcp_state(TcpState state) noexcept;
+
+// How ss(8) prints a state (iproute2 misc/ss.c, sstate_name[]): "ESTAB", "SYN-RECV",
+// "UNCONN" for CLOSED (ss's word for TCP_CLOSE), the RFC's names otherwise.
+[[nodiscard]] std::string_view ss_name(TcpState state) noexcept;
+
+// ss's name for a kernel state number: sstate_name[] for 1 .. 11, "SYN-RECV" for
+// TCP_NEW_SYN_RECV (12, a request sock), "UNKNOWN" for anything else. UDP sockets use
+// the same numbers: "UNCONN" (TCP_CLOSE, not connected) or "ESTAB" (connected).
+[[nodiscard]] std::string_view ss_state_name(int kernel_state) noexcept;
+
 }  // namespace portlab

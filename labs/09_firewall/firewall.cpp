@@ -38,6 +38,7 @@
 #include "labkit/labkit.hpp"
 #include "labkit/netns.hpp"
 #include "portlab/packet.hpp"
+#include "portlab/syn_schedule.hpp"
 
 using namespace portlab;
 using namespace portlab::labkit;
@@ -258,30 +259,22 @@ int read_ipv4_sysctl(const std::string& name, int fallback) {
     return value;
 }
 
-// Linux waits 1 s for the answer to a SYN (RFC 6298 2.1). Since 6.5 the first
-// tcp_syn_linear_timeouts retransmissions (4 by default) keep that 1 s wait and come on
-// top of tcp_syn_retries (commit ccce324dabfe, net/ipv4/tcp_timer.c); after them the wait
-// doubles (RFC 6298 5.5) up to TCP_RTO_MAX, 120 s. connect() fails when the wait after
-// the last retransmission runs out: 6 retries and 4 linear ones give
-// 1+1+1+1+1+2+4+8+16+32+64 = 131 s, and without linear ones 1+2+...+64 = 127 s.
-struct SynSchedule {
-    std::vector<int> retransmit_at_s;  // seconds after the first SYN
-    int give_up_s = 0;
+// Linux's SYN schedule with this namespace's sysctls (portlab/syn_schedule.hpp: since 6.5
+// the first tcp_syn_linear_timeouts retransmissions keep the 1 s wait and come on top of
+// tcp_syn_retries, later waits double), in whole seconds after the first SYN.
+struct SynScheduleSeconds {
+    std::vector<std::uint64_t> retransmit_at_s;
+    std::uint64_t give_up_s = 0;
 };
 
-SynSchedule kernel_syn_schedule(int retries, int linear) {
-    retries = std::clamp(retries, 0, 255);
-    linear = std::clamp(linear, 0, 255);
+SynScheduleSeconds kernel_syn_schedule(int retries, int linear) {
     SynSchedule schedule;
-    int elapsed = 0;
-    int wait = 1;
-    for (int sent = 0; sent <= retries + linear; ++sent) {  // the wait after the SYN and after each retransmission
-        elapsed += wait;
-        if (sent < retries + linear) schedule.retransmit_at_s.push_back(elapsed);
-        if (sent >= linear) wait = std::min(wait * 2, 120);
-    }
-    schedule.give_up_s = elapsed;
-    return schedule;
+    schedule.syn_retries = static_cast<std::uint32_t>(std::clamp(retries, 0, 255));
+    schedule.linear_timeouts = static_cast<std::uint32_t>(std::clamp(linear, 0, 255));
+    SynScheduleSeconds seconds;
+    for (const auto at_us : schedule.retransmit_at_us()) seconds.retransmit_at_s.push_back(at_us / 1'000'000);
+    seconds.give_up_s = schedule.give_up_at_us() / 1'000'000;
+    return seconds;
 }
 
 // ---- the lab, run inside the namespace ---------------------------------------------------

@@ -45,6 +45,7 @@
 #include "labkit/netns.hpp"
 #include "portlab/ports.hpp"
 #include "labkit/sock_diag.hpp"
+#include "portlab/tcp_machine.hpp"
 #include "portlab/tcp_state.hpp"
 
 using namespace portlab;
@@ -63,85 +64,34 @@ constexpr auto state_wait_limit = 4s;  // a retransmission comes within ~1 s; th
 // The kernel gives up on a SYN after about 131 s (127 s before Linux 6.5).
 constexpr auto stepping_wait_limit = 135s;
 
-// ---- the RFC 793 diagram ----------------------------------------------------------------
+// ---- the state machine, from the hub's table --------------------------------------------
 
-// RFC 793 section 3.2, Figure 6, with each state's name on one line of its box, so a
-// visited state can be marked. Boxes are "|" + 9 characters + "|".
-constexpr std::string_view rfc793_diagram = R"(
-                              +---------+ ---------\      active OPEN
-                              | CLOSED  |            \    -----------
-                              +---------+<---------\   \   create TCB
-                                |     ^              \   \  snd SYN
-                   passive OPEN |     |   CLOSE        \   \
-                   ------------ |     | ----------       \   \
-                    create TCB  |     | delete TCB         \   \
-                                V     |                      \   \
-                              +---------+            CLOSE    |    \
-                              | LISTEN  |          ---------- |     |
-                              +---------+          delete TCB |     |
-                   rcv SYN      |     |     SEND              |     |
-                  -----------   |     |    -------            |     V
- +---------+      snd SYN,ACK  /       \   snd SYN          +---------+
- |         |<-----------------           ------------------>|         |
- |SYN-RCVD |                    rcv SYN                     |SYN-SENT |
- |         |<-----------------------------------------------|         |
- |         |                    snd ACK                     |         |
- |         |------------------           -------------------|         |
- +---------+   rcv ACK of SYN  \       /  rcv SYN,ACK       +---------+
-   |           --------------   |     |   -----------
-   |                  x         |     |     snd ACK
-   |                            V     V
-   |  CLOSE                   +---------+
-   | -------                  |  ESTAB  |
-   | snd FIN                  +---------+
-   |                   CLOSE    |     |    rcv FIN
-   V                  -------   |     |    -------
- +---------+          snd FIN  /       \   snd ACK          +---------+
- |FIN-WAIT1|<-----------------           ------------------>|CLOSEWAIT|
- |         |------------------                              |         |
- +---------+          rcv FIN  \                            +---------+
-   | rcv ACK of FIN   -------   |                            CLOSE  |
-   | --------------   snd ACK   |                           ------- |
-   V        x                   V                           snd FIN V
- +---------+                  +---------+                   +---------+
- |FIN-WAIT2|                  | CLOSING |                   |LAST-ACK |
- +---------+                  +---------+                   +---------+
-   |                rcv ACK of FIN |                 rcv ACK of FIN |
-   |  rcv FIN       -------------- |    Timeout=2MSL -------------- |
-   |  -------              x       V    ------------        x       V
-    \ snd ACK                 +---------+delete TCB         +---------+
-     ------------------------>|TIME-WAIT|------------------>| CLOSED  |
-                              +---------+                   +---------+
-)";
+using Edge = std::pair<TcpState, TcpState>;
 
-std::string_view diagram_label(TcpState state) {
-    switch (state) {
-        case TcpState::closed: return "| CLOSED  |";
-        case TcpState::listen: return "| LISTEN  |";
-        case TcpState::syn_sent: return "|SYN-SENT |";
-        case TcpState::syn_received: return "|SYN-RCVD |";
-        case TcpState::established: return "|  ESTAB  |";
-        case TcpState::fin_wait_1: return "|FIN-WAIT1|";
-        case TcpState::fin_wait_2: return "|FIN-WAIT2|";
-        case TcpState::close_wait: return "|CLOSEWAIT|";
-        case TcpState::closing: return "| CLOSING |";
-        case TcpState::last_ack: return "|LAST-ACK |";
-        case TcpState::time_wait: return "|TIME-WAIT|";
+// RFC 9293 Figure 5 (RFC 793 Figure 6) as the hub's transition table lists it: one line per
+// arrow with its cause, plus any other edge of the table this connection took. The edges it
+// took are marked "*" with the sides that took them (reverse video on a terminal).
+std::string state_machine_table(const std::map<Edge, std::set<std::string>>& taken, bool color) {
+    std::string table;
+    std::set<Edge> listed;
+    for (const auto& transition : tcp_transitions()) {
+        const Edge edge{transition.from, transition.to};
+        const auto took = taken.find(edge);
+        if (transition.source != TcpEdgeSource::figure && took == taken.end()) continue;
+        if (!listed.insert(edge).second) continue;
+        const TcpTransition& shown = *principal_tcp_transition(edge.first, edge.second);
+        std::string line = fmt::format("{} {:<12} -> {:<12}  ", took == taken.end() ? ' ' : '*', to_string(edge.first),
+                                       to_string(edge.second));
+        if (took == taken.end()) line += shown.cause();
+        else line += fmt::format("{:<34}  {}", shown.cause(), fmt::join(took->second, ", "));
+        if (took != taken.end() && color) line = "\033[7m" + line + "\033[0m";
+        table += "  " + line + "\n";
     }
-    return "";
-}
-
-// Marks each visited state's box: reverse video on a terminal, "#...#" borders otherwise.
-std::string highlighted_diagram(const std::set<TcpState>& visited, bool color) {
-    std::string diagram(rfc793_diagram);
-    for (const auto state : visited) {
-        const std::string label(diagram_label(state));
-        const std::string inner = label.substr(1, label.size() - 2);
-        const std::string marked = color ? "|\033[7m" + inner + "\033[0m|" : "#" + inner + "#";
-        for (auto at = diagram.find(label); at != std::string::npos; at = diagram.find(label, at + marked.size()))
-            diagram.replace(at, label.size(), marked);
-    }
-    return diagram;
+    for (const auto& [edge, sides] : taken)
+        if (!is_tcp_transition(edge.first, edge.second))
+            table += fmt::format("  ! {:<12} -> {:<12}  not an edge of TCP's state machine  {}\n", to_string(edge.first),
+                                 to_string(edge.second), fmt::join(sides, ", "));
+    return table;
 }
 
 // ---- reading a state from the kernel ------------------------------------------------------
@@ -435,7 +385,11 @@ json Story::run(const Endpoint& server_endpoint) {
     say_.step("the timeline");
     json timeline = json::array();
     std::map<std::string, json> paths;
-    std::set<TcpState> visited;
+    std::map<Edge, std::set<std::string>> taken;
+    // Where each side's path starts: the server's socket came out of the kernel's
+    // SYN-RECEIVED request sock, which only the kernel saw.
+    std::map<std::string, TcpState> at = {{"listener", TcpState::closed}, {"client", TcpState::closed},
+                                          {"server", TcpState::syn_received}};
     for (const auto& sighting : timeline_) {
         say_.note(fmt::format("t = {:7.3f} s  {:<8} {:<12} via {:<20} {}", static_cast<double>(sighting.t_us) / 1e6,
                               sighting.side, to_string(sighting.state), fmt::format("{}", fmt::join(sighting.view.via(), "+")),
@@ -446,10 +400,11 @@ json Story::run(const Endpoint& server_endpoint) {
                             {"sock_diag_state", sighting.view.sock_diag ? json(*sighting.view.sock_diag) : json(nullptr)}});
         auto& path = paths[sighting.side];
         if (path.empty() || path.back() != to_string(sighting.state)) path.push_back(to_string(sighting.state));
-        visited.insert(sighting.state);
+        if (at[sighting.side] != sighting.state) taken[{at[sighting.side], sighting.state}].insert(sighting.side);
+        at[sighting.side] = sighting.state;
     }
-    say_.step("the RFC 793 state diagram (section 3.2, figure 6), with the states this connection visited marked");
-    if (!lab_.json()) std::cout << highlighted_diagram(visited, lab_.color()) << '\n';
+    say_.step("TCP's state machine (RFC 9293 3.3.2, Figure 5), with the edges this connection took marked *");
+    if (!lab_.json()) std::cout << state_machine_table(taken, lab_.color()) << '\n';
     say_.fact("client", fmt::format("CLOSED -> {}", fmt::join(paths["client"], " -> ")));
     say_.fact("listener", "CLOSED -> LISTEN");
     say_.fact("server", fmt::format("(SYN-RECEIVED, inside the kernel) -> {}", fmt::join(paths["server"], " -> ")));

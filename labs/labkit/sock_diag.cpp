@@ -241,19 +241,10 @@ std::optional<TcpState> SocketInfo::tcp_state() const {
     return *state;
 }
 
-std::string SocketInfo::state_name() const { return ss_state_name(kernel_state); }
+std::string SocketInfo::state_name() const { return std::string(portlab::ss_state_name(kernel_state)); }
 
 bool SocketInfo::is_listening() const noexcept {
     return protocol == Protocol::tcp ? kernel_state == kernel_tcp_listen : kernel_state == kernel_tcp_close;
-}
-
-std::string ss_state_name(std::uint8_t kernel_state) {
-    // misc/ss.c sstate_name[], indexed by the kernel's number.
-    static constexpr std::array<const char*, 13> names{
-        "UNKNOWN",    "ESTAB",     "SYN-SENT",   "SYN-RECV", "FIN-WAIT-1", "FIN-WAIT-2", "TIME-WAIT",
-        "UNCONN",     "CLOSE-WAIT", "LAST-ACK",  "LISTEN",   "CLOSING",    "SYN-RECV",
-    };
-    return kernel_state < names.size() ? names[kernel_state] : "UNKNOWN";
 }
 
 // --- Parsing ---------------------------------------------------------------------------

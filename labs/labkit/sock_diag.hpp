@@ -64,12 +64,6 @@ struct SocketInfo {
     [[nodiscard]] FourTuple four_tuple() const { return {local, remote}; }
 };
 
-// ss spelling of a kernel TCP_* state number (ss's sstate_name[]): 1 "ESTAB",
-// 2 "SYN-SENT", 3 "SYN-RECV", 4 "FIN-WAIT-1", 5 "FIN-WAIT-2", 6 "TIME-WAIT",
-// 7 "UNCONN", 8 "CLOSE-WAIT", 9 "LAST-ACK", 10 "LISTEN", 11 "CLOSING",
-// 12 "SYN-RECV" (TCP_NEW_SYN_RECV); anything else "UNKNOWN".
-[[nodiscard]] std::string ss_state_name(std::uint8_t kernel_state);
-
 struct Query {
     bool tcp = true, udp = true;
     bool ipv4 = true, ipv6 = true;

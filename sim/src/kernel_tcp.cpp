@@ -109,7 +109,15 @@ bool Kernel::fin_acked(const Socket& s) const {
 
 void Kernel::arm_retransmit(HostId h, Socket& s) {
     disarm_retransmit(s);
-    s.tcb.retransmit_timer = world.queue.schedule_at(world.now + s.tcb.rto, TcpTimer{h, s.id, TimerKind::retransmit});
+    s.tcb.retransmit_timer = world.queue.schedule_at(world.now + retransmit_timeout(s), TcpTimer{h, s.id, TimerKind::retransmit});
+}
+
+// How long the retransmission timer runs now: a SYN follows Linux's SYN schedule
+// (tcp_syn_linear_timeouts, then doubling: portlab/syn_schedule.hpp), anything else the
+// RTO, which on_retransmit doubles (RFC 6298 5.5).
+Time Kernel::retransmit_timeout(const Socket& s) const {
+    if (s.state == TcpState::syn_sent) return world.tcp.syn.timeout_us(s.tcb.retries);
+    return s.tcb.rto;
 }
 
 void Kernel::disarm_retransmit(Socket& s) {
@@ -130,14 +138,15 @@ void Kernel::on_tcp_timer(const TcpTimer& timer) {
     on_retransmit(timer.host, *s);
 }
 
-// RFC 6298 5.4-5.6: retransmit, double the RTO (up to the maximum), restart the timer;
-// give up after as many tries as Linux's tcp_syn_retries / tcp_synack_retries /
-// tcp_retries2.
+// RFC 6298 5.4-5.6: retransmit, back off, restart the timer; give up after as many
+// tries as Linux allows: tcp_syn_retries + tcp_syn_linear_timeouts for a SYN
+// (tcp_write_timeout()), tcp_synack_retries for a SYN+ACK, tcp_retries2 for data.
 void Kernel::on_retransmit(HostId h, Socket& s) {
     if (s.tcb.snd_una == s.tcb.snd_nxt) return;
-    const std::uint32_t limit = s.state == TcpState::syn_sent       ? world.tcp.syn_retries
+    const std::uint32_t limit = s.state == TcpState::syn_sent       ? world.tcp.syn.retransmissions()
                                 : s.state == TcpState::syn_received ? world.tcp.synack_retries
                                                                     : world.tcp.data_retries;
+    const Time waited = retransmit_timeout(s);
     if (s.tcb.retries >= limit) {
         if (s.state == TcpState::syn_received && s.listener) {
             set_state(h, s, TcpState::closed, "SYN+ACK retransmissions exhausted");
@@ -149,8 +158,7 @@ void Kernel::on_retransmit(HostId h, Socket& s) {
         return;
     }
     ++s.tcb.retries;
-    const Time waited = s.tcb.rto;
-    s.tcb.rto = std::min(s.tcb.rto * 2, world.tcp.max_rto);
+    if (s.state != TcpState::syn_sent) s.tcb.rto = std::min(s.tcb.rto * 2, world.tcp.max_rto);
     note(h, "retransmission timer expired after " + std::to_string(waited / 1000) + " ms (retry " +
                 std::to_string(s.tcb.retries) + "): resending from seq " + std::to_string(s.tcb.snd_una - s.tcb.iss) +
                 " (relative)");
@@ -166,9 +174,13 @@ void Kernel::on_retransmit(HostId h, Socket& s) {
 }
 
 // RFC 6298 2.2 with one sample R: SRTT = R, RTTVAR = R/2, RTO = R + 4*R/2 = 3R,
-// clamped to Linux's [TCP_RTO_MIN, TCP_RTO_MAX]. Karn's rule: no sample after a retry.
+// clamped to Linux's [TCP_RTO_MIN, TCP_RTO_MAX]. Karn's rule: no sample after a retry;
+// then the RTO starts at 3 s (RFC 6298 5.7; Linux tcp_init_metrics(), TCP_TIMEOUT_FALLBACK).
 void Kernel::sample_rtt(Socket& s) {
-    if (s.tcb.retries != 0) return;
+    if (s.tcb.retries != 0) {
+        s.tcb.rto = std::max(s.tcb.rto, world.tcp.fallback_rto);
+        return;
+    }
     const Time rtt = world.now - s.tcb.syn_sent_at;
     s.tcb.rto = std::clamp<Time>(3 * rtt, world.tcp.min_rto, world.tcp.max_rto);
 }

@@ -190,7 +190,9 @@ void firewall_story(Simulator& sim, FirewallAction action) {
     (void)sim.connect(s, Endpoint{server_address, 22});
     run_until_true(sim, [&] { return state_of(sim, s) == TcpState::closed; }, 200 * seconds);
     if (action == FirewallAction::drop)
-        sim.note(client, "No answer ever came: the SYN was retried with doubling timeouts until connect() gave up with ETIMEDOUT. nmap calls this port filtered.");
+        sim.note(client, "No answer ever came: the SYN was sent again, 1 s apart at first, then at doubling intervals, until connect() "
+                         "gave up with ETIMEDOUT after " + std::to_string(sim.world().tcp.syn.give_up_at_us() / seconds) +
+                         " s. nmap calls this port filtered.");
     else
         sim.note(client, "The firewall answered for the host with RST: connect() fails at once with ECONNREFUSED, so the port looks closed.");
     (void)sim.close(s);

@@ -1,7 +1,8 @@
-// The TCP state diagram of RFC 793 (figure 6), with the selected socket's
-// current state filled in and the transitions it has taken so far numbered in
-// order. The selected socket is the one clicked (canvas, socket table), else
-// the socket of the current event.
+// The TCP state diagram of RFC 9293 Figure 5 (RFC 793 Figure 6), drawn from the hub's
+// transition table (portlab/tcp_machine.hpp), with the selected socket's current state
+// filled in and the transitions it has taken so far numbered in order. The selected
+// socket is the one clicked (canvas, socket table), else the socket of the current event.
+// Hovering a state lists every edge out of it with its cause and where it is written.
 #include <imgui.h>
 
 #include <array>
@@ -11,6 +12,7 @@
 
 #include "panels/panels.hpp"
 #include "panels/style.hpp"
+#include "portlab/tcp_machine.hpp"
 
 namespace portlab::viz::tcp_state_panel {
 namespace {
@@ -21,42 +23,12 @@ struct Place {
     float row;     // 0..6
 };
 
-// RFC 793 figure 6's arrangement.
+// Figure 5's arrangement.
 constexpr std::array<Place, 11> places{{
     {TcpState::closed, 1, 0},      {TcpState::listen, 1, 1},       {TcpState::syn_received, 0, 2},
     {TcpState::syn_sent, 2, 2},    {TcpState::established, 1, 3},  {TcpState::fin_wait_1, 0, 4},
     {TcpState::close_wait, 2, 4},  {TcpState::fin_wait_2, 0, 5},   {TcpState::closing, 1, 5},
     {TcpState::last_ack, 2, 5},    {TcpState::time_wait, 1, 6},
-}};
-
-struct Edge {
-    TcpState from;
-    TcpState to;
-    const char* label;
-};
-
-// The transitions RFC 793 figure 6 draws.
-constexpr std::array<Edge, 20> edges{{
-    {TcpState::closed, TcpState::listen, "passive open"},
-    {TcpState::closed, TcpState::syn_sent, "active open / SYN"},
-    {TcpState::listen, TcpState::syn_received, "rcv SYN / SYN,ACK"},
-    {TcpState::listen, TcpState::syn_sent, "send / SYN"},
-    {TcpState::listen, TcpState::closed, "close"},
-    {TcpState::syn_sent, TcpState::syn_received, "rcv SYN / ACK"},
-    {TcpState::syn_sent, TcpState::established, "rcv SYN,ACK / ACK"},
-    {TcpState::syn_sent, TcpState::closed, "close"},
-    {TcpState::syn_received, TcpState::established, "rcv ACK of SYN"},
-    {TcpState::syn_received, TcpState::fin_wait_1, "close / FIN"},
-    {TcpState::syn_received, TcpState::listen, "rcv RST"},
-    {TcpState::established, TcpState::fin_wait_1, "close / FIN"},
-    {TcpState::established, TcpState::close_wait, "rcv FIN / ACK"},
-    {TcpState::fin_wait_1, TcpState::fin_wait_2, "rcv ACK of FIN"},
-    {TcpState::fin_wait_1, TcpState::closing, "rcv FIN / ACK"},
-    {TcpState::close_wait, TcpState::last_ack, "close / FIN"},
-    {TcpState::fin_wait_2, TcpState::time_wait, "rcv FIN / ACK"},
-    {TcpState::closing, TcpState::time_wait, "rcv ACK of FIN"},
-    {TcpState::last_ack, TcpState::closed, "rcv ACK of FIN"},
-    {TcpState::time_wait, TcpState::closed, "2MSL timeout"},
 }};
 
 struct Diagram {
@@ -111,6 +83,40 @@ void arrow(ImDrawList* draw, const Diagram& d, TcpState from, TcpState to, ImU32
                             ImVec2(b.x - u.x * 9 - n.x * 4.5f, b.y - u.y * 9 - n.y * 4.5f), colour);
 }
 
+// Every edge out of `state`, as the table gives it: cause, then where it is written.
+void edges_tooltip(TcpState state) {
+    ImGui::BeginTooltip();
+    ImGui::Text("Out of %s:", std::string(to_string(state)).c_str());
+    for (const auto& edge : tcp_transitions()) {
+        if (edge.from != state) continue;
+        ImGui::BulletText("-> %s: %s", std::string(to_string(edge.to)).c_str(), edge.cause().c_str());
+        ImGui::SameLine();
+        ImGui::TextDisabled("[%s]", std::string(edge.reference).c_str());
+    }
+    ImGui::EndTooltip();
+}
+
+// One step of the socket's path: what the trace says caused it, and the edges of the
+// table it can be (hover for their references); a step that is no edge of TCP's state
+// machine is shown as such.
+void path_line(std::size_t number, const trace::StateChanged& change, std::size_t event) {
+    const std::string from(to_string(change.from));
+    const std::string to(to_string(change.to));
+    const auto edges = tcp_transitions_between(change.from, change.to);
+    if (edges.empty()) {
+        ImGui::TextColored(ImVec4(1.0f, 0.45f, 0.4f, 1.0f), "%zu. %s -> %s  (%s, event %zu): not an edge of TCP's state machine",
+                           number, from.c_str(), to.c_str(), change.cause.c_str(), event);
+        return;
+    }
+    const std::string table = edges.size() == 1 ? edges[0].cause() : "one of " + std::to_string(edges.size()) + " edges";
+    ImGui::TextDisabled("%zu. %s -> %s  (%s, event %zu)  table: %s", number, from.c_str(), to.c_str(), change.cause.c_str(), event,
+                        table.c_str());
+    if (!ImGui::IsItemHovered()) return;
+    ImGui::BeginTooltip();
+    for (const auto& edge : edges) ImGui::BulletText("%s  [%s]", edge.cause().c_str(), std::string(edge.reference).c_str());
+    ImGui::EndTooltip();
+}
+
 std::optional<replay::SocketRef> socket_to_show(const Model& model, const ViewState& view) {
     if (view.selected_socket && model.world().find_socket(*view.selected_socket)) return view.selected_socket;
     const auto current = model.current_event();
@@ -161,7 +167,8 @@ void draw(const Model& model, ViewState& view) {
     d.cell_h = std::max(avail.y - 4, 210.0f) / 7;
     d.box = ImVec2(std::min(d.cell_w - 14, 130.0f), std::min(d.cell_h - 10, 26.0f));
 
-    for (const auto& edge : edges) arrow(draw, d, edge.from, edge.to, IM_COL32(110, 115, 130, 160), 1.0f);
+    for (const auto& edge : tcp_transitions())
+        if (edge.source == TcpEdgeSource::figure) arrow(draw, d, edge.from, edge.to, IM_COL32(110, 115, 130, 160), 1.0f);
 
     // The socket's path, numbered in order.
     for (std::size_t i = 0; i < path.size(); ++i) {
@@ -188,13 +195,13 @@ void draw(const Model& model, ViewState& view) {
         const std::string name(to_string(place.state));
         const ImVec2 size = ImGui::CalcTextSize(name.c_str());
         draw->AddText(ImVec2(c.x - size.x / 2, c.y - size.y / 2), IM_COL32(240, 240, 245, 255), name.c_str());
+        if (ImGui::IsWindowHovered() && ImGui::IsMouseHoveringRect(a, b)) edges_tooltip(place.state);
     }
     ImGui::Dummy(ImVec2(d.cell_w * 3, d.cell_h * 7));
     if (!path.empty()) {
         for (std::size_t i = 0; i < path.size(); ++i) {
             const auto& change = std::get<trace::StateChanged>(model.timeline().event(path[i]).body);
-            ImGui::TextDisabled("%zu. %s -> %s  (%s, event %zu)", i + 1, std::string(to_string(change.from)).c_str(),
-                                std::string(to_string(change.to)).c_str(), change.cause.c_str(), path[i]);
+            path_line(i + 1, change, path[i]);
         }
     }
 }

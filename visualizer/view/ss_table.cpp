@@ -7,28 +7,17 @@
 
 namespace portlab::viz {
 
+// UDP sockets carry TCP's numbers in sock_diag: TCP_ESTABLISHED once connected, else
+// TCP_CLOSE, which ss prints as UNCONN; so does a TCP socket not yet listening or connecting.
 std::string ss_state(const replay::Socket& socket) {
-    if (socket.protocol == Protocol::udp) return socket.remote ? "ESTAB" : "UNCONN";
+    if (socket.protocol == Protocol::udp) return std::string(ss_name(socket.remote ? TcpState::established : TcpState::closed));
     switch (socket.slot_state()) {
-        case replay::SlotState::listening: return "LISTEN";
+        case replay::SlotState::listening: return std::string(ss_name(TcpState::listen));
         case replay::SlotState::created:
-        case replay::SlotState::bound: return "UNCONN";
+        case replay::SlotState::bound: return std::string(ss_name(TcpState::closed));
         default: break;
     }
-    switch (socket.tcp_state) {
-        case TcpState::closed: return "UNCONN";  // ss prints TCP_CLOSE as UNCONN
-        case TcpState::listen: return "LISTEN";
-        case TcpState::syn_sent: return "SYN-SENT";
-        case TcpState::syn_received: return "SYN-RECV";
-        case TcpState::established: return "ESTAB";
-        case TcpState::fin_wait_1: return "FIN-WAIT-1";
-        case TcpState::fin_wait_2: return "FIN-WAIT-2";
-        case TcpState::close_wait: return "CLOSE-WAIT";
-        case TcpState::closing: return "CLOSING";
-        case TcpState::last_ack: return "LAST-ACK";
-        case TcpState::time_wait: return "TIME-WAIT";
-    }
-    return "UNKNOWN";
+    return std::string(ss_name(socket.tcp_state));
 }
 
 namespace {

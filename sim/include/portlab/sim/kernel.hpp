@@ -126,6 +126,7 @@ private:
     void tcp_output(HostId h, Socket& s);
     void arm_retransmit(HostId h, Socket& s);
     void disarm_retransmit(Socket& s);
+    [[nodiscard]] Time retransmit_timeout(const Socket& s) const;
     void on_tcp_timer(const TcpTimer& timer);
     void on_retransmit(HostId h, Socket& s);
     void enter_time_wait(HostId h, Socket& s, std::string cause);

@@ -24,6 +24,7 @@
 #include "portlab/sim/firewall.hpp"
 #include "portlab/sim/flat_map.hpp"
 #include "portlab/sim/random.hpp"
+#include "portlab/syn_schedule.hpp"
 #include "portlab/tcp_state.hpp"
 #include "portlab/trace.hpp"
 
@@ -253,13 +254,16 @@ struct LinkConfig {
 
 // Timing constants, Linux's defaults (see docs/sim.md for each source).
 struct TcpConfig {
-    Time msl = 30 * seconds;            // TIME-WAIT lasts 2*MSL = 60 s (Linux TCP_TIMEWAIT_LEN)
-    Time initial_rto = 1 * seconds;     // RFC 6298 2.1
-    Time min_rto = 200 * milliseconds;  // Linux TCP_RTO_MIN
-    Time max_rto = 120 * seconds;       // Linux TCP_RTO_MAX
-    std::uint32_t syn_retries = 6;      // net.ipv4.tcp_syn_retries
-    std::uint32_t synack_retries = 5;   // net.ipv4.tcp_synack_retries
-    std::uint32_t data_retries = 15;    // net.ipv4.tcp_retries2
+    Time msl = 30 * seconds;                  // TIME-WAIT lasts 2*MSL = 60 s (Linux TCP_TIMEWAIT_LEN)
+    Time initial_rto = tcp_timeout_init_us;   // RFC 6298 2.1; Linux TCP_TIMEOUT_INIT
+    Time fallback_rto = 3 * seconds;          // RFC 6298 5.7: after a retransmitted SYN; Linux TCP_TIMEOUT_FALLBACK
+    Time min_rto = 200 * milliseconds;        // Linux TCP_RTO_MIN
+    Time max_rto = tcp_rto_max_us;            // Linux TCP_RTO_MAX
+    // When a SYN is sent again and when connect() gives up: tcp_syn_retries and, since
+    // Linux 6.5, tcp_syn_linear_timeouts. SynSchedule::before_linux_6_5() for older kernels.
+    SynSchedule syn = SynSchedule::linux_default();
+    std::uint32_t synack_retries = 5;         // net.ipv4.tcp_synack_retries
+    std::uint32_t data_retries = 15;          // net.ipv4.tcp_retries2
     std::uint16_t mss = 1460;
     friend bool operator==(const TcpConfig&, const TcpConfig&) = default;
 };
