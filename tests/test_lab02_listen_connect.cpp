@@ -18,6 +18,7 @@
 #include "portlab/net.hpp"
 #include "portlab/ports.hpp"
 #include "portlab/trace.hpp"
+#include "kernel_vs_replay.hpp"
 #include "support.hpp"
 
 using nlohmann::json;
@@ -161,6 +162,31 @@ TEST_CASE("a trace written with --trace the reader accepts, with the accepted 4-
             CHECK(accepted->four_tuple.remote.port == port_of(facts.at("client").at("local")));
         }
     CHECK(saw_accepted);
+}
+
+TEST_CASE("at every step, the replayed trace holds the sockets, 4-tuples and states the kernel holds", "[lab02][trace][replay]") {
+    const auto closer = GENERATE(as<std::string>{}, "client", "server");
+    CAPTURE(closer);
+    const test::TempFile file("lab02.jsonl");
+    test::PausedRun lab_run(lab, {"--port", "0", "--closer", closer, "--trace", file.path});
+    test::KernelWitness kernel(lab_run.pid());
+    std::vector<std::size_t> compared;  // how many sockets each pause compared
+    const int status = lab_run.run([&](int pause) {
+        const auto replayed = test::replayed_sockets(test::replay_of(file.path));
+        test::check_same_sockets(replayed, kernel.now(), "the pause before step " + std::to_string(pause + 1));
+        compared.push_back(replayed.size());
+    });
+    INFO(lab_run.stderr_text());
+    REQUIRE(status == 0);
+    // After the lab: only the active closer's TIME-WAIT entry is left, in both accounts.
+    const auto replayed = test::replayed_sockets(test::replay_of(file.path));
+    test::check_same_sockets(replayed, kernel.now(), "the end");
+    REQUIRE(replayed.size() == 1);
+    CHECK(replayed[0].state == "TIME-WAIT");
+    // Pauses before steps 2-7: the listener; + the client; the three sockets after
+    // accept(), twice; the closer in FIN-WAIT-2 and the passive side in CLOSE-WAIT, with the
+    // listener; the listener and the TIME-WAIT entry.
+    CHECK(compared == std::vector<std::size_t>{1, 2, 3, 3, 3, 2});
 }
 
 TEST_CASE("bad arguments: one line on stderr, exit 2", "[lab02][args]") {

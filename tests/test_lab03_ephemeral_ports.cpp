@@ -3,13 +3,17 @@
 // must equal the size of the range the test asked for, and the refusal is EADDRNOTAVAIL.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <optional>
 #include <set>
+#include <vector>
 #include <string>
 
 #include <nlohmann/json.hpp>
 
 #include "portlab/ports.hpp"
 #include "portlab/trace.hpp"
+#include "kernel_vs_replay.hpp"
 #include "support.hpp"
 
 using nlohmann::json;
@@ -94,6 +98,68 @@ TEST_CASE("lab03 --trace parses and records each connection's ephemeral port", "
             CHECK(range->contains(assigned->port));
         }
     CHECK(on_host >= 12);
+}
+
+TEST_CASE("lab03's replayed trace holds the sockets the kernel holds at every step, and its pool every port connect() took",
+          "[lab03][trace][replay]") {
+    const auto range = read_ephemeral_range();
+    REQUIRE(range.has_value());
+    constexpr int connections = 12;
+    const test::TempFile file("lab03.jsonl");
+    test::PausedRun lab_run(lab, {"--port", "0", "-n", std::to_string(connections), "--compare", "3", "--trace", file.path});
+    test::KernelWitness kernel(lab_run.pid(), /*udp=*/true);
+    const std::set<std::string> elsewhere = {"private-netns"};  // its sockets lived in the child's namespace
+    std::vector<std::size_t> compared;
+    const int status = lab_run.run([&](int pause) {
+        const auto world = test::replay_of(file.path);
+        const auto replayed = test::replayed_sockets(world, elsewhere);
+        test::check_same_sockets(replayed, kernel.now(), "the pause before step " + std::to_string(pause + 1));
+        compared.push_back(replayed.size());
+        if (pause != 2) return;
+        // After step 2: the ports the kernel says the lab's client sockets hold towards its
+        // listener are the ports in use in the replayed client's pool, from /proc's range.
+        diag::Query query;
+        query.udp = false;
+        const auto sockets = diag::list_sockets(query);
+        REQUIRE(sockets.has_value());
+        std::optional<Endpoint> listener;
+        const auto owned = [&](const diag::SocketInfo& socket) {
+            for (const auto& owner : socket.owners)
+                if (owner.pid == lab_run.pid()) return true;
+            return false;
+        };
+        for (const auto& socket : *sockets)
+            if (owned(socket) && socket.tcp_state() == TcpState::listen) listener = socket.local;
+        REQUIRE(listener.has_value());
+        std::vector<Port> taken;
+        for (const auto& socket : *sockets)
+            if (owned(socket) && socket.remote == *listener) taken.push_back(socket.local.port);
+        std::sort(taken.begin(), taken.end());
+        CHECK(taken.size() == connections);
+        const auto client = world.find_host("client");
+        REQUIRE(client.has_value());
+        CHECK(world.ports_in_use(*client, Protocol::tcp) == taken);
+        const auto& pool = world.hosts()[*client].pool;
+        REQUIRE(pool.range.has_value());
+        CHECK(*pool.range == *range);
+        CHECK(pool.assignments == connections);
+    });
+    INFO(lab_run.stderr_text());
+    REQUIRE(status == 0);
+    test::check_same_sockets(test::replayed_sockets(test::replay_of(file.path), elsewhere), kernel.now(), "the end");
+    // Pauses before steps 2-5: the listener; + 12 clients and 12 accepted sockets; + 3 TCP
+    // and 6 UDP sockets of the comparison (the 3 TCP bind(0) sockets are bound only, which
+    // sock_diag does not list); after closing, the clients' TIME-WAIT entries (at least the 12).
+    REQUIRE(compared.size() == 4);
+    CHECK(compared[0] == 1);
+    CHECK(compared[1] == 1 + 2 * connections);
+    CHECK(compared[2] == 1 + 2 * connections + 3 + 6);
+    CHECK(compared[3] >= connections);
+    // In the namespace, every socket of the child's story ended with the namespace.
+    const auto world = test::replay_of(file.path);
+    const auto netns = world.find_host("private-netns");
+    REQUIRE(netns.has_value());
+    CHECK(world.hosts()[*netns].sockets.empty());
 }
 
 TEST_CASE("lab03 bad arguments: one line on stderr, exit 2", "[lab03][args]") {

@@ -2,7 +2,10 @@
 // Facts come from <cerrno>/<cstring>, the trace reader, and hand-written addresses.
 #include <catch2/catch.hpp>
 
+#include <sys/socket.h>
+
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <iostream>
 #include <sstream>
@@ -12,6 +15,7 @@
 #include <asio/error.hpp>
 
 #include "labkit/labkit.hpp"
+#include "labkit/observe.hpp"
 #include "portlab/trace.hpp"
 #include "support.hpp"
 
@@ -213,4 +217,107 @@ TEST_CASE("a trace file in an unwritable place is a usage error", "[labkit][trac
     std::cerr.rdbuf(old);
     CHECK(code == labkit::exit_usage);
     CHECK_THAT(captured.str(), Catch::Contains("--trace"));
+}
+
+// ---- the observer: one fact, three outputs -------------------------------------------------
+
+namespace {
+
+// An observer narrating into a string and tracing into a file, as a lab's would.
+struct Observed {
+    test::TempFile file{"observed.jsonl"};
+    std::ostringstream narration;
+    labkit::Narrator say{narration, false, false, false};
+    labkit::TraceRecorder trace =
+        labkit::TraceRecorder::to_file(file.path, trace::TraceHeader{trace::format_version, "test", "test_labkit", {}, {}},
+                                       std::chrono::steady_clock::now())
+            .value();
+    labkit::Observer see{say, trace};
+
+    std::vector<trace::Event> events() {
+        REQUIRE(trace.finish().has_value());
+        auto read = trace::read_trace_file(file.path);
+        REQUIRE(read.has_value());
+        return read->events;
+    }
+};
+
+template <class Body>
+std::vector<Body> bodies(const std::vector<trace::Event>& events) {
+    std::vector<Body> found;
+    for (const auto& event : events)
+        if (const auto* body = std::get_if<Body>(&event.body)) found.push_back(*body);
+    return found;
+}
+
+}  // namespace
+
+TEST_CASE("a port connect() chose is one fact: a kernel line, bound + ephemeral_assigned, one JSON entry",
+          "[labkit][observe]") {
+    Observed o;
+    const auto client = o.see.declare({"client", {IpAddress::loopback_v4()}, "client"});
+    const auto ref = o.see.open(client, Protocol::tcp, IpFamily::v4);
+    const Endpoint server{IpAddress::loopback_v4(), 8080};
+    const Endpoint local{IpAddress::loopback_v4(), 40002};
+    o.see.record(labkit::fact::Connecting{ref, server}, {"", "/client"});
+    o.see.record(labkit::fact::Bound{ref, local, trace::BindHow::ephemeral, PortRange{40000, 40009}}, {{}, "/client"});
+
+    // Narration: the kit's sentence, from the same value.
+    CHECK_THAT(o.narration.str(), Catch::Contains("kernel: bound to 127.0.0.1:40002") &&
+                                      Catch::Contains("inside 40000-40009"));
+    // --json: both facts merged at /client.
+    const auto& entry = o.see.document().at("client");
+    CHECK(entry.at("local").at("port") == 40002);
+    CHECK(entry.at("remote").at("port") == 8080);
+    CHECK(entry.at("how") == "ephemeral");
+    CHECK(entry.at("in_range") == true);
+    // The trace: created, connect_started, SYN-SENT (inferred), bound, ephemeral_assigned.
+    const auto events = o.events();
+    REQUIRE(bodies<trace::Bound>(events).size() == 1);
+    CHECK(bodies<trace::Bound>(events)[0].endpoint == local);
+    CHECK(bodies<trace::Bound>(events)[0].how == trace::BindHow::ephemeral);
+    const auto assigned = bodies<trace::EphemeralAssigned>(events);
+    REQUIRE(assigned.size() == 1);
+    CHECK(assigned[0].port == 40002);
+    CHECK(assigned[0].range_low == 40000);
+    CHECK(assigned[0].range_high == 40009);
+    CHECK(assigned[0].algorithm == "linux-hash-connect");
+    CHECK(assigned[0].parity == trace::Parity::even);
+    const auto states = bodies<trace::StateChanged>(events);
+    REQUIRE(states.size() == 1);
+    CHECK(states[0].to == TcpState::syn_sent);
+    for (const auto& event : events) CHECK(event.host == "client");
+}
+
+TEST_CASE("a state is recorded once, with the state before it, and close() infers FIN-WAIT-1", "[labkit][observe]") {
+    Observed o;
+    const auto host = o.see.declare({"server", {IpAddress::loopback_v4()}, "server"});
+    const auto listener = o.see.open(host, Protocol::tcp, IpFamily::v4);
+    const auto accepted = o.see.record(labkit::fact::Accepted{listener, {{IpAddress::loopback_v4(), 8080},
+                                                                          {IpAddress::loopback_v4(), 40002}}},
+                                       labkit::quietly);
+    CHECK(accepted.id != listener.id);
+    CHECK(o.see.state_of(accepted) == TcpState::established);
+    o.see.record(labkit::fact::State{accepted, TcpState::established, labkit::Evidence::observed, "TCP_INFO"});
+    o.see.record(labkit::fact::Closed{accepted}, labkit::quietly);
+    const auto states = bodies<trace::StateChanged>(o.events());
+    REQUIRE(states.size() == 1);  // ESTABLISHED was known from accept(): nothing new to say
+    CHECK(states[0].from == TcpState::established);
+    CHECK(states[0].to == TcpState::fin_wait_1);
+}
+
+TEST_CASE("read_state reads the kernel's state with TCP_INFO", "[labkit][observe]") {
+    test::sockets::Fd fd(socket(AF_INET, SOCK_STREAM, 0));
+    auto address = test::sockets::loopback(0);
+    REQUIRE(bind(fd.fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
+    REQUIRE(labkit::tcp_state_of(fd.fd).value() == TcpState::closed);
+    REQUIRE(listen(fd.fd, 1) == 0);
+    Observed o;
+    const auto host = o.see.declare({"server", {IpAddress::loopback_v4()}, "server"});
+    const auto ref = o.see.open(host, Protocol::tcp, IpFamily::v4);
+    CHECK(o.see.read_state(ref, fd.fd) == TcpState::listen);
+    const auto states = bodies<trace::StateChanged>(o.events());
+    REQUIRE(states.size() == 1);
+    CHECK(states[0].to == TcpState::listen);
+    CHECK_THAT(states[0].cause, Catch::Contains("observed"));
 }

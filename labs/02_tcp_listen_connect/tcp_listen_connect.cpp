@@ -23,8 +23,9 @@
 #include <fmt/format.h>
 
 #include "labkit/labkit.hpp"
-#include "portlab/ports.hpp"
+#include "labkit/observe.hpp"
 #include "labkit/sock_diag.hpp"
+#include "portlab/ports.hpp"
 
 using namespace portlab;
 using asio::awaitable;
@@ -39,18 +40,36 @@ constexpr Port default_port = 8080;
 constexpr std::string_view client_says = "hello from the client";
 constexpr std::string_view server_says = "hello back from the server";
 
-// Everything a run shares: the lab's voice, its trace, and the facts for --json.
+using labkit::fact::Accepted;
+using labkit::fact::Bound;
+using labkit::fact::Closed;
+using labkit::fact::Connecting;
+using labkit::fact::Failed;
+using labkit::fact::Listening;
+using labkit::quietly;
+
+// Everything a run shares: the lab's voice, what it observed (narration, trace and --json
+// from one call each), the two hosts of the story, and who closes first.
 struct Run {
     labkit::Lab& lab;
     labkit::Narrator& say;
-    labkit::TraceRecorder& trace;
+    labkit::Observer& see;
     std::string closer;  // "client" or "server": who calls close() first
     std::optional<PortRange> ephemeral;
-    json facts;
     std::string waiting_for;  // what the run was doing if it runs out of time
+    labkit::Host server_host{}, client_host{};
+    json& facts() { return see.document(); }
 };
 
-json endpoint_json(const Endpoint& endpoint) { return {{"address", endpoint.address.to_string()}, {"port", endpoint.port}}; }
+// A socket the lab holds, with the name the trace gives it.
+using Listener = labkit::TcpListener;
+struct Connection {
+    tcp::socket socket;
+    labkit::SocketRef ref;
+    [[nodiscard]] FourTuple four_tuple() const {
+        return {labkit::to_endpoint(socket.local_endpoint()), labkit::to_endpoint(socket.remote_endpoint())};
+    }
+};
 
 // As ss prints a peer: a listener has none, "*".
 std::string peer_text(const Endpoint& endpoint) {
@@ -66,14 +85,11 @@ std::string owner_text(const diag::SocketInfo& socket) {
 // ---- asking the kernel (netlink sock_diag, as ss does) -------------------------------
 
 // The kernel's entries for one connection, from either side, plus (optionally) the
-// listener on `listening_port`: exactly what `ss -tan` would list for them.
-std::vector<diag::SocketInfo> kernel_view(const FourTuple& connection, std::optional<Port> listening_port = {}) {
-    diag::Query query;
-    query.udp = false;
-    auto sockets = diag::list_sockets(query);
-    if (!sockets) throw std::runtime_error("asking the kernel for its TCP sockets: " + sockets.error().message);
+// listener on `listening_port`: exactly what `ss -tan` would list for them. Read by the
+// lab kit's refresh(), which records in the trace every state it finds changed.
+std::vector<diag::SocketInfo> kernel_view(Run& run, const FourTuple& connection, std::optional<Port> listening_port = {}) {
     std::vector<diag::SocketInfo> mine;
-    for (const auto& socket : *sockets) {
+    for (const auto& socket : run.see.refresh()) {
         const bool is_listener = listening_port && socket.tcp_state() == TcpState::listen &&
                                  socket.local.port == *listening_port && socket.local.address == connection.remote.address;
         if (is_listener || socket.four_tuple() == connection || socket.four_tuple() == connection.reversed())
@@ -96,8 +112,8 @@ std::string state_of(const std::vector<diag::SocketInfo>& view, const FourTuple&
 json view_json(const std::vector<diag::SocketInfo>& view) {
     json rows = json::array();
     for (const auto& socket : view)
-        rows.push_back({{"state", socket.state_name()}, {"local", endpoint_json(socket.local)},
-                        {"remote", endpoint_json(socket.remote)}, {"inode", socket.inode},
+        rows.push_back({{"state", socket.state_name()}, {"local", labkit::json_of(socket.local)},
+                        {"remote", labkit::json_of(socket.remote)}, {"inode", socket.inode},
                         {"pids", [&] { json pids = json::array(); for (const auto& o : socket.owners) pids.push_back(o.pid); return pids; }()}});
     return rows;
 }
@@ -116,110 +132,110 @@ void say_who_waits(Run& run, const std::vector<diag::SocketInfo>& settled, const
     const bool mine_waits = entry && entry->tcp_state() == TcpState::time_wait;
     run.say.kernel(mine_waits ? fmt::format("the TIME-WAIT entry is ours ({} side, {})", me, mine.local.to_string())
                               : fmt::format("the TIME-WAIT entry, if any, is the other side's, not ours ({})", mine.local.to_string()));
-    run.facts["close"]["time_wait_side"] = mine_waits ? json(me) : json(nullptr);
+    run.facts()["close"]["time_wait_side"] = mine_waits ? json(me) : json(nullptr);
 }
 
-// After both closes, the kernel needs a moment (one FIN and one ACK on loopback). Waits,
-// at most 2 s, until one side is in TIME-WAIT and no other entry of the connection is left.
-awaitable<std::vector<diag::SocketInfo>> settled_after_close(const FourTuple& connection) {
+// Asks the kernel every 20 ms, at most `attempts` times, until `done` holds for its view.
+template <class Done>
+awaitable<std::vector<diag::SocketInfo>> kernel_view_once(Run& run, const FourTuple& connection, int attempts, Done done) {
     asio::steady_timer timer(co_await asio::this_coro::executor);
     std::vector<diag::SocketInfo> view;
-    for (int attempt = 0; attempt < 100; ++attempt) {
-        view = kernel_view(connection);
-        const bool all_time_wait = std::all_of(view.begin(), view.end(),
-                                               [](const auto& s) { return s.tcp_state() == TcpState::time_wait; });
-        if (!view.empty() && all_time_wait) break;
+    for (int attempt = 0; attempt < attempts; ++attempt) {
+        view = kernel_view(run, connection);
+        if (done(view)) break;
         timer.expires_after(std::chrono::milliseconds(20));
         co_await timer.async_wait(use_awaitable);
     }
     co_return view;
 }
 
+// After both closes, the kernel needs a moment (one FIN and one ACK on loopback). Waits,
+// at most 2 s, until one side is in TIME-WAIT and no other entry of the connection is left.
+awaitable<std::vector<diag::SocketInfo>> settled_after_close(Run& run, const FourTuple& connection) {
+    co_return co_await kernel_view_once(run, connection, 100, [](const auto& view) {
+        return !view.empty() && std::all_of(view.begin(), view.end(),
+                                            [](const auto& s) { return s.tcp_state() == TcpState::time_wait; });
+    });
+}
+
+// After the first FIN: the peer's kernel delays its ACK (it enters "ping-pong" mode in
+// CLOSE-WAIT, hoping to send the ACK with its own FIN; tcp_fin() in net/ipv4/tcp_input.c),
+// so the closer sits in FIN-WAIT-1 for up to the delayed-ACK timeout (40-200 ms). Waits at
+// most 0.5 s for the ACK, so the kernel's answer is settled when the lab pauses.
+awaitable<std::vector<diag::SocketInfo>> settled_after_fin(Run& run, const FourTuple& closer_side) {
+    co_return co_await kernel_view_once(run, closer_side, 25, [&](const auto& view) {
+        return state_of(view, closer_side) != "FIN-WAIT-1";
+    });
+}
+
 // ---- the steps ------------------------------------------------------------------------
 
 // Step: socket(), bind(), listen().
-std::optional<tcp::acceptor> open_listener(Run& run, asio::io_context& io, trace::SocketId& id, int& exit_code) {
+std::optional<Listener> open_listener(Run& run, asio::io_context& io, int& exit_code) {
     const auto requested = run.lab.server().endpoint();
-    run.say.step(fmt::format("server: socket(), bind({}), listen()", requested.to_string()));
-    tcp::acceptor acceptor(io);
-    std::error_code error;
-    acceptor.open(labkit::to_tcp_endpoint(requested).protocol(), error);
-    id = run.trace.socket_created("server", Protocol::tcp, requested.address.family());
-    // SO_REUSEADDR on purpose: a listener should be able to restart while old connections
-    // of the same port sit in TIME-WAIT (lab 06 shows what happens without it).
-    if (!error) acceptor.set_option(tcp::acceptor::reuse_address(true), error);
-    if (!error) acceptor.bind(labkit::to_tcp_endpoint(requested), error);
-    if (error) {
-        run.trace.call_failed("server", id, "bind", error);
-        exit_code = run.lab.bind_failed(requested, error);
+    run.see.step(fmt::format("server: socket(), bind({}), listen()", requested.to_string()));
+    auto opened = labkit::open_tcp_listener(run.see, io, run.server_host, requested, {{}, "/listener"}, {{}, "/listener"});
+    if (!opened.listener) {
+        exit_code = run.lab.bind_failed(requested, opened.error);
         return std::nullopt;
     }
-    const auto bound = labkit::to_endpoint(acceptor.local_endpoint());
-    run.trace.bound("server", id, bound, requested.port == 0 ? trace::BindHow::bind_zero : trace::BindHow::explicit_port,
-                    "SO_REUSEADDR set");
-    acceptor.listen(asio::socket_base::max_listen_connections);
-    run.trace.listening("server", id, asio::socket_base::max_listen_connections);
-    run.trace.state_changed("server", id, TcpState::closed, TcpState::listen, "listen() called");
-
-    run.say.kernel(requested.port == 0 ? fmt::format("bound to {}: port 0 asked the kernel to choose, it chose {}",
-                                                     bound.to_string(), bound.port)
-                                       : fmt::format("bound to {}, listening", bound.to_string()));
+    const auto port = opened.listener->acceptor.local_endpoint().port();
     run.say.note("The listening socket has no peer. It never carries data: it only hands out new sockets.");
-    run.say.see_it_yourself(fmt::format("ss -tlnp 'sport = :{}'   or   lsof -nP -iTCP:{} -sTCP:LISTEN", bound.port, bound.port));
-    run.facts["listener"] = {{"local", endpoint_json(bound)}, {"port_requested", requested.port}};
-    return acceptor;
+    run.say.see_it_yourself(fmt::format("ss -tlnp 'sport = :{}'   or   lsof -nP -iTCP:{} -sTCP:LISTEN", port, port));
+    run.facts()["listener"]["port_requested"] = requested.port;
+    return std::move(opened.listener);
 }
 
 // Step: connect() from a socket that never called bind().
-awaitable<std::optional<tcp::socket>> connect_client(Run& run, const Endpoint& server, trace::SocketId& id) {
-    run.say.step(fmt::format("client: socket(), connect({}) without bind()", server.to_string()));
+awaitable<std::optional<Connection>> connect_client(Run& run, const Endpoint& server) {
+    run.see.step(fmt::format("client: socket(), connect({}) without bind()", server.to_string()));
     tcp::socket client(co_await asio::this_coro::executor);
-    id = run.trace.socket_created("client", Protocol::tcp, server.address.family());
-    run.trace.connect_started("client", id, server);
+    const auto ref = run.see.open(run.client_host, Protocol::tcp, server.address.family());
+    run.see.record(Connecting{ref, server}, {"", "/client"});
     run.waiting_for = "connect() to " + server.to_string();
     auto [error] = co_await client.async_connect(labkit::to_tcp_endpoint(server), no_throw);
     if (error) {
-        run.trace.call_failed("client", id, "connect", error);
-        run.say.kernel(labkit::describe_error(error));
-        run.facts["connect_error"] = labkit::errno_name(error);
+        run.see.record(Failed{ref, "connect", error}, {labkit::describe_error(error), {}});
+        run.see.record(Closed{ref}, quietly);
+        run.facts()["connect_error"] = labkit::errno_name(error);
         co_return std::nullopt;
     }
+    // connect() on an unbound socket bound it first, to a port of the kernel's choice.
     const auto local = labkit::to_endpoint(client.local_endpoint());
-    if (run.ephemeral && run.ephemeral->contains(local.port))
-        run.trace.ephemeral_assigned("client", id, local.port, *run.ephemeral);
-    run.trace.state_changed("client", id, TcpState::syn_sent, TcpState::established, "handshake done: SYN, SYN-ACK, ACK");
+    run.see.record(Bound{ref, local, trace::BindHow::ephemeral, run.ephemeral},
+                   {fmt::format("connected: the client's socket is {} -> {}", local.to_string(), server.to_string()),
+                    "/client"});
+    run.see.read_state(ref, client.native_handle());  // ESTABLISHED, as TCP_INFO reports it
 
-    run.say.kernel(fmt::format("connected: the client's socket is {} -> {}", local.to_string(), server.to_string()));
     const bool in_range = run.ephemeral && run.ephemeral->contains(local.port);
     if (run.ephemeral)
         run.say.note(fmt::format("Port {} is an ephemeral port: the kernel picked it from {} ({}).", local.port,
                                  run.ephemeral->to_string(), in_range ? "it lies inside" : "it lies OUTSIDE"));
     run.say.see_it_yourself(fmt::format("ss -tnp 'sport = :{}'", local.port));
-    run.facts["client"] = {{"local", endpoint_json(local)}, {"remote", endpoint_json(server)},
-                           {"port_in_ephemeral_range", run.ephemeral ? json(in_range) : json(nullptr)}};
-    co_return client;
+    run.facts()["client"]["port_in_ephemeral_range"] = run.ephemeral ? json(in_range) : json(nullptr);
+    co_return Connection{std::move(client), ref};
 }
 
 // Step: accept(). The handshake already happened in the kernel; accept() only takes the
 // finished connection from the listener's queue.
-awaitable<tcp::socket> accept_one(Run& run, tcp::acceptor& acceptor, trace::SocketId listener_id,
-                                  trace::SocketId& accepted_id) {
-    const auto listening = labkit::to_endpoint(acceptor.local_endpoint());
-    run.say.step("server: accept()");
+awaitable<Connection> accept_one(Run& run, Listener& listener) {
+    const auto listening = labkit::to_endpoint(listener.acceptor.local_endpoint());
+    run.see.step("server: accept()");
     run.waiting_for = "a client to connect to " + listening.to_string();
-    tcp::socket accepted = co_await acceptor.async_accept(use_awaitable);
+    tcp::socket accepted = co_await listener.acceptor.async_accept(use_awaitable);
     const FourTuple seen{labkit::to_endpoint(accepted.local_endpoint()), labkit::to_endpoint(accepted.remote_endpoint())};
-    accepted_id = run.trace.accepted("server", listener_id, seen);
+    const auto ref = run.see.record(
+        labkit::fact::Accepted{listener.ref, seen},
+        {fmt::format("a NEW socket {} -> {}; the listener stays as it was", seen.local.to_string(), seen.remote.to_string()),
+         "/accepted"});
+    run.see.read_state(ref, accepted.native_handle());
 
     const bool same_port = seen.local.port == listening.port;
-    run.say.kernel(fmt::format("a NEW socket {} -> {}; the listener stays as it was", seen.local.to_string(),
-                               seen.remote.to_string()));
     run.say.note(fmt::format("Its local port is {}: {} the listener's. Port {} now names two sockets; the kernel tells",
                              seen.local.port, same_port ? "the same as" : "NOT the same as", listening.port));
     run.say.note("their packets apart by the whole 4-tuple (local address, local port, peer address, peer port).");
-    run.facts["accepted"] = {{"local", endpoint_json(seen.local)}, {"remote", endpoint_json(seen.remote)},
-                             {"same_local_port_as_listener", same_port}};
-    co_return accepted;
+    run.facts()["accepted"]["same_local_port_as_listener"] = same_port;
+    co_return Connection{std::move(accepted), ref};
 }
 
 // Step: one message each way, over the one pair of ports.
@@ -232,9 +248,9 @@ awaitable<std::string> send_and_receive(tcp::socket& from, tcp::socket& to, std:
 
 json message_json(std::string_view from, const tcp::socket& sender, const tcp::socket& receiver, const std::string& text) {
     return {{"from", from}, {"text", text}, {"bytes", text.size()},
-            {"sender_local", endpoint_json(labkit::to_endpoint(sender.local_endpoint()))},
-            {"receiver_local", endpoint_json(labkit::to_endpoint(receiver.local_endpoint()))},
-            {"receiver_remote", endpoint_json(labkit::to_endpoint(receiver.remote_endpoint()))}};
+            {"sender_local", labkit::json_of(labkit::to_endpoint(sender.local_endpoint()))},
+            {"receiver_local", labkit::json_of(labkit::to_endpoint(receiver.local_endpoint()))},
+            {"receiver_remote", labkit::json_of(labkit::to_endpoint(receiver.remote_endpoint()))}};
 }
 
 void narrate_message(Run& run, std::string_view from, std::string_view to, const tcp::socket& receiver,
@@ -243,6 +259,20 @@ void narrate_message(Run& run, std::string_view from, std::string_view to, const
     const auto remote = labkit::to_endpoint(receiver.remote_endpoint());
     run.say.kernel(fmt::format("{} received \"{}\" ({} bytes) from {} on {}", to, text, text.size(), remote.to_string(), local.to_string()));
     run.say.note(fmt::format("({} -> {}: source port {}, destination port {})", from, to, remote.port, local.port));
+}
+
+// Step: one message each way over the same connection.
+awaitable<void> exchange_messages(Run& run, Connection& client, Connection& server, Port listening_port) {
+    run.see.step("one message each way over the same connection");
+    run.facts()["messages"] = json::array();
+    const auto request = co_await send_and_receive(client.socket, server.socket, client_says);
+    narrate_message(run, "client", "server", server.socket, request);
+    run.facts()["messages"].push_back(message_json("client", client.socket, server.socket, request));
+    const auto reply = co_await send_and_receive(server.socket, client.socket, server_says);
+    narrate_message(run, "server", "client", client.socket, reply);
+    run.facts()["messages"].push_back(message_json("server", server.socket, client.socket, reply));
+    run.say.note("Both directions use the same two ports, swapped: one connection, one 4-tuple.");
+    run.say.see_it_yourself(fmt::format("sudo tcpdump -ni lo -A 'tcp port {}'   (then run the lab again)", listening_port));
 }
 
 // Reads until the peer's FIN: read() returning 0 bytes is TCP's end of file.
@@ -254,19 +284,18 @@ awaitable<bool> read_end_of_file(tcp::socket& socket) {
 
 // The last steps: the closer closes, the other side reads end of file and closes
 // too; then the kernel shows who is left in TIME-WAIT.
-awaitable<void> close_and_find_time_wait(Run& run, tcp::socket& closer, trace::SocketId closer_id,
-                                         std::string_view closer_name, tcp::socket& passive, trace::SocketId passive_id,
+awaitable<void> close_and_find_time_wait(Run& run, Connection& closer, std::string_view closer_name, Connection& passive,
                                          std::string_view passive_name) {
-    const FourTuple closer_side{labkit::to_endpoint(closer.local_endpoint()), labkit::to_endpoint(closer.remote_endpoint())};
+    const FourTuple closer_side = closer.four_tuple();
     const FourTuple passive_side = closer_side.reversed();
 
-    run.say.step(fmt::format("{}: close() first (the active close); {} reads until end of file", closer_name, passive_name));
-    closer.close();
-    run.trace.state_changed(closer_name, closer_id, TcpState::established, TcpState::fin_wait_1, "close() called: FIN sent");
+    run.see.step(fmt::format("{}: close() first (the active close); {} reads until end of file", closer_name, passive_name));
+    closer.socket.close();
+    run.see.record(Closed{closer.ref}, quietly);
     run.waiting_for = std::string(passive_name) + " to see end of file";
-    const bool eof = co_await read_end_of_file(passive);
-    const auto after_fin = kernel_view(closer_side);
-    run.trace.state_changed(passive_name, passive_id, TcpState::established, TcpState::close_wait, "FIN received: read() returned 0");
+    const bool eof = co_await read_end_of_file(passive.socket);
+    run.see.read_state(passive.ref, passive.socket.native_handle());  // CLOSE-WAIT
+    const auto after_fin = co_await settled_after_fin(run, closer_side);
     run.say.kernel(fmt::format("{}'s read() returned {}: the FIN arrived", passive_name, eof ? "0 bytes (end of file)" : "an error"));
     run.say.kernel(fmt::format("now {} is {} and {} is {}", closer_name, state_of(after_fin, closer_side), passive_name,
                                state_of(after_fin, passive_side)));
@@ -276,17 +305,11 @@ awaitable<void> close_and_find_time_wait(Run& run, tcp::socket& closer, trace::S
         run.say.note(fmt::format("FIN-WAIT-2: {}'s FIN was acknowledged; it waits for {}'s FIN.", closer_name, passive_name));
     run.say.see_it_yourself(fmt::format("ss -tan '( sport = :{} or dport = :{} )'", closer_side.local.port, closer_side.local.port));
 
-    run.say.step(fmt::format("{}: close() second (the passive close)", passive_name));
-    passive.close();
-    run.trace.state_changed(passive_name, passive_id, TcpState::close_wait, TcpState::last_ack, "close() called: FIN sent");
-    const auto settled = co_await settled_after_close(closer_side);
-    const auto closer_entry = side_of(settled, closer_side);
+    run.see.step(fmt::format("{}: close() second (the passive close)", passive_name));
+    passive.socket.close();
+    run.see.record(Closed{passive.ref}, quietly);
+    const auto settled = co_await settled_after_close(run, closer_side);
     const auto passive_entry = side_of(settled, passive_side);
-    if (closer_entry && closer_entry->tcp_state() == TcpState::time_wait)
-        run.trace.state_changed(closer_name, closer_id, TcpState::fin_wait_1, TcpState::time_wait, "the kernel lists it in TIME-WAIT");
-    if (!passive_entry) run.trace.state_changed(passive_name, passive_id, TcpState::last_ack, TcpState::closed, "last ACK received");
-    run.trace.closed(closer_name, closer_id);
-    run.trace.closed(passive_name, passive_id);
 
     print_view(run, settled);
     std::string owner = "nobody";
@@ -301,13 +324,24 @@ awaitable<void> close_and_find_time_wait(Run& run, tcp::socket& closer, trace::S
     run.say.see_it_yourself(fmt::format("ss -tan state time-wait '( sport = :{} or dport = :{} )'", closer_side.local.port,
                                         closer_side.local.port));
 
-    run.facts["close"] = {{"active_closer", closer_name},
-                          {"passive_saw_end_of_file", eof},
-                          {"after_fin", {{"closer_state", state_of(after_fin, closer_side)},
-                                         {"passive_state", state_of(after_fin, passive_side)}}},
-                          {"after_both_closed", view_json(settled)},
-                          {"time_wait_side", owner == "nobody" ? json(nullptr) : json(owner)},
-                          {"passive_state_after_close", passive_entry ? passive_entry->state_name() : "gone"}};
+    run.facts()["close"] = {{"active_closer", closer_name},
+                            {"passive_saw_end_of_file", eof},
+                            {"after_fin", {{"closer_state", state_of(after_fin, closer_side)},
+                                           {"passive_state", state_of(after_fin, passive_side)}}},
+                            {"after_both_closed", view_json(settled)},
+                            {"time_wait_side", owner == "nobody" ? json(nullptr) : json(owner)},
+                            {"passive_state_after_close", passive_entry ? passive_entry->state_name() : "gone"}};
+}
+
+// Step: the listener goes; whatever sits in TIME-WAIT stays.
+void close_listener(Run& run, Listener& listener) {
+    const auto port = listener.acceptor.local_endpoint().port();
+    run.see.step("server: close the listening socket");
+    listener.acceptor.close();
+    run.see.record(Closed{listener.ref},
+                   {fmt::format("the listener is gone; nothing in this process holds port {} any more", port), {}});
+    run.say.note("Whatever sits in TIME-WAIT stays in the kernel's table; lab 06 shows when it blocks a new bind().");
+    run.say.see_it_yourself(fmt::format("ss -tlnp 'sport = :{}'   (nothing listens)   and   ss -tan state time-wait", port));
 }
 
 // ---- the three ways to run --------------------------------------------------------------
@@ -315,137 +349,109 @@ awaitable<void> close_and_find_time_wait(Run& run, tcp::socket& closer, trace::S
 // Both halves in one process: the whole story, in order.
 awaitable<int> both_halves(Run& run) {
     auto& io = static_cast<asio::io_context&>((co_await asio::this_coro::executor).context());
-    trace::SocketId listener_id, client_id, accepted_id;
     int exit_code = labkit::exit_ok;
-    auto acceptor = open_listener(run, io, listener_id, exit_code);
-    if (!acceptor) co_return exit_code;
-    const auto listening = labkit::to_endpoint(acceptor->local_endpoint());
+    auto listener = open_listener(run, io, exit_code);
+    if (!listener) co_return exit_code;
+    const auto listening = labkit::to_endpoint(listener->acceptor.local_endpoint());
 
-    auto client = co_await connect_client(run, listening, client_id);
+    auto client = co_await connect_client(run, listening);
     if (!client) co_return run.lab.failure("the client could not connect to the lab's own server");
-    const FourTuple client_side{labkit::to_endpoint(client->local_endpoint()), listening};
-    const auto queued = kernel_view(client_side, listening.port);
-    for (const auto& socket : queued)
+    for (const auto& socket : kernel_view(run, client->four_tuple(), listening.port))
         if (socket.tcp_state() == TcpState::listen) {
             run.say.note(fmt::format("connect() returned before the server called accept(): the kernel finished the"));
             run.say.note(fmt::format("handshake by itself and queued the connection (the listener's Recv-Q is {}).", socket.recv_q));
-            run.facts["accept_queue_before_accept"] = socket.recv_q;
+            run.facts()["accept_queue_before_accept"] = socket.recv_q;
         }
 
-    auto accepted = co_await accept_one(run, *acceptor, listener_id, accepted_id);
-    const auto all = kernel_view(client_side, listening.port);
+    auto accepted = co_await accept_one(run, *listener);
+    const auto all = kernel_view(run, client->four_tuple(), listening.port);
     run.say.note("The kernel's table now holds three sockets for this lab:");
     print_view(run, all);
     run.say.see_it_yourself(fmt::format("ss -tanp '( sport = :{} or dport = :{} )'", listening.port, listening.port));
-    run.facts["kernel_sockets_after_accept"] = view_json(all);
+    run.facts()["kernel_sockets_after_accept"] = view_json(all);
 
-    run.say.step("one message each way over the same connection");
-    run.facts["messages"] = json::array();
-    const auto request = co_await send_and_receive(*client, accepted, client_says);
-    narrate_message(run, "client", "server", accepted, request);
-    run.facts["messages"].push_back(message_json("client", *client, accepted, request));
-    const auto reply = co_await send_and_receive(accepted, *client, server_says);
-    narrate_message(run, "server", "client", *client, reply);
-    run.facts["messages"].push_back(message_json("server", accepted, *client, reply));
-    run.say.note("Both directions use the same two ports, swapped: one connection, one 4-tuple.");
-    run.say.see_it_yourself(fmt::format("sudo tcpdump -ni lo -A 'tcp port {}'   (then run the lab again)", listening.port));
-
+    co_await exchange_messages(run, *client, accepted, listening.port);
     if (run.closer == "client")
-        co_await close_and_find_time_wait(run, *client, client_id, "client", accepted, accepted_id, "server");
+        co_await close_and_find_time_wait(run, *client, "client", accepted, "server");
     else
-        co_await close_and_find_time_wait(run, accepted, accepted_id, "server", *client, client_id, "client");
-
-    run.say.step("server: close the listening socket");
-    acceptor->close();
-    run.trace.closed("server", listener_id);
-    run.say.kernel(fmt::format("the listener is gone; nothing in this process holds port {} any more", listening.port));
-    run.say.note("Whatever sits in TIME-WAIT stays in the kernel's table; lab 06 shows when it blocks a new bind().");
-    run.say.see_it_yourself(fmt::format("ss -tlnp 'sport = :{}'   (nothing listens)   and   ss -tan state time-wait", listening.port));
+        co_await close_and_find_time_wait(run, accepted, "server", *client, "client");
+    close_listener(run, *listener);
     co_return labkit::exit_ok;
 }
 
 // Terminal 1: only the server. Waits for one client, answers it, closes.
 awaitable<int> serve_only(Run& run) {
     auto& io = static_cast<asio::io_context&>((co_await asio::this_coro::executor).context());
-    trace::SocketId listener_id, accepted_id;
     int exit_code = labkit::exit_ok;
-    auto acceptor = open_listener(run, io, listener_id, exit_code);
-    if (!acceptor) co_return exit_code;
-    const auto listening = labkit::to_endpoint(acceptor->local_endpoint());
+    auto listener = open_listener(run, io, exit_code);
+    if (!listener) co_return exit_code;
+    const auto listening = labkit::to_endpoint(listener->acceptor.local_endpoint());
     run.say.note(fmt::format("In a second terminal: lab02_tcp_listen_connect --connect {}", listening.to_string()));
 
-    auto accepted = co_await accept_one(run, *acceptor, listener_id, accepted_id);
-    acceptor->close();  // one client is the whole story; nobody else may connect now
-    run.trace.closed("server", listener_id);
+    auto accepted = co_await accept_one(run, *listener);
+    listener->acceptor.close();  // one client is the whole story; nobody else may connect now
+    run.see.record(Closed{listener->ref}, quietly);
 
-    run.say.step("read the client's message, answer it");
-    run.say.see_it_yourself(fmt::format("ss -tnp 'sport = :{}'", labkit::to_endpoint(accepted.local_endpoint()).port));
+    run.see.step("read the client's message, answer it");
+    const auto side = accepted.four_tuple();
+    run.say.see_it_yourself(fmt::format("ss -tnp 'sport = :{}'", side.local.port));
     std::string request(client_says.size(), '\0');
     run.waiting_for = "the client's message";
-    co_await asio::async_read(accepted, asio::buffer(request), use_awaitable);
-    run.say.kernel(fmt::format("received \"{}\" from {}", request, labkit::to_endpoint(accepted.remote_endpoint()).to_string()));
-    co_await asio::async_write(accepted, asio::buffer(server_says), use_awaitable);
+    co_await asio::async_read(accepted.socket, asio::buffer(request), use_awaitable);
+    run.say.kernel(fmt::format("received \"{}\" from {}", request, side.remote.to_string()));
+    co_await asio::async_write(accepted.socket, asio::buffer(server_says), use_awaitable);
     run.say.kernel(fmt::format("sent \"{}\" back over the same connection", server_says));
 
-    const auto remote = labkit::to_endpoint(accepted.remote_endpoint());
     if (run.closer == "server") {
-        run.say.step("server: close() first (the active close)");
-        const FourTuple side{labkit::to_endpoint(accepted.local_endpoint()), remote};
-        accepted.close();
-        run.trace.closed("server", accepted_id);
-        const auto settled = co_await settled_after_close(side);
-        run.facts["close"] = {{"active_closer", "server"}, {"after_both_closed", view_json(settled)}};
-        say_who_waits(run, settled, side, "server");
+        run.see.step("server: close() first (the active close)");
     } else {
-        run.say.step("wait for the client to close first, then close");
+        run.see.step("wait for the client to close first, then close");
         run.waiting_for = "the client to close";
-        const FourTuple side{labkit::to_endpoint(accepted.local_endpoint()), remote};
-        const bool eof = co_await read_end_of_file(accepted);
+        const bool eof = co_await read_end_of_file(accepted.socket);
+        run.see.read_state(accepted.ref, accepted.socket.native_handle());
         run.say.kernel(eof ? "read() returned 0 bytes: the client's FIN arrived (we are in CLOSE-WAIT)" : "the read failed");
-        accepted.close();
-        run.trace.closed("server", accepted_id);
-        const auto settled = co_await settled_after_close(side);
-        run.facts["close"] = {{"active_closer", "client"}, {"after_both_closed", view_json(settled)}};
-        say_who_waits(run, settled, side, "server");
     }
+    accepted.socket.close();
+    run.see.record(Closed{accepted.ref}, quietly);
+    const auto settled = co_await settled_after_close(run, side);
+    run.facts()["close"] = {{"active_closer", run.closer}, {"after_both_closed", view_json(settled)}};
+    say_who_waits(run, settled, side, "server");
     run.say.see_it_yourself("ss -tan state time-wait");
     co_return labkit::exit_ok;
 }
 
 // Terminal 2: only the client.
 awaitable<int> connect_only(Run& run, const Endpoint& server) {
-    trace::SocketId client_id;
-    auto client = co_await connect_client(run, server, client_id);
-    if (!client) co_return run.lab.failure("connect to " + server.to_string() + " failed: " + run.facts["connect_error"].get<std::string>() +
+    auto client = co_await connect_client(run, server);
+    if (!client) co_return run.lab.failure("connect to " + server.to_string() + " failed: " + run.facts()["connect_error"].get<std::string>() +
                                            " (is lab02_tcp_listen_connect --serve running there?)");
-    const FourTuple side{labkit::to_endpoint(client->local_endpoint()), server};
-    const auto seen = kernel_view(side);
-    if (const auto other = side_of(seen, side.reversed())) {
+    const auto side = client->four_tuple();
+    if (const auto other = side_of(kernel_view(run, side), side.reversed())) {
         run.say.note("The server's accepted socket, as the kernel lists it:");
         print_view(run, {*other});
     }
 
-    run.say.step("send a message, read the answer");
+    run.see.step("send a message, read the answer");
     run.say.see_it_yourself(fmt::format("ss -tnp 'sport = :{}'", side.local.port));
-    co_await asio::async_write(*client, asio::buffer(client_says), use_awaitable);
+    co_await asio::async_write(client->socket, asio::buffer(client_says), use_awaitable);
     std::string reply(server_says.size(), '\0');
     run.waiting_for = "the server's answer";
-    co_await asio::async_read(*client, asio::buffer(reply), use_awaitable);
+    co_await asio::async_read(client->socket, asio::buffer(reply), use_awaitable);
     run.say.kernel(fmt::format("received \"{}\" from {} on {}", reply, server.to_string(), side.local.to_string()));
 
     if (run.closer == "client") {
-        run.say.step("client: close() first (the active close)");
-        client->close();
+        run.see.step("client: close() first (the active close)");
     } else {
-        run.say.step("wait for the server to close first, then close");
+        run.see.step("wait for the server to close first, then close");
         run.waiting_for = "the server to close";
-        const bool eof = co_await read_end_of_file(*client);
+        const bool eof = co_await read_end_of_file(client->socket);
+        run.see.read_state(client->ref, client->socket.native_handle());
         run.say.kernel(eof ? "read() returned 0 bytes: the server's FIN arrived" : "the read failed");
-        client->close();
     }
-    run.trace.closed("client", client_id);
-    const auto settled = co_await settled_after_close(side);
-    run.facts["close"] = {{"active_closer", run.closer}, {"after_both_closed", view_json(settled)}};
+    client->socket.close();
+    run.see.record(Closed{client->ref}, quietly);
+    const auto settled = co_await settled_after_close(run, side);
+    run.facts()["close"] = {{"active_closer", run.closer}, {"after_both_closed", view_json(settled)}};
     say_who_waits(run, settled, side, "client");
     run.say.see_it_yourself("ss -tan state time-wait");
     co_return labkit::exit_ok;
@@ -480,11 +486,18 @@ int main(int argc, char** argv) {
             server = *parsed;
         }
 
-        Run run{lab, lab.narrate(), lab.trace(), closer, std::nullopt, json::object(), "the start"};
+        auto& see = lab.observer();
+        Run run{lab, lab.narrate(), see, closer, std::nullopt, "the start"};
         if (auto range = read_ephemeral_range()) run.ephemeral = *range;
-        run.facts = {{"lab", lab.name()}, {"mode", serve ? "serve" : server ? "connect" : "both"}, {"closer", closer},
-                     {"ephemeral_range", run.ephemeral ? json{{"low", run.ephemeral->low}, {"high", run.ephemeral->high}}
-                                                       : json(nullptr)}};
+        // One kernel, two hosts of the story: the server's address is --bind, the client's
+        // the loopback address of the same family.
+        const auto server_address = server ? server->address : lab.server().bind;
+        const auto client_address = server_address.is_v4() ? IpAddress::loopback_v4() : IpAddress::loopback_v6();
+        if (!server) run.server_host = see.declare({"server", {server_address}, "server"});
+        if (!serve) run.client_host = see.declare({"client", {client_address}, "client"});
+        see.document().update({{"lab", lab.name()}, {"mode", serve ? "serve" : server ? "connect" : "both"}, {"closer", closer},
+                               {"ephemeral_range", run.ephemeral ? json{{"low", run.ephemeral->low}, {"high", run.ephemeral->high}}
+                                                                 : json(nullptr)}});
         run.say.title("Lab 02: a TCP server listens, a client connects");
 
         // --- Run the chosen half (or both) on one io_context, bounded in time ------------
@@ -505,7 +518,7 @@ int main(int argc, char** argv) {
         if (*result != labkit::exit_ok) return *result;
 
         run.say.blank_line();
-        if (lab.json()) lab.print_json(run.facts);
+        if (lab.json()) lab.print_json(run.facts());
         return labkit::exit_ok;
     });
 }

@@ -14,9 +14,10 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <type_traits>
 #include <chrono>
 #include <map>
+#include <optional>
+#include <type_traits>
 #include <string>
 #include <vector>
 
@@ -26,6 +27,7 @@
 
 #include "labkit/labkit.hpp"
 #include "labkit/netns.hpp"
+#include "labkit/observe.hpp"
 #include "portlab/ports.hpp"
 
 using namespace portlab;
@@ -86,55 +88,201 @@ std::string most_common_gaps(const PortPattern& pattern) {
     return text.empty() ? "-" : text;
 }
 
+// ---- what the lab holds and records ---------------------------------------------------
+
+using labkit::fact::Bound;
+using labkit::fact::Closed;
+using labkit::fact::Connecting;
+using labkit::fact::Failed;
+using labkit::fact::Listening;
+using labkit::quietly;
+
+// A socket the lab holds, with the name the trace gives it.
+template <class Socket>
+struct Held {
+    Socket socket;
+    labkit::SocketRef ref;
+};
+
+// Everything a run shares: the lab, its voice, what it observed, the hosts of the story.
+struct Run {
+    labkit::Lab& lab;
+    labkit::Narrator& say;
+    labkit::Observer& see;
+    labkit::Host server, client, netns;
+    json& facts() { return see.document(); }
+};
+
+// The host's sockets of steps 2 and 3, kept open until step 4 so that a pause (--step)
+// shows them all to ss.
+struct HostSockets {
+    std::optional<Held<tcp::acceptor>> listener;
+    std::vector<Held<tcp::socket>> clients, accepted, compare_tcp;
+    std::vector<Held<udp::socket>> compare_udp;
+};
+
+// ---- step 1: the range --------------------------------------------------------------------
+
+Result<PortRange> read_range(Run& run) {
+    run.see.step("read the ephemeral range from /proc/sys/net/ipv4/ip_local_port_range");
+    auto range = read_ephemeral_range();
+    if (!range) return range;
+    run.say.kernel(fmt::format("{} ({} ports; {} even, {} odd)", range->to_string(), range->size(),
+                               (range->size() + (range->low % 2 == 0 ? 1 : 0)) / 2,
+                               (range->size() + (range->low % 2 == 1 ? 1 : 0)) / 2));
+    run.say.see_it_yourself("sysctl net.ipv4.ip_local_port_range");
+    run.facts()["ephemeral_range"] = {{"low", range->low}, {"high", range->high}, {"size", range->size()}};
+    return range;
+}
+
 // ---- step 2: N connections to one server ---------------------------------------------
 
+// socket(), bind(), listen() for the server of step 2; the error when bind() fails.
+std::error_code open_listener(Run& run, asio::io_context& io, HostSockets& held) {
+    auto opened = labkit::open_tcp_listener(run.see, io, run.server, run.lab.server().endpoint(), quietly, quietly);
+    if (opened.listener) held.listener.emplace(std::move(opened.listener->acceptor), opened.listener->ref);
+    return opened.error;
+}
+
 // The server half, as in Asio's echo examples: accept until it has `count` sockets.
-awaitable<void> accept_all(tcp::acceptor& acceptor, std::vector<tcp::socket>& accepted, int count) {
-    while (static_cast<int>(accepted.size()) < count) accepted.push_back(co_await acceptor.async_accept(use_awaitable));
+awaitable<void> accept_all(Run& run, Held<tcp::acceptor>& listener, std::vector<Held<tcp::socket>>& accepted, int count) {
+    while (static_cast<int>(accepted.size()) < count) {
+        auto socket = co_await listener.socket.async_accept(use_awaitable);
+        const FourTuple seen{labkit::to_endpoint(socket.local_endpoint()), labkit::to_endpoint(socket.remote_endpoint())};
+        const auto ref = run.see.record(labkit::fact::Accepted{listener.ref, seen}, quietly);
+        accepted.push_back({std::move(socket), ref});
+    }
 }
 
 // The client half: connect() `count` fresh sockets, never calling bind().
-awaitable<void> connect_all(const tcp::endpoint server, std::vector<tcp::socket>& clients, int count,
-                            std::error_code& failure) {
+awaitable<void> connect_all(Run& run, const Endpoint server, PortRange range, std::vector<Held<tcp::socket>>& clients,
+                            int count, std::error_code& failure) {
     auto executor = co_await asio::this_coro::executor;
     for (int i = 0; i < count; ++i) {
         tcp::socket socket(executor);
-        auto [error] = co_await socket.async_connect(server, no_throw);
+        const auto ref = run.see.open(run.client, Protocol::tcp, server.address.family());
+        run.see.record(Connecting{ref, server}, quietly);
+        auto [error] = co_await socket.async_connect(labkit::to_tcp_endpoint(server), no_throw);
         if (error) {
+            run.see.record(Failed{ref, "connect", error}, quietly);
+            run.see.record(Closed{ref}, quietly);
             failure = error;
             co_return;
         }
-        clients.push_back(std::move(socket));
+        // connect() bound the socket first, to a port of the kernel's choice.
+        run.see.record(Bound{ref, labkit::to_endpoint(socket.local_endpoint()), trace::BindHow::ephemeral, range}, quietly);
+        run.see.read_state(ref, socket.native_handle());
+        clients.push_back({std::move(socket), ref});
     }
+}
+
+// Step 2: the ports the kernel gave `count` connections to one server, in order.
+Result<std::vector<Port>> connect_many(Run& run, asio::io_context& io, HostSockets& held, PortRange range, int count) {
+    const auto server = labkit::to_endpoint(held.listener->socket.local_endpoint());
+    run.see.step(fmt::format("open {} connections to {}, each from a new socket that never called bind()", count, server.to_string()));
+    std::error_code connect_error;
+    asio::co_spawn(io, accept_all(run, *held.listener, held.accepted, count), asio::detached);
+    asio::co_spawn(io, connect_all(run, server, range, held.clients, count, connect_error), asio::detached);
+    io.run_for(std::chrono::seconds(20));
+    io.restart();
+    if (connect_error) return fail("connect() failed: " + labkit::describe_error(connect_error));
+    if (static_cast<int>(held.accepted.size()) != count) return fail("the connections did not finish in 20 s");
+
+    std::vector<Port> ports;
+    for (const auto& client : held.clients) ports.push_back(client.socket.local_endpoint().port());
+    const auto pattern = pattern_of(ports, range);
+    const std::size_t shown = ports.size() <= 20 ? ports.size() : 10;
+    for (std::size_t i = 0; i < shown; ++i)
+        run.say.kernel(fmt::format("connection {:>4}: port {:<5} {:<4} {}", i + 1, ports[i], parity_of(ports[i]),
+                                   i == 0 ? "" : fmt::format("gap {:+}", int{ports[i]} - int{ports[i - 1]})));
+    if (shown < ports.size()) run.say.note(fmt::format("... {} more (use --json for all)", ports.size() - shown));
+    run.say.fact("range", pattern.outside_range == 0 ? fmt::format("all {} ports lie in {}", ports.size(), range.to_string())
+                                                     : fmt::format("{} ports lie OUTSIDE {}", pattern.outside_range, range.to_string()));
+    run.say.fact("parity", fmt::format("{} even, {} odd", pattern.even, pattern.odd));
+    run.say.fact("order", fmt::format("{} steps up, {} steps down; most common gaps: {}", pattern.increasing,
+                                      pattern.decreasing, most_common_gaps(pattern)));
+    run.say.note("Linux's connect() hashes the destination with a secret into a starting offset, then walks the");
+    run.say.note("range in steps of 2 from an even port, leaving odd ports for bind(0) (RFC 6056 section 3.3.4,");
+    run.say.note("'double-hash'; net/ipv4/inet_hashtables.c, __inet_hash_connect). The next connect() to the same");
+    run.say.note("destination starts a little further on (plus a small random step), so the ports rise:");
+    run.say.note("predictable per destination, not globally.");
+    run.say.see_it_yourself(fmt::format("ss -tn 'dport = :{}'", server.port));
+    run.facts()["server"] = {{"address", server.address.to_string()}, {"port", server.port}};
+    run.facts()["connections"] = pattern_json(ports, range);
+    run.facts()["accepted_local_ports"] = json::array();
+    for (const auto& socket : held.accepted) run.facts()["accepted_local_ports"].push_back(socket.socket.local_endpoint().port());
+    return ports;
 }
 
 // ---- step 3: connect() versus bind(0), TCP and UDP -----------------------------------
 
+// `count` sockets of one kind, all kept open (so no port is reused): connect() to the
+// server, or bind() to port 0. Returns the ports the kernel chose.
 template <class Protocol>
-std::vector<Port> ports_from(asio::io_context& io, bool use_connect, const typename Protocol::endpoint& server, int count,
-                             labkit::TraceRecorder& trace, PortRange range) {
-    std::vector<typename Protocol::socket> sockets;  // all open at once, so no port is reused
+std::vector<Port> ports_from(Run& run, asio::io_context& io, bool use_connect, const Endpoint& server, int count,
+                             std::vector<Held<typename Protocol::socket>>& kept) {
+    constexpr auto protocol = std::is_same_v<Protocol, tcp> ? portlab::Protocol::tcp : portlab::Protocol::udp;
+    typename Protocol::endpoint target{labkit::to_asio_address(server.address), server.port};
     std::vector<Port> ports;
-    const auto protocol = std::is_same_v<Protocol, tcp> ? portlab::Protocol::tcp : portlab::Protocol::udp;
     for (int i = 0; i < count; ++i) {
-        typename Protocol::socket socket(io, server.protocol());
-        const auto id = trace.socket_created("client", protocol, server.address().is_v4() ? IpFamily::v4 : IpFamily::v6);
+        typename Protocol::socket socket(io, target.protocol());
+        const auto ref = run.see.open(run.client, protocol, server.address.family());
         if (use_connect) {
             // For UDP, connect() sends nothing: it only fixes the peer, and binds a port first.
-            socket.connect(server);
-            trace.connect_started("client", id, labkit::to_endpoint(server));
+            run.see.record(Connecting{ref, server}, quietly);
+            socket.connect(target);
         } else {
-            socket.bind({server.address(), 0});
+            socket.bind({target.address(), 0});
         }
-        const auto port = socket.local_endpoint().port();
-        if (use_connect && range.contains(port))
-            trace.ephemeral_assigned("client", id, port, range,
-                                     protocol == portlab::Protocol::tcp ? "linux-hash-connect" : "linux-udp-random");
-        if (!use_connect) trace.bound("client", id, {labkit::to_ip_address(server.address()), port}, trace::BindHow::bind_zero);
-        ports.push_back(port);
-        sockets.push_back(std::move(socket));
+        const auto local = labkit::to_endpoint(socket.local_endpoint());
+        run.see.record(Bound{ref, local, use_connect ? trace::BindHow::ephemeral : trace::BindHow::bind_zero}, quietly);
+        if constexpr (protocol == portlab::Protocol::tcp)
+            if (use_connect) run.see.read_state(ref, socket.native_handle());
+        ports.push_back(local.port);
+        kept.push_back({std::move(socket), ref});
     }
     return ports;
+}
+
+// Step 3: connect() and bind(0), for TCP and UDP, side by side.
+void compare_connect_and_bind_zero(Run& run, asio::io_context& io, HostSockets& held, PortRange range, int count) {
+    run.see.step(fmt::format("{} sockets each: TCP connect(), TCP bind(0), UDP connect(), UDP bind(0)", count));
+    const auto server = labkit::to_endpoint(held.listener->socket.local_endpoint());
+    const auto tcp_connect = ports_from<tcp>(run, io, true, server, count, held.compare_tcp);
+    const auto tcp_bind = ports_from<tcp>(run, io, false, server, count, held.compare_tcp);
+    const auto udp_connect = ports_from<udp>(run, io, true, server, count, held.compare_udp);
+    const auto udp_bind = ports_from<udp>(run, io, false, server, count, held.compare_udp);
+    run.facts()["compare"] = json::object();
+    for (const auto& [name, list] : {std::pair{"tcp_connect", &tcp_connect}, std::pair{"tcp_bind_zero", &tcp_bind},
+                                     std::pair{"udp_connect", &udp_connect}, std::pair{"udp_bind_zero", &udp_bind}}) {
+        const auto kind = pattern_of(*list, range);
+        run.say.kernel(fmt::format("{:<14} {:<36} {} even, {} odd", name, fmt::format("{}", fmt::join(*list, " ")), kind.even, kind.odd));
+        run.facts()["compare"][name] = pattern_json(*list, range);
+    }
+    run.say.note("TCP bind(0) prefers odd ports (inet_csk_find_open_port), the half connect() leaves free, so");
+    run.say.note("servers that bind(0) and clients that connect() rarely compete. UDP has no such split: it");
+    run.say.note("starts at a random port (udp_lib_get_port), and connect() on an unbound UDP socket just binds one.");
+    run.say.see_it_yourself("ss -uan 'sport >= :" + std::to_string(range.low) + "'   while paused with --step");
+}
+
+// Closes everything on the host before the namespace part (the sockets would go at the
+// end anyway; closing says it in the code), then lets the kernel finish the FINs.
+template <class Socket>
+void close_all(Run& run, std::vector<Held<Socket>>& sockets) {
+    for (auto& held : sockets) {
+        held.socket.close();
+        run.see.record(Closed{held.ref}, quietly);
+    }
+}
+
+void close_host_sockets(Run& run, HostSockets& held) {
+    close_all(run, held.clients);
+    close_all(run, held.accepted);
+    close_all(run, held.compare_tcp);
+    close_all(run, held.compare_udp);
+    held.listener->socket.close();
+    run.see.record(Closed{held.listener->ref}, quietly);
+    run.see.settle();
 }
 
 // ---- step 4: exhaustion in a private namespace ------------------------------------------
@@ -175,8 +323,106 @@ json exhaust_range(PortRange range) {
             {"refusal", refusal.empty() ? json(nullptr) : json(refusal)},
             {"refusal_errno", refusal_errno},
             {"bind_zero_after", bind_error ? json(labkit::describe_error(bind_error)) : json("ok")},
+            {"bind_zero_port", bind_error ? json(nullptr) : json(bound.local_endpoint().port())},
+            {"bind_zero_errno", bind_error.value()},
             {"other_destination_port", other_port},
+            {"other_destination_errno", other_error.value()},
             {"other_destination_error", other_error ? json(labkit::describe_error(other_error)) : json(nullptr)}};
+}
+
+// The namespace's story, recorded from the child's report once it is over: its two
+// listeners, each connection it opened, the refusals, and then the end of it all (the
+// namespace went away with the child). The child held these sockets, not this process,
+// so their states are inferred from the calls that returned.
+void record_namespace(Run& run, const json& result, PortRange narrow) {
+    const auto loopback = IpAddress::loopback_v4();
+    const auto inferred = [&](const labkit::SocketRef& ref, TcpState to, std::string cause) {
+        run.see.record(labkit::fact::State{ref, to, labkit::Evidence::inferred, std::move(cause)}, quietly);
+    };
+    std::vector<labkit::SocketRef> opened;
+    const auto open = [&] { return opened.emplace_back(run.see.open(run.netns, Protocol::tcp, IpFamily::v4)); };
+    for (const Port port : {namespace_server_a, namespace_server_b}) {
+        const auto listener = open();
+        run.see.record(Bound{listener, {loopback, port}, trace::BindHow::explicit_port}, quietly);
+        run.see.record(Listening{listener, asio::socket_base::max_listen_connections}, quietly);
+        inferred(listener, TcpState::listen, "listen() returned");
+    }
+    const auto connection = [&](Port server_port, std::optional<Port> port, int error) {
+        const auto client = open();
+        if (!port) {  // refused before any SYN: no port was free (inet_hash_connect)
+            run.see.record(Failed{client, "connect", {error, std::system_category()}}, quietly);
+            return;
+        }
+        run.see.record(Connecting{client, {loopback, server_port}}, quietly);
+        run.see.record(Bound{client, {loopback, *port}, trace::BindHow::ephemeral, narrow}, quietly);
+        inferred(client, TcpState::established, "connect() returned");
+    };
+    for (const auto& port : result["ports"]) connection(namespace_server_a, port.get<Port>(), 0);
+    if (result["refusal_errno"].get<int>() != 0) connection(namespace_server_a, std::nullopt, result["refusal_errno"].get<int>());
+    const auto bind_zero = open();
+    if (result["bind_zero_port"].is_null())
+        run.see.record(Failed{bind_zero, "bind", {result["bind_zero_errno"].get<int>(), std::system_category()}}, quietly);
+    else
+        run.see.record(Bound{bind_zero, {loopback, result["bind_zero_port"].get<Port>()}, trace::BindHow::bind_zero, narrow}, quietly);
+    const auto other = result["other_destination_port"];
+    connection(namespace_server_b, other.is_null() ? std::nullopt : std::optional(other.get<Port>()),
+               result["other_destination_errno"].get<int>());
+    for (const auto& ref : opened) {
+        run.see.record(Closed{ref}, quietly);
+        inferred(ref, TcpState::closed, "the namespace went away with the child process");
+    }
+}
+
+// Step 4: in a private namespace whose range holds a few ports, connect until refused.
+void run_out(Run& run, HostSockets& held, const Result<json>& exhaustion, PortRange narrow) {
+    run.see.step(fmt::format("in a private network namespace, narrow the range to {} ({} ports) and connect until the kernel refuses",
+                             narrow.to_string(), narrow.size()));
+    close_host_sockets(run, held);
+    if (!exhaustion) {
+        run.say.note(exhaustion.error().message + "; skipping this step");
+        run.facts()["exhaustion"] = {{"available", false}, {"reason", exhaustion.error().message}};
+        return;
+    }
+    const auto& result = *exhaustion;
+    std::vector<Port> used;
+    for (const auto& port : result["ports"]) used.push_back(port.get<Port>());
+    run.say.kernel(fmt::format("/proc in the namespace says {}", result["proc_range"].get<std::string>()));
+    run.say.kernel(fmt::format("{} connections to 127.0.0.1:{} got ports {}", used.size(), namespace_server_a,
+                               fmt::format("{}", fmt::join(used, " "))));
+    const auto refusal = result["refusal"].is_null() ? std::string("none") : result["refusal"].get<std::string>();
+    run.say.kernel(fmt::format("connection {}: {}", used.size() + 1, refusal));
+    run.say.kernel("bind(0) now: " + result["bind_zero_after"].get<std::string>());
+    const auto other = result["other_destination_port"];
+    run.say.kernel(other.is_null() ? "a connection to 127.0.0.1:" + std::to_string(namespace_server_b) + " failed too: " +
+                                         result["other_destination_error"].get<std::string>()
+                                   : fmt::format("a connection to ANOTHER server, 127.0.0.1:{}, still works: it got port {}, "
+                                                 "already used for 127.0.0.1:{}", namespace_server_b, other.get<int>(), namespace_server_a));
+    run.say.note("A connection is named by its 4-tuple, so connect() may reuse a local port as long as the");
+    run.say.note("destination differs (__inet_hash_connect checks the 4-tuple with __inet_check_established).");
+    run.say.note("What runs out is ports towards ONE destination address and port: range size, no more.");
+    run.say.note("The fixes are more range, more destination addresses/ports, or fewer connections in TIME-WAIT.");
+    run.say.see_it_yourself(fmt::format("unshare -rn sh -c 'ip link set lo up; sysctl -w net.ipv4.ip_local_port_range=\"{} {}\"; ...'",
+                                        narrow.low, narrow.high));
+    record_namespace(run, result, narrow);
+    run.facts()["exhaustion"] = {{"available", true},
+                                 {"range", {{"low", narrow.low}, {"high", narrow.high}, {"size", narrow.size()}}},
+                                 {"proc_range_inside", result["proc_range"]},
+                                 {"server_port", namespace_server_a},
+                                 {"ports", used},
+                                 {"opened", used.size()},
+                                 {"refusal", result["refusal"]},
+                                 {"refusal_errno_name", labkit::errno_name(std::error_code(result["refusal_errno"].get<int>(), std::system_category()))},
+                                 {"bind_zero_after", result["bind_zero_after"]},
+                                 {"other_destination", {{"server_port", namespace_server_b}, {"port", other},
+                                                        {"error", result["other_destination_error"]}}}};
+}
+
+// ---- step 5 -------------------------------------------------------------------------------
+
+void the_myth(Run& run) {
+    run.see.step("myth: \"a port for every window\"");
+    run.say.note("One browser tab is not one port, and a port is not a connection. A client port is picked per");
+    run.say.note("connection, from a range of tens of thousands, and reused as soon as the 4-tuple differs.");
 }
 
 // The fd limit must hold 2 sockets per connection (client and accepted) plus a few.
@@ -206,9 +452,16 @@ int main(int argc, char** argv) {
         lab.cli().add_option("--range-size", range_size, "ports in the namespace's narrowed range (1-50)")
             ->check(CLI::Range(1, 50))->default_str("6");
         lab.parse();
-        auto& say = lab.narrate();
-        auto& trace = lab.trace();
-        say.title("Lab 03: ephemeral ports");
+
+        // --- The hosts of the story: one kernel here, and a private namespace --------------
+        auto& see = lab.observer();
+        const auto address = lab.server().bind;
+        const auto loopback = address.is_v4() ? IpAddress::loopback_v4() : IpAddress::loopback_v6();
+        Run run{lab, lab.narrate(), see, see.declare({"server", {address}, "server"}),
+                see.declare({"client", {loopback}, "client"}),
+                see.declare({"private-netns", {IpAddress::loopback_v4()}, "client and servers in a private network namespace", false})};
+        see.document()["lab"] = lab.name();
+        run.say.title("Lab 03: ephemeral ports");
 
         // Fork the namespace child now, before any socket or thread exists, and keep its
         // answer for step 4.
@@ -217,153 +470,19 @@ int main(int argc, char** argv) {
         settings.ephemeral_range = narrow;
         const auto exhaustion = run_in_private_netns([narrow] { return exhaust_range(narrow); }, settings);
 
-        // --- 1. The range ----------------------------------------------------------------
-        say.step("read the ephemeral range from /proc/sys/net/ipv4/ip_local_port_range");
-        const auto range = read_ephemeral_range();
+        // --- The steps -------------------------------------------------------------------
+        const auto range = read_range(run);
         if (!range) return lab.failure("cannot read the ephemeral range: " + range.error().message);
-        say.kernel(fmt::format("{} ({} ports; {} even, {} odd)", range->to_string(), range->size(),
-                               (range->size() + (range->low % 2 == 0 ? 1 : 0)) / 2,
-                               (range->size() + (range->low % 2 == 1 ? 1 : 0)) / 2));
-        say.see_it_yourself("sysctl net.ipv4.ip_local_port_range");
-        json facts = {{"lab", lab.name()}, {"ephemeral_range", {{"low", range->low}, {"high", range->high}, {"size", range->size()}}}};
-
-        // --- 2. N connections to one server ----------------------------------------------
-        if (!raise_open_file_limit(static_cast<rlim_t>(2 * count + 64)))
+        if (!raise_open_file_limit(static_cast<rlim_t>(2 * count + 4 * compare_count + 64)))
             return lab.failure(fmt::format("{} connections need {} open files; raise the limit (ulimit -n) or use fewer", count, 2 * count + 64));
         asio::io_context io;
-        const auto requested = lab.server().endpoint();
-        tcp::acceptor acceptor(io);
-        std::error_code error;
-        acceptor.open(labkit::to_tcp_endpoint(requested).protocol(), error);
-        if (!error) acceptor.set_option(tcp::acceptor::reuse_address(true), error);
-        if (!error) acceptor.bind(labkit::to_tcp_endpoint(requested), error);
-        if (error) return lab.bind_failed(requested, error);
-        acceptor.listen(asio::socket_base::max_listen_connections);
-        const auto server = labkit::to_endpoint(acceptor.local_endpoint());
-        const auto listener_id = trace.socket_created("server", Protocol::tcp, server.address.family());
-        trace.bound("server", listener_id, server, requested.port ? trace::BindHow::explicit_port : trace::BindHow::bind_zero);
-        trace.listening("server", listener_id, asio::socket_base::max_listen_connections);
-
-        say.step(fmt::format("open {} connections to {}, each from a new socket that never called bind()", count, server.to_string()));
-        std::vector<tcp::socket> clients, accepted;
-        std::error_code connect_error;
-        asio::co_spawn(io, accept_all(acceptor, accepted, count), asio::detached);
-        asio::co_spawn(io, connect_all(acceptor.local_endpoint(), clients, count, connect_error), asio::detached);
-        io.run_for(std::chrono::seconds(20));
-        if (connect_error) return lab.failure("connect() failed: " + labkit::describe_error(connect_error));
-        if (static_cast<int>(accepted.size()) != count) return lab.failure("the connections did not finish in 20 s");
-
-        std::vector<Port> ports;
-        for (std::size_t i = 0; i < clients.size(); ++i) {
-            const FourTuple client_side{labkit::to_endpoint(clients[i].local_endpoint()), server};
-            const auto id = trace.socket_created("client", Protocol::tcp, server.address.family());
-            trace.connect_started("client", id, server);
-            if (range->contains(client_side.local.port)) trace.ephemeral_assigned("client", id, client_side.local.port, *range);
-            ports.push_back(client_side.local.port);
-        }
-        for (const auto& socket : accepted)
-            trace.accepted("server", listener_id, {labkit::to_endpoint(socket.local_endpoint()), labkit::to_endpoint(socket.remote_endpoint())});
-
-        const auto pattern = pattern_of(ports, *range);
-        const std::size_t shown = ports.size() <= 20 ? ports.size() : 10;
-        for (std::size_t i = 0; i < shown; ++i)
-            say.kernel(fmt::format("connection {:>4}: port {:<5} {:<4} {}", i + 1, ports[i], parity_of(ports[i]),
-                                   i == 0 ? "" : fmt::format("gap {:+}", int{ports[i]} - int{ports[i - 1]})));
-        if (shown < ports.size()) say.note(fmt::format("... {} more (use --json for all)", ports.size() - shown));
-        say.fact("range", pattern.outside_range == 0 ? fmt::format("all {} ports lie in {}", ports.size(), range->to_string())
-                                                     : fmt::format("{} ports lie OUTSIDE {}", pattern.outside_range, range->to_string()));
-        say.fact("parity", fmt::format("{} even, {} odd", pattern.even, pattern.odd));
-        say.fact("order", fmt::format("{} steps up, {} steps down; most common gaps: {}", pattern.increasing,
-                                      pattern.decreasing, most_common_gaps(pattern)));
-        say.note("Linux's connect() hashes the destination with a secret into a starting offset, then walks the");
-        say.note("range in steps of 2 from an even port, leaving odd ports for bind(0) (RFC 6056 section 3.3.4,");
-        say.note("'double-hash'; net/ipv4/inet_hashtables.c, __inet_hash_connect). The next connect() to the same");
-        say.note("destination starts a little further on (plus a small random step), so the ports rise:");
-        say.note("predictable per destination, not globally.");
-        say.see_it_yourself(fmt::format("ss -tn 'dport = :{}'", server.port));
-        facts["server"] = {{"address", server.address.to_string()}, {"port", server.port}};
-        facts["connections"] = pattern_json(ports, *range);
-        facts["accepted_local_ports"] = json::array();
-        for (const auto& socket : accepted) facts["accepted_local_ports"].push_back(socket.local_endpoint().port());
-
-        // --- 3. connect() versus bind(0), TCP and UDP ------------------------------------
-        say.step(fmt::format("{} sockets each: TCP connect(), TCP bind(0), UDP connect(), UDP bind(0)", compare_count));
-        const auto loopback = labkit::to_asio_address(server.address);
-        const auto tcp_connect = ports_from<tcp>(io, true, {loopback, server.port}, compare_count, trace, *range);
-        const auto tcp_bind = ports_from<tcp>(io, false, {loopback, server.port}, compare_count, trace, *range);
-        const auto udp_connect = ports_from<udp>(io, true, {loopback, server.port}, compare_count, trace, *range);
-        const auto udp_bind = ports_from<udp>(io, false, {loopback, server.port}, compare_count, trace, *range);
-        facts["compare"] = json::object();
-        for (const auto& [name, list] : {std::pair{"tcp_connect", &tcp_connect}, std::pair{"tcp_bind_zero", &tcp_bind},
-                                         std::pair{"udp_connect", &udp_connect}, std::pair{"udp_bind_zero", &udp_bind}}) {
-            const auto kind = pattern_of(*list, *range);
-            say.kernel(fmt::format("{:<14} {:<36} {} even, {} odd", name, fmt::format("{}", fmt::join(*list, " ")), kind.even, kind.odd));
-            facts["compare"][name] = pattern_json(*list, *range);
-        }
-        say.note("TCP bind(0) prefers odd ports (inet_csk_find_open_port), the half connect() leaves free, so");
-        say.note("servers that bind(0) and clients that connect() rarely compete. UDP has no such split: it");
-        say.note("starts at a random port (udp_lib_get_port), and connect() on an unbound UDP socket just binds one.");
-        say.see_it_yourself("ss -uan 'sport >= :" + std::to_string(range->low) + "'   while paused with --step");
-
-        // Close everything on the host before the namespace part (the sockets would go at
-        // the end anyway; closing says it in the code).
-        for (auto& socket : clients) socket.close();
-        for (auto& socket : accepted) socket.close();
-        acceptor.close();
-        trace.closed("server", listener_id);
-
-        // --- 4. Running out, in a private namespace ------------------------------------------
-        say.step(fmt::format("in a private network namespace, narrow the range to {} ({} ports) and connect until the kernel refuses",
-                             narrow.to_string(), narrow.size()));
-        if (!exhaustion) {
-            say.note(exhaustion.error().message + "; skipping this step");
-            facts["exhaustion"] = {{"available", false}, {"reason", exhaustion.error().message}};
-        } else {
-            const auto& result = *exhaustion;
-            std::vector<Port> used;
-            for (const auto& port : result["ports"]) used.push_back(port.get<Port>());
-            say.kernel(fmt::format("/proc in the namespace says {}", result["proc_range"].get<std::string>()));
-            say.kernel(fmt::format("{} connections to 127.0.0.1:{} got ports {}", used.size(), namespace_server_a,
-                                   fmt::format("{}", fmt::join(used, " "))));
-            const auto refusal = result["refusal"].is_null() ? std::string("none") : result["refusal"].get<std::string>();
-            say.kernel(fmt::format("connection {}: {}", used.size() + 1, refusal));
-            say.kernel("bind(0) now: " + result["bind_zero_after"].get<std::string>());
-            const auto other = result["other_destination_port"];
-            say.kernel(other.is_null() ? "a connection to 127.0.0.1:" + std::to_string(namespace_server_b) + " failed too: " +
-                                             result["other_destination_error"].get<std::string>()
-                                       : fmt::format("a connection to ANOTHER server, 127.0.0.1:{}, still works: it got port {}, "
-                                                     "already used for 127.0.0.1:{}", namespace_server_b, other.get<int>(), namespace_server_a));
-            say.note("A connection is named by its 4-tuple, so connect() may reuse a local port as long as the");
-            say.note("destination differs (__inet_hash_connect checks the 4-tuple with __inet_check_established).");
-            say.note("What runs out is ports towards ONE destination address and port: range size, no more.");
-            say.note("The fixes are more range, more destination addresses/ports, or fewer connections in TIME-WAIT.");
-            say.see_it_yourself(fmt::format("unshare -rn sh -c 'ip link set lo up; sysctl -w net.ipv4.ip_local_port_range=\"{} {}\"; ...'",
-                                            narrow.low, narrow.high));
-            for (const auto port : used) {
-                const auto id = trace.socket_created("private-netns", Protocol::tcp, IpFamily::v4);
-                trace.connect_started("private-netns", id, {IpAddress::loopback_v4(), namespace_server_a});
-                if (narrow.contains(port)) trace.ephemeral_assigned("private-netns", id, port, narrow);
-            }
-            const auto refused_id = trace.socket_created("private-netns", Protocol::tcp, IpFamily::v4);
-            const std::error_code refused(result["refusal_errno"].get<int>(), std::system_category());
-            if (refused) trace.call_failed("private-netns", refused_id, "connect", refused);
-            facts["exhaustion"] = {{"available", true},
-                                   {"range", {{"low", narrow.low}, {"high", narrow.high}, {"size", narrow.size()}}},
-                                   {"proc_range_inside", result["proc_range"]},
-                                   {"server_port", namespace_server_a},
-                                   {"ports", used},
-                                   {"opened", used.size()},
-                                   {"refusal", result["refusal"]},
-                                   {"refusal_errno_name", labkit::errno_name(std::error_code(result["refusal_errno"].get<int>(), std::system_category()))},
-                                   {"bind_zero_after", result["bind_zero_after"]},
-                                   {"other_destination", {{"server_port", namespace_server_b}, {"port", other},
-                                                          {"error", result["other_destination_error"]}}}};
-        }
-
-        say.step("myth: \"a port for every window\"");
-        say.note("One browser tab is not one port, and a port is not a connection. A client port is picked per");
-        say.note("connection, from a range of tens of thousands, and reused as soon as the 4-tuple differs.");
-        if (lab.json()) lab.print_json(facts);
+        HostSockets held;
+        if (const auto error = open_listener(run, io, held)) return lab.bind_failed(lab.server().endpoint(), error);
+        if (const auto ports = connect_many(run, io, held, *range, count); !ports) return lab.failure(ports.error().message);
+        compare_connect_and_bind_zero(run, io, held, *range, compare_count);
+        run_out(run, held, exhaustion, narrow);
+        the_myth(run);
+        if (lab.json()) lab.print_json(see.document());
         return labkit::exit_ok;
     });
 }

@@ -119,15 +119,25 @@ bool should_use_color(bool no_color_flag, int fd) {
     return isatty(fd) == 1;
 }
 
-void wait_for_enter_if_interactive() {
+void wait_for_enter_if_interactive(bool even_without_terminal) {
+    if (even_without_terminal && isatty(STDIN_FILENO) != 1) {
+        std::cerr << "paused: send a line to continue" << std::endl;
+        std::string ignored;
+        std::getline(std::cin, ignored);
+        return;
+    }
     if (isatty(STDIN_FILENO) != 1) return;
     std::cerr << "  (--step: press Enter to continue)" << std::flush;
     std::string ignored;
     std::getline(std::cin, ignored);
 }
 
-Narrator::Narrator(std::ostream& out, bool color, bool pause_between_steps, bool quiet)
-    : out_(&out), color_(color), pause_(pause_between_steps), quiet_(quiet) {}
+Narrator::Narrator(std::ostream& out, bool color, bool pause_between_steps, bool quiet, bool pause_without_terminal)
+    : out_(&out),
+      color_(color),
+      pause_(pause_between_steps),
+      quiet_(quiet),
+      pause_without_terminal_(pause_without_terminal) {}
 
 std::string Narrator::paint(std::string_view ansi, std::string_view text) const {
     if (!color_) return std::string(text);
@@ -140,16 +150,16 @@ void Narrator::title(std::string_view text) {
 }
 
 void Narrator::pause() {
-    if (quiet_ || !pause_) return;
+    if (!pause_ || (quiet_ && !pause_without_terminal_)) return;
     out_->flush();
-    wait_for_enter_if_interactive();
+    wait_for_enter_if_interactive(pause_without_terminal_);
 }
 
 void Narrator::step(std::string_view what) {
-    if (quiet_) return;
     // The sockets of the previous step exist now: this is the moment to look at them.
     if (steps_ > 0) pause();
     ++steps_;
+    if (quiet_) return;
     *out_ << '\n' << paint(bold, "Step " + std::to_string(steps_) + ": ") << what << std::endl;
 }
 
@@ -267,6 +277,13 @@ void TraceRecorder::closed(std::string_view host, trace::SocketId socket) { reco
 
 void TraceRecorder::note(std::string text, std::string_view host) { record(host, trace::Note{std::move(text)}); }
 
+void TraceRecorder::flush() {
+    if (!state_) return;
+    const std::lock_guard lock(state_->mutex);
+    auto flushed = state_->writer.flush();
+    if (!flushed && !state_->first_error) state_->first_error = flushed.error();
+}
+
 Result<void> TraceRecorder::finish() {
     if (!state_) return {};
     const std::lock_guard lock(state_->mutex);
@@ -288,6 +305,8 @@ Lab::Lab(LabInfo info, int argc, char** argv)
     app_.add_flag("--step", options_.step, "pause before each step until Enter is pressed (on a terminal)");
     app_.add_option("--trace", options_.trace_file, "write the run as trace events (JSON Lines) to FILE")
         ->type_name("FILE");
+    app_.add_flag("--pause-on-stdin", options_.pause_on_stdin,
+                  "with --step: pause even without a terminal, say so on stderr, wait for a line on stdin (for tests)");
 }
 
 void Lab::add_server_options(Port default_port) {
@@ -308,7 +327,7 @@ void Lab::add_server_options(Port default_port) {
 void Lab::parse() {
     app_.parse(argc_, argv_);
     color_ = should_use_color(options_.no_color, STDOUT_FILENO);
-    narrator_ = Narrator(std::cout, color_, options_.step, options_.json);
+    narrator_ = Narrator(std::cout, color_, options_.step, options_.json, options_.pause_on_stdin);
     if (has_server_options_) {
         const auto address = IpAddress::parse(bind_text_);
         if (!address) throw CLI::ValidationError("--bind", address.error().message);
@@ -383,6 +402,8 @@ int run_lab(int argc, char** argv, LabInfo info, const std::function<int(Lab&)>&
         } catch (const CLI::ParseError& error) {
             return lab.usage_error(error.what());
         }
+        // The last word is the kernel's: what became of the lab's sockets (TIME-WAIT, gone).
+        if (lab.observer().follows_sockets()) lab.observer().refresh();
         if (auto finished = lab.trace().finish(); !finished) {
             std::cerr << name << ": error: trace: " << first_line(finished.error().message) << '\n';
             return exit_failure;

@@ -41,6 +41,7 @@
 #include "portlab/ports.hpp"
 #include "portlab/result.hpp"
 #include "portlab/tcp_state.hpp"
+#include "labkit/observe.hpp"
 #include "portlab/trace.hpp"
 
 namespace portlab::labkit {
@@ -60,6 +61,9 @@ struct CommonOptions {
     bool no_color = false;   // --no-color
     bool step = false;       // --step: pause before each step (only when stdin is a terminal)
     std::string trace_file;  // --trace FILE: the run as trace events (docs/trace-format.md); "" = none
+    // --pause-on-stdin: with --step, pause even when stdin is not a terminal, announce each
+    // pause on stderr and wait for a line on stdin (tests look at the kernel at each pause).
+    bool pause_on_stdin = false;
 };
 
 // The flags of a lab that runs a server (Lab::add_server_options), validated by parse().
@@ -105,8 +109,9 @@ struct ServerOptions {
 [[nodiscard]] bool should_use_color(bool no_color_flag, int fd);
 
 // Waits for Enter when stdin is a terminal; returns at once otherwise, so a lab in a
-// pipe or a test never hangs.
-void wait_for_enter_if_interactive();
+// pipe or a test never hangs. With even_without_terminal, announces the pause on stderr
+// ("paused: ...") and waits for a line on any stdin (end of file continues too).
+void wait_for_enter_if_interactive(bool even_without_terminal = false);
 
 // Narration: what the program does, then what the kernel answered.
 //   Step 1: bind 127.0.0.1:80
@@ -118,7 +123,7 @@ void wait_for_enter_if_interactive();
 // pause() does the same at any other point (e.g. before the lab closes its sockets).
 class Narrator {
 public:
-    Narrator(std::ostream& out, bool color, bool pause_between_steps, bool quiet);
+    Narrator(std::ostream& out, bool color, bool pause_between_steps, bool quiet, bool pause_without_terminal = false);
 
     void title(std::string_view text);                   // a heading line
     void step(std::string_view what);                    // "Step N: what" (pauses first under --step)
@@ -138,6 +143,7 @@ private:
     bool color_;
     bool pause_;
     bool quiet_;
+    bool pause_without_terminal_;
     int steps_ = 0;
 };
 
@@ -175,6 +181,8 @@ public:
     // Any other event (packets, say), stamped now.
     void record(std::string_view host, trace::EventBody body);
 
+    // Writes what is buffered to the file now (at a --step pause, for tools reading it).
+    void flush();
     // Flushes the file; the first error any write met, if one did.
     [[nodiscard]] Result<void> finish();
 
@@ -211,6 +219,8 @@ public:
     // Valid after parse().
     [[nodiscard]] Narrator& narrate() noexcept { return narrator_; }
     [[nodiscard]] TraceRecorder& trace() noexcept { return trace_; }
+    // The lab's facts: narration, trace and --json from one call each (observe.hpp).
+    [[nodiscard]] Observer& observer() noexcept { return observer_; }
     // Valid after parse(), when add_server_options was called.
     [[nodiscard]] const ServerOptions& server() const noexcept { return server_; }
     // Microseconds since the lab started (the trace's clock).
@@ -240,6 +250,7 @@ private:
     bool color_ = false;
     Narrator narrator_;
     TraceRecorder trace_;
+    Observer observer_{narrator_, trace_};
     std::chrono::steady_clock::time_point start_;
     bool has_server_options_ = false;
     std::string bind_text_ = "127.0.0.1";
@@ -247,8 +258,8 @@ private:
     ServerOptions server_;
 };
 
-// main() for a lab: builds the Lab, runs body, finishes the trace, and catches
-// exceptions once.
+// main() for a lab: builds the Lab, runs body, reads its sockets back from the kernel
+// a last time (Observer::refresh), finishes the trace, and catches exceptions once.
 [[nodiscard]] int run_lab(int argc, char** argv, LabInfo info, const std::function<int(Lab&)>& body);
 
 }  // namespace portlab::labkit

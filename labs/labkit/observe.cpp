@@ -1,0 +1,355 @@
+// One fact, three outputs: narration, trace events and the --json entry (observe.hpp).
+#include "labkit/observe.hpp"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
+#include <fmt/format.h>
+
+#include <thread>
+
+#include "labkit/labkit.hpp"
+
+namespace portlab::labkit {
+
+using nlohmann::json;
+
+std::string_view to_string(Evidence evidence) noexcept {
+    return evidence == Evidence::observed ? "observed" : "inferred";
+}
+
+json json_of(const Endpoint& endpoint) {
+    return {{"address", endpoint.address.to_string()}, {"port", endpoint.port}};
+}
+
+Result<TcpState> tcp_state_of(int fd) {
+    tcp_info info{};
+    socklen_t size = sizeof info;
+    if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &size) != 0)
+        return fail(std::string("getsockopt(TCP_INFO): ") + describe_error({errno, std::system_category()}));
+    return from_linux_tcp_state(info.tcpi_state);
+}
+
+namespace {
+
+std::string_view how_text(trace::BindHow how) {
+    switch (how) {
+        case trace::BindHow::explicit_port: return "explicit";
+        case trace::BindHow::ephemeral: return "ephemeral";
+        case trace::BindHow::bind_zero: return "bind_zero";
+    }
+    return "?";
+}
+
+// Linux's ways of choosing a port (RFC 6056 names the families):
+// TCP connect(): __inet_hash_connect, even ports first (net/ipv4/inet_hashtables.c);
+// TCP bind(0): inet_csk_find_open_port, odd ports first (net/ipv4/inet_connection_sock.c);
+// UDP, either call: udp_lib_get_port from a random start (net/ipv4/udp.c).
+std::string linux_choice(Protocol protocol, trace::BindHow how) {
+    if (protocol == Protocol::udp) return "linux-udp-random";
+    return how == trace::BindHow::ephemeral ? "linux-hash-connect" : "linux-bind-zero-odd-first";
+}
+
+// Whether close() frees a TCP socket at once (no connection to finish).
+bool gone_on_close(Protocol protocol, TcpState state) {
+    return protocol == Protocol::udp || state == TcpState::closed || state == TcpState::listen ||
+           state == TcpState::syn_sent;
+}
+
+}  // namespace
+
+Observer::Observer(Narrator& narrator, TraceRecorder& trace) : say_(&narrator), trace_(&trace) {}
+
+const Host& Observer::declare(Host host) {
+    const std::lock_guard lock(mutex_);
+    const auto [where, inserted] = hosts_.insert_or_assign(host.name, std::move(host));
+    (void)inserted;
+    json addresses = json::array();
+    for (const auto& address : where->second.addresses) addresses.push_back(address.to_string());
+    document_["hosts"][where->first] = {{"addresses", addresses}, {"role", where->second.role}};
+    // The trace's "host" event arrives with trace format v2 (work/notes/TRACE_V2.md).
+    return where->second;
+}
+
+SocketRef Observer::mint(const std::string& host, Protocol protocol, bool here) {
+    SocketRef socket{host, trace::SocketId{next_id_++}, protocol};
+    known_[{host, socket.id.value}] = Known{protocol, here, {}, {}, false, false, TcpState::closed};
+    return socket;
+}
+
+void Observer::emit(const std::string& host, trace::EventBody body) { trace_->record(host, std::move(body)); }
+
+void Observer::tell(const Tell& how, const std::string& sentence, json entry, std::string_view kind) {
+    const std::string& line = how.say ? *how.say : sentence;
+    if (!line.empty()) say_->kernel(line);
+    if (how.json_at.empty()) {
+        entry["fact"] = kind;
+        document_["observed"].push_back(std::move(entry));
+        return;
+    }
+    auto& target = document_[json::json_pointer(how.json_at)];
+    if (!target.is_object()) target = json::object();
+    target.update(entry);
+}
+
+std::optional<PortRange> Observer::range_here() {
+    if (!range_here_) {
+        const auto range = read_ephemeral_range();
+        range_here_ = range ? std::optional<PortRange>(*range) : std::nullopt;
+    }
+    return *range_here_;
+}
+
+SocketRef Observer::open(const Host& host, Protocol protocol, IpFamily family, const Tell& how) {
+    const std::lock_guard lock(mutex_);
+    const auto socket = mint(host.name, protocol, host.here);
+    emit(host.name, trace::SocketCreated{socket.id, protocol, family});
+    const std::string kind = protocol == Protocol::tcp ? "TCP" : "UDP";
+    tell(how, fmt::format("socket() returned a new {} socket; it has no port yet", kind),
+         {{"host", host.name}, {"socket", socket.id.value}, {"protocol", to_string(protocol)},
+          {"family", family == IpFamily::v4 ? "ipv4" : "ipv6"}},
+         "socket_created");
+    return socket;
+}
+
+void Observer::record(const fact::Bound& fact, const Tell& how) {
+    const std::lock_guard lock(mutex_);
+    auto& known = known_[{fact.socket.host, fact.socket.id.value}];
+    known.local = fact.local;
+    emit(fact.socket.host, trace::Bound{fact.socket.id, fact.local, fact.how, fact.note});
+    json entry = {{"host", fact.socket.host}, {"socket", fact.socket.id.value}, {"local", json_of(fact.local)},
+                  {"how", how_text(fact.how)}};
+    if (fact.note) entry["note"] = *fact.note;
+
+    std::string sentence = "bound to " + fact.local.to_string();
+    if (fact.how != trace::BindHow::explicit_port) {
+        const auto range = fact.range ? fact.range : (known.here ? range_here() : std::nullopt);
+        const auto chosen_by = fact.chosen_by.value_or(linux_choice(fact.socket.protocol, fact.how));
+        const bool inside = range && range->contains(fact.local.port);
+        // The pool of the viewer counts the ports the kernel took from the range.
+        if (inside)
+            emit(fact.socket.host,
+                 trace::EphemeralAssigned{fact.socket.id, fact.local.port, range->low, range->high, chosen_by,
+                                          fact.local.port % 2 == 0 ? trace::Parity::even : trace::Parity::odd});
+        if (range) entry["range"] = {{"low", range->low}, {"high", range->high}};
+        entry["chosen_by"] = chosen_by;
+        entry["in_range"] = range ? json(inside) : json(nullptr);
+        const std::string by = fact.how == trace::BindHow::bind_zero ? "port 0 asked the kernel to choose"
+                               : fact.socket.protocol == Protocol::tcp ? "connect() made the kernel choose"
+                                                                       : "connect()/sendto() made the kernel choose";
+        sentence += fmt::format(": {}, it chose {}", by, fact.local.port);
+        if (range) sentence += fmt::format(" ({} {})", inside ? "inside" : "OUTSIDE", range->to_string());
+    }
+    tell(how, sentence, std::move(entry), "bound");
+}
+
+void Observer::record(const fact::Listening& fact, const Tell& how) {
+    const std::lock_guard lock(mutex_);
+    known_[{fact.socket.host, fact.socket.id.value}].listening = true;
+    emit(fact.socket.host, trace::Listening{fact.socket.id, fact.backlog});
+    tell(how, fmt::format("listening (backlog {})", fact.backlog),
+         {{"host", fact.socket.host}, {"socket", fact.socket.id.value}, {"backlog", fact.backlog}}, "listening");
+}
+
+void Observer::record(const fact::Connecting& fact, const Tell& how) {
+    const std::lock_guard lock(mutex_);
+    auto& known = known_[{fact.socket.host, fact.socket.id.value}];
+    known.remote = fact.remote;
+    emit(fact.socket.host, trace::ConnectStarted{fact.socket.id, fact.remote});
+    const bool tcp = fact.socket.protocol == Protocol::tcp;
+    tell(how,
+         fmt::format("connect({}): {}", fact.remote.to_string(),
+                     tcp ? "the kernel sends a SYN" : "the peer is fixed; UDP sends nothing"),
+         {{"host", fact.socket.host}, {"socket", fact.socket.id.value}, {"remote", json_of(fact.remote)}},
+         "connecting");
+    // RFC 9293 3.5: an active OPEN sends a SYN and enters SYN-SENT. The lab cannot see that
+    // moment (on loopback the handshake may be over before connect() returns): inferred.
+    if (tcp) change_state(fact.socket, known, TcpState::syn_sent, Evidence::inferred, "connect() called: SYN sent", quietly);
+}
+
+SocketRef Observer::record(const fact::Accepted& fact, const Tell& how) {
+    const std::lock_guard lock(mutex_);
+    const auto listener = known_.find({fact.listener.host, fact.listener.id.value});
+    const bool here = listener == known_.end() || listener->second.here;
+    const auto socket = mint(fact.listener.host, fact.listener.protocol, here);
+    auto& known = known_[{socket.host, socket.id.value}];
+    known.local = fact.four_tuple.local;
+    known.remote = fact.four_tuple.remote;
+    // accept() hands out only connections whose handshake is done (RFC 9293 3.5; Linux
+    // queues them ESTABLISHED): the trace's accepted event says so by itself.
+    known.state = TcpState::established;
+    emit(socket.host, trace::Accepted{fact.listener.id, socket.id, fact.four_tuple});
+    tell(how,
+         fmt::format("accept() returned a NEW socket {} -> {}", fact.four_tuple.local.to_string(),
+                     fact.four_tuple.remote.to_string()),
+         {{"host", socket.host}, {"listener", fact.listener.id.value}, {"socket", socket.id.value},
+          {"local", json_of(fact.four_tuple.local)}, {"remote", json_of(fact.four_tuple.remote)}},
+         "accepted");
+    return socket;
+}
+
+void Observer::change_state(const SocketRef& socket, Known& known, TcpState to, Evidence evidence,
+                            const std::string& cause, const Tell& how) {
+    if (known.state == to) return;
+    const TcpState from = known.state;
+    known.state = to;
+    // Trace format v1 has no evidence field yet: it rides in the cause.
+    emit(socket.host, trace::StateChanged{socket.id, from, to, cause + " (" + std::string(to_string(evidence)) + ")"});
+    tell(how, fmt::format("{} -> {} ({}: {})", to_string(from), to_string(to), to_string(evidence), cause),
+         {{"host", socket.host}, {"socket", socket.id.value}, {"from", to_string(from)}, {"to", to_string(to)},
+          {"evidence", to_string(evidence)}, {"cause", cause}},
+         "state_changed");
+    if (to == TcpState::closed && known.closed) known_.erase({socket.host, socket.id.value});
+}
+
+void Observer::record(const fact::State& fact, const Tell& how) {
+    const std::lock_guard lock(mutex_);
+    // A socket already gone (closed, and freed or seen CLOSED) has no state left to change.
+    const auto known = known_.find({fact.socket.host, fact.socket.id.value});
+    if (known != known_.end()) change_state(fact.socket, known->second, fact.to, fact.evidence, fact.cause, how);
+}
+
+void Observer::record(const fact::Closed& fact, const Tell& how) {
+    const std::lock_guard lock(mutex_);
+    const Key key{fact.socket.host, fact.socket.id.value};
+    auto& known = known_[key];
+    known.closed = true;
+    const bool gone = gone_on_close(fact.socket.protocol, known.state);
+    emit(fact.socket.host, trace::Closed{fact.socket.id});
+    tell(how, "closed", {{"host", fact.socket.host}, {"socket", fact.socket.id.value}}, "closed");
+    // RFC 9293 3.6: CLOSE in ESTABLISHED sends a FIN and enters FIN-WAIT-1; in CLOSE-WAIT,
+    // LAST-ACK. The descriptor is gone, so TCP_INFO cannot confirm it: inferred, until
+    // refresh() reads the connection back with sock_diag.
+    if (known.state == TcpState::established)
+        change_state(fact.socket, known, TcpState::fin_wait_1, Evidence::inferred, "close() called: FIN sent", quietly);
+    else if (known.state == TcpState::close_wait)
+        change_state(fact.socket, known, TcpState::last_ack, Evidence::inferred, "close() called: FIN sent", quietly);
+    // A connection's socket stays in the kernel (FIN exchange, TIME-WAIT): refresh() follows it.
+    if (gone) known_.erase(key);
+}
+
+void Observer::record(const fact::Failed& fact, const Tell& how) {
+    const std::lock_guard lock(mutex_);
+    const std::string host = fact.socket ? fact.socket->host : fact.host;
+    emit(host, trace::CallFailed{fact.socket ? std::optional(fact.socket->id) : std::nullopt, fact.call,
+                                 errno_name(fact.error), fact.error.message()});
+    json entry = {{"host", host}, {"call", fact.call}, {"errno", errno_name(fact.error)}, {"message", fact.error.message()}};
+    if (fact.socket) entry["socket"] = fact.socket->id.value;
+    tell(how, fact.call + "(): " + describe_error(fact.error), std::move(entry), "error");
+}
+
+void Observer::record(const fact::PacketSeen& fact, const Tell& how) {
+    const std::lock_guard lock(mutex_);
+    const auto size = fact.packet.bytes.size();
+    emit(fact.host, fact.packet);
+    tell(how, fmt::format("a packet of {} bytes", size), {{"host", fact.host}, {"bytes", size}}, "packet");
+}
+
+std::optional<TcpState> Observer::read_state(const SocketRef& socket, int fd, const Tell& how) {
+    const auto state = tcp_state_of(fd);
+    if (!state) return std::nullopt;
+    const std::lock_guard lock(mutex_);
+    change_state(socket, known_[{socket.host, socket.id.value}], *state, Evidence::observed, "TCP_INFO", how);
+    return *state;
+}
+
+std::vector<diag::SocketInfo> Observer::refresh() {
+    diag::Query query;
+    query.udp = false;
+    query.with_processes = true;  // labs quote the owner, as ss -p does
+    auto dump = diag::list_sockets(query);
+    if (!dump) return {};  // nothing observed: record nothing
+    const std::lock_guard lock(mutex_);
+    std::vector<std::pair<Key, std::optional<TcpState>>> seen;
+    for (const auto& [key, known] : known_) {
+        if (!known.here || known.protocol != Protocol::tcp || !known.local) continue;
+        const bool as_listener = known.listening && !known.remote;
+        if (!as_listener && !known.remote) continue;  // bound only: sock_diag does not list it by default
+        std::optional<TcpState> state;
+        for (const auto& socket : *dump) {
+            const bool match = as_listener ? socket.tcp_state() == TcpState::listen && socket.local == *known.local
+                                           : socket.four_tuple() == FourTuple{*known.local, *known.remote};
+            if (match && socket.tcp_state()) state = socket.tcp_state();
+        }
+        seen.emplace_back(key, state);
+    }
+    for (const auto& [key, state] : seen) {
+        auto found = known_.find(key);
+        if (found == known_.end()) continue;
+        const SocketRef socket{key.first, trace::SocketId{key.second}, found->second.protocol};
+        if (state) {
+            change_state(socket, found->second, *state, Evidence::observed, "sock_diag", quietly);
+        } else if (found->second.state != TcpState::closed) {
+            change_state(socket, found->second, TcpState::closed, Evidence::observed,
+                         "sock_diag: the kernel no longer lists it", quietly);
+        } else if (found->second.closed) {
+            known_.erase(found);
+        }
+    }
+    return *dump;
+}
+
+std::vector<diag::SocketInfo> Observer::settle(std::chrono::milliseconds limit) {
+    const auto passing = [](TcpState state) {
+        return state == TcpState::syn_sent || state == TcpState::syn_received || state == TcpState::fin_wait_1 ||
+               state == TcpState::closing || state == TcpState::last_ack;
+    };
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    for (;;) {
+        auto dump = refresh();
+        bool moving = false;
+        {
+            const std::lock_guard lock(mutex_);
+            for (const auto& [key, known] : known_) moving = moving || (known.here && passing(known.state));
+        }
+        if (!moving || std::chrono::steady_clock::now() >= deadline) return dump;
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+}
+
+void Observer::step(std::string_view what) {
+    refresh();
+    trace_->flush();
+    say_->step(what);
+}
+
+bool Observer::follows_sockets() const {
+    const std::lock_guard lock(mutex_);
+    return !known_.empty();
+}
+
+TcpState Observer::state_of(const SocketRef& socket) const {
+    const std::lock_guard lock(mutex_);
+    const auto found = known_.find({socket.host, socket.id.value});
+    return found == known_.end() ? TcpState::closed : found->second.state;
+}
+
+OpenedListener open_tcp_listener(Observer& see, asio::io_context& io, const Host& host, const Endpoint& requested,
+                                 const Tell& bound_tell, const Tell& listening_tell) {
+    using asio::ip::tcp;
+    tcp::acceptor acceptor(io);
+    std::error_code error;
+    acceptor.open(to_tcp_endpoint(requested).protocol(), error);
+    const auto ref = see.open(host, Protocol::tcp, requested.address.family());
+    if (!error) acceptor.set_option(tcp::acceptor::reuse_address(true), error);
+    if (!error) acceptor.bind(to_tcp_endpoint(requested), error);
+    if (error) {
+        see.record(fact::Failed{ref, "bind", error}, quietly);
+        see.record(fact::Closed{ref}, quietly);
+        return {std::nullopt, error};
+    }
+    const auto how = requested.port == 0 ? trace::BindHow::bind_zero : trace::BindHow::explicit_port;
+    see.record(fact::Bound{ref, to_endpoint(acceptor.local_endpoint()), how, {}, {}, "SO_REUSEADDR set"}, bound_tell);
+    acceptor.listen(asio::socket_base::max_listen_connections, error);
+    if (error) {
+        see.record(fact::Failed{ref, "listen", error}, quietly);
+        see.record(fact::Closed{ref}, quietly);
+        return {std::nullopt, error};
+    }
+    see.record(fact::Listening{ref, asio::socket_base::max_listen_connections}, listening_tell);
+    see.read_state(ref, acceptor.native_handle());
+    return {TcpListener{std::move(acceptor), ref}, {}};
+}
+
+}  // namespace portlab::labkit

@@ -1,0 +1,244 @@
+#pragma once
+// Does a lab's trace tell what the kernel had? A lab runs with --step --pause-on-stdin
+// --trace FILE; at each pause (and once after it exits) the test rebuilds the world from
+// the trace so far with the replay model (replay::State, as portlab-viz does) and asks
+// the kernel itself, over netlink sock_diag as ss does, which sockets the lab's process
+// holds and in which state. Every socket one side lists must be in the other, with the
+// same 4-tuple and state.
+//
+//   test::PausedRun run(lab_path, {"--port", "0"}, trace_path);
+//   test::KernelWitness kernel(run.pid());
+//   run.at_each_pause([&](int pause) { CHECK(test::differences(test::replay_of(trace_path), kernel.now()).empty()); });
+//
+// The lab's own words (--json, narration) play no part: the truth is the kernel's.
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <set>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "labkit/sock_diag.hpp"
+#include "portlab/net.hpp"
+#include "portlab/tcp_state.hpp"
+#include "portlab/trace.hpp"
+#include "replay/state.hpp"
+
+namespace portlab::test {
+
+// A lab started with --step --pause-on-stdin: it stops before each step and says so on
+// stderr ("paused: ..."), and goes on when a line arrives on its stdin. Bounded: after
+// `timeout` the lab is killed and the run fails.
+class PausedRun {
+public:
+    PausedRun(const std::string& binary, std::vector<std::string> args, std::chrono::seconds timeout = std::chrono::seconds(60))
+        : timeout_(timeout) {
+        args.insert(args.begin(), {binary, "--step", "--pause-on-stdin"});
+        int to_lab[2], from_lab[2];
+        REQUIRE(pipe(to_lab) == 0);
+        REQUIRE(pipe(from_lab) == 0);
+        pid_ = fork();
+        REQUIRE(pid_ >= 0);
+        if (pid_ == 0) {
+            dup2(to_lab[0], STDIN_FILENO);
+            dup2(from_lab[1], STDERR_FILENO);
+            const int null = open("/dev/null", O_WRONLY);
+            dup2(null, STDOUT_FILENO);
+            close(to_lab[1]);
+            close(from_lab[0]);
+            std::vector<char*> argv;
+            for (auto& arg : args) argv.push_back(arg.data());
+            argv.push_back(nullptr);
+            execv(binary.c_str(), argv.data());
+            _exit(127);
+        }
+        close(to_lab[0]);
+        close(from_lab[1]);
+        to_lab_ = to_lab[1];
+        from_lab_ = from_lab[0];
+    }
+    ~PausedRun() {
+        if (pid_ > 0 && !exited_) {
+            kill(pid_, SIGKILL);
+            waitpid(pid_, nullptr, 0);
+        }
+        if (to_lab_ >= 0) close(to_lab_);
+        if (from_lab_ >= 0) close(from_lab_);
+    }
+    PausedRun(const PausedRun&) = delete;
+    PausedRun& operator=(const PausedRun&) = delete;
+
+    [[nodiscard]] pid_t pid() const noexcept { return pid_; }
+
+    // Runs the lab to its end, calling at_pause(n) at its n-th pause (1, 2, ...) while it
+    // waits. Returns the lab's exit status (-1 when killed); stderr() holds what it said.
+    int run(const std::function<void(int)>& at_pause) {
+        const auto deadline = std::chrono::steady_clock::now() + timeout_;
+        std::string pending;
+        int pauses = 0;
+        for (;;) {
+            const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+            if (left.count() <= 0) break;
+            pollfd wait{from_lab_, POLLIN, 0};
+            if (poll(&wait, 1, static_cast<int>(left.count())) <= 0) break;
+            char buffer[4096];
+            const auto count = read(from_lab_, buffer, sizeof buffer);
+            if (count <= 0) break;  // end of file: the lab exited
+            pending.append(buffer, static_cast<std::size_t>(count));
+            for (auto end = pending.find('\n'); end != std::string::npos; end = pending.find('\n')) {
+                const auto line = pending.substr(0, end);
+                pending.erase(0, end + 1);
+                stderr_ += line + "\n";
+                if (line.rfind("paused:", 0) != 0) continue;
+                at_pause(++pauses);
+                REQUIRE(write(to_lab_, "\n", 1) == 1);
+            }
+        }
+        if (std::chrono::steady_clock::now() >= deadline) kill(pid_, SIGKILL);
+        int status = 0;
+        waitpid(pid_, &status, 0);
+        exited_ = true;
+        return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    }
+    [[nodiscard]] const std::string& stderr_text() const noexcept { return stderr_; }
+
+private:
+    std::chrono::seconds timeout_;
+    pid_t pid_ = -1;
+    int to_lab_ = -1, from_lab_ = -1;
+    bool exited_ = false;
+    std::string stderr_;
+};
+
+// One socket, in the words both sides can say: protocol, local, remote (none for a
+// listener or an unconnected UDP socket) and state as ss spells it in RFC words
+// ("LISTEN", "ESTABLISHED", "TIME-WAIT"; UDP: "UNCONN" or "ESTAB").
+struct SocketView {
+    Protocol protocol = Protocol::tcp;
+    Endpoint local;
+    std::optional<Endpoint> remote;
+    std::string state;
+    [[nodiscard]] std::string key() const {
+        return std::string(to_string(protocol)) + " " + local.to_string() + " -> " + (remote ? remote->to_string() : "*");
+    }
+};
+
+// The world after every event the trace file holds so far.
+inline replay::State replay_of(const std::string& trace_path) {
+    const auto trace = trace::read_trace_file(trace_path);
+    INFO((trace ? std::string() : trace.error().message));
+    REQUIRE(trace.has_value());
+    replay::State state;
+    for (const auto& event : trace->events) state.apply(event);
+    return state;
+}
+
+// The sockets the replayed world holds that the kernel would list: TCP sockets in a
+// state other than CLOSED (sock_diag does not list a socket only created or bound),
+// every bound UDP socket. Hosts in `elsewhere` (another namespace) are left out.
+inline std::vector<SocketView> replayed_sockets(const replay::State& state, const std::set<std::string>& elsewhere = {}) {
+    std::vector<SocketView> views;
+    for (const auto& host : state.hosts()) {
+        if (elsewhere.count(host.name)) continue;
+        for (const auto& [id, socket] : host.sockets) {
+            if (!socket.local) continue;
+            SocketView view{socket.protocol, *socket.local, socket.remote, {}};
+            if (socket.protocol == Protocol::udp) {
+                if (socket.closed_by_app) continue;
+                view.state = socket.remote ? "ESTAB" : "UNCONN";
+            } else {
+                auto state_now = socket.tcp_state;
+                if (!socket.state_reported && socket.listening) state_now = TcpState::listen;
+                if (state_now == TcpState::closed) continue;
+                if (state_now == TcpState::listen) view.remote.reset();
+                view.state = std::string(to_string(state_now));
+            }
+            views.push_back(view);
+        }
+    }
+    return views;
+}
+
+// The kernel's side: the sockets the lab's process holds, and those it held that the
+// kernel keeps after close() (TIME-WAIT, FIN-WAIT-2, LAST-ACK belong to no process).
+class KernelWitness {
+public:
+    explicit KernelWitness(pid_t pid, bool udp = false) : pid_(pid), udp_(udp) {}
+
+    std::vector<SocketView> now() {
+        diag::Query query;
+        query.udp = udp_;
+        const auto sockets = diag::list_sockets(query);
+        INFO((sockets ? std::string() : sockets.error().message));
+        REQUIRE(sockets.has_value());
+        std::vector<SocketView> views;
+        for (const auto& socket : *sockets) {
+            bool owned = false;
+            for (const auto& owner : socket.owners) owned = owned || owner.pid == pid_;
+            const bool connected = socket.remote.port != 0;
+            const auto tuple = std::make_tuple(socket.protocol, socket.local, socket.remote);
+            if (owned && connected) held_.insert(tuple);
+            if (!owned && !(connected && held_.count(tuple))) continue;
+            SocketView view{socket.protocol, socket.local, std::nullopt, {}};
+            if (connected) view.remote = socket.remote;
+            if (socket.protocol == Protocol::udp) {
+                view.state = connected ? "ESTAB" : "UNCONN";
+            } else {
+                const auto state = socket.tcp_state();
+                if (!state) continue;  // TCP_NEW_SYN_RECV: a half-open request, not a socket yet
+                view.state = std::string(to_string(*state));
+            }
+            views.push_back(view);
+        }
+        return views;
+    }
+
+private:
+    pid_t pid_;
+    bool udp_;
+    std::set<std::tuple<Protocol, Endpoint, Endpoint>> held_;  // connections the process held at some point
+};
+
+// What one side lists and the other does not, or lists in another state, in sentences.
+// A connection still waiting in a listener's accept queue belongs to no process yet, so
+// the witness does not list it: the lab cannot know it before accept() returns it.
+inline std::vector<std::string> differences(const std::vector<SocketView>& replayed, const std::vector<SocketView>& kernel) {
+    std::map<std::string, std::string> in_replay, in_kernel;
+    for (const auto& view : replayed) in_replay[view.key()] = view.state;
+    for (const auto& view : kernel) in_kernel[view.key()] = view.state;
+    std::vector<std::string> found;
+    for (const auto& [key, state] : in_kernel) {
+        const auto other = in_replay.find(key);
+        if (other == in_replay.end())
+            found.push_back("the kernel lists " + key + " in " + state + ", but the replayed trace has no such socket");
+        else if (other->second != state)
+            found.push_back(key + ": should have had state = " + state + " (the kernel's), but instead the trace says " +
+                            other->second);
+    }
+    for (const auto& [key, state] : in_replay)
+        if (!in_kernel.count(key))
+            found.push_back("the replayed trace has " + key + " in " + state + ", but the kernel lists no such socket");
+    return found;
+}
+
+// Each difference as its own failed CHECK, so a failure names every socket that is off.
+inline void check_same_sockets(const std::vector<SocketView>& replayed, const std::vector<SocketView>& kernel,
+                               const std::string& when) {
+    INFO("at " << when);
+    for (const auto& difference : differences(replayed, kernel)) {
+        INFO(difference);
+        CHECK(false);
+    }
+}
+
+}  // namespace portlab::test
