@@ -222,6 +222,16 @@ private:
     nlohmann::json document_ = nlohmann::json::object();
 };
 
+// close() on a socket the lab holds (an Asio socket or acceptor), told to the Observer
+// once: nothing happens when it is closed already.
+template <class Socket>
+void close_and_tell(Observer& see, Socket& socket, const SocketRef& ref, const Tell& tell = quietly) {
+    if (!socket.is_open()) return;
+    std::error_code ignored;
+    socket.close(ignored);
+    see.record(fact::Closed{ref}, tell);
+}
+
 // The JSON the facts use: {"address": "127.0.0.1", "port": 8080}.
 [[nodiscard]] nlohmann::json json_of(const Endpoint& endpoint);
 
