@@ -211,6 +211,8 @@ private:
     void change_state(const SocketRef& socket, Known& known, TcpState to, Evidence evidence, const std::string& cause,
                       const Tell& tell);
     std::optional<PortRange> range_here();
+    // refresh()'s work; `with_owners`: also name each socket's processes (a /proc scan).
+    std::vector<diag::SocketInfo> read_back(bool with_owners);
 
     mutable std::recursive_mutex mutex_;
     Narrator* say_;
