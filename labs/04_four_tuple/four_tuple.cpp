@@ -44,10 +44,8 @@ constexpr auto run_limit = 3s;  // the clients and the accept loop end within th
 
 using fact::Accepted;
 using fact::Bound;
-using fact::Closed;
 using fact::Connecting;
 using fact::Failed;
-using fact::Listening;
 
 // Everything a run shares: the lab's voice, what it observed (narration, trace and --json
 // from one call each) and the two hosts of the story, which share this one kernel.
@@ -102,24 +100,16 @@ std::vector<IpAddress> client_addresses(const IpAddress& server) {
             IpAddress::v4(127, 0, 0, 4)};
 }
 
-// socket(), bind(), listen(); `json_at` receives the listener's facts.
+// socket(), bind(), listen() (the kit's open_tcp_listener); `json_at` receives the listener's facts.
 std::optional<Listener> listen_on(Run& run, const Endpoint& wanted, const std::string& json_at, std::error_code& error) {
-    tcp::acceptor acceptor(run.io);
-    acceptor.open(to_tcp_endpoint(wanted).protocol(), error);
-    if (error) return std::nullopt;
-    const auto ref = run.see.open(run.server_host, Protocol::tcp, wanted.address.family());
-    acceptor.bind(to_tcp_endpoint(wanted), error);
-    if (error) {
-        run.see.record(Failed{ref, "bind", error}, quietly);
-        run.see.record(Closed{ref}, quietly);
+    const Tell here{std::string(), json_at};
+    auto opened = open_tcp_listener(run.see, run.io, run.server_host, wanted, here, here);
+    if (!opened.listener) {
+        error = opened.error;
         return std::nullopt;
     }
-    const auto how = wanted.port == 0 ? trace::BindHow::bind_zero : trace::BindHow::explicit_port;
-    run.see.record(Bound{ref, to_endpoint(acceptor.local_endpoint()), how}, {std::string(), json_at});
-    acceptor.listen(asio::socket_base::max_listen_connections);
-    run.see.record(Listening{ref, asio::socket_base::max_listen_connections}, {std::string(), json_at});
-    read_state(run, ref, acceptor.native_handle(), json_at);  // LISTEN, from TCP_INFO
-    return Listener{std::move(acceptor), ref};
+    run.facts()[json::json_pointer(json_at)]["state"] = std::string(to_string(run.see.state_of(opened.listener->ref)));
+    return Listener{std::move(opened.listener->acceptor), opened.listener->ref};
 }
 
 // ---- Part 1: many clients, one server port ------------------------------------------
