@@ -17,9 +17,7 @@
 
 #include <algorithm>
 #include <chrono>
-#include <fstream>
 #include <numeric>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -30,6 +28,8 @@
 #include "labkit/labkit.hpp"
 #include "labkit/netns.hpp"
 #include "labkit/observe.hpp"
+#include "labkit/posix.hpp"
+#include "labkit/snmp.hpp"
 #include "labkit/sock_diag.hpp"
 #include "portlab/net.hpp"
 #include "portlab/packet.hpp"
@@ -137,20 +137,9 @@ json kernel_udp_table(Port local_port, Narrator& say) {
 
 // ---- The checksum, checked by a kernel ---------------------------------------------------
 
-// Udp counters from /proc/net/snmp (per network namespace): "Udp: InDatagrams ..." then values.
-std::uint64_t udp_counter(const std::string& name) {
-    std::ifstream snmp("/proc/net/snmp");
-    std::string header, values;
-    for (std::string line; std::getline(snmp, line);) {
-        if (line.rfind("Udp: ", 0) != 0) continue;
-        if (header.empty()) header = line;
-        else { values = line; break; }
-    }
-    std::istringstream names(header), numbers(values);
-    std::string key, value;
-    while (names >> key && numbers >> value)
-        if (key == name) return std::stoull(value);
-    return 0;
+// A Udp counter from /proc/net/snmp (per network namespace, so ours alone here).
+std::int64_t udp_counter(const std::string& name) {
+    return labkit::SnmpCounters::read().value().get("Udp", name).value();
 }
 
 // The namespace's datagram: 127.0.0.1:5000 -> 127.0.0.1:9, "checked", built by portlab's
@@ -172,30 +161,25 @@ TwoCopies checksum_datagrams() {
 // Runs in a private network namespace (we are "root" there, so a raw socket is allowed and
 // the counters are ours alone): hand the kernel both copies and see which one a socket receives.
 json kernel_checks_checksum() {
-    const int receiver = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    address.sin_port = htons(checksum_port);
-    if (receiver < 0 || bind(receiver, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0)
+    const Fd receiver(socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0));
+    const auto address = socket_address({IpAddress::loopback_v4(), checksum_port});
+    if (!receiver.ok() || bind(receiver.get(), reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0)
         throw std::runtime_error("bind 127.0.0.1:9 in the namespace failed");
     // IPPROTO_RAW: we write the whole IPv4 packet ourselves (IP_HDRINCL is implied).
-    const int raw = socket(AF_INET, SOCK_RAW, IPPROTO_RAW);
-    if (raw < 0) throw std::runtime_error("raw socket refused in the namespace");
+    const Fd raw(socket(AF_INET, SOCK_RAW, IPPROTO_RAW));
+    if (!raw.ok()) throw std::runtime_error("raw socket refused in the namespace");
 
     const auto copies = checksum_datagrams();
     const auto payload_size = copies.good.size() - 28;
     auto deliver = [&](const Bytes& bytes) {
-        sendto(raw, bytes.data(), bytes.size(), 0, reinterpret_cast<sockaddr*>(&address), sizeof address);
+        sendto(raw.get(), bytes.data(), bytes.size(), 0, reinterpret_cast<const sockaddr*>(&address), sizeof address);
         char buffer[64];
-        return recv(receiver, buffer, sizeof buffer, 0) == static_cast<ssize_t>(payload_size);
+        return recv(receiver.get(), buffer, sizeof buffer, 0) == static_cast<ssize_t>(payload_size);
     };
     const auto errors_before = udp_counter("InCsumErrors");
     const bool spoiled_arrived = deliver(copies.spoiled);
     const auto errors_after_spoiled = udp_counter("InCsumErrors");
     const bool good_arrived = deliver(copies.good);
-    close(raw);
-    close(receiver);
     return {{"spoiled_delivered", spoiled_arrived}, {"good_delivered", good_arrived},
             {"in_csum_errors_before", errors_before}, {"in_csum_errors_after", errors_after_spoiled}};
 }
