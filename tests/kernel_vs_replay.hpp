@@ -241,4 +241,20 @@ inline void check_same_sockets(const std::vector<SocketView>& replayed, const st
     }
 }
 
+// Runs a PausedRun to its end; at each pause holds the replayed trace so far to the
+// kernel (hosts in `elsewhere` left out). Requires exit 0; returns how many sockets each
+// pause compared, for the test to check the story's shape.
+inline std::vector<std::size_t> compare_at_each_pause(PausedRun& run, KernelWitness& kernel, const std::string& trace_path,
+                                                      const std::set<std::string>& elsewhere = {}) {
+    std::vector<std::size_t> compared;
+    const int status = run.run([&](int pause) {
+        const auto replayed = replayed_sockets(replay_of(trace_path), elsewhere);
+        check_same_sockets(replayed, kernel.now(), "the pause before step " + std::to_string(pause + 1));
+        compared.push_back(replayed.size());
+    });
+    INFO(run.stderr_text());
+    REQUIRE(status == 0);
+    return compared;
+}
+
 }  // namespace portlab::test

@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "portlab/trace.hpp"
+#include "kernel_vs_replay.hpp"
 #include "support.hpp"
 
 using nlohmann::json;
@@ -139,6 +140,52 @@ TEST_CASE("lab04 --trace writes a valid trace with one accepted event per client
     for (const auto& event : trace->events)
         if (std::holds_alternative<portlab::trace::Accepted>(event.body)) ++accepted;
     CHECK(accepted == 8);
+}
+
+TEST_CASE("lab04's replayed trace holds the sockets and states the kernel holds at every step and at the end",
+          "[lab04][trace][replay]") {
+    const test::TempDir dir;
+    const auto path = dir.file("lab04.jsonl");
+    test::PausedRun lab_run(portlab::test::bin_path("lab04_four_tuple"), {"--port", "0", "--trace", path});
+    test::KernelWitness kernel(lab_run.pid());
+    const auto compared = test::compare_at_each_pause(lab_run, kernel, path);
+    // Pauses before steps 2-6: the listener; + 8 clients and 8 accepted sockets, twice;
+    // + the second listener and the two clients that share one port, twice.
+    CHECK(compared == std::vector<std::size_t>{1, 17, 17, 20, 20});
+
+    // After the lab: the kernel keeps the 8 clients of part 1 in TIME-WAIT (they closed
+    // first), nothing on the server's side; the replayed trace must end the same way.
+    const auto world = test::replay_of(path);
+    const auto replayed = test::replayed_sockets(world);
+    const auto kernel_now = kernel.now();
+    test::check_same_sockets(replayed, kernel_now, "the end");
+    int kernel_time_wait = 0;
+    for (const auto& socket : kernel_now) kernel_time_wait += socket.state == "TIME-WAIT";
+    CHECK(kernel_time_wait == 8);
+    CHECK(replayed.size() == kernel_now.size());
+    const auto server = world.find_host("server");
+    REQUIRE(server.has_value());
+    for (const auto& [id, socket] : world.hosts()[*server].sockets) {
+        CAPTURE(id.value);
+        CHECK(socket.tcp_state == portlab::TcpState::closed);
+    }
+    // Two hosts, both declared by the lab: no phantom "localhost".
+    CHECK_FALSE(world.find_host("localhost").has_value());
+    CHECK(world.hosts().size() == 2);
+
+    // Every state the lab recorded says how it knows it: read from the kernel (TCP_INFO,
+    // sock_diag), or deduced from a call it made. ESTABLISHED is always read, never deduced
+    // from connect() returning.
+    const auto trace = portlab::trace::read_trace_file(path);
+    REQUIRE(trace.has_value());
+    for (const auto& event : trace->events)
+        if (const auto* changed = std::get_if<portlab::trace::StateChanged>(&event.body)) {
+            CAPTURE(changed->cause);
+            const bool observed = changed->cause.rfind("TCP_INFO", 0) == 0 || changed->cause.rfind("sock_diag", 0) == 0;
+            const bool inferred = changed->cause.find("() called") != std::string::npos;
+            CHECK((observed || inferred));
+            if (changed->to == portlab::TcpState::established) CHECK(observed);
+        }
 }
 
 TEST_CASE("lab04: a busy default port is a clear error that suggests --port 0", "[lab04][usage]") {

@@ -10,11 +10,14 @@
 
 #include <cerrno>
 #include <cstring>
+#include <set>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "kernel_vs_replay.hpp"
+#include "portlab/trace.hpp"
 #include "support.hpp"
 
 using nlohmann::json;
@@ -138,6 +141,36 @@ TEST_CASE("lab05: UDP's checksum sits at byte 6 of its header and the kernel dro
     CHECK(kernel["spoiled_delivered"] == false);
     CHECK(kernel["good_delivered"] == true);
     CHECK(kernel["in_csum_errors_after"].get<int>() == kernel["in_csum_errors_before"].get<int>() + 1);
+}
+
+TEST_CASE("lab05's replayed trace holds the UDP sockets, ports and peers the kernel holds at every step",
+          "[lab05][trace][replay]") {
+    const test::TempDir dir;
+    const auto path = dir.file("lab05.jsonl");
+    test::PausedRun lab_run(test::bin_path("lab05_udp_datagrams"), {"--port", "0", "--trace", path});
+    test::KernelWitness kernel(lab_run.pid(), /*udp=*/true);
+    const std::set<std::string> elsewhere{"private-netns"};  // its sockets live in another namespace
+    const auto compared = test::compare_at_each_pause(lab_run, kernel, path, elsewhere);
+    // Pauses before steps 2-9: the server; + the client (bound by its first sendto()),
+    // three times; + the connected client and the stranger; + the socket connected to a
+    // closed port, three times.
+    CHECK(compared == std::vector<std::size_t>{1, 2, 2, 2, 4, 5, 5, 5});
+    const auto world = test::replay_of(path);
+    test::check_same_sockets(test::replayed_sockets(world, elsewhere), kernel.now(), "the end");
+    CHECK(test::replayed_sockets(world, elsewhere).empty());
+    CHECK_FALSE(world.find_host("localhost").has_value());
+
+    // The refusals are tied to the sockets that met them.
+    const auto trace = portlab::trace::read_trace_file(path);
+    REQUIRE(trace.has_value());
+    std::multiset<std::string> errors;
+    for (const auto& event : trace->events)
+        if (const auto* failed = std::get_if<portlab::trace::CallFailed>(&event.body)) {
+            CHECK(failed->socket.has_value());
+            errors.insert(failed->call + " " + failed->errno_name);
+        }
+    CHECK(errors.count("recv " + errno_name(ECONNREFUSED)) == 2);  // the stranger and the socket connected to a closed port
+    CHECK(errors.count("sendto " + errno_name(EMSGSIZE)) == 1);
 }
 
 TEST_CASE("lab05 usage errors exit 2 with one line on stderr", "[lab05][usage]") {

@@ -18,11 +18,13 @@
 #include <cstring>
 #include <fstream>
 #include <map>
+#include <set>
 #include <string>
 #include <thread>
 
 #include <nlohmann/json.hpp>
 
+#include "kernel_vs_replay.hpp"
 #include "support.hpp"
 
 using nlohmann::json;
@@ -216,6 +218,26 @@ TEST_CASE("lab06: EACCES below the boundary, as this test's own unprivileged bin
         CHECK((attempt["ok"].get<bool>() ? "ok" : attempt["errno_name"].get<std::string>()) == errno_text(own));
         CHECK(own == (port < boundary ? EACCES : 0));
     }
+}
+
+TEST_CASE("lab06's replayed trace holds the sockets and states the kernel holds at every step, TIME-WAIT included",
+          "[lab06][trace][replay]") {
+    const test::TempDir dir;
+    const auto path = dir.file("lab06.jsonl");
+    test::PausedRun lab_run(test::bin_path("lab06_bind_errors"), {"--port", "0", "--trace", path});
+    test::KernelWitness kernel(lab_run.pid(), /*udp=*/true);
+    const std::set<std::string> elsewhere{"private-netns"};  // its sockets live in another namespace
+    const auto compared = test::compare_at_each_pause(lab_run, kernel, path, elsewhere);
+    // Pauses before steps 2-8: the first listener; + the UDP socket; + the listener on
+    // 127.0.0.2; + a server, its client and the accepted socket; the server's side in
+    // TIME-WAIT and the restarted listener instead of those three; + two SO_REUSEPORT
+    // listeners and 8 clients, twice.
+    CHECK(compared == std::vector<std::size_t>{1, 2, 3, 6, 5, 15, 15});
+    // After the lab only the TIME-WAIT entry of step 5 is left, in both accounts.
+    const auto replayed = test::replayed_sockets(test::replay_of(path), elsewhere);
+    test::check_same_sockets(replayed, kernel.now(), "the end");
+    REQUIRE(replayed.size() == 1);
+    CHECK(replayed[0].state == "TIME-WAIT");
 }
 
 TEST_CASE("lab06 usage errors exit 2 with one line on stderr", "[lab06][usage]") {

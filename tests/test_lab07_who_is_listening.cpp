@@ -28,6 +28,7 @@
 
 #include "portlab/net.hpp"
 #include "portlab/ports.hpp"
+#include "kernel_vs_replay.hpp"
 #include "support.hpp"
 
 using namespace portlab;
@@ -374,6 +375,22 @@ TEST_CASE("lab07 finds its own listener, on a port the kernel chose from the eph
         CHECK(result.out.find("ss -tulpn") != std::string::npos);
         CHECK(result.out.find("lsof -nP") != std::string::npos);
     }
+}
+
+TEST_CASE("lab07's replayed trace holds the two sockets the kernel lists for it at every step", "[lab07][trace][replay]") {
+    const test::TempDir dir;
+    const auto path = dir.file("lab07.jsonl");
+    test::PausedRun lab_run(test::bin_path("lab07_who_is_listening"), {"--trace", path});
+    test::KernelWitness kernel(lab_run.pid(), /*udp=*/true);
+    const auto compared = test::compare_at_each_pause(lab_run, kernel, path);
+    // Pauses before steps 2-6: the TCP listener and the UDP socket, each time.
+    CHECK(compared == std::vector<std::size_t>{2, 2, 2, 2, 2});
+    const auto world = test::replay_of(path);
+    test::check_same_sockets(test::replayed_sockets(world), kernel.now(), "the end");
+    CHECK(test::replayed_sockets(world).empty());
+    // One host, declared, holding the lab's sockets.
+    REQUIRE(world.hosts().size() == 1);
+    CHECK(world.hosts()[0].name == "localhost");
 }
 
 TEST_CASE("lab07 rejects bad arguments with one line and exit code 2", "[lab07][usage]") {

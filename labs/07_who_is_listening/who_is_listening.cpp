@@ -25,8 +25,9 @@
 #include <fmt/format.h>
 
 #include "labkit/labkit.hpp"
-#include "portlab/services.hpp"
+#include "labkit/observe.hpp"
 #include "labkit/sock_diag.hpp"
+#include "portlab/services.hpp"
 
 using namespace portlab;
 using namespace portlab::labkit;
@@ -34,10 +35,15 @@ using nlohmann::json;
 
 namespace {
 
-// The lab's own two sockets, held open while it looks.
+using fact::Bound;
+using fact::Failed;
+
+// The lab's own two sockets, held open while it looks, with the names the trace gives them.
 struct OwnSockets {
-    Endpoint tcp_listener;
-    Endpoint udp_socket;
+    asio::ip::tcp::acceptor acceptor;
+    asio::ip::udp::socket udp;
+    SocketRef tcp_ref{}, udp_ref{};
+    Endpoint tcp_listener{}, udp_socket{};
 };
 
 json endpoint_json(const Endpoint& endpoint) {
@@ -134,6 +140,40 @@ const diag::SocketInfo* find_socket(const std::vector<diag::SocketInfo>& sockets
     return nullptr;
 }
 
+// Step 1: a TCP listener and a UDP socket on 127.0.0.1, port 0; each fact told once.
+// Returns the exit code when the kernel refused one.
+std::optional<int> open_own_sockets(Lab& lab, Observer& see, asio::io_context& io, const Host& here, OwnSockets& own) {
+    see.step("open a TCP listener and a UDP socket on 127.0.0.1, port 0 (the kernel chooses)");
+    auto opened = open_tcp_listener(see, io, here, {IpAddress::loopback_v4(), 0}, quietly, quietly);
+    if (!opened.listener) return lab.failure("cannot open our own TCP listener: " + describe_error(opened.error));
+    own.acceptor = std::move(opened.listener->acceptor);
+    own.tcp_ref = opened.listener->ref;
+    own.tcp_listener = to_endpoint(own.acceptor.local_endpoint());
+    asio::error_code error;
+    own.udp_ref = see.open(here, Protocol::udp, IpFamily::v4);
+    own.udp.open(asio::ip::udp::v4(), error);
+    if (!error) own.udp.bind({asio::ip::address_v4::loopback(), 0}, error);
+    if (error) {
+        see.record(Failed{own.udp_ref, "bind", error}, quietly);
+        return lab.failure("cannot open our own UDP socket: " + describe_error(error));
+    }
+    own.udp_socket = to_endpoint(own.udp.local_endpoint());
+    see.record(Bound{own.udp_ref, own.udp_socket, trace::BindHow::bind_zero},
+               {fmt::format("TCP {} is listening; UDP {} is bound (no listen() for UDP: bound is enough)",
+                            own.tcp_listener.to_string(), own.udp_socket.to_string()),
+                {}});
+    lab.narrate().see_it_yourself(fmt::format("ss -tlnp 'sport = :{}'   and   ss -ulnp 'sport = :{}'", own.tcp_listener.port,
+                                              own.udp_socket.port));
+    return std::nullopt;
+}
+
+// Step 6: the lab lets its two sockets go.
+void close_own_sockets(Observer& see, OwnSockets& own) {
+    see.step("close our two sockets");
+    close_and_tell(see, own.acceptor, own.tcp_ref);
+    close_and_tell(see, own.udp, own.udp_ref);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -178,45 +218,23 @@ int main(int argc, char** argv) {
         }
 
         auto& say = lab.narrate();
-        auto& trace = lab.trace();
+        auto& see = lab.observer();
         const int pid = getpid();
-        json facts = {{"lab", lab.name()}, {"pid", pid}};
+        json& facts = see.document();
+        facts.update({{"lab", lab.name()}, {"pid", pid}});
+        // One host: this machine, whose kernel the lab asks about.
+        const Host& here = see.declare({"localhost", {IpAddress::loopback_v4()}, "the machine the lab asks about"});
         say.title("Lab 07: who is listening?");
 
         // --- 1. Something of our own to find --------------------------------------------
-        say.step("open a TCP listener and a UDP socket on 127.0.0.1, port 0 (the kernel chooses)");
         asio::io_context io;
-        asio::ip::tcp::acceptor acceptor(io);
-        asio::ip::udp::socket udp(io);
-        asio::error_code error;
-        const auto tcp_id = trace.socket_created("localhost", Protocol::tcp, IpFamily::v4);
-        acceptor.open(asio::ip::tcp::v4(), error);
-        if (!error) acceptor.bind({asio::ip::address_v4::loopback(), 0}, error);
-        if (!error) acceptor.listen(asio::socket_base::max_listen_connections, error);
-        if (error) {
-            trace.call_failed("localhost", tcp_id, "listen", error);
-            return lab.failure("cannot open our own TCP listener: " + describe_error(error));
-        }
-        const auto udp_id = trace.socket_created("localhost", Protocol::udp, IpFamily::v4);
-        udp.open(asio::ip::udp::v4(), error);
-        if (!error) udp.bind({asio::ip::address_v4::loopback(), 0}, error);
-        if (error) {
-            trace.call_failed("localhost", udp_id, "bind", error);
-            return lab.failure("cannot open our own UDP socket: " + describe_error(error));
-        }
-        const OwnSockets own{to_endpoint(acceptor.local_endpoint()), to_endpoint(udp.local_endpoint())};
-        trace.bound("localhost", tcp_id, own.tcp_listener, trace::BindHow::bind_zero);
-        trace.listening("localhost", tcp_id, asio::socket_base::max_listen_connections);
-        trace.bound("localhost", udp_id, own.udp_socket, trace::BindHow::bind_zero);
-        say.kernel(fmt::format("TCP {} is listening; UDP {} is bound (no listen() for UDP: bound is enough)",
-                               own.tcp_listener.to_string(), own.udp_socket.to_string()));
-        say.see_it_yourself(fmt::format("ss -tlnp 'sport = :{}'   and   ss -ulnp 'sport = :{}'", own.tcp_listener.port,
-                                        own.udp_socket.port));
+        OwnSockets own{asio::ip::tcp::acceptor(io), asio::ip::udp::socket(io)};
+        if (auto failed = open_own_sockets(lab, see, io, here, own)) return *failed;
 
         // --- 2. The kernel's socket tables over netlink ---------------------------------
         const std::string what = all ? "every" : "the listening";
         const std::string port_filter = query.port ? fmt::format(" with local port {}", *query.port) : "";
-        say.step(fmt::format("ask the kernel for {} {} sockets{} over NETLINK_SOCK_DIAG (SOCK_DIAG_BY_FAMILY), as ss does",
+        see.step(fmt::format("ask the kernel for {} {} sockets{} over NETLINK_SOCK_DIAG (SOCK_DIAG_BY_FAMILY), as ss does",
                              what, query.tcp && query.udp ? "TCP and UDP" : (query.tcp ? "TCP" : "UDP"), port_filter));
         auto sockets = diag::list_sockets(query);
         if (!sockets) return lab.failure("cannot read the kernel's socket tables: " + sockets.error().message);
@@ -229,7 +247,7 @@ int main(int argc, char** argv) {
         say.note("One inet_diag_msg per socket: state, local and peer endpoint, queues, uid and inode, but no process.");
 
         // --- 3. Inodes to processes through /proc --------------------------------------
-        say.step("match each socket's inode to the processes holding it: read every /proc/PID/fd/N link, 'socket:[INODE]'");
+        see.step("match each socket's inode to the processes holding it: read every /proc/PID/fd/N link, 'socket:[INODE]'");
         std::size_t owned = 0, time_wait = 0;
         for (const auto& s : *sockets) {
             if (!s.owners.empty()) ++owned;
@@ -245,7 +263,7 @@ int main(int argc, char** argv) {
         say.see_it_yourself(fmt::format("ls -l /proc/{}/fd   (our own descriptors: look for socket:[...])", pid));
 
         // --- 4. The listing -------------------------------------------------------------
-        say.step(query.port ? fmt::format("which process owns port {}{}?", *query.port,
+        see.step(query.port ? fmt::format("which process owns port {}{}?", *query.port,
                                           spec && !spec->service_name.empty() ? " (" + spec->service_name + ")" : "")
                             : fmt::format("the listing ({})", all ? "every state" : "listening sockets"));
         if (!lab.json()) print_table(say, *sockets, services);  // quiet anyway; 10,000 rows cost time
@@ -262,7 +280,7 @@ int main(int argc, char** argv) {
         }
 
         // --- 5. Find ourselves ------------------------------------------------------------
-        say.step("find our own two sockets in what the kernel told us");
+        see.step("find our own two sockets in what the kernel told us");
         const auto* tcp_row = query.tcp && query.ipv4 ? find_socket(*sockets, Protocol::tcp, own.tcp_listener) : nullptr;
         const auto* udp_row = query.udp && query.ipv4 ? find_socket(*sockets, Protocol::udp, own.udp_socket) : nullptr;
         for (const auto* row : {tcp_row, udp_row}) {
@@ -276,20 +294,14 @@ int main(int argc, char** argv) {
                 say.kernel(fmt::format("{} {}: found, but no owner matched our pid {}", to_string(row->protocol),
                                        row->local.to_string(), pid));
             }
-            trace.note(fmt::format("sock_diag found our {} socket {} in state {}", to_string(row->protocol),
-                                   row->local.to_string(), row->state_name()));
         }
         if (tcp_row == nullptr && udp_row == nullptr)
             say.note("Our sockets are not in this listing: the filter (--port, --tcp/--udp, -6) leaves them out.");
         else
             say.note("The process name is /proc/PID/comm: at most 15 characters, which is why ss shows it cut short too.");
 
-        // --- Clean up ---------------------------------------------------------------------
-        say.pause();
-        acceptor.close(error);
-        udp.close(error);
-        trace.closed("localhost", tcp_id);
-        trace.closed("localhost", udp_id);
+        // --- 6. Clean up -------------------------------------------------------------------
+        close_own_sockets(see, own);
 
         if (lab.json()) {
             json rows = json::array();

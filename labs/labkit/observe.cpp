@@ -254,10 +254,12 @@ std::optional<TcpState> Observer::read_state(const SocketRef& socket, int fd, co
     return *state;
 }
 
-std::vector<diag::SocketInfo> Observer::refresh() {
+std::vector<diag::SocketInfo> Observer::refresh() { return read_back(true); }
+
+std::vector<diag::SocketInfo> Observer::read_back(bool with_owners) {
     diag::Query query;
     query.udp = false;
-    query.with_processes = true;  // labs quote the owner, as ss -p does
+    query.with_processes = with_owners;  // labs quote the owner, as ss -p does
     auto dump = diag::list_sockets(query);
     if (!dump) return {};  // nothing observed: record nothing
     const std::lock_guard lock(mutex_);
@@ -309,7 +311,8 @@ std::vector<diag::SocketInfo> Observer::settle(std::chrono::milliseconds limit) 
 }
 
 void Observer::step(std::string_view what) {
-    refresh();
+    // Only the states matter here, not the owners: skipping the /proc scan keeps a step cheap.
+    read_back(false);
     trace_->flush();
     say_->step(what);
 }

@@ -213,6 +213,8 @@ private:
     void change_state(const SocketRef& socket, Known& known, TcpState to, Evidence evidence, const std::string& cause,
                       const Tell& tell);
     std::optional<PortRange> range_here();
+    // refresh()'s work; `with_owners`: also name each socket's processes (a /proc scan).
+    std::vector<diag::SocketInfo> read_back(bool with_owners);
 
     mutable std::recursive_mutex mutex_;
     Narrator* say_;
@@ -241,6 +243,16 @@ struct OpenedListener {
 [[nodiscard]] OpenedListener open_tcp_listener(Observer& see, asio::io_context& io, const Host& host,
                                                const Endpoint& requested, const Tell& bound_tell = {},
                                                const Tell& listening_tell = {});
+
+// close() on a socket the lab holds (an Asio socket or acceptor), told to the Observer
+// once: nothing happens when it is closed already.
+template <class Socket>
+void close_and_tell(Observer& see, Socket& socket, const SocketRef& ref, const Tell& tell = quietly) {
+    if (!socket.is_open()) return;
+    std::error_code ignored;
+    socket.close(ignored);
+    see.record(fact::Closed{ref}, tell);
+}
 
 // The JSON the facts use: {"address": "127.0.0.1", "port": 8080}.
 [[nodiscard]] nlohmann::json json_of(const Endpoint& endpoint);
