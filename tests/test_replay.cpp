@@ -32,6 +32,21 @@ trace::Trace trace_of(const std::string& lines) {
     return std::move(read).value();
 }
 
+// The same, as a version-2 trace (host declarations, timers, drop causes).
+trace::Trace trace_v2_of(const std::string& lines) {
+    std::istringstream in(std::string(R"({"portlab_trace": 2, "source": "test", "generator": "test_replay"})") + "\n" + lines);
+    auto read = trace::read_trace(in);
+    INFO((read ? std::string() : read.error().message));
+    REQUIRE(read.has_value());
+    return std::move(read).value();
+}
+
+State replay_all(const trace::Trace& trace) {
+    State world;
+    for (const auto& event : trace.events) world.apply(event);
+    return world;
+}
+
 State replay_events(const trace::Trace& trace, std::size_t n) {
     State world;
     for (std::size_t i = 0; i < n; ++i) world.apply(trace.events[i]);
@@ -283,12 +298,12 @@ TEST_CASE("captions say what each event means in one sentence", "[world][caption
                                  "accepted.");
     CHECK(timeline.caption(6) == "The server's bind() on socket 2 failed with EADDRINUSE: Address already in use.");
     CHECK(timeline.caption(10) ==
-          "The client-a's OS assigned ephemeral port 40010 from 32768-60999 (linux-hash-connect, even).");
+          "The client-a's OS assigned ephemeral port 40010 to socket 1, from 32768-60999 (linux-hash-connect, even).");
     CHECK(timeline.caption(12) == "The client-a's socket 1 went from CLOSED to SYN-SENT: connect() called.");
     CHECK(timeline.caption(17) == "The server accepted a connection on socket 1: new socket 3 for 10.0.0.2:8080 -> "
                                   "10.0.0.1:40010, sharing port 8080 with the listener.");
     CHECK(timeline.caption(19) ==
-          "The router dropped a UDP datagram from 10.0.0.1:51000 to 10.0.0.2:9000 (DROP udp dport 9000).");
+          "The router dropped a UDP datagram from 10.0.0.1:51000 to 10.0.0.2:9000 carrying 2 bytes (DROP udp dport 9000).");
 }
 
 TEST_CASE("a note at the same time on the same host speaks for the event before it", "[world][caption]") {
@@ -302,7 +317,7 @@ TEST_CASE("a note at the same time on the same host speaks for the event before 
     CHECK(timeline.caption(0) == "A UDP socket for DNS.");
     CHECK(timeline.caption(1) == "A UDP socket for DNS.");
     CHECK(timeline.caption(2) == "The host closed socket 1.");  // the note is a microsecond later
-    CHECK(timeline.caption(4) == "The host's socket 9 called connect() to 127.0.0.1:80 (http).");
+    CHECK(timeline.caption(4) == "The host called connect() on socket 9 to 127.0.0.1:80 (http).");
     CHECK(timeline.protocol_of(0) == Protocol::udp);
     CHECK(timeline.protocol_of(1) == std::nullopt);
     CHECK(timeline.protocol_of(4) == std::nullopt);  // socket 9 was never introduced
@@ -448,4 +463,137 @@ TEST_CASE("the threaded reader reads what trace::read_trace reads and fails on t
         CHECK(got->events.size() == 30000);
     }
     SECTION("nothing at all") { CHECK(read_trace_text("", 2).error().message == "line 1: empty trace, expected a header line"); }
+}
+
+// ---- version 2: hosts, evidence, timers, drop causes, ports from ephemeral_assigned ----
+
+TEST_CASE("a host appears when declared or named by an event, never for a note", "[world][v2]") {
+    const State world = replay_all(trace_v2_of(
+        R"({"t_us": 0, "host": "localhost", "type": "note", "text": "A lab's first words, on no declared host."}
+{"t_us": 0, "host": "client", "type": "host", "addresses": ["10.0.0.1", "2001:db8::1"], "role": "client"}
+{"t_us": 0, "host": "server", "type": "host", "addresses": ["10.0.0.2"], "role": "server"}
+{"t_us": 1, "host": "client", "type": "socket_created", "socket": 1, "protocol": "tcp", "family": "ipv4"}
+{"t_us": 2, "host": "client", "type": "bound", "socket": 1, "endpoint": {"address": "10.0.0.1", "port": 4000}, "how": "explicit"}
+{"t_us": 3, "host": "elsewhere", "type": "note", "text": "Still no host."}
+)"));
+    REQUIRE(world.hosts().size() == 2);
+    CHECK_FALSE(world.find_host("localhost"));
+    CHECK_FALSE(world.find_host("elsewhere"));
+    const auto& client = world.hosts()[*world.find_host("client")];
+    CHECK(client.declared);
+    CHECK(client.role == "client");
+    CHECK(client.addresses == std::vector<IpAddress>{IpAddress::parse("10.0.0.1").value(), IpAddress::parse("2001:db8::1").value()});
+    const auto& server = world.hosts()[*world.find_host("server")];
+    CHECK(server.declared);
+    CHECK(server.sockets.empty());  // declared, with nothing on it yet: drawn all the same
+    CHECK(world.host_with_address(IpAddress::parse("10.0.0.2").value()) == world.find_host("server"));
+    CHECK(world.last_note() == 5u);
+}
+
+TEST_CASE("a socket keeps the evidence of its last state change", "[world][v2]") {
+    const trace::Trace trace = trace_v2_of(
+        R"({"t_us": 1, "host": "a", "type": "state_changed", "socket": 1, "from": "CLOSED", "to": "SYN-SENT", "cause": "connect() returned", "evidence": "inferred"}
+{"t_us": 2, "host": "a", "type": "state_changed", "socket": 1, "from": "SYN-SENT", "to": "ESTABLISHED", "cause": "sock_diag", "evidence": "observed"}
+)");
+    CHECK(socket_of(replay_events(trace, 1), "a", 1).evidence == trace::Evidence::inferred);
+    const Socket& socket = socket_of(replay_events(trace, 2), "a", 1);
+    CHECK(socket.evidence == trace::Evidence::observed);
+    CHECK(socket.tcp_state == TcpState::established);
+    // A version-1 trace's states are the model's.
+    const State v1 = replay_all(trace_of(
+        R"({"t_us": 1, "host": "a", "type": "state_changed", "socket": 1, "from": "CLOSED", "to": "LISTEN", "cause": ""})" "\n"));
+    CHECK(socket_of(v1, "a", 1).evidence == trace::Evidence::model);
+}
+
+TEST_CASE("a timer counts down from timer_armed until it fires or is stopped", "[world][v2][timer]") {
+    const trace::Trace trace = trace_v2_of(
+        R"({"t_us": 100, "host": "c", "type": "socket_created", "socket": 7, "protocol": "tcp", "family": "ipv4"}
+{"t_us": 100, "host": "c", "type": "timer_armed", "socket": 7, "timer": "retransmission", "duration_us": 1000000, "attempt": 0}
+{"t_us": 400100, "host": "c", "type": "note", "text": "waiting"}
+{"t_us": 1000100, "host": "c", "type": "timer_fired", "socket": 7, "timer": "retransmission"}
+{"t_us": 1000100, "host": "c", "type": "timer_armed", "socket": 7, "timer": "retransmission", "duration_us": 2000000, "attempt": 1}
+{"t_us": 1500000, "host": "c", "type": "timer_stopped", "socket": 7, "timer": "retransmission"}
+{"t_us": 1600000, "host": "c", "type": "state_changed", "socket": 7, "from": "FIN-WAIT-2", "to": "TIME-WAIT", "cause": "FIN received"}
+{"t_us": 1600000, "host": "c", "type": "timer_armed", "socket": 7, "timer": "time-wait", "duration_us": 60000000, "attempt": 0}
+{"t_us": 1600000, "host": "c", "type": "closed", "socket": 7}
+{"t_us": 61600000, "host": "c", "type": "timer_fired", "socket": 7, "timer": "time-wait"}
+{"t_us": 61600000, "host": "c", "type": "state_changed", "socket": 7, "from": "TIME-WAIT", "to": "CLOSED", "cause": "2MSL timer expired"}
+{"t_us": 61600001, "host": "c", "type": "timer_stopped", "socket": 7, "timer": "time-wait"}
+)");
+    const auto timer_of = [&](std::size_t n, trace::TimerKind kind) -> std::optional<RunningTimer> {
+        const State world = replay_events(trace, n);
+        const Socket& socket = socket_of(world, "c", 7);
+        const auto found = socket.timers.find(kind);
+        if (found == socket.timers.end()) return std::nullopt;
+        return found->second;
+    };
+    const auto first = timer_of(2, trace::TimerKind::retransmission);
+    REQUIRE(first);
+    CHECK(first->armed_at_us == 100);
+    CHECK(first->expires_at_us == 1000100);
+    CHECK(first->attempt == 0);
+    CHECK(first->remaining_us(400100) == 600000);  // a viewer's countdown at the note
+    CHECK(first->remaining_us(2000000) == 0);
+    CHECK_FALSE(timer_of(4, trace::TimerKind::retransmission));  // fired
+    const auto second = timer_of(5, trace::TimerKind::retransmission);
+    REQUIRE(second);
+    CHECK(second->attempt == 1);
+    CHECK(second->expires_at_us == 3000100);
+    CHECK_FALSE(timer_of(6, trace::TimerKind::retransmission));  // stopped: the ACK came
+    const auto time_wait = timer_of(8, trace::TimerKind::time_wait);
+    REQUIRE(time_wait);
+    CHECK(time_wait->expires_at_us == 61600000);
+    CHECK(timer_of(9, trace::TimerKind::time_wait));  // close() leaves TIME-WAIT running
+    CHECK_FALSE(timer_of(10, trace::TimerKind::time_wait));
+    // Gone at CLOSED, and a late timer event brings no socket back.
+    const State end = replay_all(trace);
+    CHECK(end.find_socket(SocketRef{*end.find_host("c"), SocketId{7}}) == nullptr);
+    CHECK(end.socket_count() == 0);
+}
+
+TEST_CASE("drops keep their cause: a link loss is not a firewall drop, hits count per rule id", "[world][v2][firewall]") {
+    const std::string udp = udp_hex;
+    const State world = replay_all(trace_v2_of(
+        R"({"t_us": 1, "host": "router", "type": "packet", "kind": "dropped", "bytes": ")" + udp + R"(", "rule": "udp dport 9000 drop", "cause": "firewall", "rule_id": "r1"}
+{"t_us": 2, "host": "router", "type": "packet", "kind": "dropped", "bytes": ")" + udp + R"(", "rule": "udp dport 9000 drop", "cause": "firewall", "rule_id": "r1"}
+{"t_us": 3, "host": "router", "type": "packet", "kind": "dropped", "bytes": ")" + udp + R"(", "cause": "link"}
+{"t_us": 4, "host": "server", "type": "packet", "kind": "dropped", "bytes": ")" + udp + R"(", "rule": "no socket on port 9000", "cause": "no-socket"}
+)"));
+    REQUIRE(world.drops().size() == 4);
+    CHECK(world.drops()[0].by_firewall());
+    CHECK(world.drops()[0].rule_id == "r1");
+    CHECK_FALSE(world.drops()[2].by_firewall());
+    CHECK(world.drops()[2].cause == trace::DropCause::link);
+    CHECK_FALSE(world.drops()[3].by_firewall());
+    REQUIRE(world.rule_hits().size() == 1);
+    const auto& [key, hits] = *world.rule_hits().begin();
+    CHECK(key == std::pair<HostIndex, std::string>{*world.find_host("router"), "r1"});
+    CHECK(hits.count == 2);
+    CHECK(hits.last_event == 1);
+    CHECK(hits.text == "udp dport 9000 drop");
+    // Version 1: a drop that names a rule is the firewall's, keyed by the rule's text.
+    const State v1 = replay_all(fixture_trace());
+    REQUIRE(v1.rule_hits().size() == 1);
+    CHECK(v1.rule_hits().begin()->first.second == "DROP udp dport 9000");
+}
+
+TEST_CASE("ephemeral_assigned without bound gives the socket its port, and the pool counts it", "[world][v2][pool]") {
+    // What lab03 writes: the port comes from getsockname() after connect(); no `bound`.
+    const State world = replay_all(trace_v2_of(
+        R"({"t_us": 1, "host": "client", "type": "socket_created", "socket": 1, "protocol": "tcp", "family": "ipv4"}
+{"t_us": 2, "host": "client", "type": "connect_started", "socket": 1, "remote": {"address": "127.0.0.1", "port": 8080}}
+{"t_us": 2, "host": "client", "type": "ephemeral_assigned", "socket": 1, "port": 40002, "range_low": 32768, "range_high": 60999, "algorithm": "linux-hash-connect"}
+{"t_us": 3, "host": "client", "type": "socket_created", "socket": 2, "protocol": "tcp", "family": "ipv6"}
+{"t_us": 4, "host": "client", "type": "ephemeral_assigned", "socket": 2, "port": 40004, "range_low": 32768, "range_high": 60999, "algorithm": "linux-hash-connect"}
+{"t_us": 5, "host": "client", "type": "bound", "socket": 2, "endpoint": {"address": "::1", "port": 40004}, "how": "ephemeral"}
+)"));
+    const HostIndex client = *world.find_host("client");
+    CHECK(world.ports_in_use(client, Protocol::tcp) == std::vector<Port>{40002, 40004});
+    const Socket& first = socket_of(world, "client", 1);
+    REQUIRE(first.local);
+    CHECK(first.local->port == 40002);
+    CHECK(first.local->address.is_unspecified());
+    CHECK(first.slot_state() != SlotState::created);
+    const Socket& second = socket_of(world, "client", 2);
+    CHECK(second.local == Endpoint::parse("[::1]:40004").value());  // `bound` names the address when it comes
 }

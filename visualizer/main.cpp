@@ -206,7 +206,7 @@ int main(int argc, char** argv) {
         for (std::size_t i = 0; i < app.model.size() && !found; ++i)
             // The caption shown (a note may speak for the event) or the event's own.
             if (app.model.timeline().caption(i).find(options.find) != std::string::npos ||
-                portlab::replay::caption(app.model.timeline().event(i), app.model.timeline().services()).find(options.find) !=
+                portlab::caption(app.model.timeline().event(i), &app.model.timeline().services()).find(options.find) !=
                     std::string::npos)
                 found = i;
         if (!found) {

@@ -17,7 +17,6 @@
 // [SECTION] slot states and packet labels
 // [SECTION] State: applying events
 // [SECTION] State: queries
-// [SECTION] captions
 // [SECTION] Timeline
 // [SECTION] captures and files
 
@@ -65,42 +64,6 @@ SlotState Socket::slot_state() const noexcept {
     if (state_reported || closed_by_app) return SlotState::closed;
     if (listening) return SlotState::listening;
     return local ? SlotState::bound : SlotState::created;
-}
-
-std::string_view to_string(PacketLabel label) noexcept {
-    switch (label) {
-        case PacketLabel::syn: return "SYN";
-        case PacketLabel::syn_ack: return "SYN-ACK";
-        case PacketLabel::ack: return "ACK";
-        case PacketLabel::data: return "data";
-        case PacketLabel::fin: return "FIN";
-        case PacketLabel::rst: return "RST";
-        case PacketLabel::udp: return "UDP";
-        case PacketLabel::icmp_unreachable: return "ICMP unreachable";
-        case PacketLabel::icmp: return "ICMP";
-        case PacketLabel::other: return "other";
-    }
-    return "?";
-}
-
-PacketLabel label_of(const DecodedPacket& packet) noexcept {
-    if (packet.tcp) {
-        const std::uint8_t flags = packet.tcp->flags;
-        // RST first: it ends the connection whatever else is set (RFC 9293 3.5.2).
-        if (flags & tcp_flag::rst) return PacketLabel::rst;
-        if ((flags & tcp_flag::syn) && (flags & tcp_flag::ack)) return PacketLabel::syn_ack;
-        if (flags & tcp_flag::syn) return PacketLabel::syn;
-        if (flags & tcp_flag::fin) return PacketLabel::fin;
-        if (packet.payload_length > 0) return PacketLabel::data;
-        return PacketLabel::ack;
-    }
-    if (packet.udp) return PacketLabel::udp;
-    if (packet.icmp) {
-        // ICMPv4 type 3 (RFC 792) and ICMPv6 type 1 (RFC 4443 3.1) are "destination unreachable".
-        const bool v6 = packet.ip_protocol == ip_protocol::icmpv6;
-        return packet.icmp->type == (v6 ? 1 : 3) ? PacketLabel::icmp_unreachable : PacketLabel::icmp;
-    }
-    return PacketLabel::other;
 }
 
 PacketInfo describe_packet(const trace::Packet& packet) {
@@ -201,16 +164,22 @@ bool lingers_after_close(const Socket& socket) {
 }  // namespace
 
 void State::apply(const trace::Event& event) {
-    const HostIndex host = host_named(event.host);
     now_us_ = event.t_us;
-    std::visit([&](const auto& body) { on(host, body); }, event.body);
+    if (std::holds_alternative<trace::Note>(event.body)) {
+        // A note is narration, not a fact about its host: it makes no host appear
+        // (lab traces put notes on "localhost", which would be an empty box).
+        last_note_ = applied_;
+    } else {
+        const HostIndex host = host_named(event.host);
+        std::visit([&](const auto& body) { on(host, body); }, event.body);
+    }
     ++applied_;
 }
 
 HostIndex State::host_named(const std::string& name) {
     if (const auto found = host_index_.find(name); found != host_index_.end()) return found->second;
     const HostIndex index = hosts_.size();
-    hosts_.push_back(Host{name, {}, {}, {}, 0});
+    hosts_.push_back(Host{name, false, {}, {}, {}, {}, 0});
     host_index_.emplace(name, index);
     return index;
 }
@@ -280,7 +249,14 @@ void State::on(HostIndex host, const trace::ConnectStarted& body) {
 }
 
 void State::on(HostIndex host, const trace::EphemeralAssigned& body) {
-    socket_on(host, body.socket, Protocol::tcp);
+    Socket& socket = socket_on(host, body.socket, Protocol::tcp);
+    // The port is the socket's from now on, even when the trace never says `bound`
+    // (a lab sees the port through getsockname() after connect()): the address is
+    // the wildcard until a `bound` event names it.
+    if (!socket.local)
+        socket.local = Endpoint{socket.family == IpFamily::v4 ? IpAddress::any_v4() : IpAddress::any_v6(), body.port};
+    else if (socket.local->port == 0)
+        socket.local->port = body.port;
     auto& pool = hosts_[host].pool;
     pool.range = PortRange{body.range_low, body.range_high};
     pool.algorithm = body.algorithm;
@@ -313,6 +289,7 @@ void State::on(HostIndex host, const trace::StateChanged& body) {
     Socket& socket = socket_on(host, body.socket, Protocol::tcp);
     socket.tcp_state = body.to;
     socket.state_reported = true;
+    socket.evidence = body.evidence;
     if (body.to == TcpState::listen) socket.listening = true;
     if (body.to == TcpState::closed) forget_if_gone(host, body.socket);
 }
@@ -336,11 +313,14 @@ void State::on(HostIndex host, const trace::Packet& body) {
         }
     }
     if (body.kind == trace::PacketKind::dropped) {
-        const std::string rule = body.rule.value_or("(no rule given)");
-        push_bounded(drops_, Drop{applied_, host, rule}, drop_limit);
-        RuleHits& hits = rule_hits_[{host, rule}];
-        ++hits.count;
-        hits.last_event = applied_;
+        Drop drop{applied_, host, body.rule.value_or(std::string(Drop::no_rule)), body.cause, body.rule_id};
+        if (drop.by_firewall()) {
+            RuleHits& hits = rule_hits_[{host, drop.rule_id.value_or(drop.rule)}];
+            ++hits.count;
+            hits.last_event = applied_;
+            hits.text = drop.rule;
+        }
+        push_bounded(drops_, std::move(drop), drop_limit);
     }
 }
 
@@ -359,12 +339,29 @@ void State::on(HostIndex host, const trace::Closed& body) {
 void State::on(HostIndex, const trace::Note&) { last_note_ = applied_; }
 
 void State::on(HostIndex host, const trace::HostAdded& body) {
+    hosts_[host].declared = true;
+    hosts_[host].role = body.role;
     for (const auto& address : body.addresses) note_address(host, address);
 }
 
-void State::on(HostIndex host, const trace::TimerArmed& body) { socket_on(host, body.socket, Protocol::tcp); }
-void State::on(HostIndex host, const trace::TimerFired& body) { socket_on(host, body.socket, Protocol::tcp); }
-void State::on(HostIndex host, const trace::TimerStopped& body) { socket_on(host, body.socket, Protocol::tcp); }
+void State::on(HostIndex host, const trace::TimerArmed& body) {
+    // Arming a running timer restarts it (docs/trace-format.md).
+    socket_on(host, body.socket, Protocol::tcp).timers.insert_or_assign(
+        body.timer, RunningTimer{now_us_, now_us_ + body.duration_us, body.attempt, applied_});
+}
+
+// A timer ends with its socket too, so an end reported after the socket is gone
+// (TIME-WAIT's timer fires as the socket reaches CLOSED) brings nothing back.
+void State::on_timer_end(HostIndex host, SocketId socket, trace::TimerKind timer) {
+    auto& sockets = hosts_[host].sockets;
+    if (const auto found = sockets.find(socket); found != sockets.end()) {
+        found->second.timers.erase(timer);
+        found->second.changed_at = applied_;
+    }
+}
+
+void State::on(HostIndex host, const trace::TimerFired& body) { on_timer_end(host, body.socket, body.timer); }
+void State::on(HostIndex host, const trace::TimerStopped& body) { on_timer_end(host, body.socket, body.timer); }
 
 // ===========================================================================
 // [SECTION] State: queries
@@ -453,133 +450,6 @@ std::vector<Connection> State::connections() const {
         result.push_back(connection);
     }
     return result;
-}
-
-// ===========================================================================
-// [SECTION] captions
-// ===========================================================================
-
-namespace {
-
-// "the client", "the server"; an address stays as it is ("192.0.2.1").
-std::string host_phrase(const std::string& host) {
-    if (IpAddress::parse(host)) return "host " + host;
-    if (host == "lo") return "the host";
-    return "the " + host;
-}
-
-std::string possessive(const std::string& host) { return host_phrase(host) + "'s"; }
-
-std::string capitalised(std::string text) {
-    if (!text.empty()) text[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(text[0])));
-    return text;
-}
-
-std::string service_suffix(Port port, Protocol protocol, const ServiceTable& services) {
-    if (const auto* entry = services.find_by_port(port, protocol)) return " (" + entry->name + ")";
-    return {};
-}
-
-std::string_view protocol_upper(Protocol protocol) { return protocol == Protocol::tcp ? "TCP" : "UDP"; }
-
-struct Captioner {
-    const trace::Event& event;
-    const ServiceTable& services;
-
-    std::string socket_of(SocketId id) const { return possessive(event.host) + " socket " + std::to_string(id.value); }
-
-    std::string operator()(const trace::SocketCreated& b) const {
-        return fmt::format("{} created {} socket {} ({}); it has no port yet", host_phrase(event.host),
-                           protocol_upper(b.protocol), b.socket.value, b.family == IpFamily::v4 ? "IPv4" : "IPv6");
-    }
-    std::string operator()(const trace::Bound& b) const {
-        const std::string note = b.note ? "; " + *b.note : "";
-        switch (b.how) {
-            case trace::BindHow::explicit_port:
-                return fmt::format("{} bound socket {} to {}, the port it asked for{}", host_phrase(event.host),
-                                   b.socket.value, b.endpoint.to_string(), note);
-            case trace::BindHow::ephemeral:
-                return fmt::format("{} is now bound to {}, a port the OS picked for it{}", socket_of(b.socket),
-                                   b.endpoint.to_string(), note);
-            case trace::BindHow::bind_zero:
-                return fmt::format("{} called bind() with port 0, so the OS picked: socket {} is bound to {}{}",
-                                   host_phrase(event.host), b.socket.value, b.endpoint.to_string(), note);
-        }
-        return {};
-    }
-    std::string operator()(const trace::Listening& b) const {
-        return fmt::format("{} is listening (backlog {}): connections to its port can now be accepted",
-                           socket_of(b.socket), b.backlog);
-    }
-    std::string operator()(const trace::ConnectStarted& b) const {
-        return fmt::format("{} called connect() to {}{}", socket_of(b.socket), b.remote.to_string(),
-                           service_suffix(b.remote.port, Protocol::tcp, services));
-    }
-    std::string operator()(const trace::EphemeralAssigned& b) const {
-        std::string how = b.algorithm;
-        if (b.parity) how += b.parity == trace::Parity::even ? ", even" : ", odd";
-        return fmt::format("{} OS assigned ephemeral port {} from {}-{} ({})", possessive(event.host), b.port,
-                           b.range_low, b.range_high, how);
-    }
-    std::string operator()(const trace::Accepted& b) const {
-        return fmt::format("{} accepted a connection on socket {}: new socket {} for {}, sharing port {} with the "
-                           "listener",
-                           host_phrase(event.host), b.listener.value, b.socket.value, b.four_tuple.to_string(),
-                           b.four_tuple.local.port);
-    }
-    std::string operator()(const trace::StateChanged& b) const {
-        const std::string cause = b.cause.empty() ? "" : ": " + b.cause;
-        return fmt::format("{} went from {} to {}{}", socket_of(b.socket), to_string(b.from), to_string(b.to), cause);
-    }
-    std::string operator()(const trace::Packet& b) const {
-        const PacketInfo info = describe_packet(b);
-        if (!info.decoded) return fmt::format("{} saw a packet that does not decode: {}", host_phrase(event.host), info.error);
-        std::string what = fmt::format("a {} {}", info.label == PacketLabel::udp ? "UDP datagram"
-                                                  : info.protocol == Protocol::tcp
-                                                      ? "TCP " + std::string(to_string(info.label))
-                                                      : std::string(to_string(info.label)) + " packet",
-                                       info.source && info.destination
-                                           ? "from " + info.source->to_string() + " to " + info.destination->to_string()
-                                           : info.summary);
-        switch (b.kind) {
-            case trace::PacketKind::sent: return fmt::format("{} sent {}", host_phrase(event.host), what);
-            case trace::PacketKind::delivered: return fmt::format("{} received {}", host_phrase(event.host), what);
-            case trace::PacketKind::dropped:
-                return fmt::format("{} dropped {} ({})", host_phrase(event.host), what, b.rule.value_or("no rule given"));
-        }
-        return {};
-    }
-    std::string operator()(const trace::CallFailed& b) const {
-        const std::string on = b.socket ? " on socket " + std::to_string(b.socket->value) : "";
-        return fmt::format("{} {}(){} failed with {}: {}", possessive(event.host), b.call, on, b.errno_name,
-                           b.message);
-    }
-    std::string operator()(const trace::Closed& b) const {
-        return fmt::format("{} closed socket {}", host_phrase(event.host), b.socket.value);
-    }
-    std::string operator()(const trace::Note& b) const { return b.text; }
-    std::string operator()(const trace::HostAdded&) const { return host_phrase(event.host) + " joins"; }
-    std::string operator()(const trace::TimerArmed& b) const {
-        return fmt::format("{} armed its {} timer", socket_of(b.socket), trace::to_string(b.timer));
-    }
-    std::string operator()(const trace::TimerFired& b) const {
-        return fmt::format("{}'s {} timer fired", socket_of(b.socket), trace::to_string(b.timer));
-    }
-    std::string operator()(const trace::TimerStopped& b) const {
-        return fmt::format("{}'s {} timer stopped", socket_of(b.socket), trace::to_string(b.timer));
-    }
-};
-
-std::string as_sentence(std::string text) {
-    text = capitalised(std::move(text));
-    if (!text.empty() && text.back() != '.' && text.back() != '!' && text.back() != '?') text += '.';
-    return text;
-}
-
-}  // namespace
-
-std::string caption(const trace::Event& event, const ServiceTable& services) {
-    return as_sentence(std::visit(Captioner{event, services}, event.body));
 }
 
 // ===========================================================================
@@ -703,7 +573,7 @@ std::string Timeline::caption(std::size_t index) const {
             note && next.host == event.host && next.t_us == event.t_us)
             return note->text;
     }
-    return replay::caption(event, services_);
+    return portlab::caption(event, &services_);
 }
 
 std::optional<Protocol> Timeline::protocol_of(std::size_t index) const {

@@ -9,7 +9,7 @@
 // Timeline  the events plus copies of the State every K events (checkpoints), so
 //           moving to any event, forwards or backwards, is one copy and < K applies
 //           instead of a replay from the start.
-// caption() one sentence per event, for the timeline's narration.
+// Captions come from the hub (portlab/caption.hpp), the same words portlab-sim prints.
 
 #include <cstddef>
 #include <cstdint>
@@ -20,6 +20,7 @@
 #include <utility>
 #include <vector>
 
+#include "portlab/caption.hpp"
 #include "portlab/conversation.hpp"
 #include "portlab/net.hpp"
 #include "portlab/packet.hpp"
@@ -50,6 +51,20 @@ enum class SlotState : std::uint8_t {
 };
 [[nodiscard]] std::string_view to_string(SlotState state) noexcept;
 
+// A TCP timer between timer_armed and timer_fired/timer_stopped: a viewer counts
+// down from expires_at_us.
+struct RunningTimer {
+    std::uint64_t armed_at_us = 0;
+    std::uint64_t expires_at_us = 0;  // armed_at_us + the event's duration_us
+    std::uint32_t attempt = 0;
+    std::size_t armed_event = 0;
+    // Microseconds left at `now_us` (0 once due).
+    [[nodiscard]] std::uint64_t remaining_us(std::uint64_t now_us) const noexcept {
+        return now_us >= expires_at_us ? 0 : expires_at_us - now_us;
+    }
+    friend bool operator==(const RunningTimer&, const RunningTimer&) = default;
+};
+
 struct Socket {
     SocketId id;
     Protocol protocol = Protocol::tcp;
@@ -60,6 +75,8 @@ struct Socket {
     std::optional<std::string> bind_note;  // e.g. "SO_REUSEADDR set"
     TcpState tcp_state = TcpState::closed;
     bool state_reported = false;  // a state_changed event named this socket
+    std::optional<trace::Evidence> evidence;  // how the last state_changed knew its state
+    std::map<trace::TimerKind, RunningTimer> timers;  // armed and neither fired nor stopped yet
     bool listening = false;       // a `listening` event named it
     std::uint32_t backlog = 0;
     bool closed_by_app = false;   // a `closed` event named it, but TCP still holds the port
@@ -90,7 +107,9 @@ struct EphemeralPool {
 
 struct Host {
     std::string name;
-    std::vector<IpAddress> addresses;  // specific addresses seen bound or accepted on, first seen first
+    bool declared = false;  // by a `host` event (version 2); else it appeared because an event named it
+    std::string role;       // from the `host` event: "client", "server", "scanner", ...
+    std::vector<IpAddress> addresses;  // declared, then specific addresses seen bound or accepted on, first seen first
     std::map<SocketId, Socket> sockets;  // live sockets; a socket leaves when it is gone for good
     EphemeralPool pool;
     std::size_t errors = 0;
@@ -114,13 +133,24 @@ struct PendingPacket {
 struct Drop {
     std::size_t event = 0;
     HostIndex host = 0;  // where it was dropped (the event's host)
-    std::string rule;
+    std::string rule;    // the event's rule text, or "(no rule given)"
+    std::optional<trace::DropCause> cause;  // none in version-1 traces
+    std::optional<std::string> rule_id;
+    // A firewall's doing: cause firewall, or (version 1) no cause but a rule named.
+    // A link loss or a missing socket is not.
+    [[nodiscard]] bool by_firewall() const noexcept {
+        return cause ? *cause == trace::DropCause::firewall : rule != no_rule;
+    }
+    static constexpr std::string_view no_rule = "(no rule given)";
     friend bool operator==(const Drop&, const Drop&) = default;
 };
 
+// Firewall drops per rule: keyed by (host, rule_id), or the rule's text when the
+// trace names no id (version 1).
 struct RuleHits {
     std::size_t count = 0;
     std::size_t last_event = 0;
+    std::string text;  // the rule as the last drop described it
     friend bool operator==(const RuleHits&, const RuleHits&) = default;
 };
 
@@ -177,6 +207,7 @@ public:
 
 private:
     HostIndex host_named(const std::string& name);
+    void on_timer_end(HostIndex host, SocketId socket, trace::TimerKind timer);
     Socket& socket_on(HostIndex host, SocketId id, Protocol assumed);
     void note_address(HostIndex host, const IpAddress& address);
     void forget_if_gone(HostIndex host, SocketId id);
@@ -212,10 +243,9 @@ private:
 
 // ---- packets, as a viewer labels them --------------------------------------------
 
-// What a packet is, in the words of the animation: the TCP flags that matter most,
-// or the transport. Read from the decoded header; nothing is inferred.
-enum class PacketLabel : std::uint8_t { syn, syn_ack, ack, data, fin, rst, udp, icmp_unreachable, icmp, other };
-[[nodiscard]] std::string_view to_string(PacketLabel label) noexcept;
+// What a packet is (SYN, SYN-ACK, ..., UDP, ICMP): the hub's words, as captions use them.
+using portlab::PacketLabel;
+using portlab::label_of;
 
 struct PacketInfo {
     bool decoded = false;
@@ -228,7 +258,6 @@ struct PacketInfo {
     std::string summary;  // DecodedPacket::summary(), tcpdump-like
 };
 
-[[nodiscard]] PacketLabel label_of(const DecodedPacket& packet) noexcept;
 [[nodiscard]] PacketInfo describe_packet(const trace::Packet& packet);
 
 // ---- event kinds, for filters and "jump to the next ..." ----------------------------
@@ -255,13 +284,6 @@ enum class EventKind : std::uint8_t {
 inline constexpr std::size_t event_kind_count = 17;
 [[nodiscard]] EventKind kind_of(const trace::EventBody& body) noexcept;
 [[nodiscard]] std::string_view to_string(EventKind kind) noexcept;
-
-// ---- captions ----------------------------------------------------------------------
-
-// One sentence for one event, from the event alone ("The client's OS assigned
-// ephemeral port 40002 from 32768-60999 (linux-hash-connect, even)."). Service
-// names come from `services`.
-[[nodiscard]] std::string caption(const trace::Event& event, const ServiceTable& services);
 
 // ---- the timeline ------------------------------------------------------------------
 
