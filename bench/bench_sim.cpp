@@ -1,9 +1,9 @@
 // The simulator's speed (plain timed program; figures go to bench/RESULTS.md).
 //   1. events per second: the "web" scenario run again and again, every trace event
-//      recorded (each packet encoded as real bytes), journal and checkpoints on.
+//      recorded (each packet encoded as real bytes).
 //   2. one million connects through a 28,232-port ephemeral pool kept 99% full:
 //      (a) the port allocator alone, (b) socket() + connect() + close() through the
-//      whole model (each connect encodes a SYN), trace and journal off.
+//      whole model (each connect encodes a SYN), trace off.
 // Usage: bench_sim [web-runs] [connects]
 #include <chrono>
 #include <cstdio>
@@ -79,8 +79,6 @@ void allocator_only(long connects) {
 void connects_through_model(long connects) {
     SimOptions options;
     options.record_trace = false;
-    options.keep_journal = false;
-    options.checkpoint_every = 0;
     Simulator sim{options};
     const HostId client = sim.add_host("client", {IpAddress::v4(10, 0, 0, 1)});
     const Endpoint nowhere{IpAddress::v4(192, 0, 2, 1), 80};  // no route: the SYN is dropped at once, no queue growth

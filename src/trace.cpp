@@ -4,6 +4,7 @@
 // No exception leaves this file: nlohmann::json is parsed with exceptions off and
 // read only through checked accessors, and dumped with invalid UTF-8 replaced.
 #include "portlab/trace.hpp"
+#include "portlab/hex.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -44,6 +45,19 @@ constexpr std::array<Spelling<LinkType>, 5> link_names{{{LinkType::raw, "raw"},
                                                        {LinkType::linux_sll2, "linux_sll2"},
                                                        {LinkType::null, "null"}}};
 constexpr std::array<Spelling<Protocol>, 2> protocol_names{{{Protocol::tcp, "tcp"}, {Protocol::udp, "udp"}}};
+constexpr std::array<Spelling<Evidence>, 3> evidence_names{{
+    {Evidence::model, "model"}, {Evidence::observed, "observed"}, {Evidence::inferred, "inferred"}}};
+constexpr std::array<Spelling<TimerKind>, 5> timer_names{{{TimerKind::retransmission, "retransmission"},
+                                                          {TimerKind::time_wait, "time-wait"},
+                                                          {TimerKind::keepalive, "keepalive"},
+                                                          {TimerKind::persist, "persist"},
+                                                          {TimerKind::delayed_ack, "delayed-ack"}}};
+constexpr std::array<Spelling<DropCause>, 6> drop_cause_names{{{DropCause::firewall, "firewall"},
+                                                               {DropCause::link, "link"},
+                                                               {DropCause::no_socket, "no-socket"},
+                                                               {DropCause::checksum, "checksum"},
+                                                               {DropCause::no_route, "no-route"},
+                                                               {DropCause::other, "other"}}};
 
 template <class Enum, std::size_t N>
 std::string_view name_of(const std::array<Spelling<Enum>, N>& names, Enum value) {
@@ -60,26 +74,6 @@ std::string list_of(const std::array<Spelling<Enum>, N>& names) {
     return list;
 }
 
-// ---- hex ------------------------------------------------------------------------
-
-std::string to_hex(const Bytes& bytes) {
-    static constexpr char digits[] = "0123456789abcdef";
-    std::string text;
-    text.reserve(bytes.size() * 2);
-    for (const auto byte : bytes) {
-        text += digits[byte >> 4];
-        text += digits[byte & 0x0f];
-    }
-    return text;
-}
-
-constexpr int hex_value(char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
 // ---- the type names, one per variant alternative ----------------------------------
 
 template <class Body> constexpr std::string_view body_name = "";
@@ -94,6 +88,17 @@ template <> constexpr std::string_view body_name<Packet> = "packet";
 template <> constexpr std::string_view body_name<CallFailed> = "error";
 template <> constexpr std::string_view body_name<Closed> = "closed";
 template <> constexpr std::string_view body_name<Note> = "note";
+template <> constexpr std::string_view body_name<HostAdded> = "host";
+template <> constexpr std::string_view body_name<TimerArmed> = "timer_armed";
+template <> constexpr std::string_view body_name<TimerFired> = "timer_fired";
+template <> constexpr std::string_view body_name<TimerStopped> = "timer_stopped";
+
+// The format version each type arrived in (docs/trace-format.md, "Compatibility").
+template <class Body> constexpr int body_version = 1;
+template <> constexpr int body_version<HostAdded> = 2;
+template <> constexpr int body_version<TimerArmed> = 2;
+template <> constexpr int body_version<TimerFired> = 2;
+template <> constexpr int body_version<TimerStopped> = 2;
 
 // ---- writing ----------------------------------------------------------------------
 
@@ -139,6 +144,7 @@ void put_body(ordered_json& line, const StateChanged& body) {
     line["from"] = to_string(body.from);
     line["to"] = to_string(body.to);
     line["cause"] = body.cause;
+    line["evidence"] = name_of(evidence_names, body.evidence);
 }
 void put_body(ordered_json& line, const Packet& body) {
     line["kind"] = name_of(packet_kind_names, body.kind);
@@ -147,6 +153,8 @@ void put_body(ordered_json& line, const Packet& body) {
     if (body.rule) line["rule"] = *body.rule;
     if (body.from_host) line["from_host"] = *body.from_host;
     if (body.to_host) line["to_host"] = *body.to_host;
+    if (body.cause) line["cause"] = name_of(drop_cause_names, *body.cause);
+    if (body.rule_id) line["rule_id"] = *body.rule_id;
 }
 void put_body(ordered_json& line, const CallFailed& body) {
     if (body.socket) line["socket"] = body.socket->value;
@@ -156,6 +164,26 @@ void put_body(ordered_json& line, const CallFailed& body) {
 }
 void put_body(ordered_json& line, const Closed& body) { line["socket"] = body.socket.value; }
 void put_body(ordered_json& line, const Note& body) { line["text"] = body.text; }
+void put_body(ordered_json& line, const HostAdded& body) {
+    ordered_json addresses = ordered_json::array();
+    for (const auto& address : body.addresses) addresses.push_back(address.to_string());
+    line["addresses"] = std::move(addresses);
+    line["role"] = body.role;
+}
+void put_body(ordered_json& line, const TimerArmed& body) {
+    line["socket"] = body.socket.value;
+    line["timer"] = name_of(timer_names, body.timer);
+    line["duration_us"] = body.duration_us;
+    line["attempt"] = body.attempt;
+}
+void put_body(ordered_json& line, const TimerFired& body) {
+    line["socket"] = body.socket.value;
+    line["timer"] = name_of(timer_names, body.timer);
+}
+void put_body(ordered_json& line, const TimerStopped& body) {
+    line["socket"] = body.socket.value;
+    line["timer"] = name_of(timer_names, body.timer);
+}
 
 std::string dump_line(const ordered_json& line) {
     // `replace` turns invalid UTF-8 into U+FFFD instead of throwing type_error 316.
@@ -319,27 +347,41 @@ public:
         return *state;
     }
 
+    // A JSON array of address strings.
+    std::vector<IpAddress> addresses(const char* name) {
+        const json* value = field(name);
+        if (value == nullptr) return {};
+        if (!value->is_array()) {
+            reject(wrong_type(name, "an array of addresses", *value));
+            return {};
+        }
+        std::vector<IpAddress> result;
+        for (std::size_t i = 0; i < value->size(); ++i) {
+            const json& item = (*value)[i];
+            const auto where = "in '" + std::string(name) + "' item " + std::to_string(i) + ": ";
+            if (!item.is_string()) {
+                reject(where + "an address must be a string, not " + json_type(item));
+                return {};
+            }
+            auto address = IpAddress::parse(item.get<std::string>());
+            if (!address) {
+                reject(where + address.error().message);
+                return {};
+            }
+            result.push_back(*address);
+        }
+        return result;
+    }
+
     Bytes hex_bytes(const char* name) {
         const std::string value = text(name);
         if (failed()) return {};
-        if (value.size() % 2 != 0) {
-            reject("bad hex in '" + std::string(name) + "': odd number of digits (" + std::to_string(value.size()) + ")");
+        auto bytes = from_hex(value);
+        if (!bytes) {
+            reject("bad hex in '" + std::string(name) + "': " + bytes.error().message);
             return {};
         }
-        Bytes bytes;
-        bytes.reserve(value.size() / 2);
-        for (std::size_t i = 0; i < value.size(); i += 2) {
-            const int high = hex_value(value[i]);
-            const int low = hex_value(value[i + 1]);
-            if (high < 0 || low < 0) {
-                const std::size_t at = high < 0 ? i : i + 1;
-                reject("bad hex in '" + std::string(name) + "': '" + std::string(1, value[at]) + "' at position " +
-                       std::to_string(at) + " is not a hex digit");
-                return {};
-            }
-            bytes.push_back(static_cast<std::uint8_t>(high << 4 | low));
-        }
-        return bytes;
+        return std::move(*bytes);
     }
 
 private:
@@ -392,7 +434,9 @@ Accepted read_body(Reader& r, std::type_identity<Accepted>) {
 }
 template <class Reader>
 StateChanged read_body(Reader& r, std::type_identity<StateChanged>) {
-    return {r.socket("socket"), r.tcp_state("from"), r.tcp_state("to"), r.text("cause")};
+    // "evidence" arrived in version 2; a version-1 line without it is the model's word.
+    return {r.socket("socket"), r.tcp_state("from"), r.tcp_state("to"), r.text("cause"),
+            r.optional_one_of("evidence", evidence_names).value_or(Evidence::model)};
 }
 template <class Reader>
 Packet read_body(Reader& r, std::type_identity<Packet>) {
@@ -404,6 +448,8 @@ Packet read_body(Reader& r, std::type_identity<Packet>) {
     packet.rule = r.optional_text("rule");
     packet.from_host = r.optional_text("from_host");
     packet.to_host = r.optional_text("to_host");
+    packet.cause = r.optional_one_of("cause", drop_cause_names);
+    packet.rule_id = r.optional_text("rule_id");
     return packet;
 }
 template <class Reader>
@@ -414,6 +460,23 @@ template <class Reader>
 Closed read_body(Reader& r, std::type_identity<Closed>) { return {r.socket("socket")}; }
 template <class Reader>
 Note read_body(Reader& r, std::type_identity<Note>) { return {r.text("text")}; }
+template <class Reader>
+HostAdded read_body(Reader& r, std::type_identity<HostAdded>) {
+    return {r.addresses("addresses"), r.text("role")};
+}
+template <class Reader>
+TimerArmed read_body(Reader& r, std::type_identity<TimerArmed>) {
+    return {r.socket("socket"), r.one_of("timer", timer_names), r.unsigned_number("duration_us"),
+            static_cast<std::uint32_t>(r.unsigned_number("attempt", std::numeric_limits<std::uint32_t>::max()))};
+}
+template <class Reader>
+TimerFired read_body(Reader& r, std::type_identity<TimerFired>) {
+    return {r.socket("socket"), r.one_of("timer", timer_names)};
+}
+template <class Reader>
+TimerStopped read_body(Reader& r, std::type_identity<TimerStopped>) {
+    return {r.socket("socket"), r.one_of("timer", timer_names)};
+}
 
 // Picks the variant alternative whose name is `type` and reads its fields.
 template <class Reader, std::size_t... I>
@@ -432,6 +495,13 @@ std::optional<EventBody> read_named_body(std::string_view type, Reader& reader, 
 // Rules about one event's values that its JSON types cannot express.
 std::optional<std::string> value_problem(const Event& event) {
     if (event.host.empty()) return "field 'host' must not be empty";
+    if (const auto* packet = std::get_if<Packet>(&event.body)) {
+        if (packet->cause && packet->kind != PacketKind::dropped)
+            return "field 'cause' is for dropped packets only, and this one is " +
+                   std::string(name_of(packet_kind_names, packet->kind));
+        if (packet->rule_id && packet->cause != DropCause::firewall)
+            return "field 'rule_id' needs \"cause\": \"firewall\" (only a firewall rule drops by rule)";
+    }
     if (const auto* assigned = std::get_if<EphemeralAssigned>(&event.body)) {
         if (assigned->range_low > assigned->range_high) {
             return "ephemeral range " + std::to_string(assigned->range_low) + "-" +
@@ -508,14 +578,6 @@ constexpr std::array<bool, 256> plain_bytes = [] {
     std::array<bool, 256> plain{};
     for (int c = 0x20; c < 0x80; ++c) plain[static_cast<std::size_t>(c)] = c != '"' && c != '\\';
     return plain;
-}();
-
-// Hex digit values, -1 for anything else.
-constexpr std::array<std::int8_t, 256> hex_digits = [] {
-    std::array<std::int8_t, 256> digits{};
-    for (auto& d : digits) d = -1;
-    for (int c = 0; c < 256; ++c) digits[static_cast<std::size_t>(c)] = static_cast<std::int8_t>(hex_value(static_cast<char>(c)));
-    return digits;
 }();
 
 class Scanner {
@@ -695,17 +757,14 @@ public:
         }
         return decline(TcpState::closed);
     }
+    // Arrays are the full parser's job: host lines are a few per trace.
+    std::vector<IpAddress> addresses(std::string_view) { return decline(std::vector<IpAddress>{}); }
     Bytes hex_bytes(std::string_view name) {
         const std::string_view value = view(name);
-        if (!ok || value.size() % 2 != 0) return decline(Bytes{});
-        Bytes bytes(value.size() / 2);
-        for (std::size_t i = 0; i < bytes.size(); ++i) {
-            const int high = hex_digits[static_cast<unsigned char>(value[2 * i])];
-            const int low = hex_digits[static_cast<unsigned char>(value[2 * i + 1])];
-            if (high < 0 || low < 0) return decline(Bytes{});
-            bytes[i] = static_cast<std::uint8_t>(high << 4 | low);
-        }
-        return bytes;
+        if (!ok) return decline(Bytes{});
+        auto bytes = from_hex(value);
+        if (!bytes) return decline(Bytes{});
+        return std::move(*bytes);
     }
 
 private:
@@ -721,43 +780,76 @@ private:
 
 }  // namespace fast
 
-// ---- the rules that span lines ---------------------------------------------------
-
-// Shared by read_trace and TraceWriter so nothing is written that cannot be read.
-class SequenceRules {
-public:
-    std::optional<std::string> admit(const Event& event, std::size_t line_number) {
-        if (event.t_us < last_t_us_) {
-            return "time goes backwards: t_us " + std::to_string(event.t_us) + " after " + std::to_string(last_t_us_);
-        }
-        if (const auto socket = introduced_socket(event.body)) {
-            const auto [where, fresh] = introduced_on_line_.try_emplace({event.host, socket->value}, line_number);
-            if (!fresh) {
-                return "socket " + std::to_string(socket->value) + " on host '" + event.host +
-                       "' was already created on line " + std::to_string(where->second) + " (socket ids are never reused)";
-            }
-        }
-        last_t_us_ = event.t_us;
-        return std::nullopt;
-    }
-
-private:
-    // The socket an event brings into existence: socket_created's, or the new
-    // connected socket of accepted.
-    static std::optional<SocketId> introduced_socket(const EventBody& body) {
-        if (const auto* created = std::get_if<SocketCreated>(&body)) return created->socket;
-        if (const auto* accepted = std::get_if<Accepted>(&body)) return accepted->socket;
-        return std::nullopt;
-    }
-
-    std::uint64_t last_t_us_ = 0;
-    std::map<std::pair<std::string, std::uint32_t>, std::size_t> introduced_on_line_;
-};
-
 }  // namespace
 
 std::string_view type_name(const EventBody& body) noexcept {
     return std::visit([](const auto& alternative) { return body_name<std::decay_t<decltype(alternative)>>; }, body);
+}
+
+std::optional<SocketId> socket_of(const EventBody& body) noexcept {
+    return std::visit(
+        [](const auto& alternative) -> std::optional<SocketId> {
+            if constexpr (requires { alternative.socket; }) return alternative.socket;
+            else return std::nullopt;
+        },
+        body);
+}
+
+int introduced_in_version(const EventBody& body) noexcept {
+    return std::visit([](const auto& alternative) { return body_version<std::decay_t<decltype(alternative)>>; }, body);
+}
+
+std::string_view to_string(Evidence evidence) noexcept { return name_of(evidence_names, evidence); }
+std::string_view to_string(TimerKind timer) noexcept { return name_of(timer_names, timer); }
+std::string_view to_string(DropCause cause) noexcept { return name_of(drop_cause_names, cause); }
+
+// ---- the rules that span lines ---------------------------------------------------
+
+namespace {
+
+// The socket an event brings into existence: socket_created's, or the new
+// connected socket of accepted.
+std::optional<SocketId> introduced_socket(const EventBody& body) {
+    if (const auto* created = std::get_if<SocketCreated>(&body)) return created->socket;
+    if (const auto* accepted = std::get_if<Accepted>(&body)) return accepted->socket;
+    return std::nullopt;
+}
+
+}  // namespace
+
+std::optional<std::string> SequenceRules::admit(const Event& event, std::size_t line_number) {
+    if (event.t_us < last_t_us_) {
+        return "time goes backwards: t_us " + std::to_string(event.t_us) + " after " + std::to_string(last_t_us_);
+    }
+    if (const int needed = introduced_in_version(event.body); needed > version_) {
+        return "event type '" + std::string(type_name(event.body)) + "' needs trace format version " +
+               std::to_string(needed) + ", but the header says " + std::to_string(version_);
+    }
+    if (std::holds_alternative<HostAdded>(event.body)) {
+        if (const auto declared = host_declared_on_line_.find(event.host); declared != host_declared_on_line_.end()) {
+            return "host '" + event.host + "' was already declared on line " + std::to_string(declared->second) +
+                   " (a host is declared once)";
+        }
+        if (const auto seen = host_seen_on_line_.find(event.host); seen != host_seen_on_line_.end()) {
+            return "host '" + event.host + "' is declared after line " + std::to_string(seen->second) +
+                   " already named it (declare a host before any other event on it)";
+        }
+        host_declared_on_line_.emplace(event.host, line_number);
+    }
+    if (const auto socket = introduced_socket(event.body)) {
+        const auto [where, fresh] = introduced_on_line_.try_emplace({event.host, socket->value}, line_number);
+        if (!fresh) {
+            return "socket " + std::to_string(socket->value) + " on host '" + event.host + "' was already created on line " +
+                   std::to_string(where->second) + " (socket ids are never reused)";
+        }
+    }
+    // Consecutive events mostly share a host: look it up only when it changes.
+    if (event.host != last_host_) {
+        host_seen_on_line_.try_emplace(event.host, line_number);
+        last_host_ = event.host;
+    }
+    last_t_us_ = event.t_us;
+    return std::nullopt;
 }
 
 std::string to_json_line(const TraceHeader& header) {
@@ -792,13 +884,14 @@ Result<TraceHeader> parse_header_line(std::string_view line, std::size_t line_nu
     if (!version.is_number_unsigned()) {
         return fail(prefix + "field 'portlab_trace' must be an unsigned integer, not " + json_type(version));
     }
-    if (version.get<std::uint64_t>() != static_cast<std::uint64_t>(format_version)) {
-        return fail(prefix + "trace format version " + std::to_string(version.get<std::uint64_t>()) +
-                    " is not supported; this reader reads version " + std::to_string(format_version));
+    const auto number = version.get<std::uint64_t>();
+    if (number < static_cast<std::uint64_t>(oldest_readable_version) || number > static_cast<std::uint64_t>(format_version)) {
+        return fail(prefix + "trace format version " + std::to_string(number) + " is not supported; this reader reads versions " +
+                    std::to_string(oldest_readable_version) + " to " + std::to_string(format_version));
     }
     FieldReader reader(*object, line_number);
     TraceHeader header;
-    header.version = format_version;
+    header.version = static_cast<int>(number);
     header.source = reader.non_empty_text("source");
     header.generator = reader.non_empty_text("generator");
     header.scenario = reader.optional_text("scenario");
@@ -846,7 +939,7 @@ Result<Event> parse_event_line_full(std::string_view line, std::size_t line_numb
 
 Result<Trace> read_trace(std::istream& in) {
     Trace trace;
-    SequenceRules rules;
+    std::optional<SequenceRules> rules;  // made from the header, which says the version
     std::size_t line_number = 0;
     std::string line;
     while (std::getline(in, line)) {
@@ -855,11 +948,12 @@ Result<Trace> read_trace(std::istream& in) {
             auto header = parse_header_line(line, line_number);
             if (!header) return header.error();
             trace.header = std::move(*header);
+            rules.emplace(trace.header.version);
             continue;
         }
         auto event = parse_event_line(line, line_number);
         if (!event) return event.error();
-        if (auto problem = rules.admit(*event, line_number)) {
+        if (auto problem = rules->admit(*event, line_number)) {
             return fail("line " + std::to_string(line_number) + ": " + *problem);
         }
         trace.events.push_back(std::move(*event));

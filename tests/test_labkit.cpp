@@ -229,7 +229,7 @@ struct Observed {
     std::ostringstream narration;
     labkit::Narrator say{narration, false, false, false};
     labkit::TraceRecorder trace =
-        labkit::TraceRecorder::to_file(file.path, trace::TraceHeader{1, "test", "test_labkit", {}, {}},
+        labkit::TraceRecorder::to_file(file.path, trace::TraceHeader{trace::format_version, "test", "test_labkit", {}, {}},
                                        std::chrono::steady_clock::now())
             .value();
     labkit::Observer see{say, trace};

@@ -7,6 +7,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "portlab/hex.hpp"
 #include "portlab/pcap.hpp"
 #include "replay/state.hpp"
 #include "support.hpp"
@@ -53,12 +54,7 @@ const char* const ack_hex = "450000280000400040063cce7f0000017f0000019c421f90000
 // From the same document: UDP 10.0.0.1:51000 -> 10.0.0.2:9000 carrying "hi".
 const char* const udp_hex = "4500001e00004000401126cd0a0000010a000002c7382328000a990d6869";
 
-Bytes bytes_of(std::string_view hex) {
-    Bytes bytes;
-    for (std::size_t i = 0; i + 1 < hex.size(); i += 2)
-        bytes.push_back(static_cast<std::uint8_t>(std::stoi(std::string(hex.substr(i, 2)), nullptr, 16)));
-    return bytes;
-}
+Bytes bytes_of(std::string_view hex) { return from_hex(hex).value(); }
 
 }  // namespace
 
@@ -341,12 +337,13 @@ TEST_CASE("a capture becomes one sent packet event per record, hosts named by ad
     const auto conversations = find_conversations(Timeline::of(trace));
     REQUIRE(conversations.size() == 2);
     CHECK(conversations[0].protocol == Protocol::udp);
-    CHECK(conversations[0].packets == 1);
+    CHECK(conversations[0].packets() == 1);
     CHECK(conversations[1].protocol == Protocol::tcp);
     CHECK(conversations[1].a.to_string() == "127.0.0.1:40002");
-    CHECK(conversations[1].packets == 3);
-    CHECK(conversations[1].first_event == 1);
-    CHECK(conversations[1].last_event == 3);
+    CHECK(conversations[1].packets() == 3);
+    CHECK(conversations[1].packets_a_to_b == 2);  // SYN, ACK; the SYN-ACK came back
+    CHECK(conversations[1].first_index == 1);
+    CHECK(conversations[1].last_index == 3);
 }
 
 TEST_CASE("files open by their first bytes, and bad ones give the reason and the line", "[world][files]") {
@@ -430,6 +427,15 @@ TEST_CASE("the threaded reader reads what trace::read_trace reads and fails on t
     SECTION("a socket introduced twice") {
         lines[10] = R"({"t_us": 9, "host": "h", "type": "socket_created", "socket": 4, "protocol": "udp", "family": "ipv4"})";
         lines[20000] = R"({"t_us": 19999, "host": "h", "type": "socket_created", "socket": 4, "protocol": "udp", "family": "ipv4"})";
+        same(lines);
+    }
+    SECTION("a version-2 event in this version-1 file") {
+        lines[700] = R"({"t_us": 699, "host": "h", "type": "timer_fired", "socket": 1, "timer": "retransmission"})";
+        same(lines);
+    }
+    SECTION("a version-2 file: a host declared after its first event") {
+        lines[0] = R"({"portlab_trace": 2, "source": "test", "generator": "t"})";
+        lines[21000] = R"({"t_us": 20999, "host": "h", "type": "host", "addresses": [], "role": ""})";
         same(lines);
     }
     SECTION("an empty line, and no final newline") {

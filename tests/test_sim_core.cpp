@@ -1,5 +1,6 @@
 // The simulator's engine: the event queue (ns-3's Schedule/Cancel/Run semantics),
-// determinism from the seed, and rebuilding any earlier state from checkpoints.
+// determinism from the seed, and earlier states rebuilt from the trace by the replay
+// model (the simulator itself only goes forwards).
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -9,6 +10,7 @@
 #include "portlab/sim/flat_map.hpp"
 #include "portlab/sim/scenarios.hpp"
 #include "portlab/sim/simulator.hpp"
+#include "replay/state.hpp"
 
 using namespace portlab;
 using namespace portlab::sim;
@@ -153,46 +155,85 @@ TEST_CASE("the same seed gives the same trace, and another seed changes the rand
     CHECK(one->events() != two->events());  // ISNs and the ephemeral port come from the seed
 }
 
-TEST_CASE("the state at event N from a checkpoint equals replaying from the start to N", "[sim][snapshot]") {
+TEST_CASE("the replay model, fed a scenario's trace, ends with the simulator's sockets", "[sim][replay]") {
+    // One way back in time: the simulator only goes forwards, and any earlier state is
+    // rebuilt from its events by the replay model (as the visualizer does). So the
+    // replay of the whole trace must hold what the simulator holds at the end.
     for (const auto& info : scenarios()) {
         CAPTURE(info.name);
-        SimOptions checkpointed;
-        checkpointed.checkpoint_every = 16;
-        SimOptions replay_only;
-        replay_only.checkpoint_every = 0;  // one checkpoint: the empty world; everything is replayed
-        const auto fast = run_scenario(info.name, 3, checkpointed);
-        const auto slow = run_scenario(info.name, 3, replay_only);
-        REQUIRE(fast);
-        REQUIRE(slow);
-        CHECK(fast->checkpoint_count() == 1 + fast->units() / 16);
-        CHECK(slow->checkpoint_count() == 1);
-        const std::size_t count = fast->events().size();
-        for (std::size_t n = 0; n < count; n += std::max<std::size_t>(1, count / 13)) {
-            CAPTURE(n);
-            CHECK(fast->world_at_event(n) == slow->world_at_event(n));
+        const auto sim = run_scenario(info.name, 3);
+        REQUIRE(sim);
+        const replay::State replayed = replay::Timeline::of(trace::Trace{{}, sim->events()}).state_at(sim->events().size());
+        for (const Host& host : sim->world().hosts) {
+            CAPTURE(host.name);
+            const auto replay_host = replayed.find_host(host.name);
+            REQUIRE(replay_host);
+            const auto& replay_sockets = replayed.hosts()[*replay_host].sockets;
+            for (const Socket* socket : host.sockets()) {
+                CAPTURE(socket->id.value, to_string(socket->state));
+                const auto found = replay_sockets.find(socket->id);
+                REQUIRE(found != replay_sockets.end());
+                const replay::Socket& seen = found->second;
+                CHECK(seen.protocol == socket->protocol);
+                // A connection the listener has not handed out yet (still in its accept
+                // queue) is named by its state changes only: no event carries its
+                // 4-tuple before accept() (issue 9, item 4: a trace without that gap).
+                if (!socket->listener) {
+                    CAPTURE(seen.local ? seen.local->to_string() : "-", socket->local ? socket->local->to_string() : "-");
+                    CHECK(seen.local == socket->local);
+                }
+                CHECK(seen.listening == socket->listening);
+                if (socket->protocol == Protocol::tcp && !socket->listening) CHECK(seen.tcp_state == socket->state);
+            }
         }
-        CHECK(fast->world_after_units(fast->units()) == fast->world());
     }
 }
 
-TEST_CASE("stepping backwards: the state at an event shows what the trace says happened by then", "[sim][snapshot]") {
-    const auto web = run_scenario("web", 1);
-    REQUIRE(web);
-    const auto& events = web->events();
-    // Find the client's state change to ESTABLISHED; the rebuilt world must agree.
-    for (std::size_t n = 0; n < events.size(); ++n) {
-        const auto* change = std::get_if<trace::StateChanged>(&events[n].body);
-        if (change == nullptr) continue;
-        const World world = web->world_at_event(n);
-        const auto host = world.find_host(events[n].host);
-        REQUIRE(host);
-        const Socket* socket = world.hosts[host->value].find(change->socket);
-        CAPTURE(n, events[n].host, change->socket.value, to_string(change->to));
-        if (change->to == TcpState::closed) {
-            CHECK((socket == nullptr || socket->state == TcpState::closed));
-        } else {
-            REQUIRE(socket != nullptr);
-            CHECK(socket->state == change->to);
+TEST_CASE("every state change the trace reports is the state the model holds right after that step", "[sim][replay]") {
+    // Step a connection's whole life one queued event at a time and read sim.world()
+    // after each call or step: the last change each event names for a socket must be
+    // the socket's state then (or the socket is gone, for CLOSED).
+    Simulator sim{5};
+    const HostId client = sim.add_host("client", {client_address});
+    const HostId server = sim.add_host("server", {server_address});
+    std::size_t seen = 0;
+    std::size_t changes = 0;
+    const auto check_new_events = [&] {
+        std::map<std::pair<std::string, trace::SocketId>, TcpState> last;
+        for (; seen < sim.events().size(); ++seen)
+            if (const auto* change = std::get_if<trace::StateChanged>(&sim.events()[seen].body)) {
+                last[{sim.events()[seen].host, change->socket}] = change->to;
+                ++changes;
+            }
+        for (const auto& [where, state] : last) {
+            CAPTURE(where.first, where.second.value, to_string(state));
+            const auto host = sim.world().find_host(where.first);
+            REQUIRE(host);
+            const Socket* socket = sim.world().hosts[host->value].find(where.second);
+            if (state == TcpState::closed) CHECK((socket == nullptr || socket->state == TcpState::closed));
+            else {
+                REQUIRE(socket != nullptr);
+                CHECK(socket->state == state);
+            }
         }
-    }
+    };
+    const auto step_until_idle = [&] {
+        while (sim.step()) check_new_events();
+    };
+    const SocketRef listener = sim.socket(server, Protocol::tcp).value();
+    REQUIRE(sim.bind(listener, {IpAddress::any_v4(), 8080}));
+    REQUIRE(sim.listen(listener, 16));
+    const SocketRef browser = sim.socket(client, Protocol::tcp).value();
+    REQUIRE(sim.connect(browser, {server_address, 8080}));
+    check_new_events();
+    step_until_idle();
+    const auto accepted = sim.accept(listener);
+    REQUIRE(accepted);
+    REQUIRE(sim.close(*accepted));  // the server closes first: FIN-WAIT-1 ... TIME-WAIT
+    check_new_events();
+    step_until_idle();
+    REQUIRE(sim.close(browser));
+    check_new_events();
+    step_until_idle();
+    CHECK(changes >= 8);  // both handshake sides and both closing sides, TIME-WAIT and its end
 }

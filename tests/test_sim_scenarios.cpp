@@ -12,6 +12,7 @@
 #include "portlab/sim/narration.hpp"
 #include "portlab/sim/scenarios.hpp"
 #include "portlab/trace.hpp"
+#include "replay/state.hpp"
 #include "support.hpp"
 
 using namespace portlab;
@@ -170,11 +171,13 @@ TEST_CASE("bind-conflict: EADDRINUSE, EACCES, and SO_REUSEADDR beside a TIME-WAI
         if (const auto* b = std::get_if<trace::Bound>(&sim.events()[n].body); b && b->endpoint.port == 8080 && sim.events()[n].host == "server")
             last_bind = n;
     REQUIRE(last_bind);
-    const World then = sim.world_at_event(*last_bind);
-    const Host& server = then.hosts[then.find_host("server")->value];
+    // The server as the trace tells it right after that bind, rebuilt by the replay model.
+    const replay::State then = replay::Timeline::of(trace::Trace{{}, sim.events()}).state_at(*last_bind + 1);
+    const auto server = then.find_host("server");
+    REQUIRE(server);
     bool time_wait_on_8080 = false;
-    for (const Socket* s : server.sockets())
-        if (s->state == TcpState::time_wait && s->local && s->local->port == 8080) time_wait_on_8080 = true;
+    for (const auto& [id, s] : then.hosts()[*server].sockets)
+        if (s.tcp_state == TcpState::time_wait && s.local && s.local->port == 8080) time_wait_on_8080 = true;
     CHECK(time_wait_on_8080);
 }
 
@@ -205,7 +208,7 @@ TEST_CASE("every scenario's trace obeys the shared trace format and reads back t
         CHECK_FALSE(sim.events().empty());
         std::stringstream stream;
         {
-            auto writer = trace::TraceWriter::to_stream(stream, trace::TraceHeader{1, "sim", "test", std::string(info.name), std::nullopt});
+            auto writer = trace::TraceWriter::to_stream(stream, trace::TraceHeader{trace::format_version, "sim", "test", std::string(info.name), std::nullopt});
             REQUIRE(writer);
             for (const auto& event : sim.events()) {
                 const auto written = writer->write(event);

@@ -106,19 +106,35 @@ std::vector<trace::Event> every_kind_of_event() {
         {5, "client", EphemeralAssigned{SocketId{8}, 65535, 65535, 65535, "sequential", std::nullopt}},
         {6, "server", Accepted{SocketId{1}, SocketId{3}, {endpoint("127.0.0.1:8080"), endpoint("127.0.0.1:40002")}}},
         {7, "client", StateChanged{SocketId{7}, TcpState::syn_sent, TcpState::established, "SYN+ACK received"}},
+        {7, "client", StateChanged{SocketId{7}, TcpState::established, TcpState::fin_wait_1, "sock_diag", Evidence::observed}},
+        {7, "client", StateChanged{SocketId{7}, TcpState::closed, TcpState::syn_sent, "connect() returned", Evidence::inferred}},
         {8, "client", Packet{PacketKind::sent, syn, LinkType::raw, std::nullopt, "client", "server"}},
         {8, "router", Packet{PacketKind::dropped, syn, LinkType::en10mb, "DROP tcp dport 8080", std::nullopt, std::nullopt}},
+        {8, "router", Packet{PacketKind::dropped, syn, LinkType::raw, "tcp dport 8080 drop", "client", "server",
+                             DropCause::firewall, "fw-1"}},
+        {8, "router", Packet{PacketKind::dropped, syn, LinkType::raw, std::nullopt, std::nullopt, std::nullopt,
+                             DropCause::link, std::nullopt}},
+        {8, "server", Packet{PacketKind::dropped, syn, LinkType::raw, "no socket", std::nullopt, std::nullopt,
+                             DropCause::no_socket, std::nullopt}},
         {9, "server", Packet{PacketKind::delivered, {}, LinkType::linux_sll, std::nullopt, std::nullopt, std::nullopt}},
         {9, "server", Packet{PacketKind::delivered, syn, LinkType::null, std::nullopt, std::nullopt, std::nullopt}},
         {10, "server", trace::CallFailed{SocketId{4}, "bind", "EADDRINUSE", "Address already in use"}},
         {10, "server", trace::CallFailed{std::nullopt, "getaddrinfo", "EAI_NONAME", "Name or service not known"}},
         {11, "client", Closed{SocketId{7}}},
+        {11, "client", TimerArmed{SocketId{7}, TimerKind::retransmission, 1000000, 0}},
+        {11, "client", TimerArmed{SocketId{7}, TimerKind::time_wait, 60000000, 4294967295U}},
+        {11, "client", TimerFired{SocketId{7}, TimerKind::retransmission}},
+        {11, "client", TimerStopped{SocketId{7}, TimerKind::delayed_ack}},
+        {11, "client", TimerStopped{SocketId{7}, TimerKind::keepalive}},
+        {11, "client", TimerFired{SocketId{7}, TimerKind::persist}},
+        {12, "server-2", HostAdded{{IpAddress::parse("192.0.2.1").value(), IpAddress::parse("2001:db8::1").value()}, "server"}},
+        {12, "scanner", HostAdded{{}, ""}},
         {12, "client", Note{"Ports are per protocol: \"TCP 53\" and \"UDP 53\" differ.\n"}},
         {18446744073709551615ULL, "h", Note{""}},  // the largest t_us
     };
 }
 
-std::string header_line() { return R"({"portlab_trace": 1, "source": "test", "generator": "test_trace"})"; }
+std::string header_line() { return R"({"portlab_trace": 2, "source": "test", "generator": "test_trace"})"; }
 
 Result<trace::Trace> read_text(const std::string& text) {
     std::istringstream in(text);
@@ -224,8 +240,9 @@ TEST_CASE("a bad line is refused with its line number and the reason", "[trace]"
         {"not json\n", 1, "not JSON"},
         {"[1, 2]\n", 1, "not a JSON object"},
         {R"({"source": "sim"})" "\n", 1, "not a portlab trace header"},
-        {R"({"portlab_trace": 2, "source": "sim", "generator": "g"})" "\n", 1, "version 2"},
-        {R"({"portlab_trace": 2, "source": "sim", "generator": "g"})" "\n", 1, "reads version 1"},
+        {R"({"portlab_trace": 3, "source": "sim", "generator": "g"})" "\n", 1, "version 3 is not supported"},
+        {R"({"portlab_trace": 3, "source": "sim", "generator": "g"})" "\n", 1, "reads versions 1 to 2"},
+        {R"({"portlab_trace": 0, "source": "sim", "generator": "g"})" "\n", 1, "version 0 is not supported"},
         {R"({"portlab_trace": "1", "source": "sim", "generator": "g"})" "\n", 1, "must be an unsigned integer, not string"},
         {R"({"portlab_trace": 1, "generator": "g"})" "\n", 1, "missing field 'source'"},
         {R"({"portlab_trace": 1, "source": "", "generator": "g"})" "\n", 1, "'source' must not be empty"},
@@ -260,8 +277,32 @@ TEST_CASE("a bad line is refused with its line number and the reason", "[trace]"
         {header + good + R"({"t_us": 10, "host": "a", "type": "ephemeral_assigned", "socket": 1, "port": 80, "range_low": 32768, "range_high": 60999, "algorithm": "x"})" "\n", 3, "port 80 is outside its range 32768-60999"},
         {header + good + R"({"t_us": 10, "host": "a", "type": "ephemeral_assigned", "socket": 1, "port": 80, "range_low": 90, "range_high": 70, "algorithm": "x"})" "\n", 3, "range_low > range_high"},
         {header + good + R"({"t_us": 10, "host": "a", "type": "error", "call": "bind", "errno_name": 98, "message": ""})" "\n", 3, "'errno_name' must be a string, not unsigned integer"},
+        // version 2's events and keys
+        {header + good + R"({"t_us": 10, "host": "a", "type": "state_changed", "socket": 1, "from": "LISTEN", "to": "CLOSED", "cause": "", "evidence": "guessed"})" "\n", 3, "'evidence' is 'guessed', expected one of: model, observed, inferred"},
+        {header + good + R"({"t_us": 10, "host": "a", "type": "timer_armed", "socket": 1, "timer": "rto", "duration_us": 1000000, "attempt": 0})" "\n", 3, "'timer' is 'rto', expected one of: retransmission, time-wait, keepalive, persist, delayed-ack"},
+        {header + good + R"({"t_us": 10, "host": "a", "type": "timer_armed", "socket": 1, "timer": "retransmission", "duration_us": -5, "attempt": 0})" "\n", 3, "'duration_us' must be an unsigned integer, not negative integer"},
+        {header + good + R"({"t_us": 10, "host": "a", "type": "timer_armed", "socket": 1, "timer": "retransmission", "duration_us": 5})" "\n", 3, "missing field 'attempt'"},
+        {header + good + R"({"t_us": 10, "host": "a", "type": "timer_armed", "socket": 1, "timer": "retransmission", "duration_us": 5, "attempt": 4294967296})" "\n", 3, "above its maximum 4294967295"},
+        {header + good + R"({"t_us": 10, "host": "a", "type": "timer_fired", "socket": 1})" "\n", 3, "missing field 'timer'"},
+        {header + good + R"({"t_us": 10, "host": "a", "type": "timer_stopped", "socket": 1, "timer": "TIME-WAIT"})" "\n", 3, "'timer' is 'TIME-WAIT'"},
+        {header + good + R"({"t_us": 10, "host": "a", "type": "packet", "kind": "dropped", "bytes": "", "cause": "firewal"})" "\n", 3, "'cause' is 'firewal', expected one of: firewall, link, no-socket, checksum, no-route, other"},
+        {header + good + R"({"t_us": 10, "host": "a", "type": "packet", "kind": "sent", "bytes": "", "cause": "link"})" "\n", 3, "'cause' is for dropped packets only, and this one is sent"},
+        {header + good + R"({"t_us": 10, "host": "a", "type": "packet", "kind": "dropped", "bytes": "", "cause": "link", "rule_id": "r1"})" "\n", 3, "'rule_id' needs \"cause\": \"firewall\""},
+        {header + good + R"({"t_us": 10, "host": "a", "type": "packet", "kind": "dropped", "bytes": "", "rule_id": "r1"})" "\n", 3, "'rule_id' needs"},
+        {header + good + R"({"t_us": 10, "host": "b", "type": "host", "addresses": "10.0.0.1", "role": ""})" "\n", 3, "'addresses' must be an array of addresses, not string"},
+        {header + good + R"({"t_us": 10, "host": "b", "type": "host", "addresses": ["10.0.0.1", 7], "role": ""})" "\n", 3, "in 'addresses' item 1: an address must be a string, not unsigned integer"},
+        {header + good + R"({"t_us": 10, "host": "b", "type": "host", "addresses": ["10.0.0.300"], "role": ""})" "\n", 3, "in 'addresses' item 0: "},
+        {header + good + R"({"t_us": 10, "host": "b", "type": "host", "addresses": []})" "\n", 3, "missing field 'role'"},
         // the rules across lines
         {header + good + R"({"t_us": 9, "host": "b", "type": "note", "text": "late"})" "\n", 3, "time goes backwards: t_us 9 after 10"},
+        {header + R"({"t_us": 1, "host": "b", "type": "host", "addresses": [], "role": ""})" "\n" +
+             R"({"t_us": 2, "host": "b", "type": "host", "addresses": ["10.0.0.2"], "role": ""})" "\n", 3,
+         "host 'b' was already declared on line 2"},
+        {header + good + R"({"t_us": 10, "host": "a", "type": "host", "addresses": [], "role": "client"})" "\n", 3,
+         "host 'a' is declared after line 2 already named it"},
+        {R"({"portlab_trace": 1, "source": "lab", "generator": "g"})" "\n" + good +
+             R"({"t_us": 10, "host": "a", "type": "timer_fired", "socket": 1, "timer": "retransmission"})" "\n", 3,
+         "event type 'timer_fired' needs trace format version 2, but the header says 1"},
         {header + R"({"t_us": 1, "host": "a", "type": "socket_created", "socket": 5, "protocol": "tcp", "family": "ipv4"})" "\n" +
              R"({"t_us": 2, "host": "a", "type": "socket_created", "socket": 5, "protocol": "udp", "family": "ipv4"})" "\n", 3,
          "socket 5 on host 'a' was already created on line 2"},
@@ -294,6 +335,15 @@ TEST_CASE("what the rules allow is accepted", "[trace]") {
         const auto& packet = std::get<trace::Packet>(trace->events[0].body);
         CHECK(packet.link == LinkType::raw);
         CHECK(packet.bytes == Bytes{0x45, 0xab});
+    }
+    SECTION("a host declared before its events, others never declared, packets naming undeclared hosts") {
+        const auto trace = read_text(header +
+            R"({"t_us": 1, "host": "a", "type": "host", "addresses": ["10.0.0.1"], "role": "client"})" "\n"
+            R"({"t_us": 1, "host": "b", "type": "note", "text": "b was never declared"})" "\n"
+            R"({"t_us": 2, "host": "a", "type": "packet", "kind": "sent", "bytes": "", "to_host": "c"})" "\n"
+            R"({"t_us": 3, "host": "c", "type": "host", "addresses": [], "role": ""})" "\n");
+        REQUIRE(trace);
+        CHECK(trace->events.size() == 4);
     }
     SECTION("a header alone is an empty trace") {
         const auto trace = read_text(header);
@@ -343,8 +393,46 @@ TEST_CASE("the fixture trace reads as written", "[trace]") {
     CHECK(dropped.bytes.size() == 30);
 }
 
+TEST_CASE("a version-1 trace still reads: its states are the model's, its drops have no cause", "[trace][v1]") {
+    const auto trace = read_text(
+        R"({"portlab_trace": 1, "source": "sim", "generator": "portlab-sim 0.1.0"})" "\n"
+        R"({"t_us": 1, "host": "a", "type": "state_changed", "socket": 1, "from": "CLOSED", "to": "SYN-SENT", "cause": "connect() called"})" "\n"
+        R"({"t_us": 2, "host": "a", "type": "packet", "kind": "dropped", "bytes": "", "rule": "DROP tcp dport 80"})" "\n");
+    INFO((trace ? std::string() : trace.error().message));
+    REQUIRE(trace);
+    CHECK(trace->header.version == 1);
+    REQUIRE(trace->events.size() == 2);
+    const auto& change = std::get<trace::StateChanged>(trace->events[0].body);
+    CHECK(change.evidence == trace::Evidence::model);
+    CHECK(change.to == TcpState::syn_sent);
+    const auto& dropped = std::get<trace::Packet>(trace->events[1].body);
+    CHECK_FALSE(dropped.cause);
+    CHECK_FALSE(dropped.rule_id);
+    CHECK(dropped.rule == "DROP tcp dport 80");
+
+    const auto fixture = trace::read_trace_file(fixtures + "/trace_two_clients.jsonl");
+    REQUIRE(fixture);
+    CHECK(fixture->header.version == 1);
+}
+
+TEST_CASE("version 2's enumerations are spelt as docs/trace-format.md says", "[trace]") {
+    CHECK(trace::to_string(trace::Evidence::observed) == "observed");
+    CHECK(trace::to_string(trace::TimerKind::time_wait) == "time-wait");
+    CHECK(trace::to_string(trace::TimerKind::delayed_ack) == "delayed-ack");
+    CHECK(trace::to_string(trace::DropCause::no_socket) == "no-socket");
+    CHECK(trace::to_string(trace::DropCause::no_route) == "no-route");
+    const trace::Event armed{5, "client", trace::TimerArmed{trace::SocketId{3}, trace::TimerKind::time_wait, 60000000, 0}};
+    CHECK(trace::to_json_line(armed) ==
+          R"({"t_us":5,"host":"client","type":"timer_armed","socket":3,"timer":"time-wait","duration_us":60000000,"attempt":0})");
+    const trace::Event host{0, "server",
+                            trace::HostAdded{{IpAddress::parse("10.0.0.2").value()}, "server"}};
+    CHECK(trace::to_json_line(host) == R"({"t_us":0,"host":"server","type":"host","addresses":["10.0.0.2"],"role":"server"})");
+    CHECK(trace::introduced_in_version(host.body) == 2);
+    CHECK(trace::introduced_in_version(trace::Note{}) == 1);
+}
+
 TEST_CASE("a TraceWriter writes what read_trace reads back", "[trace]") {
-    const trace::TraceHeader header{1, "test", "test_trace", "every-kind", std::nullopt};
+    const trace::TraceHeader header{trace::format_version, "test", "test_trace", "every-kind", std::nullopt};
     const auto events = every_kind_of_event();
 
     SECTION("to a stream") {
@@ -376,7 +464,7 @@ TEST_CASE("a TraceWriter writes what read_trace reads back", "[trace]") {
 
 TEST_CASE("a TraceWriter refuses an event that breaks a rule, naming its line", "[trace]") {
     std::ostringstream out;
-    auto writer = trace::TraceWriter::to_stream(out, {1, "test", "test_trace", std::nullopt, std::nullopt});
+    auto writer = trace::TraceWriter::to_stream(out, {trace::format_version, "test", "test_trace", std::nullopt, std::nullopt});
     REQUIRE(writer);
     REQUIRE(writer->write({10, "a", trace::Note{"first"}}));  // line 2
 
@@ -390,6 +478,19 @@ TEST_CASE("a TraceWriter refuses an event that breaks a rule, naming its line", 
         REQUIRE_FALSE(written);
         CHECK_THAT(written.error().message, Catch::Contains("'host' must not be empty"));
     }
+    SECTION("a drop cause on a packet that was not dropped") {
+        const auto written = writer->write(
+            {10, "a", trace::Packet{trace::PacketKind::delivered, {}, LinkType::raw, std::nullopt, std::nullopt,
+                                    std::nullopt, trace::DropCause::link, std::nullopt}});
+        REQUIRE_FALSE(written);
+        CHECK_THAT(written.error().message, Catch::Contains("line 3: field 'cause' is for dropped packets only"));
+    }
+    SECTION("a host declared twice") {
+        REQUIRE(writer->write({10, "b", trace::HostAdded{{}, "server"}}));
+        const auto written = writer->write({10, "b", trace::HostAdded{{}, "server"}});
+        REQUIRE_FALSE(written);
+        CHECK_THAT(written.error().message, Catch::Contains("line 4: host 'b' was already declared on line 3"));
+    }
     SECTION("an ephemeral port outside its range") {
         const auto written =
             writer->write({10, "a", trace::EphemeralAssigned{trace::SocketId{1}, 80, 32768, 60999, "x", std::nullopt}});
@@ -402,9 +503,13 @@ TEST_CASE("a TraceWriter refuses an event that breaks a rule, naming its line", 
 
 TEST_CASE("a header the writer cannot write, and files that cannot be opened", "[trace]") {
     std::ostringstream out;
-    const auto future = trace::TraceWriter::to_stream(out, {2, "test", "g", std::nullopt, std::nullopt});
+    const auto future = trace::TraceWriter::to_stream(out, {3, "test", "g", std::nullopt, std::nullopt});
     REQUIRE_FALSE(future);
-    CHECK_THAT(future.error().message, Catch::Contains("version 1, not 2"));
+    CHECK_THAT(future.error().message, Catch::Contains("version 2, not 3"));
+    // A writer writes the current version only: its events may be version 2's.
+    const auto past = trace::TraceWriter::to_stream(out, {1, "test", "g", std::nullopt, std::nullopt});
+    REQUIRE_FALSE(past);
+    CHECK_THAT(past.error().message, Catch::Contains("version 2, not 1"));
 
     const auto missing = trace::read_trace_file("/nonexistent/portlab/trace.jsonl");
     REQUIRE_FALSE(missing);
@@ -447,8 +552,10 @@ TEST_CASE("the fast path reads every event type as the full parser does", "[trac
             fast_types.insert(trace::type_name(fast->body));
         }
     }
-    // Only the note with escaped quotes and a newline needs the full parser; every type is read fast.
-    CHECK(fast_types.size() == std::variant_size_v<trace::EventBody>);
+    // Only the note with escaped quotes and a newline, and host lines (their
+    // addresses are an array), need the full parser; every other type is read fast.
+    CHECK(fast_types.size() == std::variant_size_v<trace::EventBody> - 1);
+    CHECK_FALSE(fast_types.contains("host"));
 }
 
 TEST_CASE("the fast path leaves unusual but valid lines to the full parser", "[trace][fast]") {

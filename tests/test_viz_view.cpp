@@ -8,6 +8,7 @@
 #include <fstream>
 #include <thread>
 
+#include "portlab/hex.hpp"
 #include "replay/state.hpp"
 #include "support.hpp"
 #include "view/filters.hpp"
@@ -33,10 +34,7 @@ replay::Timeline fixture_timeline() {
 
 // docs/trace-format.md's SYN 127.0.0.1:40002 -> 127.0.0.1:8080 (IPv4, IHL 5, no options).
 Bytes syn_bytes() {
-    const std::string hex = "450000280000400040063cce7f0000017f0000019c421f90000003e8000000005002ffd7f24d0000";
-    Bytes bytes;
-    for (std::size_t i = 0; i < hex.size(); i += 2) bytes.push_back(static_cast<std::uint8_t>(std::stoi(hex.substr(i, 2), nullptr, 16)));
-    return bytes;
+    return from_hex("450000280000400040063cce7f0000017f0000019c421f90000003e8000000005002ffd7f24d0000").value();
 }
 
 }  // namespace

@@ -1,8 +1,9 @@
 #pragma once
-// The trace: one run, simulated or real, as a sequence of events (socket created,
-// bound, listening, connect started, ephemeral port assigned, accepted, state
-// changed, packet sent/delivered/dropped, error, closed, note). The simulator and
-// the labs write traces; the visualizer reads them.
+// The trace: one run, simulated or real, as a sequence of events (host declared,
+// socket created, bound, listening, connect started, ephemeral port assigned,
+// accepted, state changed, timer armed/fired/stopped, packet sent/delivered/
+// dropped, error, closed, note). The simulator and the labs write traces; the
+// visualizer reads them.
 //
 // On disk a trace is JSON Lines: a header line, then one event per line. The format
 // is versioned and documented in docs/trace-format.md; this header is its C++ face.
@@ -12,10 +13,12 @@
 #include <cstddef>
 #include <cstdint>
 #include <iosfwd>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -28,7 +31,11 @@ namespace portlab::trace {
 
 // The "portlab_trace" number in the header line. Bumped only for changes an
 // older reader would misread (see "Compatibility" in docs/trace-format.md).
-inline constexpr int format_version = 1;
+// Version 2 added host, timer_armed/timer_fired/timer_stopped, state_changed's
+// "evidence" and a dropped packet's "cause" and "rule_id"; version-1 files still
+// read (they simply have none of these).
+inline constexpr int format_version = 2;
+inline constexpr int oldest_readable_version = 1;
 
 // A socket, named by a small number that is unique on its host for the whole
 // trace (never reused, even after the socket is closed), so (host, socket) keys
@@ -40,6 +47,15 @@ struct SocketId {
 };
 
 // ---- event bodies -----------------------------------------------------------
+
+// Declares a host (Event::host is its name: "client", "server", "router",
+// "localhost"), once, before any other event on it. A viewer draws a host only
+// when it is declared or named by an event.
+struct HostAdded {
+    std::vector<IpAddress> addresses;  // its own addresses, in the order the writer knows them
+    std::string role;                  // free text for the picture: "client", "server", "scanner", "router"; may be empty
+    friend bool operator==(const HostAdded&, const HostAdded&) = default;
+};
 
 struct SocketCreated {
     SocketId socket;
@@ -96,23 +112,70 @@ struct Accepted {
     friend bool operator==(const Accepted&, const Accepted&) = default;
 };
 
+// How the writer knows a state: the difference between what the kernel said and
+// what a program guessed is part of the lesson.
+enum class Evidence : std::uint8_t {
+    model,     // "model": the simulator's own state (and every version-1 trace)
+    observed,  // "observed": a lab read it from the kernel (sock_diag, TCP_INFO, ss)
+    inferred,  // "inferred": a lab deduced it, e.g. from a call that returned
+};
+
 struct StateChanged {
     SocketId socket;
     TcpState from = TcpState::closed;
     TcpState to = TcpState::closed;
     std::string cause;  // e.g. "SYN received", "close() called", "2MSL timer expired"
+    Evidence evidence = Evidence::model;
     friend bool operator==(const StateChanged&, const StateChanged&) = default;
 };
 
+// TCP's timers, as data (smoltcp keeps them so): a viewer shows a countdown from
+// timer_armed until timer_fired or timer_stopped. RFC 9293 3.8.1 (retransmission),
+// 3.6.1 (TIME-WAIT, 2*MSL), 3.8.4 (keep-alive), 3.8.6.1 (persist), 3.8.6.3 (delayed ACK).
+enum class TimerKind : std::uint8_t { retransmission, time_wait, keepalive, persist, delayed_ack };
+
+struct TimerArmed {
+    SocketId socket;
+    TimerKind timer = TimerKind::retransmission;
+    std::uint64_t duration_us = 0;  // it fires at the event's t_us + duration_us unless stopped first
+    std::uint32_t attempt = 0;      // 0: the first transmission's timer; n: the timer after the n-th retransmission
+    friend bool operator==(const TimerArmed&, const TimerArmed&) = default;
+};
+
+struct TimerFired {
+    SocketId socket;
+    TimerKind timer = TimerKind::retransmission;
+    friend bool operator==(const TimerFired&, const TimerFired&) = default;
+};
+
+// Cancelled before it fired: the ACK came, or the socket went away.
+struct TimerStopped {
+    SocketId socket;
+    TimerKind timer = TimerKind::retransmission;
+    friend bool operator==(const TimerStopped&, const TimerStopped&) = default;
+};
+
 enum class PacketKind : std::uint8_t { sent, delivered, dropped };
+
+// Why a packet was dropped: a firewall drop is a rule's doing, a link loss is not.
+enum class DropCause : std::uint8_t {
+    firewall,   // "firewall": a rule dropped or rejected it (rule_id names the rule)
+    link,       // "link": lost on the wire (the simulator's lossy link)
+    no_socket,  // "no-socket": nothing listens on the port
+    checksum,   // "checksum": a bad checksum
+    no_route,   // "no-route": no route to the destination
+    other,      // "other"
+};
 
 struct Packet {
     PacketKind kind = PacketKind::sent;
     Bytes bytes;                      // the whole frame, link header included
     LinkType link = LinkType::raw;    // what sits in front of the IP packet
-    std::optional<std::string> rule;  // why it was dropped: a firewall rule, "no route", ...
+    std::optional<std::string> rule;  // why it was dropped, for people: a firewall rule's text, "no route", ...
     std::optional<std::string> from_host;
     std::optional<std::string> to_host;
+    std::optional<DropCause> cause = std::nullopt;        // dropped packets only
+    std::optional<std::string> rule_id = std::nullopt;    // the rule that dropped or rejected it (cause firewall only)
     friend bool operator==(const Packet&, const Packet&) = default;
 };
 
@@ -137,7 +200,8 @@ struct Note {
 };
 
 using EventBody = std::variant<SocketCreated, Bound, Listening, ConnectStarted, EphemeralAssigned, Accepted,
-                               StateChanged, Packet, CallFailed, Closed, Note>;
+                               StateChanged, Packet, CallFailed, Closed, Note, HostAdded, TimerArmed, TimerFired,
+                               TimerStopped>;
 
 struct Event {
     std::uint64_t t_us = 0;  // microseconds since the start of the run (or the epoch); never decreases
@@ -146,13 +210,23 @@ struct Event {
     friend bool operator==(const Event&, const Event&) = default;
 };
 
-// The "type" value of an event line: "socket_created", "bound", ..., "note".
+// The "type" value of an event line: "socket_created", "bound", ..., "note", "host", "timer_armed".
 [[nodiscard]] std::string_view type_name(const EventBody& body) noexcept;
+// The socket an event is about: its `socket` field (for accepted, the new socket;
+// for an error, when it names one); none for host, note, and packet events.
+[[nodiscard]] std::optional<SocketId> socket_of(const EventBody& body) noexcept;
+// The trace format version that introduced an event's type: 1 or 2.
+[[nodiscard]] int introduced_in_version(const EventBody& body) noexcept;
+
+// The enumerations' spellings in the format ("observed", "time-wait", "no-socket").
+[[nodiscard]] std::string_view to_string(Evidence evidence) noexcept;
+[[nodiscard]] std::string_view to_string(TimerKind timer) noexcept;
+[[nodiscard]] std::string_view to_string(DropCause cause) noexcept;
 
 // ---- header -------------------------------------------------------------------
 
 struct TraceHeader {
-    int version = format_version;
+    int version = format_version;  // as read: oldest_readable_version..format_version; writers write format_version
     std::string source = "sim";  // "sim", "lab", "pcap", "test", ...; never empty
     std::string generator;       // program and version, e.g. "portlab-sim 0.1.0"
     std::optional<std::string> scenario;
@@ -186,6 +260,28 @@ struct Trace {
 // returns an event, the full parser returns the same event.
 [[nodiscard]] std::optional<Event> parse_event_line_fast(std::string_view line);
 [[nodiscard]] Result<Event> parse_event_line_full(std::string_view line, std::size_t line_number);
+
+// ---- the rules that span lines ------------------------------------------------------
+
+// Time never decreases; a socket id is introduced (socket_created, or the new
+// socket of accepted) once per host; a host is declared at most once, before any
+// other event on it; an event type newer than the header's version is refused.
+// Every reader and writer of traces applies these, through this one class.
+class SequenceRules {
+public:
+    explicit SequenceRules(int version = format_version) : version_(version) {}
+    // Checks the next event (on line `line_number`) against those admitted so far
+    // and admits it; returns the reason, without "line N: ", when it breaks a rule.
+    [[nodiscard]] std::optional<std::string> admit(const Event& event, std::size_t line_number);
+
+private:
+    int version_;
+    std::uint64_t last_t_us_ = 0;
+    std::map<std::pair<std::string, std::uint32_t>, std::size_t, std::less<>> introduced_on_line_;
+    std::map<std::string, std::size_t, std::less<>> host_seen_on_line_;  // first line naming each host
+    std::map<std::string, std::size_t, std::less<>> host_declared_on_line_;
+    std::string last_host_;
+};
 
 // ---- whole traces -----------------------------------------------------------------
 

@@ -62,10 +62,7 @@ struct Run {
 };
 
 // A socket the lab holds, with the name the trace gives it.
-struct Listener {
-    tcp::acceptor acceptor;
-    labkit::SocketRef ref;
-};
+using Listener = labkit::TcpListener;
 struct Connection {
     tcp::socket socket;
     labkit::SocketRef ref;
@@ -177,31 +174,16 @@ awaitable<std::vector<diag::SocketInfo>> settled_after_fin(Run& run, const FourT
 std::optional<Listener> open_listener(Run& run, asio::io_context& io, int& exit_code) {
     const auto requested = run.lab.server().endpoint();
     run.see.step(fmt::format("server: socket(), bind({}), listen()", requested.to_string()));
-    tcp::acceptor acceptor(io);
-    std::error_code error;
-    acceptor.open(labkit::to_tcp_endpoint(requested).protocol(), error);
-    const auto ref = run.see.open(run.server_host, Protocol::tcp, requested.address.family());
-    // SO_REUSEADDR on purpose: a listener should be able to restart while old connections
-    // of the same port sit in TIME-WAIT (lab 06 shows what happens without it).
-    if (!error) acceptor.set_option(tcp::acceptor::reuse_address(true), error);
-    if (!error) acceptor.bind(labkit::to_tcp_endpoint(requested), error);
-    if (error) {
-        run.see.record(Failed{ref, "bind", error}, quietly);
-        run.see.record(Closed{ref}, quietly);
-        exit_code = run.lab.bind_failed(requested, error);
+    auto opened = labkit::open_tcp_listener(run.see, io, run.server_host, requested, {{}, "/listener"}, {{}, "/listener"});
+    if (!opened.listener) {
+        exit_code = run.lab.bind_failed(requested, opened.error);
         return std::nullopt;
     }
-    const auto bound = labkit::to_endpoint(acceptor.local_endpoint());
-    const auto how = requested.port == 0 ? trace::BindHow::bind_zero : trace::BindHow::explicit_port;
-    run.see.record(Bound{ref, bound, how, {}, {}, "SO_REUSEADDR set"}, {{}, "/listener"});
-    acceptor.listen(asio::socket_base::max_listen_connections);
-    run.see.record(Listening{ref, asio::socket_base::max_listen_connections}, {{}, "/listener"});
-    run.see.read_state(ref, acceptor.native_handle());  // LISTEN, as TCP_INFO reports it
-
+    const auto port = opened.listener->acceptor.local_endpoint().port();
     run.say.note("The listening socket has no peer. It never carries data: it only hands out new sockets.");
-    run.say.see_it_yourself(fmt::format("ss -tlnp 'sport = :{}'   or   lsof -nP -iTCP:{} -sTCP:LISTEN", bound.port, bound.port));
+    run.say.see_it_yourself(fmt::format("ss -tlnp 'sport = :{}'   or   lsof -nP -iTCP:{} -sTCP:LISTEN", port, port));
     run.facts()["listener"]["port_requested"] = requested.port;
-    return Listener{std::move(acceptor), ref};
+    return std::move(opened.listener);
 }
 
 // Step: connect() from a socket that never called bind().

@@ -139,25 +139,9 @@ Result<PortRange> read_range(Run& run) {
 
 // socket(), bind(), listen() for the server of step 2; the error when bind() fails.
 std::error_code open_listener(Run& run, asio::io_context& io, HostSockets& held) {
-    const auto requested = run.lab.server().endpoint();
-    tcp::acceptor acceptor(io);
-    std::error_code error;
-    acceptor.open(labkit::to_tcp_endpoint(requested).protocol(), error);
-    const auto ref = run.see.open(run.server, Protocol::tcp, requested.address.family());
-    if (!error) acceptor.set_option(tcp::acceptor::reuse_address(true), error);
-    if (!error) acceptor.bind(labkit::to_tcp_endpoint(requested), error);
-    if (error) {
-        run.see.record(Failed{ref, "bind", error}, quietly);
-        run.see.record(Closed{ref}, quietly);
-        return error;
-    }
-    const auto how = requested.port != 0 ? trace::BindHow::explicit_port : trace::BindHow::bind_zero;
-    run.see.record(Bound{ref, labkit::to_endpoint(acceptor.local_endpoint()), how, {}, {}, "SO_REUSEADDR set"}, quietly);
-    acceptor.listen(asio::socket_base::max_listen_connections);
-    run.see.record(Listening{ref, asio::socket_base::max_listen_connections}, quietly);
-    run.see.read_state(ref, acceptor.native_handle());
-    held.listener.emplace(Held<tcp::acceptor>{std::move(acceptor), ref});
-    return {};
+    auto opened = labkit::open_tcp_listener(run.see, io, run.server, run.lab.server().endpoint(), quietly, quietly);
+    if (opened.listener) held.listener.emplace(std::move(opened.listener->acceptor), opened.listener->ref);
+    return opened.error;
 }
 
 // The server half, as in Asio's echo examples: accept until it has `count` sockets.

@@ -30,6 +30,8 @@
 #include "labkit/labkit.hpp"
 #include "portlab/net.hpp"
 #include "labkit/netns.hpp"
+#include "labkit/posix.hpp"
+#include "labkit/snmp.hpp"
 #include "portlab/packet.hpp"
 #include "labkit/sock_diag.hpp"
 
@@ -128,36 +130,22 @@ Port closed_udp_port(asio::io_context& io, const IpAddress& address) {
 
 // ---- The checksum, checked by a kernel ---------------------------------------------------
 
-// Udp counters from /proc/net/snmp (per network namespace): "Udp: InDatagrams ..." then values.
-std::uint64_t udp_counter(const std::string& name) {
-    std::ifstream snmp("/proc/net/snmp");
-    std::string header, values;
-    for (std::string line; std::getline(snmp, line);) {
-        if (line.rfind("Udp: ", 0) != 0) continue;
-        if (header.empty()) header = line;
-        else { values = line; break; }
-    }
-    std::istringstream names(header), numbers(values);
-    std::string key, value;
-    while (names >> key && numbers >> value)
-        if (key == name) return std::stoull(value);
-    return 0;
+// A Udp counter from /proc/net/snmp (per network namespace, so ours alone here).
+std::int64_t udp_counter(const std::string& name) {
+    return labkit::SnmpCounters::read().value().get("Udp", name).value();
 }
 
 // Runs in a private network namespace (we are "root" there, so a raw socket is allowed and
 // the counters are ours alone): hand the kernel two copies of one UDP datagram built by
 // portlab's encoder, one with its checksum spoiled, and see which one a socket receives.
 json kernel_checks_checksum() {
-    const int receiver = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    address.sin_port = htons(9);
-    if (receiver < 0 || bind(receiver, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0)
+    const Fd receiver(socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0));
+    const auto address = socket_address({IpAddress::loopback_v4(), 9});
+    if (!receiver.ok() || bind(receiver.get(), reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0)
         throw std::runtime_error("bind 127.0.0.1:9 in the namespace failed");
     // IPPROTO_RAW: we write the whole IPv4 packet ourselves (IP_HDRINCL is implied).
-    const int raw = socket(AF_INET, SOCK_RAW, IPPROTO_RAW);
-    if (raw < 0) throw std::runtime_error("raw socket refused in the namespace");
+    const Fd raw(socket(AF_INET, SOCK_RAW, IPPROTO_RAW));
+    if (!raw.ok()) throw std::runtime_error("raw socket refused in the namespace");
 
     const std::string text = "checked";
     const auto packet = encode_udp({IpAddress::loopback_v4(), IpAddress::loopback_v4()}, {5000, 9},
@@ -167,16 +155,14 @@ json kernel_checks_checksum() {
     spoiled[20 + 6] ^= 0x01;  // one bit of the UDP checksum field (IPv4 header 20 bytes + offset 6)
 
     auto deliver = [&](const Bytes& bytes) {
-        sendto(raw, bytes.data(), bytes.size(), 0, reinterpret_cast<sockaddr*>(&address), sizeof address);
+        sendto(raw.get(), bytes.data(), bytes.size(), 0, reinterpret_cast<const sockaddr*>(&address), sizeof address);
         char buffer[64];
-        return recv(receiver, buffer, sizeof buffer, 0) == static_cast<ssize_t>(text.size());
+        return recv(receiver.get(), buffer, sizeof buffer, 0) == static_cast<ssize_t>(text.size());
     };
     const auto errors_before = udp_counter("InCsumErrors");
     const bool spoiled_arrived = deliver(spoiled);
     const auto errors_after_spoiled = udp_counter("InCsumErrors");
     const bool good_arrived = deliver(*packet);
-    close(raw);
-    close(receiver);
     return {{"spoiled_delivered", spoiled_arrived}, {"good_delivered", good_arrived},
             {"in_csum_errors_before", errors_before}, {"in_csum_errors_after", errors_after_spoiled}};
 }

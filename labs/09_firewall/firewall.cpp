@@ -37,6 +37,7 @@
 #include "labkit/nftables.hpp"
 #include "labkit/labkit.hpp"
 #include "labkit/netns.hpp"
+#include "labkit/posix.hpp"
 #include "portlab/packet.hpp"
 #include "portlab/syn_schedule.hpp"
 
@@ -83,34 +84,11 @@ std::string rule_name(const Target& target) {
     return target.rule ? std::string(firewall::to_string(*target.rule)) : "none (policy accept)";
 }
 
-// ---- small POSIX helpers: a scan needs the exact answer and time of each probe ---------
-
-sockaddr_in socket_address(const Endpoint& endpoint) {
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_port = htons(endpoint.port);
-    std::memcpy(&address.sin_addr, endpoint.address.bytes().data(), 4);
-    return address;
-}
-
-std::string errno_text(int error) { return errno_name(std::error_code(error, std::generic_category())); }
+// ---- small POSIX helpers (labkit/posix.hpp): a scan needs the exact answer and time of each probe
 
 std::int64_t microseconds_since(Clock::time_point start) {
     return std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start).count();
 }
-
-class Fd {
-public:
-    explicit Fd(int fd = -1) : fd_(fd) {}
-    Fd(Fd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
-    Fd& operator=(Fd&& other) noexcept { std::swap(fd_, other.fd_); return *this; }
-    ~Fd() { if (fd_ >= 0) close(fd_); }
-    [[nodiscard]] int get() const noexcept { return fd_; }
-    [[nodiscard]] bool ok() const noexcept { return fd_ >= 0; }
-
-private:
-    int fd_;
-};
 
 Result<Fd> open_listener(Protocol protocol, const Endpoint& endpoint) {
     Fd fd(socket(AF_INET, (protocol == Protocol::tcp ? SOCK_STREAM : SOCK_DGRAM) | SOCK_CLOEXEC, 0));

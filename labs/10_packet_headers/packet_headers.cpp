@@ -31,6 +31,8 @@
 #include "labkit/capture.hpp"
 #include "labkit/labkit.hpp"
 #include "labkit/netns.hpp"
+#include "portlab/conversation.hpp"
+#include "portlab/hex.hpp"
 #include "portlab/packet.hpp"
 #include "portlab/pcap.hpp"
 
@@ -38,27 +40,6 @@ using namespace portlab;
 using nlohmann::json;
 
 namespace {
-
-// ---- bytes as JSON text (the namespace child sends its capture back as JSON) -------------
-
-std::string to_hex(std::span<const std::uint8_t> bytes) {
-    static constexpr char digits[] = "0123456789abcdef";
-    std::string text;
-    text.reserve(bytes.size() * 2);
-    for (const auto byte : bytes) {
-        text += digits[byte >> 4];
-        text += digits[byte & 0x0F];
-    }
-    return text;
-}
-
-Bytes from_hex(const std::string& text) {
-    const auto nibble = [](char c) { return c <= '9' ? c - '0' : c - 'a' + 10; };
-    Bytes bytes(text.size() / 2);
-    for (std::size_t i = 0; i < bytes.size(); ++i)
-        bytes[i] = static_cast<std::uint8_t>(nibble(text[2 * i]) << 4 | nibble(text[2 * i + 1]));
-    return bytes;
-}
 
 // ---- inside the namespace: capture while a TCP connection and a UDP exchange run ----------
 
@@ -155,20 +136,7 @@ std::string_view link_name(LinkType link) {
 
 // "0010  45 00 00 3c 8a 4e 40 00  40 06 b2 6b 7f 00 00 01  E..<.N@.@..k...."
 void print_hex_dump(labkit::Narrator& say, std::span<const std::uint8_t> bytes) {
-    for (std::size_t row = 0; row < bytes.size(); row += 16) {
-        std::string hex;
-        std::string ascii;
-        for (std::size_t i = row; i < row + 16; ++i) {
-            if (i == row + 8) hex += ' ';
-            if (i < bytes.size()) {
-                hex += fmt::format("{:02x} ", bytes[i]);
-                ascii += (bytes[i] >= 0x20 && bytes[i] < 0x7F) ? static_cast<char>(bytes[i]) : '.';
-            } else {
-                hex += "   ";
-            }
-        }
-        say.note(fmt::format("{:04x}  {} {}", row, hex, ascii));
-    }
+    for (const auto& line : hex_dump(bytes)) say.note(line);
 }
 
 std::string field_position(const Field& field) {
@@ -263,45 +231,19 @@ json packet_json(std::size_t index, const pcap::Record& record, std::uint64_t fi
     return document;
 }
 
-// One conversation: the same two endpoints, in either direction.
-struct Conversation {
-    Protocol protocol = Protocol::tcp;
-    std::vector<std::pair<std::pair<Endpoint, Endpoint>, std::size_t>> directions;  // (from, to), packets; first seen first
-
-    void count(const Endpoint& from, const Endpoint& to) {
-        for (auto& [ends, packets] : directions)
-            if (ends == std::pair{from, to}) {
-                ++packets;
-                return;
-            }
-        directions.push_back({{from, to}, 1});
-    }
-};
-
-std::vector<Conversation> conversations_of(const std::vector<DecodedPacket>& packets) {
-    std::map<std::tuple<Protocol, Endpoint, Endpoint>, Conversation> by_key;
-    std::vector<std::tuple<Protocol, Endpoint, Endpoint>> order;
-    for (const auto& packet : packets) {
-        const auto protocol = packet.protocol();
-        const auto from = packet.source();
-        const auto to = packet.destination();
-        if (!protocol || !from || !to) continue;
-        const auto key = std::make_tuple(*protocol, std::min(*from, *to), std::max(*from, *to));
-        if (!by_key.count(key)) order.push_back(key);
-        auto& conversation = by_key[key];
-        conversation.protocol = *protocol;
-        conversation.count(*from, *to);
-    }
-    std::vector<Conversation> list;
-    for (const auto& key : order) list.push_back(by_key[key]);
-    return list;
+// A conversation's directions as the lab shows them: (from, to) and its packets, first seen first.
+std::vector<std::pair<std::pair<Endpoint, Endpoint>, std::size_t>> directions_of(const Conversation& conversation) {
+    std::vector<std::pair<std::pair<Endpoint, Endpoint>, std::size_t>> directions{
+        {{conversation.a, conversation.b}, conversation.packets_a_to_b}};
+    if (conversation.packets_b_to_a > 0) directions.push_back({{conversation.b, conversation.a}, conversation.packets_b_to_a});
+    return directions;
 }
 
 json conversations_json(const std::vector<Conversation>& conversations) {
     json list = json::array();
     for (const auto& conversation : conversations) {
         json directions = json::array();
-        for (const auto& [ends, count] : conversation.directions)
+        for (const auto& [ends, count] : directions_of(conversation))
             directions.push_back({{"source", ends.first.to_string()}, {"destination", ends.second.to_string()},
                                   {"source_port", ends.first.port}, {"destination_port", ends.second.port},
                                   {"packets", count}});
@@ -312,15 +254,14 @@ json conversations_json(const std::vector<Conversation>& conversations) {
 
 void explain_conversations(labkit::Narrator& say, const std::vector<Conversation>& conversations) {
     for (const auto& conversation : conversations) {
-        for (const auto& [ends, count] : conversation.directions)
+        for (const auto& [ends, count] : directions_of(conversation))
             say.note(fmt::format("{:<4} {:>22} -> {:<22} source port {:>5}, destination port {:>5}  ({} packets)",
                                  to_string(conversation.protocol), ends.first.to_string(), ends.second.to_string(),
                                  ends.first.port, ends.second.port, count));
-        if (conversation.directions.size() == 2) {
-            const auto& forward = conversation.directions.front().first;
+        if (conversation.packets_b_to_a > 0) {
             say.kernel(fmt::format("one {} conversation, two directions, the same two ports {} and {}: what one side "
                                    "sends from, the other sends to",
-                                   to_string(conversation.protocol), forward.first.port, forward.second.port));
+                                   to_string(conversation.protocol), conversation.a.port, conversation.b.port));
         }
     }
     say.note("No port 'sends' and no other 'receives': a connection is one port pair, and each direction writes it");
@@ -497,7 +438,7 @@ std::optional<int> capture_live(labkit::Lab& lab, const Endpoint& server, Captur
     capture.server = server;
     capture.link = static_cast<LinkType>(child.at("link_type").get<int>());
     for (const auto& entry : child.at("records"))
-        capture.records.push_back({entry.at("t_us"), from_hex(entry.at("hex")), entry.at("original_length")});
+        capture.records.push_back({entry.at("t_us"), from_hex(entry.at("hex").get<std::string>()).value(), entry.at("original_length")});
     say.kernel(fmt::format("TCP client {} -> server {}; UDP client {} -> server {}", child.value("tcp_client", "?"),
                            server.to_string(), child.value("udp_client", "?"), server.to_string()));
     say.kernel(fmt::format("libpcap captured {} packet(s) on lo, link type {}, {} dropped by the kernel",
@@ -602,7 +543,7 @@ std::vector<DecodedPacket> show_packets(labkit::Lab& lab, const Capture& capture
 void explain(labkit::Lab& lab, const Capture& capture, const std::vector<DecodedPacket>& decoded) {
     auto& say = lab.narrate();
     const auto& file = capture.file;
-    const auto conversations = conversations_of(decoded);
+    const auto conversations = find_conversations(capture.link, capture.records);
     lab.observer().step("the ports of each conversation, in each direction");
     explain_conversations(say, conversations);
     say.see_it_yourself(file.empty() ? std::string("run with --pcap lab10.pcap, then: tshark -r lab10.pcap -q -z conv,tcp -z conv,udp")

@@ -43,6 +43,7 @@
 #include "labkit/nftables.hpp"
 #include "labkit/labkit.hpp"
 #include "labkit/netns.hpp"
+#include "labkit/posix.hpp"
 #include "portlab/ports.hpp"
 #include "labkit/sock_diag.hpp"
 #include "portlab/tcp_machine.hpp"
@@ -162,28 +163,6 @@ std::string kernel_name(std::optional<int> number) {
 
 // ---- sockets -----------------------------------------------------------------------------------
 
-sockaddr_in socket_address(const Endpoint& endpoint) {
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_port = htons(endpoint.port);
-    std::memcpy(&address.sin_addr, endpoint.address.bytes().data(), 4);
-    return address;
-}
-
-Endpoint endpoint_of(const sockaddr_in& address) {
-    const auto* bytes = reinterpret_cast<const std::uint8_t*>(&address.sin_addr);
-    return {IpAddress::v4(bytes[0], bytes[1], bytes[2], bytes[3]), ntohs(address.sin_port)};
-}
-
-Endpoint local_endpoint(int fd) {
-    sockaddr_in address{};
-    socklen_t length = sizeof address;
-    getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
-    return endpoint_of(address);
-}
-
-std::string errno_text(int error) { return errno_name(std::error_code(error, std::generic_category())); }
-
 [[noreturn]] void kernel_error(const std::string& call) {
     throw std::runtime_error(call + ": " + errno_text(errno) + " (" + std::strerror(errno) + ")");
 }
@@ -293,7 +272,7 @@ json Story::run(const Endpoint& server_endpoint) {
     const auto connect_started = Clock::now();
     if (connect(client, reinterpret_cast<const sockaddr*>(&server_address), sizeof server_address) == 0 || errno != EINPROGRESS)
         kernel_error("connect (expected EINPROGRESS)");
-    const FourTuple client_tuple{local_endpoint(client), server_endpoint};
+    const FourTuple client_tuple{local_endpoint(client).value(), server_endpoint};
     trace_.ephemeral_assigned("client", sockets_["client"].id, client_tuple.local.port, range);
     say_.kernel(fmt::format("connect() answered EINPROGRESS; the kernel chose port {} for the client", client_tuple.local.port));
     observe("client", client, client_tuple, TcpState::syn_sent, "connect() sent a SYN");

@@ -42,6 +42,8 @@
 #include <fmt/format.h>
 
 #include "labkit/labkit.hpp"
+#include "labkit/posix.hpp"
+#include "labkit/snmp.hpp"
 
 using namespace portlab;
 using namespace portlab::labkit;
@@ -58,27 +60,7 @@ constexpr std::size_t max_udp_size = 65507;           // 65535 - 20 (IPv4) - 8 (
 constexpr std::size_t latency_size = 64;
 constexpr std::size_t max_latency_samples = 200'000;
 
-// ---- sockets ------------------------------------------------------------------------------------
-
-class Fd {
-public:
-    explicit Fd(int fd = -1) : fd_(fd) {}
-    Fd(Fd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
-    Fd& operator=(Fd&& other) noexcept { std::swap(fd_, other.fd_); return *this; }
-    ~Fd() { if (fd_ >= 0) close(fd_); }
-    [[nodiscard]] int get() const noexcept { return fd_; }
-
-private:
-    int fd_;
-};
-
-sockaddr_in socket_address(const Endpoint& endpoint) {
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_port = htons(endpoint.port);
-    std::memcpy(&address.sin_addr, endpoint.address.bytes().data(), 4);
-    return address;
-}
+// ---- sockets (Fd, socket_address, local_endpoint: labkit/posix.hpp) -------------------------------
 
 Protocol protocol_of(int type) { return type == SOCK_STREAM ? Protocol::tcp : Protocol::udp; }
 
@@ -90,18 +72,6 @@ struct BindError : std::runtime_error {
     Protocol protocol;
     std::error_code code;
 };
-
-// What the kernel says a socket's own end (getsockname) or its peer's end (getpeername) is.
-Endpoint endpoint_of(int fd, bool peer) {
-    sockaddr_in address{};
-    socklen_t length = sizeof address;
-    const int rc = peer ? getpeername(fd, reinterpret_cast<sockaddr*>(&address), &length)
-                        : getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
-    if (rc != 0) return {};
-    std::array<std::uint8_t, 4> bytes{};
-    std::memcpy(bytes.data(), &address.sin_addr, 4);
-    return {IpAddress::v4(bytes[0], bytes[1], bytes[2], bytes[3]), ntohs(address.sin_port)};
-}
 
 // The story's two hosts, one kernel: the servers and the clients, both on --bind's address.
 // Every socket fact goes through the observer once (trace, --json), quietly: the lab's
@@ -138,7 +108,7 @@ Server open_server(int type, const Endpoint& wanted, Cast& cast) {
     }
     if (type == SOCK_STREAM && listen(fd.get(), 4) != 0)
         throw std::system_error(errno, std::generic_category(), "listen()");
-    const Endpoint bound = endpoint_of(fd.get(), false);
+    const Endpoint bound = local_endpoint(fd.get()).value();
     cast.see.record(fact::Bound{ref, bound, wanted.port == 0 ? trace::BindHow::bind_zero : trace::BindHow::explicit_port,
                                 std::nullopt, std::nullopt, "SO_REUSEADDR set"},
                     quietly);
@@ -168,7 +138,7 @@ Client connect_to(int type, const Endpoint& endpoint, Cast& cast) {
         cast.see.record(fact::Failed{ref, "connect", error}, quietly);
         throw std::system_error(error, "connect " + endpoint.to_string());
     }
-    const Endpoint local = endpoint_of(fd.get(), false);
+    const Endpoint local = local_endpoint(fd.get()).value();
     cast.see.record(fact::Bound{ref, local, trace::BindHow::ephemeral}, quietly);
     if (type == SOCK_STREAM) cast.see.read_state(ref, fd.get());
     return Client{std::move(fd), local, ref};
@@ -179,7 +149,7 @@ Fd accept_one(const Server& server, Cast& cast, std::optional<SocketRef>& accept
     Fd connection(accept4(server.fd.get(), nullptr, nullptr, SOCK_CLOEXEC));
     if (connection.get() >= 0)
         accepted = cast.see.record(
-            fact::Accepted{server.ref, FourTuple{endpoint_of(connection.get(), false), endpoint_of(connection.get(), true)}},
+            fact::Accepted{server.ref, FourTuple{local_endpoint(connection.get()).value(), peer_endpoint(connection.get()).value()}},
             quietly);
     return connection;
 }
@@ -317,18 +287,10 @@ struct UdpResult {
 };
 
 // The kernel's own count of datagrams it dropped because a receive buffer was full
-// (/proc/net/snmp, "Udp:" lines, RcvbufErrors column; proc(5)).
+// (/proc/net/snmp, Udp RcvbufErrors; proc(5)); -1 when it cannot be read.
 std::int64_t udp_rcvbuf_errors() {
-    std::ifstream snmp("/proc/net/snmp");
-    std::string header, values;
-    for (std::string line; std::getline(snmp, line);) {
-        if (line.rfind("Udp: ", 0) != 0) continue;
-        if (header.empty()) header = line; else { values = line; break; }
-    }
-    std::istringstream names(header), numbers(values);
-    for (std::string name, number; names >> name && numbers >> number;)
-        if (name == "RcvbufErrors") return std::stoll(number);
-    return -1;
+    const auto counters = SnmpCounters::read();
+    return counters ? counters->get("Udp", "RcvbufErrors").value_or(-1) : -1;
 }
 
 UdpResult udp_at_rate(const Endpoint& bind_to, std::size_t size, double rate_mbps, std::chrono::duration<double> duration,

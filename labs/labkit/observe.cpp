@@ -325,4 +325,31 @@ TcpState Observer::state_of(const SocketRef& socket) const {
     return found == known_.end() ? TcpState::closed : found->second.state;
 }
 
+OpenedListener open_tcp_listener(Observer& see, asio::io_context& io, const Host& host, const Endpoint& requested,
+                                 const Tell& bound_tell, const Tell& listening_tell) {
+    using asio::ip::tcp;
+    tcp::acceptor acceptor(io);
+    std::error_code error;
+    acceptor.open(to_tcp_endpoint(requested).protocol(), error);
+    const auto ref = see.open(host, Protocol::tcp, requested.address.family());
+    if (!error) acceptor.set_option(tcp::acceptor::reuse_address(true), error);
+    if (!error) acceptor.bind(to_tcp_endpoint(requested), error);
+    if (error) {
+        see.record(fact::Failed{ref, "bind", error}, quietly);
+        see.record(fact::Closed{ref}, quietly);
+        return {std::nullopt, error};
+    }
+    const auto how = requested.port == 0 ? trace::BindHow::bind_zero : trace::BindHow::explicit_port;
+    see.record(fact::Bound{ref, to_endpoint(acceptor.local_endpoint()), how, {}, {}, "SO_REUSEADDR set"}, bound_tell);
+    acceptor.listen(asio::socket_base::max_listen_connections, error);
+    if (error) {
+        see.record(fact::Failed{ref, "listen", error}, quietly);
+        see.record(fact::Closed{ref}, quietly);
+        return {std::nullopt, error};
+    }
+    see.record(fact::Listening{ref, asio::socket_base::max_listen_connections}, listening_tell);
+    see.read_state(ref, acceptor.native_handle());
+    return {TcpListener{std::move(acceptor), ref}, {}};
+}
+
 }  // namespace portlab::labkit

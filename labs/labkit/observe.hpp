@@ -35,6 +35,8 @@
 #include <system_error>
 #include <vector>
 
+#include <asio/io_context.hpp>
+#include <asio/ip/tcp.hpp>
 #include <nlohmann/json.hpp>
 
 #include "labkit/sock_diag.hpp"
@@ -221,6 +223,24 @@ private:
     std::optional<std::optional<PortRange>> range_here_;  // read once
     nlohmann::json document_ = nlohmann::json::object();
 };
+
+// ---- what most labs do first --------------------------------------------------------
+
+struct TcpListener {
+    asio::ip::tcp::acceptor acceptor;
+    SocketRef ref;
+};
+struct OpenedListener {
+    std::optional<TcpListener> listener;
+    std::error_code error;  // bind()'s (or socket()'s), for Lab::bind_failed
+};
+// socket(), SO_REUSEADDR, bind(requested), listen(), each recorded as a fact (bound_tell
+// tells the bind, listening_tell the listen), then LISTEN read with TCP_INFO. SO_REUSEADDR
+// on purpose: a lab's server must restart while its old connections sit in TIME-WAIT
+// (lab 06 shows what happens without it). A failed bind() is recorded, tied to its socket.
+[[nodiscard]] OpenedListener open_tcp_listener(Observer& see, asio::io_context& io, const Host& host,
+                                               const Endpoint& requested, const Tell& bound_tell = {},
+                                               const Tell& listening_tell = {});
 
 // The JSON the facts use: {"address": "127.0.0.1", "port": 8080}.
 [[nodiscard]] nlohmann::json json_of(const Endpoint& endpoint);

@@ -3,6 +3,7 @@
 // (inet_diag_dump_icsk for TCP) and net/ipv4/udp_diag.c (udp_dump).
 
 #include "labkit/sock_diag.hpp"
+#include "labkit/labkit.hpp"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -47,14 +48,9 @@ constexpr std::size_t max_receive_calls = 1'000'000;
 constexpr std::size_t max_processes_scanned = 4'000'000;
 constexpr std::size_t max_fds_per_process = 16'000'000;
 
-std::string errno_text(int error_number) {
-    const char* name = strerrorname_np(error_number);
-    return std::string(name != nullptr ? name : "errno " + std::to_string(error_number)) + " (" +
-           std::strerror(error_number) + ")";
-}
-
 Error errno_error(const std::string& what, int error_number) {
-    return fail(what + ": " + errno_text(error_number), std::error_code(error_number, std::generic_category()));
+    const std::error_code error(error_number, std::generic_category());
+    return fail(what + ": " + labkit::describe_error(error), error);
 }
 
 // A netlink socket that closes itself.

@@ -135,7 +135,6 @@ std::optional<trace::SocketId> Kernel::find_udp_socket(HostId h, const Endpoint&
 
 void Kernel::record_event(HostId h, trace::EventBody body) {
     recorder->events.push_back(trace::Event{world.now, host_of(h).name, std::move(body)});
-    recorder->unit_of_event.push_back(recorder->unit);
 }
 
 SysResult<Ok> Kernel::failed(HostId h, std::optional<trace::SocketId> s, std::string_view call, Errno error) {

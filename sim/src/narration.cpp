@@ -71,8 +71,10 @@ std::string caption(const trace::Event& event) {
                        "fails with " + body.errno_name + " (" + body.message + ")";
             } else if constexpr (std::is_same_v<T, trace::Closed>) {
                 return possessive(host) + " program closes " + sock(body.socket);
-            } else {
+            } else if constexpr (std::is_same_v<T, trace::Note>) {
                 return body.text;
+            } else {
+                return std::string(trace::type_name(event.body));
             }
         },
         event.body);

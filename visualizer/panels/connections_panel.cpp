@@ -24,7 +24,7 @@ void draw_conversations(const Model& model, ViewState& view) {
     const auto& conversations = model.conversations();
     ImGui::Text("%zu conversations in the capture (%zu begun by this event)", conversations.size(),
                 static_cast<std::size_t>(std::count_if(conversations.begin(), conversations.end(),
-                                                       [&](const auto& c) { return c.first_event < model.position(); })));
+                                                       [&](const auto& c) { return c.first_index < model.position(); })));
     const ImGuiTableFlags flags = ImGuiTableFlags_RowBg | ImGuiTableFlags_SizingFixedFit | ImGuiTableFlags_ScrollY | ImGuiTableFlags_BordersInnerV;
     if (!ImGui::BeginTable("conversations", 6, flags)) return;
     ImGui::TableSetupScrollFreeze(0, 1);
@@ -39,18 +39,18 @@ void draw_conversations(const Model& model, ViewState& view) {
             ImGui::TableNextColumn();
             ImGui::PushID(r);
             if (ImGui::Selectable(std::string(to_string(c.protocol)).c_str(), false, ImGuiSelectableFlags_SpanAllColumns))
-                view.requests.emplace_back(SeekRequest{c.first_event + 1});
+                view.requests.emplace_back(SeekRequest{c.first_index + 1});
             ImGui::PopID();
             ImGui::TableNextColumn();
             style::text(c.a.to_string());
             ImGui::TableNextColumn();
             style::text(c.b.to_string());
             ImGui::TableNextColumn();
-            ImGui::Text("%zu", c.packets);
+            ImGui::Text("%zu", c.packets());
             ImGui::TableNextColumn();
-            ImGui::Text("%zu", c.bytes);
+            ImGui::Text("%zu", c.bytes());
             ImGui::TableNextColumn();
-            ImGui::Text("%zu-%zu", c.first_event, c.last_event);
+            ImGui::Text("%zu-%zu", c.first_index, c.last_index);
         }
     }
     ImGui::EndTable();

@@ -123,13 +123,7 @@ std::optional<replay::SocketRef> socket_to_show(const Model& model, const ViewSt
     if (!current) return std::nullopt;
     const auto& event = model.timeline().event(*current);
     const auto host = model.world().find_host(event.host);
-    const auto socket = std::visit(
-        [](const auto& body) -> std::optional<trace::SocketId> {
-            using T = std::decay_t<decltype(body)>;
-            if constexpr (std::is_same_v<T, trace::Note> || std::is_same_v<T, trace::Packet>) return std::nullopt;
-            else return body.socket;
-        },
-        event.body);
+    const auto socket = trace::socket_of(event.body);
     if (!host || !socket) return std::nullopt;
     return replay::SocketRef{*host, *socket};
 }

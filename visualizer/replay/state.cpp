@@ -141,6 +141,10 @@ EventKind kind_of(const trace::EventBody& body) noexcept {
         EventKind operator()(const trace::CallFailed&) const { return EventKind::error; }
         EventKind operator()(const trace::Closed&) const { return EventKind::closed; }
         EventKind operator()(const trace::Note&) const { return EventKind::note; }
+        EventKind operator()(const trace::HostAdded&) const { return EventKind::host_added; }
+        EventKind operator()(const trace::TimerArmed&) const { return EventKind::timer_armed; }
+        EventKind operator()(const trace::TimerFired&) const { return EventKind::timer_fired; }
+        EventKind operator()(const trace::TimerStopped&) const { return EventKind::timer_stopped; }
     };
     return std::visit(Visitor{}, body);
 }
@@ -160,6 +164,10 @@ std::string_view to_string(EventKind kind) noexcept {
         case EventKind::error: return "error";
         case EventKind::closed: return "closed";
         case EventKind::note: return "note";
+        case EventKind::host_added: return "host";
+        case EventKind::timer_armed: return "timer armed";
+        case EventKind::timer_fired: return "timer fired";
+        case EventKind::timer_stopped: return "timer stopped";
     }
     return "?";
 }
@@ -349,6 +357,14 @@ void State::on(HostIndex host, const trace::Closed& body) {
 }
 
 void State::on(HostIndex, const trace::Note&) { last_note_ = applied_; }
+
+void State::on(HostIndex host, const trace::HostAdded& body) {
+    for (const auto& address : body.addresses) note_address(host, address);
+}
+
+void State::on(HostIndex host, const trace::TimerArmed& body) { socket_on(host, body.socket, Protocol::tcp); }
+void State::on(HostIndex host, const trace::TimerFired& body) { socket_on(host, body.socket, Protocol::tcp); }
+void State::on(HostIndex host, const trace::TimerStopped& body) { socket_on(host, body.socket, Protocol::tcp); }
 
 // ===========================================================================
 // [SECTION] State: queries
@@ -542,6 +558,16 @@ struct Captioner {
         return fmt::format("{} closed socket {}", host_phrase(event.host), b.socket.value);
     }
     std::string operator()(const trace::Note& b) const { return b.text; }
+    std::string operator()(const trace::HostAdded&) const { return host_phrase(event.host) + " joins"; }
+    std::string operator()(const trace::TimerArmed& b) const {
+        return fmt::format("{} armed its {} timer", socket_of(b.socket), trace::to_string(b.timer));
+    }
+    std::string operator()(const trace::TimerFired& b) const {
+        return fmt::format("{}'s {} timer fired", socket_of(b.socket), trace::to_string(b.timer));
+    }
+    std::string operator()(const trace::TimerStopped& b) const {
+        return fmt::format("{}'s {} timer stopped", socket_of(b.socket), trace::to_string(b.timer));
+    }
 };
 
 std::string as_sentence(std::string text) {
@@ -684,14 +710,7 @@ std::optional<Protocol> Timeline::protocol_of(std::size_t index) const {
     if (index >= events_.size()) return std::nullopt;
     const auto& event = events_[index];
     if (std::holds_alternative<trace::Packet>(event.body)) return packet_info(index)->protocol;
-    const auto socket = std::visit(
-        [](const auto& body) -> std::optional<SocketId> {
-            using T = std::decay_t<decltype(body)>;
-            if constexpr (std::is_same_v<T, trace::Note> || std::is_same_v<T, trace::Packet>) return std::nullopt;
-            else if constexpr (std::is_same_v<T, trace::CallFailed>) return body.socket;
-            else return body.socket;
-        },
-        event.body);
+    const auto socket = trace::socket_of(event.body);
     if (!socket) return std::nullopt;
     if (const auto* accepted = std::get_if<trace::Accepted>(&event.body)) {
         const auto found = socket_info_.find(std::pair{event.host, accepted->listener.value});
@@ -757,25 +776,13 @@ trace::Trace trace_from_capture(const pcap::Capture& capture, const std::string&
 }
 
 std::vector<Conversation> find_conversations(const Timeline& timeline) {
-    using Key = std::tuple<Protocol, Endpoint, Endpoint>;  // endpoints in ascending order
-    std::map<Key, std::size_t> index;
-    std::vector<Conversation> result;
+    ConversationTable table;
     for (std::size_t i = 0; i < timeline.size(); ++i) {
-        const PacketInfo* info = timeline.packet_info(i);
-        if (!info || !info->protocol || !info->source || !info->destination) continue;
-        const auto& [low, high] = std::minmax(*info->source, *info->destination);
-        const Key key{*info->protocol, low, high};
-        auto found = index.find(key);
-        if (found == index.end()) {
-            found = index.emplace(key, result.size()).first;
-            result.push_back(Conversation{*info->protocol, *info->source, *info->destination, i, i, 0, 0});
-        }
-        auto& conversation = result[found->second];
-        conversation.last_event = i;
-        ++conversation.packets;
-        conversation.bytes += std::get<trace::Packet>(timeline.event(i).body).bytes.size();
+        const auto* packet = std::get_if<trace::Packet>(&timeline.event(i).body);
+        if (!packet) continue;
+        if (const auto decoded = decode_frame(packet->link, packet->bytes)) table.add(i, *decoded, packet->bytes.size());
     }
-    return result;
+    return std::move(table).conversations();
 }
 
 namespace {
@@ -798,28 +805,12 @@ std::vector<std::string_view> lines_of(std::string_view text) {
 
 }  // namespace
 
-// The rules that span lines, as trace::read_trace applies them (its
-// SequenceRules; the messages are the same, and tests/test_world.cpp checks
-// both readers reject the same traces with the same words).
-std::optional<std::string> TraceTextReader::admit(const trace::Event& event, std::size_t line_number) {
-    if (event.t_us < last_t_us_)
-        return "time goes backwards: t_us " + std::to_string(event.t_us) + " after " + std::to_string(last_t_us_);
-    std::optional<SocketId> introduced;
-    if (const auto* created = std::get_if<trace::SocketCreated>(&event.body)) introduced = created->socket;
-    if (const auto* accepted = std::get_if<trace::Accepted>(&event.body)) introduced = accepted->socket;
-    if (introduced) {
-        const auto [where, fresh] = introduced_on_line_.try_emplace({event.host, introduced->value}, line_number);
-        if (!fresh)
-            return "socket " + std::to_string(introduced->value) + " on host '" + event.host + "' was already created on line " +
-                   std::to_string(where->second) + " (socket ids are never reused)";
-    }
-    last_t_us_ = event.t_us;
-    return std::nullopt;
-}
-
 Result<trace::TraceHeader> TraceTextReader::header(std::string_view line) {
     auto header = trace::parse_header_line(line, 1);
-    if (header) next_line_ = 2;
+    if (header) {
+        next_line_ = 2;
+        rules_ = trace::SequenceRules(header->version);
+    }
     return header;
 }
 
@@ -860,7 +851,7 @@ Result<std::vector<trace::Event>> TraceTextReader::block(std::string_view text, 
         }
     }
     for (std::size_t i = 0; i < parsed; ++i)
-        if (auto problem = admit(events[i], first_line + i)) return fail("line " + std::to_string(first_line + i) + ": " + *problem);
+        if (auto problem = rules_.admit(events[i], first_line + i)) return fail("line " + std::to_string(first_line + i) + ": " + *problem);
     if (parse_error) return *parse_error;
     next_line_ += count;
     return events;

@@ -20,6 +20,7 @@
 #include <utility>
 #include <vector>
 
+#include "portlab/conversation.hpp"
 #include "portlab/net.hpp"
 #include "portlab/packet.hpp"
 #include "portlab/pcap.hpp"
@@ -191,6 +192,10 @@ private:
     void on(HostIndex host, const trace::CallFailed& body);
     void on(HostIndex host, const trace::Closed& body);
     void on(HostIndex host, const trace::Note& body);
+    void on(HostIndex host, const trace::HostAdded& body);
+    void on(HostIndex host, const trace::TimerArmed& body);
+    void on(HostIndex host, const trace::TimerFired& body);
+    void on(HostIndex host, const trace::TimerStopped& body);
 
     std::size_t applied_ = 0;
     std::uint64_t now_us_ = 0;
@@ -242,8 +247,12 @@ enum class EventKind : std::uint8_t {
     error,
     closed,
     note,
+    host_added,
+    timer_armed,
+    timer_fired,
+    timer_stopped,
 };
-inline constexpr std::size_t event_kind_count = 13;
+inline constexpr std::size_t event_kind_count = 17;
 [[nodiscard]] EventKind kind_of(const trace::EventBody& body) noexcept;
 [[nodiscard]] std::string_view to_string(EventKind kind) noexcept;
 
@@ -352,26 +361,15 @@ private:
 // the previous time, since a trace's time never decreases.
 [[nodiscard]] trace::Trace trace_from_capture(const pcap::Capture& capture, const std::string& name);
 
-// One conversation of a capture: the packets between two endpoints of one protocol
-// (Wireshark's "Conversations" table).
-struct Conversation {
-    Protocol protocol = Protocol::tcp;
-    Endpoint a;  // the side that sent the first packet
-    Endpoint b;
-    std::size_t first_event = 0;
-    std::size_t last_event = 0;
-    std::size_t packets = 0;
-    std::size_t bytes = 0;
-};
-// Every TCP/UDP conversation in the timeline's packets, in order of first packet.
+// Every TCP/UDP conversation in the timeline's packets (portlab/conversation.hpp), in
+// order of first packet; a conversation's first_index and last_index are event indices.
 [[nodiscard]] std::vector<Conversation> find_conversations(const Timeline& timeline);
 
 // Reads a trace's text in pieces, as trace::read_trace reads it (same events,
 // same first error, same words), with several threads parsing lines: a
 // million-line trace is mostly JSON parsing, and lines parse independently.
 // Feed the header line, then blocks of whole lines in file order; each block is
-// checked against everything before it (time never decreases, a socket is
-// introduced once per host).
+// checked against everything before it with trace::SequenceRules.
 class TraceTextReader {
 public:
     [[nodiscard]] Result<trace::TraceHeader> header(std::string_view line);
@@ -380,11 +378,8 @@ public:
     [[nodiscard]] std::size_t next_line() const noexcept { return next_line_; }
 
 private:
-    [[nodiscard]] std::optional<std::string> admit(const trace::Event& event, std::size_t line_number);
-
     std::size_t next_line_ = 1;
-    std::uint64_t last_t_us_ = 0;
-    std::map<std::pair<std::string, std::uint32_t>, std::size_t> introduced_on_line_;
+    trace::SequenceRules rules_;  // the hub's, made again from the header's version
 };
 
 // A whole trace from its text, through one TraceTextReader.

@@ -65,7 +65,5 @@ std::vector<HexRow> hex_rows(std::size_t size, std::size_t per_row) {
 }
 
 std::string hex_offset(std::size_t offset) { return fmt::format("{:04x}", offset); }
-std::string hex_byte(std::uint8_t byte) { return fmt::format("{:02x}", byte); }
-char ascii_of(std::uint8_t byte) noexcept { return byte >= 0x20 && byte < 0x7f ? static_cast<char>(byte) : '.'; }
 
 }  // namespace portlab::viz

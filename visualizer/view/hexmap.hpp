@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "portlab/hex.hpp"
 #include "portlab/packet.hpp"
 
 namespace portlab::viz {
@@ -53,9 +54,8 @@ struct HexRow {
     std::size_t count = 0;
 };
 [[nodiscard]] std::vector<HexRow> hex_rows(std::size_t size, std::size_t per_row = 16);
-// "0010" (4 hex digits, more when needed), "4f", and the printable-ASCII column ('.' otherwise).
+// "0010" (4 hex digits, more when needed). The bytes and the ASCII column are portlab's
+// hex_byte and ascii_of (portlab/hex.hpp), as in a lab's hex dump.
 [[nodiscard]] std::string hex_offset(std::size_t offset);
-[[nodiscard]] std::string hex_byte(std::uint8_t byte);
-[[nodiscard]] char ascii_of(std::uint8_t byte) noexcept;
 
 }  // namespace portlab::viz

@@ -56,7 +56,7 @@ void add_observed(Layout& layout, const replay::State& world, Protocol protocol,
 
 }  // namespace
 
-Layout compute_layout(const replay::State& world, std::span<const replay::Conversation> observed, std::size_t position,
+Layout compute_layout(const replay::State& world, std::span<const Conversation> observed, std::size_t position,
                       const LayoutMetrics& m) {
     Layout layout;
     const auto& hosts = world.hosts();
@@ -75,7 +75,7 @@ Layout compute_layout(const replay::State& world, std::span<const replay::Conver
         }
     }
     for (const auto& conversation : observed) {
-        if (conversation.first_event >= position) continue;
+        if (conversation.first_index >= position) continue;
         add_observed(layout, world, conversation.protocol, conversation.a);
         add_observed(layout, world, conversation.protocol, conversation.b);
     }
@@ -140,7 +140,7 @@ Layout compute_layout(const replay::State& world, std::span<const replay::Conver
         if (a && b) layout.lines.push_back(Line{*a, *b, connection.protocol, connection.tuple});
     }
     for (const auto& conversation : observed) {
-        if (conversation.first_event >= position) continue;
+        if (conversation.first_index >= position) continue;
         const auto host_a = world.find_host(conversation.a.address.to_string());
         const auto host_b = world.find_host(conversation.b.address.to_string());
         if (!host_a || !host_b) continue;

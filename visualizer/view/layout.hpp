@@ -92,7 +92,7 @@ struct Layout {
 // Hosts in a row (a grid past four), each box sized to hold its slots in columns
 // of about a quarter as many rows as slots. `observed`: conversations of a capture
 // that have begun before event `position` (their endpoints become slots).
-[[nodiscard]] Layout compute_layout(const replay::State& world, std::span<const replay::Conversation> observed = {},
+[[nodiscard]] Layout compute_layout(const replay::State& world, std::span<const Conversation> observed = {},
                                     std::size_t position = 0, const LayoutMetrics& metrics = {});
 
 // Where a port sits along a pool strip: its share of the range.

@@ -102,7 +102,7 @@ void Model::open_trace(trace::Trace trace, std::string label) {
     connections_at_.reset();
     layout_at_.reset();
     ports_at_.reset();
-    conversations_ = is_capture() ? replay::find_conversations(*timeline_) : std::vector<replay::Conversation>{};
+    conversations_ = is_capture() ? replay::find_conversations(*timeline_) : std::vector<Conversation>{};
 }
 
 std::optional<std::size_t> Model::current_event() const noexcept {

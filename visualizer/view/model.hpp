@@ -66,7 +66,7 @@ public:
     // (a listener opened at event 0 would otherwise be a scan of every event each frame).
     [[nodiscard]] const std::vector<std::size_t>& state_path(replay::SocketRef socket) const;
     [[nodiscard]] const Layout& layout() const;
-    [[nodiscard]] const std::vector<replay::Conversation>& conversations() const noexcept { return conversations_; }
+    [[nodiscard]] const std::vector<Conversation>& conversations() const noexcept { return conversations_; }
 
 private:
     void adopt(trace::TraceHeader header, std::string label);
@@ -79,7 +79,7 @@ private:
     std::string error_;
     std::string label_;
     std::size_t generation_ = 0;
-    std::vector<replay::Conversation> conversations_;
+    std::vector<Conversation> conversations_;
 
     mutable std::optional<std::size_t> connections_at_;
     mutable std::vector<replay::Connection> connections_;

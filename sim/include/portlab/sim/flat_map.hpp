@@ -13,7 +13,7 @@
 // in sequence (socket ids, ports picked nearly in order, a client's successive
 // 4-tuples) in neighbouring slots, so walking through thousands of connections in
 // order touches memory in order instead of one cache miss per lookup. A value type:
-// copying it copies the table (a checkpoint), and == compares contents, not layout.
+// copying it copies the table, and == compares contents, not layout.
 // Every operation is deterministic.
 
 #include <cstddef>

@@ -1,7 +1,6 @@
 #pragma once
 // The simulated kernels of every host, acting on a World. This is the model's
-// engine; programs use it through Simulator (simulator.hpp), which journals every
-// call so that any earlier state can be rebuilt. Every function here is
+// engine; programs use it through Simulator (simulator.hpp). Every function here is
 // deterministic in (World, arguments): no clocks, no globals, no printing.
 
 #include <cstdint>
@@ -16,17 +15,15 @@
 
 namespace portlab::sim {
 
-// Where trace events go, and which journal unit produced each.
+// Where trace events go.
 struct Recorder {
     std::vector<trace::Event> events;
-    std::vector<std::uint64_t> unit_of_event;
-    std::uint64_t unit = 0;
 };
 
 class Kernel {
 public:
     World world;
-    Recorder* recorder = nullptr;  // null while replaying silently
+    Recorder* recorder = nullptr;  // null: record nothing (SimOptions::record_trace false)
 
     // ---- set-up ----
     HostId add_host(std::string name, std::vector<IpAddress> addresses, HostOptions options);

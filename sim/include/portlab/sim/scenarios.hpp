@@ -2,7 +2,7 @@
 // The named stories the simulator tells: one function each, shared by portlab-sim,
 // the visualizer, the docs and the labs. A scenario builds its hosts, makes its
 // socket calls at chosen virtual times, and runs until nothing is left to happen;
-// the Simulator it returns holds the trace, the final World and the checkpoints.
+// the Simulator it returns holds the trace and the final World.
 
 #include <cstdint>
 #include <optional>

@@ -1,6 +1,6 @@
 #pragma once
 // The simulator: a World of hosts driven by virtual time, with the socket API of
-// each host, a trace of every step, and checkpoints to rebuild any earlier state.
+// each host and a trace of every step.
 //
 //   Simulator sim{seed};
 //   const HostId client = sim.add_host("client", {IpAddress::v4(10, 0, 0, 1)});
@@ -12,16 +12,14 @@
 //   sim.run_for(10 * milliseconds);               // the handshake happens here
 //   sim.accept(listener);                         // a new socket, same server port
 //
-// Every call that changes the world is a "unit" of a journal (with its arguments),
-// and so is every event the queue runs; a checkpoint copies the World every K units.
-// The state after any trace event is then: nearest checkpoint + re-running the
-// journal from there, silently. Nothing here reads a clock or prints.
+// The simulator only goes forwards. An earlier state is rebuilt from the trace
+// (events()) by the replay model, as the visualizer does for a simulation and a
+// lab alike: one way back in time. Nothing here reads a clock or prints.
 
 #include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
-#include <variant>
 #include <vector>
 
 #include "portlab/sim/kernel.hpp"
@@ -30,46 +28,9 @@
 
 namespace portlab::sim {
 
-// One journal entry per world-changing call: its arguments, so it can be replayed.
-namespace call {
-struct AddHost { std::string name; std::vector<IpAddress> addresses; HostOptions options; };
-struct SetLink { HostId a; HostId b; LinkConfig config; };
-struct SetDefaultLink { LinkConfig config; };
-struct AddRule { HostId host; FirewallRule rule; };
-struct SetPolicy { HostId host; FirewallAction policy; };
-struct SetTcpConfig { TcpConfig config; };
-struct Schedule { Time delay; Action action; };
-struct Cancel { EventId id; };
-struct AdvanceTo { Time t; };
-struct Socket { HostId host; Protocol protocol; IpFamily family; };
-struct SetReuseAddress { SocketRef s; bool on; };
-struct SetPrivileged { SocketRef s; bool on; };
-struct SetAutoReply { SocketRef s; Bytes reply; };
-struct Bind { SocketRef s; Endpoint local; };
-struct Listen { SocketRef s; std::uint32_t backlog; };
-struct Connect { SocketRef s; Endpoint remote; };
-struct Accept { SocketRef s; };
-struct Send { SocketRef s; Bytes data; };
-struct Recv { SocketRef s; };
-struct SendTo { SocketRef s; Bytes data; Endpoint remote; };
-struct RecvFrom { SocketRef s; };
-struct Close { SocketRef s; };
-struct TakeError { SocketRef s; };
-struct Note { HostId host; std::string text; };
-struct StartScan { HostId scanner; ScanType type; IpAddress target; std::vector<Port> ports; };
-}  // namespace call
-
-using Call = std::variant<call::AddHost, call::SetLink, call::SetDefaultLink, call::AddRule, call::SetPolicy,
-                          call::SetTcpConfig, call::Schedule, call::Cancel, call::AdvanceTo, call::Socket,
-                          call::SetReuseAddress, call::SetPrivileged, call::SetAutoReply, call::Bind, call::Listen,
-                          call::Connect, call::Accept, call::Send, call::Recv, call::SendTo, call::RecvFrom,
-                          call::Close, call::TakeError, call::Note, call::StartScan>;
-
 struct SimOptions {
     std::uint64_t seed = 1;
-    std::uint32_t checkpoint_every = 64;  // units between World copies; 0 = only the initial one
-    bool record_trace = true;             // false: no events kept (benchmarks of the bare model)
-    bool keep_journal = true;             // false: no going back (world_after_units gives the current world)
+    bool record_trace = true;  // false: no events kept (benchmarks of the bare model)
 };
 
 class Simulator {
@@ -124,47 +85,20 @@ public:
     [[nodiscard]] const World& world() const noexcept { return kernel_.world; }
     [[nodiscard]] const Socket* find_socket(SocketRef s) const { return kernel_.world.socket(s); }
     [[nodiscard]] const std::vector<trace::Event>& events() const noexcept { return recorder_.events; }
-    [[nodiscard]] std::uint64_t units() const noexcept { return unit_; }
-    // The journal unit that produced event n.
-    [[nodiscard]] std::uint64_t unit_of_event(std::size_t n) const { return recorder_.unit_of_event.at(n); }
-    // The World right after `unit` units ran (0: the empty world). Rebuilt from the
-    // nearest checkpoint; unit is clamped to units().
-    [[nodiscard]] World world_after_units(std::uint64_t unit) const;
-    // The World right after the unit that recorded event n (the events of one unit,
-    // e.g. "state changed" and the packet it sends, share one state).
-    [[nodiscard]] World world_at_event(std::size_t n) const;
-    [[nodiscard]] std::size_t checkpoint_count() const noexcept { return checkpoints_.size(); }
-    // Forgets the events recorded so far (long benchmarks); the journal stays.
-    void clear_events();
+    // Forgets the events recorded so far (long benchmarks).
+    void clear_events() { recorder_.events.clear(); }
 
 private:
-    struct JournalEntry {
-        std::uint64_t unit = 0;
-        Call call;
-    };
-    struct Checkpoint {
-        std::uint64_t unit = 0;
-        World world;
-    };
-
-    template <class Fn>
-    auto journaled(Call call, Fn&& fn) {
-        if (options_.keep_journal) journal_.push_back(JournalEntry{unit_, std::move(call)});
-        begin_unit();
-        auto result = fn(kernel_);
-        end_unit();
-        return result;
+    // The kernel, writing to this simulator's recorder: pointed again on every call,
+    // so a copied or moved Simulator never writes into another's trace.
+    Kernel& kernel() noexcept {
+        kernel_.recorder = options_.record_trace ? &recorder_ : nullptr;
+        return kernel_;
     }
-    void begin_unit();
-    void end_unit();
-    static void replay(Kernel& kernel, const Call& call);
 
     SimOptions options_;
     Kernel kernel_;
     Recorder recorder_;
-    std::uint64_t unit_ = 0;
-    std::vector<JournalEntry> journal_;
-    std::vector<Checkpoint> checkpoints_;
 };
 
 }  // namespace portlab::sim

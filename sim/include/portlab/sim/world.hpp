@@ -1,8 +1,7 @@
 #pragma once
 // The simulator's whole state as plain data: hosts, their sockets and port tables,
 // links, packets in flight (the event queue), the scanner's probes, the clock and the
-// random generator. A viewer reads it; a checkpoint is a copy of it; two states
-// compare with ==. Sockets are named by (host, SocketId) handles, never pointers.
+// random generator. A viewer reads it; two states compare with ==. Sockets are named by (host, SocketId) handles, never pointers.
 
 #include <array>
 #include <cstddef>
