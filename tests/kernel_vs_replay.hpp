@@ -26,6 +26,7 @@
 #include <set>
 #include <string>
 #include <tuple>
+#include <utility>
 #include <vector>
 
 #include "labkit/sock_diag.hpp"
@@ -173,7 +174,11 @@ inline std::vector<SocketView> replayed_sockets(const replay::State& state, cons
 // kernel keeps after close() (TIME-WAIT, FIN-WAIT-2, LAST-ACK belong to no process).
 class KernelWitness {
 public:
-    explicit KernelWitness(pid_t pid, bool udp = false) : pid_(pid), udp_(udp) {}
+    // `ports`: connections with an end on one of these count as the lab's even when the
+    // witness never saw the process hold them (opened and closed between two looks, and
+    // kept by the kernel in TIME-WAIT), for a lab whose server ports the test chose.
+    explicit KernelWitness(pid_t pid, bool udp = false, std::set<Port> ports = {})
+        : pid_(pid), udp_(udp), ports_(std::move(ports)) {}
 
     std::vector<SocketView> now() {
         diag::Query query;
@@ -188,7 +193,8 @@ public:
             const bool connected = socket.remote.port != 0;
             const auto tuple = std::make_tuple(socket.protocol, socket.local, socket.remote);
             if (owned && connected) held_.insert(tuple);
-            if (!owned && !(connected && held_.count(tuple))) continue;
+            const bool on_ports = ports_.count(socket.local.port) || ports_.count(socket.remote.port);
+            if (!owned && !(connected && (held_.count(tuple) || on_ports))) continue;
             SocketView view{socket.protocol, socket.local, std::nullopt, {}};
             if (connected) view.remote = socket.remote;
             if (socket.protocol == Protocol::udp) {
@@ -206,6 +212,7 @@ public:
 private:
     pid_t pid_;
     bool udp_;
+    std::set<Port> ports_;
     std::set<std::tuple<Protocol, Endpoint, Endpoint>> held_;  // connections the process held at some point
 };
 

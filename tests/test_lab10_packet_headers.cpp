@@ -8,15 +8,19 @@
 #include <arpa/inet.h>
 
 #include <fstream>
+#include <functional>
 #include <map>
 #include <set>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "portlab/packet.hpp"
 #include "portlab/pcap.hpp"
+#include "portlab/trace.hpp"
+#include "replay/state.hpp"
 #include "support.hpp"
 
 using nlohmann::json;
@@ -121,6 +125,63 @@ std::uint16_t pseudo_header_sum(const std::string& source, const std::string& de
     return static_cast<std::uint16_t>(sum);
 }
 
+// What tshark says of one packet: who sent it to whom (address and port).
+struct Ends {
+    std::string source, destination;
+};
+
+Ends tshark_ends(const std::vector<std::string>& row) {
+    const bool tcp = !row[6].empty();
+    return {row[0] + ":" + (tcp ? row[6] : row[13]), row[1] + ":" + (tcp ? row[7] : row[14])};
+}
+
+// Replays lab10's --trace with the replay model (as portlab-viz does) and checks it
+// against tshark's reading of the same capture: one packet event per captured packet, in
+// order, with the packet's own endpoints, sent between the hosts `host_of` names for them
+// and declared in the trace; and, when `with_sockets`, both ends of every packet are a
+// socket of the replayed world at the moment the packet arrives (the trace's sockets are
+// the ones the capture shows talking).
+void check_trace_against_tshark(const std::string& trace_path, const std::string& capture_path,
+                                const std::function<std::string(const std::string& address, const std::string& port)>& host_of,
+                                const std::set<std::string>& hosts, bool with_sockets) {
+    const auto rows = tshark_rows(capture_path);
+    const auto trace = trace::read_trace_file(trace_path);
+    INFO((trace ? std::string() : trace.error().message));
+    REQUIRE(trace.has_value());
+    replay::State world;
+    std::size_t packet = 0;
+    for (const auto& event : trace->events) {
+        world.apply(event);
+        const auto* body = std::get_if<trace::Packet>(&event.body);
+        if (!body) continue;
+        REQUIRE(packet < rows.size());
+        const auto& row = rows[packet++];
+        CAPTURE(packet);
+        const auto info = replay::describe_packet(*body);
+        REQUIRE(info.decoded);
+        const auto ends = tshark_ends(row);
+        CHECK(info.source->to_string() == ends.source);
+        CHECK(info.destination->to_string() == ends.destination);
+        const bool tcp = !row[6].empty();
+        const auto from = host_of(row[0], tcp ? row[6] : row[13]);
+        const auto to = host_of(row[1], tcp ? row[7] : row[14]);
+        CHECK(body->from_host == from);
+        CHECK(body->to_host == to);
+        CHECK(event.host == to);
+        if (!with_sockets) continue;
+        const auto sender = world.find_host(from);
+        const auto receiver = world.find_host(to);
+        REQUIRE(sender);
+        REQUIRE(receiver);
+        CHECK(world.socket_for(*sender, *info.protocol, *info.source, *info.destination).has_value());
+        CHECK(world.socket_for(*receiver, *info.protocol, *info.destination, *info.source).has_value());
+    }
+    CHECK(packet == rows.size());
+    std::set<std::string> replayed_hosts;
+    for (const auto& host : world.hosts()) replayed_hosts.insert(host.name);
+    CHECK(replayed_hosts == hosts);  // no phantom "localhost"
+}
+
 }  // namespace
 
 TEST_CASE("lab10 decodes a capture written with portlab's encoder as tshark does", "[lab10][tshark]") {
@@ -156,8 +217,12 @@ TEST_CASE("lab10 decodes a capture written with portlab's encoder as tshark does
             REQUIRE(writer->write(pcap::Record::whole(t += 1000, with_link_header(LinkType::en10mb, *packet))));
         }
     }
-    const auto facts = run_lab10("--read " + shell_quote(file.path));
+    const TempFile trace_file("read.jsonl");
+    const auto facts = run_lab10("--read " + shell_quote(file.path) + " --trace " + shell_quote(trace_file.path));
     check_against_tshark(facts, file.path);
+    // The file's hosts are its addresses.
+    check_trace_against_tshark(trace_file.path, file.path, [](const std::string& address, const std::string&) { return address; },
+                               {"127.0.0.1", "127.0.0.2"}, false);
     // The encoder computed every checksum, so the decoder must call them good.
     for (const auto& packet : facts.at("packets")) CHECK(packet.at("transport_checksum").at("status") == "good");
 }
@@ -165,9 +230,14 @@ TEST_CASE("lab10 decodes a capture written with portlab's encoder as tshark does
 TEST_CASE("lab10's live capture, read back, matches tshark and shows one port pair reversed", "[lab10][tshark][live]") {
     REQUIRE(tool_available("tshark"));
     const TempFile file("live.pcap");
-    const auto live = run_lab10("--port 8080 --pcap " + shell_quote(file.path));
+    const TempFile trace_file("live.jsonl");
+    const auto live = run_lab10("--port 8080 --pcap " + shell_quote(file.path) + " --trace " + shell_quote(trace_file.path));
     REQUIRE(live.at("mode") == "live");
     check_against_tshark(live, file.path);
+    // In the namespace both ends are 127.0.0.1: the server is the end on port 8080.
+    check_trace_against_tshark(trace_file.path, file.path,
+                               [](const std::string&, const std::string& port) { return port == "8080" ? "server" : "client"; },
+                               {"client", "server"}, true);
     const auto reread = run_lab10("--read " + shell_quote(file.path));
     check_against_tshark(reread, file.path);
     CHECK(reread.at("packets").size() == live.at("packets").size());

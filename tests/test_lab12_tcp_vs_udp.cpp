@@ -1,6 +1,11 @@
 // lab12_tcp_vs_udp run with --json: the counts must obey what TCP and UDP promise (or do
 // not), whatever the machine's speed. No timing thresholds: only relations between counts.
 
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -8,6 +13,7 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
+#include "kernel_vs_replay.hpp"
 #include "portlab/ports.hpp"
 #include "support.hpp"
 
@@ -15,6 +21,33 @@ using nlohmann::json;
 using namespace portlab::test;
 
 namespace {
+
+// A port P such that TCP and UDP can bind P and P+1 on 127.0.0.1 right now (the lab takes
+// both). Found by asking the kernel for a port (bind to port 0), then trying the pair.
+portlab::Port free_port_pair() {
+    for (int attempt = 0; attempt < 50; ++attempt) {
+        const auto try_bind = [](int type, portlab::Port port) {
+            const int fd = socket(AF_INET, type, 0);
+            sockaddr_in address{};
+            address.sin_family = AF_INET;
+            address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+            address.sin_port = htons(port);
+            socklen_t length = sizeof address;
+            portlab::Port bound = 0;
+            if (bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0 &&
+                getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) == 0)
+                bound = ntohs(address.sin_port);
+            close(fd);
+            return bound;
+        };
+        const auto port = try_bind(SOCK_STREAM, 0);
+        if (port == 0 || port >= 65534) continue;
+        const auto next = static_cast<portlab::Port>(port + 1);
+        if (try_bind(SOCK_DGRAM, port) && try_bind(SOCK_STREAM, next) && try_bind(SOCK_DGRAM, next)) return port;
+    }
+    FAIL("no free port pair on 127.0.0.1");
+    return 0;
+}
 
 const CommandResult& lab_run() {
     // --port 0: the kernel picks free ports, so the test never meets a busy one.
@@ -82,6 +115,33 @@ TEST_CASE("lab12 measures TCP and UDP on loopback and its counts obey each proto
             CHECK(latency["median_us"].get<double>() <= latency["p99_us"].get<double>());
         }
     }
+}
+
+TEST_CASE("lab12's trace, replayed, holds the sockets the kernel lists at every pause and after the run", "[lab12][replay]") {
+    const auto port = free_port_pair();
+    const std::set<portlab::Port> ports{port, static_cast<portlab::Port>(port + 1)};
+    const TempFile trace_file("lab12.jsonl");
+    PausedRun run(bin_path("lab12_tcp_vs_udp"),
+                  {"--port", std::to_string(port), "--seconds", "0.4", "--rate", "500", "--trace", trace_file.path});
+    // The kernel's side: every TCP and UDP socket the lab's process holds, and the TCP
+    // connections the kernel keeps on the lab's two ports after the process closed them.
+    KernelWitness kernel(run.pid(), true, ports);
+    int pauses = 0;
+    const int status = run.run([&](int pause) {
+        pauses = pause;
+        const auto listed = kernel.now();
+        CHECK(!listed.empty());  // at least the TCP stream's TIME-WAIT: never a comparison of two empty lists
+        check_same_sockets(replayed_sockets(replay_of(trace_file.path)), listed, "pause " + std::to_string(pause));
+    });
+    INFO(run.stderr_text());
+    REQUIRE(status == 0);
+    CHECK(pauses == 3);  // after the TCP stream, the UDP test and the latency tests (before the next step)
+    // After the run: the connections TCP still keeps (TIME-WAIT), and nothing else.
+    const auto after = replay_of(trace_file.path);
+    check_same_sockets(replayed_sockets(after), kernel.now(), "the end");
+    std::set<std::string> hosts;
+    for (const auto& host : after.hosts()) hosts.insert(host.name);
+    CHECK(hosts == std::set<std::string>{"client", "server"});
 }
 
 TEST_CASE("lab12 rejects bad arguments with exit status 2", "[lab12]") {

@@ -73,11 +73,12 @@ struct BindError : std::runtime_error {
     std::error_code code;
 };
 
-// Records each measurement's sockets for --trace (the lab kit makes every call a no-op
-// without it), so the visualizer can replay which ports a run used.
-struct Recorder {
-    TraceRecorder& trace;
-    std::optional<PortRange> ephemeral;  // /proc's range, for ephemeral_assigned events
+// The story's two hosts, one kernel: the servers and the clients, both on --bind's address.
+// Every socket fact goes through the observer once (trace, --json), quietly: the lab's
+// narration says what the measurements found.
+struct Cast {
+    Observer& see;
+    Host server, client;
 };
 
 // The sockets one measurement used, as the kernel reported them.
@@ -90,68 +91,77 @@ struct Ends {
 struct Server {
     Fd fd;
     Endpoint endpoint;
-    trace::SocketId id;
+    SocketRef ref;
 };
 
-Server open_server(int type, const Endpoint& wanted, Recorder& recorder) {
+Server open_server(int type, const Endpoint& wanted, Cast& cast) {
     Fd fd(socket(AF_INET, type | SOCK_CLOEXEC, 0));
     if (fd.get() < 0) throw std::system_error(errno, std::generic_category(), "socket()");
-    const auto id = recorder.trace.socket_created("server", protocol_of(type), IpFamily::v4);
+    const auto ref = cast.see.open(cast.server, protocol_of(type), IpFamily::v4);
     const int on = 1;
     setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
     const auto address = socket_address(wanted);
     if (bind(fd.get(), reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0) {
         const std::error_code error(errno, std::generic_category());
-        recorder.trace.call_failed("server", id, "bind", error);
+        cast.see.record(fact::Failed{ref, "bind", error}, quietly);
         throw BindError(wanted, protocol_of(type), error);
     }
     if (type == SOCK_STREAM && listen(fd.get(), 4) != 0)
         throw std::system_error(errno, std::generic_category(), "listen()");
     const Endpoint bound = local_endpoint(fd.get()).value();
-    recorder.trace.bound("server", id, bound, wanted.port == 0 ? trace::BindHow::bind_zero : trace::BindHow::explicit_port);
-    if (type == SOCK_STREAM) recorder.trace.listening("server", id, 4);
-    return Server{std::move(fd), bound, id};
+    cast.see.record(fact::Bound{ref, bound, wanted.port == 0 ? trace::BindHow::bind_zero : trace::BindHow::explicit_port,
+                                std::nullopt, std::nullopt, "SO_REUSEADDR set"},
+                    quietly);
+    if (type == SOCK_STREAM) {
+        cast.see.record(fact::Listening{ref, 4}, quietly);
+        cast.see.read_state(ref, fd.get());
+    }
+    return Server{std::move(fd), bound, ref};
 }
 
 struct Client {
     Fd fd;
     Endpoint local;
-    trace::SocketId id;
+    SocketRef ref;
 };
 
 // connect() without bind(): the kernel picks the client's port. For UDP, connect() sends
 // nothing; it only binds the socket and remembers the peer.
-Client connect_to(int type, const Endpoint& endpoint, Recorder& recorder) {
+Client connect_to(int type, const Endpoint& endpoint, Cast& cast) {
     Fd fd(socket(AF_INET, type | SOCK_CLOEXEC, 0));
     if (fd.get() < 0) throw std::system_error(errno, std::generic_category(), "socket()");
-    const auto id = recorder.trace.socket_created("client", protocol_of(type), IpFamily::v4);
-    if (type == SOCK_STREAM) {
-        recorder.trace.connect_started("client", id, endpoint);
-        recorder.trace.state_changed("client", id, TcpState::closed, TcpState::syn_sent, "connect() sent a SYN");
-    }
+    const auto ref = cast.see.open(cast.client, protocol_of(type), IpFamily::v4);
+    cast.see.record(fact::Connecting{ref, endpoint}, quietly);
     const auto address = socket_address(endpoint);
     if (connect(fd.get(), reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0) {
         const std::error_code error(errno, std::generic_category());
-        recorder.trace.call_failed("client", id, "connect", error);
+        cast.see.record(fact::Failed{ref, "connect", error}, quietly);
         throw std::system_error(error, "connect " + endpoint.to_string());
     }
     const Endpoint local = local_endpoint(fd.get()).value();
-    if (type == SOCK_STREAM) {
-        if (recorder.ephemeral) recorder.trace.ephemeral_assigned("client", id, local.port, *recorder.ephemeral);
-        recorder.trace.state_changed("client", id, TcpState::syn_sent, TcpState::established, "connect() returned");
-    } else {
-        recorder.trace.bound("client", id, local, trace::BindHow::ephemeral, "connect() on an unbound UDP socket");
-    }
-    return Client{std::move(fd), local, id};
+    cast.see.record(fact::Bound{ref, local, trace::BindHow::ephemeral}, quietly);
+    if (type == SOCK_STREAM) cast.see.read_state(ref, fd.get());
+    return Client{std::move(fd), local, ref};
 }
 
 // The receiving side of a TCP measurement: accept() and record the new socket's 4-tuple.
-Fd accept_one(const Server& server, Recorder& recorder, std::optional<trace::SocketId>& accepted_id) {
+Fd accept_one(const Server& server, Cast& cast, std::optional<SocketRef>& accepted) {
     Fd connection(accept4(server.fd.get(), nullptr, nullptr, SOCK_CLOEXEC));
     if (connection.get() >= 0)
-        accepted_id = recorder.trace.accepted("server", server.id,
-                                              FourTuple{local_endpoint(connection.get()).value(), peer_endpoint(connection.get()).value()});
+        accepted = cast.see.record(
+            fact::Accepted{server.ref, FourTuple{local_endpoint(connection.get()).value(), peer_endpoint(connection.get()).value()}},
+            quietly);
     return connection;
+}
+
+// close(). TCP sockets' states are read from the kernel first: after a shutdown() the
+// connection is already past ESTABLISHED. With sock_diag, not TCP_INFO: once a connection
+// is in TIME-WAIT, tcp_time_wait() has handed it to a timewait socket and the descriptor's
+// own socket reads CLOSE. What TCP keeps after close() the observer reads back later.
+void close_socket(Observer& see, const SocketRef& ref, Fd& fd) {
+    if (ref.protocol == Protocol::tcp) see.refresh();
+    fd = Fd();
+    see.record(fact::Closed{ref}, quietly);
 }
 
 void set_receive_timeout(int fd, std::chrono::milliseconds timeout) {
@@ -221,13 +231,13 @@ struct StreamResult {
 };
 
 StreamResult tcp_stream(const Endpoint& bind_to, std::size_t size, std::chrono::duration<double> duration, Progress& progress,
-                        Recorder& recorder) {
-    auto server = open_server(SOCK_STREAM, bind_to, recorder);
+                        Cast& cast) {
+    auto server = open_server(SOCK_STREAM, bind_to, cast);
     std::atomic<std::uint64_t> received{0};
     Clock::time_point receiver_done;
-    std::optional<trace::SocketId> accepted_id;
+    std::optional<SocketRef> accepted;
     Worker receiver([&] {
-        Fd connection = accept_one(server, recorder, accepted_id);
+        Fd connection = accept_one(server, cast, accepted);
         set_receive_timeout(connection.get(), 5s);  // bounded: a vanished sender cannot hang us
         std::vector<char> buffer(std::max(size, default_tcp_size));
         for (;;) {
@@ -236,11 +246,12 @@ StreamResult tcp_stream(const Endpoint& bind_to, std::size_t size, std::chrono::
             received.fetch_add(static_cast<std::uint64_t>(count), std::memory_order_relaxed);
         }
         receiver_done = Clock::now();
+        if (accepted) close_socket(cast.see, *accepted, connection);
     }, [&] { shutdown(server.fd.get(), SHUT_RDWR); });
 
     StreamResult result;
     {
-        const Client client = connect_to(SOCK_STREAM, server.endpoint, recorder);
+        Client client = connect_to(SOCK_STREAM, server.endpoint, cast);
         const Fd& sender = client.fd;
         result.ends = {server.endpoint, client.local};
         const std::vector<char> block(size, 'x');
@@ -256,11 +267,11 @@ StreamResult tcp_stream(const Endpoint& bind_to, std::size_t size, std::chrono::
         shutdown(sender.get(), SHUT_WR);
         receiver.join();
         result.seconds = seconds_between(start, receiver_done);
-        recorder.trace.closed("client", client.id);
+        close_socket(cast.see, client.ref, client.fd);
     }
     progress.done();
-    if (accepted_id) recorder.trace.closed("server", *accepted_id);
-    recorder.trace.closed("server", server.id);
+    close_socket(cast.see, server.ref, server.fd);
+    cast.see.settle();  // the FIN exchange ends; the client's side stays in TIME-WAIT
     result.bytes_received = received;
     return result;
 }
@@ -283,8 +294,8 @@ std::int64_t udp_rcvbuf_errors() {
 }
 
 UdpResult udp_at_rate(const Endpoint& bind_to, std::size_t size, double rate_mbps, std::chrono::duration<double> duration,
-                      Progress& progress, Recorder& recorder) {
-    auto server = open_server(SOCK_DGRAM, bind_to, recorder);
+                      Progress& progress, Cast& cast) {
+    auto server = open_server(SOCK_DGRAM, bind_to, cast);
     set_receive_timeout(server.fd.get(), 100ms);
     std::atomic<bool> sender_done{false};
     std::atomic<std::uint64_t> received{0};
@@ -315,7 +326,7 @@ UdpResult udp_at_rate(const Endpoint& bind_to, std::size_t size, double rate_mbp
     }, [&] { sender_done = true; });
 
     {
-        const Client client = connect_to(SOCK_DGRAM, server.endpoint, recorder);
+        Client client = connect_to(SOCK_DGRAM, server.endpoint, cast);
         const Fd& sender = client.fd;
         result.ends = {server.endpoint, client.local};
         std::vector<char> datagram(std::max(size, sizeof(std::uint64_t)), 'u');
@@ -340,10 +351,10 @@ UdpResult udp_at_rate(const Endpoint& bind_to, std::size_t size, double rate_mbp
         result.seconds = seconds_between(start, Clock::now());
         sender_done = true;
         receiver.join();
-        recorder.trace.closed("client", client.id);
+        close_socket(cast.see, client.ref, client.fd);
     }
     progress.done();
-    recorder.trace.closed("server", server.id);
+    close_socket(cast.see, server.ref, server.fd);
     result.received = received;
     const auto errors_after = udp_rcvbuf_errors();
     if (errors_before >= 0 && errors_after >= 0) result.rcvbuf_errors_delta = errors_after - errors_before;
@@ -367,15 +378,15 @@ struct Latency {
 
 // One message, its echo, again and again, for `duration` (or max_latency_samples).
 Latency request_reply(int type, const Endpoint& bind_to, std::chrono::duration<double> duration, Progress& progress,
-                      Recorder& recorder) {
-    auto server = open_server(type, bind_to, recorder);
+                      Cast& cast) {
+    auto server = open_server(type, bind_to, cast);
     std::atomic<bool> stop{false};
-    std::optional<trace::SocketId> accepted_id;
+    std::optional<SocketRef> accepted_ref;
     Worker echo([&] {
         Fd accepted;
         int fd = server.fd.get();
         if (type == SOCK_STREAM) {
-            accepted = accept_one(server, recorder, accepted_id);
+            accepted = accept_one(server, cast, accepted_ref);
             fd = accepted.get();
             set_no_delay(fd);
         }
@@ -390,11 +401,12 @@ Latency request_reply(int type, const Endpoint& bind_to, std::chrono::duration<d
             if (type == SOCK_STREAM) send(fd, buffer, static_cast<std::size_t>(count), MSG_NOSIGNAL);
             else sendto(fd, buffer, static_cast<std::size_t>(count), 0, reinterpret_cast<sockaddr*>(&from), length);
         }
+        if (accepted_ref) close_socket(cast.see, *accepted_ref, accepted);
     }, [&] { stop = true; shutdown(server.fd.get(), SHUT_RDWR); });
 
     Latency latency;
     {
-        const Client connected = connect_to(type, server.endpoint, recorder);
+        Client connected = connect_to(type, server.endpoint, cast);
         const Fd& client = connected.fd;
         latency.ends = {server.endpoint, connected.local};
         if (type == SOCK_STREAM) set_no_delay(client.get());
@@ -421,11 +433,11 @@ Latency request_reply(int type, const Endpoint& bind_to, std::chrono::duration<d
         stop = true;
         if (type == SOCK_STREAM) shutdown(client.get(), SHUT_WR);
         echo.join();
-        recorder.trace.closed("client", connected.id);
+        close_socket(cast.see, connected.ref, connected.fd);
     }
     progress.done();
-    if (accepted_id) recorder.trace.closed("server", *accepted_id);
-    recorder.trace.closed("server", server.id);
+    close_socket(cast.see, server.ref, server.fd);
+    cast.see.settle();
     std::sort(latency.round_trips_us.begin(), latency.round_trips_us.end());
     return latency;
 }
@@ -458,114 +470,148 @@ std::string latency_text(const Latency& latency) {
                        latency.percentile(0.99));
 }
 
+// ---- the steps ----------------------------------------------------------------------------------
+
+struct Options {
+    double seconds = 2;
+    std::size_t size = 0;  // 0: each protocol's default
+    double rate_mbps = 1000;
+    std::string only;      // "", "tcp", "udp" or "latency"
+};
+
+// One run: what the steps share, and what they found for the summary.
+struct Run {
+    Lab& lab;
+    Narrator& say;
+    Cast cast;
+    Options options;
+    Endpoint tcp_at, udp_at;
+    std::size_t tcp_size, udp_size;
+    Progress progress;
+    std::optional<double> tcp_bps, udp_bps;
+    std::optional<Latency> tcp_rr, udp_rr;
+    std::string udp_loss_text;
+
+    [[nodiscard]] json& facts() { return cast.see.document(); }
+    [[nodiscard]] std::chrono::duration<double> duration() const { return std::chrono::duration<double>(options.seconds); }
+    // With --port 0 the port is not known before the test binds it, so look by process
+    // instead (ss shows the command name cut to 15 characters, as the kernel keeps it).
+    [[nodiscard]] std::string ss_while_running(std::string_view flags, std::string_view port_filter) const {
+        if (lab.server().port == 0) return fmt::format("ss -{}p | grep -A1 lab12_tcp_vs_ud", flags);
+        return fmt::format("ss -{} '{}'", flags, port_filter);
+    }
+};
+
+void measure_tcp_stream(Run& run) {
+    run.cast.see.step(fmt::format("TCP stream for {:g} s: one connection to {}, {}-byte writes", run.options.seconds,
+                                  run.tcp_at.to_string(), run.tcp_size));
+    run.say.see_it_yourself(run.ss_while_running("tni", fmt::format("sport = :{}", run.tcp_at.port)) +
+                            "   (while it runs: cwnd, rtt, bytes_acked)");
+    const auto tcp = tcp_stream(run.tcp_at, run.tcp_size, run.duration(), run.progress, run.cast);
+    run.tcp_bps = 8.0 * static_cast<double>(tcp.bytes_received) / tcp.seconds;
+    run.say.kernel(fmt::format("connection {} -> {}", tcp.ends.client.to_string(), tcp.ends.server.to_string()));
+    run.say.kernel(fmt::format("sent {} bytes, received {} bytes in {:.2f} s: {}", tcp.bytes_sent, tcp.bytes_received,
+                               tcp.seconds, rate_text(*run.tcp_bps)));
+    run.lab.trace().note(fmt::format("TCP stream: {} bytes sent, {} received in {:.2f} s", tcp.bytes_sent,
+                                     tcp.bytes_received, tcp.seconds),
+                         "client");
+    run.facts()["tcp"] = {{"bytes_sent", tcp.bytes_sent}, {"bytes_received", tcp.bytes_received},
+                          {"seconds", tcp.seconds}, {"bits_per_second", *run.tcp_bps}, {"sockets", ends_json(tcp.ends)}};
+}
+
+void measure_udp(Run& run) {
+    const double rate_mbps = run.options.rate_mbps;
+    const std::string rate = rate_mbps > 0 ? fmt::format("{:g} Mbit/s", rate_mbps) : "as fast as possible";
+    run.cast.see.step(fmt::format("UDP for {:g} s at {}: {}-byte datagrams with sequence numbers to {}", run.options.seconds,
+                                  rate, run.udp_size, run.udp_at.to_string()));
+    run.say.see_it_yourself("nstat -az UdpInDatagrams UdpRcvbufErrors   (the kernel's UDP counters)");
+    const auto udp = udp_at_rate(run.udp_at, run.udp_size, rate_mbps, run.duration(), run.progress, run.cast);
+    run.udp_bps = 8.0 * static_cast<double>(udp.bytes_received) / udp.seconds;
+    const std::uint64_t lost = udp.sent - std::min(udp.sent, udp.received);
+    const double loss = udp.sent == 0 ? 0.0 : static_cast<double>(lost) / static_cast<double>(udp.sent);
+    run.say.kernel(fmt::format("sent {} datagrams, received {}: {} lost ({:.2f}%), {} out of order; received {}", udp.sent,
+                               udp.received, lost, 100 * loss, udp.out_of_order, rate_text(*run.udp_bps)));
+    if (udp.rcvbuf_errors_delta >= 0)
+        run.say.kernel(fmt::format("the kernel's UDP RcvbufErrors grew by {} (datagrams dropped at a full receive buffer)",
+                                   udp.rcvbuf_errors_delta));
+    run.udp_loss_text = fmt::format("{} of {} ({:.2f}%)", lost, udp.sent, 100 * loss);
+    run.lab.trace().note(fmt::format("UDP: {} datagrams sent, {} received, {} lost", udp.sent, udp.received, lost), "client");
+    run.facts()["udp"] = {{"datagrams_sent", udp.sent}, {"datagrams_received", udp.received}, {"lost", lost},
+                          {"loss_ratio", loss}, {"out_of_order", udp.out_of_order}, {"bytes_sent", udp.bytes_sent},
+                          {"bytes_received", udp.bytes_received}, {"seconds", udp.seconds},
+                          {"bits_per_second_received", *run.udp_bps},
+                          {"rcvbuf_errors_delta", udp.rcvbuf_errors_delta < 0 ? json(nullptr) : json(udp.rcvbuf_errors_delta)},
+                          {"sockets", ends_json(udp.ends)}};
+}
+
+void measure_latency(Run& run) {
+    const auto quarter = std::chrono::duration<double>(run.options.seconds / 4);
+    run.cast.see.step(fmt::format("request-reply latency, {}-byte messages, one at a time, {:g} s each", latency_size,
+                                  run.options.seconds / 4));
+    run.say.see_it_yourself(run.ss_while_running("tuni", fmt::format("( sport = :{} or sport = :{} )", run.tcp_at.port, run.udp_at.port)) +
+                            "   (while it runs: rtt, and the UDP socket's queues)");
+    run.tcp_rr = request_reply(SOCK_STREAM, run.tcp_at, quarter, run.progress, run.cast);
+    run.say.kernel("TCP (TCP_NODELAY) min / median / p99: " + latency_text(*run.tcp_rr));
+    run.udp_rr = request_reply(SOCK_DGRAM, run.udp_at, quarter, run.progress, run.cast);
+    run.say.kernel("UDP                min / median / p99: " + latency_text(*run.udp_rr));
+    run.facts()["latency"] = {{"tcp", latency_json(*run.tcp_rr)}, {"udp", latency_json(*run.udp_rr)}};
+}
+
+void summarise(Run& run) {
+    run.cast.see.step("summary");
+    run.say.note(fmt::format("{:<5} {:>14}  {:<28} {}", "", "throughput", "loss", "latency min / median / p99"));
+    run.say.note(fmt::format("{:<5} {:>14}  {:<28} {}", "TCP", rate_text(*run.tcp_bps), "none: every byte arrives",
+                             latency_text(*run.tcp_rr)));
+    run.say.note(fmt::format("{:<5} {:>14}  {:<28} {}", "UDP", rate_text(*run.udp_bps), run.udp_loss_text, latency_text(*run.udp_rr)));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
     return run_lab(argc, argv, {"lab12_tcp_vs_udp", "Lab 12: TCP versus UDP on loopback: throughput, loss, latency"},
                    [](Lab& lab) {
-        double seconds = 2;
-        std::size_t size = 0;
-        double rate_mbps = 1000;
+        Options options;
         lab.add_server_options(default_port);
-        lab.cli().add_option("--seconds", seconds, "length of each throughput test, 0.2-30 s (each latency test takes a quarter)")
+        lab.cli().add_option("--seconds", options.seconds, "length of each throughput test, 0.2-30 s (each latency test takes a quarter)")
             ->check(CLI::Range(0.2, 30.0))->default_str("2");
-        lab.cli().add_option("--size", size, "bytes per send(): default 131072 for TCP (like iperf3), 1472 for UDP; at most 65507 for UDP")
+        lab.cli().add_option("--size", options.size, "bytes per send(): default 131072 for TCP (like iperf3), 1472 for UDP; at most 65507 for UDP")
             ->check(CLI::Range(std::size_t{8}, std::size_t{4} << 20));
-        lab.cli().add_option("--rate", rate_mbps, "UDP send rate in Mbit/s; 0 sends as fast as possible")
+        lab.cli().add_option("--rate", options.rate_mbps, "UDP send rate in Mbit/s; 0 sends as fast as possible")
             ->check(CLI::Range(0.0, 1e6))->default_str("1000");
-        std::string only;
-        lab.cli().add_option("--only", only, "run one part: tcp, udp or latency")
+        lab.cli().add_option("--only", options.only, "run one part: tcp, udp or latency")
             ->check(CLI::IsMember({"tcp", "udp", "latency"}));
         lab.cli().footer("The TCP server uses --port P, the UDP server P+1 (with --port 0 the kernel picks both).");
         lab.parse();
         const auto& server = lab.server();
         if (server.port > 65534) return lab.usage_error("--port: the lab needs P and P+1, so P must be at most 65534");
         if (!server.bind.is_v4()) return lab.usage_error("--bind: this lab uses IPv4; give an address like 127.0.0.1");
-        const std::size_t tcp_size = size == 0 ? default_tcp_size : size;
-        const std::size_t udp_size = size == 0 ? default_udp_size : std::min(size, max_udp_size);
-        const Endpoint tcp_at = server.endpoint();
-        const Endpoint udp_at{server.bind, server.port == 0 ? Port{0} : static_cast<Port>(server.port + 1)};
-        const auto duration = std::chrono::duration<double>(seconds);
-        const auto quarter = std::chrono::duration<double>(seconds / 4);
 
-        auto& say = lab.narrate();
-        Progress progress(!lab.json() && isatty(STDOUT_FILENO) == 1);
-        Recorder recorder{lab.trace(), std::nullopt};
-        if (auto range = read_ephemeral_range()) recorder.ephemeral = *range;
-        say.title("Lab 12: TCP versus UDP on loopback");
-        json facts = {{"lab", lab.name()}, {"seconds", seconds}, {"tcp_size", tcp_size}, {"udp_size", udp_size},
-                      {"udp_rate_mbps", rate_mbps}, {"latency_size", latency_size}};
-        const auto wanted = [&only](std::string_view part) { return only.empty() || only == part; };
-        // With --port 0 the port is not known before the test binds it, so look by process
-        // instead (ss shows the command name cut to 15 characters, as the kernel keeps it).
-        const auto ss_while_running = [&](std::string_view flags, std::string_view port_filter) {
-            if (server.port == 0) return fmt::format("ss -{}p | grep -A1 lab12_tcp_vs_ud", flags);
-            return fmt::format("ss -{} '{}'", flags, port_filter);
-        };
-        std::optional<double> tcp_bps, udp_bps;
-        std::optional<Latency> tcp_rr, udp_rr;
-        std::string udp_loss_text;
+        auto& see = lab.observer();
+        Run run{lab,
+                lab.narrate(),
+                {see, see.declare({"server", {server.bind}, "server"}), see.declare({"client", {server.bind}, "client"})},
+                options,
+                server.endpoint(),
+                {server.bind, server.port == 0 ? Port{0} : static_cast<Port>(server.port + 1)},
+                options.size == 0 ? default_tcp_size : options.size,
+                options.size == 0 ? default_udp_size : std::min(options.size, max_udp_size),
+                Progress(!lab.json() && isatty(STDOUT_FILENO) == 1),
+                {}, {}, {}, {}, {}};
+        run.say.title("Lab 12: TCP versus UDP on loopback");
+        run.facts().update({{"lab", lab.name()}, {"seconds", options.seconds}, {"tcp_size", run.tcp_size},
+                            {"udp_size", run.udp_size}, {"udp_rate_mbps", options.rate_mbps}, {"latency_size", latency_size}});
+        const auto wanted = [&options](std::string_view part) { return options.only.empty() || options.only == part; };
         try {
-            if (wanted("tcp")) {
-                say.step(fmt::format("TCP stream for {:g} s: one connection to {}, {}-byte writes", seconds, tcp_at.to_string(), tcp_size));
-                say.see_it_yourself(ss_while_running("tni", fmt::format("sport = :{}", tcp_at.port)) +
-                                    "   (while it runs: cwnd, rtt, bytes_acked)");
-                const auto tcp = tcp_stream(tcp_at, tcp_size, duration, progress, recorder);
-                tcp_bps = 8.0 * static_cast<double>(tcp.bytes_received) / tcp.seconds;
-                say.kernel(fmt::format("connection {} -> {}", tcp.ends.client.to_string(), tcp.ends.server.to_string()));
-                say.kernel(fmt::format("sent {} bytes, received {} bytes in {:.2f} s: {}", tcp.bytes_sent, tcp.bytes_received,
-                                       tcp.seconds, rate_text(*tcp_bps)));
-                lab.trace().note(fmt::format("TCP stream: {} bytes sent, {} received in {:.2f} s", tcp.bytes_sent,
-                                             tcp.bytes_received, tcp.seconds));
-                facts["tcp"] = {{"bytes_sent", tcp.bytes_sent}, {"bytes_received", tcp.bytes_received},
-                                {"seconds", tcp.seconds}, {"bits_per_second", *tcp_bps}, {"sockets", ends_json(tcp.ends)}};
-            }
-            if (wanted("udp")) {
-                const std::string rate = rate_mbps > 0 ? fmt::format("{:g} Mbit/s", rate_mbps) : "as fast as possible";
-                say.step(fmt::format("UDP for {:g} s at {}: {}-byte datagrams with sequence numbers to {}", seconds, rate,
-                                     udp_size, udp_at.to_string()));
-                say.see_it_yourself("nstat -az UdpInDatagrams UdpRcvbufErrors   (the kernel's UDP counters)");
-                const auto udp = udp_at_rate(udp_at, udp_size, rate_mbps, duration, progress, recorder);
-                udp_bps = 8.0 * static_cast<double>(udp.bytes_received) / udp.seconds;
-                const std::uint64_t lost = udp.sent - std::min(udp.sent, udp.received);
-                const double loss = udp.sent == 0 ? 0.0 : static_cast<double>(lost) / static_cast<double>(udp.sent);
-                say.kernel(fmt::format("sent {} datagrams, received {}: {} lost ({:.2f}%), {} out of order; received {}",
-                                       udp.sent, udp.received, lost, 100 * loss, udp.out_of_order, rate_text(*udp_bps)));
-                if (udp.rcvbuf_errors_delta >= 0)
-                    say.kernel(fmt::format("the kernel's UDP RcvbufErrors grew by {} (datagrams dropped at a full receive buffer)",
-                                           udp.rcvbuf_errors_delta));
-                udp_loss_text = fmt::format("{} of {} ({:.2f}%)", lost, udp.sent, 100 * loss);
-                lab.trace().note(fmt::format("UDP: {} datagrams sent, {} received, {} lost", udp.sent, udp.received, lost));
-                facts["udp"] = {{"datagrams_sent", udp.sent}, {"datagrams_received", udp.received}, {"lost", lost},
-                                {"loss_ratio", loss}, {"out_of_order", udp.out_of_order}, {"bytes_sent", udp.bytes_sent},
-                                {"bytes_received", udp.bytes_received}, {"seconds", udp.seconds},
-                                {"bits_per_second_received", *udp_bps},
-                                {"rcvbuf_errors_delta", udp.rcvbuf_errors_delta < 0 ? json(nullptr) : json(udp.rcvbuf_errors_delta)},
-                                {"sockets", ends_json(udp.ends)}};
-            }
-            if (wanted("latency")) {
-                say.step(fmt::format("request-reply latency, {}-byte messages, one at a time, {:g} s each", latency_size, seconds / 4));
-                say.see_it_yourself(ss_while_running("tuni", fmt::format("( sport = :{} or sport = :{} )", tcp_at.port, udp_at.port)) +
-                                    "   (while it runs: rtt, and the UDP socket's queues)");
-                tcp_rr = request_reply(SOCK_STREAM, tcp_at, quarter, progress, recorder);
-                say.kernel("TCP (TCP_NODELAY) min / median / p99: " + latency_text(*tcp_rr));
-                udp_rr = request_reply(SOCK_DGRAM, udp_at, quarter, progress, recorder);
-                say.kernel("UDP                min / median / p99: " + latency_text(*udp_rr));
-                facts["latency"] = {{"tcp", latency_json(*tcp_rr)}, {"udp", latency_json(*udp_rr)}};
-            }
-            if (only.empty()) {
-                say.step("summary");
-                say.note(fmt::format("{:<5} {:>14}  {:<28} {}", "", "throughput", "loss", "latency min / median / p99"));
-                say.note(fmt::format("{:<5} {:>14}  {:<28} {}", "TCP", rate_text(*tcp_bps), "none: every byte arrives",
-                                     latency_text(*tcp_rr)));
-                say.note(fmt::format("{:<5} {:>14}  {:<28} {}", "UDP", rate_text(*udp_bps), udp_loss_text, latency_text(*udp_rr)));
-            }
+            if (wanted("tcp")) measure_tcp_stream(run);
+            if (wanted("udp")) measure_udp(run);
+            if (wanted("latency")) measure_latency(run);
+            if (options.only.empty()) summarise(run);
         } catch (const BindError& error) {
             return lab.bind_failed(error.endpoint, error.code, error.protocol);
         } catch (const std::system_error& error) {
             return lab.failure(error.what());
         }
-        if (lab.json()) lab.print_json(facts);
+        if (lab.json()) lab.print_json(run.facts());
         return exit_ok;
     });
 }
