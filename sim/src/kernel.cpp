@@ -180,8 +180,8 @@ void Kernel::destroy_socket(HostId h, trace::SocketId id) {
     Host& host = host_of(h);
     Socket* s = host.find(id);
     if (s == nullptr) return;
-    disarm_retransmit(*s);
-    if (s->tcb.time_wait_timer.value != 0) world.queue.cancel(s->tcb.time_wait_timer);
+    disarm_retransmit(h, *s);
+    disarm_time_wait(h, *s);
     remove_connection(h, *s);
     detach_port(h, *s);
     if (s->listener) {

@@ -107,9 +107,14 @@ bool Kernel::fin_acked(const Socket& s) const {
 
 // ---- timers --------------------------------------------------------------------------
 
+// Timers are data in the trace too (trace v2): timer_armed with its duration and attempt,
+// then timer_fired or timer_stopped, so a viewer can count down what the kernel waits for.
+
 void Kernel::arm_retransmit(HostId h, Socket& s) {
-    disarm_retransmit(s);
-    s.tcb.retransmit_timer = world.queue.schedule_at(world.now + retransmit_timeout(s), TcpTimer{h, s.id, TimerKind::retransmit});
+    disarm_retransmit(h, s);
+    const Time timeout = retransmit_timeout(s);
+    s.tcb.retransmit_timer = world.queue.schedule_at(world.now + timeout, TcpTimer{h, s.id, TimerKind::retransmit});
+    record(h, trace::TimerArmed{s.id, trace::TimerKind::retransmission, timeout, s.tcb.retries});
 }
 
 // How long the retransmission timer runs now: a SYN follows Linux's SYN schedule
@@ -120,9 +125,20 @@ Time Kernel::retransmit_timeout(const Socket& s) const {
     return s.tcb.rto;
 }
 
-void Kernel::disarm_retransmit(Socket& s) {
-    if (s.tcb.retransmit_timer.value != 0) world.queue.cancel(s.tcb.retransmit_timer);
+// Cancelled: everything sent was acknowledged, or the connection is over.
+void Kernel::disarm_retransmit(HostId h, Socket& s) {
+    if (s.tcb.retransmit_timer.value == 0) return;
+    world.queue.cancel(s.tcb.retransmit_timer);
     s.tcb.retransmit_timer = EventId{};
+    record(h, trace::TimerStopped{s.id, trace::TimerKind::retransmission});
+}
+
+// Cancelled: TIME-WAIT restarts (the peer's FIN came again) or ends early (an RST).
+void Kernel::disarm_time_wait(HostId h, Socket& s) {
+    if (s.tcb.time_wait_timer.value == 0) return;
+    world.queue.cancel(s.tcb.time_wait_timer);
+    s.tcb.time_wait_timer = EventId{};
+    record(h, trace::TimerStopped{s.id, trace::TimerKind::time_wait});
 }
 
 void Kernel::on_tcp_timer(const TcpTimer& timer) {
@@ -130,11 +146,13 @@ void Kernel::on_tcp_timer(const TcpTimer& timer) {
     if (s == nullptr) return;
     if (timer.kind == TimerKind::time_wait) {
         s->tcb.time_wait_timer = EventId{};
+        record(timer.host, trace::TimerFired{s->id, trace::TimerKind::time_wait});
         set_state(timer.host, *s, TcpState::closed, "2MSL timer expired");
         destroy_socket(timer.host, s->id);
         return;
     }
     s->tcb.retransmit_timer = EventId{};
+    record(timer.host, trace::TimerFired{s->id, trace::TimerKind::retransmission});
     on_retransmit(timer.host, *s);
 }
 
@@ -167,10 +185,10 @@ void Kernel::on_retransmit(HostId h, Socket& s) {
         case TcpState::syn_received: send_segment(h, s, s.tcb.iss, tcp_flag::syn | tcp_flag::ack); break;
         default:
             s.tcb.snd_nxt = s.tcb.snd_una;  // go back N: resend everything unacknowledged
-            tcp_output(h, s);
+            tcp_output(h, s);               // which restarts the timer
             break;
     }
-    arm_retransmit(h, s);
+    if (s.tcb.retransmit_timer.value == 0) arm_retransmit(h, s);
 }
 
 // RFC 6298 2.2 with one sample R: SRTT = R, RTTVAR = R/2, RTO = R + 4*R/2 = 3R,
@@ -186,18 +204,19 @@ void Kernel::sample_rtt(Socket& s) {
 }
 
 void Kernel::enter_time_wait(HostId h, Socket& s, std::string cause) {
-    disarm_retransmit(s);
+    disarm_retransmit(h, s);
     set_state(h, s, TcpState::time_wait, std::move(cause));
-    if (s.tcb.time_wait_timer.value != 0) world.queue.cancel(s.tcb.time_wait_timer);
+    disarm_time_wait(h, s);
     s.tcb.time_wait_timer =
         world.queue.schedule_at(world.now + 2 * world.tcp.msl, TcpTimer{h, s.id, TimerKind::time_wait});
+    record(h, trace::TimerArmed{s.id, trace::TimerKind::time_wait, 2 * world.tcp.msl, 0});
 }
 
 // The connection is over without TIME-WAIT (refused, reset, timed out, LAST-ACK done).
 // A socket the user still holds stays, unbound if the kernel had picked its port
 // (Linux tcp_done -> inet_put_port), with the error for its next call.
 void Kernel::connection_closed(HostId h, Socket& s, std::string cause, std::optional<Errno> error, std::string_view call) {
-    disarm_retransmit(s);
+    disarm_retransmit(h, s);
     set_state(h, s, TcpState::closed, std::move(cause));
     if (!s.open_by_user) {
         destroy_socket(h, s.id);
@@ -302,7 +321,7 @@ void Kernel::syn_sent_input(HostId h, trace::SocketId id, const Wire& packet) {
     s.tcb.rcv_nxt = segment.header.sequence + 1;
     if (ack_ok) {
         s.tcb.snd_una = segment.header.acknowledgment;
-        disarm_retransmit(s);
+        disarm_retransmit(h, s);
         sample_rtt(s);
         s.tcb.retries = 0;
         set_state(h, s, TcpState::established, "SYN+ACK received");
@@ -326,7 +345,7 @@ bool Kernel::process_ack(HostId h, Socket& s, std::uint32_t ack) {
     }
     tcb.snd_una = ack;
     tcb.retries = 0;
-    disarm_retransmit(s);
+    disarm_retransmit(h, s);
     if (tcb.snd_una != tcb.snd_nxt) arm_retransmit(h, s);
     return true;
 }

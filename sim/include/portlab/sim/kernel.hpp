@@ -122,7 +122,8 @@ private:
     void send_reset_for(HostId h, const Wire& offending);
     void tcp_output(HostId h, Socket& s);
     void arm_retransmit(HostId h, Socket& s);
-    void disarm_retransmit(Socket& s);
+    void disarm_retransmit(HostId h, Socket& s);
+    void disarm_time_wait(HostId h, Socket& s);
     [[nodiscard]] Time retransmit_timeout(const Socket& s) const;
     void on_tcp_timer(const TcpTimer& timer);
     void on_retransmit(HostId h, Socket& s);
