@@ -286,6 +286,9 @@ TEST_CASE("a port connect() chose is one fact: a kernel line, bound + ephemeral_
     const auto states = bodies<trace::StateChanged>(events);
     REQUIRE(states.size() == 1);
     CHECK(states[0].to == TcpState::syn_sent);
+    CHECK(bodies<trace::StateChanged>(events)[0].evidence == trace::Evidence::inferred);
+    REQUIRE(bodies<trace::HostAdded>(events).size() == 1);
+    CHECK(bodies<trace::HostAdded>(events)[0].role == "client");
     for (const auto& event : events) CHECK(event.host == "client");
 }
 
@@ -319,5 +322,5 @@ TEST_CASE("read_state reads the kernel's state with TCP_INFO", "[labkit][observe
     const auto states = bodies<trace::StateChanged>(o.events());
     REQUIRE(states.size() == 1);
     CHECK(states[0].to == TcpState::listen);
-    CHECK_THAT(states[0].cause, Catch::Contains("observed"));
+    CHECK(states[0].evidence == trace::Evidence::observed);
 }

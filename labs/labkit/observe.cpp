@@ -68,7 +68,7 @@ const Host& Observer::declare(Host host) {
     json addresses = json::array();
     for (const auto& address : where->second.addresses) addresses.push_back(address.to_string());
     document_["hosts"][where->first] = {{"addresses", addresses}, {"role", where->second.role}};
-    // The trace's "host" event arrives with trace format v2 (work/notes/TRACE_V2.md).
+    emit(where->first, trace::HostAdded{where->second.addresses, where->second.role});
     return where->second;
 }
 
@@ -194,8 +194,13 @@ void Observer::change_state(const SocketRef& socket, Known& known, TcpState to, 
     if (known.state == to) return;
     const TcpState from = known.state;
     known.state = to;
-    // Trace format v1 has no evidence field yet: it rides in the cause.
-    emit(socket.host, trace::StateChanged{socket.id, from, to, cause + " (" + std::string(to_string(evidence)) + ")"});
+    trace::StateChanged changed{socket.id, from, to, cause};
+    changed.evidence = evidence == Evidence::observed ? trace::Evidence::observed : trace::Evidence::inferred;
+    emit(socket.host, std::move(changed));
+    // Linux keeps a TIME-WAIT socket TCP_TIMEWAIT_LEN, 60 s (include/net/tcp.h): the
+    // viewer counts it down from the moment the kernel was seen to hold it.
+    if (to == TcpState::time_wait)
+        emit(socket.host, trace::TimerArmed{socket.id, trace::TimerKind::time_wait, 60'000'000, 0});
     tell(how, fmt::format("{} -> {} ({}: {})", to_string(from), to_string(to), to_string(evidence), cause),
          {{"host", socket.host}, {"socket", socket.id.value}, {"from", to_string(from)}, {"to", to_string(to)},
           {"evidence", to_string(evidence)}, {"cause", cause}},
