@@ -2,7 +2,9 @@
 // follow the RFC 793 diagram (section 3.2, figure 6) along the path the lab drove, and
 // each one must come from the kernel (TCP_INFO's or sock_diag's own number).
 
+#include <algorithm>
 #include <netinet/tcp.h>
+
 
 #include <map>
 #include <set>
@@ -13,6 +15,8 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
+#include "kernel_vs_replay.hpp"
+#include "namespace_witness.hpp"
 #include "portlab/trace.hpp"
 #include "support.hpp"
 

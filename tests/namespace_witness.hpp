@@ -1,0 +1,106 @@
+#pragma once
+// The kernel of a lab's private namespace, asked from outside it. Labs 09 and 11 run in a
+// user + network namespace of their own (labkit/netns.hpp), where the test's own sock_diag
+// or nft cannot see. A child of the test joins that namespace (setns, as
+// `nsenter --target PID --user --net` does: a single-threaded process of the namespace's
+// owner may) and asks there, as ss and nft would.
+//
+//   const pid_t inside = test::namespace_child(lab_run.pid());
+//   const auto sockets = test::sockets_in_namespace_of(inside);      // test::SocketView's
+//   const auto ruleset = test::run_in_namespace_of(inside, {"/usr/sbin/nft", "-j", "list", "ruleset"});
+
+#include <fcntl.h>
+#include <sched.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <functional>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <catch2/catch.hpp>
+
+#include "kernel_vs_replay.hpp"
+#include "labkit/sock_diag.hpp"
+
+namespace portlab::test {
+
+// The process the lab forked into its private namespace (its only child).
+inline pid_t namespace_child(pid_t lab) {
+    std::ifstream children("/proc/" + std::to_string(lab) + "/task/" + std::to_string(lab) + "/children");
+    pid_t child = -1;
+    children >> child;
+    return child;
+}
+
+// Runs `ask` in a child that joined `inside`'s user and network namespaces and returns
+// what it wrote to the fd it is given. `ask` returns the child's exit status.
+inline std::string ask_in_namespace_of(pid_t inside, const std::function<int(int out)>& ask) {
+    int lines[2];
+    REQUIRE(pipe(lines) == 0);
+    const pid_t child = fork();
+    REQUIRE(child >= 0);
+    if (child == 0) {
+        close(lines[0]);
+        const std::string ns = "/proc/" + std::to_string(inside) + "/ns/";
+        const int user = open((ns + "user").c_str(), O_RDONLY | O_CLOEXEC);
+        const int net = open((ns + "net").c_str(), O_RDONLY | O_CLOEXEC);
+        if (user < 0 || net < 0 || setns(user, CLONE_NEWUSER) != 0 || setns(net, CLONE_NEWNET) != 0) _exit(3);
+        _exit(ask(lines[1]));
+    }
+    close(lines[1]);
+    std::string text;
+    char buffer[4096];
+    for (ssize_t count; (count = read(lines[0], buffer, sizeof buffer)) > 0;) text.append(buffer, static_cast<std::size_t>(count));
+    close(lines[0]);
+    int status = 0;
+    waitpid(child, &status, 0);
+    INFO("the child in the lab's namespace: exit status " << status << ", said: " << text);
+    REQUIRE((WIFEXITED(status) && WEXITSTATUS(status) == 0));
+    return text;
+}
+
+// A program's stdout, run inside `inside`'s namespaces (nft, ss).
+inline std::string run_in_namespace_of(pid_t inside, std::vector<std::string> argv) {
+    return ask_in_namespace_of(inside, [&](int out) {
+        dup2(out, STDOUT_FILENO);
+        std::vector<char*> args;
+        for (auto& arg : argv) args.push_back(arg.data());
+        args.push_back(nullptr);
+        execv(args[0], args.data());
+        return 127;
+    });
+}
+
+// The TCP sockets of `inside`'s network namespace, as sock_diag lists them there.
+inline std::vector<SocketView> sockets_in_namespace_of(pid_t inside) {
+    const auto text = ask_in_namespace_of(inside, [](int out) {
+        diag::Query query;
+        query.udp = false;
+        query.ipv6 = false;
+        const auto sockets = diag::list_sockets(query);
+        if (!sockets) return 4;
+        std::string lines;
+        for (const auto& socket : *sockets) {
+            const auto state = socket.tcp_state();
+            if (!state) continue;  // TCP_NEW_SYN_RECV: a half-open request, not a socket yet
+            lines += socket.local.to_string() + " " + socket.remote.to_string() + " " + std::string(to_string(*state)) + "\n";
+        }
+        return write(out, lines.data(), lines.size()) == static_cast<ssize_t>(lines.size()) ? 0 : 5;
+    });
+    std::vector<SocketView> views;
+    std::istringstream in(text);
+    for (std::string local, remote, state; in >> local >> remote >> state;) {
+        const auto near = Endpoint::parse(local);
+        const auto far = Endpoint::parse(remote);
+        REQUIRE((near && far));
+        SocketView view{Protocol::tcp, *near, std::nullopt, state};
+        if (far->port != 0) view.remote = *far;
+        views.push_back(view);
+    }
+    return views;
+}
+
+}  // namespace portlab::test
