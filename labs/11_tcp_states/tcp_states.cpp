@@ -43,6 +43,7 @@
 #include "labkit/nftables.hpp"
 #include "labkit/labkit.hpp"
 #include "labkit/netns.hpp"
+#include "labkit/observe.hpp"
 #include "labkit/posix.hpp"
 #include "portlab/ports.hpp"
 #include "labkit/sock_diag.hpp"
@@ -169,6 +170,13 @@ std::string kernel_name(std::optional<int> number) {
 
 // ---- the story --------------------------------------------------------------------------------
 
+using labkit::fact::Accepted;
+using labkit::fact::Bound;
+using labkit::fact::Closed;
+using labkit::fact::Connecting;
+using labkit::fact::Listening;
+using labkit::quietly;
+
 // One state, as observed: which socket, when, what the kernel said, and why it changed.
 struct Sighting {
     std::string side;  // "listener", "client", "server"
@@ -178,201 +186,219 @@ struct Sighting {
     std::string cause;
 };
 
-class Story {
-public:
-    Story(Lab& lab, std::uint64_t host_netns, std::chrono::milliseconds wait_limit)
-        : lab_(lab), say_(lab.narrate()), trace_(lab.trace()), host_netns_(host_netns), wait_limit_(wait_limit) {}
-
-    json run(const Endpoint& server_endpoint);
-
-private:
-    // Reads `side`'s state from the kernel (waiting until it is `expected`), narrates it,
-    // and records it in the timeline and the trace.
-    void observe(const std::string& side, int fd, const FourTuple& tuple, TcpState expected, const std::string& cause);
-    void hold_back(std::initializer_list<FirewallRule> rules, const std::string& why);
-    void lift_rule(const std::string& why);
-
-    struct Socket {
-        trace::SocketId id;
-        std::string host;
-        TcpState last = TcpState::closed;
-    };
-
-    Lab& lab_;
-    Narrator& say_;
-    TraceRecorder& trace_;
-    std::uint64_t host_netns_;
-    std::chrono::milliseconds wait_limit_;  // how long to wait for a retransmission to change a state
-    std::optional<firewall::Nftables> nft_;
-    std::map<std::string, Socket> sockets_;
-    std::vector<Sighting> timeline_;
-    json rules_log_ = json::array();
+// One socket of the story: the lab's descriptor, the trace's name for it, its 4-tuple.
+struct Side {
+    std::string name;  // "listener", "client", "server"
+    labkit::SocketRef ref;
+    int fd = -1;
+    FourTuple tuple;
 };
 
-void Story::observe(const std::string& side, int fd, const FourTuple& tuple, TcpState expected, const std::string& cause) {
-    const auto view = wait_for(fd, tuple, expected, wait_limit_);
+// Everything a run shares: the lab's voice, what it observed (narration, trace and --json
+// from one call each), the two hosts of the story and the namespace's firewall.
+struct Run {
+    Lab& lab;
+    Narrator& say;
+    labkit::Observer& see;
+    std::chrono::milliseconds wait_limit;  // how long to wait for a retransmission to change a state
+    firewall::Nftables nft;
+    labkit::Host server_host, client_host;
+    std::vector<Sighting> timeline{};
+    json rules_log = json::array();
+};
+
+// Reads `side`'s state from the kernel (waiting until it is `expected`), narrates it, and
+// records it once: the timeline, and the Observer's trace event (observed: the kernel said it).
+void observe(Run& run, const Side& side, TcpState expected, const std::string& cause, bool descriptor_open = true) {
+    const int fd = descriptor_open ? side.fd : -1;
+    const auto view = wait_for(fd, side.tuple, expected, run.wait_limit);
     const auto state = view.state();
-    if (!state) throw std::runtime_error(side + ": the kernel reports no state for " + tuple.to_string());
-    say_.kernel(fmt::format("{:<8} {:<12} TCP_INFO: {:<12} sock_diag: {}", side, to_string(*state),
-                            fd >= 0 ? kernel_name(view.tcp_info) : "(no descriptor)", kernel_name(view.sock_diag)));
-    if (*state != expected)
-        say_.note(fmt::format("(expected {}: this kernel took another path)", to_string(expected)));
-    auto& socket = sockets_.at(side);
-    if (socket.last != *state) trace_.state_changed(socket.host, socket.id, socket.last, *state, cause);
-    socket.last = *state;
-    timeline_.push_back({side, *state, view, static_cast<std::int64_t>(lab_.elapsed_us()), cause});
+    if (!state) throw std::runtime_error(side.name + ": the kernel reports no state for " + side.tuple.to_string());
+    run.say.kernel(fmt::format("{:<8} {:<12} TCP_INFO: {:<12} sock_diag: {}", side.name, to_string(*state),
+                               fd >= 0 ? kernel_name(view.tcp_info) : "(no descriptor)", kernel_name(view.sock_diag)));
+    if (*state != expected) run.say.note(fmt::format("(expected {}: this kernel took another path)", to_string(expected)));
+    run.see.record(labkit::fact::State{side.ref, *state, labkit::Evidence::observed,
+                                       fmt::format("{} ({})", cause, fmt::join(view.via(), "+"))},
+                   quietly);
+    run.timeline.push_back({side.name, *state, view, static_cast<std::int64_t>(run.lab.elapsed_us()), cause});
 }
 
-void Story::hold_back(std::initializer_list<FirewallRule> rules, const std::string& why) {
-    if (auto applied = nft_->apply(rules); !applied) throw std::runtime_error(applied.error().message);
-    for (const auto& rule : rules) {
-        say_.fact("firewall", *nft_text(rule) + "   (" + why + ")");
-        rules_log_.push_back({{"t_us", lab_.elapsed_us()}, {"rule", *nft_text(rule)}, {"why", why}});
-        trace_.note("firewall: " + *nft_text(rule) + " (" + why + ")");
-    }
+// A rule that drops packets to `port`, on the host whose port it is (both hosts share the
+// namespace's one nftables table, but the rule stops traffic into that host's socket).
+void hold_back(Run& run, const labkit::Host& host, Port port, const std::string& why) {
+    const FirewallRule rule = drop_port(Protocol::tcp, port);
+    if (auto applied = run.nft.apply({rule}); !applied) throw std::runtime_error(applied.error().message);
+    const auto text = *nft_text(rule);
+    run.say.fact("firewall", text + "   (" + why + ")");
+    run.rules_log.push_back({{"t_us", run.lab.elapsed_us()}, {"host", host.name}, {"rule", text}, {"why", why}});
+    run.lab.trace().note("firewall: " + text + " (" + why + ")", host.name);
 }
 
-void Story::lift_rule(const std::string& why) {
-    if (auto cleared = nft_->clear(); !cleared) throw std::runtime_error(cleared.error().message);
-    say_.fact("firewall", "rule removed (" + why + ")");
-    rules_log_.push_back({{"t_us", lab_.elapsed_us()}, {"rule", nullptr}, {"why", why}});
-    trace_.note("firewall: rule removed (" + why + ")");
+void lift_rule(Run& run, const labkit::Host& host, const std::string& why) {
+    if (auto cleared = run.nft.clear(); !cleared) throw std::runtime_error(cleared.error().message);
+    run.say.fact("firewall", "rule removed (" + why + ")");
+    run.rules_log.push_back({{"t_us", run.lab.elapsed_us()}, {"host", host.name}, {"rule", nullptr}, {"why", why}});
+    run.lab.trace().note("firewall: rule removed (" + why + ")", host.name);
 }
 
-json Story::run(const Endpoint& server_endpoint) {
-    const Port port = server_endpoint.port;
-    const auto token = firewall::PrivateNetnsToken::confirm(host_netns_);
-    if (!token) throw std::runtime_error(token.error().message);
-    auto nft = firewall::Nftables::open(*token);
-    if (!nft) throw std::runtime_error(nft.error().message);
-    nft_.emplace(std::move(*nft));
-    const auto range = read_ephemeral_range().value_or(PortRange{32768, 60999});
-
-    // 1. LISTEN.
-    say_.step(fmt::format("the server: socket(), bind({}), listen()", server_endpoint.to_string()));
-    const int listener = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    const auto server_address = socket_address(server_endpoint);
-    if (listener < 0 || bind(listener, reinterpret_cast<const sockaddr*>(&server_address), sizeof server_address) != 0)
+// 1. LISTEN.
+Side listen_on(Run& run, const Endpoint& server_endpoint) {
+    run.see.step(fmt::format("the server: socket(), bind({}), listen()", server_endpoint.to_string()));
+    Side listener{"listener", run.see.open(run.server_host, Protocol::tcp, IpFamily::v4), -1,
+                  {server_endpoint, {IpAddress::any_v4(), 0}}};
+    listener.fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    const auto address = socket_address(server_endpoint);
+    if (listener.fd < 0 || bind(listener.fd, reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0)
         kernel_error("bind " + server_endpoint.to_string());
-    if (listen(listener, 8) != 0) kernel_error("listen");
-    sockets_["listener"] = {trace_.socket_created("server", Protocol::tcp, IpFamily::v4), "server"};
-    trace_.bound("server", sockets_["listener"].id, server_endpoint, trace::BindHow::explicit_port);
-    trace_.listening("server", sockets_["listener"].id, 8);
-    const FourTuple listening{server_endpoint, {IpAddress::any_v4(), 0}};
-    observe("listener", listener, listening, TcpState::listen, "listen() called");
-    say_.see_it_yourself(fmt::format("sudo nsenter --target {} --user --net ss -tan 'sport = :{}'", getpid(), port));
+    run.see.record(Bound{listener.ref, server_endpoint, trace::BindHow::explicit_port}, quietly);
+    if (listen(listener.fd, 8) != 0) kernel_error("listen");
+    run.see.record(Listening{listener.ref, 8}, quietly);
+    observe(run, listener, TcpState::listen, "listen() called");
+    run.say.see_it_yourself(
+        fmt::format("sudo nsenter --target {} --user --net ss -tan 'sport = :{}'", getpid(), server_endpoint.port));
+    return listener;
+}
 
-    // 2. SYN-SENT: the SYN goes out and the firewall drops it, so no SYN-ACK comes back.
-    say_.step("the client: connect() while a firewall rule drops every packet to the server's port");
-    hold_back({drop_port(Protocol::tcp, port)}, "the SYN never arrives");
-    const int client = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (client < 0) kernel_error("socket");
-    sockets_["client"] = {trace_.socket_created("client", Protocol::tcp, IpFamily::v4), "client"};
-    trace_.connect_started("client", sockets_["client"].id, server_endpoint);
-    const auto connect_started = Clock::now();
-    if (connect(client, reinterpret_cast<const sockaddr*>(&server_address), sizeof server_address) == 0 || errno != EINPROGRESS)
+// 2. SYN-SENT: the SYN goes out and the firewall drops it, so no SYN-ACK comes back.
+Side connect_while_dropped(Run& run, const Endpoint& server_endpoint) {
+    run.see.step("the client: connect() while a firewall rule drops every packet to the server's port");
+    hold_back(run, run.server_host, server_endpoint.port, "the SYN never arrives");
+    Side client{"client", run.see.open(run.client_host, Protocol::tcp, IpFamily::v4), -1, {}};
+    client.fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (client.fd < 0) kernel_error("socket");
+    const auto address = socket_address(server_endpoint);
+    run.see.record(Connecting{client.ref, server_endpoint, false}, quietly);
+    if (connect(client.fd, reinterpret_cast<const sockaddr*>(&address), sizeof address) == 0 || errno != EINPROGRESS)
         kernel_error("connect (expected EINPROGRESS)");
-    const FourTuple client_tuple{local_endpoint(client).value(), server_endpoint};
-    trace_.ephemeral_assigned("client", sockets_["client"].id, client_tuple.local.port, range);
-    say_.kernel(fmt::format("connect() answered EINPROGRESS; the kernel chose port {} for the client", client_tuple.local.port));
-    observe("client", client, client_tuple, TcpState::syn_sent, "connect() sent a SYN");
+    const auto local = local_endpoint(client.fd);
+    if (!local) throw std::runtime_error(local.error().message);
+    client.tuple = {*local, server_endpoint};
+    run.see.record(Bound{client.ref, client.tuple.local, trace::BindHow::ephemeral},
+                   {fmt::format("connect() answered EINPROGRESS; the kernel chose port {} for the client",
+                                client.tuple.local.port),
+                    "/client"});
+    observe(run, client, TcpState::syn_sent, "connect() sent a SYN");
     std::this_thread::sleep_for(300ms);
-    observe("client", client, client_tuple, TcpState::syn_sent, "still no SYN-ACK: the SYN was dropped");
-    say_.note("no answer at all: the kernel will send the SYN again 1 s after the first (initial RTO, RFC 6298 2.1)");
-    say_.see_it_yourself(fmt::format("sudo nsenter --target {} --user --net ss -tano state syn-sent   (timer: the next retransmission)",
-                                     getpid()));
+    observe(run, client, TcpState::syn_sent, "still no SYN-ACK: the SYN was dropped");
+    run.say.note("no answer at all: the kernel will send the SYN again 1 s after the first (initial RTO, RFC 6298 2.1)");
+    run.say.see_it_yourself(fmt::format(
+        "sudo nsenter --target {} --user --net ss -tano state syn-sent   (timer: the next retransmission)", getpid()));
+    return client;
+}
 
-    // 3. ESTABLISHED: lift the rule; the retransmitted SYN completes the handshake.
-    say_.step("lift the rule and wait for the SYN's retransmission");
-    lift_rule("the next SYN gets through");
-    pollfd waiting{client, POLLOUT, 0};
-    if (poll(&waiting, 1, static_cast<int>(wait_limit_.count())) <= 0)
-        throw std::runtime_error(fmt::format("the handshake did not complete within {} s", wait_limit_.count() / 1000));
+// 3. ESTABLISHED: lift the rule; the retransmitted SYN completes the handshake.
+// Returns how many times the client sent its SYN again (tcpi_total_retrans).
+std::uint32_t establish(Run& run, const Side& client, Clock::time_point connect_started) {
+    run.see.step("lift the rule and wait for the SYN's retransmission");
+    lift_rule(run, run.server_host, "the next SYN gets through");
+    pollfd waiting{client.fd, POLLOUT, 0};
+    if (poll(&waiting, 1, static_cast<int>(run.wait_limit.count())) <= 0)
+        throw std::runtime_error(fmt::format("the handshake did not complete within {} s", run.wait_limit.count() / 1000));
     int error = 0;
     socklen_t error_length = sizeof error;
-    getsockopt(client, SOL_SOCKET, SO_ERROR, &error, &error_length);
+    getsockopt(client.fd, SOL_SOCKET, SO_ERROR, &error, &error_length);
     if (error != 0) throw std::runtime_error("connect: " + errno_text(error));
-    const auto handshake_ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - connect_started).count();
-    observe("client", client, client_tuple, TcpState::established, "SYN-ACK received, ACK sent");
-    const auto syn_retransmissions = timeline_.back().view.total_retransmissions;
-    say_.note(fmt::format("the handshake took {} ms; tcpi_total_retrans = {} (the dropped SYN, sent again)", handshake_ms,
-                          syn_retransmissions));
-    const int server = accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);
-    if (server < 0) kernel_error("accept");
-    const FourTuple server_tuple = client_tuple.reversed();
-    sockets_["server"] = {trace_.accepted("server", sockets_["listener"].id, server_tuple), "server"};
-    sockets_["server"].last = TcpState::syn_received;  // the kernel finished the handshake before accept()
-    observe("server", server, server_tuple, TcpState::established, "handshake completed; accept() returned it");
-    if (send(client, "hello", 5, 0) != 5 || send(server, "hi", 2, 0) != 2) kernel_error("send");
+    const auto handshake_ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - connect_started).count();
+    observe(run, client, TcpState::established, "SYN-ACK received, ACK sent");
+    const auto retransmissions = run.timeline.back().view.total_retransmissions;
+    run.say.note(fmt::format("the handshake took {} ms; tcpi_total_retrans = {} (the dropped SYN, sent again)",
+                             handshake_ms, retransmissions));
+    run.see.document()["handshake_ms"] = handshake_ms;
+    return retransmissions;
+}
+
+// accept() hands out the server's side of the connection, and data goes both ways.
+Side accept_and_talk(Run& run, const Side& listener, const Side& client) {
+    const int fd = accept4(listener.fd, nullptr, nullptr, SOCK_CLOEXEC);
+    if (fd < 0) kernel_error("accept");
+    const FourTuple tuple = client.tuple.reversed();
+    Side server{"server", run.see.record(Accepted{listener.ref, tuple}, quietly), fd, tuple};
+    observe(run, server, TcpState::established, "handshake completed; accept() returned it");
+    if (send(client.fd, "hello", 5, 0) != 5 || send(server.fd, "hi", 2, 0) != 2) kernel_error("send");
     char buffer[16];
-    if (recv(server, buffer, sizeof buffer, 0) <= 0) kernel_error("recv (server)");
-    pollfd readable{client, POLLIN, 0};
-    if (poll(&readable, 1, 2000) <= 0 || recv(client, buffer, sizeof buffer, 0) <= 0) kernel_error("recv (client)");
-    say_.note("data went both ways: \"hello\" to the server, \"hi\" back");
-    say_.see_it_yourself(fmt::format("sudo nsenter --target {} --user --net ss -tani 'sport = :{}'", getpid(), port));
+    if (recv(server.fd, buffer, sizeof buffer, 0) <= 0) kernel_error("recv (server)");
+    pollfd readable{client.fd, POLLIN, 0};
+    if (poll(&readable, 1, 2000) <= 0 || recv(client.fd, buffer, sizeof buffer, 0) <= 0) kernel_error("recv (client)");
+    run.say.note("data went both ways: \"hello\" to the server, \"hi\" back");
+    run.say.see_it_yourself(
+        fmt::format("sudo nsenter --target {} --user --net ss -tani 'sport = :{}'", getpid(), tuple.local.port));
+    return server;
+}
 
-    // 4. FIN-WAIT-1 and CLOSE-WAIT: the client closes its side; the server's ACK is held back.
-    say_.step("the client calls shutdown(SHUT_WR): it sends a FIN; the server's ACK of it is dropped");
-    hold_back({drop_port(Protocol::tcp, client_tuple.local.port)}, "nothing reaches the client");
-    if (shutdown(client, SHUT_WR) != 0) kernel_error("shutdown (client)");
-    observe("server", server, server_tuple, TcpState::close_wait, "FIN received, ACK sent");
-    observe("client", client, client_tuple, TcpState::fin_wait_1, "shutdown() sent a FIN");
-    say_.note("the server knows the client is done sending; the client does not yet know its FIN arrived");
-    say_.see_it_yourself(fmt::format("sudo nsenter --target {} --user --net ss -tano '( sport = :{} or dport = :{} )'", getpid(),
-                                     port, port));
+// 4. FIN-WAIT-1 and CLOSE-WAIT: the client closes its side; the server's ACK is held back.
+void client_sends_fin(Run& run, const Side& client, const Side& server) {
+    run.see.step("the client calls shutdown(SHUT_WR): it sends a FIN; the server's ACK of it is dropped");
+    hold_back(run, run.client_host, client.tuple.local.port, "nothing reaches the client");
+    if (shutdown(client.fd, SHUT_WR) != 0) kernel_error("shutdown (client)");
+    observe(run, server, TcpState::close_wait, "FIN received, ACK sent");
+    observe(run, client, TcpState::fin_wait_1, "shutdown() sent a FIN");
+    run.say.note("the server knows the client is done sending; the client does not yet know its FIN arrived");
+    run.say.see_it_yourself(fmt::format("sudo nsenter --target {} --user --net ss -tano '( sport = :{} or dport = :{} )'",
+                                        getpid(), server.tuple.local.port, server.tuple.local.port));
+}
 
-    // 5. FIN-WAIT-2: the rule goes; the FIN is retransmitted and acknowledged.
-    say_.step("lift the rule: the client's FIN is retransmitted and acknowledged");
-    lift_rule("the ACK can get through");
-    observe("client", client, client_tuple, TcpState::fin_wait_2, "ACK of FIN received");
-    const auto eof = recv(server, buffer, sizeof buffer, MSG_DONTWAIT);
-    say_.note(fmt::format("the server's recv() now returns {}: end of stream. It may still send, and must close", eof));
-    say_.see_it_yourself(fmt::format("sudo nsenter --target {} --user --net ss -tan state fin-wait-2", getpid()));
+// 5. FIN-WAIT-2: the rule goes; the FIN is retransmitted and acknowledged.
+void client_fin_acknowledged(Run& run, const Side& client, const Side& server) {
+    run.see.step("lift the rule: the client's FIN is retransmitted and acknowledged");
+    lift_rule(run, run.client_host, "the ACK can get through");
+    observe(run, client, TcpState::fin_wait_2, "ACK of FIN received");
+    char buffer[16];
+    const auto eof = recv(server.fd, buffer, sizeof buffer, MSG_DONTWAIT);
+    run.say.note(fmt::format("the server's recv() now returns {}: end of stream. It may still send, and must close", eof));
+    run.say.see_it_yourself(fmt::format("sudo nsenter --target {} --user --net ss -tan state fin-wait-2", getpid()));
+}
 
-    // 6. LAST-ACK and TIME-WAIT: the server closes; the client's last ACK is held back.
-    say_.step("the server calls shutdown(SHUT_WR): its FIN reaches the client; the client's ACK is dropped");
-    hold_back({drop_port(Protocol::tcp, port)}, "nothing reaches the server");
-    if (shutdown(server, SHUT_WR) != 0) kernel_error("shutdown (server)");
-    observe("server", server, server_tuple, TcpState::last_ack, "shutdown() sent a FIN");
-    observe("client", client, client_tuple, TcpState::time_wait, "FIN received, ACK sent");
-    say_.note("TIME-WAIT is seen only by sock_diag: the client's descriptor already reports CLOSE, because Linux moved the");
-    say_.note("connection into a small timewait socket (no file, no owner) that will live 60 s (TCP_TIMEWAIT_LEN)");
-    say_.see_it_yourself(fmt::format("sudo nsenter --target {} --user --net ss -tan state time-wait", getpid()));
+// 6. LAST-ACK and TIME-WAIT: the server closes; the client's last ACK is held back.
+void server_sends_fin(Run& run, const Side& client, const Side& server) {
+    run.see.step("the server calls shutdown(SHUT_WR): its FIN reaches the client; the client's ACK is dropped");
+    hold_back(run, run.server_host, server.tuple.local.port, "nothing reaches the server");
+    if (shutdown(server.fd, SHUT_WR) != 0) kernel_error("shutdown (server)");
+    observe(run, server, TcpState::last_ack, "shutdown() sent a FIN");
+    observe(run, client, TcpState::time_wait, "FIN received, ACK sent");
+    run.say.note("TIME-WAIT is seen only by sock_diag: the client's descriptor already reports CLOSE, because Linux moved the");
+    run.say.note("connection into a small timewait socket (no file, no owner) that will live 60 s (TCP_TIMEWAIT_LEN)");
+    run.say.see_it_yourself(fmt::format("sudo nsenter --target {} --user --net ss -tan state time-wait", getpid()));
+}
 
-    // 7. CLOSED: the rule goes; the server's FIN is retransmitted, the timewait socket ACKs it.
-    say_.step("lift the rule: the server's FIN is retransmitted, the client (in TIME-WAIT) acknowledges it");
-    lift_rule("the last ACK can get through");
-    observe("server", server, server_tuple, TcpState::closed, "ACK of FIN received");
-    say_.note("the server's connection is gone: sock_diag no longer lists it");
-    say_.see_it_yourself(fmt::format("sudo nsenter --target {} --user --net ss -tan 'sport = :{}'   (only the listener)", getpid(), port));
+// 7. CLOSED: the rule goes; the server's FIN is retransmitted, the timewait socket ACKs it.
+void server_fin_acknowledged(Run& run, const Side& server) {
+    run.see.step("lift the rule: the server's FIN is retransmitted, the client (in TIME-WAIT) acknowledges it");
+    lift_rule(run, run.server_host, "the last ACK can get through");
+    observe(run, server, TcpState::closed, "ACK of FIN received");
+    run.say.note("the server's connection is gone: sock_diag no longer lists it");
+    run.say.see_it_yourself(fmt::format("sudo nsenter --target {} --user --net ss -tan 'sport = :{}'   (only the listener)",
+                                        getpid(), server.tuple.local.port));
+}
 
-    // 8. Close the descriptors: TIME-WAIT stays.
-    say_.step("close() both descriptors and the listener");
-    say_.pause();
-    close(server);
-    close(client);
-    close(listener);
-    trace_.closed("server", sockets_["server"].id);
-    trace_.closed("client", sockets_["client"].id);
-    trace_.closed("server", sockets_["listener"].id);
-    observe("client", -1, client_tuple, TcpState::time_wait, "still in TIME-WAIT after close()");
-    say_.note("the listener is closed; the client's port stays held by TIME-WAIT (2 MSL, RFC 793 3.5)");
-    say_.see_it_yourself(fmt::format("sudo nsenter --target {} --user --net ss -tano state time-wait   (timer: what is left of 60 s)",
-                                     getpid()));
+// 8. Close the descriptors: TIME-WAIT stays.
+void close_all(Run& run, const Side& listener, const Side& client, const Side& server) {
+    run.see.step("close() both descriptors and the listener");
+    run.say.pause();
+    for (const Side* side : {&server, &client, &listener}) {
+        close(side->fd);
+        run.see.record(Closed{side->ref}, quietly);
+    }
+    observe(run, client, TcpState::time_wait, "still in TIME-WAIT after close()", false);
+    run.say.note("the listener is closed; the client's port stays held by TIME-WAIT (2 MSL, RFC 793 3.5)");
+    run.say.see_it_yourself(fmt::format(
+        "sudo nsenter --target {} --user --net ss -tano state time-wait   (timer: what is left of 60 s)", getpid()));
+}
 
-    // The timeline, the diagram and the facts.
-    say_.step("the timeline");
+// The timeline, the diagram and the facts: each side's path, and the machine's edges it took.
+void print_timeline(Run& run) {
+    run.see.step("the timeline");
     json timeline = json::array();
     std::map<std::string, json> paths;
     std::map<Edge, std::set<std::string>> taken;
     // Where each side's path starts: the server's socket came out of the kernel's
     // SYN-RECEIVED request sock, which only the kernel saw.
-    std::map<std::string, TcpState> at = {{"listener", TcpState::closed}, {"client", TcpState::closed},
-                                          {"server", TcpState::syn_received}};
-    for (const auto& sighting : timeline_) {
-        say_.note(fmt::format("t = {:7.3f} s  {:<8} {:<12} via {:<20} {}", static_cast<double>(sighting.t_us) / 1e6,
-                              sighting.side, to_string(sighting.state), fmt::format("{}", fmt::join(sighting.view.via(), "+")),
-                              sighting.cause));
+    std::map<std::string, TcpState> at = {
+        {"listener", TcpState::closed}, {"client", TcpState::closed}, {"server", TcpState::syn_received}};
+    for (const auto& sighting : run.timeline) {
+        run.say.note(fmt::format("t = {:7.3f} s  {:<8} {:<12} via {:<20} {}", static_cast<double>(sighting.t_us) / 1e6,
+                                 sighting.side, to_string(sighting.state),
+                                 fmt::format("{}", fmt::join(sighting.view.via(), "+")), sighting.cause));
         timeline.push_back({{"t_us", sighting.t_us}, {"side", sighting.side}, {"state", to_string(sighting.state)},
                             {"via", sighting.view.via()}, {"cause", sighting.cause},
                             {"tcp_info_state", sighting.view.tcp_info ? json(*sighting.view.tcp_info) : json(nullptr)},
@@ -382,22 +408,44 @@ json Story::run(const Endpoint& server_endpoint) {
         if (at[sighting.side] != sighting.state) taken[{at[sighting.side], sighting.state}].insert(sighting.side);
         at[sighting.side] = sighting.state;
     }
-    say_.step("TCP's state machine (RFC 9293 3.3.2, Figure 5), with the edges this connection took marked *");
-    if (!lab_.json()) std::cout << state_machine_table(taken, lab_.color()) << '\n';
-    say_.fact("client", fmt::format("CLOSED -> {}", fmt::join(paths["client"], " -> ")));
-    say_.fact("listener", "CLOSED -> LISTEN");
-    say_.fact("server", fmt::format("(SYN-RECEIVED, inside the kernel) -> {}", fmt::join(paths["server"], " -> ")));
-    (void)trace_.finish();  // this child's events; the parent writes no more
+    run.say.step("TCP's state machine (RFC 9293 3.3.2, Figure 5), with the edges this connection took marked *");
+    if (!run.lab.json()) std::cout << state_machine_table(taken, run.lab.color()) << '\n';
+    run.say.fact("client", fmt::format("CLOSED -> {}", fmt::join(paths["client"], " -> ")));
+    run.say.fact("listener", "CLOSED -> LISTEN");
+    run.say.fact("server", fmt::format("(SYN-RECEIVED, inside the kernel) -> {}", fmt::join(paths["server"], " -> ")));
+    run.see.document().update({{"timeline", timeline}, {"paths", paths}, {"firewall", run.rules_log}});
+}
 
-    return {{"lab", lab_.name()},
-            {"server", {{"address", server_endpoint.address.to_string()}, {"port", port}}},
-            {"client_port", client_tuple.local.port},
-            {"namespace", {{"private", true}, {"netns_id", token->netns_id()}, {"host_netns_id", host_netns_}}},
-            {"handshake_ms", handshake_ms},
-            {"syn_retransmissions", syn_retransmissions},
-            {"timeline", timeline},
-            {"paths", paths},
-            {"firewall", rules_log_}};
+// The whole story, inside the private namespace. Returns the --json document.
+json tell_the_story(Lab& lab, std::uint64_t host_netns, std::chrono::milliseconds wait_limit, const Endpoint& server_endpoint) {
+    const auto token = firewall::PrivateNetnsToken::confirm(host_netns);
+    if (!token) throw std::runtime_error(token.error().message);
+    auto nft = firewall::Nftables::open(*token);
+    if (!nft) throw std::runtime_error(nft.error().message);
+    auto& see = lab.observer();
+    Run run{lab, lab.narrate(), see, wait_limit, std::move(*nft), {}, {}};
+    // Both ends live on the namespace's own loopback: two hosts of the story, one kernel.
+    run.server_host = see.declare({"server", {server_endpoint.address}, "server"});
+    run.client_host = see.declare({"client", {server_endpoint.address}, "client"});
+    see.document().update({{"lab", lab.name()}, {"server", labkit::json_of(server_endpoint)},
+                           {"namespace", {{"private", true}, {"netns_id", token->netns_id()}, {"host_netns_id", host_netns}}}});
+
+    const auto listener = listen_on(run, server_endpoint);
+    const auto connect_started = Clock::now();
+    const auto client = connect_while_dropped(run, server_endpoint);
+    const auto syn_retransmissions = establish(run, client, connect_started);
+    const auto server = accept_and_talk(run, listener, client);
+    client_sends_fin(run, client, server);
+    client_fin_acknowledged(run, client, server);
+    server_sends_fin(run, client, server);
+    server_fin_acknowledged(run, server);
+    close_all(run, listener, client, server);
+    print_timeline(run);
+    see.refresh();
+    (void)lab.trace().finish();  // this child's events; the parent writes no more
+
+    see.document().update({{"client_port", client.tuple.local.port}, {"syn_retransmissions", syn_retransmissions}});
+    return see.document();
 }
 
 }  // namespace
@@ -422,7 +470,8 @@ int main(int argc, char** argv) {
                                               : std::chrono::milliseconds(30s);
         const bool pausing = lab.options().step && isatty(STDIN_FILENO) == 1;
         const auto wait_limit = std::chrono::duration_cast<std::chrono::milliseconds>(pausing ? stepping_wait_limit : state_wait_limit);
-        const auto facts = run_in_private_netns([&] { return Story(lab, *host_netns, wait_limit).run(endpoint); }, {}, limit);
+        const auto facts =
+            run_in_private_netns([&] { return tell_the_story(lab, *host_netns, wait_limit, endpoint); }, {}, limit);
         if (!facts) {
             if (facts.error().message.find("unavailable") == std::string::npos) return lab.failure(facts.error().message);
             return lab.failure(facts.error().message +

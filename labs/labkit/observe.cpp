@@ -165,7 +165,7 @@ void Observer::record(const fact::Connecting& fact, const Tell& how) {
          "connecting");
     // RFC 9293 3.5: an active OPEN sends a SYN and enters SYN-SENT. The lab cannot see that
     // moment (on loopback the handshake may be over before connect() returns): inferred.
-    if (tcp) change_state(fact.socket, known, TcpState::syn_sent, Evidence::inferred, "connect() called: SYN sent", quietly);
+    if (tcp && fact.infer_syn_sent) change_state(fact.socket, known, TcpState::syn_sent, Evidence::inferred, "connect() called: SYN sent", quietly);
 }
 
 SocketRef Observer::record(const fact::Accepted& fact, const Tell& how) {

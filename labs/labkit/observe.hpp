@@ -104,6 +104,9 @@ struct Listening {
 struct Connecting {
     SocketRef socket{};
     Endpoint remote{};
+    // false: the lab reads SYN-SENT from the kernel itself right after (lab11 holds the
+    // state open to see it), so the kit infers nothing.
+    bool infer_syn_sent = true;
 };
 
 // accept() returned a new socket; its 4-tuple is seen from the listener's host.
