@@ -24,6 +24,7 @@
 
 #include "kernel_vs_replay.hpp"
 #include "labkit/sock_diag.hpp"
+#include "namespace_witness.hpp"
 #include "portlab/trace.hpp"
 #include "support.hpp"
 
@@ -68,65 +69,6 @@ std::vector<std::string> states_of(const json& timeline, const std::string& side
     for (const auto& entry : timeline)
         if (entry["side"] == side && (states.empty() || states.back() != entry["state"])) states.push_back(entry["state"]);
     return states;
-}
-
-// The process the lab forked into its private namespace (its only child).
-pid_t namespace_child(pid_t lab) {
-    std::ifstream children("/proc/" + std::to_string(lab) + "/task/" + std::to_string(lab) + "/children");
-    pid_t child = -1;
-    children >> child;
-    return child;
-}
-
-// The TCP sockets of another process's network namespace, as the kernel lists them over
-// sock_diag from inside it: a child of the test joins the namespace's user and network
-// namespaces (setns, as `nsenter --user --net` does; a single-threaded process of the
-// namespace's owner may) and writes one line per socket.
-std::vector<portlab::test::SocketView> sockets_in_namespace_of(pid_t inside) {
-    int lines[2];
-    REQUIRE(pipe(lines) == 0);
-    const pid_t reader = fork();
-    REQUIRE(reader >= 0);
-    if (reader == 0) {
-        close(lines[0]);
-        const std::string ns = "/proc/" + std::to_string(inside) + "/ns/";
-        const int user = open((ns + "user").c_str(), O_RDONLY | O_CLOEXEC);
-        const int net = open((ns + "net").c_str(), O_RDONLY | O_CLOEXEC);
-        if (user < 0 || net < 0 || setns(user, CLONE_NEWUSER) != 0 || setns(net, CLONE_NEWNET) != 0) _exit(3);
-        portlab::diag::Query query;
-        query.udp = false;
-        query.ipv6 = false;
-        const auto sockets = portlab::diag::list_sockets(query);
-        if (!sockets) _exit(4);
-        std::string text;
-        for (const auto& socket : *sockets) {
-            const auto state = socket.tcp_state();
-            if (!state) continue;  // TCP_NEW_SYN_RECV: a half-open request, not a socket yet
-            text += socket.local.to_string() + " " + socket.remote.to_string() + " " + std::string(portlab::to_string(*state)) + "\n";
-        }
-        const bool written = write(lines[1], text.data(), text.size()) == static_cast<ssize_t>(text.size());
-        _exit(written ? 0 : 5);
-    }
-    close(lines[1]);
-    std::string text;
-    char buffer[4096];
-    for (ssize_t count; (count = read(lines[0], buffer, sizeof buffer)) > 0;) text.append(buffer, static_cast<std::size_t>(count));
-    close(lines[0]);
-    int status = 0;
-    waitpid(reader, &status, 0);
-    INFO("the namespace reader's exit status: " << status);
-    REQUIRE((WIFEXITED(status) && WEXITSTATUS(status) == 0));
-    std::vector<portlab::test::SocketView> views;
-    std::istringstream in(text);
-    for (std::string local, remote, state; in >> local >> remote >> state;) {
-        const auto near = portlab::Endpoint::parse(local);
-        const auto far = portlab::Endpoint::parse(remote);
-        REQUIRE((near && far));
-        portlab::test::SocketView view{portlab::Protocol::tcp, *near, std::nullopt, state};
-        if (far->port != 0) view.remote = *far;
-        views.push_back(view);
-    }
-    return views;
 }
 
 }  // namespace
@@ -218,9 +160,9 @@ TEST_CASE("at every step, lab11's replayed trace holds the sockets and states it
     PausedRun lab_run(bin_path("lab11_tcp_states"), {"--port", "9011", "--trace", file.path});
     std::vector<std::string> client_states;  // the client's state at each pause, as the kernel said
     const int status = lab_run.run([&](int pause) {
-        const pid_t inside = namespace_child(lab_run.pid());
+        const pid_t inside = portlab::test::namespace_child(lab_run.pid());
         REQUIRE(inside > 0);
-        const auto kernel = sockets_in_namespace_of(inside);
+        const auto kernel = portlab::test::sockets_in_namespace_of(inside);
         const auto replay = replay_of(file.path);
         check_same_sockets(replayed_sockets(replay), kernel, "the pause before step " + std::to_string(pause));
         for (const auto& view : kernel)
