@@ -117,17 +117,34 @@ case "$mode" in
     for peer in nmap tcpdump tshark iproute2; do
       check "it recommends $peer" contains "$recommends" "$peer"
     done
-    # Depends must name the package of every library a program loads, as dpkg itself
-    # knows it (dpkg -S on the path ldd resolves).
-    depends=$(dpkg-deb -f "$deb" Depends)
-    libraries=$(for program in $programs; do ldd "$build/bin/$program"; done |
-                awk '$3 ~ /^\// { print $3 }' | sort -u)
+    # Depends must name the package of every library a program links directly (its NEEDED
+    # entries, readelf -d), as dpkg itself knows the file ldd resolves it to (dpkg -S).
+    depends=$(dpkg-deb -f "$deb" Depends | tr ',' '\n' | awk '{ print $1 }')
+    libraries=$(for program in $programs; do
+                  needed=$(readelf -d "$build/bin/$program" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p')
+                  ldd "$build/bin/$program" | awk -v needed="$(echo $needed)" '
+                    BEGIN { n = split(needed, names, " "); for (i = 1; i <= n; i++) wanted[names[i]] = 1 }
+                    ($1 in wanted) && $3 ~ /^\// { print $3 }'
+                done | sort -u)
+    check "the programs link some libraries (readelf, ldd)" test -n "$libraries"
     for library in $libraries; do
       owner=$(dpkg -S "$library" 2>/dev/null || dpkg -S "$(readlink -f "$library")" 2>/dev/null || true)
       owner=${owner%%:*}
       [ -n "$owner" ] || continue  # not from a package (e.g. a local build): no claim on it
-      check "Depends names $owner (for $(basename "$library"))" grep -qE "(^|, )$owner( |,|$)" <<<"$depends"
+      check "Depends names $owner (for $(basename "$library"))" grep -qxF "$owner" <<<"$depends"
     done
+
+    # apt-get, simulating (-s) on a machine with nothing installed (an empty dpkg status,
+    # caches in memory, no lock): every Depends and Recommends resolves from the archive the
+    # machine knows, as on a fresh Debian 12. Skipped when apt has no package lists.
+    if compgen -G '/var/lib/apt/lists/*_Packages*' >/dev/null; then
+      : >"$scratch/empty-status"
+      check "apt-get would install ./$(basename "$deb") and all it needs on an empty system" \
+        bash -c 'apt-get -s -q -o Dir::State::status="$1" -o Debug::NoLocking=1 -o Dir::Cache::pkgcache= \
+                   -o Dir::Cache::srcpkgcache= install "$2" 2>&1 | grep -q "^Inst portlab "' _ "$scratch/empty-status" "$deb"
+    else
+      echo "skipped: apt-get has no package lists (apt-get update) to resolve the Depends against"
+    fi
 
     root="$scratch/root"
     mkdir -p "$root/var/lib/dpkg/info" "$root/var/lib/dpkg/updates"
