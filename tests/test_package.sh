@@ -99,6 +99,10 @@ check_completion() {
 
 case "$mode" in
   prefix)
+    # Not installed: build/bin/ programs find build/share/portlab, the source tree's docs.
+    check "from build/bin, lab01 --help names the source tree's page through build/share/portlab" \
+      test "$(realpath "$("$build/bin/lab01_ports_and_services" --help | sed -n 's/^Exercises: //p')")" = \
+           "$(realpath "$source/docs/labs/01_ports_and_services.md")"
     prefix="$scratch/prefix"
     cmake --install "$build" --prefix "$prefix" --strip >/dev/null
     check_layout "$prefix"
