@@ -7,7 +7,9 @@
 #   tests/test_package.sh deb BUILD_DIR SOURCE_DIR VERSION
 #       cpack builds the .deb; dpkg installs it into a scratch root (its own admin dir, so the
 #       machine's packages are never touched); an installed lab runs, man -l renders its page,
-#       bash completes its options; dpkg --purge leaves nothing behind.
+#       bash completes its options; dpkg --purge leaves nothing behind; apt-get resolves it
+#       on an empty system (-s), and installs and purges it for real in an overlay of this
+#       machine inside a private mount namespace (as root, where overlayfs works).
 #
 # The judges are the tools a Debian user has: dpkg, dpkg-deb, ldd, man, bash. Everything
 # happens under a mktemp -d directory, removed at the end; ctest bounds the time.
@@ -97,6 +99,49 @@ check_completion() {
          "$("$top/bin/portlab-sim" --list | cut -d' ' -f1 | sort)"
 }
 
+# The real thing, `apt-get install ./portlab_*.deb`, on a throwaway copy of this machine: in a
+# private mount namespace (unshare -m) /usr, /etc and /var are overlays whose changes all land
+# in the scratch directory, so the machine itself never changes, and the namespace ends with
+# the command. Needs root and overlayfs (skipped without them, e.g. in a locked-down
+# container). The libraries it depends on are those tools/setup installed, so apt-get only
+# unpacks (were one missing, it would fetch it from Debian like any apt-get install).
+check_apt_get_in_overlay() {
+  local deb=$1 overlay="$scratch/overlay" status=0
+  case "$overlay" in /usr/* | /etc/* | /var/*) echo "skipped: apt-get in an overlay ($overlay is under an overlaid folder)"; return ;; esac
+  if [ "$(id -u)" != 0 ] || ! unshare -m true 2>/dev/null; then
+    echo "skipped: apt-get in an overlay (needs root and unshare -m)"; return
+  fi
+  mkdir -p "$overlay/results"
+  timeout 120 unshare -m --propagation private bash -s "$overlay" "$deb" >"$overlay/log" 2>&1 <<'INSIDE' || status=$?
+set -u
+overlay=$1 deb=$2 results=$1/results
+for d in usr etc var; do
+  mkdir -p "$overlay/$d-up" "$overlay/$d-work"
+  mount -t overlay overlay -o "lowerdir=/$d,upperdir=$overlay/$d-up,workdir=$overlay/$d-work" "/$d" || exit 77
+done
+export DEBIAN_FRONTEND=noninteractive
+apt-get install -y -q --no-install-recommends "$deb" || exit 1
+dpkg -L portlab >"$results/files"
+command -v lab01_ports_and_services >"$results/which"
+lab01_ports_and_services --json 22 >/dev/null; echo $? >"$results/lab01_status"
+MANWIDTH=200 man --nh --nj lab08_port_scanner 2>&1 | col -b >"$results/man"
+bash --norc -c 'source /usr/share/bash-completion/completions/lab08_port_scanner && complete -p lab08_port_scanner' >"$results/complete" 2>&1
+apt-get purge -y -q portlab || exit 1
+while read -r path; do [ -d "$path" ] || [ ! -e "$path" ] || echo "$path"; done <"$results/files" >"$results/left"
+dpkg-query -W -f='${Status}' portlab >"$results/status_after" 2>/dev/null
+exit 0
+INSIDE
+  if [ "$status" = 77 ]; then echo "skipped: apt-get in an overlay (overlayfs cannot be mounted here)"; return; fi
+  check "apt-get installs and purges the .deb in an overlay of this machine" test "$status" = 0
+  [ "$status" = 0 ] || { cat "$overlay/log"; return; }
+  check "lab01_ports_and_services is on PATH at /usr/bin" test "$(cat "$overlay/results/which")" = /usr/bin/lab01_ports_and_services
+  check "lab01_ports_and_services --json 22 exits 0" test "$(cat "$overlay/results/lab01_status")" = 0
+  check "man lab08_port_scanner shows its page" grep -q "^ *lab08_port_scanner - scan" "$overlay/results/man"
+  check "its completion loads in bash" grep -q "complete -F .* lab08_port_scanner" "$overlay/results/complete"
+  check "apt-get purge leaves none of its files" test ! -s "$overlay/results/left"
+  check "dpkg no longer lists portlab as installed" bash -c '! grep -q "install ok installed" "$1"' _ "$overlay/results/status_after"
+}
+
 case "$mode" in
   prefix)
     # Not installed: build/bin/ programs find build/share/portlab, the source tree's docs.
@@ -171,6 +216,8 @@ case "$mode" in
     check "purging leaves nothing behind${left:+ (left: $left)}" test -z "$left"
     check "dpkg no longer knows portlab in the scratch root" \
       bash -c '! dpkg-query --admindir="$1" -W -f="\${Status}" portlab 2>/dev/null | grep -q installed' _ "$root/var/lib/dpkg"
+
+    check_apt_get_in_overlay "$deb"
     ;;
   *) echo "usage: tests/test_package.sh prefix|deb BUILD_DIR SOURCE_DIR VERSION" >&2; exit 2 ;;
 esac
