@@ -1,7 +1,9 @@
 #include "portlab/firewall_rule.hpp"
 
+#include <array>
 #include <vector>
 
+#include "portlab/spelling.hpp"
 #include "portlab/text.hpp"
 
 namespace portlab {
@@ -32,38 +34,24 @@ std::string_view ip_keyword(const IpAddress& address) { return address.is_v4() ?
 
 }  // namespace
 
-std::string_view to_string(FirewallAction action) noexcept {
-    switch (action) {
-        case FirewallAction::accept: return "accept";
-        case FirewallAction::drop: return "drop";
-        case FirewallAction::reject: return "reject";
-    }
-    return "accept";
-}
+constexpr std::array<Spelling<FirewallAction>, 3> action_spellings{
+    {{FirewallAction::accept, "accept"}, {FirewallAction::drop, "drop"}, {FirewallAction::reject, "reject"}}};
+constexpr std::array<Spelling<RejectWith>, 5> reject_with_spellings{{{RejectWith::nft_default, "default"},
+                                                                    {RejectWith::tcp_reset, "tcp-reset"},
+                                                                    {RejectWith::icmp_port_unreachable, "icmp-port-unreachable"},
+                                                                    {RejectWith::icmp_host_unreachable, "icmp-host-unreachable"},
+                                                                    {RejectWith::icmp_admin_prohibited, "icmp-admin-prohibited"}}};
+
+std::string_view to_string(FirewallAction action) noexcept { return spelling_of(action_spellings, action); }
 
 Result<FirewallAction> parse_firewall_action(std::string_view text) {
-    for (const auto action : {FirewallAction::accept, FirewallAction::drop, FirewallAction::reject})
-        if (text == to_string(action)) return action;
-    return fail("unknown firewall action \"" + std::string(text) + "\" (accept, drop, reject)");
+    return parse_spelling(action_spellings, text, "firewall action");
 }
 
-std::string_view to_string(RejectWith with) noexcept {
-    switch (with) {
-        case RejectWith::nft_default: return "default";
-        case RejectWith::tcp_reset: return "tcp-reset";
-        case RejectWith::icmp_port_unreachable: return "icmp-port-unreachable";
-        case RejectWith::icmp_host_unreachable: return "icmp-host-unreachable";
-        case RejectWith::icmp_admin_prohibited: return "icmp-admin-prohibited";
-    }
-    return "default";
-}
+std::string_view to_string(RejectWith with) noexcept { return spelling_of(reject_with_spellings, with); }
 
 Result<RejectWith> parse_reject_with(std::string_view text) {
-    for (const auto with : {RejectWith::nft_default, RejectWith::tcp_reset, RejectWith::icmp_port_unreachable,
-                            RejectWith::icmp_host_unreachable, RejectWith::icmp_admin_prohibited})
-        if (text == to_string(with)) return with;
-    return fail("unknown reject type \"" + std::string(text) +
-                "\" (default, tcp-reset, icmp-port-unreachable, icmp-host-unreachable, icmp-admin-prohibited)");
+    return parse_spelling(reject_with_spellings, text, "reject type");
 }
 
 std::optional<IcmpxType> icmpx_type(RejectWith with) noexcept {

@@ -1,22 +1,41 @@
 #include "portlab/scan.hpp"
 
+#include <array>
 #include <cerrno>
 #include <string>
+
+#include "portlab/spelling.hpp"
 
 namespace portlab::scan {
 namespace {
 
-// Every value of an enum whose values run from 0 to `last`, for parse().
-template <class Enum>
-Result<Enum> parse_enum(std::string_view text, Enum last, std::string_view what) {
-    std::string known;
-    for (int i = 0; i <= static_cast<int>(last); ++i) {
-        const auto value = static_cast<Enum>(i);
-        if (text == to_string(value)) return value;
-        known += (known.empty() ? "" : ", ") + std::string(to_string(value));
-    }
-    return fail("unknown " + std::string(what) + " \"" + std::string(text) + "\" (" + known + ")");
-}
+constexpr std::array<Spelling<ScanType>, 4> scan_type_spellings{{
+    {ScanType::connect, "connect"}, {ScanType::syn, "syn"}, {ScanType::ack, "ack"}, {ScanType::udp, "udp"}}};
+constexpr std::array<Spelling<PortState>, 6> port_state_spellings{{{PortState::open, "open"},
+                                                                  {PortState::closed, "closed"},
+                                                                  {PortState::filtered, "filtered"},
+                                                                  {PortState::unfiltered, "unfiltered"},
+                                                                  {PortState::open_filtered, "open|filtered"},
+                                                                  {PortState::closed_filtered, "closed|filtered"}}};
+// As nmap's portreasons.cc spells them, plus portlab's two.
+constexpr std::array<Spelling<Reason>, 18> reason_spellings{{{Reason::syn_ack, "syn-ack"},
+                                                            {Reason::reset, "reset"},
+                                                            {Reason::conn_refused, "conn-refused"},
+                                                            {Reason::no_response, "no-response"},
+                                                            {Reason::udp_response, "udp-response"},
+                                                            {Reason::port_unreach, "port-unreach"},
+                                                            {Reason::host_unreach, "host-unreach"},
+                                                            {Reason::net_unreach, "net-unreach"},
+                                                            {Reason::proto_unreach, "proto-unreach"},
+                                                            {Reason::admin_prohibited, "admin-prohibited"},
+                                                            {Reason::host_prohibited, "host-prohibited"},
+                                                            {Reason::net_prohibited, "net-prohibited"},
+                                                            {Reason::no_route, "no-route"},
+                                                            {Reason::beyond_scope, "beyond-scope"},
+                                                            {Reason::reject_route, "reject-route"},
+                                                            {Reason::dest_unreach, "dest-unreach"},
+                                                            {Reason::self_connect, "self-connect"},
+                                                            {Reason::local_error, "local-error"}}};
 
 // What an errno from a scanner's socket says, for a connect scan (nmap's
 // scan_engine_connect.cc handleConnectResult) and, through a connected UDP socket, for
@@ -55,17 +74,9 @@ bool ends_tcp_connect(const IcmpUnreachable& icmp) noexcept {
 
 }  // namespace
 
-std::string_view to_string(ScanType type) noexcept {
-    switch (type) {
-        case ScanType::connect: return "connect";
-        case ScanType::syn: return "syn";
-        case ScanType::ack: return "ack";
-        case ScanType::udp: return "udp";
-    }
-    return "connect";
-}
+std::string_view to_string(ScanType type) noexcept { return spelling_of(scan_type_spellings, type); }
 
-Result<ScanType> parse_scan_type(std::string_view text) { return parse_enum(text, ScanType::udp, "scan type"); }
+Result<ScanType> parse_scan_type(std::string_view text) { return parse_spelling(scan_type_spellings, text, "scan type"); }
 
 std::string_view nmap_option(ScanType type) noexcept {
     switch (type) {
@@ -79,47 +90,15 @@ std::string_view nmap_option(ScanType type) noexcept {
 
 Protocol protocol_of(ScanType type) noexcept { return type == ScanType::udp ? Protocol::udp : Protocol::tcp; }
 
-std::string_view to_string(PortState state) noexcept {
-    switch (state) {
-        case PortState::open: return "open";
-        case PortState::closed: return "closed";
-        case PortState::filtered: return "filtered";
-        case PortState::unfiltered: return "unfiltered";
-        case PortState::open_filtered: return "open|filtered";
-        case PortState::closed_filtered: return "closed|filtered";
-    }
-    return "filtered";
-}
+std::string_view to_string(PortState state) noexcept { return spelling_of(port_state_spellings, state); }
 
 Result<PortState> parse_port_state(std::string_view text) {
-    return parse_enum(text, PortState::closed_filtered, "port state");
+    return parse_spelling(port_state_spellings, text, "port state");
 }
 
-std::string_view to_string(Reason reason) noexcept {
-    switch (reason) {
-        case Reason::syn_ack: return "syn-ack";
-        case Reason::reset: return "reset";
-        case Reason::conn_refused: return "conn-refused";
-        case Reason::no_response: return "no-response";
-        case Reason::udp_response: return "udp-response";
-        case Reason::port_unreach: return "port-unreach";
-        case Reason::host_unreach: return "host-unreach";
-        case Reason::net_unreach: return "net-unreach";
-        case Reason::proto_unreach: return "proto-unreach";
-        case Reason::admin_prohibited: return "admin-prohibited";
-        case Reason::host_prohibited: return "host-prohibited";
-        case Reason::net_prohibited: return "net-prohibited";
-        case Reason::no_route: return "no-route";
-        case Reason::beyond_scope: return "beyond-scope";
-        case Reason::reject_route: return "reject-route";
-        case Reason::dest_unreach: return "dest-unreach";
-        case Reason::self_connect: return "self-connect";
-        case Reason::local_error: return "local-error";
-    }
-    return "local-error";
-}
+std::string_view to_string(Reason reason) noexcept { return spelling_of(reason_spellings, reason); }
 
-Result<Reason> parse_reason(std::string_view text) { return parse_enum(text, Reason::local_error, "scan reason"); }
+Result<Reason> parse_reason(std::string_view text) { return parse_spelling(reason_spellings, text, "scan reason"); }
 
 Reason reason_for(const IcmpUnreachable& icmp) noexcept {
     if (icmp.family == IpFamily::v4) {

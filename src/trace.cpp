@@ -5,6 +5,7 @@
 // read only through checked accessors, and dumped with invalid UTF-8 replaced.
 #include "portlab/trace.hpp"
 #include "portlab/hex.hpp"
+#include "portlab/spelling.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -26,12 +27,6 @@ using json = nlohmann::json;
 using ordered_json = nlohmann::ordered_json;
 
 // ---- names of enumerations, as the format spells them -------------------------
-
-template <class Enum>
-struct Spelling {
-    Enum value;
-    std::string_view text;
-};
 
 constexpr std::array<Spelling<IpFamily>, 2> family_names{{{IpFamily::v4, "ipv4"}, {IpFamily::v6, "ipv6"}}};
 constexpr std::array<Spelling<BindHow>, 3> bind_how_names{{
@@ -58,21 +53,6 @@ constexpr std::array<Spelling<DropCause>, 6> drop_cause_names{{{DropCause::firew
                                                                {DropCause::checksum, "checksum"},
                                                                {DropCause::no_route, "no-route"},
                                                                {DropCause::other, "other"}}};
-
-template <class Enum, std::size_t N>
-std::string_view name_of(const std::array<Spelling<Enum>, N>& names, Enum value) {
-    for (const auto& entry : names) {
-        if (entry.value == value) return entry.text;
-    }
-    return "?";
-}
-
-template <class Enum, std::size_t N>
-std::string list_of(const std::array<Spelling<Enum>, N>& names) {
-    std::string list;
-    for (const auto& entry : names) list += (list.empty() ? "" : ", ") + std::string(entry.text);
-    return list;
-}
 
 // ---- the type names, one per variant alternative ----------------------------------
 
@@ -118,13 +98,13 @@ ordered_json endpoint_json(const Endpoint& endpoint) {
 
 void put_body(ordered_json& line, const SocketCreated& body) {
     line["socket"] = body.socket.value;
-    line["protocol"] = name_of(protocol_names, body.protocol);
-    line["family"] = name_of(family_names, body.family);
+    line["protocol"] = spelling_of(protocol_names, body.protocol);
+    line["family"] = spelling_of(family_names, body.family);
 }
 void put_body(ordered_json& line, const Bound& body) {
     line["socket"] = body.socket.value;
     line["endpoint"] = endpoint_json(body.endpoint);
-    line["how"] = name_of(bind_how_names, body.how);
+    line["how"] = spelling_of(bind_how_names, body.how);
     if (body.note) line["note"] = *body.note;
 }
 void put_body(ordered_json& line, const Listening& body) {
@@ -141,7 +121,7 @@ void put_body(ordered_json& line, const EphemeralAssigned& body) {
     line["range_low"] = body.range_low;
     line["range_high"] = body.range_high;
     line["algorithm"] = body.algorithm;
-    if (body.parity) line["parity"] = name_of(parity_names, *body.parity);
+    if (body.parity) line["parity"] = spelling_of(parity_names, *body.parity);
 }
 ordered_json four_tuple_json(const FourTuple& tuple) {
     return ordered_json{{"local", endpoint_json(tuple.local)}, {"remote", endpoint_json(tuple.remote)}};
@@ -162,16 +142,16 @@ void put_body(ordered_json& line, const StateChanged& body) {
     line["from"] = to_string(body.from);
     line["to"] = to_string(body.to);
     line["cause"] = body.cause;
-    line["evidence"] = name_of(evidence_names, body.evidence);
+    line["evidence"] = spelling_of(evidence_names, body.evidence);
 }
 void put_body(ordered_json& line, const Packet& body) {
-    line["kind"] = name_of(packet_kind_names, body.kind);
-    line["link"] = name_of(link_names, body.link);
+    line["kind"] = spelling_of(packet_kind_names, body.kind);
+    line["link"] = spelling_of(link_names, body.link);
     line["bytes"] = to_hex(body.bytes);
     if (body.rule) line["rule"] = *body.rule;
     if (body.from_host) line["from_host"] = *body.from_host;
     if (body.to_host) line["to_host"] = *body.to_host;
-    if (body.cause) line["cause"] = name_of(drop_cause_names, *body.cause);
+    if (body.cause) line["cause"] = spelling_of(drop_cause_names, *body.cause);
     if (body.rule_id) line["rule_id"] = *body.rule_id;
 }
 void put_body(ordered_json& line, const CallFailed& body) {
@@ -190,17 +170,17 @@ void put_body(ordered_json& line, const HostAdded& body) {
 }
 void put_body(ordered_json& line, const TimerArmed& body) {
     line["socket"] = body.socket.value;
-    line["timer"] = name_of(timer_names, body.timer);
+    line["timer"] = spelling_of(timer_names, body.timer);
     line["duration_us"] = body.duration_us;
     line["attempt"] = body.attempt;
 }
 void put_body(ordered_json& line, const TimerFired& body) {
     line["socket"] = body.socket.value;
-    line["timer"] = name_of(timer_names, body.timer);
+    line["timer"] = spelling_of(timer_names, body.timer);
 }
 void put_body(ordered_json& line, const TimerStopped& body) {
     line["socket"] = body.socket.value;
-    line["timer"] = name_of(timer_names, body.timer);
+    line["timer"] = spelling_of(timer_names, body.timer);
 }
 void put_body(ordered_json& line, const RuleAdded& body) {
     line["rule_id"] = body.rule_id;
@@ -359,7 +339,7 @@ public:
         for (const auto& entry : names) {
             if (entry.text == value) return entry.value;
         }
-        reject("field '" + std::string(name) + "' is '" + value + "', expected one of: " + list_of(names));
+        reject("field '" + std::string(name) + "' is '" + value + "', expected one of: " + spellings_list(names));
         return names[0].value;
     }
 
@@ -571,7 +551,7 @@ std::optional<std::string> value_problem(const Event& event) {
     if (const auto* packet = std::get_if<Packet>(&event.body)) {
         if (packet->cause && packet->kind != PacketKind::dropped)
             return "field 'cause' is for dropped packets only, and this one is " +
-                   std::string(name_of(packet_kind_names, packet->kind));
+                   std::string(spelling_of(packet_kind_names, packet->kind));
         if (packet->rule_id && packet->cause != DropCause::firewall)
             return "field 'rule_id' needs \"cause\": \"firewall\" (only a firewall rule drops by rule)";
     }
@@ -887,9 +867,9 @@ int introduced_in_version(const EventBody& body) noexcept {
     return std::visit([](const auto& alternative) { return body_version<std::decay_t<decltype(alternative)>>; }, body);
 }
 
-std::string_view to_string(Evidence evidence) noexcept { return name_of(evidence_names, evidence); }
-std::string_view to_string(TimerKind timer) noexcept { return name_of(timer_names, timer); }
-std::string_view to_string(DropCause cause) noexcept { return name_of(drop_cause_names, cause); }
+std::string_view to_string(Evidence evidence) noexcept { return spelling_of(evidence_names, evidence); }
+std::string_view to_string(TimerKind timer) noexcept { return spelling_of(timer_names, timer); }
+std::string_view to_string(DropCause cause) noexcept { return spelling_of(drop_cause_names, cause); }
 
 // ---- the rules that span lines ---------------------------------------------------
 

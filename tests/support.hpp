@@ -16,12 +16,14 @@
 
 #include <array>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <system_error>
 #include <vector>
 
@@ -181,16 +183,42 @@ inline void check_lab_conventions(const LabConventions& conventions) {
 // their own: several tests have helpers with these names.
 namespace sockets {
 
-// A descriptor that closes itself.
+// A descriptor that closes itself; movable, so a helper can return one.
 struct Fd {
     int fd = -1;
     explicit Fd(int value) : fd(value) {}
-    ~Fd() {
-        if (fd >= 0) close(fd);
-    }
+    ~Fd() { reset(); }
+    Fd(Fd&& other) noexcept : fd(std::exchange(other.fd, -1)) {}
     Fd(const Fd&) = delete;
     Fd& operator=(const Fd&) = delete;
+    Fd& operator=(Fd&&) = delete;
+    [[nodiscard]] int get() const noexcept { return fd; }
+    void reset() noexcept {
+        if (fd >= 0) close(fd);
+        fd = -1;
+    }
 };
+
+// socket() + bind(loopback, port 0), IPv4 or IPv6: the kernel picks the port.
+inline Fd bound_socket(int family, int type) {
+    Fd fd(::socket(family, type | SOCK_CLOEXEC, 0));
+    REQUIRE(fd.get() >= 0);
+    sockaddr_storage address{};
+    socklen_t length = 0;
+    if (family == AF_INET) {
+        auto* v4 = reinterpret_cast<sockaddr_in*>(&address);
+        v4->sin_family = AF_INET;
+        v4->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        length = sizeof(sockaddr_in);
+    } else {
+        auto* v6 = reinterpret_cast<sockaddr_in6*>(&address);
+        v6->sin6_family = AF_INET6;
+        v6->sin6_addr = in6addr_loopback;
+        length = sizeof(sockaddr_in6);
+    }
+    REQUIRE(::bind(fd.get(), reinterpret_cast<sockaddr*>(&address), length) == 0);
+    return fd;
+}
 
 inline sockaddr_in loopback(std::uint16_t port) {
     sockaddr_in address{};
@@ -215,5 +243,32 @@ inline std::string errno_name(int error) {
 }
 
 }  // namespace sockets
+
+// A usage error as every lab gives it: exit 2, nothing on stdout, one line on stderr that
+// starts with the program's name.
+inline void check_usage_error(const CommandResult& run, const std::string& program) {
+    CHECK(run.exit_code == 2);
+    CHECK(run.out.empty());
+    REQUIRE_FALSE(run.err.empty());
+    CHECK(run.err.find('\n') == run.err.size() - 1);
+    CHECK_THAT(run.err, Catch::StartsWith(program + ": "));
+}
+
+// A lab run without --port while its default port is taken (the test holds 127.0.0.1:port:
+// a TCP listener, or a bound UDP socket; if another program holds it, the lab meets the
+// same busy port): exit 1 and one line that suggests --port 0.
+inline void check_busy_default_port(const LabBinary& lab, std::uint16_t port, int type) {
+    const sockets::Fd holder(::socket(AF_INET, type, 0));
+    REQUIRE(holder.get() >= 0);
+    auto address = sockets::loopback(port);
+    const bool held = ::bind(holder.get(), reinterpret_cast<sockaddr*>(&address), sizeof address) == 0 &&
+                      (type != SOCK_STREAM || ::listen(holder.get(), 1) == 0);
+    const int error = errno;
+    if (!held && error != EADDRINUSE) FAIL("could not hold port " << port << ": " << std::strerror(error));
+    const auto run = lab.run("");
+    CHECK(run.exit_code == 1);
+    CHECK_THAT(run.err, Catch::Contains("--port 0"));
+    CHECK(run.err.find('\n') == run.err.size() - 1);
+}
 
 }  // namespace portlab::test

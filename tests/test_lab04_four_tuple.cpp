@@ -190,26 +190,14 @@ TEST_CASE("lab04's replayed trace holds the sockets and states the kernel holds 
 }
 
 TEST_CASE("lab04: a busy default port is a clear error that suggests --port 0", "[lab04][usage]") {
-    Fd holder(socket(AF_INET, SOCK_STREAM, 0));
-    auto address = loopback(7404);
-    const bool held = bind(holder.fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0 && listen(holder.fd, 1) == 0;
-    if (!held && errno != EADDRINUSE) FAIL("could not hold port 7404: " << std::strerror(errno));
-    const auto run = lab.run("");
-    CHECK(run.exit_code == 1);
-    CHECK_THAT(run.err, Catch::Contains("--port 0"));
-    CHECK(run.err.find('\n') == run.err.size() - 1);
+    test::check_busy_default_port(lab, 7404, SOCK_STREAM);
 }
 
 TEST_CASE("lab04 usage errors exit 2 with one line on stderr", "[lab04][usage]") {
     const auto args = GENERATE(as<std::string>{}, "--per-address 0", "--per-address 51", "--port 70000", "--port x",
                                "--bind 10.0.0.1", "--bind nonsense", "--bogus");
     CAPTURE(args);
-    const auto run = lab.run(args);
-    CHECK(run.exit_code == 2);
-    CHECK(run.out.empty());
-    REQUIRE_FALSE(run.err.empty());
-    CHECK(run.err.find('\n') == run.err.size() - 1);
-    CHECK_THAT(run.err, Catch::StartsWith("lab04_four_tuple: "));
+    test::check_usage_error(lab.run(args), "lab04_four_tuple");
 }
 
 TEST_CASE("lab04 --help exits 0", "[lab04][usage]") {

@@ -177,28 +177,11 @@ TEST_CASE("lab05 usage errors exit 2 with one line on stderr", "[lab05][usage]")
     const auto args = GENERATE(as<std::string>{}, "--sizes 65508", "--sizes -1", "--sizes x", "--sizes 60000,60000",
                                "--port 65536", "--bind ::2", "--bogus");
     CAPTURE(args);
-    const auto run = lab.run(args);
-    CHECK(run.exit_code == 2);
-    CHECK(run.out.empty());
-    REQUIRE_FALSE(run.err.empty());
-    CHECK(run.err.find('\n') == run.err.size() - 1);
-    CHECK_THAT(run.err, Catch::StartsWith("lab05_udp_datagrams: "));
+    test::check_usage_error(lab.run(args), "lab05_udp_datagrams");
 }
 
 TEST_CASE("lab05: a busy default port is a clear error that suggests --port 0", "[lab05][usage]") {
-    const int holder = socket(AF_INET, SOCK_DGRAM, 0);
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_port = htons(7405);
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    const bool held = bind(holder, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0;
-    const int bind_error = errno;
-    if (!held && bind_error != EADDRINUSE) FAIL("could not hold port 7405: " << std::strerror(bind_error));
-    const auto run = lab.run("");
-    close(holder);
-    CHECK(run.exit_code == 1);
-    CHECK_THAT(run.err, Catch::Contains("--port 0"));
-    CHECK(run.err.find('\n') == run.err.size() - 1);
+    test::check_busy_default_port(lab, 7405, SOCK_DGRAM);
 }
 
 TEST_CASE("lab05 follows the lab conventions: --help, one-line usage errors, --step in a pipe, no colour, --trace",

@@ -243,28 +243,11 @@ TEST_CASE("lab06's replayed trace holds the sockets and states the kernel holds 
 TEST_CASE("lab06 usage errors exit 2 with one line on stderr", "[lab06][usage]") {
     const auto args = GENERATE(as<std::string>{}, "--port -1", "--port 99999", "--bind 8.8.8.8", "--bind 127.0.0", "--bogus");
     CAPTURE(args);
-    const auto run = lab.run(args);
-    CHECK(run.exit_code == 2);
-    CHECK(run.out.empty());
-    REQUIRE_FALSE(run.err.empty());
-    CHECK(run.err.find('\n') == run.err.size() - 1);
-    CHECK_THAT(run.err, Catch::StartsWith("lab06_bind_errors: "));
+    test::check_usage_error(lab.run(args), "lab06_bind_errors");
 }
 
 TEST_CASE("lab06: a busy default port is a clear error that suggests --port 0", "[lab06][usage]") {
-    const int holder = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_port = htons(7406);
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    const bool held = bind(holder, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0;
-    const int bind_error = errno;
-    if (!held && bind_error != EADDRINUSE) FAIL("could not hold port 7406: " << std::strerror(bind_error));
-    const auto run = lab.run("");
-    close(holder);
-    CHECK(run.exit_code == 1);
-    CHECK_THAT(run.err, Catch::Contains("--port 0"));
-    CHECK(run.err.find('\n') == run.err.size() - 1);
+    test::check_busy_default_port(lab, 7406, SOCK_STREAM);
 }
 
 TEST_CASE("lab06 follows the lab conventions: --help, one-line usage errors, --step in a pipe, no colour, --trace",

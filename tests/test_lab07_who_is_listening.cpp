@@ -39,40 +39,11 @@ namespace {
 
 const std::string lab = bin_path("lab07_who_is_listening");
 
-class Fd {
-public:
-    explicit Fd(int fd) : fd_(fd) { REQUIRE(fd_ >= 0); }
-    ~Fd() { reset(); }
-    Fd(const Fd&) = delete;
-    Fd& operator=(const Fd&) = delete;
-    Fd(Fd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
-    Fd& operator=(Fd&&) = delete;
-    [[nodiscard]] int get() const noexcept { return fd_; }
-    void reset() noexcept {
-        if (fd_ >= 0) ::close(fd_);
-        fd_ = -1;
-    }
+using portlab::test::sockets::Fd;
 
-private:
-    int fd_;
-};
-
+// A socket bound to loopback by the kernel's choice of port; a TCP one listens.
 Fd bound(int family, int type) {
-    Fd fd(::socket(family, type | SOCK_CLOEXEC, 0));
-    sockaddr_storage address{};
-    socklen_t length = 0;
-    if (family == AF_INET) {
-        auto* v4 = reinterpret_cast<sockaddr_in*>(&address);
-        v4->sin_family = AF_INET;
-        v4->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        length = sizeof(sockaddr_in);
-    } else {
-        auto* v6 = reinterpret_cast<sockaddr_in6*>(&address);
-        v6->sin6_family = AF_INET6;
-        v6->sin6_addr = in6addr_loopback;
-        length = sizeof(sockaddr_in6);
-    }
-    REQUIRE(::bind(fd.get(), reinterpret_cast<sockaddr*>(&address), length) == 0);
+    Fd fd = portlab::test::sockets::bound_socket(family, type);
     if (type == SOCK_STREAM) REQUIRE(::listen(fd.get(), 8) == 0);
     return fd;
 }

@@ -23,6 +23,7 @@
 #include <catch2/catch.hpp>
 
 #include "labkit/sock_diag.hpp"
+#include "support.hpp"
 
 using namespace portlab;
 using namespace portlab::diag;
@@ -30,23 +31,7 @@ using namespace portlab::diag;
 namespace {
 
 // A file descriptor that closes itself.
-class Fd {
-public:
-    explicit Fd(int fd) : fd_(fd) { REQUIRE(fd_ >= 0); }
-    ~Fd() { reset(); }
-    Fd(const Fd&) = delete;
-    Fd& operator=(const Fd&) = delete;
-    Fd(Fd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
-    Fd& operator=(Fd&&) = delete;
-    [[nodiscard]] int get() const noexcept { return fd_; }
-    void reset() noexcept {
-        if (fd_ >= 0) ::close(fd_);
-        fd_ = -1;
-    }
-
-private:
-    int fd_;
-};
+using portlab::test::sockets::Fd;
 
 Endpoint endpoint_of(const sockaddr_storage& address) {
     if (address.ss_family == AF_INET) {
@@ -87,25 +72,7 @@ std::string my_comm() {
     return name.data();
 }
 
-// socket() + bind(loopback, port 0): the kernel picks the port.
-Fd bound_socket(int family, int type) {
-    Fd fd(::socket(family, type | SOCK_CLOEXEC, 0));
-    sockaddr_storage address{};
-    socklen_t length = 0;
-    if (family == AF_INET) {
-        auto* v4 = reinterpret_cast<sockaddr_in*>(&address);
-        v4->sin_family = AF_INET;
-        v4->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        length = sizeof(sockaddr_in);
-    } else {
-        auto* v6 = reinterpret_cast<sockaddr_in6*>(&address);
-        v6->sin6_family = AF_INET6;
-        v6->sin6_addr = in6addr_loopback;
-        length = sizeof(sockaddr_in6);
-    }
-    REQUIRE(::bind(fd.get(), reinterpret_cast<sockaddr*>(&address), length) == 0);
-    return fd;
-}
+using portlab::test::sockets::bound_socket;
 
 Fd listener(int family) {
     Fd fd = bound_socket(family, SOCK_STREAM);

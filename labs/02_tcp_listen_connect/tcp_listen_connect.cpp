@@ -40,12 +40,7 @@ constexpr Port default_port = 8080;
 constexpr std::string_view client_says = "hello from the client";
 constexpr std::string_view server_says = "hello back from the server";
 
-using labkit::fact::Accepted;
-using labkit::fact::Bound;
-using labkit::fact::Closed;
-using labkit::fact::Connecting;
-using labkit::fact::Failed;
-using labkit::fact::Listening;
+using namespace portlab::labkit::fact;  // the facts a lab records (labkit/observe.hpp)
 using labkit::quietly;
 
 // Everything a run shares: the lab's voice, what it observed (narration, trace and --json

@@ -90,11 +90,7 @@ std::string most_common_gaps(const PortPattern& pattern) {
 
 // ---- what the lab holds and records ---------------------------------------------------
 
-using labkit::fact::Bound;
-using labkit::fact::Closed;
-using labkit::fact::Connecting;
-using labkit::fact::Failed;
-using labkit::fact::Listening;
+using namespace portlab::labkit::fact;  // the facts a lab records (labkit/observe.hpp)
 using labkit::quietly;
 
 // A socket the lab holds, with the name the trace gives it.

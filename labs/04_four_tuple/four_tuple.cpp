@@ -42,10 +42,7 @@ namespace {
 constexpr Port default_port = 7404;
 constexpr auto run_limit = 3s;  // the clients and the accept loop end within this, whatever happens
 
-using fact::Accepted;
-using fact::Bound;
-using fact::Connecting;
-using fact::Failed;
+using namespace portlab::labkit::fact;  // the facts a lab records (labkit/observe.hpp)
 
 // Everything a run shares: the lab's voice, what it observed (narration, trace and --json
 // from one call each) and the two hosts of the story, which share this one kernel.

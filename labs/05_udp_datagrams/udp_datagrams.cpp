@@ -48,10 +48,7 @@ namespace {
 constexpr Port default_port = 7405;
 constexpr auto run_limit = 2s;  // every asynchronous part of the lab ends within this
 
-using fact::Bound;
-using fact::Closed;
-using fact::Connecting;
-using fact::Failed;
+using namespace portlab::labkit::fact;  // the facts a lab records (labkit/observe.hpp)
 
 // The largest UDP payload: the 16-bit IPv4 total length (65535) minus 20 bytes of IPv4
 // header and 8 of UDP header (RFC 791, RFC 768). IPv6's 16-bit payload length does not

@@ -46,12 +46,7 @@ namespace {
 constexpr Port default_port = 7406;
 constexpr Port namespace_boundary = 2000;  // ip_unprivileged_port_start inside the lab's own namespace
 
-using fact::Accepted;
-using fact::Bound;
-using fact::Closed;
-using fact::Connecting;
-using fact::Failed;
-using fact::Listening;
+using namespace portlab::labkit::fact;  // the facts a lab records (labkit/observe.hpp)
 
 // Socket options set before bind(). SO_REUSEPORT has no Asio class, so it is set the way C does it.
 struct BindOptions {

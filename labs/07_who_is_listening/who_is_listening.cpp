@@ -35,8 +35,7 @@ using nlohmann::json;
 
 namespace {
 
-using fact::Bound;
-using fact::Failed;
+using namespace portlab::labkit::fact;  // the facts a lab records (labkit/observe.hpp)
 
 // The lab's own two sockets, held open while it looks, with the names the trace gives them.
 struct OwnSockets {
