@@ -6,7 +6,7 @@
 // owner may) and asks there, as ss and nft would.
 //
 //   const pid_t inside = test::namespace_child(lab_run.pid());
-//   const auto sockets = test::sockets_in_namespace_of(inside);      // test::SocketView's
+//   const auto sockets = test::sockets_in_namespace_of(inside);      // test::SocketView's (TCP; UDP too with true)
 //   const auto ruleset = test::run_in_namespace_of(inside, {"/usr/sbin/nft", "-j", "list", "ruleset"});
 
 #include <fcntl.h>
@@ -74,29 +74,37 @@ inline std::string run_in_namespace_of(pid_t inside, std::vector<std::string> ar
     });
 }
 
-// The TCP sockets of `inside`'s network namespace, as sock_diag lists them there.
-inline std::vector<SocketView> sockets_in_namespace_of(pid_t inside) {
-    const auto text = ask_in_namespace_of(inside, [](int out) {
+// The TCP sockets of `inside`'s network namespace, as sock_diag lists them there; with
+// `udp`, its UDP sockets too ("UNCONN" or "ESTAB", as replayed_sockets spells them).
+inline std::vector<SocketView> sockets_in_namespace_of(pid_t inside, bool udp = false) {
+    const auto text = ask_in_namespace_of(inside, [udp](int out) {
         diag::Query query;
-        query.udp = false;
+        query.udp = udp;
         query.ipv6 = false;
         const auto sockets = diag::list_sockets(query);
         if (!sockets) return 4;
         std::string lines;
         for (const auto& socket : *sockets) {
-            const auto state = socket.tcp_state();
-            if (!state) continue;  // TCP_NEW_SYN_RECV: a half-open request, not a socket yet
-            lines += socket.local.to_string() + " " + socket.remote.to_string() + " " + std::string(to_string(*state)) + "\n";
+            std::string state;
+            if (socket.protocol == Protocol::udp) {
+                state = socket.remote.port != 0 ? "ESTAB" : "UNCONN";
+            } else if (const auto tcp = socket.tcp_state()) {
+                state = std::string(to_string(*tcp));
+            } else {
+                continue;  // TCP_NEW_SYN_RECV: a half-open request, not a socket yet
+            }
+            lines += std::string(to_string(socket.protocol)) + " " + socket.local.to_string() + " " +
+                     socket.remote.to_string() + " " + state + "\n";
         }
         return write(out, lines.data(), lines.size()) == static_cast<ssize_t>(lines.size()) ? 0 : 5;
     });
     std::vector<SocketView> views;
     std::istringstream in(text);
-    for (std::string local, remote, state; in >> local >> remote >> state;) {
+    for (std::string protocol, local, remote, state; in >> protocol >> local >> remote >> state;) {
         const auto near = Endpoint::parse(local);
         const auto far = Endpoint::parse(remote);
         REQUIRE((near && far));
-        SocketView view{Protocol::tcp, *near, std::nullopt, state};
+        SocketView view{protocol == "udp" ? Protocol::udp : Protocol::tcp, *near, std::nullopt, state};
         if (far->port != 0) view.remote = *far;
         views.push_back(view);
     }
