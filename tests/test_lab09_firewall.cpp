@@ -159,37 +159,11 @@ using portlab::RejectWith;
 namespace scan = portlab::scan;
 namespace trace = portlab::trace;
 
-// nft lists a plain "reject" for "reject with icmpx type port-unreachable": in an inet
-// table that is what reject sends by default (nft(8), REJECT STATEMENT). Both mean one rule.
-FirewallRule as_kernel_lists(FirewallRule rule) {
-    if (rule.action == FirewallAction::reject && rule.reject_with == RejectWith::icmp_port_unreachable)
-        rule.reject_with = RejectWith::nft_default;
-    return rule;
-}
-
-// The rules of the kernel's chain, in order, from `nft list ruleset` run in the lab's
-// namespace: each line the hub's nft reader reads as a rule ("tcp dport 9001 drop").
-std::vector<FirewallRule> kernel_rules(const std::string& listing) {
-    std::vector<FirewallRule> rules;
-    std::istringstream lines(listing);
-    for (std::string line; std::getline(lines, line);)
-        if (const auto rule = portlab::parse_nft_rule(line)) rules.push_back(as_kernel_lists(*rule));
-    return rules;
-}
-
 // The first rule that takes a packet of `protocol` to `port`, as nft walks the chain.
 const FirewallRule* first_match(const std::vector<FirewallRule>& rules, Protocol protocol, portlab::Port port) {
     for (const auto& rule : rules)
         if (rule.protocol == protocol && rule.destination_ports && rule.destination_ports->contains(port)) return &rule;
     return nullptr;
-}
-
-// The rules the replayed trace holds in force, every host's, in chain order.
-std::vector<FirewallRule> replayed_rules(const portlab::replay::State& state) {
-    std::vector<FirewallRule> rules;
-    for (const auto& host : state.hosts())
-        for (const auto& in_force : host.rules) rules.push_back(as_kernel_lists(in_force.rule));
-    return rules;
 }
 
 // What the namespace's kernel held for the scans: its listening ports and its rules.
@@ -262,14 +236,8 @@ TEST_CASE("at every step, lab09's replayed trace holds the sockets and rules its
         check_same_sockets(replayed_sockets(replay), kernel, when);
         compared += kernel.size();
 
-        const auto rules = kernel_rules(run_in_namespace_of(inside, {"/usr/sbin/nft", "list", "ruleset"}));
-        const auto replayed = replayed_rules(replay);
-        INFO("at " << when);
-        REQUIRE(replayed.size() == rules.size());
-        for (std::size_t i = 0; i < rules.size(); ++i) {
-            CAPTURE(i, portlab::nft_text(rules[i]).value_or("?"), portlab::nft_text(replayed[i]).value_or("?"));
-            CHECK(replayed[i] == rules[i]);
-        }
+        const auto rules = rules_in_namespace_of(inside);
+        check_same_rules(replayed_rules(replay), rules, when);
         rules_compared += static_cast<int>(rules.size());
 
         Arrangement now{{}, {}, rules};
@@ -299,7 +267,7 @@ TEST_CASE("at every step, lab09's replayed trace holds the sockets and rules its
         for (const auto& event : trace->events) {
             if (const auto* rule = std::get_if<trace::RuleAdded>(&event.body)) {
                 CHECK(event.host == "server");
-                added[rule->rule_id] = as_kernel_lists(rule->rule);
+                added[rule->rule_id] = as_nft_lists(rule->rule);
             }
             const auto* packet = std::get_if<trace::Packet>(&event.body);
             if (packet == nullptr) continue;
