@@ -39,10 +39,12 @@ namespace portlab::test {
 
 // A lab started with --step --pause-on-stdin: it stops before each step and says so on
 // stderr ("paused: ..."), and goes on when a line arrives on its stdin. Bounded: after
-// `timeout` the lab is killed and the run fails.
+// `timeout` the lab is killed and the run fails. Its stdout goes to `stdout_path` (a
+// --json document, for a test to read after the run).
 class PausedRun {
 public:
-    PausedRun(const std::string& binary, std::vector<std::string> args, std::chrono::seconds timeout = std::chrono::seconds(60))
+    PausedRun(const std::string& binary, std::vector<std::string> args, std::chrono::seconds timeout = std::chrono::seconds(60),
+              const std::string& stdout_path = "/dev/null")
         : timeout_(timeout) {
         args.insert(args.begin(), {binary, "--step", "--pause-on-stdin"});
         int to_lab[2], from_lab[2];
@@ -53,8 +55,8 @@ public:
         if (pid_ == 0) {
             dup2(to_lab[0], STDIN_FILENO);
             dup2(from_lab[1], STDERR_FILENO);
-            const int null = open("/dev/null", O_WRONLY);
-            dup2(null, STDOUT_FILENO);
+            const int out = open(stdout_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+            dup2(out, STDOUT_FILENO);
             close(to_lab[1]);
             close(from_lab[0]);
             std::vector<char*> argv;

@@ -6,14 +6,16 @@
 // owner may) and asks there, as ss and nft would.
 //
 //   const pid_t inside = test::namespace_child(lab_run.pid());
-//   const auto sockets = test::sockets_in_namespace_of(inside);      // test::SocketView's
+//   const auto sockets = test::sockets_in_namespace_of(inside);      // test::SocketView's (TCP; UDP too with true)
 //   const auto ruleset = test::run_in_namespace_of(inside, {"/usr/sbin/nft", "-j", "list", "ruleset"});
+//   test::check_same_rules(test::replayed_rules(replay), test::rules_in_namespace_of(inside), "pause 3");
 
 #include <fcntl.h>
 #include <sched.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <fstream>
 #include <functional>
 #include <sstream>
@@ -24,6 +26,7 @@
 
 #include "kernel_vs_replay.hpp"
 #include "labkit/sock_diag.hpp"
+#include "portlab/firewall_rule.hpp"
 
 namespace portlab::test {
 
@@ -74,33 +77,90 @@ inline std::string run_in_namespace_of(pid_t inside, std::vector<std::string> ar
     });
 }
 
-// The TCP sockets of `inside`'s network namespace, as sock_diag lists them there.
-inline std::vector<SocketView> sockets_in_namespace_of(pid_t inside) {
-    const auto text = ask_in_namespace_of(inside, [](int out) {
+// The TCP sockets of `inside`'s network namespace, as sock_diag lists them there; with
+// `udp`, its UDP sockets too ("UNCONN" or "ESTAB", as replayed_sockets spells them).
+inline std::vector<SocketView> sockets_in_namespace_of(pid_t inside, bool udp = false) {
+    const auto text = ask_in_namespace_of(inside, [udp](int out) {
         diag::Query query;
-        query.udp = false;
+        query.udp = udp;
         query.ipv6 = false;
         const auto sockets = diag::list_sockets(query);
         if (!sockets) return 4;
         std::string lines;
         for (const auto& socket : *sockets) {
-            const auto state = socket.tcp_state();
-            if (!state) continue;  // TCP_NEW_SYN_RECV: a half-open request, not a socket yet
-            lines += socket.local.to_string() + " " + socket.remote.to_string() + " " + std::string(to_string(*state)) + "\n";
+            std::string state;
+            if (socket.protocol == Protocol::udp) {
+                state = socket.remote.port != 0 ? "ESTAB" : "UNCONN";
+            } else if (const auto tcp = socket.tcp_state()) {
+                state = std::string(to_string(*tcp));
+            } else {
+                continue;  // TCP_NEW_SYN_RECV: a half-open request, not a socket yet
+            }
+            lines += std::string(to_string(socket.protocol)) + " " + socket.local.to_string() + " " +
+                     socket.remote.to_string() + " " + state + "\n";
         }
         return write(out, lines.data(), lines.size()) == static_cast<ssize_t>(lines.size()) ? 0 : 5;
     });
     std::vector<SocketView> views;
     std::istringstream in(text);
-    for (std::string local, remote, state; in >> local >> remote >> state;) {
+    for (std::string protocol, local, remote, state; in >> protocol >> local >> remote >> state;) {
         const auto near = Endpoint::parse(local);
         const auto far = Endpoint::parse(remote);
         REQUIRE((near && far));
-        SocketView view{Protocol::tcp, *near, std::nullopt, state};
+        SocketView view{protocol == "udp" ? Protocol::udp : Protocol::tcp, *near, std::nullopt, state};
         if (far->port != 0) view.remote = *far;
         views.push_back(view);
     }
     return views;
+}
+
+// ---- the namespace's firewall --------------------------------------------------------
+
+// A rule as nft lists it back: nft prints a plain "reject" for "reject with icmpx type
+// port-unreachable", which is what reject sends by default in an inet table (nft(8),
+// REJECT STATEMENT). Both are one rule.
+inline FirewallRule as_nft_lists(FirewallRule rule) {
+    if (rule.action == FirewallAction::reject && rule.reject_with == RejectWith::icmp_port_unreachable)
+        rule.reject_with = RejectWith::nft_default;
+    return rule;
+}
+
+// The rules of a `nft list ruleset` listing, in chain order: each line the hub's nft reader
+// reads as a rule ("tcp dport 9001 drop"; table, chain and hook lines are not).
+inline std::vector<FirewallRule> nft_rules(const std::string& listing) {
+    std::vector<FirewallRule> rules;
+    std::istringstream lines(listing);
+    for (std::string line; std::getline(lines, line);)
+        if (const auto rule = parse_nft_rule(line)) rules.push_back(as_nft_lists(*rule));
+    return rules;
+}
+
+// The rules the kernel of `inside`'s namespace holds, as nft lists them there.
+inline std::vector<FirewallRule> rules_in_namespace_of(pid_t inside) {
+    return nft_rules(run_in_namespace_of(inside, {"/usr/sbin/nft", "list", "ruleset"}));
+}
+
+// The rules the replayed trace holds in force (rule_added, not yet rule_removed), every
+// host's, in the order they were added: one chain, as the namespace has one.
+inline std::vector<FirewallRule> replayed_rules(const replay::State& state) {
+    std::vector<std::pair<std::size_t, FirewallRule>> added;
+    for (const auto& host : state.hosts())
+        for (const auto& in_force : host.rules) added.emplace_back(in_force.added_event, as_nft_lists(in_force.rule));
+    std::sort(added.begin(), added.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+    std::vector<FirewallRule> rules;
+    for (const auto& [when, rule] : added) rules.push_back(rule);
+    return rules;
+}
+
+// The same rules in the same order, or a failed CHECK naming each one that differs.
+inline void check_same_rules(const std::vector<FirewallRule>& replayed, const std::vector<FirewallRule>& kernel,
+                             const std::string& when) {
+    INFO("at " << when);
+    CHECK(replayed.size() == kernel.size());
+    for (std::size_t i = 0; i < std::min(replayed.size(), kernel.size()); ++i) {
+        CAPTURE(i, nft_text(replayed[i]).value_or("?"), nft_text(kernel[i]).value_or("?"));
+        CHECK(replayed[i] == kernel[i]);
+    }
 }
 
 }  // namespace portlab::test

@@ -4,11 +4,21 @@
 
 #include <sys/stat.h>
 
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
 #include <string>
+#include <vector>
 
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
+#include "kernel_vs_replay.hpp"
+#include "namespace_witness.hpp"
+#include "portlab/firewall_rule.hpp"
+#include "portlab/packet.hpp"
+#include "portlab/scan.hpp"
 #include "portlab/trace.hpp"
 #include "support.hpp"
 
@@ -136,4 +146,189 @@ TEST_CASE("lab09 rejects bad arguments with exit status 2", "[lab09]") {
 TEST_CASE("lab09 follows the lab conventions: --help, one-line usage errors, --step in a pipe, no colour, --trace",
           "[lab09][conventions]") {
     check_lab_conventions({"lab09_firewall", true, "--timeout 50"});
+}
+
+// ---- the trace against the kernel of the lab's namespace --------------------------------
+
+namespace {
+
+using portlab::FirewallAction;
+using portlab::FirewallRule;
+using portlab::Protocol;
+using portlab::RejectWith;
+namespace scan = portlab::scan;
+namespace trace = portlab::trace;
+
+// The first rule that takes a packet of `protocol` to `port`, as nft walks the chain.
+const FirewallRule* first_match(const std::vector<FirewallRule>& rules, Protocol protocol, portlab::Port port) {
+    for (const auto& rule : rules)
+        if (rule.protocol == protocol && rule.destination_ports && rule.destination_ports->contains(port)) return &rule;
+    return nullptr;
+}
+
+// What the namespace's kernel held for the scans: its listening ports and its rules.
+struct Arrangement {
+    std::set<int> tcp_listeners, udp_sockets;
+    std::vector<FirewallRule> rules;
+};
+
+// The states a scan can report for a port, from what the kernel holds there (nmap's
+// definitions, portlab/scan.hpp): the first rule that matches the probe decides, and
+// without one (or with accept) the socket behind the port does. A UDP socket without a
+// rule is open if its program replies and open|filtered if not: the kernel cannot say.
+std::set<std::string> implied_states(scan::ScanType type, const Arrangement& kernel, int port) {
+    const Protocol protocol = scan::protocol_of(type);
+    const auto* rule = first_match(kernel.rules, protocol, static_cast<portlab::Port>(port));
+    const auto action = rule ? rule->action : FirewallAction::accept;
+    const bool resets = rule && rule->reject_with == RejectWith::tcp_reset;
+    const bool port_unreachable = rule && (rule->reject_with == RejectWith::nft_default ||
+                                           rule->reject_with == RejectWith::icmp_port_unreachable);
+    switch (type) {
+        case scan::ScanType::connect:
+            if (action == FirewallAction::drop) return {"filtered"};
+            if (action == FirewallAction::reject) return {resets || port_unreachable ? "closed" : "filtered"};
+            return {kernel.tcp_listeners.count(port) ? "open" : "closed"};
+        case scan::ScanType::udp:
+            if (action == FirewallAction::drop) return {"open|filtered"};
+            if (action == FirewallAction::reject) return {port_unreachable ? "closed" : "filtered"};
+            if (kernel.udp_sockets.count(port)) return {"open", "open|filtered"};
+            return {"closed"};
+        case scan::ScanType::ack:
+            if (action == FirewallAction::drop) return {"filtered"};
+            if (action == FirewallAction::reject) return {resets ? "unfiltered" : "filtered"};
+            return {"unfiltered"};
+        case scan::ScanType::syn: break;
+    }
+    return {};
+}
+
+std::string json_key(scan::ScanType type) {
+    switch (type) {
+        case scan::ScanType::connect: return "tcp_scan";
+        case scan::ScanType::udp: return "udp_scan";
+        default: return "ack_scan";
+    }
+}
+
+std::string slurp(const std::string& path) {
+    std::ifstream file(path);
+    return {std::istreambuf_iterator<char>(file), std::istreambuf_iterator<char>()};
+}
+
+}  // namespace
+
+TEST_CASE("at every step, lab09's replayed trace holds the sockets and rules its namespace's kernel holds, every "
+          "dropped packet names the kernel's rule, and every scan result follows from the kernel's arrangement",
+          "[lab09][trace][replay]") {
+    const TempFile file("lab09.jsonl");
+    const TempFile out("lab09.json");
+    PausedRun lab_run(bin_path("lab09_firewall"), {"--json", "--timeout", "300", "--port", "9000", "--trace", file.path},
+                      std::chrono::seconds(60), out.path);
+    std::size_t compared = 0;
+    int rules_compared = 0;
+    Arrangement arrangement;  // the last pause's with listeners and rules: before the clean-up
+    const int status = lab_run.run([&](int pause) {
+        const pid_t inside = namespace_child(lab_run.pid());
+        REQUIRE(inside > 0);
+        const auto when = "the pause before step " + std::to_string(pause);
+        const auto replay = replay_of(file.path);
+        const auto kernel = sockets_in_namespace_of(inside, true);
+        check_same_sockets(replayed_sockets(replay), kernel, when);
+        compared += kernel.size();
+
+        const auto rules = rules_in_namespace_of(inside);
+        check_same_rules(replayed_rules(replay), rules, when);
+        rules_compared += static_cast<int>(rules.size());
+
+        Arrangement now{{}, {}, rules};
+        for (const auto& view : kernel) {
+            if (view.protocol == Protocol::tcp && view.state == "LISTEN") now.tcp_listeners.insert(view.local.port);
+            if (view.protocol == Protocol::udp && !view.remote) now.udp_sockets.insert(view.local.port);
+        }
+        if (!now.rules.empty() && !now.tcp_listeners.empty()) arrangement = now;
+    });
+    INFO(lab_run.stderr_text());
+    REQUIRE(status == 0);
+    CHECK(compared > 0);
+    CHECK(rules_compared > 0);
+    // The kernel held what the lab's plan says: three TCP listeners and three UDP sockets
+    // on 9000-9002, and four rules.
+    CHECK(arrangement.tcp_listeners == std::set<int>{9000, 9001, 9002});
+    CHECK(arrangement.udp_sockets == std::set<int>{9000, 9001, 9002});
+    REQUIRE(arrangement.rules.size() == 4);
+
+    const auto trace = trace::read_trace_file(file.path);
+    REQUIRE(trace);
+
+    {  // each dropped packet names a rule the kernel had, the first in its chain to match the packet
+        std::map<std::string, FirewallRule> added;  // rule_id -> rule, from rule_added
+        std::map<std::string, int> taken;           // rule_id -> packets the trace says it took
+        int packets = 0;
+        for (const auto& event : trace->events) {
+            if (const auto* rule = std::get_if<trace::RuleAdded>(&event.body)) {
+                CHECK(event.host == "server");
+                added[rule->rule_id] = as_nft_lists(rule->rule);
+            }
+            const auto* packet = std::get_if<trace::Packet>(&event.body);
+            if (packet == nullptr) continue;
+            ++packets;
+            const auto decoded = portlab::decode_frame(packet->link, packet->bytes);
+            REQUIRE(decoded);
+            CAPTURE(decoded->summary(), packet->rule_id.value_or("(none)"));
+            const auto protocol = decoded->protocol();
+            const auto destination = decoded->destination();
+            const auto* rule = protocol && destination ? first_match(arrangement.rules, *protocol, destination->port) : nullptr;
+            if (rule == nullptr || rule->action == FirewallAction::accept) {
+                CHECK(packet->kind != trace::PacketKind::dropped);
+                continue;
+            }
+            CHECK(packet->kind == trace::PacketKind::dropped);
+            CHECK(packet->cause == trace::DropCause::firewall);
+            CHECK(event.host == "server");
+            REQUIRE(packet->rule_id);
+            REQUIRE(added.count(*packet->rule_id) == 1);
+            CHECK(added[*packet->rule_id] == *rule);
+            ++taken[*packet->rule_id];
+        }
+        CHECK(packets > 0);
+        // r1..r4 in chain order, and every scan probed every port, so each rule took a packet.
+        REQUIRE(added.size() == 4);
+        for (int i = 1; i <= 4; ++i) {
+            const auto id = "r" + std::to_string(i);
+            CAPTURE(id);
+            CHECK(added[id] == arrangement.rules[static_cast<std::size_t>(i - 1)]);
+            CHECK(taken[id] >= 1);
+        }
+    }
+
+    {  // each replayed scan result is what --json says and what the kernel's arrangement implies
+        const auto facts = json::parse(slurp(out.path));
+        const auto replay = replay_of(file.path);
+        int results = 0;
+        for (const auto& host : replay.hosts()) {
+            if (host.scanned.empty()) continue;
+            CHECK(host.name == "scanner");
+            for (const auto& [key, scanned] : host.scanned) {
+                const auto& [type, target] = key;
+                CAPTURE(scan::to_string(type), target.to_string());
+                REQUIRE(scanned.state);
+                CHECK(scanned.probes >= 1);
+                const std::string state(scan::to_string(*scanned.state));
+                CHECK(implied_states(type, arrangement, target.port).count(state) == 1);
+                const json* reported = find_entry(facts[json_key(type)], target.port);
+                REQUIRE(reported != nullptr);
+                CHECK((*reported)["state"] == state);
+                CHECK((*reported)["reason"] == scan::to_string(*scanned.reason));
+                ++results;
+            }
+        }
+        CHECK(results == 12);  // four ports, three scans
+    }
+
+    {  // the trace names the server and the scanner, and no other host
+        std::set<std::string> hosts;
+        const auto replay = replay_of(file.path);
+        for (const auto& host : replay.hosts()) hosts.insert(host.name);
+        CHECK(hosts == std::set<std::string>{"server", "scanner"});
+    }
 }

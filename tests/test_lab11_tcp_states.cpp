@@ -159,17 +159,24 @@ TEST_CASE("at every step, lab11's replayed trace holds the sockets and states it
     const TempFile file("lab11.jsonl");
     PausedRun lab_run(bin_path("lab11_tcp_states"), {"--port", "9011", "--trace", file.path});
     std::vector<std::string> client_states;  // the client's state at each pause, as the kernel said
+    std::size_t pauses_with_a_rule = 0;
     const int status = lab_run.run([&](int pause) {
         const pid_t inside = portlab::test::namespace_child(lab_run.pid());
         REQUIRE(inside > 0);
         const auto kernel = portlab::test::sockets_in_namespace_of(inside);
         const auto replay = replay_of(file.path);
-        check_same_sockets(replayed_sockets(replay), kernel, "the pause before step " + std::to_string(pause));
+        const auto when = "the pause before step " + std::to_string(pause);
+        check_same_sockets(replayed_sockets(replay), kernel, when);
+        // The rule holding a state open is in the replay exactly while nft lists it.
+        const auto rules = portlab::test::rules_in_namespace_of(inside);
+        check_same_rules(portlab::test::replayed_rules(replay), rules, when);
+        if (!rules.empty()) ++pauses_with_a_rule;
         for (const auto& view : kernel)
             if (view.remote && view.remote->port == 9011) client_states.push_back(view.state);
     });
     INFO(lab_run.stderr_text());
     REQUIRE(status == 0);
+    CHECK(pauses_with_a_rule >= 1);
     // The held states were there to compare, not only the stable ones.
     for (const auto* held : {"SYN-SENT", "FIN-WAIT-1", "FIN-WAIT-2", "TIME-WAIT"}) {
         CAPTURE(held);

@@ -26,7 +26,9 @@
 #include <chrono>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -34,9 +36,11 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
-#include "labkit/nftables.hpp"
+#include "labkit/capture.hpp"
 #include "labkit/labkit.hpp"
 #include "labkit/netns.hpp"
+#include "labkit/nftables.hpp"
+#include "labkit/observe.hpp"
 #include "labkit/posix.hpp"
 #include "portlab/firewall_rule.hpp"
 #include "portlab/packet.hpp"
@@ -120,17 +124,21 @@ ProbeResult result_of(scan::ScanType type, const scan::Answer& answer, Clock::ti
             microseconds_since(start)};
 }
 
+// Called with a probe's socket as soon as connect() returned, so the lab can record the
+// call and the port the kernel chose for it before the answer comes (or does not).
+using Connected = std::function<void(int fd)>;
+
 // A TCP connect scan probe: non-blocking connect() and poll() for at most `timeout`; the
 // answer is connect()'s errno (0: connected), or nothing.
-ProbeResult connect_probe(const Endpoint& target, std::chrono::milliseconds timeout) {
+ProbeResult connect_probe(const Endpoint& target, std::chrono::milliseconds timeout, const Connected& connected) {
     using scan::Answer;
     const auto start = Clock::now();
     Fd fd(socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
     if (!fd.ok()) return result_of(scan::ScanType::connect, Answer::local_error(errno), start);
     const auto address = socket_address(target);
-    int error = 0;
-    if (connect(fd.get(), reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0) {
-        error = errno;
+    int error = connect(fd.get(), reinterpret_cast<const sockaddr*>(&address), sizeof address) == 0 ? 0 : errno;
+    connected(fd.get());
+    if (error != 0) {
         if (error == EINPROGRESS) {
             pollfd waiting{fd.get(), POLLOUT, 0};
             if (poll(&waiting, 1, static_cast<int>(timeout.count())) == 0)
@@ -144,19 +152,21 @@ ProbeResult connect_probe(const Endpoint& target, std::chrono::milliseconds time
 
 // A UDP probe from a connected socket: the kernel turns an ICMP port unreachable for it
 // into ECONNREFUSED on the next receive (udp(7)); an unconnected socket would never hear it.
-ProbeResult udp_probe(const Endpoint& target, std::chrono::milliseconds timeout) {
+ProbeResult udp_probe(const Endpoint& target, std::chrono::milliseconds timeout, const Connected& connected) {
     using scan::Answer;
     const auto start = Clock::now();
     Fd fd(socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
     const auto address = socket_address(target);
-    if (!fd.ok() || connect(fd.get(), reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0 ||
-        send(fd.get(), "probe", 5, 0) < 0)
+    if (!fd.ok() || connect(fd.get(), reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0)
         return result_of(scan::ScanType::udp, Answer::local_error(errno), start);
+    connected(fd.get());
+    if (send(fd.get(), "probe", 5, 0) < 0) return result_of(scan::ScanType::udp, Answer::local_error(errno), start);
     pollfd waiting{fd.get(), POLLIN, 0};
     if (poll(&waiting, 1, static_cast<int>(timeout.count())) == 0)
         return result_of(scan::ScanType::udp, Answer::nothing(), start);
     char reply[64];
-    if (recv(fd.get(), reply, sizeof reply, MSG_DONTWAIT) >= 0) return result_of(scan::ScanType::udp, Answer::udp_reply(), start);
+    if (recv(fd.get(), reply, sizeof reply, MSG_DONTWAIT) >= 0)
+        return result_of(scan::ScanType::udp, Answer::udp_reply(), start);
     return result_of(scan::ScanType::udp, Answer::socket_error(errno), start);
 }
 
@@ -167,10 +177,12 @@ ProbeResult udp_probe(const Endpoint& target, std::chrono::milliseconds timeout)
 // CAP_NET_RAW, which root of the private namespace holds over the namespace's network.
 struct AckScan {
     std::map<Port, ProbeResult> verdicts;
-    std::vector<trace::Packet> packets;  // probes sent, answers received, for the trace
 };
 
-Result<AckScan> ack_scan(const IpAddress& address, const std::vector<Port>& ports, std::chrono::milliseconds timeout) {
+// `on_sent(port)` is called as each probe leaves. Its packets, and the answers, are for a
+// capture to see.
+Result<AckScan> ack_scan(const IpAddress& address, const std::vector<Port>& ports, std::chrono::milliseconds timeout,
+                         const std::function<void(Port)>& on_sent) {
     Fd sender(socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_RAW));  // we write the IP header
     Fd listener(socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_TCP)); // a copy of every TCP packet in
     if (!sender.ok() || !listener.ok()) return fail("raw socket: " + errno_text(errno), {errno, std::generic_category()});
@@ -196,7 +208,7 @@ Result<AckScan> ack_scan(const IpAddress& address, const std::vector<Port>& port
         if (sendto(sender.get(), bytes->data(), bytes->size(), 0, reinterpret_cast<const sockaddr*>(&destination),
                    sizeof destination) < 0)
             return fail("sendto (raw): " + errno_text(errno), {errno, std::generic_category()});
-        found.packets.push_back({trace::PacketKind::sent, *bytes, LinkType::raw, std::nullopt, "localhost", "localhost"});
+        on_sent(port);
     }
 
     const auto deadline = Clock::now() + timeout;
@@ -214,8 +226,6 @@ Result<AckScan> ack_scan(const IpAddress& address, const std::vector<Port>& port
             continue;
         const Port port = packet->tcp->source_port;
         found.verdicts[port] = result_of(scan::ScanType::ack, scan::Answer::reset(), sent_at[port]);
-        found.packets.push_back({trace::PacketKind::delivered,
-                                Bytes(buffer, buffer + received), LinkType::raw, std::nullopt, "localhost", "localhost"});
     }
     for (const Port port : ports) {
         if (!found.verdicts.contains(port)) found.verdicts[port] = result_of(scan::ScanType::ack, scan::Answer::nothing(), sent_at[port]);
@@ -280,188 +290,354 @@ struct Settings {
     std::uint64_t host_netns;
 };
 
-json run_inside(Lab& lab, const Settings& settings) {
-    auto& say = lab.narrate();
-    auto& trace = lab.trace();
-    json facts = {{"lab", lab.name()}, {"timeout_ms", settings.timeout.count()}};
+// A rule the lab put into the kernel, with the id the trace gives it ("r1").
+struct InstalledRule {
+    std::string id;
+    FirewallRule rule;
+};
 
-    // 1. Where we are.
-    say.step("make a private user + network namespace (the machine's own firewall is not touched)");
+// Everything a run shares: the lab's voice, what it observed (narration, trace and --json
+// from one call each), the two hosts of the story (one kernel: the namespace's), the
+// rules in force and the capture on lo that shows each packet and the rule that took it.
+struct Run {
+    Lab& lab;
+    Narrator& say;
+    Observer& see;
+    Settings settings;
+    Host server{}, scanner{};
+    std::vector<InstalledRule> rules{};
+    std::optional<capture::LiveCapture> capture{};
+    json& facts() { return see.document(); }
+};
+
+std::string nsenter(std::string_view command) {
+    return fmt::format("sudo nsenter --target {} --user --net {}", getpid(), command);
+}
+
+std::string nmap_command(const Run& run, std::string_view scan) {
+    return nsenter(fmt::format("nmap {} -Pn --reason -p {}-{} {}", scan, run.settings.base_port, run.settings.base_port + 3,
+                               run.settings.address.to_string()));
+}
+
+// 1. Where we are.
+firewall::PrivateNetnsToken where_we_are(Run& run) {
+    run.see.step("make a private user + network namespace (the machine's own firewall is not touched)");
     const auto interfaces = firewall::interface_names();
-    const auto token = firewall::PrivateNetnsToken::confirm(settings.host_netns);
+    const auto token = firewall::PrivateNetnsToken::confirm(run.settings.host_netns);
     if (!token) throw std::runtime_error(token.error().message);
-    say.kernel(fmt::format("network namespace {} (the lab started in {}); interfaces: {}", token->netns_id(),
-                           settings.host_netns, fmt::join(interfaces.value_or({}), ", ")));
-    say.note(fmt::format("this process is PID {} on the host; its sockets and rules live only in here", getpid()));
-    facts["namespace"] = {{"private", true}, {"netns_id", token->netns_id()}, {"host_netns_id", settings.host_netns},
-                          {"interfaces", interfaces.value_or({})}, {"pid", getpid()}};
+    run.say.kernel(fmt::format("network namespace {} (the lab started in {}); interfaces: {}", token->netns_id(),
+                               run.settings.host_netns, fmt::join(interfaces.value_or({}), ", ")));
+    run.say.note(fmt::format("this process is PID {} on the host; its sockets and rules live only in here", getpid()));
+    run.facts()["namespace"] = {{"private", true}, {"netns_id", token->netns_id()}, {"host_netns_id", run.settings.host_netns},
+                                {"interfaces", interfaces.value_or({})}, {"pid", getpid()}};
+    return *token;
+}
 
-    // 2. Listeners.
-    const auto targets = plan_for(settings.base_port);
-    say.step(fmt::format("open listeners on {} ports {}-{} (TCP and UDP); port {} stays empty", settings.address.to_string(),
-                         settings.base_port, settings.base_port + 2, settings.base_port + 3));
-    std::vector<Fd> sockets;
+// 2. Listeners: a TCP listener and a UDP socket on each port the plan gives one, on the server.
+struct Listeners {
+    std::vector<Fd> fds;
+    std::vector<SocketRef> refs;
     int udp_echo_fd = -1;
-    json listeners = json::array();
+};
+
+Listeners open_listeners(Run& run, const std::vector<Target>& targets) {
+    const auto& settings = run.settings;
+    run.see.step(fmt::format("open listeners on {} ports {}-{} (TCP and UDP); port {} stays empty",
+                             settings.address.to_string(), settings.base_port, settings.base_port + 2, settings.base_port + 3));
+    Listeners listeners;
+    json listed = json::array();
     for (const auto& target : targets) {
         if (!target.listener) continue;
         const Endpoint endpoint{settings.address, target.port};
+        const auto ref = run.see.open(run.server, target.protocol, IpFamily::v4);
         auto fd = open_listener(target.protocol, endpoint);
-        if (!fd) throw std::runtime_error(fd.error().message);
-        const auto id = trace.socket_created("localhost", target.protocol, IpFamily::v4);
-        trace.bound("localhost", id, endpoint, trace::BindHow::explicit_port);
-        if (target.protocol == Protocol::tcp) trace.listening("localhost", id, 16);
-        if (target.protocol == Protocol::udp && target.port == settings.base_port) udp_echo_fd = fd->get();
-        sockets.push_back(std::move(*fd));
-        listeners.push_back({{"protocol", to_string(target.protocol)}, {"port", target.port}});
-    }
-    say.kernel(fmt::format("{} sockets bound; UDP {} echoes what it receives", listeners.size(), settings.base_port));
-    say.see_it_yourself(fmt::format("sudo nsenter --target {} --user --net ss -tuan", getpid()));
-    facts["listeners"] = listeners;
-
-    // The UDP echo server: one thread, polling so it can stop.
-    std::atomic<bool> stop{false};
-    std::thread echo([&stop, udp_echo_fd] {
-        while (!stop.load()) {
-            pollfd waiting{udp_echo_fd, POLLIN, 0};
-            if (poll(&waiting, 1, 50) <= 0) continue;
-            char buffer[512];
-            sockaddr_in from{};
-            socklen_t length = sizeof from;
-            const auto count = recvfrom(udp_echo_fd, buffer, sizeof buffer, 0, reinterpret_cast<sockaddr*>(&from), &length);
-            if (count >= 0) sendto(udp_echo_fd, buffer, static_cast<std::size_t>(count), 0, reinterpret_cast<sockaddr*>(&from), length);
+        if (!fd) {
+            run.see.record(fact::Failed{ref, "bind", fd.error().code}, quietly);
+            throw std::runtime_error(fd.error().message);
         }
-    });
-    struct Joiner {
-        std::atomic<bool>& stop;
-        std::thread& thread;
-        ~Joiner() { stop = true; if (thread.joinable()) thread.join(); }
-    } joiner{stop, echo};
+        run.see.record(fact::Bound{ref, endpoint, trace::BindHow::explicit_port}, quietly);
+        if (target.protocol == Protocol::tcp) {
+            run.see.record(fact::Listening{ref, 16}, quietly);
+            (void)run.see.read_state(ref, fd->get());  // LISTEN, from TCP_INFO
+        }
+        if (target.protocol == Protocol::udp && target.port == settings.base_port) listeners.udp_echo_fd = fd->get();
+        listeners.fds.push_back(std::move(*fd));
+        listeners.refs.push_back(ref);
+        listed.push_back({{"protocol", to_string(target.protocol)}, {"port", target.port}});
+    }
+    run.say.kernel(fmt::format("{} sockets bound; UDP {} echoes what it receives", listed.size(), settings.base_port));
+    run.say.see_it_yourself(nsenter("ss -tuan"));
+    run.facts()["listeners"] = listed;
+    return listeners;
+}
 
-    // 3. Rules.
-    say.step("install nftables rules through libnftables (one transaction)");
-    auto nft = firewall::Nftables::open(*token);
-    if (!nft) throw std::runtime_error(nft.error().message);
+// 3. Rules, in one transaction; each one the kernel took is recorded as the server's
+// (they guard its ports), r1, r2, ... in chain order. Then a capture on lo, to show what
+// each rule takes.
+void install_rules(Run& run, firewall::Nftables& nft, const std::vector<Target>& targets) {
+    run.see.step("install nftables rules through libnftables (one transaction)");
     std::vector<FirewallRule> rules;
     json rules_json = json::array();
     for (const auto& target : targets) {
         if (!target.rule) continue;
         rules.push_back(*target.rule);
+        run.rules.push_back({fmt::format("r{}", rules.size()), *target.rule});
         rules_json.push_back({{"protocol", to_string(target.protocol)}, {"port", target.port},
                               {"action", to_string(target.rule->action)},
                               {"reject_with", target.rule->action == FirewallAction::reject
                                                   ? json(to_string(target.rule->reject_with)) : json(nullptr)},
                               {"nft", rule_name(target)}});
-        say.fact("rule", rule_name(target));
     }
-    if (auto applied = nft->apply(rules); !applied) throw std::runtime_error(applied.error().message);
-    say.kernel("ruleset accepted; everything else passes (policy accept)");
-    say.see_it_yourself(fmt::format("sudo nsenter --target {} --user --net nft list ruleset", getpid()));
-    facts["rules"] = rules_json;
-    trace.note("nftables rules installed: " + rules_json.dump());
+    run.facts()["rules"] = rules_json;
+    if (auto applied = nft.apply(rules); !applied) throw std::runtime_error(applied.error().message);
+    // nft took the whole transaction: every rule is in the kernel now. Each --json entry of
+    // "rules" gains the id and host the trace names it by.
+    for (std::size_t i = 0; i < run.rules.size(); ++i)
+        run.see.record(fact::RuleAdded{run.server.name, run.rules[i].id, run.rules[i].rule},
+                       {.say = std::nullopt, .json_at = fmt::format("/rules/{}", i)});
+    run.say.kernel("ruleset accepted; everything else passes (policy accept)");
+    run.say.see_it_yourself(nsenter("nft list ruleset"));
+    auto capture = capture::LiveCapture::open({.interface = "lo", .filter = "tcp or udp or icmp"});
+    if (capture) run.capture.emplace(std::move(*capture));
+    else run.say.note("no capture on lo (" + capture.error().message + "): the trace will show no packets");
+}
 
-    // 4. Connect scan.
-    say.step(fmt::format("TCP connect scan: connect() to each port, waiting at most {} ms", settings.timeout.count()));
-    json tcp_scan = json::array();
+// The first rule that matches a packet to `destination`, as nft walks the input chain: in
+// order. Only the lab's own kind of rule (protocol and destination port) is looked at.
+const InstalledRule* rule_for(const Run& run, Protocol protocol, Port destination) {
+    for (const auto& installed : run.rules)
+        if (installed.rule.protocol == protocol && installed.rule.destination_ports &&
+            installed.rule.destination_ports->contains(destination))
+            return &installed;
+    return nullptr;
+}
+
+// The packets the capture saw since the last call, each recorded once on the host it
+// reached: dropped (naming the rule) when a drop or reject rule matched it at the input
+// hook, delivered otherwise. Packets to the plan's ports go to the server; the rest (its
+// answers, RSTs and ICMP errors included) to the scanner.
+void record_captured(Run& run, std::chrono::milliseconds idle = std::chrono::milliseconds(50)) {
+    if (!run.capture) return;
+    capture::ReadLimits limits;
+    limits.limit = std::chrono::milliseconds(500);
+    limits.idle = idle;
+    const auto records = run.capture->read(limits);
+    if (!records) return;
+    const auto link = run.capture->link_type();
+    const auto first = run.settings.base_port, last = static_cast<Port>(run.settings.base_port + 3);
+    for (const auto& record : *records) {
+        const auto packet = decode_frame(link, record.bytes, record.original_length);
+        if (!packet || (!packet->tcp && !packet->udp && !packet->icmp)) continue;
+        const auto protocol = packet->protocol();
+        const auto destination = packet->destination();
+        const bool to_server = protocol && destination && first <= destination->port && destination->port <= last;
+        const auto* rule = to_server ? rule_for(run, *protocol, destination->port) : nullptr;
+        const bool taken = rule != nullptr && rule->rule.action != FirewallAction::accept;
+        const std::string& to = to_server ? run.server.name : run.scanner.name;
+        const std::string& from = to_server ? run.scanner.name : run.server.name;
+        trace::Packet seen{taken ? trace::PacketKind::dropped : trace::PacketKind::delivered, record.bytes, link,
+                           std::nullopt, from, to};
+        if (taken) {
+            seen.rule = nft_text(rule->rule).value_or(rule->id);
+            seen.cause = trace::DropCause::firewall;
+            seen.rule_id = rule->id;
+        }
+        run.see.record(fact::PacketSeen{to, std::move(seen)});
+    }
+}
+
+scan::ScanType scan_type_for(Protocol protocol) {
+    return protocol == Protocol::tcp ? scan::ScanType::connect : scan::ScanType::udp;
+}
+
+// One probe of a scan, from the scanner's own socket: socket(), connect() and the
+// ephemeral port it chose, the error it met, close(), each recorded once, with the probe
+// and the verdict for the trace's scan table, and then the packets it made.
+ProbeResult probe(Run& run, const Target& target) {
+    const Endpoint endpoint{run.settings.address, target.port};
+    const auto type = scan_type_for(target.protocol);
+    const auto ref = run.see.open(run.scanner, target.protocol, IpFamily::v4);
+    run.see.record(fact::Probed{run.scanner.name, type, endpoint, 0, ref});
+    const auto connected = [&run, &ref, &endpoint](int fd) {
+        run.see.record(fact::Connecting{ref, endpoint}, quietly);
+        if (const auto local = local_endpoint(fd); local && local->port != 0)
+            run.see.record(fact::Bound{ref, *local, trace::BindHow::ephemeral}, quietly);
+    };
+    const auto result = target.protocol == Protocol::tcp ? connect_probe(endpoint, run.settings.timeout, connected)
+                                                         : udp_probe(endpoint, run.settings.timeout, connected);
+    if (result.error != 0)
+        run.see.record(fact::Failed{ref, target.protocol == Protocol::tcp ? "connect" : "recv",
+                                    std::error_code(result.error, std::generic_category())},
+                       quietly);
+    if (target.protocol == Protocol::tcp && result.verdict.state == scan::PortState::open)
+        run.see.record(fact::State{ref, TcpState::established, Evidence::inferred, "connect() returned 0"}, quietly);
+    run.see.record(fact::Closed{ref}, quietly);
+    run.see.record(fact::ScanConcluded{run.scanner.name, type, endpoint, result.verdict});
+    record_captured(run, std::chrono::milliseconds(10));
+    return result;
+}
+
+// 4. and 5. A scan of one protocol: a probe to each port, the verdict narrated.
+json scan_ports(Run& run, const std::vector<Target>& targets, Protocol protocol) {
+    json results = json::array();
     for (const auto& target : targets) {
-        if (target.protocol != Protocol::tcp) continue;
-        const Endpoint endpoint{settings.address, target.port};
-        const auto probe = trace.socket_created("localhost", Protocol::tcp, IpFamily::v4);
-        trace.connect_started("localhost", probe, endpoint);
-        const auto result = connect_probe(endpoint, settings.timeout);
-        if (result.error != 0)
-            trace.call_failed("localhost", probe, "connect", std::error_code(result.error, std::generic_category()));
-        if (result.verdict.reason == scan::Reason::no_response)
-            trace.note(fmt::format("no answer from TCP {} within {} ms", target.port, settings.timeout.count()));
-        trace.closed("localhost", probe);
-        say.kernel(result_line(target, result) + (target.listener ? "" : ", nothing listening"));
-        tcp_scan.push_back(verdict_json(target, result));
+        if (target.protocol != protocol) continue;
+        const auto result = probe(run, target);
+        const char* empty = protocol == Protocol::tcp ? ", nothing listening" : ", nothing bound";
+        run.say.kernel(result_line(target, result) + (target.listener ? "" : empty));
+        results.push_back(verdict_json(target, result));
     }
-    facts["tcp_scan"] = tcp_scan;
-    const auto first_port = settings.base_port, last_port = static_cast<Port>(settings.base_port + 3);
-    say.see_it_yourself(fmt::format("sudo nsenter --target {} --user --net nmap -sT -Pn --reason -p {}-{} {}", getpid(),
-                                    first_port, last_port, settings.address.to_string()));
+    record_captured(run);
+    return results;
+}
 
-    // 5. UDP scan.
-    say.step(fmt::format("UDP scan: one datagram to each port from a connected socket, waiting at most {} ms",
-                         settings.timeout.count()));
-    json udp_scan = json::array();
-    for (const auto& target : targets) {
-        if (target.protocol != Protocol::udp) continue;
-        const auto result = udp_probe({settings.address, target.port}, settings.timeout);
-        say.kernel(result_line(target, result) + (target.listener ? "" : ", nothing bound"));
-        udp_scan.push_back(verdict_json(target, result));
-    }
-    facts["udp_scan"] = udp_scan;
-    say.note(fmt::format("UDP {} is silent because of the drop; a bound socket that never replies is silent too: "
-                         "a UDP scanner cannot tell them apart (open|filtered)", settings.base_port + 1));
-    say.see_it_yourself(fmt::format("sudo nsenter --target {} --user --net nmap -sU -Pn --reason -p {}-{} {}", getpid(),
-                                    first_port, last_port, settings.address.to_string()));
+void connect_scan(Run& run, const std::vector<Target>& targets) {
+    run.see.step(fmt::format("TCP connect scan: connect() to each port, waiting at most {} ms", run.settings.timeout.count()));
+    run.facts()["tcp_scan"] = scan_ports(run, targets, Protocol::tcp);
+    run.say.see_it_yourself(nmap_command(run, "-sT"));
+}
 
-    // 6. Why filtered is slow.
+void udp_scan(Run& run, const std::vector<Target>& targets) {
+    run.see.step(fmt::format("UDP scan: one datagram to each port from a connected socket, waiting at most {} ms",
+                             run.settings.timeout.count()));
+    run.facts()["udp_scan"] = scan_ports(run, targets, Protocol::udp);
+    run.say.note(fmt::format("UDP {} is silent because of the drop; a bound socket that never replies is silent too: "
+                             "a UDP scanner cannot tell them apart (open|filtered)", run.settings.base_port + 1));
+    run.say.see_it_yourself(nmap_command(run, "-sU"));
+}
+
+// 6. Why filtered is slow.
+void why_filtered_is_slow(Run& run) {
     const int retries = read_ipv4_sysctl("tcp_syn_retries", 6);
     const int linear = read_ipv4_sysctl("tcp_syn_linear_timeouts", 0);  // absent before Linux 6.5
-    say.step("why filtered is slow");
-    say.note("a reject (or a closed port) answers at once: the RST or ICMP error is the answer");
-    say.note(fmt::format("a drop answers nothing, so the prober waits for its own timeout ({} ms here)", settings.timeout.count()));
+    run.see.step("why filtered is slow");
+    run.say.note("a reject (or a closed port) answers at once: the RST or ICMP error is the answer");
+    run.say.note(fmt::format("a drop answers nothing, so the prober waits for its own timeout ({} ms here)",
+                             run.settings.timeout.count()));
     const auto schedule = kernel_syn_schedule(retries, linear);
-    say.kernel(fmt::format("net.ipv4.tcp_syn_retries = {}{}: left alone, connect() would retransmit the SYN {} times, "
-                           "at {} s, and give up after about {} s",
-                           retries, linear > 0 ? fmt::format(" plus tcp_syn_linear_timeouts = {} (Linux 6.5+)", linear) : "",
-                           schedule.retransmit_at_s.size(), fmt::join(schedule.retransmit_at_s, ", "), schedule.give_up_s));
-    facts["tcp_syn_retries"] = retries;
-    facts["tcp_syn_linear_timeouts"] = linear;
-    facts["kernel_syn_retransmit_at_s"] = schedule.retransmit_at_s;
-    facts["kernel_connect_give_up_s"] = schedule.give_up_s;
-    say.see_it_yourself("sysctl net.ipv4.tcp_syn_retries net.ipv4.tcp_syn_linear_timeouts");
+    run.say.kernel(fmt::format("net.ipv4.tcp_syn_retries = {}{}: left alone, connect() would retransmit the SYN {} times, "
+                               "at {} s, and give up after about {} s",
+                               retries, linear > 0 ? fmt::format(" plus tcp_syn_linear_timeouts = {} (Linux 6.5+)", linear) : "",
+                               schedule.retransmit_at_s.size(), fmt::join(schedule.retransmit_at_s, ", "), schedule.give_up_s));
+    run.facts().update({{"tcp_syn_retries", retries}, {"tcp_syn_linear_timeouts", linear},
+                        {"kernel_syn_retransmit_at_s", schedule.retransmit_at_s},
+                        {"kernel_connect_give_up_s", schedule.give_up_s}});
+    run.say.see_it_yourself("sysctl net.ipv4.tcp_syn_retries net.ipv4.tcp_syn_linear_timeouts");
+}
 
-    // 7. ACK scan.
-    say.step("ACK scan with a raw socket (nmap -sA): a bare ACK to each TCP port");
+// 7. ACK scan. A raw socket is no socket of the trace's: its probes and verdicts are
+// recorded as the scanner's, its packets come from the capture like every other scan's.
+void ack_scan_step(Run& run, const std::vector<Target>& targets) {
+    run.see.step("ACK scan with a raw socket (nmap -sA): a bare ACK to each TCP port");
     std::vector<Port> tcp_ports;
     for (const auto& target : targets)
         if (target.protocol == Protocol::tcp) tcp_ports.push_back(target.port);
-    const auto acks = ack_scan(settings.address, tcp_ports, settings.timeout);
+    const auto& address = run.settings.address;
+    const auto acks = ack_scan(address, tcp_ports, run.settings.timeout, [&run, &address](Port port) {
+        run.see.record(fact::Probed{run.scanner.name, scan::ScanType::ack, {address, port}, 0, std::nullopt});
+    });
     json ack_json = json::array();
     if (!acks) {
-        say.kernel("raw sockets unavailable: " + acks.error().message);
-        facts["ack_scan_error"] = acks.error().message;
+        run.say.kernel("raw sockets unavailable: " + acks.error().message);
+        run.facts()["ack_scan_error"] = acks.error().message;
     } else {
-        for (const auto& packet : acks->packets) trace.record("localhost", packet);
         for (const auto& target : targets) {
             if (target.protocol != Protocol::tcp) continue;
             const auto& result = acks->verdicts.at(target.port);
-            say.kernel(result_line(target, result));
+            run.see.record(fact::ScanConcluded{run.scanner.name, scan::ScanType::ack, {address, target.port}, result.verdict});
+            run.say.kernel(result_line(target, result));
             ack_json.push_back(verdict_json(target, result));
         }
-        say.note("an ACK scan maps the firewall, not the services: open and closed ports both answer RST");
-        say.see_it_yourself(fmt::format("sudo nsenter --target {} --user --net nmap -sA -Pn --reason -p {}-{} {}", getpid(),
-                                        first_port, last_port, settings.address.to_string()));
+        run.say.note("an ACK scan maps the firewall, not the services: open and closed ports both answer RST");
+        run.say.see_it_yourself(nmap_command(run, "-sA"));
     }
-    facts["ack_scan"] = ack_json;
+    record_captured(run);
+    run.facts()["ack_scan"] = ack_json;
+}
 
-    // 8. The ruleset as the kernel holds it.
-    say.step("the ruleset, listed back from the kernel (nft list ruleset)");
-    const auto listing = nft->list_ruleset();
-    const auto listing_json = nft->list_ruleset_json();
+// 8. The ruleset as the kernel holds it.
+void list_ruleset(Run& run, firewall::Nftables& nft) {
+    run.see.step("the ruleset, listed back from the kernel (nft list ruleset)");
+    const auto listing = nft.list_ruleset();
+    const auto listing_json = nft.list_ruleset_json();
     if (listing) {
         std::string_view rest = *listing;
         while (!rest.empty()) {
             const auto end = rest.find('\n');
-            say.note(std::string(rest.substr(0, end)));
+            run.say.note(std::string(rest.substr(0, end)));
             rest = end == std::string_view::npos ? std::string_view{} : rest.substr(end + 1);
         }
     }
-    facts["ruleset_text"] = listing ? json(*listing) : json(nullptr);
-    facts["ruleset_json"] = listing_json ? *listing_json : json(nullptr);
-    say.see_it_yourself(fmt::format("sudo nsenter --target {} --user --net nft list ruleset   (and on the host: sudo nft list ruleset, "
-                                    "which has no table portlab)", getpid()));
+    run.facts()["ruleset_text"] = listing ? json(*listing) : json(nullptr);
+    run.facts()["ruleset_json"] = listing_json ? *listing_json : json(nullptr);
+    run.say.see_it_yourself(nsenter("nft list ruleset   (and on the host: sudo nft list ruleset, which has no table portlab)"));
+}
 
-    say.step("clean up: close every socket; the namespace and its rules vanish with the lab's child process");
-    sockets.clear();
-    say.kernel("closed");
-    say.pause();
-    (void)trace.finish();  // this child's events; the parent writes no more
-    return facts;
+// 9. Clean up. Closing a listener resets the connections still queued for it (the connect
+// scan's to the open port), so their peers go too: settle() waits for that, so the trace
+// says what stays before the last look.
+void clean_up(Run& run, Listeners& listeners) {
+    run.see.step("clean up: close every socket; the namespace and its rules vanish with the lab's child process");
+    listeners.fds.clear();
+    for (const auto& ref : listeners.refs) run.see.record(fact::Closed{ref}, quietly);
+    run.say.kernel("closed");
+    run.see.settle();
+    record_captured(run);
+    run.lab.trace().flush();
+    run.say.pause();
+}
+
+// The UDP echo server on the open port: one thread, polling so it can stop.
+class Echo {
+public:
+    explicit Echo(int fd) : thread_([this, fd] { serve(fd); }) {}
+    ~Echo() {
+        stop_ = true;
+        thread_.join();
+    }
+    Echo(const Echo&) = delete;
+    Echo& operator=(const Echo&) = delete;
+
+private:
+    void serve(int fd) {
+        while (!stop_.load()) {
+            pollfd waiting{fd, POLLIN, 0};
+            if (poll(&waiting, 1, 50) <= 0) continue;
+            char buffer[512];
+            sockaddr_in from{};
+            socklen_t length = sizeof from;
+            const auto count = recvfrom(fd, buffer, sizeof buffer, 0, reinterpret_cast<sockaddr*>(&from), &length);
+            if (count >= 0) sendto(fd, buffer, static_cast<std::size_t>(count), 0, reinterpret_cast<sockaddr*>(&from), length);
+        }
+    }
+    std::atomic<bool> stop_{false};
+    std::thread thread_;
+};
+
+json run_inside(Lab& lab, const Settings& settings) {
+    Run run{lab, lab.narrate(), lab.observer(), settings};
+    // The listeners and the scanner share the namespace's one kernel and address.
+    run.server = run.see.declare({"server", {settings.address}, "server"});
+    run.scanner = run.see.declare({"scanner", {settings.address}, "scanner"});
+    run.facts().update({{"lab", lab.name()}, {"timeout_ms", settings.timeout.count()}});
+
+    const auto token = where_we_are(run);
+    const auto targets = plan_for(settings.base_port);
+    auto listeners = open_listeners(run, targets);
+    auto echo = std::make_unique<Echo>(listeners.udp_echo_fd);
+    auto nft = firewall::Nftables::open(token);
+    if (!nft) throw std::runtime_error(nft.error().message);
+    install_rules(run, *nft, targets);
+    connect_scan(run, targets);
+    udp_scan(run, targets);
+    why_filtered_is_slow(run);
+    ack_scan_step(run, targets);
+    list_ruleset(run, *nft);
+    echo.reset();  // the echo server stops before its socket is closed
+    clean_up(run, listeners);
+    run.see.refresh();
+    (void)lab.trace().finish();  // this child's events; the parent writes no more
+    return run.facts();
 }
 
 }  // namespace

@@ -34,6 +34,7 @@
 #include <map>
 #include <optional>
 #include <set>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -204,7 +205,13 @@ struct Run {
     firewall::Nftables nft;
     labkit::Host server_host, client_host;
     std::vector<Sighting> timeline{};
-    json rules_log = json::array();
+    struct Rule {
+        std::string host, id;  // the host whose port it holds back, and its id ("r1")
+    };
+    std::optional<Rule> rule_in_force{};  // one at a time
+    int rules_added = 0;
+    // The --json "firewall" log: one entry per rule added or removed, with its time and why.
+    json& firewall_log() { return see.document()["firewall"]; }
 };
 
 // Reads `side`'s state from the kernel (waiting until it is `expected`), narrates it, and
@@ -225,20 +232,33 @@ void observe(Run& run, const Side& side, TcpState expected, const std::string& c
 
 // A rule that drops packets to `port`, on the host whose port it is (both hosts share the
 // namespace's one nftables table, but the rule stops traffic into that host's socket).
+// Recorded once nft took it: rule_added r1, r2, ... (narration, trace, and its entry of the
+// --json "firewall" log).
 void hold_back(Run& run, const labkit::Host& host, Port port, const std::string& why) {
     const FirewallRule rule = drop_port(Protocol::tcp, port);
     if (auto applied = run.nft.apply({rule}); !applied) throw std::runtime_error(applied.error().message);
-    const auto text = *nft_text(rule);
-    run.say.fact("firewall", text + "   (" + why + ")");
-    run.rules_log.push_back({{"t_us", run.lab.elapsed_us()}, {"host", host.name}, {"rule", text}, {"why", why}});
-    run.lab.trace().note("firewall: " + text + " (" + why + ")", host.name);
+    // apply() replaces the whole table: a rule still in force went with it.
+    if (run.rule_in_force)
+        run.see.record(labkit::fact::RuleRemoved{run.rule_in_force->host, run.rule_in_force->id}, labkit::trace_only);
+    const auto id = fmt::format("r{}", ++run.rules_added);
+    run.rule_in_force = Run::Rule{host.name, id};
+    auto& log = run.firewall_log();
+    log.push_back({{"t_us", run.lab.elapsed_us()}, {"why", why}});
+    run.see.record(labkit::fact::RuleAdded{host.name, id, rule},
+                   {.say = fmt::format("rule {} added: {}   ({})", id, *nft_text(rule), why),
+                    .json_at = fmt::format("/firewall/{}", log.size() - 1)});
 }
 
-void lift_rule(Run& run, const labkit::Host& host, const std::string& why) {
+// Takes the rule out again (nft deletes the table): rule_removed.
+void lift_rule(Run& run, const std::string& why) {
     if (auto cleared = run.nft.clear(); !cleared) throw std::runtime_error(cleared.error().message);
-    run.say.fact("firewall", "rule removed (" + why + ")");
-    run.rules_log.push_back({{"t_us", run.lab.elapsed_us()}, {"host", host.name}, {"rule", nullptr}, {"why", why}});
-    run.lab.trace().note("firewall: rule removed (" + why + ")", host.name);
+    if (!run.rule_in_force) return;
+    auto& log = run.firewall_log();
+    log.push_back({{"t_us", run.lab.elapsed_us()}, {"rule", nullptr}, {"why", why}});
+    run.see.record(labkit::fact::RuleRemoved{run.rule_in_force->host, run.rule_in_force->id},
+                   {.say = fmt::format("rule {} removed   ({})", run.rule_in_force->id, why),
+                    .json_at = fmt::format("/firewall/{}", log.size() - 1)});
+    run.rule_in_force.reset();
 }
 
 // 1. LISTEN.
@@ -290,7 +310,7 @@ Side connect_while_dropped(Run& run, const Endpoint& server_endpoint) {
 // Returns how many times the client sent its SYN again (tcpi_total_retrans).
 std::uint32_t establish(Run& run, const Side& client, Clock::time_point connect_started) {
     run.see.step("lift the rule and wait for the SYN's retransmission");
-    lift_rule(run, run.server_host, "the next SYN gets through");
+    lift_rule(run, "the next SYN gets through");
     pollfd waiting{client.fd, POLLOUT, 0};
     if (poll(&waiting, 1, static_cast<int>(run.wait_limit.count())) <= 0)
         throw std::runtime_error(fmt::format("the handshake did not complete within {} s", run.wait_limit.count() / 1000));
@@ -341,7 +361,7 @@ void client_sends_fin(Run& run, const Side& client, const Side& server) {
 // 5. FIN-WAIT-2: the rule goes; the FIN is retransmitted and acknowledged.
 void client_fin_acknowledged(Run& run, const Side& client, const Side& server) {
     run.see.step("lift the rule: the client's FIN is retransmitted and acknowledged");
-    lift_rule(run, run.client_host, "the ACK can get through");
+    lift_rule(run, "the ACK can get through");
     observe(run, client, TcpState::fin_wait_2, "ACK of FIN received");
     char buffer[16];
     const auto eof = recv(server.fd, buffer, sizeof buffer, MSG_DONTWAIT);
@@ -364,7 +384,7 @@ void server_sends_fin(Run& run, const Side& client, const Side& server) {
 // 7. CLOSED: the rule goes; the server's FIN is retransmitted, the timewait socket ACKs it.
 void server_fin_acknowledged(Run& run, const Side& server) {
     run.see.step("lift the rule: the server's FIN is retransmitted, the client (in TIME-WAIT) acknowledges it");
-    lift_rule(run, run.server_host, "the last ACK can get through");
+    lift_rule(run, "the last ACK can get through");
     observe(run, server, TcpState::closed, "ACK of FIN received");
     run.say.note("the server's connection is gone: sock_diag no longer lists it");
     run.say.see_it_yourself(fmt::format("sudo nsenter --target {} --user --net ss -tan 'sport = :{}'   (only the listener)",
@@ -413,7 +433,7 @@ void print_timeline(Run& run) {
     run.say.fact("client", fmt::format("CLOSED -> {}", fmt::join(paths["client"], " -> ")));
     run.say.fact("listener", "CLOSED -> LISTEN");
     run.say.fact("server", fmt::format("(SYN-RECEIVED, inside the kernel) -> {}", fmt::join(paths["server"], " -> ")));
-    run.see.document().update({{"timeline", timeline}, {"paths", paths}, {"firewall", run.rules_log}});
+    run.see.document().update({{"timeline", timeline}, {"paths", paths}});
 }
 
 // The whole story, inside the private namespace. Returns the --json document.
