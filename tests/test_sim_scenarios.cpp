@@ -201,6 +201,31 @@ TEST_CASE("lossy-link: packets are lost and TCP's timer resends them until the d
     }
 }
 
+TEST_CASE("every scenario declares each host once, with its addresses and role, before anything happens on it", "[sim][scenario][trace]") {
+    for (const auto& info : scenarios()) {
+        CAPTURE(info.name);
+        const Simulator sim = story(info.name);
+        std::map<std::string, trace::HostAdded> declared;
+        for (const auto& event : sim.events()) {
+            CAPTURE(event.host, trace::type_name(event.body));
+            if (const auto* host = std::get_if<trace::HostAdded>(&event.body)) {
+                CHECK(declared.emplace(event.host, *host).second);  // once
+                continue;
+            }
+            CHECK(declared.contains(event.host));  // before any other event on it
+        }
+        // Every host of the model, as the model has it: its name, its addresses, a role.
+        REQUIRE(declared.size() == sim.world().hosts.size());
+        for (const Host& host : sim.world().hosts) {
+            CAPTURE(host.name);
+            REQUIRE(declared.contains(host.name));
+            CHECK(declared[host.name].addresses == host.addresses);
+            CHECK(declared[host.name].role == host.name);  // the scenarios name each host after its part
+            CHECK_FALSE(host.addresses.empty());
+        }
+    }
+}
+
 TEST_CASE("every scenario's trace obeys the shared trace format and reads back the same", "[sim][scenario][trace]") {
     for (const auto& info : scenarios()) {
         CAPTURE(info.name);

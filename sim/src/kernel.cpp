@@ -22,9 +22,13 @@ HostId Kernel::add_host(std::string name, std::vector<IpAddress> addresses, Host
     Host host;
     host.name = std::move(name);
     host.addresses = std::move(addresses);
-    host.options = options;
+    host.options = std::move(options);
     world.hosts.push_back(std::move(host));
-    return HostId{static_cast<std::uint32_t>(world.hosts.size() - 1)};
+    const HostId id{static_cast<std::uint32_t>(world.hosts.size() - 1)};
+    // Declared once, before any other event on it (docs/trace-format.md, `host`).
+    const Host& added = world.hosts.back();
+    record(id, trace::HostAdded{added.addresses, added.options.role});
+    return id;
 }
 
 void Kernel::set_link(HostId a, HostId b, LinkConfig config) {

@@ -36,9 +36,14 @@ struct Pair {
     HostId server;
 };
 
+HostOptions with_role(std::string role, HostOptions options = {}) {
+    options.role = std::move(role);
+    return options;
+}
+
 Pair client_and_server(Simulator& sim, HostOptions client_options = {}) {
-    const HostId client = sim.add_host("client", {client_address}, client_options);
-    const HostId server = sim.add_host("server", {server_address});
+    const HostId client = sim.add_host("client", {client_address}, with_role("client", std::move(client_options)));
+    const HostId server = sim.add_host("server", {server_address}, with_role("server"));
     sim.set_link(client, server, LinkConfig{5 * milliseconds, 0.0, {}});
     return {client, server};
 }
@@ -263,8 +268,8 @@ void ephemeral_exhaustion(Simulator& sim) {
 }
 
 void scan(Simulator& sim) {
-    const HostId scanner = sim.add_host("scanner", {scanner_address});
-    const HostId target = sim.add_host("server", {server_address});
+    const HostId scanner = sim.add_host("scanner", {scanner_address}, with_role("scanner"));
+    const HostId target = sim.add_host("server", {server_address}, with_role("server"));
     sim.set_link(scanner, target, LinkConfig{5 * milliseconds, 0.0, {}});
     tcp_server(sim, target, 22);  // open
     tcp_server(sim, target, 25);  // behind a DROP rule: filtered

@@ -11,7 +11,7 @@ Simulator::Simulator(SimOptions options) : options_(options) {
 // ---- topology ----
 
 HostId Simulator::add_host(std::string name, std::vector<IpAddress> addresses, HostOptions options) {
-    return kernel().add_host(std::move(name), std::move(addresses), options);
+    return kernel().add_host(std::move(name), std::move(addresses), std::move(options));
 }
 void Simulator::set_link(HostId a, HostId b, LinkConfig config) { kernel().set_link(a, b, config); }
 void Simulator::set_default_link(LinkConfig config) { kernel().set_default_link(config); }

@@ -188,6 +188,7 @@ struct ProtocolTable {
 };
 
 struct HostOptions {
+    std::string role;  // for the picture, as the trace's `host` event says it: "client", "server", "scanner", "router"
     EphemeralConfig ephemeral;
     Port unprivileged_port_start = 1024;  // net.ipv4.ip_unprivileged_port_start
     friend bool operator==(const HostOptions&, const HostOptions&) = default;
