@@ -3,6 +3,7 @@
 // portlab-sim command line.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -150,7 +151,7 @@ TEST_CASE("firewall-drop vs firewall-reject: silence times out (filtered), RST r
     CHECK(errors_of(drop) == std::vector<std::string>{"client connect ETIMEDOUT"});
     std::size_t dropped = 0;
     for (const auto& [host, p] : all<trace::Packet>(drop))
-        if (p.kind == trace::PacketKind::dropped && p.rule && p.rule->find("tcp dport 22 drop") != std::string::npos) ++dropped;
+        if (p.kind == trace::PacketKind::dropped && p.rule == "tcp dport 22 drop" && p.rule_id == "r1") ++dropped;
     // The SYN and its ten retransmissions: tcp_syn_retries (6) + tcp_syn_linear_timeouts (4),
     // as Linux 6.5+ sends them (net/ipv4/tcp_timer.c, tcp_write_timeout()).
     CHECK(dropped == 11);
@@ -187,7 +188,7 @@ TEST_CASE("lossy-link: packets are lost and TCP's timer resends them until the d
         const Simulator sim = story("lossy-link", seed);
         std::size_t lost = 0;
         for (const auto& [host, p] : all<trace::Packet>(sim))
-            if (p.kind == trace::PacketKind::dropped && p.rule && p.rule->find("lost on the link") != std::string::npos) ++lost;
+            if (p.kind == trace::PacketKind::dropped && p.cause == trace::DropCause::link) ++lost;
         std::size_t timeouts = 0;
         for (const auto& [host, note] : all<trace::Note>(sim))
             if (note.text.find("retransmission timer expired") != std::string::npos) ++timeouts;
@@ -199,6 +200,47 @@ TEST_CASE("lossy-link: packets are lost and TCP's timer resends them until the d
         const World end = sim.world();
         for (const Host& h : end.hosts) CHECK(h.slot_of.size() <= 1);  // only the server's listener remains
     }
+}
+
+TEST_CASE("every dropped packet says why: a firewall drop names its rule, a link loss is never a firewall's", "[sim][scenario][drop]") {
+    std::map<trace::DropCause, std::size_t> seen;
+    for (const auto& info : scenarios()) {
+        for (std::uint64_t seed = 1; seed <= 3; ++seed) {
+            CAPTURE(info.name, seed);
+            const Simulator sim = story(info.name, seed);
+            for (const auto& event : sim.events()) {
+                const auto* p = std::get_if<trace::Packet>(&event.body);
+                if (p == nullptr) continue;
+                CAPTURE(trace::to_json_line(event));
+                if (p->kind != trace::PacketKind::dropped) {
+                    CHECK_FALSE(p->cause);
+                    CHECK_FALSE(p->rule_id);
+                    continue;
+                }
+                REQUIRE(p->cause);
+                ++seen[*p->cause];
+                if (*p->cause != trace::DropCause::firewall) {
+                    CHECK_FALSE(p->rule_id);  // only a firewall drop has a rule
+                    if (*p->cause == trace::DropCause::link) CHECK_FALSE(p->rule);
+                    continue;
+                }
+                // The rule is on the host that dropped it, under that id, with that text.
+                REQUIRE(p->rule_id);
+                const auto host = sim.world().find_host(event.host);
+                REQUIRE(host);
+                const auto& rules = sim.world().host(*host)->firewall.input;
+                const auto rule = std::find_if(rules.begin(), rules.end(), [&](const NamedRule& r) { return r.id == *p->rule_id; });
+                REQUIRE(rule != rules.end());
+                CHECK(p->rule == nft_text(rule->rule).value());
+            }
+        }
+    }
+    // The scenarios show both: rules that drop (firewall-drop, scan) and a wire that loses (lossy-link).
+    CHECK(seen[trace::DropCause::firewall] > 0);
+    CHECK(seen[trace::DropCause::link] > 0);
+    // The lossy link's losses, and nothing else, in lossy-link: no firewall there at all.
+    for (const auto& [host, p] : all<trace::Packet>(story("lossy-link")))
+        if (p.kind == trace::PacketKind::dropped) CHECK(p.cause == trace::DropCause::link);
 }
 
 TEST_CASE("every scenario declares each host once, with its addresses and role, before anything happens on it", "[sim][scenario][trace]") {

@@ -341,13 +341,40 @@ TEST_CASE("a full accept queue drops the next SYN, and the client's retransmissi
     bool dropped_for_backlog = false;
     for (const auto& event : s.sim.events())
         if (const auto* p = std::get_if<trace::Packet>(&event.body); p && p->kind == trace::PacketKind::dropped && p->rule &&
-                                                                      p->rule->find("listen queue") != std::string::npos)
+                                                                      p->rule->find("listen queue") != std::string::npos) {
             dropped_for_backlog = true;
+            s.expect("why the SYN was dropped", trace::to_string(p->cause.value_or(trace::DropCause::firewall)), "other");
+        }
     s.expect("a SYN dropped for the full listen queue", dropped_for_backlog, true);
     (void)s.step("server: accept").accept(listener);
     (void)s.sim.accept(listener);
     s.step("run 2 s (the SYN is retried after 1 s)").run_for(2 * seconds);
     s.expect("third client's state", s.sim.find_socket(clients[2])->state, TcpState::established);
+}
+
+TEST_CASE("drops say why: a rule by its id, the chain's policy, no route", "[sim][firewall][drop]") {
+    Script s;
+    const auto [client, server] = two_hosts(s);
+    const std::string first = s.step("server: add rule tcp dport 22 drop").add_firewall_rule(server, drop_port(Protocol::tcp, 22));
+    const std::string second = s.step("server: add rule udp dport 53 reject").add_firewall_rule(server, reject_port(Protocol::udp, 53));
+    s.expect("the first rule's id", first, "r1");
+    s.expect("the second rule's id", second, "r2");
+    s.step("server: policy drop").set_firewall_policy(server, FirewallAction::drop);
+    const SocketRef udp = s.step("client: socket(UDP)").socket(client, Protocol::udp).value();
+    (void)s.step("client: sendto 10.0.0.2:53").sendto(udp, {1}, {a_server, 53});
+    (void)s.step("client: sendto 10.0.0.2:54").sendto(udp, {2}, {a_server, 54});
+    (void)s.step("client: sendto 192.0.2.9:53 (no host has it)").sendto(udp, {3}, {IpAddress::v4(192, 0, 2, 9), 53});
+    s.step("run 100 ms").run_for(100 * milliseconds);
+    std::vector<std::string> drops;
+    for (const auto& event : s.sim.events())
+        if (const auto* p = std::get_if<trace::Packet>(&event.body); p && p->kind == trace::PacketKind::dropped)
+            drops.push_back(event.host + " " + std::string(trace::to_string(p->cause.value_or(trace::DropCause::other))) + " " +
+                            p->rule_id.value_or("-") + " " + p->rule.value_or("-"));
+    // The unroutable datagram is dropped as it leaves; the other two when they reach the server.
+    s.expect("drop 1", drops.size() > 0 ? drops[0] : "", "client no-route - no route to host 192.0.2.9");
+    s.expect("drop 2", drops.size() > 1 ? drops[1] : "", "server firewall r2 udp dport 53 reject");
+    s.expect("drop 3", drops.size() > 2 ? drops[2] : "", "server firewall policy policy drop");
+    s.expect("drops", drops.size(), std::size_t{3});
 }
 
 TEST_CASE("TIME-WAIT lasts 2*MSL = 60 s on the side that closed first", "[sim][tcp]") {

@@ -36,8 +36,12 @@ void Kernel::set_link(HostId a, HostId b, LinkConfig config) {
     world.links[{key.first, key.second}] = config;
 }
 
-void Kernel::add_rule(HostId host, FirewallRule rule) {
-    if (host.value < world.hosts.size()) host_of(host).firewall.input.push_back(std::move(rule));
+std::string Kernel::add_rule(HostId host, FirewallRule rule) {
+    if (host.value >= world.hosts.size()) return {};
+    Firewall& firewall = host_of(host).firewall;
+    std::string id = "r" + std::to_string(firewall.next_rule_number++);
+    firewall.input.push_back(NamedRule{id, std::move(rule)});
+    return id;
 }
 
 void Kernel::set_policy(HostId host, FirewallAction policy) {

@@ -29,7 +29,9 @@ public:
     HostId add_host(std::string name, std::vector<IpAddress> addresses, HostOptions options);
     void set_link(HostId a, HostId b, LinkConfig config);
     void set_default_link(LinkConfig config) { world.default_link = config; }
-    void add_rule(HostId host, FirewallRule rule);
+    // Appends a rule to the host's input chain; returns its id ("r1"), which a packet it
+    // drops names (rule_id).
+    std::string add_rule(HostId host, FirewallRule rule);
     void set_policy(HostId host, FirewallAction policy);
     void set_tcp_config(TcpConfig config) { world.tcp = config; }
 

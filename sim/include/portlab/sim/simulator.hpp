@@ -42,7 +42,8 @@ public:
     HostId add_host(std::string name, std::vector<IpAddress> addresses, HostOptions options = {});
     void set_link(HostId a, HostId b, LinkConfig config);
     void set_default_link(LinkConfig config);
-    void add_firewall_rule(HostId host, FirewallRule rule);
+    // Returns the rule's id ("r1"), as the packets it drops name it.
+    std::string add_firewall_rule(HostId host, FirewallRule rule);
     void set_firewall_policy(HostId host, FirewallAction policy);
     void set_tcp_config(TcpConfig config);
 
