@@ -452,3 +452,65 @@ TEST_CASE("IPv6 hosts: a TCP handshake, and ICMPv6 port unreachable for a closed
     s.expect("ICMPv6 code (RFC 4443 3.1: port unreachable)", int{icmp.icmp->code}, 4);
     s.expect("recv on the connected UDP socket", outcome(s.step("recv").recv(u)), Errno::econnrefused);
 }
+
+namespace {
+
+// The local address this machine's kernel shows (getsockname) for a socket of `type`
+// that is first bound to 0.0.0.0:0 or not, then connected to 127.0.0.1:port, or only
+// sent to: "127.0.0.1" or "0.0.0.0".
+std::string real_local_address(int type, bool bind_first, bool connect_it, Port port) {
+    RealSocket s(type);
+    if (bind_first) REQUIRE(real_bind(s, "0.0.0.0", 0, false) == 0);
+    const sockaddr_in to = address_of("127.0.0.1", port);
+    if (connect_it) {
+        REQUIRE(::connect(s.fd, reinterpret_cast<const sockaddr*>(&to), sizeof to) == 0);
+    } else {
+        REQUIRE(::sendto(s.fd, "x", 1, 0, reinterpret_cast<const sockaddr*>(&to), sizeof to) == 1);
+    }
+    sockaddr_in local{};
+    socklen_t length = sizeof local;
+    REQUIRE(::getsockname(s.fd, reinterpret_cast<sockaddr*>(&local), &length) == 0);
+    char text[INET_ADDRSTRLEN] = {};
+    inet_ntop(AF_INET, &local.sin_addr, text, sizeof text);
+    return text;
+}
+
+}  // namespace
+
+TEST_CASE("connect() fills in the local address for UDP as for TCP, and sendto() leaves it open, as this machine's kernel does", "[sim][udp][kernel]") {
+    // Where to: a UDP port nobody reads (a datagram needs no peer) and a TCP listener (so
+    // the connection stays up while getsockname() looks: a refused one gives its address back).
+    RealSocket udp_peer(SOCK_DGRAM);
+    REQUIRE(real_bind(udp_peer, "127.0.0.1", 0, false) == 0);
+    RealSocket tcp_peer(SOCK_STREAM);
+    REQUIRE(real_bind(tcp_peer, "127.0.0.1", 0, false) == 0);
+    REQUIRE(::listen(tcp_peer.fd, 4) == 0);
+    struct Case {
+        const char* what;
+        int type;
+        bool bind_first;
+        bool connect_it;
+    };
+    for (const Case c : {Case{"UDP connect()", SOCK_DGRAM, false, true}, Case{"UDP bind(0.0.0.0:0), connect()", SOCK_DGRAM, true, true},
+                         Case{"UDP sendto() only", SOCK_DGRAM, false, false}, Case{"TCP bind(0.0.0.0:0), connect()", SOCK_STREAM, true, true}}) {
+        CAPTURE(c.what);
+        const Port closed = bound_port(c.type == SOCK_DGRAM ? udp_peer : tcp_peer);
+        const std::string kernel = real_local_address(c.type, c.bind_first, c.connect_it, closed);
+        Script s;
+        const HostId host = s.step("add host").add_host("host", {a_client});
+        const Protocol protocol = c.type == SOCK_DGRAM ? Protocol::udp : Protocol::tcp;
+        const SocketRef ref = s.step(c.what).socket(host, protocol).value();
+        if (c.bind_first) s.expect("bind 0.0.0.0:0", outcome(s.sim.bind(ref, {IpAddress::any_v4(), 0})), "ok");
+        if (c.connect_it) s.expect("connect 127.0.0.1", outcome(s.sim.connect(ref, {IpAddress::loopback_v4(), closed})), "ok");
+        else (void)s.sim.sendto(ref, {'x'}, {IpAddress::loopback_v4(), closed});
+        const Socket* socket = s.sim.find_socket(ref);
+        REQUIRE(socket != nullptr);
+        REQUIRE(socket->local);
+        s.expect("the local address, as this machine's getsockname() has it", socket->local->address.to_string(), kernel);
+        // The trace says so too: its last `bound` names that address, for the replay to show.
+        std::optional<Endpoint> traced;
+        for (const auto& event : s.sim.events())
+            if (const auto* bound = std::get_if<trace::Bound>(&event.body); bound && bound->socket == ref.id) traced = bound->endpoint;
+        s.expect("the traced local address", traced ? traced->address.to_string() : "(none)", kernel);
+    }
+}

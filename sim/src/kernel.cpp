@@ -229,6 +229,13 @@ void Kernel::attach_port(HostId h, Socket& s, const Endpoint& local) {
     table.free.take(local.port);
 }
 
+void Kernel::bind_to(HostId h, Socket& s, const Endpoint& local, trace::BindHow how, std::optional<std::string> note) {
+    attach_port(h, s, local);
+    s.bound_how = how;
+    s.port_auto_bound = how == trace::BindHow::ephemeral;
+    record(h, trace::Bound{s.id, local, how, std::move(note)});
+}
+
 void Kernel::detach_port(HostId h, Socket& s) {
     if (!s.local) return;
     ProtocolTable& table = host_of(h).table(s.protocol);
@@ -313,10 +320,9 @@ SysResult<Ok> Kernel::bind(SocketRef ref, Endpoint local) {
     } else if (bind_conflict(host, *s, local)) {
         return failed(ref.host, ref.id, "bind", Errno::eaddrinuse);
     }
-    attach_port(ref.host, *s, local);
     std::optional<std::string> note;
     if (s->reuse_address) note = "SO_REUSEADDR set";
-    record(ref.host, trace::Bound{s->id, local, how, note});
+    bind_to(ref.host, *s, local, how, std::move(note));
     return Ok{};
 }
 
@@ -335,9 +341,7 @@ SysResult<Ok> Kernel::listen(SocketRef ref, std::uint32_t backlog) {
         const IpAddress any = s->family == IpFamily::v4 ? IpAddress::any_v4() : IpAddress::any_v6();
         const auto port = pick_ephemeral(ref.host, *s, PortPurpose::tcp_bind_zero, any, std::nullopt);
         if (!port) return failed(ref.host, ref.id, "listen", Errno::eaddrinuse);
-        attach_port(ref.host, *s, Endpoint{any, *port});
-        s->port_auto_bound = true;
-        record(ref.host, trace::Bound{s->id, *s->local, trace::BindHow::ephemeral, std::nullopt});
+        bind_to(ref.host, *s, Endpoint{any, *port}, trace::BindHow::ephemeral);
     }
     const Host& host = host_of(ref.host);
     const BoundSockets bucket = host.table(Protocol::tcp).bound_to(s->local->port);
@@ -370,26 +374,21 @@ SysResult<Ok> Kernel::connect(SocketRef ref, Endpoint remote) {
         const auto purpose = s->protocol == Protocol::tcp ? PortPurpose::tcp_connect : PortPurpose::udp;
         const auto port = pick_ephemeral(ref.host, *s, purpose, source, remote);
         if (!port) return failed(ref.host, ref.id, "connect", Errno::eaddrnotavail);
-        // TCP binds the source address it will use (inet_hash_connect); UDP stays on the wildcard.
-        const IpAddress bound_address = s->protocol == Protocol::tcp ? source
-                                        : s->family == IpFamily::v4 ? IpAddress::any_v4()
-                                                                    : IpAddress::any_v6();
-        attach_port(ref.host, *s, Endpoint{bound_address, *port});
-        s->port_auto_bound = true;
-        record(ref.host, trace::Bound{s->id, *s->local, trace::BindHow::ephemeral, std::nullopt});
-    } else if (s->protocol == Protocol::tcp && s->local->address.is_unspecified()) {
-        s->local->address = source;  // the connection's local address is now specific
-    }
-    if (s->protocol == Protocol::udp) {
-        s->remote = remote;
-        return Ok{};
+        // TCP and UDP alike bind the source address the route gives: inet_hash_connect for
+        // TCP, __ip4_datagram_connect / ip6_datagram_connect (inet_rcv_saddr) for UDP.
+        bind_to(ref.host, *s, Endpoint{source, *port}, trace::BindHow::ephemeral);
     }
     // The 4-tuple must be new (Linux __inet_check_established).
     const Endpoint local{source, s->local->port};
-    if (!host_of(ref.host).add_connection(Protocol::tcp, FourTuple{local, remote}, s->id))
+    if (s->protocol == Protocol::tcp && !host_of(ref.host).add_connection(Protocol::tcp, FourTuple{local, remote}, s->id))
         return failed(ref.host, ref.id, "connect", Errno::eaddrnotavail);
-    s->local = local;
+    if (s->local->address.is_unspecified()) {
+        // Bound to the wildcard: connect() fills the address in, as getsockname() then shows.
+        s->local = local;
+        record(ref.host, trace::Bound{s->id, local, s->bound_how, "connect() filled in the source address"});
+    }
     s->remote = remote;
+    if (s->protocol == Protocol::udp) return Ok{};
     s->tcb.iss = static_cast<std::uint32_t>(world.rng.next());
     s->tcb.snd_una = s->tcb.iss;
     s->tcb.snd_nxt = s->tcb.iss + 1;
@@ -475,9 +474,7 @@ SysResult<Ok> Kernel::autobind_udp(HostId h, Socket& s, const IpAddress& destina
     const IpAddress source = source_address_for(host_of(h), destination, s.family);
     const auto port = pick_ephemeral(h, s, PortPurpose::udp, source, std::nullopt);
     if (!port) return failed(h, s.id, call, Errno::eaddrnotavail);
-    attach_port(h, s, Endpoint{any, *port});
-    s.port_auto_bound = true;
-    record(h, trace::Bound{s.id, *s.local, trace::BindHow::ephemeral, std::nullopt});
+    bind_to(h, s, Endpoint{any, *port}, trace::BindHow::ephemeral);  // sendto() leaves the address open
     return Ok{};
 }
 

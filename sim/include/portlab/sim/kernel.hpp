@@ -96,6 +96,8 @@ private:
     void destroy_socket(HostId h, trace::SocketId id);
     bool bind_conflict(const Host& host, const Socket& s, const Endpoint& local) const;
     void attach_port(HostId h, Socket& s, const Endpoint& local);
+    // attach_port for a user's socket, told in the trace (`bound`).
+    void bind_to(HostId h, Socket& s, const Endpoint& local, trace::BindHow how, std::optional<std::string> note = std::nullopt);
     void detach_port(HostId h, Socket& s);
     void add_connection(HostId h, const Socket& s);
     void remove_connection(HostId h, const Socket& s);

@@ -116,6 +116,7 @@ struct Socket {
     std::optional<Endpoint> local;   // bound address and port
     std::optional<Endpoint> remote;  // connected peer
     bool port_auto_bound = false;    // the kernel chose the port (released again on failure)
+    trace::BindHow bound_how = trace::BindHow::explicit_port;  // how `local` was bound, as the trace said
     TcpState state = TcpState::closed;
     bool listening = false;          // TCP LISTEN
     std::uint32_t backlog = 0;
