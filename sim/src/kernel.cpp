@@ -291,6 +291,13 @@ SysResult<Ok> Kernel::set_privileged(SocketRef ref, bool on) {
     return Ok{};
 }
 
+SysResult<Ok> Kernel::set_linger_zero(SocketRef ref, bool on) {
+    Socket* s = user_socket(ref);
+    if (s == nullptr) return failed(ref.host, ref.id, "setsockopt", Errno::ebadf);
+    s->linger_zero = on;
+    return Ok{};
+}
+
 SysResult<Ok> Kernel::set_auto_reply(SocketRef ref, Bytes reply) {
     Socket* s = user_socket(ref);
     if (s == nullptr) return failed(ref.host, ref.id, "setsockopt", Errno::ebadf);
@@ -561,20 +568,20 @@ SysResult<Ok> Kernel::close(SocketRef ref) {
             break;
         case TcpState::syn_received:
         case TcpState::established:
-            if (!s->tcb.receive_buffer.empty()) {
-                // Unread data: abort with RST instead of FIN (RFC 2525 2.17; Linux tcp_close).
+        case TcpState::close_wait:
+            // Abort with RST instead of FIN (RFC 9293 3.10.5 ABORT) when data is left unread
+            // (RFC 2525 2.17) or SO_LINGER is on with time 0: Linux tcp_close() ->
+            // tcp_disconnect() -> tcp_send_active_reset().
+            if (!s->tcb.receive_buffer.empty() || s->linger_zero) {
                 send_segment(h, *s, s->tcb.snd_nxt, tcp_flag::rst | tcp_flag::ack);
-                set_state(h, *s, TcpState::closed, "close() with unread data: reset");
+                set_state(h, *s, TcpState::closed,
+                          s->tcb.receive_buffer.empty() ? "close() with SO_LINGER 0: reset" : "close() with unread data: reset");
                 destroy_socket(h, s->id);
                 break;
             }
+            // Else the orderly close: our FIN after the data.
             s->tcb.fin_queued = true;
-            set_state(h, *s, TcpState::fin_wait_1, "close() called");
-            tcp_output(h, *s);
-            break;
-        case TcpState::close_wait:
-            s->tcb.fin_queued = true;
-            set_state(h, *s, TcpState::last_ack, "close() called");
+            set_state(h, *s, s->state == TcpState::close_wait ? TcpState::last_ack : TcpState::fin_wait_1, "close() called");
             tcp_output(h, *s);
             break;
         default: break;  // already closing

@@ -155,6 +155,7 @@ void Kernel::on_arrival(Arrival& arrival) {
     if (std::holds_alternative<TcpBody>(packet.body)) tcp_input(h, packet);
     else if (std::holds_alternative<UdpBody>(packet.body)) udp_input(h, packet);
     else icmp_input(h, packet);
+    settle_connect_probes(h);
 }
 
 // The firewall's answer for a rejected packet, as nft_reject sends it: a TCP RST, or an
@@ -252,9 +253,11 @@ void Kernel::send_probe(std::uint32_t index) {
     Time timeout = 1 * seconds;
     switch (probe.type) {
         case scan::ScanType::connect: {
-            // A full connect() through the scanner host's own stack (nmap -sT).
+            // A full connect() through the scanner host's own stack (nmap -sT), on a socket
+            // with SO_LINGER {1, 0} as nmap's init_socket() sets it: its close() is an RST.
             const auto s = socket(h, Protocol::tcp, probe.target.address.family());
             if (!s) return;
+            (void)set_linger_zero(*s, true);
             world.probes[index].socket = s->id;
             (void)connect(*s, world.probes[index].target);
             timeout = 3 * seconds;  // leaves room for the kernel's own SYN retransmission
@@ -336,15 +339,32 @@ void Kernel::observe_for_scanner(HostId h, const Wire& packet) {
     }
 }
 
+// nmap -sT learns a port's state as soon as its non-blocking connect() is writable: the
+// connection is up (open) or failed with an errno (RST: closed; ICMP: filtered). It then
+// closes the socket, with an RST (SO_LINGER 0). Called after each packet a host takes in.
+void Kernel::settle_connect_probes(HostId h) {
+    for (std::uint32_t i = 0; i < world.probes.size(); ++i) {
+        const Probe& probe = world.probes[i];
+        if (probe.scanner != h || probe.result || probe.type != scan::ScanType::connect || !probe.socket) continue;
+        if (connect_answer(find(h, *probe.socket)).kind != scan::AnswerKind::nothing) finish_connect_probe(i);
+    }
+}
+
+// The connect scan's verdict from its socket, then close() (an RST for a connection).
+void Kernel::finish_connect_probe(std::uint32_t index) {
+    const Probe& probe = world.probes[index];
+    const SocketRef s{probe.scanner, probe.socket.value_or(trace::SocketId{})};
+    const Socket* socket = find(s.host, s.id);
+    const auto verdict = scan::classify(probe.type, connect_answer(socket));
+    conclude(index, verdict.value_or(scan::Verdict{scan::PortState::filtered, scan::Reason::local_error}));
+    if (socket != nullptr) (void)close(s);
+}
+
 void Kernel::on_probe_timeout(std::uint32_t index) {
     if (index >= world.probes.size() || world.probes[index].result) return;
     Probe& probe = world.probes[index];
     if (probe.type == scan::ScanType::connect) {
-        const SocketRef s{probe.scanner, probe.socket.value_or(trace::SocketId{})};
-        const Socket* socket = find(s.host, s.id);
-        const auto verdict = scan::classify(probe.type, connect_answer(socket));
-        conclude(index, verdict.value_or(scan::Verdict{scan::PortState::filtered, scan::Reason::local_error}));
-        if (socket != nullptr) (void)close(s);
+        finish_connect_probe(index);
         return;
     }
     if (probe.tries < 2) {  // nmap retransmits an unanswered probe
@@ -357,7 +377,7 @@ void Kernel::on_probe_timeout(std::uint32_t index) {
 void Kernel::conclude(std::uint32_t index, scan::Verdict verdict) {
     Probe& probe = world.probes[index];
     probe.result = verdict;
-    if (probe.type != scan::ScanType::connect) world.queue.cancel(probe.timeout);
+    world.queue.cancel(probe.timeout);  // harmless when it is the timeout that concluded
     note(probe.scanner, "nmap " + std::string(scan::to_string(probe.type)) + " scan: " +
                             std::to_string(probe.target.port) + "/" + std::string(to_string(scan::protocol_of(probe.type))) +
                             " is " + std::string(scan::to_string(verdict.state)) +

@@ -52,6 +52,7 @@ SysResult<SocketRef> Simulator::socket(HostId host, Protocol protocol, IpFamily 
 }
 SysResult<Ok> Simulator::set_reuse_address(SocketRef s, bool on) { return kernel().set_reuse_address(s, on); }
 SysResult<Ok> Simulator::set_privileged(SocketRef s, bool on) { return kernel().set_privileged(s, on); }
+SysResult<Ok> Simulator::set_linger_zero(SocketRef s, bool on) { return kernel().set_linger_zero(s, on); }
 SysResult<Ok> Simulator::set_auto_reply(SocketRef s, Bytes reply) { return kernel().set_auto_reply(s, std::move(reply)); }
 SysResult<Ok> Simulator::bind(SocketRef s, Endpoint local) { return kernel().bind(s, local); }
 SysResult<Ok> Simulator::listen(SocketRef s, std::uint32_t backlog) { return kernel().listen(s, backlog); }

@@ -48,6 +48,7 @@ public:
     SysResult<SocketRef> socket(HostId host, Protocol protocol, IpFamily family);
     SysResult<Ok> set_reuse_address(SocketRef s, bool on);
     SysResult<Ok> set_privileged(SocketRef s, bool on);
+    SysResult<Ok> set_linger_zero(SocketRef s, bool on);
     SysResult<Ok> set_auto_reply(SocketRef s, Bytes reply);
     SysResult<Ok> bind(SocketRef s, Endpoint local);
     SysResult<Ok> listen(SocketRef s, std::uint32_t backlog);
@@ -144,6 +145,8 @@ private:
     void send_probe(std::uint32_t index);
     void observe_for_scanner(HostId h, const Wire& packet);
     void on_probe_timeout(std::uint32_t index);
+    void settle_connect_probes(HostId h);
+    void finish_connect_probe(std::uint32_t index);
     void conclude(std::uint32_t index, scan::Verdict verdict);
 };
 

@@ -65,6 +65,8 @@ public:
     SysResult<Ok> set_reuse_address(SocketRef s, bool on = true);
     // Whether the owning process has CAP_NET_BIND_SERVICE (root): ports below 1024.
     SysResult<Ok> set_privileged(SocketRef s, bool on = true);
+    // SO_LINGER {on, 0}: close() then resets a connection (RST) instead of closing it (FIN).
+    SysResult<Ok> set_linger_zero(SocketRef s, bool on = true);
     // A UDP "service" that answers each datagram with `reply` (the scan's open UDP port).
     SysResult<Ok> set_auto_reply(SocketRef s, Bytes reply);
     SysResult<Ok> bind(SocketRef s, Endpoint local);

@@ -112,6 +112,7 @@ struct Socket {
     IpFamily family = IpFamily::v4;
     bool privileged = false;     // the owner has CAP_NET_BIND_SERVICE
     bool reuse_address = false;  // SO_REUSEADDR
+    bool linger_zero = false;    // SO_LINGER {1, 0}: close() aborts with RST
     bool open_by_user = true;
     std::optional<Endpoint> local;   // bound address and port
     std::optional<Endpoint> remote;  // connected peer
