@@ -242,6 +242,7 @@ void Kernel::detach_port(HostId h, Socket& s) {
     if (table.unbind_socket(s.local->port, s.id)) table.free.release(s.local->port);
     s.local.reset();
     s.port_auto_bound = false;
+    s.bound_by_connect = false;
 }
 
 void Kernel::add_connection(HostId h, const Socket& s) {
@@ -379,11 +380,17 @@ SysResult<Ok> Kernel::connect(SocketRef ref, Endpoint remote) {
     record(ref.host, trace::ConnectStarted{s->id, remote});
     if (!s->local) {
         const auto purpose = s->protocol == Protocol::tcp ? PortPurpose::tcp_connect : PortPurpose::udp;
-        const auto port = pick_ephemeral(ref.host, *s, purpose, source, remote);
+        std::optional<std::string> note;
+        auto port = pick_ephemeral(ref.host, *s, purpose, source, remote);
+        if (!port && s->protocol == Protocol::tcp) {
+            port = share_ephemeral(ref.host, *s, Endpoint{source, 0}, remote);
+            if (port) note = "shared with connections to other destinations: the 4-tuple is still unique";
+        }
         if (!port) return failed(ref.host, ref.id, "connect", Errno::eaddrnotavail);
         // TCP and UDP alike bind the source address the route gives: inet_hash_connect for
         // TCP, __ip4_datagram_connect / ip6_datagram_connect (inet_rcv_saddr) for UDP.
-        bind_to(ref.host, *s, Endpoint{source, *port}, trace::BindHow::ephemeral);
+        bind_to(ref.host, *s, Endpoint{source, *port}, trace::BindHow::ephemeral, std::move(note));
+        s->bound_by_connect = s->protocol == Protocol::tcp;
     }
     // The 4-tuple must be new (Linux __inet_check_established).
     const Endpoint local{source, s->local->port};
@@ -408,6 +415,32 @@ SysResult<Ok> Kernel::connect(SocketRef ref, Endpoint remote) {
     send_segment(ref.host, *s, s->tcb.iss, tcp_flag::syn);
     arm_retransmit(ref.host, *s);
     return Ok{};
+}
+
+// Linux __inet_hash_connect: a port whose bind bucket was made by connect() alone
+// (tb->fastreuse < 0: no bind(), no listener) serves another connection when the new
+// 4-tuple is unique (__inet_check_established), so the ephemeral range limits the
+// connections to one destination, not to all. Linux may share such a port before the
+// range is full, in its probing order; the model shares only once no port is free, the
+// lowest shareable port first, so its ports differ but its limits are Linux's.
+std::optional<Port> Kernel::share_ephemeral(HostId h, Socket& s, Endpoint local, const Endpoint& remote) {
+    const Host& host = host_of(h);
+    const PortRange range = host.options.ephemeral.range;
+    for (std::uint32_t port = range.low; port <= range.high; ++port) {
+        const BoundSockets bucket = host.table(Protocol::tcp).bound_to(static_cast<Port>(port));
+        bool by_connect_only = bucket.size() > 0;
+        for (std::size_t i = 0; i < bucket.size() && by_connect_only; ++i) {
+            const Socket* other = host.find(bucket[i]);
+            by_connect_only = other != nullptr && other->bound_by_connect;
+        }
+        local.port = static_cast<Port>(port);
+        if (!by_connect_only || host.find_connection(Protocol::tcp, FourTuple{local, remote})) continue;
+        if (recording())
+            record(h, trace::EphemeralAssigned{s.id, local.port, range.low, range.high, "linux-hash-connect, shared",
+                                               (port & 1U) == 0 ? trace::Parity::even : trace::Parity::odd});
+        return local.port;
+    }
+    return std::nullopt;
 }
 
 SysResult<SocketRef> Kernel::accept(SocketRef ref) {

@@ -255,16 +255,23 @@ void ephemeral_exhaustion(Simulator& sim) {
     HostOptions small;
     small.ephemeral.range = PortRange{40000, 40007};
     const auto [client, server] = client_and_server(sim, small);
-    const SocketRef listener = tcp_server(sim, server, 80, 64);
+    tcp_server(sim, server, 80, 64);
+    tcp_server(sim, server, 8080, 64);
     sim.run_for(1 * milliseconds);
-    sim.note(client, "The client's ephemeral range is only 40000-40007: eight ports for connections to anywhere.");
+    sim.note(client, "The client's ephemeral range is only 40000-40007: eight ports, so at most eight connections to one "
+                     "destination (10.0.0.2:80). Linux's limit is per destination: each connection needs only a unique 4-tuple.");
     for (int i = 0; i < 9; ++i) {
         const SocketRef s = sim.socket(client, Protocol::tcp).value();
         (void)sim.connect(s, Endpoint{server_address, 80});
     }
-    sim.note(client, "The ninth connect() found no free port: EADDRNOTAVAIL, at once, without trying the network.");
+    sim.note(client, "The ninth connect() to 10.0.0.2:80 found no port that makes a new 4-tuple: EADDRNOTAVAIL, at once, "
+                     "without trying the network.");
     sim.run_for(50 * milliseconds);
-    (void)listener;
+    const SocketRef other = sim.socket(client, Protocol::tcp).value();
+    (void)sim.connect(other, Endpoint{server_address, 8080});
+    sim.note(client, "A connect() to another destination, 10.0.0.2:8080, still succeeds: it shares a port of the full range, "
+                     "because (10.0.0.1, port, 10.0.0.2, 8080) is a new 4-tuple (Linux __inet_hash_connect).");
+    sim.run_for(50 * milliseconds);
 }
 
 void scan(Simulator& sim) {
@@ -346,7 +353,9 @@ const std::array<Entry, 12> table{{
     {{"firewall-reject", "A firewall that rejects", "the firewall rejects SYNs to port 22 with RST: ECONNREFUSED (looks closed)"},
      [](Simulator& sim) { firewall_story(sim, FirewallAction::reject); }},
     {{"bind-conflict", "Who may bind a port", "EADDRINUSE, EACCES below 1024, then SO_REUSEADDR binding beside a TIME-WAIT connection"}, bind_conflict},
-    {{"ephemeral-exhaustion", "Running out of ephemeral ports", "a client with an 8-port ephemeral range makes 9 connections: EADDRNOTAVAIL"}, ephemeral_exhaustion},
+    {{"ephemeral-exhaustion", "Running out of ephemeral ports",
+      "a client with an 8-port ephemeral range makes 9 connections to one server port: EADDRNOTAVAIL; a 10th to another port shares a port"},
+     ephemeral_exhaustion},
     {{"scan", "An nmap scan", "SYN, connect, ACK and UDP scans find open, closed, filtered, unfiltered and open|filtered ports"}, scan},
     {{"time-wait", "TIME-WAIT", "the side that closes first waits 2*MSL in TIME-WAIT before the connection is gone"}, time_wait},
     {{"lossy-link", "A lossy link", "a link that loses 20% of packets: TCP retransmits on timeout until everything arrives"}, lossy_link},

@@ -104,6 +104,7 @@ private:
     void remove_connection(HostId h, const Socket& s);
     std::optional<Port> pick_ephemeral(HostId h, Socket& s, PortPurpose purpose, const IpAddress& local,
                                        std::optional<Endpoint> remote);
+    std::optional<Port> share_ephemeral(HostId h, Socket& s, Endpoint local, const Endpoint& remote);
     SysResult<Ok> autobind_udp(HostId h, Socket& s, const IpAddress& destination, std::string_view call);
 
     // packets

@@ -118,6 +118,7 @@ struct Socket {
     std::optional<Endpoint> remote;  // connected peer
     bool port_auto_bound = false;    // the kernel chose the port (released again on failure)
     trace::BindHow bound_how = trace::BindHow::explicit_port;  // how `local` was bound, as the trace said
+    bool bound_by_connect = false;   // TCP: connect() chose the port, so it may share it (another 4-tuple)
     TcpState state = TcpState::closed;
     bool listening = false;          // TCP LISTEN
     std::uint32_t backlog = 0;
