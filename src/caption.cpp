@@ -151,6 +151,43 @@ std::string lost_on_link(const std::string& what, const trace::Packet& packet) {
     return what + " was lost on the link" + between + ", not stopped by any rule";
 }
 
+// "drops TCP packets to port 22", "answers UDP packets to port 53 with ICMP port unreachable".
+std::string rule_phrase(const FirewallRule& rule) {
+    auto text = nft_text(rule);
+    const std::string nft = text ? "\"" + *text + "\"" : "(a rule nft would refuse: " + text.error().message + ")";
+    switch (rule.action) {
+        case FirewallAction::accept: return nft + ", which lets matching packets in";
+        case FirewallAction::drop: return nft + ", which drops matching packets without a word";
+        case FirewallAction::reject:
+            return nft + (rule.reject_with == RejectWith::tcp_reset ? ", which answers matching packets with a TCP RST"
+                                                                    : ", which answers matching packets with an ICMP error");
+    }
+    return nft;
+}
+
+std::string_view scan_name(scan::ScanType type) {
+    switch (type) {
+        case scan::ScanType::connect: return "connect";
+        case scan::ScanType::syn: return "SYN";
+        case scan::ScanType::ack: return "ACK";
+        case scan::ScanType::udp: return "UDP";
+    }
+    return "?";
+}
+
+// What each state tells the person who scanned (nmap's book, "port scanning basics").
+std::string_view scan_meaning(const trace::ScanResult& result) {
+    switch (result.state) {
+        case scan::PortState::open: return "a program is listening there";
+        case scan::PortState::closed: return "the host answered, and nothing listens there";
+        case scan::PortState::filtered: return "something in between stopped the probe, so the scanner cannot tell";
+        case scan::PortState::unfiltered: return "probes reach the port, but an ACK scan cannot say if it is open";
+        case scan::PortState::open_filtered: return "no answer came: open or filtered, the scanner cannot tell which";
+        case scan::PortState::closed_filtered: return "closed or filtered, the scanner cannot tell which";
+    }
+    return "";
+}
+
 // "a TCP SYN from 10.0.0.1:40000 to 10.0.0.2:80", "an ICMP message ...".
 std::string packet_phrase(const DecodedPacket& decoded) {
     const PacketLabel label = label_of(decoded);
@@ -232,6 +269,11 @@ struct Captioner {
         return fmt::format("{} OS assigned ephemeral port {} to socket {}, from {}-{} ({})", possessive(event.host),
                            b.port, b.socket.value, b.range_low, b.range_high, how);
     }
+    std::string operator()(const trace::ChildCreated& b) const {
+        return fmt::format("A connection for {} arrived at {}: its kernel made socket {} for it, SYN-RECEIVED, "
+                           "before any program asked (it waits for accept() once the handshake is done)",
+                           b.four_tuple.to_string(), socket_of(b.listener), b.socket.value);
+    }
     std::string operator()(const trace::Accepted& b) const {
         return fmt::format("{} accepted a connection on socket {}: new socket {} for {}, sharing port {} with the "
                            "listener",
@@ -276,6 +318,26 @@ struct Captioner {
         return fmt::format("{} closed socket {}", host(), b.socket.value);
     }
     std::string operator()(const trace::Note& b) const { return b.text; }
+    std::string operator()(const trace::RuleAdded& b) const {
+        return fmt::format("{} added firewall rule {} to its input chain: {}", host(), b.rule_id, rule_phrase(b.rule));
+    }
+    std::string operator()(const trace::RuleRemoved& b) const {
+        return fmt::format("{} removed firewall rule {}", host(), b.rule_id);
+    }
+    std::string operator()(const trace::ScanProbe& b) const {
+        const auto protocol = scan::protocol_of(b.scan);
+        std::string text = fmt::format("{} sent {} scan probe ({}) to {}{}", host(), with_article(scan_name(b.scan)),
+                                       scan::nmap_option(b.scan), b.target.to_string(),
+                                       service_suffix(b.target.port, protocol));
+        if (b.attempt > 0) text += fmt::format(", retransmission {}", b.attempt);
+        return text;
+    }
+    std::string operator()(const trace::ScanResult& b) const {
+        return fmt::format("{} port {}/{}{} is {} ({}): {}", possessive_target(b.target), b.target.port,
+                           to_string(scan::protocol_of(b.scan)), service_suffix(b.target.port, scan::protocol_of(b.scan)),
+                           scan::to_string(b.state), scan::to_string(b.reason), scan_meaning(b));
+    }
+    std::string possessive_target(const Endpoint& target) const { return "Host " + target.address.to_string() + "'s"; }
 };
 
 // A capital for a sentence that starts with a common word ("the client", "host

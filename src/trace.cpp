@@ -92,6 +92,11 @@ template <> constexpr std::string_view body_name<HostAdded> = "host";
 template <> constexpr std::string_view body_name<TimerArmed> = "timer_armed";
 template <> constexpr std::string_view body_name<TimerFired> = "timer_fired";
 template <> constexpr std::string_view body_name<TimerStopped> = "timer_stopped";
+template <> constexpr std::string_view body_name<ChildCreated> = "child_created";
+template <> constexpr std::string_view body_name<RuleAdded> = "rule_added";
+template <> constexpr std::string_view body_name<RuleRemoved> = "rule_removed";
+template <> constexpr std::string_view body_name<ScanProbe> = "scan_probe";
+template <> constexpr std::string_view body_name<ScanResult> = "scan_result";
 
 // The format version each type arrived in (docs/trace-format.md, "Compatibility").
 template <class Body> constexpr int body_version = 1;
@@ -99,6 +104,11 @@ template <> constexpr int body_version<HostAdded> = 2;
 template <> constexpr int body_version<TimerArmed> = 2;
 template <> constexpr int body_version<TimerFired> = 2;
 template <> constexpr int body_version<TimerStopped> = 2;
+template <> constexpr int body_version<ChildCreated> = 2;
+template <> constexpr int body_version<RuleAdded> = 2;
+template <> constexpr int body_version<RuleRemoved> = 2;
+template <> constexpr int body_version<ScanProbe> = 2;
+template <> constexpr int body_version<ScanResult> = 2;
 
 // ---- writing ----------------------------------------------------------------------
 
@@ -133,11 +143,19 @@ void put_body(ordered_json& line, const EphemeralAssigned& body) {
     line["algorithm"] = body.algorithm;
     if (body.parity) line["parity"] = name_of(parity_names, *body.parity);
 }
+ordered_json four_tuple_json(const FourTuple& tuple) {
+    return ordered_json{{"local", endpoint_json(tuple.local)}, {"remote", endpoint_json(tuple.remote)}};
+}
+
+void put_body(ordered_json& line, const ChildCreated& body) {
+    line["listener"] = body.listener.value;
+    line["socket"] = body.socket.value;
+    line["four_tuple"] = four_tuple_json(body.four_tuple);
+}
 void put_body(ordered_json& line, const Accepted& body) {
     line["listener"] = body.listener.value;
     line["socket"] = body.socket.value;
-    line["four_tuple"] = ordered_json{{"local", endpoint_json(body.four_tuple.local)},
-                                      {"remote", endpoint_json(body.four_tuple.remote)}};
+    line["four_tuple"] = four_tuple_json(body.four_tuple);
 }
 void put_body(ordered_json& line, const StateChanged& body) {
     line["socket"] = body.socket.value;
@@ -183,6 +201,24 @@ void put_body(ordered_json& line, const TimerFired& body) {
 void put_body(ordered_json& line, const TimerStopped& body) {
     line["socket"] = body.socket.value;
     line["timer"] = name_of(timer_names, body.timer);
+}
+void put_body(ordered_json& line, const RuleAdded& body) {
+    line["rule_id"] = body.rule_id;
+    // value_problem() has refused a rule nft would refuse, so the text is there.
+    line["rule"] = nft_text(body.rule).value_or("");
+}
+void put_body(ordered_json& line, const RuleRemoved& body) { line["rule_id"] = body.rule_id; }
+void put_body(ordered_json& line, const ScanProbe& body) {
+    line["scan"] = scan::to_string(body.scan);
+    line["target"] = endpoint_json(body.target);
+    line["attempt"] = body.attempt;
+    if (body.socket) line["socket"] = body.socket->value;
+}
+void put_body(ordered_json& line, const ScanResult& body) {
+    line["scan"] = scan::to_string(body.scan);
+    line["target"] = endpoint_json(body.target);
+    line["state"] = scan::to_string(body.state);
+    line["reason"] = scan::to_string(body.reason);
 }
 
 std::string dump_line(const ordered_json& line) {
@@ -373,6 +409,21 @@ public:
         return result;
     }
 
+    // A string field read by one of the hub's own parsers (scan::parse_port_state,
+    // parse_nft_rule, ...), whose message explains a refusal.
+    template <class Parse>
+    auto parsed(const char* name, Parse parse) -> std::decay_t<decltype(*parse(std::string_view{}))> {
+        using Value = std::decay_t<decltype(*parse(std::string_view{}))>;
+        const std::string value = text(name);
+        if (failed()) return Value{};
+        auto result = parse(value);
+        if (!result) {
+            reject("field '" + std::string(name) + "': " + result.error().message);
+            return Value{};
+        }
+        return std::move(*result);
+    }
+
     Bytes hex_bytes(const char* name) {
         const std::string value = text(name);
         if (failed()) return {};
@@ -429,6 +480,10 @@ EphemeralAssigned read_body(Reader& r, std::type_identity<EphemeralAssigned>) {
             r.port("range_high"),    r.text("algorithm"),      r.optional_one_of("parity", parity_names)};
 }
 template <class Reader>
+ChildCreated read_body(Reader& r, std::type_identity<ChildCreated>) {
+    return {r.socket("listener"), r.socket("socket"), r.four_tuple("four_tuple")};
+}
+template <class Reader>
 Accepted read_body(Reader& r, std::type_identity<Accepted>) {
     return {r.socket("listener"), r.socket("socket"), r.four_tuple("four_tuple")};
 }
@@ -478,6 +533,24 @@ TimerStopped read_body(Reader& r, std::type_identity<TimerStopped>) {
     return {r.socket("socket"), r.one_of("timer", timer_names)};
 }
 
+template <class Reader>
+RuleAdded read_body(Reader& r, std::type_identity<RuleAdded>) {
+    return {r.text("rule_id"), r.parsed("rule", parse_nft_rule)};
+}
+template <class Reader>
+RuleRemoved read_body(Reader& r, std::type_identity<RuleRemoved>) { return {r.text("rule_id")}; }
+template <class Reader>
+ScanProbe read_body(Reader& r, std::type_identity<ScanProbe>) {
+    return {r.parsed("scan", scan::parse_scan_type), r.endpoint("target"),
+            static_cast<std::uint32_t>(r.unsigned_number("attempt", std::numeric_limits<std::uint32_t>::max())),
+            r.optional_socket("socket")};
+}
+template <class Reader>
+ScanResult read_body(Reader& r, std::type_identity<ScanResult>) {
+    return {r.parsed("scan", scan::parse_scan_type), r.endpoint("target"), r.parsed("state", scan::parse_port_state),
+            r.parsed("reason", scan::parse_reason)};
+}
+
 // Picks the variant alternative whose name is `type` and reads its fields.
 template <class Reader, std::size_t... I>
 std::optional<EventBody> read_named_body(std::string_view type, Reader& reader, std::index_sequence<I...>) {
@@ -502,6 +575,12 @@ std::optional<std::string> value_problem(const Event& event) {
         if (packet->rule_id && packet->cause != DropCause::firewall)
             return "field 'rule_id' needs \"cause\": \"firewall\" (only a firewall rule drops by rule)";
     }
+    if (const auto* added = std::get_if<RuleAdded>(&event.body)) {
+        if (added->rule_id.empty()) return "field 'rule_id' must not be empty";
+        if (auto refused = check_rule(added->rule); !refused) return "rule " + added->rule_id + ": " + refused.error().message;
+    }
+    if (const auto* removed = std::get_if<RuleRemoved>(&event.body); removed && removed->rule_id.empty())
+        return "field 'rule_id' must not be empty";
     if (const auto* assigned = std::get_if<EphemeralAssigned>(&event.body)) {
         if (assigned->range_low > assigned->range_high) {
             return "ephemeral range " + std::to_string(assigned->range_low) + "-" +
@@ -759,6 +838,15 @@ public:
     }
     // Arrays are the full parser's job: host lines are a few per trace.
     std::vector<IpAddress> addresses(std::string_view) { return decline(std::vector<IpAddress>{}); }
+    template <class Parse>
+    auto parsed(std::string_view name, Parse parse) -> std::decay_t<decltype(*parse(std::string_view{}))> {
+        using Value = std::decay_t<decltype(*parse(std::string_view{}))>;
+        const std::string_view value = view(name);
+        if (!ok) return Value{};
+        auto result = parse(value);
+        if (!result) return decline(Value{});
+        return std::move(*result);
+    }
     Bytes hex_bytes(std::string_view name) {
         const std::string_view value = view(name);
         if (!ok) return decline(Bytes{});
@@ -807,10 +895,11 @@ std::string_view to_string(DropCause cause) noexcept { return name_of(drop_cause
 
 namespace {
 
-// The socket an event brings into existence: socket_created's, or the new
-// connected socket of accepted.
+// The socket an event brings into existence: socket_created's, child_created's, or
+// the new connected socket of accepted (unless child_created brought it already).
 std::optional<SocketId> introduced_socket(const EventBody& body) {
     if (const auto* created = std::get_if<SocketCreated>(&body)) return created->socket;
+    if (const auto* child = std::get_if<ChildCreated>(&body)) return child->socket;
     if (const auto* accepted = std::get_if<Accepted>(&body)) return accepted->socket;
     return std::nullopt;
 }
@@ -836,7 +925,10 @@ std::optional<std::string> SequenceRules::admit(const Event& event, std::size_t 
         }
         host_declared_on_line_.emplace(event.host, line_number);
     }
-    if (const auto socket = introduced_socket(event.body)) {
+    if (auto problem = admit_child_or_rule(event, line_number)) return problem;
+    const auto* accepted = std::get_if<Accepted>(&event.body);
+    const bool accepts_child = accepted && waiting_children_.erase({event.host, accepted->socket.value}) > 0;
+    if (const auto socket = introduced_socket(event.body); socket && !accepts_child) {
         const auto [where, fresh] = introduced_on_line_.try_emplace({event.host, socket->value}, line_number);
         if (!fresh) {
             return "socket " + std::to_string(socket->value) + " on host '" + event.host + "' was already created on line " +
@@ -849,6 +941,32 @@ std::optional<std::string> SequenceRules::admit(const Event& event, std::size_t 
         last_host_ = event.host;
     }
     last_t_us_ = event.t_us;
+    return std::nullopt;
+}
+
+std::optional<std::string> SequenceRules::admit_child_or_rule(const Event& event, std::size_t line_number) {
+    if (const auto* accepted = std::get_if<Accepted>(&event.body)) {
+        const auto child = waiting_children_.find({event.host, accepted->socket.value});
+        if (child != waiting_children_.end() && child->second != accepted->listener.value) {
+            return "socket " + std::to_string(accepted->socket.value) + " on host '" + event.host +
+                   "' arrived at listener " + std::to_string(child->second) + ", so listener " +
+                   std::to_string(accepted->listener.value) + " cannot accept it";
+        }
+    }
+    if (const auto* child = std::get_if<ChildCreated>(&event.body)) {
+        waiting_children_.try_emplace({event.host, child->socket.value}, child->listener.value);
+    }
+    if (const auto* added = std::get_if<RuleAdded>(&event.body)) {
+        const auto [where, fresh] = rules_in_force_.try_emplace({event.host, added->rule_id}, line_number);
+        if (!fresh) {
+            return "rule '" + added->rule_id + "' on host '" + event.host + "' was already added on line " +
+                   std::to_string(where->second) + " and is still in force";
+        }
+    }
+    if (const auto* removed = std::get_if<RuleRemoved>(&event.body)) {
+        if (rules_in_force_.erase({event.host, removed->rule_id}) == 0)
+            return "rule '" + removed->rule_id + "' on host '" + event.host + "' is not in force, so it cannot be removed";
+    }
     return std::nullopt;
 }
 

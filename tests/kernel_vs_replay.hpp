@@ -186,15 +186,20 @@ public:
         const auto sockets = diag::list_sockets(query);
         INFO((sockets ? std::string() : sockets.error().message));
         REQUIRE(sockets.has_value());
+        // The lab's listeners: a connection the kernel queued for one (no file yet, so no
+        // owner: accept() has not returned it) is the lab's too, as ss shows it.
+        std::vector<Endpoint> listeners;
+        for (const auto& socket : *sockets)
+            if (owned_by_lab(socket) && socket.tcp_state() == TcpState::listen) listeners.push_back(socket.local);
         std::vector<SocketView> views;
         for (const auto& socket : *sockets) {
-            bool owned = false;
-            for (const auto& owner : socket.owners) owned = owned || owner.pid == pid_;
+            const bool owned = owned_by_lab(socket);
             const bool connected = socket.remote.port != 0;
             const auto tuple = std::make_tuple(socket.protocol, socket.local, socket.remote);
             if (owned && connected) held_.insert(tuple);
             const bool on_ports = ports_.count(socket.local.port) || ports_.count(socket.remote.port);
-            if (!owned && !(connected && (held_.count(tuple) || on_ports))) continue;
+            const bool queued = connected && socket.inode == 0 && waits_for_accept(socket) && serves(listeners, socket.local);
+            if (!owned && !queued && !(connected && (held_.count(tuple) || on_ports))) continue;
             SocketView view{socket.protocol, socket.local, std::nullopt, {}};
             if (connected) view.remote = socket.remote;
             if (socket.protocol == Protocol::udp) {
@@ -210,6 +215,22 @@ public:
     }
 
 private:
+    [[nodiscard]] bool owned_by_lab(const diag::SocketInfo& socket) const {
+        for (const auto& owner : socket.owners)
+            if (owner.pid == pid_) return true;
+        return false;
+    }
+    static bool waits_for_accept(const diag::SocketInfo& socket) {
+        const auto state = socket.tcp_state();
+        return state == TcpState::syn_received || state == TcpState::established || state == TcpState::close_wait;
+    }
+    static bool serves(const std::vector<Endpoint>& listeners, const Endpoint& local) {
+        for (const auto& listener : listeners)
+            if (listener.port == local.port && (listener.address == local.address || listener.address.is_unspecified()))
+                return true;
+        return false;
+    }
+
     pid_t pid_;
     bool udp_;
     std::set<Port> ports_;

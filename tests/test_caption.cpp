@@ -130,6 +130,23 @@ std::vector<Case> cases() {
          {"getaddrinfo()", "EAI_NONAME"}},
         {{13, "client", Closed{SocketId{7}}}, {"closed socket 7"}},
         {{14, "client", Note{"Ports are per protocol."}}, {"Ports are per protocol."}},
+        {{15, "server", ChildCreated{SocketId{1}, SocketId{9}, {Endpoint::parse("10.0.0.2:80").value(), Endpoint::parse("10.0.0.1:40002").value()}}},
+         {"10.0.0.2:80", "10.0.0.1:40002", "socket 9", "socket 1", "SYN-RECEIVED", "accept()"}},
+        {{15, "server", RuleAdded{"r1", drop_port(Protocol::tcp, 22)}}, {"rule r1", "\"tcp dport 22 drop\"", "drops"}},
+        {{15, "server", RuleAdded{"r2", reject_port(Protocol::tcp, 23, RejectWith::tcp_reset)}},
+         {"rule r2", "reject with tcp reset", "TCP RST"}},
+        {{15, "server", RuleAdded{"r3", reject_port(Protocol::udp, 53)}}, {"udp dport 53 reject", "ICMP error"}},
+        {{15, "server", RuleRemoved{"r1"}}, {"removed firewall rule r1"}},
+        {{16, "scanner", ScanProbe{scan::ScanType::syn, Endpoint::parse("10.0.0.2:22").value(), 1, std::nullopt}},
+         {"a SYN scan probe", "-sS", "10.0.0.2:22", "(ssh)", "retransmission 1"}},
+        {{16, "scanner", ScanProbe{scan::ScanType::ack, Endpoint::parse("10.0.0.2:80").value(), 0, SocketId{3}}},
+         {"an ACK scan probe", "-sA", "10.0.0.2:80"}},
+        {{17, "scanner", ScanResult{scan::ScanType::udp, Endpoint::parse("10.0.0.2:53").value(), scan::PortState::open_filtered,
+                                    scan::Reason::no_response}},
+         {"10.0.0.2", "53/udp", "(domain)", "open|filtered", "no-response", "cannot tell"}},
+        {{17, "scanner", ScanResult{scan::ScanType::connect, Endpoint::parse("10.0.0.2:23").value(), scan::PortState::closed,
+                                    scan::Reason::conn_refused}},
+         {"23/tcp", "is closed (conn-refused)", "nothing listens"}},
     };
 }
 

@@ -23,6 +23,9 @@
 #include <nlohmann/json.hpp>
 
 #include "portlab/net.hpp"
+#include "portlab/scan.hpp"
+#include "portlab/trace.hpp"
+#include "replay/state.hpp"
 #include "support.hpp"
 
 using nlohmann::json;
@@ -284,4 +287,68 @@ TEST_CASE("bad targets and port lists are refused with exit status 2 and one lin
 TEST_CASE("lab08 follows the lab conventions: --help, one-line usage errors, --step in a pipe, no colour, --trace",
           "[lab08][conventions]") {
     check_lab_conventions({"lab08_port_scanner", false, "--scan tcp --ports 1-64"});
+}
+
+// The trace tells the scan port by port: replayed as portlab-viz replays it, the
+// scanner's table holds, for each port the test arranged, the state the kernel's own
+// sockets make it (a listener: open; bound, not listening: closed; a silent UDP socket:
+// open|filtered; nobody: closed), and nmap -sT agrees on the TCP ports.
+TEST_CASE("lab08's trace replays the scan: a probe before each verdict, each port as the kernel has it",
+          "[lab08][trace]") {
+    const Socket listener(SOCK_STREAM, true);
+    const Socket not_listening(SOCK_STREAM, false);
+    const Socket silent(SOCK_DGRAM, false);
+    const Port unbound = free_udp_port();
+    const TempDir dir;
+    const std::string trace_path = dir.file("scan.jsonl");
+    const auto result = run_command(shell_quote(bin_path("lab08_port_scanner")) + " --no-demo --timeout 300 --retries 0 -p " +
+                                        port_list({listener.port(), not_listening.port(), silent.port(), unbound}) +
+                                        " --trace " + shell_quote(trace_path),
+                                    60);
+    INFO("stderr: " << result.err);
+    REQUIRE(result.exit_code == 0);
+    const auto trace = portlab::trace::read_trace_file(trace_path);
+    REQUIRE(trace);
+
+    // Every verdict follows at least one probe to the same port of the same scan.
+    std::set<std::pair<int, Port>> probed;
+    std::size_t verdicts = 0;
+    for (const auto& event : trace->events) {
+        if (const auto* probe = std::get_if<portlab::trace::ScanProbe>(&event.body)) {
+            CHECK(event.host == "scanner");
+            probed.insert({static_cast<int>(probe->scan), probe->target.port});
+        }
+        if (const auto* verdict = std::get_if<portlab::trace::ScanResult>(&event.body)) {
+            CAPTURE(verdict->target.to_string());
+            CHECK(probed.contains({static_cast<int>(verdict->scan), verdict->target.port}));
+            ++verdicts;
+        }
+    }
+    CHECK(verdicts == 8);  // four ports, TCP and UDP
+
+    portlab::replay::State world;
+    for (const auto& event : trace->events) world.apply(event);
+    const auto scanner = world.find_host("scanner");
+    REQUIRE(scanner);
+    const auto& scanned = world.hosts()[*scanner].scanned;
+    const auto state_of = [&](portlab::scan::ScanType type, Port port) -> std::string {
+        const auto found = scanned.find({type, portlab::Endpoint{portlab::IpAddress::loopback_v4(), port}});
+        if (found == scanned.end() || !found->second.state) return "(not scanned)";
+        return std::string(portlab::scan::to_string(*found->second.state));
+    };
+    using portlab::scan::ScanType;
+    CHECK(state_of(ScanType::connect, listener.port()) == "open");
+    CHECK(state_of(ScanType::connect, not_listening.port()) == "closed");
+    CHECK(state_of(ScanType::udp, silent.port()) == "open|filtered");
+    CHECK(state_of(ScanType::udp, unbound) == "closed");
+
+    const std::vector<Port> tcp_ports{listener.port(), not_listening.port()};
+    const auto nmap = run_command("nmap -n -Pn -sT -oX - -p " + port_list(tcp_ports) + " 127.0.0.1", 60);
+    REQUIRE(nmap.exit_code == 0);
+    const auto judged = nmap_states(nmap.out, tcp_ports);
+    for (const Port port : tcp_ports) {
+        CAPTURE(port);
+        REQUIRE(judged.count(port) == 1);
+        CHECK(state_of(ScanType::connect, port) == judged.at(port));
+    }
 }

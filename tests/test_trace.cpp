@@ -127,6 +127,18 @@ std::vector<trace::Event> every_kind_of_event() {
         {11, "client", TimerStopped{SocketId{7}, TimerKind::delayed_ack}},
         {11, "client", TimerStopped{SocketId{7}, TimerKind::keepalive}},
         {11, "client", TimerFired{SocketId{7}, TimerKind::persist}},
+        {11, "server", ChildCreated{SocketId{9}, SocketId{10}, {endpoint("[2001:db8::2]:443"), endpoint("[2001:db8::1]:50000")}}},
+        {11, "server", RuleAdded{"r1", drop_port(Protocol::tcp, 22)}},
+        {11, "server", RuleAdded{"fw-2", reject_port(Protocol::udp, 53, RejectWith::icmp_admin_prohibited)}},
+        {11, "server", RuleAdded{"r3", reject_port(Protocol::tcp, 8080, RejectWith::tcp_reset)}},
+        {11, "server", RuleAdded{"all", drop_all()}},
+        {11, "server", RuleRemoved{"r1"}},
+        {11, "prober", ScanProbe{scan::ScanType::connect, endpoint("127.0.0.1:22"), 0, SocketId{4}}},
+        {11, "prober", ScanProbe{scan::ScanType::udp, endpoint("[::1]:53"), 2, std::nullopt}},
+        {11, "prober", ScanResult{scan::ScanType::udp, endpoint("[::1]:53"), scan::PortState::open_filtered,
+                                   scan::Reason::no_response}},
+        {11, "prober", ScanResult{scan::ScanType::connect, endpoint("127.0.0.1:22"), scan::PortState::closed,
+                                   scan::Reason::conn_refused}},
         {12, "server-2", HostAdded{{IpAddress::parse("192.0.2.1").value(), IpAddress::parse("2001:db8::1").value()}, "server"}},
         {12, "scanner", HostAdded{{}, ""}},
         {12, "client", Note{"Ports are per protocol: \"TCP 53\" and \"UDP 53\" differ.\n"}},
@@ -306,6 +318,28 @@ TEST_CASE("a bad line is refused with its line number and the reason", "[trace]"
         {header + R"({"t_us": 1, "host": "a", "type": "socket_created", "socket": 5, "protocol": "tcp", "family": "ipv4"})" "\n" +
              R"({"t_us": 2, "host": "a", "type": "socket_created", "socket": 5, "protocol": "udp", "family": "ipv4"})" "\n", 3,
          "socket 5 on host 'a' was already created on line 2"},
+        // rules and scans
+        {header + good + R"({"t_us": 10, "host": "a", "type": "rule_added", "rule_id": "r1", "rule": "tcp dport 22 maybe"})" "\n", 3, "field 'rule': "},
+        {header + good + R"({"t_us": 10, "host": "a", "type": "rule_added", "rule_id": "", "rule": "tcp dport 22 drop"})" "\n", 3, "'rule_id' must not be empty"},
+        {header + good + R"({"t_us": 10, "host": "a", "type": "rule_added", "rule_id": "r1", "rule": "udp dport 53 reject with tcp reset"})" "\n", 3, "field 'rule': "},
+        {header + good + R"({"t_us": 10, "host": "a", "type": "scan_probe", "scan": "xmas", "target": {"address": "10.0.0.1", "port": 80}, "attempt": 0})" "\n", 3, "field 'scan': unknown scan type"},
+        {header + good + R"({"t_us": 10, "host": "a", "type": "scan_result", "scan": "syn", "target": {"address": "10.0.0.1", "port": 80}, "state": "open-filtered", "reason": "no-response"})" "\n", 3, "field 'state': unknown port state"},
+        {header + good + R"({"t_us": 10, "host": "a", "type": "scan_result", "scan": "syn", "target": {"address": "10.0.0.1", "port": 80}, "state": "open", "reason": "because"})" "\n", 3, "field 'reason': unknown scan reason"},
+        {header + R"({"t_us": 1, "host": "a", "type": "rule_added", "rule_id": "r1", "rule": "tcp dport 22 drop"})" "\n" +
+             R"({"t_us": 2, "host": "a", "type": "rule_added", "rule_id": "r1", "rule": "udp dport 53 drop"})" "\n", 3,
+         "rule 'r1' on host 'a' was already added on line 2 and is still in force"},
+        {header + good + R"({"t_us": 10, "host": "a", "type": "rule_removed", "rule_id": "r9"})" "\n", 3,
+         "rule 'r9' on host 'a' is not in force"},
+        {R"({"portlab_trace": 1, "source": "lab", "generator": "g"})" "\n" + good +
+             R"({"t_us": 10, "host": "a", "type": "scan_result", "scan": "syn", "target": {"address": "10.0.0.1", "port": 80}, "state": "open", "reason": "syn-ack"})" "\n", 3,
+         "event type 'scan_result' needs trace format version 2"},
+        // connections that arrive, then are accepted
+        {header + R"({"t_us": 1, "host": "a", "type": "child_created", "listener": 1, "socket": 2, "four_tuple": {"local": {"address": "10.0.0.1", "port": 80}, "remote": {"address": "10.0.0.2", "port": 4000}}})" "\n" +
+             R"({"t_us": 2, "host": "a", "type": "accepted", "listener": 3, "socket": 2, "four_tuple": {"local": {"address": "10.0.0.1", "port": 80}, "remote": {"address": "10.0.0.2", "port": 4000}}})" "\n", 3,
+         "socket 2 on host 'a' arrived at listener 1, so listener 3 cannot accept it"},
+        {header + R"({"t_us": 1, "host": "a", "type": "child_created", "listener": 1, "socket": 2, "four_tuple": {"local": {"address": "10.0.0.1", "port": 80}, "remote": {"address": "10.0.0.2", "port": 4000}}})" "\n" +
+             R"({"t_us": 2, "host": "a", "type": "socket_created", "socket": 2, "protocol": "tcp", "family": "ipv4"})" "\n", 3,
+         "socket 2 on host 'a' was already created on line 2"},
         {header + R"({"t_us": 1, "host": "a", "type": "socket_created", "socket": 5, "protocol": "tcp", "family": "ipv4"})" "\n" +
              R"({"t_us": 2, "host": "a", "type": "accepted", "listener": 5, "socket": 5, "four_tuple": {"local": {"address": "10.0.0.1", "port": 80}, "remote": {"address": "10.0.0.2", "port": 4000}}})" "\n", 3,
          "socket 5 on host 'a' was already created on line 2"},
@@ -344,6 +378,25 @@ TEST_CASE("what the rules allow is accepted", "[trace]") {
             R"({"t_us": 3, "host": "c", "type": "host", "addresses": [], "role": ""})" "\n");
         REQUIRE(trace);
         CHECK(trace->events.size() == 4);
+    }
+    SECTION("a connection that arrives, is accepted once, and a rule removed and added again") {
+        const std::string tuple = R"("four_tuple": {"local": {"address": "10.0.0.1", "port": 80}, "remote": {"address": "10.0.0.2", "port": 4000}})";
+        const auto trace = read_text(header +
+            R"({"t_us": 1, "host": "a", "type": "child_created", "listener": 1, "socket": 2, )" + tuple + "}\n" +
+            R"({"t_us": 2, "host": "a", "type": "accepted", "listener": 1, "socket": 2, )" + tuple + "}\n" +
+            R"({"t_us": 3, "host": "a", "type": "rule_added", "rule_id": "r1", "rule": "tcp dport 22 drop"})" "\n"
+            R"({"t_us": 3, "host": "b", "type": "rule_added", "rule_id": "r1", "rule": "tcp dport 22 drop"})" "\n"
+            R"({"t_us": 4, "host": "a", "type": "rule_removed", "rule_id": "r1"})" "\n"
+            R"({"t_us": 5, "host": "a", "type": "rule_added", "rule_id": "r1", "rule": "udp dport 53 reject"})" "\n");
+        REQUIRE(trace);
+        CHECK(trace->events.size() == 6);
+        // accepting it a second time would introduce socket 2 again
+        const auto twice = read_text(header +
+            R"({"t_us": 1, "host": "a", "type": "child_created", "listener": 1, "socket": 2, )" + tuple + "}\n" +
+            R"({"t_us": 2, "host": "a", "type": "accepted", "listener": 1, "socket": 2, )" + tuple + "}\n" +
+            R"({"t_us": 3, "host": "a", "type": "accepted", "listener": 1, "socket": 2, )" + tuple + "}\n");
+        REQUIRE_FALSE(twice);
+        CHECK_THAT(twice.error().message, Catch::Contains("line 4: socket 2 on host 'a' was already created on line 2"));
     }
     SECTION("a header alone is an empty trace") {
         const auto trace = read_text(header);

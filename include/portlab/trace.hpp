@@ -22,18 +22,21 @@
 #include <variant>
 #include <vector>
 
+#include "portlab/firewall_rule.hpp"
 #include "portlab/net.hpp"
 #include "portlab/packet.hpp"
 #include "portlab/result.hpp"
+#include "portlab/scan.hpp"
 #include "portlab/tcp_state.hpp"
 
 namespace portlab::trace {
 
 // The "portlab_trace" number in the header line. Bumped only for changes an
 // older reader would misread (see "Compatibility" in docs/trace-format.md).
-// Version 2 added host, timer_armed/timer_fired/timer_stopped, state_changed's
-// "evidence" and a dropped packet's "cause" and "rule_id"; version-1 files still
-// read (they simply have none of these).
+// Version 2 added host, child_created, timer_armed/timer_fired/timer_stopped,
+// rule_added/rule_removed, scan_probe/scan_result, state_changed's "evidence" and a
+// dropped packet's "cause" and "rule_id"; version-1 files still read (they simply
+// have none of these).
 inline constexpr int format_version = 2;
 inline constexpr int oldest_readable_version = 1;
 
@@ -105,9 +108,23 @@ struct EphemeralAssigned {
     friend bool operator==(const EphemeralAssigned&, const EphemeralAssigned&) = default;
 };
 
+// A connection arrived at a listener and the kernel made it a socket of its own, with
+// the whole 4-tuple, before any program asked for it: at the SYN, Linux's
+// tcp_conn_request() makes a request sock (ss shows SYN-RECV), and after the handshake
+// tcp_check_req() a full socket that waits, ESTABLISHED, in the listener's accept queue
+// (inet_csk_reqsk_queue_add) until accept() returns it. Introduces `socket`; a later
+// `accepted` naming the same listener and socket hands it to the program. A connection
+// never accepted (a connect scan's) keeps its 4-tuple all the same.
+struct ChildCreated {
+    SocketId listener;
+    SocketId socket;
+    FourTuple four_tuple;  // seen from the listening host: local = its side
+    friend bool operator==(const ChildCreated&, const ChildCreated&) = default;
+};
+
 struct Accepted {
     SocketId listener;
-    SocketId socket;        // the new, connected socket accept() returned
+    SocketId socket;        // the new, connected socket accept() returned (introduced here unless child_created did)
     FourTuple four_tuple;   // seen from the accepting host: local = its side
     friend bool operator==(const Accepted&, const Accepted&) = default;
 };
@@ -179,6 +196,40 @@ struct Packet {
     friend bool operator==(const Packet&, const Packet&) = default;
 };
 
+// A firewall rule put into the host's input chain (after the rules already there), or
+// taken out. The rule is written in nft syntax (firewall_rule.hpp's nft_text), so the
+// file reads as `nft list ruleset` would; rule_id names it for packets it drops.
+struct RuleAdded {
+    std::string rule_id;  // unique among the host's rules in force; never empty
+    FirewallRule rule;
+    friend bool operator==(const RuleAdded&, const RuleAdded&) = default;
+};
+
+struct RuleRemoved {
+    std::string rule_id;
+    friend bool operator==(const RuleRemoved&, const RuleRemoved&) = default;
+};
+
+// A scanner on this host probed target's port (scan.hpp: nmap's scan types); the
+// probe's protocol is the scan's (scan::protocol_of). attempt 0 is the first probe,
+// n the n-th retransmission. socket: the scanner's socket, for scans through sockets.
+struct ScanProbe {
+    scan::ScanType scan = scan::ScanType::connect;
+    Endpoint target;
+    std::uint32_t attempt = 0;
+    std::optional<SocketId> socket = std::nullopt;
+    friend bool operator==(const ScanProbe&, const ScanProbe&) = default;
+};
+
+// What the scanner concluded about target's port, as nmap --reason prints it.
+struct ScanResult {
+    scan::ScanType scan = scan::ScanType::connect;
+    Endpoint target;
+    scan::PortState state = scan::PortState::filtered;
+    scan::Reason reason = scan::Reason::no_response;
+    friend bool operator==(const ScanResult&, const ScanResult&) = default;
+};
+
 // A call the kernel (or the model) refused; its JSON type is "error".
 struct CallFailed {
     std::optional<SocketId> socket;
@@ -201,7 +252,7 @@ struct Note {
 
 using EventBody = std::variant<SocketCreated, Bound, Listening, ConnectStarted, EphemeralAssigned, Accepted,
                                StateChanged, Packet, CallFailed, Closed, Note, HostAdded, TimerArmed, TimerFired,
-                               TimerStopped>;
+                               TimerStopped, ChildCreated, RuleAdded, RuleRemoved, ScanProbe, ScanResult>;
 
 struct Event {
     std::uint64_t t_us = 0;  // microseconds since the start of the run (or the epoch); never decreases
@@ -210,10 +261,11 @@ struct Event {
     friend bool operator==(const Event&, const Event&) = default;
 };
 
-// The "type" value of an event line: "socket_created", "bound", ..., "note", "host", "timer_armed".
+// The "type" value of an event line: "socket_created", "bound", ..., "note", "host", "timer_armed", "scan_result".
 [[nodiscard]] std::string_view type_name(const EventBody& body) noexcept;
 // The socket an event is about: its `socket` field (for accepted, the new socket;
-// for an error, when it names one); none for host, note, and packet events.
+// for an error or a scan probe, when it names one); none for host, note, packet,
+// rule and scan result events.
 [[nodiscard]] std::optional<SocketId> socket_of(const EventBody& body) noexcept;
 // The trace format version that introduced an event's type: 1 or 2.
 [[nodiscard]] int introduced_in_version(const EventBody& body) noexcept;
@@ -263,8 +315,10 @@ struct Trace {
 
 // ---- the rules that span lines ------------------------------------------------------
 
-// Time never decreases; a socket id is introduced (socket_created, or the new
-// socket of accepted) once per host; a host is declared at most once, before any
+// Time never decreases; a socket id is introduced (socket_created, child_created,
+// or the new socket of an accepted that no child_created introduced) once per host,
+// and an accepted naming a child names the child's listener; a rule id is added
+// once while in force and removed only when in force; a host is declared at most once, before any
 // other event on it; an event type newer than the header's version is refused.
 // Every reader and writer of traces applies these, through this one class.
 class SequenceRules {
@@ -275,11 +329,15 @@ public:
     [[nodiscard]] std::optional<std::string> admit(const Event& event, std::size_t line_number);
 
 private:
+    [[nodiscard]] std::optional<std::string> admit_child_or_rule(const Event& event, std::size_t line_number);
     int version_;
     std::uint64_t last_t_us_ = 0;
     std::map<std::pair<std::string, std::uint32_t>, std::size_t, std::less<>> introduced_on_line_;
     std::map<std::string, std::size_t, std::less<>> host_seen_on_line_;  // first line naming each host
     std::map<std::string, std::size_t, std::less<>> host_declared_on_line_;
+    // (host, child socket) -> its listener, for children not yet accepted
+    std::map<std::pair<std::string, std::uint32_t>, std::uint32_t, std::less<>> waiting_children_;
+    std::map<std::pair<std::string, std::string>, std::size_t, std::less<>> rules_in_force_;  // (host, rule id) -> line added
     std::string last_host_;
 };
 

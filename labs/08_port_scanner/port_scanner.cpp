@@ -198,6 +198,37 @@ json report_json(const scanner::ScanReport& report, const ServiceTable& services
     return document;
 }
 
+// The lab's own sockets, as the trace and --json name them: a listener and two UDP
+// sockets on the target, their ports chosen by the kernel (bind() to port 0).
+std::vector<labkit::SocketRef> record_demo_sockets(labkit::Observer& see, const labkit::Host& host,
+                                                   const IpAddress& address, const DemoPorts& demo) {
+    using namespace labkit::fact;
+    const auto listener = see.open(host, Protocol::tcp, address.family());
+    see.record(Bound{listener, {address, demo.tcp_listener}, trace::BindHow::bind_zero}, labkit::quietly);
+    see.record(Listening{listener, asio::socket_base::max_listen_connections}, labkit::quietly);
+    std::vector<labkit::SocketRef> refs{listener};
+    for (const Port port : {demo.udp_answering, demo.udp_silent}) {
+        const auto udp = see.open(host, Protocol::udp, address.family());
+        see.record(Bound{udp, {address, port}, trace::BindHow::bind_zero}, labkit::quietly);
+        refs.push_back(udp);
+    }
+    return refs;
+}
+
+// Each probe and each verdict goes into the trace (scan_probe, scan_result) as it
+// happens, so portlab-viz replays the scan port by port.
+void record_scan_in_trace(labkit::Observer& see, const IpAddress& target, scanner::ScanOptions& options) {
+    const auto scan_type = [&options] {
+        return options.protocol == Protocol::tcp ? scan::ScanType::connect : scan::ScanType::udp;
+    };
+    options.on_probe = [&see, target, scan_type](Port port, std::uint32_t attempt) {
+        see.record(labkit::fact::Probed{"scanner", scan_type(), {target, port}, attempt, std::nullopt});
+    };
+    options.on_result = [&see, target, scan_type](const scanner::PortResult& result) {
+        see.record(labkit::fact::ScanConcluded{"scanner", scan_type(), {target, result.port}, {result.state, result.reason}});
+    };
+}
+
 // "[##########..........]  50%  32768/65535 ports" on stderr, redrawn in place.
 void draw_progress(std::size_t done, std::size_t total) {
     constexpr int width = 30;
@@ -271,7 +302,11 @@ int main(int argc, char** argv) {
         }
 
         auto& say = lab.narrate();
-        auto& trace = lab.trace();
+        auto& see = lab.observer();
+        // One kernel plays both parts: the scanner knocks from the same loopback address
+        // the target's sockets listen on.
+        const auto& target_host = see.declare({"target", {*target}, "server"});
+        see.declare({"scanner", {*target}, "scanner"});
         json facts = {{"lab", lab.name()}, {"target", target->to_string()}, {"ports_source", ports_source},
                       {"concurrency", concurrency}, {"timeout_ms", timeout_ms}, {"udp_retries", retries},
                       {"services_source", services.source()}};
@@ -280,6 +315,7 @@ int main(int argc, char** argv) {
         // --- 1. Something to find: the lab's own sockets --------------------------------
         std::optional<DemoSockets> demo_sockets;
         DemoPorts demo;
+        std::vector<labkit::SocketRef> demo_refs;
         if (!no_demo) {
             say.step("open this lab's own sockets on " + target->to_string() + ", ports chosen by the kernel");
             demo_sockets.emplace(*target);
@@ -289,10 +325,7 @@ int main(int argc, char** argv) {
             say.kernel(fmt::format("UDP {} bound, but nobody ever answers", demo.udp_silent));
             say.see_it_yourself(fmt::format("ss -tulnp 'sport = :{} or sport = :{} or sport = :{}'", demo.tcp_listener,
                                             demo.udp_answering, demo.udp_silent));
-            const auto host = "localhost";
-            const auto listener = trace.socket_created(host, Protocol::tcp, target->family());
-            trace.bound(host, listener, {*target, demo.tcp_listener}, trace::BindHow::bind_zero);
-            trace.listening(host, listener, asio::socket_base::max_listen_connections);
+            demo_refs = record_demo_sockets(see, target_host, *target, demo);
             facts["demo"] = {{"tcp_listener", demo.tcp_listener}, {"udp_answering", demo.udp_answering},
                              {"udp_silent", demo.udp_silent}};
         } else {
@@ -305,6 +338,7 @@ int main(int argc, char** argv) {
         options.timeout = std::chrono::milliseconds(timeout_ms);
         options.udp_retries = retries;
         if (!no_progress && !lab.json() && ::isatty(STDERR_FILENO) == 1) options.progress = draw_progress;
+        record_scan_in_trace(see, *target, options);
 
         facts["scans"] = json::array();
         const auto run_one = [&](Protocol protocol) -> std::optional<int> {
@@ -345,10 +379,6 @@ int main(int argc, char** argv) {
                                      report->self_connects));
             if (protocol == Protocol::udp)
                 say.note("open|filtered means silence: a bound socket that never answers looks just like a firewall that drops.");
-            for (const auto& result : report->results)
-                if (result.state != scan::PortState::closed)
-                    trace.note(fmt::format("{} {}/{} {} ({})", target->to_string(), result.port, to_string(protocol),
-                                           to_string(result.state), to_string(result.reason)));
             facts["scans"].push_back(report_json(*report, services, demo));
             facts["scans"].back()["port_list"] = scanner::compress_ranges(list);
             return std::nullopt;
@@ -362,6 +392,7 @@ int main(int argc, char** argv) {
         if (demo_sockets) {
             say.step("close the lab's own sockets");
             demo_sockets.reset();
+            for (const auto& ref : demo_refs) see.record(labkit::fact::Closed{ref}, labkit::quietly);
             say.kernel("closed; the scanner's own sockets closed with RST (SO_LINGER 0), so no TIME-WAIT is left");
             say.see_it_yourself("ss -tan state time-wait");
         }

@@ -149,7 +149,12 @@ struct Shared {
     std::size_t done = 0;
     std::size_t next_progress = 0;
 
-    void finished_one() {
+    void probe_sent(Port port, std::uint32_t attempt) const {
+        if (options.on_probe) options.on_probe(port, attempt);
+    }
+
+    void finished_one(const PortResult& result) {
+        if (options.on_result) options.on_result(result);
         ++done;
         if (options.progress && done >= next_progress) {
             options.progress(done, ports.size());
@@ -177,12 +182,13 @@ public:
             const Port port = shared_.ports[index];
             scan::Verdict verdict;
             for (int attempt = 0; attempt < self_connect_tries; ++attempt) {
+                shared_.probe_sent(port, static_cast<std::uint32_t>(attempt));
                 verdict = (co_await probe(port)).verdict;
                 if (verdict.reason != scan::Reason::self_connect) break;
                 ++shared_.report.self_connects;
             }
             shared_.report.results[index] = {port, verdict.state, verdict.reason};
-            shared_.finished_one();
+            shared_.finished_one(shared_.report.results[index]);
             // The fast path never suspends; let timers and other workers run now and then.
             if (++since_yield == ports_between_yields) {
                 since_yield = 0;
@@ -264,7 +270,7 @@ public:
             const Port port = shared_.ports[index];
             const scan::Verdict verdict = (co_await probe(port)).verdict;
             shared_.report.results[index] = {port, verdict.state, verdict.reason};
-            shared_.finished_one();
+            shared_.finished_one(shared_.report.results[index]);
         }
     }
 
@@ -318,6 +324,7 @@ private:
             // An empty datagram, as nmap sends to ports it has no payload for. The ICMP
             // error for a closed port on `lo` is usually queued before send() returns, and
             // then send() itself reports it.
+            shared_.probe_sent(port, static_cast<std::uint32_t>(attempt));
             if (::send(fd, "", 0, 0) < 0) {
                 outcome = decided(scan::ScanType::udp, scan::Answer::socket_error(errno));
                 break;

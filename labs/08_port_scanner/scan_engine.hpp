@@ -75,6 +75,11 @@ struct ScanOptions {
     int udp_retries = 1;  // extra datagrams before "open|filtered" (a datagram may be lost)
     // Called now and then from the scanning thread with (done, total).
     std::function<void(std::size_t, std::size_t)> progress;
+    // Called from the scanning thread as each probe leaves (port, attempt: 0 first, then
+    // each retry: another datagram, or another source port after a self-connect) and as
+    // each port's answer is decided: what the lab records in its trace.
+    std::function<void(Port, std::uint32_t)> on_probe;
+    std::function<void(const PortResult&)> on_result;
 };
 
 struct ScanReport {

@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "labkit/labkit.hpp"
+#include "portlab/tcp_machine.hpp"
 
 namespace portlab::labkit {
 
@@ -51,6 +52,20 @@ std::string linux_choice(Protocol protocol, trace::BindHow how) {
     return how == trace::BindHow::ephemeral ? "linux-hash-connect" : "linux-bind-zero-odd-first";
 }
 
+// RFC 9293's edge for CLOSE from `state` (tcp_machine.hpp): ESTABLISHED and
+// SYN-RECEIVED send a FIN (FIN-WAIT-1), CLOSE-WAIT sends its FIN (LAST-ACK); none for
+// states close() simply ends.
+const TcpTransition* close_edge(TcpState state) {
+    for (const auto& edge : tcp_transitions())
+        if (edge.from == state && edge.event == "CLOSE" && edge.to != TcpState::closed) return &edge;
+    return nullptr;
+}
+
+// Connections a listener holds before accept() returns them.
+bool waits_for_accept(std::optional<TcpState> state) {
+    return state == TcpState::syn_received || state == TcpState::established || state == TcpState::close_wait;
+}
+
 // Whether close() frees a TCP socket at once (no connection to finish).
 bool gone_on_close(Protocol protocol, TcpState state) {
     return protocol == Protocol::udp || state == TcpState::closed || state == TcpState::listen ||
@@ -74,7 +89,7 @@ const Host& Observer::declare(Host host) {
 
 SocketRef Observer::mint(const std::string& host, Protocol protocol, bool here) {
     SocketRef socket{host, trace::SocketId{next_id_++}, protocol};
-    known_[{host, socket.id.value}] = Known{protocol, here, {}, {}, false, false, TcpState::closed};
+    known_[{host, socket.id.value}] = Known{protocol, here, {}, {}, false, false, TcpState::closed, std::nullopt};
     return socket;
 }
 
@@ -83,6 +98,7 @@ void Observer::emit(const std::string& host, trace::EventBody body) { trace_->re
 void Observer::tell(const Tell& how, const std::string& sentence, json entry, std::string_view kind) {
     const std::string& line = how.say ? *how.say : sentence;
     if (!line.empty()) say_->kernel(line);
+    if (!how.in_json) return;
     if (how.json_at.empty()) {
         entry["fact"] = kind;
         document_["observed"].push_back(std::move(entry));
@@ -170,6 +186,22 @@ void Observer::record(const fact::Connecting& fact, const Tell& how) {
 
 SocketRef Observer::record(const fact::Accepted& fact, const Tell& how) {
     const std::lock_guard lock(mutex_);
+    for (auto& [key, child] : known_) {
+        // The kit saw this connection wait in the listener's queue: the same socket now.
+        if (key.first != fact.listener.host || child.child_of != fact.listener.id.value || child.local != fact.four_tuple.local ||
+            child.remote != fact.four_tuple.remote)
+            continue;
+        child.child_of.reset();
+        const SocketRef socket{key.first, trace::SocketId{key.second}, fact.listener.protocol};
+        emit(socket.host, trace::Accepted{fact.listener.id, socket.id, fact.four_tuple});
+        tell(how,
+             fmt::format("accept() returned the socket the kernel had queued: {} -> {}",
+                         fact.four_tuple.local.to_string(), fact.four_tuple.remote.to_string()),
+             {{"host", socket.host}, {"listener", fact.listener.id.value}, {"socket", socket.id.value},
+              {"local", json_of(fact.four_tuple.local)}, {"remote", json_of(fact.four_tuple.remote)}},
+             "accepted");
+        return socket;
+    }
     const auto listener = known_.find({fact.listener.host, fact.listener.id.value});
     const bool here = listener == known_.end() || listener->second.here;
     const auto socket = mint(fact.listener.host, fact.listener.protocol, here);
@@ -223,13 +255,13 @@ void Observer::record(const fact::Closed& fact, const Tell& how) {
     const bool gone = gone_on_close(fact.socket.protocol, known.state);
     emit(fact.socket.host, trace::Closed{fact.socket.id});
     tell(how, "closed", {{"host", fact.socket.host}, {"socket", fact.socket.id.value}}, "closed");
-    // RFC 9293 3.6: CLOSE in ESTABLISHED sends a FIN and enters FIN-WAIT-1; in CLOSE-WAIT,
-    // LAST-ACK. The descriptor is gone, so TCP_INFO cannot confirm it: inferred, until
-    // refresh() reads the connection back with sock_diag.
-    if (known.state == TcpState::established)
-        change_state(fact.socket, known, TcpState::fin_wait_1, Evidence::inferred, "close() called: FIN sent", quietly);
-    else if (known.state == TcpState::close_wait)
-        change_state(fact.socket, known, TcpState::last_ack, Evidence::inferred, "close() called: FIN sent", quietly);
+    // RFC 9293 3.6 (the CLOSE edges of tcp_machine.hpp): from ESTABLISHED a FIN and
+    // FIN-WAIT-1, from CLOSE-WAIT a FIN and LAST-ACK. The descriptor is gone, so TCP_INFO
+    // cannot confirm it: inferred, until refresh() reads the connection back with sock_diag.
+    if (fact.socket.protocol == Protocol::tcp) {
+        if (const auto* edge = close_edge(known.state))
+            change_state(fact.socket, known, edge->to, Evidence::inferred, "close() called: " + edge->cause(), quietly);
+    }
     // A connection's socket stays in the kernel (FIN exchange, TIME-WAIT): refresh() follows it.
     if (gone) known_.erase(key);
 }
@@ -239,9 +271,24 @@ void Observer::record(const fact::Failed& fact, const Tell& how) {
     const std::string host = fact.socket ? fact.socket->host : fact.host;
     emit(host, trace::CallFailed{fact.socket ? std::optional(fact.socket->id) : std::nullopt, fact.call,
                                  errno_name(fact.error), fact.error.message()});
+    if (fact.socket && fact.call == "connect") forget_failed_connect(*fact.socket, fact.error);
     json entry = {{"host", host}, {"call", fact.call}, {"errno", errno_name(fact.error)}, {"message", fact.error.message()}};
     if (fact.socket) entry["socket"] = fact.socket->id.value;
     tell(how, fact.call + "(): " + describe_error(fact.error), std::move(entry), "error");
+}
+
+// A connect() that failed left no connection: tcp_v4_connect() sets SYN-SENT, and on an
+// error such as EADDRNOTAVAIL (that 4-tuple is taken) goes back to CLOSE. The socket has no
+// peer then, so refresh() must not take another socket's connection with that 4-tuple for it.
+void Observer::forget_failed_connect(const SocketRef& socket, std::error_code error) {
+    const auto found = known_.find({socket.host, socket.id.value});
+    if (found == known_.end() || found->second.protocol != Protocol::tcp) return;
+    // EINPROGRESS and EALREADY are not failures: the handshake goes on.
+    if (error == std::errc::operation_in_progress || error == std::errc::connection_already_in_progress) return;
+    found->second.remote.reset();
+    if (found->second.state == TcpState::syn_sent)
+        change_state(socket, found->second, TcpState::closed, Evidence::inferred,
+                     "connect() failed: " + errno_name(error), quietly);
 }
 
 void Observer::record(const fact::PacketSeen& fact, const Tell& how) {
@@ -255,7 +302,13 @@ std::optional<TcpState> Observer::read_state(const SocketRef& socket, int fd, co
     const auto state = tcp_state_of(fd);
     if (!state) return std::nullopt;
     const std::lock_guard lock(mutex_);
-    change_state(socket, known_[{socket.host, socket.id.value}], *state, Evidence::observed, "TCP_INFO", how);
+    auto& known = known_[{socket.host, socket.id.value}];
+    if (*state == TcpState::closed && known.local && known.remote && known.here) {
+        // Maybe TIME-WAIT in a timewait sock: ask sock_diag, which lists it.
+        read_back(false);
+        return state_of(socket);
+    }
+    change_state(socket, known, *state, Evidence::observed, "TCP_INFO", how);
     return *state;
 }
 
@@ -294,7 +347,77 @@ std::vector<diag::SocketInfo> Observer::read_back(bool with_owners) {
             known_.erase(found);
         }
     }
+    adopt_children(*dump);
     return *dump;
+}
+
+void Observer::adopt_children(const std::vector<diag::SocketInfo>& dump) {
+    for (const auto& entry : dump) {
+        if (!waits_for_accept(entry.tcp_state())) continue;
+        const FourTuple tuple = entry.four_tuple();
+        std::optional<SocketRef> listener;
+        bool known_already = false;
+        for (const auto& [key, known] : known_) {
+            if (!known.here || known.protocol != Protocol::tcp || !known.local) continue;
+            if (known.remote && *known.local == tuple.local && *known.remote == tuple.remote) known_already = true;
+            const bool serves = known.listening && !known.remote && !known.closed && known.local->port == tuple.local.port &&
+                                (known.local->address == tuple.local.address || known.local->address.is_unspecified());
+            if (serves) listener = SocketRef{key.first, trace::SocketId{key.second}, Protocol::tcp};
+        }
+        if (known_already || !listener) continue;
+        // tcp_conn_request() made it at the SYN; the kit sees it now, in the state the kernel reports.
+        const auto child = mint(listener->host, Protocol::tcp, true);
+        auto& known = known_[{child.host, child.id.value}];
+        known.local = tuple.local;
+        known.remote = tuple.remote;
+        known.child_of = listener->id.value;
+        known.state = TcpState::syn_received;
+        emit(child.host, trace::ChildCreated{listener->id, child.id, tuple});
+        change_state(child, known, *entry.tcp_state(), Evidence::observed, "sock_diag: waiting for accept()", quietly);
+    }
+}
+
+void Observer::record(const fact::RuleAdded& fact, const Tell& how) {
+    const std::lock_guard lock(mutex_);
+    emit(fact.host, trace::RuleAdded{fact.rule_id, fact.rule});
+    const std::string text = nft_text(fact.rule).value_or("?");
+    tell(how, fmt::format("rule {} added: {}", fact.rule_id, text),
+         {{"host", fact.host}, {"rule_id", fact.rule_id}, {"rule", text}}, "rule_added");
+}
+
+void Observer::record(const fact::RuleRemoved& fact, const Tell& how) {
+    const std::lock_guard lock(mutex_);
+    emit(fact.host, trace::RuleRemoved{fact.rule_id});
+    tell(how, fmt::format("rule {} removed", fact.rule_id), {{"host", fact.host}, {"rule_id", fact.rule_id}},
+         "rule_removed");
+}
+
+// Whether a fact told this way leaves any trace at all: a scan of every port without
+// --trace records 131,070 facts, and each should then cost nothing.
+bool Observer::silent(const Tell& how) const { return !trace_->enabled() && how.say && how.say->empty() && !how.in_json; }
+
+void Observer::record(const fact::Probed& fact, const Tell& how) {
+    if (silent(how)) return;
+    const std::lock_guard lock(mutex_);
+    emit(fact.host, trace::ScanProbe{fact.scan, fact.target, fact.attempt,
+                                     fact.socket ? std::optional(fact.socket->id) : std::nullopt});
+    json entry = {{"host", fact.host}, {"scan", scan::to_string(fact.scan)}, {"target", json_of(fact.target)},
+                  {"attempt", fact.attempt}};
+    if (fact.socket) entry["socket"] = fact.socket->id.value;
+    tell(how, fmt::format("{} probe to {}", scan::nmap_option(fact.scan), fact.target.to_string()), std::move(entry),
+         "scan_probe");
+}
+
+void Observer::record(const fact::ScanConcluded& fact, const Tell& how) {
+    if (silent(how)) return;
+    const std::lock_guard lock(mutex_);
+    emit(fact.host, trace::ScanResult{fact.scan, fact.target, fact.verdict.state, fact.verdict.reason});
+    tell(how,
+         fmt::format("{} is {} ({})", fact.target.to_string(), scan::to_string(fact.verdict.state),
+                     scan::to_string(fact.verdict.reason)),
+         {{"host", fact.host}, {"scan", scan::to_string(fact.scan)}, {"target", json_of(fact.target)},
+          {"state", scan::to_string(fact.verdict.state)}, {"reason", scan::to_string(fact.verdict.reason)}},
+         "scan_result");
 }
 
 std::vector<diag::SocketInfo> Observer::settle(std::chrono::milliseconds limit) {

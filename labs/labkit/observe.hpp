@@ -40,9 +40,11 @@
 #include <nlohmann/json.hpp>
 
 #include "labkit/sock_diag.hpp"
+#include "portlab/firewall_rule.hpp"
 #include "portlab/net.hpp"
 #include "portlab/ports.hpp"
 #include "portlab/result.hpp"
+#include "portlab/scan.hpp"
 #include "portlab/tcp_state.hpp"
 #include "portlab/trace.hpp"
 
@@ -137,6 +139,35 @@ struct Failed {
     std::string host{};  // the host, when no socket names it
 };
 
+// A firewall rule the lab put into a host's input chain (and the kernel took: nft
+// answered without an error), or took out again. rule_id names it for the drops.
+struct RuleAdded {
+    std::string host{};
+    std::string rule_id{};
+    FirewallRule rule{};
+};
+struct RuleRemoved {
+    std::string host{};
+    std::string rule_id{};
+};
+
+// A scanner on `host` sent a probe (attempt 0 first, n for the n-th retransmission),
+// through `socket` when it scans with sockets.
+struct Probed {
+    std::string host{};
+    scan::ScanType scan = scan::ScanType::connect;
+    Endpoint target{};
+    std::uint32_t attempt = 0;
+    std::optional<SocketRef> socket{};
+};
+// What the scanner concluded about the port, in nmap's words (scan::classify's verdict).
+struct ScanConcluded {
+    std::string host{};
+    scan::ScanType scan = scan::ScanType::connect;
+    Endpoint target{};
+    scan::Verdict verdict{};
+};
+
 // A packet from a capture (or one the lab built), as the trace stores it.
 struct PacketSeen {
     std::string host{};
@@ -153,8 +184,12 @@ struct Tell {
     // A JSON pointer ("/listener") into the lab's document: the fact's fields are merged
     // into the object there. "": the entry is appended to the "/observed" list.
     std::string json_at;
+    // false: no --json entry (a scan of 65,535 ports reports its ports in its own table).
+    bool in_json = true;
 };
 inline const Tell quietly{std::string(), {}};
+// Only the trace: nothing said, nothing in --json.
+inline const Tell trace_only{std::string(), {}, false};
 
 // One lab's facts: narrates, traces and collects --json from each. Thread-safe.
 class Observer {
@@ -176,13 +211,24 @@ public:
     void record(const fact::Closed& fact, const Tell& tell = {});
     void record(const fact::Failed& fact, const Tell& tell = {});
     void record(const fact::PacketSeen& fact, const Tell& tell = quietly);
+    void record(const fact::RuleAdded& fact, const Tell& tell = {});
+    void record(const fact::RuleRemoved& fact, const Tell& tell = {});
+    void record(const fact::Probed& fact, const Tell& tell = trace_only);
+    void record(const fact::ScanConcluded& fact, const Tell& tell = trace_only);
 
     // The TCP state the kernel holds for a socket the lab still has open, read with
     // TCP_INFO on its descriptor (getsockopt, <netinet/tcp.h>) and recorded as observed.
+    // TCP_INFO says CLOSE once the connection has moved to a timewait sock (tcp_time_wait()
+    // marks the original socket closed), so a CLOSE for a connection is checked with
+    // sock_diag, which lists the TIME-WAIT entry.
     std::optional<TcpState> read_state(const SocketRef& socket, int fd, const Tell& tell = quietly);
     // Reads every TCP socket of the hosts `here` back from the kernel (one sock_diag
     // dump), records each state that changed as observed, and CLOSED for a socket the
-    // kernel no longer lists. Returns the dump, for narration that quotes the kernel.
+    // kernel no longer lists. A connection the kernel holds for a listener the kit follows
+    // but that accept() has not returned yet (SYN-RECV, or ESTABLISHED in the accept
+    // queue) is recorded as the listener's child (trace child_created), with its state;
+    // fact::Accepted then hands that same socket over. Returns the dump, for narration
+    // that quotes the kernel.
     std::vector<diag::SocketInfo> refresh();
     // Refreshes every 20 ms, for at most `limit`, until no TCP socket the kit follows is in
     // a passing state (SYN-SENT, SYN-RECEIVED, FIN-WAIT-1, CLOSING, LAST-ACK): after a
@@ -207,15 +253,21 @@ private:
         bool listening = false;
         bool closed = false;
         TcpState state = TcpState::closed;
+        std::optional<std::uint32_t> child_of{};  // a listener's, until accept() returns it
     };
     using Key = std::pair<std::string, std::uint32_t>;
 
     SocketRef mint(const std::string& host, Protocol protocol, bool here);
     void emit(const std::string& host, trace::EventBody body);
+    [[nodiscard]] bool silent(const Tell& tell) const;
+    void forget_failed_connect(const SocketRef& socket, std::error_code error);
     void tell(const Tell& tell, const std::string& sentence, nlohmann::json entry, std::string_view kind);
     void change_state(const SocketRef& socket, Known& known, TcpState to, Evidence evidence, const std::string& cause,
                       const Tell& tell);
     std::optional<PortRange> range_here();
+    // A connection in `dump` that belongs to a listener the kit follows and that it does
+    // not know yet becomes that listener's child (observed).
+    void adopt_children(const std::vector<diag::SocketInfo>& dump);
     // refresh()'s work; `with_owners`: also name each socket's processes (a /proc scan).
     std::vector<diag::SocketInfo> read_back(bool with_owners);
 
@@ -249,9 +301,12 @@ struct OpenedListener {
 
 // close() on a socket the lab holds (an Asio socket or acceptor), told to the Observer
 // once: nothing happens when it is closed already.
+// For TCP the state just before close() is read first (TCP_INFO): a peer's FIN may have
+// moved it to CLOSE-WAIT, and then close() leads to LAST-ACK, not FIN-WAIT-1.
 template <class Socket>
 void close_and_tell(Observer& see, Socket& socket, const SocketRef& ref, const Tell& tell = quietly) {
     if (!socket.is_open()) return;
+    if (ref.protocol == Protocol::tcp) (void)see.read_state(ref, socket.native_handle());
     std::error_code ignored;
     socket.close(ignored);
     see.record(fact::Closed{ref}, tell);

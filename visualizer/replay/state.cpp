@@ -108,6 +108,11 @@ EventKind kind_of(const trace::EventBody& body) noexcept {
         EventKind operator()(const trace::TimerArmed&) const { return EventKind::timer_armed; }
         EventKind operator()(const trace::TimerFired&) const { return EventKind::timer_fired; }
         EventKind operator()(const trace::TimerStopped&) const { return EventKind::timer_stopped; }
+        EventKind operator()(const trace::ChildCreated&) const { return EventKind::child_created; }
+        EventKind operator()(const trace::RuleAdded&) const { return EventKind::rule_added; }
+        EventKind operator()(const trace::RuleRemoved&) const { return EventKind::rule_removed; }
+        EventKind operator()(const trace::ScanProbe&) const { return EventKind::scan_probe; }
+        EventKind operator()(const trace::ScanResult&) const { return EventKind::scan_result; }
     };
     return std::visit(Visitor{}, body);
 }
@@ -131,6 +136,11 @@ std::string_view to_string(EventKind kind) noexcept {
         case EventKind::timer_armed: return "timer armed";
         case EventKind::timer_fired: return "timer fired";
         case EventKind::timer_stopped: return "timer stopped";
+        case EventKind::child_created: return "connection arrived";
+        case EventKind::rule_added: return "rule added";
+        case EventKind::rule_removed: return "rule removed";
+        case EventKind::scan_probe: return "scan probe";
+        case EventKind::scan_result: return "scan result";
     }
     return "?";
 }
@@ -179,7 +189,9 @@ void State::apply(const trace::Event& event) {
 HostIndex State::host_named(const std::string& name) {
     if (const auto found = host_index_.find(name); found != host_index_.end()) return found->second;
     const HostIndex index = hosts_.size();
-    hosts_.push_back(Host{name, false, {}, {}, {}, {}, 0});
+    Host added;
+    added.name = name;
+    hosts_.push_back(std::move(added));
     host_index_.emplace(name, index);
     return index;
 }
@@ -266,23 +278,42 @@ void State::on(HostIndex host, const trace::EphemeralAssigned& body) {
     push_bounded(pool.recent, body.port, EphemeralPool::recent_limit);
 }
 
-void State::on(HostIndex host, const trace::Accepted& body) {
-    const Socket* listener = find_socket(SocketRef{host, body.listener});
+// A connection's socket on the listening host, introduced by child_created (in
+// SYN-RECEIVED, waiting for accept()) or by accepted (ESTABLISHED, already handed over).
+void State::add_connection_socket(HostIndex host, SocketId listener_id, SocketId id, const FourTuple& tuple,
+                                  TcpState state, bool awaiting_accept) {
+    const Socket* listener = find_socket(SocketRef{host, listener_id});
     Socket socket;
-    socket.id = body.socket;
+    socket.id = id;
     socket.protocol = listener ? listener->protocol : Protocol::tcp;
-    socket.family = body.four_tuple.local.address.family();
-    socket.local = body.four_tuple.local;
-    socket.remote = body.four_tuple.remote;
-    // accept() hands back a connected socket: ESTABLISHED by definition (RFC 793
-    // 3.4; Linux completes the handshake before the socket reaches the queue).
-    socket.tcp_state = TcpState::established;
-    socket.listener = body.listener;
+    socket.family = tuple.local.address.family();
+    socket.local = tuple.local;
+    socket.remote = tuple.remote;
+    socket.tcp_state = state;
+    socket.listener = listener_id;
+    socket.awaiting_accept = awaiting_accept;
     socket.created_at = applied_;
     socket.changed_at = applied_;
+    if (hosts_[host].sockets.insert_or_assign(id, socket).second) ++socket_count_;
+    note_address(host, tuple.local.address);
+}
+
+void State::on(HostIndex host, const trace::ChildCreated& body) {
+    // The SYN made it (tcp_conn_request): SYN-RECEIVED by definition, as ss's SYN-RECV row.
+    add_connection_socket(host, body.listener, body.socket, body.four_tuple, TcpState::syn_received, true);
+}
+
+void State::on(HostIndex host, const trace::Accepted& body) {
     auto& sockets = hosts_[host].sockets;
-    if (sockets.insert_or_assign(body.socket, socket).second) ++socket_count_;
-    note_address(host, body.four_tuple.local.address);
+    if (const auto child = sockets.find(body.socket); child != sockets.end() && child->second.awaiting_accept) {
+        // The kernel made it when the connection arrived; accept() only hands it over.
+        child->second.awaiting_accept = false;
+        child->second.changed_at = applied_;
+        return;
+    }
+    // accept() hands back a connected socket: ESTABLISHED by definition (RFC 793
+    // 3.4; Linux completes the handshake before the socket reaches the queue).
+    add_connection_socket(host, body.listener, body.socket, body.four_tuple, TcpState::established, false);
 }
 
 void State::on(HostIndex host, const trace::StateChanged& body) {
@@ -361,6 +392,33 @@ void State::on_timer_end(HostIndex host, SocketId socket, trace::TimerKind timer
 }
 
 void State::on(HostIndex host, const trace::TimerFired& body) { on_timer_end(host, body.socket, body.timer); }
+
+void State::on(HostIndex host, const trace::RuleAdded& body) {
+    hosts_[host].rules.push_back(RuleInForce{body.rule_id, body.rule, applied_});
+}
+
+void State::on(HostIndex host, const trace::RuleRemoved& body) {
+    auto& rules = hosts_[host].rules;
+    std::erase_if(rules, [&](const RuleInForce& rule) { return rule.id == body.rule_id; });
+}
+
+void State::on(HostIndex host, const trace::ScanProbe& body) {
+    ScannedPort& port = hosts_[host].scanned[{body.scan, body.target}];
+    port.scan = body.scan;
+    port.target = body.target;
+    ++port.probes;
+    port.last_event = applied_;
+    if (body.socket) socket_on(host, *body.socket, scan::protocol_of(body.scan));
+}
+
+void State::on(HostIndex host, const trace::ScanResult& body) {
+    ScannedPort& port = hosts_[host].scanned[{body.scan, body.target}];
+    port.scan = body.scan;
+    port.target = body.target;
+    port.state = body.state;
+    port.reason = body.reason;
+    port.last_event = applied_;
+}
 void State::on(HostIndex host, const trace::TimerStopped& body) { on_timer_end(host, body.socket, body.timer); }
 
 // ===========================================================================
@@ -512,7 +570,12 @@ void Timeline::index(std::size_t first) {
         const auto& event = events_[index];
         if (const auto* created = std::get_if<trace::SocketCreated>(&event.body))
             socket_info_.insert_or_assign({event.host, created->socket.value}, std::pair{created->protocol, index});
-        else if (const auto* accepted = std::get_if<trace::Accepted>(&event.body)) {
+        else if (const auto* child = std::get_if<trace::ChildCreated>(&event.body)) {
+            const auto listener = socket_info_.find(std::pair{event.host, child->listener.value});
+            const Protocol protocol = listener != socket_info_.end() ? listener->second.first : Protocol::tcp;
+            socket_info_.insert_or_assign({event.host, child->socket.value}, std::pair{protocol, index});
+        } else if (const auto* accepted = std::get_if<trace::Accepted>(&event.body)) {
+            if (socket_info_.contains(std::pair{event.host, accepted->socket.value})) continue;  // a child_created's
             const auto listener = socket_info_.find(std::pair{event.host, accepted->listener.value});
             const Protocol protocol = listener != socket_info_.end() ? listener->second.first : Protocol::tcp;
             socket_info_.insert_or_assign({event.host, accepted->socket.value}, std::pair{protocol, index});
@@ -580,6 +643,8 @@ std::optional<Protocol> Timeline::protocol_of(std::size_t index) const {
     if (index >= events_.size()) return std::nullopt;
     const auto& event = events_[index];
     if (std::holds_alternative<trace::Packet>(event.body)) return packet_info(index)->protocol;
+    if (const auto* probe = std::get_if<trace::ScanProbe>(&event.body)) return scan::protocol_of(probe->scan);
+    if (const auto* result = std::get_if<trace::ScanResult>(&event.body)) return scan::protocol_of(result->scan);
     const auto socket = trace::socket_of(event.body);
     if (!socket) return std::nullopt;
     if (const auto* accepted = std::get_if<trace::Accepted>(&event.body)) {

@@ -81,7 +81,8 @@ struct Socket {
     std::uint32_t backlog = 0;
     bool closed_by_app = false;   // a `closed` event named it, but TCP still holds the port
     bool implicit = false;        // first named by an event other than socket_created/accepted
-    std::optional<SocketId> listener;  // for a socket accept() returned
+    std::optional<SocketId> listener;  // for a socket made for a connection at a listener (child_created or accepted)
+    bool awaiting_accept = false;      // child_created, and accept() has not returned it yet (SYN-RECV / accept queue)
     std::size_t created_at = 0;  // index of the event that introduced it
     std::size_t changed_at = 0;  // index of the last event that named it
 
@@ -105,6 +106,25 @@ struct EphemeralPool {
     friend bool operator==(const EphemeralPool&, const EphemeralPool&) = default;
 };
 
+// A firewall rule in force on a host (rule_added, not yet rule_removed), in chain order.
+struct RuleInForce {
+    std::string id;
+    FirewallRule rule;
+    std::size_t added_event = 0;
+    friend bool operator==(const RuleInForce&, const RuleInForce&) = default;
+};
+
+// What a scanner on this host knows of one port it probed.
+struct ScannedPort {
+    scan::ScanType scan = scan::ScanType::connect;
+    Endpoint target;
+    std::uint32_t probes = 0;                  // scan_probe events so far
+    std::optional<scan::PortState> state;      // from scan_result; none while it waits
+    std::optional<scan::Reason> reason;
+    std::size_t last_event = 0;
+    friend bool operator==(const ScannedPort&, const ScannedPort&) = default;
+};
+
 struct Host {
     std::string name;
     bool declared = false;  // by a `host` event (version 2); else it appeared because an event named it
@@ -113,6 +133,9 @@ struct Host {
     std::map<SocketId, Socket> sockets;  // live sockets; a socket leaves when it is gone for good
     EphemeralPool pool;
     std::size_t errors = 0;
+    std::vector<RuleInForce> rules;  // the input chain, first rule first
+    // Ports this host scanned, by (scan, target): a full TCP range is 65,535 entries.
+    std::map<std::pair<scan::ScanType, Endpoint>, ScannedPort> scanned;
     friend bool operator==(const Host&, const Host&) = default;
 };
 
@@ -210,6 +233,8 @@ private:
     void on_timer_end(HostIndex host, SocketId socket, trace::TimerKind timer);
     Socket& socket_on(HostIndex host, SocketId id, Protocol assumed);
     void note_address(HostIndex host, const IpAddress& address);
+    void add_connection_socket(HostIndex host, SocketId listener, SocketId id, const FourTuple& tuple, TcpState state,
+                               bool awaiting_accept);
     void forget_if_gone(HostIndex host, SocketId id);
 
     void on(HostIndex host, const trace::SocketCreated& body);
@@ -227,6 +252,11 @@ private:
     void on(HostIndex host, const trace::TimerArmed& body);
     void on(HostIndex host, const trace::TimerFired& body);
     void on(HostIndex host, const trace::TimerStopped& body);
+    void on(HostIndex host, const trace::ChildCreated& body);
+    void on(HostIndex host, const trace::RuleAdded& body);
+    void on(HostIndex host, const trace::RuleRemoved& body);
+    void on(HostIndex host, const trace::ScanProbe& body);
+    void on(HostIndex host, const trace::ScanResult& body);
 
     std::size_t applied_ = 0;
     std::uint64_t now_us_ = 0;
@@ -280,8 +310,13 @@ enum class EventKind : std::uint8_t {
     timer_armed,
     timer_fired,
     timer_stopped,
+    child_created,
+    rule_added,
+    rule_removed,
+    scan_probe,
+    scan_result,
 };
-inline constexpr std::size_t event_kind_count = 17;
+inline constexpr std::size_t event_kind_count = 22;
 [[nodiscard]] EventKind kind_of(const trace::EventBody& body) noexcept;
 [[nodiscard]] std::string_view to_string(EventKind kind) noexcept;
 
