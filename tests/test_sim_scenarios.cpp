@@ -35,11 +35,17 @@ std::vector<std::pair<std::string, Body>> all(const Simulator& sim) {
     return found;
 }
 
-// "host socket: FROM->TO" for each state change, in order.
+// Each state a socket entered, in order: a listener's connection starts in SYN-RECEIVED
+// (child_created), then each state change.
 std::vector<std::string> states_of(const Simulator& sim, const std::string& host, std::uint32_t socket) {
     std::vector<std::string> path;
-    for (const auto& [where, change] : all<trace::StateChanged>(sim))
-        if (where == host && change.socket.value == socket) path.emplace_back(to_string(change.to));
+    for (const auto& event : sim.events()) {
+        if (event.host != host) continue;
+        if (const auto* child = std::get_if<trace::ChildCreated>(&event.body); child && child->socket.value == socket)
+            path.emplace_back(to_string(TcpState::syn_received));
+        if (const auto* change = std::get_if<trace::StateChanged>(&event.body); change && change->socket.value == socket)
+            path.emplace_back(to_string(change->to));
+    }
     return path;
 }
 
@@ -91,15 +97,71 @@ TEST_CASE("the narrated listing shows every state change of a connection with it
         for (const auto& event : sim.events()) {
             const auto row = narrator.narrate(event);
             const auto* change = std::get_if<trace::StateChanged>(&event.body);
-            if (change == nullptr) continue;
+            if (change == nullptr && !std::holds_alternative<trace::ChildCreated>(event.body)) continue;
             // A listener's own changes (CLOSED -> LISTEN -> CLOSED) have no peer to show.
-            if (change->to == TcpState::listen || (change->from == TcpState::listen && change->to == TcpState::closed)) continue;
+            if (change != nullptr && (change->to == TcpState::listen || (change->from == TcpState::listen && change->to == TcpState::closed)))
+                continue;
             CAPTURE(row.host, row.state, row.caption);
             CHECK(row.four_tuple.find(" -> ") != std::string::npos);
             ++checked;
         }
         CHECK(checked >= 4);
     }
+}
+
+TEST_CASE("a connection is a socket with its 4-tuple from the SYN on: child_created, then accepted hands it over", "[sim][scenario][accept]") {
+    // Linux: the SYN makes a request sock (tcp_conn_request, ss shows SYN-RECV with both
+    // ends), the handshake a full socket waiting ESTABLISHED in the accept queue, and
+    // accept() returns that socket.
+    for (const std::string name : {"web", "two-tabs", "time-wait", "bind-conflict"}) {
+        CAPTURE(name);
+        const Simulator sim = story(name);
+        const auto children = all<trace::ChildCreated>(sim);
+        const auto accepted = all<trace::Accepted>(sim);
+        REQUIRE_FALSE(accepted.empty());
+        REQUIRE(children.size() == accepted.size());
+        for (std::size_t i = 0; i < accepted.size(); ++i) {
+            const auto& [host, a] = accepted[i];
+            const auto child = std::find_if(children.begin(), children.end(), [&](const auto& c) { return c.first == host && c.second.socket == a.socket; });
+            REQUIRE(child != children.end());
+            CHECK(child->second.listener == a.listener);
+            CHECK(child->second.four_tuple == a.four_tuple);
+            // Through the handshake before accept(): SYN-RECEIVED, then ESTABLISHED.
+            const auto path = states_of(sim, host, a.socket.value);
+            REQUIRE(path.size() >= 2);
+            CHECK(path[0] == "SYN-RECEIVED");
+            CHECK(path[1] == "ESTABLISHED");
+        }
+    }
+}
+
+TEST_CASE("a connect scan's connection, never accepted, is a socket with its 4-tuple on the server until the RST", "[sim][scenario][accept][scan]") {
+    const Simulator sim = story("scan");
+    const trace::Trace trace{{}, sim.events()};
+    const auto timeline = replay::Timeline::of(trace);
+    std::size_t seen = 0;
+    for (std::size_t n = 0; n < sim.events().size(); ++n) {
+        const auto* child = std::get_if<trace::ChildCreated>(&sim.events()[n].body);
+        if (child == nullptr) continue;
+        // Just before the child's last event (the RST ends it), the replay shows it: with
+        // the whole 4-tuple, waiting for an accept() that never comes.
+        std::size_t last = n;
+        for (std::size_t m = n + 1; m < sim.events().size(); ++m)
+            if (sim.events()[m].host == "server" && trace::socket_of(sim.events()[m].body) == child->socket) last = m;
+        const replay::State state = timeline.state_at(last);
+        const auto server = state.find_host("server");
+        REQUIRE(server);
+        const auto& sockets = state.hosts()[*server].sockets;
+        const auto socket = sockets.find(child->socket);
+        REQUIRE(socket != sockets.end());
+        CHECK(socket->second.local == child->four_tuple.local);
+        CHECK(socket->second.remote == child->four_tuple.remote);
+        CHECK(socket->second.awaiting_accept);
+        CHECK(child->four_tuple.remote.address == scanner_address);
+        ++seen;
+    }
+    CHECK(seen >= 2);  // the SYN scan's half-open connection and the connect scan's full one
+    CHECK(all<trace::Accepted>(sim).empty());
 }
 
 TEST_CASE("two-tabs: one server port, two ephemeral ports, two 4-tuples", "[sim][scenario]") {
