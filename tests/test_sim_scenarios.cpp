@@ -298,6 +298,27 @@ TEST_CASE("every dropped packet says why: a firewall drop names its rule, a link
         }
     }
     // The scenarios show both: rules that drop (firewall-drop, scan) and a wire that loses (lossy-link).
+    // And each rule that drops a packet is in force then, as the trace told it (rule_added),
+    // so the replay names the same rule.
+    for (const std::string name : {"firewall-drop", "firewall-reject", "scan"}) {
+        CAPTURE(name);
+        const Simulator sim = story(name);
+        const auto timeline = replay::Timeline::of(trace::Trace{{}, sim.events()});
+        std::size_t checked = 0;
+        for (std::size_t n = 0; n < sim.events().size(); ++n) {
+            const auto* p = std::get_if<trace::Packet>(&sim.events()[n].body);
+            if (p == nullptr || p->cause != trace::DropCause::firewall) continue;
+            const replay::State then = timeline.state_at(n + 1);
+            const auto host = then.find_host(sim.events()[n].host);
+            REQUIRE(host);
+            const auto& rules = then.hosts()[*host].rules;
+            const auto rule = std::find_if(rules.begin(), rules.end(), [&](const replay::RuleInForce& r) { return r.id == p->rule_id; });
+            REQUIRE(rule != rules.end());
+            CHECK(nft_text(rule->rule).value() == p->rule);
+            ++checked;
+        }
+        CHECK(checked > 0);
+    }
     CHECK(seen[trace::DropCause::firewall] > 0);
     CHECK(seen[trace::DropCause::link] > 0);
     // The lossy link's losses, and nothing else, in lossy-link: no firewall there at all.

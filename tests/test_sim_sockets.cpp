@@ -393,6 +393,25 @@ TEST_CASE("drops say why: a rule by its id, the chain's policy, no route", "[sim
     s.expect("drop 2", drops.size() > 1 ? drops[1] : "", "server firewall r2 udp dport 53 reject");
     s.expect("drop 3", drops.size() > 2 ? drops[2] : "", "server firewall policy policy drop");
     s.expect("drops", drops.size(), std::size_t{3});
+
+    // The rules are in the trace as nft would list them, and taking one out is told too.
+    s.expect("remove r2", s.step("server: remove rule r2").remove_firewall_rule(server, second), true);
+    s.expect("remove r2 again", s.sim.remove_firewall_rule(server, second), false);
+    std::vector<std::string> changes;
+    for (const auto& event : s.sim.events()) {
+        if (const auto* added = std::get_if<trace::RuleAdded>(&event.body))
+            changes.push_back(event.host + " + " + added->rule_id + " " + nft_text(added->rule).value());
+        if (const auto* removed = std::get_if<trace::RuleRemoved>(&event.body)) changes.push_back(event.host + " - " + removed->rule_id);
+    }
+    s.expect("the rule events", changes.size(), std::size_t{3});
+    s.expect("rule event 1", changes.size() > 0 ? changes[0] : "", "server + r1 tcp dport 22 drop");
+    s.expect("rule event 2", changes.size() > 1 ? changes[1] : "", "server + r2 udp dport 53 reject");
+    s.expect("rule event 3", changes.size() > 2 ? changes[2] : "", "server - r2");
+    // Without r2 the datagram to 53 meets the policy.
+    (void)s.step("client: sendto 10.0.0.2:53 again").sendto(udp, {4}, {a_server, 53});
+    s.step("run 100 ms").run_for(100 * milliseconds);
+    const auto* last = std::get_if<trace::Packet>(&s.sim.events().back().body);
+    s.expect("the last drop's rule", last && last->rule_id ? *last->rule_id : "(none)", "policy");
 }
 
 TEST_CASE("TIME-WAIT lasts 2*MSL = 60 s on the side that closed first", "[sim][tcp]") {

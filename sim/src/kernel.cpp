@@ -40,8 +40,19 @@ std::string Kernel::add_rule(HostId host, FirewallRule rule) {
     if (host.value >= world.hosts.size()) return {};
     Firewall& firewall = host_of(host).firewall;
     std::string id = "r" + std::to_string(firewall.next_rule_number++);
+    record(host, trace::RuleAdded{id, rule});
     firewall.input.push_back(NamedRule{id, std::move(rule)});
     return id;
+}
+
+bool Kernel::remove_rule(HostId host, std::string_view id) {
+    if (host.value >= world.hosts.size()) return false;
+    auto& rules = host_of(host).firewall.input;
+    const auto found = std::find_if(rules.begin(), rules.end(), [&](const NamedRule& rule) { return rule.id == id; });
+    if (found == rules.end()) return false;
+    record(host, trace::RuleRemoved{found->id});
+    rules.erase(found);
+    return true;
 }
 
 void Kernel::set_policy(HostId host, FirewallAction policy) {

@@ -186,9 +186,8 @@ void udp_closed_port(Simulator& sim) {
 void firewall_story(Simulator& sim, FirewallAction action) {
     const auto [client, server] = client_and_server(sim);
     const SocketRef listener = tcp_server(sim, server, 22);
-    FirewallRule rule = drop_port(Protocol::tcp, 22);
-    rule.action = action;
-    rule.reject_with = RejectWith::tcp_reset;
+    const FirewallRule rule = action == FirewallAction::drop ? drop_port(Protocol::tcp, 22)
+                                                             : reject_port(Protocol::tcp, 22, RejectWith::tcp_reset);
     sim.add_firewall_rule(server, rule);
     sim.note(server, "sshd listens on port 22, but the firewall rule '" + nft_text(rule).value() + "' comes first.");
     const SocketRef s = sim.socket(client, Protocol::tcp).value();

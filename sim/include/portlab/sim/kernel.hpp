@@ -7,6 +7,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "portlab/sim/errno.hpp"
@@ -32,6 +33,8 @@ public:
     // Appends a rule to the host's input chain; returns its id ("r1"), which a packet it
     // drops names (rule_id).
     std::string add_rule(HostId host, FirewallRule rule);
+    // Takes the rule with this id out of the host's chain; false when there is none.
+    bool remove_rule(HostId host, std::string_view id);
     void set_policy(HostId host, FirewallAction policy);
     void set_tcp_config(TcpConfig config) { world.tcp = config; }
 

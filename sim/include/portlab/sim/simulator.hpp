@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "portlab/sim/kernel.hpp"
@@ -44,6 +45,8 @@ public:
     void set_default_link(LinkConfig config);
     // Returns the rule's id ("r1"), as the packets it drops name it.
     std::string add_firewall_rule(HostId host, FirewallRule rule);
+    // Takes a rule out (nft delete rule); false when the host has no rule with that id.
+    bool remove_firewall_rule(HostId host, std::string_view rule_id);
     void set_firewall_policy(HostId host, FirewallAction policy);
     void set_tcp_config(TcpConfig config);
 
