@@ -10,6 +10,7 @@
 #include <set>
 
 #include "portlab/sim/scenarios.hpp"
+#include "replay/state.hpp"
 #include "test_sim_script.hpp"
 
 using namespace portlab;
@@ -126,6 +127,44 @@ TEST_CASE("the scan scenario shows every nmap state at least once", "[sim][scan]
     CHECK(states == std::set<std::string>{"open", "closed", "filtered", "unfiltered", "open|filtered"});
 }
 
+TEST_CASE("the scan's trace tells each probe and each verdict, and the replay ends knowing what the model knows", "[sim][scan][trace]") {
+    const auto story = run_scenario("scan");
+    REQUIRE(story);
+    const auto& events = story->events();
+    const replay::State end = replay::Timeline::of(trace::Trace{{}, events}).state_at(events.size());
+    const auto scanner = end.find_host("scanner");
+    REQUIRE(scanner);
+    const auto& scanned = end.hosts()[*scanner].scanned;
+    REQUIRE(scanned.size() == story->world().probes.size());
+    for (const Probe& probe : story->world().probes) {
+        CAPTURE(to_string(probe.type), probe.target.to_string());
+        const auto port = scanned.find({probe.type, probe.target});
+        REQUIRE(port != scanned.end());
+        CHECK(port->second.probes == probe.tries);  // one scan_probe per probe sent, retransmissions included
+        CHECK(port->second.state == probe.result->state);
+        CHECK(port->second.reason == probe.result->reason);
+    }
+    // Each probe is told before its packet leaves: a scan_probe right before the scanner's
+    // raw packet, or before the connect scan's connect().
+    for (std::size_t n = 0; n < events.size(); ++n) {
+        const auto* probe = std::get_if<trace::ScanProbe>(&events[n].body);
+        if (probe == nullptr) continue;
+        CAPTURE(n, to_string(probe->scan));
+        REQUIRE(n + 1 < events.size());
+        if (probe->scan == ScanType::connect) {
+            const auto* connect = std::get_if<trace::ConnectStarted>(&events[n + 1].body);
+            REQUIRE(connect != nullptr);
+            CHECK(probe->socket == connect->socket);
+            CHECK(connect->remote == probe->target);
+        } else {
+            const auto* packet = std::get_if<trace::Packet>(&events[n + 1].body);
+            REQUIRE(packet != nullptr);
+            CHECK(packet->kind == trace::PacketKind::sent);
+            CHECK(decode_ip(packet->bytes)->destination() == probe->target);
+        }
+    }
+}
+
 namespace {
 
 // A scan of port 22 of a server where sshd listens there or not, run to the end.
@@ -183,7 +222,7 @@ TEST_CASE("a connect scan is a full handshake closed by RST, and it reports as s
         // The verdict came one round trip (2 x 1 ms) after the SYN, not at the probe's timeout.
         std::optional<std::uint64_t> concluded;
         for (const auto& event : sim.events())
-            if (const auto* note = std::get_if<trace::Note>(&event.body); note && note->text.find("connect scan: 22/tcp") != std::string::npos)
+            if (const auto* result = std::get_if<trace::ScanResult>(&event.body); result && result->target.port == 22)
                 concluded = event.t_us;
         REQUIRE(concluded);
         CHECK(*concluded == 2 * milliseconds);

@@ -259,12 +259,14 @@ void Kernel::send_probe(std::uint32_t index) {
             if (!s) return;
             (void)set_linger_zero(*s, true);
             world.probes[index].socket = s->id;
+            record(h, trace::ScanProbe{probe.type, probe.target, probe.tries - 1, s->id});
             (void)connect(*s, world.probes[index].target);
             timeout = 3 * seconds;  // leaves room for the kernel's own SYN retransmission
             break;
         }
         case scan::ScanType::syn:
         case scan::ScanType::ack: {
+            record(h, trace::ScanProbe{probe.type, probe.target, probe.tries - 1});
             TcpHeader header;
             header.source_port = probe.source.port;
             header.destination_port = probe.target.port;
@@ -281,6 +283,7 @@ void Kernel::send_probe(std::uint32_t index) {
             break;
         }
         case scan::ScanType::udp:
+            record(h, trace::ScanProbe{probe.type, probe.target, probe.tries - 1});
             if (auto wire = make_udp(h, probe.source, probe.target, {})) transmit(h, std::move(*wire));
             break;
     }
@@ -378,10 +381,7 @@ void Kernel::conclude(std::uint32_t index, scan::Verdict verdict) {
     Probe& probe = world.probes[index];
     probe.result = verdict;
     world.queue.cancel(probe.timeout);  // harmless when it is the timeout that concluded
-    note(probe.scanner, "nmap " + std::string(scan::to_string(probe.type)) + " scan: " +
-                            std::to_string(probe.target.port) + "/" + std::string(to_string(scan::protocol_of(probe.type))) +
-                            " is " + std::string(scan::to_string(verdict.state)) +
-                            " (reason: " + std::string(scan::to_string(verdict.reason)) + ")");
+    record(probe.scanner, trace::ScanResult{probe.type, probe.target, verdict.state, verdict.reason});
 }
 
 }  // namespace portlab::sim
