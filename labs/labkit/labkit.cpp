@@ -13,6 +13,7 @@
 #include <asio/error.hpp>
 #include <fmt/format.h>
 
+#include "portlab/data_files.hpp"
 #include "portlab/ports.hpp"
 
 namespace portlab::labkit {
@@ -293,11 +294,24 @@ Result<void> TraceRecorder::finish() {
 
 // ---- the lab ------------------------------------------------------------------------
 
+namespace {
+
+// The summary, then where the lab's page of exercises is (docs/labs/NN_name.md under
+// PREFIX/share/portlab, or the build tree's mirror of it), so --help and the man page
+// made from it point a student at the exercises on any machine the lab runs on.
+std::string help_description(const LabInfo& info) {
+    if (!info.name.starts_with("lab")) return info.summary;
+    const auto page = find_data_file("docs/labs/" + info.name.substr(3) + ".md");
+    return page ? info.summary + "\nExercises: " + page->string() : info.summary;
+}
+
+}  // namespace
+
 Lab::Lab(LabInfo info, int argc, char** argv)
     : info_(std::move(info)),
       argc_(argc),
       argv_(argv),
-      app_(info_.summary, info_.name),
+      app_(help_description(info_), info_.name),
       narrator_(std::cout, false, false, true),
       start_(std::chrono::steady_clock::now()) {
     app_.add_flag("--json", options_.json, "print the facts as one JSON document instead of the narration");
