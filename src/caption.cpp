@@ -132,13 +132,23 @@ std::string drop_reason(const trace::Packet& packet) {
     switch (*packet.cause) {
         case trace::DropCause::firewall:
             return ": firewall rule " + packet.rule_id.value_or("(unnamed)") + rule_text("") + " stopped it";
-        case trace::DropCause::link: return ": it was lost on the link, not stopped by any rule";
+        case trace::DropCause::link: return ": it was lost on the link, not stopped by any rule";  // lost_on_link says it whole
         case trace::DropCause::no_socket: return ": no socket had its destination port" + rule_text("");
         case trace::DropCause::checksum: return ": its checksum was wrong" + rule_text("");
         case trace::DropCause::no_route: return ": there was no route to its destination" + rule_text("");
         case trace::DropCause::other: return rule_text(" (no reason given)");
     }
     return {};
+}
+
+// A link loss is nobody's drop: no host and no rule stopped the packet, the wire lost it.
+// "A UDP datagram from ... was lost on the link from the client to the server, not
+// stopped by any rule."
+std::string lost_on_link(const std::string& what, const trace::Packet& packet) {
+    const std::string between = packet.from_host && packet.to_host
+                                    ? " from " + host_phrase(*packet.from_host) + " to " + host_phrase(*packet.to_host)
+                                    : "";
+    return what + " was lost on the link" + between + ", not stopped by any rule";
 }
 
 // "drops TCP packets to port 22", "answers UDP packets to port 53 with ICMP port unreachable".
@@ -294,7 +304,9 @@ struct Captioner {
         switch (b.kind) {
             case trace::PacketKind::sent: return fmt::format("{} sent {}", host(), what);
             case trace::PacketKind::delivered: return fmt::format("{} received {}", host(), what);
-            case trace::PacketKind::dropped: return fmt::format("{} dropped {}{}", host(), what, drop_reason(b));
+            case trace::PacketKind::dropped:
+                if (b.cause == trace::DropCause::link) return lost_on_link(what, b);
+                return fmt::format("{} dropped {}{}", host(), what, drop_reason(b));
         }
         return {};
     }

@@ -107,7 +107,10 @@ std::vector<Case> cases() {
          {"dropped a TCP SYN", "firewall rule r1", "tcp dport 80 drop"}},
         {{11, "router", Packet{PacketKind::dropped, udp(2), LinkType::raw, std::nullopt, std::nullopt, std::nullopt,
                                DropCause::link, std::nullopt}},
-         {"dropped a UDP datagram", "lost on the link", "not stopped by any rule"}},
+         {"A UDP datagram", "was lost on the link", "not stopped by any rule"}},
+        {{11, "client", Packet{PacketKind::dropped, tcp(tcp_flag::ack, 5), LinkType::raw, std::nullopt, "client", "server",
+                               DropCause::link, std::nullopt}},
+         {"A TCP segment", "was lost on the link from the client to the server", "not stopped by any rule"}},
         {{11, "server", Packet{PacketKind::dropped, tcp(tcp_flag::syn), LinkType::raw, std::nullopt, std::nullopt,
                                std::nullopt, DropCause::no_socket, std::nullopt}},
          {"no socket", "port"}},
@@ -175,6 +178,15 @@ TEST_CASE("captions use the right article and never say 'a TCP data'", "[caption
         for (const char* wrong : {"a TCP data", "a ICMP", "an UDP", "an TCP", "a IPv", "the the", "  "})
             CHECK(sentence.find(wrong) == std::string::npos);
     }
+}
+
+TEST_CASE("a packet lost on the link is no host's drop and no firewall's", "[caption]") {
+    const trace::Event lost{11, "client", trace::Packet{trace::PacketKind::dropped, tcp(tcp_flag::ack, 5), LinkType::raw,
+                                                        std::nullopt, "client", "server", trace::DropCause::link,
+                                                        std::nullopt}};
+    const std::string sentence = caption(lost, nullptr);
+    CAPTURE(sentence);
+    for (const char* wrong : {"dropped", "firewall", "The client dropped"}) CHECK(sentence.find(wrong) == std::string::npos);
 }
 
 TEST_CASE("host names: a role takes 'the', an address is a host, a name stays as written", "[caption]") {

@@ -131,9 +131,10 @@ TEST_CASE("the simulator's clock moves only by its events and run_until", "[sim]
     CHECK(sim.now() == 0);
     sim.run_until(4 * milliseconds);
     CHECK(sim.now() == 4 * milliseconds);
-    REQUIRE(sim.events().size() == 1);
-    CHECK(std::get<trace::Note>(sim.events()[0].body).text == "first");
-    CHECK(sim.events()[0].t_us == 2000);
+    REQUIRE(sim.events().size() == 2);  // the host's declaration at 0, then the first mark
+    CHECK(std::holds_alternative<trace::HostAdded>(sim.events()[0].body));
+    CHECK(std::get<trace::Note>(sim.events()[1].body).text == "first");
+    CHECK(sim.events()[1].t_us == 2000);
     CHECK(sim.run_until_idle() == 1);
     CHECK(sim.now() == 5 * milliseconds);
     CHECK(std::get<trace::Note>(sim.events().back().body).text == "second");

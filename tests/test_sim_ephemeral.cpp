@@ -3,7 +3,19 @@
 // bitmap against a plain std::set, and exhaustion as an error, not a hang.
 #include <catch2/catch.hpp>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <map>
+#include <nlohmann/json.hpp>
 #include <set>
+
+#include "labkit/netns.hpp"
 
 #include "portlab/sim/ephemeral.hpp"
 #include "portlab/sim/scenarios.hpp"
@@ -176,16 +188,116 @@ TEST_CASE("allocation in a 99% full pool finds the remaining free ports", "[sim]
     }
 }
 
-TEST_CASE("the exhaustion scenario: eight ports, eight connections, then EADDRNOTAVAIL", "[sim][ephemeral][scenario]") {
+TEST_CASE("the exhaustion scenario: eight ports, eight connections to one destination, then EADDRNOTAVAIL, and another destination still gets a port", "[sim][ephemeral][scenario]") {
     const auto story = run_scenario("ephemeral-exhaustion");
     REQUIRE(story);
     std::set<Port> assigned;
     std::vector<std::string> errors;
+    std::map<std::uint32_t, FourTuple> established;  // client socket -> its connection
     for (const auto& event : story->events()) {
         if (event.host != "client") continue;
         if (const auto* e = std::get_if<trace::EphemeralAssigned>(&event.body)) assigned.insert(e->port);
         if (const auto* f = std::get_if<trace::CallFailed>(&event.body)) errors.push_back(f->call + " " + f->errno_name);
     }
+    for (const Socket* s : story->world().hosts[0].sockets())
+        if (s->state == TcpState::established) established[s->id.value] = FourTuple{*s->local, *s->remote};
     CHECK(assigned == std::set<Port>{40000, 40001, 40002, 40003, 40004, 40005, 40006, 40007});
     CHECK(errors == std::vector<std::string>{"connect EADDRNOTAVAIL"});
+    // Nine connections stand: eight to port 80, and one to 8080 on a port one of them holds.
+    REQUIRE(established.size() == 9);
+    std::map<Port, int> users;
+    for (const auto& [id, tuple] : established) ++users[tuple.local.port];
+    CHECK(users.size() == 8);
+    CHECK(std::count_if(users.begin(), users.end(), [](const auto& u) { return u.second == 2; }) == 1);
+}
+
+namespace {
+
+// connect() after connect() from one host to 127.0.0.1:first (nine times) and then to
+// 127.0.0.1:second, with the ephemeral range 40000-40007: "ok" or the errno's name, and
+// for the last one whether its port is one an earlier connection holds.
+std::vector<std::string> outcomes_in_model(Port first, Port second) {
+    HostOptions options;
+    options.ephemeral.range = PortRange{40000, 40007};
+    Simulator sim{5};
+    const HostId host = sim.add_host("host", {IpAddress::v4(10, 0, 0, 1)}, options);
+    for (const Port port : {first, second}) {
+        const SocketRef listener = sim.socket(host, Protocol::tcp).value();
+        REQUIRE(sim.bind(listener, {IpAddress::loopback_v4(), port}));
+        REQUIRE(sim.listen(listener, 64));
+    }
+    std::vector<std::string> outcomes;
+    std::set<Port> held;
+    for (int i = 0; i < 10; ++i) {
+        const SocketRef s = sim.socket(host, Protocol::tcp).value();
+        const auto done = sim.connect(s, {IpAddress::loopback_v4(), i < 9 ? first : second});
+        sim.run_for(10 * milliseconds);
+        if (!done) {
+            outcomes.emplace_back(errno_name(done.error()));
+            continue;
+        }
+        const Port port = sim.find_socket(s)->local->port;
+        outcomes.emplace_back(i < 9 ? "ok" : held.contains(port) ? "ok, a port in use" : "ok, a free port");
+        held.insert(port);
+    }
+    return outcomes;
+}
+
+// The same on this machine's kernel, in a private namespace whose range is 40000-40007.
+std::vector<std::string> outcomes_in_kernel(Port first, Port second) {
+    NetnsSettings settings;
+    settings.ephemeral_range = PortRange{40000, 40007};
+    const auto facts = run_in_private_netns(
+        [&]() -> nlohmann::json {
+            std::vector<int> fds;
+            const auto loopback = [](Port port) {
+                sockaddr_in address{};
+                address.sin_family = AF_INET;
+                address.sin_port = htons(port);
+                address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+                return address;
+            };
+            for (const Port port : {first, second}) {
+                const int listener = ::socket(AF_INET, SOCK_STREAM, 0);
+                const sockaddr_in address = loopback(port);
+                if (::bind(listener, reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0 || ::listen(listener, 64) != 0)
+                    return {{"error", std::string("listener: ") + std::strerror(errno)}};
+                fds.push_back(listener);
+            }
+            nlohmann::json outcomes = nlohmann::json::array();
+            std::set<Port> held;
+            for (int i = 0; i < 10; ++i) {
+                const int s = ::socket(AF_INET, SOCK_STREAM, 0);
+                fds.push_back(s);
+                const sockaddr_in to = loopback(i < 9 ? first : second);
+                if (::connect(s, reinterpret_cast<const sockaddr*>(&to), sizeof to) != 0) {
+                    const auto known = errno_from_value(errno);
+                    outcomes.push_back(known ? std::string(errno_name(*known)) : std::string(std::strerror(errno)));
+                    continue;
+                }
+                sockaddr_in bound{};
+                socklen_t length = sizeof bound;
+                ::getsockname(s, reinterpret_cast<sockaddr*>(&bound), &length);
+                const Port port = ntohs(bound.sin_port);
+                outcomes.push_back(i < 9 ? "ok" : held.contains(port) ? "ok, a port in use" : "ok, a free port");
+                held.insert(port);
+            }
+            for (const int fd : fds) ::close(fd);
+            return {{"outcomes", outcomes}};
+        },
+        settings);
+    REQUIRE(facts);
+    INFO(facts->dump());
+    REQUIRE_FALSE(facts->contains("error"));
+    return facts->at("outcomes").get<std::vector<std::string>>();
+}
+
+}  // namespace
+
+TEST_CASE("the ephemeral range limits connections per destination, as this machine's kernel does", "[sim][ephemeral][kernel]") {
+    // Eight ports: eight connections to 127.0.0.1:7000, the ninth refused, and a tenth to
+    // 127.0.0.1:7001, another 4-tuple, served by a port already in use.
+    const std::vector<std::string> kernel = outcomes_in_kernel(7000, 7001);
+    CHECK(kernel == std::vector<std::string>{"ok", "ok", "ok", "ok", "ok", "ok", "ok", "ok", "EADDRNOTAVAIL", "ok, a port in use"});
+    CHECK(outcomes_in_model(7000, 7001) == kernel);
 }

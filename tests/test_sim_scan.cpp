@@ -10,6 +10,7 @@
 #include <set>
 
 #include "portlab/sim/scenarios.hpp"
+#include "replay/state.hpp"
 #include "test_sim_script.hpp"
 
 using namespace portlab;
@@ -126,21 +127,109 @@ TEST_CASE("the scan scenario shows every nmap state at least once", "[sim][scan]
     CHECK(states == std::set<std::string>{"open", "closed", "filtered", "unfiltered", "open|filtered"});
 }
 
-TEST_CASE("a SYN scan is half-open: the scanner's own kernel resets the SYN+ACK", "[sim][scan]") {
+TEST_CASE("the scan's trace tells each probe and each verdict, and the replay ends knowing what the model knows", "[sim][scan][trace]") {
+    const auto story = run_scenario("scan");
+    REQUIRE(story);
+    const auto& events = story->events();
+    const replay::State end = replay::Timeline::of(trace::Trace{{}, events}).state_at(events.size());
+    const auto scanner = end.find_host("scanner");
+    REQUIRE(scanner);
+    const auto& scanned = end.hosts()[*scanner].scanned;
+    REQUIRE(scanned.size() == story->world().probes.size());
+    for (const Probe& probe : story->world().probes) {
+        CAPTURE(to_string(probe.type), probe.target.to_string());
+        const auto port = scanned.find({probe.type, probe.target});
+        REQUIRE(port != scanned.end());
+        CHECK(port->second.probes == probe.tries);  // one scan_probe per probe sent, retransmissions included
+        CHECK(port->second.state == probe.result->state);
+        CHECK(port->second.reason == probe.result->reason);
+    }
+    // Each probe is told before its packet leaves: a scan_probe right before the scanner's
+    // raw packet, or before the connect scan's connect().
+    for (std::size_t n = 0; n < events.size(); ++n) {
+        const auto* probe = std::get_if<trace::ScanProbe>(&events[n].body);
+        if (probe == nullptr) continue;
+        CAPTURE(n, to_string(probe->scan));
+        REQUIRE(n + 1 < events.size());
+        if (probe->scan == ScanType::connect) {
+            const auto* connect = std::get_if<trace::ConnectStarted>(&events[n + 1].body);
+            REQUIRE(connect != nullptr);
+            CHECK(probe->socket == connect->socket);
+            CHECK(connect->remote == probe->target);
+        } else {
+            const auto* packet = std::get_if<trace::Packet>(&events[n + 1].body);
+            REQUIRE(packet != nullptr);
+            CHECK(packet->kind == trace::PacketKind::sent);
+            CHECK(decode_ip(packet->bytes)->destination() == probe->target);
+        }
+    }
+}
+
+namespace {
+
+// A scan of port 22 of a server where sshd listens there or not, run to the end.
+struct ScanOfPort22 {
     Simulator sim{3};
-    const HostId scanner = sim.add_host("scanner", {scanner_address});
-    const HostId server = sim.add_host("server", {server_address});
-    const SocketRef s = sim.socket(server, Protocol::tcp).value();
-    REQUIRE(sim.set_privileged(s));
-    REQUIRE(sim.bind(s, {IpAddress::any_v4(), 22}));
-    REQUIRE(sim.listen(s, 4));
-    sim.start_scan(scanner, ScanType::syn, server_address, {22});
-    sim.run_until_idle();
-    std::vector<std::string> sent_by_scanner;
+    HostId scanner;
+    HostId server;
+    std::optional<SocketRef> sshd;
+};
+ScanOfPort22 scan_port_22(ScanType type, bool listening) {
+    ScanOfPort22 run;
+    run.scanner = run.sim.add_host("scanner", {scanner_address});
+    run.server = run.sim.add_host("server", {server_address});
+    if (listening) {
+        run.sshd = run.sim.socket(run.server, Protocol::tcp).value();
+        REQUIRE(run.sim.set_privileged(*run.sshd));
+        REQUIRE(run.sim.bind(*run.sshd, {IpAddress::any_v4(), 22}));
+        REQUIRE(run.sim.listen(*run.sshd, 4));
+    }
+    run.sim.start_scan(run.scanner, type, server_address, {22});
+    run.sim.run_until_idle();
+    return run;
+}
+
+// The TCP flags of each packet the scanner sent.
+std::vector<std::string> flags_sent_by_scanner(const Simulator& sim) {
+    std::vector<std::string> flags;
     for (const auto& event : sim.events())
         if (const auto* p = std::get_if<trace::Packet>(&event.body); p && p->kind == trace::PacketKind::sent && event.host == "scanner")
-            sent_by_scanner.push_back(tcp_flags_to_string(decode_ip(p->bytes)->tcp->flags));
+            flags.push_back(tcp_flags_to_string(decode_ip(p->bytes)->tcp->flags));
+    return flags;
+}
+
+}  // namespace
+
+TEST_CASE("a SYN scan is half-open: the scanner's own kernel resets the SYN+ACK", "[sim][scan]") {
+    const ScanOfPort22 run = scan_port_22(ScanType::syn, true);
     // nmap's raw SYN, then the RST the scanner host's kernel sends for a connection it never made.
-    CHECK(sent_by_scanner == std::vector<std::string>{"SYN", "RST"});
-    CHECK(sim.world().hosts[server.value].find(s.id)->accept_queue.empty());
+    CHECK(flags_sent_by_scanner(run.sim) == std::vector<std::string>{"SYN", "RST"});
+    CHECK(run.sim.world().hosts[run.server.value].find(run.sshd->id)->accept_queue.empty());
+}
+
+TEST_CASE("a connect scan is a full handshake closed by RST, and it reports as soon as connect() returns", "[sim][scan]") {
+    // nmap's init_socket() sets SO_LINGER {1, 0} on every socket of a connect scan, so its
+    // close() is an RST (nmap.org/book/scan-methods-connect-scan.html shows the capture);
+    // and it polls the non-blocking connect(), so it knows the port's state in one round trip.
+    for (const bool open : {true, false}) {
+        CAPTURE(open);
+        const ScanOfPort22 run = scan_port_22(ScanType::connect, open);
+        const Simulator& sim = run.sim;
+        // The scanner's kernel: SYN, the handshake's ACK, then close() with linger 0: RST.
+        // A refused connect() sends nothing more.
+        CHECK(flags_sent_by_scanner(sim) ==
+              (open ? std::vector<std::string>{"SYN", "ACK", "RST,ACK"} : std::vector<std::string>{"SYN"}));
+        // The verdict came one round trip (2 x 1 ms) after the SYN, not at the probe's timeout.
+        std::optional<std::uint64_t> concluded;
+        for (const auto& event : sim.events())
+            if (const auto* result = std::get_if<trace::ScanResult>(&event.body); result && result->target.port == 22)
+                concluded = event.t_us;
+        REQUIRE(concluded);
+        CHECK(*concluded == 2 * milliseconds);
+        REQUIRE(sim.world().probes.at(0).result);
+        CHECK(sim.world().probes.at(0).result->state == (open ? PortState::open : PortState::closed));
+        // Nothing is left of the connection on either side: the RST ended the server's too.
+        CHECK(sim.world().hosts[run.scanner.value].slot_of.empty());
+        CHECK(sim.world().hosts[run.server.value].slot_of.size() == (open ? 1U : 0U));
+    }
 }

@@ -3,6 +3,7 @@
 // portlab-sim command line.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -34,11 +35,17 @@ std::vector<std::pair<std::string, Body>> all(const Simulator& sim) {
     return found;
 }
 
-// "host socket: FROM->TO" for each state change, in order.
+// Each state a socket entered, in order: a listener's connection starts in SYN-RECEIVED
+// (child_created), then each state change.
 std::vector<std::string> states_of(const Simulator& sim, const std::string& host, std::uint32_t socket) {
     std::vector<std::string> path;
-    for (const auto& [where, change] : all<trace::StateChanged>(sim))
-        if (where == host && change.socket.value == socket) path.emplace_back(to_string(change.to));
+    for (const auto& event : sim.events()) {
+        if (event.host != host) continue;
+        if (const auto* child = std::get_if<trace::ChildCreated>(&event.body); child && child->socket.value == socket)
+            path.emplace_back(to_string(TcpState::syn_received));
+        if (const auto* change = std::get_if<trace::StateChanged>(&event.body); change && change->socket.value == socket)
+            path.emplace_back(to_string(change->to));
+    }
     return path;
 }
 
@@ -90,15 +97,71 @@ TEST_CASE("the narrated listing shows every state change of a connection with it
         for (const auto& event : sim.events()) {
             const auto row = narrator.narrate(event);
             const auto* change = std::get_if<trace::StateChanged>(&event.body);
-            if (change == nullptr) continue;
+            if (change == nullptr && !std::holds_alternative<trace::ChildCreated>(event.body)) continue;
             // A listener's own changes (CLOSED -> LISTEN -> CLOSED) have no peer to show.
-            if (change->to == TcpState::listen || (change->from == TcpState::listen && change->to == TcpState::closed)) continue;
+            if (change != nullptr && (change->to == TcpState::listen || (change->from == TcpState::listen && change->to == TcpState::closed)))
+                continue;
             CAPTURE(row.host, row.state, row.caption);
             CHECK(row.four_tuple.find(" -> ") != std::string::npos);
             ++checked;
         }
         CHECK(checked >= 4);
     }
+}
+
+TEST_CASE("a connection is a socket with its 4-tuple from the SYN on: child_created, then accepted hands it over", "[sim][scenario][accept]") {
+    // Linux: the SYN makes a request sock (tcp_conn_request, ss shows SYN-RECV with both
+    // ends), the handshake a full socket waiting ESTABLISHED in the accept queue, and
+    // accept() returns that socket.
+    for (const std::string name : {"web", "two-tabs", "time-wait", "bind-conflict"}) {
+        CAPTURE(name);
+        const Simulator sim = story(name);
+        const auto children = all<trace::ChildCreated>(sim);
+        const auto accepted = all<trace::Accepted>(sim);
+        REQUIRE_FALSE(accepted.empty());
+        REQUIRE(children.size() == accepted.size());
+        for (std::size_t i = 0; i < accepted.size(); ++i) {
+            const auto& [host, a] = accepted[i];
+            const auto child = std::find_if(children.begin(), children.end(), [&](const auto& c) { return c.first == host && c.second.socket == a.socket; });
+            REQUIRE(child != children.end());
+            CHECK(child->second.listener == a.listener);
+            CHECK(child->second.four_tuple == a.four_tuple);
+            // Through the handshake before accept(): SYN-RECEIVED, then ESTABLISHED.
+            const auto path = states_of(sim, host, a.socket.value);
+            REQUIRE(path.size() >= 2);
+            CHECK(path[0] == "SYN-RECEIVED");
+            CHECK(path[1] == "ESTABLISHED");
+        }
+    }
+}
+
+TEST_CASE("a connect scan's connection, never accepted, is a socket with its 4-tuple on the server until the RST", "[sim][scenario][accept][scan]") {
+    const Simulator sim = story("scan");
+    const trace::Trace trace{{}, sim.events()};
+    const auto timeline = replay::Timeline::of(trace);
+    std::size_t seen = 0;
+    for (std::size_t n = 0; n < sim.events().size(); ++n) {
+        const auto* child = std::get_if<trace::ChildCreated>(&sim.events()[n].body);
+        if (child == nullptr) continue;
+        // Just before the child's last event (the RST ends it), the replay shows it: with
+        // the whole 4-tuple, waiting for an accept() that never comes.
+        std::size_t last = n;
+        for (std::size_t m = n + 1; m < sim.events().size(); ++m)
+            if (sim.events()[m].host == "server" && trace::socket_of(sim.events()[m].body) == child->socket) last = m;
+        const replay::State state = timeline.state_at(last);
+        const auto server = state.find_host("server");
+        REQUIRE(server);
+        const auto& sockets = state.hosts()[*server].sockets;
+        const auto socket = sockets.find(child->socket);
+        REQUIRE(socket != sockets.end());
+        CHECK(socket->second.local == child->four_tuple.local);
+        CHECK(socket->second.remote == child->four_tuple.remote);
+        CHECK(socket->second.awaiting_accept);
+        CHECK(child->four_tuple.remote.address == scanner_address);
+        ++seen;
+    }
+    CHECK(seen >= 2);  // the SYN scan's half-open connection and the connect scan's full one
+    CHECK(all<trace::Accepted>(sim).empty());
 }
 
 TEST_CASE("two-tabs: one server port, two ephemeral ports, two 4-tuples", "[sim][scenario]") {
@@ -150,7 +213,7 @@ TEST_CASE("firewall-drop vs firewall-reject: silence times out (filtered), RST r
     CHECK(errors_of(drop) == std::vector<std::string>{"client connect ETIMEDOUT"});
     std::size_t dropped = 0;
     for (const auto& [host, p] : all<trace::Packet>(drop))
-        if (p.kind == trace::PacketKind::dropped && p.rule && p.rule->find("tcp dport 22 drop") != std::string::npos) ++dropped;
+        if (p.kind == trace::PacketKind::dropped && p.rule == "tcp dport 22 drop" && p.rule_id == "r1") ++dropped;
     // The SYN and its ten retransmissions: tcp_syn_retries (6) + tcp_syn_linear_timeouts (4),
     // as Linux 6.5+ sends them (net/ipv4/tcp_timer.c, tcp_write_timeout()).
     CHECK(dropped == 11);
@@ -187,7 +250,7 @@ TEST_CASE("lossy-link: packets are lost and TCP's timer resends them until the d
         const Simulator sim = story("lossy-link", seed);
         std::size_t lost = 0;
         for (const auto& [host, p] : all<trace::Packet>(sim))
-            if (p.kind == trace::PacketKind::dropped && p.rule && p.rule->find("lost on the link") != std::string::npos) ++lost;
+            if (p.kind == trace::PacketKind::dropped && p.cause == trace::DropCause::link) ++lost;
         std::size_t timeouts = 0;
         for (const auto& [host, note] : all<trace::Note>(sim))
             if (note.text.find("retransmission timer expired") != std::string::npos) ++timeouts;
@@ -198,6 +261,93 @@ TEST_CASE("lossy-link: packets are lost and TCP's timer resends them until the d
         CHECK(states_of(sim, "server", 2) == std::vector<std::string>{"SYN-RECEIVED", "ESTABLISHED", "CLOSE-WAIT", "LAST-ACK", "CLOSED"});
         const World end = sim.world();
         for (const Host& h : end.hosts) CHECK(h.slot_of.size() <= 1);  // only the server's listener remains
+    }
+}
+
+TEST_CASE("every dropped packet says why: a firewall drop names its rule, a link loss is never a firewall's", "[sim][scenario][drop]") {
+    std::map<trace::DropCause, std::size_t> seen;
+    for (const auto& info : scenarios()) {
+        for (std::uint64_t seed = 1; seed <= 3; ++seed) {
+            CAPTURE(info.name, seed);
+            const Simulator sim = story(info.name, seed);
+            for (const auto& event : sim.events()) {
+                const auto* p = std::get_if<trace::Packet>(&event.body);
+                if (p == nullptr) continue;
+                CAPTURE(trace::to_json_line(event));
+                if (p->kind != trace::PacketKind::dropped) {
+                    CHECK_FALSE(p->cause);
+                    CHECK_FALSE(p->rule_id);
+                    continue;
+                }
+                REQUIRE(p->cause);
+                ++seen[*p->cause];
+                if (*p->cause != trace::DropCause::firewall) {
+                    CHECK_FALSE(p->rule_id);  // only a firewall drop has a rule
+                    if (*p->cause == trace::DropCause::link) CHECK_FALSE(p->rule);
+                    continue;
+                }
+                // The rule is on the host that dropped it, under that id, with that text.
+                REQUIRE(p->rule_id);
+                const auto host = sim.world().find_host(event.host);
+                REQUIRE(host);
+                const auto& rules = sim.world().host(*host)->firewall.input;
+                const auto rule = std::find_if(rules.begin(), rules.end(), [&](const NamedRule& r) { return r.id == *p->rule_id; });
+                REQUIRE(rule != rules.end());
+                CHECK(p->rule == nft_text(rule->rule).value());
+            }
+        }
+    }
+    // The scenarios show both: rules that drop (firewall-drop, scan) and a wire that loses (lossy-link).
+    // And each rule that drops a packet is in force then, as the trace told it (rule_added),
+    // so the replay names the same rule.
+    for (const std::string name : {"firewall-drop", "firewall-reject", "scan"}) {
+        CAPTURE(name);
+        const Simulator sim = story(name);
+        const auto timeline = replay::Timeline::of(trace::Trace{{}, sim.events()});
+        std::size_t checked = 0;
+        for (std::size_t n = 0; n < sim.events().size(); ++n) {
+            const auto* p = std::get_if<trace::Packet>(&sim.events()[n].body);
+            if (p == nullptr || p->cause != trace::DropCause::firewall) continue;
+            const replay::State then = timeline.state_at(n + 1);
+            const auto host = then.find_host(sim.events()[n].host);
+            REQUIRE(host);
+            const auto& rules = then.hosts()[*host].rules;
+            const auto rule = std::find_if(rules.begin(), rules.end(), [&](const replay::RuleInForce& r) { return r.id == p->rule_id; });
+            REQUIRE(rule != rules.end());
+            CHECK(nft_text(rule->rule).value() == p->rule);
+            ++checked;
+        }
+        CHECK(checked > 0);
+    }
+    CHECK(seen[trace::DropCause::firewall] > 0);
+    CHECK(seen[trace::DropCause::link] > 0);
+    // The lossy link's losses, and nothing else, in lossy-link: no firewall there at all.
+    for (const auto& [host, p] : all<trace::Packet>(story("lossy-link")))
+        if (p.kind == trace::PacketKind::dropped) CHECK(p.cause == trace::DropCause::link);
+}
+
+TEST_CASE("every scenario declares each host once, with its addresses and role, before anything happens on it", "[sim][scenario][trace]") {
+    for (const auto& info : scenarios()) {
+        CAPTURE(info.name);
+        const Simulator sim = story(info.name);
+        std::map<std::string, trace::HostAdded> declared;
+        for (const auto& event : sim.events()) {
+            CAPTURE(event.host, trace::type_name(event.body));
+            if (const auto* host = std::get_if<trace::HostAdded>(&event.body)) {
+                CHECK(declared.emplace(event.host, *host).second);  // once
+                continue;
+            }
+            CHECK(declared.contains(event.host));  // before any other event on it
+        }
+        // Every host of the model, as the model has it: its name, its addresses, a role.
+        REQUIRE(declared.size() == sim.world().hosts.size());
+        for (const Host& host : sim.world().hosts) {
+            CAPTURE(host.name);
+            REQUIRE(declared.contains(host.name));
+            CHECK(declared[host.name].addresses == host.addresses);
+            CHECK(declared[host.name].role == host.name);  // the scenarios name each host after its part
+            CHECK_FALSE(host.addresses.empty());
+        }
     }
 }
 

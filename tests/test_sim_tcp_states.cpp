@@ -1,6 +1,8 @@
 // The simulator against the hub's TCP state machine: every state change any scenario
 // emits must be an edge of the table (portlab/tcp_machine.hpp), and each socket's
-// changes must chain (each starts where the previous one ended).
+// changes must chain (each starts where the previous one ended). A connection's socket
+// made by a listener (child_created) starts in SYN-RECEIVED: it takes LISTEN's
+// "rcv SYN, snd SYN,ACK" edge, from a listener that is in LISTEN.
 #include <catch2/catch.hpp>
 
 #include <map>
@@ -24,6 +26,14 @@ TEST_CASE("every state change of every scenario is an edge of TCP's state machin
             REQUIRE(sim);
             std::map<std::pair<std::string, std::uint32_t>, TcpState> last;  // (host, socket) -> state
             for (const auto& event : sim->events()) {
+                if (const auto* child = std::get_if<trace::ChildCreated>(&event.body)) {
+                    CAPTURE(event.host, child->listener.value, child->socket.value);
+                    CHECK(last[{event.host, child->listener.value}] == TcpState::listen);
+                    CHECK_FALSE(last.contains({event.host, child->socket.value}));  // a new socket
+                    last[{event.host, child->socket.value}] = TcpState::syn_received;
+                    taken.insert({TcpState::listen, TcpState::syn_received});
+                    continue;
+                }
                 const auto* change = std::get_if<trace::StateChanged>(&event.body);
                 if (change == nullptr) continue;
                 CAPTURE(event.host, change->socket.value, to_string(change->from), to_string(change->to), change->cause);

@@ -15,7 +15,7 @@ bool matches(const FirewallRule& rule, const PacketMatch& packet) noexcept {
 
 FirewallVerdict evaluate(const Firewall& firewall, const PacketMatch& packet) noexcept {
     for (std::size_t i = 0; i < firewall.input.size(); ++i) {
-        const FirewallRule& rule = firewall.input[i];
+        const FirewallRule& rule = firewall.input[i].rule;
         if (matches(rule, packet)) return FirewallVerdict{rule.action, i, rule.reject_with};
     }
     return FirewallVerdict{firewall.policy, std::nullopt, RejectWith::nft_default};

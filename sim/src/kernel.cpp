@@ -22,9 +22,13 @@ HostId Kernel::add_host(std::string name, std::vector<IpAddress> addresses, Host
     Host host;
     host.name = std::move(name);
     host.addresses = std::move(addresses);
-    host.options = options;
+    host.options = std::move(options);
     world.hosts.push_back(std::move(host));
-    return HostId{static_cast<std::uint32_t>(world.hosts.size() - 1)};
+    const HostId id{static_cast<std::uint32_t>(world.hosts.size() - 1)};
+    // Declared once, before any other event on it (docs/trace-format.md, `host`).
+    const Host& added = world.hosts.back();
+    record(id, trace::HostAdded{added.addresses, added.options.role});
+    return id;
 }
 
 void Kernel::set_link(HostId a, HostId b, LinkConfig config) {
@@ -32,8 +36,23 @@ void Kernel::set_link(HostId a, HostId b, LinkConfig config) {
     world.links[{key.first, key.second}] = config;
 }
 
-void Kernel::add_rule(HostId host, FirewallRule rule) {
-    if (host.value < world.hosts.size()) host_of(host).firewall.input.push_back(std::move(rule));
+std::string Kernel::add_rule(HostId host, FirewallRule rule) {
+    if (host.value >= world.hosts.size()) return {};
+    Firewall& firewall = host_of(host).firewall;
+    std::string id = "r" + std::to_string(firewall.next_rule_number++);
+    record(host, trace::RuleAdded{id, rule});
+    firewall.input.push_back(NamedRule{id, std::move(rule)});
+    return id;
+}
+
+bool Kernel::remove_rule(HostId host, std::string_view id) {
+    if (host.value >= world.hosts.size()) return false;
+    auto& rules = host_of(host).firewall.input;
+    const auto found = std::find_if(rules.begin(), rules.end(), [&](const NamedRule& rule) { return rule.id == id; });
+    if (found == rules.end()) return false;
+    record(host, trace::RuleRemoved{found->id});
+    rules.erase(found);
+    return true;
 }
 
 void Kernel::set_policy(HostId host, FirewallAction policy) {
@@ -221,12 +240,20 @@ void Kernel::attach_port(HostId h, Socket& s, const Endpoint& local) {
     table.free.take(local.port);
 }
 
+void Kernel::bind_to(HostId h, Socket& s, const Endpoint& local, trace::BindHow how, std::optional<std::string> note) {
+    attach_port(h, s, local);
+    s.bound_how = how;
+    s.port_auto_bound = how == trace::BindHow::ephemeral;
+    record(h, trace::Bound{s.id, local, how, std::move(note)});
+}
+
 void Kernel::detach_port(HostId h, Socket& s) {
     if (!s.local) return;
     ProtocolTable& table = host_of(h).table(s.protocol);
     if (table.unbind_socket(s.local->port, s.id)) table.free.release(s.local->port);
     s.local.reset();
     s.port_auto_bound = false;
+    s.bound_by_connect = false;
 }
 
 void Kernel::add_connection(HostId h, const Socket& s) {
@@ -276,6 +303,13 @@ SysResult<Ok> Kernel::set_privileged(SocketRef ref, bool on) {
     return Ok{};
 }
 
+SysResult<Ok> Kernel::set_linger_zero(SocketRef ref, bool on) {
+    Socket* s = user_socket(ref);
+    if (s == nullptr) return failed(ref.host, ref.id, "setsockopt", Errno::ebadf);
+    s->linger_zero = on;
+    return Ok{};
+}
+
 SysResult<Ok> Kernel::set_auto_reply(SocketRef ref, Bytes reply) {
     Socket* s = user_socket(ref);
     if (s == nullptr) return failed(ref.host, ref.id, "setsockopt", Errno::ebadf);
@@ -305,10 +339,9 @@ SysResult<Ok> Kernel::bind(SocketRef ref, Endpoint local) {
     } else if (bind_conflict(host, *s, local)) {
         return failed(ref.host, ref.id, "bind", Errno::eaddrinuse);
     }
-    attach_port(ref.host, *s, local);
     std::optional<std::string> note;
     if (s->reuse_address) note = "SO_REUSEADDR set";
-    record(ref.host, trace::Bound{s->id, local, how, note});
+    bind_to(ref.host, *s, local, how, std::move(note));
     return Ok{};
 }
 
@@ -327,9 +360,7 @@ SysResult<Ok> Kernel::listen(SocketRef ref, std::uint32_t backlog) {
         const IpAddress any = s->family == IpFamily::v4 ? IpAddress::any_v4() : IpAddress::any_v6();
         const auto port = pick_ephemeral(ref.host, *s, PortPurpose::tcp_bind_zero, any, std::nullopt);
         if (!port) return failed(ref.host, ref.id, "listen", Errno::eaddrinuse);
-        attach_port(ref.host, *s, Endpoint{any, *port});
-        s->port_auto_bound = true;
-        record(ref.host, trace::Bound{s->id, *s->local, trace::BindHow::ephemeral, std::nullopt});
+        bind_to(ref.host, *s, Endpoint{any, *port}, trace::BindHow::ephemeral);
     }
     const Host& host = host_of(ref.host);
     const BoundSockets bucket = host.table(Protocol::tcp).bound_to(s->local->port);
@@ -360,28 +391,29 @@ SysResult<Ok> Kernel::connect(SocketRef ref, Endpoint remote) {
     record(ref.host, trace::ConnectStarted{s->id, remote});
     if (!s->local) {
         const auto purpose = s->protocol == Protocol::tcp ? PortPurpose::tcp_connect : PortPurpose::udp;
-        const auto port = pick_ephemeral(ref.host, *s, purpose, source, remote);
+        std::optional<std::string> note;
+        auto port = pick_ephemeral(ref.host, *s, purpose, source, remote);
+        if (!port && s->protocol == Protocol::tcp) {
+            port = share_ephemeral(ref.host, *s, Endpoint{source, 0}, remote);
+            if (port) note = "shared with connections to other destinations: the 4-tuple is still unique";
+        }
         if (!port) return failed(ref.host, ref.id, "connect", Errno::eaddrnotavail);
-        // TCP binds the source address it will use (inet_hash_connect); UDP stays on the wildcard.
-        const IpAddress bound_address = s->protocol == Protocol::tcp ? source
-                                        : s->family == IpFamily::v4 ? IpAddress::any_v4()
-                                                                    : IpAddress::any_v6();
-        attach_port(ref.host, *s, Endpoint{bound_address, *port});
-        s->port_auto_bound = true;
-        record(ref.host, trace::Bound{s->id, *s->local, trace::BindHow::ephemeral, std::nullopt});
-    } else if (s->protocol == Protocol::tcp && s->local->address.is_unspecified()) {
-        s->local->address = source;  // the connection's local address is now specific
-    }
-    if (s->protocol == Protocol::udp) {
-        s->remote = remote;
-        return Ok{};
+        // TCP and UDP alike bind the source address the route gives: inet_hash_connect for
+        // TCP, __ip4_datagram_connect / ip6_datagram_connect (inet_rcv_saddr) for UDP.
+        bind_to(ref.host, *s, Endpoint{source, *port}, trace::BindHow::ephemeral, std::move(note));
+        s->bound_by_connect = s->protocol == Protocol::tcp;
     }
     // The 4-tuple must be new (Linux __inet_check_established).
     const Endpoint local{source, s->local->port};
-    if (!host_of(ref.host).add_connection(Protocol::tcp, FourTuple{local, remote}, s->id))
+    if (s->protocol == Protocol::tcp && !host_of(ref.host).add_connection(Protocol::tcp, FourTuple{local, remote}, s->id))
         return failed(ref.host, ref.id, "connect", Errno::eaddrnotavail);
-    s->local = local;
+    if (s->local->address.is_unspecified()) {
+        // Bound to the wildcard: connect() fills the address in, as getsockname() then shows.
+        s->local = local;
+        record(ref.host, trace::Bound{s->id, local, s->bound_how, "connect() filled in the source address"});
+    }
     s->remote = remote;
+    if (s->protocol == Protocol::udp) return Ok{};
     s->tcb.iss = static_cast<std::uint32_t>(world.rng.next());
     s->tcb.snd_una = s->tcb.iss;
     s->tcb.snd_nxt = s->tcb.iss + 1;
@@ -394,6 +426,32 @@ SysResult<Ok> Kernel::connect(SocketRef ref, Endpoint remote) {
     send_segment(ref.host, *s, s->tcb.iss, tcp_flag::syn);
     arm_retransmit(ref.host, *s);
     return Ok{};
+}
+
+// Linux __inet_hash_connect: a port whose bind bucket was made by connect() alone
+// (tb->fastreuse < 0: no bind(), no listener) serves another connection when the new
+// 4-tuple is unique (__inet_check_established), so the ephemeral range limits the
+// connections to one destination, not to all. Linux may share such a port before the
+// range is full, in its probing order; the model shares only once no port is free, the
+// lowest shareable port first, so its ports differ but its limits are Linux's.
+std::optional<Port> Kernel::share_ephemeral(HostId h, Socket& s, Endpoint local, const Endpoint& remote) {
+    const Host& host = host_of(h);
+    const PortRange range = host.options.ephemeral.range;
+    for (std::uint32_t port = range.low; port <= range.high; ++port) {
+        const BoundSockets bucket = host.table(Protocol::tcp).bound_to(static_cast<Port>(port));
+        bool by_connect_only = bucket.size() > 0;
+        for (std::size_t i = 0; i < bucket.size() && by_connect_only; ++i) {
+            const Socket* other = host.find(bucket[i]);
+            by_connect_only = other != nullptr && other->bound_by_connect;
+        }
+        local.port = static_cast<Port>(port);
+        if (!by_connect_only || host.find_connection(Protocol::tcp, FourTuple{local, remote})) continue;
+        if (recording())
+            record(h, trace::EphemeralAssigned{s.id, local.port, range.low, range.high, "linux-hash-connect, shared",
+                                               (port & 1U) == 0 ? trace::Parity::even : trace::Parity::odd});
+        return local.port;
+    }
+    return std::nullopt;
 }
 
 SysResult<SocketRef> Kernel::accept(SocketRef ref) {
@@ -467,9 +525,7 @@ SysResult<Ok> Kernel::autobind_udp(HostId h, Socket& s, const IpAddress& destina
     const IpAddress source = source_address_for(host_of(h), destination, s.family);
     const auto port = pick_ephemeral(h, s, PortPurpose::udp, source, std::nullopt);
     if (!port) return failed(h, s.id, call, Errno::eaddrnotavail);
-    attach_port(h, s, Endpoint{any, *port});
-    s.port_auto_bound = true;
-    record(h, trace::Bound{s.id, *s.local, trace::BindHow::ephemeral, std::nullopt});
+    bind_to(h, s, Endpoint{any, *port}, trace::BindHow::ephemeral);  // sendto() leaves the address open
     return Ok{};
 }
 
@@ -556,20 +612,20 @@ SysResult<Ok> Kernel::close(SocketRef ref) {
             break;
         case TcpState::syn_received:
         case TcpState::established:
-            if (!s->tcb.receive_buffer.empty()) {
-                // Unread data: abort with RST instead of FIN (RFC 2525 2.17; Linux tcp_close).
+        case TcpState::close_wait:
+            // Abort with RST instead of FIN (RFC 9293 3.10.5 ABORT) when data is left unread
+            // (RFC 2525 2.17) or SO_LINGER is on with time 0: Linux tcp_close() ->
+            // tcp_disconnect() -> tcp_send_active_reset().
+            if (!s->tcb.receive_buffer.empty() || s->linger_zero) {
                 send_segment(h, *s, s->tcb.snd_nxt, tcp_flag::rst | tcp_flag::ack);
-                set_state(h, *s, TcpState::closed, "close() with unread data: reset");
+                set_state(h, *s, TcpState::closed,
+                          s->tcb.receive_buffer.empty() ? "close() with SO_LINGER 0: reset" : "close() with unread data: reset");
                 destroy_socket(h, s->id);
                 break;
             }
+            // Else the orderly close: our FIN after the data.
             s->tcb.fin_queued = true;
-            set_state(h, *s, TcpState::fin_wait_1, "close() called");
-            tcp_output(h, *s);
-            break;
-        case TcpState::close_wait:
-            s->tcb.fin_queued = true;
-            set_state(h, *s, TcpState::last_ack, "close() called");
+            set_state(h, *s, s->state == TcpState::close_wait ? TcpState::last_ack : TcpState::fin_wait_1, "close() called");
             tcp_output(h, *s);
             break;
         default: break;  // already closing

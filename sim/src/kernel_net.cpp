@@ -2,7 +2,6 @@
 // firewall, UDP and ICMP input, and the scanner.
 #include <algorithm>
 #include <cerrno>
-#include <cstdio>
 
 #include "portlab/sim/kernel.hpp"
 
@@ -10,22 +9,25 @@ namespace portlab::sim {
 
 namespace {
 
-std::string percent(double loss) {
-    char text[32];
-    std::snprintf(text, sizeof text, "%g%%", loss * 100.0);
-    return text;
-}
-
 // ICMP codes: IPv4 (RFC 792) and IPv6 (RFC 4443 3.1) differ.
 std::uint8_t port_unreachable_code(IpFamily family) {
     return icmpx_unreachable(IcmpxType::port_unreachable, family).code;
 }
 
-// The rule as the trace names it: "rule 2: tcp dport 22 drop".
-std::string rule_label(const Firewall& firewall, const FirewallVerdict& verdict) {
-    if (!verdict.rule_index) return "policy " + std::string(to_string(firewall.policy));
-    const auto text = nft_text(firewall.input[*verdict.rule_index]);
-    return "rule " + std::to_string(*verdict.rule_index + 1) + ": " + (text ? *text : text.error().message);
+// A packet the input chain stopped, as the trace tells it: cause firewall, the rule's id
+// ("r2", or "policy" when no rule matched) and its text ("tcp dport 22 drop").
+void mark_firewall_drop(trace::Packet& event, const Firewall& firewall, const FirewallVerdict& verdict) {
+    event.kind = trace::PacketKind::dropped;
+    event.cause = trace::DropCause::firewall;
+    if (!verdict.rule_index) {
+        event.rule_id = std::string(policy_rule_id);
+        event.rule = "policy " + std::string(to_string(firewall.policy));
+        return;
+    }
+    const NamedRule& named = firewall.input[*verdict.rule_index];
+    const auto text = nft_text(named.rule);
+    event.rule_id = named.id;
+    event.rule = text ? *text : text.error().message;
 }
 
 PacketMatch match_of(const Wire& packet) {
@@ -100,15 +102,16 @@ std::optional<Wire> Kernel::make_icmp_unreachable(HostId h, const Wire& offendin
 
 void Kernel::transmit(HostId from, Wire packet) {
     const auto to = route(from, packet.ip.destination);
-    const auto event = [&](trace::PacketKind kind, std::optional<std::string> rule) {
+    const auto event = [&](trace::PacketKind kind, std::optional<trace::DropCause> cause, std::optional<std::string> rule) {
         if (recorder == nullptr) return;  // building the event copies the bytes: only when recording
-        trace::Packet body{kind, packet.bytes, LinkType::raw, std::move(rule), host_of(from).name, std::nullopt};
+        trace::Packet body{kind, packet.bytes, LinkType::raw, std::move(rule), host_of(from).name, std::nullopt, cause};
         if (to) body.to_host = host_of(*to).name;
         record(from, std::move(body));
     };
-    event(trace::PacketKind::sent, std::nullopt);
+    event(trace::PacketKind::sent, std::nullopt, std::nullopt);
     if (!to) {
-        if (recording()) event(trace::PacketKind::dropped, "no route to host " + packet.ip.destination.to_string());
+        if (recording())
+            event(trace::PacketKind::dropped, trace::DropCause::no_route, "no route to host " + packet.ip.destination.to_string());
         return;
     }
     const LinkConfig& link = world.link(from, *to);
@@ -116,9 +119,9 @@ void Kernel::transmit(HostId from, Wire packet) {
     const std::uint64_t number = ++world.packets_on_link[{key.first, key.second}];
     const bool scripted = std::find(link.lose_packets.begin(), link.lose_packets.end(), number) != link.lose_packets.end();
     if (scripted || (link.loss > 0.0 && world.rng.unit() < link.loss)) {
-        if (recording())
-            event(trace::PacketKind::dropped, "lost on the link " + host_of(from).name + " - " + host_of(*to).name +
-                                                  " (loss " + percent(link.loss) + ")");
+        // A loss on the wire, no rule's doing: cause "link", and no `rule` (that field
+        // names firewall rules to people), so no viewer can count it as a firewall drop.
+        if (recording()) event(trace::PacketKind::dropped, trace::DropCause::link, std::nullopt);
         return;
     }
     world.queue.schedule_at(world.now + link.delay, Arrival{from, *to, Boxed<Wire>(std::move(packet))});
@@ -133,8 +136,7 @@ void Kernel::on_arrival(Arrival& arrival) {
     if (arrival.from != h) {
         const FirewallVerdict verdict = evaluate(host_of(h).firewall, match_of(packet));
         if (verdict.action != FirewallAction::accept) {
-            event.kind = trace::PacketKind::dropped;
-            event.rule = rule_label(host_of(h).firewall, verdict);
+            mark_firewall_drop(event, host_of(h).firewall, verdict);
             record(h, std::move(event));
             if (verdict.action == FirewallAction::reject) reject(h, packet, verdict.reject_with);
             return;
@@ -143,6 +145,7 @@ void Kernel::on_arrival(Arrival& arrival) {
     std::string why;
     if (listen_queue_full(h, packet, why)) {
         event.kind = trace::PacketKind::dropped;
+        event.cause = trace::DropCause::other;  // Linux counts it as ListenDrops (nstat), no rule
         event.rule = why;
         record(h, std::move(event));
         return;
@@ -152,6 +155,7 @@ void Kernel::on_arrival(Arrival& arrival) {
     if (std::holds_alternative<TcpBody>(packet.body)) tcp_input(h, packet);
     else if (std::holds_alternative<UdpBody>(packet.body)) udp_input(h, packet);
     else icmp_input(h, packet);
+    settle_connect_probes(h);
 }
 
 // The firewall's answer for a rejected packet, as nft_reject sends it: a TCP RST, or an
@@ -249,16 +253,20 @@ void Kernel::send_probe(std::uint32_t index) {
     Time timeout = 1 * seconds;
     switch (probe.type) {
         case scan::ScanType::connect: {
-            // A full connect() through the scanner host's own stack (nmap -sT).
+            // A full connect() through the scanner host's own stack (nmap -sT), on a socket
+            // with SO_LINGER {1, 0} as nmap's init_socket() sets it: its close() is an RST.
             const auto s = socket(h, Protocol::tcp, probe.target.address.family());
             if (!s) return;
+            (void)set_linger_zero(*s, true);
             world.probes[index].socket = s->id;
+            record(h, trace::ScanProbe{probe.type, probe.target, probe.tries - 1, s->id});
             (void)connect(*s, world.probes[index].target);
             timeout = 3 * seconds;  // leaves room for the kernel's own SYN retransmission
             break;
         }
         case scan::ScanType::syn:
         case scan::ScanType::ack: {
+            record(h, trace::ScanProbe{probe.type, probe.target, probe.tries - 1});
             TcpHeader header;
             header.source_port = probe.source.port;
             header.destination_port = probe.target.port;
@@ -275,6 +283,7 @@ void Kernel::send_probe(std::uint32_t index) {
             break;
         }
         case scan::ScanType::udp:
+            record(h, trace::ScanProbe{probe.type, probe.target, probe.tries - 1});
             if (auto wire = make_udp(h, probe.source, probe.target, {})) transmit(h, std::move(*wire));
             break;
     }
@@ -333,15 +342,32 @@ void Kernel::observe_for_scanner(HostId h, const Wire& packet) {
     }
 }
 
+// nmap -sT learns a port's state as soon as its non-blocking connect() is writable: the
+// connection is up (open) or failed with an errno (RST: closed; ICMP: filtered). It then
+// closes the socket, with an RST (SO_LINGER 0). Called after each packet a host takes in.
+void Kernel::settle_connect_probes(HostId h) {
+    for (std::uint32_t i = 0; i < world.probes.size(); ++i) {
+        const Probe& probe = world.probes[i];
+        if (probe.scanner != h || probe.result || probe.type != scan::ScanType::connect || !probe.socket) continue;
+        if (connect_answer(find(h, *probe.socket)).kind != scan::AnswerKind::nothing) finish_connect_probe(i);
+    }
+}
+
+// The connect scan's verdict from its socket, then close() (an RST for a connection).
+void Kernel::finish_connect_probe(std::uint32_t index) {
+    const Probe& probe = world.probes[index];
+    const SocketRef s{probe.scanner, probe.socket.value_or(trace::SocketId{})};
+    const Socket* socket = find(s.host, s.id);
+    const auto verdict = scan::classify(probe.type, connect_answer(socket));
+    conclude(index, verdict.value_or(scan::Verdict{scan::PortState::filtered, scan::Reason::local_error}));
+    if (socket != nullptr) (void)close(s);
+}
+
 void Kernel::on_probe_timeout(std::uint32_t index) {
     if (index >= world.probes.size() || world.probes[index].result) return;
     Probe& probe = world.probes[index];
     if (probe.type == scan::ScanType::connect) {
-        const SocketRef s{probe.scanner, probe.socket.value_or(trace::SocketId{})};
-        const Socket* socket = find(s.host, s.id);
-        const auto verdict = scan::classify(probe.type, connect_answer(socket));
-        conclude(index, verdict.value_or(scan::Verdict{scan::PortState::filtered, scan::Reason::local_error}));
-        if (socket != nullptr) (void)close(s);
+        finish_connect_probe(index);
         return;
     }
     if (probe.tries < 2) {  // nmap retransmits an unanswered probe
@@ -354,11 +380,8 @@ void Kernel::on_probe_timeout(std::uint32_t index) {
 void Kernel::conclude(std::uint32_t index, scan::Verdict verdict) {
     Probe& probe = world.probes[index];
     probe.result = verdict;
-    if (probe.type != scan::ScanType::connect) world.queue.cancel(probe.timeout);
-    note(probe.scanner, "nmap " + std::string(scan::to_string(probe.type)) + " scan: " +
-                            std::to_string(probe.target.port) + "/" + std::string(to_string(scan::protocol_of(probe.type))) +
-                            " is " + std::string(scan::to_string(verdict.state)) +
-                            " (reason: " + std::string(scan::to_string(verdict.reason)) + ")");
+    world.queue.cancel(probe.timeout);  // harmless when it is the timeout that concluded
+    record(probe.scanner, trace::ScanResult{probe.type, probe.target, verdict.state, verdict.reason});
 }
 
 }  // namespace portlab::sim

@@ -265,8 +265,11 @@ void Kernel::tcp_input(HostId h, const Wire& packet) {
 }
 
 // RFC 9293 3.10.7.2: a SYN to a listener makes a new connection in SYN-RECEIVED,
-// answered with SYN+ACK. (Linux keeps a lighter "request sock" until the handshake
-// completes; the model makes the child socket at once.)
+// answered with SYN+ACK. Linux makes it a request sock with the whole 4-tuple
+// (tcp_conn_request; ss shows SYN-RECV), a full socket once the handshake completes
+// (tcp_check_req), which waits ESTABLISHED in the accept queue until accept(). The model
+// makes the child socket at once, and the trace introduces it so (child_created), 4-tuple
+// and all: a connection nobody accepts (a connect scan's) still shows whose it is.
 void Kernel::listen_input(HostId h, trace::SocketId listener_id, const Wire& packet) {
     const auto& segment = std::get<TcpBody>(packet.body);
     const std::uint8_t flags = segment.header.flags;
@@ -283,10 +286,11 @@ void Kernel::listen_input(HostId h, trace::SocketId listener_id, const Wire& pac
     child.reuse_address = listener.reuse_address;
     child.privileged = listener.privileged;
     child.listener = listener_id;
-    child.state = TcpState::listen;
+    child.state = TcpState::syn_received;  // LISTEN's "rcv SYN, snd SYN,ACK" edge, taken by the new socket
     attach_port(h, child, tuple.local);
     child.remote = tuple.remote;
     add_connection(h, child);
+    record(h, trace::ChildCreated{listener_id, child.id, tuple});
     Tcb& tcb = child.tcb;
     tcb.irs = segment.header.sequence;
     tcb.rcv_nxt = segment.header.sequence + 1;
@@ -295,8 +299,6 @@ void Kernel::listen_input(HostId h, trace::SocketId listener_id, const Wire& pac
     tcb.snd_nxt = tcb.iss + 1;
     tcb.send_base = tcb.iss + 1;
     tcb.syn_sent_at = world.now;
-    set_state(h, child, TcpState::syn_received,
-              "SYN received on listening socket " + std::to_string(listener_id.value) + " (new connection)");
     send_segment(h, child, tcb.iss, tcp_flag::syn | tcp_flag::ack);
     arm_retransmit(h, child);
 }

@@ -29,6 +29,10 @@ NarratedEvent Narrator::narrate(const trace::Event& event) {
                 auto& v = view(event.host, body.socket);
                 v.remote = body.remote;
                 describe(v);
+            } else if constexpr (std::is_same_v<T, trace::ChildCreated>) {
+                // The connection's socket, from the SYN on: SYN-RECEIVED, its 4-tuple known.
+                describe(view(event.host, body.socket) =
+                             SocketView{body.four_tuple.local, body.four_tuple.remote, TcpState::syn_received});
             } else if constexpr (std::is_same_v<T, trace::Accepted>) {
                 auto& v = view(event.host, body.socket);
                 v.local = body.four_tuple.local;
@@ -37,12 +41,6 @@ NarratedEvent Narrator::narrate(const trace::Event& event) {
                 describe(v);
             } else if constexpr (std::is_same_v<T, trace::StateChanged>) {
                 auto& v = view(event.host, body.socket);
-                const auto syn = last_syn_.find(event.host);
-                if (body.from == TcpState::listen && body.to == TcpState::syn_received && !v.local && !v.remote &&
-                    syn != last_syn_.end()) {
-                    v.local = syn->second.first;
-                    v.remote = syn->second.second;
-                }
                 v.state = body.to;
                 describe(v);
             } else if constexpr (std::is_same_v<T, trace::Listening> || std::is_same_v<T, trace::EphemeralAssigned> ||
@@ -57,9 +55,6 @@ NarratedEvent Narrator::narrate(const trace::Event& event) {
                     if (source && destination) row.four_tuple = source->to_string() + " > " + destination->to_string();
                     else row.four_tuple = decoded->ip.source.to_string() + " > " + decoded->ip.destination.to_string();
                     if (decoded->tcp) row.state = tcp_flags_to_string(decoded->tcp->flags);
-                    if (decoded->tcp && decoded->tcp->flags == tcp_flag::syn && source && destination &&
-                        body.kind == trace::PacketKind::delivered)
-                        last_syn_[event.host] = {*destination, *source};
                     else if (decoded->udp) row.state = "UDP";
                     else if (decoded->icmp) row.state = "ICMP";
                 }

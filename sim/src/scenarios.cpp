@@ -36,9 +36,14 @@ struct Pair {
     HostId server;
 };
 
+HostOptions with_role(std::string role, HostOptions options = {}) {
+    options.role = std::move(role);
+    return options;
+}
+
 Pair client_and_server(Simulator& sim, HostOptions client_options = {}) {
-    const HostId client = sim.add_host("client", {client_address}, client_options);
-    const HostId server = sim.add_host("server", {server_address});
+    const HostId client = sim.add_host("client", {client_address}, with_role("client", std::move(client_options)));
+    const HostId server = sim.add_host("server", {server_address}, with_role("server"));
     sim.set_link(client, server, LinkConfig{5 * milliseconds, 0.0, {}});
     return {client, server};
 }
@@ -181,9 +186,8 @@ void udp_closed_port(Simulator& sim) {
 void firewall_story(Simulator& sim, FirewallAction action) {
     const auto [client, server] = client_and_server(sim);
     const SocketRef listener = tcp_server(sim, server, 22);
-    FirewallRule rule = drop_port(Protocol::tcp, 22);
-    rule.action = action;
-    rule.reject_with = RejectWith::tcp_reset;
+    const FirewallRule rule = action == FirewallAction::drop ? drop_port(Protocol::tcp, 22)
+                                                             : reject_port(Protocol::tcp, 22, RejectWith::tcp_reset);
     sim.add_firewall_rule(server, rule);
     sim.note(server, "sshd listens on port 22, but the firewall rule '" + nft_text(rule).value() + "' comes first.");
     const SocketRef s = sim.socket(client, Protocol::tcp).value();
@@ -250,21 +254,28 @@ void ephemeral_exhaustion(Simulator& sim) {
     HostOptions small;
     small.ephemeral.range = PortRange{40000, 40007};
     const auto [client, server] = client_and_server(sim, small);
-    const SocketRef listener = tcp_server(sim, server, 80, 64);
+    tcp_server(sim, server, 80, 64);
+    tcp_server(sim, server, 8080, 64);
     sim.run_for(1 * milliseconds);
-    sim.note(client, "The client's ephemeral range is only 40000-40007: eight ports for connections to anywhere.");
+    sim.note(client, "The client's ephemeral range is only 40000-40007: eight ports, so at most eight connections to one "
+                     "destination (10.0.0.2:80). Linux's limit is per destination: each connection needs only a unique 4-tuple.");
     for (int i = 0; i < 9; ++i) {
         const SocketRef s = sim.socket(client, Protocol::tcp).value();
         (void)sim.connect(s, Endpoint{server_address, 80});
     }
-    sim.note(client, "The ninth connect() found no free port: EADDRNOTAVAIL, at once, without trying the network.");
+    sim.note(client, "The ninth connect() to 10.0.0.2:80 found no port that makes a new 4-tuple: EADDRNOTAVAIL, at once, "
+                     "without trying the network.");
     sim.run_for(50 * milliseconds);
-    (void)listener;
+    const SocketRef other = sim.socket(client, Protocol::tcp).value();
+    (void)sim.connect(other, Endpoint{server_address, 8080});
+    sim.note(client, "A connect() to another destination, 10.0.0.2:8080, still succeeds: it shares a port of the full range, "
+                     "because (10.0.0.1, port, 10.0.0.2, 8080) is a new 4-tuple (Linux __inet_hash_connect).");
+    sim.run_for(50 * milliseconds);
 }
 
 void scan(Simulator& sim) {
-    const HostId scanner = sim.add_host("scanner", {scanner_address});
-    const HostId target = sim.add_host("server", {server_address});
+    const HostId scanner = sim.add_host("scanner", {scanner_address}, with_role("scanner"));
+    const HostId target = sim.add_host("server", {server_address}, with_role("server"));
     sim.set_link(scanner, target, LinkConfig{5 * milliseconds, 0.0, {}});
     tcp_server(sim, target, 22);  // open
     tcp_server(sim, target, 25);  // behind a DROP rule: filtered
@@ -341,7 +352,9 @@ const std::array<Entry, 12> table{{
     {{"firewall-reject", "A firewall that rejects", "the firewall rejects SYNs to port 22 with RST: ECONNREFUSED (looks closed)"},
      [](Simulator& sim) { firewall_story(sim, FirewallAction::reject); }},
     {{"bind-conflict", "Who may bind a port", "EADDRINUSE, EACCES below 1024, then SO_REUSEADDR binding beside a TIME-WAIT connection"}, bind_conflict},
-    {{"ephemeral-exhaustion", "Running out of ephemeral ports", "a client with an 8-port ephemeral range makes 9 connections: EADDRNOTAVAIL"}, ephemeral_exhaustion},
+    {{"ephemeral-exhaustion", "Running out of ephemeral ports",
+      "a client with an 8-port ephemeral range makes 9 connections to one server port: EADDRNOTAVAIL; a 10th to another port shares a port"},
+     ephemeral_exhaustion},
     {{"scan", "An nmap scan", "SYN, connect, ACK and UDP scans find open, closed, filtered, unfiltered and open|filtered ports"}, scan},
     {{"time-wait", "TIME-WAIT", "the side that closes first waits 2*MSL in TIME-WAIT before the connection is gone"}, time_wait},
     {{"lossy-link", "A lossy link", "a link that loses 20% of packets: TCP retransmits on timeout until everything arrives"}, lossy_link},

@@ -11,11 +11,12 @@ Simulator::Simulator(SimOptions options) : options_(options) {
 // ---- topology ----
 
 HostId Simulator::add_host(std::string name, std::vector<IpAddress> addresses, HostOptions options) {
-    return kernel().add_host(std::move(name), std::move(addresses), options);
+    return kernel().add_host(std::move(name), std::move(addresses), std::move(options));
 }
 void Simulator::set_link(HostId a, HostId b, LinkConfig config) { kernel().set_link(a, b, config); }
 void Simulator::set_default_link(LinkConfig config) { kernel().set_default_link(config); }
-void Simulator::add_firewall_rule(HostId host, FirewallRule rule) { kernel().add_rule(host, rule); }
+std::string Simulator::add_firewall_rule(HostId host, FirewallRule rule) { return kernel().add_rule(host, std::move(rule)); }
+bool Simulator::remove_firewall_rule(HostId host, std::string_view rule_id) { return kernel().remove_rule(host, rule_id); }
 void Simulator::set_firewall_policy(HostId host, FirewallAction policy) { kernel().set_policy(host, policy); }
 void Simulator::set_tcp_config(TcpConfig config) { kernel().set_tcp_config(config); }
 
@@ -52,6 +53,7 @@ SysResult<SocketRef> Simulator::socket(HostId host, Protocol protocol, IpFamily 
 }
 SysResult<Ok> Simulator::set_reuse_address(SocketRef s, bool on) { return kernel().set_reuse_address(s, on); }
 SysResult<Ok> Simulator::set_privileged(SocketRef s, bool on) { return kernel().set_privileged(s, on); }
+SysResult<Ok> Simulator::set_linger_zero(SocketRef s, bool on) { return kernel().set_linger_zero(s, on); }
 SysResult<Ok> Simulator::set_auto_reply(SocketRef s, Bytes reply) { return kernel().set_auto_reply(s, std::move(reply)); }
 SysResult<Ok> Simulator::bind(SocketRef s, Endpoint local) { return kernel().bind(s, local); }
 SysResult<Ok> Simulator::listen(SocketRef s, std::uint32_t backlog) { return kernel().listen(s, backlog); }

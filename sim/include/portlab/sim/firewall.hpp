@@ -4,7 +4,10 @@
 // stateless rules does; what each action makes a scanner see is in portlab/scan.hpp.
 
 #include <cstddef>
+#include <cstdint>
 #include <optional>
+#include <string>
+#include <string_view>
 #include <vector>
 
 #include "portlab/firewall_rule.hpp"
@@ -23,11 +26,22 @@ struct PacketMatch {
     Port destination_port = 0;
 };
 
+// A rule with the id the trace names it by ("r1"): a dropped packet's `rule_id`.
+struct NamedRule {
+    std::string id;
+    FirewallRule rule;
+    friend bool operator==(const NamedRule&, const NamedRule&) = default;
+};
+
 struct Firewall {
-    std::vector<FirewallRule> input;  // in order; first match wins
+    std::vector<NamedRule> input;  // in order; first match wins
     FirewallAction policy = FirewallAction::accept;
+    std::uint32_t next_rule_number = 1;  // ids "r1", "r2", ... per host, never reused
     friend bool operator==(const Firewall&, const Firewall&) = default;
 };
+
+// The id a dropped packet names when the chain's policy, not a rule, decided.
+inline constexpr std::string_view policy_rule_id = "policy";
 
 [[nodiscard]] bool matches(const FirewallRule& rule, const PacketMatch& packet) noexcept;
 

@@ -7,6 +7,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "portlab/sim/errno.hpp"
@@ -29,7 +30,11 @@ public:
     HostId add_host(std::string name, std::vector<IpAddress> addresses, HostOptions options);
     void set_link(HostId a, HostId b, LinkConfig config);
     void set_default_link(LinkConfig config) { world.default_link = config; }
-    void add_rule(HostId host, FirewallRule rule);
+    // Appends a rule to the host's input chain; returns its id ("r1"), which a packet it
+    // drops names (rule_id).
+    std::string add_rule(HostId host, FirewallRule rule);
+    // Takes the rule with this id out of the host's chain; false when there is none.
+    bool remove_rule(HostId host, std::string_view id);
     void set_policy(HostId host, FirewallAction policy);
     void set_tcp_config(TcpConfig config) { world.tcp = config; }
 
@@ -46,6 +51,7 @@ public:
     SysResult<SocketRef> socket(HostId host, Protocol protocol, IpFamily family);
     SysResult<Ok> set_reuse_address(SocketRef s, bool on);
     SysResult<Ok> set_privileged(SocketRef s, bool on);
+    SysResult<Ok> set_linger_zero(SocketRef s, bool on);
     SysResult<Ok> set_auto_reply(SocketRef s, Bytes reply);
     SysResult<Ok> bind(SocketRef s, Endpoint local);
     SysResult<Ok> listen(SocketRef s, std::uint32_t backlog);
@@ -94,11 +100,14 @@ private:
     void destroy_socket(HostId h, trace::SocketId id);
     bool bind_conflict(const Host& host, const Socket& s, const Endpoint& local) const;
     void attach_port(HostId h, Socket& s, const Endpoint& local);
+    // attach_port for a user's socket, told in the trace (`bound`).
+    void bind_to(HostId h, Socket& s, const Endpoint& local, trace::BindHow how, std::optional<std::string> note = std::nullopt);
     void detach_port(HostId h, Socket& s);
     void add_connection(HostId h, const Socket& s);
     void remove_connection(HostId h, const Socket& s);
     std::optional<Port> pick_ephemeral(HostId h, Socket& s, PortPurpose purpose, const IpAddress& local,
                                        std::optional<Endpoint> remote);
+    std::optional<Port> share_ephemeral(HostId h, Socket& s, Endpoint local, const Endpoint& remote);
     SysResult<Ok> autobind_udp(HostId h, Socket& s, const IpAddress& destination, std::string_view call);
 
     // packets
@@ -140,6 +149,8 @@ private:
     void send_probe(std::uint32_t index);
     void observe_for_scanner(HostId h, const Wire& packet);
     void on_probe_timeout(std::uint32_t index);
+    void settle_connect_probes(HostId h);
+    void finish_connect_probe(std::uint32_t index);
     void conclude(std::uint32_t index, scan::Verdict verdict);
 };
 

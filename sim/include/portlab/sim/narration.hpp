@@ -38,10 +38,6 @@ private:
     // The same table the replay timeline names services with, so both say "(http)".
     ServiceTable services_ = ServiceTable::fallback();
     std::map<std::pair<std::string, std::uint32_t>, SocketView> sockets_;
-    // Per host, the last SYN delivered to it (local = its destination): a connection a
-    // listener spawns for it (LISTEN -> SYN-RECEIVED) has that 4-tuple before accept()
-    // names it.
-    std::map<std::string, std::pair<Endpoint, Endpoint>> last_syn_;
 };
 
 }  // namespace portlab::sim

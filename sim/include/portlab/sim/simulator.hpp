@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "portlab/sim/kernel.hpp"
@@ -42,7 +43,10 @@ public:
     HostId add_host(std::string name, std::vector<IpAddress> addresses, HostOptions options = {});
     void set_link(HostId a, HostId b, LinkConfig config);
     void set_default_link(LinkConfig config);
-    void add_firewall_rule(HostId host, FirewallRule rule);
+    // Returns the rule's id ("r1"), as the packets it drops name it.
+    std::string add_firewall_rule(HostId host, FirewallRule rule);
+    // Takes a rule out (nft delete rule); false when the host has no rule with that id.
+    bool remove_firewall_rule(HostId host, std::string_view rule_id);
     void set_firewall_policy(HostId host, FirewallAction policy);
     void set_tcp_config(TcpConfig config);
 
@@ -64,6 +68,8 @@ public:
     SysResult<Ok> set_reuse_address(SocketRef s, bool on = true);
     // Whether the owning process has CAP_NET_BIND_SERVICE (root): ports below 1024.
     SysResult<Ok> set_privileged(SocketRef s, bool on = true);
+    // SO_LINGER {on, 0}: close() then resets a connection (RST) instead of closing it (FIN).
+    SysResult<Ok> set_linger_zero(SocketRef s, bool on = true);
     // A UDP "service" that answers each datagram with `reply` (the scan's open UDP port).
     SysResult<Ok> set_auto_reply(SocketRef s, Bytes reply);
     SysResult<Ok> bind(SocketRef s, Endpoint local);

@@ -112,10 +112,13 @@ struct Socket {
     IpFamily family = IpFamily::v4;
     bool privileged = false;     // the owner has CAP_NET_BIND_SERVICE
     bool reuse_address = false;  // SO_REUSEADDR
+    bool linger_zero = false;    // SO_LINGER {1, 0}: close() aborts with RST
     bool open_by_user = true;
     std::optional<Endpoint> local;   // bound address and port
     std::optional<Endpoint> remote;  // connected peer
     bool port_auto_bound = false;    // the kernel chose the port (released again on failure)
+    trace::BindHow bound_how = trace::BindHow::explicit_port;  // how `local` was bound, as the trace said
+    bool bound_by_connect = false;   // TCP: connect() chose the port, so it may share it (another 4-tuple)
     TcpState state = TcpState::closed;
     bool listening = false;          // TCP LISTEN
     std::uint32_t backlog = 0;
@@ -188,6 +191,7 @@ struct ProtocolTable {
 };
 
 struct HostOptions {
+    std::string role;  // for the picture, as the trace's `host` event says it: "client", "server", "scanner", "router"
     EphemeralConfig ephemeral;
     Port unprivileged_port_start = 1024;  // net.ipv4.ip_unprivileged_port_start
     friend bool operator==(const HostOptions&, const HostOptions&) = default;
