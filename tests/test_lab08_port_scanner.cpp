@@ -352,3 +352,70 @@ TEST_CASE("lab08's trace replays the scan: a probe before each verdict, each por
         CHECK(state_of(ScanType::connect, port) == judged.at(port));
     }
 }
+
+namespace {
+
+struct Verdict {
+    std::string state;
+    std::string reason;
+    friend bool operator==(const Verdict&, const Verdict&) = default;
+};
+
+// nmap's XML, reduced to port -> (state, reason) for the ports it lists one by one.
+std::map<Port, Verdict> nmap_verdicts(const std::string& xml) {
+    std::map<Port, Verdict> verdicts;
+    const std::regex port_line(R"re(<port protocol="tcp" portid="(\d+)"><state state="([a-z|]+)" reason="([a-z-]+)")re");
+    for (std::sregex_iterator it(xml.begin(), xml.end(), port_line), end; it != end; ++it)
+        verdicts[static_cast<Port>(std::stoi((*it)[1]))] = {(*it)[2], (*it)[3]};
+    return verdicts;
+}
+
+}  // namespace
+
+// Issue 15, item 1: a port whose firewall rule rejects answers at once, and lab08 must say
+// so at once, as nmap -sT does: an ICMP error that comes back while connect() holds the
+// socket is a soft error (tcp_v4_err/tcp_v6_err), connect() says EALREADY until the SYN is
+// retransmitted, and only SO_ERROR has the answer. Every reject nft offers, IPv4 and IPv6,
+// in a private network namespace (unshare -rn) with nft's rules; nmap in the same
+// namespace is the judge of state and reason, and the scan must take milliseconds, not the
+// 3-second timeout.
+TEST_CASE("lab08: ports a firewall rejects, with every ICMP type nft offers or a TCP reset, answer as nmap -sT says and at once",
+          "[lab08][tcp][firewall]") {
+    const auto family = GENERATE(as<std::string>{}, "127.0.0.1", "::1");
+    CAPTURE(family);
+    const std::vector<std::pair<Port, std::string>> rules{
+        {5001, "reject"},
+        {5002, "reject with icmpx type port-unreachable"},
+        {5003, "reject with icmpx type admin-prohibited"},
+        {5004, "reject with icmpx type host-unreachable"},
+        {5005, "reject with icmpx type no-route"},
+        {5006, "reject with tcp reset"},
+    };
+    std::string script = "set -e; ip link set lo up; nft add table inet t; "
+                         "nft add chain inet t input '{ type filter hook input priority 0; policy accept; }'; ";
+    for (const auto& [port, action] : rules)
+        script += "nft add rule inet t input tcp dport " + std::to_string(port) + " " + action + "; ";
+    const std::string ports = "5001-5006";
+    script += shell_quote(bin_path("lab08_port_scanner")) + " --json --no-demo --scan tcp --timeout 3000 -p " + ports +
+              " " + family + "; echo '@@@'; nmap -n -Pn -sT --reason -oX - -p " + ports +
+              (family == "::1" ? " -6 " : " ") + family;
+    const auto result = run_command("unshare -rn bash -c " + shell_quote(script), 120);
+    INFO("stderr: " << result.err);
+    REQUIRE(result.exit_code == 0);
+    const auto split = result.out.find("@@@");
+    REQUIRE(split != std::string::npos);
+    const auto facts = json::parse(result.out.substr(0, split));
+    const auto judged = nmap_verdicts(result.out.substr(split));
+    const auto& scan = facts.at("scans").at(0);
+    const auto seen = states_of(scan);
+    for (const auto& [port, action] : rules) {
+        CAPTURE(port, action);
+        REQUIRE(seen.count(port) == 1);
+        REQUIRE(judged.count(port) == 1);
+        CHECK(seen.at(port).state == judged.at(port).state);
+        CHECK(seen.at(port).reason == judged.at(port).reason);
+    }
+    // Six answers that come back within the connect() calls: milliseconds, where waiting
+    // for the retransmitted SYN would take a second and the timeout three.
+    CHECK(scan.at("elapsed_ms").get<double>() < 500.0);
+}

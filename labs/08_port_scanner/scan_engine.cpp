@@ -138,6 +138,26 @@ int connect_errno(int fd, const Target& target) {
     return ::connect(fd, target.get(), target.length) == 0 ? 0 : errno;
 }
 
+// connect()'s answer so far. An ICMP error that arrives while connect() holds the socket
+// is kept as a "soft" error (tcp_v4_err / tcp_v6_err: sk_err_soft when sock_owned_by_user):
+// on loopback a reject's ICMP comes back within the connect() call itself. The socket then
+// stays in SYN-SENT, and connect() says EALREADY, until the SYN is retransmitted a second
+// later; getsockopt(SO_ERROR) hands the error over at once (sock_getsockopt: sk_err, else
+// sk_err_soft), which is how nmap -sT answers in milliseconds.
+struct ConnectAnswer {
+    int error = 0;
+    bool soft = false;  // from SO_ERROR while still in SYN-SENT: the socket cannot be reused
+};
+
+ConnectAnswer connect_answer(int fd, const Target& target) {
+    const int error = connect_errno(fd, target);
+    if (error != EALREADY) return {error, false};
+    int pending = 0;
+    socklen_t length = sizeof pending;
+    if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &pending, &length) == 0 && pending != 0) return {pending, true};
+    return {EALREADY, false};
+}
+
 // ---- TCP --------------------------------------------------------------------------------
 
 struct Shared {
@@ -203,13 +223,14 @@ private:
         return ::socket(target_.family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     }
 
-    // A descriptor whose connect() ended: refused ones are kept for the next port.
-    Outcome finish(int fd, Outcome outcome) {
+    // A descriptor whose connect() ended: refused ones (back in CLOSED after the RST) are
+    // kept for the next port; one that learnt its answer as a soft error is still in SYN-SENT.
+    Outcome finish(int fd, Outcome outcome, bool soft = false) {
         if (outcome.verdict.state == scan::PortState::open) {
             const bool self = is_self_connect(fd, target_);
             close_with_reset(fd);
             if (self) return decided(scan::ScanType::connect, scan::Answer::self_connect());
-        } else if (outcome.verdict.reason == scan::Reason::conn_refused && spare_ < 0) {
+        } else if (outcome.verdict.reason == scan::Reason::conn_refused && spare_ < 0 && !soft) {
             spare_ = fd;
         } else {
             ::close(fd);
@@ -221,10 +242,10 @@ private:
         const int fd = take_socket();
         if (fd < 0) co_return decided(scan::ScanType::connect, scan::Answer::local_error(errno));
         target_.set_port(port);
-        int error = connect_errno(fd, target_);
-        if (error == EINPROGRESS) error = connect_errno(fd, target_);  // the answer is usually here already
-        const Outcome outcome = outcome_of_connect(error);
-        if (!outcome.pending) co_return finish(fd, outcome);
+        ConnectAnswer answer{connect_errno(fd, target_), false};
+        if (answer.error == EINPROGRESS) answer = connect_answer(fd, target_);  // the answer is usually here already
+        const Outcome outcome = outcome_of_connect(answer.error);
+        if (!outcome.pending) co_return finish(fd, outcome, answer.soft);
         ++shared_.report.waited;
         co_return co_await wait_for_answer(fd);
     }
@@ -241,15 +262,18 @@ private:
         }
         const auto deadline = std::chrono::steady_clock::now() + shared_.options.timeout;
         Outcome outcome = waiting_tcp;
+        bool soft = false;
         while (outcome.pending && std::chrono::steady_clock::now() < deadline) {
             timer_.expires_at(deadline);
             const auto winner = co_await (socket.async_wait(asio::socket_base::wait_write, asio::experimental::as_tuple(use_awaitable)) ||
                                           timer_.async_wait(asio::experimental::as_tuple(use_awaitable)));
             if (winner.index() == 1) break;  // timed out: no answer at all
-            outcome = outcome_of_connect(connect_errno(fd, target_));
+            const auto answer = connect_answer(fd, target_);
+            outcome = outcome_of_connect(answer.error);
+            soft = answer.soft;
         }
         if (outcome.pending) outcome = decided(scan::ScanType::connect, scan::Answer::nothing());
-        co_return finish(socket.release(), outcome);
+        co_return finish(socket.release(), outcome, soft);
     }
 
     Shared& shared_;
