@@ -211,3 +211,30 @@ TEST_CASE("lab01 --services reads names from the given file", "[lab01]") {
     CHECK(facts["lookups"][0]["services"][0]["name"] == "http");
     CHECK(facts["lookups"][1]["services"][0]["name"] == "sink");
 }
+
+// Issue 15, item 4: root without CAP_NET_BIND_SERVICE (dropped from the bounding set before
+// exec, as setpriv does; a container does the same) is refused below the boundary: the
+// kernel checks the capability, not the uid. The kernel's own words: CapEff in
+// /proc/PID/status of a process started the same way, and bind()'s EACCES.
+TEST_CASE("lab01 as root without CAP_NET_BIND_SERVICE says it lacks the capability, as the kernel shows", "[lab01][kernel]") {
+    if (geteuid() != 0 || std::system("command -v setpriv >/dev/null 2>&1") != 0) {
+        WARN("needs root and setpriv to drop CAP_NET_BIND_SERVICE; skipped");
+        return;
+    }
+    const std::string drop = "setpriv --bounding-set=-net_bind_service";
+    const auto status = test::run_command(drop + " grep CapEff /proc/self/status", 10);
+    REQUIRE(status.exit_code == 0);
+    const auto effective = std::stoull(status.out.substr(status.out.find(':') + 1), nullptr, 16);
+    REQUIRE((effective & (1ULL << 10)) == 0);  // CAP_NET_BIND_SERVICE is capability 10
+    const auto facts = run_json("", drop);
+    CHECK(facts["euid"] == 0);
+    CHECK(facts["cap_net_bind_service"] == false);
+    const auto text = run_lab("", drop);
+    REQUIRE(text.exit_code == 0);
+    CHECK(text.out.find("lack CAP_NET_BIND_SERVICE") != std::string::npos);
+    CHECK(text.out.find("which holds CAP_NET_BIND_SERVICE") == std::string::npos);
+    bool refused_below = false;
+    for (const auto& attempt : facts["bind_attempts"])
+        if (attempt["below_boundary"].get<bool>() && attempt["errno_name"] == "EACCES") refused_below = true;
+    if (facts["unprivileged_port_start"] != 0 && facts["unprivileged_port_start"] != 1) CHECK(refused_below);
+}

@@ -210,3 +210,25 @@ TEST_CASE("lab04 follows the lab conventions: --help, one-line usage errors, --s
           "[lab04][conventions]") {
     test::check_lab_conventions({"lab04_four_tuple", true, "--port 0"});
 }
+
+// Issue 15, item 5: the page's exercise 1 counts what ss lists during step 3 with
+// --per-address 5: `ss -tan` shows the listener and the 20 accepted sockets (21), `ss -tn`
+// leaves the listener out (20). Asked of ss itself, at the pause before step 4.
+TEST_CASE("lab04 exercise 1: during step 3, ss -tan lists 21 sockets on the server port and ss -tn 20", "[lab04][docs]") {
+    std::uint16_t port = 0;
+    { const Fd probe(listen_on_free_port(port)); }  // a port nobody holds now
+    test::PausedRun lab_run(portlab::test::bin_path("lab04_four_tuple"),
+                            {"--port", std::to_string(port), "--per-address", "5"});
+    std::size_t with_listener = 0, without = 0;
+    const auto count_rows = [](const std::string& command) { return test::lines_of(test::run_command(command, 10).out).size(); };
+    const int status = lab_run.run([&](int pause) {
+        if (pause != 3) return;
+        const std::string filter = " 'sport = :" + std::to_string(port) + "'";
+        with_listener = count_rows("ss -tanH" + filter);
+        without = count_rows("ss -tnH" + filter);
+    });
+    INFO(lab_run.stderr_text());
+    REQUIRE(status == 0);
+    CHECK(with_listener == 21);
+    CHECK(without == 20);
+}

@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -110,6 +111,28 @@ std::string bind_result_text(const BindAttempt& attempt) {
     if (attempt.errno_name == "EACCES") return "EACCES, permission denied";
     if (attempt.errno_name == "EADDRINUSE") return "EADDRINUSE, another socket already holds it; trying the next port";
     return attempt.errno_name;
+}
+
+}  // namespace
+
+namespace {
+
+// Why ports below the boundary are (not) this process's: inet_bind() asks for the
+// capability (ns_capable(net->user_ns, CAP_NET_BIND_SERVICE)), never for uid 0, so root
+// without it (setpriv --bounding-set=-net_bind_service, a container) is refused too.
+std::string privilege_note(int boundary, uid_t euid, std::optional<bool> capable) {
+    if (boundary <= 1) return "No port is privileged on this machine (ip_unprivileged_port_start is 0 or 1).";
+    const std::string who = euid == 0 ? "You are root (effective uid 0) and" : fmt::format("Effective uid {}", euid);
+    if (!capable)
+        return fmt::format("Whether this process holds CAP_NET_BIND_SERVICE could not be read; the kernel checks "
+                           "that capability, not the uid, for ports below {}.", boundary);
+    if (*capable)
+        return fmt::format("{} {}hold{} CAP_NET_BIND_SERVICE, so ports below {} are yours too: the kernel checks the "
+                           "capability, not the uid.",
+                           who, euid == 0 ? "" : "is not root but ", euid == 0 ? "" : "s", boundary);
+    return fmt::format("{} lack{} CAP_NET_BIND_SERVICE, so the kernel refuses ports below {} (EACCES){}.", who,
+                       euid == 0 ? "" : "s", boundary,
+                       euid == 0 ? ": being root is not enough, the capability is what counts" : "");
 }
 
 }  // namespace
@@ -216,14 +239,7 @@ int main(int argc, char** argv) {
 
         const auto euid = geteuid();
         const auto capable = read_cap_net_bind_service();
-        if (boundary <= 1)
-            say.note("No port is privileged on this machine (ip_unprivileged_port_start is 0 or 1).");
-        else if (euid == 0)
-            say.note(fmt::format("You are root (effective uid 0), which holds CAP_NET_BIND_SERVICE, so ports below {} are yours too.", boundary));
-        else if (capable && *capable)
-            say.note(fmt::format("Effective uid {} is not root but holds CAP_NET_BIND_SERVICE: the kernel checks the capability, not the uid.", euid));
-        else
-            say.note(fmt::format("Effective uid {} lacks CAP_NET_BIND_SERVICE, so the kernel refuses ports below {} (EACCES).", euid, boundary));
+        say.note(privilege_note(boundary, euid, capable ? std::optional<bool>(*capable) : std::nullopt));
         say.note("Whatever /etc/services calls a port, any program may bind it: the kernel checks privilege and use, not names.");
         say.see_it_yourself("sudo -u nobody " + std::string(argv[0]) + "   (the same lab as an ordinary user)");
 

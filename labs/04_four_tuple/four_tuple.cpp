@@ -223,7 +223,7 @@ void show_server_table(Run& run, Port listening_port) {
     run.say.note("One port, many connections: what differs is the remote address and port.");
     run.say.note(fmt::format("The kernel's socket table for local port {} (netlink sock_diag, as ss reads it):", listening_port));
     run.facts()["kernel_table"] = kernel_table(run, listening_port);
-    run.say.see_it_yourself(fmt::format("ss -tn 'sport = :{}'", listening_port));
+    run.say.see_it_yourself(fmt::format("ss -tan 'sport = :{}'   (-a: the listener too)", listening_port));
 }
 
 // ---- Part 2: one local port, two connections -----------------------------------------

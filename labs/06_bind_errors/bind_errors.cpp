@@ -241,7 +241,9 @@ std::optional<Endpoint> same_port_twice(Run& run, Sockets& s, int& exit_code) {
     }
     const Endpoint held{wanted.address, s.first.local_endpoint().port()};
     run.attempt("second_listener", s.second, held, {.listen = true}, "a TCP listener holds " + held.to_string());
-    run.say.note("One TCP (address, port) belongs to one socket: the kernel must know whom to give a new SYN.");
+    run.say.note("Two sockets cannot both bind one TCP (address, port) to listen on it, unless both ask to share it "
+                 "(SO_REUSEPORT, step 6): the kernel must know which listener gets a new SYN.");
+    run.say.note("Connected sockets share a port all the time (lab 04): each connection has its own 4-tuple.");
     run.say.see_it_yourself(fmt::format("ss -tlnp 'sport = :{}'", held.port));
     return held;
 }
