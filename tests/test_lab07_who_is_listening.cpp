@@ -379,3 +379,57 @@ TEST_CASE("lab07 follows the lab conventions: --help, one-line usage errors, --s
           "[lab07][conventions]") {
     check_lab_conventions({"lab07_who_is_listening", false, ""});
 }
+
+// Issue 15, item 3: --port P must not say "nobody" while a socket holds P. A connected UDP
+// socket is no listener, yet it holds its port: the kernel refuses another bind() to it
+// (EADDRINUSE) and ss -a lists it. And -4 must not hide a [::] listener without
+// IPV6_V6ONLY, which the kernel connects IPv4 peers to.
+TEST_CASE("lab07 --port names a connected UDP socket that holds the port, and -4 a dual-stack listener", "[lab07][port]") {
+    SECTION("a connected UDP socket") {
+        const Fd holder = sockets::bound_socket(AF_INET, SOCK_DGRAM);
+        const Port port = port_of(holder.get());
+        auto peer = sockets::loopback(9);
+        REQUIRE(::connect(holder.get(), reinterpret_cast<sockaddr*>(&peer), sizeof peer) == 0);
+        // The kernel's word: the port is taken, and ss -a lists the socket.
+        const Fd second(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+        auto same = sockets::loopback(port);
+        CHECK(::bind(second.get(), reinterpret_cast<sockaddr*>(&same), sizeof same) != 0);
+        CHECK(errno == EADDRINUSE);
+        CHECK_FALSE(run_ss("-uanH 'sport = :" + std::to_string(port) + "'").empty());
+
+        const auto facts = run_lab_json("--port " + std::to_string(port));
+        CHECK(facts.at("sockets").empty());  // nothing listens there
+        REQUIRE(facts.at("holders").size() == 1);
+        const auto& row = facts.at("holders").at(0);
+        CHECK(row.at("protocol") == "udp");
+        CHECK(row.at("state") == "ESTAB");
+        CHECK(row.at("local").at("port") == port);
+        const auto text = run_command(shell_quote(lab) + " --port " + std::to_string(port), 60);
+        CHECK(text.out.find("nobody") == std::string::npos);
+    }
+    SECTION("a dual-stack listener under -4") {
+        if (!ipv6_loopback_available()) {
+            WARN("no IPv6 loopback here; skipped");
+            return;
+        }
+        const Fd listener(::socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0));
+        const int off = 0;
+        REQUIRE(::setsockopt(listener.get(), IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof off) == 0);
+        sockaddr_in6 any{};
+        any.sin6_family = AF_INET6;
+        any.sin6_addr = in6addr_any;
+        REQUIRE(::bind(listener.get(), reinterpret_cast<sockaddr*>(&any), sizeof any) == 0);
+        REQUIRE(::listen(listener.get(), 4) == 0);
+        const Port port = port_of(listener.get());
+        // The kernel's word: an IPv4 client reaches it.
+        const Fd client(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+        auto target = sockets::loopback(port);
+        REQUIRE(::connect(client.get(), reinterpret_cast<sockaddr*>(&target), sizeof target) == 0);
+
+        const auto facts = run_lab_json("-4 --port " + std::to_string(port));
+        bool listed = false;
+        for (const auto& row : facts.at("sockets"))
+            if (row.at("local").at("port") == port && row.at("state") == "LISTEN") listed = true;
+        CHECK(listed);
+    }
+}

@@ -175,6 +175,43 @@ void close_own_sockets(Observer& see, OwnSockets& own) {
 
 }  // namespace
 
+namespace {
+
+// The sockets -4 would leave out although they take IPv4: listeners (or unconnected UDP
+// sockets) on [::] whose IPV6_V6ONLY is off (net.ipv6.bindv6only 0, Linux's default), to
+// which an IPv4 peer connects as ::ffff:a.b.c.d.
+std::vector<diag::SocketInfo> dual_stack_listeners(diag::Query query) {
+    query.ipv4 = false;
+    query.ipv6 = true;
+    auto v6 = diag::list_sockets(query);
+    std::vector<diag::SocketInfo> found;
+    if (!v6) return found;
+    for (auto& socket : *v6)
+        if (socket.local.address.is_unspecified() && socket.v6only == false) found.push_back(std::move(socket));
+    return found;
+}
+
+// Nothing listens on the port: say whether some socket holds it all the same (a connected
+// UDP socket, a TCP connection, TIME-WAIT), as ss -a and lsof show, since bind() to that
+// port would still fail with EADDRINUSE.
+std::vector<diag::SocketInfo> tell_who_else_holds(Narrator& say, diag::Query query, const ServiceTable& services) {
+    const std::string protocols = query.tcp && query.udp ? "TCP or UDP" : (query.tcp ? "TCP" : "UDP");
+    query.listening_only = false;
+    query.ipv4 = query.ipv6 = true;
+    const auto holders = diag::list_sockets(query);
+    if (!holders || holders->empty()) {
+        say.kernel(fmt::format("nobody: no {} socket has local port {}, in any state", protocols, *query.port));
+        return {};
+    }
+    say.kernel(fmt::format("no {} socket listens on port {}, but {} socket{} hold{} it:", protocols, *query.port,
+                           holders->size(), holders->size() == 1 ? "" : "s", holders->size() == 1 ? "s" : ""));
+    print_table(say, *holders, services);
+    say.note("A connected socket holds its local port as a listener does: bind() to it fails with EADDRINUSE.");
+    return *holders;
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
     return run_lab(argc, argv, {"lab07_who_is_listening", "Lab 07: which process owns which port, read from the kernel like ss"},
                    [](Lab& lab) {
@@ -237,6 +274,12 @@ int main(int argc, char** argv) {
                              what, query.tcp && query.udp ? "TCP and UDP" : (query.tcp ? "TCP" : "UDP"), port_filter));
         auto sockets = diag::list_sockets(query);
         if (!sockets) return lab.failure("cannot read the kernel's socket tables: " + sockets.error().message);
+        const auto dual_stack = query.ipv4 && !query.ipv6 ? dual_stack_listeners(query) : std::vector<diag::SocketInfo>{};
+        sockets->insert(sockets->end(), dual_stack.begin(), dual_stack.end());
+        if (!dual_stack.empty())
+            say.note(fmt::format("{} IPv6 socket{} on [::] without IPV6_V6ONLY take{} IPv4 too (dual stack, RFC 3493 "
+                                 "section 5.3): listed with the IPv4 ones, though ss -4 leaves them out.",
+                                 dual_stack.size(), dual_stack.size() == 1 ? "" : "s", dual_stack.size() == 1 ? "s" : ""));
         std::map<std::string, int> counts;
         for (const auto& s : *sockets) ++counts[fmt::format("{} {}", to_string(s.protocol), s.state_name())];
         std::vector<std::string> count_parts;
@@ -266,9 +309,8 @@ int main(int argc, char** argv) {
                                           spec && !spec->service_name.empty() ? " (" + spec->service_name + ")" : "")
                             : fmt::format("the listing ({})", all ? "every state" : "listening sockets"));
         if (!lab.json()) print_table(say, *sockets, services);  // quiet anyway; 10,000 rows cost time
-        if (query.port && sockets->empty())
-            say.kernel(fmt::format("nobody: no {} socket has local port {}", query.tcp && query.udp ? "TCP or UDP" : (query.tcp ? "TCP" : "UDP"),
-                                   *query.port));
+        std::vector<diag::SocketInfo> holders;  // with --port, when nothing listens there
+        if (query.port && sockets->empty()) holders = tell_who_else_holds(say, query, services);
         if (query.port) {
             say.see_it_yourself(fmt::format("ss {} 'sport = :{}'", ss_flags(query), *query.port));
             say.see_it_yourself(fmt::format("lsof -nP -i {}:{}", query.tcp && query.udp ? "" : (query.tcp ? "TCP" : "UDP"),
@@ -319,6 +361,9 @@ int main(int argc, char** argv) {
                              {"found_udp", udp_row != nullptr && is_ours(*udp_row)}};
             facts["services_source"] = services.source();
             facts["sockets"] = std::move(rows);
+            json holder_rows = json::array();
+            for (const auto& s : holders) holder_rows.push_back(socket_json(s, services));
+            facts["holders"] = std::move(holder_rows);
             lab.print_json(facts);
         }
         return exit_ok;

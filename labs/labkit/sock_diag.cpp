@@ -275,6 +275,17 @@ Result<SocketInfo> parse_inet_diag_msg(std::span<const std::uint8_t> payload, Pr
     info.uid = message.idiag_uid;
     info.recv_q = message.idiag_rqueue;
     info.send_q = message.idiag_wqueue;
+    // Netlink attributes follow the message, each 4-byte aligned (linux/netlink.h); only
+    // INET_DIAG_SKV6ONLY is read. A cut attribute ends the walk: the message itself is whole.
+    std::size_t offset = NLMSG_ALIGN(sizeof(inet_diag_msg));
+    while (offset + NLA_HDRLEN <= payload.size()) {
+        nlattr attribute{};
+        std::memcpy(&attribute, payload.data() + offset, sizeof attribute);
+        if (attribute.nla_len < NLA_HDRLEN || offset + attribute.nla_len > payload.size()) break;
+        if ((attribute.nla_type & NLA_TYPE_MASK) == INET_DIAG_SKV6ONLY && attribute.nla_len > NLA_HDRLEN)
+            info.v6only = payload[offset + NLA_HDRLEN] != 0;
+        offset += NLA_ALIGN(attribute.nla_len);
+    }
     return info;
 }
 

@@ -52,6 +52,9 @@ struct SocketInfo {
     std::uint32_t recv_q = 0;
     std::uint32_t send_q = 0;
     std::vector<ProcessRef> owners;  // empty when unknown (not asked, or unreadable /proc)
+    // IPV6_V6ONLY of an IPv6 socket in LISTEN or CLOSE (the kernel's INET_DIAG_SKV6ONLY,
+    // inet_diag_msg_attrs_fill): false means a [::] socket takes IPv4 too (dual stack).
+    std::optional<bool> v6only;
 
     // The RFC 793 state for a TCP socket; nullopt for UDP, and for kernel-internal
     // numbers (TCP_NEW_SYN_RECV) that have no RFC name.
