@@ -176,3 +176,26 @@ TEST_CASE("lab03 follows the lab conventions: --help, one-line usage errors, --s
           "[lab03][conventions]") {
     test::check_lab_conventions({"lab03_ephemeral_ports", true, "--port 0 -n 5"});
 }
+
+// Issue 15, item 10: connect() prefers the parity of the range's LOW END, not "even"
+// (inet_csk_find_open_port: "__inet_hash_connect() favors ports having @low parity"), and
+// bind(0) the other parity. In a private namespace whose range starts at 40001 the kernel
+// gives connect() odd ports and bind(0) even ones; the lab's ports are the kernel's own
+// (getsockname), and its words must say the same.
+TEST_CASE("lab03 with a range starting at an odd port: connect() gets odd ports, bind(0) even, and the lab says so",
+          "[lab03][parity]") {
+    const std::string script = "ip link set lo up && echo '40001 40100' > /proc/sys/net/ipv4/ip_local_port_range && ";
+    const std::string lab = test::shell_quote(test::bin_path("lab03_ephemeral_ports"));
+    const auto json_run = test::run_command("unshare -rn bash -c " + test::shell_quote(script + lab + " --json"), 60);
+    INFO(json_run.err);
+    REQUIRE(json_run.exit_code == 0);
+    const auto facts = nlohmann::json::parse(json_run.out);
+    const auto& connections = facts.at("connections");
+    CHECK(connections.at("odd").get<int>() > connections.at("even").get<int>());
+    const auto& bind_zero = facts.at("compare").at("tcp_bind_zero");
+    CHECK(bind_zero.at("even").get<int>() > bind_zero.at("odd").get<int>());
+    const auto text = test::run_command("unshare -rn bash -c " + test::shell_quote(script + lab), 60);
+    REQUIRE(text.exit_code == 0);
+    CHECK(text.out.find("(odd here: 40001 is odd)") != std::string::npos);
+    CHECK(text.out.find("TCP bind(0) prefers even ports here") != std::string::npos);
+}

@@ -198,7 +198,9 @@ Result<std::vector<Port>> connect_many(Run& run, asio::io_context& io, HostSocke
     run.say.fact("order", fmt::format("{} steps up, {} steps down; most common gaps: {}", pattern.increasing,
                                       pattern.decreasing, most_common_gaps(pattern)));
     run.say.note("Linux's connect() hashes the destination with a secret into a starting offset, then walks the");
-    run.say.note("range in steps of 2 from an even port, leaving odd ports for bind(0) (RFC 6056 section 3.3.4,");
+    run.say.note(fmt::format("range in steps of 2 from a port of the range's low end's parity ({} here: {} is {}), leaving",
+                             parity_of(range.low), range.low, parity_of(range.low)));
+    run.say.note("the other half for bind(0) (RFC 6056 section 3.3.4,");
     run.say.note("'double-hash'; net/ipv4/inet_hashtables.c, __inet_hash_connect). The next connect() to the same");
     run.say.note("destination starts a little further on (plus a small random step), so the ports rise:");
     run.say.note("predictable per destination, not globally.");
@@ -255,7 +257,9 @@ void compare_connect_and_bind_zero(Run& run, asio::io_context& io, HostSockets& 
         run.say.kernel(fmt::format("{:<14} {:<36} {} even, {} odd", name, fmt::format("{}", fmt::join(*list, " ")), kind.even, kind.odd));
         run.facts()["compare"][name] = pattern_json(*list, range);
     }
-    run.say.note("TCP bind(0) prefers odd ports (inet_csk_find_open_port), the half connect() leaves free, so");
+    run.say.note(fmt::format("TCP bind(0) prefers {} ports here (inet_csk_find_open_port: the parity opposite to the range's",
+                             parity_of(static_cast<Port>(range.low + 1))));
+    run.say.note(fmt::format("low end, {}), the half connect() leaves free, so", range.low));
     run.say.note("servers that bind(0) and clients that connect() rarely compete. UDP has no such split: it");
     run.say.note("starts at a random port (udp_lib_get_port), and connect() on an unbound UDP socket just binds one.");
     run.say.see_it_yourself("ss -uan 'sport >= :" + std::to_string(range.low) + "'   while paused with --step");
