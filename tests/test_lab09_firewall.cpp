@@ -319,6 +319,14 @@ TEST_CASE("at every step, lab09's replayed trace holds the sockets and rules its
                 REQUIRE(reported != nullptr);
                 CHECK((*reported)["state"] == state);
                 CHECK((*reported)["reason"] == scan::to_string(*scanned.reason));
+                if (type == scan::ScanType::ack) {
+                    // An RST the firewall sent (reject with tcp reset) is named as the firewall's:
+                    // the ACK scan alone would call the port unfiltered as if no rule were there.
+                    const auto* rule = first_match(arrangement.rules, Protocol::tcp, target.port);
+                    const bool firewall_resets = rule != nullptr && rule->action == FirewallAction::reject &&
+                                                 rule->reject_with == RejectWith::tcp_reset;
+                    CHECK(reported->contains("rst_from") == firewall_resets);
+                }
                 ++results;
             }
         }

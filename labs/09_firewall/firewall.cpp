@@ -525,6 +525,15 @@ void why_filtered_is_slow(Run& run) {
     run.say.see_it_yourself("sysctl net.ipv4.tcp_syn_retries net.ipv4.tcp_syn_linear_timeouts");
 }
 
+// The installed rule that answers TCP to this target with a reset, if any.
+const InstalledRule* resetting_rule(const Run& run, const Target& target) {
+    if (!target.rule || target.rule->action != FirewallAction::reject || target.rule->reject_with != RejectWith::tcp_reset)
+        return nullptr;
+    for (const auto& rule : run.rules)
+        if (rule.rule == *target.rule) return &rule;
+    return nullptr;
+}
+
 // 7. ACK scan. A raw socket is no socket of the trace's: its probes and verdicts are
 // recorded as the scanner's, its packets come from the capture like every other scan's.
 void ack_scan_step(Run& run, const std::vector<Target>& targets) {
@@ -547,6 +556,14 @@ void ack_scan_step(Run& run, const std::vector<Target>& targets) {
             run.see.record(fact::ScanConcluded{run.scanner.name, scan::ScanType::ack, {address, target.port}, result.verdict});
             run.say.kernel(result_line(target, result));
             ack_json.push_back(verdict_json(target, result));
+            if (const auto* rule = resetting_rule(run, target); rule && result.verdict.state == scan::PortState::unfiltered) {
+                // The RST that made it "unfiltered" is the firewall's own answer (nft_reject_tcp):
+                // a rejecting firewall and no firewall look the same to an ACK scan.
+                run.say.note(fmt::format("{}/tcp: that RST came from firewall rule {} (reject with tcp reset), not from "
+                                         "the port: an ACK scan cannot see a firewall that answers for the port",
+                                         target.port, rule->id));
+                ack_json.back()["rst_from"] = {{"firewall_rule", rule->id}};
+            }
         }
         run.say.note("an ACK scan maps the firewall, not the services: open and closed ports both answer RST");
         run.say.see_it_yourself(nmap_command(run, "-sA"));
