@@ -83,7 +83,7 @@ json kernel_table(Run& run, Port local_port) {
     json rows = json::array();
     for (const auto& s : run.see.refresh()) {
         if (s.local.port != local_port) continue;
-        run.say.kernel(fmt::format("{:<6} {:<22} {}", s.state_name(), s.local.to_string(), s.remote.to_string()));
+        run.say.kernel(fmt::format("{:<6} {:<22} {}", s.state_name(), s.local.to_string(), s.peer_text()));
         rows.push_back({{"local", json_of(s.local)}, {"remote", json_of(s.remote)}, {"state", s.state_name()}});
     }
     return rows;
@@ -337,7 +337,7 @@ void close_everything(Run& run, std::deque<Connection>& clients, std::vector<Con
         if (!ours) continue;
         ++left;
         if (s.tcp_state() == TcpState::time_wait) ++time_wait;
-        run.say.kernel(fmt::format("{:<10} {:<22} {}", s.state_name(), s.local.to_string(), s.remote.to_string()));
+        run.say.kernel(fmt::format("{:<10} {:<22} {}", s.state_name(), s.local.to_string(), s.peer_text()));
     }
     run.say.kernel(fmt::format("{} sockets left in the kernel, {} of them in TIME-WAIT: the side that closed first keeps each "
                                "connection there for a minute",

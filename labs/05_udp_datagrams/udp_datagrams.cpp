@@ -126,7 +126,7 @@ json kernel_udp_table(Port local_port, Narrator& say) {
     }
     json rows = json::array();
     for (const auto& s : *sockets) {
-        say.kernel(fmt::format("udp {:<7} {:<22} {}", s.state_name(), s.local.to_string(), s.remote.to_string()));
+        say.kernel(fmt::format("udp {:<7} {:<22} {}", s.state_name(), s.local.to_string(), s.peer_text()));
         rows.push_back({{"local", json_of(s.local)}, {"remote", json_of(s.remote)}, {"state", s.state_name()}});
     }
     return rows;

@@ -54,12 +54,6 @@ json endpoint_json(const Endpoint& endpoint) {
 
 std::string_view family_name(IpFamily family) { return family == IpFamily::v4 ? "ipv4" : "ipv6"; }
 
-// ss prints a peer port of 0 as "*" ("0.0.0.0:*"): there is no peer.
-std::string peer_text(const Endpoint& remote) {
-    if (remote.port != 0) return remote.to_string();
-    return (remote.address.is_v6() ? "[" + remote.address.to_string() + "]" : remote.address.to_string()) + ":*";
-}
-
 // ss -p's spelling: users:(("sshd",pid=612,fd=3)), but without the users:() wrapper.
 std::string owners_text(const diag::SocketInfo& socket) {
     std::vector<std::string> parts;
@@ -117,7 +111,7 @@ void print_table(Narrator& say, const std::vector<diag::SocketInfo>& sockets, co
     for (const auto& s : sockets) {
         const auto service = service_of(s, services);
         say.note(fmt::format("{:<5} {:<10} {:>6} {:>6}  {:<28} {:<28} {:<12} {}{}", to_string(s.protocol),
-                             s.state_name(), s.recv_q, s.send_q, s.local.to_string(), peer_text(s.remote),
+                             s.state_name(), s.recv_q, s.send_q, s.local.to_string(), s.peer_text(),
                              service.empty() ? "-" : service, owners_text(s), is_ours(s) ? "   <- us" : ""));
     }
 }

@@ -55,7 +55,7 @@ namespace {
 
 constexpr Port default_port = 8012;
 constexpr std::size_t default_tcp_size = 128 * 1024;  // iperf3's default TCP write length
-constexpr std::size_t default_udp_size = 1472;        // fills a 1500-byte Ethernet MTU (1500 - 20 - 8)
+constexpr std::size_t default_udp_size = 1472;        // fills Ethernet's 1500-byte MTU: 1500 - 20 (IPv4) - 8 (UDP)
 constexpr std::size_t max_udp_size = 65507;           // 65535 - 20 (IPv4) - 8 (UDP)
 constexpr std::size_t latency_size = 64;
 constexpr std::size_t max_latency_samples = 200'000;

@@ -289,6 +289,11 @@ Result<SocketInfo> parse_inet_diag_msg(std::span<const std::uint8_t> payload, Pr
     return info;
 }
 
+std::string SocketInfo::peer_text() const {
+    if (remote.port != 0) return remote.to_string();
+    return (remote.address.is_v6() ? "[" + remote.address.to_string() + "]" : remote.address.to_string()) + ":*";
+}
+
 std::optional<std::uint32_t> socket_inode_from_link(std::string_view link_target) {
     constexpr std::string_view prefix = "socket:[";
     if (link_target.size() < prefix.size() + 2 || !link_target.starts_with(prefix) || link_target.back() != ']')

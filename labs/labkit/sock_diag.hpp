@@ -65,6 +65,9 @@ struct SocketInfo {
     // "listening" in ss -l's sense: TCP in LISTEN, UDP unconnected (UNCONN).
     [[nodiscard]] bool is_listening() const noexcept;
     [[nodiscard]] FourTuple four_tuple() const { return {local, remote}; }
+    // The peer column as ss prints it: "127.0.0.1:40002", or "0.0.0.0:*" / "[::]:*" when
+    // there is no peer (a listener, an unconnected UDP socket).
+    [[nodiscard]] std::string peer_text() const;
 };
 
 struct Query {
