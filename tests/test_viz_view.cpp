@@ -4,7 +4,10 @@
 // the socket table is ss(8)'s column format; the story is the fixture's lines.
 #include <catch2/catch.hpp>
 
+#include <netinet/tcp.h>
+
 #include <chrono>
+#include <set>
 #include <fstream>
 #include <thread>
 
@@ -35,6 +38,20 @@ replay::Timeline fixture_timeline() {
 // docs/trace-format.md's SYN 127.0.0.1:40002 -> 127.0.0.1:8080 (IPv4, IHL 5, no options).
 Bytes syn_bytes() {
     return from_hex("450000280000400040063cce7f0000017f0000019c421f90000003e8000000005002ffd7f24d0000").value();
+}
+
+// The first event at or after `from` that satisfies `is`; the test fails without one.
+template <class Predicate>
+std::size_t find_event(const replay::Timeline& timeline, std::size_t from, Predicate is) {
+    for (std::size_t i = from; i < timeline.size(); ++i)
+        if (is(timeline.event(i))) return i;
+    FAIL("no such event after " << from);
+    return 0;
+}
+
+template <class Body>
+bool is_a(const trace::Event& event) {
+    return std::holds_alternative<Body>(event.body);
 }
 
 }  // namespace
@@ -382,4 +399,184 @@ TEST_CASE("a big file loaded in small budgets gets the events and checkpoints of
         CHECK(loaded.state_at(n) == whole.state_at(n));
     }
     CHECK(loaded.state_at(whole.size()) == whole.state_at(whole.size()));
+}
+
+namespace {
+
+using Row = std::tuple<std::string, std::string, std::string>;  // state, local, peer
+
+// `ss -tanH` rows (State Recv-Q Send-Q Local Peer) with `port` at either end.
+std::multiset<Row> ss_rows_with_port(Port port) {
+    const auto run = test::run_command("ss -tanH", 10);
+    REQUIRE(run.exit_code == 0);
+    std::multiset<Row> rows;
+    const std::string suffix = ":" + std::to_string(port);
+    const auto ends_with_port = [&](const std::string& endpoint) {
+        return endpoint.size() > suffix.size() && endpoint.compare(endpoint.size() - suffix.size(), suffix.size(), suffix) == 0;
+    };
+    for (const auto& line : test::lines_of(run.out)) {
+        std::istringstream words(line);
+        std::string state, recv_q, send_q, local, peer;
+        if (!(words >> state >> recv_q >> send_q >> local >> peer)) continue;
+        if (ends_with_port(local) || ends_with_port(peer)) rows.emplace(state, local, peer);
+    }
+    return rows;
+}
+
+std::multiset<Row> view_rows(const replay::State& world, const std::string& host) {
+    std::multiset<Row> rows;
+    const auto index = world.find_host(host);
+    REQUIRE(index.has_value());
+    for (const auto& row : ss_rows(world, *index)) rows.emplace(row.state, row.local, row.peer);
+    return rows;
+}
+
+Endpoint local_endpoint(int fd) {
+    sockaddr_in address{};
+    socklen_t size = sizeof address;
+    REQUIRE(getsockname(fd, reinterpret_cast<sockaddr*>(&address), &size) == 0);
+    return Endpoint{IpAddress::loopback_v4(), ntohs(address.sin_port)};
+}
+
+// Opens a simulator scenario; the index of its first child_created event.
+std::size_t open_at_first_child(Model& model, const std::string& scenario) {
+    REQUIRE(model.open_scenario(scenario).has_value());
+    return find_event(model.timeline(), 0, is_a<trace::ChildCreated>);
+}
+
+}  // namespace
+
+TEST_CASE("before accept(), the server's ss table lists the SYN-RECV and the queued ESTAB connection, as ss -tan does",
+          "[viz][ss][kernel]") {
+    // A listener with TCP_DEFER_ACCEPT keeps a connection that sent no data as a
+    // request sock (SYN-RECV: the handshake's last ACK is ignored, tcp_check_req);
+    // one that sent data becomes a full socket, ESTABLISHED, in the accept queue.
+    // Nobody calls accept().
+    const auto listener = test::sockets::bound_socket(AF_INET, SOCK_STREAM);
+    const int defer_seconds = 10;
+    REQUIRE(setsockopt(listener.get(), IPPROTO_TCP, TCP_DEFER_ACCEPT, &defer_seconds, sizeof defer_seconds) == 0);
+    REQUIRE(listen(listener.get(), 8) == 0);
+    const Endpoint server = local_endpoint(listener.get());
+    const auto connect_client = [&] {
+        test::sockets::Fd client(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+        const sockaddr_in to = test::sockets::loopback(server.port);
+        REQUIRE(::connect(client.get(), reinterpret_cast<const sockaddr*>(&to), sizeof to) == 0);
+        return client;
+    };
+    const auto quiet = connect_client();
+    const auto talker = connect_client();
+    REQUIRE(::send(talker.get(), "x", 1, 0) == 1);
+    const Endpoint quiet_end = local_endpoint(quiet.get());
+    const Endpoint talker_end = local_endpoint(talker.get());
+
+    // The same situation as a trace: the facts the kernel gave (ports), the states
+    // a kernel reports through these events (docs/trace-format.md, child_created).
+    trace::Trace story;
+    story.header.source = "test";
+    story.header.generator = "test_viz_view";
+    const std::string lo = "lo";
+    auto& events = story.events;
+    events.push_back({0, lo, trace::HostAdded{{IpAddress::loopback_v4()}, "client and server"}});
+    events.push_back({1, lo, trace::SocketCreated{trace::SocketId{1}, Protocol::tcp, IpFamily::v4}});
+    events.push_back({1, lo, trace::Bound{trace::SocketId{1}, server, trace::BindHow::bind_zero, std::nullopt}});
+    events.push_back({1, lo, trace::Listening{trace::SocketId{1}, 8}});
+    events.push_back({1, lo, trace::StateChanged{trace::SocketId{1}, TcpState::closed, TcpState::listen, "listen() called",
+                                                 trace::Evidence::model}});
+    std::uint32_t next_id = 2;
+    const auto add_connection = [&](const Endpoint& client_end, bool handshake_done) {
+        const trace::SocketId client{next_id++};
+        const trace::SocketId child{next_id++};
+        events.push_back({2, lo, trace::SocketCreated{client, Protocol::tcp, IpFamily::v4}});
+        events.push_back({2, lo, trace::ConnectStarted{client, server}});
+        events.push_back({2, lo, trace::Bound{client, client_end, trace::BindHow::ephemeral, std::nullopt}});
+        events.push_back({2, lo, trace::StateChanged{client, TcpState::closed, TcpState::syn_sent, "connect() called",
+                                                     trace::Evidence::model}});
+        events.push_back({3, lo, trace::ChildCreated{trace::SocketId{1}, child, FourTuple{server, client_end}}});
+        events.push_back({4, lo, trace::StateChanged{client, TcpState::syn_sent, TcpState::established, "SYN+ACK received",
+                                                     trace::Evidence::model}});
+        if (handshake_done)
+            events.push_back({5, lo, trace::StateChanged{child, TcpState::syn_received, TcpState::established,
+                                                         "ACK of SYN+ACK received", trace::Evidence::model}});
+    };
+    add_connection(quiet_end, false);
+    add_connection(talker_end, true);
+    const auto timeline = replay::Timeline::of(std::move(story));
+    const replay::State world = timeline.state_at(timeline.size());
+    const auto view = view_rows(world, lo);
+
+    // The kernel's rows, once the data has made the second one a full socket.
+    std::multiset<Row> kernel;
+    for (int attempt = 0; attempt < 200; ++attempt) {
+        kernel = ss_rows_with_port(server.port);
+        if (kernel == view) break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    CAPTURE(ss_text(ss_rows(world, 0)));
+    CHECK(kernel == view);
+    CHECK(view.count(Row{"SYN-RECV", server.to_string(), quiet_end.to_string()}) == 1);
+    CHECK(view.count(Row{"ESTAB", server.to_string(), talker_end.to_string()}) == 1);
+}
+
+TEST_CASE("a connection's socket on the server has its port, 4-tuple and line from the SYN, and sends the SYN-ACK",
+          "[viz][layout][child]") {
+    Model model;
+    const std::size_t child_event = open_at_first_child(model, "two-tabs");
+    const auto& timeline = model.timeline();
+    const auto& child = std::get<trace::ChildCreated>(timeline.event(child_event).body);
+    model.seek(child_event + 1);
+    const auto server = model.world().find_host("server");
+    REQUIRE(server.has_value());
+    const replay::SocketRef ref{*server, child.socket};
+    const auto* socket = model.world().find_socket(ref);
+    REQUIRE(socket != nullptr);
+    CHECK(socket->state_name() == "SYN-RECEIVED");
+    CHECK(socket->awaiting_accept);
+
+    const Layout& layout = model.layout();
+    const auto slot = layout.slot_of(ref);
+    REQUIRE(slot.has_value());
+    REQUIRE(layout.slots[*slot].local.has_value());
+    CHECK(*layout.slots[*slot].local == child.four_tuple.local);
+    const auto line = std::find_if(layout.lines.begin(), layout.lines.end(),
+                                   [&](const Line& l) { return l.from_slot == *slot || l.to_slot == *slot; });
+    REQUIRE(line != layout.lines.end());
+    CHECK(line->tuple == child.four_tuple.reversed());  // seen from the connecting side
+
+    const auto rows = model.ss_table(*server);
+    const auto row = std::find_if(rows.begin(), rows.end(), [&](const SsRow& r) { return r.ref == ref; });
+    REQUIRE(row != rows.end());
+    CHECK(row->state == "SYN-RECV");
+    CHECK(row->peer == child.four_tuple.remote.to_string());
+
+    // The SYN-ACK leaves the connection's slot, not the listener's.
+    const std::size_t syn_ack = find_event(timeline, child_event, [](const trace::Event& e) {
+        const auto* p = std::get_if<trace::Packet>(&e.body);
+        return p && p->kind == trace::PacketKind::sent && e.host == "server";
+    });
+    model.seek(syn_ack + 1);
+    const auto* info = timeline.packet_info(syn_ack);
+    REQUIRE(info->label == replay::PacketLabel::syn_ack);
+    const PacketPath path = packet_path(model.world(), model.layout(), timeline.event(syn_ack), *info);
+    REQUIRE(path.valid);
+    CHECK(path.from == model.layout().slots[*model.layout().slot_of(ref)].rect.center());
+}
+
+TEST_CASE("a connect scan's connection that the scanner resets is gone from the server, as ss shows no row for it",
+          "[viz][ss][child]") {
+    Model model;
+    const std::size_t child_event = open_at_first_child(model, "scan");
+    const auto& timeline = model.timeline();
+    const auto& child = std::get<trace::ChildCreated>(timeline.event(child_event).body);
+    const std::size_t reset = find_event(timeline, child_event, [&](const trace::Event& e) {
+        const auto* change = std::get_if<trace::StateChanged>(&e.body);
+        return change && e.host == "server" && change->socket == child.socket && change->to == TcpState::closed;
+    });
+    const auto server = *timeline.state_at(timeline.size()).find_host("server");
+    const replay::SocketRef ref{server, child.socket};
+    model.seek(reset);
+    CHECK(model.world().find_socket(ref) != nullptr);
+    model.seek(reset + 1);
+    CHECK(model.world().find_socket(ref) == nullptr);
+    CHECK_FALSE(model.layout().slot_of(ref).has_value());
+    for (const auto& row : model.ss_table(server)) CHECK(row.peer != child.four_tuple.remote.to_string());
 }

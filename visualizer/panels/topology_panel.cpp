@@ -71,10 +71,9 @@ std::string slot_subtitle(const Slot& slot, const replay::State& world) {
     if (slot.observed) return "seen in capture";
     const auto* socket = world.find_socket(slot.ref);
     if (!socket) return {};
-    std::string state = socket->protocol == Protocol::tcp && socket->state_reported
-                            ? std::string(to_string(socket->tcp_state))
-                            : std::string(to_string(slot.state));
-    return "sock " + std::to_string(slot.ref.socket.value) + "  " + state;
+    // A connection the kernel holds for a program that has not called accept() yet.
+    const std::string queued = socket->awaiting_accept && socket->tcp_state == TcpState::established ? " (queued)" : "";
+    return "sock " + std::to_string(slot.ref.socket.value) + "  " + std::string(socket->state_name()) + queued;
 }
 
 void draw_pool_strip(const Canvas& canvas, const Model& model, const HostBox& box) {
@@ -360,10 +359,11 @@ void socket_tooltip(const Model& model, const Slot& slot) {
         style::text(host.name + ", socket " + std::to_string(socket->id.value) + " (" + std::string(to_string(socket->protocol)) + ")");
         style::text("local:  " + (socket->local ? socket->local->to_string() : std::string("not bound")));
         style::text("remote: " + (socket->remote ? socket->remote->to_string() : std::string("none")));
-        style::text("state:  " + std::string(socket->protocol == Protocol::tcp && socket->state_reported
-                                                 ? to_string(socket->tcp_state)
-                                                 : to_string(socket->slot_state())));
-        if (socket->listener) style::text("accepted from listening socket " + std::to_string(socket->listener->value));
+        style::text("state:  " + std::string(socket->state_name()));
+        if (socket->listener && socket->awaiting_accept)
+            style::text("made by listening socket " + std::to_string(socket->listener->value) + "; accept() has not returned it yet");
+        else if (socket->listener)
+            style::text("accepted from listening socket " + std::to_string(socket->listener->value));
         if (socket->how)
             style::text(std::string("port chosen: ") + (*socket->how == trace::BindHow::explicit_port ? "explicitly"
                                                         : *socket->how == trace::BindHow::ephemeral     ? "by the OS (ephemeral)"

@@ -66,6 +66,11 @@ SlotState Socket::slot_state() const noexcept {
     return local ? SlotState::bound : SlotState::created;
 }
 
+std::string_view Socket::state_name() const noexcept {
+    const bool tcp_state_known = state_reported || listener.has_value();
+    return protocol == Protocol::tcp && tcp_state_known ? to_string(tcp_state) : to_string(slot_state());
+}
+
 PacketInfo describe_packet(const trace::Packet& packet) {
     PacketInfo info;
     const auto decoded = decode_frame(packet.link, packet.bytes);
@@ -220,10 +225,16 @@ void State::note_address(HostIndex host, const IpAddress& address) {
     if (std::find(addresses.begin(), addresses.end(), address) == addresses.end()) addresses.push_back(address);
 }
 
+// A socket is gone when its program closed it and TCP holds nothing more, or when
+// a connection no program accepted yet ends (an RST to a SYN-RECV request sock or
+// to a queued connection: the kernel frees it or unhashes it, tcp_done(), and
+// `ss -tan` lists it no more).
 void State::forget_if_gone(HostIndex host, SocketId id) {
     auto& sockets = hosts_[host].sockets;
     const auto found = sockets.find(id);
-    if (found == sockets.end() || !found->second.closed_by_app) return;
+    if (found == sockets.end()) return;
+    const bool unclaimed_and_over = found->second.awaiting_accept && found->second.tcp_state == TcpState::closed;
+    if (!found->second.closed_by_app && !unclaimed_and_over) return;
     if (lingers_after_close(found->second)) return;
     sockets.erase(found);
     --socket_count_;

@@ -87,6 +87,10 @@ struct Socket {
     std::size_t changed_at = 0;  // index of the last event that named it
 
     [[nodiscard]] SlotState slot_state() const noexcept;
+    // The state a viewer names: the RFC 793 state when the trace made it known (a
+    // state_changed, or a connection's socket, SYN-RECEIVED or ESTABLISHED by
+    // definition), else the slot's colour class ("bound", "listening", ...).
+    [[nodiscard]] std::string_view state_name() const noexcept;
     // Whether the socket holds its local port: bound, and not yet gone.
     [[nodiscard]] bool holds_port() const noexcept { return local.has_value(); }
     friend bool operator==(const Socket&, const Socket&) = default;
