@@ -580,3 +580,75 @@ TEST_CASE("a connect scan's connection that the scanner resets is gone from the 
     CHECK_FALSE(model.layout().slot_of(ref).has_value());
     for (const auto& row : model.ss_table(server)) CHECK(row.peer != child.four_tuple.remote.to_string());
 }
+
+namespace {
+
+// Strictly inside a box, not on its border (where a firewall stops a packet).
+bool deep_inside(const Rect& box, Vec2 p) { return p.x > box.x + 1 && p.x < box.right() - 1 && p.y > box.y + 1 && p.y < box.bottom() - 1; }
+
+bool is_drop(const trace::Event& event, trace::DropCause cause) {
+    const auto* packet = std::get_if<trace::Packet>(&event.body);
+    return packet && packet->kind == trace::PacketKind::dropped && packet->cause == cause;
+}
+
+}  // namespace
+
+TEST_CASE("a packet lost on the link is drawn on the link, no firewall's doing", "[viz][layout][drop]") {
+    Model model;
+    REQUIRE(model.open_scenario("lossy-link").has_value());
+    const auto& timeline = model.timeline();
+    const std::size_t lost = find_event(timeline, 0, [](const trace::Event& e) { return is_drop(e, trace::DropCause::link); });
+    model.seek(lost + 1);
+    const auto& packet = std::get<trace::Packet>(timeline.event(lost).body);
+    const PacketPath path = packet_path(model.world(), model.layout(), timeline.event(lost), *timeline.packet_info(lost));
+    REQUIRE(path.valid);
+    REQUIRE(path.stop.has_value());
+    CHECK(*path.stop == path.rest);
+    for (const auto& box : model.layout().hosts) CHECK_FALSE(box.rect.contains(*path.stop));  // the X sits between the hosts
+    const DropWords words = drop_words(packet);
+    CHECK_FALSE(words.by_firewall);
+    CHECK(words.text == "lost on the link");
+    CHECK(model.world().rule_hits().empty());  // no firewall border, no Firewall-tab rule
+    CHECK_THAT(timeline.caption(lost), Catch::Contains("lost on the link"));
+}
+
+TEST_CASE("a SYN a firewall drops flies once, from its slot to the border, never into the listener", "[viz][layout][drop]") {
+    Model model;
+    REQUIRE(model.open_scenario("firewall-drop").has_value());
+    const auto& timeline = model.timeline();
+    const std::size_t dropped = find_event(timeline, 0, [](const trace::Event& e) { return is_drop(e, trace::DropCause::firewall); });
+    const auto& bytes = std::get<trace::Packet>(timeline.event(dropped).body).bytes;
+    std::size_t sent = dropped;
+    while (sent > 0) {
+        const auto* p = std::get_if<trace::Packet>(&timeline.event(--sent).body);
+        if (p && p->kind == trace::PacketKind::sent && p->bytes == bytes) break;
+    }
+    REQUIRE(sent < dropped);
+    CHECK(timeline.fate_of(sent) == dropped);
+    CHECK(split_flight(timeline, sent));
+    CHECK(split_flight(timeline, dropped));
+
+    model.seek(sent + 1);
+    const auto server = model.world().find_host("server");
+    REQUIRE(server.has_value());
+    const Rect server_box = model.layout().box_of(*server)->rect;
+    const PacketPath flight = packet_path(model.world(), model.layout(), timeline.event(sent), *timeline.packet_info(sent));
+    model.seek(dropped + 1);
+    const PacketPath drop = packet_path(model.world(), model.layout(), timeline.event(dropped), *timeline.packet_info(dropped));
+    REQUIRE(flight.valid);
+    REQUIRE(drop.valid);
+    REQUIRE(drop.stop.has_value());
+    for (int step = 0; step <= 20; ++step) {
+        const float phase = static_cast<float>(step) / 20;
+        CAPTURE(phase);
+        CHECK_FALSE(deep_inside(server_box, packet_point(flight, trace::PacketKind::sent, true, phase)));
+        CHECK_FALSE(deep_inside(server_box, packet_point(drop, trace::PacketKind::dropped, true, phase)));
+    }
+    // One flight: the drop takes the packet on from where the sent event left it, to the border.
+    CHECK(packet_point(drop, trace::PacketKind::dropped, true, 0) == packet_point(flight, trace::PacketKind::sent, true, 1));
+    CHECK(packet_point(drop, trace::PacketKind::dropped, true, 1) == *drop.stop);
+    CHECK(server_box.contains(*drop.stop));
+    const DropWords words = drop_words(std::get<trace::Packet>(timeline.event(dropped).body));
+    CHECK(words.by_firewall);
+    CHECK_THAT(words.text, Catch::Contains("tcp dport 22 drop"));
+}

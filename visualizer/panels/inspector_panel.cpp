@@ -58,8 +58,11 @@ void draw_packet(const trace::Packet& packet, ViewState& view) {
     view.hovered_field.reset();
     view.hovered_byte.reset();
 
-    if (packet.kind == trace::PacketKind::dropped)
-        style::text_coloured(style::firewall_colour, "Dropped; rule hit: " + packet.rule.value_or("(none given)"));
+    if (packet.kind == trace::PacketKind::dropped) {
+        const DropWords words = drop_words(packet);
+        style::text_coloured(words.by_firewall ? style::firewall_colour : IM_COL32(235, 200, 200, 255),
+                             (words.by_firewall ? "Dropped by the firewall: " : "Dropped, not by a firewall: ") + words.text);
+    }
     if (!decoded) {
         style::text_coloured(IM_COL32(255, 110, 110, 255), "Does not decode: " + decoded.error().message);
         (void)hex_view::draw(packet.bytes, {}, lit);

@@ -272,25 +272,15 @@ void draw_packet_chip(const Canvas& canvas, ImVec2 at, replay::PacketLabel label
     text_at(canvas, ImVec2(a.x + 5, a.y + 3), IM_COL32(15, 15, 20, 255), text, 0.85f);
 }
 
-void draw_drop_mark(const Canvas& canvas, ImVec2 at, const std::string& rule) {
+// A red X where the packet stopped, labelled with what stopped it: a firewall's
+// rule in the firewall's colour, or a loss no rule caused ("lost on the link").
+void draw_drop_mark(const Canvas& canvas, ImVec2 at, const DropWords& words) {
     const float r = 9;
     canvas.draw->AddCircleFilled(at, r + 3, IM_COL32(30, 10, 10, 230));
     canvas.draw->AddLine(ImVec2(at.x - r, at.y - r), ImVec2(at.x + r, at.y + r), IM_COL32(255, 70, 60, 255), 4.0f);
     canvas.draw->AddLine(ImVec2(at.x - r, at.y + r), ImVec2(at.x + r, at.y - r), IM_COL32(255, 70, 60, 255), 4.0f);
-    text_at(canvas, ImVec2(at.x + r + 6, at.y + 2), style::firewall_colour, rule, 0.85f);
-}
-
-// How far along its path a packet event's packet is drawn at animation phase p:
-// a sent packet rests halfway when the trace will report its arrival, so the
-// delivered event can carry it the rest of the way.
-float packet_progress(trace::PacketKind kind, bool deliveries, double phase) {
-    const auto p = static_cast<float>(phase);
-    switch (kind) {
-        case trace::PacketKind::sent: return deliveries ? 0.5f * p : p;
-        case trace::PacketKind::delivered: return deliveries ? 0.5f + 0.5f * p : p;
-        case trace::PacketKind::dropped: return p;
-    }
-    return p;
+    text_at(canvas, ImVec2(at.x + r + 6, at.y + 2), words.by_firewall ? style::firewall_colour : IM_COL32(235, 200, 200, 255),
+            words.text, 0.85f);
 }
 
 void draw_current_packet(const Canvas& canvas, const Model& model, const ViewState& view) {
@@ -302,23 +292,22 @@ void draw_current_packet(const Canvas& canvas, const Model& model, const ViewSta
     const auto* info = model.timeline().packet_info(*current);
     const PacketPath path = packet_path(model.world(), model.layout(), event, *info);
     if (!path.valid) return;
-    const float t = packet_progress(packet->kind, model.timeline().reports_deliveries(), view.playback.phase);
-    const ImVec2 at = canvas.screen(point_along(path, t));
+    const Vec2 at = packet_point(path, packet->kind, split_flight(model.timeline(), *current), static_cast<float>(view.playback.phase));
     // The path, faintly, so the eye knows where it goes.
     canvas.draw->AddLine(canvas.screen(path.from), canvas.screen(path.stop.value_or(path.to)), IM_COL32(255, 255, 255, 50), 1.5f);
-    draw_packet_chip(canvas, at, path.label, false);
+    draw_packet_chip(canvas, canvas.screen(at), path.label, false);
     if (packet->kind == trace::PacketKind::dropped && view.playback.phase >= 0.95)
-        draw_drop_mark(canvas, canvas.screen(*path.stop), packet->rule.value_or("dropped"));
+        draw_drop_mark(canvas, canvas.screen(*path.stop), drop_words(*packet));
 }
 
 void draw_in_flight(const Canvas& canvas, const Model& model) {
-    if (!model.timeline().reports_deliveries()) return;
     const auto current = model.current_event();
     for (const auto& pending : model.world().in_flight()) {
         if (current && pending.event == *current) continue;  // drawn as the current packet
+        if (!model.timeline().fate_of(pending.event)) continue;  // the trace never says it arrived: not "in flight"
         const auto* info = model.timeline().packet_info(pending.event);
         const PacketPath path = packet_path(model.world(), model.layout(), model.timeline().event(pending.event), *info);
-        if (path.valid) draw_packet_chip(canvas, canvas.screen(point_along(path, 0.5f)), path.label, true);
+        if (path.valid) draw_packet_chip(canvas, canvas.screen(path.rest), path.label, true);
     }
 }
 

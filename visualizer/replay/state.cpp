@@ -590,9 +590,38 @@ void Timeline::index(std::size_t first) {
             const auto listener = socket_info_.find(std::pair{event.host, accepted->listener.value});
             const Protocol protocol = listener != socket_info_.end() ? listener->second.first : Protocol::tcp;
             socket_info_.insert_or_assign({event.host, accepted->socket.value}, std::pair{protocol, index});
-        } else if (const auto* packet = std::get_if<trace::Packet>(&event.body))
+        } else if (const auto* packet = std::get_if<trace::Packet>(&event.body)) {
             reports_deliveries_ = reports_deliveries_ || packet->kind == trace::PacketKind::delivered;
+            pair_packet(index, *packet);
+        }
     }
+}
+
+void Timeline::pair_packet(std::size_t index, const trace::Packet& packet) {
+    const std::size_t key = std::hash<std::string_view>{}(
+        std::string_view(reinterpret_cast<const char*>(packet.bytes.data()), packet.bytes.size()));
+    auto& unmatched = unmatched_sent_[key];
+    if (packet.kind == trace::PacketKind::sent) {
+        unmatched.push_back(index);
+        return;
+    }
+    const auto match = std::find_if(unmatched.begin(), unmatched.end(), [&](std::size_t sent) {
+        return std::get<trace::Packet>(events_[sent].body).bytes == packet.bytes;
+    });
+    if (match == unmatched.end()) return;
+    fates_.emplace(*match, index);
+    sents_.emplace(index, *match);
+    unmatched.erase(match);
+}
+
+std::optional<std::size_t> Timeline::fate_of(std::size_t sent) const {
+    const auto found = fates_.find(sent);
+    return found == fates_.end() ? std::nullopt : std::optional<std::size_t>{found->second};
+}
+
+std::optional<std::size_t> Timeline::sent_of(std::size_t fate) const {
+    const auto found = sents_.find(fate);
+    return found == sents_.end() ? std::nullopt : std::optional<std::size_t>{found->second};
 }
 
 void Timeline::append(std::vector<trace::Event> events) {

@@ -395,6 +395,12 @@ public:
     // Whether the trace reports deliveries, so sent packets can be shown in flight
     // until they arrive; lab traces and captures only see packets leave.
     [[nodiscard]] bool reports_deliveries() const noexcept { return reports_deliveries_; }
+    // One packet's two ends: the `delivered` or `dropped` event that reports what
+    // became of a `sent` packet (the first later one with the same bytes not
+    // already matched, as State::in_flight pairs them), and the other way round.
+    // None when the trace does not say (lab traces and captures see packets leave).
+    [[nodiscard]] std::optional<std::size_t> fate_of(std::size_t sent) const;
+    [[nodiscard]] std::optional<std::size_t> sent_of(std::size_t fate) const;
     // Indices of the state_changed events of a socket up to (not including) event n.
     [[nodiscard]] std::vector<std::size_t> state_path(const std::string& host, SocketId socket, std::size_t n) const;
 
@@ -402,7 +408,8 @@ private:
     trace::TraceHeader header_;
     TimelineOptions options_;
     std::vector<trace::Event> events_;
-    void index(std::size_t first);  // socket_info_ and reports_deliveries_ for events [first, size())
+    void index(std::size_t first);  // socket_info_, reports_deliveries_ and packet pairs for events [first, size())
+    void pair_packet(std::size_t index, const trace::Packet& packet);
 
     std::vector<State> checkpoints_;  // checkpoints_[i].applied() ascending; [0] is the empty world
     Checkpointer checkpointer_;       // extends checkpoints_ when append() takes events alone
@@ -411,6 +418,9 @@ private:
     std::map<std::pair<std::string, std::uint32_t>, std::pair<Protocol, std::size_t>, std::less<>> socket_info_;
     mutable std::map<std::size_t, PacketInfo> packet_cache_;
     bool reports_deliveries_ = false;
+    std::map<std::size_t, std::vector<std::size_t>> unmatched_sent_;  // by a hash of the bytes: sent events, oldest first
+    std::map<std::size_t, std::size_t> fates_;  // sent event -> its delivered/dropped event
+    std::map<std::size_t, std::size_t> sents_;  // the other way
 };
 
 // ---- captures as traces --------------------------------------------------------------

@@ -9,6 +9,7 @@
 #include <map>
 #include <optional>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "replay/state.hpp"
@@ -98,13 +99,25 @@ struct Layout {
 // Where a port sits along a pool strip: its share of the range.
 [[nodiscard]] float pool_x(const Rect& strip, PortRange range, Port port) noexcept;
 
+// What a drop says, for the X on the canvas and the panels: a firewall's rule,
+// or a loss that no rule caused (the link, no socket, a bad checksum, no route).
+struct DropWords {
+    bool by_firewall = false;  // replay::Drop::by_firewall()
+    std::string text;          // "tcp dport 22 drop (rule r1)", "lost on the link", ...
+};
+[[nodiscard]] DropWords drop_words(const trace::Packet& packet);
+
 // The path a packet event draws: from the sending slot (or host) to the receiving
-// slot (or host); a dropped packet stops where the line meets the dropping host.
+// slot (or host). A packet in flight rests on the link, halfway between the two
+// boxes, outside both (a firewall sits on a box's border); a dropped packet stops
+// where the line meets the dropping host, or on the link when the link lost it.
 struct PacketPath {
     bool valid = false;
     Vec2 from;
     Vec2 to;
+    Vec2 rest;                 // on the link: between the sender's box and the receiver's
     std::optional<Vec2> stop;  // where a drop happens
+    bool left_sender = false;  // a drop after the packet left its sender (so after its `sent` event)
     replay::PacketLabel label = replay::PacketLabel::other;
     std::optional<replay::HostIndex> from_host;
     std::optional<replay::HostIndex> to_host;
@@ -113,6 +126,14 @@ struct PacketPath {
                                      const replay::PacketInfo& info);
 // The point at fraction t in [0, 1] of the way; a dropped packet goes no further than its stop.
 [[nodiscard]] Vec2 point_along(const PacketPath& path, float t) noexcept;
+// Where a packet event's packet is drawn at animation phase p in [0, 1]. When the
+// trace reports both ends of the packet (split_flight), `sent` carries it from
+// its slot to the link's rest point and `delivered` or `dropped` takes it on from
+// there, so one packet's flight is one continuous line; otherwise the event
+// animates the whole way.
+[[nodiscard]] Vec2 packet_point(const PacketPath& path, trace::PacketKind kind, bool split, float phase) noexcept;
+// Whether packet event `index` is one end of a packet whose other end the trace reports too.
+[[nodiscard]] bool split_flight(const replay::Timeline& timeline, std::size_t index);
 // Where the segment a->b first enters the rectangle (a itself when it starts inside).
 [[nodiscard]] std::optional<Vec2> entry_point(Vec2 a, Vec2 b, const Rect& rect) noexcept;
 
