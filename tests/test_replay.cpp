@@ -306,7 +306,7 @@ TEST_CASE("captions say what each event means in one sentence", "[world][caption
           "The router dropped a UDP datagram from 10.0.0.1:51000 to 10.0.0.2:9000 carrying 2 bytes (DROP udp dport 9000).");
 }
 
-TEST_CASE("a note at the same time on the same host speaks for the event before it", "[world][caption]") {
+TEST_CASE("a note at the same time on the same host is shown beside the event before it, never instead", "[world][caption]") {
     const Timeline timeline = Timeline::of(trace_of(
         R"({"t_us": 5, "host": "lo", "type": "socket_created", "socket": 1, "protocol": "udp", "family": "ipv6"}
 {"t_us": 5, "host": "lo", "type": "note", "text": "A UDP socket for DNS."}
@@ -314,9 +314,14 @@ TEST_CASE("a note at the same time on the same host speaks for the event before 
 {"t_us": 7, "host": "lo", "type": "note", "text": "Later."}
 {"t_us": 8, "host": "lo", "type": "connect_started", "socket": 9, "remote": {"address": "127.0.0.1", "port": 80}}
 )"));
-    CHECK(timeline.caption(0) == "A UDP socket for DNS.");
+    CHECK(timeline.caption(0) == "The host created a UDP socket, socket 1 (IPv6); it has no port yet.");
+    CHECK(timeline.note_for(0) == 1u);
+    CHECK(timeline.narration(0) == "The host created a UDP socket, socket 1 (IPv6); it has no port yet.\nA UDP socket for DNS.");
     CHECK(timeline.caption(1) == "A UDP socket for DNS.");
+    CHECK_FALSE(timeline.note_for(1).has_value());  // a note has no note
     CHECK(timeline.caption(2) == "The host closed socket 1.");  // the note is a microsecond later
+    CHECK_FALSE(timeline.note_for(2).has_value());
+    CHECK(timeline.narration(2) == "The host closed socket 1.");
     CHECK(timeline.caption(4) == "The host called connect() on socket 9 to 127.0.0.1:80 (http).");
     CHECK(timeline.protocol_of(0) == Protocol::udp);
     CHECK(timeline.protocol_of(1) == std::nullopt);

@@ -608,7 +608,8 @@ TEST_CASE("a packet lost on the link is drawn on the link, no firewall's doing",
     const DropWords words = drop_words(packet);
     CHECK_FALSE(words.by_firewall);
     CHECK(words.text == "lost on the link");
-    CHECK(model.world().rule_hits().empty());  // no firewall border, no Firewall-tab rule
+    CHECK(model.world().rule_hits().empty());  // no Firewall-tab rule
+    for (replay::HostIndex h = 0; h < model.world().hosts().size(); ++h) CHECK_FALSE(has_firewall(model.world(), h));
     CHECK_THAT(timeline.caption(lost), Catch::Contains("lost on the link"));
 }
 
@@ -651,4 +652,46 @@ TEST_CASE("a SYN a firewall drops flies once, from its slot to the border, never
     const DropWords words = drop_words(std::get<trace::Packet>(timeline.event(dropped).body));
     CHECK(words.by_firewall);
     CHECK_THAT(words.text, Catch::Contains("tcp dport 22 drop"));
+}
+
+TEST_CASE("a note is shown beside the caption of the event it follows, as its writer wrote it", "[viz][caption]") {
+    Model model;
+    REQUIRE(model.open_scenario("firewall-drop").has_value());
+    const auto& timeline = model.timeline();
+    const std::size_t fired = find_event(timeline, 0, is_a<trace::TimerFired>);
+    const auto note = timeline.note_for(fired);
+    REQUIRE(note.has_value());
+    const std::string& text = std::get<trace::Note>(timeline.event(*note).body).text;
+    const std::string narration = timeline.narration(fired);
+    CHECK_THAT(narration, Catch::StartsWith(caption(timeline.event(fired), &timeline.services())));  // the event's own words
+    CHECK_THAT(narration, Catch::Contains("\n" + text));  // and the note, as written
+    const std::size_t sshd = find_event(timeline, 0, [](const trace::Event& e) {
+        const auto* n = std::get_if<trace::Note>(&e.body);
+        return n && n->text.rfind("sshd", 0) == 0;
+    });
+    CHECK_THAT(timeline.caption(sshd), Catch::StartsWith("sshd "));
+}
+
+TEST_CASE("a host's box names its addresses, the wildcard only when bound to it, and a firewall only when it has one",
+          "[viz][layout][caption]") {
+    trace::Trace story;
+    story.header.source = "test";
+    story.header.generator = "test_viz_view";
+    const trace::SocketId one{1};
+    story.events = {
+        {0, "wild", trace::SocketCreated{one, Protocol::tcp, IpFamily::v4}},
+        {0, "wild", trace::Bound{one, Endpoint{IpAddress::any_v4(), 80}, trace::BindHow::explicit_port, std::nullopt}},
+        {0, "unbound", trace::SocketCreated{one, Protocol::udp, IpFamily::v4}},
+        {0, "guarded", trace::HostAdded{{IpAddress::v4(10, 0, 0, 3)}, "server"}},
+        {0, "guarded", trace::RuleAdded{"r1", drop_port(Protocol::tcp, 22)}},
+    };
+    const auto timeline = replay::Timeline::of(std::move(story));
+    const replay::State world = timeline.state_at(timeline.size());
+    const auto host = [&](const std::string& name) { return *world.find_host(name); };
+    CHECK(host_addresses_text(world.hosts()[host("wild")]) == "(only the wildcard 0.0.0.0 bound so far)");
+    CHECK(host_addresses_text(world.hosts()[host("unbound")]).empty());  // nothing bound: nothing to say
+    CHECK(host_addresses_text(world.hosts()[host("guarded")]) == "10.0.0.3");
+    CHECK(has_firewall(world, host("guarded")));
+    CHECK_FALSE(has_firewall(world, host("wild")));
+    CHECK_FALSE(has_firewall(world, host("unbound")));
 }

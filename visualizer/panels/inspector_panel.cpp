@@ -98,7 +98,7 @@ void draw(const Model& model, ViewState& view) {
     ImGui::Text("event %zu   %s   on %s   (%s)", *index, style::time_text(event.t_us).c_str(), event.host.c_str(),
                 std::string(trace::type_name(event.body)).c_str());
     ImGui::PushStyleColor(ImGuiCol_Text, IM_COL32(250, 240, 200, 255));
-    ImGui::TextWrapped("%s", model.timeline().caption(*index).c_str());
+    ImGui::TextWrapped("%s", model.timeline().narration(*index).c_str());
     ImGui::PopStyleColor();
     ImGui::Separator();
     if (const auto* packet = std::get_if<trace::Packet>(&event.body)) {

@@ -120,19 +120,16 @@ void draw_host(const Canvas& canvas, const Model& model, const HostBox& box) {
     const float rounding = std::min(8.0f, 8.0f * canvas.scale());
     canvas.draw->AddRectFilled(a, b, IM_COL32(28, 31, 40, 255), rounding);
     // A host whose firewall dropped something gets a firewall border.
-    const bool has_firewall = std::any_of(model.world().rule_hits().begin(), model.world().rule_hits().end(),
-                                          [&](const auto& hit) { return hit.first.first == box.host; });
-    canvas.draw->AddRect(a, b, has_firewall ? style::firewall_colour : IM_COL32(100, 110, 130, 255), rounding, 0,
-                         has_firewall ? 4.0f : 1.5f);
+    const bool firewall = has_firewall(model.world(), box.host);
+    canvas.draw->AddRect(a, b, firewall ? style::firewall_colour : IM_COL32(100, 110, 130, 255), rounding, 0,
+                         firewall ? 4.0f : 1.5f);
     const ImVec2 header_max = canvas.screen_max(box.header);
     if (header_max.y - a.y >= 14) {
         const float font_scale = std::min(1.3f, (header_max.y - a.y) / (2.6f * ImGui::GetFontSize()));
         text_at(canvas, ImVec2(a.x + 8 * canvas.scale(), a.y + 4 * canvas.scale()), IM_COL32(240, 240, 245, 255), host.name,
                 font_scale * 1.15f);
-        std::string addresses;
-        for (const auto& address : host.addresses) addresses += (addresses.empty() ? "" : "  ") + address.to_string();
-        if (addresses.empty()) addresses = host.sockets.empty() ? "" : "(only the wildcard 0.0.0.0 bound so far)";
-        if (has_firewall) addresses += addresses.empty() ? "firewall" : "   [firewall]";
+        std::string addresses = host_addresses_text(host);
+        if (firewall) addresses += addresses.empty() ? "firewall" : "   [firewall]";
         text_at(canvas, ImVec2(a.x + 8 * canvas.scale(), a.y + 4 * canvas.scale() + ImGui::GetFontSize() * font_scale * 1.2f),
                 IM_COL32(170, 180, 195, 255), addresses, font_scale * 0.9f);
     }

@@ -669,14 +669,22 @@ void Timeline::seek(State& world, std::size_t n) const {
 
 std::string Timeline::caption(std::size_t index) const {
     if (index >= events_.size()) return {};
+    return portlab::caption(events_[index], &services_);
+}
+
+std::optional<std::size_t> Timeline::note_for(std::size_t index) const {
+    if (index + 1 >= events_.size() || std::holds_alternative<trace::Note>(events_[index].body)) return std::nullopt;
     const auto& event = events_[index];
-    if (index + 1 < events_.size() && !std::holds_alternative<trace::Note>(event.body)) {
-        const auto& next = events_[index + 1];
-        if (const auto* note = std::get_if<trace::Note>(&next.body);
-            note && next.host == event.host && next.t_us == event.t_us)
-            return note->text;
-    }
-    return portlab::caption(event, &services_);
+    const auto& next = events_[index + 1];
+    if (!std::holds_alternative<trace::Note>(next.body) || next.host != event.host || next.t_us != event.t_us)
+        return std::nullopt;
+    return index + 1;
+}
+
+std::string Timeline::narration(std::size_t index) const {
+    std::string text = caption(index);
+    if (const auto note = note_for(index)) text += "\n" + caption(*note);
+    return text;
 }
 
 std::optional<Protocol> Timeline::protocol_of(std::size_t index) const {

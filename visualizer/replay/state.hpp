@@ -384,9 +384,14 @@ public:
     // forwards by applying when that is cheaper, else from the nearest checkpoint.
     void seek(State& world, std::size_t n) const;
 
-    // The caption of event `index`; a note right after it, on the same host at the
-    // same time, speaks for it instead.
+    // The caption of event `index`: the hub's sentence for it (a note's is its text).
     [[nodiscard]] std::string caption(std::size_t index) const;
+    // A note right after event `index`, on the same host at the same time: it
+    // tells why the event matters, beside (never instead of) its caption.
+    [[nodiscard]] std::optional<std::size_t> note_for(std::size_t index) const;
+    // What the timeline shows for event `index`: its caption, then the note for it
+    // on a line of its own.
+    [[nodiscard]] std::string narration(std::size_t index) const;
     // The protocol an event concerns: its socket's, or its packet's; none for notes
     // and for sockets the trace never introduced.
     [[nodiscard]] std::optional<Protocol> protocol_of(std::size_t index) const;

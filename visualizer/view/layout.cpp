@@ -152,6 +152,26 @@ Layout compute_layout(const replay::State& world, std::span<const Conversation> 
     return layout;
 }
 
+std::string host_addresses_text(const replay::Host& host) {
+    std::string text;
+    for (const auto& address : host.addresses) text += (text.empty() ? "" : "  ") + address.to_string();
+    if (!text.empty()) return text;
+    std::string wildcards;
+    for (const IpAddress& any : {IpAddress::any_v4(), IpAddress::any_v6()}) {
+        const bool bound = std::any_of(host.sockets.begin(), host.sockets.end(), [&](const auto& entry) {
+            return entry.second.local && entry.second.local->address == any;
+        });
+        if (bound) wildcards += (wildcards.empty() ? "" : " and ") + any.to_string();
+    }
+    return wildcards.empty() ? "" : "(only the wildcard " + wildcards + " bound so far)";
+}
+
+bool has_firewall(const replay::State& world, replay::HostIndex host) {
+    if (host < world.hosts().size() && !world.hosts()[host].rules.empty()) return true;
+    return std::any_of(world.rule_hits().begin(), world.rule_hits().end(),
+                       [&](const auto& hit) { return hit.first.first == host; });
+}
+
 float pool_x(const Rect& strip, PortRange range, Port port) noexcept {
     if (range.size() == 0) return strip.x;
     const float share = static_cast<float>(std::clamp<int>(port - range.low, 0, static_cast<int>(range.size()) - 1)) /

@@ -96,6 +96,15 @@ struct Layout {
 [[nodiscard]] Layout compute_layout(const replay::State& world, std::span<const Conversation> observed = {},
                                     std::size_t position = 0, const LayoutMetrics& metrics = {});
 
+// The line under a host's name: its addresses; with none known, the wildcard
+// when one of its sockets is bound to it ("(only the wildcard 0.0.0.0 bound so
+// far)"), else nothing.
+[[nodiscard]] std::string host_addresses_text(const replay::Host& host);
+// Whether a host's box is marked as having a firewall: rules in force, or a
+// firewall drop on it (version-1 traces name rules only when they drop). A link
+// loss is no firewall's.
+[[nodiscard]] bool has_firewall(const replay::State& world, replay::HostIndex host);
+
 // Where a port sits along a pool strip: its share of the range.
 [[nodiscard]] float pool_x(const Rect& strip, PortRange range, Port port) noexcept;
 
