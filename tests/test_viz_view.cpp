@@ -695,3 +695,76 @@ TEST_CASE("a host's box names its addresses, the wildcard only when bound to it,
     CHECK_FALSE(has_firewall(world, host("wild")));
     CHECK_FALSE(has_firewall(world, host("unbound")));
 }
+
+namespace {
+
+// The scenario opened at just after the first event of type Body (on `host`, when given).
+template <class Body>
+std::size_t open_after_first(Model& model, const std::string& scenario, const std::string& host = {}) {
+    REQUIRE(model.open_scenario(scenario).has_value());
+    const std::size_t at = find_event(model.timeline(), 0, [&](const trace::Event& e) {
+        return is_a<Body>(e) && (host.empty() || e.host == host);
+    });
+    model.seek(at + 1);
+    return at;
+}
+
+std::optional<std::string> slot_error(const Model& model, const std::string& host, trace::SocketId socket) {
+    const auto slot = model.layout().slot_of(replay::SocketRef{*model.world().find_host(host), socket});
+    REQUIRE(slot.has_value());
+    return model.layout().slots[*slot].error;
+}
+
+}  // namespace
+
+TEST_CASE("a failed call marks its socket's slot with the errno", "[viz][layout][error]") {
+    for (const auto& [scenario, expected] : {std::pair{"closed-port", "ECONNREFUSED"}, std::pair{"ephemeral-exhaustion", "EADDRNOTAVAIL"},
+                                             std::pair{"firewall-drop", "ETIMEDOUT"}}) {
+        CAPTURE(scenario);
+        Model model;
+        const std::size_t at = open_after_first<trace::CallFailed>(model, scenario);
+        const auto& failed = std::get<trace::CallFailed>(model.timeline().event(at).body);
+        REQUIRE(failed.socket.has_value());
+        CHECK(failed.errno_name == expected);
+        CHECK(slot_error(model, model.timeline().event(at).host, *failed.socket) == expected);
+    }
+}
+
+TEST_CASE("the ephemeral pool counts UDP ports too, and says when every port is taken", "[viz][pool]") {
+    Model model;
+    open_after_first<trace::EphemeralAssigned>(model, "dns-udp");
+    const auto client = *model.world().find_host("client");
+    const Model::PoolUse udp = model.pool_use(client);
+    CHECK(udp.udp == 1);
+    CHECK(udp.in_use() == 1);
+    CHECK_FALSE(udp.full());
+
+    const std::size_t failed = open_after_first<trace::CallFailed>(model, "ephemeral-exhaustion");
+    const auto& range = *model.world().hosts()[*model.world().find_host("client")].pool.range;
+    const Model::PoolUse full = model.pool_use(*model.world().find_host("client"));
+    CHECK(full.size == range.size());
+    CHECK(full.tcp == range.size());  // the scenario's 8-port range, all held
+    CHECK(full.full());
+    CHECK(std::get<trace::CallFailed>(model.timeline().event(failed).body).errno_name == "EADDRNOTAVAIL");
+}
+
+TEST_CASE("a listener that closes leaves no slot and no ss row", "[viz][layout][ss]") {
+    for (const char* scenario : {"bind-conflict", "firewall-drop", "lossy-link"}) {
+        CAPTURE(scenario);
+        Model model;
+        REQUIRE(model.open_scenario(scenario).has_value());
+        const auto& timeline = model.timeline();
+        std::size_t checked = 0;
+        for (std::size_t i = 0; i < timeline.size(); ++i) {
+            const auto* change = std::get_if<trace::StateChanged>(&timeline.event(i).body);
+            if (!change || change->from != TcpState::listen || change->to != TcpState::closed) continue;
+            model.seek(i + 1);
+            const replay::SocketRef ref{*model.world().find_host(timeline.event(i).host), change->socket};
+            CHECK(model.world().find_socket(ref) == nullptr);
+            CHECK_FALSE(model.layout().slot_of(ref).has_value());
+            for (const auto& row : model.ss_table(ref.host)) CHECK_FALSE(row.ref == ref);
+            ++checked;
+        }
+        CHECK(checked > 0);
+    }
+}

@@ -73,7 +73,8 @@ std::string slot_subtitle(const Slot& slot, const replay::State& world) {
     if (!socket) return {};
     // A connection the kernel holds for a program that has not called accept() yet.
     const std::string queued = socket->awaiting_accept && socket->tcp_state == TcpState::established ? " (queued)" : "";
-    return "sock " + std::to_string(slot.ref.socket.value) + "  " + std::string(socket->state_name()) + queued;
+    const std::string error = slot.error ? "  " + *slot.error : "";
+    return "sock " + std::to_string(slot.ref.socket.value) + "  " + std::string(socket->state_name()) + queued + error;
 }
 
 void draw_pool_strip(const Canvas& canvas, const Model& model, const HostBox& box) {
@@ -82,30 +83,34 @@ void draw_pool_strip(const Canvas& canvas, const Model& model, const HostBox& bo
     const ImVec2 a = canvas.screen_min(box.pool_strip);
     const ImVec2 b = canvas.screen_max(box.pool_strip);
     canvas.draw->AddRectFilled(a, b, IM_COL32(35, 38, 48, 255), 3.0f);
-    // Ports in use, bucketed to the strip's pixels so 10,000 ports cost as much as 300.
-    const auto& ports = model.ports_in_use(box.host, Protocol::tcp);
+    // Ports in use, TCP and UDP, bucketed to the strip's pixels so 10,000 ports cost as much as 300.
     const int pixels = std::max(1, static_cast<int>(b.x - a.x));
     std::vector<unsigned char> used(static_cast<std::size_t>(pixels), 0);
-    for (const Port port : ports) {
-        if (!pool.range->contains(port)) continue;
-        const float x = pool_x(box.pool_strip, *pool.range, port);
-        const int pixel = std::clamp(static_cast<int>(canvas.screen(Vec2{x, 0}).x - a.x), 0, pixels - 1);
-        used[static_cast<std::size_t>(pixel)] = 1;
+    for (const Protocol protocol : {Protocol::tcp, Protocol::udp}) {
+        for (const Port port : model.ports_in_use(box.host, protocol)) {
+            if (!pool.range->contains(port)) continue;
+            const float x = pool_x(box.pool_strip, *pool.range, port);
+            const int pixel = std::clamp(static_cast<int>(canvas.screen(Vec2{x, 0}).x - a.x), 0, pixels - 1);
+            used[static_cast<std::size_t>(pixel)] |= protocol == Protocol::tcp ? 1 : 2;
+        }
     }
     for (int p = 0; p < pixels; ++p)
-        if (used[static_cast<std::size_t>(p)])
+        if (const unsigned char mark = used[static_cast<std::size_t>(p)])
             canvas.draw->AddLine(ImVec2(a.x + static_cast<float>(p) + 0.5f, a.y + 2), ImVec2(a.x + static_cast<float>(p) + 0.5f, b.y - 2),
-                                 IM_COL32(120, 200, 130, 255));
+                                 mark & 1 ? IM_COL32(120, 200, 130, 255) : IM_COL32(110, 180, 230, 255));
     if (pool.last) {
         const float x = canvas.screen(Vec2{pool_x(box.pool_strip, *pool.range, *pool.last), 0}).x;
         canvas.draw->AddTriangleFilled(ImVec2(x, a.y), ImVec2(x - 5, a.y - 7), ImVec2(x + 5, a.y - 7), IM_COL32(255, 220, 80, 255));
     }
-    canvas.draw->AddRect(a, b, IM_COL32(120, 130, 150, 255), 3.0f);
+    const Model::PoolUse use = model.pool_use(box.host);
+    canvas.draw->AddRect(a, b, use.full() ? IM_COL32(255, 70, 60, 255) : IM_COL32(120, 130, 150, 255), 3.0f, 0,
+                         use.full() ? 3.0f : 1.0f);
     if (b.y - a.y >= 12) {
         const float font_scale = std::min(1.0f, (b.y - a.y - 2) / ImGui::GetFontSize());
         const std::string label = "ephemeral " + pool.range->to_string();
         text_at(canvas, ImVec2(a.x + 4, a.y + 1), IM_COL32(200, 205, 215, 255), label, font_scale * 0.85f);
-        const std::string in_use = std::to_string(ports.size()) + " in use";
+        const std::string in_use = use.full() ? "FULL " + std::to_string(use.in_use()) + "/" + std::to_string(use.size)
+                                              : std::to_string(use.in_use()) + " in use";
         const float needed = text_width(label, font_scale * 0.85f) + text_width(in_use, font_scale * 0.85f) + 16;
         if (needed < b.x - a.x)
             text_at(canvas, ImVec2(b.x - text_width(in_use, font_scale * 0.85f) - 4, a.y + 1), IM_COL32(200, 205, 215, 255), in_use,
@@ -149,6 +154,7 @@ void draw_slot(const Canvas& canvas, const Model& model, const ViewState& view, 
     }
     const float rounding = std::min(5.0f, 5.0f * canvas.scale());
     canvas.draw->AddRectFilled(a, b, colour, rounding);
+    if (slot.error) canvas.draw->AddRect(a, b, IM_COL32(255, 70, 60, 255), rounding, 0, 3.0f);  // a call failed on it
     if (selected) canvas.draw->AddRect(a, b, style::selection_colour, rounding, 0, 3.0f);
     const float height = b.y - a.y;
     if (height < 12) return;
@@ -346,6 +352,7 @@ void socket_tooltip(const Model& model, const Slot& slot) {
         style::text("local:  " + (socket->local ? socket->local->to_string() : std::string("not bound")));
         style::text("remote: " + (socket->remote ? socket->remote->to_string() : std::string("none")));
         style::text("state:  " + std::string(socket->state_name()));
+        if (socket->error) style::text_coloured(IM_COL32(255, 90, 80, 255), "last call failed with " + *socket->error);
         if (socket->listener && socket->awaiting_accept)
             style::text("made by listening socket " + std::to_string(socket->listener->value) + "; accept() has not returned it yet");
         else if (socket->listener)

@@ -328,6 +328,9 @@ void State::on(HostIndex host, const trace::Accepted& body) {
 }
 
 void State::on(HostIndex host, const trace::StateChanged& body) {
+    // A socket close() already freed (a listener: LISTEN -> CLOSED comes after
+    // `closed`) reaching CLOSED brings nothing back: ss lists nothing for it.
+    if (body.to == TcpState::closed && find_socket(SocketRef{host, body.socket}) == nullptr) return;
     Socket& socket = socket_on(host, body.socket, Protocol::tcp);
     socket.tcp_state = body.to;
     socket.state_reported = true;
@@ -367,7 +370,7 @@ void State::on(HostIndex host, const trace::Packet& body) {
 }
 
 void State::on(HostIndex host, const trace::CallFailed& body) {
-    if (body.socket) socket_on(host, *body.socket, Protocol::tcp);
+    if (body.socket) socket_on(host, *body.socket, Protocol::tcp).error = body.errno_name;
     ++hosts_[host].errors;
     push_bounded(recent_errors_, applied_, error_limit);
 }

@@ -83,6 +83,7 @@ struct Socket {
     bool implicit = false;        // first named by an event other than socket_created/accepted
     std::optional<SocketId> listener;  // for a socket made for a connection at a listener (child_created or accepted)
     bool awaiting_accept = false;      // child_created, and accept() has not returned it yet (SYN-RECV / accept queue)
+    std::optional<std::string> error;  // errno name of the last call that failed on it ("ECONNREFUSED")
     std::size_t created_at = 0;  // index of the event that introduced it
     std::size_t changed_at = 0;  // index of the last event that named it
 

@@ -71,6 +71,7 @@ Layout compute_layout(const replay::State& world, std::span<const Conversation> 
             slot.protocol = socket.protocol;
             slot.local = socket.local;
             slot.state = socket.slot_state();
+            slot.error = socket.error;
             layout.by_socket.emplace(slot.ref, layout.slots.size());
             layout.slots.push_back(slot);
         }

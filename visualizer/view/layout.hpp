@@ -44,6 +44,7 @@ struct Slot {
     Protocol protocol = Protocol::tcp;
     std::optional<Endpoint> local;
     replay::SlotState state = replay::SlotState::created;
+    std::optional<std::string> error;  // the errno of the socket's last failed call, marked on the slot
     Rect rect;
 };
 
