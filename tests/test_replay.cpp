@@ -602,3 +602,19 @@ TEST_CASE("ephemeral_assigned without bound gives the socket its port, and the p
     const Socket& second = socket_of(world, "client", 2);
     CHECK(second.local == Endpoint::parse("[::1]:40004").value());  // `bound` names the address when it comes
 }
+
+TEST_CASE("a packet's two ends are paired oldest first, as in_flight pairs them", "[world][timeline]") {
+    const Timeline timeline = Timeline::of(trace_of(
+        R"({"t_us": 1, "host": "a", "type": "packet", "kind": "sent", "bytes": "450000280000400040063cce7f0000017f0000019c421f90000003e8000000005002ffd7f24d0000"}
+{"t_us": 2, "host": "a", "type": "packet", "kind": "sent", "bytes": "450000280000400040063cce7f0000017f0000019c421f90000003e8000000005002ffd7f24d0000"}
+{"t_us": 3, "host": "b", "type": "packet", "kind": "delivered", "bytes": "450000280000400040063cce7f0000017f0000019c421f90000003e8000000005002ffd7f24d0000"}
+{"t_us": 4, "host": "b", "type": "note", "text": "one of two arrived"}
+)"));
+    CHECK(timeline.fate_of(0) == 2u);
+    CHECK(timeline.sent_of(2) == 0u);
+    CHECK_FALSE(timeline.fate_of(1).has_value());  // the trace never says what became of the second
+    CHECK_FALSE(timeline.sent_of(0).has_value());
+    CHECK_FALSE(timeline.fate_of(3).has_value());
+    CHECK(timeline.state_at(3).in_flight().size() == 1);
+    CHECK(timeline.state_at(3).in_flight()[0].event == 1u);
+}

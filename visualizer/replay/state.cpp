@@ -580,6 +580,7 @@ void move_to_end(std::vector<trace::Event>& events, std::vector<trace::Event>&& 
 }  // namespace
 
 void Timeline::index(std::size_t first) {
+    partner_.resize(events_.size(), no_partner);
     for (std::size_t index = first; index < events_.size(); ++index) {
         const auto& event = events_[index];
         if (const auto* created = std::get_if<trace::SocketCreated>(&event.body))
@@ -601,6 +602,7 @@ void Timeline::index(std::size_t first) {
 }
 
 void Timeline::pair_packet(std::size_t index, const trace::Packet& packet) {
+    if (header_.source == "pcap") return;  // a capture sees packets leave, never arrive
     const std::size_t key = std::hash<std::string_view>{}(
         std::string_view(reinterpret_cast<const char*>(packet.bytes.data()), packet.bytes.size()));
     auto& unmatched = unmatched_sent_[key];
@@ -612,19 +614,20 @@ void Timeline::pair_packet(std::size_t index, const trace::Packet& packet) {
         return std::get<trace::Packet>(events_[sent].body).bytes == packet.bytes;
     });
     if (match == unmatched.end()) return;
-    fates_.emplace(*match, index);
-    sents_.emplace(index, *match);
+    partner_[*match] = index;
+    partner_[index] = *match;
     unmatched.erase(match);
+    if (unmatched.empty()) unmatched_sent_.erase(key);
 }
 
 std::optional<std::size_t> Timeline::fate_of(std::size_t sent) const {
-    const auto found = fates_.find(sent);
-    return found == fates_.end() ? std::nullopt : std::optional<std::size_t>{found->second};
+    if (sent >= partner_.size() || partner_[sent] == no_partner || partner_[sent] < sent) return std::nullopt;
+    return partner_[sent];
 }
 
 std::optional<std::size_t> Timeline::sent_of(std::size_t fate) const {
-    const auto found = sents_.find(fate);
-    return found == sents_.end() ? std::nullopt : std::optional<std::size_t>{found->second};
+    if (fate >= partner_.size() || partner_[fate] == no_partner || partner_[fate] > fate) return std::nullopt;
+    return partner_[fate];
 }
 
 void Timeline::append(std::vector<trace::Event> events) {

@@ -424,9 +424,11 @@ private:
     std::map<std::pair<std::string, std::uint32_t>, std::pair<Protocol, std::size_t>, std::less<>> socket_info_;
     mutable std::map<std::size_t, PacketInfo> packet_cache_;
     bool reports_deliveries_ = false;
-    std::map<std::size_t, std::vector<std::size_t>> unmatched_sent_;  // by a hash of the bytes: sent events, oldest first
-    std::map<std::size_t, std::size_t> fates_;  // sent event -> its delivered/dropped event
-    std::map<std::size_t, std::size_t> sents_;  // the other way
+    // Sent events not yet paired, by a hash of their bytes, oldest first: as many
+    // entries as packets in flight (captures, which only see packets leave, skip this).
+    std::map<std::size_t, std::vector<std::size_t>> unmatched_sent_;
+    std::vector<std::size_t> partner_;  // per event: the other end of its packet, or no_partner
+    static constexpr std::size_t no_partner = static_cast<std::size_t>(-1);
 };
 
 // ---- captures as traces --------------------------------------------------------------
