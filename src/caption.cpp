@@ -85,13 +85,6 @@ std::string list_of(const std::vector<IpAddress>& addresses) {
     return text;
 }
 
-// 1000000 -> "1 s", 1500000 -> "1.5 s", 200000 -> "200 ms", 40 -> "40 µs".
-std::string duration_text(std::uint64_t us) {
-    if (us >= 1000000) return fmt::format("{:g} s", static_cast<double>(us) / 1e6);
-    if (us >= 1000) return fmt::format("{:g} ms", static_cast<double>(us) / 1e3);
-    return fmt::format("{} µs", us);
-}
-
 std::string_view timer_name(trace::TimerKind timer) {
     switch (timer) {
         case trace::TimerKind::retransmission: return "retransmission timer";
@@ -348,13 +341,30 @@ std::string as_sentence(std::string text, bool capitalise) {
     return text;
 }
 
+// "60.031" from 60031 thousandths: the whole part, then the fraction without trailing zeros.
+std::string trimmed_decimal(std::uint64_t value, std::uint64_t per_unit, int digits) {
+    std::string text = fmt::format("{}.{:0{}}", value / per_unit, value % per_unit, digits);
+    while (text.back() == '0') text.pop_back();
+    if (text.back() == '.') text.pop_back();
+    return text;
+}
+
 }  // namespace
+
+std::string duration_text(std::uint64_t us) {
+    if (us == 0) return "0 s";
+    if (us >= 1000000) return trimmed_decimal(us, 1000000, 6) + " s";
+    if (us >= 1000) return trimmed_decimal(us, 1000, 3) + " ms";
+    return fmt::format("{} µs", us);
+}
 
 std::string caption(const trace::Event& event, const ServiceTable* services) {
     std::string text = std::visit(Captioner{event, services}, event.body);
-    const bool starts_with_a_name = !event.host.empty() && text.rfind(event.host, 0) == 0 &&
-                                    !std::holds_alternative<trace::Note>(event.body);
-    return as_sentence(std::move(text), !starts_with_a_name);
+    // A note is left as its writer wrote it: "sshd listens ..." names a program,
+    // which a capital would misspell ("Sshd").
+    const bool is_note = std::holds_alternative<trace::Note>(event.body);
+    const bool starts_with_a_name = !event.host.empty() && text.rfind(event.host, 0) == 0;
+    return as_sentence(std::move(text), !is_note && !starts_with_a_name);
 }
 
 }  // namespace portlab

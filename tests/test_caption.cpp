@@ -213,8 +213,6 @@ TEST_CASE("portlab-sim's narration and portlab-viz's timeline say the same sente
         REQUIRE(run);
         events.insert(events.end(), run->events().begin(), run->events().end());
     }
-    // Notes left out: a note speaks for the event before it in the timeline (by design).
-    std::erase_if(events, [](const trace::Event& e) { return std::holds_alternative<trace::Note>(e.body); });
     trace::TraceHeader header;
     header.source = "test";
     header.generator = "test_caption";
@@ -228,4 +226,24 @@ TEST_CASE("portlab-sim's narration and portlab-viz's timeline say the same sente
         CHECK(row.caption == caption(events[i], &timeline.services()));
     }
     CHECK(events.size() > 100);
+}
+
+TEST_CASE("a note is left as written: no capital for a program's name", "[caption]") {
+    const trace::Event sshd{0, "server", trace::Note{"sshd listens on port 22, but the firewall comes first"}};
+    CHECK(caption(sshd, nullptr) == "sshd listens on port 22, but the firewall comes first.");
+    const trace::Event nft{0, "server", trace::Note{"nftables evaluates rules in order."}};
+    CHECK(caption(nft, nullptr) == "nftables evaluates rules in order.");
+    // Sentences the hub writes still start with a capital.
+    CHECK(caption({0, "server", trace::Closed{trace::SocketId{1}}}, nullptr) == "The server closed socket 1.");
+}
+
+TEST_CASE("times read in the unit that fits, exact to the microsecond", "[caption]") {
+    CHECK(duration_text(0) == "0 s");
+    CHECK(duration_text(40) == "40 µs");
+    CHECK(duration_text(6000) == "6 ms");
+    CHECK(duration_text(15250) == "15.25 ms");
+    CHECK(duration_text(1000000) == "1 s");
+    CHECK(duration_text(60031000) == "60.031 s");  // not "60031.000 ms"
+    CHECK(duration_text(60031123) == "60.031123 s");
+    CHECK(duration_text(2000000) == "2 s");
 }

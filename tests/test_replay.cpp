@@ -306,7 +306,7 @@ TEST_CASE("captions say what each event means in one sentence", "[world][caption
           "The router dropped a UDP datagram from 10.0.0.1:51000 to 10.0.0.2:9000 carrying 2 bytes (DROP udp dport 9000).");
 }
 
-TEST_CASE("a note at the same time on the same host speaks for the event before it", "[world][caption]") {
+TEST_CASE("a note at the same time on the same host is shown beside the event before it, never instead", "[world][caption]") {
     const Timeline timeline = Timeline::of(trace_of(
         R"({"t_us": 5, "host": "lo", "type": "socket_created", "socket": 1, "protocol": "udp", "family": "ipv6"}
 {"t_us": 5, "host": "lo", "type": "note", "text": "A UDP socket for DNS."}
@@ -314,9 +314,14 @@ TEST_CASE("a note at the same time on the same host speaks for the event before 
 {"t_us": 7, "host": "lo", "type": "note", "text": "Later."}
 {"t_us": 8, "host": "lo", "type": "connect_started", "socket": 9, "remote": {"address": "127.0.0.1", "port": 80}}
 )"));
-    CHECK(timeline.caption(0) == "A UDP socket for DNS.");
+    CHECK(timeline.caption(0) == "The host created a UDP socket, socket 1 (IPv6); it has no port yet.");
+    CHECK(timeline.note_for(0) == 1u);
+    CHECK(timeline.narration(0) == "The host created a UDP socket, socket 1 (IPv6); it has no port yet.\nA UDP socket for DNS.");
     CHECK(timeline.caption(1) == "A UDP socket for DNS.");
+    CHECK_FALSE(timeline.note_for(1).has_value());  // a note has no note
     CHECK(timeline.caption(2) == "The host closed socket 1.");  // the note is a microsecond later
+    CHECK_FALSE(timeline.note_for(2).has_value());
+    CHECK(timeline.narration(2) == "The host closed socket 1.");
     CHECK(timeline.caption(4) == "The host called connect() on socket 9 to 127.0.0.1:80 (http).");
     CHECK(timeline.protocol_of(0) == Protocol::udp);
     CHECK(timeline.protocol_of(1) == std::nullopt);
@@ -596,4 +601,20 @@ TEST_CASE("ephemeral_assigned without bound gives the socket its port, and the p
     CHECK(first.slot_state() != SlotState::created);
     const Socket& second = socket_of(world, "client", 2);
     CHECK(second.local == Endpoint::parse("[::1]:40004").value());  // `bound` names the address when it comes
+}
+
+TEST_CASE("a packet's two ends are paired oldest first, as in_flight pairs them", "[world][timeline]") {
+    const Timeline timeline = Timeline::of(trace_of(
+        R"({"t_us": 1, "host": "a", "type": "packet", "kind": "sent", "bytes": "450000280000400040063cce7f0000017f0000019c421f90000003e8000000005002ffd7f24d0000"}
+{"t_us": 2, "host": "a", "type": "packet", "kind": "sent", "bytes": "450000280000400040063cce7f0000017f0000019c421f90000003e8000000005002ffd7f24d0000"}
+{"t_us": 3, "host": "b", "type": "packet", "kind": "delivered", "bytes": "450000280000400040063cce7f0000017f0000019c421f90000003e8000000005002ffd7f24d0000"}
+{"t_us": 4, "host": "b", "type": "note", "text": "one of two arrived"}
+)"));
+    CHECK(timeline.fate_of(0) == 2u);
+    CHECK(timeline.sent_of(2) == 0u);
+    CHECK_FALSE(timeline.fate_of(1).has_value());  // the trace never says what became of the second
+    CHECK_FALSE(timeline.sent_of(0).has_value());
+    CHECK_FALSE(timeline.fate_of(3).has_value());
+    CHECK(timeline.state_at(3).in_flight().size() == 1);
+    CHECK(timeline.state_at(3).in_flight()[0].event == 1u);
 }

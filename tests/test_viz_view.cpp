@@ -4,7 +4,10 @@
 // the socket table is ss(8)'s column format; the story is the fixture's lines.
 #include <catch2/catch.hpp>
 
+#include <netinet/tcp.h>
+
 #include <chrono>
+#include <set>
 #include <fstream>
 #include <thread>
 
@@ -35,6 +38,20 @@ replay::Timeline fixture_timeline() {
 // docs/trace-format.md's SYN 127.0.0.1:40002 -> 127.0.0.1:8080 (IPv4, IHL 5, no options).
 Bytes syn_bytes() {
     return from_hex("450000280000400040063cce7f0000017f0000019c421f90000003e8000000005002ffd7f24d0000").value();
+}
+
+// The first event at or after `from` that satisfies `is`; the test fails without one.
+template <class Predicate>
+std::size_t find_event(const replay::Timeline& timeline, std::size_t from, Predicate is) {
+    for (std::size_t i = from; i < timeline.size(); ++i)
+        if (is(timeline.event(i))) return i;
+    FAIL("no such event after " << from);
+    return 0;
+}
+
+template <class Body>
+bool is_a(const trace::Event& event) {
+    return std::holds_alternative<Body>(event.body);
 }
 
 }  // namespace
@@ -382,4 +399,372 @@ TEST_CASE("a big file loaded in small budgets gets the events and checkpoints of
         CHECK(loaded.state_at(n) == whole.state_at(n));
     }
     CHECK(loaded.state_at(whole.size()) == whole.state_at(whole.size()));
+}
+
+namespace {
+
+using Row = std::tuple<std::string, std::string, std::string>;  // state, local, peer
+
+// `ss -tanH` rows (State Recv-Q Send-Q Local Peer) with `port` at either end.
+std::multiset<Row> ss_rows_with_port(Port port) {
+    const auto run = test::run_command("ss -tanH", 10);
+    REQUIRE(run.exit_code == 0);
+    std::multiset<Row> rows;
+    const std::string suffix = ":" + std::to_string(port);
+    const auto ends_with_port = [&](const std::string& endpoint) {
+        return endpoint.size() > suffix.size() && endpoint.compare(endpoint.size() - suffix.size(), suffix.size(), suffix) == 0;
+    };
+    for (const auto& line : test::lines_of(run.out)) {
+        std::istringstream words(line);
+        std::string state, recv_q, send_q, local, peer;
+        if (!(words >> state >> recv_q >> send_q >> local >> peer)) continue;
+        if (ends_with_port(local) || ends_with_port(peer)) rows.emplace(state, local, peer);
+    }
+    return rows;
+}
+
+std::multiset<Row> view_rows(const replay::State& world, const std::string& host) {
+    std::multiset<Row> rows;
+    const auto index = world.find_host(host);
+    REQUIRE(index.has_value());
+    for (const auto& row : ss_rows(world, *index)) rows.emplace(row.state, row.local, row.peer);
+    return rows;
+}
+
+Endpoint local_endpoint(int fd) {
+    sockaddr_in address{};
+    socklen_t size = sizeof address;
+    REQUIRE(getsockname(fd, reinterpret_cast<sockaddr*>(&address), &size) == 0);
+    return Endpoint{IpAddress::loopback_v4(), ntohs(address.sin_port)};
+}
+
+// Opens a simulator scenario; the index of its first child_created event.
+std::size_t open_at_first_child(Model& model, const std::string& scenario) {
+    REQUIRE(model.open_scenario(scenario).has_value());
+    return find_event(model.timeline(), 0, is_a<trace::ChildCreated>);
+}
+
+}  // namespace
+
+TEST_CASE("before accept(), the server's ss table lists the SYN-RECV and the queued ESTAB connection, as ss -tan does",
+          "[viz][ss][kernel]") {
+    // A listener with TCP_DEFER_ACCEPT keeps a connection that sent no data as a
+    // request sock (SYN-RECV: the handshake's last ACK is ignored, tcp_check_req);
+    // one that sent data becomes a full socket, ESTABLISHED, in the accept queue.
+    // Nobody calls accept().
+    const auto listener = test::sockets::bound_socket(AF_INET, SOCK_STREAM);
+    const int defer_seconds = 10;
+    REQUIRE(setsockopt(listener.get(), IPPROTO_TCP, TCP_DEFER_ACCEPT, &defer_seconds, sizeof defer_seconds) == 0);
+    REQUIRE(listen(listener.get(), 8) == 0);
+    const Endpoint server = local_endpoint(listener.get());
+    const auto connect_client = [&] {
+        test::sockets::Fd client(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+        const sockaddr_in to = test::sockets::loopback(server.port);
+        REQUIRE(::connect(client.get(), reinterpret_cast<const sockaddr*>(&to), sizeof to) == 0);
+        return client;
+    };
+    const auto quiet = connect_client();
+    const auto talker = connect_client();
+    REQUIRE(::send(talker.get(), "x", 1, 0) == 1);
+    const Endpoint quiet_end = local_endpoint(quiet.get());
+    const Endpoint talker_end = local_endpoint(talker.get());
+
+    // The same situation as a trace: the facts the kernel gave (ports), the states
+    // a kernel reports through these events (docs/trace-format.md, child_created).
+    trace::Trace story;
+    story.header.source = "test";
+    story.header.generator = "test_viz_view";
+    const std::string lo = "lo";
+    auto& events = story.events;
+    events.push_back({0, lo, trace::HostAdded{{IpAddress::loopback_v4()}, "client and server"}});
+    events.push_back({1, lo, trace::SocketCreated{trace::SocketId{1}, Protocol::tcp, IpFamily::v4}});
+    events.push_back({1, lo, trace::Bound{trace::SocketId{1}, server, trace::BindHow::bind_zero, std::nullopt}});
+    events.push_back({1, lo, trace::Listening{trace::SocketId{1}, 8}});
+    events.push_back({1, lo, trace::StateChanged{trace::SocketId{1}, TcpState::closed, TcpState::listen, "listen() called",
+                                                 trace::Evidence::model}});
+    std::uint32_t next_id = 2;
+    const auto add_connection = [&](const Endpoint& client_end, bool handshake_done) {
+        const trace::SocketId client{next_id++};
+        const trace::SocketId child{next_id++};
+        events.push_back({2, lo, trace::SocketCreated{client, Protocol::tcp, IpFamily::v4}});
+        events.push_back({2, lo, trace::ConnectStarted{client, server}});
+        events.push_back({2, lo, trace::Bound{client, client_end, trace::BindHow::ephemeral, std::nullopt}});
+        events.push_back({2, lo, trace::StateChanged{client, TcpState::closed, TcpState::syn_sent, "connect() called",
+                                                     trace::Evidence::model}});
+        events.push_back({3, lo, trace::ChildCreated{trace::SocketId{1}, child, FourTuple{server, client_end}}});
+        events.push_back({4, lo, trace::StateChanged{client, TcpState::syn_sent, TcpState::established, "SYN+ACK received",
+                                                     trace::Evidence::model}});
+        if (handshake_done)
+            events.push_back({5, lo, trace::StateChanged{child, TcpState::syn_received, TcpState::established,
+                                                         "ACK of SYN+ACK received", trace::Evidence::model}});
+    };
+    add_connection(quiet_end, false);
+    add_connection(talker_end, true);
+    const auto timeline = replay::Timeline::of(std::move(story));
+    const replay::State world = timeline.state_at(timeline.size());
+    const auto view = view_rows(world, lo);
+
+    // The kernel's rows, once the data has made the second one a full socket.
+    std::multiset<Row> kernel;
+    for (int attempt = 0; attempt < 200; ++attempt) {
+        kernel = ss_rows_with_port(server.port);
+        if (kernel == view) break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    CAPTURE(ss_text(ss_rows(world, 0)));
+    CHECK(kernel == view);
+    CHECK(view.count(Row{"SYN-RECV", server.to_string(), quiet_end.to_string()}) == 1);
+    CHECK(view.count(Row{"ESTAB", server.to_string(), talker_end.to_string()}) == 1);
+}
+
+TEST_CASE("a connection's socket on the server has its port, 4-tuple and line from the SYN, and sends the SYN-ACK",
+          "[viz][layout][child]") {
+    Model model;
+    const std::size_t child_event = open_at_first_child(model, "two-tabs");
+    const auto& timeline = model.timeline();
+    const auto& child = std::get<trace::ChildCreated>(timeline.event(child_event).body);
+    model.seek(child_event + 1);
+    const auto server = model.world().find_host("server");
+    REQUIRE(server.has_value());
+    const replay::SocketRef ref{*server, child.socket};
+    const auto* socket = model.world().find_socket(ref);
+    REQUIRE(socket != nullptr);
+    CHECK(socket->state_name() == "SYN-RECEIVED");
+    CHECK(socket->awaiting_accept);
+
+    const Layout& layout = model.layout();
+    const auto slot = layout.slot_of(ref);
+    REQUIRE(slot.has_value());
+    REQUIRE(layout.slots[*slot].local.has_value());
+    CHECK(*layout.slots[*slot].local == child.four_tuple.local);
+    const auto line = std::find_if(layout.lines.begin(), layout.lines.end(),
+                                   [&](const Line& l) { return l.from_slot == *slot || l.to_slot == *slot; });
+    REQUIRE(line != layout.lines.end());
+    CHECK(line->tuple == child.four_tuple.reversed());  // seen from the connecting side
+
+    const auto rows = model.ss_table(*server);
+    const auto row = std::find_if(rows.begin(), rows.end(), [&](const SsRow& r) { return r.ref == ref; });
+    REQUIRE(row != rows.end());
+    CHECK(row->state == "SYN-RECV");
+    CHECK(row->peer == child.four_tuple.remote.to_string());
+
+    // The SYN-ACK leaves the connection's slot, not the listener's.
+    const std::size_t syn_ack = find_event(timeline, child_event, [](const trace::Event& e) {
+        const auto* p = std::get_if<trace::Packet>(&e.body);
+        return p && p->kind == trace::PacketKind::sent && e.host == "server";
+    });
+    model.seek(syn_ack + 1);
+    const auto* info = timeline.packet_info(syn_ack);
+    REQUIRE(info->label == replay::PacketLabel::syn_ack);
+    const PacketPath path = packet_path(model.world(), model.layout(), timeline.event(syn_ack), *info);
+    REQUIRE(path.valid);
+    CHECK(path.from == model.layout().slots[*model.layout().slot_of(ref)].rect.center());
+}
+
+TEST_CASE("a connect scan's connection that the scanner resets is gone from the server, as ss shows no row for it",
+          "[viz][ss][child]") {
+    Model model;
+    const std::size_t child_event = open_at_first_child(model, "scan");
+    const auto& timeline = model.timeline();
+    const auto& child = std::get<trace::ChildCreated>(timeline.event(child_event).body);
+    const std::size_t reset = find_event(timeline, child_event, [&](const trace::Event& e) {
+        const auto* change = std::get_if<trace::StateChanged>(&e.body);
+        return change && e.host == "server" && change->socket == child.socket && change->to == TcpState::closed;
+    });
+    const auto server = *timeline.state_at(timeline.size()).find_host("server");
+    const replay::SocketRef ref{server, child.socket};
+    model.seek(reset);
+    CHECK(model.world().find_socket(ref) != nullptr);
+    model.seek(reset + 1);
+    CHECK(model.world().find_socket(ref) == nullptr);
+    CHECK_FALSE(model.layout().slot_of(ref).has_value());
+    for (const auto& row : model.ss_table(server)) CHECK(row.peer != child.four_tuple.remote.to_string());
+}
+
+namespace {
+
+// Strictly inside a box, not on its border (where a firewall stops a packet).
+bool deep_inside(const Rect& box, Vec2 p) { return p.x > box.x + 1 && p.x < box.right() - 1 && p.y > box.y + 1 && p.y < box.bottom() - 1; }
+
+bool is_drop(const trace::Event& event, trace::DropCause cause) {
+    const auto* packet = std::get_if<trace::Packet>(&event.body);
+    return packet && packet->kind == trace::PacketKind::dropped && packet->cause == cause;
+}
+
+}  // namespace
+
+TEST_CASE("a packet lost on the link is drawn on the link, no firewall's doing", "[viz][layout][drop]") {
+    Model model;
+    REQUIRE(model.open_scenario("lossy-link").has_value());
+    const auto& timeline = model.timeline();
+    const std::size_t lost = find_event(timeline, 0, [](const trace::Event& e) { return is_drop(e, trace::DropCause::link); });
+    model.seek(lost + 1);
+    const auto& packet = std::get<trace::Packet>(timeline.event(lost).body);
+    const PacketPath path = packet_path(model.world(), model.layout(), timeline.event(lost), *timeline.packet_info(lost));
+    REQUIRE(path.valid);
+    REQUIRE(path.stop.has_value());
+    CHECK(*path.stop == path.rest);
+    for (const auto& box : model.layout().hosts) CHECK_FALSE(box.rect.contains(*path.stop));  // the X sits between the hosts
+    const DropWords words = drop_words(packet);
+    CHECK_FALSE(words.by_firewall);
+    CHECK(words.text == "lost on the link");
+    CHECK(model.world().rule_hits().empty());  // no Firewall-tab rule
+    for (replay::HostIndex h = 0; h < model.world().hosts().size(); ++h) CHECK_FALSE(has_firewall(model.world(), h));
+    CHECK_THAT(timeline.caption(lost), Catch::Contains("lost on the link"));
+}
+
+TEST_CASE("a SYN a firewall drops flies once, from its slot to the border, never into the listener", "[viz][layout][drop]") {
+    Model model;
+    REQUIRE(model.open_scenario("firewall-drop").has_value());
+    const auto& timeline = model.timeline();
+    const std::size_t dropped = find_event(timeline, 0, [](const trace::Event& e) { return is_drop(e, trace::DropCause::firewall); });
+    const auto& bytes = std::get<trace::Packet>(timeline.event(dropped).body).bytes;
+    std::size_t sent = dropped;
+    while (sent > 0) {
+        const auto* p = std::get_if<trace::Packet>(&timeline.event(--sent).body);
+        if (p && p->kind == trace::PacketKind::sent && p->bytes == bytes) break;
+    }
+    REQUIRE(sent < dropped);
+    CHECK(timeline.fate_of(sent) == dropped);
+    CHECK(split_flight(timeline, sent));
+    CHECK(split_flight(timeline, dropped));
+
+    model.seek(sent + 1);
+    const auto server = model.world().find_host("server");
+    REQUIRE(server.has_value());
+    const Rect server_box = model.layout().box_of(*server)->rect;
+    const PacketPath flight = packet_path(model.world(), model.layout(), timeline.event(sent), *timeline.packet_info(sent));
+    model.seek(dropped + 1);
+    const PacketPath drop = packet_path(model.world(), model.layout(), timeline.event(dropped), *timeline.packet_info(dropped));
+    REQUIRE(flight.valid);
+    REQUIRE(drop.valid);
+    REQUIRE(drop.stop.has_value());
+    for (int step = 0; step <= 20; ++step) {
+        const float phase = static_cast<float>(step) / 20;
+        CAPTURE(phase);
+        CHECK_FALSE(deep_inside(server_box, packet_point(flight, trace::PacketKind::sent, true, phase)));
+        CHECK_FALSE(deep_inside(server_box, packet_point(drop, trace::PacketKind::dropped, true, phase)));
+    }
+    // One flight: the drop takes the packet on from where the sent event left it, to the border.
+    CHECK(packet_point(drop, trace::PacketKind::dropped, true, 0) == packet_point(flight, trace::PacketKind::sent, true, 1));
+    CHECK(packet_point(drop, trace::PacketKind::dropped, true, 1) == *drop.stop);
+    CHECK(server_box.contains(*drop.stop));
+    const DropWords words = drop_words(std::get<trace::Packet>(timeline.event(dropped).body));
+    CHECK(words.by_firewall);
+    CHECK_THAT(words.text, Catch::Contains("tcp dport 22 drop"));
+}
+
+TEST_CASE("a note is shown beside the caption of the event it follows, as its writer wrote it", "[viz][caption]") {
+    Model model;
+    REQUIRE(model.open_scenario("firewall-drop").has_value());
+    const auto& timeline = model.timeline();
+    const std::size_t fired = find_event(timeline, 0, is_a<trace::TimerFired>);
+    const auto note = timeline.note_for(fired);
+    REQUIRE(note.has_value());
+    const std::string& text = std::get<trace::Note>(timeline.event(*note).body).text;
+    const std::string narration = timeline.narration(fired);
+    CHECK_THAT(narration, Catch::StartsWith(caption(timeline.event(fired), &timeline.services())));  // the event's own words
+    CHECK_THAT(narration, Catch::Contains("\n" + text));  // and the note, as written
+    const std::size_t sshd = find_event(timeline, 0, [](const trace::Event& e) {
+        const auto* n = std::get_if<trace::Note>(&e.body);
+        return n && n->text.rfind("sshd", 0) == 0;
+    });
+    CHECK_THAT(timeline.caption(sshd), Catch::StartsWith("sshd "));
+}
+
+TEST_CASE("a host's box names its addresses, the wildcard only when bound to it, and a firewall only when it has one",
+          "[viz][layout][caption]") {
+    trace::Trace story;
+    story.header.source = "test";
+    story.header.generator = "test_viz_view";
+    const trace::SocketId one{1};
+    story.events = {
+        {0, "wild", trace::SocketCreated{one, Protocol::tcp, IpFamily::v4}},
+        {0, "wild", trace::Bound{one, Endpoint{IpAddress::any_v4(), 80}, trace::BindHow::explicit_port, std::nullopt}},
+        {0, "unbound", trace::SocketCreated{one, Protocol::udp, IpFamily::v4}},
+        {0, "guarded", trace::HostAdded{{IpAddress::v4(10, 0, 0, 3)}, "server"}},
+        {0, "guarded", trace::RuleAdded{"r1", drop_port(Protocol::tcp, 22)}},
+    };
+    const auto timeline = replay::Timeline::of(std::move(story));
+    const replay::State world = timeline.state_at(timeline.size());
+    const auto host = [&](const std::string& name) { return *world.find_host(name); };
+    CHECK(host_addresses_text(world.hosts()[host("wild")]) == "(only the wildcard 0.0.0.0 bound so far)");
+    CHECK(host_addresses_text(world.hosts()[host("unbound")]).empty());  // nothing bound: nothing to say
+    CHECK(host_addresses_text(world.hosts()[host("guarded")]) == "10.0.0.3");
+    CHECK(has_firewall(world, host("guarded")));
+    CHECK_FALSE(has_firewall(world, host("wild")));
+    CHECK_FALSE(has_firewall(world, host("unbound")));
+}
+
+namespace {
+
+// The scenario opened at just after the first event of type Body (on `host`, when given).
+template <class Body>
+std::size_t open_after_first(Model& model, const std::string& scenario, const std::string& host = {}) {
+    REQUIRE(model.open_scenario(scenario).has_value());
+    const std::size_t at = find_event(model.timeline(), 0, [&](const trace::Event& e) {
+        return is_a<Body>(e) && (host.empty() || e.host == host);
+    });
+    model.seek(at + 1);
+    return at;
+}
+
+std::optional<std::string> slot_error(const Model& model, const std::string& host, trace::SocketId socket) {
+    const auto slot = model.layout().slot_of(replay::SocketRef{*model.world().find_host(host), socket});
+    REQUIRE(slot.has_value());
+    return model.layout().slots[*slot].error;
+}
+
+}  // namespace
+
+TEST_CASE("a failed call marks its socket's slot with the errno", "[viz][layout][error]") {
+    for (const auto& [scenario, expected] : {std::pair{"closed-port", "ECONNREFUSED"}, std::pair{"ephemeral-exhaustion", "EADDRNOTAVAIL"},
+                                             std::pair{"firewall-drop", "ETIMEDOUT"}}) {
+        CAPTURE(scenario);
+        Model model;
+        const std::size_t at = open_after_first<trace::CallFailed>(model, scenario);
+        const auto& failed = std::get<trace::CallFailed>(model.timeline().event(at).body);
+        REQUIRE(failed.socket.has_value());
+        CHECK(failed.errno_name == expected);
+        CHECK(slot_error(model, model.timeline().event(at).host, *failed.socket) == expected);
+    }
+}
+
+TEST_CASE("the ephemeral pool counts UDP ports too, and says when every port is taken", "[viz][pool]") {
+    Model model;
+    open_after_first<trace::EphemeralAssigned>(model, "dns-udp");
+    const auto client = *model.world().find_host("client");
+    const Model::PoolUse udp = model.pool_use(client);
+    CHECK(udp.udp == 1);
+    CHECK(udp.in_use() == 1);
+    CHECK_FALSE(udp.full());
+
+    const std::size_t failed = open_after_first<trace::CallFailed>(model, "ephemeral-exhaustion");
+    const auto& range = *model.world().hosts()[*model.world().find_host("client")].pool.range;
+    const Model::PoolUse full = model.pool_use(*model.world().find_host("client"));
+    CHECK(full.size == range.size());
+    CHECK(full.tcp == range.size());  // the scenario's 8-port range, all held
+    CHECK(full.full());
+    CHECK(std::get<trace::CallFailed>(model.timeline().event(failed).body).errno_name == "EADDRNOTAVAIL");
+}
+
+TEST_CASE("a listener that closes leaves no slot and no ss row", "[viz][layout][ss]") {
+    for (const char* scenario : {"bind-conflict", "firewall-drop", "lossy-link"}) {
+        CAPTURE(scenario);
+        Model model;
+        REQUIRE(model.open_scenario(scenario).has_value());
+        const auto& timeline = model.timeline();
+        std::size_t checked = 0;
+        for (std::size_t i = 0; i < timeline.size(); ++i) {
+            const auto* change = std::get_if<trace::StateChanged>(&timeline.event(i).body);
+            if (!change || change->from != TcpState::listen || change->to != TcpState::closed) continue;
+            model.seek(i + 1);
+            const replay::SocketRef ref{*model.world().find_host(timeline.event(i).host), change->socket};
+            CHECK(model.world().find_socket(ref) == nullptr);
+            CHECK_FALSE(model.layout().slot_of(ref).has_value());
+            for (const auto& row : model.ss_table(ref.host)) CHECK_FALSE(row.ref == ref);
+            ++checked;
+        }
+        CHECK(checked > 0);
+    }
 }

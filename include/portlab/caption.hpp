@@ -24,8 +24,13 @@ enum class PacketLabel : std::uint8_t { syn, syn_ack, ack, data, fin, rst, udp, 
 
 // The sentence for one event, starting with a capital (unless it starts with a
 // host's name written in lower case, such as "localhost") and ending with a full
-// stop. A note is its own text. `services` names well-known ports ("(http)");
+// stop. A note is its own text, left as written ("sshd listens ..."), with a full
+// stop added when it has none. `services` names well-known ports ("(http)");
 // nullptr leaves them out.
 [[nodiscard]] std::string caption(const trace::Event& event, const ServiceTable* services);
+
+// A time or a length of time in the unit that reads best, exact to the
+// microsecond, without trailing zeros: "0 s", "40 µs", "15.25 ms", "60.031 s".
+[[nodiscard]] std::string duration_text(std::uint64_t us);
 
 }  // namespace portlab

@@ -15,9 +15,7 @@ std::string end_text(const replay::State& world, const std::optional<replay::Soc
     if (!ref) return "(other end not in the trace)";
     const auto* socket = world.find_socket(*ref);
     if (!socket) return "?";
-    const std::string state = socket->protocol == Protocol::tcp && socket->state_reported ? std::string(to_string(socket->tcp_state))
-                                                                                          : std::string(to_string(socket->slot_state()));
-    return world.hosts()[ref->host].name + " socket " + std::to_string(ref->socket.value) + "  " + state;
+    return world.hosts()[ref->host].name + " socket " + std::to_string(ref->socket.value) + "  " + std::string(socket->state_name());
 }
 
 void draw_conversations(const Model& model, ViewState& view) {

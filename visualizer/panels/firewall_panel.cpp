@@ -15,15 +15,17 @@ void draw(const Model& model, ViewState& view) {
     const auto& world = model.world();
     if (const auto current = model.current_event()) {
         if (const auto* packet = std::get_if<trace::Packet>(&model.timeline().event(*current).body)) {
-            if (packet->kind == trace::PacketKind::dropped)
-                style::text_coloured(style::firewall_colour, "This packet hit: " + packet->rule.value_or("(no rule given)") + " on " +
-                                                                 model.timeline().event(*current).host);
+            const DropWords words = drop_words(*packet);
+            if (packet->kind == trace::PacketKind::dropped && words.by_firewall)
+                style::text_coloured(style::firewall_colour, "This packet hit: " + words.text + " on " + model.timeline().event(*current).host);
+            else if (packet->kind == trace::PacketKind::dropped)
+                ImGui::TextDisabled("This packet was %s: no firewall rule stopped it.", words.text.c_str());
             else
                 ImGui::TextDisabled("This packet passed (no rule dropped it).");
         }
     }
     if (world.rule_hits().empty()) {
-        ImGui::TextWrapped("No packet has been dropped so far. Rules appear here with the packets they drop.");
+        ImGui::TextWrapped("No firewall rule has dropped a packet so far. Rules appear here with the packets they drop.");
         return;
     }
     const style::MonoScope mono;
@@ -51,6 +53,7 @@ void draw(const Model& model, ViewState& view) {
     }
     ImGui::TextDisabled("recent drops:");
     for (auto it = world.drops().rbegin(); it != world.drops().rend(); ++it) {
+        if (!it->by_firewall()) continue;  // a link loss is no rule's doing
         const auto* info = model.timeline().packet_info(it->event);
         ImGui::BulletText("event %zu  %s  %s", it->event, it->rule.c_str(), info ? info->summary.c_str() : "");
     }

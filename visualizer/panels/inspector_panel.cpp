@@ -58,8 +58,11 @@ void draw_packet(const trace::Packet& packet, ViewState& view) {
     view.hovered_field.reset();
     view.hovered_byte.reset();
 
-    if (packet.kind == trace::PacketKind::dropped)
-        style::text_coloured(style::firewall_colour, "Dropped; rule hit: " + packet.rule.value_or("(none given)"));
+    if (packet.kind == trace::PacketKind::dropped) {
+        const DropWords words = drop_words(packet);
+        style::text_coloured(words.by_firewall ? style::firewall_colour : IM_COL32(235, 200, 200, 255),
+                             (words.by_firewall ? "Dropped by the firewall: " : "Dropped, not by a firewall: ") + words.text);
+    }
     if (!decoded) {
         style::text_coloured(IM_COL32(255, 110, 110, 255), "Does not decode: " + decoded.error().message);
         (void)hex_view::draw(packet.bytes, {}, lit);
@@ -95,7 +98,7 @@ void draw(const Model& model, ViewState& view) {
     ImGui::Text("event %zu   %s   on %s   (%s)", *index, style::time_text(event.t_us).c_str(), event.host.c_str(),
                 std::string(trace::type_name(event.body)).c_str());
     ImGui::PushStyleColor(ImGuiCol_Text, IM_COL32(250, 240, 200, 255));
-    ImGui::TextWrapped("%s", model.timeline().caption(*index).c_str());
+    ImGui::TextWrapped("%s", model.timeline().narration(*index).c_str());
     ImGui::PopStyleColor();
     ImGui::Separator();
     if (const auto* packet = std::get_if<trace::Packet>(&event.body)) {

@@ -24,7 +24,6 @@ void draw_strip(const Model& model, replay::HostIndex h, const replay::Ephemeral
     const Rect strip{origin.x, origin.y, width, height};
     // Ports in use, one mark per pixel column (10,000 ports cost as much as the
     // strip's width): TCP green, UDP blue, both drawn when a column has both.
-    std::size_t in_range = 0;
     const int pixels = std::max(1, static_cast<int>(width));
     std::vector<unsigned char> used(static_cast<std::size_t>(pixels), 0);
     const auto mark = [&](Port port, unsigned char bit) {
@@ -32,9 +31,7 @@ void draw_strip(const Model& model, replay::HostIndex h, const replay::Ephemeral
         used[static_cast<std::size_t>(std::clamp(static_cast<int>(x), 0, pixels - 1))] |= bit;
     };
     for (const Port port : model.ports_in_use(h, Protocol::tcp)) {
-        if (!range.contains(port)) continue;
-        ++in_range;
-        mark(port, 1);
+        if (range.contains(port)) mark(port, 1);
     }
     for (const Port port : model.ports_in_use(h, Protocol::udp))
         if (range.contains(port)) mark(port, 2);
@@ -56,8 +53,15 @@ void draw_strip(const Model& model, replay::HostIndex h, const replay::Ephemeral
     const std::string high = std::to_string(range.high);
     ImGui::SameLine(std::max(0.0f, width - ImGui::CalcTextSize(high.c_str()).x));
     ImGui::TextDisabled("%s", high.c_str());
-    ImGui::Text("%zu of %zu ports in use (%.2f%%)", in_range, range.size(),
-                100.0 * static_cast<double>(in_range) / static_cast<double>(std::max<std::size_t>(1, range.size())));
+    const Model::PoolUse use = model.pool_use(h);
+    ImGui::Text("%zu of %zu ports in use: %zu TCP, %zu UDP (%.2f%%)", use.in_use(), range.size(), use.tcp, use.udp,
+                100.0 * static_cast<double>(use.in_use()) / static_cast<double>(std::max<std::size_t>(1, range.size())));
+    if (use.full()) {
+        ImGui::PushStyleColor(ImGuiCol_Text, IM_COL32(255, 90, 80, 255));
+        ImGui::TextWrapped("FULL: every port of the range is taken; the next connect() to a destination already using "
+                           "them all fails with EADDRNOTAVAIL.");
+        ImGui::PopStyleColor();
+    }
 }
 
 }  // namespace

@@ -78,12 +78,7 @@ inline void text_coloured(ImU32 colour, const std::string& s) {
     ImGui::PopStyleColor();
 }
 
-// "1.234 ms" from microseconds.
-inline std::string time_text(std::uint64_t t_us) {
-    char buffer[48];
-    std::snprintf(buffer, sizeof buffer, "%llu.%03llu ms", static_cast<unsigned long long>(t_us / 1000),
-                  static_cast<unsigned long long>(t_us % 1000));
-    return buffer;
-}
+// "15.25 ms", "60.031 s" from microseconds: the hub's words (portlab/caption.hpp).
+inline std::string time_text(std::uint64_t t_us) { return portlab::duration_text(t_us); }
 
 }  // namespace portlab::viz::style

@@ -13,7 +13,7 @@ namespace {
 
 void draw_caption(const Model& model) {
     const auto current = model.current_event();
-    std::string caption = current ? model.timeline().caption(*current)
+    std::string caption = current ? model.timeline().narration(*current)
                                   : "Before the first event: press Space to play, Right to step.";
     ImGui::PushStyleColor(ImGuiCol_Text, IM_COL32(250, 240, 200, 255));
     ImGui::TextWrapped("%s", caption.c_str());

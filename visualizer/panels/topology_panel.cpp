@@ -71,10 +71,10 @@ std::string slot_subtitle(const Slot& slot, const replay::State& world) {
     if (slot.observed) return "seen in capture";
     const auto* socket = world.find_socket(slot.ref);
     if (!socket) return {};
-    std::string state = socket->protocol == Protocol::tcp && socket->state_reported
-                            ? std::string(to_string(socket->tcp_state))
-                            : std::string(to_string(slot.state));
-    return "sock " + std::to_string(slot.ref.socket.value) + "  " + state;
+    // A connection the kernel holds for a program that has not called accept() yet.
+    const std::string queued = socket->awaiting_accept && socket->tcp_state == TcpState::established ? " (queued)" : "";
+    const std::string error = slot.error ? "  " + *slot.error : "";
+    return "sock " + std::to_string(slot.ref.socket.value) + "  " + std::string(socket->state_name()) + queued + error;
 }
 
 void draw_pool_strip(const Canvas& canvas, const Model& model, const HostBox& box) {
@@ -83,30 +83,34 @@ void draw_pool_strip(const Canvas& canvas, const Model& model, const HostBox& bo
     const ImVec2 a = canvas.screen_min(box.pool_strip);
     const ImVec2 b = canvas.screen_max(box.pool_strip);
     canvas.draw->AddRectFilled(a, b, IM_COL32(35, 38, 48, 255), 3.0f);
-    // Ports in use, bucketed to the strip's pixels so 10,000 ports cost as much as 300.
-    const auto& ports = model.ports_in_use(box.host, Protocol::tcp);
+    // Ports in use, TCP and UDP, bucketed to the strip's pixels so 10,000 ports cost as much as 300.
     const int pixels = std::max(1, static_cast<int>(b.x - a.x));
     std::vector<unsigned char> used(static_cast<std::size_t>(pixels), 0);
-    for (const Port port : ports) {
-        if (!pool.range->contains(port)) continue;
-        const float x = pool_x(box.pool_strip, *pool.range, port);
-        const int pixel = std::clamp(static_cast<int>(canvas.screen(Vec2{x, 0}).x - a.x), 0, pixels - 1);
-        used[static_cast<std::size_t>(pixel)] = 1;
+    for (const Protocol protocol : {Protocol::tcp, Protocol::udp}) {
+        for (const Port port : model.ports_in_use(box.host, protocol)) {
+            if (!pool.range->contains(port)) continue;
+            const float x = pool_x(box.pool_strip, *pool.range, port);
+            const int pixel = std::clamp(static_cast<int>(canvas.screen(Vec2{x, 0}).x - a.x), 0, pixels - 1);
+            used[static_cast<std::size_t>(pixel)] |= protocol == Protocol::tcp ? 1 : 2;
+        }
     }
     for (int p = 0; p < pixels; ++p)
-        if (used[static_cast<std::size_t>(p)])
+        if (const unsigned char mark = used[static_cast<std::size_t>(p)])
             canvas.draw->AddLine(ImVec2(a.x + static_cast<float>(p) + 0.5f, a.y + 2), ImVec2(a.x + static_cast<float>(p) + 0.5f, b.y - 2),
-                                 IM_COL32(120, 200, 130, 255));
+                                 mark & 1 ? IM_COL32(120, 200, 130, 255) : IM_COL32(110, 180, 230, 255));
     if (pool.last) {
         const float x = canvas.screen(Vec2{pool_x(box.pool_strip, *pool.range, *pool.last), 0}).x;
         canvas.draw->AddTriangleFilled(ImVec2(x, a.y), ImVec2(x - 5, a.y - 7), ImVec2(x + 5, a.y - 7), IM_COL32(255, 220, 80, 255));
     }
-    canvas.draw->AddRect(a, b, IM_COL32(120, 130, 150, 255), 3.0f);
+    const Model::PoolUse use = model.pool_use(box.host);
+    canvas.draw->AddRect(a, b, use.full() ? IM_COL32(255, 70, 60, 255) : IM_COL32(120, 130, 150, 255), 3.0f, 0,
+                         use.full() ? 3.0f : 1.0f);
     if (b.y - a.y >= 12) {
         const float font_scale = std::min(1.0f, (b.y - a.y - 2) / ImGui::GetFontSize());
         const std::string label = "ephemeral " + pool.range->to_string();
         text_at(canvas, ImVec2(a.x + 4, a.y + 1), IM_COL32(200, 205, 215, 255), label, font_scale * 0.85f);
-        const std::string in_use = std::to_string(ports.size()) + " in use";
+        const std::string in_use = use.full() ? "FULL " + std::to_string(use.in_use()) + "/" + std::to_string(use.size)
+                                              : std::to_string(use.in_use()) + " in use";
         const float needed = text_width(label, font_scale * 0.85f) + text_width(in_use, font_scale * 0.85f) + 16;
         if (needed < b.x - a.x)
             text_at(canvas, ImVec2(b.x - text_width(in_use, font_scale * 0.85f) - 4, a.y + 1), IM_COL32(200, 205, 215, 255), in_use,
@@ -121,19 +125,16 @@ void draw_host(const Canvas& canvas, const Model& model, const HostBox& box) {
     const float rounding = std::min(8.0f, 8.0f * canvas.scale());
     canvas.draw->AddRectFilled(a, b, IM_COL32(28, 31, 40, 255), rounding);
     // A host whose firewall dropped something gets a firewall border.
-    const bool has_firewall = std::any_of(model.world().rule_hits().begin(), model.world().rule_hits().end(),
-                                          [&](const auto& hit) { return hit.first.first == box.host; });
-    canvas.draw->AddRect(a, b, has_firewall ? style::firewall_colour : IM_COL32(100, 110, 130, 255), rounding, 0,
-                         has_firewall ? 4.0f : 1.5f);
+    const bool firewall = has_firewall(model.world(), box.host);
+    canvas.draw->AddRect(a, b, firewall ? style::firewall_colour : IM_COL32(100, 110, 130, 255), rounding, 0,
+                         firewall ? 4.0f : 1.5f);
     const ImVec2 header_max = canvas.screen_max(box.header);
     if (header_max.y - a.y >= 14) {
         const float font_scale = std::min(1.3f, (header_max.y - a.y) / (2.6f * ImGui::GetFontSize()));
         text_at(canvas, ImVec2(a.x + 8 * canvas.scale(), a.y + 4 * canvas.scale()), IM_COL32(240, 240, 245, 255), host.name,
                 font_scale * 1.15f);
-        std::string addresses;
-        for (const auto& address : host.addresses) addresses += (addresses.empty() ? "" : "  ") + address.to_string();
-        if (addresses.empty()) addresses = host.sockets.empty() ? "" : "(only the wildcard 0.0.0.0 bound so far)";
-        if (has_firewall) addresses += addresses.empty() ? "firewall" : "   [firewall]";
+        std::string addresses = host_addresses_text(host);
+        if (firewall) addresses += addresses.empty() ? "firewall" : "   [firewall]";
         text_at(canvas, ImVec2(a.x + 8 * canvas.scale(), a.y + 4 * canvas.scale() + ImGui::GetFontSize() * font_scale * 1.2f),
                 IM_COL32(170, 180, 195, 255), addresses, font_scale * 0.9f);
     }
@@ -153,6 +154,7 @@ void draw_slot(const Canvas& canvas, const Model& model, const ViewState& view, 
     }
     const float rounding = std::min(5.0f, 5.0f * canvas.scale());
     canvas.draw->AddRectFilled(a, b, colour, rounding);
+    if (slot.error) canvas.draw->AddRect(a, b, IM_COL32(255, 70, 60, 255), rounding, 0, 3.0f);  // a call failed on it
     if (selected) canvas.draw->AddRect(a, b, style::selection_colour, rounding, 0, 3.0f);
     const float height = b.y - a.y;
     if (height < 12) return;
@@ -273,25 +275,15 @@ void draw_packet_chip(const Canvas& canvas, ImVec2 at, replay::PacketLabel label
     text_at(canvas, ImVec2(a.x + 5, a.y + 3), IM_COL32(15, 15, 20, 255), text, 0.85f);
 }
 
-void draw_drop_mark(const Canvas& canvas, ImVec2 at, const std::string& rule) {
+// A red X where the packet stopped, labelled with what stopped it: a firewall's
+// rule in the firewall's colour, or a loss no rule caused ("lost on the link").
+void draw_drop_mark(const Canvas& canvas, ImVec2 at, const DropWords& words) {
     const float r = 9;
     canvas.draw->AddCircleFilled(at, r + 3, IM_COL32(30, 10, 10, 230));
     canvas.draw->AddLine(ImVec2(at.x - r, at.y - r), ImVec2(at.x + r, at.y + r), IM_COL32(255, 70, 60, 255), 4.0f);
     canvas.draw->AddLine(ImVec2(at.x - r, at.y + r), ImVec2(at.x + r, at.y - r), IM_COL32(255, 70, 60, 255), 4.0f);
-    text_at(canvas, ImVec2(at.x + r + 6, at.y + 2), style::firewall_colour, rule, 0.85f);
-}
-
-// How far along its path a packet event's packet is drawn at animation phase p:
-// a sent packet rests halfway when the trace will report its arrival, so the
-// delivered event can carry it the rest of the way.
-float packet_progress(trace::PacketKind kind, bool deliveries, double phase) {
-    const auto p = static_cast<float>(phase);
-    switch (kind) {
-        case trace::PacketKind::sent: return deliveries ? 0.5f * p : p;
-        case trace::PacketKind::delivered: return deliveries ? 0.5f + 0.5f * p : p;
-        case trace::PacketKind::dropped: return p;
-    }
-    return p;
+    text_at(canvas, ImVec2(at.x + r + 6, at.y + 2), words.by_firewall ? style::firewall_colour : IM_COL32(235, 200, 200, 255),
+            words.text, 0.85f);
 }
 
 void draw_current_packet(const Canvas& canvas, const Model& model, const ViewState& view) {
@@ -303,23 +295,22 @@ void draw_current_packet(const Canvas& canvas, const Model& model, const ViewSta
     const auto* info = model.timeline().packet_info(*current);
     const PacketPath path = packet_path(model.world(), model.layout(), event, *info);
     if (!path.valid) return;
-    const float t = packet_progress(packet->kind, model.timeline().reports_deliveries(), view.playback.phase);
-    const ImVec2 at = canvas.screen(point_along(path, t));
+    const Vec2 at = packet_point(path, packet->kind, split_flight(model.timeline(), *current), static_cast<float>(view.playback.phase));
     // The path, faintly, so the eye knows where it goes.
     canvas.draw->AddLine(canvas.screen(path.from), canvas.screen(path.stop.value_or(path.to)), IM_COL32(255, 255, 255, 50), 1.5f);
-    draw_packet_chip(canvas, at, path.label, false);
+    draw_packet_chip(canvas, canvas.screen(at), path.label, false);
     if (packet->kind == trace::PacketKind::dropped && view.playback.phase >= 0.95)
-        draw_drop_mark(canvas, canvas.screen(*path.stop), packet->rule.value_or("dropped"));
+        draw_drop_mark(canvas, canvas.screen(*path.stop), drop_words(*packet));
 }
 
 void draw_in_flight(const Canvas& canvas, const Model& model) {
-    if (!model.timeline().reports_deliveries()) return;
     const auto current = model.current_event();
     for (const auto& pending : model.world().in_flight()) {
         if (current && pending.event == *current) continue;  // drawn as the current packet
+        if (!model.timeline().fate_of(pending.event)) continue;  // the trace never says it arrived: not "in flight"
         const auto* info = model.timeline().packet_info(pending.event);
         const PacketPath path = packet_path(model.world(), model.layout(), model.timeline().event(pending.event), *info);
-        if (path.valid) draw_packet_chip(canvas, canvas.screen(point_along(path, 0.5f)), path.label, true);
+        if (path.valid) draw_packet_chip(canvas, canvas.screen(path.rest), path.label, true);
     }
 }
 
@@ -360,10 +351,12 @@ void socket_tooltip(const Model& model, const Slot& slot) {
         style::text(host.name + ", socket " + std::to_string(socket->id.value) + " (" + std::string(to_string(socket->protocol)) + ")");
         style::text("local:  " + (socket->local ? socket->local->to_string() : std::string("not bound")));
         style::text("remote: " + (socket->remote ? socket->remote->to_string() : std::string("none")));
-        style::text("state:  " + std::string(socket->protocol == Protocol::tcp && socket->state_reported
-                                                 ? to_string(socket->tcp_state)
-                                                 : to_string(socket->slot_state())));
-        if (socket->listener) style::text("accepted from listening socket " + std::to_string(socket->listener->value));
+        style::text("state:  " + std::string(socket->state_name()));
+        if (socket->error) style::text_coloured(IM_COL32(255, 90, 80, 255), "last call failed with " + *socket->error);
+        if (socket->listener && socket->awaiting_accept)
+            style::text("made by listening socket " + std::to_string(socket->listener->value) + "; accept() has not returned it yet");
+        else if (socket->listener)
+            style::text("accepted from listening socket " + std::to_string(socket->listener->value));
         if (socket->how)
             style::text(std::string("port chosen: ") + (*socket->how == trace::BindHow::explicit_port ? "explicitly"
                                                         : *socket->how == trace::BindHow::ephemeral     ? "by the OS (ephemeral)"

@@ -66,6 +66,11 @@ SlotState Socket::slot_state() const noexcept {
     return local ? SlotState::bound : SlotState::created;
 }
 
+std::string_view Socket::state_name() const noexcept {
+    const bool tcp_state_known = state_reported || listener.has_value();
+    return protocol == Protocol::tcp && tcp_state_known ? to_string(tcp_state) : to_string(slot_state());
+}
+
 PacketInfo describe_packet(const trace::Packet& packet) {
     PacketInfo info;
     const auto decoded = decode_frame(packet.link, packet.bytes);
@@ -220,10 +225,16 @@ void State::note_address(HostIndex host, const IpAddress& address) {
     if (std::find(addresses.begin(), addresses.end(), address) == addresses.end()) addresses.push_back(address);
 }
 
+// A socket is gone when its program closed it and TCP holds nothing more, or when
+// a connection no program accepted yet ends (an RST to a SYN-RECV request sock or
+// to a queued connection: the kernel frees it or unhashes it, tcp_done(), and
+// `ss -tan` lists it no more).
 void State::forget_if_gone(HostIndex host, SocketId id) {
     auto& sockets = hosts_[host].sockets;
     const auto found = sockets.find(id);
-    if (found == sockets.end() || !found->second.closed_by_app) return;
+    if (found == sockets.end()) return;
+    const bool unclaimed_and_over = found->second.awaiting_accept && found->second.tcp_state == TcpState::closed;
+    if (!found->second.closed_by_app && !unclaimed_and_over) return;
     if (lingers_after_close(found->second)) return;
     sockets.erase(found);
     --socket_count_;
@@ -317,6 +328,9 @@ void State::on(HostIndex host, const trace::Accepted& body) {
 }
 
 void State::on(HostIndex host, const trace::StateChanged& body) {
+    // A socket close() already freed (a listener: LISTEN -> CLOSED comes after
+    // `closed`) reaching CLOSED brings nothing back: ss lists nothing for it.
+    if (body.to == TcpState::closed && find_socket(SocketRef{host, body.socket}) == nullptr) return;
     Socket& socket = socket_on(host, body.socket, Protocol::tcp);
     socket.tcp_state = body.to;
     socket.state_reported = true;
@@ -356,7 +370,7 @@ void State::on(HostIndex host, const trace::Packet& body) {
 }
 
 void State::on(HostIndex host, const trace::CallFailed& body) {
-    if (body.socket) socket_on(host, *body.socket, Protocol::tcp);
+    if (body.socket) socket_on(host, *body.socket, Protocol::tcp).error = body.errno_name;
     ++hosts_[host].errors;
     push_bounded(recent_errors_, applied_, error_limit);
 }
@@ -566,6 +580,7 @@ void move_to_end(std::vector<trace::Event>& events, std::vector<trace::Event>&& 
 }  // namespace
 
 void Timeline::index(std::size_t first) {
+    partner_.resize(events_.size(), no_partner);
     for (std::size_t index = first; index < events_.size(); ++index) {
         const auto& event = events_[index];
         if (const auto* created = std::get_if<trace::SocketCreated>(&event.body))
@@ -579,9 +594,40 @@ void Timeline::index(std::size_t first) {
             const auto listener = socket_info_.find(std::pair{event.host, accepted->listener.value});
             const Protocol protocol = listener != socket_info_.end() ? listener->second.first : Protocol::tcp;
             socket_info_.insert_or_assign({event.host, accepted->socket.value}, std::pair{protocol, index});
-        } else if (const auto* packet = std::get_if<trace::Packet>(&event.body))
+        } else if (const auto* packet = std::get_if<trace::Packet>(&event.body)) {
             reports_deliveries_ = reports_deliveries_ || packet->kind == trace::PacketKind::delivered;
+            pair_packet(index, *packet);
+        }
     }
+}
+
+void Timeline::pair_packet(std::size_t index, const trace::Packet& packet) {
+    if (header_.source == "pcap") return;  // a capture sees packets leave, never arrive
+    const std::size_t key = std::hash<std::string_view>{}(
+        std::string_view(reinterpret_cast<const char*>(packet.bytes.data()), packet.bytes.size()));
+    auto& unmatched = unmatched_sent_[key];
+    if (packet.kind == trace::PacketKind::sent) {
+        unmatched.push_back(index);
+        return;
+    }
+    const auto match = std::find_if(unmatched.begin(), unmatched.end(), [&](std::size_t sent) {
+        return std::get<trace::Packet>(events_[sent].body).bytes == packet.bytes;
+    });
+    if (match == unmatched.end()) return;
+    partner_[*match] = index;
+    partner_[index] = *match;
+    unmatched.erase(match);
+    if (unmatched.empty()) unmatched_sent_.erase(key);
+}
+
+std::optional<std::size_t> Timeline::fate_of(std::size_t sent) const {
+    if (sent >= partner_.size() || partner_[sent] == no_partner || partner_[sent] < sent) return std::nullopt;
+    return partner_[sent];
+}
+
+std::optional<std::size_t> Timeline::sent_of(std::size_t fate) const {
+    if (fate >= partner_.size() || partner_[fate] == no_partner || partner_[fate] > fate) return std::nullopt;
+    return partner_[fate];
 }
 
 void Timeline::append(std::vector<trace::Event> events) {
@@ -629,14 +675,22 @@ void Timeline::seek(State& world, std::size_t n) const {
 
 std::string Timeline::caption(std::size_t index) const {
     if (index >= events_.size()) return {};
+    return portlab::caption(events_[index], &services_);
+}
+
+std::optional<std::size_t> Timeline::note_for(std::size_t index) const {
+    if (index + 1 >= events_.size() || std::holds_alternative<trace::Note>(events_[index].body)) return std::nullopt;
     const auto& event = events_[index];
-    if (index + 1 < events_.size() && !std::holds_alternative<trace::Note>(event.body)) {
-        const auto& next = events_[index + 1];
-        if (const auto* note = std::get_if<trace::Note>(&next.body);
-            note && next.host == event.host && next.t_us == event.t_us)
-            return note->text;
-    }
-    return portlab::caption(event, &services_);
+    const auto& next = events_[index + 1];
+    if (!std::holds_alternative<trace::Note>(next.body) || next.host != event.host || next.t_us != event.t_us)
+        return std::nullopt;
+    return index + 1;
+}
+
+std::string Timeline::narration(std::size_t index) const {
+    std::string text = caption(index);
+    if (const auto note = note_for(index)) text += "\n" + caption(*note);
+    return text;
 }
 
 std::optional<Protocol> Timeline::protocol_of(std::size_t index) const {

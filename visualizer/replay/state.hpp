@@ -83,10 +83,15 @@ struct Socket {
     bool implicit = false;        // first named by an event other than socket_created/accepted
     std::optional<SocketId> listener;  // for a socket made for a connection at a listener (child_created or accepted)
     bool awaiting_accept = false;      // child_created, and accept() has not returned it yet (SYN-RECV / accept queue)
+    std::optional<std::string> error;  // errno name of the last call that failed on it ("ECONNREFUSED")
     std::size_t created_at = 0;  // index of the event that introduced it
     std::size_t changed_at = 0;  // index of the last event that named it
 
     [[nodiscard]] SlotState slot_state() const noexcept;
+    // The state a viewer names: the RFC 793 state when the trace made it known (a
+    // state_changed, or a connection's socket, SYN-RECEIVED or ESTABLISHED by
+    // definition), else the slot's colour class ("bound", "listening", ...).
+    [[nodiscard]] std::string_view state_name() const noexcept;
     // Whether the socket holds its local port: bound, and not yet gone.
     [[nodiscard]] bool holds_port() const noexcept { return local.has_value(); }
     friend bool operator==(const Socket&, const Socket&) = default;
@@ -380,9 +385,14 @@ public:
     // forwards by applying when that is cheaper, else from the nearest checkpoint.
     void seek(State& world, std::size_t n) const;
 
-    // The caption of event `index`; a note right after it, on the same host at the
-    // same time, speaks for it instead.
+    // The caption of event `index`: the hub's sentence for it (a note's is its text).
     [[nodiscard]] std::string caption(std::size_t index) const;
+    // A note right after event `index`, on the same host at the same time: it
+    // tells why the event matters, beside (never instead of) its caption.
+    [[nodiscard]] std::optional<std::size_t> note_for(std::size_t index) const;
+    // What the timeline shows for event `index`: its caption, then the note for it
+    // on a line of its own.
+    [[nodiscard]] std::string narration(std::size_t index) const;
     // The protocol an event concerns: its socket's, or its packet's; none for notes
     // and for sockets the trace never introduced.
     [[nodiscard]] std::optional<Protocol> protocol_of(std::size_t index) const;
@@ -391,6 +401,12 @@ public:
     // Whether the trace reports deliveries, so sent packets can be shown in flight
     // until they arrive; lab traces and captures only see packets leave.
     [[nodiscard]] bool reports_deliveries() const noexcept { return reports_deliveries_; }
+    // One packet's two ends: the `delivered` or `dropped` event that reports what
+    // became of a `sent` packet (the first later one with the same bytes not
+    // already matched, as State::in_flight pairs them), and the other way round.
+    // None when the trace does not say (lab traces and captures see packets leave).
+    [[nodiscard]] std::optional<std::size_t> fate_of(std::size_t sent) const;
+    [[nodiscard]] std::optional<std::size_t> sent_of(std::size_t fate) const;
     // Indices of the state_changed events of a socket up to (not including) event n.
     [[nodiscard]] std::vector<std::size_t> state_path(const std::string& host, SocketId socket, std::size_t n) const;
 
@@ -398,7 +414,8 @@ private:
     trace::TraceHeader header_;
     TimelineOptions options_;
     std::vector<trace::Event> events_;
-    void index(std::size_t first);  // socket_info_ and reports_deliveries_ for events [first, size())
+    void index(std::size_t first);  // socket_info_, reports_deliveries_ and packet pairs for events [first, size())
+    void pair_packet(std::size_t index, const trace::Packet& packet);
 
     std::vector<State> checkpoints_;  // checkpoints_[i].applied() ascending; [0] is the empty world
     Checkpointer checkpointer_;       // extends checkpoints_ when append() takes events alone
@@ -407,6 +424,11 @@ private:
     std::map<std::pair<std::string, std::uint32_t>, std::pair<Protocol, std::size_t>, std::less<>> socket_info_;
     mutable std::map<std::size_t, PacketInfo> packet_cache_;
     bool reports_deliveries_ = false;
+    // Sent events not yet paired, by a hash of their bytes, oldest first: as many
+    // entries as packets in flight (captures, which only see packets leave, skip this).
+    std::map<std::size_t, std::vector<std::size_t>> unmatched_sent_;
+    std::vector<std::size_t> partner_;  // per event: the other end of its packet, or no_partner
+    static constexpr std::size_t no_partner = static_cast<std::size_t>(-1);
 };
 
 // ---- captures as traces --------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <string>
 
 namespace portlab::viz {
 
@@ -70,6 +71,7 @@ Layout compute_layout(const replay::State& world, std::span<const Conversation> 
             slot.protocol = socket.protocol;
             slot.local = socket.local;
             slot.state = socket.slot_state();
+            slot.error = socket.error;
             layout.by_socket.emplace(slot.ref, layout.slots.size());
             layout.slots.push_back(slot);
         }
@@ -151,6 +153,26 @@ Layout compute_layout(const replay::State& world, std::span<const Conversation> 
     return layout;
 }
 
+std::string host_addresses_text(const replay::Host& host) {
+    std::string text;
+    for (const auto& address : host.addresses) text += (text.empty() ? "" : "  ") + address.to_string();
+    if (!text.empty()) return text;
+    std::string wildcards;
+    for (const IpAddress& any : {IpAddress::any_v4(), IpAddress::any_v6()}) {
+        const bool bound = std::any_of(host.sockets.begin(), host.sockets.end(), [&](const auto& entry) {
+            return entry.second.local && entry.second.local->address == any;
+        });
+        if (bound) wildcards += (wildcards.empty() ? "" : " and ") + any.to_string();
+    }
+    return wildcards.empty() ? "" : "(only the wildcard " + wildcards + " bound so far)";
+}
+
+bool has_firewall(const replay::State& world, replay::HostIndex host) {
+    if (host < world.hosts().size() && !world.hosts()[host].rules.empty()) return true;
+    return std::any_of(world.rule_hits().begin(), world.rule_hits().end(),
+                       [&](const auto& hit) { return hit.first.first == host; });
+}
+
 float pool_x(const Rect& strip, PortRange range, Port port) noexcept {
     if (range.size() == 0) return strip.x;
     const float share = static_cast<float>(std::clamp<int>(port - range.low, 0, static_cast<int>(range.size()) - 1)) /
@@ -203,6 +225,20 @@ std::optional<Vec2> slot_point(const replay::State& world, const Layout& layout,
     return std::nullopt;
 }
 
+// Halfway along the stretch of the straight line between the two hosts' boxes
+// (the whole line's middle when both ends are on one host or a box is unknown).
+Vec2 link_middle(const Layout& layout, const PacketPath& path) {
+    const Vec2 middle{(path.from.x + path.to.x) / 2, (path.from.y + path.to.y) / 2};
+    if (!path.from_host || !path.to_host || *path.from_host == *path.to_host) return middle;
+    const HostBox* sender = layout.box_of(*path.from_host);
+    const HostBox* receiver = layout.box_of(*path.to_host);
+    if (!sender || !receiver) return middle;
+    const auto leaves = entry_point(path.to, path.from, sender->rect);
+    const auto arrives = entry_point(path.from, path.to, receiver->rect);
+    if (!leaves || !arrives) return middle;
+    return Vec2{(leaves->x + arrives->x) / 2, (leaves->y + arrives->y) / 2};
+}
+
 }  // namespace
 
 PacketPath packet_path(const replay::State& world, const Layout& layout, const trace::Event& event,
@@ -225,11 +261,16 @@ PacketPath packet_path(const replay::State& world, const Layout& layout, const t
     path.to = *to;
     path.valid = true;
 
+    path.rest = link_middle(layout, path);
     if (packet->kind == trace::PacketKind::dropped) {
-        // Stops where it meets the dropping host's box: on the way in at the
+        // Lost on the link: where it rested in flight, touching no box. Else it
+        // stops where it meets the dropping host's box: on the way in at the
         // receiver, on the way out at the sender, or at a router in between.
         const HostBox* box = event_host ? layout.box_of(*event_host) : nullptr;
-        if (box && event_host == path.to_host && event_host != path.from_host)
+        path.left_sender = packet->cause == trace::DropCause::link || event_host != path.from_host;
+        if (packet->cause == trace::DropCause::link)
+            path.stop = path.rest;
+        else if (box && event_host == path.to_host && event_host != path.from_host)
             path.stop = entry_point(path.from, path.to, box->rect);
         else if (box && event_host == path.from_host && event_host != path.to_host)
             path.stop = entry_point(path.to, path.from, box->rect);
@@ -238,6 +279,39 @@ PacketPath packet_path(const replay::State& world, const Layout& layout, const t
         if (!path.stop) path.stop = Vec2{(path.from.x + path.to.x) / 2, (path.from.y + path.to.y) / 2};
     }
     return path;
+}
+
+bool split_flight(const replay::Timeline& timeline, std::size_t index) {
+    return timeline.fate_of(index).has_value() || timeline.sent_of(index).has_value();
+}
+
+Vec2 packet_point(const PacketPath& path, trace::PacketKind kind, bool split, float phase) noexcept {
+    const auto between = [t = std::clamp(phase, 0.0f, 1.0f)](Vec2 a, Vec2 b) {
+        return Vec2{a.x + t * (b.x - a.x), a.y + t * (b.y - a.y)};
+    };
+    if (!split) return point_along(path, phase);
+    switch (kind) {
+        case trace::PacketKind::sent: return between(path.from, path.rest);
+        case trace::PacketKind::delivered: return between(path.rest, path.to);
+        case trace::PacketKind::dropped: return between(path.left_sender ? path.rest : path.from, path.stop.value_or(path.to));
+    }
+    return point_along(path, phase);
+}
+
+DropWords drop_words(const trace::Packet& packet) {
+    const replay::Drop drop{0, 0, packet.rule.value_or(std::string(replay::Drop::no_rule)), packet.cause, packet.rule_id};
+    if (drop.by_firewall())
+        return {true, packet.rule.value_or("a firewall rule") + (packet.rule_id ? " (rule " + *packet.rule_id + ")" : "")};
+    const auto or_rule = [&](std::string words) { return packet.rule ? words + " (" + *packet.rule + ")" : words; };
+    switch (packet.cause.value_or(trace::DropCause::other)) {
+        case trace::DropCause::link: return {false, "lost on the link"};
+        case trace::DropCause::no_socket: return {false, or_rule("no socket on that port")};
+        case trace::DropCause::checksum: return {false, or_rule("bad checksum")};
+        case trace::DropCause::no_route: return {false, or_rule("no route")};
+        case trace::DropCause::firewall:
+        case trace::DropCause::other: break;
+    }
+    return {false, or_rule("dropped")};
 }
 
 Vec2 point_along(const PacketPath& path, float t) noexcept {

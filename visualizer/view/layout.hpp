@@ -9,6 +9,7 @@
 #include <map>
 #include <optional>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "replay/state.hpp"
@@ -43,6 +44,7 @@ struct Slot {
     Protocol protocol = Protocol::tcp;
     std::optional<Endpoint> local;
     replay::SlotState state = replay::SlotState::created;
+    std::optional<std::string> error;  // the errno of the socket's last failed call, marked on the slot
     Rect rect;
 };
 
@@ -95,16 +97,37 @@ struct Layout {
 [[nodiscard]] Layout compute_layout(const replay::State& world, std::span<const Conversation> observed = {},
                                     std::size_t position = 0, const LayoutMetrics& metrics = {});
 
+// The line under a host's name: its addresses; with none known, the wildcard
+// when one of its sockets is bound to it ("(only the wildcard 0.0.0.0 bound so
+// far)"), else nothing.
+[[nodiscard]] std::string host_addresses_text(const replay::Host& host);
+// Whether a host's box is marked as having a firewall: rules in force, or a
+// firewall drop on it (version-1 traces name rules only when they drop). A link
+// loss is no firewall's.
+[[nodiscard]] bool has_firewall(const replay::State& world, replay::HostIndex host);
+
 // Where a port sits along a pool strip: its share of the range.
 [[nodiscard]] float pool_x(const Rect& strip, PortRange range, Port port) noexcept;
 
+// What a drop says, for the X on the canvas and the panels: a firewall's rule,
+// or a loss that no rule caused (the link, no socket, a bad checksum, no route).
+struct DropWords {
+    bool by_firewall = false;  // replay::Drop::by_firewall()
+    std::string text;          // "tcp dport 22 drop (rule r1)", "lost on the link", ...
+};
+[[nodiscard]] DropWords drop_words(const trace::Packet& packet);
+
 // The path a packet event draws: from the sending slot (or host) to the receiving
-// slot (or host); a dropped packet stops where the line meets the dropping host.
+// slot (or host). A packet in flight rests on the link, halfway between the two
+// boxes, outside both (a firewall sits on a box's border); a dropped packet stops
+// where the line meets the dropping host, or on the link when the link lost it.
 struct PacketPath {
     bool valid = false;
     Vec2 from;
     Vec2 to;
+    Vec2 rest;                 // on the link: between the sender's box and the receiver's
     std::optional<Vec2> stop;  // where a drop happens
+    bool left_sender = false;  // a drop after the packet left its sender (so after its `sent` event)
     replay::PacketLabel label = replay::PacketLabel::other;
     std::optional<replay::HostIndex> from_host;
     std::optional<replay::HostIndex> to_host;
@@ -113,6 +136,14 @@ struct PacketPath {
                                      const replay::PacketInfo& info);
 // The point at fraction t in [0, 1] of the way; a dropped packet goes no further than its stop.
 [[nodiscard]] Vec2 point_along(const PacketPath& path, float t) noexcept;
+// Where a packet event's packet is drawn at animation phase p in [0, 1]. When the
+// trace reports both ends of the packet (split_flight), `sent` carries it from
+// its slot to the link's rest point and `delivered` or `dropped` takes it on from
+// there, so one packet's flight is one continuous line; otherwise the event
+// animates the whole way.
+[[nodiscard]] Vec2 packet_point(const PacketPath& path, trace::PacketKind kind, bool split, float phase) noexcept;
+// Whether packet event `index` is one end of a packet whose other end the trace reports too.
+[[nodiscard]] bool split_flight(const replay::Timeline& timeline, std::size_t index);
 // Where the segment a->b first enters the rectangle (a itself when it starts inside).
 [[nodiscard]] std::optional<Vec2> entry_point(Vec2 a, Vec2 b, const Rect& rect) noexcept;
 

@@ -138,6 +138,20 @@ const std::vector<Port>& Model::ports_in_use(replay::HostIndex host, Protocol pr
     return found->second;
 }
 
+Model::PoolUse Model::pool_use(replay::HostIndex host) const {
+    PoolUse use;
+    if (host >= world_.hosts().size() || !world_.hosts()[host].pool.range) return use;
+    const PortRange range = *world_.hosts()[host].pool.range;
+    use.size = range.size();
+    const auto in_range = [&](Protocol protocol) {
+        const auto& ports = ports_in_use(host, protocol);
+        return static_cast<std::size_t>(std::count_if(ports.begin(), ports.end(), [&](Port p) { return range.contains(p); }));
+    };
+    use.tcp = in_range(Protocol::tcp);
+    use.udp = in_range(Protocol::udp);
+    return use;
+}
+
 const std::vector<SsRow>& Model::ss_table(replay::HostIndex host) const {
     drop_stale_caches();
     const auto [found, fresh] = ss_tables_.try_emplace(host);

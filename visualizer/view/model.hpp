@@ -60,6 +60,17 @@ public:
     // world().ports_in_use(host, protocol), kept until the cursor moves (the
     // canvas and the pool panel ask every frame; 10,000 sockets take a sort).
     [[nodiscard]] const std::vector<Port>& ports_in_use(replay::HostIndex host, Protocol protocol) const;
+    // A host's ephemeral pool: its ports held now, per protocol (TCP and UDP each
+    // have their own, as Linux's port tables do).
+    struct PoolUse {
+        std::size_t size = 0;  // ports in the range; 0 when no range was reported
+        std::size_t tcp = 0;
+        std::size_t udp = 0;
+        [[nodiscard]] std::size_t in_use() const noexcept { return tcp + udp; }
+        // Every port of the range held by one protocol: its next connect() or sendto() finds none.
+        [[nodiscard]] bool full() const noexcept { return size > 0 && (tcp >= size || udp >= size); }
+    };
+    [[nodiscard]] PoolUse pool_use(replay::HostIndex host) const;
     // ss_rows(world(), host), kept until the cursor moves: 20,000 rows of text.
     [[nodiscard]] const std::vector<SsRow>& ss_table(replay::HostIndex host) const;
     // timeline().state_path(host, socket, position()), kept until the cursor moves
