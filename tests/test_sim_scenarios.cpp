@@ -143,11 +143,17 @@ TEST_CASE("a connect scan's connection, never accepted, is a socket with its 4-t
     for (std::size_t n = 0; n < sim.events().size(); ++n) {
         const auto* child = std::get_if<trace::ChildCreated>(&sim.events()[n].body);
         if (child == nullptr) continue;
-        // Just before the child's last event (the RST ends it), the replay shows it: with
-        // the whole 4-tuple, waiting for an accept() that never comes.
+        // Just before the RST ends it (its change to CLOSED; a timer may still be stopped
+        // after that), the replay shows it: with the whole 4-tuple, waiting for an accept()
+        // that never comes.
         std::size_t last = n;
-        for (std::size_t m = n + 1; m < sim.events().size(); ++m)
-            if (sim.events()[m].host == "server" && trace::socket_of(sim.events()[m].body) == child->socket) last = m;
+        for (std::size_t m = n + 1; m < sim.events().size(); ++m) {
+            const auto& event = sim.events()[m];
+            if (event.host != "server" || trace::socket_of(event.body) != child->socket) continue;
+            last = m;
+            if (const auto* changed = std::get_if<trace::StateChanged>(&event.body); changed && changed->to == TcpState::closed)
+                break;
+        }
         const replay::State state = timeline.state_at(last);
         const auto server = state.find_host("server");
         REQUIRE(server);
