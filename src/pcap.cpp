@@ -5,8 +5,12 @@
 
 #include <pcap/pcap.h>
 
+#include "portlab/input_file.hpp"
+
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <limits>
 #include <utility>
 
@@ -132,10 +136,16 @@ Reader::Reader(std::string path, LinkType link_type, std::unique_ptr<::pcap, Clo
     : path_(std::move(path)), link_type_(link_type), handle_(std::move(handle)) {}
 
 Result<Reader> Reader::open(const std::string& path) {
+    auto file = open_input_file(path, max_capture_file_bytes);
+    if (!file) return fail("pcap: " + file.error().message);
+    std::FILE* stream = file->release_as_stream();
+    if (stream == nullptr) return fail("pcap: cannot read '" + path + "': " + std::strerror(errno));
     char errbuf[PCAP_ERRBUF_SIZE] = {};
-    // Asking for microseconds makes libpcap scale nanosecond files down for us.
+    // Asking for microseconds makes libpcap scale nanosecond files down for us. The
+    // handle owns the stream from here (pcap_close closes it), except when it fails.
     std::unique_ptr<::pcap, CloseHandle> handle(
-        pcap_open_offline_with_tstamp_precision(path.c_str(), PCAP_TSTAMP_PRECISION_MICRO, errbuf));
+        pcap_fopen_offline_with_tstamp_precision(stream, PCAP_TSTAMP_PRECISION_MICRO, errbuf));
+    if (!handle) std::fclose(stream);
     if (!handle) return fail("pcap: cannot read '" + path + "': " + one_line(errbuf));
 
     // pcap_datalink() answers with the DLT value, not the file's LINKTYPE value.

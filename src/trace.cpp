@@ -5,6 +5,7 @@
 // read only through checked accessors, and dumped with invalid UTF-8 replaced.
 #include "portlab/trace.hpp"
 #include "portlab/hex.hpp"
+#include "portlab/input_file.hpp"
 #include "portlab/spelling.hpp"
 
 #include <nlohmann/json.hpp>
@@ -16,6 +17,7 @@
 #include <istream>
 #include <limits>
 #include <map>
+#include <sstream>
 #include <ostream>
 #include <type_traits>
 #include <utility>
@@ -1062,8 +1064,9 @@ Result<Trace> read_trace(std::istream& in) {
 }
 
 Result<Trace> read_trace_file(const std::string& path) {
-    std::ifstream in(path);
-    if (!in) return fail(path + ": cannot open: " + std::strerror(errno));
+    auto text = read_input_file(path, max_trace_file_bytes);
+    if (!text) return text.error();
+    std::istringstream in(std::move(*text));
     auto trace = read_trace(in);
     if (!trace) return fail(path + ": " + trace.error().message);
     return trace;

@@ -81,10 +81,14 @@ private:
 };
 
 // Reads one capture file, record by record. Move-only; closes on destruction.
+// The largest capture file a reader accepts (records are read one at a time).
+inline constexpr std::uint64_t max_capture_file_bytes = 64ull << 30;
+
 class Reader {
 public:
     // A missing file, a file that is not a capture, or a link type other than the
-    // four above is an error.
+    // four above is an error; so is anything but a regular file of at most
+    // max_capture_file_bytes (input_file.hpp: no device, no FIFO).
     [[nodiscard]] static Result<Reader> open(const std::string& path);
 
     [[nodiscard]] LinkType link_type() const noexcept { return link_type_; }

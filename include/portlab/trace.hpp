@@ -38,6 +38,8 @@ namespace portlab::trace {
 // dropped packet's "cause" and "rule_id"; version-1 files still read (they simply
 // have none of these).
 inline constexpr int format_version = 2;
+// The largest trace file a reader accepts (a day of a busy lab is a few hundred MiB).
+inline constexpr std::uint64_t max_trace_file_bytes = 4ull << 30;
 inline constexpr int oldest_readable_version = 1;
 
 // A socket, named by a small number that is unique on its host for the whole
@@ -345,7 +347,8 @@ private:
 
 // Reads a header line and events to the end; the first bad line is the error.
 [[nodiscard]] Result<Trace> read_trace(std::istream& in);
-// As read_trace, with the path in front of the message: "PATH: line N: reason".
+// As read_trace, with the path in front of the message: "PATH: line N: reason". Only a
+// regular file of at most max_trace_file_bytes (input_file.hpp): no device, no FIFO.
 [[nodiscard]] Result<Trace> read_trace_file(const std::string& path);
 
 // Writes the header, then events one line each, checking the cross-line rules so
