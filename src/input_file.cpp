@@ -11,21 +11,22 @@
 namespace portlab {
 namespace {
 
-// What a file that is not regular is, for the message (inode(7)'s file types).
-const char* kind_of(mode_t mode) {
-    if (S_ISDIR(mode)) return "a directory";
-    if (S_ISCHR(mode)) return "a character device";
-    if (S_ISBLK(mode)) return "a block device";
-    if (S_ISFIFO(mode)) return "a FIFO";
-    if (S_ISSOCK(mode)) return "a socket";
-    return "not a file";
-}
-
 Error errno_error(const std::string& path, const char* what, int error) {
     return fail(path + ": " + what + ": " + std::strerror(error), std::error_code(error, std::generic_category()));
 }
 
 }  // namespace
+
+std::string describe_file_type(unsigned mode) {
+    if (S_ISREG(mode)) return "a regular file";
+    if (S_ISDIR(mode)) return "a directory";
+    if (S_ISCHR(mode)) return "a character device";
+    if (S_ISBLK(mode)) return "a block device";
+    if (S_ISFIFO(mode)) return "a FIFO";
+    if (S_ISSOCK(mode)) return "a socket";
+    if (S_ISLNK(mode)) return "a symbolic link";
+    return "not a regular file";
+}
 
 std::string describe_size(std::uint64_t bytes) {
     if (bytes < 1024) return std::to_string(bytes) + " B";
@@ -89,7 +90,7 @@ Result<InputFile> open_input_file(const std::string& path, std::uint64_t max_byt
     struct stat info {};
     if (::fstat(fd, &info) != 0) return errno_error(path, "cannot stat", errno);
     if (!S_ISREG(info.st_mode))
-        return fail(path + ": not a regular file (" + kind_of(info.st_mode) + "); give a file");
+        return fail(path + ": not a regular file (" + describe_file_type(info.st_mode) + "); give a file");
     const auto size = static_cast<std::uint64_t>(info.st_size);
     if (size > max_bytes)
         return fail(path + ": " + describe_size(size) + " is more than the " + describe_size(max_bytes) +

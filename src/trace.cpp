@@ -1075,6 +1075,7 @@ Result<Trace> read_trace_file(const std::string& path) {
 // ---- writer -------------------------------------------------------------------------
 
 struct TraceWriter::State {
+    std::optional<OutputFile> output;     // set when the writer writes a file: declared first, removed last
     std::unique_ptr<std::ofstream> file;  // set when the writer owns its stream
     std::ostream* out = nullptr;
     std::string name;  // for messages: a path or "stream"
@@ -1111,12 +1112,16 @@ Result<TraceWriter> TraceWriter::to_stream(std::ostream& out, const TraceHeader&
     return TraceWriter(std::move(state));
 }
 
-Result<TraceWriter> TraceWriter::to_file(const std::string& path, const TraceHeader& header) {
+Result<TraceWriter> TraceWriter::to_file(const std::string& path, const TraceHeader& header,
+                                         const OutputRules& rules) {
     if (auto problem = header_problem(header)) return fail(path + ": " + *problem);
-    auto file = std::make_unique<std::ofstream>(path, std::ios::out | std::ios::trunc);
+    auto output = OutputFile::create(path, rules);
+    if (!output) return output.error();
+    auto file = std::make_unique<std::ofstream>(output->temp_path(), std::ios::out | std::ios::trunc);
     if (!*file) return fail(path + ": cannot create: " + std::strerror(errno));
     auto writer = to_stream(*file, header);
     if (!writer) return fail(path + ": " + writer.error().message);
+    writer->state_->output = std::move(*output);
     writer->state_->file = std::move(file);
     writer->state_->name = path;
     return writer;
@@ -1139,6 +1144,15 @@ Result<void> TraceWriter::flush() {
     state_->out->flush();
     if (!*state_->out) return fail(state_->name + ": flush failed");
     return {};
+}
+
+Result<void> TraceWriter::close() {
+    if (state_ && state_->file && !state_->file->is_open()) return {};  // closed already
+    if (auto flushed = flush(); !flushed) return flushed;
+    if (!state_->file) return {};
+    state_->file->close();
+    if (state_->file->fail()) return fail(state_->name + ": closing the file failed");
+    return state_->output->commit();
 }
 
 }  // namespace portlab::trace

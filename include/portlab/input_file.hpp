@@ -54,6 +54,9 @@ private:
 // open_input_file, then the whole file as bytes.
 [[nodiscard]] Result<std::string> read_input_file(const std::string& path, std::uint64_t max_bytes);
 
+// "a directory", "a character device", "a FIFO": a stat(2) st_mode's file type (inode(7)).
+[[nodiscard]] std::string describe_file_type(unsigned mode);
+
 // "512 B", "3.0 KiB", "1.0 GiB": a size for a message.
 [[nodiscard]] std::string describe_size(std::uint64_t bytes);
 

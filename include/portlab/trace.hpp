@@ -24,6 +24,7 @@
 
 #include "portlab/firewall_rule.hpp"
 #include "portlab/net.hpp"
+#include "portlab/output_file.hpp"
 #include "portlab/packet.hpp"
 #include "portlab/result.hpp"
 #include "portlab/scan.hpp"
@@ -357,11 +358,16 @@ class TraceWriter {
 public:
     // Writes to a stream the caller keeps alive for the writer's lifetime.
     [[nodiscard]] static Result<TraceWriter> to_stream(std::ostream& out, const TraceHeader& header);
-    // Creates or truncates a file.
-    [[nodiscard]] static Result<TraceWriter> to_file(const std::string& path, const TraceHeader& header);
+    // Writes `path` through an OutputFile (output_file.hpp): refused when `rules` forbid it;
+    // the events go to a temporary file beside it, put in place by close() only.
+    [[nodiscard]] static Result<TraceWriter> to_file(const std::string& path, const TraceHeader& header,
+                                                     const OutputRules& rules = {});
 
     [[nodiscard]] Result<void> write(const Event& event);
     [[nodiscard]] Result<void> flush();
+    // Flushes and, for a file, closes it and puts it in place. A file writer dropped without
+    // close() leaves the file that was there before untouched.
+    [[nodiscard]] Result<void> close();
 
     TraceWriter(TraceWriter&&) noexcept;
     TraceWriter& operator=(TraceWriter&&) noexcept;
