@@ -353,6 +353,12 @@ OutputRules Lab::output_rules() const {
 
 void Lab::parse() {
     app_.parse(argc_, argv_);
+    // An empty value ("--connect ''") is not "not given": refuse it rather than run as if it were.
+    for (const CLI::Option* option : app_.get_options()) {
+        if (option->get_type_size_max() == 0 || option->count() == 0) continue;  // flags, options not given
+        for (const auto& value : option->results())
+            if (value.empty()) throw CLI::ValidationError(option->get_name(), "an empty value: give one, or leave the option out");
+    }
     color_ = should_use_color(options_.no_color, STDOUT_FILENO);
     narrator_ = Narrator(std::cout, color_, options_.step, options_.json, options_.pause_on_stdin);
     if (has_server_options_) {
