@@ -143,7 +143,10 @@ int generate(const std::string& path, std::size_t events, std::size_t kept) {
         generator.close(2 * connections, port);
         ++connections;
     }
-    (void)writer->flush();
+    if (auto closed = writer->close(); !closed) {
+        std::fprintf(stderr, "%s\n", closed.error().message.c_str());
+        return 1;
+    }
     std::printf("wrote %zu events (%zu connections kept open, %u in all) to %s\n", generator.written(), kept, connections, path.c_str());
     return 0;
 }

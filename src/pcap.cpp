@@ -5,8 +5,12 @@
 
 #include <pcap/pcap.h>
 
+#include "portlab/input_file.hpp"
+
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <limits>
 #include <utility>
 
@@ -66,12 +70,13 @@ Result<LinkType> from_dlt(int dlt) {
 void Writer::CloseHandle::operator()(::pcap* handle) const noexcept { pcap_close(handle); }
 void Writer::CloseDumper::operator()(::pcap_dumper* dumper) const noexcept { pcap_dump_close(dumper); }
 
-Writer::Writer(std::string path, LinkType link_type, std::uint32_t snaplen,
-               std::unique_ptr<::pcap, CloseHandle> handle, std::unique_ptr<::pcap_dumper, CloseDumper> dumper)
-    : path_(std::move(path)), link_type_(link_type), snaplen_(snaplen),
+Writer::Writer(std::string path, LinkType link_type, std::uint32_t snaplen, std::unique_ptr<::pcap, CloseHandle> handle,
+               std::unique_ptr<::pcap_dumper, CloseDumper> dumper, std::optional<OutputFile> output)
+    : path_(std::move(path)), output_(std::move(output)), link_type_(link_type), snaplen_(snaplen),
       handle_(std::move(handle)), dumper_(std::move(dumper)) {}
 
-Result<Writer> Writer::create(const std::string& path, LinkType link_type, std::uint32_t snaplen) {
+Result<Writer> Writer::create(const std::string& path, LinkType link_type, std::uint32_t snaplen,
+                              const OutputRules& rules) {
     if (snaplen == 0 || snaplen > static_cast<std::uint32_t>(std::numeric_limits<int>::max())) {
         return fail("pcap: snap length " + std::to_string(snaplen) + " for '" + path + "' must be 1.." +
                     std::to_string(std::numeric_limits<int>::max()));
@@ -83,11 +88,18 @@ Result<Writer> Writer::create(const std::string& path, LinkType link_type, std::
                                              PCAP_TSTAMP_PRECISION_MICRO));
     if (!handle) return fail("pcap: cannot create a capture handle for '" + path + "'");
 
-    std::unique_ptr<::pcap_dumper, CloseDumper> dumper(pcap_dump_open(handle.get(), path.c_str()));
+    std::optional<OutputFile> output;
+    if (path != "-") {
+        auto created = OutputFile::create(path, rules);
+        if (!created) return fail("pcap: " + created.error().message);
+        output = std::move(*created);
+    }
+    std::unique_ptr<::pcap_dumper, CloseDumper> dumper(
+        pcap_dump_open(handle.get(), output ? output->temp_path().c_str() : path.c_str()));
     if (!dumper) {
         return fail("pcap: cannot create '" + path + "': " + one_line(pcap_geterr(handle.get())));
     }
-    return Writer(path, link_type, snaplen, std::move(handle), std::move(dumper));
+    return Writer(path, link_type, snaplen, std::move(handle), std::move(dumper), std::move(output));
 }
 
 Result<void> Writer::write(const Record& record) {
@@ -124,6 +136,16 @@ Result<void> Writer::flush() {
     return {};
 }
 
+Result<void> Writer::close() {
+    if (auto flushed = flush(); !flushed) return flushed;
+    // pcap_dump_close() fcloses without a word; the flush above met any write error.
+    dumper_.reset();
+    if (!output_) return {};
+    auto committed = output_->commit();
+    if (!committed) return fail("pcap: " + committed.error().message);
+    return {};
+}
+
 // ---------------------------------------------------------------- Reader
 
 void Reader::CloseHandle::operator()(::pcap* handle) const noexcept { pcap_close(handle); }
@@ -132,10 +154,16 @@ Reader::Reader(std::string path, LinkType link_type, std::unique_ptr<::pcap, Clo
     : path_(std::move(path)), link_type_(link_type), handle_(std::move(handle)) {}
 
 Result<Reader> Reader::open(const std::string& path) {
+    auto file = open_input_file(path, max_capture_file_bytes);
+    if (!file) return fail("pcap: " + file.error().message);
+    std::FILE* stream = file->release_as_stream();
+    if (stream == nullptr) return fail("pcap: cannot read '" + path + "': " + std::strerror(errno));
     char errbuf[PCAP_ERRBUF_SIZE] = {};
-    // Asking for microseconds makes libpcap scale nanosecond files down for us.
+    // Asking for microseconds makes libpcap scale nanosecond files down for us. The
+    // handle owns the stream from here (pcap_close closes it), except when it fails.
     std::unique_ptr<::pcap, CloseHandle> handle(
-        pcap_open_offline_with_tstamp_precision(path.c_str(), PCAP_TSTAMP_PRECISION_MICRO, errbuf));
+        pcap_fopen_offline_with_tstamp_precision(stream, PCAP_TSTAMP_PRECISION_MICRO, errbuf));
+    if (!handle) std::fclose(stream);
     if (!handle) return fail("pcap: cannot read '" + path + "': " + one_line(errbuf));
 
     // pcap_datalink() answers with the DLT value, not the file's LINKTYPE value.

@@ -1,9 +1,10 @@
 #include "portlab/services.hpp"
 
 #include <algorithm>
-#include <fstream>
 #include <istream>
+#include <sstream>
 
+#include "portlab/input_file.hpp"
 #include "portlab/ports.hpp"
 #include "portlab/text.hpp"
 
@@ -60,10 +61,10 @@ ServiceTable ServiceTable::parse(std::istream& in, std::vector<std::string>* ski
 }
 
 Result<ServiceTable> ServiceTable::load(const std::string& path) {
-    std::ifstream in(path);
-    if (!in) return fail("cannot read " + path);
+    auto text = read_input_file(path, max_services_file_bytes);
+    if (!text) return text.error();
+    std::istringstream in(std::move(*text));
     auto table = parse(in);
-    if (in.bad()) return fail("error while reading " + path);
     table.source_ = path;
     return table;
 }

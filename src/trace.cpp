@@ -5,6 +5,7 @@
 // read only through checked accessors, and dumped with invalid UTF-8 replaced.
 #include "portlab/trace.hpp"
 #include "portlab/hex.hpp"
+#include "portlab/input_file.hpp"
 #include "portlab/spelling.hpp"
 
 #include <nlohmann/json.hpp>
@@ -16,6 +17,7 @@
 #include <istream>
 #include <limits>
 #include <map>
+#include <sstream>
 #include <ostream>
 #include <type_traits>
 #include <utility>
@@ -1062,8 +1064,9 @@ Result<Trace> read_trace(std::istream& in) {
 }
 
 Result<Trace> read_trace_file(const std::string& path) {
-    std::ifstream in(path);
-    if (!in) return fail(path + ": cannot open: " + std::strerror(errno));
+    auto text = read_input_file(path, max_trace_file_bytes);
+    if (!text) return text.error();
+    std::istringstream in(std::move(*text));
     auto trace = read_trace(in);
     if (!trace) return fail(path + ": " + trace.error().message);
     return trace;
@@ -1072,6 +1075,7 @@ Result<Trace> read_trace_file(const std::string& path) {
 // ---- writer -------------------------------------------------------------------------
 
 struct TraceWriter::State {
+    std::optional<OutputFile> output;     // set when the writer writes a file: declared first, removed last
     std::unique_ptr<std::ofstream> file;  // set when the writer owns its stream
     std::ostream* out = nullptr;
     std::string name;  // for messages: a path or "stream"
@@ -1108,12 +1112,16 @@ Result<TraceWriter> TraceWriter::to_stream(std::ostream& out, const TraceHeader&
     return TraceWriter(std::move(state));
 }
 
-Result<TraceWriter> TraceWriter::to_file(const std::string& path, const TraceHeader& header) {
+Result<TraceWriter> TraceWriter::to_file(const std::string& path, const TraceHeader& header,
+                                         const OutputRules& rules) {
     if (auto problem = header_problem(header)) return fail(path + ": " + *problem);
-    auto file = std::make_unique<std::ofstream>(path, std::ios::out | std::ios::trunc);
+    auto output = OutputFile::create(path, rules);
+    if (!output) return output.error();
+    auto file = std::make_unique<std::ofstream>(output->temp_path(), std::ios::out | std::ios::trunc);
     if (!*file) return fail(path + ": cannot create: " + std::strerror(errno));
     auto writer = to_stream(*file, header);
     if (!writer) return fail(path + ": " + writer.error().message);
+    writer->state_->output = std::move(*output);
     writer->state_->file = std::move(file);
     writer->state_->name = path;
     return writer;
@@ -1136,6 +1144,15 @@ Result<void> TraceWriter::flush() {
     state_->out->flush();
     if (!*state_->out) return fail(state_->name + ": flush failed");
     return {};
+}
+
+Result<void> TraceWriter::close() {
+    if (state_ && state_->file && !state_->file->is_open()) return {};  // closed already
+    if (auto flushed = flush(); !flushed) return flushed;
+    if (!state_->file) return {};
+    state_->file->close();
+    if (state_->file->fail()) return fail(state_->name + ": closing the file failed");
+    return state_->output->commit();
 }
 
 }  // namespace portlab::trace

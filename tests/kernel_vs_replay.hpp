@@ -21,6 +21,7 @@
 #include <catch2/catch.hpp>
 
 #include <chrono>
+#include <filesystem>
 #include <functional>
 #include <map>
 #include <set>
@@ -32,6 +33,7 @@
 #include "labkit/sock_diag.hpp"
 #include "portlab/net.hpp"
 #include "portlab/tcp_state.hpp"
+#include "portlab/output_file.hpp"
 #include "portlab/trace.hpp"
 #include "replay/state.hpp"
 
@@ -136,9 +138,19 @@ struct SocketView {
     }
 };
 
-// The world after every event the trace file holds so far.
+// Where a lab's --trace FILE is while the lab runs: it writes a temporary file beside FILE
+// (portlab/output_file.hpp's ".FILE.partial-XXXXXX") and renames it onto FILE when it ends.
+inline std::string trace_so_far(const std::string& trace_path) {
+    const std::filesystem::path prefix = partial_prefix(trace_path);
+    std::error_code ignored;
+    for (const auto& entry : std::filesystem::directory_iterator(prefix.parent_path(), ignored))
+        if (entry.path().filename().string().starts_with(prefix.filename().string())) return entry.path().string();
+    return trace_path;
+}
+
+// The world after every event the trace file holds so far (the lab's partial file while it runs).
 inline replay::State replay_of(const std::string& trace_path) {
-    const auto trace = trace::read_trace_file(trace_path);
+    const auto trace = trace::read_trace_file(trace_so_far(trace_path));
     INFO((trace ? std::string() : trace.error().message));
     REQUIRE(trace.has_value());
     replay::State state;

@@ -111,6 +111,16 @@ inline std::vector<std::string> lines_of(const std::string& text) {
 // A program built by this project: build/bin/NAME.
 inline std::string bin_path(const std::string& name) { return std::string(PORTLAB_BIN_DIR) + "/" + name; }
 
+// A command line running portlab-viz ARGUMENTS headless. Every run gets its own X server
+// (xvfb-run -a picks a free display number); xvfb-run -a races when two start at once (both
+// pick the same number), so runs take turns.
+inline std::string viz_command(const std::string& arguments) {
+    REQUIRE(tool_available("xvfb-run"));
+    REQUIRE(tool_available("flock"));
+    return "flock /tmp/portlab-viz-xvfb.lock xvfb-run -a -s '-screen 0 1280x1024x24' " + shell_quote(bin_path("portlab-viz")) +
+           " " + arguments;
+}
+
 // A lab binary run the way a student would, bounded by timeout(1).
 class LabBinary {
 public:

@@ -89,6 +89,7 @@ TEST_CASE("conversations are tshark's: one per 4-tuple and protocol, frames and 
         auto writer = pcap::Writer::create(path, LinkType::raw);
         REQUIRE(writer);
         for (const auto& record : records) REQUIRE(writer->write(record));
+        REQUIRE(writer->close());
     }
     const auto theirs = tshark_conversations(path);
     const auto ours = find_conversations(LinkType::raw, records);

@@ -5,6 +5,7 @@
 // peer tool (tools/setup installs it), so without it the test fails.
 #include <catch2/catch.hpp>
 
+#include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -418,4 +419,23 @@ TEST_CASE("lab08: ports a firewall rejects, with every ICMP type nft offers or a
     // Six answers that come back within the connect() calls: milliseconds, where waiting
     // for the retransmitted SYN would take a second and the timeout three.
     CHECK(scan.at("elapsed_ms").get<double>() < 500.0);
+}
+
+TEST_CASE("lab08 -p takes service names with a dash (ftp-data, http-alt) as names, not ranges", "[lab08][usage]") {
+    // libc's getservbyname is the judge of what the names mean on this machine.
+    const servent* ftp_data = getservbyname("ftp-data", "tcp");
+    const servent* http_alt = getservbyname("http-alt", "tcp");
+    INFO("netbase's /etc/services lists both names");
+    REQUIRE(ftp_data != nullptr);
+    REQUIRE(http_alt != nullptr);
+    const auto ftp_data_port = ntohs(static_cast<std::uint16_t>(ftp_data->s_port));
+    const auto http_alt_port = ntohs(static_cast<std::uint16_t>(http_alt->s_port));
+    const auto facts = portlab::test::LabBinary("lab08_port_scanner").json("-p ftp-data,http-alt");
+    const auto list = facts["scans"][0]["port_list"].get<std::string>();
+    CAPTURE(list);
+    std::set<std::string> ports;
+    std::istringstream in(list);
+    for (std::string port; std::getline(in, port, ',');) ports.insert(port);
+    CHECK(ports.count(std::to_string(ftp_data_port)) == 1);
+    CHECK(ports.count(std::to_string(http_alt_port)) == 1);
 }

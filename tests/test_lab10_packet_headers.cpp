@@ -216,6 +216,7 @@ TEST_CASE("lab10 decodes a capture written with portlab's encoder as tshark does
             REQUIRE(packet);
             REQUIRE(writer->write(pcap::Record::whole(t += 1000, with_link_header(LinkType::en10mb, *packet))));
         }
+        REQUIRE(writer->close());
     }
     const TempFile trace_file("read.jsonl");
     const auto facts = run_lab10("--read " + shell_quote(file.path) + " --trace " + shell_quote(trace_file.path));

@@ -146,7 +146,8 @@ TEST_CASE("lab12's trace, replayed, holds the sockets the kernel lists at every 
 
 TEST_CASE("lab12 rejects bad arguments with exit status 2", "[lab12]") {
     const auto bad = GENERATE(as<std::string>{}, "--seconds 0", "--seconds 1000", "--size 1", "--rate -5",
-                              "--only everything", "--port 65535", "--nonsense");
+                              "--only everything", "--port 65535", "--nonsense", "--seconds nan", "--rate nan",
+                              "--seconds NaN", "--rate -nan");
     CAPTURE(bad);
     CHECK(run_command(bin_path("lab12_tcp_vs_udp") + " " + bad, 20).exit_code == 2);
 }

@@ -86,13 +86,20 @@ std::string run(const std::string& command) { return test::run_command(command).
 // 2023-11-14T22:13:20Z, a time stamp with a round number of seconds.
 constexpr std::uint64_t base_us = 1'700'000'000'000'000;
 
+// A capture file with no records: the 24-byte file header alone.
+void write_header_only(const std::string& path, LinkType link_type) {
+    auto writer = pcap::Writer::create(path, link_type);
+    REQUIRE(writer);
+    REQUIRE(writer->close());
+}
+
 void write_two_records(const std::string& path, LinkType link_type) {
     auto writer = pcap::Writer::create(path, link_type);
     REQUIRE(writer);
     REQUIRE(writer->write(pcap::Record::whole(base_us + 1, framed(link_type))));
     // Captured in full but 100 bytes on the wire: the original length survives.
     REQUIRE(writer->write(pcap::Record{base_us + 999'999, framed(link_type), 100}));
-    REQUIRE(writer->flush());
+    REQUIRE(writer->close());
 }
 
 }  // namespace
@@ -123,7 +130,7 @@ TEST_CASE("the file header stores LINKTYPE values, not DLT values", "[pcap]") {
     }));
     CAPTURE(file_value);
     TempFile file("linktype.pcap");
-    { REQUIRE(pcap::Writer::create(file.path, link_type)); }  // header only; closed at the brace
+    write_header_only(file.path, link_type);
     const Bytes bytes = read_bytes(file.path);
     REQUIRE(bytes.size() == 24);
     std::uint32_t magic = 0;
@@ -175,6 +182,7 @@ TEST_CASE("a snap length cuts packets as a capture would, keeping their wire len
         auto writer = pcap::Writer::create(file.path, LinkType::raw, 20);
         REQUIRE(writer);
         REQUIRE(writer->write(pcap::Record::whole(base_us, udp_packet)));
+        REQUIRE(writer->close());
     }
     const auto capture = pcap::read_file(file.path);
     REQUIRE(capture);
@@ -280,6 +288,7 @@ TEST_CASE("a capture cut at any byte is an error or ends at a record boundary", 
         auto writer = pcap::Writer::create(whole.path, LinkType::en10mb);
         REQUIRE(writer);
         for (std::uint64_t i = 0; i < 3; ++i) REQUIRE(writer->write(pcap::Record::whole(base_us + i, framed(LinkType::en10mb))));
+        REQUIRE(writer->close());
     }
     const Bytes bytes = read_bytes(whole.path);
     // Format spec: a 24-byte file header, then per record a 16-byte header and its bytes.
@@ -308,7 +317,7 @@ TEST_CASE("random bytes never crash the reader", "[pcap][robustness]") {
     std::uniform_int_distribution<std::size_t> size(0, 300);
     TempFile file("random.pcap");
     TempFile header_source("header.pcap");
-    { REQUIRE(pcap::Writer::create(header_source.path, LinkType::raw)); }
+    write_header_only(header_source.path, LinkType::raw);
     const Bytes valid_header = read_bytes(header_source.path);
 
     for (int round = 0; round < 400; ++round) {

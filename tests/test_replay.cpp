@@ -393,6 +393,7 @@ TEST_CASE("files open by their first bytes, and bad ones give the reason and the
             auto writer = pcap::Writer::create(dir.file("c.pcap"), LinkType::raw);
             REQUIRE(writer.has_value());
             REQUIRE(writer->write(pcap::Record::whole(5, bytes_of(syn_hex))).has_value());
+            REQUIRE(writer->close().has_value());
         }
         const auto read = read_any_file(dir.file("c.pcap"));
         REQUIRE(read.has_value());

@@ -508,7 +508,8 @@ TEST_CASE("a TraceWriter writes what read_trace reads back", "[trace]") {
             auto writer = trace::TraceWriter::to_file(file.path, header);
             REQUIRE(writer);
             for (const auto& event : events) REQUIRE(writer->write(event));
-        }  // closed here
+            REQUIRE(writer->close());
+        }
         const auto trace = trace::read_trace_file(file.path);
         REQUIRE(trace);
         CHECK(trace->events == events);

@@ -203,7 +203,8 @@ TEST_CASE("tshark dissects portlab's packets to the values put in them, with goo
             REQUIRE(written);
             time_us += 1000;
         }
-    }  // the writer flushes and closes here
+        REQUIRE(writer->close());
+    }
 
     std::string command = "tshark -n -r " + test::shell_quote(capture_path) +
                           " -o tcp.check_checksum:TRUE -o udp.check_checksum:TRUE -o ip.check_checksum:TRUE"

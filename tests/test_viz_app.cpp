@@ -18,13 +18,7 @@ namespace {
 
 const std::string fixture = std::string(PORTLAB_FIXTURES) + "/trace_two_clients.jsonl";
 
-// Every run gets its own X server (-a picks a free display number). xvfb-run -a
-// races when two start at once (both pick the same number), so runs take turns.
-std::string viz(const std::string& arguments) {
-    REQUIRE(portlab::test::tool_available("xvfb-run"));
-    REQUIRE(portlab::test::tool_available("flock"));
-    return "flock /tmp/portlab-viz-xvfb.lock xvfb-run -a -s '-screen 0 1280x1024x24' " + shell_quote(portlab::test::bin_path("portlab-viz")) + " " + arguments;
-}
+std::string viz(const std::string& arguments) { return portlab::test::viz_command(arguments); }
 
 struct Image {
     int width = 0;

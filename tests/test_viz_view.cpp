@@ -376,7 +376,7 @@ TEST_CASE("a big file loaded in small budgets gets the events and checkpoints of
                                                           trace::BindHow::explicit_port, std::nullopt}}));
             if (i % 3 == 0) REQUIRE(writer->write({t++, "h", trace::Closed{trace::SocketId{i - 1}}}));
         }
-        REQUIRE(writer->flush());
+        REQUIRE(writer->close());
     }
     auto read = trace::read_trace_file(path);
     REQUIRE(read);

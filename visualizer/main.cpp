@@ -36,6 +36,7 @@ struct Options {
     std::optional<std::size_t> at;
     std::string find;
     std::string screenshot;
+    bool force = false;
     std::string size = "1600x1000";
     std::size_t bench_frames = 0;
     std::string left_tab;
@@ -139,6 +140,7 @@ int main(int argc, char** argv) {
     cli.add_option("--at", options.at, "start at event N (N events applied)");
     cli.add_option("--find", options.find, "start just after the first event whose caption (or the note shown for it) contains TEXT");
     cli.add_option("--screenshot", options.screenshot, "render once, save a PNG and exit");
+    cli.add_flag("--force", options.force, "replace a symbolic link given as --screenshot (the link, not its target)");
     cli.add_option("--size", options.size, "window size WxH")->capture_default_str();
     cli.add_option("--bench-frames", options.bench_frames, "render N frames, print frame times (ms) and exit");
     cli.add_flag("--bench-open", options.bench_open,
@@ -162,6 +164,14 @@ int main(int argc, char** argv) {
     if (!options.file.empty() && !options.scenario.empty()) {
         std::fprintf(stderr, "portlab-viz: give a file or --scenario, not both\n");
         return 2;
+    }
+    // Before any work: a screenshot may not replace the file it shows, a device or a link.
+    const portlab::OutputRules screenshot_rules{{options.file}, options.force};
+    if (!options.screenshot.empty()) {
+        if (const auto allowed = portlab::check_output_path(options.screenshot, screenshot_rules); !allowed) {
+            std::fprintf(stderr, "portlab-viz: --screenshot: %s\n", allowed.error().message.c_str());
+            return 2;
+        }
     }
 
     // ---- source (before any window, so bad input fails fast from the command line)
@@ -283,7 +293,7 @@ int main(int argc, char** argv) {
                 int width = 0;
                 int height = 0;
                 glfwGetFramebufferSize(window, &width, &height);
-                if (const auto saved = save_back_buffer_png(options.screenshot, width, height); !saved) {
+                if (const auto saved = save_back_buffer_png(options.screenshot, width, height, screenshot_rules); !saved) {
                     std::fprintf(stderr, "portlab-viz: %s\n", saved.error().message.c_str());
                     status = 1;
                 }

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "portlab/packet.hpp"
+#include "portlab/output_file.hpp"
 #include "portlab/result.hpp"
 
 // libpcap's handle types, declared here so this header does not pull in <pcap/pcap.h>.
@@ -48,13 +49,17 @@ struct Record {
 // Writes one capture file. Move-only; the file is flushed and closed on destruction.
 class Writer {
 public:
-    // Creates (or truncates) `path` ("-" is standard output, as in libpcap). Packets longer than `snaplen` are cut to it on
-    // writing, as a capture would, keeping their original length.
+    // Writes `path` through an OutputFile (output_file.hpp: refused when `rules` forbid it,
+    // put in place by close() only); "-" is standard output, as in libpcap. Packets longer
+    // than `snaplen` are cut to it on writing, as a capture would, keeping their original length.
     [[nodiscard]] static Result<Writer> create(const std::string& path, LinkType link_type,
-                                               std::uint32_t snaplen = 262144);
+                                               std::uint32_t snaplen = 262144, const OutputRules& rules = {});
 
     [[nodiscard]] Result<void> write(const Record& record);
     [[nodiscard]] Result<void> flush();
+    // Writes what is buffered, closes the file and puts it in place. A writer dropped without
+    // close() leaves the file that was there before untouched.
+    [[nodiscard]] Result<void> close();
 
     [[nodiscard]] LinkType link_type() const noexcept { return link_type_; }
 
@@ -68,10 +73,11 @@ private:
     struct CloseHandle { void operator()(::pcap* handle) const noexcept; };
     struct CloseDumper { void operator()(::pcap_dumper* dumper) const noexcept; };
 
-    Writer(std::string path, LinkType link_type, std::uint32_t snaplen,
-           std::unique_ptr<::pcap, CloseHandle> handle, std::unique_ptr<::pcap_dumper, CloseDumper> dumper);
+    Writer(std::string path, LinkType link_type, std::uint32_t snaplen, std::unique_ptr<::pcap, CloseHandle> handle,
+           std::unique_ptr<::pcap_dumper, CloseDumper> dumper, std::optional<OutputFile> output);
 
     std::string path_;
+    std::optional<OutputFile> output_;  // none for "-" (standard output); declared first: removed last
     LinkType link_type_;
     std::uint32_t snaplen_;
     // Declared handle first so the dumper (which writes the last buffered bytes)
@@ -80,11 +86,15 @@ private:
     std::unique_ptr<::pcap_dumper, CloseDumper> dumper_;
 };
 
+// The largest capture file a reader accepts (records are read one at a time).
+inline constexpr std::uint64_t max_capture_file_bytes = 64ull << 30;
+
 // Reads one capture file, record by record. Move-only; closes on destruction.
 class Reader {
 public:
     // A missing file, a file that is not a capture, or a link type other than the
-    // four above is an error.
+    // four above is an error; so is anything but a regular file of at most
+    // max_capture_file_bytes (input_file.hpp: no device, no FIFO).
     [[nodiscard]] static Result<Reader> open(const std::string& path);
 
     [[nodiscard]] LinkType link_type() const noexcept { return link_type_; }

@@ -5,6 +5,7 @@
 // answer 80, and lets ss print ":http". The kernel never reads it; any program may
 // bind any port (given the privilege for low ones), whatever the file calls it.
 
+#include <cstdint>
 #include <cstddef>
 #include <functional>
 #include <iosfwd>
@@ -20,6 +21,9 @@
 #include "portlab/result.hpp"
 
 namespace portlab {
+
+// Debian's /etc/services is 12 KiB; a thousand times that is no services file.
+inline constexpr std::uint64_t max_services_file_bytes = 16ull << 20;
 
 struct ServiceEntry {
     std::string name;                  // official name, first word of the line
@@ -38,6 +42,8 @@ public:
     // skipped_lines is given, described there as "line N: reason".
     // When a name or port/protocol appears twice, the first line wins, as in glibc.
     [[nodiscard]] static ServiceTable parse(std::istream& in, std::vector<std::string>* skipped_lines = nullptr);
+    // Only a regular file of at most max_services_file_bytes (input_file.hpp): /dev/zero
+    // or a FIFO is refused at once rather than read forever.
     [[nodiscard]] static Result<ServiceTable> load(const std::string& path = "/etc/services");
     // The well-known ports as IANA assigns them, for systems without /etc/services.
     [[nodiscard]] static ServiceTable fallback();

@@ -24,6 +24,7 @@
 
 #include "portlab/firewall_rule.hpp"
 #include "portlab/net.hpp"
+#include "portlab/output_file.hpp"
 #include "portlab/packet.hpp"
 #include "portlab/result.hpp"
 #include "portlab/scan.hpp"
@@ -38,6 +39,8 @@ namespace portlab::trace {
 // dropped packet's "cause" and "rule_id"; version-1 files still read (they simply
 // have none of these).
 inline constexpr int format_version = 2;
+// The largest trace file a reader accepts (a day of a busy lab is a few hundred MiB).
+inline constexpr std::uint64_t max_trace_file_bytes = 4ull << 30;
 inline constexpr int oldest_readable_version = 1;
 
 // A socket, named by a small number that is unique on its host for the whole
@@ -345,7 +348,8 @@ private:
 
 // Reads a header line and events to the end; the first bad line is the error.
 [[nodiscard]] Result<Trace> read_trace(std::istream& in);
-// As read_trace, with the path in front of the message: "PATH: line N: reason".
+// As read_trace, with the path in front of the message: "PATH: line N: reason". Only a
+// regular file of at most max_trace_file_bytes (input_file.hpp): no device, no FIFO.
 [[nodiscard]] Result<Trace> read_trace_file(const std::string& path);
 
 // Writes the header, then events one line each, checking the cross-line rules so
@@ -354,11 +358,16 @@ class TraceWriter {
 public:
     // Writes to a stream the caller keeps alive for the writer's lifetime.
     [[nodiscard]] static Result<TraceWriter> to_stream(std::ostream& out, const TraceHeader& header);
-    // Creates or truncates a file.
-    [[nodiscard]] static Result<TraceWriter> to_file(const std::string& path, const TraceHeader& header);
+    // Writes `path` through an OutputFile (output_file.hpp): refused when `rules` forbid it;
+    // the events go to a temporary file beside it, put in place by close() only.
+    [[nodiscard]] static Result<TraceWriter> to_file(const std::string& path, const TraceHeader& header,
+                                                     const OutputRules& rules = {});
 
     [[nodiscard]] Result<void> write(const Event& event);
     [[nodiscard]] Result<void> flush();
+    // Flushes and, for a file, closes it and puts it in place. A file writer dropped without
+    // close() leaves the file that was there before untouched.
+    [[nodiscard]] Result<void> close();
 
     TraceWriter(TraceWriter&&) noexcept;
     TraceWriter& operator=(TraceWriter&&) noexcept;

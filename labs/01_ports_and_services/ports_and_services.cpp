@@ -144,8 +144,7 @@ int main(int argc, char** argv) {
         std::vector<std::string> queries;
         std::string services_file;
         lab.cli().add_option("ports", queries, "ports or service names: 22 http https/tcp 8080/udp");
-        lab.cli().add_option("--services", services_file, "read service names from FILE instead of /etc/services")
-            ->type_name("FILE");
+        lab.add_input_option("--services", services_file, "read service names from FILE instead of /etc/services");
         lab.cli().footer("Example: lab01_ports_and_services 22 http 8080/udp");
         lab.parse();
         if (queries.empty()) queries = {"22", "53/udp", "80", "443", "8080"};

@@ -398,7 +398,9 @@ Result<std::vector<Port>> parse_port_list(std::string_view text, const ServiceTa
         start = comma + 1;
         if (item.empty()) return fail("empty item in port list '" + std::string(text) + "'");
         const std::size_t dash = item.find('-');
-        if (dash == std::string_view::npos) {
+        // A name with a dash in it ("http-alt", "ftp-data") is a name, not a range.
+        const bool dashed_name = dash != std::string_view::npos && services.find_by_name(item) != nullptr;
+        if (dash == std::string_view::npos || dashed_name) {
             const auto port = parse_scan_port(item, services);
             if (!port) return port.error();
             add(*port);

@@ -653,7 +653,7 @@ json run_inside(Lab& lab, const Settings& settings) {
     echo.reset();  // the echo server stops before its socket is closed
     clean_up(run, listeners);
     run.see.refresh();
-    (void)lab.trace().finish();  // this child's events; the parent writes no more
+    lab.trace().flush();  // this child's events; the parent writes no more
     return run.facts();
 }
 
@@ -684,7 +684,7 @@ int main(int argc, char** argv) {
 
         // Events recorded before the child is forked are flushed now, so the child's
         // copy of the trace writer starts empty and nothing is written twice.
-        (void)lab.trace().finish();
+        lab.trace().flush();
         const Settings settings{server.bind, base, std::chrono::milliseconds(timeout_ms), *host_netns};
         const auto limit = lab.options().step ? std::chrono::milliseconds(std::chrono::minutes(30))
                                               : std::chrono::milliseconds(20 * timeout_ms + 10000);

@@ -459,12 +459,12 @@ std::optional<int> save_capture(labkit::Lab& lab, const std::string& file, Captu
         say.see_it_yourself("lab10_packet_headers --pcap lab10.pcap   then   tcpdump -r lab10.pcap -nn -vv -XX");
         return std::nullopt;
     }
-    auto writer = pcap::Writer::create(file, capture.link);
+    auto writer = pcap::Writer::create(file, capture.link, 262144, lab.output_rules());
     if (!writer) return lab.failure("cannot write " + file + ": " + writer.error().message);
     for (const auto& record : capture.records)
         if (const auto written = writer->write(record); !written)
             return lab.failure("cannot write " + file + ": " + written.error().message);
-    if (const auto flushed = writer->flush(); !flushed) return lab.failure("cannot write " + file + ": " + flushed.error().message);
+    if (const auto closed = writer->close(); !closed) return lab.failure("cannot write " + file + ": " + closed.error().message);
     say.kernel("saved the capture to " + file);
     say.see_it_yourself("tshark -r " + file + " -V    or    tcpdump -r " + file + " -nn -vv -X");
     lab.observer().document()["pcap"] = file;
@@ -564,11 +564,15 @@ int main(int argc, char** argv) {
         std::string read_file;
         lab.add_server_options(8080);
         lab.cli().add_option("--pcap", save_file, "also save the live capture to FILE (open it in Wireshark)")->type_name("FILE");
-        lab.cli().add_option("--read", read_file, "decode FILE (pcap or pcapng, e.g. from tcpdump, Wireshark or portlab-sim) "
-                                                  "instead of capturing")->type_name("FILE");
+        lab.add_input_option("--read", read_file, "decode FILE (pcap or pcapng, e.g. from tcpdump, Wireshark or portlab-sim) "
+                                                  "instead of capturing");
         lab.cli().footer("Examples: lab10_packet_headers --pcap demo.pcap    lab10_packet_headers --read demo.pcap --json");
         lab.parse();
         if (!read_file.empty() && !save_file.empty()) return lab.usage_error("--read and --pcap do not go together");
+        // Before any capture: an output that would clobber an input or a link is a usage error.
+        if (!save_file.empty())
+            if (const auto allowed = check_output_path(save_file, lab.output_rules()); !allowed)
+                return lab.usage_error("--pcap: " + allowed.error().message);
         if (read_file.empty() && (!lab.server().bind.is_v4() || !lab.server().bind.is_loopback()))
             return lab.usage_error("--bind: the lab's namespace has only lo, so use an IPv4 loopback address (127.x.y.z)");
 

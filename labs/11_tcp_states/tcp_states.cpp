@@ -462,7 +462,7 @@ json tell_the_story(Lab& lab, std::uint64_t host_netns, std::chrono::millisecond
     close_all(run, listener, client, server);
     print_timeline(run);
     see.refresh();
-    (void)lab.trace().finish();  // this child's events; the parent writes no more
+    lab.trace().flush();  // this child's events; the parent writes no more
 
     see.document().update({{"client_port", client.tuple.local.port}, {"syn_retransmissions", syn_retransmissions}});
     return see.document();
@@ -485,7 +485,7 @@ int main(int argc, char** argv) {
         say.title("Lab 11: the life of one TCP connection, state by state");
         const auto host_netns = firewall::network_namespace_id();
         if (!host_netns) return lab.failure(host_netns.error().message);
-        (void)lab.trace().finish();  // flush before fork: the child continues the same file
+        lab.trace().flush();  // flush before fork: the child continues the same file
         const auto limit = lab.options().step ? std::chrono::milliseconds(std::chrono::minutes(30))
                                               : std::chrono::milliseconds(30s);
         const bool pausing = lab.options().step && isatty(STDIN_FILENO) == 1;

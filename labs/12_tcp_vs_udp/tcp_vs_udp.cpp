@@ -582,6 +582,9 @@ int main(int argc, char** argv) {
             ->check(CLI::IsMember({"tcp", "udp", "latency"}));
         lab.cli().footer("The TCP server uses --port P, the UDP server P+1 (with --port 0 the kernel picks both).");
         lab.parse();
+        // CLI::Range compares, and every comparison with NaN is false: it lets "nan" through.
+        if (!std::isfinite(options.seconds)) return lab.usage_error("--seconds: a number of seconds, 0.2-30, not NaN");
+        if (!std::isfinite(options.rate_mbps)) return lab.usage_error("--rate: a number of Mbit/s, 0-1000000, not NaN");
         const auto& server = lab.server();
         if (server.port > 65534) return lab.usage_error("--port: the lab needs P and P+1, so P must be at most 65534");
         if (!server.bind.is_v4()) return lab.usage_error("--bind: this lab uses IPv4; give an address like 127.0.0.1");

@@ -15,6 +15,7 @@
 
 #include "portlab/data_files.hpp"
 #include "portlab/ports.hpp"
+#include "portlab/standard_output.hpp"
 
 namespace portlab::labkit {
 namespace {
@@ -204,8 +205,8 @@ TraceRecorder& TraceRecorder::operator=(TraceRecorder&&) noexcept = default;
 TraceRecorder::~TraceRecorder() = default;
 
 Result<TraceRecorder> TraceRecorder::to_file(const std::string& path, const trace::TraceHeader& header,
-                                             std::chrono::steady_clock::time_point start) {
-    auto writer = trace::TraceWriter::to_file(path, header);
+                                             std::chrono::steady_clock::time_point start, const OutputRules& rules) {
+    auto writer = trace::TraceWriter::to_file(path, header, rules);
     if (!writer) return writer.error();
     auto state = std::unique_ptr<State>(new State{{}, std::move(*writer), start, 1, std::nullopt});
     return TraceRecorder(std::move(state));
@@ -289,7 +290,7 @@ Result<void> TraceRecorder::finish() {
     if (!state_) return {};
     const std::lock_guard lock(state_->mutex);
     if (state_->first_error) return *state_->first_error;
-    return state_->writer.flush();
+    return state_->writer.close();
 }
 
 // ---- the lab ------------------------------------------------------------------------
@@ -319,6 +320,7 @@ Lab::Lab(LabInfo info, int argc, char** argv)
     app_.add_flag("--step", options_.step, "pause before each step until Enter is pressed (on a terminal)");
     app_.add_option("--trace", options_.trace_file, "write the run as trace events (JSON Lines) to FILE")
         ->type_name("FILE");
+    app_.add_flag("--force", options_.force, "replace a symbolic link given as an output file (the link, not its target)");
     app_.add_flag("--pause-on-stdin", options_.pause_on_stdin,
                   "with --step: pause even without a terminal, say so on stderr, wait for a line on stdin (for tests)");
 }
@@ -338,8 +340,25 @@ void Lab::add_server_options(Port default_port) {
                   "allow a --bind (or peer) address outside 127.0.0.0/8 and ::1");
 }
 
+CLI::Option* Lab::add_input_option(const std::string& name, std::string& path, const std::string& description) {
+    inputs_.push_back(&path);
+    return app_.add_option(name, path, description)->type_name("FILE");
+}
+
+OutputRules Lab::output_rules() const {
+    OutputRules rules{{options_.trace_file}, options_.force};
+    for (const auto* input : inputs_) rules.others.push_back(*input);
+    return rules;
+}
+
 void Lab::parse() {
     app_.parse(argc_, argv_);
+    // An empty value ("--connect ''") is not "not given": refuse it rather than run as if it were.
+    for (const CLI::Option* option : app_.get_options()) {
+        if (option->get_type_size_max() == 0 || option->count() == 0) continue;  // flags, options not given
+        for (const auto& value : option->results())
+            if (value.empty()) throw CLI::ValidationError(option->get_name(), "an empty value: give one, or leave the option out");
+    }
     color_ = should_use_color(options_.no_color, STDOUT_FILENO);
     narrator_ = Narrator(std::cout, color_, options_.step, options_.json, options_.pause_on_stdin);
     if (has_server_options_) {
@@ -361,7 +380,9 @@ void Lab::parse() {
         header.source = "lab";
         header.generator = info_.name + " " + PORTLAB_VERSION;
         header.title = info_.summary;
-        auto recorder = TraceRecorder::to_file(options_.trace_file, header, start_);
+        auto rules = output_rules();
+        rules.others.erase(rules.others.begin());  // the trace itself
+        auto recorder = TraceRecorder::to_file(options_.trace_file, header, start_, rules);
         if (!recorder) throw CLI::ValidationError("--trace", recorder.error().message);
         trace_ = std::move(*recorder);
     }
@@ -412,12 +433,22 @@ int run_lab(int argc, char** argv, LabInfo info, const std::function<int(Lab&)>&
             code = body(lab);
         } catch (const CLI::Success&) {  // --help
             std::cout << lab.cli().help();
+            if (auto printed = flush_standard_output(); !printed) return lab.failure(printed.error().message);
             return exit_ok;
         } catch (const CLI::ParseError& error) {
             return lab.usage_error(error.what());
         }
         // The last word is the kernel's: what became of the lab's sockets (TIME-WAIT, gone).
         if (lab.observer().follows_sockets()) lab.observer().refresh();
+        // A narration or --json document that never reached stdout (/dev/full, a closed
+        // stdout) is a failed run, said in one line on stderr.
+        if (auto printed = flush_standard_output(); !printed) {
+            std::cerr << name << ": error: " << first_line(printed.error().message) << '\n';
+            return exit_failure;
+        }
+        // Only a run that succeeded puts its trace in place; any other leaves the file that
+        // was there (the recorder's temporary file goes with the Lab).
+        if (code != exit_ok) return code;
         if (auto finished = lab.trace().finish(); !finished) {
             std::cerr << name << ": error: trace: " << first_line(finished.error().message) << '\n';
             return exit_failure;

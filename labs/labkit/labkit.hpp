@@ -36,8 +36,10 @@
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <vector>
 
 #include "portlab/net.hpp"
+#include "portlab/output_file.hpp"
 #include "portlab/ports.hpp"
 #include "portlab/result.hpp"
 #include "portlab/tcp_state.hpp"
@@ -61,6 +63,7 @@ struct CommonOptions {
     bool no_color = false;   // --no-color
     bool step = false;       // --step: pause before each step (only when stdin is a terminal)
     std::string trace_file;  // --trace FILE: the run as trace events (docs/trace-format.md); "" = none
+    bool force = false;      // --force: an output path that is a symbolic link is replaced (output_file.hpp)
     // --pause-on-stdin: with --step, pause even when stdin is not a terminal, announce each
     // pause on stderr and wait for a line on stdin (tests look at the kernel at each pause).
     bool pause_on_stdin = false;
@@ -158,8 +161,11 @@ private:
 class TraceRecorder {
 public:
     TraceRecorder();  // disabled: records nothing
+    // The file is written through an OutputFile (portlab/output_file.hpp): refused when
+    // `rules` forbid it, put in place by finish() only.
     [[nodiscard]] static Result<TraceRecorder> to_file(const std::string& path, const trace::TraceHeader& header,
-                                                       std::chrono::steady_clock::time_point start);
+                                                       std::chrono::steady_clock::time_point start,
+                                                       const OutputRules& rules = {});
 
     [[nodiscard]] bool enabled() const noexcept;
 
@@ -183,7 +189,8 @@ public:
 
     // Writes what is buffered to the file now (at a --step pause, for tools reading it).
     void flush();
-    // Flushes the file; the first error any write met, if one did.
+    // Closes the file and puts it in place; the first error any write met, if one did.
+    // run_lab calls it when the lab succeeded; otherwise the old file stays as it was.
     [[nodiscard]] Result<void> finish();
 
     TraceRecorder(TraceRecorder&&) noexcept;
@@ -204,6 +211,12 @@ public:
 
     // Add the lab's own options and positionals here before parse().
     [[nodiscard]] CLI::App& cli() noexcept { return app_; }
+    // An option naming a file the lab reads (--services FILE, --read FILE): like
+    // cli().add_option, and no output of the run (--trace, --pcap) may name the same file.
+    CLI::Option* add_input_option(const std::string& name, std::string& path, const std::string& description);
+    // What an output file of this run must respect: not the same file as an input or the
+    // --trace file; --force lets it replace a symbolic link (portlab/output_file.hpp).
+    [[nodiscard]] OutputRules output_rules() const;
     // Adds --bind ADDR (default 127.0.0.1), --allow-non-loopback and --port P (default
     // default_port; 0 = the kernel chooses). Call before parse().
     void add_server_options(Port default_port);
@@ -253,6 +266,7 @@ private:
     Observer observer_{narrator_, trace_};
     std::chrono::steady_clock::time_point start_;
     bool has_server_options_ = false;
+    std::vector<const std::string*> inputs_;  // add_input_option's variables, read after parse()
     std::string bind_text_ = "127.0.0.1";
     std::string port_text_;
     ServerOptions server_;

@@ -11,10 +11,12 @@
 #include <cstdio>
 #include <iostream>
 #include <string>
+#include <tuple>
 
 #include "portlab/pcap.hpp"
 #include "portlab/sim/narration.hpp"
 #include "portlab/sim/scenarios.hpp"
+#include "portlab/standard_output.hpp"
 #include "portlab/trace.hpp"
 
 namespace {
@@ -31,6 +33,7 @@ struct Options {
     std::uint64_t seed = 1;
     std::string trace_path;
     std::string pcap_path;
+    bool force = false;
     bool json = false;
 };
 
@@ -43,29 +46,33 @@ void print_list() {
     for (const auto& info : sim::scenarios()) std::printf("%-22s %s\n", std::string(info.name).c_str(), std::string(info.description).c_str());
 }
 
-Result<void> write_trace(const std::string& path, const sim::ScenarioInfo& info, const sim::Simulator& simulator) {
+// Each output may not be the other one (and --force lets either replace a symbolic link).
+OutputRules rules_for(const std::string& other, const Options& options) { return {{other}, options.force}; }
+
+Result<void> write_trace(const std::string& path, const sim::ScenarioInfo& info, const sim::Simulator& simulator,
+                         const OutputRules& rules) {
     trace::TraceHeader header;
     header.source = "sim";
     header.generator = std::string("portlab-sim ") + PORTLAB_VERSION;
     header.scenario = std::string(info.name);
     header.title = std::string(info.title);
-    auto writer = trace::TraceWriter::to_file(path, header);
+    auto writer = trace::TraceWriter::to_file(path, header, rules);
     if (!writer) return writer.error();
     for (const auto& event : simulator.events())
         if (auto written = writer->write(event); !written) return written.error();
-    return writer->flush();
+    return writer->close();
 }
 
 // Every packet as it left its host (a capture at the sender), raw IP.
-Result<void> write_pcap(const std::string& path, const sim::Simulator& simulator) {
-    auto writer = pcap::Writer::create(path, LinkType::raw);
+Result<void> write_pcap(const std::string& path, const sim::Simulator& simulator, const OutputRules& rules) {
+    auto writer = pcap::Writer::create(path, LinkType::raw, 262144, rules);
     if (!writer) return writer.error();
     for (const auto& event : simulator.events()) {
         const auto* packet = std::get_if<trace::Packet>(&event.body);
         if (packet == nullptr || packet->kind != trace::PacketKind::sent) continue;
         if (auto written = writer->write(pcap::Record::whole(event.t_us, packet->bytes)); !written) return written.error();
     }
-    return writer->flush();
+    return writer->close();
 }
 
 void print_listing(const sim::ScenarioInfo& info, const Options& options, const sim::Simulator& simulator) {
@@ -99,17 +106,24 @@ int run(const Options& options) {
         return exit_ok;
     }
     if (options.scenario.empty()) return usage_error("--scenario NAME or --list is required");
+    // Before any work: an output that would clobber the other one or a link is a usage error.
+    for (const auto& [option, path, other] : {std::tuple{"--trace", options.trace_path, options.pcap_path},
+                                               std::tuple{"--pcap", options.pcap_path, options.trace_path}}) {
+        if (path.empty()) continue;
+        if (auto allowed = check_output_path(path, rules_for(other, options)); !allowed)
+            return usage_error(std::string(option) + ": " + allowed.error().message);
+    }
     const auto info = sim::find_scenario(options.scenario);
     auto simulator = sim::run_scenario(options.scenario, options.seed);
     if (!info || !simulator) return usage_error(simulator ? "unknown scenario" : simulator.error().message);
     if (!options.trace_path.empty()) {
-        if (auto written = write_trace(options.trace_path, *info, *simulator); !written) {
+        if (auto written = write_trace(options.trace_path, *info, *simulator, rules_for(options.pcap_path, options)); !written) {
             std::cerr << "portlab-sim: cannot write the trace: " << written.error().message << "\n";
             return exit_failure;
         }
     }
     if (!options.pcap_path.empty()) {
-        if (auto written = write_pcap(options.pcap_path, *simulator); !written) {
+        if (auto written = write_pcap(options.pcap_path, *simulator, rules_for(options.trace_path, options)); !written) {
             std::cerr << "portlab-sim: cannot write the pcap: " << written.error().message << "\n";
             return exit_failure;
         }
@@ -139,6 +153,7 @@ int main(int argc, char** argv) {
     app.add_option("--seed", options.seed, "seed for every random choice (same seed, same run)")->check(digits);
     app.add_option("--trace", options.trace_path, "write the trace as JSON Lines (docs/trace-format.md)");
     app.add_option("--pcap", options.pcap_path, "write every packet sent to a pcap file (raw IP)");
+    app.add_flag("--force", options.force, "replace a symbolic link given as --trace or --pcap (the link, not its target)");
     app.add_flag("--json", options.json, "print the step-by-step listing as one JSON document");
     try {
         app.parse(argc, argv);
@@ -148,7 +163,13 @@ int main(int argc, char** argv) {
         return usage_error(error.what());
     }
     try {
-        return run(options);
+        const int code = run(options);
+        // Whatever was printed must have reached stdout (not /dev/full, not a closed stdout).
+        if (auto printed = flush_standard_output(); !printed) {
+            std::cerr << "portlab-sim: " << printed.error().message << "\n";
+            return exit_failure;
+        }
+        return code;
     } catch (const std::exception& error) {
         std::cerr << "portlab-sim: " << error.what() << "\n";
         return exit_failure;

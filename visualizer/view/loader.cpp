@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "portlab/input_file.hpp"
 #include "replay/state.hpp"
 
 namespace portlab::viz {
@@ -129,20 +130,21 @@ namespace {
 // the first events are on screen before a 200 MB file has been read through.
 class MappedFile {
 public:
+    // open_input_file refuses a FIFO (which would block open(2)), a device and a file
+    // larger than a trace may be, with a message that says which.
     explicit MappedFile(const std::string& path) {
-        const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-        if (fd < 0) return;
-        struct stat info {};
-        if (::fstat(fd, &info) == 0 && S_ISREG(info.st_mode)) {
-            size_ = static_cast<std::size_t>(info.st_size);
-            opened_ = true;
-            if (size_ > 0) {
-                void* data = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
-                if (data == MAP_FAILED) opened_ = false;
-                else data_ = static_cast<const char*>(data);
-            }
+        auto file = open_input_file(path, trace::max_trace_file_bytes);
+        if (!file) {
+            problem_ = file.error().message;
+            return;
         }
-        ::close(fd);
+        size_ = static_cast<std::size_t>(file->size());
+        opened_ = true;
+        if (size_ > 0) {
+            void* data = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, file->fd(), 0);
+            if (data == MAP_FAILED) opened_ = false;
+            else data_ = static_cast<const char*>(data);
+        }
     }
     ~MappedFile() {
         if (data_) ::munmap(const_cast<char*>(data_), size_);
@@ -151,19 +153,24 @@ public:
     MappedFile& operator=(const MappedFile&) = delete;
 
     [[nodiscard]] bool opened() const noexcept { return opened_; }
+    [[nodiscard]] const std::string& problem() const noexcept { return problem_; }
     [[nodiscard]] std::string_view text() const noexcept { return data_ ? std::string_view(data_, size_) : std::string_view{}; }
 
 private:
     const char* data_ = nullptr;
     std::size_t size_ = 0;
     bool opened_ = false;
+    std::string problem_;  // why it did not open, when open_input_file said
 };
 
 }  // namespace
 
 void TraceLoader::run(unsigned threads) {
     const MappedFile file(path_);
-    if (!file.opened()) return finish(fail(path_ + ": cannot open the file (does it exist, is it a regular file, is it readable?)"));
+    if (!file.opened()) {
+        if (!file.problem().empty()) return finish(fail(file.problem()));
+        return finish(fail(path_ + ": cannot open the file (does it exist, is it a regular file, is it readable?)"));
+    }
     const std::string_view text = file.text();
 
     if (looks_like_capture(text)) {
