@@ -144,12 +144,19 @@ std::string port_list(const std::vector<Port>& ports) {
     return text;
 }
 
+// nmap's XML, reduced to port -> (state, reason) for the ports it lists one by one.
+std::map<Port, Seen> nmap_verdicts(const std::string& xml) {
+    std::map<Port, Seen> verdicts;
+    const std::regex port_line(R"re(<port protocol="tcp" portid="(\d+)"><state state="([a-z|]+)" reason="([a-z-]+)")re");
+    for (std::sregex_iterator it(xml.begin(), xml.end(), port_line), end; it != end; ++it)
+        verdicts[static_cast<Port>(std::stoi((*it)[1]))] = {(*it)[2], (*it)[3]};
+    return verdicts;
+}
+
 // nmap's XML, reduced to port -> state; ports nmap folds into <extraports> get its state.
 std::map<Port, std::string> nmap_states(const std::string& xml, const std::vector<Port>& asked) {
     std::map<Port, std::string> states;
-    const std::regex port_line(R"re(<port protocol="tcp" portid="(\d+)"><state state="([a-z|]+)")re");
-    for (std::sregex_iterator it(xml.begin(), xml.end(), port_line), end; it != end; ++it)
-        states[static_cast<Port>(std::stoi((*it)[1]))] = (*it)[2];
+    for (const auto& [port, verdict] : nmap_verdicts(xml)) states[port] = verdict.state;
     std::smatch extra;
     if (std::regex_search(xml, extra, std::regex(R"re(<extraports state="([a-z|]+)")re")))
         for (const Port port : asked)
@@ -353,25 +360,6 @@ TEST_CASE("lab08's trace replays the scan: a probe before each verdict, each por
         CHECK(state_of(ScanType::connect, port) == judged.at(port));
     }
 }
-
-namespace {
-
-struct Verdict {
-    std::string state;
-    std::string reason;
-    friend bool operator==(const Verdict&, const Verdict&) = default;
-};
-
-// nmap's XML, reduced to port -> (state, reason) for the ports it lists one by one.
-std::map<Port, Verdict> nmap_verdicts(const std::string& xml) {
-    std::map<Port, Verdict> verdicts;
-    const std::regex port_line(R"re(<port protocol="tcp" portid="(\d+)"><state state="([a-z|]+)" reason="([a-z-]+)")re");
-    for (std::sregex_iterator it(xml.begin(), xml.end(), port_line), end; it != end; ++it)
-        verdicts[static_cast<Port>(std::stoi((*it)[1]))] = {(*it)[2], (*it)[3]};
-    return verdicts;
-}
-
-}  // namespace
 
 // Issue 15, item 1: a port whose firewall rule rejects answers at once, and lab08 must say
 // so at once, as nmap -sT does: an ICMP error that comes back while connect() holds the
