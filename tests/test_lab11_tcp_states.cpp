@@ -71,6 +71,40 @@ std::vector<std::string> states_of(const json& timeline, const std::string& side
     return states;
 }
 
+// ss's path: run_in_namespace_of executes it without a shell.
+std::string ss_path() {
+    for (const char* candidate : {"/usr/bin/ss", "/bin/ss", "/usr/sbin/ss", "/sbin/ss"})
+        if (access(candidate, X_OK) == 0) return candidate;
+    FAIL("ss not found");
+    return {};
+}
+
+// What `ss -tanHi` prints of each TCP socket: "STATE ... LOCAL PEER" and, on the next line,
+// its TCP_INFO, where "retrans:N/TOTAL" counts the segments it sent again (absent: none).
+struct SsSocket {
+    std::string state, local, peer;
+    int total_retransmissions = 0;
+};
+std::vector<SsSocket> ss_sockets(const std::string& ss_output) {
+    std::vector<SsSocket> sockets;
+    std::istringstream lines(ss_output);
+    for (std::string line; std::getline(lines, line);) {
+        if (line.empty()) continue;
+        if (line[0] != '\t' && line[0] != ' ') {
+            std::istringstream words(line);
+            SsSocket socket;
+            std::string recv_q, send_q;
+            words >> socket.state >> recv_q >> send_q >> socket.local >> socket.peer;
+            sockets.push_back(socket);
+        } else if (!sockets.empty()) {
+            const auto at = line.find("retrans:");
+            const auto slash = at == std::string::npos ? at : line.find('/', at);
+            if (slash != std::string::npos) sockets.back().total_retransmissions = std::atoi(line.c_str() + slash + 1);
+        }
+    }
+    return sockets;
+}
+
 }  // namespace
 
 TEST_CASE("lab11 drives one connection through the RFC 793 states, each read from the kernel", "[lab11]") {
@@ -160,6 +194,8 @@ TEST_CASE("at every step, lab11's replayed trace holds the sockets and states it
     PausedRun lab_run(bin_path("lab11_tcp_states"), {"--port", "9011", "--trace", file.path});
     std::vector<std::string> client_states;  // the client's state at each pause, as the kernel said
     std::size_t pauses_with_a_rule = 0;
+    bool fin_wait_1_retransmitted = false, last_ack_retransmitted = false;
+    std::map<std::string, int> retransmissions_before;  // per "local peer", at the previous pause
     const int status = lab_run.run([&](int pause) {
         const pid_t inside = portlab::test::namespace_child(lab_run.pid());
         REQUIRE(inside > 0);
@@ -171,12 +207,26 @@ TEST_CASE("at every step, lab11's replayed trace holds the sockets and states it
         const auto rules = portlab::test::rules_in_namespace_of(inside);
         check_same_rules(portlab::test::replayed_rules(replay), rules, when);
         if (!rules.empty()) ++pauses_with_a_rule;
+        // A FIN sent again shows as one more retransmission than the socket had at the pause before.
+        std::map<std::string, int> now;
+        for (const auto& socket : ss_sockets(portlab::test::run_in_namespace_of(inside, {ss_path(), "-tanHi"}))) {
+            const auto key = socket.local + " " + socket.peer;
+            now[key] = socket.total_retransmissions;
+            const bool sent_again = socket.total_retransmissions > retransmissions_before[key];
+            if (socket.state == "FIN-WAIT-1" && sent_again) fin_wait_1_retransmitted = true;
+            if (socket.state == "LAST-ACK" && sent_again) last_ack_retransmitted = true;
+        }
+        retransmissions_before = now;
         for (const auto& view : kernel)
             if (view.remote && view.remote->port == 9011) client_states.push_back(view.state);
     });
     INFO(lab_run.stderr_text());
     REQUIRE(status == 0);
     CHECK(pauses_with_a_rule >= 1);
+    // Steps 4 and 6 claim that a rule dropped the ACK of a FIN, so the FIN was sent again:
+    // ss, in the namespace, shows that socket with a retransmission behind it.
+    CHECK(fin_wait_1_retransmitted);
+    CHECK(last_ack_retransmitted);
     // The held states were there to compare, not only the stable ones.
     for (const auto* held : {"SYN-SENT", "FIN-WAIT-1", "FIN-WAIT-2", "TIME-WAIT"}) {
         CAPTURE(held);

@@ -157,6 +157,24 @@ KernelView wait_for(int fd, const FourTuple& tuple, TcpState wanted, std::chrono
     return view;
 }
 
+// Waits until `side`'s kernel has sent a segment again (tcpi_total_retrans above `before`):
+// the evidence that the rule really dropped what would have ended the state. The ACK of a
+// FIN need not leave at once (tcp_fin() puts the receiver in delayed-ACK "pingpong" mode),
+// so without this wait a rule lifted quickly may never see the ACK at all.
+std::uint32_t wait_for_retransmission(int fd, const FourTuple& tuple, std::uint32_t before,
+                                      std::chrono::milliseconds limit) {
+    const auto deadline = Clock::now() + limit;
+    auto view = look(fd, tuple);
+    while (view.total_retransmissions <= before && Clock::now() < deadline) {
+        std::this_thread::sleep_for(5ms);
+        view = look(fd, tuple);
+    }
+    if (view.total_retransmissions <= before)
+        throw std::runtime_error(fmt::format("{}: no retransmission within {} ms while the rule was in force",
+                                             tuple.to_string(), limit.count()));
+    return view.total_retransmissions;
+}
+
 std::string kernel_name(std::optional<int> number) {
     if (!number) return "not listed";
     const auto state = from_linux_tcp_state(*number);
@@ -353,14 +371,19 @@ void client_sends_fin(Run& run, const Side& client, const Side& server) {
     if (shutdown(client.fd, SHUT_WR) != 0) kernel_error("shutdown (client)");
     observe(run, server, TcpState::close_wait, "FIN received, ACK sent");
     observe(run, client, TcpState::fin_wait_1, "shutdown() sent a FIN");
+    const auto before = run.timeline.back().view.total_retransmissions;
+    const auto after = wait_for_retransmission(client.fd, client.tuple, before, run.wait_limit);
+    run.say.kernel(fmt::format("client   sent its FIN again: tcpi_total_retrans {} -> {}, so no ACK of it got through",
+                               before, after));
+    run.see.document()["fin_retransmissions"] = after - before;
     run.say.note("the server knows the client is done sending; the client does not yet know its FIN arrived");
     run.say.see_it_yourself(fmt::format("sudo nsenter --target {} --user --net ss -tano '( sport = :{} or dport = :{} )'",
                                         getpid(), server.tuple.local.port, server.tuple.local.port));
 }
 
-// 5. FIN-WAIT-2: the rule goes; the FIN is retransmitted and acknowledged.
+// 5. FIN-WAIT-2: the rule goes; the next ACK from the server (of the FIN it received twice) gets through.
 void client_fin_acknowledged(Run& run, const Side& client, const Side& server) {
-    run.see.step("lift the rule: the client's FIN is retransmitted and acknowledged");
+    run.see.step("lift the rule: the server's next ACK of the FIN reaches the client");
     lift_rule(run, "the ACK can get through");
     observe(run, client, TcpState::fin_wait_2, "ACK of FIN received");
     char buffer[16];
@@ -376,6 +399,11 @@ void server_sends_fin(Run& run, const Side& client, const Side& server) {
     if (shutdown(server.fd, SHUT_WR) != 0) kernel_error("shutdown (server)");
     observe(run, server, TcpState::last_ack, "shutdown() sent a FIN");
     observe(run, client, TcpState::time_wait, "FIN received, ACK sent");
+    const auto before = look(server.fd, server.tuple).total_retransmissions;
+    const auto after = wait_for_retransmission(server.fd, server.tuple, before, run.wait_limit);
+    run.say.kernel(fmt::format("server   sent its FIN again: tcpi_total_retrans {} -> {}, so the client's ACK was dropped",
+                               before, after));
+    run.see.document()["last_fin_retransmissions"] = after - before;
     run.say.note("TIME-WAIT is seen only by sock_diag: the client's descriptor already reports CLOSE, because Linux moved the");
     run.say.note("connection into a small timewait socket (no file, no owner) that will live 60 s (TCP_TIMEWAIT_LEN)");
     run.say.see_it_yourself(fmt::format("sudo nsenter --target {} --user --net ss -tan state time-wait", getpid()));
