@@ -1,6 +1,7 @@
 // Lab 02 run for real. The lab's --json tells us which ports it used; the facts about
 // them come from the kernel: /proc for the ephemeral range, and ss(8), a peer tool, for
 // who sits in TIME-WAIT after the lab has exited (TIME-WAIT outlives the process).
+#include <chrono>
 #include <catch2/catch.hpp>
 
 #include <arpa/inet.h>
@@ -223,4 +224,16 @@ TEST_CASE("a busy default port is exit 1 with advice to use --port 0", "[lab02][
 TEST_CASE("lab02 follows the lab conventions: --help, one-line usage errors, --step in a pipe, no colour, --trace",
           "[lab02][conventions]") {
     test::check_lab_conventions({"lab02_tcp_listen_connect", true, "--port 0"});
+}
+
+TEST_CASE("--serve --wait N waits N seconds for a client, not N + 10", "[lab02]") {
+    const Port port = free_port();
+    const auto started = std::chrono::steady_clock::now();
+    const auto run = test::run_command(test::shell_quote(lab) + " --serve --port " + std::to_string(port) + " --wait 1", 30);
+    const auto took = std::chrono::steady_clock::now() - started;
+    INFO(run.err);
+    CHECK(run.exit_code != 0);
+    CHECK(test::lines_of(run.err).size() == 1);  // one line: no client came
+    CHECK(took >= std::chrono::seconds(1));
+    CHECK(took < std::chrono::seconds(6));  // --wait 1 used to give up after 11 s
 }

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <optional>
 #include <set>
+#include <sstream>
 #include <vector>
 #include <string>
 
@@ -198,4 +199,29 @@ TEST_CASE("lab03 with a range starting at an odd port: connect() gets odd ports,
     REQUIRE(text.exit_code == 0);
     CHECK(text.out.find("(odd here: 40001 is odd)") != std::string::npos);
     CHECK(text.out.find("TCP bind(0) prefers even ports here") != std::string::npos);
+}
+
+TEST_CASE("the exhaustion experiment lab03 prints for a shell runs, and ss shows the range used up", "[lab03][netns]") {
+    REQUIRE(test::run_command("unshare -rn true", 10).exit_code == 0);  // the lab kit needs them too
+    REQUIRE(test::tool_available("python3"));
+    const auto narration = test::run_command(test::shell_quote(lab) + " --port 0 -n 2 --range-size 4 --no-color", 60);
+    REQUIRE(narration.exit_code == 0);
+    std::string command;
+    for (const auto& line : test::lines_of(narration.out))
+        if (const auto at = line.find("unshare -rn bash -c"); at != std::string::npos) command = line.substr(at);
+    REQUIRE_FALSE(command.empty());
+    CHECK(command.find("...") == std::string::npos);  // a whole command, not a sketch
+    const auto experiment = test::run_command("timeout 30 " + command, 40);
+    INFO(command << "\n" << experiment.out << experiment.err);
+    // ss, inside that namespace: one ESTABLISHED client socket per port of the range, 40000-40003.
+    std::set<int> client_ports;
+    for (const auto& line : test::lines_of(experiment.out)) {
+        std::istringstream words(line);
+        std::string recv_q, send_q, local, peer;
+        if (!(words >> recv_q >> send_q >> local >> peer) || peer != "127.0.0.1:9000") continue;
+        client_ports.insert(std::stoi(local.substr(local.rfind(':') + 1)));
+    }
+    CHECK(client_ports == std::set<int>{40000, 40001, 40002, 40003});
+    // The fifth connect() was refused: bash reports the kernel's EADDRNOTAVAIL.
+    CHECK(experiment.err.find("Cannot assign requested address") != std::string::npos);
 }

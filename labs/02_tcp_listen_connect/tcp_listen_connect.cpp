@@ -52,6 +52,7 @@ struct Run {
     std::string closer;  // "client" or "server": who calls close() first
     std::optional<PortRange> ephemeral;
     std::string waiting_for;  // what the run was doing if it runs out of time
+    bool client_arrived = false;  // accept() returned: --wait no longer bounds the run
     labkit::Host server_host{}, client_host{};
     json& facts() { return see.document(); }
 };
@@ -218,6 +219,7 @@ awaitable<Connection> accept_one(Run& run, Listener& listener) {
     run.see.step("server: accept()");
     run.waiting_for = "a client to connect to " + listening.to_string();
     tcp::socket accepted = co_await listener.acceptor.async_accept(use_awaitable);
+    run.client_arrived = true;
     const FourTuple seen{labkit::to_endpoint(accepted.local_endpoint()), labkit::to_endpoint(accepted.remote_endpoint())};
     const auto ref = run.see.record(
         labkit::fact::Accepted{listener.ref, seen},
@@ -504,9 +506,14 @@ int main(int argc, char** argv) {
             failure = error;
             result = code;
         });
-        // --step waits for a person; otherwise a few seconds is plenty on loopback.
-        const auto limit = lab.options().step ? std::chrono::seconds(3600)
-                                              : std::chrono::seconds(serve ? wait_seconds + 10 : 10);
+        // --step waits for a person; otherwise a few seconds is plenty on loopback. With
+        // --serve, --wait bounds the wait for a client, and the talk after it gets 10 s more.
+        const auto limit = lab.options().step ? std::chrono::seconds(3600) : std::chrono::seconds(10);
+        if (serve && !lab.options().step) {
+            io.run_for(std::chrono::seconds(wait_seconds));
+            if (!result && !run.client_arrived)
+                return lab.failure(fmt::format("no client connected within {} s (--wait {})", wait_seconds, wait_seconds));
+        }
         io.run_for(limit);
         if (!result) return lab.failure("gave up after " + std::to_string(limit.count()) + " s waiting for " + run.waiting_for);
         if (failure) std::rethrow_exception(failure);

@@ -401,8 +401,14 @@ void run_out(Run& run, HostSockets& held, const Result<json>& exhaustion, PortRa
     run.say.note("destination differs (__inet_hash_connect checks the 4-tuple with __inet_check_established).");
     run.say.note("What runs out is ports towards ONE destination address and port: range size, no more.");
     run.say.note("The fixes are more range, more destination addresses/ports, or fewer connections in TIME-WAIT.");
-    run.say.see_it_yourself(fmt::format("unshare -rn sh -c 'ip link set lo up; sysctl -w net.ipv4.ip_local_port_range=\"{} {}\"; ...'",
-                                        narrow.low, narrow.high));
+    // The whole experiment in one shell line (bash's /dev/tcp connects; python3 listens),
+    // one connection more than the range has ports.
+    run.say.see_it_yourself(fmt::format(
+        "unshare -rn bash -c 'ip link set lo up; sysctl -qw net.ipv4.ip_local_port_range=\"{} {}\"; "
+        "python3 -m http.server -b 127.0.0.1 9000 >/dev/null 2>&1 & sleep 1; "
+        "for i in $(seq {}); do exec {{fd}}<>/dev/tcp/127.0.0.1/9000 || echo \"connection $i: no local port left\"; done; "
+        "ss -tn state established \"dport = :9000\"; kill %1'",
+        narrow.low, narrow.high, narrow.size() + 1));
     record_namespace(run, result, narrow);
     run.facts()["exhaustion"] = {{"available", true},
                                  {"range", {{"low", narrow.low}, {"high", narrow.high}, {"size", narrow.size()}}},
