@@ -212,6 +212,25 @@ TEST_CASE("lab01 --services reads names from the given file", "[lab01]") {
     CHECK(facts["lookups"][1]["services"][0]["name"] == "sink");
 }
 
+// Exercise 6: a services file naming a port changes the lookups, never what the kernel lets
+// a program bind: the same binds succeed, and the named port is free for anyone.
+TEST_CASE("a name in the services file reserves nothing: the kernel binds the named port for any program", "[lab01][kernel]") {
+    using namespace test::sockets;
+    const test::TempDir dir;
+    Fd probe = bound_socket(AF_INET, SOCK_STREAM);  // a port nobody holds, named below
+    const auto port = local_port(probe.get());
+    probe.reset();
+    const auto named = dir.file("services");
+    std::ofstream(named) << "web " << port << "/tcp\n";
+    const auto facts = run_json("--services '" + named + "' " + std::to_string(port));
+    CHECK(facts["lookups"][0]["services"][0]["name"] == "web");
+    CHECK(facts["bind_attempts"] == run_json(std::to_string(port))["bind_attempts"]);
+    // The kernel's own answer: this test program, no web server, binds the "web" port.
+    Fd mine(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    const sockaddr_in address = loopback(port);
+    CHECK(::bind(mine.get(), reinterpret_cast<const sockaddr*>(&address), sizeof address) == 0);
+}
+
 // Issue 15, item 4: root without CAP_NET_BIND_SERVICE (dropped from the bounding set before
 // exec, as setpriv does; a container does the same) is refused below the boundary: the
 // kernel checks the capability, not the uid. The kernel's own words: CapEff in

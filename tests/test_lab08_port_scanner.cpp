@@ -427,3 +427,39 @@ TEST_CASE("lab08 -p takes service names with a dash (ftp-data, http-alt) as name
     CHECK(ports.count(std::to_string(ftp_data_port)) == 1);
     CHECK(ports.count(std::to_string(http_alt_port)) == 1);
 }
+
+// Issue 15 item 12: the SERVICE column reads /etc/services, nmap reads nmap-services. The lab
+// says so, and gives nmap's name beside its own: it must be the name nmap itself reports.
+TEST_CASE("lab08 gives, beside /etc/services' name, the name nmap reports for the same port", "[lab08][nmap]") {
+    REQUIRE(tool_available("nmap"));
+    std::vector<sockets::Fd> listeners;
+    std::vector<Port> ports;
+    for (const Port port : {Port{8000}, Port{8080}, Port{1080}, Port{3128}}) {
+        sockets::Fd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+        const auto address = sockets::loopback(port);
+        if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0) continue;  // busy here
+        REQUIRE(::listen(fd.get(), 4) == 0);
+        listeners.push_back(std::move(fd));
+        ports.push_back(port);
+    }
+    REQUIRE_FALSE(ports.empty());
+    const auto nmap = run_command("nmap -n -Pn -sT -p " + port_list(ports) + " 127.0.0.1 -oX -", 60);
+    REQUIRE(nmap.exit_code == 0);
+    std::map<Port, std::string> nmap_names;
+    const std::regex named(R"re(<port protocol="tcp" portid="(\d+)">.*?<service name="([^"]+)")re");
+    for (std::sregex_iterator it(nmap.out.begin(), nmap.out.end(), named), end; it != end; ++it)
+        nmap_names[static_cast<Port>(std::stoi((*it)[1]))] = (*it)[2];
+    const auto scan = run_lab08("--scan tcp -p " + port_list(ports)).at("scans").at(0);
+    std::size_t compared = 0;
+    for (const auto& entry : scan.at("ports")) {
+        const auto port = entry.at("port").get<Port>();
+        CAPTURE(port);
+        REQUIRE(nmap_names.count(port) == 1);
+        CHECK(entry.at("nmap_service") == nmap_names.at(port));
+        // and the lab's own column is libc's name for it (unknown when /etc/services has none)
+        const servent* libc = getservbyport(htons(port), "tcp");
+        CHECK(entry.at("service") == (libc != nullptr ? std::string(libc->s_name) : std::string("unknown")));
+        ++compared;
+    }
+    CHECK(compared == ports.size());
+}

@@ -120,10 +120,30 @@ std::string demo_note(const DemoPorts& demo, Protocol protocol, Port port) {
     return "";
 }
 
-std::string service_name(const ServiceTable& services, Port port, Protocol protocol) {
-    const auto* entry = services.find_by_port(port, protocol);
-    return entry ? entry->name : "unknown";
-}
+// The SERVICE column's names come from /etc/services (what getservbyport() reads). nmap names
+// the ports of its report from its own nmap-services, which can differ (8080: http-alt in
+// Debian's file, http-proxy in nmap's), so the lab shows nmap's name beside its own where
+// they differ: a name is a label from a list, on both sides, never what really answers.
+struct ServiceNames {
+    const ServiceTable& services;
+    std::map<std::pair<Protocol, Port>, std::string> nmap;  // empty when nmap is not installed
+
+    ServiceNames(const ServiceTable& table, const std::vector<scanner::NmapService>& nmap_services) : services(table) {
+        for (const auto& entry : nmap_services) nmap.try_emplace({entry.protocol, entry.port}, entry.name);
+    }
+    [[nodiscard]] std::string ours(Port port, Protocol protocol) const {
+        const auto* entry = services.find_by_port(port, protocol);
+        return entry ? entry->name : "unknown";
+    }
+    [[nodiscard]] std::optional<std::string> nmaps(Port port, Protocol protocol) const {
+        const auto found = nmap.find({protocol, port});
+        return found == nmap.end() ? std::nullopt : std::optional(found->second);
+    }
+    [[nodiscard]] std::string difference(Port port, Protocol protocol) const {
+        const auto theirs = nmaps(port, protocol);
+        return theirs && *theirs != ours(port, protocol) ? fmt::format("nmap-services: {}", *theirs) : "";
+    }
+};
 
 // The state (with its reason) most ports share: nmap leaves those out of its table
 // ("Not shown: 1023 closed tcp ports (conn-refused)").
@@ -137,11 +157,16 @@ std::pair<scan::PortState, scan::Reason> most_common(const std::vector<scanner::
 // Small scans list every port; big ones leave out the common state.
 constexpr std::size_t list_everything_up_to = 25;
 
+std::vector<std::string> non_empty(std::vector<std::string> texts) {
+    std::erase_if(texts, [](const std::string& text) { return text.empty(); });
+    return texts;
+}
+
 bool shown(const scanner::PortResult& result, std::pair<scan::PortState, scan::Reason> common, std::size_t total) {
     return total <= list_everything_up_to || std::pair{result.state, result.reason} != common;
 }
 
-void print_table(labkit::Narrator& say, const scanner::ScanReport& report, const ServiceTable& services,
+void print_table(labkit::Narrator& say, const scanner::ScanReport& report, const ServiceNames& names,
                  const DemoPorts& demo) {
     const auto protocol = report.protocol;
     const auto common = most_common(report.results);
@@ -152,16 +177,19 @@ void print_table(labkit::Narrator& say, const scanner::ScanReport& report, const
             ++hidden;
             continue;
         }
+        const auto notes = fmt::format("{}", fmt::join(non_empty({demo_note(demo, protocol, result.port),
+                                                                  names.difference(result.port, protocol)}), "; "));
         say.note(fmt::format("{:<11} {:<14} {:<16} {:<13} {}", fmt::format("{}/{}", result.port, to_string(protocol)),
-                             to_string(result.state), service_name(services, result.port, protocol),
-                             to_string(result.reason), demo_note(demo, protocol, result.port)));
+                             to_string(result.state), names.ours(result.port, protocol), to_string(result.reason), notes));
     }
+    say.note(fmt::format("SERVICE: names from {}{}", names.services.source(),
+                         names.nmap.empty() ? "" : "; nmap names ports from its own nmap-services, noted where it differs"));
     if (hidden > 0)
         say.note(fmt::format("Not shown: {} {} {} ports ({})", hidden, to_string(common.first), to_string(protocol),
                              to_string(common.second)));
 }
 
-json report_json(const scanner::ScanReport& report, const ServiceTable& services, const DemoPorts& demo) {
+json report_json(const scanner::ScanReport& report, const ServiceNames& names, const DemoPorts& demo) {
     const auto protocol = report.protocol;
     const auto common = most_common(report.results);
     std::map<std::string, std::size_t> counts;
@@ -178,7 +206,8 @@ json report_json(const scanner::ScanReport& report, const ServiceTable& services
         ports.push_back({{"port", result.port},
                          {"state", to_string(result.state)},
                          {"reason", to_string(result.reason)},
-                         {"service", service_name(services, result.port, protocol)},
+                         {"service", names.ours(result.port, protocol)},
+                         {"nmap_service", names.nmaps(result.port, protocol) ? json(*names.nmaps(result.port, protocol)) : json(nullptr)},
                          {"note", note.empty() ? json(nullptr) : json(note)}});
     }
     json document = {{"protocol", to_string(protocol)},
@@ -281,6 +310,7 @@ int main(int argc, char** argv) {
         if (ports_option->count() > 0 && port_list.empty()) return lab.usage_error("--ports: empty list: give e.g. 1-1024,8080");
         if (!port_list.empty() && top > 0) return lab.usage_error("give --ports or --top, not both");
         const auto services = ServiceTable::system_or_fallback();
+        const ServiceNames names(services, scanner::read_nmap_services());
         const bool scan_tcp = scan_types != "udp";
         const bool scan_udp = scan_types != "tcp";
 
@@ -367,7 +397,7 @@ int main(int argc, char** argv) {
             }
             const auto report = scanner::run_scan(list, options);
             if (!report) return lab.failure(report.error().message);
-            print_table(say, *report, services, demo);
+            print_table(say, *report, names, demo);
             const double seconds = static_cast<double>(report->elapsed.count()) / 1e6;
             say.kernel(fmt::format("{} ports in {:.3f} s ({:.0f} ports/s); {} had no answer at once and waited in epoll",
                                    list.size(), seconds, seconds > 0 ? static_cast<double>(list.size()) / seconds : 0.0,
@@ -379,7 +409,7 @@ int main(int argc, char** argv) {
                                      report->self_connects));
             if (protocol == Protocol::udp)
                 say.note("open|filtered means silence: a bound socket that never answers looks just like a firewall that drops.");
-            facts["scans"].push_back(report_json(*report, services, demo));
+            facts["scans"].push_back(report_json(*report, names, demo));
             facts["scans"].back()["port_list"] = scanner::compress_ranges(list);
             return std::nullopt;
         };

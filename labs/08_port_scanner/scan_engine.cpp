@@ -419,27 +419,34 @@ Result<std::vector<Port>> parse_port_list(std::string_view text, const ServiceTa
     return ports;
 }
 
+std::vector<NmapService> read_nmap_services(const std::string& file) {
+    std::vector<NmapService> services;
+    std::ifstream in(file);
+    for (std::string line; in && std::getline(in, line);) {
+        if (line.empty() || line.front() == '#') continue;
+        const auto words = text::split_words(line);
+        if (words.size() < 3) continue;
+        const auto slash = words[1].find('/');
+        if (slash == std::string_view::npos) continue;
+        const auto protocol = parse_protocol(words[1].substr(slash + 1));
+        const auto port = parse_port_number(words[1].substr(0, slash));
+        if (!protocol || !port || *port == 0) continue;
+        double frequency = 0;
+        const auto [end, error] = std::from_chars(words[2].data(), words[2].data() + words[2].size(), frequency);
+        if (error != std::errc{}) continue;
+        services.push_back({std::string(words[0]), *port, *protocol, frequency});
+    }
+    return services;
+}
+
 Result<TopPorts> top_ports(std::size_t count, Protocol protocol, const ServiceTable& services,
                            const std::string& frequency_file) {
     if (count == 0) return fail("--top needs at least 1 port");
     TopPorts top;
-    std::ifstream in(frequency_file);
-    if (in) {
-        // nmap-services lines: "name <tab> port/proto <tab> open-frequency [<tab> # comment]".
+    if (const auto listed = read_nmap_services(frequency_file); !listed.empty()) {
         std::vector<std::pair<double, Port>> ranked;
-        for (std::string line; std::getline(in, line);) {
-            if (line.empty() || line.front() == '#') continue;
-            const auto words = text::split_words(line);
-            if (words.size() < 3) continue;
-            const auto slash = words[1].find('/');
-            if (slash == std::string_view::npos || words[1].substr(slash + 1) != to_string(protocol)) continue;
-            const auto port = parse_port_number(words[1].substr(0, slash));
-            if (!port || *port == 0) continue;
-            double frequency = 0;
-            const auto [end, error] = std::from_chars(words[2].data(), words[2].data() + words[2].size(), frequency);
-            if (error != std::errc{}) continue;
-            ranked.emplace_back(frequency, *port);
-        }
+        for (const auto& service : listed)
+            if (service.protocol == protocol) ranked.emplace_back(service.frequency, service.port);
         // Most frequent first; nmap breaks ties by port number.
         std::stable_sort(ranked.begin(), ranked.end(), [](const auto& a, const auto& b) {
             return a.first != b.first ? a.first > b.first : a.second < b.second;

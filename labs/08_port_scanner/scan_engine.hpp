@@ -50,6 +50,17 @@ struct TopPorts {
 // Otherwise they are the first N distinct ports of `services` in file order, which lists
 // the old well-known services first.
 inline constexpr const char* nmap_services_path = "/usr/share/nmap/nmap-services";
+
+// One line of nmap-services: "name <tab> port/proto <tab> open-frequency [<tab> # comment]".
+// nmap names the ports of its report from this file, not from /etc/services.
+struct NmapService {
+    std::string name;
+    Port port = 0;
+    Protocol protocol = Protocol::tcp;
+    double frequency = 0;
+};
+// Every well-formed line of `file` (empty when it cannot be read: nmap not installed).
+[[nodiscard]] std::vector<NmapService> read_nmap_services(const std::string& file = nmap_services_path);
 [[nodiscard]] Result<TopPorts> top_ports(std::size_t count, Protocol protocol, const ServiceTable& services,
                                          const std::string& frequency_file = nmap_services_path);
 
