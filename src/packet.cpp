@@ -915,7 +915,8 @@ Result<void> Decoder::decode_tcp(std::size_t offset, std::size_t end) {
                 "Number of this segment's first byte in the sender's stream; a SYN or FIN uses up one number");
     fixed.bytes("Acknowledgment number", o + 8, 4, std::to_string(tcp.acknowledgment),
                 (tcp.flags & tcp_flag::ack) ? "The next byte the sender expects from the other side: all before it arrived"
-                                            : "Unused without the ACK flag (only the first SYN lacks it)");
+                                            : "Unused without the ACK flag: a connection's first SYN lacks it, and so does a RST "
+                                              "answering a segment that carried an ACK (RFC 9293 3.10.7.1)");
     fixed.bits("Data offset", o + 12, 1, 0, 4, fmt::format("{} ({} bytes)", data_offset, header_size),
                "Header length in 32-bit words; above 5 means options follow the fixed 20 bytes");
     fixed.bits("Reserved", o + 12, 1, 4, 4, std::to_string(frame_[o + 12] & 0x0F), "Must be zero when sent");

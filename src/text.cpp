@@ -14,4 +14,10 @@ std::vector<std::string_view> split_words(std::string_view line) {
     return words;
 }
 
+std::string counted(std::size_t count, std::string_view singular, std::string_view plural) {
+    std::string text = std::to_string(count) + ' ';
+    if (count == 1) return text.append(singular);
+    return plural.empty() ? text.append(singular).append("s") : text.append(plural);
+}
+
 }  // namespace portlab::text

@@ -257,3 +257,18 @@ TEST_CASE("lab01 as root without CAP_NET_BIND_SERVICE says it lacks the capabili
         if (attempt["below_boundary"].get<bool>() && attempt["errno_name"] == "EACCES") refused_below = true;
     if (facts["unprivileged_port_start"] != 0 && facts["unprivileged_port_start"] != 1) CHECK(refused_below);
 }
+
+// Issue 15 item 12 ("(1 ports)"): a range of one port, as the kernel holds it inside a
+// private namespace, is counted in the right number.
+TEST_CASE("lab01 counts the ephemeral range the kernel has, in words that fit its size", "[lab01][kernel]") {
+    REQUIRE(test::run_command("unshare -rn true", 10).exit_code == 0);
+    const auto run = test::run_command(
+        "unshare -rn sh -c 'echo \"40000 40000\" > /proc/sys/net/ipv4/ip_local_port_range && "
+        "cat /proc/sys/net/ipv4/ip_local_port_range >&2 && " + test::shell_quote(lab) + " --no-color'", 30);
+    INFO(run.err);
+    REQUIRE(run.exit_code == 0);
+    // What /proc said inside, tabs and all: one port.
+    CHECK(run.err.find("40000\t40000") != std::string::npos);
+    CHECK(run.out.find("40000-40000 (1 port)") != std::string::npos);
+    CHECK(run.out.find("1 ports") == std::string::npos);
+}

@@ -5,6 +5,7 @@
 #include <arpa/inet.h>
 #include <net/if.h>
 #include <netinet/in.h>
+#include <sys/time.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -21,6 +22,7 @@
 #include <nlohmann/json.hpp>
 
 #include "labkit/netns.hpp"
+#include "portlab/packet.hpp"
 #include "portlab/ports.hpp"
 
 using nlohmann::json;
@@ -186,4 +188,52 @@ TEST_CASE("a body that throws comes back as an error value", "[netns]") {
     const auto facts = run_in_private_netns([]() -> json { throw std::runtime_error("the body gave up"); });
     REQUIRE_FALSE(facts.has_value());
     CHECK(facts.error().message == "the body gave up");
+}
+
+// Issue 15 item 12: the decoder says which segments go without ACK. The kernel's answer: an
+// ACK sent to a port where nothing listens comes back as a RST with no ACK flag (RFC 9293
+// 3.10.7.1: <SEQ=SEG.ACK><CTL=RST>), and the decoder's line for that field names it.
+TEST_CASE("the kernel answers a stray ACK with a RST that has no ACK flag, as the decoder explains", "[netns][packet]") {
+    const auto facts = run_in_private_netns([] {
+        const int raw = socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_TCP);  // root of this namespace: CAP_NET_RAW
+        if (raw < 0) throw std::runtime_error(std::string("raw socket: ") + std::strerror(errno));
+        const int on = 1;
+        setsockopt(raw, IPPROTO_IP, IP_HDRINCL, &on, sizeof on);
+        timeval wait{1, 0};
+        setsockopt(raw, SOL_SOCKET, SO_RCVTIMEO, &wait, sizeof wait);
+        const IpHeader ip{IpAddress::loopback_v4(), IpAddress::loopback_v4()};
+        TcpHeader stray{};
+        stray.source_port = 40000;
+        stray.destination_port = 7;  // nothing listens in a fresh namespace
+        stray.sequence = 1000;
+        stray.acknowledgment = 123456;
+        stray.flags = tcp_flag::ack;
+        const auto bytes = encode_tcp(ip, stray);
+        if (!bytes) throw std::runtime_error(bytes.error().message);
+        sockaddr_in to{};
+        to.sin_family = AF_INET;
+        to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        if (sendto(raw, bytes->data(), bytes->size(), 0, reinterpret_cast<sockaddr*>(&to), sizeof to) < 0)
+            throw std::runtime_error(std::string("sendto: ") + std::strerror(errno));
+        // The raw socket sees every TCP packet on lo: our ACK, then the kernel's answer.
+        for (int i = 0; i < 8; ++i) {
+            std::uint8_t buffer[1500];
+            const auto got = recv(raw, buffer, sizeof buffer, 0);
+            if (got <= 0) break;
+            const auto packet = decode_ip(std::span<const std::uint8_t>(buffer, static_cast<std::size_t>(got)));
+            if (!packet || !packet->tcp || packet->tcp->source_port != 7) continue;
+            std::string meaning;
+            for (const auto& field : packet->find_layer("TCP")->fields)
+                if (field.name == "Acknowledgment number") meaning = field.meaning;
+            close(raw);
+            return json{{"flags", packet->tcp->flags}, {"sequence", packet->tcp->sequence}, {"meaning", meaning}};
+        }
+        close(raw);
+        throw std::runtime_error("no answer from the kernel");
+    });
+    REQUIRE(facts.has_value());
+    CHECK(facts->at("flags") == tcp_flag::rst);  // RST alone: no ACK
+    CHECK(facts->at("sequence") == 123456);        // its sequence number is the stray segment's ACK
+    const auto meaning = facts->at("meaning").get<std::string>();
+    CHECK(meaning.find("RST") != std::string::npos);
 }

@@ -1,6 +1,8 @@
 #pragma once
 // Small text helpers for the line-oriented files portlab reads (/proc, /etc/services).
 
+#include <cstddef>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -14,5 +16,9 @@ namespace portlab::text {
 
 // The words of `line`, split on runs of blanks; views into `line`.
 [[nodiscard]] std::vector<std::string_view> split_words(std::string_view line);
+
+// "1 port", "2 ports": a count with its noun in the right number (plural: singular + "s"
+// unless given).
+[[nodiscard]] std::string counted(std::size_t count, std::string_view singular, std::string_view plural = {});
 
 }  // namespace portlab::text

@@ -21,6 +21,7 @@
 #include <fmt/format.h>
 
 #include "labkit/labkit.hpp"
+#include "portlab/text.hpp"
 #include "portlab/ports.hpp"
 #include "portlab/services.hpp"
 
@@ -200,8 +201,8 @@ int main(int argc, char** argv) {
         say.step("read this kernel's port settings from /proc/sys/net/ipv4/");
         const auto ephemeral = read_ephemeral_range();
         if (ephemeral) {
-            say.kernel(fmt::format("ephemeral ports {} ({} ports): connect() and bind(port 0) pick from these",
-                                   ephemeral->to_string(), ephemeral->size()));
+            say.kernel(fmt::format("ephemeral ports {} ({}): connect() and bind(port 0) pick from these",
+                                   ephemeral->to_string(), text::counted(ephemeral->size(), "port")));
             const auto shared = overlap(*ephemeral, dynamic_ports);
             say.note(shared ? fmt::format("IANA's dynamic range is {}; the two share {}, the rest is 'registered' ports.",
                                           dynamic_ports.to_string(), shared->to_string())

@@ -28,6 +28,7 @@
 #include "labkit/labkit.hpp"
 #include "labkit/netns.hpp"
 #include "labkit/observe.hpp"
+#include "portlab/text.hpp"
 #include "portlab/ports.hpp"
 
 using namespace portlab;
@@ -123,7 +124,7 @@ Result<PortRange> read_range(Run& run) {
     run.see.step("read the ephemeral range from /proc/sys/net/ipv4/ip_local_port_range");
     auto range = read_ephemeral_range();
     if (!range) return range;
-    run.say.kernel(fmt::format("{} ({} ports; {} even, {} odd)", range->to_string(), range->size(),
+    run.say.kernel(fmt::format("{} ({}; {} even, {} odd)", range->to_string(), text::counted(range->size(), "port"),
                                (range->size() + (range->low % 2 == 0 ? 1 : 0)) / 2,
                                (range->size() + (range->low % 2 == 1 ? 1 : 0)) / 2));
     run.say.see_it_yourself("sysctl net.ipv4.ip_local_port_range");
@@ -375,8 +376,8 @@ void record_namespace(Run& run, const json& result, PortRange narrow) {
 
 // Step 4: in a private namespace whose range holds a few ports, connect until refused.
 void run_out(Run& run, HostSockets& held, const Result<json>& exhaustion, PortRange narrow) {
-    run.see.step(fmt::format("in a private network namespace, narrow the range to {} ({} ports) and connect until the kernel refuses",
-                             narrow.to_string(), narrow.size()));
+    run.see.step(fmt::format("in a private network namespace, narrow the range to {} ({}) and connect until the kernel refuses",
+                             narrow.to_string(), text::counted(narrow.size(), "port")));
     close_host_sockets(run, held);
     if (!exhaustion) {
         run.say.note(exhaustion.error().message + "; skipping this step");

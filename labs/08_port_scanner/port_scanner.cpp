@@ -26,6 +26,7 @@
 #include <fmt/format.h>
 
 #include "labkit/labkit.hpp"
+#include "portlab/text.hpp"
 #include "portlab/ports.hpp"
 #include "portlab/scan.hpp"
 #include "portlab/services.hpp"
@@ -185,8 +186,8 @@ void print_table(labkit::Narrator& say, const scanner::ScanReport& report, const
     say.note(fmt::format("SERVICE: names from {}{}", names.services.source(),
                          names.nmap.empty() ? "" : "; nmap names ports from its own nmap-services, noted where it differs"));
     if (hidden > 0)
-        say.note(fmt::format("Not shown: {} {} {} ports ({})", hidden, to_string(common.first), to_string(protocol),
-                             to_string(common.second)));
+        say.note(fmt::format("Not shown: {} {} {} ({})", hidden, to_string(common.first), to_string(protocol),
+                             hidden == 1 ? "port" : "ports", to_string(common.second)));
 }
 
 json report_json(const scanner::ScanReport& report, const ServiceNames& names, const DemoPorts& demo) {
@@ -399,8 +400,9 @@ int main(int argc, char** argv) {
             if (!report) return lab.failure(report.error().message);
             print_table(say, *report, names, demo);
             const double seconds = static_cast<double>(report->elapsed.count()) / 1e6;
-            say.kernel(fmt::format("{} ports in {:.3f} s ({:.0f} ports/s); {} had no answer at once and waited in epoll",
-                                   list.size(), seconds, seconds > 0 ? static_cast<double>(list.size()) / seconds : 0.0,
+            say.kernel(fmt::format("{} in {:.3f} s ({:.0f} ports/s); {} had no answer at once and waited in epoll",
+                                   text::counted(list.size(), "port"), seconds,
+                                   seconds > 0 ? static_cast<double>(list.size()) / seconds : 0.0,
                                    report->waited));
             if (report->self_connects > 0)
                 say.note(fmt::format("{} connect(s) met themselves: the kernel picked the scanned port as the source port, "
