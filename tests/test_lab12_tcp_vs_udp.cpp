@@ -156,3 +156,15 @@ TEST_CASE("lab12 follows the lab conventions: --help, one-line usage errors, --s
           "[lab12][conventions]") {
     check_lab_conventions({"lab12_tcp_vs_udp", true, "--port 0 --seconds 0.2"});
 }
+
+// Issue 15 item 12: the myth compares speeds, so by default neither protocol is held back;
+// a paced UDP run says its throughput does not compare with TCP's.
+TEST_CASE("lab12's default run sends UDP unpaced like TCP, and a paced run says the speeds do not compare", "[lab12]") {
+    const auto unpaced = run_command(bin_path("lab12_tcp_vs_udp") + " --json --seconds 0.2 --port 0 --only udp", 60);
+    INFO(unpaced.err);
+    REQUIRE(unpaced.exit_code == 0);
+    CHECK(json::parse(unpaced.out).at("udp_rate_mbps") == 0);
+    const auto paced = run_command(bin_path("lab12_tcp_vs_udp") + " --no-color --seconds 0.2 --port 0 --rate 100", 60);
+    REQUIRE(paced.exit_code == 0);
+    CHECK(paced.out.find("paced at 100 Mbit/s") != std::string::npos);
+}
