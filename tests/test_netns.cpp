@@ -237,3 +237,94 @@ TEST_CASE("the kernel answers a stray ACK with a RST that has no ACK flag, as th
     const auto meaning = facts->at("meaning").get<std::string>();
     CHECK(meaning.find("RST") != std::string::npos);
 }
+
+namespace {
+
+// One empty datagram to each port from a connected UDP socket, then how many of them came
+// back as ECONNREFUSED (the ICMP port unreachable the kernel queued on the socket) within
+// `wait`. Ports where nothing listens: every one would answer, were ICMP not rate-limited.
+int refused_udp_ports(const IpAddress& to, Port first, int count, std::chrono::milliseconds wait) {
+    std::vector<int> sockets;
+    for (int i = 0; i < count; ++i) {
+        const int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        sockaddr_in address{};
+        address.sin_family = AF_INET;
+        address.sin_port = htons(static_cast<Port>(first + i));
+        inet_pton(AF_INET, to.to_string().c_str(), &address.sin_addr);
+        connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address);
+        send(fd, "", 0, 0);
+        sockets.push_back(fd);
+    }
+    std::this_thread::sleep_for(wait);
+    int refused = 0;
+    for (const int fd : sockets) {
+        int error = 0;
+        socklen_t length = sizeof error;
+        getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length);
+        if (error == ECONNREFUSED) ++refused;
+        close(fd);
+    }
+    return refused;
+}
+
+}  // namespace
+
+// Issue 15 item 8: loopback is exempt from ICMP rate limits (icmpv4_xrlim_allow), a veth
+// link to a second namespace is not. The kernel's answers, counted on both.
+TEST_CASE("closed UDP ports all answer over lo, but only a few across a veth link (ICMP rate limit)", "[netns][veth]") {
+    NetnsSettings settings;
+    settings.veth_neighbour = true;
+    const auto facts = run_in_private_netns(
+        [] {
+            const auto over_lo = refused_udp_ports(IpAddress::loopback_v4(), 20000, 100, std::chrono::milliseconds(300));
+            const auto over_veth = refused_udp_ports(neighbour_address, 20000, 100, std::chrono::milliseconds(300));
+            return json{{"lo", over_lo}, {"veth", over_veth}};
+        },
+        settings);
+    REQUIRE(facts.has_value());
+    CAPTURE(facts->dump());
+    CHECK(facts->at("lo") == 100);                 // every closed port answered on lo
+    CHECK(facts->at("veth").get<int>() >= 1);       // the neighbour is reachable and answers...
+    CHECK(facts->at("veth").get<int>() <= 20);      // ...a handful: a token bucket of 6 (XRLIM_BURST_FACTOR), 1/s
+}
+
+TEST_CASE("a listener made in the veth neighbour is a server on the other host", "[netns][veth]") {
+    NetnsSettings settings;
+    settings.veth_neighbour = true;
+    const auto facts = run_in_private_netns(
+        [] {
+            int listener = -1;
+            auto made = in_neighbour_netns([&] {
+                listener = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+                sockaddr_in any{};
+                any.sin_family = AF_INET;
+                any.sin_port = htons(7100);  // on 0.0.0.0: every address of the neighbour
+                if (bind(listener, reinterpret_cast<sockaddr*>(&any), sizeof any) != 0 || listen(listener, 8) != 0)
+                    throw std::runtime_error(std::string("listen in the neighbour: ") + std::strerror(errno));
+            });
+            if (!made) throw std::runtime_error(made.error().message);
+            std::vector<int> keep;
+            sockaddr_in to{};
+            to.sin_family = AF_INET;
+            to.sin_port = htons(7100);
+            inet_pton(AF_INET, "192.0.2.2", &to.sin_addr);
+            const int client = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+            const int connected = connect(client, reinterpret_cast<sockaddr*>(&to), sizeof to);
+            sockaddr_in local{};
+            socklen_t length = sizeof local;
+            getsockname(client, reinterpret_cast<sockaddr*>(&local), &length);
+            char text[INET_ADDRSTRLEN] = {};
+            inet_ntop(AF_INET, &local.sin_addr, text, sizeof text);
+            // Nothing listens on 7100 in the body's own namespace.
+            const int refused = connect_from_new_socket(7100, keep).first;
+            for (const int fd : keep) close(fd);
+            close(client);
+            close(listener);
+            return json{{"connected", connected == 0}, {"source", text}, {"own_7100", refused}};
+        },
+        settings);
+    REQUIRE(facts.has_value());
+    CHECK(facts->at("connected") == true);
+    CHECK(facts->at("source") == "192.0.2.1");  // the route to 192.0.2.0/24 is veth0
+    CHECK(facts->at("own_7100") == ECONNREFUSED);
+}

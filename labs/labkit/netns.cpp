@@ -19,6 +19,7 @@
 #include <exception>
 #include <iostream>
 #include <string>
+#include <vector>
 
 namespace portlab {
 namespace {
@@ -88,6 +89,75 @@ Result<void> apply_settings(const NetnsSettings& settings) {
     return {};
 }
 
+// ---- the veth neighbour ---------------------------------------------------------------
+
+// The neighbour's namespace, for in_neighbour_netns(): a descriptor of /proc/N/ns/net.
+int neighbour_netns_fd = -1;
+
+// Runs `ip` (iproute2) with these arguments in this process's network namespace and
+// waits for it: one "ip link add ... type veth" is far shorter than the netlink messages.
+Result<void> run_ip(std::vector<std::string> arguments) {
+    arguments.insert(arguments.begin(), "ip");
+    const pid_t child = fork();
+    if (child < 0) return fail(errno_text("fork"));
+    if (child == 0) {
+        std::vector<char*> argv;
+        for (auto& argument : arguments) argv.push_back(argument.data());
+        argv.push_back(nullptr);
+        for (const char* path : {"/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"}) execv(path, argv.data());
+        _exit(127);
+    }
+    int status = 0;
+    while (waitpid(child, &status, 0) < 0 && errno == EINTR) {
+    }
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return {};
+    std::string command;
+    for (const auto& argument : arguments) command += (command.empty() ? "" : " ") + argument;
+    return fail(WIFEXITED(status) && WEXITSTATUS(status) == 127 ? "ip (iproute2) not found" : "'" + command + "' failed");
+}
+
+// The neighbour: a child that unshares a network namespace of its own (it is root of the
+// user namespace, so it may), brings its lo up, says so through `ready`, and then only
+// waits for the pipe `hold` to close (the body's process ended) to exit.
+pid_t start_neighbour(int ready, int hold) {
+    const pid_t child = fork();
+    if (child != 0) return child;
+    prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+    char byte = unshare(CLONE_NEWNET) == 0 && bring_loopback_up() ? 'y' : 'n';
+    (void)!write(ready, &byte, 1);
+    while (read(hold, &byte, 1) > 0) {
+    }
+    _exit(0);
+}
+
+Result<void> join_neighbour_by_veth() {
+    int ready[2], hold[2];
+    if (pipe2(ready, O_CLOEXEC) != 0 || pipe2(hold, O_CLOEXEC) != 0) return fail(errno_text("pipe"));
+    const pid_t neighbour = start_neighbour(ready[1], hold[0]);
+    if (neighbour < 0) return fail(errno_text("fork"));
+    close(ready[1]);
+    close(hold[0]);  // hold[1] stays open in this process until it ends
+    char byte = 'n';
+    if (read(ready[0], &byte, 1) != 1 || byte != 'y') return fail("the neighbour's namespace could not be made");
+    close(ready[0]);
+    const auto there = "/proc/" + std::to_string(neighbour) + "/ns/net";
+    neighbour_netns_fd = open(there.c_str(), O_RDONLY | O_CLOEXEC);
+    if (neighbour_netns_fd < 0) return fail(errno_text("open " + there));
+    if (auto made = run_ip({"link", "add", "veth0", "type", "veth", "peer", "name", "veth1", "netns",
+                            std::to_string(neighbour)}); !made)
+        return made;
+    if (auto addressed = run_ip({"addr", "add", veth_own_address.to_string() + "/24", "dev", "veth0"}); !addressed)
+        return addressed;
+    if (auto up = run_ip({"link", "set", "veth0", "up"}); !up) return up;
+    Result<void> far_side;
+    auto entered = in_neighbour_netns([&] {
+        far_side = run_ip({"addr", "add", neighbour_address.to_string() + "/24", "dev", "veth1"});
+        if (far_side) far_side = run_ip({"link", "set", "veth1", "up"});
+    });
+    if (!entered) return entered;
+    return far_side;
+}
+
 // Empties every capability set of this process: the bounding set first (that needs
 // CAP_SETPCAP, which we still hold), then ambient, then inheritable/permitted/effective.
 Result<void> drop_all_capabilities() {
@@ -138,6 +208,10 @@ enum class ChildKind { private_netns, nobody };
         if (auto up = bring_loopback_up(); !up) reply_and_exit(fd, {{"unavailable", up.error().message}});
         if (auto applied = apply_settings(settings); !applied)
             reply_and_exit(fd, {{"error", "setting up the namespace: " + applied.error().message}});
+        if (settings.veth_neighbour) {
+            if (auto joined = join_neighbour_by_veth(); !joined)
+                reply_and_exit(fd, {{"unavailable", "the veth link to a second namespace: " + joined.error().message}});
+        }
         if (settings.drop_capabilities) {
             if (auto dropped = drop_all_capabilities(); !dropped) reply_and_exit(fd, {{"error", dropped.error().message}});
         }
@@ -231,6 +305,28 @@ Result<json> run_child(ChildKind kind, const std::function<json()>& body, const 
 }
 
 }  // namespace
+
+Result<void> in_neighbour_netns(const std::function<void()>& fn) {
+    if (neighbour_netns_fd < 0) return fail("no veth neighbour: run the body with NetnsSettings::veth_neighbour");
+    const int home = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+    if (home < 0) return fail(errno_text("open /proc/thread-self/ns/net"));
+    if (setns(neighbour_netns_fd, CLONE_NEWNET) != 0) {
+        const auto error = fail(errno_text("setns into the neighbour's namespace"));
+        close(home);
+        return error;
+    }
+    std::exception_ptr thrown;
+    try {
+        fn();
+    } catch (...) {
+        thrown = std::current_exception();
+    }
+    const bool back = setns(home, CLONE_NEWNET) == 0;
+    close(home);
+    if (!back) return fail(errno_text("setns back into the body's namespace"));
+    if (thrown) std::rethrow_exception(thrown);
+    return {};
+}
 
 Result<json> run_in_private_netns(const std::function<json()>& body, const NetnsSettings& settings,
                                   std::chrono::milliseconds limit) {

@@ -60,7 +60,25 @@ struct NetnsSettings {
     // After set-up, drop every capability (bounding, inheritable, ambient, permitted,
     // effective) before running the body, so the kernel treats it as an ordinary user.
     bool drop_capabilities = false;
+    // A second network namespace beside this one, joined to it by a veth pair, as two hosts
+    // on one Ethernet link: here veth0 with 192.0.2.1/24, there veth1 with 192.0.2.2/24
+    // (RFC 5737 TEST-NET-1). Unlike lo, that link is what a real network looks like to the
+    // kernel: ICMP rate limits apply (icmpv4_xrlim_allow exempts only loopback), and
+    // tcp_tw_reuse=2 does not reuse TIME-WAIT ports (it is for loopback only). The body
+    // reaches the neighbour at neighbour_address and may make sockets there with
+    // in_neighbour_netns(). The neighbour lives in a process of its own that dies with the
+    // body's (PR_SET_PDEATHSIG), and both namespaces vanish with their last process.
+    bool veth_neighbour = false;
 };
+
+// The addresses of the veth link that NetnsSettings::veth_neighbour makes.
+inline const IpAddress veth_own_address = *IpAddress::parse("192.0.2.1");
+inline const IpAddress neighbour_address = *IpAddress::parse("192.0.2.2");
+
+// Inside a body run with veth_neighbour: runs `fn` with this thread in the neighbour's
+// network namespace (setns), then back in the body's own. Sockets made by `fn` stay in
+// the neighbour's namespace: a listener there is a server on the other host.
+[[nodiscard]] Result<void> in_neighbour_netns(const std::function<void()>& fn);
 
 // The body's JSON, or an error value: "private network namespaces are unavailable here:
 // <reason>" when the namespace cannot be made; "... took longer than N ms" when the limit
