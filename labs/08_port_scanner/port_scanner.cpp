@@ -25,6 +25,7 @@
 #include <asio.hpp>
 #include <fmt/format.h>
 
+#include "labkit/netns.hpp"
 #include "labkit/labkit.hpp"
 #include "portlab/text.hpp"
 #include "portlab/ports.hpp"
@@ -186,7 +187,7 @@ void print_table(labkit::Narrator& say, const scanner::ScanReport& report, const
     say.note(fmt::format("SERVICE: names from {}{}", names.services.source(),
                          names.nmap.empty() ? "" : "; nmap names ports from its own nmap-services, noted where it differs"));
     if (hidden > 0)
-        say.note(fmt::format("Not shown: {} {} {} ({})", hidden, to_string(common.first), to_string(protocol),
+        say.note(fmt::format("Not shown: {} {} {} {} ({})", hidden, to_string(common.first), to_string(protocol),
                              hidden == 1 ? "port" : "ports", to_string(common.second)));
 }
 
@@ -274,6 +275,66 @@ std::string describe_ports(const std::vector<Port>& ports) {
     return ranges.size() <= 60 ? ranges : fmt::format("{} ports", ports.size());
 }
 
+// How many ports of a scan ended in each state: {"closed": 188, "open|filtered": 12}.
+json state_counts(const scanner::ScanReport& report) {
+    std::map<std::string, std::size_t> counts;
+    for (const auto& result : report.results) ++counts[std::string(to_string(result.state))];
+    return {{"counts", counts}, {"seconds", static_cast<double>(report.elapsed.count()) / 1e6}};
+}
+
+// Last step with --veth: the same UDP scan twice inside a private namespace, once over its
+// lo and once across a veth link to a second namespace (192.0.2.2). Loopback is exempt from
+// ICMP rate limits (icmpv4_xrlim_allow, net/ipv4/icmp.c, lets everything to lo through);
+// across a link the kernel answers closed ports at net.ipv4.icmp_ratelimit (one per 1000 ms
+// after a burst of 6, per destination), so most closed ports fall silent: open|filtered.
+std::optional<int> compare_lo_and_veth(labkit::Lab& lab, const std::vector<Port>& ports, scanner::ScanOptions options,
+                                       json& facts) {
+    auto& say = lab.narrate();
+    say.step(fmt::format("the same UDP scan of {} inside a private namespace: over its lo, then across a veth link to "
+                         "a second namespace ({})", describe_ports(ports), neighbour_address.to_string()));
+    options.protocol = Protocol::udp;
+    options.progress = nullptr;
+    options.on_probe = nullptr;  // the trace tells the host's story; this one stays in its namespace
+    options.on_result = nullptr;
+    NetnsSettings settings;
+    settings.veth_neighbour = true;
+    const auto limit = options.timeout * (options.udp_retries + 1) * 4 + std::chrono::seconds(10);
+    const auto compared = run_in_private_netns(
+        [&] {
+            auto over_lo = options;
+            over_lo.target = IpAddress::loopback_v4();
+            auto across = options;
+            across.target = neighbour_address;
+            across.target_in_private_namespace = true;  // this process is inside the namespace it made
+            const auto lo = scanner::run_scan(ports, over_lo);
+            const auto veth = scanner::run_scan(ports, across);
+            if (!lo) throw std::runtime_error(lo.error().message);
+            if (!veth) throw std::runtime_error(veth.error().message);
+            return json{{"lo", state_counts(*lo)}, {"veth", state_counts(*veth)}};
+        },
+        settings, std::chrono::duration_cast<std::chrono::milliseconds>(limit));
+    if (!compared) {
+        say.note("not shown here: " + compared.error().message);
+        facts["veth_comparison"] = {{"available", false}, {"why", compared.error().message}};
+        return std::nullopt;
+    }
+    for (const auto* link : {"lo", "veth"}) {
+        std::vector<std::string> parts;
+        for (const auto& [state, count] : compared->at(link).at("counts").items())
+            parts.push_back(fmt::format("{} {}", count.get<std::size_t>(), state));
+        say.kernel(fmt::format("{:<5} {:<28} in {:.3f} s", link, fmt::format("{}", fmt::join(parts, ", ")),
+                               compared->at(link).at("seconds").get<double>()));
+    }
+    say.note("Over lo every closed port answers at once: loopback is exempt from ICMP rate limits. Across a link the");
+    say.note("kernel sends port unreachables to one host at net.ipv4.icmp_ratelimit (1 per 1000 ms after a burst of 6),");
+    say.note("so most closed ports stay silent and look open|filtered. A fast UDP scan on lo is a loopback artefact;");
+    say.note("nmap slows its UDP scans down to this rate for the same reason.");
+    say.see_it_yourself("sysctl net.ipv4.icmp_ratelimit net.ipv4.icmp_ratemask net.ipv4.icmp_msgs_per_sec");
+    facts["veth_comparison"] = {{"available", true}, {"lo", compared->at("lo")}, {"veth", compared->at("veth")},
+                                {"neighbour", neighbour_address.to_string()}};
+    return std::nullopt;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -303,6 +364,9 @@ int main(int argc, char** argv) {
         cli.add_option("--retries", retries, "extra UDP datagrams before open|filtered (default 1)")->check(CLI::Range(0, 5));
         cli.add_flag("--no-demo", no_demo, "do not open the lab's own listener and UDP sockets");
         cli.add_flag("--no-progress", no_progress, "no progress bar, even on a terminal");
+        bool veth = false;
+        cli.add_flag("--veth", veth, "last, scan the UDP ports again in a private namespace, over lo and across a veth "
+                                     "link to a second one: the ICMP rate limit loopback skips");
         cli.footer("Examples: lab08_port_scanner -p 1-65535 --scan tcp    lab08_port_scanner --top 100 --json");
         lab.parse();
 
@@ -419,6 +483,9 @@ int main(int argc, char** argv) {
             if (const auto failed = run_one(Protocol::tcp)) return *failed;
         if (scan_udp)
             if (const auto failed = run_one(Protocol::udp)) return *failed;
+
+        if (veth)
+            if (const auto failed = compare_lo_and_veth(lab, ports, options, facts)) return *failed;
 
         // --- Last: clean up -----------------------------------------------------------
         if (demo_sockets) {

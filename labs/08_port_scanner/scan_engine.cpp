@@ -489,7 +489,8 @@ std::string compress_ranges(std::vector<Port> ports) {
 // ---- the scan ----------------------------------------------------------------------------
 
 Result<ScanReport> run_scan(const std::vector<Port>& ports, const ScanOptions& options) {
-    if (!options.target.is_loopback()) return fail("refusing to scan " + options.target.to_string() + ": not a loopback address");
+    if (!options.target.is_loopback() && !options.target_in_private_namespace)
+        return fail("refusing to scan " + options.target.to_string() + ": not a loopback address");
     if (options.concurrency == 0) return fail("concurrency must be at least 1");
     ScanReport report;
     report.protocol = options.protocol;

@@ -91,6 +91,9 @@ struct ScanOptions {
     // each port's answer is decided: what the lab records in its trace.
     std::function<void(Port, std::uint32_t)> on_probe;
     std::function<void(const PortResult&)> on_result;
+    // The target is a host the lab made itself, in a private network namespace (a veth
+    // neighbour on 192.0.2.0/24): then it need not be a loopback address.
+    bool target_in_private_namespace = false;
 };
 
 struct ScanReport {
@@ -102,7 +105,7 @@ struct ScanReport {
 };
 
 // Scans every port of `ports` on options.target. Every wait is bounded by options.timeout.
-// The target must be a loopback address (the caller refuses anything else).
+// The target must be a loopback address, or a host of the lab's own private namespace.
 [[nodiscard]] Result<ScanReport> run_scan(const std::vector<Port>& ports, const ScanOptions& options);
 
 }  // namespace portlab::scanner
