@@ -328,3 +328,74 @@ TEST_CASE("a listener made in the veth neighbour is a server on the other host",
     CHECK(facts->at("source") == "192.0.2.1");  // the route to 192.0.2.0/24 is veth0
     CHECK(facts->at("own_7100") == ECONNREFUSED);
 }
+
+namespace {
+
+sockaddr_in address_of(const IpAddress& address, Port port) {
+    sockaddr_in to{};
+    to.sin_family = AF_INET;
+    to.sin_port = htons(port);
+    inet_pton(AF_INET, address.to_string().c_str(), &to.sin_addr);
+    return to;
+}
+
+// Fills the namespace's whole ephemeral range (`size` ports) with connections to
+// server:port that the client closes first, so each port ends in TIME-WAIT on the
+// client's side; then, after `wait`, tries one more connect(): 0 or its errno.
+int connect_after_time_wait(int listener, const IpAddress& server, Port port, int size, std::chrono::milliseconds wait) {
+    const auto to = address_of(server, port);
+    for (int i = 0; i < size; ++i) {
+        const int client = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (connect(client, reinterpret_cast<const sockaddr*>(&to), sizeof to) != 0)
+            throw std::runtime_error(std::string("connect: ") + std::strerror(errno));
+        const int accepted = accept(listener, nullptr, nullptr);
+        close(client);    // the active close: the client's side will wait in TIME-WAIT
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        close(accepted);  // the server's FIN; the client's ACK puts it in TIME-WAIT
+    }
+    std::this_thread::sleep_for(wait);
+    const int again = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    const int result = connect(again, reinterpret_cast<const sockaddr*>(&to), sizeof to) == 0 ? 0 : errno;
+    close(again);
+    return result;
+}
+
+int listen_any(Port port) {
+    const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    const auto any = address_of(IpAddress::any_v4(), port);
+    if (bind(fd, reinterpret_cast<const sockaddr*>(&any), sizeof any) != 0 || listen(fd, 16) != 0)
+        throw std::runtime_error(std::string("listen: ") + std::strerror(errno));
+    return fd;
+}
+
+}  // namespace
+
+// Issue 15 item 8: net.ipv4.tcp_tw_reuse = 2 (Linux's default) lets connect() reuse a port
+// whose TIME-WAIT is older than 1 s, for loopback traffic only (tcp_twsk_unique). So
+// exhaustion by TIME-WAIT does not reproduce on lo; across a veth link it does.
+TEST_CASE("a range full of TIME-WAIT is reused after 1 s on lo, but not across a veth link (tcp_tw_reuse=2)", "[netns][veth]") {
+    NetnsSettings settings;
+    settings.veth_neighbour = true;
+    settings.ephemeral_range = PortRange{40000, 40003};
+    const auto facts = run_in_private_netns(
+        [] {
+            std::ifstream reuse_file("/proc/sys/net/ipv4/tcp_tw_reuse");
+            int reuse = -1;
+            reuse_file >> reuse;
+            const int local = listen_any(7300);
+            const int over_lo = connect_after_time_wait(local, IpAddress::loopback_v4(), 7300, 4, std::chrono::milliseconds(1200));
+            int remote = -1;
+            auto made = in_neighbour_netns([&] { remote = listen_any(7300); });
+            if (!made) throw std::runtime_error(made.error().message);
+            const int across = connect_after_time_wait(remote, neighbour_address, 7300, 4, std::chrono::milliseconds(1200));
+            close(local);
+            close(remote);
+            return json{{"tcp_tw_reuse", reuse}, {"lo", over_lo}, {"veth", across}};
+        },
+        settings, std::chrono::seconds(20));
+    REQUIRE(facts.has_value());
+    CAPTURE(facts->dump());
+    REQUIRE(facts->at("tcp_tw_reuse") == 2);  // the kernel's default in a fresh namespace
+    CHECK(facts->at("lo") == 0);              // a TIME-WAIT port reused toward 127.0.0.1
+    CHECK(facts->at("veth") == EADDRNOTAVAIL);  // no reuse across the link: the range is used up
+}

@@ -10,15 +10,19 @@
 //   lab03_ephemeral_ports -n 200 --json   200, as JSON
 //   lab03_ephemeral_ports --range-size 3  exhaust a range of 3 ports in the namespace
 
+#include <arpa/inet.h>
 #include <sys/resource.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <cstring>
+#include <fstream>
 #include <map>
 #include <optional>
 #include <type_traits>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <asio.hpp>
@@ -47,6 +51,9 @@ constexpr int max_connections = 2000;
 constexpr Port namespace_range_low = 40000;
 constexpr Port namespace_server_a = 7001;
 constexpr Port namespace_server_b = 7002;
+// Step 5: a range of four ports, each of them put in TIME-WAIT, toward a server on this port.
+constexpr PortRange time_wait_range{40000, 40003};
+constexpr Port time_wait_server_port = 7003;
 
 std::string parity_of(Port port) { return port % 2 == 0 ? "even" : "odd"; }
 
@@ -424,7 +431,87 @@ void run_out(Run& run, HostSockets& held, const Result<json>& exhaustion, PortRa
                                                         {"error", result["other_destination_error"]}}}};
 }
 
-// ---- step 5 -------------------------------------------------------------------------------
+// ---- step 5: TIME-WAIT, on lo and across a link -------------------------------------------
+
+sockaddr_in ipv4_address(const IpAddress& address, Port port) {
+    sockaddr_in to{};
+    to.sin_family = AF_INET;
+    to.sin_port = htons(port);
+    inet_pton(AF_INET, address.to_string().c_str(), &to.sin_addr);
+    return to;
+}
+
+int listen_on_any(Port port) {
+    const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    const auto any = ipv4_address(IpAddress::any_v4(), port);
+    if (bind(fd, reinterpret_cast<const sockaddr*>(&any), sizeof any) != 0 || listen(fd, 16) != 0)
+        throw std::runtime_error(fmt::format("listen on port {}: {}", port, std::strerror(errno)));
+    return fd;
+}
+
+// In the namespace's child: as many connections as the range has ports, each closed by the
+// client first, so every port of the range sits in TIME-WAIT; then, 1.2 s later, one more
+// connect(). Returns 0 when it got a port, else its errno.
+int connect_when_all_in_time_wait(int listener, const IpAddress& server, Port port, std::size_t range_size) {
+    const auto to = ipv4_address(server, port);
+    for (std::size_t i = 0; i < range_size; ++i) {
+        const int client = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (connect(client, reinterpret_cast<const sockaddr*>(&to), sizeof to) != 0)
+            throw std::runtime_error(fmt::format("connect to {}: {}", server.to_string(), std::strerror(errno)));
+        const int accepted = accept(listener, nullptr, nullptr);
+        close(client);  // the active close: TIME-WAIT will be on the client's side
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        close(accepted);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(1200));  // tcp_tw_reuse waits for a TIME-WAIT older than 1 s
+    const int again = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    const int result = connect(again, reinterpret_cast<const sockaddr*>(&to), sizeof to) == 0 ? 0 : errno;
+    close(again);
+    return result;
+}
+
+// Runs in a namespace with a veth neighbour: the same experiment toward a server on its
+// own lo and toward one on the other side of the veth link.
+json time_wait_on_lo_and_across_a_link(PortRange range) {
+    std::ifstream reuse_file("/proc/sys/net/ipv4/tcp_tw_reuse");
+    int reuse = -1;
+    reuse_file >> reuse;
+    const int here = listen_on_any(time_wait_server_port);
+    const int over_lo = connect_when_all_in_time_wait(here, IpAddress::loopback_v4(), time_wait_server_port, range.size());
+    int there = -1;
+    if (auto made = in_neighbour_netns([&] { there = listen_on_any(time_wait_server_port); }); !made)
+        throw std::runtime_error(made.error().message);
+    const int across = connect_when_all_in_time_wait(there, neighbour_address, time_wait_server_port, range.size());
+    close(here);
+    close(there);
+    return {{"tcp_tw_reuse", reuse}, {"lo_errno", over_lo}, {"veth_errno", across}};
+}
+
+// Step 5: why exhaustion by TIME-WAIT does not reproduce on loopback.
+void time_wait_and_the_range(Run& run, const Result<json>& result, PortRange range) {
+    run.see.step(fmt::format("every port of a {}-port range in TIME-WAIT, then one more connect(): toward lo, and across "
+                             "a veth link to a second namespace ({})", range.size(), neighbour_address.to_string()));
+    if (!result) {
+        run.say.note("not shown here: " + result.error().message);
+        run.facts()["time_wait_reuse"] = {{"available", false}, {"why", result.error().message}};
+        return;
+    }
+    const auto outcome = [](int error) {
+        return error == 0 ? std::string("connected: a port in TIME-WAIT was reused")
+                           : fmt::format("{}: no port left", labkit::errno_name(std::error_code(error, std::system_category())));
+    };
+    run.say.kernel(fmt::format("net.ipv4.tcp_tw_reuse = {}", (*result)["tcp_tw_reuse"].get<int>()));
+    run.say.kernel("toward 127.0.0.1:     " + outcome((*result)["lo_errno"].get<int>()));
+    run.say.kernel(fmt::format("toward {}:     ", neighbour_address.to_string()) + outcome((*result)["veth_errno"].get<int>()));
+    run.say.note("tcp_tw_reuse = 2, Linux's default, lets connect() take a port whose TIME-WAIT is older than 1 s, for");
+    run.say.note("loopback traffic only (tcp_twsk_unique, net/ipv4/tcp_ipv4.c). So on lo, TIME-WAIT never uses up the range");
+    run.say.note("for long; between two hosts it holds each port for 60 s, and a busy client runs out (EADDRNOTAVAIL).");
+    run.say.see_it_yourself("sysctl net.ipv4.tcp_tw_reuse   and   ss -tan state time-wait");
+    run.facts()["time_wait_reuse"] = {{"available", true}, {"range", range.to_string()}, {"tcp_tw_reuse", (*result)["tcp_tw_reuse"]},
+                                      {"lo_errno", (*result)["lo_errno"]}, {"veth_errno", (*result)["veth_errno"]}};
+}
+
+// ---- step 6 -------------------------------------------------------------------------------
 
 void the_myth(Run& run) {
     run.see.step("myth: \"a port for every window\"");
@@ -476,6 +563,11 @@ int main(int argc, char** argv) {
         NetnsSettings settings;
         settings.ephemeral_range = narrow;
         const auto exhaustion = run_in_private_netns([narrow] { return exhaust_range(narrow); }, settings);
+        NetnsSettings with_a_link;
+        with_a_link.ephemeral_range = time_wait_range;
+        with_a_link.veth_neighbour = true;
+        const auto time_wait = run_in_private_netns([] { return time_wait_on_lo_and_across_a_link(time_wait_range); },
+                                                    with_a_link, std::chrono::seconds(20));
 
         // --- The steps -------------------------------------------------------------------
         const auto range = read_range(run);
@@ -488,6 +580,7 @@ int main(int argc, char** argv) {
         if (const auto ports = connect_many(run, io, held, *range, count); !ports) return lab.failure(ports.error().message);
         compare_connect_and_bind_zero(run, io, held, *range, compare_count);
         run_out(run, held, exhaustion, narrow);
+        time_wait_and_the_range(run, time_wait, time_wait_range);
         the_myth(run);
         if (lab.json()) lab.print_json(see.document());
         return labkit::exit_ok;
