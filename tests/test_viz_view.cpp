@@ -214,6 +214,25 @@ TEST_CASE("playback: step, play, speed, ends", "[viz][playback]") {
     CHECK(model.position() == 0);
 }
 
+// Issue 10: the app redraws only while something moves; paused and at rest it sleeps
+// until input (it took ~90% of a core while paused).
+TEST_CASE("the picture moves by itself only while playing, animating a step or loading", "[viz][playback][idle]") {
+    Model model;
+    REQUIRE(model.open_file(fixture).has_value());
+    ViewState view;
+    sync_with_model(model, view);
+    CHECK_FALSE(moves_by_itself(model, view));  // opened, paused, at rest
+    apply(Command::step_forward, model, view);
+    CHECK(moves_by_itself(model, view));  // the step animates
+    advance(model, view, 10.0);
+    CHECK_FALSE(moves_by_itself(model, view));  // and comes to rest
+    apply(Command::toggle_play, model, view);
+    CHECK(moves_by_itself(model, view));
+    apply(Command::toggle_play, model, view);
+    advance(model, view, 10.0);
+    CHECK_FALSE(moves_by_itself(model, view));
+}
+
 TEST_CASE("a file that does not open leaves the previous one shown, with the reason", "[viz][model]") {
     Model model;
     CHECK_FALSE(model.open_file("/nonexistent/trace.jsonl").has_value());

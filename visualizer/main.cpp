@@ -350,7 +350,20 @@ int main(int argc, char** argv) {
         // A bad line found later in a file named on the command line still exits 2.
         bool command_line_load = app.model.loading();
         auto last = std::chrono::steady_clock::now();
+        // Idle when nothing moves: after a few frames at rest (ImGui settles hover and
+        // layout in two or three), sleep until input arrives instead of redrawing.
+        constexpr int frames_to_settle = 3;
+        int settling = frames_to_settle;
         while (!glfwWindowShouldClose(window) && !app.ui.quit) {
+            if (moves_by_itself(app.model, app.view)) {
+                settling = frames_to_settle;
+            } else if (settling > 0) {
+                --settling;
+            } else {
+                glfwWaitEventsTimeout(5.0);  // input wakes it at once; the timeout only bounds the sleep
+                settling = frames_to_settle;
+                last = std::chrono::steady_clock::now();  // the sleep is no animation time
+            }
             const auto now = std::chrono::steady_clock::now();
             const double seconds = std::chrono::duration<double>(now - last).count();
             last = now;

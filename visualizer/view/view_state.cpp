@@ -101,6 +101,10 @@ bool advance(Model& model, ViewState& view, double seconds) {
     return moved;
 }
 
+bool moves_by_itself(const Model& model, const ViewState& view) noexcept {
+    return view.playback.playing || view.playback.phase < 1.0 || model.loading();
+}
+
 void perform_requests(Model& model, ViewState& view) {
     // Taken out first: performing one may not add more, but must not invalidate the loop.
     std::vector<Request> requests;

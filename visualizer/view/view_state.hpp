@@ -106,6 +106,9 @@ void apply(Command command, Model& model, ViewState& view);
 void seek_to(Model& model, ViewState& view, std::size_t n);
 // Plays the time forward by `seconds` of wall time; returns whether the position changed.
 bool advance(Model& model, ViewState& view, double seconds);
+// Whether the picture changes by itself: playing, a step still animating, or a file still
+// loading. When not, the app sleeps until input comes (issue 10: no redraw while paused).
+[[nodiscard]] bool moves_by_itself(const Model& model, const ViewState& view) noexcept;
 // Resets what belonged to the previous source after an open.
 void sync_with_model(const Model& model, ViewState& view);
 [[nodiscard]] double faster(double speed) noexcept;
