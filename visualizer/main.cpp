@@ -15,7 +15,9 @@
 #include <CLI/CLI.hpp>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <cstdio>
 #include <ctime>
 #include <filesystem>
@@ -25,6 +27,7 @@
 
 #include "app.hpp"
 #include "screenshot.hpp"
+#include "view/dump.hpp"
 
 namespace {
 
@@ -44,7 +47,31 @@ struct Options {
     bool bench_open = false;
     bool keep_going = false;  // a bad file: show the message in the window instead of exiting 2
     bool list_scenarios = false;
+    std::string dump_state;  // write what is drawn at --at as JSON, no window
 };
+
+// --dump-state: the JSON written to a temporary file beside `path`, renamed into place
+// once every byte is written.
+int write_state(const std::string& path, const portlab::OutputRules& rules, const Model& model) {
+    auto output = portlab::OutputFile::create(path, rules);
+    if (!output) {
+        std::fprintf(stderr, "portlab-viz: --dump-state: %s\n", output.error().message.c_str());
+        return 2;
+    }
+    std::FILE* file = std::fopen(output->temp_path().c_str(), "w");
+    const std::string text = dump_state(model).dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+    const bool written = file != nullptr && std::fwrite(text.data(), 1, text.size(), file) == text.size();
+    const bool closed = file != nullptr && std::fclose(file) == 0;
+    if (!written || !closed) {
+        std::fprintf(stderr, "portlab-viz: --dump-state %s: %s\n", path.c_str(), std::strerror(errno));
+        return 1;
+    }
+    if (auto committed = output->commit(); !committed) {
+        std::fprintf(stderr, "portlab-viz: --dump-state: %s\n", committed.error().message.c_str());
+        return 1;
+    }
+    return 0;
+}
 
 // How long a frame may spend moving events from a background load into the
 // timeline, so the window stays responsive while a million events come in. The
@@ -149,6 +176,9 @@ int main(int argc, char** argv) {
     cli.add_option("--right-tab", options.right_tab, "tcp or pool");
     cli.add_flag("--keep-going", options.keep_going, "on a bad file, show the error in the window instead of exiting");
     cli.add_flag("--list-scenarios", options.list_scenarios, "print the simulator's scenarios and exit");
+    cli.add_option("--dump-state", options.dump_state,
+                   "write what is drawn at --at (hosts, slots, connections, pool, rules, packets in flight, timers) "
+                   "as JSON to FILE and exit, without a window");
     try {
         cli.parse(argc, argv);
     } catch (const CLI::ParseError& error) {
@@ -167,6 +197,12 @@ int main(int argc, char** argv) {
     }
     // Before any work: a screenshot may not replace the file it shows, a device or a link.
     const portlab::OutputRules screenshot_rules{{options.file}, options.force};
+    if (!options.dump_state.empty()) {
+        if (const auto allowed = portlab::check_output_path(options.dump_state, screenshot_rules); !allowed) {
+            std::fprintf(stderr, "portlab-viz: --dump-state: %s\n", allowed.error().message.c_str());
+            return 2;
+        }
+    }
     if (!options.screenshot.empty()) {
         if (const auto allowed = portlab::check_output_path(options.screenshot, screenshot_rules); !allowed) {
             std::fprintf(stderr, "portlab-viz: --screenshot: %s\n", allowed.error().message.c_str());
@@ -185,7 +221,8 @@ int main(int argc, char** argv) {
         for (const auto& s : *scenarios) std::printf("%-24s %s\n", s.name.c_str(), s.description.c_str());
         return 0;
     }
-    const bool headless = !options.screenshot.empty() || options.bench_frames > 0 || options.bench_open;
+    const bool headless =
+        !options.screenshot.empty() || options.bench_frames > 0 || options.bench_open || !options.dump_state.empty();
     if (!options.file.empty()) {
         // A big file loads in the background; the window opens on its first events.
         // Headless runs and --at need the whole file (and its errors) first.
@@ -233,6 +270,8 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "portlab-viz: --right-tab '%s': expected tcp or pool\n", options.right_tab.c_str());
         return 2;
     }
+
+    if (!options.dump_state.empty()) return write_state(options.dump_state, screenshot_rules, app.model);
 
     // ---- window ---------------------------------------------------------------
     glfwSetErrorCallback(on_glfw_error);

@@ -1,0 +1,128 @@
+#include "view/dump.hpp"
+
+#include "portlab/caption.hpp"
+#include "portlab/firewall_rule.hpp"
+#include "portlab/trace.hpp"
+
+namespace portlab::viz {
+namespace {
+
+using nlohmann::json;
+
+json endpoint_json(const std::optional<Endpoint>& endpoint) {
+    return endpoint ? json(endpoint->to_string()) : json(nullptr);
+}
+
+json rules_json(const replay::Host& host) {
+    json rules = json::array();
+    for (const auto& rule : host.rules) {
+        const auto text = nft_text(rule.rule);
+        rules.push_back({{"id", rule.id}, {"nft", text ? json(*text) : json(nullptr)}});
+    }
+    return rules;
+}
+
+json pool_json(const Model& model, replay::HostIndex index, const replay::Host& host) {
+    if (!host.pool.range) return nullptr;
+    const auto use = model.pool_use(index);
+    return {{"range", host.pool.range->to_string()},
+            {"size", use.size},
+            {"in_use", {{"tcp", use.tcp}, {"udp", use.udp}}},
+            {"full", use.full()},
+            {"last", host.pool.last ? json(*host.pool.last) : json(nullptr)}};
+}
+
+json hosts_json(const Model& model) {
+    const auto& world = model.world();
+    json hosts = json::array();
+    for (std::size_t i = 0; i < world.hosts().size(); ++i) {
+        const auto& host = world.hosts()[i];
+        json addresses = json::array();
+        for (const auto& address : host.addresses) addresses.push_back(address.to_string());
+        hosts.push_back({{"name", host.name},
+                         {"role", host.role},
+                         {"addresses", addresses},
+                         {"firewall", has_firewall(world, i)},
+                         {"rules", rules_json(host)},
+                         {"pool", pool_json(model, i, host)},
+                         {"errors", host.errors}});
+    }
+    return hosts;
+}
+
+json slots_json(const Model& model) {
+    const auto& world = model.world();
+    json slots = json::array();
+    for (const auto& slot : model.layout().slots) {
+        json entry = {{"host", world.hosts()[slot.host].name},
+                      {"protocol", to_string(slot.protocol)},
+                      {"local", endpoint_json(slot.local)},
+                      {"state", to_string(slot.state)},
+                      {"error", slot.error ? json(*slot.error) : json(nullptr)},
+                      {"observed", slot.observed}};
+        if (!slot.observed) {
+            if (const auto* socket = world.find_socket(slot.ref)) {
+                entry["socket"] = socket->id.value;
+                // The RFC 793 state the replay holds (reported, or a connection's socket's by
+                // definition); the name the panels show beside it.
+                entry["tcp_state"] = socket->protocol == Protocol::tcp ? json(std::string(to_string(socket->tcp_state)))
+                                                                       : json(nullptr);
+                entry["state_name"] = std::string(socket->state_name());
+                entry["remote"] = endpoint_json(socket->remote);
+                entry["awaiting_accept"] = socket->awaiting_accept;
+            }
+        }
+        slots.push_back(entry);
+    }
+    return slots;
+}
+
+json connections_json(const Model& model) {
+    json lines = json::array();
+    for (const auto& line : model.layout().lines)
+        lines.push_back({{"protocol", to_string(line.protocol)},
+                         {"local", line.tuple.local.to_string()},
+                         {"remote", line.tuple.remote.to_string()}});
+    return lines;
+}
+
+json in_flight_json(const Model& model) {
+    json packets = json::array();
+    for (const auto& pending : model.world().in_flight()) {
+        const auto& event = model.timeline().event(pending.event);
+        packets.push_back({{"sent_event", pending.event}, {"caption", caption(event, &model.timeline().services())}});
+    }
+    return packets;
+}
+
+json timers_json(const Model& model) {
+    const auto& world = model.world();
+    json timers = json::array();
+    for (const auto& host : world.hosts())
+        for (const auto& [id, socket] : host.sockets)
+            for (const auto& [kind, timer] : socket.timers)
+                timers.push_back({{"host", host.name},
+                                  {"socket", id.value},
+                                  {"local", endpoint_json(socket.local)},
+                                  {"timer", std::string(trace::to_string(kind))},
+                                  {"attempt", timer.attempt},
+                                  {"remaining_us", timer.remaining_us(world.now_us())}});
+    return timers;
+}
+
+}  // namespace
+
+json dump_state(const Model& model) {
+    json state = {{"position", model.position()}, {"events", model.size()}};
+    if (!model.loaded()) return state;
+    state["now_us"] = model.world().now_us();
+    state["caption"] = model.position() > 0 ? json(model.timeline().caption(model.position() - 1)) : json(nullptr);
+    state["hosts"] = hosts_json(model);
+    state["slots"] = slots_json(model);
+    state["connections"] = connections_json(model);
+    state["in_flight"] = in_flight_json(model);
+    state["timers"] = timers_json(model);
+    return state;
+}
+
+}  // namespace portlab::viz
