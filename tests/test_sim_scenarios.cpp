@@ -465,3 +465,29 @@ TEST_CASE("portlab-sim lists, narrates, prints JSON, and refuses bad input with 
     }
     CHECK(test::run_command(sim + " --help").exit_code == 0);
 }
+
+// Issue 10: firewall-reject's caption said "nothing listens on that port" while sshd
+// listened. A refused connect's cause may only claim what the client can know; where it
+// says nobody listens, the simulator's own model must agree at that moment.
+TEST_CASE("a refused connect never claims nobody listens where the model has a listener", "[sim][scenario][caption]") {
+    for (const auto& info : scenarios()) {
+        CAPTURE(info.name);
+        const Simulator sim = story(info.name);
+        replay::State world;
+        for (const auto& event : sim.events()) {
+            world.apply(event);
+            const auto* change = std::get_if<trace::StateChanged>(&event.body);
+            if (change == nullptr || change->from != TcpState::syn_sent || change->to != TcpState::closed) continue;
+            const auto host = world.find_host(event.host);
+            REQUIRE(host.has_value());
+            const auto& socket = world.hosts()[*host].sockets.at(change->socket);
+            REQUIRE(socket.remote.has_value());
+            bool listener = false;
+            for (const auto& other : world.hosts())
+                for (const auto& [id, s] : other.sockets)
+                    listener = listener || (s.listening && s.local && s.local->port == socket.remote->port);
+            CAPTURE(change->cause);
+            if (listener) CHECK(change->cause.find("nothing listens") == std::string::npos);
+        }
+    }
+}

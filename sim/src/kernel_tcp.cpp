@@ -315,7 +315,7 @@ void Kernel::syn_sent_input(HostId h, trace::SocketId id, const Wire& packet) {
         return;
     }
     if (flags & tcp_flag::rst) {
-        if (ack_ok) connection_closed(h, s, "RST received: nothing listens on that port", Errno::econnrefused, "connect");
+        if (ack_ok) connection_closed(h, s, "RST received in answer to the SYN: refused (no listener, or a firewall rejecting with a TCP reset; the client cannot tell which)", Errno::econnrefused, "connect");
         return;
     }
     if (!(flags & tcp_flag::syn)) return;
