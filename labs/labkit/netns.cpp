@@ -57,24 +57,6 @@ Result<void> map_ids(uid_t outer_uid, gid_t outer_gid) {
     return write_file("/proc/self/gid_map", "0 " + std::to_string(outer_gid) + " 1");
 }
 
-// A new network namespace has only `lo`, and it is down: without this even 127.0.0.1
-// is unreachable (connect answers ENETUNREACH).
-Result<void> bring_loopback_up() {
-    const int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) return fail(errno_text("socket"));
-    ifreq request{};
-    std::strncpy(request.ifr_name, "lo", IFNAMSIZ - 1);
-    Result<void> result;
-    if (ioctl(fd, SIOCGIFFLAGS, &request) != 0) {
-        result = fail(errno_text("SIOCGIFFLAGS lo"));
-    } else {
-        request.ifr_flags = static_cast<short>(request.ifr_flags | IFF_UP);
-        if (ioctl(fd, SIOCSIFFLAGS, &request) != 0) result = fail(errno_text("SIOCSIFFLAGS lo up"));
-    }
-    close(fd);
-    return result;
-}
-
 // /proc/sys/net shows the network namespace of the process that opens it, so these
 // writes change only the private namespace.
 Result<void> apply_settings(const NetnsSettings& settings) {
@@ -93,28 +75,6 @@ Result<void> apply_settings(const NetnsSettings& settings) {
 
 // The neighbour's namespace, for in_neighbour_netns(): a descriptor of /proc/N/ns/net.
 int neighbour_netns_fd = -1;
-
-// Runs `ip` (iproute2) with these arguments in this process's network namespace and
-// waits for it: one "ip link add ... type veth" is far shorter than the netlink messages.
-Result<void> run_ip(std::vector<std::string> arguments) {
-    arguments.insert(arguments.begin(), "ip");
-    const pid_t child = fork();
-    if (child < 0) return fail(errno_text("fork"));
-    if (child == 0) {
-        std::vector<char*> argv;
-        for (auto& argument : arguments) argv.push_back(argument.data());
-        argv.push_back(nullptr);
-        for (const char* path : {"/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"}) execv(path, argv.data());
-        _exit(127);
-    }
-    int status = 0;
-    while (waitpid(child, &status, 0) < 0 && errno == EINTR) {
-    }
-    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return {};
-    std::string command;
-    for (const auto& argument : arguments) command += (command.empty() ? "" : " ") + argument;
-    return fail(WIFEXITED(status) && WEXITSTATUS(status) == 127 ? "ip (iproute2) not found" : "'" + command + "' failed");
-}
 
 // The neighbour: a child that unshares a network namespace of its own (it is root of the
 // user namespace, so it may), brings its lo up, says so through `ready`, and then only
@@ -305,6 +265,46 @@ Result<json> run_child(ChildKind kind, const std::function<json()>& body, const 
 }
 
 }  // namespace
+
+// A new network namespace has only `lo`, and it is down: without this even 127.0.0.1
+// is unreachable (connect answers ENETUNREACH).
+Result<void> bring_loopback_up() {
+    const int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return fail(errno_text("socket"));
+    ifreq request{};
+    std::strncpy(request.ifr_name, "lo", IFNAMSIZ - 1);
+    Result<void> result;
+    if (ioctl(fd, SIOCGIFFLAGS, &request) != 0) {
+        result = fail(errno_text("SIOCGIFFLAGS lo"));
+    } else {
+        request.ifr_flags = static_cast<short>(request.ifr_flags | IFF_UP);
+        if (ioctl(fd, SIOCSIFFLAGS, &request) != 0) result = fail(errno_text("SIOCSIFFLAGS lo up"));
+    }
+    close(fd);
+    return result;
+}
+
+// Runs `ip` (iproute2) with these arguments in this process's network namespace and
+// waits for it: one "ip link add ... type veth" is far shorter than the netlink messages.
+Result<void> run_ip(std::vector<std::string> arguments) {
+    arguments.insert(arguments.begin(), "ip");
+    const pid_t child = fork();
+    if (child < 0) return fail(errno_text("fork"));
+    if (child == 0) {
+        std::vector<char*> argv;
+        for (auto& argument : arguments) argv.push_back(argument.data());
+        argv.push_back(nullptr);
+        for (const char* path : {"/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"}) execv(path, argv.data());
+        _exit(127);
+    }
+    int status = 0;
+    while (waitpid(child, &status, 0) < 0 && errno == EINTR) {
+    }
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return {};
+    std::string command;
+    for (const auto& argument : arguments) command += (command.empty() ? "" : " ") + argument;
+    return fail(WIFEXITED(status) && WEXITSTATUS(status) == 127 ? "ip (iproute2) not found" : "'" + command + "' failed");
+}
 
 Result<void> in_neighbour_netns(const std::function<void()>& fn) {
     if (neighbour_netns_fd < 0) return fail("no veth neighbour: run the body with NetnsSettings::veth_neighbour");

@@ -42,6 +42,8 @@
 #include <chrono>
 #include <functional>
 #include <optional>
+#include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -74,6 +76,12 @@ struct NetnsSettings {
 // The addresses of the veth link that NetnsSettings::veth_neighbour makes.
 inline const IpAddress veth_own_address = *IpAddress::parse("192.0.2.1");
 inline const IpAddress neighbour_address = *IpAddress::parse("192.0.2.2");
+
+// Brings `lo` up in this process's network namespace (a new one has it down).
+[[nodiscard]] Result<void> bring_loopback_up();
+// Runs iproute2's `ip` with these arguments in this process's network namespace and waits
+// for it ("link add veth0 type veth peer name veth1 netns PID").
+[[nodiscard]] Result<void> run_ip(std::vector<std::string> arguments);
 
 // Inside a body run with veth_neighbour: runs `fn` with this thread in the neighbour's
 // network namespace (setns), then back in the body's own. Sockets made by `fn` stay in
