@@ -1,5 +1,7 @@
 #include "portlab/packet.hpp"
 
+#include "portlab/icmp.hpp"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -1219,6 +1221,10 @@ std::string DecodedPacket::summary() const {
         return text;
     }
     return fmt::format("{} IP protocol {} len={}", addresses, ip_protocol, payload_length);
+}
+
+std::string icmp_description(IpFamily family, std::uint8_t type, std::uint8_t code) {
+    return icmp_description(family == IpFamily::v6, type, code);
 }
 
 }  // namespace portlab

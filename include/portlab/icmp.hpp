@@ -4,6 +4,7 @@
 // of one that arrives for a socket (the errno, and whether it ends a connect at once).
 
 #include <cstdint>
+#include <string>
 #include <string_view>
 
 #include "portlab/net.hpp"
@@ -72,5 +73,9 @@ struct KernelIcmpError {
     friend bool operator==(const KernelIcmpError&, const KernelIcmpError&) = default;
 };
 [[nodiscard]] KernelIcmpError kernel_error(const IcmpUnreachable& icmp) noexcept;
+
+// "Time exceeded: TTL expired in transit", "Destination unreachable: host unreachable": an
+// ICMP message's type and code in words, as the packet decoder names them.
+[[nodiscard]] std::string icmp_description(IpFamily family, std::uint8_t type, std::uint8_t code);
 
 }  // namespace portlab

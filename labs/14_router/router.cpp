@@ -1,0 +1,410 @@
+// Lab 14: a router between client and server, real, in private network namespaces.
+//
+// Every earlier lab talks over one kernel's loopback. Here three hosts, each a network
+// namespace of its own, are joined by veth links (labkit/network.hpp), with documentation
+// addresses (RFC 5737):
+//
+//   client 192.0.2.1 --- 192.0.2.2 router 198.51.100.1 --- 198.51.100.2 server
+//
+// and the lab shows what the router does to a port's traffic, each answer read from the
+// kernel (IP_RECVTTL, the socket's error queue with IP_RECVERR, IP_MTU):
+//
+//   1. the network and the client's routes
+//   2. TTL: a datagram arrives with TTL 63, one less than Linux sends (RFC 1812 5.3.1)
+//   3. TTL 1: the router answers "time exceeded" instead (RFC 792): how traceroute works
+//   4. the router's own ICMP: "host unreachable" for an address nobody on its link has
+//   5. a UDP scan through the router: the server rate-limits its "port unreachable"
+//   6. MTU: a link of 1280 bytes; DF set: "fragmentation needed", the path MTU learned,
+//      EMSGSIZE; DF clear: the datagram is cut into fragments and arrives whole
+//
+//   lab14_router
+//   lab14_router --mtu 576 --probes 100 --json
+
+#include <arpa/inet.h>
+#include <linux/errqueue.h>
+#include <netinet/in.h>
+#include <netinet/ip.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "labkit/labkit.hpp"
+#include "labkit/netns.hpp"
+#include "labkit/network.hpp"
+#include "labkit/observe.hpp"
+#include "portlab/icmp.hpp"
+#include "portlab/net.hpp"
+
+using namespace portlab;
+using namespace portlab::labkit;
+using nlohmann::json;
+using namespace std::chrono_literals;
+
+namespace {
+
+using labkit::fact::Bound;
+using labkit::fact::Closed;
+using labkit::fact::Connecting;
+using labkit::fact::Failed;
+
+constexpr Port server_port = 9000;     // the server's UDP socket
+constexpr Port first_closed_port = 20000;  // the scan's ports: nothing listens there
+
+struct Settings {
+    int mtu = 1280;
+    int probes = 50;
+};
+
+// What the run shares: the lab's voice, the network, the hosts of the story.
+struct Run {
+    Lab& lab;
+    Narrator& say;
+    Observer& see;
+    Network& net;
+    Settings settings;
+    Host client, router, server;
+    json& facts() { return see.document(); }
+};
+
+// ---- sockets and what the kernel says about them ------------------------------------------
+
+sockaddr_in ipv4(const IpAddress& address, Port port) {
+    sockaddr_in to{};
+    to.sin_family = AF_INET;
+    to.sin_port = htons(port);
+    inet_pton(AF_INET, address.to_string().c_str(), &to.sin_addr);
+    return to;
+}
+
+[[noreturn]] void kernel_error(const std::string& call) {
+    throw std::runtime_error(call + ": " + std::strerror(errno));
+}
+
+// A UDP socket with a port, on the node the caller's thread is in.
+int udp_socket_on(Port port) {
+    const int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    const auto any = ipv4(IpAddress::any_v4(), port);
+    if (fd < 0 || bind(fd, reinterpret_cast<const sockaddr*>(&any), sizeof any) != 0) kernel_error("bind");
+    return fd;
+}
+
+// The ICMP error the kernel queued on a socket (IP_RECVERR, ip(7)): who sent it, its
+// type and code, ee_info (the next-hop MTU for "fragmentation needed") and the errno.
+struct IcmpError {
+    int error = 0;
+    std::uint8_t type = 0, code = 0;
+    std::uint32_t info = 0;
+    IpAddress offender;
+};
+
+std::optional<IcmpError> next_icmp_error(int fd, std::chrono::milliseconds wait) {
+    pollfd waiting{fd, 0, 0};  // POLLERR is always reported
+    if (poll(&waiting, 1, static_cast<int>(wait.count())) <= 0 || !(waiting.revents & POLLERR)) return std::nullopt;
+    char data[2048];
+    char control[512];
+    sockaddr_in from{};
+    iovec io{data, sizeof data};
+    msghdr message{};
+    message.msg_name = &from;
+    message.msg_namelen = sizeof from;
+    message.msg_iov = &io;
+    message.msg_iovlen = 1;
+    message.msg_control = control;
+    message.msg_controllen = sizeof control;
+    if (recvmsg(fd, &message, MSG_ERRQUEUE) < 0) return std::nullopt;
+    for (cmsghdr* c = CMSG_FIRSTHDR(&message); c != nullptr; c = CMSG_NXTHDR(&message, c)) {
+        if (c->cmsg_level != IPPROTO_IP || c->cmsg_type != IP_RECVERR) continue;
+        const auto* extended = reinterpret_cast<const sock_extended_err*>(CMSG_DATA(c));
+        if (extended->ee_origin != SO_EE_ORIGIN_ICMP) continue;
+        const auto* offender = reinterpret_cast<const sockaddr_in*>(SO_EE_OFFENDER(extended));
+        char text[INET_ADDRSTRLEN] = {};
+        inet_ntop(AF_INET, &offender->sin_addr, text, sizeof text);
+        return IcmpError{static_cast<int>(extended->ee_errno), extended->ee_type, extended->ee_code, extended->ee_info,
+                         *IpAddress::parse(text)};
+    }
+    return std::nullopt;
+}
+
+std::string describe(const IcmpError& icmp) {
+    return fmt::format("ICMP type {} code {} ({}) from {}; the socket's error: {}", icmp.type, icmp.code,
+                       icmp_description(IpFamily::v4, icmp.type, icmp.code), icmp.offender.to_string(),
+                       std::strerror(icmp.error));
+}
+
+json icmp_json(const std::optional<IcmpError>& icmp) {
+    if (!icmp) return nullptr;
+    return {{"type", icmp->type}, {"code", icmp->code}, {"from", icmp->offender.to_string()},
+            {"errno", icmp->error}, {"info", icmp->info}};
+}
+
+// The TTL a datagram arrived with (IP_RECVTTL hands it over with the datagram).
+std::optional<int> receive_with_ttl(int fd, std::size_t& bytes, std::chrono::milliseconds wait) {
+    pollfd readable{fd, POLLIN, 0};
+    if (poll(&readable, 1, static_cast<int>(wait.count())) <= 0) return std::nullopt;
+    static char data[65536];
+    char control[64];
+    iovec io{data, sizeof data};
+    msghdr message{};
+    message.msg_iov = &io;
+    message.msg_iovlen = 1;
+    message.msg_control = control;
+    message.msg_controllen = sizeof control;
+    const auto got = recvmsg(fd, &message, 0);
+    if (got < 0) return std::nullopt;
+    bytes = static_cast<std::size_t>(got);
+    for (cmsghdr* c = CMSG_FIRSTHDR(&message); c != nullptr; c = CMSG_NXTHDR(&message, c))
+        if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_TTL) {
+            int ttl = 0;
+            std::memcpy(&ttl, CMSG_DATA(c), sizeof ttl);
+            return ttl;
+        }
+    return std::nullopt;
+}
+
+// A client socket connected to the server's port, reporting ICMP errors on its queue.
+int client_socket(Run& run, const IpAddress& to, Port port, SocketRef& ref) {
+    ref = run.see.open(run.client, Protocol::udp, IpFamily::v4);
+    const int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    const int on = 1;
+    setsockopt(fd, IPPROTO_IP, IP_RECVERR, &on, sizeof on);
+    const auto address = ipv4(to, port);
+    if (fd < 0 || connect(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0) kernel_error("connect");
+    sockaddr_in local{};
+    socklen_t length = sizeof local;
+    getsockname(fd, reinterpret_cast<sockaddr*>(&local), &length);
+    char text[INET_ADDRSTRLEN] = {};
+    inet_ntop(AF_INET, &local.sin_addr, text, sizeof text);
+    run.see.record(Bound{ref, {*IpAddress::parse(text), ntohs(local.sin_port)}, trace::BindHow::ephemeral}, quietly);
+    run.see.record(Connecting{ref, {to, port}}, quietly);
+    return fd;
+}
+
+void close_client(Run& run, int fd, const SocketRef& ref) {
+    close(fd);
+    run.see.record(Closed{ref}, quietly);
+}
+
+void record_error(Run& run, const SocketRef& ref, const IcmpError& icmp) {
+    run.see.record(Failed{ref, "send", std::error_code(icmp.error, std::system_category())}, quietly);
+}
+
+// ---- the steps ------------------------------------------------------------------------------
+
+std::vector<std::string> split_lines(const std::string& text) {
+    std::vector<std::string> lines;
+    std::size_t start = 0;
+    while (start < text.size()) {
+        const auto end = text.find('\n', start);
+        lines.push_back(text.substr(start, end == std::string::npos ? std::string::npos : end - start));
+        if (end == std::string::npos) break;
+        start = end + 1;
+    }
+    return lines;
+}
+
+void show_network(Run& run) {
+    run.see.step("three hosts, three network namespaces, two veth links");
+    for (const auto* node : {"client", "router", "server"}) {
+        std::vector<std::string> addresses;
+        for (const auto* other : {"client", "router", "server"})
+            if (auto address = run.net.address(node, other)) addresses.push_back(address->to_string());
+        run.say.kernel(fmt::format("{:<7} {}", node, fmt::join(addresses, ", ")));
+    }
+    const auto routes = run.net.run_in_node("client", {"ip", "-4", "route"});
+    for (const auto& line : split_lines(routes ? *routes : routes.error().message)) run.say.kernel("client route: " + line);
+    run.say.note("The client reaches 198.51.100.0/24 only through its default route: the router, 192.0.2.2.");
+    run.say.see_it_yourself(run.net.see_inside("client", "ip route"));
+}
+
+// Step 2 and 3: the TTL, one hop at a time.
+void ttl_goes_down(Run& run, int server_fd, const SocketRef& server_ref) {
+    run.see.step("a datagram from client to server: the TTL it arrives with");
+    const auto server_address = *run.net.address("server");
+    SocketRef ref;
+    const int fd = client_socket(run, server_address, server_port, ref);
+    (void)!send(fd, "ttl", 3, 0);
+    std::size_t bytes = 0;
+    const auto ttl = receive_with_ttl(server_fd, bytes, 2s);
+    run.say.kernel(ttl ? fmt::format("the server received {} bytes with TTL {} (IP_RECVTTL)", bytes, *ttl)
+                       : std::string("the server received nothing"));
+    run.say.note("Linux sends with TTL 64 (net.ipv4.ip_default_ttl); each router takes one off (RFC 1812 5.3.1).");
+    run.facts()["ttl_at_server"] = ttl ? json(*ttl) : json(nullptr);
+    (void)server_ref;
+
+    run.see.step("the same with TTL 1 (setsockopt IP_TTL): the router may not forward it");
+    const int one = 1;
+    setsockopt(fd, IPPROTO_IP, IP_TTL, &one, sizeof one);
+    (void)!send(fd, "ttl", 3, 0);
+    const auto icmp = next_icmp_error(fd, 2s);
+    run.say.kernel(icmp ? describe(*icmp) : std::string("no ICMP error came back"));
+    if (icmp) record_error(run, ref, *icmp);
+    run.say.note("The router's own address speaks: traceroute sends TTL 1, 2, 3, ... and lists who answers.");
+    run.say.see_it_yourself(run.net.see_inside("client", "traceroute -n -U 198.51.100.2   (or tracepath -n)"));
+    run.facts()["ttl_1"] = icmp_json(icmp);
+    close_client(run, fd, ref);
+}
+
+// Step 4: an address on the server's link that nobody has.
+void host_unreachable(Run& run) {
+    run.see.step("a datagram to 198.51.100.99, an address nobody on the server's link has");
+    const auto nobody = *IpAddress::parse("198.51.100.99");
+    SocketRef ref;
+    const int fd = client_socket(run, nobody, server_port, ref);
+    (void)!send(fd, "anyone?", 7, 0);
+    const auto icmp = next_icmp_error(fd, 6s);  // the router's ARP gives up after ~3 s (3 probes, 1 s apart)
+    run.say.kernel(icmp ? describe(*icmp) : std::string("no ICMP error came back within 6 s"));
+    if (icmp) record_error(run, ref, *icmp);
+    run.say.note("The router asked its link for 198.51.100.99 (ARP) three times, then gave up and told the client:");
+    run.say.note("an ICMP error from the router itself, not from the server (RFC 1812 4.3.3.1).");
+    run.say.see_it_yourself(run.net.see_inside("router", "ip neigh"));
+    run.facts()["host_unreachable"] = icmp_json(icmp);
+    close_client(run, fd, ref);
+}
+
+// Step 5: closed ports behind the router, each probed once.
+void scan_through_the_router(Run& run) {
+    run.see.step(fmt::format("a UDP scan of {} closed ports of the server, through the router", run.settings.probes));
+    const auto server_address = *run.net.address("server");
+    std::vector<int> sockets;
+    for (int i = 0; i < run.settings.probes; ++i) {
+        const int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        const auto to = ipv4(server_address, static_cast<Port>(first_closed_port + i));
+        connect(fd, reinterpret_cast<const sockaddr*>(&to), sizeof to);
+        (void)!send(fd, "", 0, 0);
+        sockets.push_back(fd);
+    }
+    std::this_thread::sleep_for(500ms);
+    int refused = 0;
+    for (const int fd : sockets) {
+        int error = 0;
+        socklen_t length = sizeof error;
+        getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length);
+        refused += error == ECONNREFUSED;
+        close(fd);
+    }
+    run.say.kernel(fmt::format("{} of {} closed ports answered \"port unreachable\" within 500 ms; {} stayed silent",
+                               refused, run.settings.probes, run.settings.probes - refused));
+    run.say.note("The server's kernel rate-limits ICMP to one destination (net.ipv4.icmp_ratelimit, 1000 ms, after a");
+    run.say.note("small burst); loopback is exempt, so lab08's UDP scan is fast only there. A scanner sees the silent");
+    run.say.note("ports as open|filtered, and nmap slows down to wait for the answers.");
+    run.facts()["scan"] = {{"probes", run.settings.probes}, {"refused", refused}};
+}
+
+// Step 6: a narrow link on the server's side.
+void path_mtu(Run& run, int server_fd) {
+    run.see.step(fmt::format("the router-server link now carries at most {} bytes (ip link set mtu {})", run.settings.mtu,
+                             run.settings.mtu));
+    const auto mtu = std::to_string(run.settings.mtu);
+    Result<void> narrowed;
+    auto entered = run.net.in_node("router", [&] { narrowed = run_ip({"link", "set", "router-server", "mtu", mtu}); });
+    if (entered && narrowed)
+        entered = run.net.in_node("server", [&] { narrowed = run_ip({"link", "set", "server-router", "mtu", mtu}); });
+    if (!entered || !narrowed) throw std::runtime_error("setting the MTU failed");
+    const auto server_address = *run.net.address("server");
+
+    // Don't fragment: the client learns the path MTU from the router.
+    SocketRef ref;
+    const int fd = client_socket(run, server_address, server_port, ref);
+    const int probe = IP_PMTUDISC_DO;
+    setsockopt(fd, IPPROTO_IP, IP_MTU_DISCOVER, &probe, sizeof probe);
+    const std::string big(1400, 'x');
+    const auto first = send(fd, big.data(), big.size(), 0);
+    const auto icmp = next_icmp_error(fd, 2s);
+    int learned = 0;
+    socklen_t length = sizeof learned;
+    getsockopt(fd, IPPROTO_IP, IP_MTU, &learned, &length);
+    const auto second = send(fd, big.data(), big.size(), 0);
+    const int second_errno = second < 0 ? errno : 0;
+    run.say.kernel(fmt::format("DF set, 1400 bytes: send() {}; then {}", first >= 0 ? "accepted them (the client's link is 1500)" : std::strerror(errno),
+                               icmp ? describe(*icmp) : std::string("no ICMP error")));
+    run.say.kernel(fmt::format("getsockopt(IP_MTU) = {}: the path MTU the kernel learned; the next 1400-byte send(): {}",
+                               learned, second_errno != 0 ? std::string(std::strerror(second_errno)) : std::string("accepted")));
+    if (second_errno != 0) run.see.record(Failed{ref, "send", std::error_code(second_errno, std::system_category())}, quietly);
+    close_client(run, fd, ref);
+
+    // Fragmenting allowed: one big datagram arrives whole.
+    SocketRef ref2;
+    const int fd2 = client_socket(run, server_address, server_port, ref2);
+    const int dont = IP_PMTUDISC_DONT;
+    setsockopt(fd2, IPPROTO_IP, IP_MTU_DISCOVER, &dont, sizeof dont);
+    const std::string huge(3000, 'y');
+    (void)!send(fd2, huge.data(), huge.size(), 0);
+    std::size_t bytes = 0;
+    while (receive_with_ttl(server_fd, bytes, 100ms)) {  // what earlier steps left in the queue
+        if (bytes == huge.size()) break;
+    }
+    if (bytes != huge.size()) receive_with_ttl(server_fd, bytes, 2s);
+    run.say.kernel(fmt::format("DF clear, 3000 bytes: the server received one datagram of {} bytes", bytes));
+    run.say.note("IP cut it into fragments to fit each link (RFC 791); the server's kernel put them together again.");
+    run.say.note("Lose one fragment and the whole datagram is lost: why DNS and QUIC keep datagrams small.");
+    run.say.see_it_yourself(run.net.see_inside("server", "nstat -az IpReasmOKs IpReasmReqds"));
+    run.facts()["path_mtu"] = {{"link_mtu", run.settings.mtu}, {"icmp", icmp_json(icmp)}, {"learned", learned},
+                               {"second_send_errno", second_errno}, {"fragmented_datagram_bytes", bytes}};
+    close_client(run, fd2, ref2);
+}
+
+// The whole story, inside the private namespaces. Returns the --json document.
+json tell_the_story(Lab& lab, Settings settings) {
+    auto net = Network::build(client_router_server());
+    if (!net) throw std::runtime_error(net.error().message);
+    auto& see = lab.observer();
+    Run run{lab, lab.narrate(), see, *net, settings, {}, {}, {}};
+    run.client = see.declare({"client", {*net->address("client")}, "client"});
+    run.router = see.declare({"router", {*net->address("router", "client"), *net->address("router", "server")}, "router", false});
+    run.server = see.declare({"server", {*net->address("server")}, "server", false});
+    see.document()["lab"] = lab.name();
+
+    show_network(run);
+    int server_fd = -1;
+    const auto server_ref = see.open(run.server, Protocol::udp, IpFamily::v4);
+    auto made = net->in_node("server", [&] {
+        server_fd = udp_socket_on(server_port);
+        const int on = 1;
+        setsockopt(server_fd, IPPROTO_IP, IP_RECVTTL, &on, sizeof on);
+    });
+    if (!made) throw std::runtime_error(made.error().message);
+    see.record(Bound{server_ref, {IpAddress::any_v4(), server_port}, trace::BindHow::explicit_port}, quietly);
+    ttl_goes_down(run, server_fd, server_ref);
+    host_unreachable(run);
+    scan_through_the_router(run);
+    path_mtu(run, server_fd);
+    close(server_fd);
+    see.record(Closed{server_ref}, quietly);
+    lab.trace().flush();  // this child's events; the parent writes no more
+    return see.document();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    return run_lab(argc, argv, {"lab14_router", "Lab 14: a router between client and server: TTL, its own ICMP, MTU"},
+                   [](Lab& lab) {
+        Settings settings;
+        lab.cli().add_option("--mtu", settings.mtu, "the router-server link's MTU in step 6 (576-1500)")
+            ->check(CLI::Range(576, 1500))->default_str("1280");
+        lab.cli().add_option("--probes", settings.probes, "closed ports the scan of step 5 probes (1-500)")
+            ->check(CLI::Range(1, 500))->default_str("50");
+        lab.cli().footer("Runs in private network namespaces (client, router, server) of its own; needs no root.");
+        lab.parse();
+        lab.narrate().title("Lab 14: a router between two hosts");
+        lab.trace().flush();  // flush before fork: the child continues the same file
+        const auto limit = lab.options().step ? std::chrono::milliseconds(std::chrono::minutes(30))
+                                              : std::chrono::milliseconds(40s);
+        const auto facts = run_in_private_netns([&] { return tell_the_story(lab, settings); }, {}, limit);
+        if (!facts) return lab.failure(facts.error().message);
+        if (lab.json()) lab.print_json(*facts);
+        return exit_ok;
+    });
+}
