@@ -20,6 +20,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
+#include <time.h>
 
 #include <ns3/applications-module.h>
 #include <ns3/core-module.h>
@@ -43,8 +44,11 @@ struct Bench {
     long connections = 0;
     long done = 0;
     Clock::time_point block_start;
+    double block_cpu_start = 0;
     double first_block = 0;
     double last_block = 0;
+    double first_block_cpu = 0;
+    double last_block_cpu = 0;
     // The current connection's client side.
     Ptr<Socket> client;
     uint32_t client_received = 0;
@@ -53,6 +57,12 @@ struct Bench {
 };
 
 Bench bench;
+
+double cpu_seconds() {
+    timespec now{};
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &now);
+    return static_cast<double>(now.tv_sec) + static_cast<double>(now.tv_nsec) * 1e-9;
+}
 
 void start_connection();
 
@@ -79,9 +89,15 @@ void connection_finished() {
     ++bench.done;
     if (bench.done % block == 0 || bench.done == bench.connections) {
         const double seconds = std::chrono::duration<double>(Clock::now() - bench.block_start).count();
-        if (bench.done <= block) bench.first_block = seconds;
+        const double cpu = cpu_seconds() - bench.block_cpu_start;
+        if (bench.done <= block) {
+            bench.first_block = seconds;
+            bench.first_block_cpu = cpu;
+        }
         bench.last_block = seconds;
+        bench.last_block_cpu = cpu;
         bench.block_start = Clock::now();
+        bench.block_cpu_start = cpu_seconds();
     }
     if (bench.done == bench.connections) {
         Simulator::Stop();
@@ -156,13 +172,14 @@ int main(int argc, char** argv) {
     listener->Listen();
     listener->SetAcceptCallback(MakeCallback(&server_accepts), MakeCallback(&server_accepted));
 
-    const double cpu_start = static_cast<double>(std::clock()) / CLOCKS_PER_SEC;
+    const double cpu_start = cpu_seconds();
     const auto start = Clock::now();
     bench.block_start = start;
+    bench.block_cpu_start = cpu_start;
     Simulator::ScheduleNow(&start_connection);
     Simulator::Run();
     const double wall = std::chrono::duration<double>(Clock::now() - start).count();
-    const double cpu = static_cast<double>(std::clock()) / CLOCKS_PER_SEC - cpu_start;
+    const double cpu = cpu_seconds() - cpu_start;
     const uint64_t events = Simulator::GetEventCount();
     if (bench.done != bench.connections) {
         std::fprintf(stderr, "ns3_short_connections: %ld of %ld connections finished\n", bench.done, bench.connections);
@@ -172,12 +189,14 @@ int main(int argc, char** argv) {
     getrusage(RUSAGE_SELF, &usage);
     const double per_block = static_cast<double>(std::min(block, bench.connections));
     const double n = static_cast<double>(bench.connections);
-    std::printf("options=ns-3 conns=%ld events=%llu wall_s=%.3f cpu_s=%.3f events_per_s=%.0f us_per_conn=%.2f "
-                "cpu_us_per_conn=%.2f first1000_us=%.2f last1000_us=%.2f last_over_first=%.2f peak_rss_mib=%.1f "
-                "virtual_s=%.3f\n",
+    std::printf("options=ns-3 conns=%ld events=%llu wall_s=%.3f cpu_s=%.3f events_per_s=%.0f cpu_events_per_s=%.0f "
+                "us_per_conn=%.2f cpu_us_per_conn=%.2f first1000_us=%.2f last1000_us=%.2f last_over_first=%.2f "
+                "first1000_cpu_us=%.2f last1000_cpu_us=%.2f cpu_last_over_first=%.2f peak_rss_mib=%.1f virtual_s=%.3f\n",
                 bench.connections, static_cast<unsigned long long>(events), wall, cpu,
-                static_cast<double>(events) / wall, wall / n * 1e6, cpu / n * 1e6, bench.first_block / per_block * 1e6,
-                bench.last_block / per_block * 1e6, bench.last_block / bench.first_block,
+                static_cast<double>(events) / wall, static_cast<double>(events) / cpu, wall / n * 1e6, cpu / n * 1e6,
+                bench.first_block / per_block * 1e6, bench.last_block / per_block * 1e6,
+                bench.last_block / bench.first_block, bench.first_block_cpu / per_block * 1e6,
+                bench.last_block_cpu / per_block * 1e6, bench.last_block_cpu / bench.first_block_cpu,
                 static_cast<double>(usage.ru_maxrss) / 1024.0, Simulator::Now().GetSeconds());
     Simulator::Destroy();
     return 0;

@@ -1,8 +1,9 @@
 #!/bin/sh
 # portlab's simulator and ns-3 on one workload, alternating in one run (issue 13):
 # bench_sim_scale (bare and default options) then ns3_short_connections, ROUNDS times
-# for each size, then the ratios ns-3 / portlab-default (and default / bare) as
-# min / median / max over the rounds, of CPU us per connection and of peak RSS.
+# for each size, then min / median / max over the rounds of: ns-3 / portlab-default
+# (CPU and wall us per connection, peak RSS), default / bare (CPU us per connection),
+# and the last thousand connections' CPU cost over the first thousand's for all three.
 # Prints the load average and the CPU model first; every line is also kept in LOG.
 #
 #   cmake -S . -B /work/build-simscale-rel -G Ninja -DCMAKE_BUILD_TYPE=Release "-DCMAKE_CXX_FLAGS_RELEASE=-O2 -DNDEBUG -g"
@@ -56,6 +57,7 @@ function summary(name, values, count,   i, j, t, sorted) {
         ratio_cpu[n, k] = ns3_cpu[n, k] / default_cpu[n, k]
         ratio_wall[n, k] = field(line, "us_per_conn") / default_wall[n, k]
         ratio_rss[n, k] = ns3_rss[n, k] / default_rss[n, k]
+        ns3_flat[n, k] = field(line, "cpu_last_over_first")
         sizes[n] = 1
     } else {
         bare = substr(rest, 1, at); dflt = substr(rest, at + 1)
@@ -63,15 +65,22 @@ function summary(name, values, count,   i, j, t, sorted) {
         default_cpu[n, k] = field(dflt, "cpu_us_per_conn"); default_wall[n, k] = field(dflt, "us_per_conn")
         default_rss[n, k] = field(dflt, "peak_rss_mib")
         over_bare[n, k] = default_cpu[n, k] / field(bare, "cpu_us_per_conn")
+        bare_flat[n, k] = field(bare, "cpu_last_over_first"); default_flat[n, k] = field(dflt, "cpu_last_over_first")
     }
 }
 END {
     for (n in sizes) {
         count = rounds[n]
-        for (k = 1; k <= count; ++k) { a[k] = ratio_cpu[n, k]; b[k] = ratio_wall[n, k]; c[k] = ratio_rss[n, k]; d[k] = over_bare[n, k] }
+        for (k = 1; k <= count; ++k) {
+            a[k] = ratio_cpu[n, k]; b[k] = ratio_wall[n, k]; c[k] = ratio_rss[n, k]; d[k] = over_bare[n, k]
+            e[k] = bare_flat[n, k]; f[k] = default_flat[n, k]; g[k] = ns3_flat[n, k]
+        }
         summary(n " connections, ns-3 / portlab default, CPU us per connection", a, count)
         summary(n " connections, ns-3 / portlab default, wall us per connection", b, count)
         summary(n " connections, ns-3 / portlab default, peak RSS", c, count)
         summary(n " connections, portlab default / bare, CPU us per connection", d, count)
+        summary(n " connections, last / first thousand (CPU), portlab bare", e, count)
+        summary(n " connections, last / first thousand (CPU), portlab default", f, count)
+        summary(n " connections, last / first thousand (CPU), ns-3", g, count)
     }
 }' "$LOG" | tee -a "$LOG"
