@@ -12,11 +12,14 @@
 //   bare     SimOptions{record_trace = false}
 //   default  SimOptions{} (trace on: every event kept, every packet as bytes), what
 //            portlab-sim, the scenarios and the visualizer use
+//   drained  (only when asked) default, with the recorded events dropped after every
+//            thousand connections, as a consumer that streams the trace away would: what
+//            recording costs without the trace's storage
 // Printed per run, one line of key=value: simulator events (queue entries run, as
 // ns-3's event count), wall and CPU seconds, events/s, us per connection (wall and CPU),
 // for the first and last thousand (wall) and their ratio, the TIME-WAIT sockets left on
 // the server, trace events kept, peak RSS, virtual time at the end.
-// Usage: bench_sim_scale [--options bare|default|both] [N ...]   (default: both, 1000 10000 100000)
+// Usage: bench_sim_scale [--options bare|default|drained|both] [N ...]   (default: both, 1000 10000 100000)
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -129,9 +132,12 @@ struct RunResult {
     long peak_rss_kib = 0;
 };
 
-RunResult run(bool record_trace, long connections) {
+enum class Mode { bare, defaults, drained };
+const char* name_of(Mode mode) { return mode == Mode::bare ? "bare" : mode == Mode::defaults ? "default" : "drained"; }
+
+RunResult run(Mode mode, long connections) {
     SimOptions options;
-    options.record_trace = record_trace;
+    options.record_trace = mode != Mode::bare;
     Workload w{options};
     const Bytes payload(payload_size, std::uint8_t{'x'});
     RunResult r;
@@ -146,6 +152,10 @@ RunResult run(bool record_trace, long connections) {
             block_cpu_start = cpu_seconds();
         }
         w.one_connection(i, payload);
+        if (mode == Mode::drained && i % block == block - 1) {
+            r.trace_events += w.sim.events().size();
+            w.sim.clear_events();
+        }
         if (i % block == block - 1 || i == connections - 1) {
             const double seconds = std::chrono::duration<double>(Clock::now() - block_start).count();
             const double cpu = cpu_seconds() - block_cpu_start;
@@ -160,7 +170,7 @@ RunResult run(bool record_trace, long connections) {
     r.wall = std::chrono::duration<double>(Clock::now() - start).count();
     r.cpu = cpu_seconds() - cpu_start;
     r.events = w.events;
-    r.trace_events = w.sim.events().size();
+    r.trace_events += w.sim.events().size();
     r.virtual_seconds = static_cast<double>(w.sim.now()) / static_cast<double>(seconds);
     for (const Socket* s : w.sim.world().host(w.server)->sockets())
         if (s->state == TcpState::time_wait) ++r.time_wait;
@@ -171,19 +181,19 @@ RunResult run(bool record_trace, long connections) {
 }
 
 // Runs one measurement in a child, so each peak RSS is that run's alone.
-bool run_in_child(bool record_trace, long connections) {
+bool run_in_child(Mode mode, long connections) {
     std::fflush(stdout);
     const pid_t child = fork();
     if (child < 0) return false;
     if (child == 0) {
-        const RunResult r = run(record_trace, connections);
+        const RunResult r = run(mode, connections);
         const double per_block = static_cast<double>(std::min(block, r.connections));
         const double n = static_cast<double>(r.connections);
         std::printf("options=%s conns=%ld events=%zu wall_s=%.3f cpu_s=%.3f events_per_s=%.0f cpu_events_per_s=%.0f "
                     "us_per_conn=%.2f cpu_us_per_conn=%.2f first1000_us=%.2f last1000_us=%.2f last_over_first=%.2f "
                     "first1000_cpu_us=%.2f last1000_cpu_us=%.2f cpu_last_over_first=%.2f time_wait=%zu "
                     "trace_events=%zu peak_rss_mib=%.1f virtual_s=%.3f\n",
-                    record_trace ? "default" : "bare", r.connections, r.events, r.wall, r.cpu,
+                    name_of(mode), r.connections, r.events, r.wall, r.cpu,
                     static_cast<double>(r.events) / r.wall, static_cast<double>(r.events) / r.cpu, r.wall / n * 1e6,
                     r.cpu / n * 1e6, r.first_block / per_block * 1e6, r.last_block / per_block * 1e6,
                     r.last_block / r.first_block, r.first_block_cpu / per_block * 1e6, r.last_block_cpu / per_block * 1e6,
@@ -200,31 +210,31 @@ bool run_in_child(bool record_trace, long connections) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    bool bare = true;
-    bool with_defaults = true;
+    std::vector<Mode> modes{Mode::bare, Mode::defaults};
     std::vector<long> sizes;
     for (int i = 1; i < argc; ++i) {
         const std::string_view arg = argv[i];
         if (arg == "--options" && i + 1 < argc) {
             const std::string_view which = argv[++i];
-            bare = which == "bare" || which == "both";
-            with_defaults = which == "default" || which == "both";
-            if (!bare && !with_defaults) {
-                std::fprintf(stderr, "bench_sim_scale: --options takes bare, default or both\n");
+            if (which == "bare") modes = {Mode::bare};
+            else if (which == "default") modes = {Mode::defaults};
+            else if (which == "drained") modes = {Mode::drained};
+            else if (which == "both") modes = {Mode::bare, Mode::defaults};
+            else {
+                std::fprintf(stderr, "bench_sim_scale: --options takes bare, default, drained or both\n");
                 return 2;
             }
         } else if (const long n = std::atol(argv[i]); n > 0 && n <= max_connections) {
             sizes.push_back(n);
         } else {
-            std::fprintf(stderr, "usage: bench_sim_scale [--options bare|default|both] [connections (1-150000) ...]\n");
+            std::fprintf(stderr, "usage: bench_sim_scale [--options bare|default|drained|both] [connections (1-150000) ...]\n");
             return 2;
         }
     }
     if (sizes.empty()) sizes = {1000, 10000, 100000};
     bool ok = true;
     for (const long n : sizes) {
-        if (bare) ok = run_in_child(false, n) && ok;
-        if (with_defaults) ok = run_in_child(true, n) && ok;
+        for (const Mode mode : modes) ok = run_in_child(mode, n) && ok;
     }
     return ok ? 0 : 1;
 }

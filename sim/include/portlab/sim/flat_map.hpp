@@ -57,8 +57,8 @@ struct FourTupleHash {
     }
 };
 
-// A bound address and port (the listening table's key), as Linux's lhash2 hashes
-// (address, port): ipv4_portaddr_hash / ipv6_portaddr_hash.
+// A bound address and port, the listening table's key (Linux's lhash2 is keyed by
+// the same pair: ipv4_portaddr_hash / ipv6_portaddr_hash).
 struct EndpointHash {
     [[nodiscard]] std::uint64_t operator()(const Endpoint& endpoint) const noexcept {
         return address_hash(endpoint.address) ^ endpoint.port;
