@@ -5,9 +5,10 @@
 // TIME-WAIT: 60 s, longer than the whole run), the client closes, the next connection
 // starts once the client's socket is gone. Connection i comes from its own source
 // endpoint (client address 10.0.0.1 + 2*(i / 50,000), port 10,000 + i % 50,000, bound
-// before connect()): with kernel-chosen ports a later connection would reuse the 4-tuple
-// of a TIME-WAIT socket and take its place (RFC 6191, Linux tcp_timewait_state_process),
-// so not every TIME-WAIT socket would still be there at the end; this way all N are.
+// before connect()): with kernel-chosen ports a later connection soon takes the 4-tuple
+// of a TIME-WAIT socket (its SYN draws a challenge ACK, the client's RST ends the
+// TIME-WAIT socket), so not every TIME-WAIT socket would still be there at the end;
+// this way all N are.
 // Each (options, N) runs in a child process of its own, so its peak RSS is its own:
 //   bare     SimOptions{record_trace = false}
 //   default  SimOptions{} (trace on: every event kept, every packet as bytes), what
