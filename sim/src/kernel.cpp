@@ -108,20 +108,18 @@ std::optional<HostId> Kernel::route(HostId from, const IpAddress& destination) c
     return std::nullopt;
 }
 
-// The listener for a SYN to `local`: a socket bound to that exact address wins over a
-// wildcard one (Linux's compute_score prefers the exact match).
+// The listener for a SYN to `local`, from the listening table alone (the bind bucket
+// would walk every accepted and TIME-WAIT socket on the port). Linux
+// __inet_lookup_listener looks up (daddr, port) first, then (INADDR_ANY, port), and
+// among the wildcards compute_score prefers an AF_INET socket to an AF_INET6 one: the
+// most specific match wins. An IPv6 wildcard socket takes IPv4 too (bindv6only = 0).
 std::optional<trace::SocketId> Kernel::find_listener(HostId h, const Endpoint& local) {
-    Host& host = host_of(h);
-    const BoundSockets bucket = host.table(Protocol::tcp).bound_to(local.port);
-    std::optional<trace::SocketId> wildcard;
-    for (std::size_t i = 0; i < bucket.size(); ++i) {
-        const trace::SocketId id = bucket[i];
-        const Socket* s = host.find(id);
-        if (s == nullptr || !s->listening || !s->local) continue;
-        if (s->local->address == local.address) return id;
-        if (addresses_overlap(s->local->address, local.address) && s->local->address.is_unspecified()) wildcard = id;
-    }
-    return wildcard;
+    const auto& listeners = host_of(h).table(Protocol::tcp).listeners;
+    if (listeners.empty()) return std::nullopt;
+    const IpAddress same_family_any = local.address.is_v4() ? IpAddress::any_v4() : IpAddress::any_v6();
+    for (const IpAddress& address : {local.address, same_family_any, IpAddress::any_v6()})
+        if (const trace::SocketId* id = listeners.find(Endpoint{address, local.port})) return *id;
+    return std::nullopt;
 }
 
 // The UDP socket for a datagram: connected sockets must match the sender; among
@@ -201,6 +199,7 @@ void Kernel::destroy_socket(HostId h, trace::SocketId id) {
     if (s == nullptr) return;
     disarm_retransmit(h, *s);
     disarm_time_wait(h, *s);
+    stop_listening(h, *s);
     remove_connection(h, *s);
     detach_port(h, *s);
     if (s->listener) {
@@ -254,6 +253,18 @@ void Kernel::detach_port(HostId h, Socket& s) {
     s.local.reset();
     s.port_auto_bound = false;
     s.bound_by_connect = false;
+}
+
+void Kernel::start_listening(HostId h, Socket& s, std::uint32_t backlog) {
+    s.listening = true;
+    s.backlog = backlog;
+    (void)host_of(h).table(Protocol::tcp).listeners.try_emplace(*s.local, s.id);
+}
+
+void Kernel::stop_listening(HostId h, Socket& s) {
+    if (!s.listening) return;
+    s.listening = false;
+    (void)host_of(h).table(Protocol::tcp).listeners.erase(*s.local, s.id);
 }
 
 void Kernel::add_connection(HostId h, const Socket& s) {
@@ -370,8 +381,7 @@ SysResult<Ok> Kernel::listen(SocketRef ref, std::uint32_t backlog) {
             addresses_overlap(other->local->address, s->local->address))
             return failed(ref.host, ref.id, "listen", Errno::eaddrinuse);
     }
-    s->listening = true;
-    s->backlog = backlog;
+    start_listening(ref.host, *s, backlog);
     record(ref.host, trace::Listening{s->id, backlog});
     set_state(ref.host, *s, TcpState::listen, "listen() called");
     return Ok{};
@@ -588,7 +598,7 @@ SysResult<Ok> Kernel::close(SocketRef ref) {
     }
     switch (s->state) {
         case TcpState::listen: {
-            s->listening = false;
+            stop_listening(h, *s);
             set_state(h, *s, TcpState::closed, "close() called");
             // Connections nobody accepted are reset (Linux inet_csk_listen_stop).
             std::vector<trace::SocketId> children;

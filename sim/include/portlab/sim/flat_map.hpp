@@ -38,19 +38,30 @@ struct IntegerHash {
     [[nodiscard]] std::uint64_t operator()(std::uint64_t value) const noexcept { return value; }
 };
 
+// An address scrambled: every byte, and the family (0.0.0.0 and :: differ).
+[[nodiscard]] inline std::uint64_t address_hash(const IpAddress& address) noexcept {
+    std::uint64_t w[2] = {0, 0};
+    const auto bytes = address.bytes();
+    std::memcpy(w, bytes.data(), bytes.size());
+    return mix64(w[0] ^ mix64(w[1] + bytes.size()));
+}
+
 // The two addresses scrambled (a random base per pair of hosts), plus the ports as
 // they are: a client's connections to one server differ in the local port, a
 // server's in the remote port, and both then sit side by side in the table.
 struct FourTupleHash {
     [[nodiscard]] std::uint64_t operator()(const FourTuple& tuple) const noexcept {
-        const auto words = [](const IpAddress& address) {
-            std::uint64_t w[2] = {0, 0};
-            const auto bytes = address.bytes();
-            std::memcpy(w, bytes.data(), bytes.size());
-            return mix64(w[0] ^ mix64(w[1] + bytes.size()));
-        };
-        const std::uint64_t base = mix64(words(tuple.local.address) ^ (words(tuple.remote.address) * 0x9e3779b97f4a7c15ULL));
+        const std::uint64_t base =
+            mix64(address_hash(tuple.local.address) ^ (address_hash(tuple.remote.address) * 0x9e3779b97f4a7c15ULL));
         return base + tuple.local.port + 3 * std::uint64_t{tuple.remote.port};
+    }
+};
+
+// A bound address and port, the listening table's key (Linux's lhash2 is keyed by
+// the same pair: ipv4_portaddr_hash / ipv6_portaddr_hash).
+struct EndpointHash {
+    [[nodiscard]] std::uint64_t operator()(const Endpoint& endpoint) const noexcept {
+        return address_hash(endpoint.address) ^ endpoint.port;
     }
 };
 

@@ -103,6 +103,9 @@ private:
     // attach_port for a user's socket, told in the trace (`bound`).
     void bind_to(HostId h, Socket& s, const Endpoint& local, trace::BindHow how, std::optional<std::string> note = std::nullopt);
     void detach_port(HostId h, Socket& s);
+    // LISTEN entered and left: the socket enters and leaves the listening table.
+    void start_listening(HostId h, Socket& s, std::uint32_t backlog);
+    void stop_listening(HostId h, Socket& s);
     void add_connection(HostId h, const Socket& s);
     void remove_connection(HostId h, const Socket& s);
     std::optional<Port> pick_ephemeral(HostId h, Socket& s, PortPurpose purpose, const IpAddress& local,
