@@ -79,11 +79,11 @@ inline std::string run_in_namespace_of(pid_t inside, std::vector<std::string> ar
 
 // The TCP sockets of `inside`'s network namespace, as sock_diag lists them there; with
 // `udp`, its UDP sockets too ("UNCONN" or "ESTAB", as replayed_sockets spells them).
-inline std::vector<SocketView> sockets_in_namespace_of(pid_t inside, bool udp = false) {
-    const auto text = ask_in_namespace_of(inside, [udp](int out) {
+inline std::vector<SocketView> sockets_in_namespace_of(pid_t inside, bool udp = false, bool ipv6 = false) {
+    const auto text = ask_in_namespace_of(inside, [udp, ipv6](int out) {
         diag::Query query;
         query.udp = udp;
-        query.ipv6 = false;
+        query.ipv6 = ipv6;
         const auto sockets = diag::list_sockets(query);
         if (!sockets) return 4;
         std::string lines;
