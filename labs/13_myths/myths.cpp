@@ -414,7 +414,7 @@ std::optional<int> many_ports(Run& run, World& w) {
     }
     run.say.note(fmt::format("One process, {} ports: a web server on 80 and 443, a DNS server on TCP and UDP 53, a", seen.size()));
     run.say.note("browser with fifty connections. A port belongs to a socket, and a program may hold any number.");
-    run.say.see_it_yourself(fmt::format("ss -tulpn | grep 'pid={},'", getpid()));
+    run.say.see_it_yourself(fmt::format("lsof -nP -a -p {} -i", getpid()));
     run.facts()["many_ports"] = {{"pid", getpid()}, {"sockets", ports}};
     return std::nullopt;
 }
@@ -579,7 +579,7 @@ std::optional<int> reuseport_tcp(Run& run, World& w, Port& shared_port) {
     const auto counts = count_per_process(run, per_process, "connections (each client read the pid its server sent)");
     run.say.note("Two listening sockets, two inodes, two processes, one port. The kernel picks a listener for each new");
     run.say.note("connection by a hash of its 4-tuple (reuseport_select_sock), so the clients spread over both.");
-    run.say.see_it_yourself(fmt::format("ss -tlpn 'sport = :{}'   then   ss -tnp 'sport = :{}'", shared_port, shared_port));
+    run.say.see_it_yourself(fmt::format("ss -tlpn 'sport = :{}'   and   ss -tnp 'sport = :{}'", shared_port, shared_port));
     run.facts()["reuseport_tcp"] = {{"port", shared_port}, {"listeners", listeners}, {"processes", counts}};
     return std::nullopt;
 }
