@@ -156,11 +156,14 @@ std::optional<Child> start_child(Body body, std::set<int> keep = {}) {
 }
 
 // Closes the control pipe (the child's signal to finish), waits up to 3 s for it to exit
-// (its report pipe reaches end of file), then kills it if need be, and reaps it.
+// (its report pipe reaches end of file, after any reports not read yet), then kills it if
+// need be, and reaps it.
 void finish(Child& child) {
     if (child.pid <= 0) return;
     child.control = Fd();
-    (void)read_line(child.reports.get(), 3000);
+    const auto deadline = std::chrono::steady_clock::now() + 3s;
+    while (std::chrono::steady_clock::now() < deadline && read_line(child.reports.get(), 3000)) {
+    }
     int status = 0;
     if (waitpid(child.pid, &status, WNOHANG) == 0) {
         kill(child.pid, SIGKILL);
