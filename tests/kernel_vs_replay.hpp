@@ -22,9 +22,12 @@
 
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <functional>
+#include <iterator>
 #include <map>
 #include <set>
+#include <sstream>
 #include <string>
 #include <tuple>
 #include <utility>
@@ -184,6 +187,20 @@ inline std::vector<SocketView> replayed_sockets(const replay::State& state, cons
     return views;
 }
 
+// The parent of a process: the field after the state in /proc/PID/stat, after the ")" that
+// ends the name (which may hold spaces). -1 when the process is gone.
+inline pid_t parent_of(pid_t pid) {
+    std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+    const std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+    const auto end = text.rfind(')');
+    if (end == std::string::npos) return -1;
+    std::istringstream fields(text.substr(end + 1));
+    std::string state;
+    pid_t parent = -1;
+    fields >> state >> parent;
+    return parent;
+}
+
 // The kernel's side: the sockets the lab's process holds, and those it held that the
 // kernel keeps after close() (TIME-WAIT, FIN-WAIT-2, LAST-ACK belong to no process).
 class KernelWitness {
@@ -191,8 +208,10 @@ public:
     // `ports`: connections with an end on one of these count as the lab's even when the
     // witness never saw the process hold them (opened and closed between two looks, and
     // kept by the kernel in TIME-WAIT), for a lab whose server ports the test chose.
-    explicit KernelWitness(pid_t pid, bool udp = false, std::set<Port> ports = {})
-        : pid_(pid), udp_(udp), ports_(std::move(ports)) {}
+    // `children`: sockets held by the lab's child processes count as the lab's too (lab13's
+    // server processes, forked by the lab itself).
+    explicit KernelWitness(pid_t pid, bool udp = false, std::set<Port> ports = {}, bool children = false)
+        : pid_(pid), udp_(udp), ports_(std::move(ports)), children_(children) {}
 
     std::vector<SocketView> now() {
         diag::Query query;
@@ -231,7 +250,7 @@ public:
 private:
     [[nodiscard]] bool owned_by_lab(const diag::SocketInfo& socket) const {
         for (const auto& owner : socket.owners)
-            if (owner.pid == pid_) return true;
+            if (owner.pid == pid_ || (children_ && parent_of(owner.pid) == pid_)) return true;
         return false;
     }
     static bool waits_for_accept(const diag::SocketInfo& socket) {
@@ -248,6 +267,7 @@ private:
     pid_t pid_;
     bool udp_;
     std::set<Port> ports_;
+    bool children_ = false;
     std::set<std::tuple<Protocol, Endpoint, Endpoint>> held_;  // connections the process held at some point
 };
 

@@ -14,7 +14,8 @@ namespace {
 const std::vector<std::string> lab_programs{"lab01_ports_and_services", "lab02_tcp_listen_connect", "lab03_ephemeral_ports",
                                     "lab04_four_tuple",         "lab05_udp_datagrams",      "lab06_bind_errors",
                                     "lab07_who_is_listening",   "lab08_port_scanner",       "lab09_firewall",
-                                    "lab10_packet_headers",     "lab11_tcp_states",         "lab12_tcp_vs_udp"};
+                                    "lab10_packet_headers",     "lab11_tcp_states",         "lab12_tcp_vs_udp",
+                                    "lab13_myths"};
 
 void check_write_failure_reported(const std::string& command, const std::string& redirect) {
     CAPTURE(command, redirect);

@@ -177,7 +177,7 @@ std::optional<Listener> open_listener(Run& run, asio::io_context& io, int& exit_
     }
     const auto port = opened.listener->acceptor.local_endpoint().port();
     run.say.note("The listening socket has no peer. It never carries data: it only hands out new sockets.");
-    run.say.see_it_yourself(fmt::format("ss -tlnp 'sport = :{}'   or   lsof -nP -iTCP:{} -sTCP:LISTEN", port, port));
+    run.say.see_it_yourself(fmt::format("ss -tlnp 'sport = :{}'   and   lsof -nP -iTCP:{} -sTCP:LISTEN", port, port));
     run.facts()["listener"]["port_requested"] = requested.port;
     return std::move(opened.listener);
 }

@@ -270,7 +270,7 @@ void compare_connect_and_bind_zero(Run& run, asio::io_context& io, HostSockets& 
     run.say.note(fmt::format("low end, {}), the half connect() leaves free, so", range.low));
     run.say.note("servers that bind(0) and clients that connect() rarely compete. UDP has no such split: it");
     run.say.note("starts at a random port (udp_lib_get_port), and connect() on an unbound UDP socket just binds one.");
-    run.say.see_it_yourself("ss -uan 'sport >= :" + std::to_string(range.low) + "'   while paused with --step");
+    run.say.see_it_yourself("ss -uan 'sport >= :" + std::to_string(range.low) + "'   (while paused with --step)");
 }
 
 // Closes everything on the host before the namespace part (the sockets would go at the

@@ -311,7 +311,7 @@ struct Run {
 };
 
 std::string nsenter(std::string_view command) {
-    return fmt::format("sudo nsenter --target {} --user --net {}", getpid(), command);
+    return fmt::format("nsenter --preserve-credentials --target {} --user --net {}", getpid(), command);
 }
 
 std::string nmap_command(const Run& run, std::string_view scan) {

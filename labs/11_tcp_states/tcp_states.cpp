@@ -293,7 +293,7 @@ Side listen_on(Run& run, const Endpoint& server_endpoint) {
     run.see.record(Listening{listener.ref, 8}, quietly);
     observe(run, listener, TcpState::listen, "listen() called");
     run.say.see_it_yourself(
-        fmt::format("sudo nsenter --target {} --user --net ss -tan 'sport = :{}'", getpid(), server_endpoint.port));
+        fmt::format("nsenter --preserve-credentials --target {} --user --net ss -tan 'sport = :{}'", getpid(), server_endpoint.port));
     return listener;
 }
 
@@ -320,7 +320,7 @@ Side connect_while_dropped(Run& run, const Endpoint& server_endpoint) {
     observe(run, client, TcpState::syn_sent, "still no SYN-ACK: the SYN was dropped");
     run.say.note("no answer at all: the kernel will send the SYN again 1 s after the first (initial RTO, RFC 6298 2.1)");
     run.say.see_it_yourself(fmt::format(
-        "sudo nsenter --target {} --user --net ss -tano state syn-sent   (timer: the next retransmission)", getpid()));
+        "nsenter --preserve-credentials --target {} --user --net ss -tano state syn-sent   (timer: the next retransmission)", getpid()));
     return client;
 }
 
@@ -360,7 +360,7 @@ Side accept_and_talk(Run& run, const Side& listener, const Side& client) {
     if (poll(&readable, 1, 2000) <= 0 || recv(client.fd, buffer, sizeof buffer, 0) <= 0) kernel_error("recv (client)");
     run.say.note("data went both ways: \"hello\" to the server, \"hi\" back");
     run.say.see_it_yourself(
-        fmt::format("sudo nsenter --target {} --user --net ss -tani 'sport = :{}'", getpid(), tuple.local.port));
+        fmt::format("nsenter --preserve-credentials --target {} --user --net ss -tani 'sport = :{}'", getpid(), tuple.local.port));
     return server;
 }
 
@@ -377,7 +377,7 @@ void client_sends_fin(Run& run, const Side& client, const Side& server) {
                                before, after));
     run.see.document()["fin_retransmissions"] = after - before;
     run.say.note("the server knows the client is done sending; the client does not yet know its FIN arrived");
-    run.say.see_it_yourself(fmt::format("sudo nsenter --target {} --user --net ss -tano '( sport = :{} or dport = :{} )'",
+    run.say.see_it_yourself(fmt::format("nsenter --preserve-credentials --target {} --user --net ss -tano '( sport = :{} or dport = :{} )'",
                                         getpid(), server.tuple.local.port, server.tuple.local.port));
 }
 
@@ -389,7 +389,7 @@ void client_fin_acknowledged(Run& run, const Side& client, const Side& server) {
     char buffer[16];
     const auto eof = recv(server.fd, buffer, sizeof buffer, MSG_DONTWAIT);
     run.say.note(fmt::format("the server's recv() now returns {}: end of stream. It may still send, and must close", eof));
-    run.say.see_it_yourself(fmt::format("sudo nsenter --target {} --user --net ss -tan state fin-wait-2", getpid()));
+    run.say.see_it_yourself(fmt::format("nsenter --preserve-credentials --target {} --user --net ss -tan state fin-wait-2", getpid()));
 }
 
 // 6. LAST-ACK and TIME-WAIT: the server closes; the client's last ACK is held back.
@@ -406,7 +406,7 @@ void server_sends_fin(Run& run, const Side& client, const Side& server) {
     run.see.document()["last_fin_retransmissions"] = after - before;
     run.say.note("TIME-WAIT is seen only by sock_diag: the client's descriptor already reports CLOSE, because Linux moved the");
     run.say.note("connection into a small timewait socket (no file, no owner) that will live 60 s (TCP_TIMEWAIT_LEN)");
-    run.say.see_it_yourself(fmt::format("sudo nsenter --target {} --user --net ss -tan state time-wait", getpid()));
+    run.say.see_it_yourself(fmt::format("nsenter --preserve-credentials --target {} --user --net ss -tan state time-wait", getpid()));
 }
 
 // 7. CLOSED: the rule goes; the server's FIN is retransmitted, the timewait socket ACKs it.
@@ -415,7 +415,7 @@ void server_fin_acknowledged(Run& run, const Side& server) {
     lift_rule(run, "the last ACK can get through");
     observe(run, server, TcpState::closed, "ACK of FIN received");
     run.say.note("the server's connection is gone: sock_diag no longer lists it");
-    run.say.see_it_yourself(fmt::format("sudo nsenter --target {} --user --net ss -tan 'sport = :{}'   (only the listener)",
+    run.say.see_it_yourself(fmt::format("nsenter --preserve-credentials --target {} --user --net ss -tan 'sport = :{}'   (only the listener)",
                                         getpid(), server.tuple.local.port));
 }
 
@@ -430,7 +430,7 @@ void close_all(Run& run, const Side& listener, const Side& client, const Side& s
     observe(run, client, TcpState::time_wait, "still in TIME-WAIT after close()", false);
     run.say.note("the listener is closed; the client's port stays held by TIME-WAIT (2 MSL, RFC 793 3.5)");
     run.say.see_it_yourself(fmt::format(
-        "sudo nsenter --target {} --user --net ss -tano state time-wait   (timer: what is left of 60 s)", getpid()));
+        "nsenter --preserve-credentials --target {} --user --net ss -tano state time-wait   (timer: what is left of 60 s)", getpid()));
 }
 
 // The timeline, the diagram and the facts: each side's path, and the machine's edges it took.

@@ -13,6 +13,7 @@
 #include <asio/error.hpp>
 #include <fmt/format.h>
 
+#include "labkit/look.hpp"
 #include "portlab/data_files.hpp"
 #include "portlab/ports.hpp"
 #include "portlab/standard_output.hpp"
@@ -181,6 +182,20 @@ void Narrator::note(std::string_view text) {
 void Narrator::see_it_yourself(std::string_view command) {
     if (quiet_) return;
     *out_ << "  " << paint(dim, "see it yourself:") << ' ' << command << std::endl;
+    if (!show_) return;
+    const auto look = parse_look(command, static_cast<int>(getpid()));
+    for (const auto& run : look.commands) {
+        const auto shown = run_tool(run.argv);
+        if (look.commands.size() > 1 || run.in_own_namespace)
+            *out_ << "    " << paint(dim, fmt::format("$ {}{}", shell_text(run.argv),
+                                                      run.in_own_namespace ? "   (run inside the lab's namespace)" : ""))
+                  << '\n';
+        for (const auto& line : shown.lines) *out_ << "    " << paint(dim, "|") << ' ' << line << '\n';
+        if (shown.lines.empty()) *out_ << "    " << paint(dim, "| (no output)") << '\n';
+        if (shown.lines_left_out > 0) *out_ << "    " << paint(dim, fmt::format("| ... {} more lines", shown.lines_left_out)) << '\n';
+        if (shown.timed_out) *out_ << "    " << paint(dim, "| (stopped after 5 s)") << '\n';
+    }
+    out_->flush();
 }
 
 void Narrator::blank_line() {
@@ -318,6 +333,8 @@ Lab::Lab(LabInfo info, int argc, char** argv)
     app_.add_flag("--json", options_.json, "print the facts as one JSON document instead of the narration");
     app_.add_flag("--no-color", options_.no_color, "no colours (also: NO_COLOR=1)");
     app_.add_flag("--step", options_.step, "pause before each step until Enter is pressed (on a terminal)");
+    app_.add_flag("--show", options_.show,
+                  "run each step's 'see it yourself' command (ss, lsof, nstat, ...) and print its output, bounded to 5 s and 40 lines");
     app_.add_option("--trace", options_.trace_file, "write the run as trace events (JSON Lines) to FILE")
         ->type_name("FILE");
     app_.add_flag("--force", options_.force, "replace a symbolic link given as an output file (the link, not its target)");
@@ -361,6 +378,7 @@ void Lab::parse() {
     }
     color_ = should_use_color(options_.no_color, STDOUT_FILENO);
     narrator_ = Narrator(std::cout, color_, options_.step, options_.json, options_.pause_on_stdin);
+    narrator_.show_commands(options_.show);
     if (has_server_options_) {
         const auto address = IpAddress::parse(bind_text_);
         if (!address) throw CLI::ValidationError("--bind", address.error().message);

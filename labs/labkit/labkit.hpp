@@ -6,7 +6,7 @@
 //                                       [](portlab::labkit::Lab& lab) {
 //           lab.add_server_options(8080);       // --bind --port --allow-non-loopback (optional)
 //           lab.cli().add_option("...", ...);   // the lab's own arguments
-//           lab.parse();                        // common flags: --json --no-color --step --trace --help
+//           lab.parse();                        // common flags: --json --no-color --step --show --trace --help
 //           auto& say = lab.narrate();
 //           auto& trace = lab.trace();          // a no-op unless --trace FILE was given
 //           say.step("bind 127.0.0.1:8080");
@@ -67,6 +67,8 @@ struct CommonOptions {
     // --pause-on-stdin: with --step, pause even when stdin is not a terminal, announce each
     // pause on stderr and wait for a line on stdin (tests look at the kernel at each pause).
     bool pause_on_stdin = false;
+    // --show: run each step's see-it-yourself command (look.hpp) and print its real output.
+    bool show = false;
 };
 
 // The flags of a lab that runs a server (Lab::add_server_options), validated by parse().
@@ -133,9 +135,12 @@ public:
     void kernel(std::string_view answer);                // "  kernel: answer"
     void fact(std::string_view label, std::string_view text);  // "  label: text"
     void note(std::string_view text);                    // "  text"
-    void see_it_yourself(std::string_view command);      // "  see it yourself: command"
+    // "  see it yourself: command"; with show_commands(true), the command run (look.hpp),
+    // its output under it ("    | ..."), unless the line is prose.
+    void see_it_yourself(std::string_view command);
     void blank_line();
     void pause();                                        // under --step: wait for Enter
+    void show_commands(bool on) noexcept { show_ = on; }  // --show
 
     [[nodiscard]] int steps_so_far() const noexcept { return steps_; }
 
@@ -147,6 +152,7 @@ private:
     bool pause_;
     bool quiet_;
     bool pause_without_terminal_;
+    bool show_ = false;
     int steps_ = 0;
 };
 
