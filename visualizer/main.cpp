@@ -198,6 +198,7 @@ int main(int argc, char** argv) {
     } else if (!options.scenario.empty()) {
         (void)app.model.open_scenario(options.scenario);
     }
+    if (!app.model.warning().empty()) std::fprintf(stderr, "portlab-viz: warning: %s\n", app.model.warning().c_str());
     if (!app.model.error().empty()) {
         std::fprintf(stderr, "portlab-viz: %s\n", app.model.error().c_str());
         if (!options.keep_going) return 2;

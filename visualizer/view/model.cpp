@@ -46,6 +46,7 @@ void Model::adopt(trace::TraceHeader header, std::string label) {
     world_ = replay::State{};
     label_ = std::move(label);
     error_.clear();
+    warning_.clear();
     ++generation_;
     connections_at_.reset();
     layout_at_.reset();
@@ -79,7 +80,8 @@ bool Model::poll(std::size_t budget) {
     }
     if (loader_->finished()) {
         if (const auto error = loader_->error()) error_ = "stopped reading at the first bad line: " + error->message;
-        if (is_capture()) conversations_ = replay::find_conversations(*timeline_);
+        warning_ = loader_->warning().value_or("");
+        if (is_capture()) conversations_ = loader_->take_conversations();
         loader_.reset();
     }
     return true;
@@ -98,6 +100,7 @@ void Model::open_trace(trace::Trace trace, std::string label) {
     world_ = replay::State{};
     label_ = std::move(label);
     error_.clear();
+    warning_.clear();
     ++generation_;
     connections_at_.reset();
     layout_at_.reset();

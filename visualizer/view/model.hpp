@@ -40,6 +40,10 @@ public:
     void open_trace(trace::Trace trace, std::string label);
     void set_error(std::string message) { error_ = std::move(message); }
     void clear_error() { error_.clear(); }
+    // What the file shown lacks though it opened (a capture cut short: its whole
+    // packets are shown); empty when nothing is amiss.
+    [[nodiscard]] const std::string& warning() const noexcept { return warning_; }
+    void clear_warning() { warning_.clear(); }
 
     [[nodiscard]] bool loaded() const noexcept { return timeline_ != nullptr; }
     [[nodiscard]] const replay::Timeline& timeline() const { return *timeline_; }
@@ -88,6 +92,7 @@ private:
     std::unique_ptr<replay::Timeline> timeline_;
     replay::State world_;
     std::string error_;
+    std::string warning_;
     std::string label_;
     std::size_t generation_ = 0;
     std::vector<Conversation> conversations_;
