@@ -463,7 +463,10 @@ TEST_CASE("a big capture's first packets are handed over before the file is read
         std::unique_lock lock(mutex);
         changed.wait(lock, [&] { return first_block_seen; });
     };
-    TraceLoader loader(path, 2, hold_first_block);
+    TraceLoader::Options options;
+    options.threads = 2;
+    options.after_block = hold_first_block;
+    TraceLoader loader(path, options);
     TraceLoader::Batch first;
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
     while (first.events.empty() && std::chrono::steady_clock::now() < deadline) {
@@ -495,6 +498,31 @@ TEST_CASE("a big capture's first packets are handed over before the file is read
     const trace::Trace whole = whole_capture(path);
     REQUIRE(events.size() == whole.events.size());
     CHECK(events == whole.events);
+}
+
+TEST_CASE("a loader told to hold after its first block reads no further until released", "[viz][loader][capture]") {
+    const test::TempDir dir;
+    const std::string path = dir.file("held.pcap");
+    write_capture(path, 60000);
+    TraceLoader::Options options;
+    options.hold_first_block = true;
+    options.hold_limit = std::chrono::minutes(10);  // longer than the test: only release() lets it go
+    TraceLoader loader(path, options);
+    TraceLoader::Batch first;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (first.events.empty() && std::chrono::steady_clock::now() < deadline) {
+        first = loader.take(static_cast<std::size_t>(-1));
+        if (first.events.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    REQUIRE_FALSE(first.events.empty());
+    CHECK_FALSE(loader.done());
+    CHECK(loader.take(static_cast<std::size_t>(-1)).events.empty());  // nothing past the first block
+    loader.release();
+    loader.wait();
+    std::size_t events = first.events.size();
+    for (auto batch = loader.take(static_cast<std::size_t>(-1)); !batch.events.empty(); batch = loader.take(static_cast<std::size_t>(-1)))
+        events += batch.events.size();
+    CHECK(events == 60000);
 }
 
 TEST_CASE("a capture streamed into the model equals the whole-file conversion, conversations and checkpoints included", "[viz][model][loader][capture]") {

@@ -37,14 +37,25 @@ bool looks_like_capture(std::string_view bytes) {
 
 }  // namespace
 
-TraceLoader::TraceLoader(std::string path, unsigned threads, BlockHook after_block)
-    : path_(std::move(path)), after_block_(std::move(after_block)) {
-    thread_ = std::thread([this, threads] { run(std::max(1u, threads)); });
+TraceLoader::TraceLoader(std::string path, Options options) : path_(std::move(path)), options_(std::move(options)) {
+    thread_ = std::thread([this] { run(std::max(1u, options_.threads)); });
 }
 
 TraceLoader::~TraceLoader() {
-    stop_ = true;
+    {
+        const std::lock_guard lock(mutex_);
+        stop_ = true;
+    }
+    changed_.notify_all();  // a loader held after its first block
     if (thread_.joinable()) thread_.join();
+}
+
+void TraceLoader::release() {
+    {
+        const std::lock_guard lock(mutex_);
+        released_ = true;
+    }
+    changed_.notify_all();
 }
 
 std::optional<trace::TraceHeader> TraceLoader::header() const {
@@ -132,7 +143,11 @@ void TraceLoader::publish(Batch batch, std::size_t bytes_read) {
         changed_.notify_all();
     }
     ++blocks_;
-    if (after_block_) after_block_(blocks_);
+    if (options_.after_block) options_.after_block(blocks_);
+    if (blocks_ == 1 && options_.hold_first_block) {
+        std::unique_lock lock(mutex_);
+        changed_.wait_for(lock, options_.hold_limit, [this] { return released_ || stop_; });
+    }
 }
 
 void TraceLoader::finish(std::optional<Error> error) {

@@ -8,6 +8,7 @@
 // first events are on screen while the rest still load.
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstddef>
 #include <deque>
@@ -27,13 +28,24 @@
 
 namespace portlab::viz {
 
-class TraceLoader {
-public:
+// How a TraceLoader reads (outside the class so it can be a default argument).
+struct LoaderOptions {
+    unsigned threads = std::thread::hardware_concurrency();
+    // Wait after the first block until TraceLoader::release() (at most hold_limit):
+    // a window that is still being made (a GL context, fonts) gets the CPU, so the
+    // first frame with events comes as soon as for a small file.
+    bool hold_first_block = false;
+    std::chrono::milliseconds hold_limit{2000};
     // Called on the loader's thread after each block is handed over, with the
     // number of blocks so far: a test holds the loader there to see a block
     // arrive before the file is read through.
-    using BlockHook = std::function<void(std::size_t blocks)>;
-    explicit TraceLoader(std::string path, unsigned threads = std::thread::hardware_concurrency(), BlockHook after_block = {});
+    std::function<void(std::size_t blocks)> after_block;
+};
+
+class TraceLoader {
+public:
+    using Options = LoaderOptions;
+    explicit TraceLoader(std::string path, Options options = {});
     ~TraceLoader();  // stops the thread (at the next block) and waits for it
     TraceLoader(const TraceLoader&) = delete;
     TraceLoader& operator=(const TraceLoader&) = delete;
@@ -65,6 +77,8 @@ public:
     [[nodiscard]] bool finished() const;
     // Blocks until done().
     void wait() const;
+    // Lets a loader held after its first block carry on.
+    void release();
     // Share of the file's bytes parsed, 0..1.
     [[nodiscard]] double progress() const;
     // How many events the whole file holds, judged from the lines parsed so far
@@ -98,8 +112,9 @@ private:
     std::size_t handed_over_ = 0;  // events taken so far
     std::size_t parsed_events_ = 0;
     std::size_t first_event_byte_ = 0;  // where the line after the header starts
-    BlockHook after_block_;
+    Options options_;
     std::size_t blocks_ = 0;  // handed over so far (the loader's thread only)
+    bool released_ = false;
     std::atomic<bool> stop_{false};
     std::thread thread_;  // last: started when everything above exists
 };

@@ -35,9 +35,11 @@ Result<void> Model::open_scenario(const std::string& name) {
     return {};
 }
 
-void Model::start_open(const std::string& path) {
+void Model::start_open(const std::string& path, bool hold_first_block) {
     loader_.reset();  // a load in progress is abandoned
-    loader_ = std::make_unique<TraceLoader>(path);
+    TraceLoader::Options options;
+    options.hold_first_block = hold_first_block;
+    loader_ = std::make_unique<TraceLoader>(path, options);
     loader_adopted_ = false;
 }
 

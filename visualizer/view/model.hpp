@@ -29,7 +29,12 @@ public:
     // events in. The file replaces what is shown once its first events have parsed;
     // an error before that leaves the previous source shown, an error later keeps
     // the events read so far. Either way the message is in error().
-    void start_open(const std::string& path);
+    // `hold_first_block`: the loader waits after its first block until
+    // release_load() (a window being made gets the CPU meanwhile).
+    void start_open(const std::string& path, bool hold_first_block = false);
+    void release_load() {
+        if (loader_) loader_->release();
+    }
     // Moves up to `budget` loaded events into the timeline; true when anything changed.
     bool poll(std::size_t budget);
     // Polls until the background open is over (headless runs draw the whole file).
