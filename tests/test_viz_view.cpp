@@ -446,6 +446,23 @@ trace::Trace whole_capture(const std::string& path) {
     return replay::trace_from_capture(*capture, path.substr(path.find_last_of('/') + 1));
 }
 
+// The loader's first batch, as soon as there is one (at most a minute).
+TraceLoader::Batch first_batch(TraceLoader& loader) {
+    TraceLoader::Batch first;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (first.events.empty() && std::chrono::steady_clock::now() < deadline) {
+        first = loader.take(static_cast<std::size_t>(-1));
+        if (first.events.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    return first;
+}
+
+// Every event a finished loader still holds, appended to `events`.
+void take_rest(TraceLoader& loader, std::vector<trace::Event>& events) {
+    for (auto batch = loader.take(static_cast<std::size_t>(-1)); !batch.events.empty(); batch = loader.take(static_cast<std::size_t>(-1)))
+        events.insert(events.end(), std::make_move_iterator(batch.events.begin()), std::make_move_iterator(batch.events.end()));
+}
+
 }  // namespace
 
 TEST_CASE("a big capture's first packets are handed over before the file is read through", "[viz][loader][capture]") {
@@ -467,12 +484,7 @@ TEST_CASE("a big capture's first packets are handed over before the file is read
     options.threads = 2;
     options.after_block = hold_first_block;
     TraceLoader loader(path, options);
-    TraceLoader::Batch first;
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-    while (first.events.empty() && std::chrono::steady_clock::now() < deadline) {
-        first = loader.take(static_cast<std::size_t>(-1));
-        if (first.events.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    }
+    TraceLoader::Batch first = first_batch(loader);
     const bool done_at_first = loader.done();
     const double progress_at_first = loader.progress();
     {
@@ -491,8 +503,7 @@ TEST_CASE("a big capture's first packets are handed over before the file is read
     // The rest arrives, and everything equals the whole-file conversion.
     loader.wait();
     std::vector<trace::Event> events = std::move(first.events);
-    for (auto batch = loader.take(static_cast<std::size_t>(-1)); !batch.events.empty(); batch = loader.take(static_cast<std::size_t>(-1)))
-        events.insert(events.end(), std::make_move_iterator(batch.events.begin()), std::make_move_iterator(batch.events.end()));
+    take_rest(loader, events);
     CHECK_FALSE(loader.error());
     CHECK_FALSE(loader.warning());
     const trace::Trace whole = whole_capture(path);
@@ -508,21 +519,15 @@ TEST_CASE("a loader told to hold after its first block reads no further until re
     options.hold_first_block = true;
     options.hold_limit = std::chrono::minutes(10);  // longer than the test: only release() lets it go
     TraceLoader loader(path, options);
-    TraceLoader::Batch first;
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-    while (first.events.empty() && std::chrono::steady_clock::now() < deadline) {
-        first = loader.take(static_cast<std::size_t>(-1));
-        if (first.events.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    }
+    TraceLoader::Batch first = first_batch(loader);
     REQUIRE_FALSE(first.events.empty());
     CHECK_FALSE(loader.done());
     CHECK(loader.take(static_cast<std::size_t>(-1)).events.empty());  // nothing past the first block
     loader.release();
     loader.wait();
-    std::size_t events = first.events.size();
-    for (auto batch = loader.take(static_cast<std::size_t>(-1)); !batch.events.empty(); batch = loader.take(static_cast<std::size_t>(-1)))
-        events += batch.events.size();
-    CHECK(events == 60000);
+    std::vector<trace::Event> events = std::move(first.events);
+    take_rest(loader, events);
+    CHECK(events.size() == 60000);
 }
 
 TEST_CASE("a capture streamed into the model equals the whole-file conversion, conversations and checkpoints included", "[viz][model][loader][capture]") {
