@@ -20,7 +20,7 @@ namespace portlab::viz {
 namespace {
 
 // A small first block puts the first events on screen quickly; then blocks big
-// enough to keep both parsing threads busy (lines for a trace, records for a capture).
+// enough to keep every parsing thread busy (lines for a trace, records for a capture).
 constexpr std::size_t first_block_events = 2000;
 constexpr std::size_t block_events = 50000;
 
@@ -322,7 +322,8 @@ void TraceLoader::run_capture() {
 }
 
 // The header line, then the events a block of lines at a time (each block
-// parsed on two threads, and checked against the lines before it).
+// parsed on a thread per core once it has 20,000 lines, and checked against the
+// lines before it).
 void TraceLoader::run_trace(std::string_view text, unsigned threads) {
     if (text.empty()) return finish(fail(path_ + ": line 1: the file is empty (expected a trace header line)"));
     replay::TraceTextReader reader;

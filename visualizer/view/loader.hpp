@@ -1,6 +1,6 @@
 #pragma once
 // Opens a big file without making the window wait: a thread reads the file in
-// blocks, turns each block into events (a trace's lines parsed on two threads when
+// blocks, turns each block into events (a trace's lines parsed on a thread per core when
 // the block is big enough, a capture's records decoded), checks the rules that
 // span lines, applies the events to a world on a second thread to take the
 // timeline's checkpoints (block k's while block k+1 is read), and hands events
