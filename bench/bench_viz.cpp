@@ -1,11 +1,14 @@
-// The visualizer's model under load: open a big trace (read + parse + timeline
-// with checkpoints) and seek to random events, forwards and backwards.
+// The visualizer's model under load: open a big trace or capture (read + parse +
+// timeline with checkpoints) and seek to random events, forwards and backwards.
 //
 //   bench_viz generate FILE [EVENTS] [KEPT]   write a trace: KEPT connections
 //                                             opened and left open, then short
 //                                             connections (open, data, close,
 //                                             TIME-WAIT) until EVENTS events
-//   bench_viz open FILE [RUNS]                time what portlab-viz does on open
+//   bench_viz capture FILE [PACKETS]          write a pcap: TCP connections of 8 frames
+//   bench_viz open FILE [RUNS]                time what portlab-viz does on open (a trace
+//                                             or a capture): first batch, all in, CPU
+//   bench_viz parse FILE [RUNS]               a trace's lines parsed on 1 and on 2 threads
 //   bench_viz seek FILE [SEEKS]               time random seeks (forwards and backwards)
 //
 // The frame-time figure (10,000 connections on screen) comes from the app:
@@ -14,14 +17,20 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <ctime>
+#include <optional>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include <sys/resource.h>
+
+#include "portlab/input_file.hpp"
 #include "portlab/packet.hpp"
+#include "portlab/pcap.hpp"
 #include "portlab/trace.hpp"
 #include "replay/state.hpp"
+#include "view/loader.hpp"
 
 using namespace portlab;
 using Clock = std::chrono::steady_clock;
@@ -29,14 +38,6 @@ using Clock = std::chrono::steady_clock;
 namespace {
 
 double ms_since(Clock::time_point start) { return std::chrono::duration<double, std::milli>(Clock::now() - start).count(); }
-
-// CPU time of the whole process (every thread), in ms: on a shared machine the
-// wall clock also counts other programs' turns, this does not.
-double cpu_ms() {
-    timespec now{};
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &now);
-    return static_cast<double>(now.tv_sec) * 1e3 + static_cast<double>(now.tv_nsec) / 1e6;
-}
 
 // ---- a synthetic but well-formed trace: what the simulator writes for many clients
 
@@ -151,25 +152,154 @@ int generate(const std::string& path, std::size_t events, std::size_t kept) {
     return 0;
 }
 
+// ---- a capture of real TCP connections, as tcpdump -i lo writes one
+
+// Connection after connection from 10.0.0.1 to 10.0.0.2:80, each eight Ethernet
+// frames (handshake, 100 bytes each way, FIN from both ends, last ACK) with
+// sequence numbers a peer tool's TCP analysis follows; 10 us between frames.
+int generate_capture(const std::string& path, std::size_t packets) {
+    auto writer = pcap::Writer::create(path, LinkType::en10mb);
+    if (!writer) {
+        std::fprintf(stderr, "%s\n", writer.error().message.c_str());
+        return 2;
+    }
+    const IpAddress client_ip = IpAddress::v4(10, 0, 0, 1);
+    const Endpoint server{IpAddress::v4(10, 0, 0, 2), 80};
+    const std::vector<std::uint8_t> request(100, 'q');
+    const std::vector<std::uint8_t> reply(100, 'r');
+    std::uint64_t t_us = 1'700'000'000'000'000;
+    std::size_t written = 0;
+    std::size_t connection = 0;
+    const auto frame = [&](const Endpoint& from, const Endpoint& to, std::uint32_t seq, std::uint32_t ack, std::uint8_t flags,
+                           const std::vector<std::uint8_t>& data) {
+        if (written == packets) return;
+        TcpHeader tcp;
+        tcp.source_port = from.port;
+        tcp.destination_port = to.port;
+        tcp.sequence = seq;
+        tcp.acknowledgment = ack;
+        tcp.flags = flags;
+        const Bytes ip = encode_tcp(IpHeader{from.address, to.address}, tcp, data).value();
+        (void)writer->write(pcap::Record::whole(t_us, with_link_header(LinkType::en10mb, ip))).value();
+        t_us += 10;
+        ++written;
+    };
+    const std::vector<std::uint8_t> none;
+    while (written < packets) {
+        const Endpoint client{client_ip, static_cast<Port>(32768 + connection % 28000)};
+        const auto c = static_cast<std::uint32_t>(1000 + connection * 7919);  // initial sequence numbers
+        const auto s = static_cast<std::uint32_t>(5000 + connection * 104729);
+        using namespace tcp_flag;
+        frame(client, server, c, 0, syn, none);
+        frame(server, client, s, c + 1, syn | ack, none);
+        frame(client, server, c + 1, s + 1, ack, none);
+        frame(client, server, c + 1, s + 1, psh | ack, request);
+        frame(server, client, s + 1, c + 101, psh | ack, reply);
+        frame(client, server, c + 101, s + 101, fin | ack, none);
+        frame(server, client, s + 101, c + 102, fin | ack, none);
+        frame(client, server, c + 102, s + 102, ack, none);
+        ++connection;
+    }
+    if (auto closed = writer->close(); !closed) {
+        std::fprintf(stderr, "%s\n", closed.error().message.c_str());
+        return 1;
+    }
+    std::printf("wrote %zu packets (%zu connections) to %s\n", written, connection, path.c_str());
+    return 0;
+}
+
+// CPU time of every thread of the process so far (user + system), in ms, as getrusage(2) counts it.
+double rusage_cpu_ms() {
+    rusage usage{};
+    getrusage(RUSAGE_SELF, &usage);
+    const auto ms = [](const timeval& t) { return static_cast<double>(t.tv_sec) * 1e3 + static_cast<double>(t.tv_usec) / 1e3; };
+    return ms(usage.ru_utime) + ms(usage.ru_stime);
+}
+
+// What portlab-viz does on open, without a window: the loader reads in blocks on
+// its threads, and this thread moves what is ready into the timeline (as the
+// window does between frames) until the file is in; a capture's conversations
+// come with the last block. "first batch": when the first events could be drawn.
 int open(const std::string& path, int runs) {
     for (int run = 0; run < runs; ++run) {
         const auto start = Clock::now();
-        const double cpu_start = cpu_ms();
-        auto trace = replay::read_any_file(path);
-        if (!trace) {
-            std::fprintf(stderr, "%s\n", trace.error().message.c_str());
+        const double cpu_start = rusage_cpu_ms();
+        viz::TraceLoader loader(path);
+        std::optional<replay::Timeline> timeline;
+        std::optional<double> first_batch_ms;
+        double progress_at_first = 0;
+        std::size_t conversations = 0;
+        while (true) {
+            const bool done = loader.done();
+            auto batch = loader.take(static_cast<std::size_t>(-1));
+            if (!batch.events.empty()) {
+                if (!timeline) {
+                    timeline.emplace(*loader.header());
+                    const std::size_t estimate = loader.estimated_events();
+                    timeline->reserve(std::max(batch.events.size(), estimate + estimate / 10));
+                    first_batch_ms = ms_since(start);
+                    progress_at_first = loader.progress();
+                }
+                timeline->append(std::move(batch.events), std::move(batch.checkpoints));
+            } else if (done) {
+                break;
+            } else {
+                std::this_thread::sleep_for(std::chrono::milliseconds(1));
+            }
+        }
+        if (const auto error = loader.error()) {
+            std::fprintf(stderr, "%s\n", error->message.c_str());
             return 2;
         }
-        const double read_ms = ms_since(start);
-        const double read_cpu = cpu_ms() - cpu_start;
-        const std::size_t count = trace->events.size();
-        const auto build = Clock::now();
-        const double build_cpu_start = cpu_ms();
-        const replay::Timeline timeline = replay::Timeline::of(std::move(trace).value());
-        const double build_ms = ms_since(build);
-        const double build_cpu = cpu_ms() - build_cpu_start;
-        std::printf("open %zu events: read+parse %.0f ms (cpu %.0f), timeline %.0f ms (cpu %.0f, %zu checkpoints), total %.0f ms (cpu %.0f)\n",
-                    count, read_ms, read_cpu, build_ms, build_cpu, timeline.checkpoint_count(), ms_since(start), cpu_ms() - cpu_start);
+        if (const auto warning = loader.warning()) std::fprintf(stderr, "warning: %s\n", warning->c_str());
+        conversations = loader.take_conversations().size();
+        const double total_ms = ms_since(start);
+        const double cpu = rusage_cpu_ms() - cpu_start;
+        std::printf("open %zu events: first batch %.0f ms (%.1f%% of the file read), all in %.0f ms, cpu %.0f ms (every thread, "
+                    "getrusage), %zu checkpoints, %zu conversations\n",
+                    timeline ? timeline->size() : 0, first_batch_ms.value_or(-1), 100 * progress_at_first, total_ms, cpu,
+                    timeline ? timeline->checkpoint_count() : 0, conversations);
+    }
+    return 0;
+}
+
+// Parsing a trace's event lines alone, on one thread and on two, over the same
+// blocks the loader reads: whether the second thread shortens the wall time.
+int parse(const std::string& path, int runs) {
+    auto text = read_input_file(path, trace::max_trace_file_bytes);
+    if (!text) {
+        std::fprintf(stderr, "%s\n", text.error().message.c_str());
+        return 2;
+    }
+    const std::string_view all(*text);
+    for (int run = 0; run < runs; ++run) {
+        for (const unsigned threads : {1u, 2u}) {
+            replay::TraceTextReader reader;
+            const auto first_end = all.find('\n');
+            if (!reader.header(all.substr(0, first_end))) return 2;
+            std::size_t offset = first_end + 1;
+            std::size_t events = 0;
+            const auto start = Clock::now();
+            const double cpu_start = rusage_cpu_ms();
+            while (offset < all.size()) {
+                std::size_t end = offset;
+                for (std::size_t count = 0; end < all.size() && count < 50000; ++count) {
+                    const auto next = all.find('\n', end);
+                    end = next == std::string_view::npos ? all.size() : next + 1;
+                }
+                auto block = reader.block(all.substr(offset, end - offset), threads);
+                if (!block) {
+                    std::fprintf(stderr, "%s\n", block.error().message.c_str());
+                    return 2;
+                }
+                events += block->size();
+                offset = end;
+            }
+            const double wall = ms_since(start);
+            const double cpu = rusage_cpu_ms() - cpu_start;
+            std::printf("parse %zu events on %u thread%s: wall %.0f ms, cpu %.0f ms (cpu/wall %.2f)\n", events, threads,
+                        threads == 1 ? "" : "s", wall, cpu, cpu / wall);
+        }
     }
     return 0;
 }
@@ -224,8 +354,10 @@ int main(int argc, char** argv) {
     const std::vector<std::string> args(argv + 1, argv + argc);
     if (args.size() >= 2 && args[0] == "generate")
         return generate(args[1], args.size() > 2 ? std::stoul(args[2]) : 1'000'000, args.size() > 3 ? std::stoul(args[3]) : 10'000);
+    if (args.size() >= 2 && args[0] == "capture") return generate_capture(args[1], args.size() > 2 ? std::stoul(args[2]) : 1'000'000);
     if (args.size() >= 2 && args[0] == "open") return open(args[1], args.size() > 2 ? std::stoi(args[2]) : 3);
+    if (args.size() >= 2 && args[0] == "parse") return parse(args[1], args.size() > 2 ? std::stoi(args[2]) : 3);
     if (args.size() >= 2 && args[0] == "seek") return seek(args[1], args.size() > 2 ? std::stoi(args[2]) : 1000);
-    std::fprintf(stderr, "usage: bench_viz generate FILE [EVENTS] [KEPT] | open FILE [RUNS] | seek FILE [SEEKS]\n");
+    std::fprintf(stderr, "usage: bench_viz generate FILE [EVENTS] [KEPT] | capture FILE [PACKETS] | open FILE [RUNS] | parse FILE [RUNS] | seek FILE [SEEKS]\n");
     return 2;
 }

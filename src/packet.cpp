@@ -448,7 +448,12 @@ std::string icmp_description(bool v6, std::uint8_t type, std::uint8_t code) {
 // after an explicit size check, so no input can make it read past the span.
 class Decoder {
 public:
-    Decoder(ByteSpan frame, std::size_t missing) : frame_(frame), missing_(missing) {}
+    // What to fill in: every field with its text and the checksums (the hex view,
+    // lab 10), or only the header values (a capture's list of a million packets).
+    // Both take the same checks, so both fail on the same bytes.
+    enum class Detail { fields, headers };
+    Decoder(ByteSpan frame, std::size_t missing, Detail detail = Detail::fields)
+        : frame_(frame), missing_(missing), fields_(detail == Detail::fields) {}
 
     Result<DecodedPacket> link_then_ip(LinkType link_type);
     Result<DecodedPacket> ip_only() {
@@ -493,6 +498,7 @@ private:
 
     ByteSpan frame_;
     std::size_t missing_;  // bytes on the wire past the end of frame_
+    bool fields_;          // Detail::fields: layers, field texts, checksums and notes too
     DecodedPacket out_;
 };
 
@@ -526,6 +532,7 @@ Result<Decoder::LinkInfo> Decoder::decode_ethernet() {
     const auto ethertype = read_u16(frame_, 12);
     auto version = version_for_ethertype(ethertype);
     if (!version) return version.error();
+    if (!fields_) return LinkInfo{size, *version};
     auto mac = [&](std::size_t at) {
         return fmt::format("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", frame_[at], frame_[at + 1], frame_[at + 2],
                            frame_[at + 3], frame_[at + 4], frame_[at + 5]);
@@ -548,6 +555,7 @@ Result<Decoder::LinkInfo> Decoder::decode_linux_sll() {
     const auto protocol = read_u16(frame_, 14);
     auto version = version_for_ethertype(protocol);
     if (!version) return version.error();
+    if (!fields_) return LinkInfo{size, *version};
     LayerBuilder layer("Linux cooked", 0, size);
     layer.bytes("Packet type", 0, 2, sll_packet_type_name(read_u16(frame_, 0)),
                 "Which way the packet went through this host (Linux records it because 'any' mixes interfaces)");
@@ -568,6 +576,7 @@ Result<Decoder::LinkInfo> Decoder::decode_linux_sll2() {
     const auto protocol = read_u16(frame_, 0);
     auto version = version_for_ethertype(protocol);
     if (!version) return version.error();
+    if (!fields_) return LinkInfo{size, *version};
     const auto interface_index = read_u32(frame_, 4);
     const std::uint8_t packet_type = frame_[10];
     LayerBuilder layer("Linux cooked v2", 0, size);
@@ -601,6 +610,7 @@ Result<Decoder::LinkInfo> Decoder::decode_null() {
     };
     const int version = version_of(little) ? version_of(little) : version_of(big);
     if (!version) return fail(fmt::format("address family {} in the NULL header is not IPv4 or IPv6", little));
+    if (!fields_) return LinkInfo{size, version};
     LayerBuilder layer("Loopback", 0, size);
     layer.bytes("Address family", 0, 4, version == 6 ? "IPv6" : "IPv4",
                 fmt::format("AF_ value {} in the capturing host's byte order: which protocol follows",
@@ -650,6 +660,15 @@ Result<void> Decoder::decode_ipv4(std::size_t offset) {
     out_.ip.flow_label = 0;
     out_.ip_protocol = protocol;
     out_.ip_total_length = total;
+    const std::size_t payload = offset + header_size;
+    const std::size_t end = offset + total;
+    if (!fields_) {
+        if (more_fragments || fragment_offset != 0) {
+            add_payload(payload, end);
+            return {};
+        }
+        return decode_transport(payload, end);
+    }
 
     // The header checksum covers only the header (RFC 791 3.1), which is all here.
     ChecksumCheck check;
@@ -705,8 +724,6 @@ Result<void> Decoder::decode_ipv4(std::size_t offset) {
     out_.layers.push_back(layer.take());
     out_.ip_checksum = std::move(check);
 
-    const std::size_t payload = o + header_size;
-    const std::size_t end = o + total;
     if (more_fragments || fragment_offset != 0) {
         // Only the reassembled packet holds a whole segment whose checksum can be checked.
         out_.notes.push_back(fmt::format(
@@ -740,23 +757,25 @@ Result<void> Decoder::decode_ipv6(std::size_t offset) {
     out_.ip_total_length = static_cast<std::uint16_t>(std::min<std::size_t>(ipv6_header_size + payload_length, 0xFFFF));
 
     const std::size_t o = offset;
-    LayerBuilder layer("IPv6", o, ipv6_header_size);
-    layer.bits("Version", o, 1, 0, 4, "6", "IP version: 6 means this header has the IPv6 layout (RFC 8200)");
-    layer.bits("Traffic class", o, 2, 4, 8, std::to_string(out_.ip.traffic_class),
-               "DSCP and ECN bits, the same marks as IPv4's second byte");
-    layer.bits("Flow label", o + 1, 3, 4, 20, fmt::format("0x{:05x}", out_.ip.flow_label),
-               "Lets routers keep one flow's packets on one path; Linux derives it from a hash of the connection");
-    layer.bytes("Payload length", o + 4, 2, std::to_string(payload_length),
-                "Bytes after this 40-byte header (extension headers included); unlike IPv4 it excludes the header");
-    layer.bytes("Next header", o + 6, 1, fmt::format("{} ({})", next_header, ip_protocol_name(next_header)),
-                "What follows: a transport (6 TCP, 17 UDP, 58 ICMPv6) or an extension header");
-    layer.bytes("Hop limit", o + 7, 1, std::to_string(out_.ip.ttl),
-                "IPv6's TTL: each router subtracts 1 and drops the packet at 0");
-    layer.bytes("Source address", o + 8, 16, out_.ip.source.to_string(),
-                "Who sent the packet: replies go back to this address");
-    layer.bytes("Destination address", o + 24, 16, out_.ip.destination.to_string(),
-                "Which host the packet is for; the port in the transport header then picks the socket on that host");
-    out_.layers.push_back(layer.take());
+    if (fields_) {
+        LayerBuilder layer("IPv6", o, ipv6_header_size);
+        layer.bits("Version", o, 1, 0, 4, "6", "IP version: 6 means this header has the IPv6 layout (RFC 8200)");
+        layer.bits("Traffic class", o, 2, 4, 8, std::to_string(out_.ip.traffic_class),
+                   "DSCP and ECN bits, the same marks as IPv4's second byte");
+        layer.bits("Flow label", o + 1, 3, 4, 20, fmt::format("0x{:05x}", out_.ip.flow_label),
+                   "Lets routers keep one flow's packets on one path; Linux derives it from a hash of the connection");
+        layer.bytes("Payload length", o + 4, 2, std::to_string(payload_length),
+                    "Bytes after this 40-byte header (extension headers included); unlike IPv4 it excludes the header");
+        layer.bytes("Next header", o + 6, 1, fmt::format("{} ({})", next_header, ip_protocol_name(next_header)),
+                    "What follows: a transport (6 TCP, 17 UDP, 58 ICMPv6) or an extension header");
+        layer.bytes("Hop limit", o + 7, 1, std::to_string(out_.ip.ttl),
+                    "IPv6's TTL: each router subtracts 1 and drops the packet at 0");
+        layer.bytes("Source address", o + 8, 16, out_.ip.source.to_string(),
+                    "Who sent the packet: replies go back to this address");
+        layer.bytes("Destination address", o + 24, 16, out_.ip.destination.to_string(),
+                    "Which host the packet is for; the port in the transport header then picks the socket on that host");
+        out_.layers.push_back(layer.take());
+    }
 
     const std::size_t end = o + ipv6_header_size + payload_length;
     auto transport = skip_ipv6_extensions(o + ipv6_header_size, end, next_header);
@@ -775,15 +794,17 @@ Result<std::size_t> Decoder::skip_ipv6_extensions(std::size_t offset, std::size_
         const std::size_t size = (static_cast<std::size_t>(frame_[offset + 1]) + 1) * 8;
         if (offset + size > end || !complete(offset + size))
             return fail(fmt::format("the {} ({} bytes) runs past the IPv6 payload", ip_protocol_name(next_header), size));
-        LayerBuilder layer(std::string(ip_protocol_name(next_header)), offset, size);
         const std::uint8_t following = frame_[offset];
-        layer.bytes("Next header", offset, 1, fmt::format("{} ({})", following, ip_protocol_name(following)),
-                    "What follows this extension header");
-        layer.bytes("Header length", offset + 1, 1, std::to_string(frame_[offset + 1]),
-                    "Length in 8-byte units, not counting the first 8 bytes");
-        layer.bytes("Options and data", offset + 2, size - 2, fmt::format("{} bytes", size - 2),
-                    "Skipped: portlab only needs to know where the transport header starts");
-        out_.layers.push_back(layer.take());
+        if (fields_) {
+            LayerBuilder layer(std::string(ip_protocol_name(next_header)), offset, size);
+            layer.bytes("Next header", offset, 1, fmt::format("{} ({})", following, ip_protocol_name(following)),
+                        "What follows this extension header");
+            layer.bytes("Header length", offset + 1, 1, std::to_string(frame_[offset + 1]),
+                        "Length in 8-byte units, not counting the first 8 bytes");
+            layer.bytes("Options and data", offset + 2, size - 2, fmt::format("{} bytes", size - 2),
+                        "Skipped: portlab only needs to know where the transport header starts");
+            out_.layers.push_back(layer.take());
+        }
         next_header = following;
         offset += size;
     }
@@ -796,7 +817,7 @@ void Decoder::add_payload(std::size_t offset, std::size_t end) {
     out_.payload_offset = offset;
     out_.payload_length = end - offset;
     const std::size_t captured = captured_end(end) > offset ? captured_end(end) - offset : 0;
-    if (captured == 0) return;
+    if (captured == 0 || !fields_) return;
     LayerBuilder layer("Payload", offset, captured);
     layer.bytes("Data", offset, captured,
                 captured < end - offset ? fmt::format("{} of {} bytes captured", captured, end - offset)
@@ -904,6 +925,11 @@ Result<void> Decoder::decode_tcp(std::size_t offset, std::size_t end) {
 
     LayerBuilder layer("TCP", o, header_size);
     if (auto ok = decode_tcp_options(o + tcp_header_size, o + header_size, layer, tcp.options); !ok) return ok;
+    if (!fields_) {
+        out_.tcp = tcp;
+        add_payload(o + header_size, end);
+        return {};
+    }
     const auto check = check_transport(o, end, o + 16, true, true);
 
     // Options are decoded first (they can fail); the fixed fields go in front of them.
@@ -1037,9 +1063,14 @@ Result<void> Decoder::decode_udp(std::size_t offset, std::size_t end) {
     const std::uint16_t length = read_u16(frame_, o + 4);
     if (length < udp_header_size) return fail(fmt::format("UDP length {} is below the 8-byte header", length));
     if (length > size) return fail(fmt::format("UDP length {} runs past the {}-byte IP payload", length, size));
+    const std::size_t udp_end = o + length;
+    if (!fields_) {
+        out_.udp = udp;
+        add_payload(o + udp_header_size, udp_end);
+        return {};
+    }
     if (length < size)
         out_.notes.push_back(fmt::format("{} bytes after the UDP datagram inside the IP packet are ignored", size - length));
-    const std::size_t udp_end = o + length;
     const auto check = check_transport(o, udp_end, o + 6, true, true);
 
     LayerBuilder layer("UDP", o, udp_header_size);
@@ -1173,6 +1204,18 @@ Result<DecodedPacket> decode_ip(std::span<const std::uint8_t> bytes) { return De
 Result<DecodedPacket> decode_frame(LinkType link_type, std::span<const std::uint8_t> frame, std::size_t original_length) {
     const std::size_t missing = original_length > frame.size() ? original_length - frame.size() : 0;
     return Decoder(frame, missing).link_then_ip(link_type);
+}
+
+Result<DecodedPacket> decode_frame_headers(LinkType link_type, std::span<const std::uint8_t> frame,
+                                           std::size_t original_length) {
+    const std::size_t missing = original_length > frame.size() ? original_length - frame.size() : 0;
+    auto decoded = Decoder(frame, missing, Decoder::Detail::headers).link_then_ip(link_type);
+    if (decoded) {
+        // ICMP is taken apart in full either way (it is rare); its texts are not part of the answer.
+        decoded->layers.clear();
+        decoded->notes.clear();
+    }
+    return decoded;
 }
 
 // ===========================================================================

@@ -193,8 +193,17 @@ Result<std::optional<Record>> Reader::next() {
             return std::optional<Record>{};
         default:
             at_end_ = true;  // libpcap cannot resynchronise after a bad record
+            // libpcap freads a record's header, then its bytes: a short read at the
+            // end of the file is a record cut off (sf-pcap.c pcap_next_packet).
+            cut_short_ = std::feof(pcap_file(handle_.get())) != 0;
             return fail("pcap: '" + path_ + "': " + one_line(pcap_geterr(handle_.get())));
     }
+}
+
+std::uint64_t Reader::position() const {
+    if (!handle_) return 0;
+    const long at = std::ftell(pcap_file(handle_.get()));
+    return at < 0 ? 0 : static_cast<std::uint64_t>(at);
 }
 
 Result<Capture> read_file(const std::string& path) {

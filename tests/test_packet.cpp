@@ -824,3 +824,52 @@ TEST_CASE("random bytes and random corruptions never crash the decoder", "[packe
     // Sanity: the corruptions leave some packets decodable (e.g. a changed payload byte).
     CHECK(decoded_ok > 100);
 }
+
+TEST_CASE("decoding headers only gives the full decode's answer on every truncation and one-byte change", "[packet][headers]") {
+    // decode_frame_headers is what the visualizer runs on a million captured packets;
+    // the hex view runs decode_frame on the one selected. They must never disagree
+    // on whether a packet decodes, why not, or what its addresses and ports are.
+    const auto same_answer = [](LinkType link_type, const Bytes& frame, std::size_t wire) {
+        const auto full = decode_frame(link_type, frame, wire);
+        const auto headers = decode_frame_headers(link_type, frame, wire);
+        REQUIRE(full.has_value() == headers.has_value());
+        if (!full) {
+            CHECK(headers.error().message == full.error().message);
+            return;
+        }
+        CHECK(headers->ip == full->ip);
+        CHECK(headers->ip_protocol == full->ip_protocol);
+        CHECK(headers->ip_total_length == full->ip_total_length);
+        CHECK(headers->tcp == full->tcp);
+        CHECK(headers->udp == full->udp);
+        CHECK(headers->icmp.has_value() == full->icmp.has_value());
+        CHECK(headers->payload_offset == full->payload_offset);
+        CHECK(headers->payload_length == full->payload_length);
+        CHECK(headers->protocol() == full->protocol());
+        CHECK(headers->source() == full->source());
+        CHECK(headers->destination() == full->destination());
+        CHECK(headers->layers.empty());
+    };
+    std::size_t decoded = 0;
+    for (const auto& packet : sample_packets()) {
+        for (const auto link_type : {LinkType::raw, LinkType::en10mb, LinkType::linux_sll, LinkType::linux_sll2, LinkType::null}) {
+            const Bytes frame = with_link_header(link_type, packet);
+            decoded += decode_frame(link_type, frame).has_value();
+            for (std::size_t n = 0; n <= frame.size(); ++n) {
+                CAPTURE(packet.size(), static_cast<int>(link_type), n);
+                const Bytes cut(frame.begin(), frame.begin() + static_cast<std::ptrdiff_t>(n));
+                same_answer(link_type, cut, 0);
+                same_answer(link_type, cut, frame.size());
+            }
+            for (std::size_t at = 0; at < frame.size(); ++at) {
+                for (const std::uint8_t value : {std::uint8_t{0}, std::uint8_t(frame[at] ^ 0xff), std::uint8_t(frame[at] + 1)}) {
+                    CAPTURE(packet.size(), static_cast<int>(link_type), at, static_cast<int>(value));
+                    Bytes changed = frame;
+                    changed[at] = value;
+                    same_answer(link_type, changed, 0);
+                }
+            }
+        }
+    }
+    CHECK(decoded == 5 * sample_packets().size());  // the unchanged frames all decode
+}

@@ -308,7 +308,46 @@ TEST_CASE("a capture cut at any byte is an error or ends at a record boundary", 
             REQUIRE_FALSE(capture);
             CHECK(capture.error().message.find('\n') == std::string::npos);
         }
+        // Past the file header, a cut inside a record is told apart from a corrupt one:
+        // the whole records before it read, then next() fails with cut_short().
+        if (length >= 24 && !at_boundary) {
+            auto reader = pcap::Reader::open(cut.path);
+            REQUIRE(reader);
+            std::size_t whole_records = 0;
+            while (true) {
+                auto record = reader->next();
+                if (!record) break;
+                REQUIRE(record->has_value());
+                ++whole_records;
+            }
+            CHECK(whole_records == (length - 24) / record_size);
+            CHECK(reader->cut_short());
+        }
     }
+}
+
+TEST_CASE("a record whose header claims more bytes than any capture holds is corrupt, not cut short", "[pcap][robustness]") {
+    TempFile file("corrupt.pcap");
+    {
+        auto writer = pcap::Writer::create(file.path, LinkType::en10mb);
+        REQUIRE(writer);
+        for (std::uint64_t i = 0; i < 2; ++i) REQUIRE(writer->write(pcap::Record::whole(base_us + i, framed(LinkType::en10mb))));
+        REQUIRE(writer->close());
+    }
+    Bytes bytes = read_bytes(file.path);
+    // The second record's caplen (record header bytes 8-11, the file's byte order,
+    // which is this machine's): 0x7fffffff, far past the 262144-byte snap length.
+    const std::size_t second = 24 + 16 + framed(LinkType::en10mb).size();
+    const std::uint32_t huge = 0x7fffffff;
+    std::memcpy(bytes.data() + second + 8, &huge, 4);
+    write_bytes(file.path, bytes);
+    auto reader = pcap::Reader::open(file.path);
+    REQUIRE(reader);
+    auto first = reader->next();
+    REQUIRE(first);
+    REQUIRE(first->has_value());
+    CHECK_FALSE(reader->next());
+    CHECK_FALSE(reader->cut_short());
 }
 
 TEST_CASE("random bytes never crash the reader", "[pcap][robustness]") {

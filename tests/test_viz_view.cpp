@@ -7,16 +7,22 @@
 #include <netinet/tcp.h>
 
 #include <chrono>
+#include <condition_variable>
+#include <iterator>
+#include <mutex>
 #include <set>
 #include <fstream>
 #include <thread>
 
+#include "portlab/conversation.hpp"
 #include "portlab/hex.hpp"
+#include "portlab/pcap.hpp"
 #include "replay/state.hpp"
 #include "support.hpp"
 #include "view/filters.hpp"
 #include "view/hexmap.hpp"
 #include "view/layout.hpp"
+#include "view/loader.hpp"
 #include "view/model.hpp"
 #include "view/scenarios.hpp"
 #include "view/ss_table.hpp"
@@ -418,6 +424,200 @@ TEST_CASE("a big file loaded in small budgets gets the events and checkpoints of
         CHECK(loaded.state_at(n) == whole.state_at(n));
     }
     CHECK(loaded.state_at(whole.size()) == whole.state_at(whole.size()));
+}
+
+namespace {
+
+// A capture of `packets` Ethernet frames, as tcpdump -i lo writes one: TCP
+// segments between 10.0.0.1 (ports cycling through 1,000) and 10.0.0.2:80, with
+// a UDP datagram and a frame that does not decode (ARP's EtherType) now and then.
+void write_capture(const std::string& path, std::size_t packets) {
+    auto writer = pcap::Writer::create(path, LinkType::en10mb);
+    REQUIRE(writer);
+    const IpAddress client = IpAddress::v4(10, 0, 0, 1);
+    const IpAddress server = IpAddress::v4(10, 0, 0, 2);
+    for (std::size_t i = 0; i < packets; ++i) {
+        const auto port = static_cast<Port>(40000 + (i / 4) % 1000);
+        Bytes ip;
+        if (i % 97 == 0) {
+            ip = encode_udp(IpHeader{client, server}, UdpHeader{port, 53}, Bytes(12, 'u')).value();
+        } else {
+            TcpHeader tcp;
+            const bool to_server = i % 2 == 0;
+            tcp.source_port = to_server ? port : 80;
+            tcp.destination_port = to_server ? 80 : port;
+            tcp.sequence = static_cast<std::uint32_t>(i);
+            tcp.flags = tcp_flag::ack;
+            ip = encode_tcp(to_server ? IpHeader{client, server} : IpHeader{server, client}, tcp, Bytes(i % 50, 'x')).value();
+        }
+        Bytes frame = with_link_header(LinkType::en10mb, ip);
+        if (i % 501 == 0) frame[12] = 0x08, frame[13] = 0x06;  // ARP: not IP, kept undecoded
+        REQUIRE(writer->write(pcap::Record::whole(1'700'000'000'000'000 + 7 * i, std::move(frame))));
+    }
+    REQUIRE(writer->close());
+}
+
+// What trace_from_capture makes of the whole file read at once (pcap::read_file):
+// the conversion the streamed one must equal.
+trace::Trace whole_capture(const std::string& path) {
+    auto capture = pcap::read_file(path);
+    REQUIRE(capture);
+    return replay::trace_from_capture(*capture, path.substr(path.find_last_of('/') + 1));
+}
+
+// The loader's first batch, as soon as there is one (at most a minute).
+TraceLoader::Batch first_batch(TraceLoader& loader) {
+    TraceLoader::Batch first;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (first.events.empty() && std::chrono::steady_clock::now() < deadline) {
+        first = loader.take(static_cast<std::size_t>(-1));
+        if (first.events.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    return first;
+}
+
+// Every event a finished loader still holds, appended to `events`.
+void take_rest(TraceLoader& loader, std::vector<trace::Event>& events) {
+    for (auto batch = loader.take(static_cast<std::size_t>(-1)); !batch.events.empty(); batch = loader.take(static_cast<std::size_t>(-1)))
+        events.insert(events.end(), std::make_move_iterator(batch.events.begin()), std::make_move_iterator(batch.events.end()));
+}
+
+}  // namespace
+
+TEST_CASE("a big capture's first packets are handed over before the file is read through", "[viz][loader][capture]") {
+    // 130,000 records: the loader's small first block, then blocks of 50,000.
+    const test::TempDir dir;
+    const std::string path = dir.file("big.pcap");
+    write_capture(path, 130000);
+
+    // The loader waits after its first block until the test has looked at it.
+    std::mutex mutex;
+    std::condition_variable changed;
+    bool first_block_seen = false;
+    const auto hold_first_block = [&](std::size_t blocks) {
+        if (blocks != 1) return;
+        std::unique_lock lock(mutex);
+        changed.wait(lock, [&] { return first_block_seen; });
+    };
+    TraceLoader::Options options;
+    options.threads = 2;
+    options.after_block = hold_first_block;
+    TraceLoader loader(path, options);
+    TraceLoader::Batch first = first_batch(loader);
+    const bool done_at_first = loader.done();
+    const double progress_at_first = loader.progress();
+    {
+        const std::lock_guard lock(mutex);
+        first_block_seen = true;
+    }
+    changed.notify_all();
+    REQUIRE_FALSE(first.events.empty());
+    CHECK_FALSE(done_at_first);
+    CHECK(progress_at_first > 0.0);
+    CHECK(progress_at_first < 0.5);
+    CHECK(first.events.size() < 130000);
+    REQUIRE(loader.header());
+    CHECK(loader.header()->source == "pcap");
+
+    // The rest arrives, and everything equals the whole-file conversion.
+    loader.wait();
+    std::vector<trace::Event> events = std::move(first.events);
+    take_rest(loader, events);
+    CHECK_FALSE(loader.error());
+    CHECK_FALSE(loader.warning());
+    const trace::Trace whole = whole_capture(path);
+    REQUIRE(events.size() == whole.events.size());
+    CHECK(events == whole.events);
+}
+
+TEST_CASE("a loader told to hold after its first block reads no further until released", "[viz][loader][capture]") {
+    const test::TempDir dir;
+    const std::string path = dir.file("held.pcap");
+    write_capture(path, 60000);
+    TraceLoader::Options options;
+    options.hold_first_block = true;
+    options.hold_limit = std::chrono::minutes(10);  // longer than the test: only release() lets it go
+    TraceLoader loader(path, options);
+    TraceLoader::Batch first = first_batch(loader);
+    REQUIRE_FALSE(first.events.empty());
+    CHECK_FALSE(loader.done());
+    CHECK(loader.take(static_cast<std::size_t>(-1)).events.empty());  // nothing past the first block
+    loader.release();
+    loader.wait();
+    std::vector<trace::Event> events = std::move(first.events);
+    take_rest(loader, events);
+    CHECK(events.size() == 60000);
+}
+
+TEST_CASE("a capture streamed into the model equals the whole-file conversion, conversations and checkpoints included", "[viz][model][loader][capture]") {
+    const test::TempDir dir;
+    const std::string path = dir.file("streamed.pcap");
+    write_capture(path, 60000);
+    Model model;
+    model.start_open(path);
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (model.loading() && std::chrono::steady_clock::now() < deadline)
+        if (!model.poll(7000)) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    REQUIRE_FALSE(model.loading());
+    CHECK(model.error().empty());
+    CHECK(model.warning().empty());
+    CHECK(model.is_capture());
+
+    const replay::Timeline whole = replay::Timeline::of(whole_capture(path));
+    const auto& loaded = model.timeline();
+    REQUIRE(loaded.size() == 60000);
+    CHECK(loaded.events() == whole.events());
+    CHECK(loaded.checkpoint_count() == whole.checkpoint_count());
+    for (std::size_t n = 0; n <= whole.size(); n += 4999) {
+        CAPTURE(n);
+        CHECK(loaded.state_at(n) == whole.state_at(n));
+    }
+    // The conversations the hub counts from the records (lab 10's, as tshark -z conv counts them).
+    auto capture = pcap::read_file(path);
+    REQUIRE(capture);
+    const auto expected = find_conversations(capture->link_type, capture->records);
+    REQUIRE(model.conversations().size() == expected.size());
+    CHECK(expected.size() > 1000);  // a TCP one per client port, and the UDP ones
+    for (std::size_t i = 0; i < expected.size(); ++i) {
+        CAPTURE(i);
+        const auto& got = model.conversations()[i];
+        const auto& want = expected[i];
+        CHECK(std::tie(got.protocol, got.a, got.b, got.first_index, got.last_index, got.packets_a_to_b, got.packets_b_to_a,
+                       got.bytes_a_to_b, got.bytes_b_to_a) ==
+              std::tie(want.protocol, want.a, want.b, want.first_index, want.last_index, want.packets_a_to_b,
+                       want.packets_b_to_a, want.bytes_a_to_b, want.bytes_b_to_a));
+    }
+}
+
+TEST_CASE("a capture cut inside its last record loads its whole packets, with a warning", "[viz][model][loader][capture]") {
+    const test::TempDir dir;
+    const std::string whole_path = dir.file("whole.pcap");
+    write_capture(whole_path, 5000);
+    std::ifstream in(whole_path, std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    // A pcap file is a 24-byte header, then records of a 16-byte header and the
+    // frame (the format spec). Cut inside the last record's header, then inside
+    // its bytes, as a killed tcpdump leaves a file at a buffer boundary.
+    const auto last = whole_capture(whole_path).events.back();
+    const std::size_t last_record = bytes.size() - 16 - std::get<trace::Packet>(last.body).bytes.size();
+    for (const std::size_t cut_at : {last_record + 7, last_record + 16 + 3}) {
+        CAPTURE(cut_at);
+        const std::string cut_path = dir.file("cut.pcap");
+        std::ofstream(cut_path, std::ios::binary | std::ios::trunc) << bytes.substr(0, cut_at);
+        Model model;
+        model.start_open(cut_path);
+        model.wait_for_load();
+        CHECK(model.error().empty());
+        REQUIRE(model.size() == 4999);
+        CHECK_THAT(model.warning(), Catch::Contains("4999 whole packets") && Catch::Contains("cut.pcap"));
+        const auto whole = whole_capture(whole_path);
+        for (std::size_t i = 0; i < model.size(); i += 611) CHECK(model.timeline().event(i) == whole.events[i]);
+        if (test::tool_available("tshark")) {
+            // tshark reads the same whole packets from the cut file (and says it was cut short).
+            const auto run = test::run_command("tshark -r " + test::shell_quote(cut_path) + " -T fields -e frame.number 2>/dev/null", 60);
+            CHECK(test::lines_of(run.out).size() == 4999);
+        }
+    }
 }
 
 namespace {

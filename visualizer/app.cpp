@@ -212,13 +212,16 @@ bool begin_fixed(const char* name, ImVec2 pos, ImVec2 size, ImGuiWindowFlags ext
     return ImGui::Begin(name, nullptr, fixed | extra);
 }
 
+// An error (red) or, when there is none, a warning about the file shown (amber).
 float draw_error_banner(App& app, float top, float width) {
-    if (app.model.error().empty()) return 0;
+    const bool error = !app.model.error().empty();
+    if (!error && app.model.warning().empty()) return 0;
     const float height = ImGui::GetTextLineHeightWithSpacing() * 2.4f + 8;
-    ImGui::PushStyleColor(ImGuiCol_WindowBg, IM_COL32(90, 25, 25, 255));
+    ImGui::PushStyleColor(ImGuiCol_WindowBg, error ? IM_COL32(90, 25, 25, 255) : IM_COL32(90, 70, 20, 255));
     if (begin_fixed("##error", ImVec2(0, top), ImVec2(width, height), ImGuiWindowFlags_NoTitleBar)) {
-        ImGui::TextWrapped("Could not open: %s", app.model.error().c_str());
-        if (ImGui::SmallButton("dismiss")) app.model.clear_error();
+        if (error) ImGui::TextWrapped("Could not open: %s", app.model.error().c_str());
+        else ImGui::TextWrapped("Warning: %s", app.model.warning().c_str());
+        if (ImGui::SmallButton("dismiss")) error ? app.model.clear_error() : app.model.clear_warning();
     }
     ImGui::End();
     ImGui::PopStyleColor();

@@ -103,6 +103,12 @@ public:
     // corrupt record is an error; libpcap cannot resynchronise after one, so every
     // call after the end or an error gives std::nullopt.
     [[nodiscard]] Result<std::optional<Record>> next();
+    // After next() failed: whether the file ended inside a record (a capture cut
+    // short, as a killed tcpdump leaves it) rather than holding a corrupt one. The
+    // records before it are whole.
+    [[nodiscard]] bool cut_short() const noexcept { return cut_short_; }
+    // Bytes of the file read so far (libpcap reads ahead in stdio buffers).
+    [[nodiscard]] std::uint64_t position() const;
 
     Reader(Reader&&) noexcept = default;
     Reader& operator=(Reader&&) noexcept = default;
@@ -119,6 +125,7 @@ private:
     LinkType link_type_;
     std::unique_ptr<::pcap, CloseHandle> handle_;
     bool at_end_ = false;
+    bool cut_short_ = false;
 };
 
 struct Capture {

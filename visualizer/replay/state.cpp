@@ -736,31 +736,42 @@ std::vector<std::size_t> Timeline::state_path(const std::string& host, SocketId 
 // [SECTION] captures and files
 // ===========================================================================
 
+trace::TraceHeader capture_header(const std::string& name) {
+    trace::TraceHeader header;
+    header.source = "pcap";
+    header.generator = std::string("portlab-viz ") + PORTLAB_VERSION;
+    header.title = name;
+    return header;
+}
+
+trace::Event CaptureConverter::event(pcap::Record record) {
+    if (!start_us_) start_us_ = record.timestamp_us;
+    trace::Event event;
+    const std::uint64_t since_start = record.timestamp_us >= *start_us_ ? record.timestamp_us - *start_us_ : 0;
+    event.t_us = std::max(previous_t_us_, since_start);
+    previous_t_us_ = event.t_us;
+    const auto decoded = decode_frame_headers(link_type_, record.bytes, record.original_length);
+    trace::Packet packet{trace::PacketKind::sent, {}, link_type_, std::nullopt, std::nullopt, std::nullopt};
+    if (decoded) {
+        packet.from_host = decoded->ip.source.to_string();
+        packet.to_host = decoded->ip.destination.to_string();
+        event.host = *packet.from_host;
+        table_.add(converted_, *decoded, std::max<std::size_t>(record.original_length, record.bytes.size()));
+    } else {
+        event.host = "capture";
+    }
+    packet.bytes = std::move(record.bytes);
+    event.body = std::move(packet);
+    ++converted_;
+    return event;
+}
+
 trace::Trace trace_from_capture(const pcap::Capture& capture, const std::string& name) {
     trace::Trace result;
-    result.header.source = "pcap";
-    result.header.generator = std::string("portlab-viz ") + PORTLAB_VERSION;
-    result.header.title = name;
-    const std::uint64_t start = capture.records.empty() ? 0 : capture.records.front().timestamp_us;
-    std::uint64_t previous = 0;
-    for (const auto& record : capture.records) {
-        trace::Event event;
-        const std::uint64_t since_start = record.timestamp_us >= start ? record.timestamp_us - start : 0;
-        event.t_us = std::max(previous, since_start);
-        previous = event.t_us;
-        trace::Packet packet{trace::PacketKind::sent, record.bytes, capture.link_type, std::nullopt, std::nullopt,
-                             std::nullopt};
-        const auto decoded = decode_frame(capture.link_type, record.bytes, record.original_length);
-        if (decoded) {
-            packet.from_host = decoded->ip.source.to_string();
-            packet.to_host = decoded->ip.destination.to_string();
-            event.host = *packet.from_host;
-        } else {
-            event.host = "capture";
-        }
-        event.body = std::move(packet);
-        result.events.push_back(std::move(event));
-    }
+    result.header = capture_header(name);
+    CaptureConverter converter(capture.link_type);
+    result.events.reserve(capture.records.size());
+    for (const auto& record : capture.records) result.events.push_back(converter.event(record));
     return result;
 }
 

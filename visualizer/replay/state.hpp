@@ -440,6 +440,30 @@ private:
 // the previous time, since a trace's time never decreases.
 [[nodiscard]] trace::Trace trace_from_capture(const pcap::Capture& capture, const std::string& name);
 
+// The header of a capture turned into a trace (source "pcap", titled `name`).
+[[nodiscard]] trace::TraceHeader capture_header(const std::string& name);
+
+// trace_from_capture one record at a time, for a loader that reads a big capture
+// in blocks: feed the records in file order. Each record is decoded once, headers
+// only (decode_frame_headers), and its conversation counted on the way, so the
+// window never decodes a million packets to list them.
+class CaptureConverter {
+public:
+    explicit CaptureConverter(LinkType link_type) : link_type_(link_type) {}
+    [[nodiscard]] trace::Event event(pcap::Record record);
+    // The conversations of the records so far (first_index and last_index count
+    // records from 0, the events' indices); lengths are wire lengths, as tshark's.
+    [[nodiscard]] const std::vector<Conversation>& conversations() const noexcept { return table_.conversations(); }
+    [[nodiscard]] std::vector<Conversation> take_conversations() { return std::move(table_).conversations(); }
+
+private:
+    LinkType link_type_;
+    std::optional<std::uint64_t> start_us_;  // the first record's time stamp
+    std::uint64_t previous_t_us_ = 0;
+    std::size_t converted_ = 0;
+    ConversationTable table_;
+};
+
 // Every TCP/UDP conversation in the timeline's packets (portlab/conversation.hpp), in
 // order of first packet; a conversation's first_index and last_index are event indices.
 [[nodiscard]] std::vector<Conversation> find_conversations(const Timeline& timeline);

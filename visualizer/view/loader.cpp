@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <array>
 #include <cstdio>
+#include <filesystem>
+#include <functional>
 
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -10,6 +12,7 @@
 #include <unistd.h>
 
 #include "portlab/input_file.hpp"
+#include "portlab/pcap.hpp"
 #include "replay/state.hpp"
 
 namespace portlab::viz {
@@ -17,9 +20,9 @@ namespace portlab::viz {
 namespace {
 
 // A small first block puts the first events on screen quickly; then blocks big
-// enough to keep every core busy.
-constexpr std::size_t first_block_lines = 2000;
-constexpr std::size_t block_lines = 50000;
+// enough to keep every parsing thread busy (lines for a trace, records for a capture).
+constexpr std::size_t first_block_events = 2000;
+constexpr std::size_t block_events = 50000;
 
 bool looks_like_capture(std::string_view bytes) {
     if (bytes.size() < 4) return false;
@@ -34,13 +37,25 @@ bool looks_like_capture(std::string_view bytes) {
 
 }  // namespace
 
-TraceLoader::TraceLoader(std::string path, unsigned threads) : path_(std::move(path)) {
-    thread_ = std::thread([this, threads] { run(std::max(1u, threads)); });
+TraceLoader::TraceLoader(std::string path, Options options) : path_(std::move(path)), options_(std::move(options)) {
+    thread_ = std::thread([this] { run(std::max(1u, options_.threads)); });
 }
 
 TraceLoader::~TraceLoader() {
-    stop_ = true;
+    {
+        const std::lock_guard lock(mutex_);
+        stop_ = true;
+    }
+    changed_.notify_all();  // a loader held after its first block
     if (thread_.joinable()) thread_.join();
+}
+
+void TraceLoader::release() {
+    {
+        const std::lock_guard lock(mutex_);
+        released_ = true;
+    }
+    changed_.notify_all();
 }
 
 std::optional<trace::TraceHeader> TraceLoader::header() const {
@@ -73,6 +88,16 @@ TraceLoader::Batch TraceLoader::take(std::size_t limit) {
         if (block.offset == size) ready_.pop_front();
     }
     return taken;
+}
+
+std::optional<std::string> TraceLoader::warning() const {
+    const std::lock_guard lock(mutex_);
+    return warning_;
+}
+
+std::vector<Conversation> TraceLoader::take_conversations() {
+    const std::lock_guard lock(mutex_);
+    return std::move(conversations_);
 }
 
 std::optional<Error> TraceLoader::error() const {
@@ -110,11 +135,19 @@ std::size_t TraceLoader::estimated_events() const {
 }
 
 void TraceLoader::publish(Batch batch, std::size_t bytes_read) {
-    const std::lock_guard lock(mutex_);
-    read_bytes_ = bytes_read;
-    parsed_events_ += batch.events.size();
-    if (!batch.events.empty()) ready_.push_back(Pending{std::move(batch), 0, 0});
-    changed_.notify_all();
+    {
+        const std::lock_guard lock(mutex_);
+        read_bytes_ = bytes_read;
+        parsed_events_ += batch.events.size();
+        if (!batch.events.empty()) ready_.push_back(Pending{std::move(batch), 0, 0});
+        changed_.notify_all();
+    }
+    ++blocks_;
+    if (options_.after_block) options_.after_block(blocks_);
+    if (blocks_ == 1 && options_.hold_first_block) {
+        std::unique_lock lock(mutex_);
+        changed_.wait_for(lock, options_.hold_limit, [this] { return released_ || stop_; });
+    }
 }
 
 void TraceLoader::finish(std::optional<Error> error) {
@@ -165,81 +198,160 @@ private:
 
 }  // namespace
 
+namespace {
+
+// Whether the file starts with a capture's magic number (what read_any_file checks).
+Result<bool> is_capture_file(const std::string& path) {
+    auto file = open_input_file(path, pcap::max_capture_file_bytes);
+    if (!file) return file.error();
+    std::array<char, 4> magic{};
+    const ssize_t got = ::pread(file->fd(), magic.data(), magic.size(), 0);
+    return got == 4 && looks_like_capture(std::string_view(magic.data(), magic.size()));
+}
+
+std::string file_name(const std::string& path) {
+    const auto slash = path.find_last_of('/');
+    return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
+// Takes the checkpoints of block k on a thread of its own while the loader reads
+// block k+1, and publishes the blocks in order, each once its checkpoints are in.
+class CheckpointStage {
+public:
+    using Publish = std::function<void(TraceLoader::Batch, std::size_t)>;
+    explicit CheckpointStage(Publish publish) : publish_(std::move(publish)) {}
+    ~CheckpointStage() {
+        if (thread_.joinable()) thread_.join();
+    }
+    CheckpointStage(const CheckpointStage&) = delete;
+    CheckpointStage& operator=(const CheckpointStage&) = delete;
+
+    // A block read up to byte `end`; the first is published at once, so the
+    // window shows it without waiting for the second.
+    void add(std::vector<trace::Event> events, std::size_t end, bool at_once) {
+        flush();  // the block before, whose checkpoints were taken meanwhile
+        if (at_once) {
+            auto checkpoints = checkpointer_.add(events);
+            publish_(TraceLoader::Batch{std::move(events), std::move(checkpoints)}, end);
+            return;
+        }
+        pending_.events = std::move(events);
+        pending_end_ = end;
+        thread_ = std::thread([this] { pending_.checkpoints = checkpointer_.add(pending_.events); });
+    }
+    // Publishes the block still being checkpointed, if any.
+    void flush() {
+        if (!thread_.joinable()) return;
+        thread_.join();
+        publish_(std::move(pending_), pending_end_);
+        pending_ = TraceLoader::Batch{};
+    }
+
+private:
+    Publish publish_;
+    replay::Checkpointer checkpointer_;
+    TraceLoader::Batch pending_;
+    std::size_t pending_end_ = 0;
+    std::thread thread_;
+};
+
+}  // namespace
+
+void TraceLoader::start(trace::TraceHeader header, std::size_t total_bytes, std::size_t first_event_byte) {
+    const std::lock_guard lock(mutex_);
+    header_ = std::move(header);
+    total_bytes_ = total_bytes;
+    first_event_byte_ = first_event_byte;
+}
+
 void TraceLoader::run(unsigned threads) {
+    auto capture = is_capture_file(path_);
+    if (!capture) return finish(capture.error());
+    if (*capture) return run_capture();
     const MappedFile file(path_);
     if (!file.opened()) {
         if (!file.problem().empty()) return finish(fail(file.problem()));
         return finish(fail(path_ + ": cannot open the file (does it exist, is it a regular file, is it readable?)"));
     }
-    const std::string_view text = file.text();
+    run_trace(file.text(), threads);
+}
 
-    if (looks_like_capture(text)) {
-        auto trace = replay::read_any_file(path_);  // libpcap reads the file itself
-        if (!trace) return finish(trace.error());
-        {
-            const std::lock_guard lock(mutex_);
-            header_ = trace->header;
-            total_bytes_ = text.size();
+// Records read and decoded a block at a time on this thread (libpcap reads the
+// file), so a capture of a million packets shows its first ones at once.
+void TraceLoader::run_capture() {
+    auto reader = pcap::Reader::open(path_);
+    if (!reader) return finish(reader.error());
+    std::error_code ignored;
+    const auto size = std::filesystem::file_size(path_, ignored);
+    start(replay::capture_header(file_name(path_)), size == static_cast<std::uintmax_t>(-1) ? 0 : size,
+          reader->position());
+    replay::CaptureConverter converter(reader->link_type());
+    CheckpointStage stage([this](Batch batch, std::size_t end) { publish(std::move(batch), end); });
+    std::optional<Error> error;
+    std::optional<std::string> warning;
+    std::size_t records = 0;
+    bool at_end = false;
+    for (bool first = true; !at_end && !stop_; first = false) {
+        const std::size_t wanted = first ? first_block_events : block_events;
+        std::vector<trace::Event> events;
+        events.reserve(wanted);
+        while (events.size() < wanted) {
+            auto record = reader->next();
+            if (!record && reader->cut_short()) {
+                warning = path_ + ": the file ends inside a record (a capture cut short, as a killed tcpdump leaves it); "
+                                  "the " + std::to_string(records + events.size()) + " whole packets before it are shown";
+            } else if (!record) {
+                error = record.error();
+            }
+            if (!record || !record->has_value()) {
+                at_end = true;
+                break;
+            }
+            events.push_back(converter.event(std::move(**record)));
         }
-        replay::Checkpointer checkpointer;
-        auto checkpoints = checkpointer.add(trace->events);
-        publish(Batch{std::move(trace->events), std::move(checkpoints)}, text.size());
-        return finish(std::nullopt);
+        records += events.size();
+        if (!events.empty()) stage.add(std::move(events), reader->position(), first);
     }
-    if (text.empty()) return finish(fail(path_ + ": line 1: the file is empty (expected a trace header line)"));
+    stage.flush();
+    {
+        const std::lock_guard lock(mutex_);
+        warning_ = std::move(warning);
+        conversations_ = converter.take_conversations();
+    }
+    finish(std::move(error));
+}
 
-    // The header line, then the events a block of lines at a time (each block
-    // parsed on every core, and checked against the lines before it).
+// The header line, then the events a block of lines at a time (each block
+// parsed on a thread per core once it has 20,000 lines, and checked against the
+// lines before it).
+void TraceLoader::run_trace(std::string_view text, unsigned threads) {
+    if (text.empty()) return finish(fail(path_ + ": line 1: the file is empty (expected a trace header line)"));
     replay::TraceTextReader reader;
     const auto first_end = text.find('\n');
     auto header = reader.header(text.substr(0, first_end));
     if (!header) return finish(fail(path_ + ": " + header.error().message));
-    {
-        const std::lock_guard lock(mutex_);
-        header_ = *header;
-        total_bytes_ = text.size();
-    }
+    std::size_t offset = first_end == std::string_view::npos ? text.size() : first_end + 1;
+    start(*header, text.size(), offset);
     // The timeline's checkpoints are taken here rather than on the window's
     // thread, and on a thread of their own: block k's while block k+1 parses.
-    // Block k is published once its checkpoints are in (the first at once, so
-    // the window shows it without waiting for the second).
-    replay::Checkpointer checkpointer;
-    std::thread checkpointing;
-    Batch pending;
-    std::size_t pending_end = 0;
-    const auto publish_pending = [&] {
-        if (!checkpointing.joinable()) return;
-        checkpointing.join();
-        publish(std::move(pending), pending_end);
-        pending = Batch{};
-    };
-    std::size_t offset = first_end == std::string_view::npos ? text.size() : first_end + 1;
-    {
-        const std::lock_guard lock(mutex_);
-        first_event_byte_ = offset;
-    }
+    CheckpointStage stage([this](Batch batch, std::size_t end) { publish(std::move(batch), end); });
     while (offset < text.size() && !stop_) {
         std::size_t end = offset;
-        const std::size_t lines_wanted = reader.next_line() == 2 ? first_block_lines : block_lines;
+        const bool first_block = reader.next_line() == 2;
+        const std::size_t lines_wanted = first_block ? first_block_events : block_events;
         for (std::size_t count = 0; end < text.size() && count < lines_wanted; ++count) {
             const auto next = text.find('\n', end);
             end = next == std::string_view::npos ? text.size() : next + 1;
         }
-        const bool first_block = reader.next_line() == 2;
         auto events = reader.block(text.substr(offset, end - offset), threads);
-        publish_pending();  // the block before, whose checkpoints were taken meanwhile
-        if (!events) return finish(fail(path_ + ": " + events.error().message));
-        if (first_block) {
-            auto checkpoints = checkpointer.add(*events);
-            publish(Batch{std::move(events).value(), std::move(checkpoints)}, end);
-        } else {
-            pending.events = std::move(events).value();
-            pending_end = end;
-            checkpointing = std::thread([&] { pending.checkpoints = checkpointer.add(pending.events); });
+        if (!events) {
+            stage.flush();
+            return finish(fail(path_ + ": " + events.error().message));
         }
+        stage.add(std::move(events).value(), end, first_block);
         offset = end;
     }
-    publish_pending();
+    stage.flush();
     finish(std::nullopt);
 }
 

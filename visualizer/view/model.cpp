@@ -35,9 +35,11 @@ Result<void> Model::open_scenario(const std::string& name) {
     return {};
 }
 
-void Model::start_open(const std::string& path) {
+void Model::start_open(const std::string& path, bool hold_first_block) {
     loader_.reset();  // a load in progress is abandoned
-    loader_ = std::make_unique<TraceLoader>(path);
+    TraceLoader::Options options;
+    options.hold_first_block = hold_first_block;
+    loader_ = std::make_unique<TraceLoader>(path, options);
     loader_adopted_ = false;
 }
 
@@ -46,6 +48,7 @@ void Model::adopt(trace::TraceHeader header, std::string label) {
     world_ = replay::State{};
     label_ = std::move(label);
     error_.clear();
+    warning_.clear();
     ++generation_;
     connections_at_.reset();
     layout_at_.reset();
@@ -79,7 +82,8 @@ bool Model::poll(std::size_t budget) {
     }
     if (loader_->finished()) {
         if (const auto error = loader_->error()) error_ = "stopped reading at the first bad line: " + error->message;
-        if (is_capture()) conversations_ = replay::find_conversations(*timeline_);
+        warning_ = loader_->warning().value_or("");
+        if (is_capture()) conversations_ = loader_->take_conversations();
         loader_.reset();
     }
     return true;
@@ -98,6 +102,7 @@ void Model::open_trace(trace::Trace trace, std::string label) {
     world_ = replay::State{};
     label_ = std::move(label);
     error_.clear();
+    warning_.clear();
     ++generation_;
     connections_at_.reset();
     layout_at_.reset();

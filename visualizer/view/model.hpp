@@ -29,7 +29,12 @@ public:
     // events in. The file replaces what is shown once its first events have parsed;
     // an error before that leaves the previous source shown, an error later keeps
     // the events read so far. Either way the message is in error().
-    void start_open(const std::string& path);
+    // `hold_first_block`: the loader waits after its first block until
+    // release_load() (a window being made gets the CPU meanwhile).
+    void start_open(const std::string& path, bool hold_first_block = false);
+    void release_load() {
+        if (loader_) loader_->release();
+    }
     // Moves up to `budget` loaded events into the timeline; true when anything changed.
     bool poll(std::size_t budget);
     // Polls until the background open is over (headless runs draw the whole file).
@@ -40,6 +45,10 @@ public:
     void open_trace(trace::Trace trace, std::string label);
     void set_error(std::string message) { error_ = std::move(message); }
     void clear_error() { error_.clear(); }
+    // What the file shown lacks though it opened (a capture cut short: its whole
+    // packets are shown); empty when nothing is amiss.
+    [[nodiscard]] const std::string& warning() const noexcept { return warning_; }
+    void clear_warning() { warning_.clear(); }
 
     [[nodiscard]] bool loaded() const noexcept { return timeline_ != nullptr; }
     [[nodiscard]] const replay::Timeline& timeline() const { return *timeline_; }
@@ -88,6 +97,7 @@ private:
     std::unique_ptr<replay::Timeline> timeline_;
     replay::State world_;
     std::string error_;
+    std::string warning_;
     std::string label_;
     std::size_t generation_ = 0;
     std::vector<Conversation> conversations_;
