@@ -14,6 +14,7 @@
 #include "support.hpp"
 #include "view/ladder.hpp"
 #include "view/model.hpp"
+#include "view/view_state.hpp"
 
 using namespace portlab;
 using namespace portlab::viz;
@@ -308,4 +309,28 @@ TEST_CASE("the ladder grows with a loading timeline and matches one built at onc
         CHECK(incremental.rows()[i].fate == whole.rows()[i].fate);
         CHECK(info_text(incremental.rows()[i]) == info_text(whole.rows()[i]));
     }
+}
+
+TEST_CASE("a big trace fills the ladder over several frames, and the app keeps drawing until it has", "[viz][ladder]") {
+    Model model;
+    REQUIRE(model.open_scenario("lossy-link").has_value());
+    ViewState view;
+    const std::size_t budget = 10;  // events a frame, so this trace takes many
+    std::size_t frames = 0;
+    do {
+        (void)refresh(view.packets, model.timeline(), model.generation(), budget);
+        ++frames;
+        CHECK(moves_by_itself(model, view) == view.packets.catching_up(model.size()));
+    } while (view.packets.catching_up(model.size()) && frames < 10'000);
+    CHECK(frames == (model.size() + budget - 1) / budget);
+    const PacketLadder whole = ladder_of(model);
+    const LadderView expected = make_ladder_view(whole, {}, ColumnMode::automatic);
+    REQUIRE(view.packets.view.rows.size() == expected.rows.size());
+    CHECK(view.packets.view.columns.size() == expected.columns.size());
+    CHECK_FALSE(moves_by_itself(model, view));
+    // A filter change remakes the view at once.
+    view.packets.filter.flags = tcp_flag::fin;
+    const auto& fins = refresh(view.packets, model.timeline(), model.generation(), budget);
+    CHECK(!fins.rows.empty());
+    for (const auto& row : fins.rows) CHECK((whole.rows()[row.row].flags & tcp_flag::fin) != 0);
 }

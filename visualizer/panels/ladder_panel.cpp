@@ -53,6 +53,10 @@ void draw(const Model& model, ViewState& view) {
     auto& packets = view.packets;
     const auto& ladder_view = refresh(packets, model.timeline(), model.generation());
     const auto& ladder = packets.ladder;
+    if (packets.catching_up(model.size())) {
+        ImGui::TextDisabled("Reading packets: %zu of %zu events...", packets.ladder.events_seen(), model.size());
+        return;
+    }
     const auto current = model.current_event();
     constexpr std::size_t none = static_cast<std::size_t>(-1);
     const std::size_t current_row = current ? ladder.row_of_event(model.timeline(), *current).value_or(none) : none;

@@ -60,6 +60,10 @@ void draw(const Model& model, ViewState& view) {
     auto& packets = view.packets;
     const auto& ladder_view = refresh(packets, model.timeline(), model.generation());
     const auto& rows = packets.ladder.rows();
+    if (packets.catching_up(model.size())) {
+        ImGui::TextDisabled("Reading packets: %zu of %zu events...", packets.ladder.events_seen(), model.size());
+        return;
+    }
     const std::size_t position = model.position();
     const auto current = model.current_event();
     constexpr std::size_t none = static_cast<std::size_t>(-1);

@@ -55,8 +55,9 @@ void note_drop(PacketRow& row, const trace::Packet& packet) {
 
 // ---- building ------------------------------------------------------------------
 
-void PacketLadder::extend(const replay::Timeline& timeline) {
-    for (; events_seen_ < timeline.size(); ++events_seen_)
+void PacketLadder::extend(const replay::Timeline& timeline, std::size_t budget) {
+    const std::size_t end = timeline.size() - events_seen_ > budget ? events_seen_ + budget : timeline.size();
+    for (; events_seen_ < end; ++events_seen_)
         if (const auto* packet = std::get_if<trace::Packet>(&timeline.event(events_seen_).body))
             add(timeline, events_seen_, *packet);
 }
@@ -256,15 +257,17 @@ std::size_t LadderView::visible(const PacketLadder& ladder, std::size_t position
         rows.begin());
 }
 
-const LadderView& refresh(PacketViews& views, const replay::Timeline& timeline, std::size_t generation) {
+const LadderView& refresh(PacketViews& views, const replay::Timeline& timeline, std::size_t generation, std::size_t budget) {
     if (views.generation != generation) {
         views.ladder = PacketLadder{};
         views.generation = generation;
         views.view_rows = static_cast<std::size_t>(-1);
         views.filter.connection.reset();  // a 4-tuple of the previous source
     }
-    views.ladder.extend(timeline);
-    if (views.view_rows != views.ladder.rows().size() || views.view_filter != views.filter || views.view_mode != views.mode) {
+    views.ladder.extend(timeline, budget);
+    const bool first = views.view_rows == static_cast<std::size_t>(-1);
+    const bool changed = views.view_rows != views.ladder.rows().size() || views.view_filter != views.filter || views.view_mode != views.mode;
+    if (first || (changed && !views.catching_up(timeline.size()))) {
         views.view = make_ladder_view(views.ladder, views.filter, views.mode);
         views.view_rows = views.ladder.rows().size();
         views.view_filter = views.filter;

@@ -66,8 +66,8 @@ struct LadderColumn {
 
 class PacketLadder {
 public:
-    // Decodes the events of `timeline` not seen yet (all of them after a new source).
-    void extend(const replay::Timeline& timeline);
+    // Decodes the events of `timeline` not seen yet, at most `budget` of them.
+    void extend(const replay::Timeline& timeline, std::size_t budget = static_cast<std::size_t>(-1));
     [[nodiscard]] std::size_t events_seen() const noexcept { return events_seen_; }
 
     [[nodiscard]] const std::vector<PacketRow>& rows() const noexcept { return rows_; }
@@ -162,8 +162,15 @@ struct PacketViews {
     std::size_t view_rows = static_cast<std::size_t>(-1);  // ladder.rows().size() when the view was made
     std::size_t scrolled_for = static_cast<std::size_t>(-1);  // the position the ladder last scrolled to
     std::size_t list_scrolled_for = static_cast<std::size_t>(-1);
+    // Whether the ladder has events of a timeline of `size` events still to read.
+    [[nodiscard]] bool catching_up(std::size_t size) const noexcept { return ladder.events_seen() < size; }
 };
-// Brings `views` up to date with the timeline (`generation` tells a new source).
-const LadderView& refresh(PacketViews& views, const replay::Timeline& timeline, std::size_t generation);
+// Events a frame reads into the ladder: a packet costs ~6 us to decode, so a big trace
+// fills the tabs over a few frames (the app keeps drawing meanwhile) instead of freezing one.
+inline constexpr std::size_t ladder_events_per_frame = 20'000;
+// Brings `views` up to date with the timeline (`generation` tells a new source), reading at
+// most `budget` events; the view is remade once the ladder has caught up (and on the first call).
+const LadderView& refresh(PacketViews& views, const replay::Timeline& timeline, std::size_t generation,
+                          std::size_t budget = ladder_events_per_frame);
 
 }  // namespace portlab::viz
