@@ -10,6 +10,8 @@
 //                                             or a capture): first batch, all in, CPU
 //   bench_viz parse FILE [RUNS]               a trace's lines parsed on 1 and on 2 threads
 //   bench_viz seek FILE [SEEKS]               time random seeks (forwards and backwards)
+//   bench_viz ladder FILE                     time the ladder / packet list rows (view/ladder.hpp):
+//                                             built once per source, then a cursor move
 //
 // The frame-time figure (10,000 connections on screen) comes from the app:
 //   xvfb-run -a -s '-screen 0 1920x1080x24' build/bin/portlab-viz FILE --at N --bench-frames 300
@@ -30,6 +32,7 @@
 #include "portlab/pcap.hpp"
 #include "portlab/trace.hpp"
 #include "replay/state.hpp"
+#include "view/ladder.hpp"
 #include "view/loader.hpp"
 
 using namespace portlab;
@@ -348,6 +351,42 @@ int seek(const std::string& path, int seeks) {
     return 0;
 }
 
+// What the Ladder and Packets tabs cost: the rows, decoded once when the tab is first
+// shown; the filtered view; and what a cursor move asks (a binary search each).
+int ladder(const std::string& path) {
+    auto trace = replay::read_any_file(path);
+    if (!trace) {
+        std::fprintf(stderr, "%s\n", trace.error().message.c_str());
+        return 2;
+    }
+    const replay::Timeline timeline = replay::Timeline::of(std::move(trace).value());
+    const auto start = Clock::now();
+    const double cpu_start = cpu_ms();
+    viz::PacketLadder rows;
+    rows.extend(timeline);
+    const double build_ms = ms_since(start);
+    const double build_cpu = cpu_ms() - cpu_start;
+    const auto view_start = Clock::now();
+    const viz::LadderView view = viz::make_ladder_view(rows, {}, viz::ColumnMode::automatic);
+    const double view_ms = ms_since(view_start);
+    std::mt19937_64 random(42);
+    std::uniform_int_distribution<std::size_t> any(0, timeline.size() - 1);
+    std::vector<double> moves;
+    for (int i = 0; i < 1000; ++i) {
+        const std::size_t at = any(random);
+        const auto move = Clock::now();
+        const auto shown = view.visible(rows, at + 1);
+        const auto current = rows.row_of_event(timeline, at);
+        moves.push_back(ms_since(move));
+        if (shown > view.rows.size() || (current && *current >= rows.rows().size())) return 1;
+    }
+    std::printf("ladder over %zu events: %zu packet rows, %zu columns shown (%s); rows built in %.0f ms (cpu %.0f), view %.1f ms, "
+                "cursor move median %.4f ms, max %.4f ms\n",
+                timeline.size(), rows.rows().size(), view.columns.size(), view.by_host ? "hosts" : "endpoints", build_ms, build_cpu,
+                view_ms, percentile(moves, 0.5), percentile(moves, 1.0));
+    return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -358,6 +397,8 @@ int main(int argc, char** argv) {
     if (args.size() >= 2 && args[0] == "open") return open(args[1], args.size() > 2 ? std::stoi(args[2]) : 3);
     if (args.size() >= 2 && args[0] == "parse") return parse(args[1], args.size() > 2 ? std::stoi(args[2]) : 3);
     if (args.size() >= 2 && args[0] == "seek") return seek(args[1], args.size() > 2 ? std::stoi(args[2]) : 1000);
-    std::fprintf(stderr, "usage: bench_viz generate FILE [EVENTS] [KEPT] | capture FILE [PACKETS] | open FILE [RUNS] | parse FILE [RUNS] | seek FILE [SEEKS]\n");
+    if (args.size() >= 2 && args[0] == "ladder") return ladder(args[1]);
+    std::fprintf(stderr, "usage: bench_viz generate FILE [EVENTS] [KEPT] | capture FILE [PACKETS] | open FILE [RUNS] | parse FILE [RUNS] | "
+                         "seek FILE [SEEKS] | ladder FILE\n");
     return 2;
 }

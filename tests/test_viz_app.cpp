@@ -78,6 +78,26 @@ TEST_CASE("screenshots of two events of a lab-style trace file differ", "[viz][a
     check_two_events_differ(shell_quote(fixture), 4, 20);
 }
 
+TEST_CASE("the Ladder and Packets tabs render: pictures unlike the Events tab, and the ladder grows with the cursor", "[viz][app][xvfb][ladder]") {
+    const portlab::test::TempDir dir;
+    const auto shot = [&](const std::string& name, const std::string& arguments) {
+        const auto run = run_command(viz("--scenario web " + arguments + " --size 1024x700 --screenshot " + dir.file(name)), 90);
+        INFO(run.err);
+        REQUIRE(run.exit_code == 0);
+        return load_png(dir.file(name));
+    };
+    const Image events = shot("events.png", "--at 12 --left-tab events");
+    const Image ladder = shot("ladder.png", "--at 12 --left-tab ladder");
+    const Image ladder_early = shot("ladder-early.png", "--at 4 --left-tab ladder");
+    const Image packets = shot("packets.png", "--at 12 --left-tab packets");
+    CHECK(distinct_colours(ladder) > 50);
+    CHECK(distinct_colours(packets) > 50);
+    CHECK(differing_pixels(events, ladder) > 1000);
+    CHECK(differing_pixels(events, packets) > 1000);
+    CHECK(differing_pixels(ladder, packets) > 1000);
+    CHECK(differing_pixels(ladder_early, ladder) > 500);  // more arrows at event 12 than at 4
+}
+
 TEST_CASE("a malformed trace exits 2 with the file, the line and the reason", "[viz][app][xvfb]") {
     const portlab::test::TempDir dir;
     std::ofstream(dir.file("bad.jsonl")) << R"({"portlab_trace": 1, "source": "test", "generator": "t"})" << "\n"

@@ -52,6 +52,8 @@ std::optional<LeftTab> parse_left_tab(const std::string& name) {
     if (name == "sockets") return LeftTab::sockets;
     if (name == "connections") return LeftTab::connections;
     if (name == "firewall") return LeftTab::firewall;
+    if (name == "ladder") return LeftTab::ladder;
+    if (name == "packets") return LeftTab::packets;
     return std::nullopt;
 }
 
@@ -270,6 +272,14 @@ void draw_frame(App& app) {
             }
             if (ImGui::BeginTabItem("Firewall", nullptr, tab_flags(app.ui.select_left, LeftTab::firewall))) {
                 firewall_panel::draw(model, view);
+                ImGui::EndTabItem();
+            }
+            if (ImGui::BeginTabItem("Ladder", nullptr, tab_flags(app.ui.select_left, LeftTab::ladder))) {
+                ladder_panel::draw(model, view);
+                ImGui::EndTabItem();
+            }
+            if (ImGui::BeginTabItem("Packets", nullptr, tab_flags(app.ui.select_left, LeftTab::packets))) {
+                packets_panel::draw(model, view);
                 ImGui::EndTabItem();
             }
             ImGui::EndTabBar();

@@ -12,7 +12,7 @@
 
 namespace portlab::viz {
 
-enum class LeftTab { events, sockets, connections, firewall };
+enum class LeftTab { events, sockets, connections, firewall, ladder, packets };
 enum class RightTab { tcp_state, pool };
 
 struct AppUi {

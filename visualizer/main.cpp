@@ -172,7 +172,7 @@ int main(int argc, char** argv) {
     cli.add_option("--bench-frames", options.bench_frames, "render N frames, print frame times (ms) and exit");
     cli.add_flag("--bench-open", options.bench_open,
                  "time opening FILE: first frame with events, whole file loaded, frame times meanwhile; then exit");
-    cli.add_option("--left-tab", options.left_tab, "events, sockets, connections or firewall");
+    cli.add_option("--left-tab", options.left_tab, "events, sockets, connections, firewall, ladder or packets");
     cli.add_option("--right-tab", options.right_tab, "tcp or pool");
     cli.add_flag("--keep-going", options.keep_going, "on a bad file, show the error in the window instead of exiting");
     cli.add_flag("--list-scenarios", options.list_scenarios, "print the simulator's scenarios and exit");
@@ -267,7 +267,7 @@ int main(int argc, char** argv) {
         seek_to(app.model, app.view, *found + 1);
     }
     if (!options.left_tab.empty() && !(app.ui.select_left = parse_left_tab(options.left_tab))) {
-        std::fprintf(stderr, "portlab-viz: --left-tab '%s': expected events, sockets, connections or firewall\n", options.left_tab.c_str());
+        std::fprintf(stderr, "portlab-viz: --left-tab '%s': expected events, sockets, connections, firewall, ladder or packets\n", options.left_tab.c_str());
         return 2;
     }
     if (!options.right_tab.empty() && !(app.ui.select_right = parse_right_tab(options.right_tab))) {
@@ -320,10 +320,17 @@ int main(int argc, char** argv) {
     // ---- fonts (DejaVu when installed; ImGui's built-in font otherwise) ----------------
     const std::string dejavu = "/usr/share/fonts/truetype/dejavu/";
     std::error_code missing;
+    // Latin plus the arrow and the cross Wireshark's Info column and the ladder write (→ ✗);
+    // the atlas reads the ranges when it is built, so they live as long as main.
+    ImVector<ImWchar> glyphs;
+    ImFontGlyphRangesBuilder glyph_builder;
+    glyph_builder.AddRanges(io.Fonts->GetGlyphRangesDefault());
+    glyph_builder.AddText("→✗");
+    glyph_builder.BuildRanges(&glyphs);
     if (std::filesystem::exists(dejavu + "DejaVuSans.ttf", missing)) {
-        io.Fonts->AddFontFromFileTTF((dejavu + "DejaVuSans.ttf").c_str(), 15.0f);
+        io.Fonts->AddFontFromFileTTF((dejavu + "DejaVuSans.ttf").c_str(), 15.0f, nullptr, glyphs.Data);
         if (std::filesystem::exists(dejavu + "DejaVuSansMono.ttf", missing))
-            io.Fonts->AddFontFromFileTTF((dejavu + "DejaVuSansMono.ttf").c_str(), 14.0f);
+            io.Fonts->AddFontFromFileTTF((dejavu + "DejaVuSansMono.ttf").c_str(), 14.0f, nullptr, glyphs.Data);
     }
 
     // ---- loop ---------------------------------------------------------------------------

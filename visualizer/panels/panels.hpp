@@ -17,5 +17,12 @@ namespace connections_panel { void draw(const Model& model, ViewState& view); }
 namespace pool_panel { void draw(const Model& model, ViewState& view); }
 namespace tcp_state_panel { void draw(const Model& model, ViewState& view); }
 namespace firewall_panel { void draw(const Model& model, ViewState& view); }
+namespace ladder_panel { void draw(const Model& model, ViewState& view); }
+namespace packets_panel {
+void draw(const Model& model, ViewState& view);
+// The port / flag / connection filter and the relative-seq toggle, shared with the ladder;
+// "follow" keeps the connection of `current` (the packet at the cursor), when there is one.
+void draw_filter(PacketViews& packets, const PacketRow* current);
+}  // namespace packets_panel
 
 }  // namespace portlab::viz

@@ -102,7 +102,8 @@ bool advance(Model& model, ViewState& view, double seconds) {
 }
 
 bool moves_by_itself(const Model& model, const ViewState& view) noexcept {
-    return view.playback.playing || view.playback.phase < 1.0 || model.loading();
+    return view.playback.playing || view.playback.phase < 1.0 || model.loading() ||
+           (view.packets.generation == model.generation() && view.packets.catching_up(model.size()));
 }
 
 void perform_requests(Model& model, ViewState& view) {

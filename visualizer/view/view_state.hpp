@@ -13,6 +13,7 @@
 
 #include "view/filters.hpp"
 #include "view/hexmap.hpp"
+#include "view/ladder.hpp"
 #include "view/layout.hpp"
 #include "view/model.hpp"
 
@@ -92,6 +93,7 @@ struct ViewState {
     std::size_t model_generation = 0;  // which open the state belongs to
     std::vector<Request> requests;
     EventListCache event_list;
+    PacketViews packets;  // the ladder and the packet list
     std::string requests_error_shown;  // the last open error already written to stderr
 };
 
