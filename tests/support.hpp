@@ -281,4 +281,16 @@ inline void check_busy_default_port(const LabBinary& lab, std::uint16_t port, in
     CHECK(run.err.find('\n') == run.err.size() - 1);
 }
 
+// A lab whose reader goes away (`lab | head -1`): it ends by itself, quietly or with one line
+// that says its standard output broke, never with a dead child's signal as its story.
+inline void check_reader_goes_away(const LabBinary& lab, const std::string& args) {
+    const auto run = lab.run(args + " | head -1");
+    INFO("stderr: " << run.err);
+    CHECK(run.exit_code == 0);  // head's status: the pipeline ended by itself
+    CHECK(lines_of(run.out).size() == 1);
+    CHECK(run.err.find("child process") == std::string::npos);
+    CHECK(lines_of(run.err).size() <= 1);
+    if (!run.err.empty()) CHECK_THAT(run.err, Catch::Contains(std::strerror(EPIPE)));
+}
+
 }  // namespace portlab::test

@@ -1,21 +1,27 @@
 #include "labkit/labkit.hpp"
 
+#include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <array>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <exception>
 #include <iostream>
 #include <mutex>
+#include <span>
 #include <string>
 
 #include <asio/error.hpp>
+#include <asio/io_context.hpp>
 #include <fmt/format.h>
 
 #include "portlab/data_files.hpp"
 #include "portlab/ports.hpp"
 #include "portlab/standard_output.hpp"
+#include "portlab/text_safety.hpp"
 
 namespace portlab::labkit {
 namespace {
@@ -221,6 +227,10 @@ void TraceRecorder::record(std::string_view host, trace::EventBody body) {
     const auto elapsed = std::chrono::steady_clock::now() - state_->start;
     const auto t_us = static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(elapsed).count());
     auto written = state_->writer.write(trace::Event{t_us, std::string(host), std::move(body)});
+    // Each event reaches the file as it happens (one line, one write(2)): a run interrupted
+    // or killed at any point leaves a file that ends on a whole event, and a namespace child
+    // (labs 09 and 11), which writes through the same descriptor, adds its events in place.
+    if (written) written = state_->writer.flush();
     if (!written && !state_->first_error) state_->first_error = written.error();
 }
 
@@ -286,9 +296,78 @@ void TraceRecorder::flush() {
     if (!flushed && !state_->first_error) state_->first_error = flushed.error();
 }
 
+// ---- an interrupted run keeps its trace so far ----------------------------------------
+//
+// Ctrl-C (SIGINT), SIGTERM or SIGHUP during a run: the events written so far, which end on a
+// whole event (record() writes each one at once), are renamed into place, so the student has
+// the trace up to the moment they stopped it and no ".FILE.partial-XXXXXX" is left behind.
+// A signal handler may only make async-signal-safe calls (signal-safety(7)): rename(2),
+// write(2), getpid(2), signal(2), raise(3). So everything it needs is prepared beforehand in
+// fixed buffers, the one piece of global state the lab kit keeps. Only the process that
+// opened the trace renames it: a namespace child (labs 09 and 11) inherits the handler and
+// just dies of the signal, as it would have without one. SIGKILL cannot be caught: then the
+// temporary file stays beside FILE, holding the run so far (docs/trace-format.md).
+namespace {
+
+struct InterruptedTrace {
+    std::array<char, 4096> temp{};
+    std::array<char, 4096> target{};
+    std::array<char, 8192> message{};
+    std::size_t message_size = 0;
+    pid_t owner = 0;
+};
+InterruptedTrace interrupted_trace;  // written before the handlers are installed, read only by them
+
+extern "C" void keep_trace_so_far(int signal_number) {
+    const auto& trace = interrupted_trace;
+    if (trace.owner == ::getpid() && trace.temp[0] != '\0' && ::rename(trace.temp.data(), trace.target.data()) == 0) {
+        [[maybe_unused]] const auto written = ::write(STDERR_FILENO, trace.message.data(), trace.message_size);
+    }
+    ::signal(signal_number, SIG_DFL);
+    ::raise(signal_number);
+}
+
+bool copy_into(std::span<char> buffer, std::string_view text) {
+    if (text.size() >= buffer.size()) return false;
+    std::copy(text.begin(), text.end(), buffer.begin());
+    buffer[text.size()] = '\0';
+    return true;
+}
+
+}  // namespace
+
+void TraceRecorder::keep_on_interrupt(std::string_view program) {
+    if (!state_) return;
+    const OutputFile* file = state_->writer.output();
+    if (file == nullptr) return;
+    auto& trace = interrupted_trace;
+    const std::string message = std::string(program) + ": interrupted; the trace so far, to the last whole event, is in " +
+                                text::printable(file->path()) + "\n";
+    if (!copy_into(trace.temp, file->temp_path()) || !copy_into(trace.target, file->path()) ||
+        !copy_into(trace.message, message))
+        return;  // a path longer than PATH_MAX: an interrupted run leaves the old file, as before
+    trace.message_size = message.size();
+    trace.owner = ::getpid();
+    struct sigaction action {};
+    action.sa_handler = keep_trace_so_far;
+    sigemptyset(&action.sa_mask);
+    for (const int signal_number : {SIGINT, SIGTERM, SIGHUP}) ::sigaction(signal_number, &action, nullptr);
+}
+
+void TraceRecorder::forget_interrupt() noexcept {
+    // Blocked while cleared, so a handler never sees half a buffer.
+    sigset_t signals, previous;
+    sigemptyset(&signals);
+    for (const int signal_number : {SIGINT, SIGTERM, SIGHUP}) sigaddset(&signals, signal_number);
+    ::sigprocmask(SIG_BLOCK, &signals, &previous);
+    if (interrupted_trace.owner == ::getpid()) interrupted_trace.temp[0] = '\0';
+    ::sigprocmask(SIG_SETMASK, &previous, nullptr);
+}
+
 Result<void> TraceRecorder::finish() {
     if (!state_) return {};
     const std::lock_guard lock(state_->mutex);
+    forget_interrupt();  // from here the file is put in place, or the run failed and the old file stays
     if (state_->first_error) return *state_->first_error;
     return state_->writer.close();
 }
@@ -385,6 +464,7 @@ void Lab::parse() {
         auto recorder = TraceRecorder::to_file(options_.trace_file, header, start_, rules);
         if (!recorder) throw CLI::ValidationError("--trace", recorder.error().message);
         trace_ = std::move(*recorder);
+        trace_.keep_on_interrupt(info_.name);
     }
 }
 
@@ -421,7 +501,9 @@ int Lab::bind_failed(const Endpoint& endpoint, const std::error_code& error, Pro
 }
 
 void Lab::print_json(const nlohmann::json& document) const {
-    std::cout << document.dump(2) << '\n';
+    // Text from outside (a process name, a services file) that is not UTF-8 would make dump()
+    // throw; labs pass it through text::valid_utf8, and this catches any they miss (U+FFFD).
+    std::cout << document.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << '\n';
 }
 
 int run_lab(int argc, char** argv, LabInfo info, const std::function<int(Lab&)>& body) {

@@ -152,9 +152,9 @@ private:
 
 // ---- the trace recorder (--trace FILE) -----------------------------------------------
 
-// Writes the run as portlab::trace events. t_us counts microseconds on a steady clock
-// from the lab's start; every socket gets a fresh SocketId from one counter (so ids are
-// unique per host too). Without --trace every call does nothing and returns a dummy id,
+// Writes the run as portlab::trace events, each to the file as it happens. t_us counts
+// microseconds on a steady clock from the lab's start; every socket gets a fresh SocketId
+// from one counter (so ids are unique per host too). Without --trace every call does nothing and returns a dummy id,
 // so labs record unconditionally. Thread-safe. A write error is kept and reported by
 // run_lab when the lab ends (exit 1), so recording never interrupts a lab.
 // Host names are the lab's words: "server", "client", or "localhost".
@@ -192,6 +192,11 @@ public:
     // Closes the file and puts it in place; the first error any write met, if one did.
     // run_lab calls it when the lab succeeded; otherwise the old file stays as it was.
     [[nodiscard]] Result<void> finish();
+    // From now on SIGINT, SIGTERM and SIGHUP put the events written so far in place (each
+    // event is written as it happens, so the file ends on a whole event) and say so on stderr,
+    // then end the process as the signal would have. Lab::parse calls it; finish() undoes it.
+    void keep_on_interrupt(std::string_view program);
+    static void forget_interrupt() noexcept;
 
     TraceRecorder(TraceRecorder&&) noexcept;
     TraceRecorder& operator=(TraceRecorder&&) noexcept;

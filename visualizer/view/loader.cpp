@@ -191,8 +191,10 @@ void TraceLoader::run(unsigned threads) {
     // The header line, then the events a block of lines at a time (each block
     // parsed on every core, and checked against the lines before it).
     replay::TraceTextReader reader;
-    const auto first_end = text.find('\n');
-    auto header = reader.header(text.substr(0, first_end));
+    // Looked for within the longest line a trace may have: a file whose first "line" is
+    // gigabytes long is refused after 1 MiB (parse_header_line says why), not scanned through.
+    const auto first_end = text.substr(0, trace::max_trace_line_bytes + 1).find('\n');
+    auto header = reader.header(text.substr(0, first_end == std::string_view::npos ? trace::max_trace_line_bytes + 1 : first_end));
     if (!header) return finish(fail(path_ + ": " + header.error().message));
     {
         const std::lock_guard lock(mutex_);
