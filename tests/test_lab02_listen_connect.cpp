@@ -202,26 +202,6 @@ TEST_CASE("bad arguments: one line on stderr, exit 2", "[lab02][args]") {
     CHECK(test::lines_of(run.err).size() == 1);
 }
 
-TEST_CASE("a busy default port is exit 1 with advice to use --port 0", "[lab02][args]") {
-    // Hold 127.0.0.1:8080, the lab's default. If another program already holds it, the
-    // lab meets the same busy port either way.
-    const int fd = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_port = htons(8080);
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    const bool held = bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0 && listen(fd, 1) == 0;
-    const auto run = test::run_command(test::shell_quote(lab), 20);
-    close(fd);
-    if (!held) {
-        const auto listeners = test::run_command("ss -Htln 'sport = :8080'", 10);
-        REQUIRE_FALSE(listeners.out.empty());  // somebody else holds it: the lab must fail the same way
-    }
-    CHECK(run.exit_code == 1);
-    CHECK(test::lines_of(run.err).size() == 1);
-    CHECK_THAT(run.err, Catch::Contains("EADDRINUSE") && Catch::Contains("--port 0"));
-}
-
 TEST_CASE("lab02 follows the lab conventions: --help, one-line usage errors, --step in a pipe, no colour, --trace",
           "[lab02][conventions]") {
     test::check_lab_conventions({"lab02_tcp_listen_connect", true, "--port 0"});
@@ -290,4 +270,9 @@ TEST_CASE("lab02 --serve: bytes a client sends reach the terminal with their con
     CHECK(run.out.find('\x07') == std::string::npos);
     CHECK(run.out.find('\x9b') == std::string::npos);
     CHECK(run.out.find('\r') == std::string::npos);
+}
+
+TEST_CASE("lab02: a busy default port gives way to one the kernel chooses, and a busy --port is a clear error",
+          "[lab02][usage][safety]") {
+    test::check_busy_default_port(test::LabBinary("lab02_tcp_listen_connect"), 8080, SOCK_STREAM);
 }

@@ -199,3 +199,8 @@ TEST_CASE("lab03 with a range starting at an odd port: connect() gets odd ports,
     CHECK(text.out.find("(odd here: 40001 is odd)") != std::string::npos);
     CHECK(text.out.find("TCP bind(0) prefers even ports here") != std::string::npos);
 }
+
+TEST_CASE("lab03: a busy default port gives way to one the kernel chooses, and a busy --port is a clear error",
+          "[lab03][usage][safety]") {
+    test::check_busy_default_port(test::LabBinary("lab03_ephemeral_ports"), 8080, SOCK_STREAM);
+}

@@ -189,7 +189,7 @@ TEST_CASE("lab04's replayed trace holds the sockets and states the kernel holds 
         }
 }
 
-TEST_CASE("lab04: a busy default port is a clear error that suggests --port 0", "[lab04][usage]") {
+TEST_CASE("lab04: a busy default port gives way to one the kernel chooses, and a busy --port is a clear error", "[lab04][usage]") {
     test::check_busy_default_port(lab, 7404, SOCK_STREAM);
 }
 

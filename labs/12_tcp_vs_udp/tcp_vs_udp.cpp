@@ -571,7 +571,7 @@ int main(int argc, char** argv) {
     return run_lab(argc, argv, {"lab12_tcp_vs_udp", "Lab 12: TCP versus UDP on loopback: throughput, loss, latency"},
                    [](Lab& lab) {
         Options options;
-        lab.add_server_options(default_port);
+        lab.add_server_options(default_port, {{Protocol::tcp}, {Protocol::udp, 1}});  // TCP at P, UDP at P+1
         lab.cli().add_option("--seconds", options.seconds, "length of each throughput test, 0.2-30 s (each latency test takes a quarter)")
             ->check(CLI::Range(0.2, 30.0))->default_str("2");
         lab.cli().add_option("--size", options.size, "bytes per send(): default 131072 for TCP (like iperf3), 1472 for UDP; at most 65507 for UDP")

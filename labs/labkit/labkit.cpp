@@ -404,15 +404,39 @@ Lab::Lab(LabInfo info, int argc, char** argv)
                   "with --step: pause even without a terminal, say so on stderr, wait for a line on stdin (for tests)");
 }
 
-void Lab::add_server_options(Port default_port) {
+namespace {
+
+// What bind() answers now for `endpoint`, as a lab's server would bind it: a TCP socket with
+// SO_REUSEADDR (Asio's acceptor sets it, so a TIME-WAIT left by an earlier run is no obstacle),
+// a UDP socket without. The socket is closed at once; only the answer is kept.
+std::error_code try_bind(const Endpoint& endpoint, Protocol protocol) {
+    std::error_code error;
+    asio::io_context io;
+    if (protocol == Protocol::tcp) {
+        asio::ip::tcp::acceptor acceptor(io);
+        acceptor.open(to_tcp_endpoint(endpoint).protocol(), error);
+        if (!error) acceptor.set_option(asio::socket_base::reuse_address(true), error);
+        if (!error) acceptor.bind(to_tcp_endpoint(endpoint), error);
+    } else {
+        asio::ip::udp::socket socket(io);
+        socket.open(to_udp_endpoint(endpoint).protocol(), error);
+        if (!error) socket.bind(to_udp_endpoint(endpoint), error);
+    }
+    return error;
+}
+
+}  // namespace
+
+void Lab::add_server_options(Port default_port, std::vector<PortUse> uses) {
     has_server_options_ = true;
+    default_port_uses_ = std::move(uses);
     server_.default_port = default_port;
     server_.port = default_port;
     port_text_ = std::to_string(default_port);
     app_.add_option("--bind", bind_text_, "the server's address: 127.0.0.1 or another loopback address")
         ->type_name("ADDR")
         ->default_str("127.0.0.1");
-    app_.add_option("--port", port_text_, "the server's port; 0 lets the kernel choose a free one")
+    port_option_ = app_.add_option("--port", port_text_, "the server's port; 0 lets the kernel choose a free one")
         ->type_name("P")
         ->default_str(port_text_);
     app_.add_flag("--allow-non-loopback", server_.allow_non_loopback,
@@ -453,6 +477,18 @@ void Lab::parse() {
                       << ", which other machines may reach; this lab is meant for loopback\n";
         server_.bind = *address;
         server_.port = *port;
+        if (port_option_->count() == 0 && *port != 0) {
+            for (const auto& use : default_port_uses_) {
+                const auto busy = static_cast<Port>(server_.port + use.offset);
+                if (!is_errno(try_bind({server_.bind, busy}, use.protocol), EADDRINUSE)) continue;
+                std::cerr << info_.name << ": port " << busy << ", the lab's default, is busy ("
+                          << (use.protocol == Protocol::udp ? "ss -ulnp" : "ss -tlnp") << " 'sport = :" << busy
+                          << "' shows who holds it); the kernel chooses a free port instead, as with --port 0\n";
+                server_.port = 0;
+                server_.default_port_busy = true;
+                break;
+            }
+        }
     }
     if (!options_.trace_file.empty()) {
         trace::TraceHeader header;
