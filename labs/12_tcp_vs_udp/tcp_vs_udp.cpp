@@ -529,6 +529,8 @@ void measure_udp(Run& run) {
     run.udp_bps = 8.0 * static_cast<double>(udp.bytes_received) / udp.seconds;
     const std::uint64_t lost = udp.sent - std::min(udp.sent, udp.received);
     const double loss = udp.sent == 0 ? 0.0 : static_cast<double>(lost) / static_cast<double>(udp.sent);
+    // The ports the kernel gave (with --port 0, or a busy default, the step above could only say :0).
+    run.say.kernel(fmt::format("datagrams {} -> {}", udp.ends.client.to_string(), udp.ends.server.to_string()));
     run.say.kernel(fmt::format("sent {} datagrams, received {}: {} lost ({:.2f}%), {} out of order; received {}", udp.sent,
                                udp.received, lost, 100 * loss, udp.out_of_order, rate_text(*run.udp_bps)));
     if (udp.rcvbuf_errors_delta >= 0)
