@@ -3,10 +3,12 @@
 #include "portlab/input_file.hpp"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <charconv>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -69,9 +71,34 @@ std::string partial_prefix(const std::string& path) {
     return (folder_of(path) / ("." + std::filesystem::path(path).filename().string() + ".partial-")).string();
 }
 
+namespace {
+
+// Temporary files of earlier runs for `path` whose writer is gone: a run killed with SIGKILL
+// (which nothing can catch) leaves its ".NAME.partial-PID-XXXXXX"; the next run for the same
+// NAME removes it. A writer still running (kill(PID, 0) finds it, or it belongs to another
+// user: EPERM) keeps its file.
+void remove_abandoned_partials(const std::string& path) {
+    const auto prefix = std::filesystem::path(partial_prefix(path)).filename().string();
+    std::error_code ignored;
+    for (const auto& entry : std::filesystem::directory_iterator(folder_of(path), ignored)) {
+        const auto name = entry.path().filename().string();
+        if (!name.starts_with(prefix)) continue;
+        const auto rest = std::string_view(name).substr(prefix.size());
+        const auto dash = rest.find('-');
+        if (dash == std::string_view::npos || dash == 0) continue;
+        pid_t pid = 0;
+        const auto [end, error] = std::from_chars(rest.data(), rest.data() + dash, pid);
+        if (error != std::errc() || end != rest.data() + dash || pid <= 0) continue;
+        if (::kill(pid, 0) != 0 && errno == ESRCH) std::filesystem::remove(entry.path(), ignored);
+    }
+}
+
+}  // namespace
+
 Result<OutputFile> OutputFile::create(const std::string& path, const OutputRules& rules) {
     if (auto allowed = check_output_path(path, rules); !allowed) return allowed.error();
-    std::string temp = partial_prefix(path) + "XXXXXX";
+    remove_abandoned_partials(path);
+    std::string temp = partial_prefix(path) + std::to_string(::getpid()) + "-XXXXXX";
     const int fd = ::mkstemp(temp.data());
     if (fd < 0) return fail(path + ": cannot create a file in " + folder_of(path).string() + ": " + errno_text(errno));
     ::fchmod(fd, 0666 & ~current_umask());

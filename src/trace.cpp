@@ -7,6 +7,7 @@
 #include "portlab/hex.hpp"
 #include "portlab/input_file.hpp"
 #include "portlab/spelling.hpp"
+#include "portlab/text_safety.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -581,8 +582,14 @@ std::string excerpt(std::string_view line) {
     return line.size() <= shown ? std::string(line) : std::string(line.substr(0, shown)) + "...";
 }
 
+std::string too_long(std::size_t line_number, std::size_t length) {
+    return "line " + std::to_string(line_number) + ": longer than a trace line may be (" + std::to_string(length) +
+           " bytes or more, at most " + std::to_string(max_trace_line_bytes) + "); is this a portlab trace?";
+}
+
 Result<json> parse_object(std::string_view line, std::size_t line_number) {
     const auto prefix = "line " + std::to_string(line_number) + ": ";
+    if (line.size() > max_trace_line_bytes) return fail(too_long(line_number, line.size()));
     if (line.find_first_not_of(" \t\r") == std::string_view::npos) return fail(prefix + "empty line");
     json value = json::parse(line.begin(), line.end(), nullptr, /*allow_exceptions=*/false);
     if (value.is_discarded()) return fail(prefix + "not JSON: " + excerpt(line));
@@ -971,7 +978,18 @@ std::string to_json_line(const Event& event) {
     return dump_line(line);
 }
 
-Result<TraceHeader> parse_header_line(std::string_view line, std::size_t line_number) {
+namespace {
+
+// A reader's message quotes the file's own text (an excerpt, a field's value, a type name):
+// escaped (text_safety.hpp), so a line holding ESC cannot drive the terminal the message is
+// printed on, and the message stays one line (issue 12, item 4).
+template <class T>
+Result<T> escaped(Result<T> result) {
+    if (!result) return fail(text::printable(result.error().message), result.error().code);
+    return result;
+}
+
+Result<TraceHeader> parse_header_line_unescaped(std::string_view line, std::size_t line_number) {
     auto object = parse_object(line, line_number);
     if (!object) return object.error();
     const auto prefix = "line " + std::to_string(line_number) + ": ";
@@ -999,6 +1017,29 @@ Result<TraceHeader> parse_header_line(std::string_view line, std::size_t line_nu
     return reader.finish(std::move(header));
 }
 
+Result<Event> parse_event_line_full_unescaped(std::string_view line, std::size_t line_number) {
+    auto object = parse_object(line, line_number);
+    if (!object) return object.error();
+    FieldReader reader(*object, line_number);
+    Event event;
+    event.t_us = reader.unsigned_number("t_us");
+    event.host = reader.non_empty_text("host");
+    const std::string type = reader.text("type");
+    if (reader.failed()) return reader.finish(std::move(event));
+
+    auto body = read_named_body(type, reader, std::make_index_sequence<std::variant_size_v<EventBody>>{});
+    if (!body) return fail("line " + std::to_string(line_number) + ": unknown event type '" + type + "'");
+    event.body = std::move(*body);
+    if (auto problem = value_problem(event)) reader.reject(*problem);
+    return reader.finish(std::move(event));
+}
+
+}  // namespace
+
+Result<TraceHeader> parse_header_line(std::string_view line, std::size_t line_number) {
+    return escaped(parse_header_line_unescaped(line, line_number));
+}
+
 std::optional<Event> parse_event_line_fast(std::string_view line) {
     fast::Scanner scanner(line);
     if (!scanner.scan()) return std::nullopt;
@@ -1016,34 +1057,31 @@ std::optional<Event> parse_event_line_fast(std::string_view line) {
 }
 
 Result<Event> parse_event_line(std::string_view line, std::size_t line_number) {
+    if (line.size() > max_trace_line_bytes) return fail(too_long(line_number, line.size()));
     if (auto event = parse_event_line_fast(line)) return std::move(*event);
     return parse_event_line_full(line, line_number);
 }
 
 Result<Event> parse_event_line_full(std::string_view line, std::size_t line_number) {
-    auto object = parse_object(line, line_number);
-    if (!object) return object.error();
-    FieldReader reader(*object, line_number);
-    Event event;
-    event.t_us = reader.unsigned_number("t_us");
-    event.host = reader.non_empty_text("host");
-    const std::string type = reader.text("type");
-    if (reader.failed()) return reader.finish(std::move(event));
-
-    auto body = read_named_body(type, reader, std::make_index_sequence<std::variant_size_v<EventBody>>{});
-    if (!body) return fail("line " + std::to_string(line_number) + ": unknown event type '" + type + "'");
-    event.body = std::move(*body);
-    if (auto problem = value_problem(event)) reader.reject(*problem);
-    return reader.finish(std::move(event));
+    return escaped(parse_event_line_full_unescaped(line, line_number));
 }
 
-Result<Trace> read_trace(std::istream& in) {
+namespace {
+
+enum class LineRead { line, end, too_long };
+
+// The reading both read_trace and read_trace_file share; `next(line)` hands over the next line
+// (without its '\n'), says the input ended, or that the line is longer than
+// max_trace_line_bytes (then `line` holds what was read of it, for the message).
+template <class NextLine>
+Result<Trace> read_trace_lines(NextLine next) {
     Trace trace;
     std::optional<SequenceRules> rules;  // made from the header, which says the version
     std::size_t line_number = 0;
-    std::string line;
-    while (std::getline(in, line)) {
+    std::string_view line;
+    for (LineRead read = next(line); read != LineRead::end; read = next(line)) {
         ++line_number;
+        if (read == LineRead::too_long) return fail(too_long(line_number, line.size()));
         if (line_number == 1) {
             auto header = parse_header_line(line, line_number);
             if (!header) return header.error();
@@ -1054,21 +1092,59 @@ Result<Trace> read_trace(std::istream& in) {
         auto event = parse_event_line(line, line_number);
         if (!event) return event.error();
         if (auto problem = rules->admit(*event, line_number)) {
-            return fail("line " + std::to_string(line_number) + ": " + *problem);
+            return fail("line " + std::to_string(line_number) + ": " + text::printable(*problem));
         }
         trace.events.push_back(std::move(*event));
     }
-    if (in.bad()) return fail("line " + std::to_string(line_number + 1) + ": read error");
     if (line_number == 0) return fail("line 1: empty trace, expected a header line");
+    return trace;
+}
+
+}  // namespace
+
+Result<Trace> read_trace(std::istream& in) {
+    // std::getline, bounded: a line longer than max_trace_line_bytes is not read into memory.
+    std::string buffer;
+    auto trace = read_trace_lines([&](std::string_view& line) {
+        buffer.clear();
+        std::streambuf* bytes = in.rdbuf();
+        for (;;) {
+            const auto c = bytes->sbumpc();
+            if (c == std::char_traits<char>::eof()) {
+                in.setstate(std::ios::eofbit);
+                line = buffer;
+                return buffer.empty() ? LineRead::end : LineRead::line;
+            }
+            if (c == '\n') break;
+            buffer += static_cast<char>(c);
+            if (buffer.size() > max_trace_line_bytes) {
+                line = buffer;
+                return LineRead::too_long;
+            }
+        }
+        line = buffer;
+        return LineRead::line;
+    });
+    if (in.bad()) return fail("read error");
     return trace;
 }
 
 Result<Trace> read_trace_file(const std::string& path) {
     auto text = read_input_file(path, max_trace_file_bytes);
     if (!text) return text.error();
-    std::istringstream in(std::move(*text));
-    auto trace = read_trace(in);
-    if (!trace) return fail(path + ": " + trace.error().message);
+    std::string_view rest = *text;
+    auto trace = read_trace_lines([&](std::string_view& line) {
+        if (rest.empty()) return LineRead::end;
+        const auto end = rest.substr(0, max_trace_line_bytes + 1).find('\n');
+        if (end == std::string_view::npos && rest.size() > max_trace_line_bytes) {
+            line = rest.substr(0, max_trace_line_bytes + 1);
+            return LineRead::too_long;
+        }
+        line = rest.substr(0, end);
+        rest.remove_prefix(end == std::string_view::npos ? rest.size() : end + 1);
+        return LineRead::line;
+    });
+    if (!trace) return fail(text::printable(path) + ": " + trace.error().message);
     return trace;
 }
 
@@ -1132,8 +1208,10 @@ Result<void> TraceWriter::write(const Event& event) {
     const std::size_t line_number = state_->line_number + 1;
     const auto where = state_->name + ": line " + std::to_string(line_number) + ": ";
     if (auto problem = value_problem(event)) return fail(where + *problem);
+    const auto text = to_json_line(event);
+    if (text.size() > max_trace_line_bytes) return fail(where + "an event of " + std::to_string(text.size()) + " bytes, more than a trace line may hold");
     if (auto problem = state_->rules.admit(event, line_number)) return fail(where + *problem);
-    *state_->out << to_json_line(event) << '\n';
+    *state_->out << text << '\n';
     if (!*state_->out) return fail(where + "write failed");
     state_->line_number = line_number;
     return {};
@@ -1144,6 +1222,11 @@ Result<void> TraceWriter::flush() {
     state_->out->flush();
     if (!*state_->out) return fail(state_->name + ": flush failed");
     return {};
+}
+
+const OutputFile* TraceWriter::output() const noexcept {
+    if (!state_ || !state_->output || state_->output->temp_path().empty()) return nullptr;
+    return &*state_->output;
 }
 
 Result<void> TraceWriter::close() {

@@ -39,6 +39,7 @@
 #include "portlab/output_file.hpp"
 #include "portlab/trace.hpp"
 #include "replay/state.hpp"
+#include "support.hpp"
 
 namespace portlab::test {
 
@@ -91,9 +92,35 @@ public:
     // Runs the lab to its end, calling at_pause(n) at its n-th pause (1, 2, ...) while it
     // waits. Returns the lab's exit status (-1 when killed); stderr() holds what it said.
     int run(const std::function<void(int)>& at_pause) {
+        const int status = drive([&](int pause) {
+            at_pause(pause);
+            return true;
+        });
+        return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    }
+    [[nodiscard]] const std::string& stderr_text() const noexcept { return stderr_; }
+
+    // Runs the lab to its `pause`-th pause and sends it `signal` there (as Ctrl-C would),
+    // then waits for it to end, reading what it says on stderr. Returns the signal that ended
+    // it, or -1 when it exited by itself or the pause never came.
+    int interrupt_at(int pause, int signal) {
+        const int status = drive([&](int n) {
+            if (n < pause) return true;
+            kill(pid_, signal);
+            return false;
+        });
+        return WIFSIGNALED(status) ? WTERMSIG(status) : -1;
+    }
+
+private:
+    // Reads the lab's stderr to its end (bounded by the timeout, then SIGKILL); at each pause
+    // calls at_pause(n), and lets the lab go on (a line on its stdin) while it returns true.
+    // Returns the wait status.
+    int drive(const std::function<bool(int)>& at_pause) {
         const auto deadline = std::chrono::steady_clock::now() + timeout_;
         std::string pending;
         int pauses = 0;
+        bool answering = true;
         for (;;) {
             const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
             if (left.count() <= 0) break;
@@ -107,20 +134,18 @@ public:
                 const auto line = pending.substr(0, end);
                 pending.erase(0, end + 1);
                 stderr_ += line + "\n";
-                if (line.rfind("paused:", 0) != 0) continue;
-                at_pause(++pauses);
-                REQUIRE(write(to_lab_, "\n", 1) == 1);
+                if (!answering || line.rfind("paused:", 0) != 0) continue;
+                answering = at_pause(++pauses);
+                if (answering) REQUIRE(write(to_lab_, "\n", 1) == 1);
             }
         }
         if (std::chrono::steady_clock::now() >= deadline) kill(pid_, SIGKILL);
         int status = 0;
         waitpid(pid_, &status, 0);
         exited_ = true;
-        return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+        return status;
     }
-    [[nodiscard]] const std::string& stderr_text() const noexcept { return stderr_; }
 
-private:
     std::chrono::seconds timeout_;
     pid_t pid_ = -1;
     int to_lab_ = -1, from_lab_ = -1;
@@ -149,6 +174,27 @@ inline std::string trace_so_far(const std::string& trace_path) {
     for (const auto& entry : std::filesystem::directory_iterator(prefix.parent_path(), ignored))
         if (entry.path().filename().string().starts_with(prefix.filename().string())) return entry.path().string();
     return trace_path;
+}
+
+// A lab stopped with `signal` at its `pause`-th pause, run with --trace FILE over an older
+// FILE: FILE holds the events so far and the reader accepts it whole (so it ends on a whole
+// event), and the folder holds nothing else (no temporary file left behind). Returns it.
+inline trace::Trace interrupted_run(const std::string& binary, std::vector<std::string> args, int pause,
+                                    int signal = SIGINT) {
+    const TempDir dir;
+    const std::string path = dir.file("run.jsonl");
+    std::ofstream(path) << "the old file\n";
+    args.insert(args.end(), {"--trace", path});
+    PausedRun run(binary, args);
+    CHECK(run.interrupt_at(pause, signal) == signal);  // it died of the signal, as without a handler
+    INFO(run.stderr_text());
+    const auto read = trace::read_trace_file(path);
+    INFO((read ? std::string() : read.error().message));
+    REQUIRE(read.has_value());
+    std::vector<std::string> left;
+    for (const auto& entry : std::filesystem::directory_iterator(dir.path())) left.push_back(entry.path().filename().string());
+    CHECK(left == std::vector<std::string>{"run.jsonl"});
+    return *read;
 }
 
 // The world after every event the trace file holds so far (the lab's partial file while it runs).

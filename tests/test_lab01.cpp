@@ -272,3 +272,30 @@ TEST_CASE("lab01 counts the ephemeral range the kernel has, in words that fit it
     CHECK(run.out.find("40000-40000 (1 port)") != std::string::npos);
     CHECK(run.out.find("1 ports") == std::string::npos);
 }
+
+// Issue 12, items 4 and 5: a services file is anyone's text. Names and aliases holding an
+// escape sequence that retitles the terminal, a bell and a byte that is not UTF-8 reach the
+// terminal escaped, and --json stays valid JSON (a strict parser reads it) without ESC.
+TEST_CASE("lab01 shows a services file's hostile names escaped, and --json stays valid", "[lab01][safety]") {
+    const portlab::test::TempFile services("services");
+    std::ofstream(services.path) << "evil\x1b]0;owned\x07\xff 4321/tcp al\x1b[2Jias \x9b" "31m\n";
+    const std::string args = "--services " + portlab::test::shell_quote(services.path) + " 4321";
+
+    const auto text = portlab::test::run_command(portlab::test::shell_quote(lab) + " " + args, 30);
+    INFO("stderr: " << text.err);
+    REQUIRE(text.exit_code == 0);
+    CHECK(text.out.find('\x1b') == std::string::npos);
+    CHECK(text.out.find('\x07') == std::string::npos);
+    CHECK(text.out.find('\x9b') == std::string::npos);
+    CHECK(text.out.find('\xff') == std::string::npos);
+
+    const auto run = portlab::test::run_command(portlab::test::shell_quote(lab) + " --json " + args, 30);
+    INFO("stderr: " << run.err);
+    REQUIRE(run.exit_code == 0);
+    CHECK(run.out.find('\x1b') == std::string::npos);
+    const auto facts = json::parse(run.out);  // throws on invalid UTF-8
+    const auto& entry = facts.at("lookups").at(0).at("services").at(0);
+    // The name's printable part is kept; the ESC is in it as a character, not a byte on stdout.
+    CHECK_THAT(entry.at("name").get<std::string>(), Catch::StartsWith("evil\x1b]0;owned"));
+    CHECK(entry.at("aliases").size() == 2);
+}

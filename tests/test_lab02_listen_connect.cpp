@@ -9,7 +9,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <fstream>
+#include <thread>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -201,26 +203,6 @@ TEST_CASE("bad arguments: one line on stderr, exit 2", "[lab02][args]") {
     CHECK(test::lines_of(run.err).size() == 1);
 }
 
-TEST_CASE("a busy default port is exit 1 with advice to use --port 0", "[lab02][args]") {
-    // Hold 127.0.0.1:8080, the lab's default. If another program already holds it, the
-    // lab meets the same busy port either way.
-    const int fd = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_port = htons(8080);
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    const bool held = bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0 && listen(fd, 1) == 0;
-    const auto run = test::run_command(test::shell_quote(lab), 20);
-    close(fd);
-    if (!held) {
-        const auto listeners = test::run_command("ss -Htln 'sport = :8080'", 10);
-        REQUIRE_FALSE(listeners.out.empty());  // somebody else holds it: the lab must fail the same way
-    }
-    CHECK(run.exit_code == 1);
-    CHECK(test::lines_of(run.err).size() == 1);
-    CHECK_THAT(run.err, Catch::Contains("EADDRINUSE") && Catch::Contains("--port 0"));
-}
-
 TEST_CASE("lab02 follows the lab conventions: --help, one-line usage errors, --step in a pipe, no colour, --trace",
           "[lab02][conventions]") {
     test::check_lab_conventions({"lab02_tcp_listen_connect", true, "--port 0"});
@@ -236,4 +218,74 @@ TEST_CASE("--serve --wait N waits N seconds for a client, not N + 10", "[lab02]"
     CHECK(test::lines_of(run.err).size() == 1);  // one line: no client came
     CHECK(took >= std::chrono::seconds(1));
     CHECK(took < std::chrono::seconds(6));  // --wait 1 used to give up after 11 s
+}
+
+namespace {
+
+// A client of lab02 --serve on `port`, run beside the lab: connects (retrying while the lab
+// starts, at most 10 s), sends `message`, reads the server's answer when `read_answer`, and
+// closes. Its own port, as getsockname(2) gives it, or 0 when it never connected.
+Port client_of_serve(Port port, const std::string& message, bool read_answer) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (std::chrono::steady_clock::now() < deadline) {
+        const test::sockets::Fd fd(socket(AF_INET, SOCK_STREAM, 0));
+        auto address = test::sockets::loopback(port);
+        if (connect(fd.get(), reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) {
+            usleep(50'000);
+            continue;
+        }
+        const Port mine = test::sockets::local_port(fd.get());
+        if (!message.empty() && write(fd.get(), message.data(), message.size()) != static_cast<ssize_t>(message.size()))
+            return 0;
+        if (read_answer) {
+            char answer[64];
+            timeval limit{10, 0};
+            setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
+            while (read(fd.get(), answer, sizeof answer) > 0) {
+                shutdown(fd.get(), SHUT_WR);  // our FIN after the answer, as the lab's own client does
+            }
+        }
+        return mine;
+    }
+    return 0;
+}
+
+}  // namespace
+
+TEST_CASE("lab02 --serve: a client that closes without a word ends the run with one sentence naming it", "[lab02][safety]") {
+    const Port port = free_port();
+    Port client_port = 0;
+    std::thread client([&] { client_port = client_of_serve(port, "", false); });
+    const auto run = test::run_command(test::shell_quote(lab) + " --serve --port " + std::to_string(port) + " --wait 10", 30);
+    client.join();
+    REQUIRE(client_port != 0);
+    INFO("stderr: " << run.err);
+    CHECK(run.exit_code == 1);
+    REQUIRE_FALSE(run.err.empty());
+    CHECK(run.err.find('\n') == run.err.size() - 1);
+    // The sentence names the client the kernel gave the test (its port), not a bare errno text.
+    CHECK_THAT(run.err, Catch::Contains(":" + std::to_string(client_port)));
+}
+
+TEST_CASE("lab02 --serve: bytes a client sends reach the terminal with their control bytes escaped", "[lab02][safety]") {
+    const Port port = free_port();
+    // As long as the lab's own client message (21 bytes): retitle the window, clear the screen.
+    std::string hostile = std::string("\x1b]0;owned\x07\x1b[2J\x9b") + "1m\r\n";
+    hostile.resize(std::string_view("hello from the client").size(), 'x');
+    Port client_port = 0;
+    std::thread client([&] { client_port = client_of_serve(port, hostile, true); });
+    const auto run = test::run_command(test::shell_quote(lab) + " --serve --port " + std::to_string(port) + " --wait 10", 30);
+    client.join();
+    REQUIRE(client_port != 0);
+    INFO("stderr: " << run.err);
+    CHECK(run.exit_code == 0);
+    CHECK(run.out.find('\x1b') == std::string::npos);
+    CHECK(run.out.find('\x07') == std::string::npos);
+    CHECK(run.out.find('\x9b') == std::string::npos);
+    CHECK(run.out.find('\r') == std::string::npos);
+}
+
+TEST_CASE("lab02: a busy default port gives way to one the kernel chooses, and a busy --port is a clear error",
+          "[lab02][usage][safety]") {
+    test::check_busy_default_port(test::LabBinary("lab02_tcp_listen_connect"), 8080, SOCK_STREAM);
 }

@@ -247,3 +247,8 @@ TEST_CASE("lab03 shows a range full of TIME-WAIT reused on lo and used up across
     CHECK(reuse.at("veth_errno") == EADDRNOTAVAIL);
     (void)host_reuse;
 }
+
+TEST_CASE("lab03: a busy default port gives way to one the kernel chooses, and a busy --port is a clear error",
+          "[lab03][usage][safety]") {
+    test::check_busy_default_port(test::LabBinary("lab03_ephemeral_ports"), 8080, SOCK_STREAM);
+}

@@ -189,7 +189,7 @@ TEST_CASE("lab04's replayed trace holds the sockets and states the kernel holds 
         }
 }
 
-TEST_CASE("lab04: a busy default port is a clear error that suggests --port 0", "[lab04][usage]") {
+TEST_CASE("lab04: a busy default port gives way to one the kernel chooses, and a busy --port is a clear error", "[lab04][usage]") {
     test::check_busy_default_port(lab, 7404, SOCK_STREAM);
 }
 
@@ -231,4 +231,26 @@ TEST_CASE("lab04 exercise 1: during step 3, ss -tan lists 21 sockets on the serv
     REQUIRE(status == 0);
     CHECK(with_listener == 21);
     CHECK(without == 20);
+}
+
+TEST_CASE("lab04 stopped with Ctrl-C mid-run leaves the trace so far in place, whole events only, nothing else",
+          "[lab04][trace][safety]") {
+    // Before step 3 the clients of step 2 are connected: their accepted events are already written.
+    const auto trace = test::interrupted_run(test::bin_path("lab04_four_tuple"), {"--port", "0"}, 3);
+    std::size_t accepted = 0;
+    for (const auto& event : trace.events) accepted += std::holds_alternative<portlab::trace::Accepted>(event.body) ? 1 : 0;
+    CHECK(accepted > 0);
+}
+
+TEST_CASE("lab04 under a low limit of open files names EMFILE, the errno the kernel gives at that limit",
+          "[lab04][safety]") {
+    for (const int limit : {12, 16, 20, 24}) {
+        CAPTURE(limit);
+        const auto run = test::run_command("ulimit -n " + std::to_string(limit) + "; " +
+                                           test::shell_quote(test::bin_path("lab04_four_tuple")) + " --port 0 2>&1", 30);
+        // Whatever step ran out of descriptors says so with the kernel's name for it.
+        CHECK_THAT(run.out, Catch::Contains(errno_name(EMFILE)));
+        CHECK_THAT(run.out, !Catch::Contains(errno_name(EBADF)));
+        CHECK_THAT(run.out, !Catch::Contains(std::strerror(EBADF)));
+    }
 }

@@ -180,7 +180,7 @@ TEST_CASE("lab05 usage errors exit 2 with one line on stderr", "[lab05][usage]")
     test::check_usage_error(lab.run(args), "lab05_udp_datagrams");
 }
 
-TEST_CASE("lab05: a busy default port is a clear error that suggests --port 0", "[lab05][usage]") {
+TEST_CASE("lab05: a busy default port gives way to one the kernel chooses, and a busy --port is a clear error", "[lab05][usage]") {
     test::check_busy_default_port(lab, 7405, SOCK_DGRAM);
 }
 

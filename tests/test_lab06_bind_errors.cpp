@@ -246,7 +246,7 @@ TEST_CASE("lab06 usage errors exit 2 with one line on stderr", "[lab06][usage]")
     test::check_usage_error(lab.run(args), "lab06_bind_errors");
 }
 
-TEST_CASE("lab06: a busy default port is a clear error that suggests --port 0", "[lab06][usage]") {
+TEST_CASE("lab06: a busy default port gives way to one the kernel chooses, and a busy --port is a clear error", "[lab06][usage]") {
     test::check_busy_default_port(lab, 7406, SOCK_STREAM);
 }
 

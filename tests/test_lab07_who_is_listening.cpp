@@ -8,7 +8,10 @@
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -432,4 +435,79 @@ TEST_CASE("lab07 --port names a connected UDP socket that holds the port, and -4
             if (row.at("local").at("port") == port && row.at("state") == "LISTEN") listed = true;
         CHECK(listed);
     }
+}
+
+namespace {
+
+// A process of the test's own, renamed with prctl(PR_SET_NAME) as any local user may, holding
+// a TCP listener: its pid and port. Killed and reaped when the test ends.
+struct RenamedListener {
+    explicit RenamedListener(const std::string& name) {
+        int ready[2];
+        REQUIRE(pipe(ready) == 0);
+        pid = fork();
+        REQUIRE(pid >= 0);
+        if (pid == 0) {
+            prctl(PR_SET_NAME, name.c_str(), 0, 0, 0);
+            const int fd = socket(AF_INET, SOCK_STREAM, 0);
+            sockaddr_in address{};
+            address.sin_family = AF_INET;
+            address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+            socklen_t length = sizeof address;
+            if (bind(fd, reinterpret_cast<sockaddr*>(&address), length) != 0 || listen(fd, 1) != 0 ||
+                getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) != 0)
+                _exit(1);
+            const std::uint16_t bound_port = ntohs(address.sin_port);
+            if (write(ready[1], &bound_port, sizeof bound_port) != sizeof bound_port) _exit(1);
+            sleep(60);  // killed by the test long before
+            _exit(0);
+        }
+        close(ready[1]);
+        REQUIRE(read(ready[0], &port, sizeof port) == sizeof port);
+        close(ready[0]);
+    }
+    ~RenamedListener() {
+        kill(pid, SIGKILL);
+        waitpid(pid, nullptr, 0);
+    }
+    RenamedListener(const RenamedListener&) = delete;
+    RenamedListener& operator=(const RenamedListener&) = delete;
+    pid_t pid = -1;
+    std::uint16_t port = 0;
+};
+
+}  // namespace
+
+// Issue 12, items 4 and 5: any local user can give a process a name that retitles a terminal
+// and is not UTF-8; a TA running lab07 (or root running --json) must get a table and a
+// document, not escape sequences or "exit 1".
+TEST_CASE("lab07 lists a process named with an escape sequence and a non-UTF-8 byte safely", "[lab07][safety]") {
+    const RenamedListener renamed("\x1b]0;x\x07\xff");
+    std::ifstream comm("/proc/" + std::to_string(renamed.pid) + "/comm");
+    std::string kernel_name;
+    std::getline(comm, kernel_name);
+    REQUIRE(kernel_name == "\x1b]0;x\x07\xff");  // the kernel keeps the bytes as given
+
+    const auto lab = shell_quote(bin_path("lab07_who_is_listening"));
+    const auto text = run_command(lab + " --port " + std::to_string(renamed.port), 30);
+    INFO("stderr: " << text.err);
+    REQUIRE(text.exit_code == 0);
+    CHECK(text.out.find('\x1b') == std::string::npos);
+    CHECK(text.out.find('\x07') == std::string::npos);
+    CHECK(text.out.find('\xff') == std::string::npos);
+    CHECK_THAT(text.out, Catch::Contains("pid=" + std::to_string(renamed.pid)));
+
+    const auto run = run_command(lab + " --json --port " + std::to_string(renamed.port), 30);
+    INFO("stderr: " << run.err);
+    REQUIRE(run.exit_code == 0);
+    CHECK(run.out.find('\x1b') == std::string::npos);
+    const auto document = json::parse(run.out);  // a strict parser: throws on invalid UTF-8
+    bool found = false;
+    for (const auto& socket : document.at("sockets"))
+        for (const auto& process : socket.at("processes"))
+            if (process.at("pid") == renamed.pid) {
+                found = true;
+                CHECK_THAT(process.at("name").get<std::string>(), Catch::StartsWith("\x1b]0;x\x07"));
+            }
+    CHECK(found);
 }

@@ -340,3 +340,7 @@ TEST_CASE("at every step, lab09's replayed trace holds the sockets and rules its
         CHECK(hosts == std::set<std::string>{"server", "scanner"});
     }
 }
+
+TEST_CASE("lab09 | head -1 ends quietly or says its output broke, not that a child died", "[lab09][safety]") {
+    check_reader_goes_away(LabBinary("lab09_firewall"), "--timeout 100");
+}

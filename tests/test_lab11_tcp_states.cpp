@@ -240,3 +240,20 @@ TEST_CASE("at every step, lab11's replayed trace holds the sockets and states it
         CHECK(hosts == std::set<std::string>{"client", "server"});
     }
 }
+
+TEST_CASE("lab11 stopped with Ctrl-C mid-run keeps the events its namespace child wrote so far", "[lab11][trace][safety]") {
+    // Every socket of lab11 is made in the namespace child: before step 4 the child has made
+    // and connected them; until issue 12 item 8 it wrote them only when it returned.
+    const auto trace = portlab::test::interrupted_run(bin_path("lab11_tcp_states"), {"--port", "9011"}, 4);
+    std::size_t created = 0, changed = 0;
+    for (const auto& event : trace.events) {
+        created += std::holds_alternative<portlab::trace::SocketCreated>(event.body) ? 1 : 0;
+        changed += std::holds_alternative<portlab::trace::StateChanged>(event.body) ? 1 : 0;
+    }
+    CHECK(created >= 2);
+    CHECK(changed >= 1);
+}
+
+TEST_CASE("lab11 | head -1 ends quietly or says its output broke, not that a child died", "[lab11][safety]") {
+    check_reader_goes_away(LabBinary("lab11_tcp_states"), "");
+}

@@ -168,3 +168,10 @@ TEST_CASE("lab12's default run sends UDP unpaced like TCP, and a paced run says 
     REQUIRE(paced.exit_code == 0);
     CHECK(paced.out.find("paced at 100 Mbit/s") != std::string::npos);
 }
+
+TEST_CASE("lab12: a busy default port gives way to one the kernel chooses, and a busy --port is a clear error",
+          "[lab12][usage][safety]") {
+    // TCP at P = 8012, UDP at P + 1: either one busy is the lab's default being busy.
+    SECTION("TCP 8012 busy") { check_busy_default_port(LabBinary("lab12_tcp_vs_udp"), 8012, SOCK_STREAM, "--seconds 0.2 --only tcp"); }
+    SECTION("UDP 8013 busy") { check_busy_default_port(LabBinary("lab12_tcp_vs_udp"), 8013, SOCK_DGRAM, "--seconds 0.2 --only udp", 1); }
+}

@@ -3,7 +3,9 @@
 // a device or (without --force) a symbolic link; checked before any work (issue 12, item 2).
 #include <catch2/catch.hpp>
 
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -202,4 +204,29 @@ TEST_CASE("portlab-viz refuses a --screenshot over its input file or a device, b
     const auto run = run_command(program("portlab-viz") + " " + shell_quote(input) + " --screenshot /dev/full", 30);
     CHECK(run.exit_code == 2);
     CHECK_THAT(run.err, Catch::Contains("/dev/full"));
+}
+
+// Issue 12, item 8: SIGKILL cannot be caught, so a killed writer leaves its temporary file; the
+// next run for the same name removes it once the kernel says its writer is gone (kill(PID, 0)
+// answers ESRCH), and leaves a running writer's file alone.
+TEST_CASE("a temporary file whose writer is gone is removed by the next run for that name", "[output][safety]") {
+    const TempDir dir;
+    const std::string path = dir.file("run.jsonl");
+    const pid_t gone = fork();
+    REQUIRE(gone >= 0);
+    if (gone == 0) _exit(0);
+    REQUIRE(waitpid(gone, nullptr, 0) == gone);
+    REQUIRE(kill(gone, 0) == -1);  // the kernel no longer knows it
+    const std::string abandoned = ".run.jsonl.partial-" + std::to_string(gone) + "-aaaaaa";
+    const std::string running = ".run.jsonl.partial-" + std::to_string(getpid()) + "-bbbbbb";
+    const std::string other = ".other.partial-" + std::to_string(gone) + "-cccccc";
+    for (const auto& name : {abandoned, running, other}) std::ofstream(dir.file(name)) << "x\n";
+    {
+        auto output = OutputFile::create(path, {});
+        REQUIRE(output.has_value());
+        const auto names = names_in(dir);
+        CHECK(names.count(abandoned) == 0);
+        CHECK(names.count(running) == 1);
+        CHECK(names.count(other) == 1);  // another file's: not ours to judge
+    }
 }

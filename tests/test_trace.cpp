@@ -707,3 +707,51 @@ TEST_CASE("every RFC 793 state name the fast path reads parses back to itself", 
         CHECK(*parsed == state);
     }
 }
+
+// Issue 12, item 4: a reader's message quotes the file; a line holding ESC (raw, or as a JSON
+// escape the parser decodes) gives a message of one line that cannot drive a terminal.
+TEST_CASE("a trace line holding escape sequences gives a one-line error without control bytes", "[trace][safety]") {
+    const std::string header = R"({"portlab_trace":2,"source":"lab","generator":"test"})";
+    const auto line = GENERATE(as<std::string>{},
+                               "not json \x1b]0;owned\x07\x1b[2J\rstill the line",
+                               R"({"t_us":1,"host":"a","type":"bogus\u001b]0;owned\u0007\n\u009b2J"})");
+    CAPTURE(line);
+    TempFile file("escape.jsonl");
+    std::ofstream(file.path) << header << '\n' << line << '\n';
+    const auto read = trace::read_trace_file(file.path);
+    REQUIRE_FALSE(read.has_value());
+    const auto& message = read.error().message;
+    CAPTURE(message);
+    CHECK(message.find('\n') == std::string::npos);
+    CHECK(message.find('\r') == std::string::npos);
+    CHECK(message.find('\x1b') == std::string::npos);
+    CHECK(message.find('\x07') == std::string::npos);
+    CHECK(message.find("\xc2\x9b") == std::string::npos);
+    CHECK_THAT(message, Catch::Contains("line 2"));
+}
+
+// Issue 12, item 6: a file whose first "line" is huge is refused after max_trace_line_bytes,
+// not read into memory whole (the reader's buffer never holds more than the limit + 1).
+TEST_CASE("a trace whose first line is longer than a trace line may be is refused, naming line 1", "[trace][safety]") {
+    TempFile file("long.jsonl");
+    {
+        std::ofstream out(file.path);
+        const std::string block(1 << 16, 'x');
+        out << R"({"portlab_trace":2,"source":")";
+        for (std::size_t written = 0; written < trace::max_trace_line_bytes * 3; written += block.size()) out << block;
+        out << "\"}\n";
+    }
+    const auto read = trace::read_trace_file(file.path);
+    REQUIRE_FALSE(read.has_value());
+    CHECK_THAT(read.error().message, Catch::Contains("line 1"));
+    std::ifstream in(file.path);
+    const auto streamed = trace::read_trace(in);
+    REQUIRE_FALSE(streamed.has_value());
+    CHECK_THAT(streamed.error().message, Catch::Contains("line 1"));
+    // A line of exactly the limit is still read (and refused only for what it says).
+    const std::string at_limit = R"({"portlab_trace":2,"source":"lab","generator":")" +
+                                 std::string(trace::max_trace_line_bytes - 50, 'g') + "\"}";
+    CHECK(at_limit.size() <= trace::max_trace_line_bytes);
+    std::istringstream exact(at_limit + "\n");
+    CHECK(trace::read_trace(exact).has_value());
+}

@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 
 #include <netinet/tcp.h>
+#include <sys/stat.h>
 
 #include <chrono>
 #include <condition_variable>
@@ -106,15 +107,13 @@ TEST_CASE("hovering a byte names the header field that holds it, and a field lig
         CHECK(field_of(layers, FieldRef{99, 0}) == nullptr);
     }
     SECTION("rows of 16 bytes with a printable column") {
-        const auto rows = hex_rows(bytes.size());
-        REQUIRE(rows.size() == 3);  // 40 bytes
-        CHECK(rows[2].offset == 32);
-        CHECK(rows[2].count == 8);
+        REQUIRE(hex_row_count(bytes.size()) == 3);  // 40 bytes
+        CHECK(hex_row(bytes.size(), 2) == HexRow{32, 8});
         CHECK(hex_offset(32) == "0020");
         CHECK(hex_byte(0x4f) == "4f");
         CHECK(ascii_of(0x41) == 'A');
         CHECK(ascii_of(0x00) == '.');
-        CHECK(hex_rows(0).empty());
+        CHECK(hex_row_count(0) == 0);
     }
 }
 
@@ -985,5 +984,76 @@ TEST_CASE("a listener that closes leaves no slot and no ss row", "[viz][layout][
             ++checked;
         }
         CHECK(checked > 0);
+    }
+}
+
+// Issue 12, item 6: the hex view of a 10 MiB packet drew all 655,360 rows every frame (1.3 s).
+// It now draws the rows in the window's clip rectangle; the rows it computes are hexdump's.
+TEST_CASE("the hex view's rows are hexdump's, and a frame draws only the rows in view", "[viz][hex][safety]") {
+    SECTION("every row's offset and length as hexdump -v -C prints them") {
+        const portlab::test::TempFile file("bytes.bin");
+        const std::size_t size = 1000;
+        {
+            std::ofstream out(file.path, std::ios::binary);
+            for (std::size_t i = 0; i < size; ++i) out.put(static_cast<char>(i * 7));
+        }
+        REQUIRE(portlab::test::tool_available("hexdump"));
+        const auto dump = portlab::test::run_command("hexdump -v -C " + portlab::test::shell_quote(file.path), 10);
+        auto lines = portlab::test::lines_of(dump.out);
+        REQUIRE_FALSE(lines.empty());
+        lines.pop_back();  // the final line holds only the size
+        REQUIRE(hex_row_count(size) == lines.size());
+        for (std::size_t r = 0; r < lines.size(); ++r) {
+            const HexRow row = hex_row(size, r);
+            CHECK(std::stoul(lines[r].substr(0, 8), nullptr, 16) == row.offset);
+            const auto next = r + 1 < lines.size() ? std::stoul(lines[r + 1].substr(0, 8), nullptr, 16) : size;
+            CHECK(next - row.offset == row.count);
+        }
+    }
+    SECTION("a 10 MiB packet in a 600-pixel window: a few dozen rows, wherever it is scrolled") {
+        const std::size_t size = std::size_t{10} << 20;
+        const std::size_t count = hex_row_count(size);
+        REQUIRE(count == size / 16);
+        const float line = 17.0f;
+        for (const float scrolled : {0.0f, 1e5f, static_cast<float>(count) * line - 300.0f}) {
+            CAPTURE(scrolled);
+            const float top = 100.0f - scrolled;  // the dump's first row, in screen pixels
+            const auto shown = visible_rows(count, top, line, 100.0f, 700.0f);
+            CHECK(shown.end - shown.begin <= 600 / 17 + 2);
+            CHECK(shown.end > shown.begin);
+            // Every row that meets the band is drawn: the one before begin ends above it,
+            // the one at end starts below it.
+            if (shown.begin > 0) CHECK(top + static_cast<float>(shown.begin) * line <= 100.0f);
+            if (shown.end < count) CHECK(top + static_cast<float>(shown.end) * line >= 700.0f);
+        }
+        CHECK(visible_rows(count, 800.0f, line, 100.0f, 700.0f) == RowRange{0, 0});  // below the window
+        CHECK(visible_rows(0, 0.0f, line, 0.0f, 700.0f) == RowRange{0, 0});
+    }
+}
+
+// Issue 12, item 6: portlab-viz FIFO hung in open(2); a file whose first line was 20 GB took
+// 76 s and 15.7 GB to be refused. The loader refuses both at once, naming why.
+TEST_CASE("the loader refuses a FIFO and a file whose first line is longer than a trace line", "[viz][loader][safety]") {
+    const portlab::test::TempDir dir;
+    SECTION("a FIFO, which nobody writes") {
+        const auto path = dir.file("fifo");
+        REQUIRE(mkfifo(path.c_str(), 0600) == 0);
+        TraceLoader loader(path, 1);
+        loader.wait();
+        REQUIRE(loader.error().has_value());
+        CHECK_THAT(loader.error()->message, Catch::Contains(path));
+    }
+    SECTION("a first line of 3 MiB") {
+        const auto path = dir.file("long.jsonl");
+        {
+            std::ofstream out(path, std::ios::binary);
+            const std::string block(1 << 16, 'x');
+            for (int i = 0; i < 48; ++i) out << block;
+        }
+        TraceLoader loader(path, 1);
+        loader.wait();
+        REQUIRE(loader.error().has_value());
+        CHECK_THAT(loader.error()->message, Catch::Contains("line 1"));
+        CHECK_THAT(loader.error()->message, Catch::Contains(std::to_string(trace::max_trace_line_bytes)));
     }
 }

@@ -14,10 +14,11 @@
 // - a path that names the same file as one of `others` (a file the run reads, or its other
 //   output) is refused: `--read in.pcap --trace in.pcap` must not destroy the capture.
 // The data goes to a temporary file beside the target (same folder, so rename(2) is atomic:
-// ".NAME.partial-XXXXXX", mkstemp(3)); commit() renames it onto the target. An OutputFile
+// ".NAME.partial-PID-XXXXXX", mkstemp(3)); commit() renames it onto the target. An OutputFile
 // dropped without commit() removes its temporary file: a failed run leaves the old file as
 // it was. A run killed outright (SIGKILL) leaves the old file untouched too, and the
-// temporary ".NAME.partial-XXXXXX" beside it, which holds the run so far.
+// temporary file beside it, which holds the run so far; the next create() for the same
+// path removes it once no process PID is left to write it.
 
 #include <string>
 #include <vector>

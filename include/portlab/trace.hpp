@@ -41,6 +41,10 @@ namespace portlab::trace {
 inline constexpr int format_version = 2;
 // The largest trace file a reader accepts (a day of a busy lab is a few hundred MiB).
 inline constexpr std::uint64_t max_trace_file_bytes = 4ull << 30;
+// The longest line a reader accepts, '\n' not counted. The largest event a writer makes is a
+// packet of 65,535 bytes (its hex, 131,070 characters, plus fields): 1 MiB leaves room, and
+// a file whose first "line" is gigabytes long is refused after 1 MiB, not read into memory.
+inline constexpr std::size_t max_trace_line_bytes = std::size_t{1} << 20;
 inline constexpr int oldest_readable_version = 1;
 
 // A socket, named by a small number that is unique on its host for the whole
@@ -300,7 +304,9 @@ struct Trace {
 [[nodiscard]] std::string to_json_line(const TraceHeader& header);
 [[nodiscard]] std::string to_json_line(const Event& event);
 
-// Every error reads "line N: <reason>". These check one line on its own; the rules
+// Every error reads "line N: <reason>", with the line's own text escaped (text_safety.hpp:
+// a line holding ESC gives a one-line message that cannot drive a terminal). A line longer
+// than max_trace_line_bytes is refused unread. These check one line on its own; the rules
 // that span lines (time never decreasing, a socket id introduced once per host)
 // are checked by read_trace and TraceWriter.
 [[nodiscard]] Result<TraceHeader> parse_header_line(std::string_view line, std::size_t line_number);
@@ -368,6 +374,9 @@ public:
     // Flushes and, for a file, closes it and puts it in place. A file writer dropped without
     // close() leaves the file that was there before untouched.
     [[nodiscard]] Result<void> close();
+    // For a file writer not yet closed: the file it fills and where close() puts it (a
+    // program that is interrupted may put the events so far in place itself); else nullptr.
+    [[nodiscard]] const OutputFile* output() const noexcept;
 
     TraceWriter(TraceWriter&&) noexcept;
     TraceWriter& operator=(TraceWriter&&) noexcept;

@@ -24,6 +24,7 @@
 #include "portlab/text.hpp"
 #include "portlab/ports.hpp"
 #include "portlab/services.hpp"
+#include "portlab/text_safety.hpp"
 
 using namespace portlab;
 using nlohmann::json;
@@ -86,8 +87,13 @@ std::vector<Port> candidates_from(int start, int direction) {
 std::string services_text(const Lookup& lookup) {
     std::string text;
     for (const auto& [protocol, entry] : lookup.services) {
-        std::string name = entry ? entry->name : "-";
-        if (entry && !entry->aliases.empty()) name += " (" + fmt::format("{}", fmt::join(entry->aliases, " ")) + ")";
+        // A services file is anyone's text: names and aliases shown escaped.
+        std::string name = entry ? text::printable(entry->name) : "-";
+        if (entry && !entry->aliases.empty()) {
+            std::vector<std::string> aliases;
+            for (const auto& alias : entry->aliases) aliases.push_back(text::printable(alias));
+            name += " (" + fmt::format("{}", fmt::join(aliases, " ")) + ")";
+        }
         text += fmt::format("{}: {:<22}", to_string(protocol), name);
     }
     return text.substr(0, text.find_last_not_of(' ') + 1);
@@ -96,11 +102,14 @@ std::string services_text(const Lookup& lookup) {
 json lookup_json(const Lookup& lookup) {
     json services = json::array();
     for (const auto& [protocol, entry] : lookup.services) {
+        json aliases = json::array();
+        if (entry)
+            for (const auto& alias : entry->aliases) aliases.push_back(text::valid_utf8(alias));
         services.push_back({{"protocol", to_string(protocol)},
-                            {"name", entry ? json(entry->name) : json(nullptr)},
-                            {"aliases", entry ? json(entry->aliases) : json::array()}});
+                            {"name", entry ? json(text::valid_utf8(entry->name)) : json(nullptr)},
+                            {"aliases", std::move(aliases)}});
     }
-    return {{"query", lookup.query},
+    return {{"query", text::valid_utf8(lookup.query)},
             {"port", lookup.spec.port},
             {"protocol", lookup.spec.protocol ? json(to_string(*lookup.spec.protocol)) : json(nullptr)},
             {"category", to_string(category_of(lookup.spec.port))},
@@ -189,7 +198,7 @@ int main(int argc, char** argv) {
         facts["lookups"] = json::array();
         std::string getent_args;
         for (const auto& lookup : lookups) {
-            say.note(fmt::format("{:<11} port {:<5} {:<16} {}", lookup.query, lookup.spec.port,
+            say.note(fmt::format("{:<11} port {:<5} {:<16} {}", text::printable(lookup.query), lookup.spec.port,
                                  to_string(category_of(lookup.spec.port)), services_text(lookup)));
             facts["lookups"].push_back(lookup_json(lookup));
             getent_args += " " + lookup.query;

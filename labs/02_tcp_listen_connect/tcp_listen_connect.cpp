@@ -24,6 +24,7 @@
 
 #include "labkit/labkit.hpp"
 #include "labkit/observe.hpp"
+#include "portlab/text_safety.hpp"
 #include "labkit/sock_diag.hpp"
 #include "portlab/ports.hpp"
 
@@ -394,8 +395,18 @@ awaitable<int> serve_only(Run& run) {
     run.say.see_it_yourself(fmt::format("ss -tnp 'sport = :{}'", side.local.port));
     std::string request(client_says.size(), '\0');
     run.waiting_for = "the client's message";
-    co_await asio::async_read(accepted.socket, asio::buffer(request), use_awaitable);
-    run.say.kernel(fmt::format("received \"{}\" from {}", request, side.remote.to_string()));
+    const auto [read_error, count] = co_await asio::async_read(accepted.socket, asio::buffer(request), no_throw);
+    request.resize(count);
+    if (read_error) {
+        // A peer that closes (or resets) before its message is a story too, told in one line.
+        co_return run.lab.failure(fmt::format("the client at {} {} after {} of the {} bytes of its message{}",
+                                              side.remote.to_string(),
+                                              read_error == asio::error::eof ? "closed the connection"
+                                                                             : "failed: " + labkit::describe_error(read_error),
+                                              count, client_says.size(),
+                                              count == 0 ? "" : ": \"" + text::printable(request) + "\""));
+    }
+    run.say.kernel(fmt::format("received \"{}\" from {}", text::printable(request), side.remote.to_string()));
     co_await asio::async_write(accepted.socket, asio::buffer(server_says), use_awaitable);
     run.say.kernel(fmt::format("sent \"{}\" back over the same connection", server_says));
 

@@ -496,7 +496,7 @@ int main(int argc, char** argv) {
                    [](Lab& lab) {
         // --- Arguments ------------------------------------------------------------------------
         std::vector<int> sizes_arg = {1, 100, 0, 1400, 9000, 20000};
-        lab.add_server_options(default_port);
+        lab.add_server_options(default_port, {{Protocol::udp}});
         lab.cli()
             .add_option("--sizes", sizes_arg, "datagram payload sizes in bytes, 0-65507, at most 16, 100000 in all")
             ->delimiter(',')

@@ -401,7 +401,7 @@ void close_everything(Run& run, Sockets& s, Port restart_port) {
 int main(int argc, char** argv) {
     return run_lab(argc, argv, {"lab06_bind_errors", "Lab 06: EADDRINUSE, EACCES and the socket options that change them"},
                    [](Lab& lab) {
-        lab.add_server_options(default_port);
+        lab.add_server_options(default_port, {{Protocol::tcp}, {Protocol::udp}});
         lab.parse();
         const IpAddress address = lab.server().bind;
         const IpAddress wildcard = address.is_v4() ? IpAddress::any_v4() : IpAddress::any_v6();

@@ -28,6 +28,7 @@
 #include "labkit/observe.hpp"
 #include "labkit/sock_diag.hpp"
 #include "portlab/services.hpp"
+#include "portlab/text_safety.hpp"
 
 using namespace portlab;
 using namespace portlab::labkit;
@@ -58,8 +59,10 @@ std::string_view family_name(IpFamily family) { return family == IpFamily::v4 ? 
 std::string owners_text(const diag::SocketInfo& socket) {
     std::vector<std::string> parts;
     for (const auto& owner : socket.owners) {
-        parts.push_back(owner.fd ? fmt::format("(\"{}\",pid={},fd={})", owner.name, owner.pid, *owner.fd)
-                                 : fmt::format("(\"{}\",pid={})", owner.name, owner.pid));
+        // Any user can name a process anything (prctl(PR_SET_NAME)): shown escaped.
+        const auto name = text::printable(owner.name);
+        parts.push_back(owner.fd ? fmt::format("(\"{}\",pid={},fd={})", name, owner.pid, *owner.fd)
+                                 : fmt::format("(\"{}\",pid={})", name, owner.pid));
     }
     return fmt::format("{}", fmt::join(parts, ","));
 }
@@ -76,7 +79,7 @@ json socket_json(const diag::SocketInfo& socket, const ServiceTable& services) {
     for (const auto& owner : socket.owners) {
         json process = json::object();
         process["pid"] = owner.pid;
-        process["name"] = owner.name;
+        process["name"] = text::valid_utf8(owner.name);
         process["fd"] = owner.fd ? json(*owner.fd) : json(nullptr);
         processes.push_back(std::move(process));
     }
@@ -94,7 +97,7 @@ json socket_json(const diag::SocketInfo& socket, const ServiceTable& services) {
     row["send_q"] = socket.send_q;
     row["inode"] = socket.inode;
     row["uid"] = socket.uid;
-    row["service"] = service.empty() ? json(nullptr) : json(service);
+    row["service"] = service.empty() ? json(nullptr) : json(text::valid_utf8(service));
     row["processes"] = std::move(processes);
     return row;
 }
@@ -112,7 +115,7 @@ void print_table(Narrator& say, const std::vector<diag::SocketInfo>& sockets, co
         const auto service = service_of(s, services);
         say.note(fmt::format("{:<5} {:<10} {:>6} {:>6}  {:<28} {:<28} {:<12} {}{}", to_string(s.protocol),
                              s.state_name(), s.recv_q, s.send_q, s.local.to_string(), s.peer_text(),
-                             service.empty() ? "-" : service, owners_text(s), is_ours(s) ? "   <- us" : ""));
+                             service.empty() ? "-" : text::printable(service), owners_text(s), is_ours(s) ? "   <- us" : ""));
     }
 }
 
@@ -324,7 +327,7 @@ int main(int argc, char** argv) {
                                          [&](const diag::ProcessRef& owner) { return owner.pid == pid; });
             if (us != row->owners.end()) {
                 say.kernel(fmt::format("{} {} {}: that's us: pid {} ({}), fd {}", to_string(row->protocol), row->state_name(),
-                                       row->local.to_string(), pid, us->name, us->fd.value_or(-1)));
+                                       row->local.to_string(), pid, text::printable(us->name), us->fd.value_or(-1)));
             } else {
                 say.kernel(fmt::format("{} {}: found, but no owner matched our pid {}", to_string(row->protocol),
                                        row->local.to_string(), pid));

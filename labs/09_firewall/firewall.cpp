@@ -663,7 +663,7 @@ int main(int argc, char** argv) {
     return run_lab(argc, argv, {"lab09_firewall", "Lab 09: firewall rules in a private namespace: open, closed, filtered"},
                    [](Lab& lab) {
         int timeout_ms = 1000;
-        lab.add_server_options(default_port);
+        lab.add_server_options(default_port, {});  // its own namespace: nothing here holds the port
         lab.cli()
             .add_option("--timeout", timeout_ms, "how long a probe waits for an answer, in ms (50-5000)")
             ->check(CLI::Range(50, 5000))

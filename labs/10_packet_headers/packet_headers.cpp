@@ -562,7 +562,7 @@ int main(int argc, char** argv) {
                            [](labkit::Lab& lab) {
         std::string save_file;
         std::string read_file;
-        lab.add_server_options(8080);
+        lab.add_server_options(8080, {});  // its own namespace: nothing here holds the port
         lab.cli().add_option("--pcap", save_file, "also save the live capture to FILE (open it in Wireshark)")->type_name("FILE");
         lab.add_input_option("--read", read_file, "decode FILE (pcap or pcapng, e.g. from tcpdump, Wireshark or portlab-sim) "
                                                   "instead of capturing");

@@ -501,7 +501,7 @@ json tell_the_story(Lab& lab, std::uint64_t host_netns, std::chrono::millisecond
 int main(int argc, char** argv) {
     return run_lab(argc, argv, {"lab11_tcp_states", "Lab 11: one TCP connection through every state, read from the kernel"},
                    [](Lab& lab) {
-        lab.add_server_options(default_port);
+        lab.add_server_options(default_port, {});  // its own namespace: nothing here holds the port
         lab.cli().footer("Runs in a private network namespace; firewall rules there hold each state long enough to see.");
         lab.parse();
         const auto& server = lab.server();

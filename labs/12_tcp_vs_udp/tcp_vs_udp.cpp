@@ -529,6 +529,8 @@ void measure_udp(Run& run) {
     run.udp_bps = 8.0 * static_cast<double>(udp.bytes_received) / udp.seconds;
     const std::uint64_t lost = udp.sent - std::min(udp.sent, udp.received);
     const double loss = udp.sent == 0 ? 0.0 : static_cast<double>(lost) / static_cast<double>(udp.sent);
+    // The ports the kernel gave (with --port 0, or a busy default, the step above could only say :0).
+    run.say.kernel(fmt::format("datagrams {} -> {}", udp.ends.client.to_string(), udp.ends.server.to_string()));
     run.say.kernel(fmt::format("sent {} datagrams, received {}: {} lost ({:.2f}%), {} out of order; received {}", udp.sent,
                                udp.received, lost, 100 * loss, udp.out_of_order, rate_text(*run.udp_bps)));
     if (udp.rcvbuf_errors_delta >= 0)
@@ -575,7 +577,7 @@ int main(int argc, char** argv) {
     return run_lab(argc, argv, {"lab12_tcp_vs_udp", "Lab 12: TCP versus UDP on loopback: throughput, loss, latency"},
                    [](Lab& lab) {
         Options options;
-        lab.add_server_options(default_port);
+        lab.add_server_options(default_port, {{Protocol::tcp}, {Protocol::udp, 1}});  // TCP at P, UDP at P+1
         lab.cli().add_option("--seconds", options.seconds, "length of each throughput test, 0.2-30 s (each latency test takes a quarter)")
             ->check(CLI::Range(0.2, 30.0))->default_str("2");
         lab.cli().add_option("--size", options.size, "bytes per send(): default 131072 for TCP (like iperf3), 1472 for UDP; at most 65507 for UDP")

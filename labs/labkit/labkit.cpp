@@ -1,22 +1,28 @@
 #include "labkit/labkit.hpp"
 
+#include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <array>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <exception>
 #include <iostream>
 #include <mutex>
+#include <span>
 #include <string>
 
 #include <asio/error.hpp>
+#include <asio/io_context.hpp>
 #include <fmt/format.h>
 
 #include "labkit/look.hpp"
 #include "portlab/data_files.hpp"
 #include "portlab/ports.hpp"
 #include "portlab/standard_output.hpp"
+#include "portlab/text_safety.hpp"
 
 namespace portlab::labkit {
 namespace {
@@ -236,6 +242,10 @@ void TraceRecorder::record(std::string_view host, trace::EventBody body) {
     const auto elapsed = std::chrono::steady_clock::now() - state_->start;
     const auto t_us = static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(elapsed).count());
     auto written = state_->writer.write(trace::Event{t_us, std::string(host), std::move(body)});
+    // Each event reaches the file as it happens (one line, one write(2)): a run interrupted
+    // or killed at any point leaves a file that ends on a whole event, and a namespace child
+    // (labs 09 and 11), which writes through the same descriptor, adds its events in place.
+    if (written) written = state_->writer.flush();
     if (!written && !state_->first_error) state_->first_error = written.error();
 }
 
@@ -301,9 +311,78 @@ void TraceRecorder::flush() {
     if (!flushed && !state_->first_error) state_->first_error = flushed.error();
 }
 
+// ---- an interrupted run keeps its trace so far ----------------------------------------
+//
+// Ctrl-C (SIGINT), SIGTERM or SIGHUP during a run: the events written so far, which end on a
+// whole event (record() writes each one at once), are renamed into place, so the student has
+// the trace up to the moment they stopped it and no ".FILE.partial-XXXXXX" is left behind.
+// A signal handler may only make async-signal-safe calls (signal-safety(7)): rename(2),
+// write(2), getpid(2), signal(2), raise(3). So everything it needs is prepared beforehand in
+// fixed buffers, the one piece of global state the lab kit keeps. Only the process that
+// opened the trace renames it: a namespace child (labs 09 and 11) inherits the handler and
+// just dies of the signal, as it would have without one. SIGKILL cannot be caught: then the
+// temporary file stays beside FILE, holding the run so far (docs/trace-format.md).
+namespace {
+
+struct InterruptedTrace {
+    std::array<char, 4096> temp{};
+    std::array<char, 4096> target{};
+    std::array<char, 8192> message{};
+    std::size_t message_size = 0;
+    pid_t owner = 0;
+};
+InterruptedTrace interrupted_trace;  // written before the handlers are installed, read only by them
+
+extern "C" void keep_trace_so_far(int signal_number) {
+    const auto& trace = interrupted_trace;
+    if (trace.owner == ::getpid() && trace.temp[0] != '\0' && ::rename(trace.temp.data(), trace.target.data()) == 0) {
+        [[maybe_unused]] const auto written = ::write(STDERR_FILENO, trace.message.data(), trace.message_size);
+    }
+    ::signal(signal_number, SIG_DFL);
+    ::raise(signal_number);
+}
+
+bool copy_into(std::span<char> buffer, std::string_view text) {
+    if (text.size() >= buffer.size()) return false;
+    std::copy(text.begin(), text.end(), buffer.begin());
+    buffer[text.size()] = '\0';
+    return true;
+}
+
+}  // namespace
+
+void TraceRecorder::keep_on_interrupt(std::string_view program) {
+    if (!state_) return;
+    const OutputFile* file = state_->writer.output();
+    if (file == nullptr) return;
+    auto& trace = interrupted_trace;
+    const std::string message = std::string(program) + ": interrupted; the trace so far, to the last whole event, is in " +
+                                text::printable(file->path()) + "\n";
+    if (!copy_into(trace.temp, file->temp_path()) || !copy_into(trace.target, file->path()) ||
+        !copy_into(trace.message, message))
+        return;  // a path longer than PATH_MAX: an interrupted run leaves the old file, as before
+    trace.message_size = message.size();
+    trace.owner = ::getpid();
+    struct sigaction action {};
+    action.sa_handler = keep_trace_so_far;
+    sigemptyset(&action.sa_mask);
+    for (const int signal_number : {SIGINT, SIGTERM, SIGHUP}) ::sigaction(signal_number, &action, nullptr);
+}
+
+void TraceRecorder::forget_interrupt() noexcept {
+    // Blocked while cleared, so a handler never sees half a buffer.
+    sigset_t signals, previous;
+    sigemptyset(&signals);
+    for (const int signal_number : {SIGINT, SIGTERM, SIGHUP}) sigaddset(&signals, signal_number);
+    ::sigprocmask(SIG_BLOCK, &signals, &previous);
+    if (interrupted_trace.owner == ::getpid()) interrupted_trace.temp[0] = '\0';
+    ::sigprocmask(SIG_SETMASK, &previous, nullptr);
+}
+
 Result<void> TraceRecorder::finish() {
     if (!state_) return {};
     const std::lock_guard lock(state_->mutex);
+    forget_interrupt();  // from here the file is put in place, or the run failed and the old file stays
     if (state_->first_error) return *state_->first_error;
     return state_->writer.close();
 }
@@ -342,15 +421,39 @@ Lab::Lab(LabInfo info, int argc, char** argv)
                   "with --step: pause even without a terminal, say so on stderr, wait for a line on stdin (for tests)");
 }
 
-void Lab::add_server_options(Port default_port) {
+namespace {
+
+// What bind() answers now for `endpoint`, as a lab's server would bind it: a TCP socket with
+// SO_REUSEADDR (Asio's acceptor sets it, so a TIME-WAIT left by an earlier run is no obstacle),
+// a UDP socket without. The socket is closed at once; only the answer is kept.
+std::error_code try_bind(const Endpoint& endpoint, Protocol protocol) {
+    std::error_code error;
+    asio::io_context io;
+    if (protocol == Protocol::tcp) {
+        asio::ip::tcp::acceptor acceptor(io);
+        acceptor.open(to_tcp_endpoint(endpoint).protocol(), error);
+        if (!error) acceptor.set_option(asio::socket_base::reuse_address(true), error);
+        if (!error) acceptor.bind(to_tcp_endpoint(endpoint), error);
+    } else {
+        asio::ip::udp::socket socket(io);
+        socket.open(to_udp_endpoint(endpoint).protocol(), error);
+        if (!error) socket.bind(to_udp_endpoint(endpoint), error);
+    }
+    return error;
+}
+
+}  // namespace
+
+void Lab::add_server_options(Port default_port, std::vector<PortUse> uses) {
     has_server_options_ = true;
+    default_port_uses_ = std::move(uses);
     server_.default_port = default_port;
     server_.port = default_port;
     port_text_ = std::to_string(default_port);
     app_.add_option("--bind", bind_text_, "the server's address: 127.0.0.1 or another loopback address")
         ->type_name("ADDR")
         ->default_str("127.0.0.1");
-    app_.add_option("--port", port_text_, "the server's port; 0 lets the kernel choose a free one")
+    port_option_ = app_.add_option("--port", port_text_, "the server's port; 0 lets the kernel choose a free one")
         ->type_name("P")
         ->default_str(port_text_);
     app_.add_flag("--allow-non-loopback", server_.allow_non_loopback,
@@ -392,6 +495,18 @@ void Lab::parse() {
                       << ", which other machines may reach; this lab is meant for loopback\n";
         server_.bind = *address;
         server_.port = *port;
+        if (port_option_->count() == 0 && *port != 0) {
+            for (const auto& use : default_port_uses_) {
+                const auto busy = static_cast<Port>(server_.port + use.offset);
+                if (!is_errno(try_bind({server_.bind, busy}, use.protocol), EADDRINUSE)) continue;
+                std::cerr << info_.name << ": port " << busy << ", the lab's default, is busy ("
+                          << (use.protocol == Protocol::udp ? "ss -ulnp" : "ss -tlnp") << " 'sport = :" << busy
+                          << "' shows who holds it); the kernel chooses a free port instead, as with --port 0\n";
+                server_.port = 0;
+                server_.default_port_busy = true;
+                break;
+            }
+        }
     }
     if (!options_.trace_file.empty()) {
         trace::TraceHeader header;
@@ -403,6 +518,7 @@ void Lab::parse() {
         auto recorder = TraceRecorder::to_file(options_.trace_file, header, start_, rules);
         if (!recorder) throw CLI::ValidationError("--trace", recorder.error().message);
         trace_ = std::move(*recorder);
+        trace_.keep_on_interrupt(info_.name);
     }
 }
 
@@ -439,7 +555,9 @@ int Lab::bind_failed(const Endpoint& endpoint, const std::error_code& error, Pro
 }
 
 void Lab::print_json(const nlohmann::json& document) const {
-    std::cout << document.dump(2) << '\n';
+    // Text from outside (a process name, a services file) that is not UTF-8 would make dump()
+    // throw; labs pass it through text::valid_utf8, and this catches any they miss (U+FFFD).
+    std::cout << document.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << '\n';
 }
 
 int run_lab(int argc, char** argv, LabInfo info, const std::function<int(Lab&)>& body) {

@@ -76,9 +76,17 @@ struct ServerOptions {
     IpAddress bind = IpAddress::loopback_v4();  // --bind ADDR; loopback unless allow_non_loopback
     Port port = 0;                              // --port P; 0 = let the kernel choose
     Port default_port = 0;                      // the lab's default, for the "port busy" message
+    // The user gave no --port, the default was busy, and port is 0: the kernel chooses (parse()).
+    bool default_port_busy = false;
     bool allow_non_loopback = false;            // --allow-non-loopback
 
     [[nodiscard]] Endpoint endpoint() const { return {bind, port}; }
+};
+
+// A port a lab's server binds: `protocol` at the server's port + `offset` (lab12's UDP is P+1).
+struct PortUse {
+    Protocol protocol = Protocol::tcp;
+    Port offset = 0;
 };
 
 // ---- errno names and Asio adapters ---------------------------------------------------
@@ -158,9 +166,9 @@ private:
 
 // ---- the trace recorder (--trace FILE) -----------------------------------------------
 
-// Writes the run as portlab::trace events. t_us counts microseconds on a steady clock
-// from the lab's start; every socket gets a fresh SocketId from one counter (so ids are
-// unique per host too). Without --trace every call does nothing and returns a dummy id,
+// Writes the run as portlab::trace events, each to the file as it happens. t_us counts
+// microseconds on a steady clock from the lab's start; every socket gets a fresh SocketId
+// from one counter (so ids are unique per host too). Without --trace every call does nothing and returns a dummy id,
 // so labs record unconditionally. Thread-safe. A write error is kept and reported by
 // run_lab when the lab ends (exit 1), so recording never interrupts a lab.
 // Host names are the lab's words: "server", "client", or "localhost".
@@ -198,6 +206,11 @@ public:
     // Closes the file and puts it in place; the first error any write met, if one did.
     // run_lab calls it when the lab succeeded; otherwise the old file stays as it was.
     [[nodiscard]] Result<void> finish();
+    // From now on SIGINT, SIGTERM and SIGHUP put the events written so far in place (each
+    // event is written as it happens, so the file ends on a whole event) and say so on stderr,
+    // then end the process as the signal would have. Lab::parse calls it; finish() undoes it.
+    void keep_on_interrupt(std::string_view program);
+    static void forget_interrupt() noexcept;
 
     TraceRecorder(TraceRecorder&&) noexcept;
     TraceRecorder& operator=(TraceRecorder&&) noexcept;
@@ -224,8 +237,13 @@ public:
     // --trace file; --force lets it replace a symbolic link (portlab/output_file.hpp).
     [[nodiscard]] OutputRules output_rules() const;
     // Adds --bind ADDR (default 127.0.0.1), --allow-non-loopback and --port P (default
-    // default_port; 0 = the kernel chooses). Call before parse().
-    void add_server_options(Port default_port);
+    // default_port; 0 = the kernel chooses). Call before parse(). `uses`: what the lab binds
+    // on this host at the port (and after it). When the user gives no --port and one of them
+    // is busy (a classroom of students running the same lab on one machine), parse() says so
+    // on stderr and sets the port to 0, so the kernel chooses a free one; an explicit --port
+    // is kept, busy or not. A lab whose server lives in a private namespace of its own passes
+    // none: nothing on this host can hold its port.
+    void add_server_options(Port default_port, std::vector<PortUse> uses = {{Protocol::tcp}});
     // Throws CLI::ParseError; run_lab turns it into --help (exit 0) or a usage line (exit 2).
     // Validates the server options with parse_port_number and IpAddress::parse, warns on
     // stderr for a non-loopback --bind, and opens the --trace file.
@@ -275,6 +293,8 @@ private:
     std::vector<const std::string*> inputs_;  // add_input_option's variables, read after parse()
     std::string bind_text_ = "127.0.0.1";
     std::string port_text_;
+    CLI::Option* port_option_ = nullptr;
+    std::vector<PortUse> default_port_uses_;
     ServerOptions server_;
 };
 

@@ -149,7 +149,7 @@ void write_all(int fd, std::string_view text) {
 
 // The child's reply: {"ok": body's JSON}, {"unavailable": reason} or {"error": reason}.
 [[noreturn]] void reply_and_exit(int fd, const json& reply) {
-    write_all(fd, reply.dump());
+    write_all(fd, reply.dump(-1, ' ', false, json::error_handler_t::replace));  // never throws on bad UTF-8
     close(fd);
     std::cout.flush();  // a body that printed anyway: _exit would drop it
     _exit(0);
@@ -252,6 +252,10 @@ Result<json> run_child(ChildKind kind, const std::function<json()>& body, const 
     const auto ms = std::to_string(limit.count());
     if (!in_time) return fail("the part run in a child process took longer than " + ms + " ms and was stopped");
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || reply.empty()) {
+        // SIGPIPE: the child's narration met a closed standard output (`lab09 | head -1`),
+        // the same failure the parent reports for its own stdout (standard_output.hpp).
+        if (WIFSIGNALED(status) && WTERMSIG(status) == SIGPIPE)
+            return fail(std::string("cannot write to standard output: ") + std::strerror(EPIPE));
         if (WIFSIGNALED(status))
             return fail(std::string("the child process died: ") + strsignal(WTERMSIG(status)));
         return fail("the child process ended without an answer");

@@ -33,16 +33,20 @@ std::optional<std::size_t> draw(std::span<const std::uint8_t> bytes, std::span<c
     const float ascii_x = hex_x + cell_w * per_row + char_w * 2;
     ImDrawList* draw_list = ImGui::GetWindowDrawList();
     const ImVec2 origin = ImGui::GetCursorScreenPos();
-    const auto rows = hex_rows(bytes.size(), per_row);
+    const std::size_t row_count = hex_row_count(bytes.size(), per_row);
     const ImVec2 mouse = ImGui::GetIO().MousePos;
     std::optional<std::size_t> hovered;
 
-    for (std::size_t r = 0; r < rows.size(); ++r) {
+    // Only the rows inside the window's clip rectangle are drawn (as ImGuiListClipper would);
+    // the Dummy below still reserves the whole height, so the scroll bar is right.
+    const auto shown = visible_rows(row_count, origin.y, line_h, draw_list->GetClipRectMin().y, draw_list->GetClipRectMax().y);
+    for (std::size_t r = shown.begin; r < shown.end; ++r) {
+        const HexRow row = hex_row(bytes.size(), r, per_row);
         const float y = origin.y + static_cast<float>(r) * line_h;
-        const std::string offset = hex_offset(rows[r].offset);
+        const std::string offset = hex_offset(row.offset);
         draw_list->AddText(ImVec2(origin.x, y), IM_COL32(140, 140, 150, 255), offset.c_str());
-        for (std::size_t c = 0; c < rows[r].count; ++c) {
-            const std::size_t byte = rows[r].offset + c;
+        for (std::size_t c = 0; c < row.count; ++c) {
+            const std::size_t byte = row.offset + c;
             const float extra = c >= 8 ? char_w : 0.0f;  // a gap after 8 bytes, as hexdump -C
             const ImVec2 cell(origin.x + hex_x + static_cast<float>(c) * cell_w + extra, y);
             const ImVec2 cell_end(cell.x + char_w * 2 + 2, y + line_h - 1);
@@ -62,7 +66,7 @@ std::optional<std::size_t> draw(std::span<const std::uint8_t> bytes, std::span<c
             if ((over_cell || over_ascii) && ImGui::IsWindowHovered()) hovered = byte;
         }
     }
-    ImGui::Dummy(ImVec2(ascii_x + char_w * (per_row + 2), static_cast<float>(rows.size()) * line_h));
+    ImGui::Dummy(ImVec2(ascii_x + char_w * (per_row + 2), static_cast<float>(row_count) * line_h));
     if (hovered) {
         if (const auto field = field_at_byte(layers, *hovered)) {
             const Field* f = field_of(layers, *field);

@@ -95,10 +95,17 @@ void draw(const Model& model, ViewState& view) {
         return;
     }
     const auto& event = model.timeline().event(*index);
-    ImGui::Text("event %zu   %s   on %s   (%s)", *index, style::time_text(event.t_us).c_str(), event.host.c_str(),
+    ImGui::Text("event %zu   %s   on %s   (%s)", *index, style::time_text(event.t_us).c_str(), text::printable(event.host).c_str(),
                 std::string(trace::type_name(event.body)).c_str());
     ImGui::PushStyleColor(ImGuiCol_Text, IM_COL32(250, 240, 200, 255));
-    ImGui::TextWrapped("%s", model.timeline().narration(*index).c_str());
+    // The narration's own lines (a caption, then the note beside it), each escaped: the note's
+    // text is the trace's, and may hold control bytes or line breaks of its own.
+    const std::string narration = model.timeline().narration(*index);
+    for (std::size_t start = 0; start <= narration.size();) {
+        const auto end = std::min(narration.find('\n', start), narration.size());
+        ImGui::TextWrapped("%s", text::printable(std::string_view(narration).substr(start, end - start)).c_str());
+        start = end + 1;
+    }
     ImGui::PopStyleColor();
     ImGui::Separator();
     if (const auto* packet = std::get_if<trace::Packet>(&event.body)) {

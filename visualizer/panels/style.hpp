@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 
+#include "portlab/text_safety.hpp"
 #include "replay/state.hpp"
 
 namespace portlab::viz::style {
@@ -70,8 +71,13 @@ struct MonoScope {
     MonoScope& operator=(const MonoScope&) = delete;
 };
 
-// Text helpers for std::string.
-inline void text(const std::string& s) { ImGui::TextUnformatted(s.c_str(), s.c_str() + s.size()); }
+// Text helpers for std::string. A trace is anyone's file: what it names (hosts, notes, errors)
+// is drawn with control bytes escaped (portlab/text_safety.hpp), one line as written, never a
+// '\n' that fakes a second line, nor bytes that are not UTF-8 (ImGui would draw '?').
+inline void text(const std::string& s) {
+    const std::string shown = portlab::text::printable(s);
+    ImGui::TextUnformatted(shown.c_str(), shown.c_str() + shown.size());
+}
 inline void text_coloured(ImU32 colour, const std::string& s) {
     ImGui::PushStyleColor(ImGuiCol_Text, colour);
     text(s);

@@ -47,13 +47,16 @@ struct Canvas {
     [[nodiscard]] float scale() const { return camera.zoom; }
 };
 
+// Names come from the trace: drawn escaped, as style::text does.
 void text_at(const Canvas& canvas, ImVec2 at, ImU32 colour, const std::string& s, float font_scale = 1.0f) {
     ImFont* font = ImGui::GetFont();
-    canvas.draw->AddText(font, ImGui::GetFontSize() * font_scale, at, colour, s.c_str(), s.c_str() + s.size());
+    const std::string shown = text::printable(s);
+    canvas.draw->AddText(font, ImGui::GetFontSize() * font_scale, at, colour, shown.c_str(), shown.c_str() + shown.size());
 }
 
 float text_width(const std::string& s, float font_scale = 1.0f) {
-    return ImGui::GetFont()->CalcTextSizeA(ImGui::GetFontSize() * font_scale, 1e9f, 0.0f, s.c_str()).x;
+    const std::string shown = text::printable(s);
+    return ImGui::GetFont()->CalcTextSizeA(ImGui::GetFontSize() * font_scale, 1e9f, 0.0f, shown.c_str()).x;
 }
 
 // ===========================================================================

@@ -1,6 +1,7 @@
 // The world a trace describes: bookkeeping of what the events say, a timeline with
 // checkpoints, captions, and captures turned into traces.
 #include "replay/state.hpp"
+#include "portlab/text_safety.hpp"
 
 #include <fmt/format.h>
 
@@ -851,7 +852,7 @@ Result<std::vector<trace::Event>> TraceTextReader::block(std::string_view text, 
         }
     }
     for (std::size_t i = 0; i < parsed; ++i)
-        if (auto problem = rules_.admit(events[i], first_line + i)) return fail("line " + std::to_string(first_line + i) + ": " + *problem);
+        if (auto problem = rules_.admit(events[i], first_line + i)) return fail("line " + std::to_string(first_line + i) + ": " + text::printable(*problem));
     if (parse_error) return *parse_error;
     next_line_ += count;
     return events;

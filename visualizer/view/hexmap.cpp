@@ -1,5 +1,8 @@
 #include "view/hexmap.hpp"
 
+#include <algorithm>
+#include <cmath>
+
 #include <fmt/format.h>
 
 namespace portlab::viz {
@@ -56,12 +59,27 @@ Highlight highlight_for_byte(std::span<const Layer> layers, std::size_t byte) {
     return highlight;
 }
 
-std::vector<HexRow> hex_rows(std::size_t size, std::size_t per_row) {
-    std::vector<HexRow> rows;
-    if (per_row == 0) return rows;
-    for (std::size_t offset = 0; offset < size; offset += per_row)
-        rows.push_back(HexRow{offset, std::min(per_row, size - offset)});
-    return rows;
+std::size_t hex_row_count(std::size_t size, std::size_t per_row) noexcept {
+    return per_row == 0 ? 0 : (size + per_row - 1) / per_row;
+}
+
+HexRow hex_row(std::size_t size, std::size_t row, std::size_t per_row) noexcept {
+    const std::size_t offset = row * per_row;
+    if (per_row == 0 || offset >= size) return {offset, 0};
+    return {offset, std::min(per_row, size - offset)};
+}
+
+RowRange visible_rows(std::size_t count, float top, float row_height, float clip_top, float clip_bottom) noexcept {
+    if (count == 0 || !(row_height > 0.0f) || !(clip_bottom > clip_top)) return {};
+    // Rows are whole: a row partly in the band is drawn (floor of the first, ceiling of the last).
+    const double first = std::floor((static_cast<double>(clip_top) - top) / row_height);
+    const double last = std::ceil((static_cast<double>(clip_bottom) - top) / row_height);
+    const auto clamp_row = [count](double row) {
+        if (!(row > 0.0)) return std::size_t{0};
+        return row >= static_cast<double>(count) ? count : static_cast<std::size_t>(row);
+    };
+    const std::size_t begin = clamp_row(first);
+    return {begin, std::max(begin, clamp_row(last))};
 }
 
 std::string hex_offset(std::size_t offset) { return fmt::format("{:04x}", offset); }

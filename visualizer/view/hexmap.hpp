@@ -48,12 +48,26 @@ struct Highlight {
 [[nodiscard]] Highlight highlight_for_field(std::span<const Layer> layers, FieldRef field);
 [[nodiscard]] Highlight highlight_for_byte(std::span<const Layer> layers, std::size_t byte);
 
-// The hex dump's lines: offset, then up to `per_row` bytes.
+// The hex dump's lines: offset, then up to `per_row` bytes. A row is computed when it is
+// drawn, never all of them: a 10 MiB packet has 655,360 rows, a window shows a few dozen.
 struct HexRow {
     std::size_t offset = 0;
     std::size_t count = 0;
+    friend bool operator==(const HexRow&, const HexRow&) = default;
 };
-[[nodiscard]] std::vector<HexRow> hex_rows(std::size_t size, std::size_t per_row = 16);
+[[nodiscard]] std::size_t hex_row_count(std::size_t size, std::size_t per_row = 16) noexcept;
+// Row `row` of a dump of `size` bytes (row < hex_row_count(size, per_row)).
+[[nodiscard]] HexRow hex_row(std::size_t size, std::size_t row, std::size_t per_row = 16) noexcept;
+
+// [begin, end) of the rows to draw: rows of `row_height` pixels, the first with its top at
+// `top`, that meet the visible band [clip_top, clip_bottom) (the window's clip rectangle).
+// What ImGuiListClipper computes, as a value a test can check without a window.
+struct RowRange {
+    std::size_t begin = 0;
+    std::size_t end = 0;
+    friend bool operator==(const RowRange&, const RowRange&) = default;
+};
+[[nodiscard]] RowRange visible_rows(std::size_t count, float top, float row_height, float clip_top, float clip_bottom) noexcept;
 // "0010" (4 hex digits, more when needed). The bytes and the ASCII column are portlab's
 // hex_byte and ascii_of (portlab/hex.hpp), as in a lab's hex dump.
 [[nodiscard]] std::string hex_offset(std::size_t offset);

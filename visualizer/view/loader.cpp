@@ -327,8 +327,10 @@ void TraceLoader::run_capture() {
 void TraceLoader::run_trace(std::string_view text, unsigned threads) {
     if (text.empty()) return finish(fail(path_ + ": line 1: the file is empty (expected a trace header line)"));
     replay::TraceTextReader reader;
-    const auto first_end = text.find('\n');
-    auto header = reader.header(text.substr(0, first_end));
+    // Looked for within the longest line a trace may have: a file whose first "line" is
+    // gigabytes long is refused after 1 MiB (parse_header_line says why), not scanned through.
+    const auto first_end = text.substr(0, trace::max_trace_line_bytes + 1).find('\n');
+    auto header = reader.header(text.substr(0, first_end == std::string_view::npos ? trace::max_trace_line_bytes + 1 : first_end));
     if (!header) return finish(fail(path_ + ": " + header.error().message));
     std::size_t offset = first_end == std::string_view::npos ? text.size() : first_end + 1;
     start(*header, text.size(), offset);
