@@ -151,6 +151,8 @@ TEST_CASE("the web scenario's ladder: one column per endpoint of the handshake, 
         REQUIRE(row.fate.has_value());
         CHECK(*row.fate > row.event);
         CHECK_FALSE(row.drop.has_value());
+        CHECK(arrow_end(row, row.event + 1).kind == ArrowEnd::Kind::in_flight);
+        CHECK(arrow_end(row, *row.fate + 1).kind == ArrowEnd::Kind::arrived);
     }
     // Synchronised with the cursor: the arrows drawn are those sent so far.
     CHECK(view.visible(ladder, 0) == 0);
@@ -182,6 +184,8 @@ TEST_CASE("lossy-link: a retransmission mark exactly where the simulator sent th
             ++lost;
             CHECK(row.lost_on_link);
             CHECK_FALSE(row.drop->by_firewall);
+            CHECK(arrow_end(row, *row.fate + 1).kind == ArrowEnd::Kind::dropped);
+            CHECK(arrow_end(row, *row.fate + 1).fraction == 0.5f);  // on the link, between the two columns
         }
     }
     CHECK(marked > 0);
@@ -209,6 +213,11 @@ TEST_CASE("firewall-drop: the SYNs the firewall drops are marked dropped by rule
         CHECK_THAT(dropped.drop->text, Catch::Contains("rule r1"));
         CHECK(dropped.flags == tcp_flag::syn);
         CHECK(dropped.relative_seq == 0);
+        // On the link until the drop, then stopped at the server's door, short of it.
+        CHECK(arrow_end(dropped, i).kind == ArrowEnd::Kind::in_flight);
+        CHECK(arrow_end(dropped, i + 1).kind == ArrowEnd::Kind::dropped);
+        CHECK(arrow_end(dropped, i + 1).fraction > 0.5f);
+        CHECK(arrow_end(dropped, i + 1).fraction < 1.0f);
     }
     std::size_t marked_drops = 0;
     std::size_t retransmitted = 0;

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 #include <string>
 
 #include "panels/panels.hpp"
@@ -68,6 +69,10 @@ void draw(const Model& model, ViewState& view) {
     }
     const std::size_t position = model.position();
     const std::size_t shown = ladder_view.visible(ladder, position);
+    std::optional<FourTuple> selected;
+    if (view.selected_socket)
+        if (const auto* socket = model.world().find_socket(*view.selected_socket); socket && socket->local && socket->remote)
+            selected = FourTuple{*socket->local, *socket->remote};
 
     // Column heads: host name over endpoint, fixed above the scrolling rows.
     const float line = ImGui::GetTextLineHeight();
@@ -136,18 +141,20 @@ void draw(const Model& model, ViewState& view) {
             const float y1 = y0 + line * 0.6f;
             const float direction = x1 >= x0 ? 1.0f : -1.0f;
             const ImU32 colour = style::packet_colour(row.label);
-            const bool dropped_now = row.drop && row.fate && *row.fate < position;
-            if (dropped_now) {
-                // A link loss stops halfway; a firewall or a missing socket at the receiver's door.
-                const float t = row.lost_on_link ? 0.5f : 0.85f;
-                const ImVec2 stop(x0 + (x1 - x0) * t, y0 + (y1 - y0) * t);
-                draw->AddLine(ImVec2(x0, y0), stop, colour, 2.0f);
-                draw_cross(draw, stop, drop_colour);
-            } else if (x0 == x1) {
+            // The selected socket's connection stands out.
+            const float thickness = selected && (tuple_of(row) == *selected || tuple_of(row) == selected->reversed()) ? 4.0f : 2.0f;
+            const ArrowEnd end = arrow_end(row, position);
+            const bool dropped_now = end.kind == ArrowEnd::Kind::dropped;
+            const ImVec2 stop(x0 + (x1 - x0) * end.fraction, y0 + (y1 - y0) * end.fraction);
+            if (x0 == x1) {
                 draw->AddCircleFilled(ImVec2(x0, y0), 4.0f, colour);  // to itself (a capture of one address)
-            } else {
-                draw->AddLine(ImVec2(x0, y0), ImVec2(x1, y1), colour, 2.0f);
+            } else if (end.kind == ArrowEnd::Kind::arrived) {
+                draw->AddLine(ImVec2(x0, y0), ImVec2(x1, y1), colour, thickness);
                 draw_arrow_head(draw, ImVec2(x1, y1), direction, colour);
+            } else {
+                draw->AddLine(ImVec2(x0, y0), stop, colour, thickness);
+                if (dropped_now) draw_cross(draw, stop, drop_colour);
+                else draw->AddCircleFilled(stop, 5.0f, colour);  // still on the link
             }
             // The label sits above the arrow, centred between the two columns, and
             // after it who took a dropped packet ("firewall: ... (rule r1)", "lost on the link").

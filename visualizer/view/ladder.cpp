@@ -181,6 +181,12 @@ std::optional<std::size_t> PacketLadder::row_of_event(const replay::Timeline& ti
     return std::nullopt;
 }
 
+ArrowEnd arrow_end(const PacketRow& row, std::size_t position) noexcept {
+    if (row.fate && *row.fate >= position) return {ArrowEnd::Kind::in_flight, 0.5f};
+    if (row.drop) return {ArrowEnd::Kind::dropped, row.lost_on_link ? 0.5f : 0.85f};
+    return {ArrowEnd::Kind::arrived, 1.0f};
+}
+
 // ---- words ---------------------------------------------------------------------
 
 std::string expert_mark(const PacketRow& row) {

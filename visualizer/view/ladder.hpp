@@ -108,6 +108,17 @@ private:
 [[nodiscard]] std::string info_text(const PacketRow& row, bool relative = true);
 // An arrow's label on the ladder: "SYN, ACK  Seq=0 Ack=1 Len=0" (Wireshark's Flow Graph words).
 [[nodiscard]] std::string arrow_label(const PacketRow& row, bool relative = true);
+// How far a packet's arrow reaches at `position` events (the first `position` applied):
+// a packet whose fate the trace reports is on the link (halfway) until that event, then
+// arrives, or stops at its X: halfway when the link lost it, at the receiver's door when
+// a firewall or a missing socket took it. A packet with no reported fate (lab traces,
+// captures) arrives at once.
+struct ArrowEnd {
+    enum class Kind : std::uint8_t { arrived, in_flight, dropped };
+    Kind kind = Kind::arrived;
+    float fraction = 1.0f;  // of the way from the sender's column to the receiver's
+};
+[[nodiscard]] ArrowEnd arrow_end(const PacketRow& row, std::size_t position) noexcept;
 // "[TCP Retransmission]", "[TCP Dup ACK]", or empty.
 [[nodiscard]] std::string expert_mark(const PacketRow& row);
 
