@@ -361,11 +361,11 @@ int ladder(const std::string& path) {
     }
     const replay::Timeline timeline = replay::Timeline::of(std::move(trace).value());
     const auto start = Clock::now();
-    const double cpu_start = cpu_ms();
+    const double cpu_start = rusage_cpu_ms();
     viz::PacketLadder rows;
     rows.extend(timeline);
     const double build_ms = ms_since(start);
-    const double build_cpu = cpu_ms() - cpu_start;
+    const double build_cpu = rusage_cpu_ms() - cpu_start;
     const auto view_start = Clock::now();
     const viz::LadderView view = viz::make_ladder_view(rows, {}, viz::ColumnMode::automatic);
     const double view_ms = ms_since(view_start);

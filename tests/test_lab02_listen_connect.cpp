@@ -208,7 +208,7 @@ TEST_CASE("lab02 follows the lab conventions: --help, one-line usage errors, --s
     test::check_lab_conventions({"lab02_tcp_listen_connect", true, "--port 0"});
 }
 
-TEST_CASE("--serve --wait N waits N seconds for a client, not N + 10", "[lab02]") {
+TEST_CASE("lab02 --serve --wait N waits N seconds for a client, not N + 10", "[lab02]") {
     const Port port = free_port();
     const auto started = std::chrono::steady_clock::now();
     const auto run = test::run_command(test::shell_quote(lab) + " --serve --port " + std::to_string(port) + " --wait 1", 30);

@@ -1038,7 +1038,9 @@ TEST_CASE("the loader refuses a FIFO and a file whose first line is longer than 
     SECTION("a FIFO, which nobody writes") {
         const auto path = dir.file("fifo");
         REQUIRE(mkfifo(path.c_str(), 0600) == 0);
-        TraceLoader loader(path, 1);
+        LoaderOptions one_thread;
+        one_thread.threads = 1;
+        TraceLoader loader(path, one_thread);
         loader.wait();
         REQUIRE(loader.error().has_value());
         CHECK_THAT(loader.error()->message, Catch::Contains(path));
@@ -1050,7 +1052,9 @@ TEST_CASE("the loader refuses a FIFO and a file whose first line is longer than 
             const std::string block(1 << 16, 'x');
             for (int i = 0; i < 48; ++i) out << block;
         }
-        TraceLoader loader(path, 1);
+        LoaderOptions one_thread;
+        one_thread.threads = 1;
+        TraceLoader loader(path, one_thread);
         loader.wait();
         REQUIRE(loader.error().has_value());
         CHECK_THAT(loader.error()->message, Catch::Contains("line 1"));
