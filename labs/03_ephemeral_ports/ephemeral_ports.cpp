@@ -32,6 +32,7 @@
 #include "labkit/labkit.hpp"
 #include "labkit/netns.hpp"
 #include "labkit/observe.hpp"
+#include "labkit/posix.hpp"
 #include "portlab/text.hpp"
 #include "portlab/ports.hpp"
 
@@ -433,17 +434,9 @@ void run_out(Run& run, HostSockets& held, const Result<json>& exhaustion, PortRa
 
 // ---- step 5: TIME-WAIT, on lo and across a link -------------------------------------------
 
-sockaddr_in ipv4_address(const IpAddress& address, Port port) {
-    sockaddr_in to{};
-    to.sin_family = AF_INET;
-    to.sin_port = htons(port);
-    inet_pton(AF_INET, address.to_string().c_str(), &to.sin_addr);
-    return to;
-}
-
 int listen_on_any(Port port) {
     const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    const auto any = ipv4_address(IpAddress::any_v4(), port);
+    const auto any = labkit::socket_address({IpAddress::any_v4(), port});
     if (bind(fd, reinterpret_cast<const sockaddr*>(&any), sizeof any) != 0 || listen(fd, 16) != 0)
         throw std::runtime_error(fmt::format("listen on port {}: {}", port, std::strerror(errno)));
     return fd;
@@ -453,7 +446,7 @@ int listen_on_any(Port port) {
 // client first, so every port of the range sits in TIME-WAIT; then, 1.2 s later, one more
 // connect(). Returns 0 when it got a port, else its errno.
 int connect_when_all_in_time_wait(int listener, const IpAddress& server, Port port, std::size_t range_size) {
-    const auto to = ipv4_address(server, port);
+    const auto to = labkit::socket_address({server, port});
     for (std::size_t i = 0; i < range_size; ++i) {
         const int client = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (connect(client, reinterpret_cast<const sockaddr*>(&to), sizeof to) != 0)

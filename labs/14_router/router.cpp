@@ -44,6 +44,7 @@
 #include "labkit/netns.hpp"
 #include "labkit/network.hpp"
 #include "labkit/observe.hpp"
+#include "labkit/posix.hpp"
 #include "portlab/icmp.hpp"
 #include "portlab/net.hpp"
 
@@ -80,14 +81,6 @@ struct Run {
 
 // ---- sockets and what the kernel says about them ------------------------------------------
 
-sockaddr_in ipv4(const IpAddress& address, Port port) {
-    sockaddr_in to{};
-    to.sin_family = AF_INET;
-    to.sin_port = htons(port);
-    inet_pton(AF_INET, address.to_string().c_str(), &to.sin_addr);
-    return to;
-}
-
 [[noreturn]] void kernel_error(const std::string& call) {
     throw std::runtime_error(call + ": " + std::strerror(errno));
 }
@@ -95,7 +88,7 @@ sockaddr_in ipv4(const IpAddress& address, Port port) {
 // A UDP socket with a port, on the node the caller's thread is in.
 int udp_socket_on(Port port) {
     const int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    const auto any = ipv4(IpAddress::any_v4(), port);
+    const auto any = socket_address({IpAddress::any_v4(), port});
     if (fd < 0 || bind(fd, reinterpret_cast<const sockaddr*>(&any), sizeof any) != 0) kernel_error("bind");
     return fd;
 }
@@ -179,7 +172,7 @@ int client_socket(Run& run, const IpAddress& to, Port port, SocketRef& ref) {
     const int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     const int on = 1;
     setsockopt(fd, IPPROTO_IP, IP_RECVERR, &on, sizeof on);
-    const auto address = ipv4(to, port);
+    const auto address = socket_address({to, port});
     if (fd < 0 || connect(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0) kernel_error("connect");
     sockaddr_in local{};
     socklen_t length = sizeof local;
@@ -280,7 +273,7 @@ void scan_through_the_router(Run& run) {
     std::vector<int> sockets;
     for (int i = 0; i < run.settings.probes; ++i) {
         const int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-        const auto to = ipv4(server_address, static_cast<Port>(first_closed_port + i));
+        const auto to = socket_address({server_address, static_cast<Port>(first_closed_port + i)});
         connect(fd, reinterpret_cast<const sockaddr*>(&to), sizeof to);
         (void)!send(fd, "", 0, 0);
         sockets.push_back(fd);

@@ -310,12 +310,11 @@ Result<void> run_ip(std::vector<std::string> arguments) {
     return fail(WIFEXITED(status) && WEXITSTATUS(status) == 127 ? "ip (iproute2) not found" : "'" + command + "' failed");
 }
 
-Result<void> in_neighbour_netns(const std::function<void()>& fn) {
-    if (neighbour_netns_fd < 0) return fail("no veth neighbour: run the body with NetnsSettings::veth_neighbour");
+Result<void> in_network_namespace(int netns_fd, const std::function<void()>& fn) {
     const int home = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
     if (home < 0) return fail(errno_text("open /proc/thread-self/ns/net"));
-    if (setns(neighbour_netns_fd, CLONE_NEWNET) != 0) {
-        const auto error = fail(errno_text("setns into the neighbour's namespace"));
+    if (setns(netns_fd, CLONE_NEWNET) != 0) {
+        const auto error = fail(errno_text("setns"));
         close(home);
         return error;
     }
@@ -327,9 +326,14 @@ Result<void> in_neighbour_netns(const std::function<void()>& fn) {
     }
     const bool back = setns(home, CLONE_NEWNET) == 0;
     close(home);
-    if (!back) return fail(errno_text("setns back into the body's namespace"));
+    if (!back) return fail(errno_text("setns back"));
     if (thrown) std::rethrow_exception(thrown);
     return {};
+}
+
+Result<void> in_neighbour_netns(const std::function<void()>& fn) {
+    if (neighbour_netns_fd < 0) return fail("no veth neighbour: run the body with NetnsSettings::veth_neighbour");
+    return in_network_namespace(neighbour_netns_fd, fn);
 }
 
 Result<json> run_in_private_netns(const std::function<json()>& body, const NetnsSettings& settings,

@@ -83,6 +83,10 @@ inline const IpAddress neighbour_address = *IpAddress::parse("192.0.2.2");
 // for it ("link add veth0 type veth peer name veth1 netns PID").
 [[nodiscard]] Result<void> run_ip(std::vector<std::string> arguments);
 
+// Runs `fn` with this thread in the network namespace `netns_fd` refers to (setns), then
+// back in the one it was in, even when `fn` throws. Sockets made by `fn` stay there.
+[[nodiscard]] Result<void> in_network_namespace(int netns_fd, const std::function<void()>& fn);
+
 // Inside a body run with veth_neighbour: runs `fn` with this thread in the neighbour's
 // network namespace (setns), then back in the body's own. Sockets made by `fn` stay in
 // the neighbour's namespace: a listener there is a server on the other host.

@@ -139,23 +139,8 @@ Result<Network> Network::build(const NetworkSpec& spec) {
 Result<void> Network::in_node(const std::string& node, const std::function<void()>& fn) const {
     const auto found = nodes_.find(node);
     if (found == nodes_.end()) return fail("no node named " + node);
-    const int home = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
-    if (home < 0) return fail(errno_text("open /proc/thread-self/ns/net"));
-    if (setns(found->second.netns_fd, CLONE_NEWNET) != 0) {
-        const auto error = fail(errno_text("setns into " + node));
-        close(home);
-        return error;
-    }
-    std::exception_ptr thrown;
-    try {
-        fn();
-    } catch (...) {
-        thrown = std::current_exception();
-    }
-    const bool back = setns(home, CLONE_NEWNET) == 0;
-    close(home);
-    if (!back) return fail(errno_text("setns back from " + node));
-    if (thrown) std::rethrow_exception(thrown);
+    if (auto entered = in_network_namespace(found->second.netns_fd, fn); !entered)
+        return fail(node + ": " + entered.error().message);
     return {};
 }
 
