@@ -502,7 +502,8 @@ TEST_CASE("a socket keeps the evidence of its last state change", "[world][v2]")
 {"t_us": 2, "host": "a", "type": "state_changed", "socket": 1, "from": "SYN-SENT", "to": "ESTABLISHED", "cause": "sock_diag", "evidence": "observed"}
 )");
     CHECK(socket_of(replay_events(trace, 1), "a", 1).evidence == trace::Evidence::inferred);
-    const Socket& socket = socket_of(replay_events(trace, 2), "a", 1);
+    const State world = replay_events(trace, 2);  // kept: socket_of returns a reference into it
+    const Socket& socket = socket_of(world, "a", 1);
     CHECK(socket.evidence == trace::Evidence::observed);
     CHECK(socket.tcp_state == TcpState::established);
     // A version-1 trace's states are the model's.
