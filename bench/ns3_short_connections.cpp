@@ -161,7 +161,7 @@ int main(int argc, char** argv) {
     const NetDeviceContainer devices = link.Install(nodes);
     InternetStackHelper stack;
     stack.Install(nodes);
-    Ipv4AddressHelper addresses("10.0.0.0", "255.255.255.0");
+    Ipv4AddressHelper addresses("192.0.2.0", "255.255.255.0");  // RFC 5737 documentation range (simulated by ns-3)
     const Ipv4InterfaceContainer interfaces = addresses.Assign(devices);
     bench.client_node = nodes.Get(0);
     bench.client_address = interfaces.GetAddress(0);
