@@ -89,17 +89,29 @@ std::string chosen(int index) { return index < 0 ? "refused" : "listener " + std
 std::pair<Port, std::string> kernel_choice(const std::vector<IpAddress>& listeners, const IpAddress& destination) {
     std::vector<std::unique_ptr<RealSocket>> sockets;
     Port port = 0;
-    for (const IpAddress& address : listeners) {
-        auto& s = *sockets.emplace_back(std::make_unique<RealSocket>(family_of(address)));
-        REQUIRE(s.fd >= 0);
-        const int off = 0;
-        if (address.is_v6()) ::setsockopt(s.fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof off);
-        const RealAddress bound = real_address(address, port);  // the first takes a port the kernel picks
-        INFO("real bind " << address.to_string() << " port " << port << ": " << std::strerror(errno));
-        REQUIRE(::bind(s.fd, reinterpret_cast<const sockaddr*>(&bound.storage), bound.length) == 0);
-        REQUIRE(::listen(s.fd, 4) == 0);
-        if (port == 0) port = real_port(s);
+    // The first listener takes a port the kernel picks; another test running at the same time
+    // may hold that port on another address, so a later EADDRINUSE starts again on a new port.
+    for (int attempt = 0; attempt < 20 && sockets.size() < listeners.size(); ++attempt) {
+        sockets.clear();
+        port = 0;
+        for (const IpAddress& address : listeners) {
+            auto& s = *sockets.emplace_back(std::make_unique<RealSocket>(family_of(address)));
+            REQUIRE(s.fd >= 0);
+            const int off = 0;
+            if (address.is_v6()) ::setsockopt(s.fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof off);
+            const RealAddress bound = real_address(address, port);
+            if (::bind(s.fd, reinterpret_cast<const sockaddr*>(&bound.storage), bound.length) != 0) {
+                INFO("real bind " << address.to_string() << " port " << port << ": " << std::strerror(errno));
+                REQUIRE(errno == EADDRINUSE);
+                REQUIRE(port != 0);
+                sockets.clear();
+                break;
+            }
+            REQUIRE(::listen(s.fd, 4) == 0);
+            if (port == 0) port = real_port(s);
+        }
     }
+    REQUIRE(sockets.size() == listeners.size());
     RealSocket client(family_of(destination));
     const RealAddress to = real_address(destination, port);
     // On loopback the handshake is over when connect() returns: a refusal is ECONNREFUSED.
