@@ -19,6 +19,7 @@
 
 #include "labkit/netns.hpp"
 #include "labkit/network.hpp"
+#include "labkit/nftables.hpp"
 
 using nlohmann::json;
 using namespace portlab;
@@ -134,4 +135,45 @@ TEST_CASE("the network's processes are gone when the body ends: nothing left beh
         CHECK(kill(pid, 0) == -1);
         CHECK(errno == ESRCH);
     }
+}
+
+TEST_CASE("a lab network's router may hold a firewall and NAT; the host's namespace and a stranger's interface may not",
+          "[netns][network][firewall]") {
+    const auto outer = firewall::network_namespace_id();
+    REQUIRE(outer);
+    const auto facts = run_in_private_netns(
+        [&] {
+            auto net = Network::build(labkit::client_router_server());
+            if (!net) throw std::runtime_error(net.error().message);
+            json out;
+            // The plain check still refuses the router: it holds veth ends.
+            Result<firewall::PrivateNetnsToken> plain = fail("not asked");
+            (void)net->in_node("router", [&] { plain = firewall::PrivateNetnsToken::confirm(*outer); });
+            out["plain_refused"] = !plain.has_value();
+            // The body's namespace asked about with the host's id as its own: refused.
+            out["host_refused"] = !net->firewall_token("client", *firewall::network_namespace_id()).has_value();
+            auto token = net->firewall_token("router", *outer);
+            if (!token) throw std::runtime_error(token.error().message);
+            (void)net->in_node("router", [&] {
+                auto nft = firewall::Nftables::open(*token);
+                if (!nft) throw std::runtime_error(nft.error().message);
+                auto applied = nft->run(
+                    "add table ip portlab_nat\n"
+                    "add chain ip portlab_nat post { type nat hook postrouting priority srcnat; }\n"
+                    "add rule ip portlab_nat post oifname \"router-server\" masquerade\n");
+                if (!applied) throw std::runtime_error(applied.error().message);
+                out["ruleset"] = *nft->list_ruleset();
+            });
+            // Opened in the router, the context refuses to run anywhere else.
+            auto elsewhere = firewall::Nftables::open(*token);
+            out["elsewhere_refused"] = !elsewhere.has_value();
+            return out;
+        },
+        {}, std::chrono::seconds(15));
+    INFO((facts ? std::string() : facts.error().message));
+    REQUIRE(facts.has_value());
+    CHECK((*facts)["plain_refused"] == true);
+    CHECK((*facts)["host_refused"] == true);
+    CHECK((*facts)["elsewhere_refused"] == true);
+    CHECK((*facts)["ruleset"].get<std::string>().find("masquerade") != std::string::npos);
 }

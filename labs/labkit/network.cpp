@@ -156,6 +156,18 @@ Result<std::string> Network::interface(const std::string& node, const std::strin
     return fail("node " + node + " has no link toward " + neighbour);
 }
 
+Result<firewall::PrivateNetnsToken> Network::firewall_token(const std::string& node,
+                                                            std::uint64_t outer_netns_id) const {
+    std::vector<std::string> lab_interfaces;
+    for (const auto& end : ends_)
+        if (end.node == node) lab_interfaces.push_back(end.interface);
+    Result<firewall::PrivateNetnsToken> token = fail("no node named " + node);
+    if (auto entered = in_node(node, [&] { token = firewall::PrivateNetnsToken::confirm(outer_netns_id, lab_interfaces); });
+        !entered)
+        return entered.error();
+    return token;
+}
+
 Result<pid_t> Network::pid_of(const std::string& node) const {
     const auto found = nodes_.find(node);
     if (found == nodes_.end()) return fail("no node named " + node);

@@ -27,11 +27,13 @@
 
 #include <sys/types.h>
 
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <string>
 #include <vector>
 
+#include "labkit/nftables.hpp"
 #include "portlab/net.hpp"
 #include "portlab/result.hpp"
 
@@ -77,6 +79,13 @@ public:
     // stdout (bounded: `limit` ms, 64 KiB).
     [[nodiscard]] Result<std::string> run_in_node(const std::string& node, const std::vector<std::string>& argv,
                                                   int limit_ms = 5000) const;
+
+    // Proof for nftables.hpp that `node` is one of this network's private namespaces, so a
+    // lab may put a firewall or NAT there (its veth ends are the lab's own). Open the
+    // Nftables with it inside in_node(node, ...): every call checks it runs there.
+    // `outer_netns_id` is firewall::network_namespace_id() read before run_in_private_netns.
+    [[nodiscard]] Result<firewall::PrivateNetnsToken> firewall_token(const std::string& node,
+                                                                     std::uint64_t outer_netns_id) const;
 
 private:
     Network() = default;

@@ -1,9 +1,11 @@
 #include "labkit/nftables.hpp"
+#include "portlab/text_safety.hpp"
 
 #include <net/if.h>
 #include <nftables/libnftables.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <utility>
@@ -51,6 +53,11 @@ Result<std::vector<std::string>> interface_names() {
 }
 
 Result<PrivateNetnsToken> PrivateNetnsToken::confirm(std::uint64_t outer_netns_id) {
+    return confirm(outer_netns_id, {});
+}
+
+Result<PrivateNetnsToken> PrivateNetnsToken::confirm(std::uint64_t outer_netns_id,
+                                                     std::span<const std::string> lab_interfaces) {
     const std::string refused = "refusing to touch a firewall outside a private network namespace: ";
     const auto current = network_namespace_id();
     if (!current) return fail(refused + current.error().message);
@@ -62,7 +69,9 @@ Result<PrivateNetnsToken> PrivateNetnsToken::confirm(std::uint64_t outer_netns_i
     const auto interfaces = interface_names();
     if (!interfaces) return fail(refused + interfaces.error().message);
     for (const auto& name : *interfaces) {
-        if (name != "lo") return fail(refused + "interface " + name + " is here, so this is not a fresh namespace");
+        const bool made_by_the_lab = std::find(lab_interfaces.begin(), lab_interfaces.end(), name) != lab_interfaces.end();
+        if (name != "lo" && !made_by_the_lab)
+            return fail(refused + "interface " + text::printable(name) + " is here, so this is not a fresh namespace");
     }
     return PrivateNetnsToken(*current);
 }

@@ -68,6 +68,11 @@ public:
     //   - it also differs from PID 1's, when /proc/1/ns/net can be read;
     //   - the namespace has no interface but `lo`.
     [[nodiscard]] static Result<PrivateNetnsToken> confirm(std::uint64_t outer_netns_id);
+    // The same for a node of a lab network (network.hpp), whose namespace also holds the
+    // veth ends the lab made itself: `lab_interfaces` names them, and any other interface
+    // still refuses. Network::firewall_token() is how a lab asks for one.
+    [[nodiscard]] static Result<PrivateNetnsToken> confirm(std::uint64_t outer_netns_id,
+                                                           std::span<const std::string> lab_interfaces);
 
     [[nodiscard]] std::uint64_t netns_id() const noexcept { return netns_id_; }
 
