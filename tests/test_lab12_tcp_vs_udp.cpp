@@ -5,6 +5,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <fstream>
+#include <random>
 #include <set>
 #include <string>
 #include <utility>
@@ -23,29 +25,33 @@ using namespace portlab::test;
 namespace {
 
 // A port P such that TCP and UDP can bind P and P+1 on 127.0.0.1 right now (the lab takes
-// both). Found by asking the kernel for a port (bind to port 0), then trying the pair.
+// both), below the ephemeral range: the test counts every connection with an end on P or
+// P+1 as the lab's, and a port the kernel hands out for connect() could be an end of
+// another test's connection (a TIME-WAIT one, say) running beside this one.
 portlab::Port free_port_pair() {
-    for (int attempt = 0; attempt < 50; ++attempt) {
-        const auto try_bind = [](int type, portlab::Port port) {
+    int ephemeral_low = 32768;
+    std::ifstream("/proc/sys/net/ipv4/ip_local_port_range") >> ephemeral_low;
+    REQUIRE(ephemeral_low > 10002);
+    std::mt19937 pick(std::random_device{}());
+    std::uniform_int_distribution<int> below_ephemeral(10000, ephemeral_low - 2);
+    for (int attempt = 0; attempt < 200; ++attempt) {
+        const auto can_bind = [](int type, portlab::Port port) {
             const int fd = socket(AF_INET, type, 0);
             sockaddr_in address{};
             address.sin_family = AF_INET;
             address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
             address.sin_port = htons(port);
-            socklen_t length = sizeof address;
-            portlab::Port bound = 0;
-            if (bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0 &&
-                getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) == 0)
-                bound = ntohs(address.sin_port);
+            const bool bound = bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0;
             close(fd);
             return bound;
         };
-        const auto port = try_bind(SOCK_STREAM, 0);
-        if (port == 0 || port >= 65534) continue;
+        const auto port = static_cast<portlab::Port>(below_ephemeral(pick));
         const auto next = static_cast<portlab::Port>(port + 1);
-        if (try_bind(SOCK_DGRAM, port) && try_bind(SOCK_STREAM, next) && try_bind(SOCK_DGRAM, next)) return port;
+        if (can_bind(SOCK_STREAM, port) && can_bind(SOCK_DGRAM, port) && can_bind(SOCK_STREAM, next) &&
+            can_bind(SOCK_DGRAM, next))
+            return port;
     }
-    FAIL("no free port pair on 127.0.0.1");
+    FAIL("no free port pair on 127.0.0.1 below the ephemeral range");
     return 0;
 }
 
