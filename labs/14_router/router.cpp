@@ -21,7 +21,6 @@
 //   lab14_router --mtu 576 --probes 100 --json
 
 #include <arpa/inet.h>
-#include <linux/errqueue.h>
 #include <netinet/in.h>
 #include <netinet/ip.h>
 #include <poll.h>
@@ -40,6 +39,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "labkit/icmp_errors.hpp"
 #include "labkit/labkit.hpp"
 #include "labkit/netns.hpp"
 #include "labkit/network.hpp"
@@ -93,55 +93,6 @@ int udp_socket_on(Port port) {
     return fd;
 }
 
-// The ICMP error the kernel queued on a socket (IP_RECVERR, ip(7)): who sent it, its
-// type and code, ee_info (the next-hop MTU for "fragmentation needed") and the errno.
-struct IcmpError {
-    int error = 0;
-    std::uint8_t type = 0, code = 0;
-    std::uint32_t info = 0;
-    IpAddress offender;
-};
-
-std::optional<IcmpError> next_icmp_error(int fd, std::chrono::milliseconds wait) {
-    pollfd waiting{fd, 0, 0};  // POLLERR is always reported
-    if (poll(&waiting, 1, static_cast<int>(wait.count())) <= 0 || !(waiting.revents & POLLERR)) return std::nullopt;
-    char data[2048];
-    char control[512];
-    sockaddr_in from{};
-    iovec io{data, sizeof data};
-    msghdr message{};
-    message.msg_name = &from;
-    message.msg_namelen = sizeof from;
-    message.msg_iov = &io;
-    message.msg_iovlen = 1;
-    message.msg_control = control;
-    message.msg_controllen = sizeof control;
-    if (recvmsg(fd, &message, MSG_ERRQUEUE) < 0) return std::nullopt;
-    for (cmsghdr* c = CMSG_FIRSTHDR(&message); c != nullptr; c = CMSG_NXTHDR(&message, c)) {
-        if (c->cmsg_level != IPPROTO_IP || c->cmsg_type != IP_RECVERR) continue;
-        const auto* extended = reinterpret_cast<const sock_extended_err*>(CMSG_DATA(c));
-        if (extended->ee_origin != SO_EE_ORIGIN_ICMP) continue;
-        const auto* offender = reinterpret_cast<const sockaddr_in*>(SO_EE_OFFENDER(extended));
-        char text[INET_ADDRSTRLEN] = {};
-        inet_ntop(AF_INET, &offender->sin_addr, text, sizeof text);
-        return IcmpError{static_cast<int>(extended->ee_errno), extended->ee_type, extended->ee_code, extended->ee_info,
-                         *IpAddress::parse(text)};
-    }
-    return std::nullopt;
-}
-
-std::string describe(const IcmpError& icmp) {
-    return fmt::format("ICMP type {} code {} ({}) from {}; the socket's error: {}", icmp.type, icmp.code,
-                       icmp_description(IpFamily::v4, icmp.type, icmp.code), icmp.offender.to_string(),
-                       std::strerror(icmp.error));
-}
-
-json icmp_json(const std::optional<IcmpError>& icmp) {
-    if (!icmp) return nullptr;
-    return {{"type", icmp->type}, {"code", icmp->code}, {"from", icmp->offender.to_string()},
-            {"errno", icmp->error}, {"info", icmp->info}};
-}
-
 // The TTL a datagram arrived with (IP_RECVTTL hands it over with the datagram).
 std::optional<int> receive_with_ttl(int fd, std::size_t& bytes, std::chrono::milliseconds wait) {
     pollfd readable{fd, POLLIN, 0};
@@ -170,8 +121,7 @@ std::optional<int> receive_with_ttl(int fd, std::size_t& bytes, std::chrono::mil
 int client_socket(Run& run, const IpAddress& to, Port port, SocketRef& ref) {
     ref = run.see.open(run.client, Protocol::udp, IpFamily::v4);
     const int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    const int on = 1;
-    setsockopt(fd, IPPROTO_IP, IP_RECVERR, &on, sizeof on);
+    report_icmp_errors(fd, IpFamily::v4);
     const auto address = socket_address({to, port});
     if (fd < 0 || connect(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0) kernel_error("connect");
     sockaddr_in local{};

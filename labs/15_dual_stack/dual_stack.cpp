@@ -18,7 +18,6 @@
 //   lab15_dual_stack --port 8080 --json
 
 #include <arpa/inet.h>
-#include <linux/errqueue.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -35,6 +34,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "labkit/icmp_errors.hpp"
 #include "labkit/labkit.hpp"
 #include "labkit/netns.hpp"
 #include "labkit/observe.hpp"
@@ -266,8 +266,7 @@ void icmpv6_port_unreachable(Run& run) {
     run.see.step(fmt::format("a UDP datagram to [::1]:{}, where nothing listens", closed_udp_port));
     const auto ref = run.see.open(run.host, Protocol::udp, IpFamily::v6);
     const int fd = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    const int on = 1;
-    setsockopt(fd, IPPROTO_IPV6, IPV6_RECVERR, &on, sizeof on);
+    report_icmp_errors(fd, IpFamily::v6);
     socklen_t length = 0;
     const auto to = at("::1", closed_udp_port);
     const auto address = address_of(to, length);
@@ -278,28 +277,13 @@ void icmpv6_port_unreachable(Run& run) {
     run.see.record(Bound{ref, *Endpoint::parse(text_of(local)), trace::BindHow::ephemeral}, quietly);
     run.see.record(Connecting{ref, to}, quietly);
     (void)!send(fd, "?", 1, 0);
-    pollfd waiting{fd, 0, 0};
-    poll(&waiting, 1, 1000);
-    char data[64];
-    char control[512];
-    iovec io{data, sizeof data};
-    msghdr message{};
-    message.msg_iov = &io;
-    message.msg_iovlen = 1;
-    message.msg_control = control;
-    message.msg_controllen = sizeof control;
+    const auto error = next_icmp_error(fd, std::chrono::seconds(1));
     json icmp = nullptr;
-    if (recvmsg(fd, &message, MSG_ERRQUEUE) >= 0)
-        for (cmsghdr* c = CMSG_FIRSTHDR(&message); c != nullptr; c = CMSG_NXTHDR(&message, c)) {
-            if (c->cmsg_level != IPPROTO_IPV6 || c->cmsg_type != IPV6_RECVERR) continue;
-            const auto* extended = reinterpret_cast<const sock_extended_err*>(CMSG_DATA(c));
-            icmp = {{"origin_icmp6", extended->ee_origin == SO_EE_ORIGIN_ICMP6}, {"type", extended->ee_type},
-                    {"code", extended->ee_code}, {"errno", extended->ee_errno}};
-            run.say.kernel(fmt::format("ICMPv6 type {} code {} ({}); the socket's error: {}", extended->ee_type, extended->ee_code,
-                                       icmp_description(IpFamily::v6, extended->ee_type, extended->ee_code),
-                                       std::strerror(static_cast<int>(extended->ee_errno))));
-            run.see.record(Failed{ref, "send", std::error_code(static_cast<int>(extended->ee_errno), std::system_category())}, quietly);
-        }
+    if (error) {
+        icmp = {{"origin_icmp6", error->family == IpFamily::v6}, {"type", error->type}, {"code", error->code}, {"errno", error->error}};
+        run.say.kernel(describe(*error));
+        run.see.record(Failed{ref, "send", std::error_code(error->error, std::system_category())}, quietly);
+    }
     run.say.note("IPv6 has its own ICMP (RFC 4443) with other numbers; Linux maps both to ECONNREFUSED.");
     run.facts()["icmpv6"] = icmp;
     close(fd);
