@@ -736,3 +736,108 @@ TEST_CASE("close() with SO_LINGER 0 resets the connection (RST, no FIN), as this
         s.expect("the client's last segment", tcp_flags_to_string(sent.back().tcp->flags), linger_zero ? "RST,ACK" : "FIN,ACK");
     }
 }
+
+namespace {
+
+// What ss says is in TIME-WAIT between two loopback ports, one line per socket.
+std::string real_time_wait(Port local, Port remote) {
+    const std::string command = "ss -tanH state time-wait '( sport = :" + std::to_string(local) +
+                                " and dport = :" + std::to_string(remote) + " )' 2>/dev/null";
+    std::string out;
+    if (FILE* pipe = ::popen(command.c_str(), "r")) {
+        char buffer[512];
+        while (std::fgets(buffer, sizeof buffer, pipe) != nullptr) out += buffer;
+        ::pclose(pipe);
+    }
+    return out;
+}
+
+struct RealReopen {
+    bool time_wait_before = false;  // ss listed the server's TIME-WAIT for the 4-tuple
+    bool connected = false;         // the second connect() on that 4-tuple succeeded
+    double connect_ms = 0;          // how long it took
+    bool accepted_same_peer = false;
+    bool time_wait_after = false;
+};
+
+// The server closes first (so it holds TIME-WAIT), then the client connects again from the
+// same port: what this machine's kernel does with the SYN.
+RealReopen real_reopen_on_time_wait() {
+    RealReopen out;
+    RealSocket listener(SOCK_STREAM);
+    REQUIRE(real_bind(listener, "127.0.0.1", 0, false) == 0);
+    REQUIRE(::listen(listener.fd, 4) == 0);
+    const Port server_port = bound_port(listener);
+    const sockaddr_in to = address_of("127.0.0.1", server_port);
+    Port client_port = 0;
+    {
+        RealSocket client(SOCK_STREAM);
+        REQUIRE(real_bind(client, "127.0.0.1", 0, true) == 0);
+        client_port = bound_port(client);
+        REQUIRE(::connect(client.fd, reinterpret_cast<const sockaddr*>(&to), sizeof to) == 0);
+        const int accepted = ::accept(listener.fd, nullptr, nullptr);
+        REQUIRE(accepted >= 0);
+        ::close(accepted);  // the server closes first: its end goes to TIME-WAIT
+        pollfd watch{client.fd, POLLIN, 0};
+        REQUIRE(::poll(&watch, 1, 2000) == 1);
+        char byte = 0;
+        REQUIRE(::recv(client.fd, &byte, 1, 0) == 0);
+    }
+    ::usleep(50 * 1000);
+    out.time_wait_before = !real_time_wait(server_port, client_port).empty();
+    RealSocket again(SOCK_STREAM);
+    REQUIRE(real_bind(again, "127.0.0.1", client_port, true) == 0);
+    const auto start = std::chrono::steady_clock::now();
+    out.connected = ::connect(again.fd, reinterpret_cast<const sockaddr*>(&to), sizeof to) == 0;
+    out.connect_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+    sockaddr_in peer{};
+    socklen_t length = sizeof peer;
+    const int accepted = ::accept(listener.fd, reinterpret_cast<sockaddr*>(&peer), &length);
+    out.accepted_same_peer = accepted >= 0 && ntohs(peer.sin_port) == client_port;
+    if (accepted >= 0) ::close(accepted);
+    out.time_wait_after = !real_time_wait(server_port, client_port).empty();
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("a new SYN on a 4-tuple in TIME-WAIT opens a new connection at once, as this machine's kernel does",
+          "[sim][tcp][time_wait][kernel]") {
+    const RealReopen kernel = real_reopen_on_time_wait();
+    // The setup is what it claims: the server held TIME-WAIT for the 4-tuple.
+    REQUIRE(kernel.time_wait_before);
+
+    Script s;
+    const Net net = two_hosts(s);
+    const Port server_port = 8000;
+    const Port client_port = 40000;
+    const SocketRef listener = listening_server(s, net.server, server_port);
+    const auto client_from = [&](const std::string& what) {
+        const SocketRef c = s.step("client: socket (" + what + ")").socket(net.client, Protocol::tcp).value();
+        (void)s.sim.set_reuse_address(c);
+        s.expect("bind 10.0.0.1:40000", outcome(s.step("client: bind 10.0.0.1:40000").bind(c, {a_client, client_port})), "ok");
+        (void)s.sim.connect(c, {a_server, server_port});
+        s.step("run 50 ms").run_for(50 * milliseconds);
+        return c;
+    };
+    const SocketRef first = client_from("first connection");
+    const auto conn = s.step("server: accept").accept(listener);
+    REQUIRE(conn);
+    (void)s.step("server: close first").close(*conn);
+    s.step("run 50 ms").run_for(50 * milliseconds);
+    (void)s.step("client: close").close(first);
+    s.step("run 50 ms").run_for(50 * milliseconds);
+    const Socket* waiting = s.sim.find_socket(*conn);
+    REQUIRE(waiting != nullptr);
+    s.expect("the server's end after closing first", std::string(to_string(waiting->state)), std::string(to_string(TcpState::time_wait)));
+
+    const SocketRef second = client_from("the same port again");
+    const Socket* reopened = s.sim.find_socket(second);
+    REQUIRE(reopened != nullptr);
+    const std::string model_connected = reopened->state == TcpState::established ? "connected" : "not connected";
+    s.expect("the second connect() within 50 ms (the kernel took " + std::to_string(kernel.connect_ms) + " ms)",
+             model_connected, kernel.connected && kernel.connect_ms < 50 ? "connected" : "not connected");
+    s.expect("the server's TIME-WAIT socket is gone", s.sim.find_socket(*conn) == nullptr, !kernel.time_wait_after);
+    const auto accepted = s.step("server: accept").accept(listener);
+    s.expect("accept() gives the new connection from the same port", accepted.has_value(), kernel.accepted_same_peer);
+}

@@ -424,7 +424,7 @@ SysResult<Ok> Kernel::connect(SocketRef ref, Endpoint remote) {
     }
     s->remote = remote;
     if (s->protocol == Protocol::udp) return Ok{};
-    s->tcb.iss = static_cast<std::uint32_t>(world.rng.next());
+    s->tcb.iss = initial_sequence(FourTuple{local, remote});
     s->tcb.snd_una = s->tcb.iss;
     s->tcb.snd_nxt = s->tcb.iss + 1;
     s->tcb.send_base = s->tcb.iss + 1;

@@ -3,8 +3,11 @@
 // no reassembly of out-of-order data (it is dropped and re-ACKed; the sender goes
 // back to snd_una on a timeout), an ACK for every segment that carries data or FIN.
 #include <algorithm>
+#include <array>
+#include <span>
 
 #include "portlab/sim/kernel.hpp"
+#include "portlab/sim/random.hpp"
 
 namespace portlab::sim {
 
@@ -249,10 +252,51 @@ bool Kernel::listen_queue_full(HostId h, const Wire& packet, std::string& why) {
     return true;
 }
 
+// RFC 6528 (Linux secure_tcp_seq(), net/core/secure_seq.c): ISN = M + F(4-tuple, secret),
+// M a clock ticking every 64 ns and F a keyed hash. For one 4-tuple the ISN grows with time,
+// so a connection opened again on a 4-tuple that just closed starts above the sequence
+// numbers of the old one: what lets TIME-WAIT take its SYN (syn_reopens_time_wait).
+std::uint32_t Kernel::initial_sequence(const FourTuple& tuple) const {
+    std::array<std::uint8_t, 16 + 2 + 16 + 2> bytes{};
+    std::size_t size = 0;
+    for (const Endpoint* end : {&tuple.local, &tuple.remote}) {
+        const auto address = end->address.bytes();
+        std::copy(address.begin(), address.end(), bytes.begin() + static_cast<std::ptrdiff_t>(size));
+        size += address.size();
+        bytes[size++] = static_cast<std::uint8_t>(end->port >> 8);
+        bytes[size++] = static_cast<std::uint8_t>(end->port & 0xff);
+    }
+    const std::uint64_t hash = keyed_hash(world.secret, std::span<const std::uint8_t>(bytes.data(), size));
+    const std::uint64_t ticks_of_64_ns = world.now * 1000 / 64;  // world.now counts microseconds
+    return static_cast<std::uint32_t>(hash + ticks_of_64_ns);
+}
+
+// Linux tcp_timewait_state_process() (net/ipv4/tcp_minisocks.c) answers TCP_TW_SYN to a bare
+// SYN whose sequence number is after everything the old connection received: the TIME-WAIT
+// socket is dropped and the SYN goes to the listener (tcp_v4_rcv), as RFC 9293 3.10.7.4 and
+// RFC 6191 allow. An older SYN gets an ACK instead (TCP_TW_ACK), below as for any
+// synchronized state.
+bool Kernel::syn_reopens_time_wait(const Socket& s, const Wire& packet) {
+    const auto& segment = std::get<TcpBody>(packet.body);
+    return s.state == TcpState::time_wait && segment.header.flags == tcp_flag::syn &&
+           seq_lt(s.tcb.rcv_nxt, segment.header.sequence);
+}
+
 void Kernel::tcp_input(HostId h, const Wire& packet) {
     const FourTuple tuple = tuple_of(packet);
     if (const auto found = host_of(h).find_connection(Protocol::tcp, tuple)) {
         const trace::SocketId id = *found;
+        if (syn_reopens_time_wait(*find(h, id), packet)) {
+            if (const auto listener = find_listener(h, tuple.local)) {
+                Socket& old = *find(h, id);
+                disarm_time_wait(h, old);
+                set_state(h, old, TcpState::closed,
+                          "a new SYN on this 4-tuple, numbered after the old connection's: TIME-WAIT gives way");
+                destroy_socket(h, id);
+                listen_input(h, *listener, packet);
+                return;
+            }
+        }
         if (find(h, id)->state == TcpState::syn_sent) syn_sent_input(h, id, packet);
         else synchronized_input(h, id, packet);
         return;
@@ -294,7 +338,7 @@ void Kernel::listen_input(HostId h, trace::SocketId listener_id, const Wire& pac
     Tcb& tcb = child.tcb;
     tcb.irs = segment.header.sequence;
     tcb.rcv_nxt = segment.header.sequence + 1;
-    tcb.iss = static_cast<std::uint32_t>(world.rng.next());
+    tcb.iss = initial_sequence(tuple);
     tcb.snd_una = tcb.iss;
     tcb.snd_nxt = tcb.iss + 1;
     tcb.send_base = tcb.iss + 1;

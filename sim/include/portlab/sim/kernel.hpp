@@ -136,6 +136,10 @@ private:
     void arm_retransmit(HostId h, Socket& s);
     void disarm_retransmit(HostId h, Socket& s);
     void disarm_time_wait(HostId h, Socket& s);
+    // RFC 6528's initial sequence number for a connection on `tuple` (seen from its own end).
+    [[nodiscard]] std::uint32_t initial_sequence(const FourTuple& tuple) const;
+    // Whether a SYN that meets a TIME-WAIT socket starts a new connection on its 4-tuple.
+    [[nodiscard]] static bool syn_reopens_time_wait(const Socket& s, const Wire& packet);
     [[nodiscard]] Time retransmit_timeout(const Socket& s) const;
     void on_tcp_timer(const TcpTimer& timer);
     void on_retransmit(HostId h, Socket& s);
