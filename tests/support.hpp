@@ -118,12 +118,7 @@ inline std::string bin_path(const std::string& name) { return std::string(PORTLA
 inline std::string viz_command(const std::string& arguments) {
     REQUIRE(tool_available("xvfb-run"));
     REQUIRE(tool_available("flock"));
-    // Under ASan (ctest --preset asan), the GL driver's leaks are suppressed by library
-    // (tests/sanitizers/lsan_gl.supp); Mesa is built without frame pointers, so the fast
-    // unwinder stops in an unloaded module and the stack never names it: only the viewer's
-    // runs use the slow unwinder, which reads through. Without ASan the variable is unread.
-    return "ASAN_OPTIONS=\"${ASAN_OPTIONS:+$ASAN_OPTIONS:}fast_unwind_on_malloc=0\" "
-           "flock /tmp/portlab-viz-xvfb.lock xvfb-run -a -s '-screen 0 1280x1024x24' " + shell_quote(bin_path("portlab-viz")) +
+    return "flock /tmp/portlab-viz-xvfb.lock xvfb-run -a -s '-screen 0 1280x1024x24' " + shell_quote(bin_path("portlab-viz")) +
            " " + arguments;
 }
 

@@ -42,9 +42,14 @@ constexpr std::string_view reset = "\033[0m";
 // ---- errno names and Asio adapters ---------------------------------------------------
 
 namespace {
+// Categories are singletons, compared by address as error_category::operator== does. Not
+// through operator== itself: a member call is what UBSan's vptr check inspects, and at the
+// open-file limit (lab04's EMFILE step) UBSan cannot open the pipe it reads memory through,
+// so it takes the category for an invalid object and aborts on a false report.
 bool carries_errno(const std::error_code& error) {
-    return error.category() == std::system_category() || error.category() == std::generic_category() ||
-           error.category() == asio::error::get_system_category();
+    const std::error_category* category = &error.category();
+    return category == &std::system_category() || category == &std::generic_category() ||
+           category == &asio::error::get_system_category();
 }
 }  // namespace
 
