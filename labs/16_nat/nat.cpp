@@ -30,6 +30,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -438,6 +439,20 @@ int read_sysctl(const std::string& path) {
     return value;
 }
 
+// When connect() gives up on SYNs nobody answers. In SYN-SENT, tcp_write_timeout
+// (net/ipv4/tcp_timer.c) allows tcp_syn_retries + tcp_syn_linear_timeouts retransmissions;
+// tcp_retransmit_timer keeps the initial RTO (1 s, TCP_TIMEOUT_INIT) for the first
+// linear + 1 waits and doubles it after (2, 4, ...; TCP_RTO_MAX is 120 s). After the last
+// retransmission it waits once more. 6 and 4: 1+1+1+1+1+2+4+8+16+32+64 = 131 s.
+int seconds_until_connect_gives_up(int syn_retries, int linear) {
+    int total = 0, rto = 1;
+    for (int wait = 0; wait <= syn_retries + linear; ++wait) {
+        if (wait > linear) rto = std::min(rto * 2, 120);
+        total += rto;
+    }
+    return total;
+}
+
 // (e) More connections toward one destination than the router has outside ports for.
 void out_of_nat_ports(Run& run, int listener, const SocketRef& listener_ref) {
     const int count = run.settings.nat_ports;
@@ -491,12 +506,16 @@ void out_of_nat_ports(Run& run, int listener, const SocketRef& listener_ref) {
     run.say.kernel(fmt::format("router's conntrack counters: insert_failed +{}, drop +{}; entries toward :{}: {}", insert_failed,
                                dropped, crowded_port, entries));
     const int syn_retries = read_sysctl("/proc/sys/net/ipv4/tcp_syn_retries");
+    const int linear = std::max(0, read_sysctl("/proc/sys/net/ipv4/tcp_syn_linear_timeouts"));  // -1 where the sysctl does not exist
+    const int give_up_s = seconds_until_connect_gives_up(syn_retries, linear);
     run.say.note("Every outside port toward 198.51.100.2:" + std::to_string(crowded_port) + " is taken. The router does not refuse");
     run.say.note("anything: it tries each port in the range, finds none free, keeps a used one (\"it might not be");
     run.say.note("possible to get a unique tuple, but we try\", get_unique_tuple in nf_nat_core.c), and the clash is");
     run.say.note("found when the entry is confirmed (__nf_conntrack_confirm): the SYN is dropped, insert_failed counts it.");
     run.say.note("No RST, no ICMP: the client only sees silence and retransmits its SYN. Left alone, connect() fails");
-    run.say.note(fmt::format("with ETIMEDOUT after net.ipv4.tcp_syn_retries = {} retransmissions (about 127 s for 6).", syn_retries));
+    run.say.note(fmt::format("with ETIMEDOUT after tcp_syn_retries + tcp_syn_linear_timeouts = {} + {} retransmissions, the first",
+                             syn_retries, linear));
+    run.say.note(fmt::format("ones 1 s apart, then doubling: about {} s after the first SYN (tcp_write_timeout, tcp_timer.c).", give_up_s));
     run.say.see_it_yourself(run.net.see_inside("router", "conntrack -S"));
     run.facts()["out_of_ports"] = {
         {"destination", json_of(to)},
@@ -513,7 +532,9 @@ void out_of_nat_ports(Run& run, int listener, const SocketRef& listener_ref) {
         {"insert_failed", insert_failed},
         {"drop", dropped},
         {"conntrack_entries", entries},
-        {"tcp_syn_retries", syn_retries}};
+        {"tcp_syn_retries", syn_retries},
+        {"tcp_syn_linear_timeouts", linear},
+        {"connect_gives_up_after_s", give_up_s}};
     for (auto& c : open) close_connection(run, c);
 }
 
