@@ -22,6 +22,7 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -270,6 +271,36 @@ TEST_CASE("lab16: the peer the server sees, conntrack's two tuples and the NAT's
             CHECK(kill(pid, 0) == -1);
             CHECK(errno == ESRCH);
         }
+    }
+}
+
+TEST_CASE("lab16 interrupted in the middle of a step leaves no namespace process behind", "[lab16][netns]") {
+    REQUIRE(test::run_command("unshare -rn true", 10).exit_code == 0);
+    const int signal_number = GENERATE(SIGINT, SIGKILL);
+    CAPTURE(signal_number);
+    test::PausedRun lab_run(lab, {"--syn-wait", "5"}, std::chrono::seconds(60));
+    std::map<std::string, pid_t> nodes;
+    std::thread interrupter;
+    const int status = lab_run.run([&](int pause) {
+        if (pause != 5) return;  // before step 6, whose last connect() waits 5 s
+        nodes = nodes_of(lab_run.pid());
+        interrupter = std::thread([&lab_run, signal_number] {
+            std::this_thread::sleep_for(std::chrono::seconds(2));  // inside step 6, a SYN in flight
+            kill(lab_run.pid(), signal_number);
+        });
+    });
+    if (interrupter.joinable()) interrupter.join();
+    CHECK(status == -1);  // ended by the signal
+    REQUIRE(nodes.size() == 4);
+    // The nodes die with the body (PR_SET_PDEATHSIG), the body with the lab: give them a moment.
+    for (const auto& [name, pid] : nodes) {
+        CAPTURE(name);
+        bool gone = false;
+        for (int i = 0; i < 50 && !gone; ++i) {
+            gone = kill(pid, 0) == -1 && errno == ESRCH;
+            if (!gone) usleep(100'000);
+        }
+        CHECK(gone);
     }
 }
 
