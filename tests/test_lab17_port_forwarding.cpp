@@ -26,34 +26,16 @@ namespace {
 
 const std::string lab = test::bin_path("lab17_port_forwarding");
 
-std::string tool_path(const std::string& name) {
-    for (const char* folder : {"/usr/sbin/", "/sbin/", "/usr/bin/", "/bin/"})
-        if (access((folder + name).c_str(), X_OK) == 0) return folder + name;
-    FAIL(name + " not found");
-    return {};
-}
+using test::tool_path;
 
-// The lab's namespace child is the client; the other nodes are its children. Each is
-// told apart by the addresses `ip` lists in it.
+// The lab's namespace child is the client; the other nodes are its children.
 struct Nodes {
     pid_t client = -1, router = -1, server = -1, inside = -1;
 };
 
 Nodes find_nodes(pid_t lab_pid) {
-    Nodes nodes;
-    nodes.client = test::namespace_child(lab_pid);
-    REQUIRE(nodes.client > 0);
-    std::ifstream children("/proc/" + std::to_string(nodes.client) + "/task/" + std::to_string(nodes.client) + "/children");
-    for (pid_t child; children >> child;) {
-        const auto addresses = test::run_in_namespace_of(child, {tool_path("ip"), "-4", "-o", "addr"});
-        if (addresses.find("192.0.2.2/") != std::string::npos) nodes.router = child;
-        else if (addresses.find("198.51.100.2/") != std::string::npos) nodes.server = child;
-        else if (addresses.find("203.0.113.2/") != std::string::npos) nodes.inside = child;
-    }
-    REQUIRE(nodes.router > 0);
-    REQUIRE(nodes.server > 0);
-    REQUIRE(nodes.inside > 0);
-    return nodes;
+    auto found = test::network_nodes(lab_pid, {{"router", "192.0.2.2/"}, {"server", "198.51.100.2/"}, {"inside", "203.0.113.2/"}});
+    return {found["first"], found["router"], found["server"], found["inside"]};
 }
 
 std::string ss(pid_t node) { return test::run_in_namespace_of(node, {tool_path("ss"), "-Htan"}); }

@@ -43,6 +43,7 @@
 #include "labkit/labkit.hpp"
 #include "labkit/netns.hpp"
 #include "labkit/network.hpp"
+#include "labkit/node_look.hpp"
 #include "labkit/observe.hpp"
 #include "labkit/posix.hpp"
 #include "portlab/icmp.hpp"
@@ -198,12 +199,7 @@ void record_error(Run& run, const SocketRef& ref, const IcmpError& icmp) {
 
 void show_network(Run& run) {
     run.see.step("three hosts, three network namespaces, two veth links");
-    for (const auto* node : {"client", "router", "server"}) {
-        std::vector<std::string> addresses;
-        for (const auto* other : {"client", "router", "server"})
-            if (auto address = run.net.address(node, other)) addresses.push_back(address->to_string());
-        run.say.kernel(fmt::format("{:<7} {}", node, fmt::join(addresses, ", ")));
-    }
+    tell_addresses(run.say, run.net, {"client", "router", "server"});
     const auto routes = run.net.run_in_node("client", {"ip", "-4", "route"});
     for (const auto& line : text::split_lines(routes ? *routes : routes.error().message)) run.say.kernel("client route: " + line);
     run.say.note("The client reaches 198.51.100.0/24 only through its default route: the router, 192.0.2.2.");

@@ -26,7 +26,6 @@
 //   lab17_port_forwarding
 //   lab17_port_forwarding --public-port 8443 --wait 1000 --json
 
-#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -49,6 +48,7 @@
 #include "labkit/labkit.hpp"
 #include "labkit/netns.hpp"
 #include "labkit/network.hpp"
+#include "labkit/node_look.hpp"
 #include "labkit/nftables.hpp"
 #include "labkit/observe.hpp"
 #include "labkit/posix.hpp"
@@ -111,18 +111,9 @@ std::string nft_in_router(Run& run, const std::string& commands) {
     return *done;
 }
 
-// With --show: `argv` run inside `node` (conntrack -L in the router, ss in the server),
-// its output printed. The see-it-yourself line names the command for another terminal.
+// "See it yourself" in a node, run there too with --show (node_look.hpp).
 void show_in(Run& run, const std::string& node, const std::vector<std::string>& argv) {
-    run.say.see_it_yourself(run.net.see_inside(node, fmt::format("{}", fmt::join(argv, " "))));
-    if (!run.lab.options().show) return;
-    // conntrack prints its count of entries on stderr; the narration keeps to stdout.
-    const Fd quiet(open("/dev/null", O_WRONLY | O_CLOEXEC));
-    const Fd saved(dup(STDERR_FILENO));
-    dup2(quiet.get(), STDERR_FILENO);
-    const auto output = run.net.run_in_node(node, argv);
-    dup2(saved.get(), STDERR_FILENO);
-    for (const auto& line : text::split_lines(output ? *output : output.error().message)) run.say.note("    " + line);
+    show_in_node(run.say, run.net, run.lab.options().show, node, argv);
 }
 
 // ---- sockets ---------------------------------------------------------------------------------
@@ -141,22 +132,18 @@ Attempt connect_from(Run& run, const Host& host, const Endpoint& to) {
     Attempt attempt;
     attempt.fd = Fd(socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
     attempt.ref = run.see.open(host, Protocol::tcp, IpFamily::v4);
-    const auto address = socket_address(to);
-    int error = connect(attempt.fd.get(), reinterpret_cast<const sockaddr*>(&address), sizeof address) == 0 ? 0 : errno;
-    if (auto local = local_endpoint(attempt.fd.get()); local) {
-        attempt.local = *local;
-        run.see.record(fact::Bound{attempt.ref, *local, trace::BindHow::ephemeral}, quietly);
-    }
-    run.see.record(fact::Connecting{attempt.ref, to}, quietly);
-    if (error == EINPROGRESS) {
-        pollfd waiting{attempt.fd.get(), POLLOUT, 0};
-        if (poll(&waiting, 1, static_cast<int>(run.settings.wait.count())) == 0) {
-            attempt.answered = false;
-            return attempt;
+    const auto answer = connect_within(attempt.fd.get(), to, run.settings.wait, [&] {
+        if (auto local = local_endpoint(attempt.fd.get()); local) {
+            attempt.local = *local;
+            run.see.record(fact::Bound{attempt.ref, *local, trace::BindHow::ephemeral}, quietly);
         }
-        socklen_t length = sizeof error;
-        getsockopt(attempt.fd.get(), SOL_SOCKET, SO_ERROR, &error, &length);
+        run.see.record(fact::Connecting{attempt.ref, to}, quietly);
+    });
+    if (!answer) {
+        attempt.answered = false;
+        return attempt;
     }
+    const int error = *answer;
     attempt.error = error;
     if (error != 0) {
         run.see.record(fact::Failed{attempt.ref, "connect", std::error_code(error, std::generic_category())}, quietly);
@@ -237,12 +224,7 @@ void close_accepted(Run& run, std::optional<Accepted>& accepted) {
 
 void show_network(Run& run) {
     run.see.step("four hosts, four network namespaces, three veth links");
-    for (const auto* node : {"client", "router", "server", "inside"}) {
-        std::vector<std::string> addresses;
-        for (const auto* other : {"client", "router", "server", "inside"})
-            if (auto address = run.net.address(node, other)) addresses.push_back(address->to_string());
-        run.say.kernel(fmt::format("{:<7} {}", node, fmt::join(addresses, ", ")));
-    }
+    tell_addresses(run.say, run.net, {"client", "router", "server", "inside"});
     run.say.note("The client is outside: it knows only the router's outside address, 192.0.2.2.");
     run.say.note("The server (port 80) and its LAN neighbour \"inside\" sit behind the router.");
     run.say.see_it_yourself(run.net.see_inside("router", "ip -4 addr"));
