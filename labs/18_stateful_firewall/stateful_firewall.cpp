@@ -338,22 +338,31 @@ InsideOut inside_out(Run& run, Services& services) {
 
     // UDP has no connection, but conntrack keeps one for the address and port pair all the same.
     std::string udp_heard = "nothing";
-    Fd udp;
-    in_node(run, "server", [&] { udp = Fd(socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0)); });
-    const auto to = socket_address({run.client_address(), client_port});
-    connect(udp.get(), reinterpret_cast<const sockaddr*>(&to), sizeof to);
-    (void)!send(udp.get(), "ping", 4, 0);
+    Service udp_socket{Fd(), run.see.open(run.server, Protocol::udp, IpFamily::v4)};
+    const int udp = [&] {
+        in_node(run, "server", [&] { udp_socket.fd = Fd(socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0)); });
+        return udp_socket.fd.get();
+    }();
+    const Endpoint client_end{run.client_address(), client_port};
+    const auto to = socket_address(client_end);
+    if (connect(udp, reinterpret_cast<const sockaddr*>(&to), sizeof to) == 0) {
+        if (auto local = local_endpoint(udp))
+            run.see.record(fact::Bound{udp_socket.ref, *local, trace::BindHow::ephemeral}, quietly);
+        run.see.record(fact::Connecting{udp_socket.ref, client_end}, quietly);
+    }
+    (void)!send(udp, "ping", 4, 0);
     if (readable(services.client_udp.fd.get(), run.settings.timeout)) {
         char buffer[16];
         sockaddr_in from{};
         socklen_t length = sizeof from;
         const auto got = recvfrom(services.client_udp.fd.get(), buffer, sizeof buffer, 0, reinterpret_cast<sockaddr*>(&from), &length);
         if (got > 0) sendto(services.client_udp.fd.get(), "pong", 4, 0, reinterpret_cast<const sockaddr*>(&from), length);
-        if (readable(udp.get(), run.settings.timeout)) {
+        if (readable(udp, run.settings.timeout)) {
             char reply[16] = {};
-            if (recv(udp.get(), reply, sizeof reply - 1, 0) > 0) udp_heard = reply;
+            if (recv(udp, reply, sizeof reply - 1, 0) > 0) udp_heard = reply;
         }
     }
+    close_service(run, udp_socket);
     run.say.kernel(fmt::format("server: a datagram to {}:{}, and the reply it got back: \"{}\"",
                                run.client_address().to_string(), client_port, udp_heard));
     const auto taken = taken_since(before, counters(run));
