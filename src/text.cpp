@@ -20,4 +20,14 @@ std::string counted(std::size_t count, std::string_view singular, std::string_vi
     return plural.empty() ? text.append(singular).append("s") : text.append(plural);
 }
 
+std::vector<std::string> split_lines(std::string_view text) {
+    std::vector<std::string> lines;
+    while (!text.empty()) {
+        const auto end = text.find('\n');
+        lines.emplace_back(text.substr(0, end));
+        text = end == std::string_view::npos ? std::string_view{} : text.substr(end + 1);
+    }
+    return lines;
+}
+
 }  // namespace portlab::text

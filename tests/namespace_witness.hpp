@@ -18,6 +18,7 @@
 #include <algorithm>
 #include <fstream>
 #include <functional>
+#include <map>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -112,6 +113,38 @@ inline std::vector<SocketView> sockets_in_namespace_of(pid_t inside, bool udp = 
         views.push_back(view);
     }
     return views;
+}
+
+// ---- a lab network's nodes (labkit/network.hpp) -------------------------------------------
+
+// Where a tool lives (run_in_namespace_of executes it without a shell, so without PATH).
+inline std::string tool_path(const std::string& name) {
+    for (const char* folder : {"/usr/sbin/", "/sbin/", "/usr/bin/", "/bin/"})
+        if (access((folder + name).c_str(), X_OK) == 0) return folder + name;
+    FAIL(name + " not found");
+    return {};
+}
+
+// The processes whose namespaces are a lab network's nodes. The lab's namespace child is the
+// first node; the others are its children, each named by an address only it has:
+// {{"router", "192.0.2.2/"}, {"server", "198.51.100.2/"}} as `ip -4 -o addr` lists them.
+// The result holds "first" for the lab's namespace child and each node found.
+inline std::map<std::string, pid_t> network_nodes(pid_t lab, const std::map<std::string, std::string>& address_of) {
+    std::map<std::string, pid_t> nodes;
+    const pid_t first = namespace_child(lab);
+    REQUIRE(first > 0);
+    nodes["first"] = first;
+    std::ifstream children("/proc/" + std::to_string(first) + "/task/" + std::to_string(first) + "/children");
+    for (pid_t child; children >> child;) {
+        const auto addresses = run_in_namespace_of(child, {tool_path("ip"), "-4", "-o", "addr"});
+        for (const auto& [node, address] : address_of)
+            if (addresses.find(address) != std::string::npos) nodes[node] = child;
+    }
+    for (const auto& [node, address] : address_of) {
+        CAPTURE(node, address);
+        REQUIRE(nodes.contains(node));
+    }
+    return nodes;
 }
 
 // ---- the namespace's firewall --------------------------------------------------------

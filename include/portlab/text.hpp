@@ -17,6 +17,10 @@ namespace portlab::text {
 // The words of `line`, split on runs of blanks; views into `line`.
 [[nodiscard]] std::vector<std::string_view> split_words(std::string_view line);
 
+// The lines of `text` (a command's output), without their '\n'; a last line without one
+// counts too, an empty text has none.
+[[nodiscard]] std::vector<std::string> split_lines(std::string_view text);
+
 // "1 port", "2 ports": a count with its noun in the right number (plural: singular + "s"
 // unless given).
 [[nodiscard]] std::string counted(std::size_t count, std::string_view singular, std::string_view plural = {});

@@ -31,7 +31,7 @@
 #include "portlab/ports.hpp"
 #include "portlab/scan.hpp"
 #include "portlab/services.hpp"
-#include "scan_engine.hpp"
+#include "labkit/scan_engine.hpp"
 
 using namespace portlab;
 using nlohmann::json;

@@ -42,6 +42,7 @@
 #include "labkit/nftables.hpp"
 #include "labkit/observe.hpp"
 #include "labkit/posix.hpp"
+#include "labkit/raw_scan.hpp"
 #include "portlab/firewall_rule.hpp"
 #include "portlab/packet.hpp"
 #include "portlab/scan.hpp"
@@ -170,11 +171,10 @@ ProbeResult udp_probe(const Endpoint& target, std::chrono::milliseconds timeout,
     return result_of(scan::ScanType::udp, Answer::socket_error(errno), start);
 }
 
-// The ACK scan (nmap -sA): a bare ACK belongs to no connection, so whatever receives it
-// answers with a RST (RFC 793 3.4, "reset generation": a segment for no connection, or an
-// ACK to a LISTEN socket). A RST back proves the packet got through: "unfiltered", open
-// or closed alike. Silence means something dropped it: "filtered". Raw sockets need
-// CAP_NET_RAW, which root of the private namespace holds over the namespace's network.
+// The ACK scan (nmap -sA, labkit/raw_scan.hpp): a bare ACK belongs to no connection, so
+// whatever receives it answers with a RST (RFC 793 3.4, "reset generation"). A RST back
+// proves the packet got through: "unfiltered", open or closed alike. Silence means
+// something dropped it: "filtered". Here the scanner and the target share one address.
 struct AckScan {
     std::map<Port, ProbeResult> verdicts;
 };
@@ -183,53 +183,15 @@ struct AckScan {
 // capture to see.
 Result<AckScan> ack_scan(const IpAddress& address, const std::vector<Port>& ports, std::chrono::milliseconds timeout,
                          const std::function<void(Port)>& on_sent) {
-    Fd sender(socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_RAW));  // we write the IP header
-    Fd listener(socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_TCP)); // a copy of every TCP packet in
-    if (!sender.ok() || !listener.ok()) return fail("raw socket: " + errno_text(errno), {errno, std::generic_category()});
-
-    constexpr Port probe_source_port = 61234;  // above the namespace's ephemeral range: no socket owns it
+    RawScanOptions options;
+    options.type = scan::ScanType::ack;
+    options.source = options.target = address;
+    options.timeout = timeout;
+    options.on_sent = on_sent;
+    const auto answers = raw_tcp_scan(ports, options);
+    if (!answers) return answers.error();
     AckScan found;
-    std::map<Port, Clock::time_point> sent_at;
-    for (const Port port : ports) {
-        IpHeader ip;
-        ip.source = address;
-        ip.destination = address;
-        TcpHeader tcp;
-        tcp.source_port = probe_source_port;
-        tcp.destination_port = port;
-        tcp.sequence = 0x1000u + port;
-        tcp.acknowledgment = 0x50000000u + port;  // acknowledges data nobody sent
-        tcp.flags = tcp_flag::ack;
-        tcp.window = 1024;
-        auto bytes = encode_tcp(ip, tcp);
-        if (!bytes) return bytes.error();
-        const auto destination = socket_address({address, port});
-        sent_at[port] = Clock::now();
-        if (sendto(sender.get(), bytes->data(), bytes->size(), 0, reinterpret_cast<const sockaddr*>(&destination),
-                   sizeof destination) < 0)
-            return fail("sendto (raw): " + errno_text(errno), {errno, std::generic_category()});
-        on_sent(port);
-    }
-
-    const auto deadline = Clock::now() + timeout;
-    while (found.verdicts.size() < ports.size() && Clock::now() < deadline) {
-        pollfd waiting{listener.get(), POLLIN, 0};
-        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
-        if (poll(&waiting, 1, static_cast<int>(std::max<std::int64_t>(left, 1))) <= 0) continue;
-        std::uint8_t buffer[2048];
-        const auto received = recv(listener.get(), buffer, sizeof buffer, 0);
-        if (received <= 0) continue;
-        const auto packet = decode_ip(std::span<const std::uint8_t>(buffer, static_cast<std::size_t>(received)));
-        // Our own probes loop back into this socket too; only a RST to the probe's port counts.
-        if (!packet || !packet->tcp || packet->tcp->destination_port != probe_source_port ||
-            (packet->tcp->flags & tcp_flag::rst) == 0 || !sent_at.contains(packet->tcp->source_port))
-            continue;
-        const Port port = packet->tcp->source_port;
-        found.verdicts[port] = result_of(scan::ScanType::ack, scan::Answer::reset(), sent_at[port]);
-    }
-    for (const Port port : ports) {
-        if (!found.verdicts.contains(port)) found.verdicts[port] = result_of(scan::ScanType::ack, scan::Answer::nothing(), sent_at[port]);
-    }
+    for (const auto& [port, answer] : *answers) found.verdicts[port] = {answer.verdict, 0, answer.elapsed_us};
     return found;
 }
 

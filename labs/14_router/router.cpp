@@ -43,10 +43,12 @@
 #include "labkit/labkit.hpp"
 #include "labkit/netns.hpp"
 #include "labkit/network.hpp"
+#include "labkit/node_look.hpp"
 #include "labkit/observe.hpp"
 #include "labkit/posix.hpp"
 #include "portlab/icmp.hpp"
 #include "portlab/net.hpp"
+#include "portlab/text.hpp"
 
 using namespace portlab;
 using namespace portlab::labkit;
@@ -145,28 +147,11 @@ void record_error(Run& run, const SocketRef& ref, const IcmpError& icmp) {
 
 // ---- the steps ------------------------------------------------------------------------------
 
-std::vector<std::string> split_lines(const std::string& text) {
-    std::vector<std::string> lines;
-    std::size_t start = 0;
-    while (start < text.size()) {
-        const auto end = text.find('\n', start);
-        lines.push_back(text.substr(start, end == std::string::npos ? std::string::npos : end - start));
-        if (end == std::string::npos) break;
-        start = end + 1;
-    }
-    return lines;
-}
-
 void show_network(Run& run) {
     run.see.step("three hosts, three network namespaces, two veth links");
-    for (const auto* node : {"client", "router", "server"}) {
-        std::vector<std::string> addresses;
-        for (const auto* other : {"client", "router", "server"})
-            if (auto address = run.net.address(node, other)) addresses.push_back(address->to_string());
-        run.say.kernel(fmt::format("{:<7} {}", node, fmt::join(addresses, ", ")));
-    }
+    tell_addresses(run.say, run.net, {"client", "router", "server"});
     const auto routes = run.net.run_in_node("client", {"ip", "-4", "route"});
-    for (const auto& line : split_lines(routes ? *routes : routes.error().message)) run.say.kernel("client route: " + line);
+    for (const auto& line : text::split_lines(routes ? *routes : routes.error().message)) run.say.kernel("client route: " + line);
     run.say.note("The client reaches 198.51.100.0/24 only through its default route: the router, 192.0.2.2.");
     run.say.see_it_yourself(run.net.see_inside("client", "ip route"));
 }

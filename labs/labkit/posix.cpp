@@ -1,6 +1,7 @@
 #include "labkit/posix.hpp"
 
 #include <arpa/inet.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -45,5 +46,18 @@ Endpoint endpoint_of(const sockaddr_in& address) {
 
 Result<Endpoint> local_endpoint(int fd) { return ask_kernel(fd, "getsockname", ::getsockname); }
 Result<Endpoint> peer_endpoint(int fd) { return ask_kernel(fd, "getpeername", ::getpeername); }
+
+std::optional<int> connect_within(int fd, const Endpoint& to, std::chrono::milliseconds wait,
+                                  const std::function<void()>& sent) {
+    const auto address = socket_address(to);
+    int error = connect(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address) == 0 ? 0 : errno;
+    if (sent) sent();
+    if (error != EINPROGRESS) return error;
+    pollfd waiting{fd, POLLOUT, 0};
+    if (poll(&waiting, 1, static_cast<int>(wait.count())) == 0) return std::nullopt;
+    socklen_t length = sizeof error;
+    getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length);
+    return error;
+}
 
 }  // namespace portlab::labkit

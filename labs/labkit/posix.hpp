@@ -5,6 +5,9 @@
 
 #include <netinet/in.h>
 
+#include <chrono>
+#include <functional>
+#include <optional>
 #include <string>
 #include <utility>
 
@@ -44,5 +47,13 @@ private:
 // (getpeername) is; the error names the call and the errno.
 [[nodiscard]] Result<Endpoint> local_endpoint(int fd);
 [[nodiscard]] Result<Endpoint> peer_endpoint(int fd);
+
+// connect() on a non-blocking TCP socket, and its answer within `wait`: 0 when connected,
+// connect()'s errno (ECONNREFUSED: a RST came back; EHOSTUNREACH: an ICMP error), or
+// nullopt when nothing came back in time (the socket is still in SYN-SENT, retransmitting).
+// `sent` is called as soon as connect() returned, while the socket still holds the port the
+// kernel chose for it (a refused connect() gives it back).
+[[nodiscard]] std::optional<int> connect_within(int fd, const Endpoint& to, std::chrono::milliseconds wait,
+                                                const std::function<void()>& sent = {});
 
 }  // namespace portlab::labkit

@@ -1,4 +1,4 @@
-// The scan engine of lab 08. Why it is shaped like this:
+// The scan engine of labs 08 and 18 (connect and UDP scans). Why it is shaped like this:
 //
 // On loopback a closed port answers at once: connect() sends the SYN through `lo`, the
 // kernel's softirq turns it into a RST before connect() even returns, and the scan is
@@ -19,7 +19,7 @@
 // entry (RFC 9293 3.6, Linux tcp_close), so a full scan leaves nothing behind and never
 // runs out of ephemeral ports.
 
-#include "scan_engine.hpp"
+#include "labkit/scan_engine.hpp"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
