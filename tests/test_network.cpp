@@ -137,7 +137,7 @@ TEST_CASE("the network's processes are gone when the body ends: nothing left beh
     }
 }
 
-TEST_CASE("a lab network's router may hold a firewall and NAT; the host's namespace and a stranger's interface may not",
+TEST_CASE("a lab network's router may hold a firewall and NAT, the host's namespace and a stranger's interface may not",
           "[netns][network][firewall]") {
     const auto outer = firewall::network_namespace_id();
     REQUIRE(outer);
