@@ -9,6 +9,8 @@
 #include <memory>
 #include <set>
 
+#include "portlab/packet.hpp"
+#include "portlab/trace.hpp"
 #include "support.hpp"
 
 using portlab::test::run_command;
@@ -143,4 +145,87 @@ TEST_CASE("with --keep-going a bad file is shown in the window and the app carri
     CHECK_THAT(result.err, Catch::Contains("line 1"));
     const Image image = load_png(dir.file("error.png"));
     CHECK(distinct_colours(image) > 10);
+}
+
+namespace {
+
+// What a challenge question about event `event` of `trace` must be answered with, read
+// off the simulator's own trace: the state it went to, the port it assigned (range and
+// parity from the number), the verdict, the packet's header, the scanner's report.
+std::string expected_answer(const portlab::trace::Trace& trace, const nlohmann::json& question) {
+    using namespace portlab;
+    const auto& event = trace.events.at(question.at("event").get<std::size_t>());
+    const auto kind = question.at("kind").get<std::string>();
+    if (const auto* changed = std::get_if<trace::StateChanged>(&event.body); changed && kind == "tcp-state")
+        return std::string(to_string(changed->to));
+    if (const auto* assigned = std::get_if<trace::EphemeralAssigned>(&event.body); assigned && kind == "ephemeral-port")
+        return std::to_string(assigned->range_low) + "-" + std::to_string(assigned->range_high) +
+               (assigned->parity ? (assigned->port % 2 == 0 ? ", even" : ", odd") : "");
+    if (const auto* result = std::get_if<trace::ScanResult>(&event.body); result && kind == "scan-result")
+        return std::string(scan::to_string(result->state));
+    if (const auto* packet = std::get_if<trace::Packet>(&event.body)) {
+        if (kind == "firewall") return packet->kind == trace::PacketKind::delivered ? "it gets through" : "rule " + packet->rule_id.value_or("?") + " ";
+        const auto decoded = decode_frame(packet->link, packet->bytes);
+        REQUIRE(decoded.has_value());
+        return decoded->source()->to_string() + " → " + decoded->destination()->to_string();
+    }
+    FAIL("question " << question.dump() << " about an event of another kind");
+    return {};
+}
+
+}  // namespace
+
+TEST_CASE("challenge mode under Xvfb: answers clicked from a script are scored as the simulator's trace says",
+          "[viz][app][xvfb][challenge]") {
+    const portlab::test::TempDir dir;
+    const auto name = GENERATE(as<std::string>{}, "web", "firewall-reject", "scan");
+    CAPTURE(name);
+    const auto sim = run_command(shell_quote(portlab::test::bin_path("portlab-sim")) + " --scenario " + name + " --trace " +
+                                     shell_quote(dir.file("run.jsonl")) + " >/dev/null", 60);
+    REQUIRE(sim.exit_code == 0);
+    const auto trace = portlab::trace::read_trace_file(dir.file("run.jsonl"));
+    REQUIRE(trace.has_value());
+    // Five answers, alternating a and b: the run stops at the sixth question, open.
+    const auto run = run_command(viz(shell_quote(dir.file("run.jsonl")) + " --challenge-answers a,b,a,b,a --size 1024x700 --dump-state " +
+                                     dir.file("state.json") + " --screenshot " + dir.file("question.png")), 120);
+    INFO(run.err);
+    REQUIRE(run.exit_code == 0);
+    std::ifstream in(dir.file("state.json"));
+    const auto state = nlohmann::json::parse(in);
+    const auto& challenge = state.at("challenge");
+    const auto& questions = challenge.at("questions");
+    REQUIRE(questions.size() >= 6);
+    std::size_t right = 0;
+    const std::string letters = "ababa";
+    for (std::size_t q = 0; q < 5; ++q) {
+        const auto& question = questions[q];
+        CAPTURE(question.dump());
+        const auto& choices = question.at("choices");
+        const auto chosen = choices.at(static_cast<std::size_t>(letters[q] - 'a')).get<std::string>();
+        CHECK(question.at("chosen") == chosen);
+        // The answer the trace gives is among the choices, once.
+        // A firewall's choices go on after the verdict ("rule r1 (tcp dport 22 drop) drops it").
+        const auto expected = expected_answer(*trace, question);
+        const bool firewall = question.at("kind") == "firewall";
+        const auto says = [&](const std::string& choice) { return firewall ? choice.rfind(expected, 0) == 0 : choice == expected; };
+        std::size_t matching = 0;
+        for (const auto& choice : choices) matching += says(choice.get<std::string>()) ? 1 : 0;
+        CHECK(matching == 1);
+        if (says(chosen)) ++right;
+    }
+    CHECK(challenge.at("asked") == 5);
+    CHECK(challenge.at("correct") == right);
+    CHECK(questions[5].at("chosen").is_null());
+    CHECK(challenge.at("open") == 5);
+    CHECK(state.at("position") == questions[5].at("event"));  // stopped before the sixth question's event
+    CHECK(distinct_colours(load_png(dir.file("question.png"))) > 50);
+}
+
+TEST_CASE("the challenge answers given on the command line: what is not a letter, and a letter past a question's choices, exit 2", "[viz][app][xvfb][challenge]") {
+    const auto not_letters = run_command(viz("--scenario web --challenge-answers a,7"), 60);
+    CHECK(not_letters.exit_code == 2);
+    CHECK_THAT(not_letters.err, Catch::Contains("--challenge-answers"));
+    const auto too_far = run_command(viz("--scenario web --challenge-answers z"), 60);
+    CHECK(too_far.exit_code == 2);
+    CHECK_THAT(too_far.err, Catch::Contains("question 1"));
 }
