@@ -160,6 +160,13 @@ TEST_CASE("a web fetch asks the client's ephemeral port, the handshake's and the
     CHECK(questions[QuestionKind::reply_tuple][0].choices.size() == 4);
 }
 
+TEST_CASE("two tabs to one server port ask the reply's 4-tuple of each connection, and the answers differ", "[viz][challenge]") {
+    auto questions = checked_questions("two-tabs");
+    const auto& replies = questions[QuestionKind::reply_tuple];
+    REQUIRE(replies.size() >= 2);
+    CHECK(answers_of(replies).size() == replies.size());  // each its own 4-tuple
+}
+
 TEST_CASE("a scan asks what nmap reports, and the answers differ from port to port", "[viz][challenge][scan]") {
     auto questions = checked_questions("scan");
     const auto& scans = questions[QuestionKind::scan_result];

@@ -173,7 +173,14 @@ std::optional<Question> ephemeral_question(const Context& c, const trace::Epheme
     }
     const std::string correct = range.to_string() + (body.parity ? ", " + parity_text(*body.parity) : "");
     auto question = with_choices(QuestionKind::ephemeral_port, c.index, std::move(prompt), std::move(choices), correct);
-    if (question) question->explanation = c.timeline.narration(c.index);
+    if (!question) return question;
+    question->explanation = c.timeline.narration(c.index);
+    // The host's earlier picks show the pattern (every one even, say) the question is about.
+    if (const auto h = c.host(); h && !c.before.hosts()[*h].pool.recent.empty()) {
+        question->explanation += "\nEarlier picks on " + c.event.host + ":";
+        for (const Port port : c.before.hosts()[*h].pool.recent) question->explanation += " " + std::to_string(port);
+        question->explanation += ".";
+    }
     return question;
 }
 
@@ -236,7 +243,9 @@ std::optional<Question> firewall_question(const Context& c, const trace::Packet&
         correct = rule != rules.end() ? rule_choice(*rule) : "a rule stops it";
     }
     auto question = with_choices(QuestionKind::firewall, c.index, std::move(prompt), std::move(choices), correct);
-    if (question) question->explanation = c.timeline.narration(c.index);
+    if (!question) return question;
+    question->explanation = c.timeline.narration(c.index);
+    if (body.kind == trace::PacketKind::delivered) question->explanation += "\nNone of " + c.event.host + "'s rules stopped it.";
     return question;
 }
 
@@ -317,9 +326,11 @@ std::optional<Question> question_at(const Context& c, Seen& seen, Flows& flows) 
         auto question = reply_question(c, *packet, flows);
         if (question) {
             const auto* info = c.timeline.packet_info(c.index);
+            // Twice per answering endpoint: a second connection to the same server port
+            // (two tabs) is answered on a 4-tuple of its own.
             const std::string key = c.event.host + "|" + std::string(to_string(*info->protocol)) + "|" + std::string(to_string(info->label)) + "|" +
                                     endpoint_key(info->source);
-            if (seen.take(question->kind, key)) return question;
+            if (seen.take(question->kind, key + "|1") || seen.take(question->kind, key + "|2")) return question;
         }
     }
     return std::nullopt;
