@@ -185,40 +185,57 @@ TEST_CASE("challenge mode under Xvfb: answers clicked from a script are scored a
     REQUIRE(sim.exit_code == 0);
     const auto trace = portlab::trace::read_trace_file(dir.file("run.jsonl"));
     REQUIRE(trace.has_value());
-    // Five answers, alternating a and b: the run stops at the sixth question, open.
-    const auto run = run_command(viz(shell_quote(dir.file("run.jsonl")) + " --challenge-answers a,b,a,b,a --size 1024x700 --dump-state " +
-                                     dir.file("state.json") + " --screenshot " + dir.file("question.png")), 120);
-    INFO(run.err);
-    REQUIRE(run.exit_code == 0);
-    std::ifstream in(dir.file("state.json"));
-    const auto state = nlohmann::json::parse(in);
+    const auto challenge_run = [&](const std::string& answers, const std::string& out) {
+        const auto run = run_command(viz(shell_quote(dir.file("run.jsonl")) + " --challenge-answers " + answers +
+                                         " --size 1024x700 --dump-state " + dir.file(out + ".json") + " --screenshot " +
+                                         dir.file(out + ".png")), 120);
+        INFO(run.err);
+        REQUIRE(run.exit_code == 0);
+        std::ifstream in(dir.file(out + ".json"));
+        return nlohmann::json::parse(in);
+    };
+    // Whether a choice says what the trace says; a firewall's choices go on after the
+    // verdict ("rule r1 (tcp dport 22 drop) drops it").
+    const auto says = [&](const nlohmann::json& question, const std::string& choice) {
+        const auto expected = expected_answer(*trace, question);
+        return question.at("kind") == "firewall" ? choice.rfind(expected, 0) == 0 : choice == expected;
+    };
+
+    // Four answers, alternating a and b: the run stops at the fifth question, open.
+    const auto state = challenge_run("a,b,a,b", "guessed");
     const auto& challenge = state.at("challenge");
     const auto& questions = challenge.at("questions");
-    REQUIRE(questions.size() >= 6);
+    REQUIRE(questions.size() >= 5);
     std::size_t right = 0;
-    const std::string letters = "ababa";
-    for (std::size_t q = 0; q < 5; ++q) {
+    std::string right_letters;
+    const std::string letters = "abab";
+    for (std::size_t q = 0; q < letters.size(); ++q) {
         const auto& question = questions[q];
         CAPTURE(question.dump());
         const auto& choices = question.at("choices");
         const auto chosen = choices.at(static_cast<std::size_t>(letters[q] - 'a')).get<std::string>();
         CHECK(question.at("chosen") == chosen);
         // The answer the trace gives is among the choices, once.
-        // A firewall's choices go on after the verdict ("rule r1 (tcp dport 22 drop) drops it").
-        const auto expected = expected_answer(*trace, question);
-        const bool firewall = question.at("kind") == "firewall";
-        const auto says = [&](const std::string& choice) { return firewall ? choice.rfind(expected, 0) == 0 : choice == expected; };
         std::size_t matching = 0;
-        for (const auto& choice : choices) matching += says(choice.get<std::string>()) ? 1 : 0;
+        for (std::size_t c = 0; c < choices.size(); ++c) {
+            if (!says(question, choices[c].get<std::string>())) continue;
+            ++matching;
+            right_letters += (right_letters.empty() ? "" : ",") + std::string(1, static_cast<char>('a' + c));
+        }
         CHECK(matching == 1);
-        if (says(chosen)) ++right;
+        if (says(question, chosen)) ++right;
     }
-    CHECK(challenge.at("asked") == 5);
+    CHECK(challenge.at("asked") == letters.size());
     CHECK(challenge.at("correct") == right);
-    CHECK(questions[5].at("chosen").is_null());
-    CHECK(challenge.at("open") == 5);
-    CHECK(state.at("position") == questions[5].at("event"));  // stopped before the sixth question's event
-    CHECK(distinct_colours(load_png(dir.file("question.png"))) > 50);
+    CHECK(questions[4].at("chosen").is_null());
+    CHECK(challenge.at("open") == 4);
+    CHECK(state.at("position") == questions[4].at("event"));  // stopped before the fifth question's event
+    CHECK(distinct_colours(load_png(dir.file("guessed.png"))) > 50);
+
+    // The answers the trace gives, picked by the test: every one scored right.
+    const auto knowing = challenge_run(right_letters, "knowing").at("challenge");
+    CHECK(knowing.at("asked") == letters.size());
+    CHECK(knowing.at("correct") == letters.size());
 }
 
 TEST_CASE("the challenge answers given on the command line: what is not a letter, and a letter past a question's choices, exit 2", "[viz][app][xvfb][challenge]") {
