@@ -1,8 +1,10 @@
-// Questions read off a trace (view/challenge.hpp). One pass over the events with a
-// replay::State one event behind: at event i the State is what the viewer shows while
-// it waits before i, so a question's context is exactly what the student can see.
-// Each kind of question is one small function of (the State before, the event); the
-// answer is always a field of the event, never something computed here.
+// Questions read off a trace (view/challenge.hpp). One pass over the events tells, from
+// each event alone (and the rules and flows seen so far), whether it could be a new
+// lesson; only then is a replay::State moved to it (Timeline::seek, through the
+// checkpoints), so the State is what the viewer shows while it waits before that event
+// and a question's context is exactly what the student can see. Each kind of question is
+// one small function of (the State before, the event); the answer is always a field of
+// the event, never something computed here.
 //
 // [SECTION] choices from the hub's data
 // [SECTION] one function per kind of question
@@ -20,6 +22,7 @@
 #include "portlab/caption.hpp"
 #include "portlab/firewall_rule.hpp"
 #include "portlab/icmp.hpp"
+#include "portlab/packet.hpp"
 #include "portlab/ports.hpp"
 #include "portlab/scan.hpp"
 #include "portlab/tcp_machine.hpp"
@@ -249,32 +252,20 @@ std::optional<Question> firewall_question(const Context& c, const trace::Packet&
     return question;
 }
 
-// The first packet of a flow whose reverse flow has been seen: which 4-tuple does the
-// answer carry? The choices turn the request's ends round in every way but the right one.
-struct Flows {
-    std::map<std::pair<Endpoint, Endpoint>, std::size_t> last_sent;  // (source, destination) -> its latest sent event
-};
-
-std::optional<Question> reply_question(const Context& c, const trace::Packet& body, Flows& flows) {
-    if (body.kind != trace::PacketKind::sent) return std::nullopt;
+// The first packet of a flow whose reverse flow has been seen (`request` is the last
+// packet of that reverse flow): which 4-tuple does the answer carry? The choices turn the
+// request's ends round in every way but the right one.
+std::optional<Question> reply_question(const Context& c, std::size_t request) {
     const auto* info = c.timeline.packet_info(c.index);
-    if (!info || !info->decoded || !info->protocol || !info->source || !info->destination) return std::nullopt;
+    const auto* asked = c.timeline.packet_info(request);
+    if (!info || !info->source || !info->destination || !asked) return std::nullopt;
     const Endpoint source = *info->source;
     const Endpoint destination = *info->destination;
-    const bool first_of_flow = !flows.last_sent.contains({source, destination});
-    const auto request = flows.last_sent.find({destination, source});
-    const bool reply = first_of_flow && request != flows.last_sent.end();
-    std::optional<std::size_t> request_event;
-    if (reply) request_event = request->second;
-    flows.last_sent[{source, destination}] = c.index;
-    if (!request_event) return std::nullopt;
-    const auto* asked = c.timeline.packet_info(*request_event);
-    if (!asked) return std::nullopt;
     // The request as it left: its ends are the reply's, turned round.
     const Endpoint a = destination;  // the request's source
     const Endpoint b = source;       // the request's destination
     std::string prompt = c.event.host + " answers the " + std::string(to_string(asked->label)) + " packet " + tuple_text(a, b) + " (event " +
-                         std::to_string(*request_event) + "). Which source → destination does its answer carry?";
+                         std::to_string(request) + "). Which source → destination does its answer carry?";
     std::vector<std::string> choices{tuple_text(a, b), tuple_text(b, a), tuple_text(Endpoint{b.address, a.port}, Endpoint{a.address, b.port}),
                                      tuple_text(Endpoint{a.address, b.port}, Endpoint{b.address, a.port})};
     std::sort(choices.begin(), choices.end());
@@ -287,51 +278,91 @@ std::optional<Question> reply_question(const Context& c, const trace::Packet& bo
 // [SECTION] make_questions
 // ===========================================================================
 
-// What makes two questions of a kind the same lesson: asked once per key.
+// A possible question, told from the event alone and what the pass has tracked, before
+// any replay::State is made for it: a trace of a million events only seeks the world to
+// the few events that become questions.
+struct Candidate {
+    QuestionKind kind = QuestionKind::tcp_state;
+    std::string key;  // what makes two questions of a kind the same lesson
+    std::size_t request = 0;  // reply_tuple: the packet answered
+};
+
+// What the pass keeps between events: the rules in force per host (a firewall question
+// needs some), and the last packet of each flow (a reply is the first packet of a flow
+// whose reverse flow was seen). Packets are decoded headers only, and not kept.
+struct Tracker {
+    std::map<std::string, std::set<std::string>, std::less<>> rules;  // host -> rule ids in force
+    std::map<std::pair<Endpoint, Endpoint>, std::size_t> last_sent;   // (source, destination) -> its latest sent event
+};
+
+std::optional<Candidate> packet_candidate(const trace::Event& event, const trace::Packet& packet, std::size_t index, Tracker& tracker) {
+    if (packet.kind != trace::PacketKind::sent) {
+        // Both ends of a verdict: through at a host with rules, or stopped by one of them.
+        const auto rules = tracker.rules.find(event.host);
+        if (rules == tracker.rules.end() || rules->second.empty()) return std::nullopt;
+        if (packet.kind == trace::PacketKind::dropped && packet.cause != trace::DropCause::firewall) return std::nullopt;
+        return Candidate{QuestionKind::firewall, event.host + "|" + packet.rule_id.value_or(packet.kind == trace::PacketKind::delivered ? "pass" : "?")};
+    }
+    const auto decoded = decode_frame_headers(packet.link, packet.bytes);
+    if (!decoded || !decoded->protocol()) return std::nullopt;
+    const Endpoint source = *decoded->source();
+    const Endpoint destination = *decoded->destination();
+    const bool first_of_flow = !tracker.last_sent.contains({source, destination});
+    const auto request = tracker.last_sent.find({destination, source});
+    std::optional<Candidate> candidate;
+    if (first_of_flow && request != tracker.last_sent.end())
+        candidate = Candidate{QuestionKind::reply_tuple,
+                              event.host + "|" + std::string(to_string(*decoded->protocol())) + "|" + std::string(to_string(label_of(*decoded))) +
+                                  "|" + source.to_string(),
+                              request->second};
+    tracker.last_sent[{source, destination}] = index;
+    return candidate;
+}
+
+std::optional<Candidate> candidate_at(const trace::Event& event, std::size_t index, Tracker& tracker) {
+    const auto& body = event.body;
+    if (const auto* assigned = std::get_if<trace::EphemeralAssigned>(&body))
+        return Candidate{QuestionKind::ephemeral_port, event.host + "|" + PortRange{assigned->range_low, assigned->range_high}.to_string() +
+                                                           "|" + (assigned->parity ? parity_text(*assigned->parity) : "-")};
+    if (const auto* changed = std::get_if<trace::StateChanged>(&body))
+        return Candidate{QuestionKind::tcp_state, std::string(to_string(changed->from)) + ">" + std::string(to_string(changed->to))};
+    if (const auto* result = std::get_if<trace::ScanResult>(&body))
+        return Candidate{QuestionKind::scan_result, std::string(scan::to_string(result->scan)) + "|" + std::string(scan::to_string(result->state)) +
+                                                        "|" + std::string(scan::to_string(result->reason))};
+    if (const auto* added = std::get_if<trace::RuleAdded>(&body)) tracker.rules[event.host].insert(added->rule_id);
+    if (const auto* removed = std::get_if<trace::RuleRemoved>(&body)) tracker.rules[event.host].erase(removed->rule_id);
+    if (const auto* packet = std::get_if<trace::Packet>(&body)) return packet_candidate(event, *packet, index, tracker);
+    return std::nullopt;
+}
+
+// The lessons asked so far: a key once (a reply's twice, so a second connection to the same
+// server port, as two tabs make, is answered on a 4-tuple of its own), up to the kind's limit.
 struct Seen {
     std::set<std::string> keys;
     std::map<QuestionKind, std::size_t> per_kind;
-    bool take(QuestionKind kind, const std::string& key) {
-        if (per_kind[kind] >= question_limit(kind) || !keys.insert(std::string(to_string(kind)) + "|" + key).second) return false;
+    [[nodiscard]] std::optional<std::string> slot(const Candidate& candidate) const {
+        const auto count = per_kind.find(candidate.kind);
+        if (count != per_kind.end() && count->second >= question_limit(candidate.kind)) return std::nullopt;
+        const std::string key = std::string(to_string(candidate.kind)) + "|" + candidate.key;
+        const int slots = candidate.kind == QuestionKind::reply_tuple ? 2 : 1;
+        for (int n = 1; n <= slots; ++n)
+            if (!keys.contains(key + "#" + std::to_string(n))) return key + "#" + std::to_string(n);
+        return std::nullopt;
+    }
+    void take(QuestionKind kind, std::string slot) {
+        keys.insert(std::move(slot));
         ++per_kind[kind];
-        return true;
     }
 };
 
-std::string endpoint_key(const std::optional<Endpoint>& endpoint) { return endpoint ? endpoint->to_string() : "-"; }
-
-// The question event `c.index` asks, if it is one and its lesson is new.
-std::optional<Question> question_at(const Context& c, Seen& seen, Flows& flows) {
+std::optional<Question> build(const Context& c, const Candidate& candidate) {
     const auto& body = c.event.body;
-    if (const auto* assigned = std::get_if<trace::EphemeralAssigned>(&body)) {
-        const std::string key = c.event.host + "|" + PortRange{assigned->range_low, assigned->range_high}.to_string() + "|" +
-                                (assigned->parity ? parity_text(*assigned->parity) : "-");
-        auto question = ephemeral_question(c, *assigned);
-        if (question && seen.take(question->kind, key)) return question;
-    } else if (const auto* changed = std::get_if<trace::StateChanged>(&body)) {
-        const std::string key = std::string(to_string(changed->from)) + ">" + std::string(to_string(changed->to));
-        auto question = tcp_state_question(c, *changed);
-        if (question && seen.take(question->kind, key)) return question;
-    } else if (const auto* result = std::get_if<trace::ScanResult>(&body)) {
-        const std::string key = std::string(scan::to_string(result->scan)) + "|" + std::string(scan::to_string(result->state)) + "|" +
-                                std::string(scan::to_string(result->reason));
-        auto question = scan_question(c, *result);
-        if (question && seen.take(question->kind, key)) return question;
-    } else if (const auto* packet = std::get_if<trace::Packet>(&body)) {
-        // Both are asked of packets; a firewall verdict before a reply (a fate precedes any answer to it).
-        if (auto question = firewall_question(c, *packet)) {
-            const std::string key = c.event.host + "|" + packet->rule_id.value_or(packet->kind == trace::PacketKind::delivered ? "pass" : "?");
-            if (seen.take(question->kind, key)) return question;
-        }
-        auto question = reply_question(c, *packet, flows);
-        if (question) {
-            const auto* info = c.timeline.packet_info(c.index);
-            // Twice per answering endpoint: a second connection to the same server port
-            // (two tabs) is answered on a 4-tuple of its own.
-            const std::string key = c.event.host + "|" + std::string(to_string(*info->protocol)) + "|" + std::string(to_string(info->label)) + "|" +
-                                    endpoint_key(info->source);
-            if (seen.take(question->kind, key + "|1") || seen.take(question->kind, key + "|2")) return question;
-        }
+    switch (candidate.kind) {
+        case QuestionKind::ephemeral_port: return ephemeral_question(c, std::get<trace::EphemeralAssigned>(body));
+        case QuestionKind::tcp_state: return tcp_state_question(c, std::get<trace::StateChanged>(body));
+        case QuestionKind::scan_result: return scan_question(c, std::get<trace::ScanResult>(body));
+        case QuestionKind::firewall: return firewall_question(c, std::get<trace::Packet>(body));
+        case QuestionKind::reply_tuple: return reply_question(c, candidate.request);
     }
     return std::nullopt;
 }
@@ -341,12 +372,19 @@ std::optional<Question> question_at(const Context& c, Seen& seen, Flows& flows) 
 std::vector<Question> make_questions(const replay::Timeline& timeline) {
     std::vector<Question> questions;
     Seen seen;
-    Flows flows;
-    replay::State world;
+    Tracker tracker;
+    replay::State world;  // moved to each question's event only, through the timeline's checkpoints
     for (std::size_t i = 0; i < timeline.size(); ++i) {
         const auto& event = timeline.event(i);
-        if (auto question = question_at(Context{timeline, world, i, event}, seen, flows)) questions.push_back(std::move(*question));
-        world.apply(event);
+        const auto candidate = candidate_at(event, i, tracker);
+        if (!candidate) continue;
+        const auto slot = seen.slot(*candidate);
+        if (!slot) continue;
+        timeline.seek(world, i);
+        auto question = build(Context{timeline, world, i, event}, *candidate);
+        if (!question) continue;
+        seen.take(candidate->kind, *slot);
+        questions.push_back(std::move(*question));
     }
     return questions;
 }
