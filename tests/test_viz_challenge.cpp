@@ -187,6 +187,41 @@ TEST_CASE("a firewall's SYN asks whether it gets through, and the rule that stop
     CHECK(stopped);
 }
 
+TEST_CASE("an accept rule is no choice of its own: a packet it lets in gets through, and the drop rule after it is the other choice",
+          "[viz][challenge][firewall]") {
+    // A trace written here: a server with "tcp dport 80 accept" then "drop", and a SYN to port 80 that is delivered.
+    const auto address = [](const char* text) { return *IpAddress::parse(text); };
+    trace::Trace trace;
+    trace.header.source = "test";
+    trace.events.push_back({0, "server", trace::HostAdded{{address("192.0.2.2")}, "server"}});
+    trace.events.push_back({0, "server", trace::RuleAdded{"r1", accept_port(Protocol::tcp, 80)}});
+    trace.events.push_back({0, "server", trace::RuleAdded{"r2", drop_all()}});
+    TcpHeader syn;
+    syn.source_port = 40000;
+    syn.destination_port = 80;
+    syn.flags = tcp_flag::syn;
+    const auto bytes = encode_tcp(IpHeader{address("192.0.2.1"), address("192.0.2.2")}, syn);
+    REQUIRE(bytes.has_value());
+    trace::Packet packet;
+    packet.bytes = *bytes;
+    packet.from_host = "client";
+    packet.to_host = "server";
+    trace.events.push_back({1, "client", packet});
+    packet.kind = trace::PacketKind::delivered;
+    trace.events.push_back({2, "server", packet});
+    const auto timeline = replay::Timeline::of(std::move(trace));
+    const auto questions = make_questions(timeline);
+    REQUIRE(questions.size() == 1);
+    const auto& q = questions[0];
+    CAPTURE(q.prompt, q.choices);
+    CHECK(q.kind == QuestionKind::firewall);
+    CHECK(q.event == 4);
+    REQUIRE(q.choices.size() == 2);  // through, or r2 drops it: r1 is in the question, not a choice
+    CHECK(chosen_answer(q).rfind("it gets through", 0) == 0);
+    CHECK(q.choices[1].rfind("rule r2 ", 0) == 0);
+    CHECK(q.prompt.find("tcp dport 80 accept") != std::string::npos);
+}
+
 TEST_CASE("every scenario gets questions, and together they ask every kind", "[viz][challenge]") {
     std::set<QuestionKind> kinds;
     for (const auto& name : {"web", "two-tabs", "dns-udp", "closed-port", "udp-closed-port", "firewall-drop", "firewall-reject",

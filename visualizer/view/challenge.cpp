@@ -223,7 +223,7 @@ std::optional<Question> scan_question(const Context& c, const trace::ScanResult&
 }
 
 // At a packet's delivered or dropped event on a host with rules in force: through, or
-// stopped by which rule. A loss on the link or a missing socket is no firewall's verdict.
+// stopped by which rule (each drop or reject rule in force is a choice). A loss on the link or a missing socket is no firewall's verdict.
 std::optional<Question> firewall_question(const Context& c, const trace::Packet& body) {
     if (body.kind == trace::PacketKind::sent) return std::nullopt;
     if (body.kind == trace::PacketKind::dropped && body.cause != trace::DropCause::firewall) return std::nullopt;
@@ -237,7 +237,8 @@ std::optional<Question> firewall_question(const Context& c, const trace::Packet&
     std::vector<std::string> choices{passes_choice(c.event.host)};
     for (const auto& rule : rules) {
         prompt += "\n    " + rule.id + ": " + rule_text(rule);
-        choices.push_back(rule_choice(rule));
+        // An accept rule lets it through: that is the first choice already.
+        if (rule.rule.action != FirewallAction::accept) choices.push_back(rule_choice(rule));
     }
     prompt += "\nDoes it get through?";
     std::string correct = passes_choice(c.event.host);
