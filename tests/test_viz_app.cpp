@@ -9,6 +9,8 @@
 #include <memory>
 #include <set>
 
+#include "portlab/packet.hpp"
+#include "portlab/trace.hpp"
 #include "support.hpp"
 
 using portlab::test::run_command;
@@ -143,4 +145,104 @@ TEST_CASE("with --keep-going a bad file is shown in the window and the app carri
     CHECK_THAT(result.err, Catch::Contains("line 1"));
     const Image image = load_png(dir.file("error.png"));
     CHECK(distinct_colours(image) > 10);
+}
+
+namespace {
+
+// What a challenge question about event `event` of `trace` must be answered with, read
+// off the simulator's own trace: the state it went to, the port it assigned (range and
+// parity from the number), the verdict, the packet's header, the scanner's report.
+std::string expected_answer(const portlab::trace::Trace& trace, const nlohmann::json& question) {
+    using namespace portlab;
+    const auto& event = trace.events.at(question.at("event").get<std::size_t>());
+    const auto kind = question.at("kind").get<std::string>();
+    if (const auto* changed = std::get_if<trace::StateChanged>(&event.body); changed && kind == "tcp-state")
+        return std::string(to_string(changed->to));
+    if (const auto* assigned = std::get_if<trace::EphemeralAssigned>(&event.body); assigned && kind == "ephemeral-port")
+        return std::to_string(assigned->range_low) + "-" + std::to_string(assigned->range_high) +
+               (assigned->parity ? (assigned->port % 2 == 0 ? ", even" : ", odd") : "");
+    if (const auto* result = std::get_if<trace::ScanResult>(&event.body); result && kind == "scan-result")
+        return std::string(scan::to_string(result->state));
+    if (const auto* packet = std::get_if<trace::Packet>(&event.body)) {
+        if (kind == "firewall") return packet->kind == trace::PacketKind::delivered ? "it gets through" : "rule " + packet->rule_id.value_or("?") + " ";
+        const auto decoded = decode_frame(packet->link, packet->bytes);
+        REQUIRE(decoded.has_value());
+        return decoded->source()->to_string() + " → " + decoded->destination()->to_string();
+    }
+    FAIL("question " << question.dump() << " about an event of another kind");
+    return {};
+}
+
+}  // namespace
+
+TEST_CASE("challenge mode under Xvfb: answers clicked from a script are scored as the simulator's trace says",
+          "[viz][app][xvfb][challenge]") {
+    const portlab::test::TempDir dir;
+    const auto name = GENERATE(as<std::string>{}, "web", "firewall-reject", "scan");
+    CAPTURE(name);
+    const auto sim = run_command(shell_quote(portlab::test::bin_path("portlab-sim")) + " --scenario " + name + " --trace " +
+                                     shell_quote(dir.file("run.jsonl")) + " >/dev/null", 60);
+    REQUIRE(sim.exit_code == 0);
+    const auto trace = portlab::trace::read_trace_file(dir.file("run.jsonl"));
+    REQUIRE(trace.has_value());
+    const auto challenge_run = [&](const std::string& answers, const std::string& out) {
+        const auto run = run_command(viz(shell_quote(dir.file("run.jsonl")) + " --challenge-answers " + answers +
+                                         " --size 1024x700 --dump-state " + dir.file(out + ".json") + " --screenshot " +
+                                         dir.file(out + ".png")), 120);
+        INFO(run.err);
+        REQUIRE(run.exit_code == 0);
+        std::ifstream in(dir.file(out + ".json"));
+        return nlohmann::json::parse(in);
+    };
+    // Whether a choice says what the trace says; a firewall's choices go on after the
+    // verdict ("rule r1 (tcp dport 22 drop) drops it").
+    const auto says = [&](const nlohmann::json& question, const std::string& choice) {
+        const auto expected = expected_answer(*trace, question);
+        return question.at("kind") == "firewall" ? choice.rfind(expected, 0) == 0 : choice == expected;
+    };
+
+    // Four answers, alternating a and b: the run stops at the fifth question, open.
+    const auto state = challenge_run("a,b,a,b", "guessed");
+    const auto& challenge = state.at("challenge");
+    const auto& questions = challenge.at("questions");
+    REQUIRE(questions.size() >= 5);
+    std::size_t right = 0;
+    std::string right_letters;
+    const std::string letters = "abab";
+    for (std::size_t q = 0; q < letters.size(); ++q) {
+        const auto& question = questions[q];
+        CAPTURE(question.dump());
+        const auto& choices = question.at("choices");
+        const auto chosen = choices.at(static_cast<std::size_t>(letters[q] - 'a')).get<std::string>();
+        CHECK(question.at("chosen") == chosen);
+        // The answer the trace gives is among the choices, once.
+        std::size_t matching = 0;
+        for (std::size_t c = 0; c < choices.size(); ++c) {
+            if (!says(question, choices[c].get<std::string>())) continue;
+            ++matching;
+            right_letters += (right_letters.empty() ? "" : ",") + std::string(1, static_cast<char>('a' + c));
+        }
+        CHECK(matching == 1);
+        if (says(question, chosen)) ++right;
+    }
+    CHECK(challenge.at("asked") == letters.size());
+    CHECK(challenge.at("correct") == right);
+    CHECK(questions[4].at("chosen").is_null());
+    CHECK(challenge.at("open") == 4);
+    CHECK(state.at("position") == questions[4].at("event"));  // stopped before the fifth question's event
+    CHECK(distinct_colours(load_png(dir.file("guessed.png"))) > 50);
+
+    // The answers the trace gives, picked by the test: every one scored right.
+    const auto knowing = challenge_run(right_letters, "knowing").at("challenge");
+    CHECK(knowing.at("asked") == letters.size());
+    CHECK(knowing.at("correct") == letters.size());
+}
+
+TEST_CASE("the challenge answers given on the command line: what is not a letter, and a letter past a question's choices, exit 2", "[viz][app][xvfb][challenge]") {
+    const auto not_letters = run_command(viz("--scenario web --challenge-answers a,7"), 60);
+    CHECK(not_letters.exit_code == 2);
+    CHECK_THAT(not_letters.err, Catch::Contains("--challenge-answers"));
+    const auto too_far = run_command(viz("--scenario web --challenge-answers z"), 60);
+    CHECK(too_far.exit_code == 2);
+    CHECK_THAT(too_far.err, Catch::Contains("question 1"));
 }

@@ -39,6 +39,9 @@ void handle_keys(App& app) {
     // '+' is Shift+'=' on most layouts; accept both, and the keypad's.
     if (ImGui::IsKeyPressed(GLFW_KEY_EQUAL) || ImGui::IsKeyPressed(GLFW_KEY_KP_ADD)) requests.emplace_back(Command::faster);
     if (ImGui::IsKeyPressed(GLFW_KEY_MINUS) || ImGui::IsKeyPressed(GLFW_KEY_KP_SUBTRACT)) requests.emplace_back(Command::slower);
+    if (open_question(app.model, app.view))
+        for (int digit = 1; digit <= 9; ++digit)
+            if (ImGui::IsKeyPressed(GLFW_KEY_0 + digit, false)) requests.emplace_back(ChallengeAnswer{static_cast<std::size_t>(digit - 1)});
 }
 
 void handle_drops(App& app) {
@@ -60,6 +63,7 @@ std::optional<LeftTab> parse_left_tab(const std::string& name) {
 std::optional<RightTab> parse_right_tab(const std::string& name) {
     if (name == "tcp" || name == "tcp-state") return RightTab::tcp_state;
     if (name == "pool") return RightTab::pool;
+    if (name == "challenge") return RightTab::challenge;
     return std::nullopt;
 }
 
@@ -159,7 +163,8 @@ void draw_help_popup(App& app) {
     if (!ImGui::BeginPopupModal("Keys", nullptr, ImGuiWindowFlags_AlwaysAutoResize)) return;
     const char* keys[][2] = {{"Space", "play / pause"},         {"Right", "one event forward"},
                              {"Left", "one event back"},        {"Home / End", "first / last event"},
-                             {"+ / -", "faster / slower (0.1x to 10x)"}, {"mouse drag", "pan the canvas"},
+                             {"+ / -", "faster / slower (0.1x to 10x)"}, {"1 .. 9", "answer a challenge question"},
+                             {"mouse drag", "pan the canvas"},
                              {"mouse wheel", "zoom the canvas"}, {"double-click", "fit the canvas"},
                              {"drop a file", "open it"}};
     if (ImGui::BeginTable("keys", 2, ImGuiTableFlags_SizingFixedFit)) {
@@ -183,6 +188,13 @@ float draw_menu(App& app) {
         if (ImGui::MenuItem("Open simulator scenario...")) app.ui.open_scenario_popup = true;
         ImGui::Separator();
         if (ImGui::MenuItem("Quit")) app.ui.quit = true;
+        ImGui::EndMenu();
+    }
+    if (ImGui::BeginMenu("Challenge")) {
+        if (ImGui::MenuItem("Challenge mode", nullptr, app.view.challenge.enabled, app.model.loaded()))
+            app.view.requests.emplace_back(ChallengeToggle{!app.view.challenge.enabled});
+        if (ImGui::IsItemHovered())
+            ImGui::SetTooltip("Stop before chosen events and predict them (starts again from the first event)");
         ImGui::EndMenu();
     }
     if (ImGui::BeginMenu("Help")) {
@@ -242,7 +254,9 @@ void draw_frame(App& app) {
     const ImVec2 display = ImGui::GetIO().DisplaySize;
     const float top = draw_menu(app);
     const float banner = draw_error_banner(app, top, display.x);
-    const float timeline_h = ImGui::GetTextLineHeightWithSpacing() * 2 + ImGui::GetFrameHeightWithSpacing() * 2 + 24;
+    // A line more in challenge mode, for the question's prompt under the caption.
+    const float caption_lines = app.view.challenge.enabled ? 3.0f : 2.0f;
+    const float timeline_h = ImGui::GetTextLineHeightWithSpacing() * caption_lines + ImGui::GetFrameHeightWithSpacing() * 2 + 24;
     const float y0 = top + banner;
     const float body_h = std::max(100.0f, display.y - y0 - timeline_h);
     const float left_w = std::floor(display.x * 0.60f);
@@ -291,8 +305,18 @@ void draw_frame(App& app) {
     if (begin_fixed("Packet inspector", ImVec2(left_w, y0), ImVec2(right_w, inspector_h))) inspector_panel::draw(model, view);
     ImGui::End();
 
+    // A question that has just opened brings its tab forward, once.
+    if (const auto open = open_question(model, view); open && view.challenge.shown_for != *open) {
+        view.challenge.shown_for = *open;
+        app.ui.select_right = RightTab::challenge;
+    }
     if (begin_fixed("Ports and states", ImVec2(left_w, y0 + inspector_h), ImVec2(right_w, body_h - inspector_h))) {
         if (ImGui::BeginTabBar("right")) {
+            if (view.challenge.enabled &&
+                ImGui::BeginTabItem("Challenge", nullptr, tab_flags(app.ui.select_right, RightTab::challenge))) {
+                challenge_panel::draw(model, view);
+                ImGui::EndTabItem();
+            }
             if (ImGui::BeginTabItem("TCP state", nullptr, tab_flags(app.ui.select_right, RightTab::tcp_state))) {
                 tcp_state_panel::draw(model, view);
                 ImGui::EndTabItem();

@@ -13,7 +13,7 @@
 namespace portlab::viz {
 
 enum class LeftTab { events, sockets, connections, firewall, ladder, packets };
-enum class RightTab { tcp_state, pool };
+enum class RightTab { tcp_state, pool, challenge };
 
 struct AppUi {
     bool open_file_popup = false;
@@ -34,7 +34,7 @@ struct App {
     AppUi ui;
 };
 
-// Space, Left/Right, Home/End, +/-; ignored while a text field has the keyboard.
+// Space, Left/Right, Home/End, +/-, 1..9 to answer a question; ignored while a text field has the keyboard.
 void handle_keys(App& app);
 // Opens what was dropped on the window (the last file wins).
 void handle_drops(App& app);

@@ -2,6 +2,7 @@
 //
 //   portlab-viz [FILE | --scenario NAME] [--at N | --find TEXT] [--screenshot OUT.png] [--size WxH]
 //               [--bench-frames N] [--left-tab T] [--right-tab T] [--keep-going]
+//               [--challenge [--challenge-answers a,b,...]] [--dump-state OUT.json]
 //
 // main is one straight line (Dear ImGui's example_glfw_opengl3 shape): arguments,
 // source, window, context, backends, style, fonts, loop, cleanup in reverse.
@@ -52,18 +53,20 @@ struct Options {
     bool keep_going = false;  // a bad file: show the message in the window instead of exiting 2
     bool list_scenarios = false;
     std::string dump_state;  // write what is drawn at --at as JSON, no window
+    bool challenge = false;
+    std::optional<std::string> challenge_answers;  // answer challenge questions in a hidden window, then exit
 };
 
 // --dump-state: the JSON written to a temporary file beside `path`, renamed into place
 // once every byte is written.
-int write_state(const std::string& path, const portlab::OutputRules& rules, const Model& model) {
+int write_state(const std::string& path, const portlab::OutputRules& rules, const Model& model, const ChallengeView& challenge) {
     auto output = portlab::OutputFile::create(path, rules);
     if (!output) {
         std::fprintf(stderr, "portlab-viz: --dump-state: %s\n", output.error().message.c_str());
         return 2;
     }
     std::FILE* file = std::fopen(output->temp_path().c_str(), "w");
-    const std::string text = dump_state(model).dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+    const std::string text = dump_state(model, &challenge).dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
     const bool written = file != nullptr && std::fwrite(text.data(), 1, text.size(), file) == text.size();
     const bool closed = file != nullptr && std::fclose(file) == 0;
     if (!written || !closed) {
@@ -152,6 +155,48 @@ void run_frame(GLFWwindow* window, App& app, double seconds) {
     }
 }
 
+// --challenge-answers "a,c,b": the choice each question gets, in order.
+std::optional<std::vector<std::size_t>> parse_answers(const std::string& text) {
+    std::vector<std::size_t> answers;
+    std::size_t start = 0;
+    while (start <= text.size()) {
+        const auto comma = std::min(text.find(',', start), text.size());
+        const auto choice = portlab::viz::parse_choice_letter(std::string_view(text).substr(start, comma - start));
+        if (!choice) return std::nullopt;
+        answers.push_back(*choice);
+        start = comma + 1;
+    }
+    return answers;
+}
+
+// --challenge-answers: plays in the (hidden) window and answers each question from the
+// list when the Challenge tab shows it, as a student's clicks would; stops at the end of
+// the trace, or at the first question the list has no answer for.
+int answer_from_script(GLFWwindow* window, App& app, const std::vector<std::size_t>& answers) {
+    std::size_t next = 0;
+    constexpr int frame_limit = 100000;  // a bound, never reached by a trace the app can hold
+    for (int frame = 0; frame < frame_limit; ++frame) {
+        if (const auto open = open_question(app.model, app.view)) {
+            if (next == answers.size()) break;
+            const auto& question = app.view.challenge.session.questions()[*open];
+            if (answers[next] >= question.choices.size()) {
+                std::fprintf(stderr, "portlab-viz: --challenge-answers: question %zu has %zu choices, '%s' is not one of them\n", next + 1,
+                             question.choices.size(), choice_letter(answers[next]).c_str());
+                return 2;
+            }
+            app.view.requests.emplace_back(ChallengeAnswer{answers[next++]});
+        } else if (!app.view.playback.playing) {
+            if (app.model.position() >= app.model.size()) break;
+            app.view.requests.emplace_back(Command::toggle_play);
+        }
+        run_frame(window, app, 60.0);  // a minute of playing a frame: as fast as the questions allow
+        glfwSwapBuffers(window);
+    }
+    if (next < answers.size())
+        std::fprintf(stderr, "portlab-viz: warning: --challenge-answers: %zu answers given, %zu questions asked\n", answers.size(), next);
+    return 0;
+}
+
 double percentile(std::vector<double> values, double p) {
     if (values.empty()) return 0;
     std::sort(values.begin(), values.end());
@@ -201,12 +246,17 @@ int main(int argc, char** argv) {
     cli.add_flag("--bench-open", options.bench_open,
                  "time opening FILE: first frame with events, whole file loaded, frame times meanwhile; then exit");
     cli.add_option("--left-tab", options.left_tab, "events, sockets, connections, firewall, ladder or packets");
-    cli.add_option("--right-tab", options.right_tab, "tcp or pool");
+    cli.add_option("--right-tab", options.right_tab, "tcp, pool or challenge");
     cli.add_flag("--keep-going", options.keep_going, "on a bad file, show the error in the window instead of exiting");
     cli.add_flag("--list-scenarios", options.list_scenarios, "print the simulator's scenarios and exit");
     cli.add_option("--dump-state", options.dump_state,
                    "write what is drawn at --at (hosts, slots, connections, pool, rules, packets in flight, timers) "
                    "as JSON to FILE and exit, without a window");
+    cli.add_flag("--challenge", options.challenge,
+                 "challenge mode: stop before chosen events and ask what they will say (Challenge menu)");
+    cli.add_option("--challenge-answers", options.challenge_answers,
+                   "answer the questions with these choices (a,b,...) in a hidden window, then exit; "
+                   "with --dump-state the score is in the dump (implies --challenge)");
     try {
         cli.parse(argc, argv);
     } catch (const CLI::ParseError& error) {
@@ -249,8 +299,18 @@ int main(int argc, char** argv) {
         for (const auto& s : *scenarios) std::printf("%-24s %s\n", s.name.c_str(), s.description.c_str());
         return 0;
     }
-    const bool headless =
-        !options.screenshot.empty() || options.bench_frames > 0 || options.bench_open || !options.dump_state.empty();
+    std::optional<std::vector<std::size_t>> scripted_answers;
+    if (options.challenge_answers) {
+        scripted_answers = parse_answers(*options.challenge_answers);
+        if (!scripted_answers) {
+            std::fprintf(stderr, "portlab-viz: --challenge-answers '%s': expected letters separated by commas (a,c,b)\n",
+                         options.challenge_answers->c_str());
+            return 2;
+        }
+        options.challenge = true;
+    }
+    const bool headless = !options.screenshot.empty() || options.bench_frames > 0 || options.bench_open ||
+                          !options.dump_state.empty() || scripted_answers;
     if (!options.file.empty()) {
         // A big file loads in the background; the window opens on its first events,
         // the loader holding after them until the first frame is drawn (making the
@@ -273,6 +333,7 @@ int main(int argc, char** argv) {
         app.view.requests_error_shown = app.model.error();
     }
     sync_with_model(app.model, app.view);
+    if (options.challenge) set_challenge(app.model, app.view, true);
     if (options.at) {
         if (*options.at > app.model.size()) {
             std::fprintf(stderr, "portlab-viz: --at %zu: the trace has %zu events\n", *options.at, app.model.size());
@@ -299,11 +360,12 @@ int main(int argc, char** argv) {
         return 2;
     }
     if (!options.right_tab.empty() && !(app.ui.select_right = parse_right_tab(options.right_tab))) {
-        std::fprintf(stderr, "portlab-viz: --right-tab '%s': expected tcp or pool\n", options.right_tab.c_str());
+        std::fprintf(stderr, "portlab-viz: --right-tab '%s': expected tcp, pool or challenge\n", options.right_tab.c_str());
         return 2;
     }
 
-    if (!options.dump_state.empty()) return write_state(options.dump_state, screenshot_rules, app.model);
+    if (!options.dump_state.empty() && !scripted_answers)
+        return write_state(options.dump_state, screenshot_rules, app.model, app.view.challenge);
 
     // ---- window ---------------------------------------------------------------
     glfwSetErrorCallback(on_glfw_error);
@@ -363,7 +425,10 @@ int main(int argc, char** argv) {
 
     // ---- loop ---------------------------------------------------------------------------
     int status = 0;
-    if (!options.screenshot.empty()) {
+    if (scripted_answers) status = answer_from_script(window, app, *scripted_answers);
+    if (status != 0) {
+        // the script was refused: no picture, no dump
+    } else if (!options.screenshot.empty()) {
         // A few frames so tables and windows settle their sizes, then read the last one back.
         for (int frame = 0; frame < 4; ++frame) {
             run_frame(window, app, 0.0);
@@ -425,7 +490,7 @@ int main(int argc, char** argv) {
                     percentile(frame_ms, 0.99));
         std::printf("UI build ms (NewFrame..Render + GL submit): min %.2f  median %.2f  p99 %.2f\n", percentile(ui_ms, 0),
                     percentile(ui_ms, 0.5), percentile(ui_ms, 0.99));
-    } else {
+    } else if (!scripted_answers) {
         // A bad line found later in a file named on the command line still exits 2.
         bool command_line_load = app.model.loading();
         auto last = std::chrono::steady_clock::now();
@@ -457,6 +522,9 @@ int main(int argc, char** argv) {
             command_line_load = command_line_load && app.model.loading();
         }
     }
+
+    if (status == 0 && scripted_answers && !options.dump_state.empty())
+        status = write_state(options.dump_state, screenshot_rules, app.model, app.view.challenge);
 
     // ---- cleanup, in reverse ------------------------------------------------------------
     ImGui_ImplOpenGL3_Shutdown();

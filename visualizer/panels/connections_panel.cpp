@@ -19,6 +19,10 @@ std::string end_text(const replay::State& world, const std::optional<replay::Soc
 }
 
 void draw_conversations(const Model& model, ViewState& view) {
+    if (view.challenge.enabled) {  // the table counts the whole capture: it would tell what comes next
+        ImGui::TextDisabled("The capture's conversations are hidden in challenge mode: they count packets yet to come.");
+        return;
+    }
     const auto& conversations = model.conversations();
     ImGui::Text("%zu conversations in the capture (%zu begun by this event)", conversations.size(),
                 static_cast<std::size_t>(std::count_if(conversations.begin(), conversations.end(),

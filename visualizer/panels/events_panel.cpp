@@ -1,8 +1,10 @@
 // The event list: time, host, kind and caption of every event the filter lets
 // through; click a row to go to that event. Long traces are drawn with a clipper,
-// so only the visible rows cost anything.
+// so only the visible rows cost anything. In challenge mode the list ends at the
+// cursor: the events after it are what the student is asked to predict.
 #include <imgui.h>
 
+#include <algorithm>
 #include <string>
 
 #include "panels/panels.hpp"
@@ -74,8 +76,9 @@ void draw(const Model& model, ViewState& view) {
         }
     }
 
+    const auto shown = static_cast<std::size_t>(std::lower_bound(rows.begin(), rows.end(), shown_events(model, view)) - rows.begin());
     ImGuiListClipper clipper;
-    clipper.Begin(static_cast<int>(rows.size()));
+    clipper.Begin(static_cast<int>(shown));
     while (clipper.Step()) {
         for (int r = clipper.DisplayStart; r < clipper.DisplayEnd; ++r) {
             const std::size_t index = rows[static_cast<std::size_t>(r)];

@@ -2,6 +2,7 @@
 // length and the Info column (view/ladder.hpp's info_text), retransmissions and
 // duplicate ACKs marked. Filters by port, flag and 4-tuple; "follow" keeps one
 // connection. The filter is the ladder's too. Click a row to go to that packet.
+// In challenge mode the list ends at the cursor, and a drop shows once it happened.
 #include <imgui.h>
 
 #include <string>
@@ -82,7 +83,8 @@ void draw(const Model& model, ViewState& view) {
     ImGui::TableSetupColumn("Info", ImGuiTableColumnFlags_WidthStretch);
     ImGui::TableHeadersRow();
 
-    const std::size_t shown = ladder_view.rows.size();
+    const bool hide_future = view.challenge.enabled;
+    const std::size_t shown = hide_future ? ladder_view.visible(packets.ladder, position) : ladder_view.rows.size();
     if (packets.list_scrolled_for != position && current_row != none) {
         packets.list_scrolled_for = position;
         const auto at = std::partition_point(ladder_view.rows.begin(), ladder_view.rows.end(),
@@ -124,7 +126,7 @@ void draw(const Model& model, ViewState& view) {
             style::text_coloured(style::packet_colour(row.label), row.protocol ? std::string(to_string(*row.protocol)) : "ICMP");
             ImGui::TableNextColumn();
             std::string info = info_text(row, packets.relative);
-            if (row.drop) info += "  ✗ " + row.drop->text;
+            if (row.drop && (!hide_future || (row.fate && *row.fate < position))) info += "  ✗ " + row.drop->text;
             style::text(info);
             if (future) ImGui::PopStyleVar();
         }

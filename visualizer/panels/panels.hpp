@@ -18,6 +18,7 @@ namespace pool_panel { void draw(const Model& model, ViewState& view); }
 namespace tcp_state_panel { void draw(const Model& model, ViewState& view); }
 namespace firewall_panel { void draw(const Model& model, ViewState& view); }
 namespace ladder_panel { void draw(const Model& model, ViewState& view); }
+namespace challenge_panel { void draw(const Model& model, ViewState& view); }
 namespace packets_panel {
 void draw(const Model& model, ViewState& view);
 // The port / flag / connection filter and the relative-seq toggle, shared with the ladder;

@@ -49,6 +49,10 @@ inline ImVec4 to_vec4(ImU32 colour) { return ImGui::ColorConvertU32ToFloat4(colo
 inline constexpr ImU32 firewall_colour = IM_COL32(235, 110, 40, 255);
 inline constexpr ImU32 selection_colour = IM_COL32(255, 255, 255, 255);
 inline constexpr ImU32 highlight_colour = IM_COL32(255, 200, 40, 110);
+// Challenge mode: the question, a right answer, a wrong one.
+inline constexpr ImU32 question_colour = IM_COL32(120, 200, 255, 255);
+inline constexpr ImU32 right_colour = IM_COL32(110, 220, 120, 255);
+inline constexpr ImU32 wrong_colour = IM_COL32(255, 110, 100, 255);
 
 // The second font loaded by main (DejaVu Sans Mono), if it was found.
 inline ImFont* mono_font() {

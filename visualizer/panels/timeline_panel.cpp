@@ -11,13 +11,19 @@
 namespace portlab::viz::timeline_panel {
 namespace {
 
-void draw_caption(const Model& model) {
+void draw_caption(const Model& model, const ViewState& view) {
     const auto current = model.current_event();
     std::string caption = current ? model.timeline().narration(*current)
                                   : "Before the first event: press Space to play, Right to step.";
     ImGui::PushStyleColor(ImGuiCol_Text, IM_COL32(250, 240, 200, 255));
     ImGui::TextWrapped("%s", caption.c_str());
     ImGui::PopStyleColor();
+    if (const auto open = open_question(model, view)) {
+        const auto& question = view.challenge.session.questions()[*open];
+        style::text_coloured(style::question_colour, "Challenge: what will event " + std::to_string(question.event) +
+                                                         " say? Answer in the Challenge tab (keys 1.." +
+                                                         std::to_string(question.choices.size()) + ").");
+    }
 }
 
 void draw_buttons(const Model& model, ViewState& view) {
@@ -89,7 +95,7 @@ void draw(const Model& model, ViewState& view) {
         const std::string label = "loading: " + std::to_string(model.size()) + " events so far";
         ImGui::ProgressBar(static_cast<float>(model.load_progress()), ImVec2(-1, 0), label.c_str());
     }
-    draw_caption(model);
+    draw_caption(model, view);
     draw_buttons(model, view);
     draw_scrub_bar(model, view);
 }

@@ -110,9 +110,35 @@ json timers_json(const Model& model) {
     return timers;
 }
 
+// The score, and each question with what was chosen: a grader reads the answers back.
+json challenge_json(const Model& model, const ChallengeView& challenge) {
+    const auto score = challenge.session.score();
+    json state = {{"enabled", challenge.enabled}, {"asked", score.asked}, {"correct", score.correct}};
+    if (challenge.generation != model.generation()) return state;
+    json questions = json::array();
+    const auto& session = challenge.session;
+    for (std::size_t q = 0; q < session.questions().size(); ++q) {
+        const auto& question = session.questions()[q];
+        const auto& chosen = session.answers()[q];
+        questions.push_back({{"event", question.event},
+                             {"kind", std::string(to_string(question.kind))},
+                             {"prompt", question.prompt},
+                             {"choices", question.choices},
+                             {"answer", question.choices[question.answer]},
+                             {"chosen", chosen ? json(question.choices[*chosen]) : json(nullptr)}});
+    }
+    state["questions"] = std::move(questions);
+    const auto open = session.open_question(model.position());
+    state["open"] = open ? json(*open) : json(nullptr);
+    json scores = json::object();
+    for (const auto& [label, per_source] : challenge.scores) scores[label] = {{"asked", per_source.asked}, {"correct", per_source.correct}};
+    state["scores"] = std::move(scores);
+    return state;
+}
+
 }  // namespace
 
-json dump_state(const Model& model) {
+json dump_state(const Model& model, const ChallengeView* challenge) {
     json state = {{"position", model.position()}, {"events", model.size()}};
     if (!model.loaded()) return state;
     state["now_us"] = model.world().now_us();
@@ -122,6 +148,7 @@ json dump_state(const Model& model) {
     state["connections"] = connections_json(model);
     state["in_flight"] = in_flight_json(model);
     state["timers"] = timers_json(model);
+    if (challenge && challenge->enabled) state["challenge"] = challenge_json(model, *challenge);
     return state;
 }
 

@@ -38,8 +38,22 @@ double slower(double speed) noexcept {
     return speed_steps.front();
 }
 
+namespace {
+
+// Where challenge mode lets the cursor go: no further than the first unanswered question.
+std::size_t allowed(const Model& model, const ViewState& view, std::size_t n) {
+    n = std::min(n, model.size());
+    if (!view.challenge.enabled) return n;
+    // The questions are made once the source has loaded; until then the cursor waits.
+    if (view.challenge.generation != model.generation()) return std::min(n, model.position());
+    if (const auto horizon = view.challenge.session.horizon()) n = std::min(n, *horizon);
+    return n;
+}
+
+}  // namespace
+
 void seek_to(Model& model, ViewState& view, std::size_t n) {
-    model.seek(std::min(n, model.size()));
+    model.seek(allowed(model, view, n));
     view.playback.phase = 1.0;
     view.inspected_event.reset();
     view.hovered_field.reset();
@@ -53,7 +67,7 @@ void apply(Command command, Model& model, ViewState& view) {
             view.playback.playing = !view.playback.playing;
             break;
         case Command::step_forward:
-            if (model.position() < model.size()) {
+            if (allowed(model, view, model.position() + 1) > model.position()) {
                 seek_to(model, view, model.position() + 1);
                 view.playback.phase = 0.0;  // animate the step
             }
@@ -77,6 +91,7 @@ void apply(Command command, Model& model, ViewState& view) {
 }
 
 bool advance(Model& model, ViewState& view, double seconds) {
+    refresh_challenge(model, view);
     auto& playback = view.playback;
     const double step = seconds * playback.speed / seconds_per_event;
     if (!playback.playing) {
@@ -87,6 +102,11 @@ bool advance(Model& model, ViewState& view, double seconds) {
     bool moved = false;
     // Bounded: at most 64 events per frame, however long the frame took.
     for (int i = 0; i < 64 && playback.phase >= 1.0; ++i) {
+        if (allowed(model, view, model.position() + 1) == model.position()) {  // the end, or a question waits
+            playback.playing = false;
+            playback.phase = 1.0;
+            break;
+        }
         if (model.position() >= model.size()) {
             playback.playing = false;
             playback.phase = 1.0;
@@ -115,6 +135,8 @@ void perform_requests(Model& model, ViewState& view) {
         else if (const auto* seek = std::get_if<SeekRequest>(&request)) seek_to(model, view, seek->n);
         else if (const auto* file = std::get_if<OpenFileRequest>(&request)) model.start_open(file->path);
         else if (const auto* scenario = std::get_if<OpenScenarioRequest>(&request)) (void)model.open_scenario(scenario->name);
+        else if (const auto* toggle = std::get_if<ChallengeToggle>(&request)) set_challenge(model, view, toggle->on);
+        else if (const auto* answer = std::get_if<ChallengeAnswer>(&request)) (void)answer_challenge(model, view, answer->choice);
         sync_with_model(model, view);
     }
 }
@@ -151,6 +173,44 @@ void sync_with_model(const Model& model, ViewState& view) {
     view.hovered_field.reset();
     view.hovered_byte.reset();
     view.filter = EventFilter{};
+    refresh_challenge(model, view);
+}
+
+void refresh_challenge(const Model& model, ViewState& view) {
+    auto& challenge = view.challenge;
+    if (!challenge.enabled || challenge.generation == model.generation() || !model.loaded() || model.loading()) return;
+    challenge.generation = model.generation();
+    challenge.session = ChallengeSession(make_questions(model.timeline()));
+    challenge.shown_for = static_cast<std::size_t>(-1);
+    challenge.scores[model.label()] = challenge.session.score();
+}
+
+void set_challenge(Model& model, ViewState& view, bool on) {
+    if (view.challenge.enabled == on) return;
+    view.challenge.enabled = on;
+    view.challenge.generation = static_cast<std::size_t>(-1);  // a fresh go at the questions
+    refresh_challenge(model, view);
+    if (on) {
+        view.playback.playing = false;
+        seek_to(model, view, 0);
+    }
+}
+
+std::optional<std::size_t> open_question(const Model& model, const ViewState& view) noexcept {
+    if (!view.challenge.enabled || view.challenge.generation != model.generation()) return std::nullopt;
+    return view.challenge.session.open_question(model.position());
+}
+
+bool answer_challenge(Model& model, ViewState& view, std::size_t choice) {
+    const auto question = open_question(model, view);
+    if (!question || !view.challenge.session.answer(*question, choice)) return false;
+    view.challenge.scores[model.label()] = view.challenge.session.score();
+    apply(Command::step_forward, model, view);  // the event itself tells the answer
+    return true;
+}
+
+std::size_t shown_events(const Model& model, const ViewState& view) noexcept {
+    return view.challenge.enabled ? model.position() : model.size();
 }
 
 }  // namespace portlab::viz

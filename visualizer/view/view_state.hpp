@@ -6,11 +6,13 @@
 
 #include <array>
 #include <cstddef>
+#include <map>
 #include <optional>
 #include <string>
 #include <variant>
 #include <vector>
 
+#include "view/challenge.hpp"
 #include "view/filters.hpp"
 #include "view/hexmap.hpp"
 #include "view/ladder.hpp"
@@ -69,7 +71,15 @@ struct OpenFileRequest {
 struct OpenScenarioRequest {
     std::string name;
 };
-using Request = std::variant<Command, SeekRequest, OpenFileRequest, OpenScenarioRequest>;
+// Challenge mode on or off (the menu's toggle); on rewinds to the first event.
+struct ChallengeToggle {
+    bool on = false;
+};
+// The student's answer to the question open at the cursor: choice 0 is "a".
+struct ChallengeAnswer {
+    std::size_t choice = 0;
+};
+using Request = std::variant<Command, SeekRequest, OpenFileRequest, OpenScenarioRequest, ChallengeToggle, ChallengeAnswer>;
 
 // The event list's filtered rows, recomputed only when the filter or source changes.
 struct EventListCache {
@@ -78,6 +88,18 @@ struct EventListCache {
     EventFilter filter;
     std::vector<std::size_t> rows;
     std::size_t scrolled_for = static_cast<std::size_t>(-1);  // the event the list last scrolled to
+};
+
+// Challenge mode (view/challenge.hpp): the questions of the source shown and the
+// answers so far; while it is on, the cursor stops at each unanswered question and the
+// panels show nothing past the cursor.
+struct ChallengeView {
+    bool enabled = false;
+    std::size_t generation = static_cast<std::size_t>(-1);  // the Model::generation() the session was made for
+    ChallengeSession session;
+    // Every source tried in this run, by its label: the score per scenario.
+    std::map<std::string, ChallengeScore> scores;
+    std::size_t shown_for = static_cast<std::size_t>(-1);  // the question the app last brought forward
 };
 
 struct ViewState {
@@ -95,6 +117,7 @@ struct ViewState {
     EventListCache event_list;
     PacketViews packets;  // the ladder and the packet list
     std::string requests_error_shown;  // the last open error already written to stderr
+    ChallengeView challenge;
 };
 
 // Performs and clears view.requests, in order. Opening a file or scenario that
@@ -113,6 +136,20 @@ bool advance(Model& model, ViewState& view, double seconds);
 [[nodiscard]] bool moves_by_itself(const Model& model, const ViewState& view) noexcept;
 // Resets what belonged to the previous source after an open.
 void sync_with_model(const Model& model, ViewState& view);
+// Challenge mode: turning it on makes the questions (once the source is loaded) and
+// rewinds; the cursor then never passes the first unanswered question.
+void set_challenge(Model& model, ViewState& view, bool on);
+// Makes the questions of a source that finished loading or was opened while challenge
+// mode is on; cheap when nothing changed (the app calls it every frame).
+void refresh_challenge(const Model& model, ViewState& view);
+// Answers the question open at the cursor and steps onto its event, which reveals the
+// answer; false when no question is open there.
+bool answer_challenge(Model& model, ViewState& view, std::size_t choice);
+// The question open at the cursor, when challenge mode is on.
+[[nodiscard]] std::optional<std::size_t> open_question(const Model& model, const ViewState& view) noexcept;
+// How many events the panels may show: all of them, or in challenge mode those applied
+// (what comes after the cursor is what the student is asked to predict).
+[[nodiscard]] std::size_t shown_events(const Model& model, const ViewState& view) noexcept;
 [[nodiscard]] double faster(double speed) noexcept;
 [[nodiscard]] double slower(double speed) noexcept;
 
