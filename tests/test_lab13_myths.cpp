@@ -201,3 +201,19 @@ TEST_CASE("lab13 follows the lab conventions: --help, one-line usage errors, --s
           "[lab13][conventions]") {
     test::check_lab_conventions({"lab13_myths", true, "--port 0"});
 }
+
+TEST_CASE("lab13: a usage error found after the options are read stays one line while the default port is busy",
+          "[lab13][usage]") {
+    // The busy-port note is for a run that goes ahead; a run refused for --clients says only why.
+    const test::sockets::Fd holder(::socket(AF_INET, SOCK_STREAM, 0));
+    REQUIRE(holder.get() >= 0);
+    auto address = test::sockets::loopback(7413);
+    const bool held = ::bind(holder.get(), reinterpret_cast<sockaddr*>(&address), sizeof address) == 0 &&
+                      ::listen(holder.get(), 1) == 0;
+    if (!held) REQUIRE(errno == EADDRINUSE);  // someone else holds it: busy all the same
+    const auto run = lab.run("--clients 201");
+    INFO("stderr: " << run.err);
+    CHECK(run.exit_code == 2);
+    CHECK(test::lines_of(run.err).size() == 1);
+    CHECK_THAT(run.err, Catch::Contains("--clients"));
+}

@@ -504,9 +504,10 @@ void Lab::parse() {
             for (const auto& use : default_port_uses_) {
                 const auto busy = static_cast<Port>(server_.port + use.offset);
                 if (!is_errno(try_bind({server_.bind, busy}, use.protocol), EADDRINUSE)) continue;
-                std::cerr << info_.name << ": port " << busy << ", the lab's default, is busy ("
-                          << (use.protocol == Protocol::udp ? "ss -ulnp" : "ss -tlnp") << " 'sport = :" << busy
-                          << "' shows who holds it); the kernel chooses a free port instead, as with --port 0\n";
+                held_note_ = fmt::format(
+                    "{}: port {}, the lab's default, is busy ({} 'sport = :{}' shows who holds it); the kernel "
+                    "chooses a free port instead, as with --port 0\n",
+                    info_.name, busy, use.protocol == Protocol::udp ? "ss -ulnp" : "ss -tlnp", busy);
                 server_.port = 0;
                 server_.default_port_busy = true;
                 break;
@@ -525,6 +526,14 @@ void Lab::parse() {
         trace_ = std::move(*recorder);
         trace_.keep_on_interrupt(info_.name);
     }
+}
+
+Narrator& Lab::narrate() noexcept {
+    if (!held_note_.empty()) {
+        std::cerr << held_note_;
+        held_note_.clear();
+    }
+    return narrator_;
 }
 
 std::uint64_t Lab::elapsed_us() const {

@@ -254,7 +254,9 @@ public:
     [[nodiscard]] bool json() const noexcept { return options_.json; }
     [[nodiscard]] bool color() const noexcept { return color_; }
     // Valid after parse().
-    [[nodiscard]] Narrator& narrate() noexcept { return narrator_; }
+    // The lab's voice. Its first use also prints the note parse() kept back (a busy default
+    // port replaced), so a usage error found after parse() stays the only line on stderr.
+    [[nodiscard]] Narrator& narrate() noexcept;
     [[nodiscard]] TraceRecorder& trace() noexcept { return trace_; }
     // The lab's facts: narration, trace and --json from one call each (observe.hpp).
     [[nodiscard]] Observer& observer() noexcept { return observer_; }
@@ -286,6 +288,7 @@ private:
     CommonOptions options_;
     bool color_ = false;
     Narrator narrator_;
+    std::string held_note_;  // printed by the first narrate()
     TraceRecorder trace_;
     Observer observer_{narrator_, trace_};
     std::chrono::steady_clock::time_point start_;
