@@ -24,7 +24,7 @@ bool lit_byte(const Highlight& lit, std::size_t byte) {
 
 }  // namespace
 
-std::optional<std::size_t> draw(std::span<const std::uint8_t> bytes, std::span<const Layer> layers, const Highlight& lit) {
+Pointer draw(std::span<const std::uint8_t> bytes, std::span<const Layer> layers, const Highlight& lit) {
     const style::MonoScope mono;
     const float char_w = ImGui::CalcTextSize("0").x;
     const float line_h = ImGui::GetTextLineHeightWithSpacing();
@@ -76,7 +76,7 @@ std::optional<std::size_t> draw(std::span<const std::uint8_t> bytes, std::span<c
             ImGui::EndTooltip();
         }
     }
-    return hovered;
+    return Pointer{hovered, hovered && ImGui::IsMouseClicked(ImGuiMouseButton_Left)};
 }
 
 }  // namespace portlab::viz::hex_view

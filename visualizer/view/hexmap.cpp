@@ -59,6 +59,27 @@ Highlight highlight_for_byte(std::span<const Layer> layers, std::size_t byte) {
     return highlight;
 }
 
+std::optional<FieldSelection> select_field(std::span<const Layer> layers, std::size_t event, FieldRef field) {
+    const Field* f = field_of(layers, field);
+    if (f == nullptr) return std::nullopt;
+    return FieldSelection{event, field, bytes_of(*f)};
+}
+
+std::optional<FieldSelection> select_byte(std::span<const Layer> layers, std::size_t event, std::size_t byte) {
+    const auto field = field_at_byte(layers, byte);
+    if (!field) return std::nullopt;  // a byte no field covers (trailing padding): nothing picked
+    return select_field(layers, event, *field);
+}
+
+Highlight highlight_with_selection(const std::optional<FieldSelection>& selection, std::size_t event, Highlight hover) {
+    if (!selection || selection->event != event) return hover;
+    if (std::find(hover.fields.begin(), hover.fields.end(), selection->field) == hover.fields.end()) {
+        hover.fields.push_back(selection->field);
+        hover.bytes.push_back(selection->bytes);
+    }
+    return hover;
+}
+
 std::size_t hex_row_count(std::size_t size, std::size_t per_row) noexcept {
     return per_row == 0 ? 0 : (size + per_row - 1) / per_row;
 }

@@ -48,6 +48,21 @@ struct Highlight {
 [[nodiscard]] Highlight highlight_for_field(std::span<const Layer> layers, FieldRef field);
 [[nodiscard]] Highlight highlight_for_byte(std::span<const Layer> layers, std::size_t byte);
 
+// What a click picks, in the tree or in the hex dump, kept until the next click: one field
+// and the bytes it covers, for one packet event (inspecting another packet shows nothing
+// of it). Clicking a byte picks the field field_at_byte names, the innermost one: a byte of
+// an ICMP error's quoted header picks the quoted field, not the ICMP payload around it.
+struct FieldSelection {
+    std::size_t event = 0;  // the packet event whose fields these are
+    FieldRef field;
+    ByteRange bytes;        // bytes_of(the field)
+    friend bool operator==(const FieldSelection&, const FieldSelection&) = default;
+};
+[[nodiscard]] std::optional<FieldSelection> select_field(std::span<const Layer> layers, std::size_t event, FieldRef field);
+[[nodiscard]] std::optional<FieldSelection> select_byte(std::span<const Layer> layers, std::size_t event, std::size_t byte);
+// What the selection lights while `event` is inspected, with `hover` (the pointer's) added.
+[[nodiscard]] Highlight highlight_with_selection(const std::optional<FieldSelection>& selection, std::size_t event, Highlight hover);
+
 // The hex dump's lines: offset, then up to `per_row` bytes. A row is computed when it is
 // drawn, never all of them: a 10 MiB packet has 655,360 rows, a window shows a few dozen.
 struct HexRow {
