@@ -206,6 +206,17 @@ TEST_CASE("portlab-viz refuses a --screenshot over its input file or a device, b
     CHECK_THAT(run.err, Catch::Contains("/dev/full"));
 }
 
+TEST_CASE("portlab-viz refuses an --export-ladder-svg over its input file or a device, before reading it", "[output_file][viz]") {
+    const TempDir dir;
+    const auto input = dir.file("in.jsonl");
+    write_text(input, precious);
+    check_refused(program("portlab-viz") + " " + shell_quote(input) + " --export-ladder-svg " + shell_quote(input), dir, input,
+                  precious);
+    const auto run = run_command(program("portlab-viz") + " " + shell_quote(input) + " --export-ladder-svg /dev/full", 30);
+    CHECK(run.exit_code == 2);
+    CHECK_THAT(run.err, Catch::Contains("/dev/full"));
+}
+
 // Issue 12, item 8: SIGKILL cannot be caught, so a killed writer leaves its temporary file; the
 // next run for the same name removes it once the kernel says its writer is gone (kill(PID, 0)
 // answers ESRCH), and leaves a running writer's file alone.
