@@ -1212,8 +1212,10 @@ TEST_CASE("opening another source forgets the clicked field", "[viz][hex][select
     sync_with_model(model, view);
     view.selected_field = FieldSelection{3, FieldRef{1, 0}, ByteRange{20, 22}};
     view.reveal_selected_field = true;
+    view.reveal_selected_bytes = true;
     REQUIRE(model.open_scenario("udp-closed-port").has_value());
     sync_with_model(model, view);
     CHECK_FALSE(view.selected_field.has_value());
     CHECK_FALSE(view.reveal_selected_field);
+    CHECK_FALSE(view.reveal_selected_bytes);
 }

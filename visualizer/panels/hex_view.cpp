@@ -24,7 +24,8 @@ bool lit_byte(const Highlight& lit, std::size_t byte) {
 
 }  // namespace
 
-Pointer draw(std::span<const std::uint8_t> bytes, std::span<const Layer> layers, const Highlight& lit) {
+Pointer draw(std::span<const std::uint8_t> bytes, std::span<const Layer> layers, const Highlight& lit,
+             std::optional<std::size_t> reveal) {
     const style::MonoScope mono;
     const float char_w = ImGui::CalcTextSize("0").x;
     const float line_h = ImGui::GetTextLineHeightWithSpacing();
@@ -36,6 +37,13 @@ Pointer draw(std::span<const std::uint8_t> bytes, std::span<const Layer> layers,
     const std::size_t row_count = hex_row_count(bytes.size(), per_row);
     const ImVec2 mouse = ImGui::GetIO().MousePos;
     std::optional<std::size_t> hovered;
+    if (reveal && *reveal < bytes.size()) {
+        // The row holding the byte, a third of the way down, unless it is in view already.
+        const float row_top = static_cast<float>(*reveal / per_row) * line_h;
+        const float seen = ImGui::GetWindowHeight();
+        if (row_top < ImGui::GetScrollY() || row_top + line_h > ImGui::GetScrollY() + seen)
+            ImGui::SetScrollY(std::max(0.0f, row_top - seen / 3));
+    }
 
     // Only the rows inside the window's clip rectangle are drawn (as ImGuiListClipper would);
     // the Dummy below still reserves the whole height, so the scroll bar is right.

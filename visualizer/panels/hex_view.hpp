@@ -18,6 +18,8 @@ struct Pointer {
     std::optional<std::size_t> hovered;  // the byte under the pointer
     bool clicked = false;                // and the left button was clicked on it this frame
 };
-[[nodiscard]] Pointer draw(std::span<const std::uint8_t> bytes, std::span<const Layer> layers, const Highlight& lit);
+// `reveal`: a byte to scroll into view this frame (a field clicked in the tree).
+[[nodiscard]] Pointer draw(std::span<const std::uint8_t> bytes, std::span<const Layer> layers, const Highlight& lit,
+                           std::optional<std::size_t> reveal = std::nullopt);
 
 }  // namespace portlab::viz::hex_view

@@ -2,8 +2,9 @@
 // event list); for a packet, its header tree by layer with every field's value
 // and meaning, and the hex dump linked both ways: hover a field to light its
 // bytes, hover a byte to light its field; a click selects (view/hexmap.hpp's
-// FieldSelection) and the selection stays lit in both, the tree opening the
-// field's layer and scrolling to it when the click was in the dump.
+// FieldSelection) and the selection stays lit in both: a click in the dump opens
+// the field's layer in the tree and scrolls to it, a click in the tree scrolls the
+// dump to the field's bytes.
 #include <imgui.h>
 
 #include <algorithm>
@@ -39,8 +40,10 @@ void draw_field_tree(const DecodedPacket& packet, std::size_t event, const Highl
                 ImGui::TableNextRow();
                 ImGui::TableNextColumn();
                 ImGui::PushID(static_cast<int>(l * 1000 + f));
-                if (ImGui::Selectable(field.name.c_str(), is_lit, ImGuiSelectableFlags_SpanAllColumns))
+                if (ImGui::Selectable(field.name.c_str(), is_lit, ImGuiSelectableFlags_SpanAllColumns)) {
                     view.selected_field = select_field(packet.layers, event, ref);
+                    view.reveal_selected_bytes = true;
+                }
                 if (ImGui::IsItemHovered()) view.hovered_field = ref;
                 if (reveal && selected->field == ref) ImGui::SetScrollHereY(0.4f);
                 ImGui::PopID();
@@ -91,7 +94,10 @@ void draw_packet(const trace::Packet& packet, std::size_t event, ViewState& view
     draw_field_tree(*decoded, event, lit, view);
     ImGui::EndChild();
     ImGui::BeginChild("hex", ImVec2(0, 0), true, ImGuiWindowFlags_HorizontalScrollbar);
-    const auto pointer = hex_view::draw(packet.bytes, decoded->layers, lit);
+    std::optional<std::size_t> reveal;
+    if (view.reveal_selected_bytes && view.selected_field && view.selected_field->event == event) reveal = view.selected_field->bytes.begin;
+    view.reveal_selected_bytes = false;
+    const auto pointer = hex_view::draw(packet.bytes, decoded->layers, lit, reveal);
     view.hovered_byte = pointer.hovered;
     if (pointer.clicked) {
         view.selected_field = select_byte(decoded->layers, event, *pointer.hovered);
