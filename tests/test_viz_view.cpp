@@ -1219,3 +1219,36 @@ TEST_CASE("opening another source forgets the clicked field", "[viz][hex][select
     CHECK_FALSE(view.reveal_selected_field);
     CHECK_FALSE(view.reveal_selected_bytes);
 }
+
+TEST_CASE("a click lands on the byte drawn under it: every hex cell and printable character maps back to its byte", "[viz][hex][select]") {
+    const Bytes bytes = syn_bytes();  // 40 bytes: two full rows and a half
+    const HexGeometry geometry{8.0f, 17.0f, 16};
+    const auto middle = [](const HexCell& cell) { return std::pair{(cell.x0 + cell.x1) / 2, (cell.y0 + cell.y1) / 2}; };
+    for (std::size_t byte = 0; byte < bytes.size(); ++byte) {
+        CAPTURE(byte);
+        const auto [hx, hy] = middle(geometry.hex_cell(byte));
+        const auto [ax, ay] = middle(geometry.ascii_cell(byte));
+        CHECK(geometry.byte_at(hx, hy, bytes.size()) == byte);
+        CHECK(geometry.byte_at(ax, ay, bytes.size()) == byte);
+        CHECK(geometry.hex_cell(byte).x1 <= geometry.ascii_cell(byte).x0);
+        CHECK(geometry.ascii_cell(byte).x1 <= geometry.width());
+    }
+    // hexdump -C's gap after the 8th byte, the offset column and past the end are no byte.
+    CHECK(geometry.hex_cell(8).x0 - geometry.hex_cell(7).x1 > geometry.hex_cell(7).x0 - geometry.hex_cell(6).x1);
+    CHECK_FALSE(geometry.byte_at((geometry.hex_cell(7).x1 + geometry.hex_cell(8).x0) / 2, 5, bytes.size()).has_value());
+    CHECK_FALSE(geometry.byte_at(4, 5, bytes.size()).has_value());
+    CHECK_FALSE(geometry.byte_at(middle(geometry.hex_cell(45)).first, middle(geometry.hex_cell(45)).second, bytes.size()).has_value());
+    CHECK_FALSE(geometry.byte_at(10, -1, bytes.size()).has_value());
+
+    // The whole path of a click on the IPv4 checksum (RFC 791: header bytes 10-11): the cell
+    // drawn for byte 11, the byte under it, the field selected.
+    const auto decoded = decode_frame(LinkType::raw, bytes);
+    REQUIRE(decoded.has_value());
+    const auto [x, y] = middle(geometry.hex_cell(11));
+    const auto byte = geometry.byte_at(x, y, bytes.size());
+    REQUIRE(byte.has_value());
+    const auto selected = select_byte(decoded->layers, 0, *byte);
+    REQUIRE(selected.has_value());
+    CHECK(field_of(decoded->layers, selected->field)->name == "Header checksum");
+    CHECK(selected->bytes == ByteRange{10, 12});
+}
