@@ -188,10 +188,11 @@ void draw_export_popup(App& app) {
     const bool entered = ImGui::InputText("##export path", &dialog.path, ImGuiInputTextFlags_EnterReturnsTrue);
     if ((ImGui::Button("Save") || entered) && !dialog.path.empty()) {
         if (png) {
-            app.ui.pending_png = PendingPng{dialog.path};
+            app.ui.pending_png = PendingPng{dialog.path, 2, export_rules(app)};
         } else {
             const auto written = export_ladder_svg(app, dialog.path);
             app.ui.export_message = written ? "wrote " + dialog.path : "export: " + written.error().message;
+            app.ui.export_failed = !written;
         }
         ImGui::CloseCurrentPopup();
     }
@@ -393,8 +394,9 @@ void draw_frame(App& app) {
 void save_pending_png(App& app, int width, int height) {
     auto& pending = app.ui.pending_png;
     if (!pending || pending->frames-- > 0) return;
-    const auto saved = save_back_buffer_png(pending->path, width, height, export_rules(app));
+    const auto saved = save_back_buffer_png(pending->path, width, height, pending->rules);
     app.ui.export_message = saved ? "wrote " + pending->path : saved.error().message;
+    app.ui.export_failed = !saved;
     pending.reset();
 }
 

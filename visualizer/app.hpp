@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "portlab/output_file.hpp"
 #include "view/model.hpp"
 #include "view/scenarios.hpp"
 #include "view/view_state.hpp"
@@ -24,9 +25,11 @@ struct ExportDialog {
 };
 // A PNG of the view is read from the back buffer after a frame without the dialog on it:
 // `frames` more frames are drawn first (the dialog closes on the frame it is confirmed).
+// --screenshot goes the same way, after the frames that let tables settle their sizes.
 struct PendingPng {
     std::string path;
     int frames = 2;
+    OutputRules rules;
 };
 
 struct AppUi {
@@ -43,6 +46,7 @@ struct AppUi {
     ExportDialog export_dialog;
     std::optional<PendingPng> pending_png;
     std::string export_message;  // the last export's outcome, shown in the menu bar
+    bool export_failed = false;  // and whether it failed (--screenshot exits 1)
 };
 
 struct App {

@@ -454,19 +454,16 @@ int main(int argc, char** argv) {
     if (status != 0) {
         // the script was refused: no picture, no dump
     } else if (!options.screenshot.empty()) {
-        // A few frames so tables and windows settle their sizes, then read the last one back.
-        for (int frame = 0; frame < 4; ++frame) {
+        // A few frames so tables and windows settle their sizes, then read the last one back,
+        // the way File > Export view as PNG... does (save_pending_png, after the render).
+        app.ui.pending_png = PendingPng{options.screenshot, 3, screenshot_rules};
+        for (int frame = 0; frame < 4 && app.ui.pending_png; ++frame) {
             run_frame(window, app, 0.0);
-            if (frame == 3) {
-                int width = 0;
-                int height = 0;
-                glfwGetFramebufferSize(window, &width, &height);
-                if (const auto saved = save_back_buffer_png(options.screenshot, width, height, screenshot_rules); !saved) {
-                    std::fprintf(stderr, "portlab-viz: %s\n", saved.error().message.c_str());
-                    status = 1;
-                }
-            }
             glfwSwapBuffers(window);
+        }
+        if (app.ui.export_failed) {
+            std::fprintf(stderr, "portlab-viz: %s\n", app.ui.export_message.c_str());
+            status = 1;
         }
     } else if (options.bench_open) {
         // What a person sees after `portlab-viz FILE`: when the first events are
