@@ -195,15 +195,18 @@ TEST_CASE("portlab-sim refuses --trace and --pcap naming one file, and a link, b
     check_refused(sim + " --pcap " + shell_quote(dir.file("link")), dir, keep, precious);
 }
 
-TEST_CASE("portlab-viz refuses a --screenshot over its input file or a device, before any window", "[output_file][viz]") {
+TEST_CASE("portlab-viz refuses an output file (--screenshot, --dump-state, --export-ladder-svg) over its input or a device, before any window",
+          "[output_file][viz]") {
+    const auto option = GENERATE(as<std::string>{}, "--screenshot", "--dump-state", "--export-ladder-svg");
+    CAPTURE(option);
     const TempDir dir;
     const auto input = dir.file("in.jsonl");
     write_text(input, precious);
-    check_refused(program("portlab-viz") + " " + shell_quote(input) + " --screenshot " + shell_quote(input), dir, input,
-                  precious);
-    const auto run = run_command(program("portlab-viz") + " " + shell_quote(input) + " --screenshot /dev/full", 30);
+    check_refused(program("portlab-viz") + " " + shell_quote(input) + " " + option + " " + shell_quote(input), dir, input, precious);
+    const auto run = run_command(program("portlab-viz") + " " + shell_quote(input) + " " + option + " /dev/full", 30);
     CHECK(run.exit_code == 2);
     CHECK_THAT(run.err, Catch::Contains("/dev/full"));
+    CHECK_THAT(run.err, Catch::Contains(option));
 }
 
 // Issue 12, item 8: SIGKILL cannot be caught, so a killed writer leaves its temporary file; the

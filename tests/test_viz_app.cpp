@@ -6,12 +6,16 @@
 #include <stb_image.h>
 
 #include <fstream>
+#include <iterator>
 #include <memory>
 #include <set>
 
 #include "portlab/packet.hpp"
 #include "portlab/trace.hpp"
+#include "replay/state.hpp"
 #include "support.hpp"
+#include "view/ladder.hpp"
+#include "view/ladder_svg.hpp"
 
 using portlab::test::run_command;
 using portlab::test::shell_quote;
@@ -245,4 +249,75 @@ TEST_CASE("the challenge answers given on the command line: what is not a letter
     const auto too_far = run_command(viz("--scenario web --challenge-answers z"), 60);
     CHECK(too_far.exit_code == 2);
     CHECK_THAT(too_far.err, Catch::Contains("question 1"));
+}
+
+TEST_CASE("the app under Xvfb: --export-ladder-svg writes the ladder of portlab-sim's trace: XML, one arrow per packet sent, the ladder's labels",
+          "[viz][app][xvfb][svg]") {
+    if (!portlab::test::tool_available("xmllint")) FAIL("xmllint is not installed: run tools/setup (libxml2-utils)");
+    const portlab::test::TempDir dir;
+    const std::string trace_path = dir.file("web.jsonl");
+    const auto sim = run_command(shell_quote(portlab::test::bin_path("portlab-sim")) + " --scenario web --trace " + shell_quote(trace_path) +
+                                     " >/dev/null", 60);
+    INFO(sim.err);
+    REQUIRE(sim.exit_code == 0);
+    auto trace = portlab::trace::read_trace_file(trace_path);
+    REQUIRE(trace.has_value());
+    std::size_t sent = 0;
+    for (const auto& event : trace->events)
+        if (const auto* packet = std::get_if<portlab::trace::Packet>(&event.body); packet && packet->kind == portlab::trace::PacketKind::sent)
+            ++sent;
+    REQUIRE(sent > 0);
+
+    const std::string svg_path = dir.file("ladder.svg");
+    const auto run = run_command(viz(shell_quote(trace_path) + " --export-ladder-svg " + shell_quote(svg_path)), 90);
+    INFO(run.err);
+    REQUIRE(run.exit_code == 0);
+    const auto lint = run_command("xmllint --noout " + shell_quote(svg_path), 30);
+    INFO(lint.err);
+    CHECK(lint.exit_code == 0);
+    std::ifstream in(svg_path);
+    const std::string svg((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::vector<std::string> labels;
+    std::size_t arrows = 0;
+    for (auto at = svg.find("<line class=\"arrow\""); at != std::string::npos; at = svg.find("<line class=\"arrow\"", at + 1)) ++arrows;
+    for (auto at = svg.find("<text class=\"label\""); at != std::string::npos; at = svg.find("<text class=\"label\"", at + 1)) {
+        const auto start = svg.find('>', at) + 1;
+        labels.push_back(svg.substr(start, svg.find("</text>", start) - start));
+    }
+    CHECK(arrows == sent);
+    // The labels are the ladder model's rows, in order, for the same trace read here.
+    const auto timeline = portlab::replay::Timeline::of(std::move(trace).value());
+    portlab::viz::PacketLadder ladder;
+    ladder.extend(timeline);
+    const auto view = portlab::viz::make_ladder_view(ladder, {}, portlab::viz::ColumnMode::automatic);
+    REQUIRE(labels.size() == view.rows.size());
+    for (std::size_t r = 0; r < labels.size(); ++r) {
+        CAPTURE(r);
+        CHECK(labels[r] == portlab::viz::xml_text(portlab::viz::marked_arrow_label(ladder.rows()[view.rows[r].row])));
+    }
+
+    SECTION("with --at, only the packets sent before the cursor") {
+        const auto early = run_command(viz(shell_quote(trace_path) + " --at " + std::to_string(ladder.rows()[1].event + 1) +
+                                           " --export-ladder-svg " + shell_quote(dir.file("early.svg"))), 90);
+        INFO(early.err);
+        REQUIRE(early.exit_code == 0);
+        std::ifstream early_in(dir.file("early.svg"));
+        const std::string early_svg((std::istreambuf_iterator<char>(early_in)), std::istreambuf_iterator<char>());
+        std::size_t early_arrows = 0;
+        for (auto at = early_svg.find("<line class=\"arrow\""); at != std::string::npos; at = early_svg.find("<line class=\"arrow\"", at + 1))
+            ++early_arrows;
+        CHECK(early_arrows == 2);
+    }
+    SECTION("a symbolic link is refused with exit 2 and its target left as it was") {
+        const std::string target = dir.file("target.txt");
+        std::ofstream(target) << "keep me\n";
+        REQUIRE(run_command("ln -s " + shell_quote(target) + " " + shell_quote(dir.file("link.svg")), 10).exit_code == 0);
+        const auto refused = run_command(viz(shell_quote(trace_path) + " --export-ladder-svg " + shell_quote(dir.file("link.svg"))), 90);
+        CHECK(refused.exit_code == 2);
+        CHECK(refused.err.find("--export-ladder-svg") != std::string::npos);
+        std::ifstream kept(target);
+        std::string line;
+        std::getline(kept, line);
+        CHECK(line == "keep me");
+    }
 }

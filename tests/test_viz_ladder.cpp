@@ -6,13 +6,16 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <fstream>
 #include <set>
 #include <string>
 #include <vector>
 
 #include "portlab/packet.hpp"
 #include "support.hpp"
+#include "portlab/text_safety.hpp"
 #include "view/ladder.hpp"
+#include "view/ladder_svg.hpp"
 #include "view/model.hpp"
 #include "view/view_state.hpp"
 
@@ -342,4 +345,107 @@ TEST_CASE("a big trace fills the ladder over several frames, and the app keeps d
     const auto& fins = refresh(view.packets, model.timeline(), model.generation(), budget);
     CHECK(!fins.rows.empty());
     for (const auto& row : fins.rows) CHECK((whole.rows()[row.row].flags & tcp_flag::fin) != 0);
+}
+
+// ---- the ladder as SVG (File > Export ladder as SVG..., --export-ladder-svg) ----------------
+
+namespace {
+
+std::size_t count_of(const std::string& text, const std::string& what) {
+    std::size_t count = 0;
+    for (auto at = text.find(what); at != std::string::npos; at = text.find(what, at + what.size())) ++count;
+    return count;
+}
+
+// The text of every <text class="label"> element, in document order, entities undone.
+std::vector<std::string> svg_labels(const std::string& svg) {
+    std::vector<std::string> labels;
+    const std::string open = "<text class=\"label\"";
+    for (auto at = svg.find(open); at != std::string::npos; at = svg.find(open, at + 1)) {
+        const auto start = svg.find('>', at) + 1;
+        std::string text = svg.substr(start, svg.find("</text>", start) - start);
+        for (const auto& [entity, c] : std::vector<std::pair<std::string, std::string>>{
+                 {"&lt;", "<"}, {"&gt;", ">"}, {"&quot;", "\""}, {"&apos;", "'"}, {"&amp;", "&"}})
+            for (auto e = text.find(entity); e != std::string::npos; e = text.find(entity, e + 1)) text.replace(e, entity.size(), c);
+        labels.push_back(text);
+    }
+    return labels;
+}
+
+// xmllint (libxml2) is the judge of well-formedness.
+void require_well_formed(const std::string& svg, const test::TempDir& dir) {
+    if (!test::tool_available("xmllint")) FAIL("xmllint is not installed: run tools/setup (libxml2-utils)");
+    const std::string path = dir.file("ladder.svg");
+    std::ofstream(path, std::ios::binary) << svg;
+    const auto lint = test::run_command("xmllint --noout " + test::shell_quote(path), 30);
+    INFO(lint.err);
+    REQUIRE(lint.exit_code == 0);
+}
+
+std::size_t packets_with_kind(const Model& model, trace::PacketKind kind) {
+    std::size_t count = 0;
+    for (std::size_t i = 0; i < model.size(); ++i)
+        if (const auto* packet = std::get_if<trace::Packet>(&model.timeline().event(i).body); packet && packet->kind == kind) ++count;
+    return count;
+}
+
+}  // namespace
+
+TEST_CASE("the ladder as SVG is well-formed XML with one arrow per packet the trace sent, labelled as the ladder's rows",
+          "[viz][ladder][svg]") {
+    Model model;
+    REQUIRE(model.open_scenario("web").has_value());
+    const PacketLadder ladder = ladder_of(model);
+    const LadderView view = make_ladder_view(ladder, {}, ColumnMode::automatic);
+    const std::string svg = ladder_svg(ladder, view, model.timeline(), {.position = model.size(), .relative = true, .title = "web"});
+    const test::TempDir dir;
+    require_well_formed(svg, dir);
+    // The judge for the count: the trace's own `sent` packet events (the simulator reports each once).
+    const std::size_t sent = packets_with_kind(model, trace::PacketKind::sent);
+    REQUIRE(sent > 0);
+    CHECK(count_of(svg, "<line class=\"arrow\"") == sent);
+    CHECK(count_of(svg, "<g class=\"packet\"") == sent);
+    CHECK(count_of(svg, "<line class=\"lifeline\"") == view.columns.size());
+    CHECK(count_of(svg, "<path class=\"drop\"") == 0);  // nothing is dropped in this story
+    const auto labels = svg_labels(svg);
+    REQUIRE(labels.size() == view.rows.size());
+    for (std::size_t r = 0; r < view.rows.size(); ++r) {
+        CAPTURE(r);
+        CHECK(labels[r] == text::printable(marked_arrow_label(ladder.rows()[view.rows[r].row])));
+    }
+    // Every column's endpoint is written over its lifeline.
+    for (const auto& column : view.columns) CHECK(svg.find(">" + column.label + "</text>") != std::string::npos);
+
+    SECTION("at a cursor: only the packets sent before it") {
+        const auto first_rows = ladder_svg(ladder, view, model.timeline(), {.position = ladder.rows()[2].event + 1, .relative = true, .title = ""});
+        require_well_formed(first_rows, dir);
+        CHECK(count_of(first_rows, "<line class=\"arrow\"") == 3);
+    }
+}
+
+TEST_CASE("the ladder's SVG marks each drop the trace reports with a cross, and stays XML with hostile text", "[viz][ladder][svg]") {
+    Model model;
+    REQUIRE(model.open_scenario("firewall-drop").has_value());
+    const PacketLadder ladder = ladder_of(model);
+    const LadderView view = make_ladder_view(ladder, {}, ColumnMode::automatic);
+    // A title as a file name might be: markup, an ampersand, a terminal escape, a byte that is not UTF-8.
+    const std::string svg = ladder_svg(ladder, view, model.timeline(),
+                                       {.position = model.size(), .relative = false, .title = "a<b>&c \"d\" \x1b]0;x\x07 \xff"});
+    const test::TempDir dir;
+    require_well_formed(svg, dir);
+    const std::size_t dropped = packets_with_kind(model, trace::PacketKind::dropped);
+    REQUIRE(dropped > 0);
+    CHECK(count_of(svg, "<path class=\"drop\"") == dropped);
+    CHECK(count_of(svg, "<line class=\"arrow\"") == packets_with_kind(model, trace::PacketKind::sent));
+    // Absolute numbers on demand: the SYN's label carries its ISN.
+    const auto labels = svg_labels(svg);
+    REQUIRE_FALSE(labels.empty());
+    CHECK(labels[0].find("Seq=" + std::to_string(ladder.rows()[view.rows[0].row].seq)) != std::string::npos);
+}
+
+TEST_CASE("an export is suggested next to the file shown, or in the current folder for a scenario", "[viz][svg]") {
+    CHECK(suggested_export_path("captures/web.pcap", "web.pcap", 12, "event", ".png") == "captures/web-event-12.png");
+    CHECK(suggested_export_path("/tmp/run.jsonl", "run.jsonl", 0, "ladder", ".svg") == "/tmp/run-ladder-0.svg");
+    CHECK(suggested_export_path("", "scenario web", 7, "ladder", ".svg") == "portlab-web-ladder-7.svg");
+    CHECK(suggested_export_path("", "scenario ../x y", 1, "event", ".png") == "portlab-___x_y-event-1.png");
 }

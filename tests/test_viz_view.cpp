@@ -15,6 +15,7 @@
 #include <fstream>
 #include <thread>
 
+#include "portlab/checksum.hpp"
 #include "portlab/conversation.hpp"
 #include "portlab/hex.hpp"
 #include "portlab/pcap.hpp"
@@ -1060,4 +1061,194 @@ TEST_CASE("the loader refuses a FIFO and a file whose first line is longer than 
         CHECK_THAT(loader.error()->message, Catch::Contains("line 1"));
         CHECK_THAT(loader.error()->message, Catch::Contains(std::to_string(trace::max_trace_line_bytes)));
     }
+}
+
+// ---- click-select: a field's bytes, a byte's field -----------------------------------
+
+namespace {
+
+// The first packet event of `model` whose decoded layers hold `layer`: its bytes, decoded.
+struct PacketAt {
+    std::size_t event = 0;
+    const trace::Packet* packet = nullptr;
+    DecodedPacket decoded;
+};
+PacketAt first_packet_with(const Model& model, std::string_view layer) {
+    for (std::size_t i = 0; i < model.size(); ++i) {
+        const auto* packet = std::get_if<trace::Packet>(&model.timeline().event(i).body);
+        if (packet == nullptr) continue;
+        auto decoded = decode_frame(packet->link, packet->bytes);
+        if (decoded && decoded->find_layer(layer) != nullptr) return {i, packet, std::move(decoded).value()};
+    }
+    FAIL("no packet with a " << layer << " layer");
+    return {};
+}
+
+std::optional<std::size_t> layer_named(std::span<const Layer> layers, std::string_view name) {
+    for (std::size_t l = 0; l < layers.size(); ++l)
+        if (layers[l].name == name) return l;
+    return std::nullopt;
+}
+
+std::uint16_t read_u16_at(const Bytes& bytes, ByteRange range) {
+    REQUIRE(range.end - range.begin == 2);
+    REQUIRE(range.end <= bytes.size());
+    return static_cast<std::uint16_t>(bytes[range.begin] << 8 | bytes[range.begin + 1]);
+}
+
+}  // namespace
+
+TEST_CASE("clicking a TCP port field selects the two bytes that hold the port the replay model says the connection uses",
+          "[viz][hex][select]") {
+    Model model;
+    REQUIRE(model.open_scenario("web").has_value());
+    const auto found = first_packet_with(model, "TCP");
+    const auto event = found.event;
+    const auto* packet = found.packet;
+    const std::span<const Layer> layers = found.decoded.layers;
+    const auto tcp = layer_named(layers, "TCP");
+    REQUIRE(tcp.has_value());
+    std::optional<FieldSelection> source;
+    std::optional<FieldSelection> destination;
+    for (std::size_t f = 0; f < layers[*tcp].fields.size(); ++f) {
+        if (layers[*tcp].fields[f].name == "Source port") source = select_field(layers, event, FieldRef{*tcp, f});
+        if (layers[*tcp].fields[f].name == "Destination port") destination = select_field(layers, event, FieldRef{*tcp, f});
+    }
+    REQUIRE(source.has_value());
+    REQUIRE(destination.has_value());
+    // RFC 9293 3.1: the ports are the TCP header's first four bytes, after the IP header.
+    CHECK(source->bytes.begin == layers[*tcp].offset);
+    CHECK(destination->bytes.begin == layers[*tcp].offset + 2);
+
+    // The judge: the connection's 4-tuple as the replay model rebuilt it from socket events,
+    // once it is established (it is gone again after the close).
+    for (std::size_t n = event; n <= model.size() && model.connections().empty(); ++n) model.seek(n);
+    REQUIRE_FALSE(model.connections().empty());
+    const FourTuple tuple = model.connections().front().tuple;
+    const std::set<Port> ports{read_u16_at(packet->bytes, source->bytes), read_u16_at(packet->bytes, destination->bytes)};
+    CHECK(ports == std::set<Port>{tuple.local.port, tuple.remote.port});
+
+    // Clicking either byte of the port selects the same field back.
+    for (std::size_t byte = source->bytes.begin; byte < source->bytes.end; ++byte) {
+        CAPTURE(byte);
+        CHECK(select_byte(layers, event, byte) == source);
+    }
+}
+
+TEST_CASE("clicking a byte of the IPv4 checksum selects the checksum field, whose bytes make the header sum to zero",
+          "[viz][hex][select]") {
+    Model model;
+    REQUIRE(model.open_scenario("web").has_value());
+    const auto found = first_packet_with(model, "IPv4");
+    const auto event = found.event;
+    const auto* packet = found.packet;
+    const std::span<const Layer> layers = found.decoded.layers;
+    const auto ip = layer_named(layers, "IPv4");
+    REQUIRE(ip.has_value());
+    const std::size_t header = layers[*ip].offset;
+    // RFC 791 3.1: the header checksum is bytes 10-11 of the header; IHL (the low nibble of
+    // byte 0) counts the header's 32-bit words.
+    const std::size_t header_length = (packet->bytes[header] & 0x0fU) * 4U;
+    REQUIRE(header_length >= 20);
+    for (const std::size_t byte : {header + 10, header + 11}) {
+        CAPTURE(byte);
+        const auto selected = select_byte(layers, event, byte);
+        REQUIRE(selected.has_value());
+        CHECK(field_of(layers, selected->field)->name == "Header checksum");
+        CHECK(selected->bytes == ByteRange{header + 10, header + 12});
+    }
+    // Those two bytes are the checksum: the header with them sums to zero (RFC 1071), and
+    // with one of them changed it does not.
+    Bytes ip_header(packet->bytes.begin() + static_cast<std::ptrdiff_t>(header),
+                    packet->bytes.begin() + static_cast<std::ptrdiff_t>(header + header_length));
+    CHECK(internet_checksum(ip_header) == 0);
+    ip_header[10] ^= 0xff;
+    CHECK(internet_checksum(ip_header) != 0);
+}
+
+TEST_CASE("a click on a quoted header's byte in an ICMP error selects the quoted field, the innermost one", "[viz][hex][select]") {
+    Model model;
+    REQUIRE(model.open_scenario("udp-closed-port").has_value());
+    const auto found = first_packet_with(model, "Quoted UDP");
+    const auto event = found.event;
+    const auto* packet = found.packet;
+    const std::span<const Layer> layers = found.decoded.layers;
+    const auto quoted = layer_named(layers, "Quoted UDP");
+    REQUIRE(quoted.has_value());
+    // RFC 792: the quoted datagram's first 8 bytes, the destination port at bytes 2-3.
+    const std::size_t byte = layers[*quoted].offset + 3;
+    const auto selected = select_byte(layers, event, byte);
+    REQUIRE(selected.has_value());
+    CHECK(selected->field.layer == *quoted);
+    CHECK(selected->bytes == ByteRange{byte - 1, byte + 1});
+    // The judge: the UDP datagram this error answers, sent earlier in the same trace.
+    const auto udp = first_packet_with(model, "UDP");
+    REQUIRE(udp.event < event);
+    const Layer* udp_layer = udp.decoded.find_layer("UDP");
+    CHECK(read_u16_at(packet->bytes, selected->bytes) ==
+          read_u16_at(udp.packet->bytes, ByteRange{udp_layer->offset + 2, udp_layer->offset + 4}));
+}
+
+TEST_CASE("a selection lights its field and bytes beside the pointer's, for its own packet only", "[viz][hex][select]") {
+    const Bytes bytes = syn_bytes();
+    const auto decoded = decode_frame(LinkType::raw, bytes);
+    REQUIRE(decoded.has_value());
+    const std::span<const Layer> layers = decoded->layers;
+    const auto selected = select_byte(layers, 7, 24);  // the sequence number, bytes 24-27
+    REQUIRE(selected.has_value());
+    const Highlight hover = highlight_for_byte(layers, 9);  // the protocol byte
+    const Highlight both = highlight_with_selection(selected, 7, hover);
+    CHECK(both.bytes == std::vector<ByteRange>{{9, 10}, {24, 28}});
+    CHECK(both.fields.size() == 2);
+    CHECK(highlight_with_selection(selected, 8, hover).bytes == hover.bytes);  // another packet: not lit
+    CHECK(highlight_with_selection(selected, 7, highlight_for_byte(layers, 25)).bytes.size() == 1);  // not twice
+    CHECK_FALSE(select_byte(layers, 7, bytes.size()).has_value());
+}
+
+TEST_CASE("opening another source forgets the clicked field", "[viz][hex][select]") {
+    Model model;
+    REQUIRE(model.open_scenario("web").has_value());
+    ViewState view;
+    sync_with_model(model, view);
+    view.selected_field = FieldSelection{3, FieldRef{1, 0}, ByteRange{20, 22}};
+    view.reveal_selected_field = true;
+    view.reveal_selected_bytes = true;
+    REQUIRE(model.open_scenario("udp-closed-port").has_value());
+    sync_with_model(model, view);
+    CHECK_FALSE(view.selected_field.has_value());
+    CHECK_FALSE(view.reveal_selected_field);
+    CHECK_FALSE(view.reveal_selected_bytes);
+}
+
+TEST_CASE("a click lands on the byte drawn under it: every hex cell and printable character maps back to its byte", "[viz][hex][select]") {
+    const Bytes bytes = syn_bytes();  // 40 bytes: two full rows and a half
+    const HexGeometry geometry{8.0f, 17.0f, 16};
+    const auto middle = [](const HexCell& cell) { return std::pair{(cell.x0 + cell.x1) / 2, (cell.y0 + cell.y1) / 2}; };
+    for (std::size_t byte = 0; byte < bytes.size(); ++byte) {
+        CAPTURE(byte);
+        const auto [hx, hy] = middle(geometry.hex_cell(byte));
+        const auto [ax, ay] = middle(geometry.ascii_cell(byte));
+        CHECK(geometry.byte_at(hx, hy, bytes.size()) == byte);
+        CHECK(geometry.byte_at(ax, ay, bytes.size()) == byte);
+        CHECK(geometry.hex_cell(byte).x1 <= geometry.ascii_cell(byte).x0);
+        CHECK(geometry.ascii_cell(byte).x1 <= geometry.width());
+    }
+    // hexdump -C's gap after the 8th byte, the offset column and past the end are no byte.
+    CHECK(geometry.hex_cell(8).x0 - geometry.hex_cell(7).x1 > geometry.hex_cell(7).x0 - geometry.hex_cell(6).x1);
+    CHECK_FALSE(geometry.byte_at((geometry.hex_cell(7).x1 + geometry.hex_cell(8).x0) / 2, 5, bytes.size()).has_value());
+    CHECK_FALSE(geometry.byte_at(4, 5, bytes.size()).has_value());
+    CHECK_FALSE(geometry.byte_at(middle(geometry.hex_cell(45)).first, middle(geometry.hex_cell(45)).second, bytes.size()).has_value());
+    CHECK_FALSE(geometry.byte_at(10, -1, bytes.size()).has_value());
+
+    // The whole path of a click on the IPv4 checksum (RFC 791: header bytes 10-11): the cell
+    // drawn for byte 11, the byte under it, the field selected.
+    const auto decoded = decode_frame(LinkType::raw, bytes);
+    REQUIRE(decoded.has_value());
+    const auto [x, y] = middle(geometry.hex_cell(11));
+    const auto byte = geometry.byte_at(x, y, bytes.size());
+    REQUIRE(byte.has_value());
+    const auto selected = select_byte(decoded->layers, 0, *byte);
+    REQUIRE(selected.has_value());
+    CHECK(field_of(decoded->layers, selected->field)->name == "Header checksum");
+    CHECK(selected->bytes == ByteRange{10, 12});
 }

@@ -19,6 +19,9 @@
 
 #include "panels/panels.hpp"
 #include "panels/style.hpp"
+#include "portlab/text_safety.hpp"
+#include "screenshot.hpp"
+#include "view/ladder_svg.hpp"
 
 namespace portlab::viz {
 
@@ -155,6 +158,49 @@ void draw_scenario_popup(App& app) {
     ImGui::EndPopup();
 }
 
+// The rules every file the app writes follows (portlab/output_file.hpp): never the file shown,
+// never through a symbolic link or onto a device; a temporary file renamed into place.
+OutputRules export_rules(const App& app) { return OutputRules{{app.model.source_path()}, false}; }
+
+void open_export_dialog(App& app, ExportKind kind) {
+    auto& dialog = app.ui.export_dialog;
+    dialog.open_popup = true;
+    dialog.kind = kind;
+    const bool png = kind == ExportKind::view_png;
+    dialog.path = suggested_export_path(app.model.source_path(), app.model.label(), app.model.position(), png ? "event" : "ladder",
+                                        png ? ".png" : ".svg");
+}
+
+void draw_export_popup(App& app) {
+    auto& dialog = app.ui.export_dialog;
+    const char* title = "Export";
+    if (dialog.open_popup) {
+        ImGui::OpenPopup(title);
+        dialog.open_popup = false;
+    }
+    ImGui::SetNextWindowSize(ImVec2(640, 0), ImGuiCond_Appearing);
+    if (!ImGui::BeginPopupModal(title, nullptr, ImGuiWindowFlags_AlwaysAutoResize)) return;
+    const bool png = dialog.kind == ExportKind::view_png;
+    ImGui::TextWrapped("%s", png ? "The window as it is now, as a PNG." : "The ladder diagram as the Ladder tab shows it (filter, columns, packets up to the cursor), as SVG.");
+    ImGui::TextDisabled("An existing file is replaced; a symbolic link, a device or the file shown is refused.");
+    ImGui::SetNextItemWidth(600);
+    if (ImGui::IsWindowAppearing()) ImGui::SetKeyboardFocusHere();
+    const bool entered = ImGui::InputText("##export path", &dialog.path, ImGuiInputTextFlags_EnterReturnsTrue);
+    if ((ImGui::Button("Save") || entered) && !dialog.path.empty()) {
+        if (png) {
+            app.ui.pending_png = PendingPng{dialog.path, 2, export_rules(app)};
+        } else {
+            const auto written = export_ladder_svg(app, dialog.path);
+            app.ui.export_message = written ? "wrote " + dialog.path : "export: " + written.error().message;
+            app.ui.export_failed = !written;
+        }
+        ImGui::CloseCurrentPopup();
+    }
+    ImGui::SameLine();
+    if (ImGui::Button("Cancel")) ImGui::CloseCurrentPopup();
+    ImGui::EndPopup();
+}
+
 void draw_help_popup(App& app) {
     if (app.ui.help_popup) {
         ImGui::OpenPopup("Keys");
@@ -187,6 +233,9 @@ float draw_menu(App& app) {
         if (ImGui::MenuItem("Open trace or capture...")) app.ui.open_file_popup = true;
         if (ImGui::MenuItem("Open simulator scenario...")) app.ui.open_scenario_popup = true;
         ImGui::Separator();
+        if (ImGui::MenuItem("Export view as PNG...", nullptr, false, app.model.loaded())) open_export_dialog(app, ExportKind::view_png);
+        if (ImGui::MenuItem("Export ladder as SVG...", nullptr, false, app.model.loaded())) open_export_dialog(app, ExportKind::ladder_svg);
+        ImGui::Separator();
         if (ImGui::MenuItem("Quit")) app.ui.quit = true;
         ImGui::EndMenu();
     }
@@ -208,6 +257,7 @@ float draw_menu(App& app) {
         title += "   [" + header.source + "]";
         ImGui::TextDisabled("  %s", title.c_str());
     }
+    if (!app.ui.export_message.empty()) ImGui::TextDisabled("   %s", text::printable(app.ui.export_message).c_str());
     const float height = ImGui::GetWindowSize().y;
     ImGui::EndMainMenuBar();
     return height;
@@ -338,6 +388,25 @@ void draw_frame(App& app) {
     draw_open_file_popup(app);
     draw_scenario_popup(app);
     draw_help_popup(app);
+    draw_export_popup(app);
+}
+
+void save_pending_png(App& app, int width, int height) {
+    auto& pending = app.ui.pending_png;
+    if (!pending || pending->frames-- > 0) return;
+    const auto saved = save_back_buffer_png(pending->path, width, height, pending->rules);
+    app.ui.export_message = saved ? "wrote " + pending->path : saved.error().message;
+    app.ui.export_failed = !saved;
+    pending.reset();
+}
+
+Result<void> export_ladder_svg(App& app, const std::string& path) {
+    if (!app.model.loaded()) return fail("nothing is open");
+    auto& packets = app.view.packets;
+    (void)refresh(packets, app.model.timeline(), app.model.generation(), static_cast<std::size_t>(-1));
+    const std::string svg = ladder_svg(packets.ladder, packets.view, app.model.timeline(),
+                                       {.position = app.model.position(), .relative = packets.relative, .title = app.model.label()});
+    return write_text_output(path, svg, export_rules(app));
 }
 
 }  // namespace portlab::viz

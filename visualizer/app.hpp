@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "portlab/output_file.hpp"
 #include "view/model.hpp"
 #include "view/scenarios.hpp"
 #include "view/view_state.hpp"
@@ -14,6 +15,22 @@ namespace portlab::viz {
 
 enum class LeftTab { events, sockets, connections, firewall, ladder, packets };
 enum class RightTab { tcp_state, pool, challenge };
+
+// File > Export: the dialog's path (suggested next to the file shown) and what it writes.
+enum class ExportKind { view_png, ladder_svg };
+struct ExportDialog {
+    bool open_popup = false;
+    ExportKind kind = ExportKind::view_png;
+    std::string path;
+};
+// A PNG of the view is read from the back buffer after a frame without the dialog on it:
+// `frames` more frames are drawn first (the dialog closes on the frame it is confirmed).
+// --screenshot goes the same way, after the frames that let tables settle their sizes.
+struct PendingPng {
+    std::string path;
+    int frames = 2;
+    OutputRules rules;
+};
 
 struct AppUi {
     bool open_file_popup = false;
@@ -26,6 +43,10 @@ struct AppUi {
     std::vector<std::string> dropped;  // filled by the window's drop callback
     std::optional<LeftTab> select_left;  // a tab to bring forward on the next frame
     std::optional<RightTab> select_right;
+    ExportDialog export_dialog;
+    std::optional<PendingPng> pending_png;
+    std::string export_message;  // the last export's outcome, shown in the menu bar
+    bool export_failed = false;  // and whether it failed (--screenshot exits 1)
 };
 
 struct App {
@@ -40,6 +61,12 @@ void handle_keys(App& app);
 void handle_drops(App& app);
 // The whole UI for one frame, sized to the display.
 void draw_frame(App& app);
+// After a frame is rendered, before it is shown: saves the PNG the Export dialog asked for
+// once its frames have passed (the back buffer holds the frame just drawn).
+void save_pending_png(App& app, int width, int height);
+// File > Export ladder as SVG: the ladder as the Ladder tab shows it (its filter, columns,
+// seq/ack mode, the packets sent up to the cursor), written through the output-file rules.
+[[nodiscard]] Result<void> export_ladder_svg(App& app, const std::string& path);
 [[nodiscard]] std::optional<LeftTab> parse_left_tab(const std::string& name);
 [[nodiscard]] std::optional<RightTab> parse_right_tab(const std::string& name);
 

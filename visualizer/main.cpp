@@ -3,6 +3,7 @@
 //   portlab-viz [FILE | --scenario NAME] [--at N | --find TEXT] [--screenshot OUT.png] [--size WxH]
 //               [--bench-frames N] [--left-tab T] [--right-tab T] [--keep-going]
 //               [--challenge [--challenge-answers a,b,...]] [--dump-state OUT.json]
+//               [--export-ladder-svg OUT.svg]
 //
 // main is one straight line (Dear ImGui's example_glfw_opengl3 shape): arguments,
 // source, window, context, backends, style, fonts, loop, cleanup in reverse.
@@ -33,6 +34,7 @@
 #include "app.hpp"
 #include "screenshot.hpp"
 #include "view/dump.hpp"
+#include "view/ladder_svg.hpp"
 
 namespace {
 
@@ -53,6 +55,7 @@ struct Options {
     bool keep_going = false;  // a bad file: show the message in the window instead of exiting 2
     bool list_scenarios = false;
     std::string dump_state;  // write what is drawn at --at as JSON, no window
+    std::string export_ladder_svg;  // write the ladder diagram as SVG, no window
     bool challenge = false;
     std::optional<std::string> challenge_answers;  // answer challenge questions in a hidden window, then exit
 };
@@ -60,21 +63,23 @@ struct Options {
 // --dump-state: the JSON written to a temporary file beside `path`, renamed into place
 // once every byte is written.
 int write_state(const std::string& path, const portlab::OutputRules& rules, const Model& model, const ChallengeView& challenge) {
-    auto output = portlab::OutputFile::create(path, rules);
-    if (!output) {
-        std::fprintf(stderr, "portlab-viz: --dump-state: %s\n", output.error().message.c_str());
-        return 2;
-    }
-    std::FILE* file = std::fopen(output->temp_path().c_str(), "w");
     const std::string text = dump_state(model, &challenge).dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
-    const bool written = file != nullptr && std::fwrite(text.data(), 1, text.size(), file) == text.size();
-    const bool closed = file != nullptr && std::fclose(file) == 0;
-    if (!written || !closed) {
-        std::fprintf(stderr, "portlab-viz: --dump-state %s: %s\n", path.c_str(), std::strerror(errno));
+    if (auto written = write_text_output(path, text, rules); !written) {
+        std::fprintf(stderr, "portlab-viz: --dump-state: %s\n", written.error().message.c_str());
         return 1;
     }
-    if (auto committed = output->commit(); !committed) {
-        std::fprintf(stderr, "portlab-viz: --dump-state: %s\n", committed.error().message.c_str());
+    return 0;
+}
+
+// --export-ladder-svg: the whole ladder (or the rows sent before --at), every packet, columns
+// as the Ladder tab's "auto" picks them.
+int write_ladder_svg(const std::string& path, const portlab::OutputRules& rules, const Model& model, std::size_t position) {
+    PacketLadder ladder;
+    ladder.extend(model.timeline());
+    const LadderView view = make_ladder_view(ladder, {}, ColumnMode::automatic);
+    const std::string svg = ladder_svg(ladder, view, model.timeline(), {.position = position, .relative = true, .title = model.label()});
+    if (auto written = write_text_output(path, svg, rules); !written) {
+        std::fprintf(stderr, "portlab-viz: --export-ladder-svg: %s\n", written.error().message.c_str());
         return 1;
     }
     return 0;
@@ -147,6 +152,7 @@ void run_frame(GLFWwindow* window, App& app, double seconds) {
     glClearColor(0.07f, 0.08f, 0.10f, 1.0f);
     glClear(GL_COLOR_BUFFER_BIT);
     ImGui_ImplOpenGL3_RenderDrawData(ImGui::GetDrawData());
+    save_pending_png(app, width, height);
     perform_requests(app.model, app.view);
     advance(app.model, app.view, seconds);
     if (!app.model.error().empty() && app.model.error() != app.view.requests_error_shown) {
@@ -240,7 +246,7 @@ int main(int argc, char** argv) {
     cli.add_option("--at", options.at, "start at event N (N events applied)");
     cli.add_option("--find", options.find, "start just after the first event whose caption (or the note shown for it) contains TEXT");
     cli.add_option("--screenshot", options.screenshot, "render once, save a PNG and exit");
-    cli.add_flag("--force", options.force, "replace a symbolic link given as --screenshot (the link, not its target)");
+    cli.add_flag("--force", options.force, "replace a symbolic link given as an output file: --screenshot, --dump-state, --export-ladder-svg (the link, not its target)");
     cli.add_option("--size", options.size, "window size WxH")->capture_default_str();
     cli.add_option("--bench-frames", options.bench_frames, "render N frames, print frame times (ms) and exit");
     cli.add_flag("--bench-open", options.bench_open,
@@ -252,6 +258,8 @@ int main(int argc, char** argv) {
     cli.add_option("--dump-state", options.dump_state,
                    "write what is drawn at --at (hosts, slots, connections, pool, rules, packets in flight, timers) "
                    "as JSON to FILE and exit, without a window");
+    cli.add_option("--export-ladder-svg", options.export_ladder_svg,
+                   "write the ladder diagram (every packet, or those sent before --at) as SVG to FILE and exit, without a window");
     cli.add_flag("--challenge", options.challenge,
                  "challenge mode: stop before chosen events and ask what they will say (Challenge menu)");
     cli.add_option("--challenge-answers", options.challenge_answers,
@@ -287,6 +295,12 @@ int main(int argc, char** argv) {
             return 2;
         }
     }
+    if (!options.export_ladder_svg.empty()) {
+        if (const auto allowed = portlab::check_output_path(options.export_ladder_svg, screenshot_rules); !allowed) {
+            std::fprintf(stderr, "portlab-viz: --export-ladder-svg: %s\n", allowed.error().message.c_str());
+            return 2;
+        }
+    }
 
     // ---- source (before any window, so bad input fails fast from the command line)
     App app;
@@ -310,7 +324,7 @@ int main(int argc, char** argv) {
         options.challenge = true;
     }
     const bool headless = !options.screenshot.empty() || options.bench_frames > 0 || options.bench_open ||
-                          !options.dump_state.empty() || scripted_answers;
+                          !options.dump_state.empty() || !options.export_ladder_svg.empty() || scripted_answers;
     if (!options.file.empty()) {
         // A big file loads in the background; the window opens on its first events,
         // the loader holding after them until the first frame is drawn (making the
@@ -364,6 +378,17 @@ int main(int argc, char** argv) {
         return 2;
     }
 
+    // The files made without a window: the ladder's SVG, then the state dump.
+    if (!options.export_ladder_svg.empty()) {
+        if (!app.model.loaded()) {
+            std::fprintf(stderr, "portlab-viz: --export-ladder-svg: give a trace, a capture or --scenario\n");
+            return 2;
+        }
+        const std::size_t position = options.at || !options.find.empty() ? app.model.position() : app.model.size();
+        if (const int status = write_ladder_svg(options.export_ladder_svg, screenshot_rules, app.model, position); status != 0) return status;
+        if (options.dump_state.empty() && options.screenshot.empty() && options.bench_frames == 0 && !options.bench_open && !scripted_answers)
+            return 0;
+    }
     if (!options.dump_state.empty() && !scripted_answers)
         return write_state(options.dump_state, screenshot_rules, app.model, app.view.challenge);
 
@@ -429,19 +454,16 @@ int main(int argc, char** argv) {
     if (status != 0) {
         // the script was refused: no picture, no dump
     } else if (!options.screenshot.empty()) {
-        // A few frames so tables and windows settle their sizes, then read the last one back.
-        for (int frame = 0; frame < 4; ++frame) {
+        // A few frames so tables and windows settle their sizes, then read the last one back,
+        // the way File > Export view as PNG... does (save_pending_png, after the render).
+        app.ui.pending_png = PendingPng{options.screenshot, 3, screenshot_rules};
+        for (int frame = 0; frame < 4 && app.ui.pending_png; ++frame) {
             run_frame(window, app, 0.0);
-            if (frame == 3) {
-                int width = 0;
-                int height = 0;
-                glfwGetFramebufferSize(window, &width, &height);
-                if (const auto saved = save_back_buffer_png(options.screenshot, width, height, screenshot_rules); !saved) {
-                    std::fprintf(stderr, "portlab-viz: %s\n", saved.error().message.c_str());
-                    status = 1;
-                }
-            }
             glfwSwapBuffers(window);
+        }
+        if (app.ui.export_failed) {
+            std::fprintf(stderr, "portlab-viz: %s\n", app.ui.export_message.c_str());
+            status = 1;
         }
     } else if (options.bench_open) {
         // What a person sees after `portlab-viz FILE`: when the first events are

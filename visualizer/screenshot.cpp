@@ -35,6 +35,17 @@ Result<void> write_png(const std::string& path, const OutputRules& rules, int wi
 
 }  // namespace
 
+Result<void> write_text_output(const std::string& path, const std::string& text, const OutputRules& rules) {
+    auto output = OutputFile::create(path, rules);
+    if (!output) return fail(output.error().message);
+    std::FILE* file = std::fopen(output->temp_path().c_str(), "w");
+    if (file == nullptr) return fail("cannot write '" + path + "': " + std::strerror(errno));
+    const bool written = std::fwrite(text.data(), 1, text.size(), file) == text.size() && std::fflush(file) == 0;
+    const int error = errno;
+    if (std::fclose(file) != 0 || !written) return fail("cannot write '" + path + "': " + std::strerror(written ? errno : error));
+    return output->commit();
+}
+
 Result<void> save_back_buffer_png(const std::string& path, int width, int height, const OutputRules& rules) {
     if (width <= 0 || height <= 0) return fail("screenshot: the framebuffer is empty");
     std::vector<unsigned char> pixels(static_cast<std::size_t>(width) * static_cast<std::size_t>(height) * 3);

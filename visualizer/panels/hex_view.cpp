@@ -24,49 +24,52 @@ bool lit_byte(const Highlight& lit, std::size_t byte) {
 
 }  // namespace
 
-std::optional<std::size_t> draw(std::span<const std::uint8_t> bytes, std::span<const Layer> layers, const Highlight& lit) {
+Pointer draw(std::span<const std::uint8_t> bytes, std::span<const Layer> layers, const Highlight& lit,
+             std::optional<std::size_t> reveal) {
     const style::MonoScope mono;
-    const float char_w = ImGui::CalcTextSize("0").x;
-    const float line_h = ImGui::GetTextLineHeightWithSpacing();
-    const float hex_x = char_w * 6;                 // "0000  "
-    const float cell_w = char_w * 3;                // "4f "
-    const float ascii_x = hex_x + cell_w * per_row + char_w * 2;
+    const HexGeometry geometry{ImGui::CalcTextSize("0").x, ImGui::GetTextLineHeightWithSpacing(), per_row};
+    const float line_h = geometry.line_height;
     ImDrawList* draw_list = ImGui::GetWindowDrawList();
     const ImVec2 origin = ImGui::GetCursorScreenPos();
     const std::size_t row_count = hex_row_count(bytes.size(), per_row);
     const ImVec2 mouse = ImGui::GetIO().MousePos;
-    std::optional<std::size_t> hovered;
+    // What the pointer is on, asked of the same geometry the cells are drawn with.
+    const std::optional<std::size_t> hovered =
+        ImGui::IsWindowHovered() ? geometry.byte_at(mouse.x - origin.x, mouse.y - origin.y, bytes.size()) : std::nullopt;
+    if (reveal && *reveal < bytes.size()) {
+        // The row holding the byte, a third of the way down, unless it is in view already.
+        const float row_top = static_cast<float>(*reveal / per_row) * line_h;
+        const float seen = ImGui::GetWindowHeight();
+        if (row_top < ImGui::GetScrollY() || row_top + line_h > ImGui::GetScrollY() + seen)
+            ImGui::SetScrollY(std::max(0.0f, row_top - seen / 3));
+    }
+    const auto at = [&](float x, float y) { return ImVec2(origin.x + x, origin.y + y); };
 
     // Only the rows inside the window's clip rectangle are drawn (as ImGuiListClipper would);
     // the Dummy below still reserves the whole height, so the scroll bar is right.
     const auto shown = visible_rows(row_count, origin.y, line_h, draw_list->GetClipRectMin().y, draw_list->GetClipRectMax().y);
     for (std::size_t r = shown.begin; r < shown.end; ++r) {
         const HexRow row = hex_row(bytes.size(), r, per_row);
-        const float y = origin.y + static_cast<float>(r) * line_h;
+        const float y = static_cast<float>(r) * line_h;
         const std::string offset = hex_offset(row.offset);
-        draw_list->AddText(ImVec2(origin.x, y), IM_COL32(140, 140, 150, 255), offset.c_str());
+        draw_list->AddText(at(0, y), IM_COL32(140, 140, 150, 255), offset.c_str());
         for (std::size_t c = 0; c < row.count; ++c) {
             const std::size_t byte = row.offset + c;
-            const float extra = c >= 8 ? char_w : 0.0f;  // a gap after 8 bytes, as hexdump -C
-            const ImVec2 cell(origin.x + hex_x + static_cast<float>(c) * cell_w + extra, y);
-            const ImVec2 cell_end(cell.x + char_w * 2 + 2, y + line_h - 1);
-            const ImVec2 ascii(origin.x + ascii_x + static_cast<float>(c) * char_w + char_w, y);
-            const ImVec2 ascii_end(ascii.x + char_w, y + line_h - 1);
-            if (const auto layer = layer_at_byte(layers, byte)) draw_list->AddRectFilled(cell, cell_end, layer_tint(*layer));
+            const HexCell cell = geometry.hex_cell(byte);
+            const HexCell ascii = geometry.ascii_cell(byte);
+            if (const auto layer = layer_at_byte(layers, byte))
+                draw_list->AddRectFilled(at(cell.x0, cell.y0), at(cell.x1, cell.y1), layer_tint(*layer));
             if (lit_byte(lit, byte)) {
-                draw_list->AddRectFilled(cell, cell_end, style::highlight_colour);
-                draw_list->AddRectFilled(ascii, ascii_end, style::highlight_colour);
+                draw_list->AddRectFilled(at(cell.x0, cell.y0), at(cell.x1, cell.y1), style::highlight_colour);
+                draw_list->AddRectFilled(at(ascii.x0, ascii.y0), at(ascii.x1, ascii.y1), style::highlight_colour);
             }
             const std::string hex = hex_byte(bytes[byte]);
-            draw_list->AddText(ImVec2(cell.x + 1, y), IM_COL32(230, 230, 235, 255), hex.c_str());
+            draw_list->AddText(at(cell.x0 + 1, y), IM_COL32(230, 230, 235, 255), hex.c_str());
             const char a[2] = {ascii_of(bytes[byte]), 0};
-            draw_list->AddText(ascii, IM_COL32(170, 200, 170, 255), a);
-            const bool over_cell = mouse.x >= cell.x && mouse.x < cell_end.x && mouse.y >= cell.y && mouse.y < cell_end.y;
-            const bool over_ascii = mouse.x >= ascii.x && mouse.x < ascii_end.x && mouse.y >= ascii.y && mouse.y < ascii_end.y;
-            if ((over_cell || over_ascii) && ImGui::IsWindowHovered()) hovered = byte;
+            draw_list->AddText(at(ascii.x0, y), IM_COL32(170, 200, 170, 255), a);
         }
     }
-    ImGui::Dummy(ImVec2(ascii_x + char_w * (per_row + 2), static_cast<float>(row_count) * line_h));
+    ImGui::Dummy(ImVec2(geometry.width(), static_cast<float>(row_count) * line_h));
     if (hovered) {
         if (const auto field = field_at_byte(layers, *hovered)) {
             const Field* f = field_of(layers, *field);
@@ -76,7 +79,7 @@ std::optional<std::size_t> draw(std::span<const std::uint8_t> bytes, std::span<c
             ImGui::EndTooltip();
         }
     }
-    return hovered;
+    return Pointer{hovered, hovered && ImGui::IsMouseClicked(ImGuiMouseButton_Left)};
 }
 
 }  // namespace portlab::viz::hex_view

@@ -1,7 +1,10 @@
 // The packet inspector: the event under the cursor (or the one picked in the
 // event list); for a packet, its header tree by layer with every field's value
 // and meaning, and the hex dump linked both ways: hover a field to light its
-// bytes, hover a byte to light its field.
+// bytes, hover a byte to light its field; a click selects (view/hexmap.hpp's
+// FieldSelection) and the selection stays lit in both: a click in the dump opens
+// the field's layer in the tree and scrolls to it, a click in the tree scrolls the
+// dump to the field's bytes.
 #include <imgui.h>
 
 #include <algorithm>
@@ -14,12 +17,16 @@
 namespace portlab::viz::inspector_panel {
 namespace {
 
-void draw_field_tree(const DecodedPacket& packet, const Highlight& lit, ViewState& view) {
+void draw_field_tree(const DecodedPacket& packet, std::size_t event, const Highlight& lit, ViewState& view) {
+    const auto& selected = view.selected_field;
+    const bool reveal = view.reveal_selected_field && selected && selected->event == event;
+    view.reveal_selected_field = false;
     for (std::size_t l = 0; l < packet.layers.size(); ++l) {
         const Layer& layer = packet.layers[l];
         const std::string title = layer.name + "   bytes " + std::to_string(layer.offset) + "-" +
                                   std::to_string(layer.offset + (layer.length ? layer.length - 1 : 0));
-        ImGui::SetNextItemOpen(true, ImGuiCond_Appearing);
+        if (reveal && selected->field.layer == l) ImGui::SetNextItemOpen(true, ImGuiCond_Always);
+        else ImGui::SetNextItemOpen(true, ImGuiCond_Appearing);
         if (!ImGui::TreeNode(title.c_str())) continue;
         if (ImGui::BeginTable(("fields" + std::to_string(l)).c_str(), 3,
                               ImGuiTableFlags_RowBg | ImGuiTableFlags_SizingFixedFit | ImGuiTableFlags_BordersInnerV)) {
@@ -33,8 +40,12 @@ void draw_field_tree(const DecodedPacket& packet, const Highlight& lit, ViewStat
                 ImGui::TableNextRow();
                 ImGui::TableNextColumn();
                 ImGui::PushID(static_cast<int>(l * 1000 + f));
-                ImGui::Selectable(field.name.c_str(), is_lit, ImGuiSelectableFlags_SpanAllColumns);
+                if (ImGui::Selectable(field.name.c_str(), is_lit, ImGuiSelectableFlags_SpanAllColumns)) {
+                    view.selected_field = select_field(packet.layers, event, ref);
+                    view.reveal_selected_bytes = true;
+                }
                 if (ImGui::IsItemHovered()) view.hovered_field = ref;
+                if (reveal && selected->field == ref) ImGui::SetScrollHereY(0.4f);
                 ImGui::PopID();
                 ImGui::TableNextColumn();
                 style::text(field.value);
@@ -49,12 +60,14 @@ void draw_field_tree(const DecodedPacket& packet, const Highlight& lit, ViewStat
     }
 }
 
-void draw_packet(const trace::Packet& packet, ViewState& view) {
+void draw_packet(const trace::Packet& packet, std::size_t event, ViewState& view) {
     const auto decoded = decode_frame(packet.link, packet.bytes);
-    // Last frame's hover decides this frame's highlight (the tree is drawn before the dump).
+    // Last frame's hover decides this frame's highlight (the tree is drawn before the dump),
+    // and the selection stays lit beside it.
     Highlight lit;
     if (decoded && view.hovered_field) lit = highlight_for_field(decoded->layers, *view.hovered_field);
     else if (decoded && view.hovered_byte) lit = highlight_for_byte(decoded->layers, *view.hovered_byte);
+    if (decoded) lit = highlight_with_selection(view.selected_field, event, std::move(lit));
     view.hovered_field.reset();
     view.hovered_byte.reset();
 
@@ -78,10 +91,18 @@ void draw_packet(const trace::Packet& packet, ViewState& view) {
 
     const float tree_height = ImGui::GetContentRegionAvail().y * 0.55f;
     ImGui::BeginChild("tree", ImVec2(0, tree_height), true);
-    draw_field_tree(*decoded, lit, view);
+    draw_field_tree(*decoded, event, lit, view);
     ImGui::EndChild();
     ImGui::BeginChild("hex", ImVec2(0, 0), true, ImGuiWindowFlags_HorizontalScrollbar);
-    if (const auto byte = hex_view::draw(packet.bytes, decoded->layers, lit)) view.hovered_byte = byte;
+    std::optional<std::size_t> reveal;
+    if (view.reveal_selected_bytes && view.selected_field && view.selected_field->event == event) reveal = view.selected_field->bytes.begin;
+    view.reveal_selected_bytes = false;
+    const auto pointer = hex_view::draw(packet.bytes, decoded->layers, lit, reveal);
+    view.hovered_byte = pointer.hovered;
+    if (pointer.clicked) {
+        view.selected_field = select_byte(decoded->layers, event, *pointer.hovered);
+        view.reveal_selected_field = view.selected_field.has_value();
+    }
     ImGui::EndChild();
 }
 
@@ -109,7 +130,7 @@ void draw(const Model& model, ViewState& view) {
     ImGui::PopStyleColor();
     ImGui::Separator();
     if (const auto* packet = std::get_if<trace::Packet>(&event.body)) {
-        draw_packet(*packet, view);
+        draw_packet(*packet, *index, view);
         return;
     }
     ImGui::TextDisabled("The event as the trace file has it:");

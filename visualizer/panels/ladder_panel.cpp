@@ -158,15 +158,14 @@ void draw(const Model& model, ViewState& view) {
             }
             // The label sits above the arrow, centred between the two columns, and
             // after it who took a dropped packet ("firewall: ... (rule r1)", "lost on the link").
-            std::string label = arrow_label(row, packets.relative);
-            const std::string mark = expert_mark(row);
-            if (!mark.empty()) label = mark + " " + label;
-            const std::string who = dropped_now ? "  ✗ " + std::string(row.drop->by_firewall ? "firewall: " : "") + row.drop->text : "";
+            const std::string label = marked_arrow_label(row, packets.relative);
+            const bool marked = !expert_mark(row).empty();
+            const std::string who = dropped_now ? "  " + drop_label(row) : "";
             const float label_w = ImGui::CalcTextSize(label.c_str()).x;
             const float who_w = ImGui::CalcTextSize(who.c_str()).x;
             const float right = origin.x + gutter + width;
             const float left = std::max(origin.x + gutter, std::min((x0 + x1 - label_w - who_w) / 2, right - label_w - who_w));
-            draw->AddText(ImVec2(left, y + line * 0.05f), mark.empty() ? IM_COL32(235, 235, 235, 255) : retransmission_colour, label.c_str());
+            draw->AddText(ImVec2(left, y + line * 0.05f), !marked ? IM_COL32(235, 235, 235, 255) : retransmission_colour, label.c_str());
             if (!who.empty()) draw->AddText(ImVec2(left + label_w, y + line * 0.05f), drop_colour, who.c_str());
         }
     }

@@ -215,6 +215,16 @@ std::string arrow_label(const PacketRow& row, bool relative) {
     return text + fmt::format(" Len={}", row.payload);
 }
 
+std::string marked_arrow_label(const PacketRow& row, bool relative) {
+    const std::string mark = expert_mark(row);
+    return mark.empty() ? arrow_label(row, relative) : mark + " " + arrow_label(row, relative);
+}
+
+std::string drop_label(const PacketRow& row) {
+    if (!row.drop) return {};
+    return "✗ " + std::string(row.drop->by_firewall ? "firewall: " : "") + row.drop->text;
+}
+
 // ---- filters and the view --------------------------------------------------------
 
 FourTuple tuple_of(const PacketRow& row) noexcept { return {row.source, row.destination}; }

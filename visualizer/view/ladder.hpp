@@ -108,6 +108,11 @@ private:
 [[nodiscard]] std::string info_text(const PacketRow& row, bool relative = true);
 // An arrow's label on the ladder: "SYN, ACK  Seq=0 Ack=1 Len=0" (Wireshark's Flow Graph words).
 [[nodiscard]] std::string arrow_label(const PacketRow& row, bool relative = true);
+// The text over an arrow: the expert mark, then arrow_label ("[TCP Retransmission] SYN Seq=0 Len=0").
+[[nodiscard]] std::string marked_arrow_label(const PacketRow& row, bool relative = true);
+// Who took a dropped packet, written after the label: "✗ firewall: tcp dport 22 drop (rule r1)",
+// "✗ lost on the link"; empty when the packet was not dropped.
+[[nodiscard]] std::string drop_label(const PacketRow& row);
 // How far a packet's arrow reaches at `position` events (the first `position` applied):
 // a packet whose fate the trace reports is on the link (halfway) until that event, then
 // arrives, or stops at its X: halfway when the link lost it, at the receiver's door when

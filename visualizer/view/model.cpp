@@ -22,6 +22,7 @@ Result<void> Model::open_file(const std::string& path) {
         return trace.error();
     }
     open_trace(std::move(trace).value(), file_name(path));
+    source_path_ = path;
     return {};
 }
 
@@ -47,6 +48,7 @@ void Model::adopt(trace::TraceHeader header, std::string label) {
     timeline_ = std::make_unique<replay::Timeline>(std::move(header));
     world_ = replay::State{};
     label_ = std::move(label);
+    source_path_.clear();
     error_.clear();
     warning_.clear();
     ++generation_;
@@ -69,6 +71,7 @@ bool Model::poll(std::size_t budget) {
         }
         if (!header || (batch.events.empty() && !done)) return false;
         adopt(std::move(*header), file_name(loader_->path()));
+        source_path_ = loader_->path();
         loader_adopted_ = true;
         // A tenth more than the first lines suggest: one allocation for the whole
         // file unless its later lines are much shorter.
@@ -101,6 +104,7 @@ void Model::open_trace(trace::Trace trace, std::string label) {
     timeline_ = std::make_unique<replay::Timeline>(replay::Timeline::of(std::move(trace)));
     world_ = replay::State{};
     label_ = std::move(label);
+    source_path_.clear();
     error_.clear();
     warning_.clear();
     ++generation_;

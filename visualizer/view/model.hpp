@@ -61,6 +61,8 @@ public:
     [[nodiscard]] const replay::State& world() const noexcept { return world_; }
     [[nodiscard]] const std::string& error() const noexcept { return error_; }
     [[nodiscard]] const std::string& label() const noexcept { return label_; }
+    // The file shown, as it was named when opened; empty for a scenario or a trace given in memory.
+    [[nodiscard]] const std::string& source_path() const noexcept { return source_path_; }
     [[nodiscard]] bool is_capture() const noexcept { return timeline_ && timeline_->header().source == "pcap"; }
     // Bumped by every successful open, so views can drop what they cached.
     [[nodiscard]] std::size_t generation() const noexcept { return generation_; }
@@ -99,6 +101,7 @@ private:
     std::string error_;
     std::string warning_;
     std::string label_;
+    std::string source_path_;
     std::size_t generation_ = 0;
     std::vector<Conversation> conversations_;
 

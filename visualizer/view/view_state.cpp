@@ -172,6 +172,9 @@ void sync_with_model(const Model& model, ViewState& view) {
     view.inspected_event.reset();
     view.hovered_field.reset();
     view.hovered_byte.reset();
+    view.selected_field.reset();
+    view.reveal_selected_field = false;
+    view.reveal_selected_bytes = false;
     view.filter = EventFilter{};
     refresh_challenge(model, view);
 }

@@ -110,6 +110,9 @@ struct ViewState {
     std::optional<std::size_t> inspected_event;  // unset: the current event
     std::optional<FieldRef> hovered_field;       // set by the tree or the hex dump, read next frame
     std::optional<std::size_t> hovered_byte;
+    std::optional<FieldSelection> selected_field;  // clicked in the tree or the hex dump, lit in both
+    bool reveal_selected_field = false;            // the tree opens the field's layer and scrolls to it, once
+    bool reveal_selected_bytes = false;            // the hex dump scrolls to the field's first byte, once
     bool follow_current = true;  // the event list scrolls to the current event
     replay::EventKind jump_kind = replay::EventKind::packet_sent;
     std::size_t model_generation = 0;  // which open the state belongs to
