@@ -39,6 +39,7 @@
 #include "labkit/capture.hpp"
 #include "labkit/labkit.hpp"
 #include "labkit/netns.hpp"
+#include "labkit/private_story.hpp"
 #include "labkit/nftables.hpp"
 #include "labkit/observe.hpp"
 #include "labkit/posix.hpp"
@@ -644,22 +645,11 @@ int main(int argc, char** argv) {
         const auto host_netns = firewall::network_namespace_id();
         if (!host_netns) return lab.failure(host_netns.error().message);
 
-        // Events recorded before the child is forked are flushed now, so the child's
-        // copy of the trace writer starts empty and nothing is written twice.
-        lab.trace().flush();
         const Settings settings{server.bind, base, std::chrono::milliseconds(timeout_ms), *host_netns};
-        const auto limit = lab.options().step ? std::chrono::milliseconds(std::chrono::minutes(30))
-                                              : std::chrono::milliseconds(20 * timeout_ms + 10000);
-        const auto facts = run_in_private_netns([&] { return run_inside(lab, settings); }, {}, limit);
-        if (!facts) {
-            const bool unavailable = facts.error().message.find("unavailable") != std::string::npos;
-            if (!unavailable) return lab.failure(facts.error().message);
-            return lab.failure(facts.error().message +
-                               "; this lab needs them to install firewall rules without touching the machine's own. "
-                               "The simulator tells the same story: portlab-sim --scenario firewall-drop "
-                               "(and --scenario firewall-reject)");
-        }
-        if (lab.json()) lab.print_json(*facts);
-        return exit_ok;
+        return tell_in_private_netns(lab, std::chrono::milliseconds(20 * timeout_ms + 10000),
+                                     [&] { return run_inside(lab, settings); },
+                                     "this lab needs them to install firewall rules without touching the machine's own. "
+                                     "The simulator tells the same story: portlab-sim --scenario firewall-drop "
+                                     "(and --scenario firewall-reject)");
     });
 }

@@ -44,6 +44,7 @@
 #include "labkit/nftables.hpp"
 #include "labkit/labkit.hpp"
 #include "labkit/netns.hpp"
+#include "labkit/private_story.hpp"
 #include "labkit/observe.hpp"
 #include "labkit/posix.hpp"
 #include "portlab/ports.hpp"
@@ -513,20 +514,10 @@ int main(int argc, char** argv) {
         say.title("Lab 11: the life of one TCP connection, state by state");
         const auto host_netns = firewall::network_namespace_id();
         if (!host_netns) return lab.failure(host_netns.error().message);
-        lab.trace().flush();  // flush before fork: the child continues the same file
-        const auto limit = lab.options().step ? std::chrono::milliseconds(std::chrono::minutes(30))
-                                              : std::chrono::milliseconds(30s);
         const bool pausing = lab.options().step && isatty(STDIN_FILENO) == 1;
         const auto wait_limit = std::chrono::duration_cast<std::chrono::milliseconds>(pausing ? stepping_wait_limit : state_wait_limit);
-        const auto facts =
-            run_in_private_netns([&] { return tell_the_story(lab, *host_netns, wait_limit, endpoint); }, {}, limit);
-        if (!facts) {
-            if (facts.error().message.find("unavailable") == std::string::npos) return lab.failure(facts.error().message);
-            return lab.failure(facts.error().message +
-                               "; this lab holds states open with firewall rules in a namespace of its own. "
-                               "The simulator shows the same path: portlab-sim --scenario firewall-drop");
-        }
-        if (lab.json()) lab.print_json(*facts);
-        return exit_ok;
+        return tell_in_private_netns(lab, 30s, [&] { return tell_the_story(lab, *host_netns, wait_limit, endpoint); },
+                                     "this lab holds states open with firewall rules in a namespace of its own. "
+                                     "The simulator shows the same path: portlab-sim --scenario firewall-drop");
     });
 }

@@ -42,6 +42,7 @@
 #include "labkit/icmp_errors.hpp"
 #include "labkit/labkit.hpp"
 #include "labkit/netns.hpp"
+#include "labkit/private_story.hpp"
 #include "labkit/network.hpp"
 #include "labkit/node_look.hpp"
 #include "labkit/observe.hpp"
@@ -327,12 +328,6 @@ int main(int argc, char** argv) {
         lab.cli().footer("Runs in private network namespaces (client, router, server) of its own; needs no root.");
         lab.parse();
         lab.narrate().title("Lab 14: a router between two hosts");
-        lab.trace().flush();  // flush before fork: the child continues the same file
-        const auto limit = lab.options().step ? std::chrono::milliseconds(std::chrono::minutes(30))
-                                              : std::chrono::milliseconds(40s);
-        const auto facts = run_in_private_netns([&] { return tell_the_story(lab, settings); }, {}, limit);
-        if (!facts) return lab.failure(facts.error().message);
-        if (lab.json()) lab.print_json(*facts);
-        return exit_ok;
+        return tell_in_private_netns(lab, 40s, [&] { return tell_the_story(lab, settings); });
     });
 }

@@ -37,6 +37,7 @@
 #include "labkit/icmp_errors.hpp"
 #include "labkit/labkit.hpp"
 #include "labkit/netns.hpp"
+#include "labkit/private_story.hpp"
 #include "labkit/observe.hpp"
 #include "portlab/icmp.hpp"
 #include "portlab/net.hpp"
@@ -315,12 +316,6 @@ int main(int argc, char** argv) {
         lab.cli().footer("Runs in a private network namespace of its own, so no port of the host is ever busy or changed.");
         lab.parse();
         lab.narrate().title("Lab 15: one port, two address families");
-        lab.trace().flush();  // flush before fork: the child continues the same file
-        const auto limit = lab.options().step ? std::chrono::milliseconds(std::chrono::minutes(30))
-                                              : std::chrono::milliseconds(20s);
-        const auto facts = run_in_private_netns([&] { return tell_the_story(lab, port); }, {}, limit);
-        if (!facts) return lab.failure(facts.error().message);
-        if (lab.json()) lab.print_json(*facts);
-        return exit_ok;
+        return tell_in_private_netns(lab, 20s, [&] { return tell_the_story(lab, port); });
     });
 }

@@ -50,6 +50,7 @@
 #include "labkit/conntrack.hpp"
 #include "labkit/labkit.hpp"
 #include "labkit/netns.hpp"
+#include "labkit/private_story.hpp"
 #include "labkit/network.hpp"
 #include "labkit/nftables.hpp"
 #include "labkit/observe.hpp"
@@ -587,12 +588,6 @@ int main(int argc, char** argv) {
         const auto outer = firewall::network_namespace_id();
         if (!outer) return lab.failure(outer.error().message);
         lab.narrate().title("Lab 16: NAT, one connection under two 4-tuples");
-        lab.trace().flush();  // flush before fork: the child continues the same file
-        const auto limit = lab.options().step ? std::chrono::milliseconds(std::chrono::minutes(30))
-                                              : std::chrono::milliseconds(60s);
-        const auto facts = run_in_private_netns([&] { return tell_the_story(lab, settings, *outer); }, {}, limit);
-        if (!facts) return lab.failure(facts.error().message);
-        if (lab.json()) lab.print_json(*facts);
-        return exit_ok;
+        return tell_in_private_netns(lab, 60s, [&] { return tell_the_story(lab, settings, *outer); });
     });
 }

@@ -47,6 +47,7 @@
 #include "labkit/capture.hpp"
 #include "labkit/labkit.hpp"
 #include "labkit/netns.hpp"
+#include "labkit/private_story.hpp"
 #include "labkit/network.hpp"
 #include "labkit/node_look.hpp"
 #include "labkit/nftables.hpp"
@@ -495,12 +496,6 @@ int main(int argc, char** argv) {
         if (!outer) return lab.failure(outer.error().message);
         settings.outer_netns = *outer;
         lab.narrate().title("Lab 17: port forwarding");
-        lab.trace().flush();  // flush before fork: the child continues the same file
-        const auto limit = lab.options().step ? std::chrono::milliseconds(std::chrono::minutes(30))
-                                              : std::chrono::milliseconds(40s) + 4 * settings.wait;
-        const auto facts = run_in_private_netns([&] { return tell_the_story(lab, settings); }, {}, limit);
-        if (!facts) return lab.failure(facts.error().message);
-        if (lab.json()) lab.print_json(*facts);
-        return exit_ok;
+        return tell_in_private_netns(lab, std::chrono::milliseconds(40s) + 4 * settings.wait, [&] { return tell_the_story(lab, settings); });
     });
 }

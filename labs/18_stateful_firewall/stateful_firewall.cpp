@@ -51,6 +51,7 @@
 
 #include "labkit/labkit.hpp"
 #include "labkit/netns.hpp"
+#include "labkit/private_story.hpp"
 #include "labkit/network.hpp"
 #include "labkit/nftables.hpp"
 #include "labkit/node_look.hpp"
@@ -549,12 +550,6 @@ int main(int argc, char** argv) {
         if (!outer) return lab.failure(outer.error().message);
         settings.outer_netns = *outer;
         lab.narrate().title("Lab 18: a stateful firewall");
-        lab.trace().flush();  // flush before fork: the child continues the same file
-        const auto limit = lab.options().step ? std::chrono::milliseconds(std::chrono::minutes(30))
-                                              : std::chrono::milliseconds(30s) + 20 * settings.timeout;
-        const auto facts = run_in_private_netns([&] { return tell_the_story(lab, settings); }, {}, limit);
-        if (!facts) return lab.failure(facts.error().message);
-        if (lab.json()) lab.print_json(*facts);
-        return exit_ok;
+        return tell_in_private_netns(lab, std::chrono::milliseconds(30s) + 20 * settings.timeout, [&] { return tell_the_story(lab, settings); });
     });
 }
