@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "portlab/event_log.hpp"
 #include "portlab/tcp_state.hpp"
 #include "portlab/trace.hpp"
 #include "support.hpp"
@@ -754,4 +755,50 @@ TEST_CASE("a trace whose first line is longer than a trace line may be is refuse
     CHECK(at_limit.size() <= trace::max_trace_line_bytes);
     std::istringstream exact(at_limit + "\n");
     CHECK(trace::read_trace(exact).has_value());
+}
+
+TEST_CASE("an event log grows in chunks without moving the events it holds, and reads as the vector it replaces", "[trace][event_log]") {
+    const std::size_t count = 3 * trace::EventLog::chunk_events + 5;  // a part-filled fourth chunk
+    trace::EventLog log;
+    std::vector<trace::Event> expected;
+    const trace::Event* first = nullptr;
+    for (std::size_t i = 0; i < count; ++i) {
+        trace::Event event{i, i % 2 ? "server" : "client", trace::Closed{trace::SocketId{static_cast<std::uint32_t>(i)}}};
+        if (i % 7 == 0) event.body = trace::Packet{trace::PacketKind::sent, Bytes(i % 50, 0x45), LinkType::raw, {}, "client", "server"};
+        expected.push_back(event);
+        log.push_back(std::move(event));
+        if (i == 0) first = &log[0];
+        REQUIRE(&log[0] == first);  // never moved
+    }
+    CHECK(log.size() == count);
+    CHECK(log.back() == expected.back());
+    CHECK(log == expected);
+    CHECK(log.to_vector() == expected);
+    CHECK(std::vector<trace::Event>(log.begin(), log.end()) == expected);
+    CHECK(static_cast<std::size_t>(log.end() - log.begin()) == count);
+
+    const trace::EventLog copy = log;
+    CHECK(copy == log);
+    trace::EventLog moved = std::move(log);
+    CHECK(moved == expected);
+    CHECK(log.empty());  // NOLINT: a moved-from log is empty and usable
+    moved.clear();
+    CHECK(moved.empty());
+    moved.push_back(expected[7]);
+    CHECK(moved.back() == expected[7]);
+    CHECK(copy.size() == count);  // the copy holds its own events
+}
+
+TEST_CASE("the sent and delivered events of a packet share its bytes; copies of shared texts compare by value", "[trace]") {
+    const trace::SharedBytes bytes = Bytes{0x45, 0x00, 0x00, 0x14};
+    const trace::Packet sent{trace::PacketKind::sent, bytes, LinkType::raw, {}, "client", "server"};
+    const trace::Packet delivered{trace::PacketKind::delivered, sent.bytes, LinkType::raw, {}, sent.from_host, sent.to_host};
+    CHECK(sent.bytes.data() == delivered.bytes.data());  // one copy of the bytes
+    CHECK(delivered.bytes == Bytes{0x45, 0x00, 0x00, 0x14});
+    CHECK(delivered.from_host == std::string("client"));
+    CHECK(trace::OptText("x") == trace::OptText(std::string("x")));
+    CHECK(trace::OptText() == std::nullopt);
+    CHECK_FALSE(trace::OptText("") == std::nullopt);  // present but empty is not absent
+    CHECK(trace::Text() == "");
+    CHECK(trace::Text("EADDRINUSE") == std::string_view("EADDRINUSE"));
 }

@@ -12,10 +12,12 @@
 #include <compare>
 #include <cstddef>
 #include <cstdint>
+#include <initializer_list>
 #include <iosfwd>
 #include <map>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -28,6 +30,7 @@
 #include "portlab/packet.hpp"
 #include "portlab/result.hpp"
 #include "portlab/scan.hpp"
+#include "portlab/shared_value.hpp"
 #include "portlab/tcp_state.hpp"
 
 namespace portlab::trace {
@@ -54,6 +57,109 @@ inline constexpr int oldest_readable_version = 1;
 struct SocketId {
     std::uint32_t value = 0;
     friend auto operator<=>(const SocketId&, const SocketId&) = default;
+};
+
+// ---- what events carry, shared ---------------------------------------------------
+// A trace holds millions of events (issue 13): these keep an event small (one pointer
+// each) and let copies share what they carry rather than copy it. All three are
+// immutable once made; assigning a new value replaces the handle, never the value.
+
+// A packet's bytes, shared: the simulator's in-flight packet, its `sent` event and
+// its `delivered` event hold one copy. Reads as a `const Bytes&`.
+class SharedBytes {
+public:
+    SharedBytes() = default;                                                // no bytes
+    SharedBytes(Bytes bytes) : value_(std::move(bytes)) {}                  // NOLINT: a packet is made from its bytes
+    SharedBytes(std::initializer_list<std::uint8_t> bytes) : SharedBytes(Bytes(bytes)) {}  // NOLINT
+    [[nodiscard]] const Bytes& vector() const noexcept { return value_.holds() ? value_.get() : none(); }
+    operator const Bytes&() const noexcept { return vector(); }             // NOLINT: reads as the bytes
+    operator std::span<const std::uint8_t>() const noexcept { return vector(); }  // NOLINT
+    [[nodiscard]] std::size_t size() const noexcept { return vector().size(); }
+    [[nodiscard]] bool empty() const noexcept { return vector().empty(); }
+    [[nodiscard]] const std::uint8_t* data() const noexcept { return vector().data(); }
+    [[nodiscard]] Bytes::const_iterator begin() const noexcept { return vector().begin(); }
+    [[nodiscard]] Bytes::const_iterator end() const noexcept { return vector().end(); }
+    [[nodiscard]] std::uint8_t operator[](std::size_t i) const noexcept { return vector()[i]; }
+    friend bool operator==(const SharedBytes& a, const SharedBytes& b) noexcept { return a.vector() == b.vector(); }
+    friend bool operator==(const SharedBytes& a, const Bytes& b) noexcept { return a.vector() == b; }
+
+private:
+    static const Bytes& none() noexcept {
+        static const Bytes empty;
+        return empty;
+    }
+    SharedValue<Bytes> value_;
+};
+
+// A string, shared: reads as a `const std::string&` (empty when never set).
+class Text {
+public:
+    Text() = default;
+    Text(std::string text) : value_(std::move(text)) {}            // NOLINT: set like a std::string
+    Text(const char* text) : Text(std::string(text)) {}            // NOLINT
+    Text(std::string_view text) : Text(std::string(text)) {}       // NOLINT
+    [[nodiscard]] const std::string& str() const noexcept { return value_.holds() ? value_.get() : none(); }
+    operator const std::string&() const noexcept { return str(); }              // NOLINT: reads as a std::string
+    operator std::string_view() const noexcept { return str(); }                // NOLINT
+    [[nodiscard]] bool empty() const noexcept { return str().empty(); }
+    [[nodiscard]] std::size_t size() const noexcept { return str().size(); }
+    [[nodiscard]] const char* c_str() const noexcept { return str().c_str(); }
+    friend bool operator==(const Text& a, const Text& b) noexcept { return a.str() == b.str(); }
+    friend bool operator==(const Text& a, const std::string& b) noexcept { return a.str() == b; }
+    friend bool operator==(const Text& a, std::string_view b) noexcept { return a.str() == b; }
+    friend bool operator==(const Text& a, const char* b) noexcept { return a.str() == b; }
+    friend std::string operator+(const Text& a, std::string_view b) { return a.str() + std::string(b); }
+    friend std::string operator+(std::string_view a, const Text& b) { return std::string(a) + b.str(); }
+
+private:
+    static const std::string& none() noexcept {
+        static const std::string empty;
+        return empty;
+    }
+    SharedValue<std::string> value_;
+};
+
+// An optional string, shared: reads as a `std::optional<std::string>` (has_value, *, ->,
+// value_or), for fields most events leave out or repeat (a packet's host names).
+class OptText {
+public:
+    OptText() = default;
+    OptText(std::nullopt_t) noexcept {}                                           // NOLINT
+    OptText(std::string text) : value_(std::move(text)) {}                        // NOLINT
+    OptText(const char* text) : OptText(std::string(text)) {}                     // NOLINT
+    OptText(std::optional<std::string> text) {                                    // NOLINT
+        if (text) value_ = SharedValue<std::string>(std::move(*text));
+    }
+    [[nodiscard]] bool has_value() const noexcept { return value_.holds(); }
+    explicit operator bool() const noexcept { return has_value(); }
+    // Only when has_value(), as std::optional's.
+    [[nodiscard]] const std::string& operator*() const noexcept { return value_.get(); }
+    [[nodiscard]] const std::string* operator->() const noexcept { return &value_.get(); }
+    [[nodiscard]] const std::string& value() const {
+        if (!has_value()) throw std::bad_optional_access();
+        return value_.get();
+    }
+    [[nodiscard]] std::string value_or(std::string_view fallback) const {
+        return has_value() ? value_.get() : std::string(fallback);
+    }
+    [[nodiscard]] std::optional<std::string> optional() const {
+        return has_value() ? std::optional<std::string>(value_.get()) : std::nullopt;
+    }
+    operator std::optional<std::string>() const { return optional(); }  // NOLINT
+    void reset() noexcept { value_.reset(); }
+    friend bool operator==(const OptText& a, const OptText& b) noexcept {
+        return a.has_value() == b.has_value() && (!a.has_value() || *a == *b);
+    }
+    friend bool operator==(const OptText& a, const std::optional<std::string>& b) noexcept {
+        return a.has_value() == b.has_value() && (!a.has_value() || *a == *b);
+    }
+    friend bool operator==(const OptText& a, std::nullopt_t) noexcept { return !a.has_value(); }
+    friend bool operator==(const OptText& a, const std::string& b) noexcept { return a.has_value() && *a == b; }
+    friend bool operator==(const OptText& a, std::string_view b) noexcept { return a.has_value() && *a == b; }
+    friend bool operator==(const OptText& a, const char* b) noexcept { return a.has_value() && *a == b; }
+
+private:
+    SharedValue<std::string> value_;
 };
 
 // ---- event bodies -----------------------------------------------------------
@@ -85,7 +191,7 @@ struct Bound {
     SocketId socket;
     Endpoint endpoint;
     BindHow how = BindHow::explicit_port;
-    std::optional<std::string> note;  // e.g. "SO_REUSEADDR set"
+    OptText note;  // e.g. "SO_REUSEADDR set"
     friend bool operator==(const Bound&, const Bound&) = default;
 };
 
@@ -193,13 +299,13 @@ enum class DropCause : std::uint8_t {
 
 struct Packet {
     PacketKind kind = PacketKind::sent;
-    Bytes bytes;                      // the whole frame, link header included
+    SharedBytes bytes;                // the whole frame, link header included
     LinkType link = LinkType::raw;    // what sits in front of the IP packet
-    std::optional<std::string> rule;  // why it was dropped, for people: a firewall rule's text, "no route", ...
-    std::optional<std::string> from_host;
-    std::optional<std::string> to_host;
-    std::optional<DropCause> cause = std::nullopt;        // dropped packets only
-    std::optional<std::string> rule_id = std::nullopt;    // the rule that dropped or rejected it (cause firewall only)
+    OptText rule;                     // why it was dropped, for people: a firewall rule's text, "no route", ...
+    OptText from_host;
+    OptText to_host;
+    std::optional<DropCause> cause = std::nullopt;  // dropped packets only
+    OptText rule_id = std::nullopt;                 // the rule that dropped or rejected it (cause firewall only)
     friend bool operator==(const Packet&, const Packet&) = default;
 };
 
@@ -207,7 +313,7 @@ struct Packet {
 // taken out. The rule is written in nft syntax (firewall_rule.hpp's nft_text), so the
 // file reads as `nft list ruleset` would; rule_id names it for packets it drops.
 struct RuleAdded {
-    std::string rule_id;  // unique among the host's rules in force; never empty
+    Text rule_id;  // unique among the host's rules in force; never empty
     FirewallRule rule;
     friend bool operator==(const RuleAdded&, const RuleAdded&) = default;
 };
@@ -240,9 +346,9 @@ struct ScanResult {
 // A call the kernel (or the model) refused; its JSON type is "error".
 struct CallFailed {
     std::optional<SocketId> socket;
-    std::string call;        // "bind", "connect", "listen", "accept", "sendto", ...
-    std::string errno_name;  // "EADDRINUSE"
-    std::string message;     // strerror() text or a lab's explanation
+    Text call;        // "bind", "connect", "listen", "accept", "sendto", ...
+    Text errno_name;  // "EADDRINUSE"
+    Text message;     // strerror() text or a lab's explanation
     friend bool operator==(const CallFailed&, const CallFailed&) = default;
 };
 
@@ -260,7 +366,11 @@ struct Note {
 using EventBody = std::variant<SocketCreated, Bound, Listening, ConnectStarted, EphemeralAssigned, Accepted,
                                StateChanged, Packet, CallFailed, Closed, Note, HostAdded, TimerArmed, TimerFired,
                                TimerStopped, ChildCreated, RuleAdded, RuleRemoved, ScanProbe, ScanResult>;
+static_assert(sizeof(EventBody) <= 72, "an event body carries at most 64 bytes inline: box the rest (see Event)");
 
+// Every alternative is at most 64 bytes, so an Event is 112 (issue 13: a trace of a
+// million events). A new alternative with more to carry boxes it (Text, OptText,
+// SharedBytes, or a SharedValue of its own) rather than growing every event.
 struct Event {
     std::uint64_t t_us = 0;  // microseconds since the start of the run (or the epoch); never decreases
     std::string host;        // the host the event happened on; never empty

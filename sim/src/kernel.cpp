@@ -150,8 +150,11 @@ std::optional<trace::SocketId> Kernel::find_udp_socket(HostId h, const Endpoint&
 
 // ---- recording ---------------------------------------------------------------------------
 
-void Kernel::record_event(HostId h, trace::EventBody body) {
-    recorder->events.push_back(trace::Event{world.now, host_of(h).name, std::move(body)});
+const trace::OptText& Kernel::recorded_host_name(HostId h) {
+    auto& names = recorder->host_names;
+    if (h.value >= names.size()) names.resize(h.value + 1);
+    if (!names[h.value]) names[h.value] = host_of(h).name;
+    return names[h.value];
 }
 
 SysResult<Ok> Kernel::failed(HostId h, std::optional<trace::SocketId> s, std::string_view call, Errno error) {

@@ -104,8 +104,8 @@ void Kernel::transmit(HostId from, Wire packet) {
     const auto to = route(from, packet.ip.destination);
     const auto event = [&](trace::PacketKind kind, std::optional<trace::DropCause> cause, std::optional<std::string> rule) {
         if (recorder == nullptr) return;  // building the event copies the bytes: only when recording
-        trace::Packet body{kind, packet.bytes, LinkType::raw, std::move(rule), host_of(from).name, std::nullopt, cause};
-        if (to) body.to_host = host_of(*to).name;
+        trace::Packet body{kind, packet.bytes, LinkType::raw, std::move(rule), recorded_host_name(from), std::nullopt, cause};
+        if (to) body.to_host = recorded_host_name(*to);
         record(from, std::move(body));
     };
     event(trace::PacketKind::sent, std::nullopt, std::nullopt);
@@ -130,8 +130,11 @@ void Kernel::transmit(HostId from, Wire packet) {
 void Kernel::on_arrival(Arrival& arrival) {
     const HostId h = arrival.to;
     const Wire& packet = *arrival.packet;
-    trace::Packet event{trace::PacketKind::delivered, packet.bytes, LinkType::raw, std::nullopt,
-                        host_of(arrival.from).name, host_of(h).name};
+    trace::Packet event{trace::PacketKind::delivered, packet.bytes, LinkType::raw, std::nullopt, {}, {}};
+    if (recording()) {
+        event.from_host = recorded_host_name(arrival.from);
+        event.to_host = recorded_host_name(h);
+    }
     // Loopback traffic never meets the input chain's port rules in this model.
     if (arrival.from != h) {
         const FirewallVerdict verdict = evaluate(host_of(h).firewall, match_of(packet));

@@ -108,9 +108,9 @@ void PacketLadder::add(const replay::Timeline& timeline, std::size_t index, cons
     if (packet.kind == trace::PacketKind::dropped) note_drop(row, packet);
 
     const auto& event = timeline.event(index);
-    const auto sender = packet.from_host ? packet.from_host
+    const auto sender = packet.from_host ? packet.from_host.optional()
                                          : (packet.kind == trace::PacketKind::sent ? std::optional(event.host) : std::nullopt);
-    const auto receiver = packet.to_host ? packet.to_host
+    const auto receiver = packet.to_host ? packet.to_host.optional()
                                          : (packet.kind == trace::PacketKind::delivered ? std::optional(event.host) : std::nullopt);
     row.from_endpoint = column(endpoints_, endpoint_index_, endpoint_label(row.source), sender);
     row.to_endpoint = column(endpoints_, endpoint_index_, endpoint_label(row.destination), receiver);

@@ -12,13 +12,17 @@
 
 #include "portlab/sim/errno.hpp"
 #include "portlab/sim/world.hpp"
+#include "portlab/event_log.hpp"
 #include "portlab/trace.hpp"
 
 namespace portlab::sim {
 
 // Where trace events go.
 struct Recorder {
-    std::vector<trace::Event> events;
+    trace::EventLog events;
+    // Each host's name as packet events carry it (from_host, to_host): one string per
+    // host shared by all of them, not one per packet.
+    std::vector<trace::OptText> host_names;
 };
 
 class Kernel {
@@ -84,11 +88,13 @@ private:
     std::optional<trace::SocketId> find_udp_socket(HostId h, const Endpoint& local, const Endpoint& remote);
 
     // recording: an event body is only turned into an Event when events are kept
+    // Built in place at the end of the log: no event is moved after it is made.
     template <class Body>
     void record(HostId h, Body&& body) {
-        if (recorder != nullptr) record_event(h, trace::EventBody{std::forward<Body>(body)});
+        if (recorder != nullptr) recorder->events.emplace_back(world.now, host_of(h).name, std::forward<Body>(body));
     }
-    void record_event(HostId h, trace::EventBody body);
+    // The host's name for a packet event, shared (Recorder::host_names); only when recording.
+    const trace::OptText& recorded_host_name(HostId h);
     SysResult<Ok> failed(HostId h, std::optional<trace::SocketId> s, std::string_view call, Errno error);
     // Whether events are being kept: building an event's text costs allocations the
     // bare model (benchmarks, silent replay) should not pay.

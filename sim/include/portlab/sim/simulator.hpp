@@ -90,7 +90,7 @@ public:
     // ---- reading ----
     [[nodiscard]] const World& world() const noexcept { return kernel_.world; }
     [[nodiscard]] const Socket* find_socket(SocketRef s) const { return kernel_.world.socket(s); }
-    [[nodiscard]] const std::vector<trace::Event>& events() const noexcept { return recorder_.events; }
+    [[nodiscard]] const trace::EventLog& events() const noexcept { return recorder_.events; }
     // Forgets the events recorded so far (long benchmarks).
     void clear_events() { recorder_.events.clear(); }
 

@@ -70,7 +70,7 @@ struct IcmpBody {
 struct Wire {
     IpHeader ip;
     std::variant<TcpBody, UdpBody, IcmpBody> body;
-    Bytes bytes;
+    trace::SharedBytes bytes;  // shared with the packet's sent and delivered events
     friend bool operator==(const Wire&, const Wire&) = default;
 };
 
