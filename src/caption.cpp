@@ -131,6 +131,8 @@ std::string drop_reason(const trace::Packet& packet) {
         case trace::DropCause::no_route: return ": there was no route to its destination" + rule_text("");
         case trace::DropCause::other: return rule_text(" (no reason given)");
         case trace::DropCause::ttl_exceeded: return ": its TTL ran out on the way" + rule_text("");
+        case trace::DropCause::ct_state:
+            return ": its stateful firewall lets no new connection through from there" + rule_text("");
     }
     return {};
 }

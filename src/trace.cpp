@@ -50,13 +50,14 @@ constexpr std::array<Spelling<TimerKind>, 5> timer_names{{{TimerKind::retransmis
                                                           {TimerKind::keepalive, "keepalive"},
                                                           {TimerKind::persist, "persist"},
                                                           {TimerKind::delayed_ack, "delayed-ack"}}};
-constexpr std::array<Spelling<DropCause>, 7> drop_cause_names{{{DropCause::firewall, "firewall"},
+constexpr std::array<Spelling<DropCause>, 8> drop_cause_names{{{DropCause::firewall, "firewall"},
                                                                {DropCause::link, "link"},
                                                                {DropCause::no_socket, "no-socket"},
                                                                {DropCause::checksum, "checksum"},
                                                                {DropCause::no_route, "no-route"},
                                                                {DropCause::other, "other"},
-                                                               {DropCause::ttl_exceeded, "ttl-exceeded"}}};
+                                                               {DropCause::ttl_exceeded, "ttl-exceeded"},
+                                                               {DropCause::ct_state, "ct-state"}}};
 constexpr std::array<Spelling<NatKind>, 2> nat_kind_names{{{NatKind::snat, "snat"}, {NatKind::dnat, "dnat"}}};
 
 // ---- the type names, one per variant alternative ----------------------------------

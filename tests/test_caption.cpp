@@ -159,6 +159,9 @@ std::vector<Case> cases() {
         {{18, "router", Packet{PacketKind::dropped, tcp(tcp_flag::syn), LinkType::raw, std::nullopt, std::nullopt,
                                std::nullopt, DropCause::ttl_exceeded, std::nullopt}},
          {"dropped a TCP SYN", "TTL ran out"}},
+        {{18, "router", Packet{PacketKind::dropped, tcp(tcp_flag::syn), LinkType::raw, "forward: ct state new drop", std::nullopt,
+                               std::nullopt, DropCause::ct_state, std::nullopt}},
+         {"dropped a TCP SYN", "stateful firewall", "ct state new drop"}},
     };
 }
 

@@ -149,6 +149,8 @@ std::vector<trace::Event> every_kind_of_event() {
                                                     {endpoint("[2001:db8:1::9]:5353"), endpoint("[2001:db8:2::80]:80")}})}},
         {12, "router", Packet{PacketKind::dropped, syn, LinkType::raw, "TTL 1 expired in transit", "client", "server",
                               DropCause::ttl_exceeded, std::nullopt}},
+        {12, "router", Packet{PacketKind::dropped, syn, LinkType::raw, "forward: iifname outside ct state new drop", "client",
+                              "router", DropCause::ct_state, std::nullopt}},
         {12, "client", Note{"Ports are per protocol: \"TCP 53\" and \"UDP 53\" differ.\n"}},
         {18446744073709551615ULL, "h", Note{""}},  // the largest t_us
     };
@@ -305,7 +307,7 @@ TEST_CASE("a bad line is refused with its line number and the reason", "[trace]"
         {header + good + R"({"t_us": 10, "host": "a", "type": "timer_armed", "socket": 1, "timer": "retransmission", "duration_us": 5, "attempt": 4294967296})" "\n", 3, "above its maximum 4294967295"},
         {header + good + R"({"t_us": 10, "host": "a", "type": "timer_fired", "socket": 1})" "\n", 3, "missing field 'timer'"},
         {header + good + R"({"t_us": 10, "host": "a", "type": "timer_stopped", "socket": 1, "timer": "TIME-WAIT"})" "\n", 3, "'timer' is 'TIME-WAIT'"},
-        {header + good + R"({"t_us": 10, "host": "a", "type": "packet", "kind": "dropped", "bytes": "", "cause": "firewal"})" "\n", 3, "'cause' is 'firewal', expected one of: firewall, link, no-socket, checksum, no-route, other, ttl-exceeded"},
+        {header + good + R"({"t_us": 10, "host": "a", "type": "packet", "kind": "dropped", "bytes": "", "cause": "firewal"})" "\n", 3, "'cause' is 'firewal', expected one of: firewall, link, no-socket, checksum, no-route, other, ttl-exceeded, ct-state"},
         {header + good + R"({"t_us": 10, "host": "a", "type": "packet", "kind": "sent", "bytes": "", "cause": "link"})" "\n", 3, "'cause' is for dropped packets only, and this one is sent"},
         {header + good + R"({"t_us": 10, "host": "a", "type": "packet", "kind": "dropped", "bytes": "", "cause": "link", "rule_id": "r1"})" "\n", 3, "'rule_id' needs \"cause\": \"firewall\""},
         {header + good + R"({"t_us": 10, "host": "a", "type": "packet", "kind": "dropped", "bytes": "", "rule_id": "r1"})" "\n", 3, "'rule_id' needs"},

@@ -39,7 +39,7 @@ namespace portlab::trace {
 // rule_added/rule_removed, scan_probe/scan_result, state_changed's "evidence" and a
 // dropped packet's "cause" and "rule_id"; version-1 files still read (they simply
 // have none of these). Version 3 added nat (a router's address translation) and the drop
-// cause "ttl-exceeded"; version-1 and -2 files still read.
+// causes "ttl-exceeded" and "ct-state"; version-1 and -2 files still read.
 inline constexpr int format_version = 3;
 // The largest trace file a reader accepts (a day of a busy lab is a few hundred MiB).
 inline constexpr std::uint64_t max_trace_file_bytes = 4ull << 30;
@@ -192,6 +192,7 @@ enum class DropCause : std::uint8_t {
     no_route,   // "no-route": no route to the destination
     other,      // "other"
     ttl_exceeded,  // "ttl-exceeded" (version 3): a router's forwarding took the TTL/hop limit to 0 (RFC 1812 5.3.1)
+    ct_state,      // "ct-state" (version 3): a stateful chain (nft `ct state new drop`) refused a packet that would start a connection it does not allow; no rule_id
 };
 
 struct Packet {

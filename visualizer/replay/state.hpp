@@ -164,10 +164,10 @@ struct Drop {
     std::string rule;    // the event's rule text, or "(no rule given)"
     std::optional<trace::DropCause> cause;  // none in version-1 traces
     std::optional<std::string> rule_id;
-    // A firewall's doing: cause firewall, or (version 1) no cause but a rule named.
-    // A link loss or a missing socket is not.
+    // A firewall's doing: cause firewall or ct-state (a router's stateful chain), or
+    // (version 1) no cause but a rule named. A link loss or a missing socket is not.
     [[nodiscard]] bool by_firewall() const noexcept {
-        return cause ? *cause == trace::DropCause::firewall : rule != no_rule;
+        return cause ? *cause == trace::DropCause::firewall || *cause == trace::DropCause::ct_state : rule != no_rule;
     }
     static constexpr std::string_view no_rule = "(no rule given)";
     friend bool operator==(const Drop&, const Drop&) = default;

@@ -25,6 +25,7 @@
 #include "portlab/sim/firewall.hpp"
 #include "portlab/sim/flat_map.hpp"
 #include "portlab/sim/random.hpp"
+#include "portlab/sim/router.hpp"
 #include "portlab/syn_schedule.hpp"
 #include "portlab/tcp_state.hpp"
 #include "portlab/trace.hpp"
@@ -56,8 +57,14 @@ struct UdpBody {
     Bytes payload;
     friend bool operator==(const UdpBody&, const UdpBody&) = default;
 };
-// ICMP destination unreachable, with the parts of the quoted packet the stack reads.
+// The ICMP errors the model sends: destination unreachable (RFC 792 type 3, RFC 4443 type 1)
+// and time exceeded (type 11, ICMPv6 type 3), sent by a router whose forwarding took a
+// packet's TTL to 0 (RFC 1812 5.3.1).
+enum class IcmpKind : std::uint8_t { unreachable, time_exceeded };
+
+// An ICMP error, with the parts of the quoted packet the stack reads.
 struct IcmpBody {
+    IcmpKind kind = IcmpKind::unreachable;
     std::uint8_t code = 3;
     IpHeader quoted_ip;
     std::uint8_t quoted_protocol = 0;
@@ -114,6 +121,7 @@ struct Socket {
     bool privileged = false;     // the owner has CAP_NET_BIND_SERVICE
     bool reuse_address = false;  // SO_REUSEADDR
     bool linger_zero = false;    // SO_LINGER {1, 0}: close() aborts with RST
+    std::uint8_t ttl = 64;       // IP_TTL (UDP here): Linux's default, net.ipv4.ip_default_ttl
     bool open_by_user = true;
     std::optional<Endpoint> local;   // bound address and port
     std::optional<Endpoint> remote;  // connected peer
@@ -210,6 +218,7 @@ struct Host {
     std::vector<IpAddress> addresses;  // besides loopback, which every host has
     HostOptions options;
     Firewall firewall;
+    Routing routing;                           // routes, forwarding, conntrack, NAT (router.hpp)
     std::vector<Socket> slots;                 // sockets; slots of destroyed ones are reused
     std::vector<std::uint32_t> free_slots;
     FlatMap<std::uint32_t, std::uint32_t, IntegerHash> slot_of;  // SocketId value -> slot
