@@ -4,11 +4,13 @@
 #include <array>
 #include <string>
 
+#include "scenario_kit.hpp"
+
 namespace portlab::sim {
 
 namespace {
 
-Bytes bytes_of(std::string_view text) { return Bytes(text.begin(), text.end()); }
+using namespace kit;
 
 // A DNS query for example.com (A) and its answer, byte for byte (RFC 1035 4.1).
 Bytes dns_query() {
@@ -46,30 +48,6 @@ Pair client_and_server(Simulator& sim, HostOptions client_options = {}) {
     const HostId server = sim.add_host("server", {server_address}, with_role("server"));
     sim.set_link(client, server, LinkConfig{5 * milliseconds, 0.0, {}});
     return {client, server};
-}
-
-// Runs events until `done()` holds or `limit` of virtual time has passed.
-template <class Done>
-bool run_until_true(Simulator& sim, Done done, Time limit = 600 * seconds) {
-    const Time deadline = sim.now() + limit;
-    while (!done()) {
-        if (sim.now() > deadline || !sim.step()) return done();
-    }
-    return true;
-}
-
-TcpState state_of(const Simulator& sim, SocketRef s) {
-    const Socket* socket = sim.find_socket(s);
-    return socket == nullptr ? TcpState::closed : socket->state;
-}
-
-SocketRef tcp_server(Simulator& sim, HostId server, Port port, std::uint32_t backlog = 128) {
-    const SocketRef listener = sim.socket(server, Protocol::tcp).value();
-    (void)sim.set_privileged(listener);  // a server started as root may take ports below 1024
-    (void)sim.set_reuse_address(listener);
-    (void)sim.bind(listener, Endpoint{IpAddress::any_v4(), port});
-    (void)sim.listen(listener, backlog);
-    return listener;
 }
 
 // Reads until the peer's FIN (or an error); returns what arrived.
@@ -341,7 +319,7 @@ struct Entry {
     void (*run)(Simulator&);
 };
 
-const std::array<Entry, 12> table{{
+const std::array<Entry, 16> table{{
     {{"web", "A web page fetch", "a client connects to port 80, sends a GET, reads the page, and both sides close"}, web},
     {{"two-tabs", "Two tabs, one server port", "two connections from one client to port 80: two ephemeral ports, two 4-tuples"}, two_tabs},
     {{"dns-udp", "A DNS query over UDP", "a query to UDP port 53 and its answer, no handshake"}, dns_udp},
@@ -358,10 +336,22 @@ const std::array<Entry, 12> table{{
     {{"scan", "An nmap scan", "SYN, connect, ACK and UDP scans find open, closed, filtered, unfiltered and open|filtered ports"}, scan},
     {{"time-wait", "TIME-WAIT", "the side that closes first waits 2*MSL in TIME-WAIT before the connection is gone"}, time_wait},
     {{"lossy-link", "A lossy link", "a link that loses 20% of packets: TCP retransmits on timeout until everything arrives"}, lossy_link},
+    // Beyond one link (scenarios_network.cpp): the stories of labs 14, 16, 17 and 18.
+    {{"router", "A router between client and server",
+      "the TTL goes down by one at the router; TTL 1 brings ICMP time exceeded, an absent host ICMP host unreachable, a reject admin-prohibited"},
+     router_story},
+    {{"nat", "NAT (masquerade)",
+      "the server sees the router's address; a free source port is kept, the same port from a second client is mapped to another"},
+     nat_story},
+    {{"port-forward", "Port forwarding (DNAT)", "the router's port 8080 leads to the inside server's port 80, which sees the real client as its peer"},
+     port_forward_story},
+    {{"stateful-firewall", "A stateful firewall",
+      "ct state established,related accept: replies pass, connections started from outside get nothing, a scan says filtered"},
+     stateful_firewall_story},
 }};
 
-const std::array<ScenarioInfo, 12> infos = [] {
-    std::array<ScenarioInfo, 12> list{};
+const std::array<ScenarioInfo, table.size()> infos = [] {
+    std::array<ScenarioInfo, table.size()> list{};
     for (std::size_t i = 0; i < table.size(); ++i) list[i] = table[i].info;
     return list;
 }();
