@@ -46,7 +46,9 @@ std::vector<Translation> from_model(const sim::Simulator& sim) {
     for (const auto& event : sim.events())
         if (const auto* accepted = std::get_if<trace::Accepted>(&event.body); accepted && event.host == "server")
             peers.push_back(accepted->four_tuple.remote);
-    const auto& table = sim.world().host(*sim.world().find_host("router"))->routing.conntrack;
+    std::vector<sim::ConntrackEntry> table;
+    for (const auto& entry : sim.world().host(*sim.world().find_host("router"))->routing.conntrack)
+        if (entry.protocol == Protocol::tcp) table.push_back(entry);
     REQUIRE(table.size() == peers.size());
     std::vector<Translation> found;
     for (std::size_t i = 0; i < table.size(); ++i)

@@ -137,7 +137,13 @@ void nat_story(Simulator& sim) {
     sim.note(server, "Both clients used source port 50000. The first leaves as " + peer_of(sim, a_seen) +
                          "; the second would leave under the same 4-tuple, so the router gave it another port: " +
                          peer_of(sim, b_seen) + " (nf_nat_l4proto_unique_tuple: a random offset into 1024-65535).");
-    for (const SocketRef s : {first, first_seen, a, a_seen, b, b_seen}) (void)sim.close(s);
+
+    const SocketRef udp = udp_probe(sim, client, {address("198.51.100.2"), 9999});
+    sim.note(client, "A datagram to UDP 9999, closed on the server: the server's port unreachable is addressed to the "
+                     "router and quotes the datagram as it left the router. The error is related to a tracked connection, so "
+                     "the router sent it on to the client, its quote rewritten to the client's own datagram "
+                     "(nf_nat_icmp_reply_translation): the socket reports " + errno_after(sim, udp) + ".");
+    for (const SocketRef s : {first, first_seen, a, a_seen, b, b_seen, udp}) (void)sim.close(s);
     sim.run_until_idle();
 }
 
