@@ -12,7 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "portlab/sim/scenarios.hpp"
-#include "support.hpp"
+#include "lab_vs_sim.hpp"
 
 using nlohmann::json;
 using namespace portlab;
@@ -67,11 +67,7 @@ void check_shape(const Translation& t, const IpAddress& router_outside) {
 }  // namespace
 
 TEST_CASE("lab 16 on the kernel and the simulator's nat scenario translate alike", "[lab16][sim][nat][netns]") {
-    REQUIRE(test::run_command("unshare -rn true", 10).exit_code == 0);
-    const auto lab = test::run_command(test::shell_quote(test::bin_path("lab16_nat")) + " --json --nat-ports 1 --syn-wait 1", 90);
-    INFO(lab.err);
-    REQUIRE(lab.exit_code == 0);
-    const auto facts = json::parse(lab.out);
+    const auto facts = test::lab_facts("lab16_nat", "--nat-ports 1 --syn-wait 1", 90);
 
     const auto model = sim::run_scenario("nat");
     REQUIRE(model);

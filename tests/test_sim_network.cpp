@@ -291,19 +291,19 @@ TEST_CASE("the stateful firewall lets replies in and keeps new connections from 
     // the client's connect() timed out.
     for (const auto& p : packets(sim, trace::PacketKind::delivered, "server")) {
         CAPTURE(p.decoded.summary());
-        CHECK(p.decoded.destination() != std::optional(endpoint("198.51.100.2:80")));
-        CHECK(p.decoded.destination() != std::optional(endpoint("198.51.100.2:22")));
+        CHECK(p.decoded.destination() != std::optional(endpoint("198.51.100.2:8080")));
+        CHECK(p.decoded.destination() != std::optional(endpoint("198.51.100.2:8081")));
     }
     const auto drops = packets(sim, trace::PacketKind::dropped, "router");
     REQUIRE_FALSE(drops.empty());
     for (const auto& p : drops) CHECK(p.event.cause == trace::DropCause::ct_state);
     CHECK(errors_of(sim, "client") == std::vector<std::string>{"connect ETIMEDOUT"});
-    // nmap from outside: filtered, the open port 80 and the closed port 22 alike.
+    // nmap from outside: the open port 8080 and the closed 8081 alike, filtered (UDP: open|filtered).
     const auto results = all<trace::ScanResult>(sim, "client");
-    REQUIRE(results.size() == 3);
+    REQUIRE(results.size() == 8);
     for (const auto& r : results) {
         CAPTURE(r.target.to_string(), scan::to_string(r.scan));
-        CHECK(r.state == scan::PortState::filtered);
+        CHECK(r.state == (r.scan == scan::ScanType::udp ? scan::PortState::open_filtered : scan::PortState::filtered));
         CHECK(r.reason == scan::Reason::no_response);
     }
 }
