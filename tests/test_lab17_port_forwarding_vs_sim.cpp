@@ -17,7 +17,8 @@ using nlohmann::json;
 using namespace portlab;
 
 TEST_CASE("lab 17 on the kernel and the simulator's port-forward scenario show the same two 4-tuples", "[lab17][sim][dnat][netns]") {
-    const auto outside = test::lab_facts("lab17_port_forwarding", "--wait 300", 90).at("from_outside");
+    const auto facts = test::lab_facts("lab17_port_forwarding", "--wait 300", 90);
+    const auto& outside = facts.at("from_outside");
 
     const auto model = sim::run_scenario("port-forward");
     REQUIRE(model);
@@ -55,4 +56,20 @@ TEST_CASE("lab 17 on the kernel and the simulator's port-forward scenario show t
             client_saw_router = true;
         }
     CHECK(client_saw_router);
+
+    // From inside, to the router's outside address: the rule (iifname outside) does not
+    // apply, the router answers for itself. The kernel's errno, and the model's.
+    sim::Simulator hairpin;
+    const auto router = hairpin.add_router("router", {{IpAddress::parse("192.0.2.2").value(), 24},
+                                                      {IpAddress::parse("198.51.100.1").value(), 24}});
+    const auto server = hairpin.add_host("server", {IpAddress::parse("198.51.100.2").value()});
+    hairpin.set_network(server, 24, IpAddress::parse("198.51.100.1").value());
+    hairpin.add_port_forward(router, Protocol::tcp, 8080, Endpoint::parse("198.51.100.2:80").value(),
+                             IpAddress::parse("192.0.2.2").value());
+    const auto s = hairpin.socket(server, Protocol::tcp).value();
+    REQUIRE(hairpin.connect(s, Endpoint::parse("192.0.2.2:8080").value()));
+    hairpin.run_for(1 * sim::seconds);
+    const auto error = hairpin.take_error(s);
+    REQUIRE(error);
+    CHECK(facts.at("hairpin_outside_only").at("inside").at("errno") == sim::errno_name(*error));
 }

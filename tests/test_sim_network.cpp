@@ -307,3 +307,20 @@ TEST_CASE("the stateful firewall lets replies in and keeps new connections from 
         CHECK(r.reason == scan::Reason::no_response);
     }
 }
+
+TEST_CASE("a port forward bound to the outside interface leaves the inside's connections to the router itself",
+          "[sim][nat][dnat]") {
+    // Lab 17's step 4: `iifname "router-client" tcp dport 8080 dnat ...`; from inside, the
+    // router's outside address and port 8080 are just the router's own, where nothing listens.
+    Simulator sim;
+    const HostId router = sim.add_router("router", {{address("192.0.2.2"), 24}, {address("198.51.100.1"), 24}});
+    const HostId server = sim.add_host("server", {address("198.51.100.2")}, HostOptions{"server", {}, 1024});
+    sim.set_network(server, 24, address("198.51.100.1"));
+    sim.add_port_forward(router, Protocol::tcp, 8080, endpoint("198.51.100.2:80"), address("192.0.2.2"));
+    const SocketRef s = sim.socket(server, Protocol::tcp).value();
+    REQUIRE(sim.connect(s, endpoint("192.0.2.2:8080")));
+    sim.run_for(1 * seconds);
+    CHECK(sim.take_error(s) == Errno::econnrefused);  // the router's own RST
+    CHECK(all<trace::NatTranslated>(sim, "router").empty());
+    CHECK(routing_of(sim, "router").conntrack.empty());
+}

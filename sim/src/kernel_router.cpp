@@ -196,7 +196,9 @@ bool Kernel::router_input(HostId h, HostId from, Wire& packet) {
             }
         } else {
             for (const PortForward& rule : routing.port_forwards)
-                if (rule.protocol == flow->first && rule.port == flow->second.destination.port) dnat_to = rule.to;
+                if (rule.protocol == flow->first && rule.port == flow->second.destination.port &&
+                    (!rule.arriving_on || *rule.arriving_on == incoming_interface(h, from)))
+                    dnat_to = rule.to;
         }
     }
     if (auto* icmp = std::get_if<IcmpBody>(&packet.body); icmp != nullptr && !translate_related(h, packet, *icmp))

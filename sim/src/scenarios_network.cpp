@@ -150,8 +150,9 @@ void nat_story(Simulator& sim) {
 // Lab 17's story: the router's 8080 forwarded to the inside server's 80.
 void port_forward_story(Simulator& sim) {
     const auto [client, router, server] = client_router_server(sim, true);
-    sim.add_port_forward(router, Protocol::tcp, 8080, {address("198.51.100.2"), 80});
-    sim.note(router, "tcp dport 8080 dnat to 198.51.100.2:80: the router's port 8080 leads to the inside web server.");
+    sim.add_port_forward(router, Protocol::tcp, 8080, {address("198.51.100.2"), 80}, address("192.0.2.2"));
+    sim.note(router, "iifname \"router-client\" tcp dport 8080 dnat to 198.51.100.2:80 (lab 17's rule): the router's "
+                     "port 8080, reached from outside, leads to the inside web server.");
     const SocketRef listener = tcp_server(sim, server, 80);
     const SocketRef browser = sim.socket(client, Protocol::tcp).value();
     const SocketRef seen = connect_and_accept(sim, browser, listener, {address("192.0.2.2"), 8080});
