@@ -12,7 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "portlab/sim/scenarios.hpp"
-#include "support.hpp"
+#include "lab_vs_sim.hpp"
 
 using nlohmann::json;
 using namespace portlab;
@@ -46,7 +46,9 @@ std::vector<Translation> from_model(const sim::Simulator& sim) {
     for (const auto& event : sim.events())
         if (const auto* accepted = std::get_if<trace::Accepted>(&event.body); accepted && event.host == "server")
             peers.push_back(accepted->four_tuple.remote);
-    const auto& table = sim.world().host(*sim.world().find_host("router"))->routing.conntrack;
+    std::vector<sim::ConntrackEntry> table;
+    for (const auto& entry : sim.world().host(*sim.world().find_host("router"))->routing.conntrack)
+        if (entry.protocol == Protocol::tcp) table.push_back(entry);
     REQUIRE(table.size() == peers.size());
     std::vector<Translation> found;
     for (std::size_t i = 0; i < table.size(); ++i)
@@ -65,11 +67,7 @@ void check_shape(const Translation& t, const IpAddress& router_outside) {
 }  // namespace
 
 TEST_CASE("lab 16 on the kernel and the simulator's nat scenario translate alike", "[lab16][sim][nat][netns]") {
-    REQUIRE(test::run_command("unshare -rn true", 10).exit_code == 0);
-    const auto lab = test::run_command(test::shell_quote(test::bin_path("lab16_nat")) + " --json --nat-ports 1 --syn-wait 1", 90);
-    INFO(lab.err);
-    REQUIRE(lab.exit_code == 0);
-    const auto facts = json::parse(lab.out);
+    const auto facts = test::lab_facts("lab16_nat", "--nat-ports 1 --syn-wait 1", 90);
 
     const auto model = sim::run_scenario("nat");
     REQUIRE(model);

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "portlab/checksum.hpp"
 #include "portlab/packet.hpp"
 #include "portlab/sim/router.hpp"
 #include "portlab/sim/scenarios.hpp"
@@ -184,7 +185,8 @@ TEST_CASE("masquerade stays in the port's class and gives up when every try is t
 TEST_CASE("the nat scenario: the server sees the router, the first port kept, the second client's same port moved", "[sim][nat]") {
     const Simulator sim = story("nat");
     const auto translations = all<trace::NatTranslated>(sim, "router");
-    REQUIRE(translations.size() == 3);
+    REQUIRE(translations.size() == 4);  // three TCP connections, then a UDP datagram
+    CHECK(translations[3].protocol == Protocol::udp);
     for (const auto& t : translations) {
         CHECK(t.kind == trace::NatKind::snat);
         CHECK(t.flows->after.source.address == address("198.51.100.1"));
@@ -198,12 +200,12 @@ TEST_CASE("the nat scenario: the server sees the router, the first port kept, th
 
     // The router's table holds both tuples of each, as conntrack -L shows them.
     const Routing& router = routing_of(sim, "router");
-    REQUIRE(router.conntrack.size() == 3);
-    for (std::size_t i = 0; i < 3; ++i) {
+    REQUIRE(router.conntrack.size() == 4);
+    for (std::size_t i = 0; i < 4; ++i) {
         CHECK(router.conntrack[i].id == translations[i].conntrack_id);
         CHECK(router.conntrack[i].original == translations[i].flows->before);
         CHECK(router.conntrack[i].reply == reversed(translations[i].flows->after));
-        CHECK(router.conntrack[i].seen_reply);
+        CHECK(router.conntrack[i].seen_reply == (i < 3));  // the datagram got no UDP answer, only an ICMP error
     }
 
     // The server's accept() names the router each time, never a client; no packet reaching
@@ -219,6 +221,42 @@ TEST_CASE("the nat scenario: the server sees the router, the first port kept, th
         CHECK(p.decoded.ip.source == address("198.51.100.1"));
         CHECK(checksums_good(p.decoded));
     }
+}
+
+TEST_CASE("an ICMP error about a masqueraded datagram reaches the client, quoting the client's own datagram", "[sim][nat][icmp]") {
+    const Simulator sim = story("nat");
+    const auto udp = all<trace::NatTranslated>(sim, "router").back();
+    REQUIRE(udp.protocol == Protocol::udp);
+    // The server's error names the router's side of the translation...
+    const auto from_server = packets(sim, trace::PacketKind::sent, "server");
+    const auto error = std::find_if(from_server.begin(), from_server.end(), [](const SeenPacket& p) { return p.decoded.icmp.has_value(); });
+    REQUIRE(error != from_server.end());
+    REQUIRE(error->decoded.icmp->quoted_ip);
+    CHECK(error->decoded.ip.destination == udp.flows->after.source.address);
+    CHECK(error->decoded.icmp->quoted_source_port == udp.flows->after.source.port);
+    // ... and the client receives it about its own address and port, every checksum good.
+    const auto at_client = packets(sim, trace::PacketKind::delivered, "client");
+    const auto translated = std::find_if(at_client.begin(), at_client.end(), [](const SeenPacket& p) { return p.decoded.icmp.has_value(); });
+    REQUIRE(translated != at_client.end());
+    const IcmpInfo& icmp = *translated->decoded.icmp;
+    CHECK(icmp.type == 3);
+    CHECK(icmp.code == 3);
+    CHECK(translated->decoded.ip.source == address("198.51.100.2"));
+    CHECK(translated->decoded.ip.destination == udp.flows->before.source.address);
+    REQUIRE(icmp.quoted_ip);
+    CHECK(icmp.quoted_ip->source == udp.flows->before.source.address);
+    CHECK(icmp.quoted_source_port == udp.flows->before.source.port);
+    CHECK(icmp.quoted_destination_port == Port{9999});
+    CHECK(checksums_good(translated->decoded));
+    // The quoted IPv4 header's own checksum is right again (RFC 1071 over its 20 bytes).
+    const auto& bytes = translated->event.bytes;
+    CHECK(internet_checksum(std::span(bytes).subspan(28, 20)) == 0);
+    // The quoted UDP checksum, updated per RFC 1624, still verifies over the client's datagram.
+    const Bytes datagram{'p', 'r', 'o', 'b', 'e'};
+    const auto original = encode_udp(IpHeader{udp.flows->before.source.address, udp.flows->before.destination.address},
+                                     UdpHeader{udp.flows->before.source.port, 9999}, datagram);
+    REQUIRE(original);
+    CHECK(Bytes(bytes.begin() + 48 + 6, bytes.begin() + 48 + 8) == Bytes(original->begin() + 26, original->begin() + 28));
 }
 
 TEST_CASE("port forwarding: the inside server sees the real client, the client sees the router's port", "[sim][nat][dnat]") {
@@ -253,19 +291,36 @@ TEST_CASE("the stateful firewall lets replies in and keeps new connections from 
     // the client's connect() timed out.
     for (const auto& p : packets(sim, trace::PacketKind::delivered, "server")) {
         CAPTURE(p.decoded.summary());
-        CHECK(p.decoded.destination() != std::optional(endpoint("198.51.100.2:80")));
-        CHECK(p.decoded.destination() != std::optional(endpoint("198.51.100.2:22")));
+        CHECK(p.decoded.destination() != std::optional(endpoint("198.51.100.2:8080")));
+        CHECK(p.decoded.destination() != std::optional(endpoint("198.51.100.2:8081")));
     }
     const auto drops = packets(sim, trace::PacketKind::dropped, "router");
     REQUIRE_FALSE(drops.empty());
     for (const auto& p : drops) CHECK(p.event.cause == trace::DropCause::ct_state);
     CHECK(errors_of(sim, "client") == std::vector<std::string>{"connect ETIMEDOUT"});
-    // nmap from outside: filtered, the open port 80 and the closed port 22 alike.
+    // nmap from outside: the open port 8080 and the closed 8081 alike, filtered (UDP: open|filtered).
     const auto results = all<trace::ScanResult>(sim, "client");
-    REQUIRE(results.size() == 3);
+    REQUIRE(results.size() == 8);
     for (const auto& r : results) {
         CAPTURE(r.target.to_string(), scan::to_string(r.scan));
-        CHECK(r.state == scan::PortState::filtered);
+        CHECK(r.state == (r.scan == scan::ScanType::udp ? scan::PortState::open_filtered : scan::PortState::filtered));
         CHECK(r.reason == scan::Reason::no_response);
     }
+}
+
+TEST_CASE("a port forward bound to the outside interface leaves the inside's connections to the router itself",
+          "[sim][nat][dnat]") {
+    // Lab 17's step 4: `iifname "router-client" tcp dport 8080 dnat ...`; from inside, the
+    // router's outside address and port 8080 are just the router's own, where nothing listens.
+    Simulator sim;
+    const HostId router = sim.add_router("router", {{address("192.0.2.2"), 24}, {address("198.51.100.1"), 24}});
+    const HostId server = sim.add_host("server", {address("198.51.100.2")}, HostOptions{"server", {}, 1024});
+    sim.set_network(server, 24, address("198.51.100.1"));
+    sim.add_port_forward(router, Protocol::tcp, 8080, endpoint("198.51.100.2:80"), address("192.0.2.2"));
+    const SocketRef s = sim.socket(server, Protocol::tcp).value();
+    REQUIRE(sim.connect(s, endpoint("192.0.2.2:8080")));
+    sim.run_for(1 * seconds);
+    CHECK(sim.take_error(s) == Errno::econnrefused);  // the router's own RST
+    CHECK(all<trace::NatTranslated>(sim, "router").empty());
+    CHECK(routing_of(sim, "router").conntrack.empty());
 }

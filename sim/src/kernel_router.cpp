@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cerrno>
 
+#include "portlab/checksum.hpp"
 #include "portlab/sim/kernel.hpp"
 
 namespace portlab::sim {
@@ -39,6 +40,62 @@ void set_flow(Wire& packet, const trace::Flow& flow) {
 // The flow an ICMP error is about: the quoted packet's, as its sender sent it.
 trace::Flow quoted_flow(const IcmpBody& icmp) {
     return {{icmp.quoted_ip.source, icmp.quoted_source_port}, {icmp.quoted_ip.destination, icmp.quoted_destination_port}};
+}
+
+// RFC 1624 eqn. 3, HC' = ~(~HC + ~m + m'), over the 16-bit words that changed from `before`
+// to `after` (both of even length): how a NAT fixes a checksum it cannot recompute.
+std::uint16_t updated_checksum(std::uint16_t checksum, std::span<const std::uint8_t> before, std::span<const std::uint8_t> after) {
+    ChecksumAccumulator sum;
+    sum.add_u16(static_cast<std::uint16_t>(~checksum));
+    for (std::size_t i = 0; i + 1 < before.size(); i += 2) {
+        sum.add_u16(static_cast<std::uint16_t>(~((before[i] << 8) | before[i + 1])));
+        sum.add_u16(static_cast<std::uint16_t>((after[i] << 8) | after[i + 1]));
+    }
+    return sum.finish();
+}
+
+// The packet an ICMP error quotes, rewritten to `flow`, as nf_nat_icmp_reply_translation
+// does (net/netfilter/nf_nat_proto.c): its addresses and ports, its IPv4 header checksum
+// computed anew, a quoted UDP checksum updated (RFC 1624) for the addresses and ports.
+Bytes rewrite_quote(std::span<const std::uint8_t> quote, const trace::Flow& flow) {
+    Bytes q(quote.begin(), quote.end());
+    const bool v4 = flow.source.address.is_v4();
+    const std::size_t ip_size = v4 ? (q.at(0) & 0x0F) * 4u : 40u;
+    const std::size_t source_at = v4 ? 12 : 8;
+    const std::size_t length = v4 ? 4 : 16;
+    if (q.size() < ip_size) return q;
+    const auto fields = [&](const Bytes& bytes) {
+        Bytes f(bytes.begin() + static_cast<std::ptrdiff_t>(source_at),
+                bytes.begin() + static_cast<std::ptrdiff_t>(source_at + 2 * length));
+        if (bytes.size() >= ip_size + 4) f.insert(f.end(), bytes.begin() + static_cast<std::ptrdiff_t>(ip_size),
+                                                  bytes.begin() + static_cast<std::ptrdiff_t>(ip_size + 4));
+        return f;
+    };
+    const Bytes before = fields(q);
+    std::copy_n(flow.source.address.bytes().begin(), length, q.begin() + static_cast<std::ptrdiff_t>(source_at));
+    std::copy_n(flow.destination.address.bytes().begin(), length, q.begin() + static_cast<std::ptrdiff_t>(source_at + length));
+    if (q.size() >= ip_size + 4) {
+        q[ip_size] = static_cast<std::uint8_t>(flow.source.port >> 8);
+        q[ip_size + 1] = static_cast<std::uint8_t>(flow.source.port);
+        q[ip_size + 2] = static_cast<std::uint8_t>(flow.destination.port >> 8);
+        q[ip_size + 3] = static_cast<std::uint8_t>(flow.destination.port);
+    }
+    if (v4) {
+        q[10] = q[11] = 0;
+        const std::uint16_t sum = internet_checksum(std::span(q).first(ip_size));
+        q[10] = static_cast<std::uint8_t>(sum >> 8);
+        q[11] = static_cast<std::uint8_t>(sum);
+    }
+    const std::uint8_t protocol = v4 ? q[9] : q[6];
+    if (protocol == ip_protocol::udp && q.size() >= ip_size + 8) {
+        const auto stored = static_cast<std::uint16_t>((q[ip_size + 6] << 8) | q[ip_size + 7]);
+        if (stored != 0) {  // 0: no checksum (IPv4 only, RFC 768)
+            const std::uint16_t sum = updated_checksum(stored, before, fields(q));
+            q[ip_size + 6] = static_cast<std::uint8_t>(sum >> 8);
+            q[ip_size + 7] = static_cast<std::uint8_t>(sum);
+        }
+    }
+    return q;
 }
 
 bool needs_conntrack(const Routing& routing) {
@@ -139,14 +196,49 @@ bool Kernel::router_input(HostId h, HostId from, Wire& packet) {
             }
         } else {
             for (const PortForward& rule : routing.port_forwards)
-                if (rule.protocol == flow->first && rule.port == flow->second.destination.port) dnat_to = rule.to;
+                if (rule.protocol == flow->first && rule.port == flow->second.destination.port &&
+                    (!rule.arriving_on || *rule.arriving_on == incoming_interface(h, from)))
+                    dnat_to = rule.to;
         }
     }
+    if (auto* icmp = std::get_if<IcmpBody>(&packet.body); icmp != nullptr && !translate_related(h, packet, *icmp))
+        return true;
     if (!dnat_to && is_local_address(host_of(h), packet.ip.destination)) return false;
     // The packet as it arrived: a capture on the incoming link shows these bytes.
     const trace::Packet arrived{trace::PacketKind::delivered, as_arrived, LinkType::raw, std::nullopt, host_of(from).name,
                                 host_of(h).name};
     forward(h, from, packet, arrived, match, dnat_to);
+    return true;
+}
+
+// An ICMP error about a tracked connection ("related") goes where the connection's packets
+// go, its quote rewritten to what that side sent: a port unreachable from the server about a
+// masqueraded datagram reaches the client, quoting the client's own datagram. False when it
+// could not be encoded (then it is dropped).
+bool Kernel::translate_related(HostId h, Wire& packet, IcmpBody& icmp) {
+    const trace::Flow about = quoted_flow(icmp);
+    const Protocol protocol = icmp.quoted_protocol == ip_protocol::tcp ? Protocol::tcp : Protocol::udp;
+    std::optional<trace::Flow> to;
+    for (const ConntrackEntry& entry : host_of(h).routing.conntrack) {
+        if (entry.protocol != protocol) continue;
+        // The error is about a packet that left translated: quote it as it was sent.
+        if (reversed(entry.reply) == about) to = entry.original;
+        else if (reversed(entry.original) == about) to = entry.reply;
+        if (to) break;
+    }
+    if (!to || *to == about) return true;
+    if (packet.ip.source == about.destination.address) packet.ip.source = to->destination.address;
+    packet.ip.destination = to->source.address;
+    const std::size_t ip_size = packet.ip.family() == IpFamily::v4 ? (packet.bytes[0] & 0x0F) * 4u : 40u;
+    const Bytes quote = rewrite_quote(std::span(packet.bytes).subspan(ip_size + 8), *to);
+    icmp.quoted_ip.source = to->source.address;
+    icmp.quoted_ip.destination = to->destination.address;
+    icmp.quoted_source_port = to->source.port;
+    icmp.quoted_destination_port = to->destination.port;
+    auto bytes = icmp.kind == IcmpKind::unreachable ? encode_icmp_unreachable(packet.ip, icmp.code, quote)
+                                                    : encode_icmp_time_exceeded(packet.ip, quote);
+    if (!bytes) return false;
+    packet.bytes = std::move(*bytes);
     return true;
 }
 

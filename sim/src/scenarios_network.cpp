@@ -137,15 +137,22 @@ void nat_story(Simulator& sim) {
     sim.note(server, "Both clients used source port 50000. The first leaves as " + peer_of(sim, a_seen) +
                          "; the second would leave under the same 4-tuple, so the router gave it another port: " +
                          peer_of(sim, b_seen) + " (nf_nat_l4proto_unique_tuple: a random offset into 1024-65535).");
-    for (const SocketRef s : {first, first_seen, a, a_seen, b, b_seen}) (void)sim.close(s);
+
+    const SocketRef udp = udp_probe(sim, client, {address("198.51.100.2"), 9999});
+    sim.note(client, "A datagram to UDP 9999, closed on the server: the server's port unreachable is addressed to the "
+                     "router and quotes the datagram as it left the router. The error is related to a tracked connection, so "
+                     "the router sent it on to the client, its quote rewritten to the client's own datagram "
+                     "(nf_nat_icmp_reply_translation): the socket reports " + errno_after(sim, udp) + ".");
+    for (const SocketRef s : {first, first_seen, a, a_seen, b, b_seen, udp}) (void)sim.close(s);
     sim.run_until_idle();
 }
 
 // Lab 17's story: the router's 8080 forwarded to the inside server's 80.
 void port_forward_story(Simulator& sim) {
     const auto [client, router, server] = client_router_server(sim, true);
-    sim.add_port_forward(router, Protocol::tcp, 8080, {address("198.51.100.2"), 80});
-    sim.note(router, "tcp dport 8080 dnat to 198.51.100.2:80: the router's port 8080 leads to the inside web server.");
+    sim.add_port_forward(router, Protocol::tcp, 8080, {address("198.51.100.2"), 80}, address("192.0.2.2"));
+    sim.note(router, "iifname \"router-client\" tcp dport 8080 dnat to 198.51.100.2:80 (lab 17's rule): the router's "
+                     "port 8080, reached from outside, leads to the inside web server.");
     const SocketRef listener = tcp_server(sim, server, 80);
     const SocketRef browser = sim.socket(client, Protocol::tcp).value();
     const SocketRef seen = connect_and_accept(sim, browser, listener, {address("192.0.2.2"), 8080});
@@ -163,27 +170,33 @@ void stateful_firewall_story(Simulator& sim) {
     sim.set_stateful_firewall(router, address("192.0.2.2"));
     sim.note(router, "forward chain: ct state established,related accept; new from inside (198.51.100.0/24) accept; "
                      "new from outside (192.0.2.0/24) drop.");
-    const SocketRef outside_listener = tcp_server(sim, client, 8080);
-    const SocketRef web = tcp_server(sim, server, 80);
+    // Lab 18's services: the server listens on TCP 8080 and has UDP 8080 bound, 8081 has
+    // nothing; the client listens on TCP 9000.
+    const SocketRef outside_listener = tcp_server(sim, client, 9000);
+    const SocketRef web = tcp_server(sim, server, 8080);
+    const SocketRef udp_service = sim.socket(server, Protocol::udp).value();
+    (void)sim.bind(udp_service, Endpoint{IpAddress::any_v4(), 8080});
 
     const SocketRef out = sim.socket(server, Protocol::tcp).value();
-    const SocketRef out_seen = connect_and_accept(sim, out, outside_listener, {address("192.0.2.1"), 8080});
+    const SocketRef out_seen = connect_and_accept(sim, out, outside_listener, {address("192.0.2.1"), 9000});
     sim.note(server, "The inside server connected out: its SYN was new from inside, and the SYN-ACK coming back belonged "
                      "to a connection the router had seen, so it passed. State: " +
                          std::string(to_string(state_of(sim, out))) + ".");
 
     const SocketRef in = sim.socket(client, Protocol::tcp).value();
-    (void)sim.connect(in, Endpoint{address("198.51.100.2"), 80});
+    (void)sim.connect(in, Endpoint{address("198.51.100.2"), 8080});
     run_until_true(sim, [&] { return state_of(sim, in) == TcpState::closed; }, 200 * seconds);
-    sim.note(client, "From outside, the SYN to the web server is new, and dropped: nothing comes back, the SYN is sent "
+    sim.note(client, "From outside, the SYN to the server's 8080 is new, and dropped: nothing comes back, the SYN is sent "
                      "again and again, and connect() fails with " + errno_after(sim, in) + ".");
 
-    sim.start_scan(client, scan::ScanType::syn, address("198.51.100.2"), {80, 22});
-    sim.run_for(10 * seconds);
-    sim.start_scan(client, scan::ScanType::connect, address("198.51.100.2"), {80});
-    sim.run_for(10 * seconds);
-    sim.note(client, "Scans from outside see port 80 (open) and 22 (closed) alike: filtered, as no answer passes the router.");
-    for (const SocketRef s : {out, out_seen, in, web, outside_listener}) (void)sim.close(s);
+    for (const auto type : {scan::ScanType::connect, scan::ScanType::syn, scan::ScanType::ack, scan::ScanType::udp}) {
+        sim.start_scan(client, type, address("198.51.100.2"), {8080, 8081});
+        sim.run_for(10 * seconds);
+    }
+    sim.note(client, "Scans from outside see 8080 (open) and 8081 (closed) alike: filtered, or open|filtered for UDP, as "
+                     "no answer passes the router. Even the ACK scan's packet is new to conntrack (nf_conntrack_tcp_loose = 1 "
+                     "picks up a connection from its middle), so it is dropped too.");
+    for (const SocketRef s : {out, out_seen, in, web, udp_service, outside_listener}) (void)sim.close(s);
     sim.run_until_idle();
 }
 

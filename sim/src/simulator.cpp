@@ -70,8 +70,9 @@ void Simulator::set_network(HostId host, std::uint8_t prefix_length, std::option
 
 void Simulator::add_route(HostId host, Route route) { kernel().add_route(host, route); }
 void Simulator::add_nat(HostId router, IpAddress outside) { kernel().set_masquerade(router, outside); }
-void Simulator::add_port_forward(HostId router, Protocol protocol, Port port, Endpoint to) {
-    kernel().add_port_forward(router, PortForward{protocol, port, to});
+void Simulator::add_port_forward(HostId router, Protocol protocol, Port port, Endpoint to,
+                                 std::optional<IpAddress> arriving_on) {
+    kernel().add_port_forward(router, PortForward{protocol, port, to, arriving_on});
 }
 void Simulator::set_stateful_firewall(HostId router, IpAddress outside, FirewallAction new_from_outside) {
     kernel().set_stateful_firewall(router, StatefulFirewall{outside, new_from_outside});

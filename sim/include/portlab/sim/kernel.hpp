@@ -143,6 +143,7 @@ private:
     // the router (kernel_router.cpp): true when the packet was forwarded or dropped, false
     // when it is for this host (after any translation back)
     bool router_input(HostId h, HostId from, Wire& packet);
+    bool translate_related(HostId h, Wire& packet, IcmpBody& icmp);
     void forward(HostId h, HostId from, Wire& packet, const trace::Packet& arrived, const Routing::Match& match,
                  std::optional<Endpoint> dnat_to);
     void router_drop(HostId h, trace::Packet event, trace::DropCause cause, std::string why);

@@ -48,12 +48,14 @@ struct Interface {
 // The route for `destination`: the longest matching prefix, the first of equals.
 [[nodiscard]] const Route* longest_match(const std::vector<Route>& routes, const IpAddress& destination) noexcept;
 
-// `tcp dport 8080 dnat to 192.0.2.80:80`: a packet to this port (on any address the
-// router receives it for) goes to `to` instead.
+// `[iifname IF] tcp dport 8080 dnat to 192.0.2.80:80`: a packet to this port (for any
+// address, as the rule has no `ip daddr`) goes to `to` instead; with `arriving_on`, only a
+// packet that came in on the interface with that address (lab 17's `iifname`).
 struct PortForward {
     Protocol protocol = Protocol::tcp;
     Port port = 0;
     Endpoint to;
+    std::optional<IpAddress> arriving_on;
     friend bool operator==(const PortForward&, const PortForward&) = default;
 };
 

@@ -61,8 +61,10 @@ public:
     void add_route(HostId host, Route route);
     // `oifname OUT masquerade`: connections leaving the router from `outside` leave with it.
     void add_nat(HostId router, IpAddress outside);
-    // `PROTOCOL dport PORT dnat to TO` in the router's prerouting chain.
-    void add_port_forward(HostId router, Protocol protocol, Port port, Endpoint to);
+    // `[iifname IF] PROTOCOL dport PORT dnat to TO` in the router's prerouting chain; IF is
+    // named by the router's address on it.
+    void add_port_forward(HostId router, Protocol protocol, Port port, Endpoint to,
+                          std::optional<IpAddress> arriving_on = std::nullopt);
     // Lab 18's forward chain: established,related accept; new from inside accept; new from
     // the interface with address `outside` dropped (or rejected with admin-prohibited).
     void set_stateful_firewall(HostId router, IpAddress outside, FirewallAction new_from_outside = FirewallAction::drop);

@@ -1,0 +1,62 @@
+// One story told twice: lab 18 puts a stateful forward chain into a real router and scans
+// through it (its --json facts come from connect()'s errno, recv() and the rules' counters
+// as nft lists them), and the simulator's `stateful-firewall` scenario tells it on the
+// model, with the same services. Both must agree: the inside's connection out works, the
+// outside's connect() gets no answer, and every scan type reports the same state for the
+// open port and the closed one.
+#include <catch2/catch.hpp>
+
+#include <optional>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "portlab/sim/scenarios.hpp"
+#include "lab_vs_sim.hpp"
+
+using nlohmann::json;
+using namespace portlab;
+
+TEST_CASE("lab 18 on the kernel and the simulator's stateful-firewall scenario agree on what passes and what scans report",
+          "[lab18][sim][conntrack][netns]") {
+    const auto facts = test::lab_facts("lab18_stateful_firewall", "--timeout 500", 110);
+
+    const auto model = sim::run_scenario("stateful-firewall");
+    REQUIRE(model);
+
+    // Inside out: the kernel's TCP connection came up; so did the model's.
+    CHECK(facts.at("inside_out").at("tcp_connected") == true);
+    bool model_inside_out = false;
+    for (const auto& event : model->events())
+        if (const auto* change = std::get_if<trace::StateChanged>(&event.body); change && event.host == "server")
+            model_inside_out = model_inside_out || (change->from == TcpState::syn_sent && change->to == TcpState::established);
+    CHECK(model_inside_out);
+    // Outside in: no answer on the kernel; the model's connect() never left SYN-SENT before giving up.
+    CHECK(facts.at("outside_in").at("answered") == false);
+    std::optional<trace::SocketId> inward;  // the client's socket that connected to the server's 8080
+    bool model_answered = false;
+    for (const auto& event : model->events()) {
+        if (event.host != "client") continue;
+        if (const auto* connect = std::get_if<trace::ConnectStarted>(&event.body);
+            connect && connect->remote == Endpoint::parse("198.51.100.2:8080").value() && !inward)
+            inward = connect->socket;
+        if (const auto* change = std::get_if<trace::StateChanged>(&event.body); change && change->socket == inward)
+            model_answered = model_answered || change->to == TcpState::established;
+    }
+    REQUIRE(inward);
+    CHECK_FALSE(model_answered);
+
+    // Every scan, every port: the same state and reason.
+    const auto& scans = facts.at("scans").at("stateful");
+    std::size_t compared = 0;
+    for (const auto& event : model->events()) {
+        const auto* result = std::get_if<trace::ScanResult>(&event.body);
+        if (result == nullptr) continue;
+        const auto& kernel = scans.at(std::string(scan::to_string(result->scan))).at("ports").at(std::to_string(result->target.port));
+        CAPTURE(scan::to_string(result->scan), result->target.port);
+        CHECK(kernel.at("state") == scan::to_string(result->state));
+        CHECK(kernel.at("reason") == scan::to_string(result->reason));
+        ++compared;
+    }
+    CHECK(compared == 8);  // connect, SYN, ACK and UDP scans of 8080 and 8081
+}
