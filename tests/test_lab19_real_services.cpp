@@ -11,6 +11,8 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <cerrno>
+
 #include <fstream>
 #include <map>
 #include <regex>
@@ -198,6 +200,31 @@ TEST_CASE("lab19 --records 29: the answer fits in 512 bytes, so no query goes ov
     CHECK(big->addresses.size() == 29);
     CHECK(response_for(dns, "tcp", "big.portlab.example") == nullptr);
     for (const auto& seen : dns) CHECK(seen.transport == "udp");
+}
+
+TEST_CASE("lab19 interrupted while its services run leaves no namespace process behind", "[lab19][netns]") {
+    REQUIRE(test::run_command("unshare -rn true", 10).exit_code == 0);
+    const int signal_number = GENERATE(SIGINT, SIGKILL);
+    CAPTURE(signal_number);
+    test::PausedRun lab_run(lab, {}, std::chrono::seconds(60));
+    std::map<std::string, pid_t> nodes;
+    const int status = lab_run.run([&](int pause) {
+        if (pause != 3) return;  // after step 3: the services' thread runs, a capture is open
+        nodes = test::network_nodes(lab_run.pid(), {{"client", "192.0.2.1/"}});
+        REQUIRE(kill(lab_run.pid(), signal_number) == 0);
+    });
+    CHECK(status == -1);  // ended by the signal
+    REQUIRE(nodes.size() == 2);
+    // The client's node dies with the body (PR_SET_PDEATHSIG), the body with the lab.
+    for (const auto& [name, pid] : nodes) {
+        CAPTURE(name);
+        bool gone = false;
+        for (int i = 0; i < 50 && !gone; ++i) {
+            gone = kill(pid, 0) == -1 && errno == ESRCH;
+            if (!gone) usleep(100'000);
+        }
+        CHECK(gone);
+    }
 }
 
 TEST_CASE("lab19 rejects bad arguments with exit status 2", "[lab19]") {
