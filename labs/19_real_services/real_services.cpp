@@ -291,11 +291,21 @@ awaitable<void> banner_connection(Run& run, Served served) {
 using Handler = awaitable<void> (*)(Run&, Served);
 
 awaitable<void> accept_loop(Run& run, TcpListener& listener, Handler handler) {
+    const auto port = listener.acceptor.local_endpoint().port();
     for (;;) {
         auto [error, socket] = co_await listener.acceptor.async_accept(no_throw);
         if (error == asio::error::operation_aborted) co_return;
         if (error) continue;
-        const FourTuple seen{to_endpoint(socket.local_endpoint()), to_endpoint(socket.remote_endpoint())};
+        // A scanner may reset the connection before accept() returns it (nmap -sT does):
+        // then getpeername() fails with ENOTCONN, and the connection is simply gone.
+        asio::error_code local_error, peer_error;
+        const auto local = socket.local_endpoint(local_error);
+        const auto peer = socket.remote_endpoint(peer_error);
+        if (local_error || peer_error) {
+            run.heard.add(fmt::format("TCP {}: a connection reset before accept() returned it", port));
+            continue;
+        }
+        const FourTuple seen{to_endpoint(local), to_endpoint(peer)};
         const auto ref = run.see.record(fact::Accepted{listener.ref, seen}, quietly);
         ++run.heard.open_connections;
         asio::co_spawn(socket.get_executor(), handler(run, Served{std::move(socket), ref, seen.remote}), asio::detached);
