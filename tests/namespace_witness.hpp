@@ -19,8 +19,10 @@
 #include <fstream>
 #include <functional>
 #include <map>
+#include <regex>
 #include <sstream>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include <catch2/catch.hpp>
@@ -28,6 +30,7 @@
 #include "kernel_vs_replay.hpp"
 #include "labkit/sock_diag.hpp"
 #include "portlab/firewall_rule.hpp"
+#include "portlab/trace.hpp"
 
 namespace portlab::test {
 
@@ -145,6 +148,81 @@ inline std::map<std::string, pid_t> network_nodes(pid_t lab, const std::map<std:
         REQUIRE(nodes.contains(node));
     }
     return nodes;
+}
+
+// ---- a router's translations: conntrack -L against the trace's nat events ---------------------
+
+// One entry of `conntrack -L -o id` that translates: its reply tuple turned around differs
+// from its original tuple.
+struct ConntrackTranslation {
+    std::uint32_t id = 0;
+    std::string line;  // as conntrack printed it
+    trace::Flow original, reply;
+};
+
+inline std::vector<ConntrackTranslation> conntrack_translations(pid_t router) {
+    const auto text = run_in_namespace_of(router, {tool_path("conntrack"), "-L", "-o", "id"});
+    std::vector<ConntrackTranslation> found;
+    std::istringstream lines(text);
+    const std::regex field(R"((src|dst|sport|dport|id)=(\S+))");
+    for (std::string line; std::getline(lines, line);) {
+        if (line.rfind("tcp", 0) != 0 && line.rfind("udp", 0) != 0) continue;
+        std::vector<std::pair<std::string, std::string>> fields;
+        for (auto it = std::sregex_iterator(line.begin(), line.end(), field); it != std::sregex_iterator(); ++it)
+            fields.emplace_back((*it)[1], (*it)[2]);
+        INFO(line);
+        REQUIRE(fields.size() == 9);  // src dst sport dport, twice, then id
+        auto endpoint = [&](std::size_t address, std::size_t port) {
+            const auto parsed = Endpoint::parse(fields[address].second + ":" + fields[port].second);
+            REQUIRE(parsed.has_value());
+            return *parsed;
+        };
+        ConntrackTranslation entry{static_cast<std::uint32_t>(std::stoul(fields[8].second)), line,
+                                   {endpoint(0, 2), endpoint(1, 3)}, {endpoint(4, 6), endpoint(5, 7)}};
+        if (entry.reply.source != entry.original.destination || entry.reply.destination != entry.original.source)
+            found.push_back(entry);
+    }
+    return found;
+}
+
+// The trace's nat events so far, by conntrack id, in the order written.
+inline std::map<std::uint32_t, std::vector<trace::NatTranslated>> traced_translations(const std::string& trace_path) {
+    const auto trace = trace::read_trace_file(trace_so_far(trace_path));
+    INFO((trace ? std::string() : trace.error().message));
+    REQUIRE(trace.has_value());
+    std::map<std::uint32_t, std::vector<trace::NatTranslated>> by_id;
+    for (const auto& event : trace->events)
+        if (const auto* nat = std::get_if<trace::NatTranslated>(&event.body)) by_id[nat->conntrack_id].push_back(*nat);
+    return by_id;
+}
+
+// Every translation `conntrack -L` lists in the router is in the trace, and nothing else: per
+// entry, the nat events chain from the original tuple (the first one's before) to the reply
+// tuple turned around (the last one's after), a dnat when the destination changed, an snat
+// when the source did, in that order (prerouting, then postrouting).
+inline void check_translations_match(const std::string& trace_path, pid_t router, const std::string& when) {
+    INFO("at " << when);
+    const auto kernel = conntrack_translations(router);
+    auto traced = traced_translations(trace_path);
+    for (const auto& entry : kernel) {
+        INFO("conntrack -L: " << entry.line);
+        const auto found = traced.find(entry.id);
+        REQUIRE(found != traced.end());
+        const auto& events = found->second;
+        const bool dnat = entry.reply.source != entry.original.destination;
+        const bool snat = entry.reply.destination != entry.original.source;
+        REQUIRE(events.size() == static_cast<std::size_t>(dnat) + static_cast<std::size_t>(snat));
+        if (dnat) CHECK(events.front().kind == trace::NatKind::dnat);
+        if (snat) CHECK(events.back().kind == trace::NatKind::snat);
+        CHECK(events.front().flows->before == entry.original);
+        CHECK(events.back().flows->after == (trace::Flow{entry.reply.destination, entry.reply.source}));
+        if (events.size() == 2) CHECK(events.front().flows->after == events.back().flows->before);
+        traced.erase(found);
+    }
+    for (const auto& [id, events] : traced) {
+        INFO("a nat event for conntrack id " << id << " that conntrack -L does not list");
+        CHECK(false);
+    }
 }
 
 // ---- the namespace's firewall --------------------------------------------------------

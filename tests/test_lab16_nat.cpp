@@ -304,6 +304,26 @@ TEST_CASE("lab16 interrupted in the middle of a step leaves no namespace process
     }
 }
 
+TEST_CASE("lab16: the trace's nat events are the translations conntrack -L lists in the router, at every pause",
+          "[lab16][netns][trace]") {
+    REQUIRE(test::run_command("unshare -rn true", 10).exit_code == 0);
+    const test::TempFile trace("lab16-nat.jsonl");
+    test::PausedRun lab_run(lab, {"--trace", trace.path, "--syn-wait", "1"}, std::chrono::seconds(90));
+    int pauses = 0;
+    const int status = lab_run.run([&](int pause) {
+        ++pauses;
+        test::check_translations_match(trace.path, nodes_of(lab_run.pid())["router"], "pause " + std::to_string(pause));
+    });
+    INFO(lab_run.stderr_text());
+    REQUIRE(status == 0);
+    CHECK(pauses >= 6);
+    // Masquerade only: every translation is an snat, and there was at least one per step that connects.
+    const auto traced = test::traced_translations(trace.path);
+    CHECK(traced.size() >= 4);
+    for (const auto& [id, events] : traced)
+        for (const auto& event : events) CHECK(event.kind == portlab::trace::NatKind::snat);
+}
+
 TEST_CASE("lab16 rejects bad arguments with exit status 2", "[lab16]") {
     for (const auto* bad : {"--nat-ports 0", "--nat-ports 9", "--source-port 80", "--source-port 40001", "--syn-wait 0",
                             "--syn-wait many", "--nonsense"}) {

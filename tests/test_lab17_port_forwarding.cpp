@@ -146,6 +146,28 @@ TEST_CASE("lab17: ss and conntrack in each namespace show DNAT, the peers each e
     CHECK(masq.at("server_peer") == "198.51.100.1:" + router_port);
 }
 
+TEST_CASE("lab17: the trace's nat events are the translations conntrack -L lists in the router, at every pause",
+          "[lab17][netns][trace]") {
+    REQUIRE(test::run_command("unshare -rn true", 10).exit_code == 0);
+    const test::TempFile trace("lab17-nat.jsonl");
+    test::PausedRun lab_run(lab, {"--trace", trace.path}, std::chrono::seconds(90));
+    int pauses = 0;
+    const int status = lab_run.run([&](int pause) {
+        ++pauses;
+        test::check_translations_match(trace.path, find_nodes(lab_run.pid()).router, "pause " + std::to_string(pause));
+    });
+    INFO(lab_run.stderr_text());
+    REQUIRE(status == 0);
+    CHECK(pauses >= 6);
+    // The story's translations, in the finished trace: the forwarded connection (dnat), the two
+    // hairpin attempts after the rule matched the address (dnat), the last one masqueraded too.
+    std::size_t dnat = 0, snat = 0;
+    for (const auto& [id, events] : test::traced_translations(trace.path))
+        for (const auto& event : events) ++(event.kind == portlab::trace::NatKind::dnat ? dnat : snat);
+    CHECK(dnat == 3);
+    CHECK(snat == 1);
+}
+
 TEST_CASE("lab17 rejects bad arguments with exit status 2", "[lab17]") {
     for (const auto* bad : {"--public-port 0", "--public-port 70000", "--public-port 80", "--wait 10", "--wait soon",
                             "--nonsense"}) {

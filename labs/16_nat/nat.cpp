@@ -38,6 +38,7 @@
 #include <functional>
 #include <optional>
 #include <stdexcept>
+#include <set>
 #include <string>
 #include <thread>
 #include <tuple>
@@ -49,6 +50,7 @@
 #include "labkit/capture.hpp"
 #include "labkit/conntrack.hpp"
 #include "labkit/labkit.hpp"
+#include "labkit/nat_trace.hpp"
 #include "labkit/netns.hpp"
 #include "labkit/private_story.hpp"
 #include "labkit/network.hpp"
@@ -100,6 +102,7 @@ struct Run {
     Host client, router, server, client2;
     std::optional<firewall::Nftables> nft{};
     std::optional<capture::LiveCapture> client_side{}, server_side{};
+    std::set<std::uint32_t> translations_told{};  // conntrack ids whose nat events are in the trace
     json& facts() { return see.document(); }
     const Host& host(const std::string& name) const { return name == "client2" ? client2 : client; }
 };
@@ -313,8 +316,15 @@ std::vector<std::string> lines_of(const std::string& text) {
 
 // ---- the steps ------------------------------------------------------------------------------
 
+// Every translation the router's kernel made so far, read from its conntrack table, into the
+// trace as nat events; then the next step (which may pause: the trace shows them all).
+void next_step(Run& run, std::string_view what) {
+    (void)record_router_translations(run.see, run.net, "router", run.translations_told);
+    run.see.step(what);
+}
+
 void show_network(Run& run) {
-    run.see.step("four hosts, four network namespaces, three veth links; the router masquerades");
+    next_step(run, "four hosts, four network namespaces, three veth links; the router masquerades");
     for (const auto* node : {"client", "client2", "router", "server"}) {
         std::vector<std::string> addresses;
         for (const auto* other : {"client", "router", "server", "client2"})
@@ -335,7 +345,7 @@ void show_network(Run& run) {
 
 // (a) Who the server thinks it talks to.
 Connection server_sees_the_router(Run& run, int listener, const SocketRef& listener_ref) {
-    run.see.step(fmt::format("client connects to 198.51.100.2:{}; who does the server's accept() name?", server_port));
+    next_step(run, fmt::format("client connects to 198.51.100.2:{}; who does the server's accept() name?", server_port));
     auto c = connect_and_accept(run, "client", 0, listener, listener_ref);
     const auto server_local = or_throw(local_endpoint(c.server.get()));
     run.say.kernel(fmt::format("client: getsockname() = {}, getpeername() = {}", c.client_local.to_string(),
@@ -357,7 +367,7 @@ Connection server_sees_the_router(Run& run, int listener, const SocketRef& liste
 
 // (b) The router's memory of that connection.
 void conntrack_entry(Run& run, const Connection& c) {
-    run.see.step("the router's connection-tracking table (netlink, as conntrack -L reads it)");
+    next_step(run, "the router's connection-tracking table (netlink, as conntrack -L reads it)");
     const auto entry = entry_from(router_table(run), c.client_local);
     if (!entry) {
         run.say.kernel("no conntrack entry starts at " + c.client_local.to_string());
@@ -378,7 +388,7 @@ void conntrack_entry(Run& run, const Connection& c) {
 
 // (c) The wire on both sides of the router.
 void one_connection_two_tuples(Run& run) {
-    run.see.step("captures on the router's two links: the handshake on each side");
+    next_step(run, "captures on the router's two links: the handshake on each side");
     json sides = json::object();
     for (const auto& [name, capture, near] : {std::tuple{"client_side", &*run.client_side, "client"},
                                               std::tuple{"server_side", &*run.server_side, "server"}}) {
@@ -398,7 +408,7 @@ void one_connection_two_tuples(Run& run) {
 // (d) Two clients, one source port.
 void same_source_port(Run& run, int listener, const SocketRef& listener_ref) {
     const auto port = run.settings.source_port;
-    run.see.step(fmt::format("client and client2 both connect from source port {}", port));
+    next_step(run, fmt::format("client and client2 both connect from source port {}", port));
     json connections = json::array();
     std::vector<Connection> open;
     for (const auto* node : {"client", "client2"}) {
@@ -458,7 +468,7 @@ int seconds_until_connect_gives_up(int syn_retries, int linear) {
 void out_of_nat_ports(Run& run, int listener, const SocketRef& listener_ref) {
     const int count = run.settings.nat_ports;
     const auto last_port = static_cast<Port>(first_nat_port + count - 1);
-    run.see.step(fmt::format("the router may use only ports {}-{} toward the server; {} connections to :{}", first_nat_port,
+    next_step(run, fmt::format("the router may use only ports {}-{} toward the server; {} connections to :{}", first_nat_port,
                              last_port, count + 1, crowded_port));
     const auto rule = fmt::format("oifname \"router-server\" ip protocol tcp masquerade to :{}-{}", first_nat_port, last_port);
     (void)set_nat_rule(run, rule);
@@ -544,7 +554,7 @@ json tell_the_story(Lab& lab, Settings settings, std::uint64_t outer_netns) {
     auto net = Network::build(nat_network());
     if (!net) throw std::runtime_error(net.error().message);
     auto& see = lab.observer();
-    Run run{lab.narrate(), see, *net, settings, outer_netns, {}, {}, {}, {}, {}, {}, {}};
+    Run run{lab.narrate(), see, *net, settings, outer_netns, {}, {}, {}, {}, {}, {}, {}, {}};
     run.client = see.declare({"client", {*net->address("client")}, "client"});
     run.router = see.declare({"router", {*net->address("router", "client"), *net->address("router", "server"),
                                          *net->address("router", "client2")}, "router", false});
@@ -562,6 +572,7 @@ json tell_the_story(Lab& lab, Settings settings, std::uint64_t outer_netns) {
     close_connection(run, first);
     same_source_port(run, listener.get(), listener_ref);
     out_of_nat_ports(run, crowded.get(), crowded_ref);
+    (void)record_router_translations(run.see, run.net, "router", run.translations_told);
     run.say.pause();  // under --step: a last look at the router's table before everything closes
     close_and_record(run, listener, listener_ref);
     close_and_record(run, crowded, crowded_ref);

@@ -36,6 +36,7 @@
 #include <cstring>
 #include <functional>
 #include <optional>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -46,6 +47,7 @@
 
 #include "labkit/capture.hpp"
 #include "labkit/labkit.hpp"
+#include "labkit/nat_trace.hpp"
 #include "labkit/netns.hpp"
 #include "labkit/private_story.hpp"
 #include "labkit/network.hpp"
@@ -91,6 +93,7 @@ struct Run {
     Settings settings;
     std::optional<firewall::Nftables> nft{};
     Host client{}, router{}, server{}, inside{};
+    std::set<std::uint32_t> translations_told{};  // conntrack ids whose nat events are in the trace
     json& facts() { return see.document(); }
     [[nodiscard]] IpAddress outside_address() const { return *net.address("router", "client"); }
     [[nodiscard]] Endpoint public_endpoint() const { return {outside_address(), settings.public_port}; }
@@ -223,8 +226,15 @@ void close_accepted(Run& run, std::optional<Accepted>& accepted) {
 
 // ---- the steps --------------------------------------------------------------------------------
 
+// Every translation the router's kernel made so far, read from its conntrack table, into the
+// trace as nat events; then the next step (which may pause: the trace shows them all).
+void next_step(Run& run, std::string_view what) {
+    (void)record_router_translations(run.see, run.net, "router", run.translations_told);
+    run.see.step(what);
+}
+
 void show_network(Run& run) {
-    run.see.step("four hosts, four network namespaces, three veth links");
+    next_step(run, "four hosts, four network namespaces, three veth links");
     tell_addresses(run.say, run.net, {"client", "router", "server", "inside"});
     run.say.note("The client is outside: it knows only the router's outside address, 192.0.2.2.");
     run.say.note("The server (port 80) and its LAN neighbour \"inside\" sit behind the router.");
@@ -265,7 +275,7 @@ std::string nat_table_text(const std::string& prerouting_rule, const std::string
 void install_forwarding(Run& run) {
     const auto outside = *run.net.interface("router", "client");
     const auto rule = forward_rule(run, fmt::format("iifname \"{}\"", outside));
-    run.see.step(fmt::format("the router forwards {}:{} to the server's port {} (DNAT)",
+    next_step(run, fmt::format("the router forwards {}:{} to the server's port {} (DNAT)",
                              run.outside_address().to_string(), run.settings.public_port, server_port));
     auto token = run.net.firewall_token("router", run.settings.outer_netns);
     if (!token) failed("the router's firewall", token.error());
@@ -288,7 +298,7 @@ struct Forwarded {
 };
 
 Forwarded connect_from_outside(Run& run, Server& server) {
-    run.see.step(fmt::format("the client connects to {} (the router's outside address)", run.public_endpoint().to_string()));
+    next_step(run, fmt::format("the client connects to {} (the router's outside address)", run.public_endpoint().to_string()));
     Forwarded forwarded{connect_from(run, run.client, run.public_endpoint()), std::nullopt};
     run.say.kernel("client: " + outcome_text(forwarded.client, run.settings.wait));
     forwarded.server = accept_one(run, server, run.settings.wait);
@@ -389,7 +399,7 @@ void close_hairpin(Run& run, Hairpin& hairpin) {
 
 // Step 4: the rule as written for the outside interface does not see inside traffic.
 Hairpin hairpin_outside_only(Run& run, Server& server) {
-    run.see.step(fmt::format("hairpin: \"inside\" connects to {} too (the address a DNS name would give it)",
+    next_step(run, fmt::format("hairpin: \"inside\" connects to {} too (the address a DNS name would give it)",
                              run.public_endpoint().to_string()));
     auto hairpin = hairpin_attempt(run, server);
     run.say.note("The rule matches only packets that came in on the outside interface. This SYN came from inside, so");
@@ -401,7 +411,7 @@ Hairpin hairpin_outside_only(Run& run, Server& server) {
 // Step 5: forwarding by address: the SYN reaches the server, the reply skips the router.
 Hairpin hairpin_without_masquerade(Run& run, Server& server) {
     const auto rule = forward_rule(run, "ip daddr " + run.outside_address().to_string());
-    run.see.step("the rule now matches the router's outside address from any side: " + rule);
+    next_step(run, "the rule now matches the router's outside address from any side: " + rule);
     nft_in_router(run, nat_table_text(rule));
     auto hairpin = hairpin_attempt(run, server);
     run.say.note("The router rewrote the destination and sent the SYN to the server. The server answered the source it");
@@ -421,7 +431,7 @@ Hairpin hairpin_with_masquerade(Run& run, Server& server) {
     const auto inward = *run.net.interface("router", "server");
     const auto dnat = forward_rule(run, "ip daddr " + run.outside_address().to_string());
     const auto masquerade = fmt::format("iifname \"{0}\" oifname \"{0}\" ct status dnat masquerade", inward);
-    run.see.step("a hairpin masquerade rule: " + masquerade);
+    next_step(run, "a hairpin masquerade rule: " + masquerade);
     nft_in_router(run, nat_table_text(dnat, masquerade));
     auto hairpin = hairpin_attempt(run, server);
     run.say.note("The server now sees the router (198.51.100.1) as the peer, so it answers the router, which undoes");
@@ -435,7 +445,7 @@ Hairpin hairpin_with_masquerade(Run& run, Server& server) {
 }
 
 void list_ruleset(Run& run) {
-    run.see.step("the router's NAT rules, listed back from its kernel (nft list ruleset)");
+    next_step(run, "the router's NAT rules, listed back from its kernel (nft list ruleset)");
     Result<std::string> listing = fail("not run");
     in_node(run, "router", [&] { listing = run.nft->list_ruleset(); });
     for (const auto& line : text::split_lines(listing ? *listing : listing.error().message)) run.say.note(line);
@@ -468,6 +478,7 @@ json tell_the_story(Lab& lab, const Settings& settings) {
     auto masqueraded = hairpin_with_masquerade(run, server);
     close_hairpin(run, direct);
     list_ruleset(run);
+    (void)record_router_translations(run.see, run.net, "router", run.translations_told);
     close_hairpin(run, masqueraded);
     server.listener = Fd();
     see.record(fact::Closed{server.ref}, quietly);

@@ -408,6 +408,28 @@ void Observer::record(const fact::Probed& fact, const Tell& how) {
          "scan_probe");
 }
 
+void Observer::record(const fact::Translated& fact, const Tell& how) {
+    if (silent(how)) return;
+    const std::lock_guard lock(mutex_);
+    const auto& translation = fact.translation;
+    const auto& flows = *translation.flows;
+    emit(fact.router, translation);
+    auto flow_json = [](const trace::Flow& flow) {
+        return json{{"source", json_of(flow.source)}, {"destination", json_of(flow.destination)}};
+    };
+    json entry = {{"router", fact.router},
+                  {"kind", trace::to_string(translation.kind)},
+                  {"protocol", to_string(translation.protocol)},
+                  {"conntrack_id", translation.conntrack_id},
+                  {"before", flow_json(flows.before)},
+                  {"after", flow_json(flows.after)}};
+    tell(how, fmt::format("{} {} on {}: {} -> {} leaves as {} -> {}", trace::to_string(translation.kind),
+                          to_string(translation.protocol), fact.router, flows.before.source.to_string(),
+                          flows.before.destination.to_string(), flows.after.source.to_string(),
+                          flows.after.destination.to_string()),
+         std::move(entry), "nat");
+}
+
 void Observer::record(const fact::ScanConcluded& fact, const Tell& how) {
     if (silent(how)) return;
     const std::lock_guard lock(mutex_);

@@ -168,6 +168,13 @@ struct ScanConcluded {
     scan::Verdict verdict{};
 };
 
+// A router's kernel translated a connection's addresses: one NAT rewrite, as connection
+// tracking holds it (nat_trace.hpp reads it from the kernel's table).
+struct Translated {
+    std::string router{};
+    trace::NatTranslated translation{};
+};
+
 // A packet from a capture (or one the lab built), as the trace stores it.
 struct PacketSeen {
     std::string host{};
@@ -215,6 +222,7 @@ public:
     void record(const fact::RuleRemoved& fact, const Tell& tell = {});
     void record(const fact::Probed& fact, const Tell& tell = trace_only);
     void record(const fact::ScanConcluded& fact, const Tell& tell = trace_only);
+    void record(const fact::Translated& fact, const Tell& tell = trace_only);
 
     // The TCP state the kernel holds for a socket the lab still has open, read with
     // TCP_INFO on its descriptor (getsockopt, <netinet/tcp.h>) and recorded as observed.
