@@ -407,6 +407,8 @@ public:
     // None when the trace does not say (lab traces and captures see packets leave).
     [[nodiscard]] std::optional<std::size_t> fate_of(std::size_t sent) const;
     [[nodiscard]] std::optional<std::size_t> sent_of(std::size_t fate) const;
+    // The event that introduced a socket (socket_created, child_created, or accepted without one).
+    [[nodiscard]] std::optional<std::size_t> introduced_at(const std::string& host, SocketId socket) const;
     // Indices of the state_changed events of a socket up to (not including) event n.
     [[nodiscard]] std::vector<std::size_t> state_path(const std::string& host, SocketId socket, std::size_t n) const;
 
@@ -478,6 +480,8 @@ public:
     [[nodiscard]] Result<trace::TraceHeader> header(std::string_view line);
     // Lines separated by '\n' (a final '\n' ends the last line, it does not start an empty one).
     [[nodiscard]] Result<std::vector<trace::Event>> block(std::string_view lines, unsigned threads);
+    // The same, keeping the events of the lines before the first bad one with its error.
+    [[nodiscard]] std::pair<std::vector<trace::Event>, std::optional<Error>> block_until_error(std::string_view lines, unsigned threads);
     [[nodiscard]] std::size_t next_line() const noexcept { return next_line_; }
 
 private:
@@ -487,6 +491,12 @@ private:
 
 // A whole trace from its text, through one TraceTextReader.
 [[nodiscard]] Result<trace::Trace> read_trace_text(std::string_view text, unsigned threads);
+
+// Why a file that is not a capture is no trace either, judged by its first bytes (a
+// trace is text: its first line is a JSON header): "PATH: neither a trace nor a
+// capture: it begins with bytes 5a 1f 00 c3 ...", naming the bytes in hex, never
+// quoting them. None when the bytes are text (the parser then says what is wrong).
+[[nodiscard]] std::optional<std::string> binary_not_trace(std::string_view first_bytes, const std::string& path);
 
 // Opens a trace (.jsonl) or a capture (pcap/pcapng, told by its first bytes).
 // Errors read "PATH: line N: reason" for traces, "PATH: reason" otherwise.

@@ -15,5 +15,12 @@
 namespace portlab::viz {
 
 [[nodiscard]] nlohmann::json dump_state(const Model& model, const ChallengeView* challenge = nullptr);
+// The same as the window shows it: timers counted down at the cursor's virtual time
+// ("cursor_us"; between events in time-proportional play), "playback" {proportional,
+// time_scale, playing}, and "selection" {socket, event, field {layer, field, name, offset,
+// length}} (what was clicked), besides the challenge when it is on. After frames were drawn
+// (--script), "drawn" {hex {event, cells [{byte, x, y}]}, tree [{event, layer, field, name,
+// rect}], items {name: rect}}: where the last frame put what a click can pick.
+[[nodiscard]] nlohmann::json dump_state(const Model& model, const ViewState& view);
 
 }  // namespace portlab::viz
