@@ -262,6 +262,7 @@ private:
     void on(HostIndex host, const trace::RuleRemoved& body);
     void on(HostIndex host, const trace::ScanProbe& body);
     void on(HostIndex host, const trace::ScanResult& body);
+    void on(HostIndex host, const trace::NatTranslated& body);
 
     std::size_t applied_ = 0;
     std::uint64_t now_us_ = 0;
@@ -320,8 +321,9 @@ enum class EventKind : std::uint8_t {
     rule_removed,
     scan_probe,
     scan_result,
+    nat,
 };
-inline constexpr std::size_t event_kind_count = 22;
+inline constexpr std::size_t event_kind_count = 23;
 [[nodiscard]] EventKind kind_of(const trace::EventBody& body) noexcept;
 [[nodiscard]] std::string_view to_string(EventKind kind) noexcept;
 

@@ -14,6 +14,7 @@
 #include <variant>
 #include <vector>
 
+#include "portlab/boxed.hpp"
 #include "portlab/net.hpp"
 #include "portlab/packet.hpp"
 #include "portlab/ports.hpp"
@@ -296,40 +297,11 @@ struct Probe {
 
 // ---- scheduled work ---------------------------------------------------------------
 
-// A value kept on the heap but copied and compared as a value: keeps a big member
-// (a packet) from making every queued event, timers included, as big as itself.
-template <class T>
-class Boxed {
-public:
-    Boxed() = default;  // empty: only a default-constructed (or moved-from) holder
-    explicit Boxed(T value) : value_(std::make_unique<T>(std::move(value))) {}
-    Boxed(const Boxed& other) : value_(other.value_ ? std::make_unique<T>(*other.value_) : nullptr) {}
-    Boxed(Boxed&&) noexcept = default;
-    Boxed& operator=(const Boxed& other) {
-        if (this != &other) value_ = other.value_ ? std::make_unique<T>(*other.value_) : nullptr;
-        return *this;
-    }
-    Boxed& operator=(Boxed&&) noexcept = default;
-    ~Boxed() = default;
-
-    [[nodiscard]] T& operator*() noexcept { return *value_; }
-    [[nodiscard]] const T& operator*() const noexcept { return *value_; }
-    [[nodiscard]] const T* operator->() const noexcept { return value_.get(); }
-
-    friend bool operator==(const Boxed& a, const Boxed& b) {
-        if (!a.value_ || !b.value_) return !a.value_ && !b.value_;
-        return *a.value_ == *b.value_;
-    }
-
-private:
-    std::unique_ptr<T> value_;
-};
-
 // A packet reaching a host after its link's delay.
 struct Arrival {
     HostId from;
     HostId to;
-    Boxed<Wire> packet;  // boxed: a timer in the queue should not cost a packet's space
+    Boxed<Wire> packet;  // boxed (portlab/boxed.hpp): a timer in the queue should not cost a packet's space
     friend bool operator==(const Arrival&, const Arrival&) = default;
 };
 enum class TimerKind : std::uint8_t { retransmit, time_wait };
