@@ -61,6 +61,7 @@ std::optional<LeftTab> parse_left_tab(const std::string& name) {
     if (name == "firewall") return LeftTab::firewall;
     if (name == "ladder") return LeftTab::ladder;
     if (name == "packets") return LeftTab::packets;
+    if (name == "nat") return LeftTab::nat;
     return std::nullopt;
 }
 
@@ -362,6 +363,10 @@ void draw_frame(App& app) {
             }
             if (ImGui::BeginTabItem("Packets", nullptr, tab_flags(app.ui.select_left, LeftTab::packets))) {
                 packets_panel::draw(model, view);
+                ImGui::EndTabItem();
+            }
+            if (ImGui::BeginTabItem("NAT", nullptr, tab_flags(app.ui.select_left, LeftTab::nat))) {
+                nat_panel::draw(model, view);
                 ImGui::EndTabItem();
             }
             ImGui::EndTabBar();

@@ -291,7 +291,7 @@ int main(int argc, char** argv) {
     cli.add_option("--bench-frames", options.bench_frames, "render N frames, print frame times (ms) and exit");
     cli.add_flag("--bench-open", options.bench_open,
                  "time opening FILE: first frame with events, whole file loaded, frame times meanwhile; then exit");
-    cli.add_option("--left-tab", options.left_tab, "events, sockets, connections, firewall, ladder or packets");
+    cli.add_option("--left-tab", options.left_tab, "events, sockets, connections, firewall, ladder, packets or nat");
     cli.add_option("--right-tab", options.right_tab, "tcp, pool or challenge");
     cli.add_flag("--keep-going", options.keep_going, "on a bad file, show the error in the window instead of exiting");
     cli.add_flag("--list-scenarios", options.list_scenarios, "print the simulator's scenarios and exit");
@@ -450,7 +450,7 @@ int main(int argc, char** argv) {
         seek_to(app.model, app.view, *found + 1);
     }
     if (!options.left_tab.empty() && !(app.ui.select_left = parse_left_tab(options.left_tab))) {
-        std::fprintf(stderr, "portlab-viz: --left-tab '%s': expected events, sockets, connections, firewall, ladder or packets\n", options.left_tab.c_str());
+        std::fprintf(stderr, "portlab-viz: --left-tab '%s': expected events, sockets, connections, firewall, ladder, packets or nat\n", options.left_tab.c_str());
         return 2;
     }
     if (!options.right_tab.empty() && !(app.ui.select_right = parse_right_tab(options.right_tab))) {

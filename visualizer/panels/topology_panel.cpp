@@ -19,6 +19,7 @@
 
 #include "panels/panels.hpp"
 #include "panels/style.hpp"
+#include "view/nat_table.hpp"
 #include "view/timers.hpp"
 
 namespace portlab::viz::topology_panel {
@@ -352,6 +353,27 @@ void draw_current_packet(const Canvas& canvas, const Model& model, const ViewSta
         draw_drop_mark(canvas, canvas.screen(*path.stop), drop_words(*packet));
 }
 
+// At a router whose translation is the current event: the connection's 4-tuple as it came
+// and as it leaves, under the router's box (view/nat_table.hpp).
+void draw_nat_callout(const Canvas& canvas, const Model& model) {
+    const auto callout = nat_callout(model);
+    if (!callout) return;
+    const HostBox* box = model.layout().box_of(callout->router);
+    if (!box) return;
+    const ImVec2 at = canvas.screen(Vec2{box->rect.x, box->rect.bottom()});
+    const std::string lines[] = {"NAT: " + callout->kind, "before  " + callout->before, "after   " + callout->after};
+    float width = 0;
+    for (const auto& line : lines) width = std::max(width, text_width(line, 0.9f));
+    const float line_h = ImGui::GetFontSize() * 0.9f + 3;
+    const ImVec2 a(at.x, at.y + 6);
+    const ImVec2 b(at.x + width + 12, at.y + 6 + 3 * line_h + 8);
+    canvas.draw->AddRectFilled(a, b, IM_COL32(30, 28, 45, 235), 4.0f);
+    canvas.draw->AddRect(a, b, style::nat_colour, 4.0f, 0, 2.0f);
+    for (int i = 0; i < 3; ++i)
+        text_at(canvas, ImVec2(a.x + 6, a.y + 4 + static_cast<float>(i) * line_h), i == 0 ? style::nat_colour : IM_COL32(230, 230, 240, 255),
+                lines[i], 0.9f);
+}
+
 void draw_in_flight(const Canvas& canvas, const Model& model) {
     for (const auto& [at, label] : resting_chips(canvas, model)) draw_packet_chip(canvas, at, label, true);
 }
@@ -488,6 +510,7 @@ void draw(const Model& model, ViewState& view) {
     }
     draw_in_flight(canvas, model);
     draw_ephemeral_pick(canvas, model, view);
+    draw_nat_callout(canvas, model);
     draw_current_packet(canvas, model, view);
     draw_legend(canvas);
     canvas.draw->PopClipRect();

@@ -386,9 +386,14 @@ void State::on(HostIndex host, const trace::Closed& body) {
 
 void State::on(HostIndex, const trace::Note&) { last_note_ = applied_; }
 
-// The translation table a router keeps is the visualizer's to draw (issue 11 item 3); the
-// timeline lists the event and its caption already.
-void State::on(HostIndex, const trace::NatTranslated&) {}
+// The router's connection-tracking table: the translation is kept as conntrack keeps it
+// (nf_nat_setup_info records it once per connection; later packets reuse it).
+void State::on(HostIndex host, const trace::NatTranslated& body) {
+    auto& table = hosts_[host].translations;
+    std::erase_if(table, [&](const Translation& t) { return t.conntrack_id == body.conntrack_id && t.protocol == body.protocol; });
+    table.push_back(Translation{body.conntrack_id, body.kind, body.protocol, body.flows->before, body.flows->after, applied_});
+    if (table.size() > Host::translation_limit) table.erase(table.begin());
+}
 
 void State::on(HostIndex host, const trace::HostAdded& body) {
     hosts_[host].declared = true;

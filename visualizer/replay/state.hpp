@@ -130,6 +130,21 @@ struct ScannedPort {
     friend bool operator==(const ScannedPort&, const ScannedPort&) = default;
 };
 
+// One address translation a router set up (a `nat` event), as its connection-tracking
+// table holds it: `conntrack -L` prints the original tuple (the packet as it reached the
+// router) and the reply tuple (what an answer must carry: the packet as the router sent
+// it on, reversed).
+struct Translation {
+    std::uint32_t conntrack_id = 0;
+    trace::NatKind kind = trace::NatKind::snat;
+    Protocol protocol = Protocol::tcp;
+    trace::Flow original;  // the flow before the translation
+    trace::Flow after;     // as the router sent it on
+    std::size_t event = 0;  // the nat event
+    [[nodiscard]] trace::Flow reply() const noexcept { return trace::Flow{after.destination, after.source}; }
+    friend bool operator==(const Translation&, const Translation&) = default;
+};
+
 struct Host {
     std::string name;
     bool declared = false;  // by a `host` event (version 2); else it appeared because an event named it
@@ -141,6 +156,10 @@ struct Host {
     std::vector<RuleInForce> rules;  // the input chain, first rule first
     // Ports this host scanned, by (scan, target): a full TCP range is 65,535 entries.
     std::map<std::pair<scan::ScanType, Endpoint>, ScannedPort> scanned;
+    // A router's translations, oldest first (a new one for a conntrack id replaces the old),
+    // at most translation_limit, the newest kept.
+    std::vector<Translation> translations;
+    static constexpr std::size_t translation_limit = 4096;
     friend bool operator==(const Host&, const Host&) = default;
 };
 

@@ -3,6 +3,7 @@
 #include "portlab/caption.hpp"
 #include "portlab/firewall_rule.hpp"
 #include "portlab/trace.hpp"
+#include "view/nat_table.hpp"
 #include "view/timers.hpp"
 
 namespace portlab::viz {
@@ -33,6 +34,22 @@ json pool_json(const Model& model, replay::HostIndex index, const replay::Host& 
             {"last", host.pool.last ? json(*host.pool.last) : json(nullptr)}};
 }
 
+// A router's translation table: each entry's original and reply tuples, as conntrack -L.
+json nat_json(const replay::Host& host) {
+    json table = json::array();
+    const auto flow = [](const trace::Flow& f) { return json{{"src", f.source.to_string()}, {"dst", f.destination.to_string()}}; };
+    for (const auto& t : host.translations)
+        table.push_back({{"conntrack_id", t.conntrack_id},
+                         {"kind", std::string(trace::to_string(t.kind))},
+                         {"protocol", std::string(to_string(t.protocol))},
+                         {"original", flow(t.original)},
+                         {"after", flow(t.after)},
+                         {"reply", flow(t.reply())},
+                         {"event", t.event},
+                         {"conntrack", conntrack_line(t)}});
+    return table;
+}
+
 json hosts_json(const Model& model) {
     const auto& world = model.world();
     json hosts = json::array();
@@ -46,7 +63,8 @@ json hosts_json(const Model& model) {
                          {"firewall", has_firewall(world, i)},
                          {"rules", rules_json(host)},
                          {"pool", pool_json(model, i, host)},
-                         {"errors", host.errors}});
+                         {"errors", host.errors},
+                         {"nat", nat_json(host)}});
     }
     return hosts;
 }
@@ -156,6 +174,12 @@ json state_json(const Model& model, const ChallengeView* challenge, std::uint64_
     state["connections"] = connections_json(model);
     state["in_flight"] = in_flight_json(model);
     state["timers"] = timers_json(model, at_us);
+    // The translation the topology shows at its router, when the current event set one up.
+    if (const auto callout = nat_callout(model))
+        state["nat_translation"] = {{"router", model.world().hosts()[callout->router].name},
+                                    {"kind", callout->kind},
+                                    {"before", callout->before},
+                                    {"after", callout->after}};
     if (challenge && challenge->enabled) state["challenge"] = challenge_json(model, *challenge);
     return state;
 }

@@ -5,7 +5,10 @@
 // --dump-state OUT.json` writes it without opening a window, so tests (and graders) can
 // check the picture against the kernel or the simulator. In challenge mode it adds
 // "challenge": {enabled, asked, correct, questions [{event, kind, prompt, choices, answer,
-// chosen}], open, scores {source: {asked, correct}}}.
+// chosen}], open, scores {source: {asked, correct}}}. A router's hosts[].nat lists its
+// translations (original, after and reply tuples, conntrack -L's line); when the current
+// event is a translation, "nat_translation" {router, kind, before, after} is what the
+// topology shows at the router.
 
 #include <nlohmann/json.hpp>
 
