@@ -107,7 +107,7 @@ struct SlotPlan {
 // None for a trace longer than `event_limit` events (the replay would cost what loading did).
 [[nodiscard]] std::optional<SlotPlan> make_slot_plan(const replay::Timeline& timeline, std::size_t event_limit = 100000);
 
-// Hosts in a row (a grid past four), each box sized to hold its slots in columns
+// Hosts in a row (a grid past four; a capture's, two to a row past two), each box sized to hold its slots in columns
 // of about a quarter as many rows as slots. `observed`: conversations of a capture
 // that have begun before event `position` (their endpoints become slots). With a
 // `plan`, boxes are sized and placed for the whole trace and each socket sits in its
