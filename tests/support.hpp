@@ -23,6 +23,7 @@
 #include <iterator>
 #include <sstream>
 #include <stdexcept>
+#include <cstdint>
 #include <string>
 #include <utility>
 #include <system_error>
@@ -111,6 +112,17 @@ inline std::vector<std::string> lines_of(const std::string& text) {
 
 // A program built by this project: build/bin/NAME.
 inline std::string bin_path(const std::string& name) { return std::string(PORTLAB_BIN_DIR) + "/" + name; }
+
+// `count` bytes of xorshift32 noise from `seed` written to `path`: no file format's, the same every run.
+inline void write_noise(const std::string& path, std::uint32_t seed, int count) {
+    std::ofstream out(path, std::ios::binary);
+    for (int i = 0; i < count; ++i) {
+        seed ^= seed << 13;
+        seed ^= seed >> 17;
+        seed ^= seed << 5;
+        out.put(static_cast<char>(seed & 0xff));
+    }
+}
 
 // A command line running portlab-viz ARGUMENTS headless. Every run gets its own X server
 // (xvfb-run -a picks a free display number); xvfb-run -a races when two start at once (both

@@ -336,3 +336,36 @@ TEST_CASE("lab16 follows the lab conventions: --help, one-line usage errors, --s
           "[lab16][conventions]") {
     test::check_lab_conventions({"lab16_nat", false, "--syn-wait 1"});
 }
+
+// Issue 10: near the end of lab16's trace, "socket 2 went from CLOSED to LISTEN: TCP_INFO":
+// the listeners' state was first read at close(). listen() puts a socket in LISTEN at once
+// (inet_csk_listen_start), so the trace must say so before anyone connects to it.
+TEST_CASE("lab16's trace tells each listener's LISTEN when it starts listening, not at the end", "[lab16][netns][trace]") {
+    REQUIRE(test::run_command("unshare -rn true", 10).exit_code == 0);
+    const test::TempFile trace_file("lab16.jsonl");
+    const auto run = test::run_command(test::shell_quote(lab) + " --syn-wait 1 --trace " + test::shell_quote(trace_file.path), 120);
+    INFO(run.err);
+    REQUIRE(run.exit_code == 0);
+    const auto trace = portlab::trace::read_trace_file(trace_file.path);
+    REQUIRE(trace.has_value());
+    const auto& events = trace->events;
+    std::size_t listeners = 0;
+    for (std::size_t i = 0; i < events.size(); ++i) {
+        const auto* listening = std::get_if<portlab::trace::Listening>(&events[i].body);
+        if (!listening) continue;
+        ++listeners;
+        std::optional<std::size_t> listen_state;
+        std::optional<std::size_t> first_connect;
+        for (std::size_t j = i + 1; j < events.size(); ++j) {
+            if (const auto* changed = std::get_if<portlab::trace::StateChanged>(&events[j].body);
+                changed && !listen_state && events[j].host == events[i].host && changed->socket == listening->socket &&
+                changed->to == portlab::TcpState::listen)
+                listen_state = j;
+            if (std::holds_alternative<portlab::trace::ConnectStarted>(events[j].body) && !first_connect) first_connect = j;
+        }
+        CAPTURE(i, listening->socket.value);
+        REQUIRE(listen_state);
+        if (first_connect) CHECK(*listen_state < *first_connect);
+    }
+    CHECK(listeners == 2);
+}

@@ -5,12 +5,16 @@
 
 #include <stb_image.h>
 
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <memory>
 #include <set>
 
 #include "portlab/packet.hpp"
+#include "portlab/sim/scenarios.hpp"
 #include "portlab/trace.hpp"
 #include "replay/state.hpp"
 #include "support.hpp"
@@ -138,6 +142,43 @@ TEST_CASE("bad input from the command line: missing file, broken capture, unknow
         CHECK(result.exit_code == 2);
         CHECK_THAT(result.err, Catch::Contains("20 events"));
     }
+}
+
+// Issue 10: one bad line threw away the good events before it unless --keep-going was given.
+TEST_CASE("a trace with a bad line opens with the events before it, and says which line and how many", "[viz][app][tolerant]") {
+    const portlab::test::TempDir dir;
+    {
+        std::ofstream out(dir.file("cut.jsonl"));
+        out << R"({"portlab_trace": 2, "source": "test", "generator": "t"})" << "\n";
+        for (int i = 1; i <= 40; ++i)
+            out << R"({"t_us": )" << i << R"(, "host": "a", "type": "socket_created", "socket": )" << i
+                << R"(, "protocol": "udp", "family": "ipv4"})" << "\n";
+        out << "{\"t_us\": 41, \"host\": \"a\", \"type\": \"no_such_event\"}\n";  // line 42
+        for (int i = 42; i <= 45; ++i)
+            out << R"({"t_us": )" << i << R"(, "host": "a", "type": "socket_created", "socket": )" << i
+                << R"(, "protocol": "udp", "family": "ipv4"})" << "\n";
+    }
+    const auto run = run_command(viz(shell_quote(dir.file("cut.jsonl")) + " --at 40 --dump-state " + dir.file("state.json")), 60);
+    INFO(run.err);
+    CHECK(run.exit_code == 0);
+    CHECK(portlab::test::lines_of(run.err).size() == 1);
+    CHECK_THAT(run.err, Catch::Contains("warning") && Catch::Contains("cut.jsonl: line 42") && Catch::Contains("40 events"));
+    std::ifstream in(dir.file("state.json"));
+    const auto state = nlohmann::json::parse(in);
+    CHECK(state.at("events") == 40);  // the good lines before it, none after
+    CHECK(state.at("slots").size() == 40);
+}
+
+TEST_CASE("random bytes named .pcap: one line saying what the file is not, no binary garbage", "[viz][app][tolerant]") {
+    const portlab::test::TempDir dir;
+    portlab::test::write_noise(dir.file("noise.pcap"), 2463534242u, 4096);
+    const auto run = run_command(viz(shell_quote(dir.file("noise.pcap")) + " --dump-state " + dir.file("state.json")), 60);
+    CHECK(run.exit_code == 2);
+    INFO(run.err);
+    REQUIRE(portlab::test::lines_of(run.err).size() == 1);
+    CHECK_THAT(run.err, Catch::Contains("noise.pcap"));
+    CHECK_THAT(run.err, Catch::Contains("capture") || Catch::Contains("pcap"));
+    for (const char c : run.err) CHECK((c == '\n' || (c >= 0x20 && c < 0x7f)));  // nothing of the file's bytes
 }
 
 TEST_CASE("with --keep-going a bad file is shown in the window and the app carries on", "[viz][app][xvfb]") {
@@ -320,4 +361,95 @@ TEST_CASE("the app under Xvfb: --export-ladder-svg writes the ladder of portlab-
         std::getline(kept, line);
         CHECK(line == "keep me");
     }
+}
+
+namespace {
+
+// portlab-viz with a --script of clicks and keys; the dump it writes after them.
+nlohmann::json scripted(const portlab::test::TempDir& dir, const std::string& source, const std::string& name, const std::string& steps,
+                        const std::string& extra = "") {
+    std::ofstream(dir.file(name + ".txt")) << steps;
+    const auto run = run_command(viz(source + " --size 1280x900 --script " + dir.file(name + ".txt") + " --dump-state " +
+                                     dir.file(name + ".json") + " " + extra),
+                                 90);
+    INFO(run.err);
+    REQUIRE(run.exit_code == 0);
+    std::ifstream in(dir.file(name + ".json"));
+    return nlohmann::json::parse(in);
+}
+
+std::string click_at(double x, double y) { return "click " + std::to_string(static_cast<int>(x)) + " " + std::to_string(static_cast<int>(y)) + "\n"; }
+
+// The first SYN the web scenario's client sends, by the simulator's own trace.
+std::size_t first_syn() {
+    const auto sim = portlab::sim::run_scenario("web");
+    REQUIRE(sim.has_value());
+    const auto& events = sim->events();
+    for (std::size_t i = 0; i < events.size(); ++i)
+        if (const auto* packet = std::get_if<portlab::trace::Packet>(&events[i].body);
+            packet && packet->kind == portlab::trace::PacketKind::sent && portlab::replay::describe_packet(*packet).label == portlab::PacketLabel::syn)
+            return i;
+    FAIL("the web scenario sends no SYN");
+    return 0;
+}
+
+}  // namespace
+
+TEST_CASE("scripted clicks under Xvfb: a hex byte selects its header field, a tree row selects its bytes", "[viz][app][xvfb][script]") {
+    const portlab::test::TempDir dir;
+    const std::size_t syn = first_syn();
+    const std::string source = "--scenario web --at " + std::to_string(syn + 1);
+    // Where the inspector drew the SYN's bytes and fields.
+    const auto places = scripted(dir, source, "look", "wait 3\n");
+    REQUIRE(places.contains("drawn"));
+    const auto& hex = places.at("drawn").at("hex");
+    CHECK(hex.at("event") == syn);
+    // RFC 791 / RFC 793: with a 20-byte IPv4 header (IHL 5), the TCP destination port is bytes 22-23.
+    std::optional<std::pair<double, double>> port_byte;
+    for (const auto& cell : hex.at("cells"))
+        if (cell.at("byte") == 22) port_byte = {cell.at("x").get<double>(), cell.at("y").get<double>()};
+    REQUIRE(port_byte);
+    const auto byte_click = scripted(dir, source, "byte", click_at(port_byte->first, port_byte->second) + "wait 2\n");
+    const auto& byte_field = byte_click.at("selection").at("field");
+    REQUIRE_FALSE(byte_field.is_null());
+    CHECK(byte_click.at("selection").at("event") == syn);
+    CHECK(byte_field.at("layer_name") == "TCP");
+    CHECK(byte_field.at("offset") == 22);
+    CHECK(byte_field.at("length") == 2);
+
+    // The IPv4 Total Length row: RFC 791's bytes 2-3.
+    std::optional<std::pair<double, double>> ttl_row;
+    for (const auto& row : places.at("drawn").at("tree"))
+        if (row.at("name") == "IPv4/Total length") {
+            const auto& r = row.at("rect");
+            ttl_row = {r.at("x").get<double>() + 10, r.at("y").get<double>() + r.at("h").get<double>() / 2};
+        }
+    REQUIRE(ttl_row);
+    const auto row_click = scripted(dir, source, "row", click_at(ttl_row->first, ttl_row->second) + "wait 2\n");
+    const auto& row_field = row_click.at("selection").at("field");
+    REQUIRE_FALSE(row_field.is_null());
+    CHECK(row_field.at("layer_name") == "IPv4");
+    CHECK(row_field.at("offset") == 2);
+    CHECK(row_field.at("length") == 2);
+}
+
+TEST_CASE("scripted under Xvfb: File > Export view as PNG... writes the picture where the dialog was told", "[viz][app][xvfb][script][export]") {
+    const portlab::test::TempDir dir;
+    const std::string source = "--scenario web --at 12";
+    const auto before = scripted(dir, source, "menu", "wait 2\n");
+    const auto& file = before.at("drawn").at("items").at("File");
+    const std::string open_menu = click_at(file.at("x").get<double>() + file.at("w").get<double>() / 2,
+                                           file.at("y").get<double>() + file.at("h").get<double>() / 2) + "wait 2\n";
+    const auto opened = scripted(dir, source, "opened", open_menu);
+    REQUIRE(opened.at("drawn").at("items").contains("File/Export view as PNG..."));
+    const auto& item = opened.at("drawn").at("items").at("File/Export view as PNG...");
+    const std::string png = dir.file("exported.png");
+    scripted(dir, source, "export",
+             open_menu + click_at(item.at("x").get<double>() + 20, item.at("y").get<double>() + item.at("h").get<double>() / 2) +
+                 "wait 2\nkey ctrl+a\ntype " + png + "\nkey enter\nwait 4\n");
+    REQUIRE(std::filesystem::exists(png));
+    const Image image = load_png(png);
+    CHECK(image.width == 1280);
+    CHECK(image.height == 900);
+    CHECK(distinct_colours(image) > 50);
 }

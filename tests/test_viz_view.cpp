@@ -27,6 +27,7 @@
 #include "view/loader.hpp"
 #include "view/model.hpp"
 #include "view/scenarios.hpp"
+#include "view/script.hpp"
 #include "view/ss_table.hpp"
 #include "view/view_state.hpp"
 
@@ -360,7 +361,8 @@ TEST_CASE("a file opened in the background ends up as the same timeline", "[viz]
         model.start_open(dir.file("late.jsonl"));
         model.wait_for_load();
         CHECK(model.size() == 20);
-        CHECK_THAT(model.error(), Catch::Contains("late.jsonl: line 22"));
+        CHECK(model.error().empty());  // it opened: the 20 events are shown
+        CHECK_THAT(model.warning(), Catch::Contains("late.jsonl: line 22") && Catch::Contains("the 20 events before it are shown"));
     }
     SECTION("a file that cannot be read leaves the previous one shown") {
         model.seek(5);
@@ -1251,4 +1253,51 @@ TEST_CASE("a click lands on the byte drawn under it: every hex cell and printabl
     REQUIRE(selected.has_value());
     CHECK(field_of(decoded->layers, selected->field)->name == "Header checksum");
     CHECK(selected->bytes == ByteRange{10, 12});
+}
+
+// Issue 10: random bytes named .pcap were reported as "not JSON" with the bytes themselves in the message.
+TEST_CASE("random bytes named .pcap are neither a capture nor a trace, said in one printable line, whichever way they are opened",
+          "[viz][model][loader][safety]") {
+    const test::TempDir dir;
+    portlab::test::write_noise(dir.file("noise.pcap"), 88172645u, 2048);
+    const auto printable_line = [](const std::string& message) {
+        CHECK_FALSE(message.empty());
+        for (const char c : message) CHECK((c >= 0x20 && c < 0x7f));
+        CHECK_THAT(message, Catch::Contains("noise.pcap") && Catch::Contains("neither a trace nor a capture"));
+    };
+    Model model;
+    CHECK_FALSE(model.open_file(dir.file("noise.pcap")).has_value());
+    printable_line(model.error());
+    Model background;
+    background.start_open(dir.file("noise.pcap"));
+    background.wait_for_load();
+    CHECK_FALSE(background.loaded());
+    printable_line(background.error());
+}
+
+TEST_CASE("a script of clicks and keys parses into steps, plays a frame at a time, and a bad line is named", "[viz][script]") {
+    const auto steps = parse_script("# look first\nwait 2\nclick 10 20\nkey ctrl+a\ntype /tmp/x y.png\nmove 5 6\n", "s.txt");
+    REQUIRE(steps.has_value());
+    REQUIRE(steps->size() == 5);
+    ScriptPlayer player(*steps);
+    CHECK(player.frame_count() == 2 + 3 + 2 + 1 + 1);
+    std::vector<ScriptInput> frames;
+    while (!player.done()) frames.push_back(player.next_frame());
+    REQUIRE(frames.size() == 9);
+    CHECK_FALSE(frames[0].mouse);
+    // The click: over it, pressed, released, always at (10, 20).
+    CHECK((frames[2].mouse == Vec2{10, 20} && !frames[2].mouse_down));
+    CHECK(frames[3].mouse_down);
+    CHECK_FALSE(frames[4].mouse_down);
+    CHECK((frames[5].key == std::optional<std::string>("a") && frames[5].ctrl));
+    CHECK_FALSE(frames[6].key);
+    CHECK(frames[7].characters == "/tmp/x y.png");
+    CHECK(frames[7].mouse == Vec2{10, 20});  // the pointer stays where the click left it
+    CHECK(frames[8].mouse == Vec2{5, 6});
+    for (const auto& [text, line] : {std::pair{"wait 1\nclick 1\n", 2}, std::pair{"jump 3\n", 1}, std::pair{"\n\nkey f13\n", 3},
+                                     std::pair{"wait 0\n", 1}, std::pair{"click -4 5\n", 1}}) {
+        const auto bad = parse_script(text, "s.txt");
+        REQUIRE_FALSE(bad.has_value());
+        CHECK_THAT(bad.error().message, Catch::StartsWith("s.txt: line " + std::to_string(line) + ": "));
+    }
 }

@@ -22,6 +22,7 @@
 #include "portlab/text_safety.hpp"
 #include "screenshot.hpp"
 #include "view/ladder_svg.hpp"
+#include "view/tcp_diagram.hpp"
 
 namespace portlab::viz {
 
@@ -60,6 +61,7 @@ std::optional<LeftTab> parse_left_tab(const std::string& name) {
     if (name == "firewall") return LeftTab::firewall;
     if (name == "ladder") return LeftTab::ladder;
     if (name == "packets") return LeftTab::packets;
+    if (name == "nat") return LeftTab::nat;
     return std::nullopt;
 }
 
@@ -75,6 +77,13 @@ std::optional<RightTab> parse_right_tab(const std::string& name) {
 // ===========================================================================
 
 namespace {
+
+// Notes where the item just drawn is, under `name` (view_state.hpp's DrawnPlaces).
+void note_item(App& app, const std::string& name) {
+    const ImVec2 min = ImGui::GetItemRectMin();
+    const ImVec2 max = ImGui::GetItemRectMax();
+    app.view.drawn.items[name] = Rect{min.x, min.y, max.x - min.x, max.y - min.y};
+}
 
 bool is_openable(const std::filesystem::path& path) {
     const auto ext = path.extension().string();
@@ -186,7 +195,9 @@ void draw_export_popup(App& app) {
     ImGui::SetNextItemWidth(600);
     if (ImGui::IsWindowAppearing()) ImGui::SetKeyboardFocusHere();
     const bool entered = ImGui::InputText("##export path", &dialog.path, ImGuiInputTextFlags_EnterReturnsTrue);
-    if ((ImGui::Button("Save") || entered) && !dialog.path.empty()) {
+    const bool save = ImGui::Button("Save");
+    note_item(app, "Export/Save");
+    if ((save || entered) && !dialog.path.empty()) {
         if (png) {
             app.ui.pending_png = PendingPng{dialog.path, 2, export_rules(app)};
         } else {
@@ -229,12 +240,16 @@ void draw_help_popup(App& app) {
 
 float draw_menu(App& app) {
     if (!ImGui::BeginMainMenuBar()) return 0;
-    if (ImGui::BeginMenu("File")) {
+    const bool file = ImGui::BeginMenu("File");
+    note_item(app, "File");
+    if (file) {
         if (ImGui::MenuItem("Open trace or capture...")) app.ui.open_file_popup = true;
         if (ImGui::MenuItem("Open simulator scenario...")) app.ui.open_scenario_popup = true;
         ImGui::Separator();
         if (ImGui::MenuItem("Export view as PNG...", nullptr, false, app.model.loaded())) open_export_dialog(app, ExportKind::view_png);
+        note_item(app, "File/Export view as PNG...");
         if (ImGui::MenuItem("Export ladder as SVG...", nullptr, false, app.model.loaded())) open_export_dialog(app, ExportKind::ladder_svg);
+        note_item(app, "File/Export ladder as SVG...");
         ImGui::Separator();
         if (ImGui::MenuItem("Quit")) app.ui.quit = true;
         ImGui::EndMenu();
@@ -301,26 +316,30 @@ ImGuiTabItemFlags tab_flags(std::optional<Tab>& wanted, Tab tab) {
 }  // namespace
 
 void draw_frame(App& app) {
+    app.view.drawn = DrawnPlaces{};
     const ImVec2 display = ImGui::GetIO().DisplaySize;
     const float top = draw_menu(app);
     const float banner = draw_error_banner(app, top, display.x);
     // A line more in challenge mode, for the question's prompt under the caption.
     const float caption_lines = app.view.challenge.enabled ? 3.0f : 2.0f;
     const float timeline_h = ImGui::GetTextLineHeightWithSpacing() * caption_lines + ImGui::GetFrameHeightWithSpacing() * 2 + 24;
-    const float y0 = top + banner;
-    const float body_h = std::max(100.0f, display.y - y0 - timeline_h);
-    const float left_w = std::floor(display.x * 0.60f);
-    const float right_w = display.x - left_w;
-    const float canvas_h = std::floor(body_h * 0.60f);
-    const float inspector_h = std::floor(body_h * 0.55f);
+    const float line_h = ImGui::GetTextLineHeightWithSpacing();
+    const float frame_h = ImGui::GetFrameHeightWithSpacing();
+    const WindowRects windows = window_layout(Vec2{display.x, display.y},
+                                              {.top = top + banner,
+                                               .timeline_h = timeline_h,
+                                               .inspector_min_h = inspector_min_height(line_h, frame_h),
+                                               .states_min_h = state_panel_min_height(line_h, frame_h)});
+    const auto pos = [](const Rect& r) { return ImVec2(r.x, r.y); };
+    const auto size = [](const Rect& r) { return ImVec2(r.w, r.h); };
     Model& model = app.model;
     ViewState& view = app.view;
 
-    if (begin_fixed("Topology", ImVec2(0, y0), ImVec2(left_w, canvas_h), ImGuiWindowFlags_NoScrollbar | ImGuiWindowFlags_NoScrollWithMouse))
+    if (begin_fixed("Topology", pos(windows.topology), size(windows.topology), ImGuiWindowFlags_NoScrollbar | ImGuiWindowFlags_NoScrollWithMouse))
         topology_panel::draw(model, view);
     ImGui::End();
 
-    if (begin_fixed("Tables", ImVec2(0, y0 + canvas_h), ImVec2(left_w, body_h - canvas_h))) {
+    if (begin_fixed("Tables", pos(windows.tables), size(windows.tables))) {
         if (ImGui::BeginTabBar("left")) {
             if (ImGui::BeginTabItem("Events", nullptr, tab_flags(app.ui.select_left, LeftTab::events))) {
                 events_panel::draw(model, view);
@@ -346,13 +365,17 @@ void draw_frame(App& app) {
                 packets_panel::draw(model, view);
                 ImGui::EndTabItem();
             }
+            if (ImGui::BeginTabItem("NAT", nullptr, tab_flags(app.ui.select_left, LeftTab::nat))) {
+                nat_panel::draw(model, view);
+                ImGui::EndTabItem();
+            }
             ImGui::EndTabBar();
         }
         app.ui.select_left.reset();
     }
     ImGui::End();
 
-    if (begin_fixed("Packet inspector", ImVec2(left_w, y0), ImVec2(right_w, inspector_h))) inspector_panel::draw(model, view);
+    if (begin_fixed("Packet inspector", pos(windows.inspector), size(windows.inspector))) inspector_panel::draw(model, view);
     ImGui::End();
 
     // A question that has just opened brings its tab forward, once.
@@ -360,7 +383,7 @@ void draw_frame(App& app) {
         view.challenge.shown_for = *open;
         app.ui.select_right = RightTab::challenge;
     }
-    if (begin_fixed("Ports and states", ImVec2(left_w, y0 + inspector_h), ImVec2(right_w, body_h - inspector_h))) {
+    if (begin_fixed("Ports and states", pos(windows.states), size(windows.states))) {
         if (ImGui::BeginTabBar("right")) {
             if (view.challenge.enabled &&
                 ImGui::BeginTabItem("Challenge", nullptr, tab_flags(app.ui.select_right, RightTab::challenge))) {
@@ -381,7 +404,7 @@ void draw_frame(App& app) {
     }
     ImGui::End();
 
-    if (begin_fixed("Timeline", ImVec2(0, y0 + body_h), ImVec2(display.x, display.y - y0 - body_h), ImGuiWindowFlags_NoScrollbar))
+    if (begin_fixed("Timeline", pos(windows.timeline), size(windows.timeline), ImGuiWindowFlags_NoScrollbar))
         timeline_panel::draw(model, view);
     ImGui::End();
 

@@ -13,7 +13,7 @@
 
 namespace portlab::viz {
 
-enum class LeftTab { events, sockets, connections, firewall, ladder, packets };
+enum class LeftTab { events, sockets, connections, firewall, ladder, packets, nat };
 enum class RightTab { tcp_state, pool, challenge };
 
 // File > Export: the dialog's path (suggested next to the file shown) and what it writes.

@@ -3,7 +3,7 @@
 //   portlab-viz [FILE | --scenario NAME] [--at N | --find TEXT] [--screenshot OUT.png] [--size WxH]
 //               [--bench-frames N] [--left-tab T] [--right-tab T] [--keep-going]
 //               [--challenge [--challenge-answers a,b,...]] [--dump-state OUT.json]
-//               [--export-ladder-svg OUT.svg]
+//               [--export-ladder-svg OUT.svg] [--time-proportional] [--time-scale X] [--at-us T]
 //
 // main is one straight line (Dear ImGui's example_glfw_opengl3 shape): arguments,
 // source, window, context, backends, style, fonts, loop, cleanup in reverse.
@@ -22,6 +22,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <chrono>
 #include <cstring>
 #include <cstdio>
@@ -35,6 +36,8 @@
 #include "screenshot.hpp"
 #include "view/dump.hpp"
 #include "view/ladder_svg.hpp"
+#include "portlab/input_file.hpp"
+#include "view/script.hpp"
 
 namespace {
 
@@ -58,12 +61,16 @@ struct Options {
     std::string export_ladder_svg;  // write the ladder diagram as SVG, no window
     bool challenge = false;
     std::optional<std::string> challenge_answers;  // answer challenge questions in a hidden window, then exit
+    bool time_proportional = false;
+    std::optional<double> time_scale;
+    std::optional<std::uint64_t> at_us;  // start at this virtual time (microseconds)
+    std::string script;  // scripted mouse and keys (view/script.hpp), in a hidden window
 };
 
 // --dump-state: the JSON written to a temporary file beside `path`, renamed into place
 // once every byte is written.
-int write_state(const std::string& path, const portlab::OutputRules& rules, const Model& model, const ChallengeView& challenge) {
-    const std::string text = dump_state(model, &challenge).dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+int write_state(const std::string& path, const portlab::OutputRules& rules, const Model& model, const ViewState& view) {
+    const std::string text = dump_state(model, view).dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
     if (auto written = write_text_output(path, text, rules); !written) {
         std::fprintf(stderr, "portlab-viz: --dump-state: %s\n", written.error().message.c_str());
         return 1;
@@ -134,13 +141,46 @@ void pace_while_loading(App& app, std::chrono::steady_clock::time_point start) {
     }
 }
 
+// A script key's GLFW key code (ImGui 1.86's GLFW backend indexes io.KeysDown by them).
+int glfw_key(const std::string& name) {
+    if (name.size() == 1 && name[0] >= 'a' && name[0] <= 'z') return GLFW_KEY_A + (name[0] - 'a');
+    if (name.size() == 1 && name[0] >= '0' && name[0] <= '9') return GLFW_KEY_0 + (name[0] - '0');
+    const std::pair<const char*, int> named[] = {{"space", GLFW_KEY_SPACE},   {"enter", GLFW_KEY_ENTER}, {"escape", GLFW_KEY_ESCAPE},
+                                                 {"tab", GLFW_KEY_TAB},       {"backspace", GLFW_KEY_BACKSPACE},
+                                                 {"left", GLFW_KEY_LEFT},     {"right", GLFW_KEY_RIGHT}, {"up", GLFW_KEY_UP},
+                                                 {"down", GLFW_KEY_DOWN},     {"home", GLFW_KEY_HOME},   {"end", GLFW_KEY_END},
+                                                 {"plus", GLFW_KEY_KP_ADD},   {"minus", GLFW_KEY_MINUS}};
+    for (const auto& [n, key] : named)
+        if (name == n) return key;
+    return GLFW_KEY_UNKNOWN;
+}
+
+// This frame's scripted input, over what the backend read from the (hidden) window.
+void feed_script(ImGuiIO& io, const ScriptInput& input, int& held_key) {
+    if (input.mouse) io.MousePos = ImVec2(input.mouse->x, input.mouse->y);
+    io.MouseDown[0] = input.mouse_down;
+    if (held_key >= 0) io.KeysDown[held_key] = false;
+    held_key = input.key ? glfw_key(*input.key) : -1;
+    if (held_key >= 0) io.KeysDown[held_key] = true;
+    io.KeyCtrl = input.ctrl;
+    io.KeysDown[GLFW_KEY_LEFT_CONTROL] = input.ctrl;
+    if (!input.characters.empty()) io.AddInputCharactersUTF8(input.characters.c_str());
+}
+
 // One frame: events, UI, draw; then the commands the panels asked for, then playback.
-void run_frame(GLFWwindow* window, App& app, double seconds) {
+// `script`: scripted input for this frame, instead of the window's.
+struct ScriptRun {
+    ScriptPlayer player;
+    int held_key = -1;  // the key pressed on the frame before, released on this one
+};
+
+void run_frame(GLFWwindow* window, App& app, double seconds, ScriptRun* script = nullptr) {
     glfwPollEvents();
     poll_load(app);
     handle_drops(app);
     ImGui_ImplOpenGL3_NewFrame();
     ImGui_ImplGlfw_NewFrame();
+    if (script) feed_script(ImGui::GetIO(), script->player.next_frame(), script->held_key);
     ImGui::NewFrame();
     handle_keys(app);
     draw_frame(app);
@@ -251,7 +291,7 @@ int main(int argc, char** argv) {
     cli.add_option("--bench-frames", options.bench_frames, "render N frames, print frame times (ms) and exit");
     cli.add_flag("--bench-open", options.bench_open,
                  "time opening FILE: first frame with events, whole file loaded, frame times meanwhile; then exit");
-    cli.add_option("--left-tab", options.left_tab, "events, sockets, connections, firewall, ladder or packets");
+    cli.add_option("--left-tab", options.left_tab, "events, sockets, connections, firewall, ladder, packets or nat");
     cli.add_option("--right-tab", options.right_tab, "tcp, pool or challenge");
     cli.add_flag("--keep-going", options.keep_going, "on a bad file, show the error in the window instead of exiting");
     cli.add_flag("--list-scenarios", options.list_scenarios, "print the simulator's scenarios and exit");
@@ -265,6 +305,15 @@ int main(int argc, char** argv) {
     cli.add_option("--challenge-answers", options.challenge_answers,
                    "answer the questions with these choices (a,b,...) in a hidden window, then exit; "
                    "with --dump-state the score is in the dump (implies --challenge)");
+    cli.add_flag("--time-proportional", options.time_proportional,
+                 "play in proportion to the trace's time (a 60 s TIME-WAIT lasts 60 s at x1), timers counting down on the sockets");
+    cli.add_option("--time-scale", options.time_scale,
+                   "trace seconds per second of play in time-proportional play, 0.001..1000 (implies --time-proportional)");
+    cli.add_option("--script", options.script,
+                   "play the mouse clicks and keys of FILE (click X Y, move X Y, key K, type TEXT, wait N) in a hidden "
+                   "window, then write --dump-state and --screenshot if given, and exit");
+    cli.add_option("--at-us", options.at_us,
+                   "start at virtual time T microseconds: every event until then applied, timers counted down to T");
     try {
         cli.parse(argc, argv);
     } catch (const CLI::ParseError& error) {
@@ -275,6 +324,14 @@ int main(int argc, char** argv) {
     if (!size) {
         std::fprintf(stderr, "portlab-viz: --size '%s': expected WxH, each 320..8192 by 240..8192 (e.g. 1600x1000)\n",
                      options.size.c_str());
+        return 2;
+    }
+    if (options.time_scale && !(*options.time_scale >= 0.001 && *options.time_scale <= 1000)) {
+        std::fprintf(stderr, "portlab-viz: --time-scale %g: expected 0.001..1000 trace seconds per second\n", *options.time_scale);
+        return 2;
+    }
+    if (options.at_us && (options.at || !options.find.empty())) {
+        std::fprintf(stderr, "portlab-viz: give one of --at, --at-us and --find\n");
         return 2;
     }
     if (!options.file.empty() && !options.scenario.empty()) {
@@ -323,14 +380,28 @@ int main(int argc, char** argv) {
         }
         options.challenge = true;
     }
+    std::optional<ScriptRun> script;
+    if (!options.script.empty()) {
+        auto text = portlab::read_input_file(options.script, 1 << 20);
+        if (!text) {
+            std::fprintf(stderr, "portlab-viz: --script: %s\n", text.error().message.c_str());
+            return 2;
+        }
+        auto steps = parse_script(*text, options.script);
+        if (!steps) {
+            std::fprintf(stderr, "portlab-viz: --script: %s\n", steps.error().message.c_str());
+            return 2;
+        }
+        script.emplace(ScriptRun{ScriptPlayer(std::move(steps).value())});
+    }
     const bool headless = !options.screenshot.empty() || options.bench_frames > 0 || options.bench_open ||
-                          !options.dump_state.empty() || !options.export_ladder_svg.empty() || scripted_answers;
+                          !options.dump_state.empty() || !options.export_ladder_svg.empty() || scripted_answers || script;
     if (!options.file.empty()) {
         // A big file loads in the background; the window opens on its first events,
         // the loader holding after them until the first frame is drawn (making the
         // window is CPU work too). Headless runs and --at need the whole file (and
         // its errors) first.
-        const bool whole_file_first = (headless && !options.bench_open) || options.at || !options.find.empty();
+        const bool whole_file_first = (headless && !options.bench_open) || options.at || options.at_us || !options.find.empty();
         app.model.start_open(options.file, !whole_file_first);
         if (whole_file_first) app.model.wait_for_load();
         while (app.model.loading() && !app.model.loaded()) {
@@ -347,6 +418,8 @@ int main(int argc, char** argv) {
         app.view.requests_error_shown = app.model.error();
     }
     sync_with_model(app.model, app.view);
+    if (options.time_proportional || options.time_scale) set_proportional(app.view, true);
+    if (options.time_scale) app.view.playback.time_scale = *options.time_scale;
     if (options.challenge) set_challenge(app.model, app.view, true);
     if (options.at) {
         if (*options.at > app.model.size()) {
@@ -354,6 +427,13 @@ int main(int argc, char** argv) {
             return 2;
         }
         seek_to(app.model, app.view, *options.at);
+    }
+    if (options.at_us) {
+        if (!app.model.loaded()) {
+            std::fprintf(stderr, "portlab-viz: --at-us: give a trace, a capture or --scenario\n");
+            return 2;
+        }
+        seek_to_time(app.model, app.view, *options.at_us);
     }
     if (!options.find.empty()) {
         std::optional<std::size_t> found;
@@ -370,7 +450,7 @@ int main(int argc, char** argv) {
         seek_to(app.model, app.view, *found + 1);
     }
     if (!options.left_tab.empty() && !(app.ui.select_left = parse_left_tab(options.left_tab))) {
-        std::fprintf(stderr, "portlab-viz: --left-tab '%s': expected events, sockets, connections, firewall, ladder or packets\n", options.left_tab.c_str());
+        std::fprintf(stderr, "portlab-viz: --left-tab '%s': expected events, sockets, connections, firewall, ladder, packets or nat\n", options.left_tab.c_str());
         return 2;
     }
     if (!options.right_tab.empty() && !(app.ui.select_right = parse_right_tab(options.right_tab))) {
@@ -384,13 +464,13 @@ int main(int argc, char** argv) {
             std::fprintf(stderr, "portlab-viz: --export-ladder-svg: give a trace, a capture or --scenario\n");
             return 2;
         }
-        const std::size_t position = options.at || !options.find.empty() ? app.model.position() : app.model.size();
+        const std::size_t position = options.at || options.at_us || !options.find.empty() ? app.model.position() : app.model.size();
         if (const int status = write_ladder_svg(options.export_ladder_svg, screenshot_rules, app.model, position); status != 0) return status;
         if (options.dump_state.empty() && options.screenshot.empty() && options.bench_frames == 0 && !options.bench_open && !scripted_answers)
             return 0;
     }
-    if (!options.dump_state.empty() && !scripted_answers)
-        return write_state(options.dump_state, screenshot_rules, app.model, app.view.challenge);
+    if (!options.dump_state.empty() && !scripted_answers && !script)
+        return write_state(options.dump_state, screenshot_rules, app.model, app.view);
 
     // ---- window ---------------------------------------------------------------
     glfwSetErrorCallback(on_glfw_error);
@@ -451,6 +531,16 @@ int main(int argc, char** argv) {
     // ---- loop ---------------------------------------------------------------------------
     int status = 0;
     if (scripted_answers) status = answer_from_script(window, app, *scripted_answers);
+    if (script) {
+        // The script's frames, then three more so what it started (an export's PNG) finishes.
+        const std::size_t frames = script->player.frame_count() + 3;
+        for (std::size_t frame = 0; frame < frames && !app.ui.quit; ++frame) {
+            run_frame(window, app, 1.0 / 60, &*script);
+            glfwSwapBuffers(window);
+        }
+        if (!app.ui.export_message.empty()) std::fprintf(stderr, "portlab-viz: %s\n", app.ui.export_message.c_str());
+        if (app.ui.export_failed) status = 1;
+    }
     if (status != 0) {
         // the script was refused: no picture, no dump
     } else if (!options.screenshot.empty()) {
@@ -512,7 +602,7 @@ int main(int argc, char** argv) {
                     percentile(frame_ms, 0.99));
         std::printf("UI build ms (NewFrame..Render + GL submit): min %.2f  median %.2f  p99 %.2f\n", percentile(ui_ms, 0),
                     percentile(ui_ms, 0.5), percentile(ui_ms, 0.99));
-    } else if (!scripted_answers) {
+    } else if (!scripted_answers && !script) {
         // A bad line found later in a file named on the command line still exits 2.
         bool command_line_load = app.model.loading();
         auto last = std::chrono::steady_clock::now();
@@ -545,8 +635,8 @@ int main(int argc, char** argv) {
         }
     }
 
-    if (status == 0 && scripted_answers && !options.dump_state.empty())
-        status = write_state(options.dump_state, screenshot_rules, app.model, app.view.challenge);
+    if (status == 0 && (scripted_answers || script) && !options.dump_state.empty())
+        status = write_state(options.dump_state, screenshot_rules, app.model, app.view);
 
     // ---- cleanup, in reverse ------------------------------------------------------------
     ImGui_ImplOpenGL3_Shutdown();

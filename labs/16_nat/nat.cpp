@@ -147,6 +147,9 @@ Fd listen_on_server(Run& run, Port port, SocketRef& ref) {
     ref = run.see.open(run.server, Protocol::tcp, IpFamily::v4);
     run.see.record(Bound{ref, {IpAddress::any_v4(), port}, trace::BindHow::explicit_port}, quietly);
     run.see.record(Listening{ref, 16}, quietly);
+    // LISTEN read back now, as the lab kit's listener does: read first at close(), it
+    // would be told as a late "CLOSED to LISTEN" at the end of the story.
+    (void)run.see.read_state(ref, fd.get());
     return fd;
 }
 

@@ -59,7 +59,11 @@ void draw(const Model& model, ViewState& view) {
     ImGui::TableSetupColumn("#");
     ImGui::TableSetupColumn("time");
     ImGui::TableSetupColumn("host");
-    ImGui::TableSetupColumn("event");
+    // As wide as the widest text the column can hold, measured once (the rows drawn so far would cut the rest).
+    auto& width = view.event_list.event_column_width;
+    if (width <= 0)
+        for (const auto& text : event_column_texts()) width = std::max(width, ImGui::CalcTextSize(text.c_str()).x);
+    ImGui::TableSetupColumn("event", ImGuiTableColumnFlags_WidthFixed, width);
     ImGui::TableSetupColumn("caption", ImGuiTableColumnFlags_WidthStretch);
     ImGui::TableHeadersRow();
 
@@ -95,12 +99,10 @@ void draw(const Model& model, ViewState& view) {
             ImGui::TableNextColumn();
             style::text(event.host);
             ImGui::TableNextColumn();
-            const auto kind = replay::kind_of(event.body);
             if (const auto* info = model.timeline().packet_info(index); info && info->decoded)
-                style::text_coloured(style::packet_colour(info->label),
-                                     std::string(to_string(kind)) + " " + std::string(to_string(info->label)));
+                style::text_coloured(style::packet_colour(info->label), event_column_text(model.timeline(), index));
             else
-                style::text(std::string(to_string(kind)));
+                style::text(event_column_text(model.timeline(), index));
             ImGui::TableNextColumn();
             style::text(model.timeline().caption(index));
         }

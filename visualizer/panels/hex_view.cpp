@@ -79,7 +79,10 @@ Pointer draw(std::span<const std::uint8_t> bytes, std::span<const Layer> layers,
             ImGui::EndTooltip();
         }
     }
-    return Pointer{hovered, hovered && ImGui::IsMouseClicked(ImGuiMouseButton_Left)};
+    const ImVec2 clip_min = draw_list->GetClipRectMin();
+    const ImVec2 clip_max = draw_list->GetClipRectMax();
+    return Pointer{hovered, hovered && ImGui::IsMouseClicked(ImGuiMouseButton_Left), Vec2{origin.x, origin.y}, geometry,
+                   Rect{clip_min.x, clip_min.y, clip_max.x - clip_min.x, clip_max.y - clip_min.y}};
 }
 
 }  // namespace portlab::viz::hex_view

@@ -45,14 +45,27 @@ void draw_field_tree(const DecodedPacket& packet, std::size_t event, const Highl
                     view.reveal_selected_bytes = true;
                 }
                 if (ImGui::IsItemHovered()) view.hovered_field = ref;
+                if (ImGui::IsItemVisible()) {
+                    const ImVec2 min = ImGui::GetItemRectMin();
+                    const ImVec2 max = ImGui::GetItemRectMax();
+                    view.drawn.tree.push_back({event, ref, layer.name + "/" + field.name, Rect{min.x, min.y, max.x - min.x, max.y - min.y}});
+                }
                 if (reveal && selected->field == ref) ImGui::SetScrollHereY(0.4f);
                 ImGui::PopID();
                 ImGui::TableNextColumn();
                 style::text(field.value);
                 ImGui::TableNextColumn();
+                // One line a field, so a small window still shows many rows; the whole meaning on hover.
                 ImGui::PushStyleColor(ImGuiCol_Text, IM_COL32(170, 175, 185, 255));
-                ImGui::TextWrapped("%s", field.meaning.c_str());
+                ImGui::TextUnformatted(field.meaning.c_str());
                 ImGui::PopStyleColor();
+                if (ImGui::IsItemHovered() && !field.meaning.empty()) {
+                    ImGui::BeginTooltip();
+                    ImGui::PushTextWrapPos(ImGui::GetFontSize() * 30);
+                    ImGui::TextUnformatted(field.meaning.c_str());
+                    ImGui::PopTextWrapPos();
+                    ImGui::EndTooltip();
+                }
             }
             ImGui::EndTable();
         }
@@ -89,7 +102,7 @@ void draw_packet(const trace::Packet& packet, std::size_t event, ViewState& view
         ImGui::TextDisabled("transport checksum: %s", std::string(to_string(decoded->transport_checksum->status)).c_str());
     for (const auto& note : decoded->notes) ImGui::TextDisabled("%s", note.c_str());
 
-    const float tree_height = ImGui::GetContentRegionAvail().y * 0.55f;
+    const float tree_height = ImGui::GetContentRegionAvail().y * inspector_tree_share;
     ImGui::BeginChild("tree", ImVec2(0, tree_height), true);
     draw_field_tree(*decoded, event, lit, view);
     ImGui::EndChild();
@@ -98,6 +111,7 @@ void draw_packet(const trace::Packet& packet, std::size_t event, ViewState& view
     if (view.reveal_selected_bytes && view.selected_field && view.selected_field->event == event) reveal = view.selected_field->bytes.begin;
     view.reveal_selected_bytes = false;
     const auto pointer = hex_view::draw(packet.bytes, decoded->layers, lit, reveal);
+    view.drawn.hex = DrawnPlaces::HexDump{event, pointer.origin, pointer.geometry, pointer.visible, packet.bytes.size()};
     view.hovered_byte = pointer.hovered;
     if (pointer.clicked) {
         view.selected_field = select_byte(decoded->layers, event, *pointer.hovered);
@@ -118,6 +132,9 @@ void draw(const Model& model, ViewState& view) {
     const auto& event = model.timeline().event(*index);
     ImGui::Text("event %zu   %s   on %s   (%s)", *index, style::time_text(event.t_us).c_str(), text::printable(event.host).c_str(),
                 std::string(trace::type_name(event.body)).c_str());
+    // The current event's narration is the timeline's caption already: only another
+    // event's (picked in the list) is told here, so the tree keeps its rows on a small screen.
+    if (view.inspected_event && view.inspected_event != model.current_event()) {
     ImGui::PushStyleColor(ImGuiCol_Text, IM_COL32(250, 240, 200, 255));
     // The narration's own lines (a caption, then the note beside it), each escaped: the note's
     // text is the trace's, and may hold control bytes or line breaks of its own.
@@ -128,6 +145,7 @@ void draw(const Model& model, ViewState& view) {
         start = end + 1;
     }
     ImGui::PopStyleColor();
+    }
     ImGui::Separator();
     if (const auto* packet = std::get_if<trace::Packet>(&event.body)) {
         draw_packet(*packet, *index, view);

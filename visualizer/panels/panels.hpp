@@ -19,6 +19,7 @@ namespace tcp_state_panel { void draw(const Model& model, ViewState& view); }
 namespace firewall_panel { void draw(const Model& model, ViewState& view); }
 namespace ladder_panel { void draw(const Model& model, ViewState& view); }
 namespace challenge_panel { void draw(const Model& model, ViewState& view); }
+namespace nat_panel { void draw(const Model& model, ViewState& view); }
 namespace packets_panel {
 void draw(const Model& model, ViewState& view);
 // The port / flag / connection filter and the relative-seq toggle, shared with the ladder;

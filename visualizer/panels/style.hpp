@@ -48,6 +48,8 @@ inline ImVec4 to_vec4(ImU32 colour) { return ImGui::ColorConvertU32ToFloat4(colo
 
 inline constexpr ImU32 firewall_colour = IM_COL32(235, 110, 40, 255);
 inline constexpr ImU32 selection_colour = IM_COL32(255, 255, 255, 255);
+inline constexpr ImU32 nat_colour = IM_COL32(190, 150, 255, 255);  // a router's address translation
+inline constexpr ImU32 timer_colour = IM_COL32(255, 200, 90, 255);  // a timer's countdown bar on its slot
 inline constexpr ImU32 highlight_colour = IM_COL32(255, 200, 40, 110);
 // Challenge mode: the question, a right answer, a wrong one.
 inline constexpr ImU32 question_colour = IM_COL32(120, 200, 255, 255);

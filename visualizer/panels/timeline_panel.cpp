@@ -7,6 +7,7 @@
 
 #include "panels/panels.hpp"
 #include "panels/style.hpp"
+#include "view/timers.hpp"
 
 namespace portlab::viz::timeline_panel {
 namespace {
@@ -38,10 +39,23 @@ void draw_buttons(const Model& model, ViewState& view) {
     ImGui::SameLine();
     if (ImGui::Button(">|")) view.requests.emplace_back(Command::last);
     ImGui::SameLine();
+    // One event per beat, or the trace's own time (timers count down on the sockets).
+    bool proportional = view.playback.proportional;
+    if (ImGui::Checkbox("real time", &proportional)) set_proportional(view, proportional);
+    if (ImGui::IsItemHovered())
+        ImGui::SetTooltip("Play in proportion to the trace's time: a 60 s TIME-WAIT lasts 60 s at x1, a 5 ms round trip 5 ms.\n"
+                          "+ / - change how many trace seconds pass per second.");
+    ImGui::SameLine();
     ImGui::SetNextItemWidth(ImGui::GetFontSize() * 7);
-    float speed = static_cast<float>(view.playback.speed);
-    if (ImGui::SliderFloat("speed", &speed, 0.1f, 10.0f, "%.1fx", ImGuiSliderFlags_Logarithmic))
-        view.playback.speed = std::clamp(static_cast<double>(speed), 0.1, 10.0);
+    if (view.playback.proportional) {
+        float scale = static_cast<float>(view.playback.time_scale);
+        if (ImGui::SliderFloat("time", &scale, 0.001f, 1000.0f, time_scale_text(view.playback.time_scale).c_str(), ImGuiSliderFlags_Logarithmic))
+            view.playback.time_scale = std::clamp(static_cast<double>(scale), 0.001, 1000.0);
+    } else {
+        float speed = static_cast<float>(view.playback.speed);
+        if (ImGui::SliderFloat("speed", &speed, 0.1f, 10.0f, "%.1fx", ImGuiSliderFlags_Logarithmic))
+            view.playback.speed = std::clamp(static_cast<double>(speed), 0.1, 10.0);
+    }
 
     // Jump to the next / previous event of a kind.
     ImGui::SameLine();
@@ -70,6 +84,7 @@ void draw_buttons(const Model& model, ViewState& view) {
     if (current) {
         const auto& event = model.timeline().event(*current);
         where += "   t = " + style::time_text(event.t_us) + "   on " + event.host;
+        if (const auto now = cursor_time_us(model, view); now != event.t_us) where += "   now " + style::time_text(now);
     }
     ImGui::TextDisabled("%s", where.c_str());
 }

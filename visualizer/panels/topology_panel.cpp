@@ -19,6 +19,8 @@
 
 #include "panels/panels.hpp"
 #include "panels/style.hpp"
+#include "view/nat_table.hpp"
+#include "view/timers.hpp"
 
 namespace portlab::viz::topology_panel {
 namespace {
@@ -143,6 +145,21 @@ void draw_host(const Canvas& canvas, const Model& model, const HostBox& box) {
     }
 }
 
+// The socket's running timers along the slot's bottom edge: a bar for what is left of
+// each (TIME-WAIT's 2*MSL, the retransmission timeout) and the time left beside it,
+// read at the cursor's virtual time.
+void draw_countdowns(const Canvas& canvas, const std::vector<Countdown>& running, ImVec2 a, ImVec2 b) {
+    if (running.empty()) return;
+    const float bar_h = std::max(2.0f, 4.0f * canvas.scale());
+    float y = b.y - bar_h;
+    for (const auto& countdown : running) {
+        const float w = (b.x - a.x) * std::clamp(countdown.fraction_left(), 0.0f, 1.0f);
+        canvas.draw->AddRectFilled(ImVec2(a.x, y), ImVec2(b.x, y + bar_h), IM_COL32(20, 20, 25, 200));
+        canvas.draw->AddRectFilled(ImVec2(a.x, y), ImVec2(a.x + w, y + bar_h), style::timer_colour);
+        y -= bar_h + 1;
+    }
+}
+
 void draw_slot(const Canvas& canvas, const Model& model, const ViewState& view, const Slot& slot) {
     const ImVec2 a = canvas.screen_min(slot.rect);
     const ImVec2 b = canvas.screen_max(slot.rect);
@@ -166,23 +183,23 @@ void draw_slot(const Canvas& canvas, const Model& model, const ViewState& view, 
     const float pad = 6 * canvas.scale();
     text_at(canvas, ImVec2(a.x + pad, a.y + 2 * canvas.scale()), IM_COL32(255, 255, 255, 255), slot_title(slot, services),
             std::max(font_scale, 0.5f));
-    if (height >= 26)
-        text_at(canvas, ImVec2(a.x + pad, a.y + height / 2 + 1), IM_COL32(230, 235, 240, 220), slot_subtitle(slot, model.world()),
-                std::max(font_scale * 0.85f, 0.45f));
+    const auto running = slot.observed ? std::vector<Countdown>{} : countdowns_of(model.world(), slot.ref, cursor_time_us(model, view));
+    if (height >= 26) {
+        // The time left after the state: "sock 4  TIME-WAIT  59.9 s", "sock 3  ESTABLISHED  RTO 180.0 ms".
+        std::string subtitle = slot_subtitle(slot, model.world());
+        for (const auto& countdown : running)
+            subtitle += "  " + (countdown.timer == trace::TimerKind::time_wait ? remaining_text(countdown.remaining_us) : countdown_text(countdown));
+        text_at(canvas, ImVec2(a.x + pad, a.y + height / 2 + 1), IM_COL32(230, 235, 240, 220), subtitle, std::max(font_scale * 0.85f, 0.45f));
+    }
+    draw_countdowns(canvas, running, a, b);
 }
 
 // ===========================================================================
 // [SECTION] lines
 // ===========================================================================
 
-// From the edge of one slot to the edge of the other, on the sides facing each other.
-std::pair<Vec2, Vec2> line_ends(const Rect& a, const Rect& b) {
-    const bool a_left = a.center().x <= b.center().x;
-    if (std::abs(a.center().x - b.center().x) < 1) {  // same column (loopback): go round the right side
-        return {Vec2{a.right(), a.center().y}, Vec2{b.right(), b.center().y}};
-    }
-    return {Vec2{a_left ? a.right() : a.x, a.center().y}, Vec2{a_left ? b.x : b.right(), b.center().y}};
-}
+// A packet chip's height in pixels (chip_rect around a line of text at 0.85 of the font).
+float chip_height() { return chip_rect(Vec2{}, Vec2{0, ImGui::GetFontSize() * 0.85f}).h; }
 
 bool on_screen(const Canvas& canvas, ImVec2 s, ImVec2 e) {
     return !(std::max(s.x, e.x) < canvas.origin.x || std::min(s.x, e.x) > canvas.origin.x + canvas.size.x ||
@@ -221,6 +238,24 @@ void draw_bundles(const Canvas& canvas, const Model& model, const Layout& layout
     }
 }
 
+// The packets in flight the canvas shows resting on their links: where (screen) and what.
+std::vector<std::pair<ImVec2, replay::PacketLabel>> resting_chips(const Canvas& canvas, const Model& model) {
+    std::vector<std::pair<ImVec2, replay::PacketLabel>> chips;
+    const auto current = model.current_event();
+    for (const auto& pending : model.world().in_flight()) {
+        if (current && pending.event == *current) continue;  // drawn as the current packet
+        if (!model.timeline().fate_of(pending.event)) continue;  // the trace never says it arrived: not "in flight"
+        const auto* info = model.timeline().packet_info(pending.event);
+        const PacketPath path = packet_path(model.world(), model.layout(), model.timeline().event(pending.event), *info);
+        if (path.valid) chips.emplace_back(canvas.screen(path.rest), path.label);
+    }
+    return chips;
+}
+
+Rect chip_screen_rect(ImVec2 at, replay::PacketLabel label) {
+    return chip_rect(Vec2{at.x, at.y}, Vec2{text_width(std::string(to_string(label)), 0.85f), ImGui::GetFontSize() * 0.85f});
+}
+
 void draw_lines(const Canvas& canvas, const Model& model, const Layout& layout) {
     std::vector<std::pair<ImVec2, ImVec2>> visible;
     std::vector<const Line*> visible_lines;
@@ -238,6 +273,20 @@ void draw_lines(const Canvas& canvas, const Model& model, const Layout& layout) 
         return;
     }
     const bool labels = visible.size() <= 64 && canvas.scale() >= 0.45f;
+    // The 4-tuple labels, placed clear of the packets resting on the links and of each other.
+    std::vector<std::string> label_texts;
+    std::vector<LabelledLine> labelled;
+    if (labels) {
+        for (std::size_t i = 0; i < visible.size(); ++i) {
+            label_texts.push_back(visible_lines[i]->tuple.local.to_string() + " -> " + visible_lines[i]->tuple.remote.to_string());
+            labelled.push_back({Vec2{visible[i].first.x, visible[i].first.y}, Vec2{visible[i].second.x, visible[i].second.y},
+                                Vec2{text_width(label_texts.back(), 0.85f), ImGui::GetFontSize() * 0.85f}});
+        }
+    }
+    std::vector<Rect> chips;
+    if (labels)
+        for (const auto& [at, label] : resting_chips(canvas, model)) chips.push_back(chip_screen_rect(at, label));
+    const auto label_rects = place_tuple_labels(labelled, chips, chip_height());
     for (std::size_t i = 0; i < visible.size(); ++i) {
         const Line& line = *visible_lines[i];
         const auto [s, e] = visible[i];
@@ -251,12 +300,10 @@ void draw_lines(const Canvas& canvas, const Model& model, const Layout& layout) 
             canvas.draw->AddLine(s, e, colour, 2.0f);
         }
         if (labels) {
-            const std::string label = line.tuple.local.to_string() + " -> " + line.tuple.remote.to_string();
-            const float width = text_width(label, 0.85f);
-            const ImVec2 mid((s.x + e.x) / 2 - width / 2, (s.y + e.y) / 2 - ImGui::GetFontSize() - 2);
-            canvas.draw->AddRectFilled(ImVec2(mid.x - 3, mid.y - 1), ImVec2(mid.x + width + 3, mid.y + ImGui::GetFontSize() * 0.85f + 2),
-                                       IM_COL32(20, 22, 28, 220), 3.0f);
-            text_at(canvas, mid, IM_COL32(220, 230, 220, 255), label, 0.85f);
+            // Off the line by half a chip, so the packets flying on it never cover it.
+            const Rect& r = label_rects[i];
+            canvas.draw->AddRectFilled(ImVec2(r.x, r.y), ImVec2(r.right(), r.bottom()), IM_COL32(20, 22, 28, 220), 3.0f);
+            text_at(canvas, ImVec2(r.x + 3, r.y + 1), IM_COL32(220, 230, 220, 255), label_texts[i], 0.85f);
         }
     }
 }
@@ -267,10 +314,10 @@ void draw_lines(const Canvas& canvas, const Model& model, const Layout& layout) 
 
 void draw_packet_chip(const Canvas& canvas, ImVec2 at, replay::PacketLabel label, bool dim) {
     const std::string text = std::string(to_string(label));
-    const float width = text_width(text, 0.85f) + 10;
-    const float height = ImGui::GetFontSize() * 0.85f + 6;
-    const ImVec2 a(at.x - width / 2, at.y - height / 2);
-    const ImVec2 b(at.x + width / 2, at.y + height / 2);
+    const Rect r = chip_rect(Vec2{at.x, at.y}, Vec2{text_width(text, 0.85f), ImGui::GetFontSize() * 0.85f});
+    const float height = r.h;
+    const ImVec2 a(r.x, r.y);
+    const ImVec2 b(r.right(), r.bottom());
     ImU32 colour = style::packet_colour(label);
     if (dim) colour = (colour & 0x00FFFFFF) | 0x90000000;
     canvas.draw->AddRectFilled(a, b, colour, height / 2);
@@ -306,15 +353,29 @@ void draw_current_packet(const Canvas& canvas, const Model& model, const ViewSta
         draw_drop_mark(canvas, canvas.screen(*path.stop), drop_words(*packet));
 }
 
+// At a router whose translation is the current event: the connection's 4-tuple as it came
+// and as it leaves, under the router's box (view/nat_table.hpp).
+void draw_nat_callout(const Canvas& canvas, const Model& model) {
+    const auto callout = nat_callout(model);
+    if (!callout) return;
+    const HostBox* box = model.layout().box_of(callout->router);
+    if (!box) return;
+    const ImVec2 at = canvas.screen(Vec2{box->rect.x, box->rect.bottom()});
+    const std::string lines[] = {"NAT: " + callout->kind, "before  " + callout->before, "after   " + callout->after};
+    float width = 0;
+    for (const auto& line : lines) width = std::max(width, text_width(line, 0.9f));
+    const float line_h = ImGui::GetFontSize() * 0.9f + 3;
+    const ImVec2 a(at.x, at.y + 6);
+    const ImVec2 b(at.x + width + 12, at.y + 6 + 3 * line_h + 8);
+    canvas.draw->AddRectFilled(a, b, IM_COL32(30, 28, 45, 235), 4.0f);
+    canvas.draw->AddRect(a, b, style::nat_colour, 4.0f, 0, 2.0f);
+    for (int i = 0; i < 3; ++i)
+        text_at(canvas, ImVec2(a.x + 6, a.y + 4 + static_cast<float>(i) * line_h), i == 0 ? style::nat_colour : IM_COL32(230, 230, 240, 255),
+                lines[i], 0.9f);
+}
+
 void draw_in_flight(const Canvas& canvas, const Model& model) {
-    const auto current = model.current_event();
-    for (const auto& pending : model.world().in_flight()) {
-        if (current && pending.event == *current) continue;  // drawn as the current packet
-        if (!model.timeline().fate_of(pending.event)) continue;  // the trace never says it arrived: not "in flight"
-        const auto* info = model.timeline().packet_info(pending.event);
-        const PacketPath path = packet_path(model.world(), model.layout(), model.timeline().event(pending.event), *info);
-        if (path.valid) draw_packet_chip(canvas, canvas.screen(path.rest), path.label, true);
-    }
+    for (const auto& [at, label] : resting_chips(canvas, model)) draw_packet_chip(canvas, at, label, true);
 }
 
 void draw_ephemeral_pick(const Canvas& canvas, const Model& model, const ViewState& view) {
@@ -449,6 +510,7 @@ void draw(const Model& model, ViewState& view) {
     }
     draw_in_flight(canvas, model);
     draw_ephemeral_pick(canvas, model, view);
+    draw_nat_callout(canvas, model);
     draw_current_packet(canvas, model, view);
     draw_legend(canvas);
     canvas.draw->PopClipRect();

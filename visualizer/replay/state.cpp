@@ -386,9 +386,14 @@ void State::on(HostIndex host, const trace::Closed& body) {
 
 void State::on(HostIndex, const trace::Note&) { last_note_ = applied_; }
 
-// The translation table a router keeps is the visualizer's to draw (issue 11 item 3); the
-// timeline lists the event and its caption already.
-void State::on(HostIndex, const trace::NatTranslated&) {}
+// The router's connection-tracking table: the translation is kept as conntrack keeps it
+// (nf_nat_setup_info records it once per connection; later packets reuse it).
+void State::on(HostIndex host, const trace::NatTranslated& body) {
+    auto& table = hosts_[host].translations;
+    std::erase_if(table, [&](const Translation& t) { return t.conntrack_id == body.conntrack_id && t.protocol == body.protocol; });
+    table.push_back(Translation{body.conntrack_id, body.kind, body.protocol, body.flows->before, body.flows->after, applied_});
+    if (table.size() > Host::translation_limit) table.erase(table.begin());
+}
 
 void State::on(HostIndex host, const trace::HostAdded& body) {
     hosts_[host].declared = true;
@@ -726,6 +731,12 @@ const PacketInfo* Timeline::packet_info(std::size_t index) const {
     return &found->second;
 }
 
+std::optional<std::size_t> Timeline::introduced_at(const std::string& host, SocketId socket) const {
+    const auto found = socket_info_.find(std::pair{host, socket.value});
+    if (found == socket_info_.end()) return std::nullopt;
+    return found->second.second;
+}
+
 std::vector<std::size_t> Timeline::state_path(const std::string& host, SocketId socket, std::size_t n) const {
     std::vector<std::size_t> path;
     n = std::min(n, events_.size());
@@ -822,6 +833,12 @@ Result<trace::TraceHeader> TraceTextReader::header(std::string_view line) {
 }
 
 Result<std::vector<trace::Event>> TraceTextReader::block(std::string_view text, unsigned threads) {
+    auto [events, error] = block_until_error(text, threads);
+    if (error) return *error;
+    return std::move(events);
+}
+
+std::pair<std::vector<trace::Event>, std::optional<Error>> TraceTextReader::block_until_error(std::string_view text, unsigned threads) {
     const auto lines = lines_of(text);
     const std::size_t first_line = next_line_;
     const std::size_t count = lines.size();
@@ -858,10 +875,14 @@ Result<std::vector<trace::Event>> TraceTextReader::block(std::string_view text, 
         }
     }
     for (std::size_t i = 0; i < parsed; ++i)
-        if (auto problem = rules_.admit(events[i], first_line + i)) return fail("line " + std::to_string(first_line + i) + ": " + text::printable(*problem));
-    if (parse_error) return *parse_error;
-    next_line_ += count;
-    return events;
+        if (auto problem = rules_.admit(events[i], first_line + i)) {
+            events.resize(i);
+            next_line_ += i;
+            return {std::move(events), fail("line " + std::to_string(first_line + i) + ": " + text::printable(*problem))};
+        }
+    events.resize(parsed);
+    next_line_ += parsed;
+    return {std::move(events), std::move(parse_error)};
 }
 
 Result<trace::Trace> read_trace_text(std::string_view text, unsigned threads) {
@@ -873,6 +894,25 @@ Result<trace::Trace> read_trace_text(std::string_view text, unsigned threads) {
     auto events = reader.block(header_end == std::string_view::npos ? std::string_view{} : text.substr(header_end + 1), threads);
     if (!events) return events.error();
     return trace::Trace{std::move(header).value(), std::move(events).value()};
+}
+
+std::optional<std::string> binary_not_trace(std::string_view first_bytes, const std::string& path) {
+    const std::string_view head = first_bytes.substr(0, 64);
+    // Text: printable ASCII, tabs and line ends, and UTF-8's bytes (0x80 and up); a NUL or
+    // another control byte is no trace's.
+    const bool text = std::all_of(head.begin(), head.end(), [](char c) {
+        const auto byte = static_cast<unsigned char>(c);
+        return byte >= 0x20 || byte == '\t' || byte == '\n' || byte == '\r';
+    });
+    if (text) return std::nullopt;
+    std::string hex;
+    for (std::size_t i = 0; i < std::min<std::size_t>(head.size(), 8); ++i) {
+        static constexpr char digits[] = "0123456789abcdef";
+        const auto byte = static_cast<unsigned char>(head[i]);
+        hex += (i == 0 ? "" : " ") + std::string{digits[byte >> 4], digits[byte & 15]};
+    }
+    return path + ": neither a trace nor a capture: it begins with bytes " + hex +
+           " (a trace is text, a JSON header line first; a capture begins with a pcap or pcapng magic number)";
 }
 
 Result<trace::Trace> read_any_file(const std::string& path) {
@@ -900,6 +940,7 @@ Result<trace::Trace> read_any_file(const std::string& path) {
     std::string text(static_cast<std::size_t>(std::max<std::streamoff>(0, text_file.tellg())), '\0');
     text_file.seekg(0);
     if (!text_file.read(text.data(), static_cast<std::streamsize>(text.size()))) return fail(path + ": read error");
+    if (auto binary = binary_not_trace(text, path)) return fail(std::move(*binary));
     auto trace = read_trace_text(text, std::thread::hardware_concurrency());
     if (!trace) return fail(path + ": " + trace.error().message);
     return trace;

@@ -130,6 +130,21 @@ struct ScannedPort {
     friend bool operator==(const ScannedPort&, const ScannedPort&) = default;
 };
 
+// One address translation a router set up (a `nat` event), as its connection-tracking
+// table holds it: `conntrack -L` prints the original tuple (the packet as it reached the
+// router) and the reply tuple (what an answer must carry: the packet as the router sent
+// it on, reversed).
+struct Translation {
+    std::uint32_t conntrack_id = 0;
+    trace::NatKind kind = trace::NatKind::snat;
+    Protocol protocol = Protocol::tcp;
+    trace::Flow original;  // the flow before the translation
+    trace::Flow after;     // as the router sent it on
+    std::size_t event = 0;  // the nat event
+    [[nodiscard]] trace::Flow reply() const noexcept { return trace::Flow{after.destination, after.source}; }
+    friend bool operator==(const Translation&, const Translation&) = default;
+};
+
 struct Host {
     std::string name;
     bool declared = false;  // by a `host` event (version 2); else it appeared because an event named it
@@ -141,6 +156,10 @@ struct Host {
     std::vector<RuleInForce> rules;  // the input chain, first rule first
     // Ports this host scanned, by (scan, target): a full TCP range is 65,535 entries.
     std::map<std::pair<scan::ScanType, Endpoint>, ScannedPort> scanned;
+    // A router's translations, oldest first (a new one for a conntrack id replaces the old),
+    // at most translation_limit, the newest kept.
+    std::vector<Translation> translations;
+    static constexpr std::size_t translation_limit = 4096;
     friend bool operator==(const Host&, const Host&) = default;
 };
 
@@ -409,6 +428,8 @@ public:
     // None when the trace does not say (lab traces and captures see packets leave).
     [[nodiscard]] std::optional<std::size_t> fate_of(std::size_t sent) const;
     [[nodiscard]] std::optional<std::size_t> sent_of(std::size_t fate) const;
+    // The event that introduced a socket (socket_created, child_created, or accepted without one).
+    [[nodiscard]] std::optional<std::size_t> introduced_at(const std::string& host, SocketId socket) const;
     // Indices of the state_changed events of a socket up to (not including) event n.
     [[nodiscard]] std::vector<std::size_t> state_path(const std::string& host, SocketId socket, std::size_t n) const;
 
@@ -480,6 +501,8 @@ public:
     [[nodiscard]] Result<trace::TraceHeader> header(std::string_view line);
     // Lines separated by '\n' (a final '\n' ends the last line, it does not start an empty one).
     [[nodiscard]] Result<std::vector<trace::Event>> block(std::string_view lines, unsigned threads);
+    // The same, keeping the events of the lines before the first bad one with its error.
+    [[nodiscard]] std::pair<std::vector<trace::Event>, std::optional<Error>> block_until_error(std::string_view lines, unsigned threads);
     [[nodiscard]] std::size_t next_line() const noexcept { return next_line_; }
 
 private:
@@ -489,6 +512,12 @@ private:
 
 // A whole trace from its text, through one TraceTextReader.
 [[nodiscard]] Result<trace::Trace> read_trace_text(std::string_view text, unsigned threads);
+
+// Why a file that is not a capture is no trace either, judged by its first bytes (a
+// trace is text: its first line is a JSON header): "PATH: neither a trace nor a
+// capture: it begins with bytes 5a 1f 00 c3 ...", naming the bytes in hex, never
+// quoting them. None when the bytes are text (the parser then says what is wrong).
+[[nodiscard]] std::optional<std::string> binary_not_trace(std::string_view first_bytes, const std::string& path);
 
 // Opens a trace (.jsonl) or a capture (pcap/pcapng, told by its first bytes).
 // Errors read "PATH: line N: reason" for traces, "PATH: reason" otherwise.

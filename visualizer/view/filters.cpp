@@ -42,4 +42,24 @@ std::optional<std::size_t> previous_of_kind(const replay::Timeline& timeline, st
     return std::nullopt;
 }
 
+std::string event_column_text(const replay::Timeline& timeline, std::size_t index) {
+    const std::string kind(to_string(replay::kind_of(timeline.event(index).body)));
+    if (const auto* info = timeline.packet_info(index); info && info->decoded) return kind + " " + std::string(to_string(info->label));
+    return kind;
+}
+
+const std::vector<std::string>& event_column_texts() {
+    static const std::vector<std::string> texts = [] {
+        std::vector<std::string> all;
+        for (std::size_t k = 0; k < replay::event_kind_count; ++k) {
+            const std::string kind(to_string(static_cast<replay::EventKind>(k)));
+            all.push_back(kind);
+            for (auto label = static_cast<std::uint8_t>(PacketLabel::syn); label <= static_cast<std::uint8_t>(PacketLabel::other); ++label)
+                all.push_back(kind + " " + std::string(to_string(static_cast<PacketLabel>(label))));
+        }
+        return all;
+    }();
+    return texts;
+}
+
 }  // namespace portlab::viz

@@ -38,4 +38,10 @@ struct EventFilter {
 [[nodiscard]] std::optional<std::size_t> previous_of_kind(const replay::Timeline& timeline, std::size_t from,
                                                           replay::EventKind kind);
 
+// The event list's "event" column: the kind, and a packet's label ("packet_sent SYN-ACK").
+[[nodiscard]] std::string event_column_text(const replay::Timeline& timeline, std::size_t index);
+// Every text that column can show: it is sized for the widest of them once, so a row
+// scrolled in later is never cut (ImGui sizes a column to the rows it has drawn).
+[[nodiscard]] const std::vector<std::string>& event_column_texts();
+
 }  // namespace portlab::viz

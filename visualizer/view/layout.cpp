@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <set>
 #include <string>
 
 namespace portlab::viz {
@@ -57,8 +58,59 @@ void add_observed(Layout& layout, const replay::State& world, Protocol protocol,
 
 }  // namespace
 
+std::optional<SlotPlan> make_slot_plan(const replay::Timeline& timeline, std::size_t event_limit) {
+    if (timeline.size() > event_limit) return std::nullopt;
+    SlotPlan plan;
+    replay::State world;
+    // Per host: the live sockets' cells by created_at, and the cells freed since.
+    std::vector<std::map<std::size_t, std::size_t>> live;
+    std::vector<std::set<std::size_t>> free_cells;
+    for (std::size_t i = 0; i < timeline.size(); ++i) {
+        world.apply(timeline.event(i));
+        const auto& hosts = world.hosts();
+        if (plan.hosts.size() < hosts.size()) {
+            plan.hosts.resize(hosts.size());
+            live.resize(hosts.size());
+            free_cells.resize(hosts.size());
+        }
+        const auto h = world.find_host(timeline.event(i).host);
+        if (!h) continue;
+        auto& cells = live[*h];
+        const auto& sockets = hosts[*h].sockets;
+        plan.hosts[*h].has_pool = plan.hosts[*h].has_pool || hosts[*h].pool.range.has_value();
+        // Only the event's host changes its sockets: look closer when its count, or the
+        // socket the event names, says something came or went.
+        const auto named = trace::socket_of(timeline.event(i).body);
+        const auto found = named ? sockets.find(*named) : sockets.end();
+        const bool changed = sockets.size() != cells.size() || (found != sockets.end() && !cells.count(found->second.created_at));
+        if (!changed) continue;
+        std::set<std::size_t> now;
+        for (const auto& [id, socket] : sockets) now.insert(socket.created_at);
+        for (auto it = cells.begin(); it != cells.end();) {
+            if (now.count(it->first)) {
+                ++it;
+                continue;
+            }
+            free_cells[*h].insert(it->second);
+            it = cells.erase(it);
+        }
+        for (const std::size_t created : now) {
+            if (cells.count(created)) continue;
+            std::size_t cell = cells.size() + free_cells[*h].size();
+            if (!free_cells[*h].empty()) {
+                cell = *free_cells[*h].begin();
+                free_cells[*h].erase(free_cells[*h].begin());
+            }
+            cells.emplace(created, cell);
+            plan.cells.emplace(std::pair{*h, created}, cell);
+            plan.hosts[*h].capacity = std::max(plan.hosts[*h].capacity, cell + 1);
+        }
+    }
+    return plan;
+}
+
 Layout compute_layout(const replay::State& world, std::span<const Conversation> observed, std::size_t position,
-                      const LayoutMetrics& m) {
+                      const LayoutMetrics& m, const SlotPlan* plan) {
     Layout layout;
     const auto& hosts = world.hosts();
 
@@ -85,53 +137,91 @@ Layout compute_layout(const replay::State& world, std::span<const Conversation> 
     std::vector<std::vector<std::size_t>> slots_of_host(hosts.size());
     for (std::size_t s = 0; s < layout.slots.size(); ++s) slots_of_host[layout.slots[s].host].push_back(s);
 
-    // Box sizes.
-    layout.hosts.resize(hosts.size());
+    // Each slot's cell in its box: the plan's, or its place in id order.
+    std::vector<std::size_t> cell_of(layout.slots.size(), 0);
     for (replay::HostIndex h = 0; h < hosts.size(); ++h) {
-        auto& box = layout.hosts[h];
-        box.host = h;
-        box.slots = slots_of_host[h];
-        const std::size_t count = box.slots.size();
-        const std::size_t columns = columns_for(count);
-        const std::size_t rows = count == 0 ? 0 : (count + columns - 1) / columns;
-        const bool has_pool = hosts[h].pool.range.has_value();
-        box.rect.w = std::max(2 * m.padding + static_cast<float>(columns) * (m.slot_w + m.gap) - m.gap, m.slot_w + 2 * m.padding);
-        box.rect.h = m.header_h + static_cast<float>(rows) * (m.slot_h + m.gap) + m.padding +
-                     (has_pool ? m.pool_h + m.gap : 0.0f);
-        box.rect.h = std::max(box.rect.h, m.header_h + m.slot_h);
+        const std::size_t planned = plan && h < plan->hosts.size() ? plan->hosts[h].capacity : 0;
+        std::size_t unplanned = 0;
+        for (std::size_t i = 0; i < slots_of_host[h].size(); ++i) {
+            const std::size_t s = slots_of_host[h][i];
+            cell_of[s] = i;
+            if (!plan) continue;
+            const auto* socket = layout.slots[s].observed ? nullptr : world.find_socket(layout.slots[s].ref);
+            const auto cell = socket ? plan->cells.find({h, socket->created_at}) : plan->cells.end();
+            cell_of[s] = cell != plan->cells.end() ? cell->second : planned + unplanned++;
+        }
     }
 
-    // Placement: a row of up to four hosts, else a square-ish grid.
-    const std::size_t per_row = hosts.size() <= 4 ? std::max<std::size_t>(1, hosts.size())
-                                                  : static_cast<std::size_t>(std::ceil(std::sqrt(hosts.size())));
-    std::vector<float> column_width(per_row, 0.0f);
-    std::vector<float> row_height((hosts.size() + per_row - 1) / std::max<std::size_t>(1, per_row) + 1, 0.0f);
+    // Box sizes: for the most sockets the host will hold when there is a plan (every host
+    // of the trace, so the row does not move as hosts appear), else for those it holds.
+    const std::size_t host_count = plan ? std::max(plan->hosts.size(), hosts.size()) : hosts.size();
+    std::vector<Vec2> sizes(host_count);
+    std::vector<std::size_t> cells_of_host(host_count, 0);
+    for (replay::HostIndex h = 0; h < host_count; ++h) {
+        std::size_t count = h < hosts.size() ? slots_of_host[h].size() : 0;
+        bool has_pool = h < hosts.size() && hosts[h].pool.range.has_value();
+        if (plan && h < plan->hosts.size()) {
+            std::size_t highest = 0;
+            if (h < hosts.size())
+                for (const std::size_t s : slots_of_host[h]) highest = std::max(highest, cell_of[s] + 1);
+            count = std::max({count, plan->hosts[h].capacity, highest});
+            has_pool = has_pool || plan->hosts[h].has_pool;
+        }
+        cells_of_host[h] = count;
+        const std::size_t columns = columns_for(count);
+        const std::size_t rows = count == 0 ? 0 : (count + columns - 1) / columns;
+        const float w = std::max(2 * m.padding + static_cast<float>(columns) * (m.slot_w + m.gap) - m.gap, m.slot_w + 2 * m.padding);
+        const float h_box = m.header_h + static_cast<float>(rows) * (m.slot_h + m.gap) + m.padding + (has_pool ? m.pool_h + m.gap : 0.0f);
+        sizes[h] = Vec2{w, std::max(h_box, m.header_h + m.slot_h)};
+    }
+    layout.hosts.resize(hosts.size());
     for (replay::HostIndex h = 0; h < hosts.size(); ++h) {
-        column_width[h % per_row] = std::max(column_width[h % per_row], layout.hosts[h].rect.w);
-        row_height[h / per_row] = std::max(row_height[h / per_row], layout.hosts[h].rect.h);
+        layout.hosts[h].host = h;
+        layout.hosts[h].slots = slots_of_host[h];
+        layout.hosts[h].rect.w = sizes[h].x;
+        layout.hosts[h].rect.h = sizes[h].y;
+    }
+
+    // Placement: a row of up to four hosts, else a square-ish grid. A capture's hosts are
+    // its addresses, with no path between them to follow: past two they go two to a row, so
+    // a line between two of them crosses no third box and the canvas is not zoomed out of
+    // reading (four in a row need 1,700 units: 0.42 in the topology at 1280x720).
+    const bool capture = !observed.empty();
+    const std::size_t per_row = capture && host_count > 2 ? 2
+                                : host_count <= 4       ? std::max<std::size_t>(1, host_count)
+                                                        : static_cast<std::size_t>(std::ceil(std::sqrt(host_count)));
+    std::vector<float> column_width(per_row, 0.0f);
+    std::vector<float> row_height((host_count + per_row - 1) / std::max<std::size_t>(1, per_row) + 1, 0.0f);
+    for (replay::HostIndex h = 0; h < host_count; ++h) {
+        column_width[h % per_row] = std::max(column_width[h % per_row], sizes[h].x);
+        row_height[h / per_row] = std::max(row_height[h / per_row], sizes[h].y);
     }
     // The gap grows with the boxes, so lines between big hosts stay visible when zoomed out.
     const float widest = column_width.empty() ? 0.0f : *std::max_element(column_width.begin(), column_width.end());
     const float gap_x = std::max(m.host_gap_x, 0.4f * widest);
-    for (replay::HostIndex h = 0; h < hosts.size(); ++h) {
+    for (replay::HostIndex h = 0; h < host_count; ++h) {
         float x = 0;
         for (std::size_t c = 0; c < h % per_row; ++c) x += column_width[c] + gap_x;
         float y = 0;
         for (std::size_t r = 0; r < h / per_row; ++r) y += row_height[r] + m.host_gap_y;
+        // The bounds hold the hosts still to come too: the camera fits once.
+        layout.bounds.w = std::max(layout.bounds.w, x + sizes[h].x);
+        layout.bounds.h = std::max(layout.bounds.h, y + sizes[h].y);
+        if (h >= hosts.size()) continue;
         auto& box = layout.hosts[h];
         box.rect.x = x;
         box.rect.y = y;
         box.header = Rect{x, y, box.rect.w, m.header_h};
-        const std::size_t columns = columns_for(box.slots.size());
-        for (std::size_t i = 0; i < box.slots.size(); ++i) {
-            const float sx = x + m.padding + static_cast<float>(i % columns) * (m.slot_w + m.gap);
-            const float sy = y + m.header_h + static_cast<float>(i / columns) * (m.slot_h + m.gap);
-            layout.slots[box.slots[i]].rect = Rect{sx, sy, m.slot_w, m.slot_h};
+        const std::size_t columns = columns_for(cells_of_host[h]);
+        for (const std::size_t s : box.slots) {
+            const std::size_t cell = cell_of[s];
+            const float sx = x + m.padding + static_cast<float>(cell % columns) * (m.slot_w + m.gap);
+            const float sy = y + m.header_h + static_cast<float>(cell / columns) * (m.slot_h + m.gap);
+            layout.slots[s].rect = Rect{sx, sy, m.slot_w, m.slot_h};
         }
+        // (A plan keeps room for a pool still to come; the strip is drawn once a range is reported.)
         if (hosts[h].pool.range)
             box.pool_strip = Rect{x + m.padding, box.rect.bottom() - m.padding - m.pool_h, box.rect.w - 2 * m.padding, m.pool_h};
-        layout.bounds.w = std::max(layout.bounds.w, box.rect.right());
-        layout.bounds.h = std::max(layout.bounds.h, box.rect.bottom());
     }
 
     // Lines: a connection's two sockets, or a capture's two endpoints.
@@ -151,6 +241,83 @@ Layout compute_layout(const replay::State& world, std::span<const Conversation> 
         if (a && b) layout.lines.push_back(Line{*a, *b, conversation.protocol, FourTuple{conversation.a, conversation.b}});
     }
     return layout;
+}
+
+float inspector_min_height(float line_h, float frame_h) noexcept {
+    const float text = frame_h + 4 * line_h + 8;  // title bar, event line, summary (two lines), checksum
+    const float tree_rows = 5 * line_h + 8;
+    const float hex_rows = 3 * line_h + 8;
+    // The tree gets inspector_tree_share of what is left under the text: room for both.
+    return text + std::max(tree_rows / inspector_tree_share, hex_rows / (1 - inspector_tree_share));
+}
+
+WindowRects window_layout(Vec2 display, const WindowNeeds& needs) noexcept {
+    WindowRects r;
+    const float y0 = needs.top;
+    const float body_h = std::max(100.0f, display.y - y0 - needs.timeline_h);
+    const float left_w = std::floor(display.x * 0.60f);
+    const float right_w = display.x - left_w;
+    const float canvas_h = std::floor(body_h * 0.60f);
+    // The right column: 55:45, then each panel's least readable height, the state panel's first.
+    float inspector_h = std::floor(body_h * 0.55f);
+    if (body_h - inspector_h < needs.states_min_h) inspector_h = std::max(body_h - needs.states_min_h, 0.0f);
+    if (inspector_h < needs.inspector_min_h) inspector_h = std::min(needs.inspector_min_h, std::max(body_h - needs.states_min_h, body_h * 0.45f));
+    r.topology = Rect{0, y0, left_w, canvas_h};
+    r.tables = Rect{0, y0 + canvas_h, left_w, body_h - canvas_h};
+    r.inspector = Rect{left_w, y0, right_w, inspector_h};
+    r.states = Rect{left_w, y0 + inspector_h, right_w, body_h - inspector_h};
+    r.timeline = Rect{0, y0 + body_h, display.x, std::max(display.y - y0 - body_h, 0.0f)};
+    return r;
+}
+
+std::pair<Vec2, Vec2> line_ends(const Rect& a, const Rect& b) noexcept {
+    const bool a_left = a.center().x <= b.center().x;
+    if (std::abs(a.center().x - b.center().x) < 1) {  // same column (loopback): go round the right side
+        return {Vec2{a.right(), a.center().y}, Vec2{b.right(), b.center().y}};
+    }
+    return {Vec2{a_left ? a.right() : a.x, a.center().y}, Vec2{a_left ? b.x : b.right(), b.center().y}};
+}
+
+Rect chip_rect(Vec2 at, Vec2 text_size) noexcept {
+    const float w = text_size.x + 10;
+    const float h = text_size.y + 6;
+    return Rect{at.x - w / 2, at.y - h / 2, w, h};
+}
+
+Rect tuple_label_rect(Vec2 s, Vec2 e, Vec2 text_size, float chip_h, bool below) noexcept {
+    const float w = text_size.x + 6;
+    const float h = text_size.y + 3;
+    const Vec2 mid{(s.x + e.x) / 2, (s.y + e.y) / 2};
+    const float x0 = mid.x - w / 2;
+    const float x1 = mid.x + w / 2;
+    // The line's highest point under the label: at one of the label's ends (or the line's).
+    const auto y_at = [&](float x) {
+        if (std::abs(e.x - s.x) < 1e-3f) return std::min(s.y, e.y);
+        const float t = std::clamp((x - s.x) / (e.x - s.x), 0.0f, 1.0f);
+        return s.y + t * (e.y - s.y);
+    };
+    if (below) {
+        const float bottom_of_line = std::max(y_at(x0), y_at(x1));
+        return Rect{x0, bottom_of_line + chip_h / 2 + 3, w, h};
+    }
+    const float top_of_line = std::min(y_at(x0), y_at(x1));
+    const float bottom = top_of_line - chip_h / 2 - 3;
+    return Rect{x0, bottom - h, w, h};
+}
+
+std::vector<Rect> place_tuple_labels(std::span<const LabelledLine> lines, std::span<const Rect> chips, float chip_h) {
+    std::vector<Rect> placed;
+    placed.reserve(lines.size());
+    for (const auto& line : lines) {
+        const Rect above = tuple_label_rect(line.s, line.e, line.text_size, chip_h);
+        const Rect below = tuple_label_rect(line.s, line.e, line.text_size, chip_h, true);
+        const auto clear = [&](const Rect& r) {
+            return std::none_of(chips.begin(), chips.end(), [&](const Rect& c) { return c.overlaps(r); }) &&
+                   std::none_of(placed.begin(), placed.end(), [&](const Rect& p) { return p.overlaps(r); });
+        };
+        placed.push_back(clear(above) || !clear(below) ? above : below);
+    }
+    return placed;
 }
 
 std::string host_addresses_text(const replay::Host& host) {

@@ -91,11 +91,75 @@ struct Layout {
     std::map<std::tuple<replay::HostIndex, Protocol, Endpoint>, std::size_t> by_endpoint;
 };
 
-// Hosts in a row (a grid past four), each box sized to hold its slots in columns
+// Where every socket of a whole trace goes, so nothing jumps as sockets come and go:
+// each host's box is sized for the most sockets it ever holds at once, and each socket
+// keeps one cell from its first event to its last (the lowest cell free when it came).
+// Made by one replay of the trace (make_slot_plan).
+struct SlotPlan {
+    struct HostPlan {
+        std::size_t capacity = 0;  // the most sockets live at once
+        bool has_pool = false;     // it reports an ephemeral range at some point
+    };
+    std::vector<HostPlan> hosts;  // by replay::HostIndex, every host of the trace
+    // The cell of a socket, by (host, the event that introduced it: replay::Socket::created_at).
+    std::map<std::pair<replay::HostIndex, std::size_t>, std::size_t> cells;
+};
+// None for a trace longer than `event_limit` events (the replay would cost what loading did).
+[[nodiscard]] std::optional<SlotPlan> make_slot_plan(const replay::Timeline& timeline, std::size_t event_limit = 100000);
+
+// Hosts in a row (a grid past four; a capture's, two to a row past two), each box sized to hold its slots in columns
 // of about a quarter as many rows as slots. `observed`: conversations of a capture
-// that have begun before event `position` (their endpoints become slots).
+// that have begun before event `position` (their endpoints become slots). With a
+// `plan`, boxes are sized and placed for the whole trace and each socket sits in its
+// planned cell, so the picture only changes where something happened.
 [[nodiscard]] Layout compute_layout(const replay::State& world, std::span<const Conversation> observed = {},
-                                    std::size_t position = 0, const LayoutMetrics& metrics = {});
+                                    std::size_t position = 0, const LayoutMetrics& metrics = {}, const SlotPlan* plan = nullptr);
+
+// ---- the app's windows ----------------------------------------------------------
+
+// Where the app's fixed windows go on a display: the topology canvas top-left with the
+// tables under it, the packet inspector top-right with the state panel under it, the
+// timeline along the bottom. The right column is split so each panel keeps what it
+// needs to be readable (the state diagram whole, the inspector's tree several rows),
+// the rest shared 55:45.
+struct WindowRects {
+    Rect topology;
+    Rect tables;
+    Rect inspector;
+    Rect states;
+    Rect timeline;
+};
+struct WindowNeeds {
+    float top = 0;          // the menu bar and any banner above the windows
+    float timeline_h = 0;   // the timeline's height (caption lines and controls)
+    float inspector_min_h = 0;
+    float states_min_h = 0;
+};
+[[nodiscard]] WindowRects window_layout(Vec2 display, const WindowNeeds& needs) noexcept;
+// The inspector's least readable height: its title bar, the event line, a two-line
+// summary and the checksum, five rows of the field tree and three of the hex dump.
+[[nodiscard]] float inspector_min_height(float line_h, float frame_h) noexcept;
+// The share of the inspector's room below its text lines that the field tree gets.
+inline constexpr float inspector_tree_share = 0.6f;
+
+// From the edge of one slot to the edge of the other, on the sides facing each other
+// (the right sides when one is above the other: a loopback connection).
+[[nodiscard]] std::pair<Vec2, Vec2> line_ends(const Rect& a, const Rect& b) noexcept;
+// A packet's chip (its label in a rounded box) centred at `at`, in screen pixels.
+[[nodiscard]] Rect chip_rect(Vec2 at, Vec2 text_size) noexcept;
+// Where a connection line's 4-tuple label goes, in screen pixels: centred over the line
+// between `s` and `e`, above every point of the line under it by half a chip and a
+// margin, so a chip resting or flying on the line never covers it.
+// `below`: under the line instead, below its lowest point by as much.
+[[nodiscard]] Rect tuple_label_rect(Vec2 s, Vec2 e, Vec2 text_size, float chip_h, bool below = false) noexcept;
+// Every line's label: above its line, else below it, whichever covers none of the chips
+// resting on the links (packets in flight) and none of the labels placed before it.
+struct LabelledLine {
+    Vec2 s;
+    Vec2 e;
+    Vec2 text_size;
+};
+[[nodiscard]] std::vector<Rect> place_tuple_labels(std::span<const LabelledLine> lines, std::span<const Rect> chips, float chip_h);
 
 // The line under a host's name: its addresses; with none known, the wildcard
 // when one of its sockets is bound to it ("(only the wildcard 0.0.0.0 bound so

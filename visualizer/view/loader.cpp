@@ -326,6 +326,7 @@ void TraceLoader::run_capture() {
 // lines before it).
 void TraceLoader::run_trace(std::string_view text, unsigned threads) {
     if (text.empty()) return finish(fail(path_ + ": line 1: the file is empty (expected a trace header line)"));
+    if (auto binary = replay::binary_not_trace(text, path_)) return finish(fail(std::move(*binary)));
     replay::TraceTextReader reader;
     // Looked for within the longest line a trace may have: a file whose first "line" is
     // gigabytes long is refused after 1 MiB (parse_header_line says why), not scanned through.
@@ -345,12 +346,14 @@ void TraceLoader::run_trace(std::string_view text, unsigned threads) {
             const auto next = text.find('\n', end);
             end = next == std::string_view::npos ? text.size() : next + 1;
         }
-        auto events = reader.block(text.substr(offset, end - offset), threads);
-        if (!events) {
+        auto [events, error] = reader.block_until_error(text.substr(offset, end - offset), threads);
+        if (error) {
+            // The lines before the bad one are shown (Model says how many), as tshark shows a cut capture's packets.
+            if (!events.empty()) stage.add(std::move(events), end, first_block);
             stage.flush();
-            return finish(fail(path_ + ": " + events.error().message));
+            return finish(fail(path_ + ": " + error->message));
         }
-        stage.add(std::move(events).value(), end, first_block);
+        stage.add(std::move(events), end, first_block);
         offset = end;
     }
     stage.flush();

@@ -55,6 +55,7 @@ void Model::adopt(trace::TraceHeader header, std::string label) {
     connections_at_.reset();
     layout_at_.reset();
     ports_at_.reset();
+    slot_plan_.reset();
     conversations_.clear();
 }
 
@@ -84,8 +85,12 @@ bool Model::poll(std::size_t budget) {
         timeline_->append(std::move(batch.events), std::move(batch.checkpoints));
     }
     if (loader_->finished()) {
-        if (const auto error = loader_->error()) error_ = "stopped reading at the first bad line: " + error->message;
         warning_ = loader_->warning().value_or("");
+        // A bad line after good ones: what came before it is shown, as tshark shows the packets
+        // before a cut (the file opened; it is a warning, not a failure to open).
+        if (const auto error = loader_->error())
+            warning_ = error->message + " (the " + std::to_string(timeline_->size()) + (timeline_->size() == 1 ? " event" : " events") +
+                       " before it are shown)" + (warning_.empty() ? "" : "; " + warning_);
         if (is_capture()) conversations_ = loader_->take_conversations();
         loader_.reset();
     }
@@ -111,6 +116,7 @@ void Model::open_trace(trace::Trace trace, std::string label) {
     connections_at_.reset();
     layout_at_.reset();
     ports_at_.reset();
+    slot_plan_.reset();
     conversations_ = is_capture() ? replay::find_conversations(*timeline_) : std::vector<Conversation>{};
 }
 
@@ -178,7 +184,9 @@ const std::vector<std::size_t>& Model::state_path(replay::SocketRef socket) cons
 
 const Layout& Model::layout() const {
     if (layout_at_ != position() || !layout_at_) {
-        layout_ = compute_layout(world_, conversations_, position());
+        // The plan is made once the whole trace is in (a capture's slots are its conversations').
+        if (!slot_plan_ && !loading() && !is_capture()) slot_plan_ = make_slot_plan(*timeline_);
+        layout_ = compute_layout(world_, conversations_, position(), {}, slot_plan_ ? &*slot_plan_ : nullptr);
         layout_at_ = position();
     }
     return layout_;

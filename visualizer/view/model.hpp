@@ -27,8 +27,8 @@ public:
     Result<void> open_file(const std::string& path);
     // Starts opening a file in the background (view/loader.hpp); poll() brings its
     // events in. The file replaces what is shown once its first events have parsed;
-    // an error before that leaves the previous source shown, an error later keeps
-    // the events read so far. Either way the message is in error().
+    // an error before that leaves the previous source shown (the message in error()),
+    // an error later keeps the events read so far (the message in warning()).
     // `hold_first_block`: the loader waits after its first block until
     // release_load() (a window being made gets the CPU meanwhile).
     void start_open(const std::string& path, bool hold_first_block = false);
@@ -46,7 +46,8 @@ public:
     void set_error(std::string message) { error_ = std::move(message); }
     void clear_error() { error_.clear(); }
     // What the file shown lacks though it opened (a capture cut short: its whole
-    // packets are shown); empty when nothing is amiss.
+    // packets are shown; a trace with a bad line: the events before it are shown, and
+    // the line and its reason are here); empty when nothing is amiss.
     [[nodiscard]] const std::string& warning() const noexcept { return warning_; }
     void clear_warning() { warning_.clear(); }
 
@@ -113,6 +114,7 @@ private:
     mutable std::map<replay::HostIndex, std::vector<SsRow>> ss_tables_;   // at ports_at_
     mutable std::map<replay::SocketRef, std::vector<std::size_t>> state_paths_;  // at ports_at_
     mutable Layout layout_;
+    mutable std::optional<SlotPlan> slot_plan_;  // for the whole trace, made on first use once it has loaded
 };
 
 }  // namespace portlab::viz

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "view/timers.hpp"
+
 namespace portlab::viz {
 
 Camera fit(const Rect& bounds, Vec2 size, float margin) {
@@ -55,9 +57,33 @@ std::size_t allowed(const Model& model, const ViewState& view, std::size_t n) {
 void seek_to(Model& model, ViewState& view, std::size_t n) {
     model.seek(allowed(model, view, n));
     view.playback.phase = 1.0;
+    view.playback.virtual_us.reset();
     view.inspected_event.reset();
     view.hovered_field.reset();
     view.hovered_byte.reset();
+}
+
+void seek_to_time(Model& model, ViewState& view, std::uint64_t t_us) {
+    if (!model.loaded()) return;
+    const std::size_t n = events_until(model.timeline(), t_us);
+    seek_to(model, view, n);
+    // Held at a question before t_us: the cursor's time is that of its event.
+    if (model.position() == n) view.playback.virtual_us = std::max(t_us, model.world().now_us());
+}
+
+std::uint64_t cursor_time_us(const Model& model, const ViewState& view) noexcept {
+    const std::uint64_t now = model.world().now_us();
+    const auto& virtual_us = view.playback.virtual_us;
+    if (!virtual_us || *virtual_us < now || !model.loaded()) return now;
+    // Never past the next event: it would have been applied.
+    if (model.position() < model.size() && *virtual_us >= model.timeline().event(model.position()).t_us) return now;
+    return *virtual_us;
+}
+
+void set_proportional(ViewState& view, bool on) noexcept {
+    view.playback.proportional = on;
+    view.playback.virtual_us.reset();
+    view.playback.phase = 1.0;
 }
 
 void apply(Command command, Model& model, ViewState& view) {
@@ -85,14 +111,60 @@ void apply(Command command, Model& model, ViewState& view) {
             seek_to(model, view, model.size());
             view.playback.playing = false;
             break;
-        case Command::faster: view.playback.speed = faster(view.playback.speed); break;
-        case Command::slower: view.playback.speed = slower(view.playback.speed); break;
+        case Command::faster:
+            if (view.playback.proportional) view.playback.time_scale = faster_time(view.playback.time_scale);
+            else view.playback.speed = faster(view.playback.speed);
+            break;
+        case Command::slower:
+            if (view.playback.proportional) view.playback.time_scale = slower_time(view.playback.time_scale);
+            else view.playback.speed = slower(view.playback.speed);
+            break;
     }
 }
+
+namespace {
+
+// Time-proportional play: the cursor's time moves by `seconds * time_scale`, every event
+// it passes is applied, and the packet of the event just applied flies over the time
+// until the next one (its phase is the share of that gap gone by).
+bool advance_in_time(Model& model, ViewState& view, double seconds) {
+    auto& playback = view.playback;
+    const std::uint64_t from = cursor_time_us(model, view);
+    const double step_us = std::max(0.0, seconds * playback.time_scale * 1e6);
+    const std::uint64_t to = from + static_cast<std::uint64_t>(std::min(step_us, 1e18));
+    const std::size_t before = model.position();
+    const std::size_t wanted = std::max(events_until(model.timeline(), to), before);
+    const std::size_t reached = allowed(model, view, wanted);
+    if (reached != model.position()) {
+        model.seek(reached);
+        view.inspected_event.reset();
+    }
+    if (reached < wanted || reached >= model.size()) {
+        // The end, or a question waits: stop on the event, at rest.
+        playback.playing = false;
+        playback.virtual_us.reset();
+        playback.phase = 1.0;
+        return reached != before;
+    }
+    playback.virtual_us = to;
+    const std::uint64_t start = model.world().now_us();
+    const std::uint64_t next = model.timeline().event(model.position()).t_us;
+    playback.phase = next > start ? std::min(1.0, static_cast<double>(to - std::min(to, start)) / static_cast<double>(next - start)) : 1.0;
+    return reached != before;
+}
+
+// Paused in time-proportional play with the cursor between two events: nothing moves.
+bool paused_between_events(const ViewState& view) noexcept {
+    return view.playback.proportional && !view.playback.playing && view.playback.virtual_us.has_value();
+}
+
+}  // namespace
 
 bool advance(Model& model, ViewState& view, double seconds) {
     refresh_challenge(model, view);
     auto& playback = view.playback;
+    if (playback.proportional && playback.playing && model.loaded()) return advance_in_time(model, view, seconds);
+    if (paused_between_events(view)) return false;  // the packet holds where the pause caught it
     const double step = seconds * playback.speed / seconds_per_event;
     if (!playback.playing) {
         playback.phase = std::min(1.0, playback.phase + step);  // finish a step's animation
@@ -113,6 +185,7 @@ bool advance(Model& model, ViewState& view, double seconds) {
             break;
         }
         model.seek(model.position() + 1);
+        playback.virtual_us.reset();
         view.inspected_event.reset();
         playback.phase -= 1.0;
         moved = true;
@@ -122,7 +195,7 @@ bool advance(Model& model, ViewState& view, double seconds) {
 }
 
 bool moves_by_itself(const Model& model, const ViewState& view) noexcept {
-    return view.playback.playing || view.playback.phase < 1.0 || model.loading() ||
+    return view.playback.playing || (view.playback.phase < 1.0 && !paused_between_events(view)) || model.loading() ||
            (view.packets.generation == model.generation() && view.packets.catching_up(model.size()));
 }
 
@@ -166,7 +239,7 @@ const std::vector<std::size_t>& event_rows(const Model& model, ViewState& view) 
 void sync_with_model(const Model& model, ViewState& view) {
     if (view.model_generation == model.generation()) return;
     view.model_generation = model.generation();
-    view.playback = Playback{false, view.playback.speed, 1.0};
+    view.playback = Playback{false, view.playback.speed, 1.0, view.playback.proportional, view.playback.time_scale, std::nullopt};
     view.camera = Camera{};
     view.selected_socket.reset();
     view.inspected_event.reset();

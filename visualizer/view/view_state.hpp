@@ -5,6 +5,7 @@
 // keys and buttons do the same thing and tests can drive them without a window.
 
 #include <array>
+#include <cstdint>
 #include <cstddef>
 #include <map>
 #include <optional>
@@ -30,6 +31,13 @@ struct Playback {
     bool playing = false;
     double speed = 1.0;
     double phase = 1.0;  // 0..1 through the current event's animation; 1 = at rest
+    // Time-proportional play (view/timers.hpp): the cursor moves through the trace's own
+    // time, `time_scale` virtual seconds per wall second, instead of one event per beat.
+    bool proportional = false;
+    double time_scale = 1.0;
+    // The cursor's virtual time while it sits between two events (proportional play, or
+    // --at-us); unset: the time of the event just applied. Only cursor_time_us() reads it.
+    std::optional<std::uint64_t> virtual_us;
 };
 
 // Canvas units to screen pixels: screen = origin + (p - pan) * zoom.
@@ -88,6 +96,7 @@ struct EventListCache {
     EventFilter filter;
     std::vector<std::size_t> rows;
     std::size_t scrolled_for = static_cast<std::size_t>(-1);  // the event the list last scrolled to
+    float event_column_width = 0;  // the widest of event_column_texts(), in pixels, measured once
 };
 
 // Challenge mode (view/challenge.hpp): the questions of the source shown and the
@@ -100,6 +109,28 @@ struct ChallengeView {
     // Every source tried in this run, by its label: the score per scenario.
     std::map<std::string, ChallengeScore> scores;
     std::size_t shown_for = static_cast<std::size_t>(-1);  // the question the app last brought forward
+};
+
+// Where the last frame drew what a click can pick, in window pixels: the hex dump's
+// cells, the field tree's rows, the menus' items. The panels fill it as they draw; a
+// scripted test (--script) reads it from --dump-state's "drawn" to know where to click.
+struct DrawnPlaces {
+    struct HexDump {
+        std::size_t event = 0;
+        Vec2 origin;  // of the dump's first row, as HexGeometry's cells are relative to it
+        HexGeometry geometry;
+        Rect visible;  // the part of the dump window on screen
+        std::size_t size = 0;
+    };
+    struct TreeRow {
+        std::size_t event = 0;
+        FieldRef field;
+        std::string name;
+        Rect rect;
+    };
+    std::optional<HexDump> hex;
+    std::vector<TreeRow> tree;
+    std::map<std::string, Rect> items;  // "File", "File/Export view as PNG...", ...: menus and buttons
 };
 
 struct ViewState {
@@ -121,6 +152,7 @@ struct ViewState {
     PacketViews packets;  // the ladder and the packet list
     std::string requests_error_shown;  // the last open error already written to stderr
     ChallengeView challenge;
+    DrawnPlaces drawn;  // this frame's, cleared as the frame starts
 };
 
 // Performs and clears view.requests, in order. Opening a file or scenario that
@@ -132,7 +164,17 @@ void perform_requests(Model& model, ViewState& view);
 void apply(Command command, Model& model, ViewState& view);
 // Moves to n events, at rest (the scrub bar, the event list, Home/End).
 void seek_to(Model& model, ViewState& view, std::size_t n);
-// Plays the time forward by `seconds` of wall time; returns whether the position changed.
+// Moves the cursor to virtual time t_us: every event at or before it applied, the
+// countdowns read at t_us (challenge mode may hold the cursor at a question).
+void seek_to_time(Model& model, ViewState& view, std::uint64_t t_us);
+// The cursor's virtual time: between the event just applied and the next one in
+// time-proportional play, else the time of the event just applied.
+[[nodiscard]] std::uint64_t cursor_time_us(const Model& model, const ViewState& view) noexcept;
+// Time-proportional play on or off; the cursor stays where it is.
+void set_proportional(ViewState& view, bool on) noexcept;
+// Plays the time forward by `seconds` of wall time: one event per beat (seconds_per_event
+// at 1x), or in time-proportional play `seconds * time_scale` of the trace's time;
+// returns whether the position changed.
 bool advance(Model& model, ViewState& view, double seconds);
 // Whether the picture changes by itself: playing, a step still animating, or a file still
 // loading. When not, the app sleeps until input comes (issue 10: no redraw while paused).

@@ -1,0 +1,221 @@
+// The layout model (view/layout.hpp), no window: the issue's layout defects, each with a
+// test that fails on the old layout. At 1280x720 the inspector keeps rows of its field
+// tree and the state diagram its whole height; the Events list's "event" column holds
+// every text it can show; a packet's chip never covers a connection's 4-tuple label;
+// hosts and slots stay where they are as sockets come and go.
+#include <catch2/catch.hpp>
+
+#include <map>
+#include <string>
+
+#include "portlab/packet.hpp"
+#include "portlab/pcap.hpp"
+#include "support.hpp"
+#include "view/filters.hpp"
+#include "view/layout.hpp"
+#include "view/model.hpp"
+#include "view/tcp_diagram.hpp"
+#include "view/view_state.hpp"
+
+using namespace portlab;
+using namespace portlab::viz;
+
+namespace {
+
+// Dear ImGui's sizes with the 15-pixel DejaVu font the app loads: a text line with its
+// spacing (15 + 4), a framed widget with its spacing (15 + 2*3 + 4), the menu bar.
+constexpr float line_h = 19;
+constexpr float frame_h = 25;
+constexpr float menu_h = 21;
+constexpr float timeline_h = 2 * line_h + 2 * frame_h + 24;
+
+const char* const scenarios[] = {"web", "two-tabs", "dns-udp", "closed-port", "firewall-reject", "bind-conflict",
+                                 "ephemeral-exhaustion", "scan", "time-wait", "lossy-link"};
+
+}  // namespace
+
+TEST_CASE("at 1280x720, 1600x1000 and 1920x1080 the inspector and the state panel keep what they need", "[viz][layout][windows]") {
+    for (const Vec2 display : {Vec2{1280, 720}, Vec2{1600, 1000}, Vec2{1920, 1080}}) {
+        CAPTURE(display.x, display.y);
+        const WindowNeeds needs{menu_h, timeline_h, inspector_min_height(line_h, frame_h), state_panel_min_height(line_h, frame_h)};
+        const WindowRects w = window_layout(display, needs);
+        CHECK(w.inspector.h >= needs.inspector_min_h);
+        CHECK(w.states.h >= needs.states_min_h);
+        // The state panel's diagram gets its whole least height with three lines of steps under it.
+        const float content = w.states.h - 2 * frame_h - 16 - line_h;
+        const auto split = split_state_panel(content, 3, line_h);
+        CHECK(split.diagram_h >= diagram_min_height(line_h));
+        CHECK_FALSE(split.list_scrolls);
+        // The windows tile the display below the menu: no overlap, nothing off screen.
+        const Rect all[] = {w.topology, w.tables, w.inspector, w.states, w.timeline};
+        for (std::size_t i = 0; i < 5; ++i) {
+            CHECK(all[i].x >= 0);
+            CHECK(all[i].y >= menu_h);
+            CHECK(all[i].right() <= display.x + 0.01f);
+            CHECK(all[i].bottom() <= display.y + 0.01f);
+            for (std::size_t j = 0; j < i; ++j) CHECK_FALSE(all[i].overlaps(all[j]));
+        }
+    }
+}
+
+TEST_CASE("the Events list's event column is sized for every text any scenario puts in it", "[viz][layout][events]") {
+    const auto& possible = event_column_texts();
+    for (const char* name : scenarios) {
+        Model model;
+        REQUIRE(model.open_scenario(name).has_value());
+        for (std::size_t i = 0; i < model.size(); ++i) {
+            const auto text = event_column_text(model.timeline(), i);
+            CAPTURE(name, i, text);
+            CHECK(std::find(possible.begin(), possible.end(), text) != possible.end());
+        }
+    }
+}
+
+TEST_CASE("a packet's chip resting on a link never covers a 4-tuple label, nor one flying its own connection's", "[viz][layout][chips]") {
+    // Text sizes as the canvas draws them at zoom 1: 0.85 of the 15-pixel font, about 7 pixels a character.
+    const auto text_size = [](const std::string& text) { return Vec2{7.0f * static_cast<float>(text.size()), 13}; };
+    const float chip_h = chip_rect(Vec2{}, Vec2{0, 13}).h;
+    std::size_t compared = 0;
+    for (const char* name : {"web", "two-tabs", "lossy-link", "time-wait", "dns-udp"}) {
+        Model model;
+        REQUIRE(model.open_scenario(name).has_value());
+        for (std::size_t n = 1; n <= model.size(); ++n) {
+            model.seek(n);
+            const Layout& layout = model.layout();
+            const std::size_t current = n - 1;
+            const auto chip_of = [&](std::size_t event, Vec2 at) {
+                return chip_rect(at, text_size(std::string(to_string(model.timeline().packet_info(event)->label))));
+            };
+            // The chips resting on the links: packets in flight, as the canvas draws them.
+            std::vector<Rect> resting;
+            for (const auto& pending : model.world().in_flight()) {
+                if (pending.event == current || !model.timeline().fate_of(pending.event)) continue;
+                const auto path = packet_path(model.world(), layout, model.timeline().event(pending.event), *model.timeline().packet_info(pending.event));
+                if (path.valid) resting.push_back(chip_of(pending.event, path.rest));
+            }
+            std::vector<LabelledLine> lines;
+            std::vector<FourTuple> tuples;
+            for (const auto& line : layout.lines) {
+                const auto [s, e] = line_ends(layout.slots[line.from_slot].rect, layout.slots[line.to_slot].rect);
+                if (std::abs(s.x - e.x) < 1) continue;  // a loopback curve, labelled beside it
+                lines.push_back({s, e, text_size(line.tuple.local.to_string() + " -> " + line.tuple.remote.to_string())});
+                tuples.push_back(line.tuple);
+            }
+            const auto labels = place_tuple_labels(lines, resting, chip_h);
+            for (const Rect& chip : resting)
+                for (const Rect& label : labels) {
+                    CAPTURE(name, n, chip.x, chip.y, label.x, label.y);
+                    CHECK_FALSE(chip.overlaps(label));
+                    ++compared;
+                }
+            for (std::size_t i = 0; i < labels.size(); ++i)
+                for (std::size_t j = 0; j < i; ++j) CHECK_FALSE(labels[i].overlaps(labels[j]));
+            // The current packet, all along its flight, never covers its own connection's label.
+            if (const auto* packet = std::get_if<trace::Packet>(&model.timeline().event(current).body)) {
+                const auto path = packet_path(model.world(), layout, model.timeline().event(current), *model.timeline().packet_info(current));
+                const auto* info = model.timeline().packet_info(current);
+                for (std::size_t i = 0; path.valid && info->source && i < tuples.size(); ++i) {
+                    const bool own = (tuples[i].local == *info->source && tuples[i].remote == *info->destination) ||
+                                     (tuples[i].remote == *info->source && tuples[i].local == *info->destination);
+                    if (!own) continue;
+                    for (float phase = 0; phase <= 1.0f; phase += 0.05f) {
+                        const Rect chip = chip_of(current, packet_point(path, packet->kind, split_flight(model.timeline(), current), phase));
+                        CAPTURE(name, n, phase);
+                        CHECK_FALSE(chip.overlaps(labels[i]));
+                        ++compared;
+                    }
+                }
+            }
+        }
+    }
+    CHECK(compared > 0);
+}
+
+TEST_CASE("hosts and slots stay where they are as sockets come and go, and the camera's bounds never change",
+          "[viz][layout][stable]") {
+    for (const char* name : scenarios) {
+        Model model;
+        REQUIRE(model.open_scenario(name).has_value());
+        std::map<std::pair<replay::HostIndex, std::size_t>, Rect> slot_at;  // by (host, created_at)
+        std::map<replay::HostIndex, Rect> box_at;
+        std::optional<Rect> bounds;
+        std::size_t slots_seen = 0;
+        for (std::size_t n = 0; n <= model.size(); ++n) {
+            model.seek(n);
+            const Layout& layout = model.layout();
+            CAPTURE(name, n);
+            if (bounds) CHECK(layout.bounds == *bounds);
+            bounds = layout.bounds;
+            for (const auto& box : layout.hosts) {
+                const auto [it, first] = box_at.emplace(box.host, box.rect);
+                if (!first) CHECK(it->second == box.rect);
+            }
+            for (const auto& slot : layout.slots) {
+                if (slot.observed) continue;
+                const auto* socket = model.world().find_socket(slot.ref);
+                REQUIRE(socket);
+                const auto [it, first] = slot_at.emplace(std::pair{slot.host, socket->created_at}, slot.rect);
+                if (!first) CHECK(it->second == slot.rect);
+                ++slots_seen;
+                // Inside its box, on no other slot.
+                const Rect& box = layout.box_of(slot.host)->rect;
+                CHECK((slot.rect.x >= box.x && slot.rect.right() <= box.right() && slot.rect.y >= box.y && slot.rect.bottom() <= box.bottom()));
+                for (const auto& other : layout.slots)
+                    if (&other != &slot) CHECK_FALSE(other.rect.overlaps(slot.rect));
+            }
+        }
+        CHECK(slots_seen > 0);
+    }
+}
+
+// Issue 10: a loopback capture between four addresses was four boxes in a row, the canvas
+// zoomed to 0.42 (slot text unreadable, 4-tuple labels hidden) and lines crossing the boxes
+// between their ends.
+TEST_CASE("a capture among four loopback addresses: every line clear of the other boxes, the canvas readable", "[viz][layout][capture]") {
+    const test::TempDir dir;
+    {
+        auto writer = pcap::Writer::create(dir.file("lo4.pcap"), LinkType::raw);
+        REQUIRE(writer.has_value());
+        std::uint64_t t = 1'700'000'000'000'000;
+        const auto connection = [&](const char* client, Port client_port, const char* server, Port server_port) {
+            const auto a = IpAddress::parse(client).value();
+            const auto b = IpAddress::parse(server).value();
+            for (const auto& [from, to, from_port, to_port, flags] :
+                 {std::tuple{a, b, client_port, server_port, tcp_flag::syn}, std::tuple{b, a, server_port, client_port, static_cast<std::uint8_t>(tcp_flag::syn | tcp_flag::ack)},
+                  std::tuple{a, b, client_port, server_port, tcp_flag::ack}}) {
+                TcpHeader tcp;
+                tcp.source_port = from_port;
+                tcp.destination_port = to_port;
+                tcp.flags = flags;
+                const auto bytes = encode_tcp(IpHeader{from, to}, tcp);
+                REQUIRE(bytes.has_value());
+                REQUIRE(writer->write(pcap::Record::whole(t += 1000, *bytes)).has_value());
+            }
+        };
+        connection("127.0.0.1", 40000, "127.0.0.1", 8080);
+        connection("127.0.0.2", 40001, "127.0.0.1", 8080);
+        connection("127.0.0.3", 40002, "127.0.0.4", 9090);
+        connection("127.0.0.1", 40003, "127.0.0.4", 9090);
+        REQUIRE(writer->close().has_value());
+    }
+    Model model;
+    REQUIRE(model.open_file(dir.file("lo4.pcap")).has_value());
+    model.seek(model.size());
+    const Layout& layout = model.layout();
+    REQUIRE(layout.hosts.size() == 4);
+    REQUIRE(layout.lines.size() == 4);
+    // The topology at 1280x720 (60% of the width, 60% of the body under the menu, less the legend).
+    const Camera camera = fit(layout.bounds, Vec2{768, 300});
+    CHECK(camera.zoom >= 0.45f);  // the canvas draws 4-tuple labels from 0.45 on
+    for (const auto& line : layout.lines) {
+        const auto& from = layout.slots[line.from_slot];
+        const auto& to = layout.slots[line.to_slot];
+        const auto [s, e] = line_ends(from.rect, to.rect);
+        if (std::abs(s.x - e.x) < 1) continue;  // one box (or one column): the line goes round the side
+        for (const auto& box : layout.hosts) {
+            if (box.host == from.host || box.host == to.host) continue;
+            CAPTURE(line.tuple.local.to_string(), line.tuple.remote.to_string(), model.world().hosts()[box.host].name);
+            CHECK_FALSE(entry_point(s, e, box.rect).has_value());
+        }
+    }
+}

@@ -1,0 +1,101 @@
+// A router's address translations in the visualizer, through the replay model and the view
+// model (no window): the trace's `nat` events build the router's connection-tracking table,
+// shown as conntrack(8) prints its tuples (the original tuple, then the reply tuple: what an
+// answer must carry), and the translation of the current event is drawn at the router, its
+// 4-tuple before and after. The tuples below are worked out from RFC 3022's rewriting
+// (the source rewritten by SNAT, the destination by DNAT), not read from the program.
+#include <catch2/catch.hpp>
+
+#include <string>
+
+#include "portlab/trace.hpp"
+#include "view/dump.hpp"
+#include "view/model.hpp"
+#include "view/nat_table.hpp"
+
+using namespace portlab;
+using namespace portlab::viz;
+
+namespace {
+
+Endpoint at(const char* text) {
+    const auto endpoint = Endpoint::parse(text);
+    REQUIRE(endpoint.has_value());
+    return *endpoint;
+}
+
+trace::Event nat_event(std::uint64_t t, trace::NatKind kind, std::uint32_t id, const char* from, const char* to, const char* new_from,
+                       const char* new_to) {
+    trace::NatTranslated nat;
+    nat.kind = kind;
+    nat.protocol = Protocol::tcp;
+    nat.conntrack_id = id;
+    nat.flows = Boxed<trace::NatFlows>(trace::NatFlows{trace::Flow{at(from), at(to)}, trace::Flow{at(new_from), at(new_to)}});
+    return trace::Event{t, "router", nat};
+}
+
+trace::Trace nat_trace() {
+    trace::Trace trace;
+    trace.header.source = "test";
+    trace.header.generator = "test_viz_nat";
+    trace.events.push_back(trace::Event{0, "router", trace::Note{"a home router masquerades, and forwards port 8080 to a server"}});
+    // Masquerade: the client's connection leaves with the router's outside address as its source.
+    trace.events.push_back(nat_event(10, trace::NatKind::snat, 7, "192.0.2.1:45000", "198.51.100.2:8080", "198.51.100.1:45000",
+                                     "198.51.100.2:8080"));
+    trace.events.push_back(trace::Event{20, "router", trace::Note{"the answers come back to 198.51.100.1:45000"}});
+    // Port forwarding: a connection to the router's 8080 goes on to the inside server's 80.
+    trace.events.push_back(nat_event(30, trace::NatKind::dnat, 8, "203.0.113.5:50000", "198.51.100.1:8080", "203.0.113.5:50000",
+                                     "10.0.0.2:80"));
+    return trace;
+}
+
+const nlohmann::json& router_of(const nlohmann::json& state) {
+    for (const auto& host : state.at("hosts"))
+        if (host.at("name") == "router") return host;
+    FAIL("no router in " << state.at("hosts").dump());
+    return state;
+}
+
+}  // namespace
+
+TEST_CASE("a router's nat events build its conntrack table, as conntrack -L prints the tuples", "[viz][nat]") {
+    Model model;
+    model.open_trace(nat_trace(), "nat");
+    ViewState view;
+    sync_with_model(model, view);
+
+    seek_to(model, view, 1);
+    CHECK(dump_state(model, view).at("hosts").empty());  // a note makes no host appear
+
+    seek_to(model, view, 2);
+    auto state = dump_state(model, view);
+    auto table = router_of(state).at("nat");
+    REQUIRE(table.size() == 1);
+    // conntrack(8): original tuple, then the reply tuple: from the server to the router's outside address.
+    CHECK(table[0].at("conntrack") ==
+          "tcp src=192.0.2.1 dst=198.51.100.2 sport=45000 dport=8080 src=198.51.100.2 dst=198.51.100.1 sport=8080 dport=45000 id=7");
+    CHECK(table[0].at("kind") == "snat");
+    // The translation is drawn at the router while it is the current event.
+    REQUIRE(state.contains("nat_translation"));
+    CHECK(state.at("nat_translation").at("router") == "router");
+    CHECK(state.at("nat_translation").at("before") == "192.0.2.1:45000 -> 198.51.100.2:8080");
+    CHECK(state.at("nat_translation").at("after") == "198.51.100.1:45000 -> 198.51.100.2:8080");
+
+    seek_to(model, view, 3);
+    state = dump_state(model, view);
+    CHECK_FALSE(state.contains("nat_translation"));  // a later event: the table keeps it, the callout is gone
+    CHECK(router_of(state).at("nat").size() == 1);
+
+    seek_to(model, view, 4);
+    state = dump_state(model, view);
+    table = router_of(state).at("nat");
+    REQUIRE(table.size() == 2);
+    // DNAT rewrites the destination: the reply comes from the inside server to the outside client.
+    CHECK(table[1].at("conntrack") ==
+          "tcp src=203.0.113.5 dst=198.51.100.1 sport=50000 dport=8080 src=10.0.0.2 dst=203.0.113.5 sport=80 dport=50000 id=8");
+    CHECK(state.at("nat_translation").at("kind") == nat_kind_text(trace::NatKind::dnat));
+
+    // Back before any translation: the table is empty again (the replay rebuilds it).
+    seek_to(model, view, 1);
+    CHECK(model.world().hosts().empty());
+}
