@@ -61,6 +61,7 @@
 #include "labkit/dns.hpp"
 #include "labkit/labkit.hpp"
 #include "labkit/netns.hpp"
+#include "labkit/private_story.hpp"
 #include "labkit/network.hpp"
 #include "labkit/node_look.hpp"
 #include "labkit/observe.hpp"
@@ -741,12 +742,7 @@ int main(int argc, char** argv) {
             if (auto allowed = check_output_path(settings.pcap_file, settings.output_rules); !allowed)
                 return lab.usage_error("--pcap: " + allowed.error().message);
         lab.narrate().title("Lab 19: real services on their well-known ports");
-        lab.trace().flush();  // flush before fork: the child continues the same file
-        const auto limit = lab.options().step ? std::chrono::milliseconds(std::chrono::minutes(30))
-                                              : std::chrono::milliseconds(60s) + 6 * settings.wait;
-        const auto facts = run_in_private_netns([&] { return tell_the_story(lab, settings); }, {}, limit);
-        if (!facts) return lab.failure(facts.error().message);
-        if (lab.json()) lab.print_json(*facts);
-        return exit_ok;
+        return tell_in_private_netns(lab, std::chrono::milliseconds(60s) + 6 * settings.wait,
+                                     [&] { return tell_the_story(lab, settings); });
     });
 }
