@@ -49,6 +49,11 @@ check_layout() {
   check "an example trace for every scenario portlab-sim lists" \
     test "$("$top/bin/portlab-sim" --list | cut -d' ' -f1 | sort)" = \
          "$(cd "$top/share/portlab/examples" && ls -1 | sed 's/\.jsonl$//' | sort)"
+  check "a scenario file for every scenario portlab-sim lists" \
+    test "$("$top/bin/portlab-sim" --list | cut -d' ' -f1 | sort)" = \
+         "$(cd "$top/share/portlab/scenarios" && ls -1 | sed 's/\.scenario$//' | sort)"
+  check "an installed scenario file runs: portlab-sim --scenario-file share/portlab/scenarios/web.scenario" \
+    bash -c '"$1" --scenario-file "$2" >/dev/null' _ "$top/bin/portlab-sim" "$top/share/portlab/scenarios/web.scenario"
 }
 
 # An installed lab runs from its prefix and points at the page installed beside it.
