@@ -169,6 +169,9 @@ Result<std::vector<Port>> parse_port_list(std::string_view text) {
 
 // ---- the parser -----------------------------------------------------------------
 
+constexpr std::size_t max_total_payload_bytes = 16u << 20;
+constexpr std::size_t max_total_scanned_ports = 1u << 20;
+
 // One line's error: "FILE:LINE: field 'delay': reason" (or without the field).
 struct LineError {
     std::string field;
@@ -197,6 +200,10 @@ private:
     TcpConfig tcp_;                                         // as the `tcp` lines so far left it
     std::set<std::string> seen_once_;                      // name, title, description
     std::map<IpAddress, std::string> addresses_;           // every host's, to its host
+    // What the steps hold in all, each use of a payload counted: a 1 MiB file must not
+    // expand into gigabytes (35,000 lines of "fill 1048576" or of "scan ... 1-65535").
+    std::size_t payload_bytes_ = 0;
+    std::size_t scanned_ports_ = 0;
 
     static LineError error(std::string field, std::string reason) { return LineError{std::move(field), std::move(reason)}; }
 
@@ -228,6 +235,7 @@ private:
     std::variant<SocketIndex, LineError> socket_field(std::string_view field);
     std::variant<SocketIndex, LineError> new_socket(std::string_view field);
     std::variant<Bytes, LineError> payload(std::string_view field);
+    std::variant<Bytes, LineError> payload_bytes(std::string_view field);
     std::variant<Time, LineError> time_field(std::string_view field);
     LineResult within(Time& limit);
 };
@@ -286,6 +294,16 @@ Parser::LineResult Parser::within(Time& limit) {
 
 // A payload, always a line's last field: "text" | hex 12 34 ... | fill N "x" | $name.
 std::variant<Bytes, LineError> Parser::payload(std::string_view field) {
+    auto bytes = payload_bytes(field);
+    if (const auto* data = std::get_if<Bytes>(&bytes)) {
+        payload_bytes_ += data->size();
+        if (payload_bytes_ > max_total_payload_bytes)
+            return error(std::string(field), "the file's payloads add up to more than 16 MiB");
+    }
+    return bytes;
+}
+
+std::variant<Bytes, LineError> Parser::payload_bytes(std::string_view field) {
     const std::string f(field);
     auto word = take("a payload: \"text\", hex 12 34, fill 100 \"x\" or $name");
     if (!word) return error(f, word.error().message);
@@ -721,6 +739,8 @@ Parser::LineResult Parser::directive(std::string_view word, ScenarioLine& out) {
         if (!ports_text) return error("ports", ports_text.error().message);
         auto ports = parse_port_list(*ports_text);
         if (!ports) return error("ports", ports.error().message);
+        scanned_ports_ += ports->size();
+        if (scanned_ports_ > max_total_scanned_ports) return error("ports", "the file's scans add up to more than 1048576 ports");
         out.step = step::Scan{std::get<HostIndex>(host), *type, *target, std::move(ports).value()};
         return no_more();
     }
@@ -909,8 +929,10 @@ private:
     void apply(const step::Listen& s) { (void)sim_.listen(ref(s.socket), s.backlog); }
     void apply(const step::Connect& s) { (void)sim_.connect(ref(s.socket), s.remote); }
     void apply(const step::Accept& s) {
-        const auto accepted = sim_.accept(ref(s.listener));
-        if (accepted) sockets_[s.socket.value] = *accepted;
+        const SocketRef listener = ref(s.listener);
+        const auto accepted = sim_.accept(listener);
+        // A failed accept names no socket: later calls on the name fail with EBADF, on the listener's host.
+        sockets_[s.socket.value] = accepted ? *accepted : SocketRef{listener.host, trace::SocketId{0}};
     }
     void apply(const step::Send& s) { (void)sim_.send(ref(s.socket), s.data); }
     void apply(const step::SendTo& s) {
