@@ -994,14 +994,6 @@ private:
 
 }  // namespace
 
-bool looks_like_scenario(std::string_view text) noexcept {
-    std::size_t i = 0;
-    while (i < text.size() && (text[i] == ' ' || text[i] == '\t')) ++i;
-    text.remove_prefix(i);
-    if (text.substr(0, scenario_magic.size()) != scenario_magic) return false;
-    return text.size() == scenario_magic.size() || text::is_blank(text[scenario_magic.size()]);
-}
-
 Result<ScenarioSpec> parse_scenario(std::string_view text, std::string_view file) { return Parser(file).parse(text); }
 
 Result<Simulator> run_scenario_spec(const ScenarioSpec& spec, SimOptions options, RunLimits limits) {

@@ -158,7 +158,9 @@ bool is_scenario_file(const std::string& path) {
     std::array<char, 32> start{};
     const ssize_t got = ::pread(file->fd(), start.data(), start.size(), 0);
     const std::string_view head(start.data(), got > 0 ? static_cast<std::size_t>(got) : 0);
-    return head.starts_with("portlab-scenario ") || head.starts_with("portlab-scenario\t");
+    // The header's first word, docs/scenarios.md: "portlab-scenario 1".
+    constexpr std::string_view magic = "portlab-scenario";
+    return head.starts_with(magic) && (head.size() == magic.size() || text::is_blank(head[magic.size()]));
 }
 
 }  // namespace portlab::viz

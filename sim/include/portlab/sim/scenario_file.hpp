@@ -213,10 +213,6 @@ struct ScenarioSpec {
 // has no `name` line.
 [[nodiscard]] Result<ScenarioSpec> parse_scenario(std::string_view text, std::string_view file);
 
-// Whether text starts like a scenario file (its first word is the magic), whatever the
-// version: a reader can tell a scenario from a trace or a capture by this.
-[[nodiscard]] bool looks_like_scenario(std::string_view text) noexcept;
-
 struct RunLimits {
     // Every event the simulation runs counts; a story that needs more is refused with
     // an error instead of running for ever.
