@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include <fstream>
+#include <map>
 #include <sstream>
 
 #include "portlab/packet.hpp"
@@ -290,4 +291,48 @@ TEST_CASE("portlab-sim --scenario-file refuses a bad file with one line naming t
         CHECK(result.exit_code == 2);
         CHECK(test::lines_of(result.err).size() == 1);
     }
+}
+
+// docs/scenarios.md teaches with examples: each whole file there (a block that starts with
+// the header) must parse, run, and do what the page says it does.
+TEST_CASE("every example file in docs/scenarios.md parses, runs and shows what the page says", "[sim][scenario-file][docs]") {
+    const std::string page = read_text(source_dir + "/docs/scenarios.md");
+    std::map<std::string, Simulator> runs;
+    for (std::size_t at = page.find("```text\nportlab-scenario 1\n"); at != std::string::npos;
+         at = page.find("```text\nportlab-scenario 1\n", at + 1)) {
+        const std::size_t start = at + std::string("```text\n").size();
+        const std::string file = page.substr(start, page.find("```", start) - start);
+        const auto spec = parse_scenario(file, "docs/scenarios.md");
+        INFO(file);
+        REQUIRE(spec);
+        auto sim = run_scenario_spec(*spec);
+        REQUIRE(sim);
+        runs.emplace(spec->name, std::move(sim).value());
+    }
+    REQUIRE(runs.size() == 5);
+    const auto failures = [&](const std::string& name) {
+        std::vector<std::string> found;
+        for (const auto& failed : all<trace::CallFailed>(runs.at(name))) found.push_back(failed.call + " " + failed.errno_name);
+        return found;
+    };
+    CHECK(failures("closed-port") == std::vector<std::string>{"connect ECONNREFUSED"});
+    CHECK(failures("web").empty());
+    CHECK(failures("two-ports") == std::vector<std::string>{"connect EADDRNOTAVAIL"});
+    // The DNS answer reached the resolver: a datagram from 10.0.0.2:53, delivered at the client.
+    bool answered = false;
+    for (const auto& event : runs.at("dns").events()) {
+        const auto* packet = std::get_if<trace::Packet>(&event.body);
+        if (packet == nullptr || event.host != "client" || packet->kind != trace::PacketKind::delivered) continue;
+        const auto decoded = decode_ip(packet->bytes);
+        answered = answered || (decoded && decoded->udp && decoded->udp->source_port == 53);
+    }
+    CHECK(answered);
+    // The firewall-delete example: both connections are made; the first only after 3 s.
+    std::map<std::uint32_t, Time> established;
+    for (const auto& event : runs.at("firewall-change").events())
+        if (const auto* change = std::get_if<trace::StateChanged>(&event.body))
+            if (event.host == "client" && change->to == TcpState::established) established[change->socket.value] = event.t_us;
+    REQUIRE(established.size() == 2);
+    CHECK(established.at(1) > 3 * seconds);
+    CHECK(established.at(2) > 3 * seconds);
 }
