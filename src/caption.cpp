@@ -130,6 +130,9 @@ std::string drop_reason(const trace::Packet& packet) {
         case trace::DropCause::checksum: return ": its checksum was wrong" + rule_text("");
         case trace::DropCause::no_route: return ": there was no route to its destination" + rule_text("");
         case trace::DropCause::other: return rule_text(" (no reason given)");
+        case trace::DropCause::ttl_exceeded: return ": its TTL ran out on the way" + rule_text("");
+        case trace::DropCause::ct_state:
+            return ": its stateful firewall lets no new connection through from there" + rule_text("");
     }
     return {};
 }
@@ -329,6 +332,15 @@ struct Captioner {
         return fmt::format("{} port {}/{}{} is {} ({}): {}", possessive_target(b.target), b.target.port,
                            to_string(scan::protocol_of(b.scan)), service_suffix(b.target.port, scan::protocol_of(b.scan)),
                            scan::to_string(b.state), scan::to_string(b.reason), scan_meaning(b));
+    }
+    // "The router translated a TCP connection's source (masquerade): 192.0.2.10:50000 ->
+    // 198.51.100.2:80 leaves as 198.51.100.1:50001 -> 198.51.100.2:80, and replies are translated back."
+    std::string operator()(const trace::NatTranslated& b) const {
+        const auto flow = [](const trace::Flow& f) { return f.source.to_string() + " -> " + f.destination.to_string(); };
+        return fmt::format("{} translated {} connection's {} ({}): {} leaves as {}, and replies are translated back",
+                           host(), with_article(b.protocol == Protocol::tcp ? "TCP" : "UDP"), b.kind == trace::NatKind::snat ? "source" : "destination",
+                           b.kind == trace::NatKind::snat ? "masquerade" : "port forwarding", flow(b.flows->before),
+                           flow(b.flows->after));
     }
     std::string possessive_target(const Endpoint& target) const { return "Host " + target.address.to_string() + "'s"; }
 };

@@ -253,7 +253,11 @@ Result<Bytes> encode_udp(const IpHeader& ip, const UdpHeader& udp, std::span<con
     return join(std::move(*header), datagram);
 }
 
-Result<Bytes> encode_icmp_unreachable(const IpHeader& ip, std::uint8_t code, std::span<const std::uint8_t> offending_packet) {
+namespace {
+
+// An ICMP error of any type: the quote is the same for all (RFC 792, RFC 4443 2.4(c)).
+Result<Bytes> encode_icmp_error(const IpHeader& ip, std::uint8_t type_v4, std::uint8_t type_v6, std::uint8_t code,
+                                std::span<const std::uint8_t> offending_packet) {
     if (auto ok = check_families(ip); !ok) return ok.error();
     const bool v4 = ip.family() == IpFamily::v4;
     const std::size_t minimum = v4 ? ipv4_header_size : ipv6_header_size;
@@ -276,7 +280,17 @@ Result<Bytes> encode_icmp_unreachable(const IpHeader& ip, std::uint8_t code, std
         // packet exceeding the minimum IPv6 MTU".
         quoted = std::min(offending_packet.size(), ipv6_minimum_mtu - ipv6_header_size - icmp_header_size);
     }
-    return encode_icmp(ip, v4 ? 3 : 1, code, offending_packet.first(quoted));
+    return encode_icmp(ip, v4 ? type_v4 : type_v6, code, offending_packet.first(quoted));
+}
+
+}  // namespace
+
+Result<Bytes> encode_icmp_unreachable(const IpHeader& ip, std::uint8_t code, std::span<const std::uint8_t> offending_packet) {
+    return encode_icmp_error(ip, 3, 1, code, offending_packet);
+}
+
+Result<Bytes> encode_icmp_time_exceeded(const IpHeader& ip, std::span<const std::uint8_t> offending_packet) {
+    return encode_icmp_error(ip, 11, 3, 0, offending_packet);
 }
 
 Result<Bytes> encode_port_unreachable(const IpHeader& ip, std::span<const std::uint8_t> offending_packet) {
@@ -1115,8 +1129,10 @@ Result<void> Decoder::decode_icmp(std::size_t offset, std::size_t end) {
     if (check.status != ChecksumStatus::good) out_.notes.push_back(name + " checksum: " + check.explanation);
     out_.transport_checksum = check;
 
-    const bool unreachable = v6 ? info.type == 1 : info.type == 3;
-    if (unreachable && size > icmp_header_size) {
+    // The errors that quote the packet they are about: destination unreachable and time
+    // exceeded (RFC 792; RFC 4443 3.1, 3.3).
+    const bool quotes = v6 ? (info.type == 1 || info.type == 3) : (info.type == 3 || info.type == 11);
+    if (quotes && size > icmp_header_size) {
         decode_quoted(o + icmp_header_size, end, v6, info);
     } else if (size > icmp_header_size) {
         add_payload(o + icmp_header_size, end);

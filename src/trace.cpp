@@ -50,12 +50,15 @@ constexpr std::array<Spelling<TimerKind>, 5> timer_names{{{TimerKind::retransmis
                                                           {TimerKind::keepalive, "keepalive"},
                                                           {TimerKind::persist, "persist"},
                                                           {TimerKind::delayed_ack, "delayed-ack"}}};
-constexpr std::array<Spelling<DropCause>, 6> drop_cause_names{{{DropCause::firewall, "firewall"},
+constexpr std::array<Spelling<DropCause>, 8> drop_cause_names{{{DropCause::firewall, "firewall"},
                                                                {DropCause::link, "link"},
                                                                {DropCause::no_socket, "no-socket"},
                                                                {DropCause::checksum, "checksum"},
                                                                {DropCause::no_route, "no-route"},
-                                                               {DropCause::other, "other"}}};
+                                                               {DropCause::other, "other"},
+                                                               {DropCause::ttl_exceeded, "ttl-exceeded"},
+                                                               {DropCause::ct_state, "ct-state"}}};
+constexpr std::array<Spelling<NatKind>, 2> nat_kind_names{{{NatKind::snat, "snat"}, {NatKind::dnat, "dnat"}}};
 
 // ---- the type names, one per variant alternative ----------------------------------
 
@@ -80,6 +83,7 @@ template <> constexpr std::string_view body_name<RuleAdded> = "rule_added";
 template <> constexpr std::string_view body_name<RuleRemoved> = "rule_removed";
 template <> constexpr std::string_view body_name<ScanProbe> = "scan_probe";
 template <> constexpr std::string_view body_name<ScanResult> = "scan_result";
+template <> constexpr std::string_view body_name<NatTranslated> = "nat";
 
 // The format version each type arrived in (docs/trace-format.md, "Compatibility").
 template <class Body> constexpr int body_version = 1;
@@ -92,6 +96,7 @@ template <> constexpr int body_version<RuleAdded> = 2;
 template <> constexpr int body_version<RuleRemoved> = 2;
 template <> constexpr int body_version<ScanProbe> = 2;
 template <> constexpr int body_version<ScanResult> = 2;
+template <> constexpr int body_version<NatTranslated> = 3;
 
 // ---- writing ----------------------------------------------------------------------
 
@@ -202,6 +207,17 @@ void put_body(ordered_json& line, const ScanResult& body) {
     line["target"] = endpoint_json(body.target);
     line["state"] = scan::to_string(body.state);
     line["reason"] = scan::to_string(body.reason);
+}
+
+ordered_json flow_json(const Flow& flow) {
+    return ordered_json{{"source", endpoint_json(flow.source)}, {"destination", endpoint_json(flow.destination)}};
+}
+void put_body(ordered_json& line, const NatTranslated& body) {
+    line["kind"] = spelling_of(nat_kind_names, body.kind);
+    line["protocol"] = spelling_of(protocol_names, body.protocol);
+    line["conntrack_id"] = body.conntrack_id;
+    line["before"] = flow_json(body.flows->before);
+    line["after"] = flow_json(body.flows->after);
 }
 
 std::string dump_line(const ordered_json& line) {
@@ -322,18 +338,22 @@ public:
         return Endpoint{*address, port_number};
     }
 
-    FourTuple four_tuple(const char* name) {
+    // An object of two endpoints: a four-tuple (local, remote) or a flow (source, destination).
+    template <class Pair>
+    Pair endpoint_pair(const char* name, const char* first, const char* second) {
         const json* value = field(name);
         if (value == nullptr) return {};
         if (!value->is_object()) {
-            reject(wrong_type(name, "an object {\"local\": ..., \"remote\": ...}", *value));
+            reject(wrong_type(name, "an object {\"" + std::string(first) + "\": ..., \"" + second + "\": ...}", *value));
             return {};
         }
         FieldReader inner(*value, line_number_);
-        FourTuple tuple{inner.endpoint("local"), inner.endpoint("remote")};
+        Pair pair{inner.endpoint(first), inner.endpoint(second)};
         if (inner.failed()) reject("in '" + std::string(name) + "': " + *inner.problem_);
-        return tuple;
+        return pair;
     }
+    FourTuple four_tuple(const char* name) { return endpoint_pair<FourTuple>(name, "local", "remote"); }
+    Flow flow(const char* name) { return endpoint_pair<Flow>(name, "source", "destination"); }
 
     template <class Enum, std::size_t N>
     Enum one_of(const char* name, const std::array<Spelling<Enum>, N>& names) {
@@ -534,6 +554,17 @@ ScanResult read_body(Reader& r, std::type_identity<ScanResult>) {
             r.parsed("reason", scan::parse_reason)};
 }
 
+template <class Reader>
+NatTranslated read_body(Reader& r, std::type_identity<NatTranslated>) {
+    NatTranslated nat;
+    nat.kind = r.one_of("kind", nat_kind_names);
+    nat.protocol = r.one_of("protocol", protocol_names);
+    nat.conntrack_id = static_cast<std::uint32_t>(r.unsigned_number("conntrack_id", std::numeric_limits<std::uint32_t>::max()));
+    Flow before = r.flow("before");  // read in the order of the line, for the first problem's message
+    nat.flows = Boxed<NatFlows>(NatFlows{before, r.flow("after")});
+    return nat;
+}
+
 // Picks the variant alternative whose name is `type` and reads its fields.
 template <class Reader, std::size_t... I>
 std::optional<EventBody> read_named_body(std::string_view type, Reader& reader, std::index_sequence<I...>) {
@@ -564,6 +595,15 @@ std::optional<std::string> value_problem(const Event& event) {
     }
     if (const auto* removed = std::get_if<RuleRemoved>(&event.body); removed && removed->rule_id.empty())
         return "field 'rule_id' must not be empty";
+    if (const auto* nat = std::get_if<NatTranslated>(&event.body)) {
+        // A source NAT leaves the destination alone and a destination NAT the source
+        // (nf_nat_setup_info manipulates one side per hook, NF_NAT_MANIP_SRC or _DST).
+        const auto& [before, after] = *nat->flows;
+        if (nat->kind == NatKind::snat && before.destination != after.destination)
+            return "a snat translation keeps the destination, but 'before' and 'after' name different ones";
+        if (nat->kind == NatKind::dnat && before.source != after.source)
+            return "a dnat translation keeps the source, but 'before' and 'after' name different ones";
+    }
     if (const auto* assigned = std::get_if<EphemeralAssigned>(&event.body)) {
         if (assigned->range_low > assigned->range_high) {
             return "ephemeral range " + std::to_string(assigned->range_low) + "-" +
@@ -747,7 +787,7 @@ private:
 
     const char* p_;
     const char* end_;
-    std::array<Object, 4> objects_;  // [0] is the line; accepted's four_tuple needs three more
+    std::array<Object, 8> objects_;  // [0] is the line; accepted's four_tuple needs three more, nat's two flows six
     std::size_t used_ = 0;
     int depth_ = 0;
 };
@@ -796,14 +836,17 @@ public:
         if (!address) return decline(Endpoint{});
         return Endpoint{*address, port_number};
     }
-    FourTuple four_tuple(std::string_view name) {
+    template <class Pair>
+    Pair endpoint_pair(std::string_view name, std::string_view first, std::string_view second) {
         const Member* m = object_.find(name);
-        if (!m || m->kind != Member::Kind::object) return decline(FourTuple{});
+        if (!m || m->kind != Member::Kind::object) return decline(Pair{});
         Fields inner(scanner_, scanner_.object_at(m->object));
-        FourTuple tuple{inner.endpoint("local"), inner.endpoint("remote")};
-        if (!inner.ok) return decline(FourTuple{});
-        return tuple;
+        Pair pair{inner.endpoint(first), inner.endpoint(second)};
+        if (!inner.ok) return decline(Pair{});
+        return pair;
     }
+    FourTuple four_tuple(std::string_view name) { return endpoint_pair<FourTuple>(name, "local", "remote"); }
+    Flow flow(std::string_view name) { return endpoint_pair<Flow>(name, "source", "destination"); }
     template <class Enum, std::size_t N>
     Enum one_of(std::string_view name, const std::array<Spelling<Enum>, N>& names) {
         const std::string_view value = view(name);
@@ -879,6 +922,7 @@ int introduced_in_version(const EventBody& body) noexcept {
 std::string_view to_string(Evidence evidence) noexcept { return spelling_of(evidence_names, evidence); }
 std::string_view to_string(TimerKind timer) noexcept { return spelling_of(timer_names, timer); }
 std::string_view to_string(DropCause cause) noexcept { return spelling_of(drop_cause_names, cause); }
+std::string_view to_string(NatKind kind) noexcept { return spelling_of(nat_kind_names, kind); }
 
 // ---- the rules that span lines ---------------------------------------------------
 

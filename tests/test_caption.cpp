@@ -147,6 +147,21 @@ std::vector<Case> cases() {
         {{17, "scanner", ScanResult{scan::ScanType::connect, Endpoint::parse("10.0.0.2:23").value(), scan::PortState::closed,
                                     scan::Reason::conn_refused}},
          {"23/tcp", "is closed (conn-refused)", "nothing listens"}},
+        {{18, "router", NatTranslated{NatKind::snat, Protocol::tcp, 1,
+                                      Boxed(NatFlows{{endpoint("192.0.2.10:50000"), endpoint("198.51.100.2:80")},
+                                                     {endpoint("198.51.100.1:50001"), endpoint("198.51.100.2:80")}})}},
+         {"The router", "a TCP connection's source", "masquerade", "192.0.2.10:50000 -> 198.51.100.2:80",
+          "198.51.100.1:50001 -> 198.51.100.2:80", "replies"}},
+        {{18, "router", NatTranslated{NatKind::dnat, Protocol::udp, 2,
+                                      Boxed(NatFlows{{endpoint("198.51.100.2:4000"), endpoint("198.51.100.1:8080")},
+                                                     {endpoint("198.51.100.2:4000"), endpoint("192.0.2.80:80")}})}},
+         {"a UDP connection's destination", "port forwarding", "192.0.2.80:80"}},
+        {{18, "router", Packet{PacketKind::dropped, tcp(tcp_flag::syn), LinkType::raw, std::nullopt, std::nullopt,
+                               std::nullopt, DropCause::ttl_exceeded, std::nullopt}},
+         {"dropped a TCP SYN", "TTL ran out"}},
+        {{18, "router", Packet{PacketKind::dropped, tcp(tcp_flag::syn), LinkType::raw, "forward: ct state new drop", std::nullopt,
+                               std::nullopt, DropCause::ct_state, std::nullopt}},
+         {"dropped a TCP SYN", "stateful firewall", "ct state new drop"}},
     };
 }
 

@@ -324,6 +324,32 @@ TEST_CASE("ICMPv6 port unreachable is type 1 code 4 and quotes up to the 1280-by
     }
 }
 
+TEST_CASE("time exceeded is ICMPv4 type 11 / ICMPv6 type 3, code 0, and quotes like any error (RFC 792, RFC 4443 3.3)",
+          "[packet][icmp]") {
+    const auto [client, router] = GENERATE(table<const char*, const char*>({{"192.0.2.1", "192.0.2.2"}, {"2001:db8::1", "2001:db8::2"}}));
+    CAPTURE(client);
+    IpHeader sent{IpAddress::parse(client).value(), IpAddress::parse("198.51.100.2").value()};
+    if (sent.source.is_v6()) sent.destination = IpAddress::parse("2001:db8:1::2").value();
+    sent.ttl = 1;
+    const Bytes offending = encode_udp(sent, UdpHeader{33434, 9000}, text_bytes("probe")).value();
+    const IpHeader reply{IpAddress::parse(router).value(), sent.source};
+    const auto packet = encode_icmp_time_exceeded(reply, offending);
+    REQUIRE(packet);
+    const auto decoded = decode_ip(*packet);
+    REQUIRE(decoded);
+    REQUIRE(decoded->icmp);
+    CHECK(decoded->icmp->type == (sent.source.is_v4() ? 11 : 3));
+    CHECK(decoded->icmp->code == 0);
+    CHECK_THAT(decoded->icmp->description, Catch::Contains("Time exceeded"));
+    REQUIRE(decoded->icmp->quoted_ip);
+    CHECK(decoded->icmp->quoted_ip->source == sent.source);
+    CHECK(decoded->icmp->quoted_ip->ttl == 1);
+    CHECK(decoded->icmp->quoted_source_port == Port{33434});
+    CHECK(decoded->icmp->quoted_destination_port == Port{9000});
+    CHECK(decoded->transport_checksum->status == ChecksumStatus::good);
+    require_ranges_inside(*decoded, packet->size());
+}
+
 TEST_CASE("an ICMP error must quote a packet of its own IP version", "[packet][icmp]") {
     const Bytes v6_udp = encode_udp(loopback_ip(IpFamily::v6), UdpHeader{1, 2}).value();
     CHECK_FALSE(encode_port_unreachable(loopback_ip(IpFamily::v4), v6_udp));

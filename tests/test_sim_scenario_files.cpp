@@ -160,11 +160,16 @@ TEST_CASE("the header line names the format and its version, and comes first", "
 }
 
 TEST_CASE("every built-in scenario is a file that parses, runs, and is installed as it is compiled in", "[sim][scenario-file]") {
-    REQUIRE(scenarios().size() >= 12);
+    std::size_t files = 0;
     for (const auto& info : scenarios()) {
         CAPTURE(info.name);
         const auto text = scenario_text(info.name);
-        REQUIRE(text);
+        // The stories beyond one link are still C++ (scenarios_network.cpp): no file, no source.
+        if (!text) {
+            CHECK_FALSE(std::filesystem::exists(source_dir + "/sim/scenarios/" + std::string(info.name) + ".scenario"));
+            continue;
+        }
+        ++files;
         // The compiled-in text is the source file (share/portlab/scenarios/ installs it).
         CHECK(read_text(source_dir + "/sim/scenarios/" + std::string(info.name) + ".scenario") == std::string(*text));
         const auto spec = parse_scenario(*text, std::string(info.name) + ".scenario");
@@ -177,6 +182,7 @@ TEST_CASE("every built-in scenario is a file that parses, runs, and is installed
         CHECK(sim->world().queue.empty());  // it ran to its end
         CHECK(sim->events() == run_scenario(info.name)->events());
     }
+    CHECK(files >= 12);
 }
 
 TEST_CASE("a socket's script runs in file order: open, bind, listen, connect, wait, accept, send, close", "[sim][scenario-file]") {

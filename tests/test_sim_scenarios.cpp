@@ -480,7 +480,14 @@ TEST_CASE("a refused connect never claims nobody listens where the model has a l
             if (change == nullptr || change->from != TcpState::syn_sent || change->to != TcpState::closed) continue;
             const auto host = world.find_host(event.host);
             REQUIRE(host.has_value());
-            const auto& socket = world.hosts()[*host].sockets.at(change->socket);
+            // A socket its program closed in SYN-SENT (nmap -sT giving up on a filtered port)
+            // is gone from the replay already ("closed" comes first): it was not refused.
+            const auto found = world.hosts()[*host].sockets.find(change->socket);
+            if (found == world.hosts()[*host].sockets.end()) {
+                CHECK(change->cause == "close() called");
+                continue;
+            }
+            const auto& socket = found->second;
             REQUIRE(socket.remote.has_value());
             bool listener = false;
             for (const auto& other : world.hosts())

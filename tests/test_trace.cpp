@@ -141,12 +141,22 @@ std::vector<trace::Event> every_kind_of_event() {
                                    scan::Reason::conn_refused}},
         {12, "server-2", HostAdded{{IpAddress::parse("192.0.2.1").value(), IpAddress::parse("2001:db8::1").value()}, "server"}},
         {12, "scanner", HostAdded{{}, ""}},
+        {12, "router", NatTranslated{NatKind::snat, Protocol::tcp, 1,
+                                     Boxed(NatFlows{{endpoint("192.0.2.10:50000"), endpoint("198.51.100.2:80")},
+                                                    {endpoint("198.51.100.1:1024"), endpoint("198.51.100.2:80")}})}},
+        {12, "router", NatTranslated{NatKind::dnat, Protocol::udp, 4294967295U,
+                                     Boxed(NatFlows{{endpoint("[2001:db8:1::9]:5353"), endpoint("[2001:db8::1]:8080")},
+                                                    {endpoint("[2001:db8:1::9]:5353"), endpoint("[2001:db8:2::80]:80")}})}},
+        {12, "router", Packet{PacketKind::dropped, syn, LinkType::raw, "TTL 1 expired in transit", "client", "server",
+                              DropCause::ttl_exceeded, std::nullopt}},
+        {12, "router", Packet{PacketKind::dropped, syn, LinkType::raw, "forward: iifname outside ct state new drop", "client",
+                              "router", DropCause::ct_state, std::nullopt}},
         {12, "client", Note{"Ports are per protocol: \"TCP 53\" and \"UDP 53\" differ.\n"}},
         {18446744073709551615ULL, "h", Note{""}},  // the largest t_us
     };
 }
 
-std::string header_line() { return R"({"portlab_trace": 2, "source": "test", "generator": "test_trace"})"; }
+std::string header_line() { return R"({"portlab_trace": 3, "source": "test", "generator": "test_trace"})"; }
 
 Result<trace::Trace> read_text(const std::string& text) {
     std::istringstream in(text);
@@ -252,8 +262,8 @@ TEST_CASE("a bad line is refused with its line number and the reason", "[trace]"
         {"not json\n", 1, "not JSON"},
         {"[1, 2]\n", 1, "not a JSON object"},
         {R"({"source": "sim"})" "\n", 1, "not a portlab trace header"},
-        {R"({"portlab_trace": 3, "source": "sim", "generator": "g"})" "\n", 1, "version 3 is not supported"},
-        {R"({"portlab_trace": 3, "source": "sim", "generator": "g"})" "\n", 1, "reads versions 1 to 2"},
+        {R"({"portlab_trace": 4, "source": "sim", "generator": "g"})" "\n", 1, "version 4 is not supported"},
+        {R"({"portlab_trace": 4, "source": "sim", "generator": "g"})" "\n", 1, "reads versions 1 to 3"},
         {R"({"portlab_trace": 0, "source": "sim", "generator": "g"})" "\n", 1, "version 0 is not supported"},
         {R"({"portlab_trace": "1", "source": "sim", "generator": "g"})" "\n", 1, "must be an unsigned integer, not string"},
         {R"({"portlab_trace": 1, "generator": "g"})" "\n", 1, "missing field 'source'"},
@@ -297,7 +307,7 @@ TEST_CASE("a bad line is refused with its line number and the reason", "[trace]"
         {header + good + R"({"t_us": 10, "host": "a", "type": "timer_armed", "socket": 1, "timer": "retransmission", "duration_us": 5, "attempt": 4294967296})" "\n", 3, "above its maximum 4294967295"},
         {header + good + R"({"t_us": 10, "host": "a", "type": "timer_fired", "socket": 1})" "\n", 3, "missing field 'timer'"},
         {header + good + R"({"t_us": 10, "host": "a", "type": "timer_stopped", "socket": 1, "timer": "TIME-WAIT"})" "\n", 3, "'timer' is 'TIME-WAIT'"},
-        {header + good + R"({"t_us": 10, "host": "a", "type": "packet", "kind": "dropped", "bytes": "", "cause": "firewal"})" "\n", 3, "'cause' is 'firewal', expected one of: firewall, link, no-socket, checksum, no-route, other"},
+        {header + good + R"({"t_us": 10, "host": "a", "type": "packet", "kind": "dropped", "bytes": "", "cause": "firewal"})" "\n", 3, "'cause' is 'firewal', expected one of: firewall, link, no-socket, checksum, no-route, other, ttl-exceeded, ct-state"},
         {header + good + R"({"t_us": 10, "host": "a", "type": "packet", "kind": "sent", "bytes": "", "cause": "link"})" "\n", 3, "'cause' is for dropped packets only, and this one is sent"},
         {header + good + R"({"t_us": 10, "host": "a", "type": "packet", "kind": "dropped", "bytes": "", "cause": "link", "rule_id": "r1"})" "\n", 3, "'rule_id' needs \"cause\": \"firewall\""},
         {header + good + R"({"t_us": 10, "host": "a", "type": "packet", "kind": "dropped", "bytes": "", "rule_id": "r1"})" "\n", 3, "'rule_id' needs"},
@@ -333,6 +343,15 @@ TEST_CASE("a bad line is refused with its line number and the reason", "[trace]"
         {R"({"portlab_trace": 1, "source": "lab", "generator": "g"})" "\n" + good +
              R"({"t_us": 10, "host": "a", "type": "scan_result", "scan": "syn", "target": {"address": "10.0.0.1", "port": 80}, "state": "open", "reason": "syn-ack"})" "\n", 3,
          "event type 'scan_result' needs trace format version 2"},
+        // version 3: a router's translations
+        {header + good + R"({"t_us": 10, "host": "r", "type": "nat", "kind": "pat", "protocol": "tcp", "conntrack_id": 1, "before": {"source": {"address": "192.0.2.10", "port": 5000}, "destination": {"address": "198.51.100.2", "port": 80}}, "after": {"source": {"address": "198.51.100.1", "port": 5000}, "destination": {"address": "198.51.100.2", "port": 80}}})" "\n", 3, "'kind' is 'pat', expected one of: snat, dnat"},
+        {header + good + R"({"t_us": 10, "host": "r", "type": "nat", "kind": "snat", "protocol": "tcp", "conntrack_id": 1, "before": {"source": {"address": "192.0.2.10", "port": 5000}, "destination": {"address": "198.51.100.2", "port": 80}}})" "\n", 3, "missing field 'after'"},
+        {header + good + R"({"t_us": 10, "host": "r", "type": "nat", "kind": "snat", "protocol": "tcp", "conntrack_id": 1, "before": {"source": {"address": "192.0.2.10", "port": 5000}, "destination": {"address": "198.51.100.2", "port": 80}}, "after": {"source": {"address": "198.51.100.1", "port": 5000}}})" "\n", 3, "in 'after': missing field 'destination'"},
+        {header + good + R"({"t_us": 10, "host": "r", "type": "nat", "kind": "snat", "protocol": "tcp", "conntrack_id": 1, "before": {"source": {"address": "192.0.2.10", "port": 5000}, "destination": {"address": "198.51.100.2", "port": 80}}, "after": {"source": {"address": "198.51.100.1", "port": 5000}, "destination": {"address": "198.51.100.3", "port": 80}}})" "\n", 3, "a snat translation keeps the destination"},
+        {header + good + R"({"t_us": 10, "host": "r", "type": "nat", "kind": "dnat", "protocol": "udp", "conntrack_id": 1, "before": {"source": {"address": "192.0.2.10", "port": 5000}, "destination": {"address": "198.51.100.2", "port": 80}}, "after": {"source": {"address": "198.51.100.1", "port": 5000}, "destination": {"address": "198.51.100.3", "port": 80}}})" "\n", 3, "a dnat translation keeps the source"},
+        {R"({"portlab_trace": 2, "source": "lab", "generator": "g"})" "\n" + good +
+             R"({"t_us": 10, "host": "r", "type": "nat", "kind": "dnat", "protocol": "udp", "conntrack_id": 1, "before": {"source": {"address": "192.0.2.10", "port": 5000}, "destination": {"address": "198.51.100.1", "port": 8080}}, "after": {"source": {"address": "192.0.2.10", "port": 5000}, "destination": {"address": "192.0.2.80", "port": 80}}})" "\n", 3,
+         "event type 'nat' needs trace format version 3, but the header says 2"},
         // connections that arrive, then are accepted
         {header + R"({"t_us": 1, "host": "a", "type": "child_created", "listener": 1, "socket": 2, "four_tuple": {"local": {"address": "10.0.0.1", "port": 80}, "remote": {"address": "10.0.0.2", "port": 4000}}})" "\n" +
              R"({"t_us": 2, "host": "a", "type": "accepted", "listener": 3, "socket": 2, "four_tuple": {"local": {"address": "10.0.0.1", "port": 80}, "remote": {"address": "10.0.0.2", "port": 4000}}})" "\n", 3,
@@ -482,6 +501,9 @@ TEST_CASE("version 2's enumerations are spelt as docs/trace-format.md says", "[t
     CHECK(trace::to_json_line(host) == R"({"t_us":0,"host":"server","type":"host","addresses":["10.0.0.2"],"role":"server"})");
     CHECK(trace::introduced_in_version(host.body) == 2);
     CHECK(trace::introduced_in_version(trace::Note{}) == 1);
+    CHECK(trace::introduced_in_version(trace::NatTranslated{}) == 3);
+    CHECK(trace::to_string(trace::NatKind::dnat) == "dnat");
+    CHECK(trace::to_string(trace::DropCause::ttl_exceeded) == "ttl-exceeded");
 }
 
 TEST_CASE("a TraceWriter writes what read_trace reads back", "[trace]") {
@@ -557,13 +579,13 @@ TEST_CASE("a TraceWriter refuses an event that breaks a rule, naming its line", 
 
 TEST_CASE("a header the writer cannot write, and files that cannot be opened", "[trace]") {
     std::ostringstream out;
-    const auto future = trace::TraceWriter::to_stream(out, {3, "test", "g", std::nullopt, std::nullopt});
+    const auto future = trace::TraceWriter::to_stream(out, {4, "test", "g", std::nullopt, std::nullopt});
     REQUIRE_FALSE(future);
-    CHECK_THAT(future.error().message, Catch::Contains("version 2, not 3"));
-    // A writer writes the current version only: its events may be version 2's.
-    const auto past = trace::TraceWriter::to_stream(out, {1, "test", "g", std::nullopt, std::nullopt});
+    CHECK_THAT(future.error().message, Catch::Contains("version 3, not 4"));
+    // A writer writes the current version only: its events may be version 3's.
+    const auto past = trace::TraceWriter::to_stream(out, {2, "test", "g", std::nullopt, std::nullopt});
     REQUIRE_FALSE(past);
-    CHECK_THAT(past.error().message, Catch::Contains("version 2, not 1"));
+    CHECK_THAT(past.error().message, Catch::Contains("version 3, not 2"));
 
     const auto missing = trace::read_trace_file("/nonexistent/portlab/trace.jsonl");
     REQUIRE_FALSE(missing);

@@ -115,6 +115,10 @@ struct IpHeader {
 // keeps the whole error within the 1280-byte minimum MTU (RFC 4443 2.4(c), 3.1).
 [[nodiscard]] Result<Bytes> encode_icmp_unreachable(const IpHeader& ip, std::uint8_t code,
                                                     std::span<const std::uint8_t> offending_packet);
+// ICMPv4 type 11 / ICMPv6 type 3, code 0, quoting the offending packet as above: what a
+// router sends when forwarding takes a packet's TTL (hop limit) to 0 (RFC 792, RFC 1812
+// 5.3.1, RFC 4443 3.3). traceroute is built on it.
+[[nodiscard]] Result<Bytes> encode_icmp_time_exceeded(const IpHeader& ip, std::span<const std::uint8_t> offending_packet);
 // What a host sends when a UDP datagram arrives for a port nobody has bound:
 // code 3 for ICMPv4 (RFC 792, RFC 1122 3.2.2.1), code 4 for ICMPv6 (RFC 4443 3.1).
 [[nodiscard]] Result<Bytes> encode_port_unreachable(const IpHeader& ip,

@@ -22,6 +22,7 @@
 #include <variant>
 #include <vector>
 
+#include "portlab/boxed.hpp"
 #include "portlab/firewall_rule.hpp"
 #include "portlab/net.hpp"
 #include "portlab/output_file.hpp"
@@ -37,8 +38,9 @@ namespace portlab::trace {
 // Version 2 added host, child_created, timer_armed/timer_fired/timer_stopped,
 // rule_added/rule_removed, scan_probe/scan_result, state_changed's "evidence" and a
 // dropped packet's "cause" and "rule_id"; version-1 files still read (they simply
-// have none of these).
-inline constexpr int format_version = 2;
+// have none of these). Version 3 added nat (a router's address translation) and the drop
+// causes "ttl-exceeded" and "ct-state"; version-1 and -2 files still read.
+inline constexpr int format_version = 3;
 // The largest trace file a reader accepts (a day of a busy lab is a few hundred MiB).
 inline constexpr std::uint64_t max_trace_file_bytes = 4ull << 30;
 // The longest line a reader accepts, '\n' not counted. The largest event a writer makes is a
@@ -189,6 +191,8 @@ enum class DropCause : std::uint8_t {
     checksum,   // "checksum": a bad checksum
     no_route,   // "no-route": no route to the destination
     other,      // "other"
+    ttl_exceeded,  // "ttl-exceeded" (version 3): a router's forwarding took the TTL/hop limit to 0 (RFC 1812 5.3.1)
+    ct_state,      // "ct-state" (version 3): a stateful chain (nft `ct state new drop`) refused a packet that would start a connection it does not allow; no rule_id
 };
 
 struct Packet {
@@ -237,6 +241,39 @@ struct ScanResult {
     friend bool operator==(const ScanResult&, const ScanResult&) = default;
 };
 
+// One direction of a connection as a packet's IP and transport headers state it.
+struct Flow {
+    Endpoint source;
+    Endpoint destination;
+    friend bool operator==(const Flow&, const Flow&) = default;
+};
+
+// Which address a NAT rewrites: the source (masquerade, `nft ... masquerade`, SNAT) or the
+// destination (port forwarding, `dnat to`, DNAT).
+enum class NatKind : std::uint8_t { snat, dnat };
+
+// A connection's first packet as it reached the router (before) and as the router sent it
+// on (after). Linux's conntrack keeps the same facts as two tuples: the original tuple is
+// `before`, the reply tuple is `after` reversed (what the answer will carry), as
+// `conntrack -L` prints them (src=... dst=... sport=... dport=... src=... dst=...).
+struct NatFlows {
+    Flow before;
+    Flow after;
+    friend bool operator==(const NatFlows&, const NatFlows&) = default;
+};
+
+// A router (Event::host) set up an address translation for a new connection
+// (net/netfilter/nf_nat_core.c, nf_nat_setup_info): every later packet of the connection
+// is rewritten the same way, and its replies back. snat keeps the destination, dnat the
+// source. Its JSON type is "nat" (version 3).
+struct NatTranslated {
+    NatKind kind = NatKind::snat;
+    Protocol protocol = Protocol::tcp;
+    std::uint32_t conntrack_id = 0;  // names the connection-tracking entry on the router
+    Boxed<NatFlows> flows{NatFlows{}};  // never empty; boxed (portlab/boxed.hpp): two flows are 80 bytes, the rest 8
+    friend bool operator==(const NatTranslated&, const NatTranslated&) = default;
+};
+
 // A call the kernel (or the model) refused; its JSON type is "error".
 struct CallFailed {
     std::optional<SocketId> socket;
@@ -259,7 +296,7 @@ struct Note {
 
 using EventBody = std::variant<SocketCreated, Bound, Listening, ConnectStarted, EphemeralAssigned, Accepted,
                                StateChanged, Packet, CallFailed, Closed, Note, HostAdded, TimerArmed, TimerFired,
-                               TimerStopped, ChildCreated, RuleAdded, RuleRemoved, ScanProbe, ScanResult>;
+                               TimerStopped, ChildCreated, RuleAdded, RuleRemoved, ScanProbe, ScanResult, NatTranslated>;
 
 struct Event {
     std::uint64_t t_us = 0;  // microseconds since the start of the run (or the epoch); never decreases
@@ -274,13 +311,14 @@ struct Event {
 // for an error or a scan probe, when it names one); none for host, note, packet,
 // rule and scan result events.
 [[nodiscard]] std::optional<SocketId> socket_of(const EventBody& body) noexcept;
-// The trace format version that introduced an event's type: 1 or 2.
+// The trace format version that introduced an event's type: 1, 2 or 3.
 [[nodiscard]] int introduced_in_version(const EventBody& body) noexcept;
 
 // The enumerations' spellings in the format ("observed", "time-wait", "no-socket").
 [[nodiscard]] std::string_view to_string(Evidence evidence) noexcept;
 [[nodiscard]] std::string_view to_string(TimerKind timer) noexcept;
 [[nodiscard]] std::string_view to_string(DropCause cause) noexcept;
+[[nodiscard]] std::string_view to_string(NatKind kind) noexcept;  // "snat", "dnat"
 
 // ---- header -------------------------------------------------------------------
 

@@ -93,9 +93,20 @@ bool Kernel::is_local_address(const Host& host, const IpAddress& address) const 
 IpAddress Kernel::source_address_for(const Host& host, const IpAddress& destination, IpFamily family) const {
     if (destination.is_loopback()) return destination.is_v4() ? IpAddress::loopback_v4() : IpAddress::loopback_v6();
     if (is_local_address(host, destination)) return destination;
+    // The route's preferred source (`ip route get` shows it as "src").
+    if (const Route* r = longest_match(host.routing.routes, destination); r != nullptr && r->source.family() == family)
+        return r->source;
     for (const IpAddress& address : host.addresses)
         if (address.family() == family) return address;
     return family == IpFamily::v4 ? IpAddress::loopback_v4() : IpAddress::loopback_v6();
+}
+
+std::optional<HostId> Kernel::next_hop(HostId from, const IpAddress& destination) const {
+    const Host& host = world.hosts[from.value];
+    if (host.routing.routes.empty() || is_local_address(host, destination)) return route(from, destination);
+    const Route* r = longest_match(host.routing.routes, destination);
+    if (r == nullptr) return std::nullopt;
+    return route(from, r->gateway.value_or(destination));
 }
 
 std::optional<HostId> Kernel::route(HostId from, const IpAddress& destination) const {
@@ -318,6 +329,15 @@ SysResult<Ok> Kernel::set_linger_zero(SocketRef ref, bool on) {
     Socket* s = user_socket(ref);
     if (s == nullptr) return failed(ref.host, ref.id, "setsockopt", Errno::ebadf);
     s->linger_zero = on;
+    return Ok{};
+}
+
+// setsockopt(IP_TTL): the TTL of the datagrams the socket sends from now on (1-255).
+SysResult<Ok> Kernel::set_ttl(SocketRef ref, std::uint8_t ttl) {
+    Socket* s = user_socket(ref);
+    if (s == nullptr) return failed(ref.host, ref.id, "setsockopt", Errno::ebadf);
+    if (ttl == 0) return failed(ref.host, ref.id, "setsockopt", Errno::einval);
+    s->ttl = ttl;
     return Ok{};
 }
 
@@ -555,7 +575,8 @@ SysResult<std::size_t> Kernel::sendto(SocketRef ref, Bytes data, Endpoint remote
                                  ? source_address_for(host_of(ref.host), remote.address, s->family)
                                  : s->local->address;
     const std::size_t size = data.size();
-    if (auto wire = make_udp(ref.host, Endpoint{source, s->local->port}, remote, data)) transmit(ref.host, std::move(*wire));
+    if (auto wire = make_udp(ref.host, Endpoint{source, s->local->port}, remote, data, s->ttl))
+        transmit(ref.host, std::move(*wire));
     return size;
 }
 

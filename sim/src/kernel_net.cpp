@@ -68,9 +68,11 @@ std::optional<Wire> Kernel::make_tcp(HostId h, const Endpoint& from, const Endpo
     return wire;
 }
 
-std::optional<Wire> Kernel::make_udp(HostId h, const Endpoint& from, const Endpoint& to, const Bytes& payload) {
+std::optional<Wire> Kernel::make_udp(HostId h, const Endpoint& from, const Endpoint& to, const Bytes& payload,
+                                     std::uint8_t ttl) {
     const UdpHeader header{from.port, to.port};
     Wire wire{ip_header(h, from.address, to.address), UdpBody{header, payload}, {}};
+    wire.ip.ttl = ttl;
     auto bytes = encode_udp(wire.ip, header, payload);
     if (!bytes) {
         note(h, "could not encode a UDP datagram: " + bytes.error().message);
@@ -81,15 +83,32 @@ std::optional<Wire> Kernel::make_udp(HostId h, const Endpoint& from, const Endpo
 }
 
 std::optional<Wire> Kernel::make_icmp_unreachable(HostId h, const Wire& offending, std::uint8_t code) {
+    return make_icmp(h, offending, IcmpKind::unreachable, code);
+}
+
+std::optional<Wire> Kernel::make_icmp_time_exceeded(HostId h, const Wire& offending) {
+    return make_icmp(h, offending, IcmpKind::time_exceeded, 0);
+}
+
+// An ICMP error about `offending`, sent back to its source. From the address the packet was
+// sent to when that is this host's; a router answering for a packet it was forwarding
+// uses its own address toward the sender (icmp_send's source, the route back).
+std::optional<Wire> Kernel::make_icmp(HostId h, const Wire& offending, IcmpKind kind, std::uint8_t code) {
     IcmpBody body;
+    body.kind = kind;
     body.code = code;
     body.quoted_ip = offending.ip;
     const PacketMatch quoted = match_of(offending);
     body.quoted_protocol = quoted.protocol == Protocol::tcp ? ip_protocol::tcp : ip_protocol::udp;
     body.quoted_source_port = quoted.source_port;
     body.quoted_destination_port = quoted.destination_port;
-    Wire wire{ip_header(h, offending.ip.destination, offending.ip.source), body, {}};
-    auto bytes = encode_icmp_unreachable(wire.ip, code, offending.bytes);
+    const Host& host = host_of(h);
+    const IpAddress from = is_local_address(host, offending.ip.destination)
+                               ? offending.ip.destination
+                               : source_address_for(host, offending.ip.source, offending.ip.family());
+    Wire wire{ip_header(h, from, offending.ip.source), body, {}};
+    auto bytes = kind == IcmpKind::unreachable ? encode_icmp_unreachable(wire.ip, code, offending.bytes)
+                                               : encode_icmp_time_exceeded(wire.ip, offending.bytes);
     if (!bytes) {
         note(h, "could not encode an ICMP error: " + bytes.error().message);
         return std::nullopt;
@@ -101,7 +120,7 @@ std::optional<Wire> Kernel::make_icmp_unreachable(HostId h, const Wire& offendin
 // ---- the wire ------------------------------------------------------------------------
 
 void Kernel::transmit(HostId from, Wire packet) {
-    const auto to = route(from, packet.ip.destination);
+    const auto to = next_hop(from, packet.ip.destination);
     const auto event = [&](trace::PacketKind kind, std::optional<trace::DropCause> cause, std::optional<std::string> rule) {
         if (recorder == nullptr) return;  // building the event copies the bytes: only when recording
         trace::Packet body{kind, packet.bytes, LinkType::raw, std::move(rule), host_of(from).name, std::nullopt, cause};
@@ -129,6 +148,7 @@ void Kernel::transmit(HostId from, Wire packet) {
 
 void Kernel::on_arrival(Arrival& arrival) {
     const HostId h = arrival.to;
+    if (arrival.from != h && host_of(h).routing.forwarding && router_input(h, arrival.from, *arrival.packet)) return;
     const Wire& packet = *arrival.packet;
     trace::Packet event{trace::PacketKind::delivered, packet.bytes, LinkType::raw, std::nullopt,
                         host_of(arrival.from).name, host_of(h).name};
@@ -208,7 +228,12 @@ void Kernel::icmp_input(HostId h, const Wire& packet) {
     const auto& icmp = std::get<IcmpBody>(packet.body);
     const Endpoint local{icmp.quoted_ip.source, icmp.quoted_source_port};
     const Endpoint remote{icmp.quoted_ip.destination, icmp.quoted_destination_port};
-    const KernelIcmpError kernel = kernel_error(IcmpUnreachable{packet.ip.family(), icmp.code});
+    // Time exceeded is a soft error, EHOSTUNREACH (icmp_err_convert has no entry for it;
+    // udp_err and tcp_v4_err set EHOSTUNREACH): a connected UDP socket is not told
+    // (IP_RECVERR's error queue would be), a TCP connect in SYN-SENT ends with it.
+    const KernelIcmpError kernel = icmp.kind == IcmpKind::time_exceeded
+                                       ? KernelIcmpError{EHOSTUNREACH, false}
+                                       : kernel_error(IcmpUnreachable{packet.ip.family(), icmp.code});
     const auto error = errno_from_value(kernel.error);
     if (!error) return;
     if (icmp.quoted_protocol == ip_protocol::udp) {
@@ -222,8 +247,11 @@ void Kernel::icmp_input(HostId h, const Wire& packet) {
     if (!found) return;
     Socket* s = find(h, *found);
     if (s->state == TcpState::syn_sent)
-        connection_closed(h, *s, "ICMP destination unreachable (code " + std::to_string(icmp.code) + ") received", *error,
-                          "connect");
+        connection_closed(h, *s,
+                          icmp.kind == IcmpKind::time_exceeded
+                              ? std::string("ICMP time exceeded received")
+                              : "ICMP destination unreachable (code " + std::to_string(icmp.code) + ") received",
+                          *error, "connect");
 }
 
 // ---- the scanner --------------------------------------------------------------------
@@ -313,6 +341,7 @@ std::optional<scan::Answer> answer_to(const Probe& probe, const Wire& packet) {
         return scan::Answer::udp_reply();
     }
     const auto& icmp = std::get<IcmpBody>(packet.body);
+    if (icmp.kind != IcmpKind::unreachable) return std::nullopt;  // time exceeded: not about the port
     const bool udp_probe = probe.type == scan::ScanType::udp;
     if (icmp.quoted_ip.destination != probe.target.address || icmp.quoted_destination_port != probe.target.port ||
         icmp.quoted_source_port != probe.source.port || udp_probe != (icmp.quoted_protocol == ip_protocol::udp))

@@ -20,6 +20,63 @@ bool Simulator::remove_firewall_rule(HostId host, std::string_view rule_id) { re
 void Simulator::set_firewall_policy(HostId host, FirewallAction policy) { kernel().set_policy(host, policy); }
 void Simulator::set_tcp_config(TcpConfig config) { kernel().set_tcp_config(config); }
 
+// ---- routers ----
+
+namespace {
+
+// The network an address lies on: the address with its host bits cleared.
+IpAddress network_of(const IpAddress& address, std::uint8_t prefix_length) {
+    auto bytes = std::vector<std::uint8_t>(address.bytes().begin(), address.bytes().end());
+    std::size_t bits = prefix_length;
+    for (auto& byte : bytes) {
+        const unsigned keep = bits >= 8 ? 8u : static_cast<unsigned>(bits);
+        byte = static_cast<std::uint8_t>(byte & (keep == 0 ? 0 : 0xFF << (8 - keep)));
+        bits -= keep;
+    }
+    return IpAddress::from_bytes(bytes).value_or(address);
+}
+
+Route on_link(const Interface& interface) {
+    return Route{network_of(interface.address, interface.prefix_length), interface.prefix_length, std::nullopt,
+                 interface.address};
+}
+
+}  // namespace
+
+HostId Simulator::add_router(std::string name, std::vector<Interface> interfaces, HostOptions options) {
+    std::vector<IpAddress> addresses;
+    for (const Interface& interface : interfaces) addresses.push_back(interface.address);
+    if (options.role.empty()) options.role = "router";
+    const HostId router = add_host(std::move(name), std::move(addresses), std::move(options));
+    for (const Interface& interface : interfaces) kernel().add_route(router, on_link(interface));
+    kernel().set_forwarding(router, true);
+    return router;
+}
+
+void Simulator::set_network(HostId host, std::uint8_t prefix_length, std::optional<IpAddress> gateway) {
+    const Host* h = world().host(host);
+    if (h == nullptr) return;
+    const std::vector<IpAddress> addresses = h->addresses;
+    for (const IpAddress& address : addresses) kernel().add_route(host, on_link(Interface{address, prefix_length}));
+    if (!gateway) return;
+    for (const IpAddress& address : addresses) {
+        if (address.family() != gateway->family() || !in_network(*gateway, network_of(address, prefix_length), prefix_length))
+            continue;
+        const IpAddress any = gateway->is_v4() ? IpAddress::any_v4() : IpAddress::any_v6();
+        kernel().add_route(host, Route{any, 0, gateway, address});
+        return;
+    }
+}
+
+void Simulator::add_route(HostId host, Route route) { kernel().add_route(host, route); }
+void Simulator::add_nat(HostId router, IpAddress outside) { kernel().set_masquerade(router, outside); }
+void Simulator::add_port_forward(HostId router, Protocol protocol, Port port, Endpoint to) {
+    kernel().add_port_forward(router, PortForward{protocol, port, to});
+}
+void Simulator::set_stateful_firewall(HostId router, IpAddress outside, FirewallAction new_from_outside) {
+    kernel().set_stateful_firewall(router, StatefulFirewall{outside, new_from_outside});
+}
+
 // ---- time ----
 
 EventId Simulator::schedule(Time delay, Action action) { return kernel().schedule(delay, std::move(action)); }
@@ -55,6 +112,7 @@ SysResult<Ok> Simulator::set_reuse_address(SocketRef s, bool on) { return kernel
 SysResult<Ok> Simulator::set_privileged(SocketRef s, bool on) { return kernel().set_privileged(s, on); }
 SysResult<Ok> Simulator::set_linger_zero(SocketRef s, bool on) { return kernel().set_linger_zero(s, on); }
 SysResult<Ok> Simulator::set_auto_reply(SocketRef s, Bytes reply) { return kernel().set_auto_reply(s, std::move(reply)); }
+SysResult<Ok> Simulator::set_ttl(SocketRef s, std::uint8_t ttl) { return kernel().set_ttl(s, ttl); }
 SysResult<Ok> Simulator::bind(SocketRef s, Endpoint local) { return kernel().bind(s, local); }
 SysResult<Ok> Simulator::listen(SocketRef s, std::uint32_t backlog) { return kernel().listen(s, backlog); }
 SysResult<Ok> Simulator::connect(SocketRef s, Endpoint remote) { return kernel().connect(s, remote); }

@@ -119,6 +119,7 @@ EventKind kind_of(const trace::EventBody& body) noexcept {
         EventKind operator()(const trace::RuleRemoved&) const { return EventKind::rule_removed; }
         EventKind operator()(const trace::ScanProbe&) const { return EventKind::scan_probe; }
         EventKind operator()(const trace::ScanResult&) const { return EventKind::scan_result; }
+        EventKind operator()(const trace::NatTranslated&) const { return EventKind::nat; }
     };
     return std::visit(Visitor{}, body);
 }
@@ -147,6 +148,7 @@ std::string_view to_string(EventKind kind) noexcept {
         case EventKind::rule_removed: return "rule removed";
         case EventKind::scan_probe: return "scan probe";
         case EventKind::scan_result: return "scan result";
+        case EventKind::nat: return "NAT";
     }
     return "?";
 }
@@ -383,6 +385,10 @@ void State::on(HostIndex host, const trace::Closed& body) {
 }
 
 void State::on(HostIndex, const trace::Note&) { last_note_ = applied_; }
+
+// The translation table a router keeps is the visualizer's to draw (issue 11 item 3); the
+// timeline lists the event and its caption already.
+void State::on(HostIndex, const trace::NatTranslated&) {}
 
 void State::on(HostIndex host, const trace::HostAdded& body) {
     hosts_[host].declared = true;

@@ -164,10 +164,10 @@ struct Drop {
     std::string rule;    // the event's rule text, or "(no rule given)"
     std::optional<trace::DropCause> cause;  // none in version-1 traces
     std::optional<std::string> rule_id;
-    // A firewall's doing: cause firewall, or (version 1) no cause but a rule named.
-    // A link loss or a missing socket is not.
+    // A firewall's doing: cause firewall or ct-state (a router's stateful chain), or
+    // (version 1) no cause but a rule named. A link loss or a missing socket is not.
     [[nodiscard]] bool by_firewall() const noexcept {
-        return cause ? *cause == trace::DropCause::firewall : rule != no_rule;
+        return cause ? *cause == trace::DropCause::firewall || *cause == trace::DropCause::ct_state : rule != no_rule;
     }
     static constexpr std::string_view no_rule = "(no rule given)";
     friend bool operator==(const Drop&, const Drop&) = default;
@@ -262,6 +262,7 @@ private:
     void on(HostIndex host, const trace::RuleRemoved& body);
     void on(HostIndex host, const trace::ScanProbe& body);
     void on(HostIndex host, const trace::ScanResult& body);
+    void on(HostIndex host, const trace::NatTranslated& body);
 
     std::size_t applied_ = 0;
     std::uint64_t now_us_ = 0;
@@ -320,8 +321,9 @@ enum class EventKind : std::uint8_t {
     rule_removed,
     scan_probe,
     scan_result,
+    nat,
 };
-inline constexpr std::size_t event_kind_count = 22;
+inline constexpr std::size_t event_kind_count = 23;
 [[nodiscard]] EventKind kind_of(const trace::EventBody& body) noexcept;
 [[nodiscard]] std::string_view to_string(EventKind kind) noexcept;
 

@@ -308,6 +308,8 @@ DropWords drop_words(const trace::Packet& packet) {
         case trace::DropCause::no_socket: return {false, or_rule("no socket on that port")};
         case trace::DropCause::checksum: return {false, or_rule("bad checksum")};
         case trace::DropCause::no_route: return {false, or_rule("no route")};
+        case trace::DropCause::ttl_exceeded: return {false, or_rule("TTL exceeded")};
+        case trace::DropCause::ct_state: return {true, or_rule("stateful firewall: ct state new")};
         case trace::DropCause::firewall:
         case trace::DropCause::other: break;
     }

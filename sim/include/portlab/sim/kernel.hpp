@@ -37,6 +37,12 @@ public:
     bool remove_rule(HostId host, std::string_view id);
     void set_policy(HostId host, FirewallAction policy);
     void set_tcp_config(TcpConfig config) { world.tcp = config; }
+    // Routers and routes (router.hpp).
+    void add_route(HostId host, Route route);
+    void set_forwarding(HostId host, bool on);
+    void set_masquerade(HostId router, IpAddress outside);
+    void add_port_forward(HostId router, PortForward forward);
+    void set_stateful_firewall(HostId router, StatefulFirewall firewall);
 
     // ---- time ----
     EventId schedule(Time delay, Action action) { return world.queue.schedule_at(world.now + delay, std::move(action)); }
@@ -53,6 +59,7 @@ public:
     SysResult<Ok> set_privileged(SocketRef s, bool on);
     SysResult<Ok> set_linger_zero(SocketRef s, bool on);
     SysResult<Ok> set_auto_reply(SocketRef s, Bytes reply);
+    SysResult<Ok> set_ttl(SocketRef s, std::uint8_t ttl);
     SysResult<Ok> bind(SocketRef s, Endpoint local);
     SysResult<Ok> listen(SocketRef s, std::uint32_t backlog);
     // Starts the handshake (TCP) or sets the default peer (UDP); a TCP connect's
@@ -78,6 +85,9 @@ private:
     Socket* user_socket(SocketRef s);
     Socket* find(HostId h, trace::SocketId id) { return host_of(h).find(id); }
     std::optional<HostId> route(HostId from, const IpAddress& destination) const;
+    // The neighbour a packet for `destination` goes to: through the host's routes when it
+    // has any (the gateway, or the destination itself on-link), else straight to the owner.
+    std::optional<HostId> next_hop(HostId from, const IpAddress& destination) const;
     bool is_local_address(const Host& host, const IpAddress& address) const;
     IpAddress source_address_for(const Host& host, const IpAddress& destination, IpFamily family) const;
     std::optional<trace::SocketId> find_listener(HostId h, const Endpoint& local);
@@ -116,11 +126,23 @@ private:
     // packets
     std::optional<Wire> make_tcp(HostId h, const Endpoint& from, const Endpoint& to, const TcpHeader& header,
                                  const Bytes& payload);
-    std::optional<Wire> make_udp(HostId h, const Endpoint& from, const Endpoint& to, const Bytes& payload);
+    std::optional<Wire> make_udp(HostId h, const Endpoint& from, const Endpoint& to, const Bytes& payload,
+                                 std::uint8_t ttl = 64);
     std::optional<Wire> make_icmp_unreachable(HostId h, const Wire& offending, std::uint8_t code);
+    std::optional<Wire> make_icmp_time_exceeded(HostId h, const Wire& offending);
+    std::optional<Wire> make_icmp(HostId h, const Wire& offending, IcmpKind kind, std::uint8_t code);
     IpHeader ip_header(HostId h, const IpAddress& from, const IpAddress& to);
     void transmit(HostId from, Wire packet);
     void on_arrival(Arrival& arrival);
+    // the router (kernel_router.cpp): true when the packet was forwarded or dropped, false
+    // when it is for this host (after any translation back)
+    bool router_input(HostId h, HostId from, Wire& packet);
+    void forward(HostId h, HostId from, Wire& packet, const trace::Packet& arrived, const Routing::Match& match,
+                 std::optional<Endpoint> dnat_to);
+    void router_drop(HostId h, trace::Packet event, trace::DropCause cause, std::string why);
+    void send_icmp_error(HostId h, const Wire& offending, IcmpKind kind, std::uint8_t code);
+    [[nodiscard]] IpAddress incoming_interface(HostId h, HostId from) const;
+    [[nodiscard]] bool reencode(HostId h, Wire& packet);
     bool reject(HostId h, const Wire& packet, RejectWith with);
     bool listen_queue_full(HostId h, const Wire& packet, std::string& why);
 

@@ -50,6 +50,23 @@ public:
     void set_firewall_policy(HostId host, FirewallAction policy);
     void set_tcp_config(TcpConfig config);
 
+    // ---- routers (router.hpp) ----
+    // A host that forwards between its interfaces (net.ipv4.ip_forward = 1), with an on-link
+    // route for each: `ip addr add 192.0.2.2/24 dev ...` on each of its links.
+    HostId add_router(std::string name, std::vector<Interface> interfaces, HostOptions options = {});
+    // Puts a host's addresses on networks of `prefix_length` (on-link routes) and sends the
+    // rest to `gateway`, if given: `ip route add default via GATEWAY`. Without this a host
+    // reaches every address in one hop, as in the simulator's first scenarios.
+    void set_network(HostId host, std::uint8_t prefix_length, std::optional<IpAddress> gateway);
+    void add_route(HostId host, Route route);
+    // `oifname OUT masquerade`: connections leaving the router from `outside` leave with it.
+    void add_nat(HostId router, IpAddress outside);
+    // `PROTOCOL dport PORT dnat to TO` in the router's prerouting chain.
+    void add_port_forward(HostId router, Protocol protocol, Port port, Endpoint to);
+    // Lab 18's forward chain: established,related accept; new from inside accept; new from
+    // the interface with address `outside` dropped (or rejected with admin-prohibited).
+    void set_stateful_firewall(HostId router, IpAddress outside, FirewallAction new_from_outside = FirewallAction::drop);
+
     // ---- virtual time (ns-3's Schedule / Cancel / Run) ----
     [[nodiscard]] Time now() const noexcept { return kernel_.world.now; }
     // A Mark (a caption at a time) or any other Action; same-time events run FIFO.
@@ -74,6 +91,8 @@ public:
     SysResult<Ok> set_linger_zero(SocketRef s, bool on = true);
     // A UDP "service" that answers each datagram with `reply` (the scan's open UDP port).
     SysResult<Ok> set_auto_reply(SocketRef s, Bytes reply);
+    // setsockopt(IP_TTL) on a UDP socket (traceroute's trick): 1-255.
+    SysResult<Ok> set_ttl(SocketRef s, std::uint8_t ttl);
     SysResult<Ok> bind(SocketRef s, Endpoint local);
     SysResult<Ok> listen(SocketRef s, std::uint32_t backlog);
     SysResult<Ok> connect(SocketRef s, Endpoint remote);

@@ -14,6 +14,7 @@
 #include <variant>
 #include <vector>
 
+#include "portlab/boxed.hpp"
 #include "portlab/net.hpp"
 #include "portlab/packet.hpp"
 #include "portlab/ports.hpp"
@@ -24,6 +25,7 @@
 #include "portlab/sim/firewall.hpp"
 #include "portlab/sim/flat_map.hpp"
 #include "portlab/sim/random.hpp"
+#include "portlab/sim/router.hpp"
 #include "portlab/syn_schedule.hpp"
 #include "portlab/tcp_state.hpp"
 #include "portlab/trace.hpp"
@@ -55,8 +57,14 @@ struct UdpBody {
     Bytes payload;
     friend bool operator==(const UdpBody&, const UdpBody&) = default;
 };
-// ICMP destination unreachable, with the parts of the quoted packet the stack reads.
+// The ICMP errors the model sends: destination unreachable (RFC 792 type 3, RFC 4443 type 1)
+// and time exceeded (type 11, ICMPv6 type 3), sent by a router whose forwarding took a
+// packet's TTL to 0 (RFC 1812 5.3.1).
+enum class IcmpKind : std::uint8_t { unreachable, time_exceeded };
+
+// An ICMP error, with the parts of the quoted packet the stack reads.
 struct IcmpBody {
+    IcmpKind kind = IcmpKind::unreachable;
     std::uint8_t code = 3;
     IpHeader quoted_ip;
     std::uint8_t quoted_protocol = 0;
@@ -113,6 +121,7 @@ struct Socket {
     bool privileged = false;     // the owner has CAP_NET_BIND_SERVICE
     bool reuse_address = false;  // SO_REUSEADDR
     bool linger_zero = false;    // SO_LINGER {1, 0}: close() aborts with RST
+    std::uint8_t ttl = 64;       // IP_TTL (UDP here): Linux's default, net.ipv4.ip_default_ttl
     bool open_by_user = true;
     std::optional<Endpoint> local;   // bound address and port
     std::optional<Endpoint> remote;  // connected peer
@@ -209,6 +218,7 @@ struct Host {
     std::vector<IpAddress> addresses;  // besides loopback, which every host has
     HostOptions options;
     Firewall firewall;
+    Routing routing;                           // routes, forwarding, conntrack, NAT (router.hpp)
     std::vector<Socket> slots;                 // sockets; slots of destroyed ones are reused
     std::vector<std::uint32_t> free_slots;
     FlatMap<std::uint32_t, std::uint32_t, IntegerHash> slot_of;  // SocketId value -> slot
@@ -296,40 +306,11 @@ struct Probe {
 
 // ---- scheduled work ---------------------------------------------------------------
 
-// A value kept on the heap but copied and compared as a value: keeps a big member
-// (a packet) from making every queued event, timers included, as big as itself.
-template <class T>
-class Boxed {
-public:
-    Boxed() = default;  // empty: only a default-constructed (or moved-from) holder
-    explicit Boxed(T value) : value_(std::make_unique<T>(std::move(value))) {}
-    Boxed(const Boxed& other) : value_(other.value_ ? std::make_unique<T>(*other.value_) : nullptr) {}
-    Boxed(Boxed&&) noexcept = default;
-    Boxed& operator=(const Boxed& other) {
-        if (this != &other) value_ = other.value_ ? std::make_unique<T>(*other.value_) : nullptr;
-        return *this;
-    }
-    Boxed& operator=(Boxed&&) noexcept = default;
-    ~Boxed() = default;
-
-    [[nodiscard]] T& operator*() noexcept { return *value_; }
-    [[nodiscard]] const T& operator*() const noexcept { return *value_; }
-    [[nodiscard]] const T* operator->() const noexcept { return value_.get(); }
-
-    friend bool operator==(const Boxed& a, const Boxed& b) {
-        if (!a.value_ || !b.value_) return !a.value_ && !b.value_;
-        return *a.value_ == *b.value_;
-    }
-
-private:
-    std::unique_ptr<T> value_;
-};
-
 // A packet reaching a host after its link's delay.
 struct Arrival {
     HostId from;
     HostId to;
-    Boxed<Wire> packet;  // boxed: a timer in the queue should not cost a packet's space
+    Boxed<Wire> packet;  // boxed (portlab/boxed.hpp): a timer in the queue should not cost a packet's space
     friend bool operator==(const Arrival&, const Arrival&) = default;
 };
 enum class TimerKind : std::uint8_t { retransmit, time_wait };
