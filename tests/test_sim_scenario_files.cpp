@@ -92,10 +92,17 @@ TEST_CASE("a bad scenario line is one error that names the file, the line and th
         {"tcp msl forever", "t.scenario:4: field 'msl': "},
         {"tcp initial-rto 0s", "t.scenario:4: field 'initial-rto': "},
         {"tcp mss 10", "t.scenario:4: field 'mss': "},
-        {"router r 10.0.0.254", "t.scenario:4: field 'router': "},
-        {"nat router masquerade", "t.scenario:4: field 'nat': "},
-        {"forward router tcp 8080 10.0.0.2:80", "t.scenario:4: field 'forward': "},
-        {"stateful server", "t.scenario:4: field 'stateful': "},
+        {"router r 10.0.0.254", "t.scenario:4: field 'interfaces': "},
+        {"router r 10.0.0.1/24", "t.scenario:4: field 'interfaces': "},
+        {"router r 10.0.9.1/40", "t.scenario:4: field 'interfaces': "},
+        {"network client 33", "t.scenario:4: field 'prefix': "},
+        {"network client 24 via gateway", "t.scenario:4: field 'via': "},
+        {"nat server masquerade", "t.scenario:4: field 'outside': "},
+        {"nat server snat 10.0.0.2", "t.scenario:4: field 'kind': "},
+        {"forward server tcp 8080 10.0.0.2:80", "t.scenario:4: field 'to': "},
+        {"forward server tcp 8080 to 10.0.0.2", "t.scenario:4: field 'to': "},
+        {"stateful server 10.0.0.2 allow", "t.scenario:4: field 'action': "},
+        {"stateful nobody 10.0.0.2", "t.scenario:4: field 'router': "},
         {"teleport client", "t.scenario:4: field 'teleport': "},
         {"title", "t.scenario:4: field 'title': "},
         {"name two words", "t.scenario:4: field 'name': "},
@@ -315,7 +322,7 @@ TEST_CASE("every example file in docs/scenarios.md parses, runs and shows what t
         REQUIRE(sim);
         runs.emplace(spec->name, std::move(sim).value());
     }
-    REQUIRE(runs.size() == 5);
+    REQUIRE(runs.size() == 6);
     const auto failures = [&](const std::string& name) {
         std::vector<std::string> found;
         for (const auto& failed : all<trace::CallFailed>(runs.at(name))) found.push_back(failed.call + " " + failed.errno_name);
@@ -341,4 +348,88 @@ TEST_CASE("every example file in docs/scenarios.md parses, runs and shows what t
     REQUIRE(established.size() == 2);
     CHECK(established.at(1) > 3 * seconds);
     CHECK(established.at(2) > 3 * seconds);
+    // The masquerade example: accept() names the router.
+    const auto accepted = all<trace::Accepted>(runs.at("masquerade"));
+    REQUIRE(accepted.size() == 1);
+    CHECK(accepted[0].four_tuple.remote.address == IpAddress::v4(198, 51, 100, 1));
+}
+
+// Between hosts (issue 11 item 3, router.hpp): a router with NAT, and port forwarding.
+namespace {
+const std::string two_networks =
+    "portlab-scenario 1\n"
+    "host client 192.0.2.1 role client\n"
+    "router router 192.0.2.2/24,198.51.100.1/24\n"
+    "host server 198.51.100.2 role server\n"
+    "network client 24 via 192.0.2.2\n"
+    "link client router delay 1ms\n"
+    "link router server delay 1ms\n";
+
+Endpoint peer_accepted(const Simulator& sim) {
+    const auto accepted = all<trace::Accepted>(sim);
+    REQUIRE(accepted.size() == 1);
+    return accepted[0].four_tuple.remote;
+}
+}  // namespace
+
+TEST_CASE("router, network and nat lines: behind masquerade the server sees the router's address", "[sim][scenario-file][network]") {
+    const Simulator sim = run_text(two_networks +
+                                   "network server 24\n"  // no route back to 192.0.2.0/24: only NAT makes it work
+                                   "nat router masquerade 198.51.100.1\n"
+                                   "service web server tcp 8080\n"
+                                   "socket c client tcp\n"
+                                   "connect c 198.51.100.2:8080\n"
+                                   "wait web accept-queue within 10s\n"
+                                   "accept web conn\n"
+                                   "run idle\n");
+    CHECK(peer_accepted(sim).address == IpAddress::v4(198, 51, 100, 1));
+}
+
+TEST_CASE("a forward line: the router's port leads to the inside server, which sees the real client", "[sim][scenario-file][network]") {
+    const Simulator sim = run_text(two_networks +
+                                   "network server 24 via 198.51.100.1\n"
+                                   "forward router tcp 8080 to 198.51.100.2:80\n"
+                                   "service web server tcp 80\n"
+                                   "socket c client tcp\n"
+                                   "connect c 192.0.2.2:8080\n"
+                                   "wait c ESTABLISHED within 10s\n"
+                                   "wait web accept-queue within 10s\n"
+                                   "accept web conn\n"
+                                   "run idle\n");
+    CHECK(peer_accepted(sim).address == IpAddress::v4(192, 0, 2, 1));
+}
+
+TEST_CASE("a stateful line: a connection from outside gets no answer", "[sim][scenario-file][network]") {
+    const Simulator sim = run_text(two_networks +
+                                   "network server 24 via 198.51.100.1\n"
+                                   "stateful router 192.0.2.2\n"
+                                   "service web server tcp 80\n"
+                                   "socket in client tcp\n"
+                                   "connect in 198.51.100.2:80\n"
+                                   "wait in CLOSED within 200s\n"
+                                   "run idle\n");
+    CHECK(all<trace::Accepted>(sim).empty());
+    bool timed_out = false;
+    for (const auto& event : sim.events())
+        if (const auto* change = std::get_if<trace::StateChanged>(&event.body))
+            timed_out = timed_out || (event.host == "client" && change->from == TcpState::syn_sent && change->to == TcpState::closed);
+    CHECK(timed_out);
+}
+
+TEST_CASE("set ttl 1: the router does not forward the datagram and sends ICMP time exceeded", "[sim][scenario-file][network]") {
+    const Simulator sim = run_text(two_networks +
+                                   "network server 24 via 198.51.100.1\n"
+                                   "socket probe client udp\n"
+                                   "set probe ttl 1\n"
+                                   "sendto probe 198.51.100.2:9 \"x\"\n"
+                                   "run idle\n");
+    bool time_exceeded = false;
+    for (const auto& event : sim.events()) {
+        if (const auto* packet = std::get_if<trace::Packet>(&event.body); packet && event.host == "router" && packet->kind == trace::PacketKind::sent) {
+            // IPv4 (no options): protocol 1 (ICMP) at byte 9, the ICMP type at byte 20.
+            const auto& b = packet->bytes;
+            time_exceeded = time_exceeded || (b.size() > 20 && (b[0] >> 4) == 4 && (b[0] & 0x0f) == 5 && b[9] == 1 && b[20] == 11);
+        }
+    }
+    CHECK(time_exceeded);  // ICMP type 11 from the router
 }

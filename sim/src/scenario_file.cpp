@@ -229,6 +229,10 @@ private:
 
     LineResult directive(std::string_view word, ScenarioLine& out);
     LineResult host_line(ScenarioLine& out);
+    LineResult router_line(ScenarioLine& out);
+    std::variant<IpAddress, LineError> address_field(std::string_view field);
+    std::variant<std::string, LineError> new_host_name();
+    LineResult claim_address(std::string_view field, const IpAddress& address, const std::string& owner);
     LineResult link_options(LinkConfig& config);
     LineResult tcp_line(ScenarioLine& out);
     std::variant<HostIndex, LineError> host_field(std::string_view field);
@@ -350,6 +354,68 @@ std::variant<Bytes, LineError> Parser::payload_bytes(std::string_view field) {
     return error(f, "expected a payload: \"text\", hex 12 34, fill 100 \"x\" or $name, not " + quote_for_message(*word));
 }
 
+// A new host's (or router's) name: a plain word no host or socket has.
+std::variant<std::string, LineError> Parser::new_host_name() {
+    auto name = take("the host's name");
+    if (!name) return error("name", name.error().message);
+    if (name->front() == '"' || name->front() == '$') return error("name", "a name is a plain word, not " + quote_for_message(*name));
+    if (hosts_.count(*name) != 0 || sockets_.count(*name) != 0) return error("name", "the name " + quote_for_message(*name) + " is taken already");
+    if (spec_.hosts.size() >= 64) return error("name", "a scenario has at most 64 hosts");
+    return std::string(*name);
+}
+
+// An address a host declares as its own: not loopback or the wildcard, and no other host's.
+Parser::LineResult Parser::claim_address(std::string_view field, const IpAddress& address, const std::string& owner) {
+    if (address.is_unspecified() || address.is_loopback())
+        return error(std::string(field), address.to_string() + " is not a host's own address (every host has loopback already)");
+    if (const auto taken = addresses_.find(address); taken != addresses_.end())
+        return error(std::string(field), address.to_string() + " belongs to " + taken->second + " already");
+    addresses_.emplace(address, owner);
+    return std::nullopt;
+}
+
+std::variant<IpAddress, LineError> Parser::address_field(std::string_view field) {
+    auto text = take("an address such as 198.51.100.1");
+    if (!text) return error(std::string(field), text.error().message);
+    auto address = IpAddress::parse(*text);
+    if (!address) return error(std::string(field), address.error().message);
+    return *address;
+}
+
+// router NAME ADDRESS/PREFIX[,ADDRESS/PREFIX...] [role ROLE]: a host that forwards.
+Parser::LineResult Parser::router_line(ScenarioLine& out) {
+    step::AddRouter router;
+    auto name = new_host_name();
+    if (failed(name)) return std::get<LineError>(name);
+    router.name = std::get<std::string>(std::move(name));
+    auto interfaces = take("its interfaces, such as 192.0.2.2/24,198.51.100.1/24");
+    if (!interfaces) return error("interfaces", interfaces.error().message);
+    for (std::size_t start = 0;;) {
+        const auto comma = interfaces->find(',', start);
+        const auto item = interfaces->substr(start, comma == std::string_view::npos ? std::string_view::npos : comma - start);
+        const auto slash = item.find('/');
+        auto address = IpAddress::parse(item.substr(0, slash));
+        if (!address || slash == std::string_view::npos)
+            return error("interfaces", "expected ADDRESS/PREFIX such as 192.0.2.2/24, not " + quote_for_message(item));
+        auto prefix = parse_whole(item.substr(slash + 1), address->is_v4() ? 32 : 128);
+        if (!prefix) return error("interfaces", "the prefix of " + quote_for_message(item) + ": " + prefix.error().message);
+        if (auto e = claim_address("interfaces", *address, router.name)) return e;
+        router.interfaces.push_back(Interface{*address, static_cast<std::uint8_t>(*prefix)});
+        if (comma == std::string_view::npos) break;
+        start = comma + 1;
+    }
+    if (peek() == "role") {
+        ++next_;
+        auto role = take("a role");
+        if (!role) return error("role", role.error().message);
+        router.options.role = std::string(*role);
+    }
+    hosts_.emplace(router.name, HostIndex{static_cast<std::uint32_t>(spec_.hosts.size())});
+    spec_.hosts.push_back(router.name);
+    out.step = std::move(router);
+    return no_more();
+}
+
 Parser::LineResult Parser::link_options(LinkConfig& config) {
     while (more()) {
         const std::string_view option = words_[next_++].text;
@@ -387,12 +453,9 @@ Parser::LineResult Parser::link_options(LinkConfig& config) {
 
 Parser::LineResult Parser::host_line(ScenarioLine& out) {
     step::AddHost host;
-    auto name = take("the host's name");
-    if (!name) return error("name", name.error().message);
-    if (name->front() == '"' || name->front() == '$') return error("name", "a name is a plain word, not " + quote_for_message(*name));
-    if (hosts_.count(*name) != 0 || sockets_.count(*name) != 0) return error("name", "the name " + quote_for_message(*name) + " is taken already");
-    if (spec_.hosts.size() >= 64) return error("name", "a scenario has at most 64 hosts");
-    host.name = std::string(*name);
+    auto name = new_host_name();
+    if (failed(name)) return std::get<LineError>(name);
+    host.name = std::get<std::string>(std::move(name));
     auto addresses = take("the host's addresses, such as 10.0.0.1 or 10.0.0.1,2001:db8::1");
     if (!addresses) return error("address", addresses.error().message);
     for (std::size_t start = 0;;) {
@@ -400,11 +463,7 @@ Parser::LineResult Parser::host_line(ScenarioLine& out) {
         const auto item = addresses->substr(start, comma == std::string_view::npos ? std::string_view::npos : comma - start);
         auto address = IpAddress::parse(item);
         if (!address) return error("address", address.error().message);
-        if (address->is_unspecified() || address->is_loopback())
-            return error("address", address->to_string() + " is not a host's own address (every host has loopback already)");
-        if (const auto owner = addresses_.find(*address); owner != addresses_.end())
-            return error("address", address->to_string() + " belongs to " + owner->second + " already");
-        addresses_.emplace(*address, host.name);
+        if (auto e = claim_address("address", *address, host.name)) return e;
         host.addresses.push_back(*address);
         if (comma == std::string_view::npos) break;
         start = comma + 1;
@@ -477,10 +536,6 @@ Parser::LineResult Parser::tcp_line(ScenarioLine& out) {
     out.step = step::SetTcp{tcp_};
     return std::nullopt;
 }
-
-// The directives the network model will take (issue 11: routers, NAT, port forwarding
-// and a stateful firewall); read as words of the format already, refused until then.
-constexpr std::array<std::string_view, 4> network_directives{"router", "nat", "forward", "stateful"};
 
 Parser::LineResult Parser::directive(std::string_view word, ScenarioLine& out) {
     const auto expect = [](const auto& value, std::string_view) -> LineResult {
@@ -588,7 +643,16 @@ Parser::LineResult Parser::directive(std::string_view word, ScenarioLine& out) {
         if (*name == "reuseaddr") option.option = step::SocketOption::reuse_address;
         else if (*name == "privileged") option.option = step::SocketOption::privileged;
         else if (*name == "linger-zero") option.option = step::SocketOption::linger_zero;
-        else return error("option", "unknown socket option " + quote_for_message(*name) + " (reuseaddr, privileged, linger-zero)");
+        else if (*name == "ttl") {
+            auto ttl_text = take("a TTL from 1 to 255");
+            if (!ttl_text) return error("ttl", ttl_text.error().message);
+            auto ttl = parse_whole(*ttl_text, 255);
+            if (!ttl || *ttl == 0) return error("ttl", "expected a TTL from 1 to 255, not " + quote_for_message(*ttl_text));
+            option.option = step::SocketOption::ttl;
+            option.ttl = static_cast<std::uint8_t>(*ttl);
+            out.step = option;
+            return no_more();
+        } else return error("option", "unknown socket option " + quote_for_message(*name) + " (reuseaddr, privileged, linger-zero, ttl)");
         if (more()) {
             const std::string_view on = words_[next_++].text;
             if (on != "on" && on != "off") return error("option", "expected on or off, not " + quote_for_message(on));
@@ -785,9 +849,70 @@ Parser::LineResult Parser::directive(std::string_view word, ScenarioLine& out) {
         out.step = wait;
         return std::nullopt;
     }
-    if (std::find(network_directives.begin(), network_directives.end(), word) != network_directives.end())
-        return error(std::string(word), "not supported yet: this simulator has no routers, NAT, port forwarding or stateful "
-                                        "firewall (docs/scenarios.md, \"Coming next\")");
+    if (word == "router") return router_line(out);
+    if (word == "network") {
+        const auto host = host_field("host");
+        if (auto e = expect(host, "host")) return e;
+        auto text = take("a prefix length such as 24");
+        if (!text) return error("prefix", text.error().message);
+        auto prefix = parse_whole(*text, 32);
+        if (!prefix) return error("prefix", prefix.error().message);
+        step::SetNetwork network{std::get<HostIndex>(host), static_cast<std::uint8_t>(*prefix), std::nullopt};
+        if (peek() == "via") {
+            ++next_;
+            auto gateway = address_field("via");
+            if (failed(gateway)) return std::get<LineError>(gateway);
+            network.gateway = std::get<IpAddress>(gateway);
+        }
+        out.step = network;
+        return no_more();
+    }
+    if (word == "nat") {
+        const auto router = host_field("router");
+        if (auto e = expect(router, "router")) return e;
+        auto kind = take("masquerade");
+        if (!kind) return error("kind", kind.error().message);
+        if (*kind != "masquerade") return error("kind", "the only NAT is masquerade, not " + quote_for_message(*kind));
+        auto outside = address_field("outside");
+        if (failed(outside)) return std::get<LineError>(outside);
+        out.step = step::AddNat{std::get<HostIndex>(router), std::get<IpAddress>(outside)};
+        return no_more();
+    }
+    if (word == "forward") {
+        const auto router = host_field("router");
+        if (auto e = expect(router, "router")) return e;
+        auto text = take("tcp or udp");
+        if (!text) return error("protocol", text.error().message);
+        auto protocol = parse_protocol(*text);
+        if (!protocol) return error("protocol", protocol.error().message);
+        auto port_text = take("the router's port");
+        if (!port_text) return error("port", port_text.error().message);
+        auto port = parse_port_number(*port_text);
+        if (!port || *port == 0) return error("port", port ? "a forwarded port is 1 to 65535" : port.error().message);
+        if (peek() != "to") return error("to", "expected: forward ROUTER tcp PORT to ADDRESS:PORT");
+        ++next_;
+        auto to_text = take("an address and port such as 198.51.100.2:80");
+        if (!to_text) return error("to", to_text.error().message);
+        auto to = Endpoint::parse(*to_text);
+        if (!to) return error("to", to.error().message);
+        out.step = step::AddForward{std::get<HostIndex>(router), *protocol, *port, *to};
+        return no_more();
+    }
+    if (word == "stateful") {
+        const auto router = host_field("router");
+        if (auto e = expect(router, "router")) return e;
+        auto outside = address_field("outside");
+        if (failed(outside)) return std::get<LineError>(outside);
+        step::SetStateful stateful{std::get<HostIndex>(router), std::get<IpAddress>(outside), FirewallAction::drop};
+        if (more()) {
+            const std::string_view action = words_[next_++].text;
+            if (action != "drop" && action != "reject")
+                return error("action", "new connections from outside are dropped or rejected, not " + quote_for_message(action));
+            stateful.new_from_outside = action == "drop" ? FirewallAction::drop : FirewallAction::reject;
+        }
+        out.step = stateful;
+        return no_more();
+    }
     return error(std::string(word), "unknown directive " + quote_for_message(word) + " (docs/scenarios.md lists them)");
 }
 
@@ -913,6 +1038,11 @@ private:
     void apply(const step::RemoveRule& s) { (void)sim_.remove_firewall_rule(host(s.host), s.rule_id); }
     void apply(const step::SetPolicy& s) { sim_.set_firewall_policy(host(s.host), s.policy); }
     void apply(const step::SetTcp& s) { sim_.set_tcp_config(s.config); }
+    void apply(const step::AddRouter& s) { sim_.add_router(s.name, s.interfaces, s.options); }
+    void apply(const step::SetNetwork& s) { sim_.set_network(host(s.host), s.prefix_length, s.gateway); }
+    void apply(const step::AddNat& s) { sim_.add_nat(host(s.router), s.outside); }
+    void apply(const step::AddForward& s) { sim_.add_port_forward(host(s.router), s.protocol, s.port, s.to); }
+    void apply(const step::SetStateful& s) { sim_.set_stateful_firewall(host(s.router), s.outside, s.new_from_outside); }
     void apply(const step::OpenSocket& s) {
         const auto opened = sim_.socket(host(s.host), s.protocol, s.family);
         if (opened) sockets_[s.socket.value] = *opened;
@@ -922,6 +1052,7 @@ private:
             case step::SocketOption::reuse_address: (void)sim_.set_reuse_address(ref(s.socket), s.on); break;
             case step::SocketOption::privileged: (void)sim_.set_privileged(ref(s.socket), s.on); break;
             case step::SocketOption::linger_zero: (void)sim_.set_linger_zero(ref(s.socket), s.on); break;
+            case step::SocketOption::ttl: (void)sim_.set_ttl(ref(s.socket), s.ttl); break;
         }
     }
     void apply(const step::SetAutoReply& s) { (void)sim_.set_auto_reply(ref(s.socket), s.reply); }

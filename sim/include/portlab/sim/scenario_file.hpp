@@ -34,6 +34,7 @@
 #include "portlab/ports.hpp"
 #include "portlab/result.hpp"
 #include "portlab/scan.hpp"
+#include "portlab/sim/router.hpp"
 #include "portlab/sim/simulator.hpp"
 #include "portlab/tcp_state.hpp"
 
@@ -89,6 +90,33 @@ struct SetTcp {
     TcpConfig config;  // the whole configuration after this line's change
 };
 
+// ---- between hosts (router.hpp) ----
+struct AddRouter {
+    std::string name;
+    std::vector<Interface> interfaces;
+    HostOptions options;  // role "router" unless the line says
+};
+struct SetNetwork {  // the host's addresses on /prefix networks, the rest via gateway
+    HostIndex host;
+    std::uint8_t prefix_length = 24;
+    std::optional<IpAddress> gateway;
+};
+struct AddNat {  // oifname OUT masquerade
+    HostIndex router;
+    IpAddress outside;
+};
+struct AddForward {  // PROTOCOL dport PORT dnat to TO
+    HostIndex router;
+    Protocol protocol = Protocol::tcp;
+    Port port = 0;
+    Endpoint to;
+};
+struct SetStateful {  // lab 18's forward chain
+    HostIndex router;
+    IpAddress outside;
+    FirewallAction new_from_outside = FirewallAction::drop;
+};
+
 // ---- sockets (each names the socket it acts on) ----
 struct OpenSocket {
     HostIndex host;
@@ -96,11 +124,12 @@ struct OpenSocket {
     Protocol protocol = Protocol::tcp;
     IpFamily family = IpFamily::v4;
 };
-enum class SocketOption : std::uint8_t { reuse_address, privileged, linger_zero };
+enum class SocketOption : std::uint8_t { reuse_address, privileged, linger_zero, ttl };
 struct SetOption {
     SocketIndex socket;
     SocketOption option = SocketOption::reuse_address;
     bool on = true;
+    std::uint8_t ttl = 64;  // SocketOption::ttl (IP_TTL)
 };
 struct SetAutoReply {
     SocketIndex socket;
@@ -188,7 +217,8 @@ struct Wait {
 }  // namespace step
 
 using Step = std::variant<step::AddHost, step::SetLink, step::SetDefaultLink, step::AddRule, step::RemoveRule,
-                          step::SetPolicy, step::SetTcp, step::OpenSocket, step::SetOption, step::SetAutoReply,
+                          step::SetPolicy, step::SetTcp, step::AddRouter, step::SetNetwork, step::AddNat,
+                          step::AddForward, step::SetStateful, step::OpenSocket, step::SetOption, step::SetAutoReply,
                           step::Bind, step::Listen, step::Connect, step::Accept, step::Send, step::SendTo,
                           step::Recv, step::RecvFrom, step::RecvAll, step::Close, step::Service, step::Note,
                           step::Scan, step::RunFor, step::RunUntil, step::RunIdle, step::Wait>;
