@@ -3,6 +3,7 @@
 #   PREFIX/bin/                                   every lab, portlab-sim, portlab-viz
 #   PREFIX/share/portlab/docs/, README.md         the guide and each lab's page
 #   PREFIX/share/portlab/examples/SCENARIO.jsonl  a trace of each simulator scenario
+#   PREFIX/share/portlab/scenarios/NAME.scenario  the built-in scenarios as files to copy and edit
 #   PREFIX/share/man/man1/PROGRAM.1.gz            a man page per program   } both made from
 #   PREFIX/share/bash-completion/completions/     completion per program   } its --help
 #
@@ -17,6 +18,11 @@ set(PORTLAB_BUILD_SHARE ${CMAKE_BINARY_DIR}/share)
 set(PORTLAB_BUILD_DATA_DIR ${PORTLAB_BUILD_SHARE}/portlab)
 file(MAKE_DIRECTORY ${PORTLAB_BUILD_DATA_DIR})
 file(CREATE_LINK ${CMAKE_SOURCE_DIR}/docs ${PORTLAB_BUILD_DATA_DIR}/docs SYMBOLIC)
+# The scenario files (docs/scenarios.md); the simulator has them compiled in as well.
+if(PORTLAB_SCENARIO_FILES)
+  file(CREATE_LINK ${CMAKE_SOURCE_DIR}/sim/scenarios ${PORTLAB_BUILD_DATA_DIR}/scenarios SYMBOLIC)
+  install(FILES ${PORTLAB_SCENARIO_FILES} DESTINATION ${PORTLAB_DATA_DESTINATION}/scenarios)
+endif()
 
 get_property(portlab_programs GLOBAL PROPERTY PORTLAB_LAB_TARGETS)
 foreach(program IN ITEMS portlab-sim portlab-viz)

@@ -49,6 +49,12 @@ check_layout() {
   check "an example trace for every scenario portlab-sim lists" \
     test "$("$top/bin/portlab-sim" --list | cut -d' ' -f1 | sort)" = \
          "$(cd "$top/share/portlab/examples" && ls -1 | sed 's/\.jsonl$//' | sort)"
+  check "every installed scenario file is a scenario portlab-sim lists, and there are at least 12" \
+    test -z "$(comm -13 <("$top/bin/portlab-sim" --list | cut -d' ' -f1 | sort) \
+                        <(cd "$top/share/portlab/scenarios" && ls -1 | sed 's/\.scenario$//' | sort))" -a \
+         "$(ls -1 "$top/share/portlab/scenarios" | wc -l)" -ge 12
+  check "an installed scenario file runs: portlab-sim --scenario-file share/portlab/scenarios/web.scenario" \
+    bash -c '"$1" --scenario-file "$2" >/dev/null' _ "$top/bin/portlab-sim" "$top/share/portlab/scenarios/web.scenario"
 }
 
 # An installed lab runs from its prefix and points at the page installed beside it.

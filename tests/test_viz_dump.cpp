@@ -96,3 +96,44 @@ TEST_CASE("portlab-viz --dump-state refuses what it must not write, and bad posi
     CHECK(beyond.exit_code == 2);
     CHECK_FALSE(std::filesystem::exists(dir.file("x.json")));
 }
+
+// Issue 11, scenario files: portlab-viz FILE.scenario runs the file and draws its story,
+// the same picture as --scenario NAME draws for the built-in story the file holds.
+TEST_CASE("portlab-viz opens a scenario file: the same drawn state as the built-in scenario, bad files exit 2 naming line and field",
+          "[viz][dump][scenario-file]") {
+    const test::TempDir dir;
+    const auto viz = test::shell_quote(test::bin_path("portlab-viz"));
+    const std::string source = std::string(PORTLAB_FIXTURES) + "/../../sim/scenarios/";
+    const auto dump = [&](const std::string& what, const std::string& at, const std::string& out) {
+        const auto run = test::run_command(viz + " " + what + " --at " + at + " --dump-state " + test::shell_quote(dir.file(out)), 60);
+        INFO(run.err);
+        REQUIRE(run.exit_code == 0);
+        std::ifstream in(dir.file(out));
+        return json::parse(in);
+    };
+    for (const std::string name : {"web", "firewall-reject"}) {
+        CAPTURE(name);
+        const auto whole = dump("--scenario " + name, "1", name + "-size.json");
+        const auto events = whole.at("events").get<std::size_t>();
+        REQUIRE(events > 10);
+        for (const std::size_t at : {events / 3, events / 2, events}) {
+            const auto by_name = dump("--scenario " + name, std::to_string(at), name + "-a.json");
+            const auto by_file = dump(test::shell_quote(source + name + ".scenario"), std::to_string(at), name + "-b.json");
+            CHECK(by_file == by_name);
+            CHECK(by_file.at("hosts").size() == 2);  // a picture, not an empty window
+            CHECK(by_file.at("position") == at);
+        }
+    }
+    // Told by its header line, whatever the file is called.
+    std::filesystem::copy_file(source + "closed-port.scenario", dir.file("story.txt"));
+    CHECK(dump(test::shell_quote(dir.file("story.txt")), "3", "txt.json").at("events").get<std::size_t>() > 3);
+
+    std::ofstream(dir.file("bad.scenario")) << "portlab-scenario 1\nhost client 10.0.0.1\nhost server 10.0.0.2\n"
+                                               "link client server delay soon\n";
+    const auto bad = test::run_command(viz + " " + test::shell_quote(dir.file("bad.scenario")) + " --dump-state " +
+                                           test::shell_quote(dir.file("bad.json")), 60);
+    CHECK(bad.exit_code == 2);
+    CHECK(test::lines_of(bad.err).size() == 1);
+    CHECK_THAT(bad.err, Catch::Contains("bad.scenario:4: field 'delay'"));
+    CHECK_FALSE(std::filesystem::exists(dir.file("bad.json")));
+}

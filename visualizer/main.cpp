@@ -281,7 +281,7 @@ int main(int argc, char** argv) {
     // ---- arguments ----------------------------------------------------------
     Options options;
     CLI::App cli{"portlab-viz: watch ports, sockets, packets and 4-tuples, step by step"};
-    cli.add_option("file", options.file, "a trace (.jsonl) or a capture (.pcap, .pcapng)");
+    cli.add_option("file", options.file, "a trace (.jsonl), a capture (.pcap, .pcapng) or a scenario file (.scenario, docs/scenarios.md)");
     cli.add_option("--scenario", options.scenario, "a simulator scenario (see --list-scenarios)");
     cli.add_option("--at", options.at, "start at event N (N events applied)");
     cli.add_option("--find", options.find, "start just after the first event whose caption (or the note shown for it) contains TEXT");

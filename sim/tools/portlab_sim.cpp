@@ -1,9 +1,9 @@
-// portlab-sim: runs one of the simulator's scenarios and tells its story, step by
-// step (time, host, event, 4-tuple, state, caption); writes the trace (JSON Lines)
-// and the packets (pcap) on request.
+// portlab-sim: runs one of the simulator's scenarios, or a scenario file
+// (docs/scenarios.md), and tells its story, step by step (time, host, event, 4-tuple,
+// state, caption); writes the trace (JSON Lines) and the packets (pcap) on request.
 //
-// Exit codes: 0 done, 1 an output file could not be written, 2 usage error (one line
-// on stderr).
+// Exit codes: 0 done, 1 an output file could not be written, 2 usage error or a bad
+// scenario file (one line on stderr: "FILE:LINE: field 'delay': ...").
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
@@ -13,8 +13,10 @@
 #include <string>
 #include <tuple>
 
+#include "portlab/input_file.hpp"
 #include "portlab/pcap.hpp"
 #include "portlab/sim/narration.hpp"
+#include "portlab/sim/scenario_file.hpp"
 #include "portlab/sim/scenarios.hpp"
 #include "portlab/standard_output.hpp"
 #include "portlab/trace.hpp"
@@ -30,6 +32,7 @@ constexpr int exit_usage = 2;
 struct Options {
     bool list = false;
     std::string scenario;
+    std::string scenario_file;
     std::uint64_t seed = 1;
     std::string trace_path;
     std::string pcap_path;
@@ -100,12 +103,42 @@ void print_json(const sim::ScenarioInfo& info, const Options& options, const sim
     std::cout << document.dump(2) << "\n";
 }
 
+// A story that ran: its names and the Simulator that holds its trace.
+struct Story {
+    std::string name;
+    std::string title;
+    std::string description;
+    sim::Simulator simulator;
+};
+
+Result<Story> built_in(const Options& options) {
+    const auto info = sim::find_scenario(options.scenario);
+    auto simulator = sim::run_scenario(options.scenario, options.seed);
+    if (!simulator) return simulator.error();
+    if (!info) return fail("unknown scenario '" + options.scenario + "'");
+    return Story{std::string(info->name), std::string(info->title), std::string(info->description), std::move(simulator).value()};
+}
+
+Result<Story> from_file(const std::string& path, const Options& options) {
+    auto text = read_input_file(path, sim::max_scenario_file_bytes);
+    if (!text) return text.error();
+    auto spec = sim::parse_scenario(*text, path);
+    if (!spec) return spec.error();
+    sim::SimOptions sim_options;
+    sim_options.seed = options.seed;
+    auto simulator = sim::run_scenario_spec(*spec, sim_options);
+    if (!simulator) return simulator.error();
+    return Story{spec->name, spec->title, spec->description, std::move(simulator).value()};
+}
+
 int run(const Options& options) {
     if (options.list) {
         print_list();
         return exit_ok;
     }
-    if (options.scenario.empty()) return usage_error("--scenario NAME or --list is required");
+    if (options.scenario.empty() == options.scenario_file.empty())
+        return usage_error(options.scenario.empty() ? "--scenario NAME, --scenario-file FILE or --list is required"
+                                                    : "give --scenario or --scenario-file, not both");
     // Before any work: an output that would clobber the other one or a link is a usage error.
     for (const auto& [option, path, other] : {std::tuple{"--trace", options.trace_path, options.pcap_path},
                                                std::tuple{"--pcap", options.pcap_path, options.trace_path}}) {
@@ -113,23 +146,29 @@ int run(const Options& options) {
         if (auto allowed = check_output_path(path, rules_for(other, options)); !allowed)
             return usage_error(std::string(option) + ": " + allowed.error().message);
     }
-    const auto info = sim::find_scenario(options.scenario);
-    auto simulator = sim::run_scenario(options.scenario, options.seed);
-    if (!info || !simulator) return usage_error(simulator ? "unknown scenario" : simulator.error().message);
+    auto story = options.scenario_file.empty() ? built_in(options) : from_file(options.scenario_file, options);
+    if (!story) {
+        // A bad file's message names its line and field already: one line, no hint.
+        if (options.scenario_file.empty()) return usage_error(story.error().message);
+        std::cerr << "portlab-sim: " << story.error().message << "\n";
+        return exit_usage;
+    }
+    const sim::ScenarioInfo info{story->name, story->title, story->description};
+    const auto& simulator = story->simulator;
     if (!options.trace_path.empty()) {
-        if (auto written = write_trace(options.trace_path, *info, *simulator, rules_for(options.pcap_path, options)); !written) {
+        if (auto written = write_trace(options.trace_path, info, simulator, rules_for(options.pcap_path, options)); !written) {
             std::cerr << "portlab-sim: cannot write the trace: " << written.error().message << "\n";
             return exit_failure;
         }
     }
     if (!options.pcap_path.empty()) {
-        if (auto written = write_pcap(options.pcap_path, *simulator, rules_for(options.trace_path, options)); !written) {
+        if (auto written = write_pcap(options.pcap_path, simulator, rules_for(options.trace_path, options)); !written) {
             std::cerr << "portlab-sim: cannot write the pcap: " << written.error().message << "\n";
             return exit_failure;
         }
     }
-    if (options.json) print_json(*info, options, *simulator);
-    else print_listing(*info, options, *simulator);
+    if (options.json) print_json(info, options, simulator);
+    else print_listing(info, options, simulator);
     return exit_ok;
 }
 
@@ -140,6 +179,8 @@ int main(int argc, char** argv) {
     CLI::App app{"portlab-sim: watch ports, sockets and packets in a deterministic simulation"};
     app.add_flag("--list", options.list, "list the scenarios, one per line");
     app.add_option("--scenario", options.scenario, "the scenario to run (see --list)");
+    app.add_option("--scenario-file", options.scenario_file,
+                   "run a scenario file (the format: docs/scenarios.md; the built-in ones are in share/portlab/scenarios/)");
     // CLI11 would read "-1" into an unsigned seed as 2^64-1, and a seed too big for
     // 64 bits as 2^64-1: only digits that fit.
     const CLI::Validator digits(

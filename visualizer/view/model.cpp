@@ -16,14 +16,7 @@ std::string file_name(const std::string& path) {
 }  // namespace
 
 Result<void> Model::open_file(const std::string& path) {
-    auto trace = replay::read_any_file(path);
-    if (!trace) {
-        error_ = trace.error().message;
-        return trace.error();
-    }
-    open_trace(std::move(trace).value(), file_name(path));
-    source_path_ = path;
-    return {};
+    return open_read(is_scenario_file(path) ? run_scenario_file(path) : replay::read_any_file(path), path);
 }
 
 Result<void> Model::open_scenario(const std::string& name) {
@@ -36,7 +29,23 @@ Result<void> Model::open_scenario(const std::string& name) {
     return {};
 }
 
+Result<void> Model::open_read(Result<trace::Trace> trace, const std::string& path) {
+    if (!trace) {
+        error_ = trace.error().message;
+        return trace.error();
+    }
+    open_trace(std::move(trace).value(), file_name(path));
+    source_path_ = path;
+    return {};
+}
+
 void Model::start_open(const std::string& path, bool hold_first_block) {
+    // A scenario file is a story to run, not events to read: it runs here, at once
+    // (a scenario is small), and opens as the trace its run made.
+    if (is_scenario_file(path)) {
+        (void)open_read(run_scenario_file(path), path);
+        return;
+    }
     loader_.reset();  // a load in progress is abandoned
     TraceLoader::Options options;
     options.hold_first_block = hold_first_block;

@@ -24,13 +24,15 @@ class Model {
 public:
     // Opening replaces what is shown only on success; on failure the message (with
     // the file and line) is kept in error() and the previous source stays open.
+    // A scenario file (view/scenarios.hpp's is_scenario_file) is run, and its trace shown.
     Result<void> open_file(const std::string& path);
     // Starts opening a file in the background (view/loader.hpp); poll() brings its
     // events in. The file replaces what is shown once its first events have parsed;
     // an error before that leaves the previous source shown (the message in error()),
     // an error later keeps the events read so far (the message in warning()).
     // `hold_first_block`: the loader waits after its first block until
-    // release_load() (a window being made gets the CPU meanwhile).
+    // release_load() (a window being made gets the CPU meanwhile). A scenario file
+    // is run at once instead (a story is small), as open_file does.
     void start_open(const std::string& path, bool hold_first_block = false);
     void release_load() {
         if (loader_) loader_->release();
@@ -95,6 +97,8 @@ private:
     void adopt(trace::TraceHeader header, std::string label);
     void drop_stale_caches() const;  // the per-position caches below, when the cursor moved
 
+    // Shows a file read (or a scenario file run) whole, or keeps its error.
+    Result<void> open_read(Result<trace::Trace> trace, const std::string& path);
     std::unique_ptr<TraceLoader> loader_;
     bool loader_adopted_ = false;
     std::unique_ptr<replay::Timeline> timeline_;

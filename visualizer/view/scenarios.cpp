@@ -8,9 +8,11 @@
 #include <fstream>
 #include <sstream>
 
+#include "portlab/input_file.hpp"
 #include "portlab/text.hpp"
 
 #if defined(PORTLAB_HAVE_SIM)
+#include "portlab/sim/scenario_file.hpp"
 #include "portlab/sim/scenarios.hpp"
 #endif
 
@@ -97,6 +99,22 @@ Result<trace::Trace> run_scenario(const std::string& name) {
     return trace;
 }
 
+Result<trace::Trace> run_scenario_file(const std::string& path) {
+    auto text = read_input_file(path, sim::max_scenario_file_bytes);
+    if (!text) return text.error();
+    auto spec = sim::parse_scenario(*text, path);
+    if (!spec) return spec.error();
+    auto run = sim::run_scenario_spec(*spec);
+    if (!run) return run.error();
+    trace::Trace trace;
+    trace.header.source = "sim";
+    trace.header.generator = std::string("portlab-sim ") + PORTLAB_VERSION;
+    trace.header.scenario = spec->name;
+    trace.header.title = spec->title;
+    trace.events = run->events();
+    return trace;
+}
+
 #else
 
 // Through the command line: portlab-sim --list, portlab-sim --scenario NAME --trace FILE.
@@ -106,20 +124,43 @@ Result<std::vector<ScenarioInfo>> list_scenarios() {
     return parse_scenario_list(output.text);
 }
 
-Result<trace::Trace> run_scenario(const std::string& name) {
+// portlab-sim SOURCE --trace TEMPORARY, read back; on failure the first line it wrote,
+// after `context`.
+Result<trace::Trace> trace_from_simulator(const std::string& source, const std::string& context) {
     char pattern[] = "/tmp/portlab-viz-XXXXXX";
     const int fd = mkstemp(pattern);
     if (fd < 0) return fail("cannot create a temporary file for the scenario's trace");
     close(fd);
     const std::string path = pattern;
-    const Output output = run(quoted(simulator_path()) + " --scenario " + quoted(name) + " --trace " + quoted(path) +
-                              " 2>&1 >/dev/null");
-    Result<trace::Trace> result = fail("scenario '" + name + "': portlab-sim failed: " + first_line(output.text));
+    const Output output = run(quoted(simulator_path()) + " " + source + " --trace " + quoted(path) + " 2>&1 >/dev/null");
+    std::string why = first_line(output.text);
+    if (why.rfind("portlab-sim: ", 0) == 0) why.erase(0, std::string_view("portlab-sim: ").size());
+    Result<trace::Trace> result = fail(context + why);
     if (output.status == 0) result = trace::read_trace_file(path);
     std::filesystem::remove(path);
     return result;
 }
 
+Result<trace::Trace> run_scenario(const std::string& name) {
+    return trace_from_simulator("--scenario " + quoted(name), "scenario '" + name + "': portlab-sim failed: ");
+}
+
+// portlab-sim's one line already names the file, its line and field.
+Result<trace::Trace> run_scenario_file(const std::string& file) { return trace_from_simulator("--scenario-file " + quoted(file), ""); }
+
 #endif
+
+bool is_scenario_file(const std::string& path) {
+    if (path.size() > 9 && path.ends_with(".scenario")) return true;
+    // The first line only: a FIFO, a device or a huge file is the loader's to refuse.
+    auto file = open_input_file(path, std::uint64_t{1} << 40);
+    if (!file) return false;
+    std::array<char, 32> start{};
+    const ssize_t got = ::pread(file->fd(), start.data(), start.size(), 0);
+    const std::string_view head(start.data(), got > 0 ? static_cast<std::size_t>(got) : 0);
+    // The header's first word, docs/scenarios.md: "portlab-scenario 1".
+    constexpr std::string_view magic = "portlab-scenario";
+    return head.starts_with(magic) && (head.size() == magic.size() || text::is_blank(head[magic.size()]));
+}
 
 }  // namespace portlab::viz

@@ -1,8 +1,9 @@
 #pragma once
-// The named stories the simulator tells: one function each, shared by portlab-sim,
-// the visualizer, the docs and the labs. A scenario builds its hosts, makes its
-// socket calls at chosen virtual times, and runs until nothing is left to happen;
-// the Simulator it returns holds the trace and the final World.
+// The named stories the simulator tells, shared by portlab-sim, the visualizer, the
+// docs and the labs. Each is a scenario file (sim/scenarios/NAME.scenario, the format
+// of scenario_file.hpp and docs/scenarios.md) compiled into the library: it builds its
+// hosts, makes its socket calls at chosen virtual times, and runs until nothing is
+// left to happen; the Simulator it returns holds the trace and the final World.
 
 #include <cstdint>
 #include <optional>
@@ -23,6 +24,9 @@ struct ScenarioInfo {
 // Every scenario, in teaching order.
 [[nodiscard]] std::span<const ScenarioInfo> scenarios() noexcept;
 [[nodiscard]] std::optional<ScenarioInfo> find_scenario(std::string_view name) noexcept;
+
+// The text of a built-in scenario's file, as installed in share/portlab/scenarios/.
+[[nodiscard]] std::optional<std::string_view> scenario_text(std::string_view name) noexcept;
 
 // Runs a scenario to the end. An unknown name is an error naming the known ones.
 [[nodiscard]] Result<Simulator> run_scenario(std::string_view name, std::uint64_t seed = 1,

@@ -74,6 +74,8 @@ public:
     // A Mark (a caption at a time) or any other Action; same-time events run FIFO.
     EventId schedule(Time delay, Action action);
     void cancel(EventId id);
+    // When the next queued event is due; nullopt when nothing is queued.
+    [[nodiscard]] std::optional<Time> next_event_time() { return kernel_.world.queue.next_time(); }
     // Runs one queued event; false when the queue is empty.
     bool step();
     // Runs every event due at or before t, then sets the clock to t.
