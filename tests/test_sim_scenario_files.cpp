@@ -416,20 +416,34 @@ TEST_CASE("a stateful line: a connection from outside gets no answer", "[sim][sc
     CHECK(timed_out);
 }
 
-TEST_CASE("set ttl 1: the router does not forward the datagram and sends ICMP time exceeded", "[sim][scenario-file][network]") {
-    const Simulator sim = run_text(two_networks +
-                                   "network server 24 via 198.51.100.1\n"
-                                   "socket probe client udp\n"
-                                   "set probe ttl 1\n"
-                                   "sendto probe 198.51.100.2:9 \"x\"\n"
-                                   "run idle\n");
-    bool time_exceeded = false;
+namespace {
+// Whether the router sent an ICMP time exceeded: IPv4 (no options), protocol 1 (ICMP) at
+// byte 9, the ICMP type (11) at byte 20.
+bool router_sent_time_exceeded(const Simulator& sim) {
     for (const auto& event : sim.events()) {
-        if (const auto* packet = std::get_if<trace::Packet>(&event.body); packet && event.host == "router" && packet->kind == trace::PacketKind::sent) {
-            // IPv4 (no options): protocol 1 (ICMP) at byte 9, the ICMP type at byte 20.
-            const auto& b = packet->bytes;
-            time_exceeded = time_exceeded || (b.size() > 20 && (b[0] >> 4) == 4 && (b[0] & 0x0f) == 5 && b[9] == 1 && b[20] == 11);
-        }
+        const auto* packet = std::get_if<trace::Packet>(&event.body);
+        if (packet == nullptr || event.host != "router" || packet->kind != trace::PacketKind::sent) continue;
+        const auto& b = packet->bytes;
+        if (b.size() > 20 && (b[0] >> 4) == 4 && (b[0] & 0x0f) == 5 && b[9] == 1 && b[20] == 11) return true;
     }
-    CHECK(time_exceeded);  // ICMP type 11 from the router
+    return false;
+}
+const std::string datagram_with_ttl_1 =
+    "socket probe client udp\n"
+    "set probe ttl 1\n"
+    "sendto probe 198.51.100.2:9 \"x\"\n"
+    "run idle\n";
+}  // namespace
+
+TEST_CASE("set ttl 1: the router does not forward the datagram and sends ICMP time exceeded", "[sim][scenario-file][network]") {
+    CHECK(router_sent_time_exceeded(run_text(two_networks + "network server 24 via 198.51.100.1\n" + datagram_with_ttl_1)));
+}
+
+// ip_forward() (net/ipv4/ip_forward.c) checks the TTL before the FORWARD hook, so a
+// stateful chain that drops every new packet from outside still lets the router say
+// "time exceeded" (traceroute through a firewall shows the firewall's hop).
+TEST_CASE("TTL 1 into a stateful router from outside: time exceeded, as ip_forward checks the TTL before the forward chain",
+          "[sim][scenario-file][network]") {
+    CHECK(router_sent_time_exceeded(run_text(two_networks + "network server 24 via 198.51.100.1\nstateful router 192.0.2.2\n" +
+                                             datagram_with_ttl_1)));
 }

@@ -1,6 +1,6 @@
 // A host that forwards (router.hpp): netfilter's order, prerouting (conntrack lookup,
-// DNAT), the routing decision, the forward chain (lab 18's stateful rules), the TTL
-// (RFC 1812 5.3.1), postrouting (masquerade), then the packet goes on as new bytes with
+// DNAT), the routing decision, the TTL (RFC 1812 5.3.1; ip_forward() checks it before the
+// FORWARD hook), the forward chain (lab 18's stateful rules), postrouting (masquerade), then the packet goes on as new bytes with
 // new checksums. Every step is told in the trace: the packet delivered to the router as
 // it arrived, a `nat` event when a translation is set up, the packet sent as it leaves,
 // or dropped with its cause; and the router's own ICMP errors are packets like any other.
@@ -242,7 +242,9 @@ bool Kernel::translate_related(HostId h, Wire& packet, IcmpBody& icmp) {
     return true;
 }
 
-// FORWARD and POSTROUTING: lab 18's chain, the TTL, the route, masquerade, then out.
+// After PREROUTING: the routing decision (no route: net unreachable, ip_route_input_slow),
+// the TTL (ip_forward() checks it before the FORWARD hook, so a stateful chain never hides
+// a time exceeded), lab 18's FORWARD chain, the neighbour, POSTROUTING's masquerade, then out.
 void Kernel::forward(HostId h, HostId from, Wire& packet, const trace::Packet& arrived, const Routing::Match& match,
                      std::optional<Endpoint> dnat_to) {
     Routing& routing = host_of(h).routing;
@@ -256,13 +258,11 @@ void Kernel::forward(HostId h, HostId from, Wire& packet, const trace::Packet& a
         const Protocol quoted = icmp->quoted_protocol == ip_protocol::tcp ? Protocol::tcp : Protocol::udp;
         established = routing.find(quoted, quoted_flow(*icmp)).entry != nullptr;
     }
-    const IpAddress came_in = incoming_interface(h, from);
-    if (routing.stateful && !established && came_in == routing.stateful->outside) {
-        const bool reject = routing.stateful->new_from_outside == FirewallAction::reject;
-        router_drop(h, arrived, trace::DropCause::ct_state,
-                    reject ? "forward: iifname outside ct state new reject with icmpx admin-prohibited"
-                           : "forward: iifname outside ct state new drop");
-        if (reject) send_icmp_error(h, packet, IcmpKind::unreachable, icmpx_unreachable(IcmpxType::admin_prohibited, packet.ip.family()).code);
+    const Endpoint destination = dnat_to.value_or(flow ? flow->second.destination : Endpoint{packet.ip.destination, 0});
+    const Route* chosen = longest_match(routing.routes, destination.address);
+    if (chosen == nullptr) {
+        router_drop(h, arrived, trace::DropCause::no_route, "no route to " + destination.address.to_string());
+        send_icmp_error(h, packet, IcmpKind::unreachable, 0);  // net unreachable
         return;
     }
     // RFC 1812 5.3.1: a router decrements the TTL; at 0 it drops the packet and tells the
@@ -272,11 +272,13 @@ void Kernel::forward(HostId h, HostId from, Wire& packet, const trace::Packet& a
         send_icmp_error(h, packet, IcmpKind::time_exceeded, 0);
         return;
     }
-    const Endpoint destination = dnat_to.value_or(flow ? flow->second.destination : Endpoint{packet.ip.destination, 0});
-    const Route* chosen = longest_match(routing.routes, destination.address);
-    if (chosen == nullptr) {
-        router_drop(h, arrived, trace::DropCause::no_route, "no route to " + destination.address.to_string());
-        send_icmp_error(h, packet, IcmpKind::unreachable, 0);  // net unreachable
+    const IpAddress came_in = incoming_interface(h, from);
+    if (routing.stateful && !established && came_in == routing.stateful->outside) {
+        const bool reject = routing.stateful->new_from_outside == FirewallAction::reject;
+        router_drop(h, arrived, trace::DropCause::ct_state,
+                    reject ? "forward: iifname outside ct state new reject with icmpx admin-prohibited"
+                           : "forward: iifname outside ct state new drop");
+        if (reject) send_icmp_error(h, packet, IcmpKind::unreachable, icmpx_unreachable(IcmpxType::admin_prohibited, packet.ip.family()).code);
         return;
     }
     if (!route(h, chosen->gateway.value_or(destination.address))) {
