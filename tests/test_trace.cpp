@@ -789,7 +789,7 @@ TEST_CASE("an event log grows in chunks without moving the events it holds, and 
     CHECK(copy.size() == count);  // the copy holds its own events
 }
 
-TEST_CASE("the sent and delivered events of a packet share its bytes; copies of shared texts compare by value", "[trace]") {
+TEST_CASE("the sent and delivered events of a packet share its bytes, and copies of shared texts compare by value", "[trace]") {
     const trace::SharedBytes bytes = Bytes{0x45, 0x00, 0x00, 0x14};
     const trace::Packet sent{trace::PacketKind::sent, bytes, LinkType::raw, {}, "client", "server"};
     const trace::Packet delivered{trace::PacketKind::delivered, sent.bytes, LinkType::raw, {}, sent.from_host, sent.to_host};
