@@ -182,7 +182,7 @@ void Kernel::send_icmp_error(HostId h, const Wire& offending, IcmpKind kind, std
 bool Kernel::router_input(HostId h, HostId from, Wire& packet) {
     Routing& routing = host_of(h).routing;
     const auto flow = flow_of(packet);
-    const Bytes as_arrived = recording() ? packet.bytes : Bytes{};  // before any translation
+    const trace::SharedBytes as_arrived = recording() ? packet.bytes : trace::SharedBytes{};  // before any translation (shared, not copied)
     Routing::Match match;
     std::optional<Endpoint> dnat_to;
     if (flow) {
