@@ -54,6 +54,18 @@ TEST_CASE("lab14: TTL, the router's ICMP and the path MTU are what the kernel an
     CHECK(unreachable.at("code") == 1);
     CHECK(unreachable.at("from") == "192.0.2.2");  // the router, not the server
     CHECK(unreachable.at("errno") == EHOSTUNREACH);
+    // The router's ARP: 3 requests 1 s apart (mcast_solicit, retrans_time_ms) before it gives up.
+    CHECK(unreachable.at("after_ms").get<int>() >= 2500);
+    const auto& own_port = facts.at("router_port_unreachable");  // UDP to a port of the router's own
+    CHECK(own_port.at("type") == 3);
+    CHECK(own_port.at("code") == 3);
+    CHECK(own_port.at("from") == "192.0.2.2");
+    CHECK(own_port.at("errno") == ECONNREFUSED);
+    const auto& prohibited = facts.at("admin_prohibited");  // the router's reject rule, to a TCP connect()
+    CHECK(prohibited.at("type") == 3);
+    CHECK(prohibited.at("code") == 13);
+    CHECK(prohibited.at("from") == "192.0.2.2");
+    CHECK(prohibited.at("errno") == EHOSTUNREACH);
     const auto& scan = facts.at("scan");
     CHECK(scan.at("refused").get<int>() >= 1);   // the server answers...
     CHECK(scan.at("refused").get<int>() <= 20);  // ...at its ICMP rate limit
@@ -66,30 +78,33 @@ TEST_CASE("lab14: TTL, the router's ICMP and the path MTU are what the kernel an
     CHECK(mtu.at("fragmented_datagram_bytes") == 3000);
 }
 
+namespace {
+
+// The processes that hold the three namespaces of a paused lab14 (the client is the lab's
+// namespace child).
+struct Nodes {
+    pid_t client = -1, router = -1, server = -1;
+};
+
+Nodes find_nodes(pid_t lab_pid) {
+    const auto nodes = test::network_nodes(lab_pid, {{"router", "198.51.100.1/"}, {"server", "198.51.100.2/"}});
+    return {nodes.at("first"), nodes.at("router"), nodes.at("server")};
+}
+
+}  // namespace
+
 TEST_CASE("lab14's namespaces, seen from outside while it pauses: addresses, routes, forwarding", "[lab14][netns]") {
     REQUIRE(test::run_command("unshare -rn true", 10).exit_code == 0);
     test::PausedRun lab_run(lab, {});
     std::string client_routes, router_addresses, server_addresses, router_forwarding, server_forwarding;
     const int status = lab_run.run([&](int pause) {
         if (pause != 1) return;
-        // The lab's namespace child is the client; the router and the server are its children.
-        const pid_t client = test::namespace_child(lab_run.pid());
-        REQUIRE(client > 0);
-        std::ifstream children("/proc/" + std::to_string(client) + "/task/" + std::to_string(client) + "/children");
-        pid_t first = -1, second = -1;
-        children >> first >> second;
-        REQUIRE(first > 0);
-        REQUIRE(second > 0);
-        client_routes = test::run_in_namespace_of(client, {ip_path(), "-4", "route"});
-        const auto first_addresses = test::run_in_namespace_of(first, {ip_path(), "-4", "-o", "addr"});
-        const auto second_addresses = test::run_in_namespace_of(second, {ip_path(), "-4", "-o", "addr"});
-        const bool first_is_router = first_addresses.find("198.51.100.1") != std::string::npos;
-        router_addresses = first_is_router ? first_addresses : second_addresses;
-        server_addresses = first_is_router ? second_addresses : first_addresses;
-        const pid_t router = first_is_router ? first : second;
-        const pid_t server = first_is_router ? second : first;
-        router_forwarding = test::run_in_namespace_of(router, {"/bin/cat", "/proc/sys/net/ipv4/ip_forward"});
-        server_forwarding = test::run_in_namespace_of(server, {"/bin/cat", "/proc/sys/net/ipv4/ip_forward"});
+        const auto nodes = find_nodes(lab_run.pid());
+        client_routes = test::run_in_namespace_of(nodes.client, {ip_path(), "-4", "route"});
+        router_addresses = test::run_in_namespace_of(nodes.router, {ip_path(), "-4", "-o", "addr"});
+        server_addresses = test::run_in_namespace_of(nodes.server, {ip_path(), "-4", "-o", "addr"});
+        router_forwarding = test::run_in_namespace_of(nodes.router, {"/bin/cat", "/proc/sys/net/ipv4/ip_forward"});
+        server_forwarding = test::run_in_namespace_of(nodes.server, {"/bin/cat", "/proc/sys/net/ipv4/ip_forward"});
     });
     INFO(lab_run.stderr_text());
     REQUIRE(status == 0);
@@ -99,6 +114,30 @@ TEST_CASE("lab14's namespaces, seen from outside while it pauses: addresses, rou
     CHECK(server_addresses.find("198.51.100.2/24") != std::string::npos);
     CHECK(router_forwarding == "1\n");  // the router forwards; the server does not
     CHECK(server_forwarding == "0\n");
+}
+
+// Step 5's rule, judged by the peer tools while the lab pauses before step 6: nft lists it
+// in the router's namespace, and nmap -sT from the client's namespace calls the rejected
+// port filtered for the ICMP the lab read (host-unreach: code 13 is EHOSTUNREACH) and a
+// port the router simply does not listen on closed.
+TEST_CASE("lab14 step 5: nft lists the router's reject rule and nmap -sT from the client calls port 23 filtered, 24 closed",
+          "[lab14][netns][nmap]") {
+    REQUIRE(test::run_command("unshare -rn true", 10).exit_code == 0);
+    test::PausedRun lab_run(lab, {"--probes", "5"});
+    std::string ruleset, scan;
+    const int status = lab_run.run([&](int pause) {
+        if (pause != 6) return;
+        const auto nodes = find_nodes(lab_run.pid());
+        ruleset = test::run_in_namespace_of(nodes.router, {test::tool_path("nft"), "list", "ruleset"});
+        scan = test::run_in_namespace_of(nodes.client, {test::tool_path("nmap"), "-n", "-Pn", "-sT", "--reason", "-oX", "-",
+                                                        "-p", "23,24", "192.0.2.2"});
+    });
+    INFO(lab_run.stderr_text());
+    REQUIRE(status == 0);
+    CHECK(ruleset.find("tcp dport 23 reject with icmp") != std::string::npos);
+    INFO(scan);
+    CHECK(scan.find(R"(portid="23"><state state="filtered" reason="host-unreach")") != std::string::npos);
+    CHECK(scan.find(R"(portid="24"><state state="closed" reason="conn-refused")") != std::string::npos);
 }
 
 TEST_CASE("lab14 rejects bad arguments with exit status 2", "[lab14]") {

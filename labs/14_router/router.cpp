@@ -13,8 +13,10 @@
 //   2. TTL: a datagram arrives with TTL 63, one less than Linux sends (RFC 1812 5.3.1)
 //   3. TTL 1: the router answers "time exceeded" instead (RFC 792): how traceroute works
 //   4. the router's own ICMP: "host unreachable" for an address nobody on its link has
-//   5. a UDP scan through the router: the server rate-limits its "port unreachable"
-//   6. MTU: a link of 1280 bytes; DF set: "fragmentation needed", the path MTU learned,
+//   5. the router answers for itself: "port unreachable" for a closed port of its own, and
+//      "administratively prohibited" from a rule of its firewall that rejects telnet
+//   6. a UDP scan through the router: the server rate-limits its "port unreachable"
+//   7. MTU: a link of 1280 bytes; DF set: "fragmentation needed", the path MTU learned,
 //      EMSGSIZE; DF clear: the datagram is cut into fragments and arrives whole
 //
 //   lab14_router
@@ -42,11 +44,13 @@
 #include "labkit/icmp_errors.hpp"
 #include "labkit/labkit.hpp"
 #include "labkit/netns.hpp"
+#include "labkit/nftables.hpp"
 #include "labkit/private_story.hpp"
 #include "labkit/network.hpp"
 #include "labkit/node_look.hpp"
 #include "labkit/observe.hpp"
 #include "labkit/posix.hpp"
+#include "portlab/firewall_rule.hpp"
 #include "portlab/icmp.hpp"
 #include "portlab/net.hpp"
 #include "portlab/text.hpp"
@@ -65,10 +69,13 @@ using labkit::fact::Failed;
 
 constexpr Port server_port = 9000;     // the server's UDP socket
 constexpr Port first_closed_port = 20000;  // the scan's ports: nothing listens there
+constexpr Port router_closed_port = 9999;  // nothing on the router has it
+constexpr Port telnet_port = 23;           // the router's firewall rejects it
 
 struct Settings {
     int mtu = 1280;
     int probes = 50;
+    std::uint64_t outer_netns = 0;  // firewall::network_namespace_id() before the namespaces
 };
 
 // What the run shares: the lab's voice, the network, the hosts of the story.
@@ -192,17 +199,86 @@ void host_unreachable(Run& run) {
     SocketRef ref;
     const int fd = client_socket(run, nobody, server_port, ref);
     (void)!send(fd, "anyone?", 7, 0);
+    const auto sent = std::chrono::steady_clock::now();
     const auto icmp = next_icmp_error(fd, 6s);  // the router's ARP gives up after ~3 s (3 probes, 1 s apart)
-    run.say.kernel(icmp ? describe(*icmp) : std::string("no ICMP error came back within 6 s"));
+    const auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - sent);
+    run.say.kernel(icmp ? fmt::format("after {} ms: {}", waited.count(), describe(*icmp))
+                        : std::string("no ICMP error came back within 6 s"));
     if (icmp) record_error(run, ref, *icmp);
     run.say.note("The router asked its link for 198.51.100.99 (ARP) three times, then gave up and told the client:");
     run.say.note("an ICMP error from the router itself, not from the server (RFC 1812 4.3.3.1).");
     run.say.see_it_yourself(run.net.see_inside("router", "ip neigh"));
     run.facts()["host_unreachable"] = icmp_json(icmp);
+    if (icmp) run.facts()["host_unreachable"]["after_ms"] = waited.count();
     close_client(run, fd, ref);
 }
 
-// Step 5: closed ports behind the router, each probed once.
+// Puts one rule into the router's input chain, through libnftables in the router's own
+// namespace (the token proves it is one this lab made).
+void reject_telnet_on_router(Run& run) {
+    Result<void> applied = fail("not run");
+    const auto entered = run.net.in_node("router", [&] {
+        auto token = run.net.firewall_token("router", run.settings.outer_netns);
+        if (!token) {
+            applied = fail(token.error().message);
+            return;
+        }
+        auto nft = firewall::Nftables::open(*token);
+        if (!nft) {
+            applied = fail(nft.error().message);
+            return;
+        }
+        applied = nft->apply({reject_port(Protocol::tcp, telnet_port, RejectWith::icmp_admin_prohibited)});
+    });
+    if (!entered) throw std::runtime_error(entered.error().message);
+    if (!applied) throw std::runtime_error("nft in the router: " + applied.error().message);
+    run.say.kernel("router: nft add rule inet portlab input tcp dport 23 reject with icmpx type admin-prohibited");
+}
+
+// A TCP connect() to the router's telnet port; the ICMP error that ends it, from the
+// socket's error queue (tcp_v4_err queues it with IP_RECVERR, in SYN-SENT too).
+std::optional<IcmpError> connect_to_telnet(Run& run, const IpAddress& router_address) {
+    const auto ref = run.see.open(run.client, Protocol::tcp, IpFamily::v4);
+    const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) kernel_error("socket");
+    report_icmp_errors(fd, IpFamily::v4);
+    run.see.record(Connecting{ref, {router_address, telnet_port}}, quietly);
+    const auto address = socket_address({router_address, telnet_port});
+    (void)connect(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address);
+    const auto icmp = next_icmp_error(fd, 3s);
+    int error = 0;
+    socklen_t length = sizeof error;
+    getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length);  // the hard error, or the soft one it keeps
+    if (icmp) run.see.record(Failed{ref, "connect", std::error_code(icmp->error, std::system_category())}, quietly);
+    close(fd);
+    run.see.record(Closed{ref}, quietly);
+    return icmp;
+}
+
+// Step 5: the router as an end host: its own closed port, its own firewall.
+void routers_own_answers(Run& run) {
+    run.see.step("the router answers for itself: a closed UDP port of its own, a firewall rule that rejects telnet");
+    const auto router_address = *run.net.address("router", "client");
+    SocketRef ref;
+    const int fd = client_socket(run, router_address, router_closed_port, ref);
+    (void)!send(fd, "anyone?", 7, 0);
+    const auto closed = next_icmp_error(fd, 2s);
+    run.say.kernel(closed ? describe(*closed) : std::string("no ICMP error came back"));
+    if (closed) record_error(run, ref, *closed);
+    close_client(run, fd, ref);
+    run.say.note("Nothing on the router has UDP 9999: it answers as any host does (RFC 1122 3.2.2.1).");
+
+    reject_telnet_on_router(run);
+    const auto rejected = connect_to_telnet(run, router_address);
+    run.say.kernel(rejected ? describe(*rejected) : std::string("no ICMP error came back"));
+    run.say.note("Code 13, \"communication administratively prohibited\" (RFC 1812 5.2.7.1): a firewall said no, and");
+    run.say.note("says so. connect() fails with EHOSTUNREACH (icmp_err_convert); a scanner calls the port filtered.");
+    run.say.see_it_yourself(run.net.see_inside("router", "nft list ruleset"));
+    run.facts()["router_port_unreachable"] = icmp_json(closed);
+    run.facts()["admin_prohibited"] = icmp_json(rejected);
+}
+
+// Step 6: closed ports behind the router, each probed once.
 void scan_through_the_router(Run& run) {
     run.see.step(fmt::format("a UDP scan of {} closed ports of the server, through the router", run.settings.probes));
     const auto server_address = *run.net.address("server");
@@ -231,7 +307,7 @@ void scan_through_the_router(Run& run) {
     run.facts()["scan"] = {{"probes", run.settings.probes}, {"refused", refused}};
 }
 
-// Step 6: a narrow link on the server's side.
+// Step 7: a narrow link on the server's side.
 void path_mtu(Run& run, int server_fd) {
     run.see.step(fmt::format("the router-server link now carries at most {} bytes (ip link set mtu {})", run.settings.mtu,
                              run.settings.mtu));
@@ -307,6 +383,7 @@ json tell_the_story(Lab& lab, Settings settings) {
     see.record(Bound{server_ref, {IpAddress::any_v4(), server_port}, trace::BindHow::explicit_port}, quietly);
     ttl_goes_down(run, server_fd, server_ref);
     host_unreachable(run);
+    routers_own_answers(run);
     scan_through_the_router(run);
     path_mtu(run, server_fd);
     close(server_fd);
@@ -321,13 +398,16 @@ int main(int argc, char** argv) {
     return run_lab(argc, argv, {"lab14_router", "Lab 14: a router between client and server: TTL, its own ICMP, MTU"},
                    [](Lab& lab) {
         Settings settings;
-        lab.cli().add_option("--mtu", settings.mtu, "the router-server link's MTU in step 6 (576-1500)")
+        lab.cli().add_option("--mtu", settings.mtu, "the router-server link's MTU in step 7 (576-1500)")
             ->check(CLI::Range(576, 1500))->default_str("1280");
-        lab.cli().add_option("--probes", settings.probes, "closed ports the scan of step 5 probes (1-500)")
+        lab.cli().add_option("--probes", settings.probes, "closed ports the scan of step 6 probes (1-500)")
             ->check(CLI::Range(1, 500))->default_str("50");
         lab.cli().footer("Runs in private network namespaces (client, router, server) of its own; needs no root.");
         lab.parse();
+        const auto outer = firewall::network_namespace_id();
+        if (!outer) return lab.failure(outer.error().message);
+        settings.outer_netns = *outer;
         lab.narrate().title("Lab 14: a router between two hosts");
-        return tell_in_private_netns(lab, 40s, [&] { return tell_the_story(lab, settings); });
+        return tell_in_private_netns(lab, 45s, [&] { return tell_the_story(lab, settings); });
     });
 }
