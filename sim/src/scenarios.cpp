@@ -1,7 +1,7 @@
 // The built-in scenarios are scenario files (sim/scenarios/NAME.scenario), compiled in
 // (embedded_scenarios.hpp) and parsed once, on first use; a file in the build is run
 // exactly as `portlab-sim --scenario-file` runs one a teacher wrote. The stories beyond
-// one link (router, nat, port-forward, stateful-firewall) are files too: their
+// one link (router, nat, port-forward, stateful-firewall, dual-stack) are files too: their
 // captions name what the run chose with a version 2 note's fields ({peer NAME}, {error NAME}).
 #include "portlab/sim/scenarios.hpp"
 
