@@ -324,3 +324,108 @@ TEST_CASE("a port forward bound to the outside interface leaves the inside's con
     CHECK(all<trace::NatTranslated>(sim, "router").empty());
     CHECK(routing_of(sim, "router").conntrack.empty());
 }
+
+// ---- IPv6 through a router (issue 11 item 3) -------------------------------------------------
+
+TEST_CASE("an IPv6 route matches by prefix and the longest prefix wins, as ip -6 route does", "[sim][router][ipv6]") {
+    const std::vector<Route> routes{{IpAddress::any_v6(), 0, address("2001:db8:1::2"), address("2001:db8:1::1")},
+                                    {address("2001:db8::"), 32, address("2001:db8:1::3"), address("2001:db8:1::1")},
+                                    {address("2001:db8:1::"), 64, std::nullopt, address("2001:db8:1::1")},
+                                    {address("2001:db8:1:0:8000::"), 65, std::nullopt, address("2001:db8:1::1")}};
+    CHECK(longest_match(routes, address("2001:db8:1::9")) == &routes[2]);
+    CHECK(longest_match(routes, address("2001:db8:1:0:8000::9")) == &routes[3]);
+    CHECK(longest_match(routes, address("2001:db8:2::2")) == &routes[1]);
+    CHECK(longest_match(routes, address("2001:db9::1")) == &routes[0]);
+    CHECK(longest_match(routes, address("192.0.2.1")) == nullptr);  // a v6 default never takes v4
+    CHECK_FALSE(in_network(address("2001:db8:1::1"), address("2001:db8:1::"), 128));
+    CHECK(in_network(address("2001:db8:1::"), address("2001:db8:1::"), 128));
+}
+
+TEST_CASE("IPv6 through the router: the hop limit goes down by one, every checksum computed anew", "[sim][router][ipv6]") {
+    const Simulator sim = story("dual-stack");
+    const auto is_v6_udp = [](const SeenPacket& p) { return p.decoded.ip.family() == IpFamily::v6 && p.decoded.udp; };
+    const auto sent = packets(sim, trace::PacketKind::sent, "client");
+    const auto first = std::find_if(sent.begin(), sent.end(), is_v6_udp);
+    REQUIRE(first != sent.end());
+    CHECK(first->decoded.ip.ttl == 64);  // Linux's default hop limit (net.ipv6.conf.*.hop_limit)
+    const auto at_server = packets(sim, trace::PacketKind::delivered, "server");
+    const auto arrived = std::find_if(at_server.begin(), at_server.end(), [&](const SeenPacket& p) {
+        return is_v6_udp(p) && p.decoded.source() == first->decoded.source();
+    });
+    REQUIRE(arrived != at_server.end());
+    CHECK(arrived->decoded.ip.ttl == 63);  // RFC 8200 3
+    CHECK(arrived->event.from_host == "router");
+    std::size_t v6_forwarded = 0;
+    for (const auto& p : packets(sim, trace::PacketKind::sent, "router")) {
+        CAPTURE(p.decoded.summary());
+        REQUIRE(p.decoded.transport_checksum);  // TCP, UDP and ICMPv6 all carry one over the pseudo-header
+        CHECK(checksums_good(p.decoded));
+        if (p.decoded.ip.family() == IpFamily::v6) ++v6_forwarded;
+    }
+    CHECK(v6_forwarded > 0);
+}
+
+TEST_CASE("hop limit 1 ends at the router: ICMPv6 time exceeded from the router's near address", "[sim][router][ipv6][icmp]") {
+    const Simulator sim = story("dual-stack");
+    const auto drops = packets(sim, trace::PacketKind::dropped, "router");
+    const auto expired = std::find_if(drops.begin(), drops.end(), [](const SeenPacket& p) {
+        return p.event.cause == trace::DropCause::ttl_exceeded;
+    });
+    REQUIRE(expired != drops.end());
+    CHECK(expired->decoded.ip.family() == IpFamily::v6);
+    CHECK(expired->decoded.ip.ttl == 1);
+    std::vector<SeenPacket> from_router;
+    for (const auto& p : packets(sim, trace::PacketKind::delivered, "client"))
+        if (p.decoded.icmp && p.decoded.ip.source == address("2001:db8:1::2")) from_router.push_back(p);
+    REQUIRE(from_router.size() == 1);
+    const DecodedPacket& icmp = from_router.front().decoded;
+    CHECK(icmp.ip_protocol == 58);  // ICMPv6, not ICMP
+    CHECK(icmp.icmp->type == 3);    // time exceeded (RFC 4443 3.3)
+    CHECK(icmp.icmp->code == 0);    // hop limit exceeded in transit
+    CHECK(checksums_good(icmp));
+    CHECK(icmp.icmp->quoted_ip->source == address("2001:db8:1::1"));
+    CHECK(icmp.icmp->quoted_destination_port == Port{9});
+}
+
+TEST_CASE("a closed UDP port behind the router: ICMPv6 port unreachable from the server, and ECONNREFUSED", "[sim][router][ipv6][icmp]") {
+    const Simulator sim = story("dual-stack");
+    std::vector<DecodedPacket> unreachable;
+    for (const auto& p : packets(sim, trace::PacketKind::delivered, "client"))
+        if (p.decoded.icmp && p.decoded.ip.source == address("2001:db8:2::2")) unreachable.push_back(p.decoded);
+    REQUIRE(unreachable.size() == 1);
+    CHECK(unreachable[0].icmp->type == 1);  // destination unreachable (RFC 4443 3.1)
+    CHECK(unreachable[0].icmp->code == 4);  // port unreachable
+    CHECK(unreachable[0].ip.ttl == 63);     // it crossed the router too
+    CHECK(checksums_good(unreachable[0]));
+    // icmpv6_err_convert: port unreachable is fatal, ECONNREFUSED, as ICMPv4's type 3 code 3.
+    const auto errors = errors_of(sim, "client");
+    CHECK(std::count(errors.begin(), errors.end(), "recv ECONNREFUSED") == 1);
+}
+
+TEST_CASE("an IPv6 address nobody has, and a network the router has no route to, bring ICMPv6 unreachable from the router",
+          "[sim][router][ipv6][icmp]") {
+    Simulator sim;
+    const HostId client = sim.add_host("client", {address("2001:db8:1::1")}, HostOptions{"client", {}, 1024});
+    const HostId router = sim.add_router("router", {{address("2001:db8:1::2"), 64}, {address("2001:db8:2::1"), 64}});
+    const HostId server = sim.add_host("server", {address("2001:db8:2::2")}, HostOptions{"server", {}, 1024});
+    sim.set_network(client, 64, address("2001:db8:1::2"));
+    sim.set_network(server, 64, address("2001:db8:2::1"));
+    sim.set_link(client, router, LinkConfig{1 * milliseconds, 0.0, {}});
+    sim.set_link(router, server, LinkConfig{1 * milliseconds, 0.0, {}});
+    for (const char* to : {"[2001:db8:2::99]:9000", "[2001:db8:3::1]:9000"}) {
+        const SocketRef s = sim.socket(client, Protocol::udp, IpFamily::v6).value();
+        REQUIRE(sim.connect(s, endpoint(to)));
+        REQUIRE(sim.send(s, Bytes{'?'}));
+        sim.run_for(20 * milliseconds);
+    }
+    std::vector<std::uint8_t> codes;
+    for (const auto& p : packets(sim, trace::PacketKind::delivered, "client")) {
+        REQUIRE(p.decoded.icmp);
+        CHECK(p.decoded.ip.source == address("2001:db8:1::2"));
+        CHECK(p.decoded.icmp->type == 1);
+        CHECK(checksums_good(p.decoded));
+        codes.push_back(p.decoded.icmp->code);
+    }
+    // RFC 4443 3.1: 3 address unreachable (no neighbour answered), 0 no route to destination.
+    CHECK(codes == std::vector<std::uint8_t>{3, 0});
+}

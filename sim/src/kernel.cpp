@@ -2,19 +2,31 @@
 #include "portlab/sim/kernel.hpp"
 
 #include <algorithm>
+#include <array>
 #include <utility>
 
 namespace portlab::sim {
 
 namespace {
 
-bool addresses_overlap(const IpAddress& a, const IpAddress& b) {
+// Whether two local addresses claim one another's packets (Linux ipv6_rcv_saddr_equal and
+// inet_rcv_saddr_equal): equal, or either is its family's wildcard; across families only an
+// IPv6 wildcard without IPV6_V6ONLY, which also takes every IPv4 address (bindv6only = 0).
+// `a_v6only`, `b_v6only`: the IPV6_V6ONLY of the socket each address belongs to.
+bool addresses_overlap(const IpAddress& a, bool a_v6only, const IpAddress& b, bool b_v6only) {
     if (a.family() == b.family()) return a == b || a.is_unspecified() || b.is_unspecified();
-    // An IPv6 wildcard socket without IPV6_V6ONLY also takes IPv4 (net.ipv6.bindv6only = 0).
-    return (a.is_v6() && a.is_unspecified()) || (b.is_v6() && b.is_unspecified());
+    return (a.is_v6() && a.is_unspecified() && !a_v6only) || (b.is_v6() && b.is_unspecified() && !b_v6only);
 }
 
 }  // namespace
+
+Endpoint named_for(const Socket& socket, const Endpoint& endpoint) {
+    if (socket.family != IpFamily::v6 || !endpoint.address.is_v4()) return endpoint;
+    std::array<std::uint8_t, 16> mapped{};
+    mapped[10] = mapped[11] = 0xFF;
+    std::copy_n(endpoint.address.bytes().begin(), 4, mapped.begin() + 12);
+    return Endpoint{IpAddress::from_bytes(mapped).value(), endpoint.port};
+}
 
 // ---- set-up ----------------------------------------------------------------------
 
@@ -128,8 +140,12 @@ std::optional<trace::SocketId> Kernel::find_listener(HostId h, const Endpoint& l
     const auto& listeners = host_of(h).table(Protocol::tcp).listeners;
     if (listeners.empty()) return std::nullopt;
     const IpAddress same_family_any = local.address.is_v4() ? IpAddress::any_v4() : IpAddress::any_v6();
-    for (const IpAddress& address : {local.address, same_family_any, IpAddress::any_v6()})
+    for (const IpAddress& address : {local.address, same_family_any})
         if (const trace::SocketId* id = listeners.find(Endpoint{address, local.port})) return *id;
+    // An IPv4 SYN may still reach an IPv6 wildcard listener, unless it is IPV6_V6ONLY
+    // (ipv6_only_sock: inet6's listeners are not in IPv4's lookup then).
+    if (const trace::SocketId* id = listeners.find(Endpoint{IpAddress::any_v6(), local.port}))
+        if (const Socket* listener = host_of(h).find(*id); listener != nullptr && !listener->v6only) return *id;
     return std::nullopt;
 }
 
@@ -144,7 +160,7 @@ std::optional<trace::SocketId> Kernel::find_udp_socket(HostId h, const Endpoint&
         const trace::SocketId id = bucket[i];
         const Socket* s = host.find(id);
         if (s == nullptr || !s->local) continue;
-        if (!addresses_overlap(s->local->address, local.address)) continue;
+        if (!addresses_overlap(s->local->address, s->v6only, local.address, false)) continue;
         int score = 0;
         if (s->local->address == local.address) score += 2;
         if (s->remote) {
@@ -237,7 +253,7 @@ bool Kernel::bind_conflict(const Host& host, const Socket& s, const Endpoint& lo
     for (std::size_t i = 0; i < bucket.size(); ++i) {
         const Socket* other = host.find(bucket[i]);
         if (other == nullptr || other == &s || !other->local) continue;
-        if (!addresses_overlap(other->local->address, local.address)) continue;
+        if (!addresses_overlap(other->local->address, other->v6only, local.address, s.v6only)) continue;
         const bool both_reuse = s.reuse_address && other->reuse_address;
         if (s.protocol == Protocol::udp && both_reuse) continue;
         if (s.protocol == Protocol::tcp && both_reuse && !other->listening) continue;
@@ -344,6 +360,17 @@ SysResult<Ok> Kernel::set_ttl(SocketRef ref, std::uint8_t ttl) {
     return Ok{};
 }
 
+// do_ipv6_setsockopt(IPV6_V6ONLY): only before the socket has a port (EINVAL after), and
+// an AF_INET socket has no IPv6 options at all (ip_setsockopt: ENOPROTOOPT).
+SysResult<Ok> Kernel::set_v6only(SocketRef ref, bool on) {
+    Socket* s = user_socket(ref);
+    if (s == nullptr) return failed(ref.host, ref.id, "setsockopt", Errno::ebadf);
+    if (s->family != IpFamily::v6) return failed(ref.host, ref.id, "setsockopt", Errno::enoprotoopt);
+    if (s->local) return failed(ref.host, ref.id, "setsockopt", Errno::einval);
+    s->v6only = on;
+    return Ok{};
+}
+
 SysResult<Ok> Kernel::set_auto_reply(SocketRef ref, Bytes reply) {
     Socket* s = user_socket(ref);
     if (s == nullptr) return failed(ref.host, ref.id, "setsockopt", Errno::ebadf);
@@ -401,7 +428,7 @@ SysResult<Ok> Kernel::listen(SocketRef ref, std::uint32_t backlog) {
     for (std::size_t i = 0; i < bucket.size(); ++i) {
         const Socket* other = host.find(bucket[i]);
         if (other != nullptr && other != s && other->listening &&
-            addresses_overlap(other->local->address, s->local->address))
+            addresses_overlap(other->local->address, other->v6only, s->local->address, s->v6only))
             return failed(ref.host, ref.id, "listen", Errno::eaddrinuse);
     }
     start_listening(ref.host, *s, backlog);
@@ -498,7 +525,8 @@ SysResult<SocketRef> Kernel::accept(SocketRef ref) {
     Socket* child = find(ref.host, child_id);
     child->listener.reset();
     child->open_by_user = true;
-    record(ref.host, trace::Accepted{ref.id, child_id, FourTuple{*child->local, *child->remote}});
+    // accept()'s view: an IPv4 connection to a dual-stack listener, named IPv4-mapped.
+    record(ref.host, trace::Accepted{ref.id, child_id, FourTuple{named_for(*child, *child->local), named_for(*child, *child->remote)}});
     return SocketRef{ref.host, child_id};
 }
 

@@ -266,9 +266,12 @@ void Kernel::forward(HostId h, HostId from, Wire& packet, const trace::Packet& a
         return;
     }
     // RFC 1812 5.3.1: a router decrements the TTL; at 0 it drops the packet and tells the
-    // sender (ICMP time exceeded, code 0: "TTL exceeded in transit").
+    // sender (ICMP time exceeded, code 0: "TTL exceeded in transit"). IPv6's hop limit the
+    // same (RFC 8200 3, ip6_forward; ICMPv6 type 3 code 0, "hop limit exceeded in transit",
+    // RFC 4443 3.3).
     if (packet.ip.ttl <= 1) {
-        router_drop(h, arrived, trace::DropCause::ttl_exceeded, "TTL " + std::to_string(packet.ip.ttl) + " exceeded in transit");
+        const std::string field = packet.ip.family() == IpFamily::v4 ? "TTL " : "hop limit ";
+        router_drop(h, arrived, trace::DropCause::ttl_exceeded, field + std::to_string(packet.ip.ttl) + " exceeded in transit");
         send_icmp_error(h, packet, IcmpKind::time_exceeded, 0);
         return;
     }

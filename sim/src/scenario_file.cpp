@@ -12,7 +12,9 @@
 #include <limits>
 #include <map>
 #include <set>
+#include <utility>
 
+#include "portlab/sim/errno.hpp"
 #include "portlab/text.hpp"
 
 namespace portlab::sim {
@@ -242,7 +244,51 @@ private:
     std::variant<Bytes, LineError> payload_bytes(std::string_view field);
     std::variant<Time, LineError> time_field(std::string_view field);
     LineResult within(Time& limit);
+    LineResult note_parts(std::string_view text, std::vector<step::NotePart>& parts);
 };
+
+// A version 2 note's text: "{peer conn}" and the like are fields, "{{" and "}}" are braces.
+Parser::LineResult Parser::note_parts(std::string_view text, std::vector<step::NotePart>& parts) {
+    static constexpr std::array<std::pair<std::string_view, step::NoteValue>, 4> names{
+        {{"peer", step::NoteValue::peer}, {"local", step::NoteValue::local}, {"error", step::NoteValue::error},
+         {"state", step::NoteValue::state}}};
+    std::string plain;
+    for (std::size_t i = 0; i < text.size(); ++i) {
+        if (text[i] == '}') {
+            if (i + 1 < text.size() && text[i + 1] == '}') ++i;
+            else return error("text", "a '}' closes no field (write }} for a brace)");
+            plain += '}';
+            continue;
+        }
+        if (text[i] != '{') {
+            plain += text[i];
+            continue;
+        }
+        if (i + 1 < text.size() && text[i + 1] == '{') {
+            plain += '{';
+            ++i;
+            continue;
+        }
+        const auto close = text.find('}', i);
+        if (close == std::string_view::npos) return error("text", "a '{' opens a field that no '}' closes (write {{ for a brace)");
+        const std::string_view inside = text.substr(i + 1, close - i - 1);
+        const auto blank = inside.find(' ');
+        const std::string_view key = inside.substr(0, blank);
+        const std::string_view socket = blank == std::string_view::npos ? std::string_view{} : inside.substr(blank + 1);
+        const auto named = std::find_if(names.begin(), names.end(), [&](const auto& n) { return n.first == key; });
+        if (named == names.end() || socket.empty())
+            return error("text", "expected a field {peer NAME}, {local NAME}, {error NAME} or {state NAME}, not " +
+                                     quote_for_message(text.substr(i, close - i + 1)));
+        const auto found = sockets_.find(socket);
+        if (found == sockets_.end())
+            return error("text", "no socket named " + quote_for_message(socket) + " (a socket, service or accept line names it first)");
+        if (!plain.empty()) parts.emplace_back(std::exchange(plain, {}));
+        parts.emplace_back(step::NoteField{named->second, found->second});
+        i = close;
+    }
+    if (!plain.empty()) parts.emplace_back(std::move(plain));
+    return std::nullopt;
+}
 
 template <class T>
 bool failed(const std::variant<T, LineError>& v) {
@@ -643,6 +689,7 @@ Parser::LineResult Parser::directive(std::string_view word, ScenarioLine& out) {
         if (*name == "reuseaddr") option.option = step::SocketOption::reuse_address;
         else if (*name == "privileged") option.option = step::SocketOption::privileged;
         else if (*name == "linger-zero") option.option = step::SocketOption::linger_zero;
+        else if (*name == "v6only") option.option = step::SocketOption::v6only;
         else if (*name == "ttl") {
             auto ttl_text = take("a TTL from 1 to 255");
             if (!ttl_text) return error("ttl", ttl_text.error().message);
@@ -652,7 +699,7 @@ Parser::LineResult Parser::directive(std::string_view word, ScenarioLine& out) {
             option.ttl = static_cast<std::uint8_t>(*ttl);
             out.step = option;
             return no_more();
-        } else return error("option", "unknown socket option " + quote_for_message(*name) + " (reuseaddr, privileged, linger-zero, ttl)");
+        } else return error("option", "unknown socket option " + quote_for_message(*name) + " (reuseaddr, privileged, linger-zero, v6only, ttl)");
         if (more()) {
             const std::string_view on = words_[next_++].text;
             if (on != "on" && on != "off") return error("option", "expected on or off, not " + quote_for_message(on));
@@ -785,7 +832,10 @@ Parser::LineResult Parser::directive(std::string_view word, ScenarioLine& out) {
         if (auto e = expect(host, "host")) return e;
         const std::string_view text = rest();
         if (text.empty()) return error("text", "missing: expected the caption's text");
-        out.step = step::Note{std::get<HostIndex>(host), std::string(text)};
+        step::Note note{std::get<HostIndex>(host), {}};
+        if (spec_.version < 2) note.parts.emplace_back(std::string(text));  // version 1: plain text
+        else if (auto e = note_parts(text, note.parts)) return e;
+        out.step = std::move(note);
         return std::nullopt;
     }
     if (word == "scan") {
@@ -853,17 +903,28 @@ Parser::LineResult Parser::directive(std::string_view word, ScenarioLine& out) {
     if (word == "network") {
         const auto host = host_field("host");
         if (auto e = expect(host, "host")) return e;
-        auto text = take("a prefix length such as 24");
+        auto text = take("a prefix length such as 24 (IPv4) or 64 (IPv6)");
         if (!text) return error("prefix", text.error().message);
-        auto prefix = parse_whole(*text, 32);
+        auto prefix = parse_whole(*text, 128);
         if (!prefix) return error("prefix", prefix.error().message);
-        step::SetNetwork network{std::get<HostIndex>(host), static_cast<std::uint8_t>(*prefix), std::nullopt};
+        step::SetNetwork network{std::get<HostIndex>(host), static_cast<std::uint8_t>(*prefix), std::nullopt,
+                                 *prefix > 32 ? IpFamily::v6 : IpFamily::v4};
         if (peek() == "via") {
             ++next_;
             auto gateway = address_field("via");
             if (failed(gateway)) return std::get<LineError>(gateway);
             network.gateway = std::get<IpAddress>(gateway);
+            network.family = network.gateway->family();
         }
+        if (network.family == IpFamily::v4 && *prefix > 32)
+            return error("prefix", "an IPv4 network's prefix is at most 32, not " + quote_for_message(*text));
+        const std::string& owner = spec_.hosts[network.host.value];
+        const bool has_family = std::any_of(addresses_.begin(), addresses_.end(), [&](const auto& claimed) {
+            return claimed.second == owner && claimed.first.family() == network.family;
+        });
+        if (!has_family)
+            return error("prefix", owner + " has no " + (network.family == IpFamily::v4 ? "IPv4" : "IPv6") +
+                                       " address for a /" + std::string(*text) + " network");
         out.step = network;
         return no_more();
     }
@@ -895,7 +956,14 @@ Parser::LineResult Parser::directive(std::string_view word, ScenarioLine& out) {
         if (!to_text) return error("to", to_text.error().message);
         auto to = Endpoint::parse(*to_text);
         if (!to) return error("to", to.error().message);
-        out.step = step::AddForward{std::get<HostIndex>(router), *protocol, *port, *to};
+        step::AddForward forward{std::get<HostIndex>(router), *protocol, *port, *to, std::nullopt};
+        if (peek() == "on") {  // iifname: only what arrives on the interface with this address
+            ++next_;
+            auto on = address_field("on");
+            if (failed(on)) return std::get<LineError>(on);
+            forward.arriving_on = std::get<IpAddress>(on);
+        }
+        out.step = forward;
         return no_more();
     }
     if (word == "stateful") {
@@ -945,9 +1013,12 @@ Result<ScenarioSpec> Parser::parse(std::string_view text) {
         if (!header_seen) {
             if (words_.size() != 2 || words_[0].text != scenario_magic)
                 return located(error("", "expected the header line 'portlab-scenario 1' first"));
-            if (words_[1].text != std::to_string(scenario_format_version))
-                return located(error("version", "this reader understands version " + std::to_string(scenario_format_version) +
-                                                    ", not " + quote_for_message(words_[1].text)));
+            const auto version = parse_whole(words_[1].text, scenario_format_version);
+            if (!version || *version < static_cast<std::uint64_t>(oldest_scenario_format_version))
+                return located(error("version", "this reader understands versions " + std::to_string(oldest_scenario_format_version) +
+                                                    " to " + std::to_string(scenario_format_version) + ", not " +
+                                                    quote_for_message(words_[1].text)));
+            spec_.version = static_cast<int>(*version);
             header_seen = true;
             continue;
         }
@@ -1039,9 +1110,9 @@ private:
     void apply(const step::SetPolicy& s) { sim_.set_firewall_policy(host(s.host), s.policy); }
     void apply(const step::SetTcp& s) { sim_.set_tcp_config(s.config); }
     void apply(const step::AddRouter& s) { sim_.add_router(s.name, s.interfaces, s.options); }
-    void apply(const step::SetNetwork& s) { sim_.set_network(host(s.host), s.prefix_length, s.gateway); }
+    void apply(const step::SetNetwork& s) { sim_.set_network(host(s.host), s.prefix_length, s.gateway, s.family); }
     void apply(const step::AddNat& s) { sim_.add_nat(host(s.router), s.outside); }
-    void apply(const step::AddForward& s) { sim_.add_port_forward(host(s.router), s.protocol, s.port, s.to); }
+    void apply(const step::AddForward& s) { sim_.add_port_forward(host(s.router), s.protocol, s.port, s.to, s.arriving_on); }
     void apply(const step::SetStateful& s) { sim_.set_stateful_firewall(host(s.router), s.outside, s.new_from_outside); }
     void apply(const step::OpenSocket& s) {
         const auto opened = sim_.socket(host(s.host), s.protocol, s.family);
@@ -1053,6 +1124,7 @@ private:
             case step::SocketOption::privileged: (void)sim_.set_privileged(ref(s.socket), s.on); break;
             case step::SocketOption::linger_zero: (void)sim_.set_linger_zero(ref(s.socket), s.on); break;
             case step::SocketOption::ttl: (void)sim_.set_ttl(ref(s.socket), s.ttl); break;
+            case step::SocketOption::v6only: (void)sim_.set_v6only(ref(s.socket), s.on); break;
         }
     }
     void apply(const step::SetAutoReply& s) { (void)sim_.set_auto_reply(ref(s.socket), s.reply); }
@@ -1100,7 +1172,37 @@ private:
             if (s.reply) (void)sim_.set_auto_reply(*opened, *s.reply);
         }
     }
-    void apply(const step::Note& s) { sim_.note(host(s.host), s.text); }
+    void apply(const step::Note& s) {
+        std::string text;
+        for (const step::NotePart& part : s.parts) {
+            if (const auto* plain = std::get_if<std::string>(&part)) text += *plain;
+            else text += field_text(std::get<step::NoteField>(part));
+        }
+        sim_.note(host(s.host), std::move(text));
+    }
+    // What a program prints for a note's field at this moment (scenario_file.hpp, NoteField).
+    std::string field_text(const step::NoteField& field) {
+        const SocketRef socket = ref(field.socket);
+        switch (field.value) {
+            case step::NoteValue::peer: {
+                const auto name = sim_.peer_name(socket);
+                return name ? name->to_string() : "nobody";
+            }
+            case step::NoteValue::local: {
+                const auto name = sim_.local_name(socket);
+                return name ? name->to_string() : "nothing";
+            }
+            case step::NoteValue::error: {
+                const auto error = sim_.take_error(socket);
+                return error ? std::string(errno_name(*error)) : "no error";
+            }
+            case step::NoteValue::state: {
+                const Socket* s = sim_.find_socket(socket);
+                return std::string(to_string(s == nullptr ? TcpState::closed : s->state));
+            }
+        }
+        return {};
+    }
     void apply(const step::Scan& s) { sim_.start_scan(host(s.scanner), s.type, s.target, s.ports); }
     void apply(const step::RunFor& s) { run_until(sim_.now() + s.duration); }
     void apply(const step::RunUntil& s) { run_until(s.time); }

@@ -1,16 +1,14 @@
 // The built-in scenarios are scenario files (sim/scenarios/NAME.scenario), compiled in
 // (embedded_scenarios.hpp) and parsed once, on first use; a file in the build is run
 // exactly as `portlab-sim --scenario-file` runs one a teacher wrote. The stories beyond
-// one link (scenarios_network.cpp) are still C++ functions: their captions name what the
-// run chose (the port NAT picked, the errno a socket reports), which the format cannot
-// say yet.
+// one link (router, nat, port-forward, stateful-firewall, dual-stack) are files too: their
+// captions name what the run chose with a version 2 note's fields ({peer NAME}, {error NAME}).
 #include "portlab/sim/scenarios.hpp"
 
 #include <vector>
 
 #include "embedded_scenarios.hpp"
 #include "portlab/sim/scenario_file.hpp"
-#include "scenario_kit.hpp"
 
 namespace portlab::sim {
 
@@ -19,25 +17,6 @@ namespace {
 struct Builtin {
     std::string_view text;
     Result<ScenarioSpec> spec;
-};
-
-// After the files, in teaching order: the C++ stories of labs 14, 16, 17 and 18.
-struct CppStory {
-    ScenarioInfo info;
-    void (*run)(Simulator&);
-};
-const CppStory network_stories[] = {
-    {{"router", "A router between client and server",
-      "the TTL goes down by one at the router; TTL 1 brings ICMP time exceeded, an absent host ICMP host unreachable, a reject admin-prohibited"},
-     kit::router_story},
-    {{"nat", "NAT (masquerade)",
-      "the server sees the router's address; a free source port is kept, the same port from a second client is mapped to another"},
-     kit::nat_story},
-    {{"port-forward", "Port forwarding (DNAT)", "the router's port 8080 leads to the inside server's port 80, which sees the real client as its peer"},
-     kit::port_forward_story},
-    {{"stateful-firewall", "A stateful firewall",
-      "ct state established,related accept: replies pass, connections started from outside get nothing, a scan says filtered"},
-     kit::stateful_firewall_story},
 };
 
 // Parsed once; the ScenarioInfo views point into these specs, which live as long as
@@ -58,7 +37,6 @@ const std::vector<ScenarioInfo>& infos() {
         std::vector<ScenarioInfo> found;
         for (const Builtin& builtin : builtins())
             if (builtin.spec) found.push_back(ScenarioInfo{builtin.spec->name, builtin.spec->title, builtin.spec->description});
-        for (const CppStory& story : network_stories) found.push_back(story.info);
         return found;
     }();
     return list;
@@ -90,12 +68,6 @@ Result<Simulator> run_scenario(std::string_view name, std::uint64_t seed, SimOpt
         if (!builtin.spec) return fail("a built-in scenario file does not parse: " + builtin.spec.error().message);
     options.seed = seed;
     if (const Builtin* builtin = find_builtin(name)) return run_scenario_spec(*builtin->spec, options);
-    for (const CppStory& story : network_stories) {
-        if (story.info.name != name) continue;
-        Simulator sim{options};
-        story.run(sim);
-        return sim;
-    }
     std::string known;
     for (const ScenarioInfo& info : infos()) known += (known.empty() ? "" : ", ") + std::string(info.name);
     return fail("unknown scenario '" + std::string(name) + "' (known: " + known + ")");

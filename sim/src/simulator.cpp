@@ -53,10 +53,13 @@ HostId Simulator::add_router(std::string name, std::vector<Interface> interfaces
     return router;
 }
 
-void Simulator::set_network(HostId host, std::uint8_t prefix_length, std::optional<IpAddress> gateway) {
+void Simulator::set_network(HostId host, std::uint8_t prefix_length, std::optional<IpAddress> gateway,
+                            std::optional<IpFamily> family) {
     const Host* h = world().host(host);
     if (h == nullptr) return;
-    const std::vector<IpAddress> addresses = h->addresses;
+    std::vector<IpAddress> addresses;
+    for (const IpAddress& address : h->addresses)
+        if (!family || address.family() == *family) addresses.push_back(address);
     for (const IpAddress& address : addresses) kernel().add_route(host, on_link(Interface{address, prefix_length}));
     if (!gateway) return;
     for (const IpAddress& address : addresses) {
@@ -114,6 +117,7 @@ SysResult<Ok> Simulator::set_privileged(SocketRef s, bool on) { return kernel().
 SysResult<Ok> Simulator::set_linger_zero(SocketRef s, bool on) { return kernel().set_linger_zero(s, on); }
 SysResult<Ok> Simulator::set_auto_reply(SocketRef s, Bytes reply) { return kernel().set_auto_reply(s, std::move(reply)); }
 SysResult<Ok> Simulator::set_ttl(SocketRef s, std::uint8_t ttl) { return kernel().set_ttl(s, ttl); }
+SysResult<Ok> Simulator::set_v6only(SocketRef s, bool on) { return kernel().set_v6only(s, on); }
 SysResult<Ok> Simulator::bind(SocketRef s, Endpoint local) { return kernel().bind(s, local); }
 SysResult<Ok> Simulator::listen(SocketRef s, std::uint32_t backlog) { return kernel().listen(s, backlog); }
 SysResult<Ok> Simulator::connect(SocketRef s, Endpoint remote) { return kernel().connect(s, remote); }
@@ -126,6 +130,19 @@ SysResult<std::size_t> Simulator::sendto(SocketRef s, Bytes data, Endpoint remot
 SysResult<Datagram> Simulator::recvfrom(SocketRef s) { return kernel().recvfrom(s); }
 SysResult<Ok> Simulator::close(SocketRef s) { return kernel().close(s); }
 std::optional<Errno> Simulator::take_error(SocketRef s) { return kernel().take_error(s); }
+
+
+std::optional<Endpoint> Simulator::peer_name(SocketRef s) const {
+    const Socket* socket = find_socket(s);
+    if (socket == nullptr || !socket->remote) return std::nullopt;
+    return named_for(*socket, *socket->remote);
+}
+
+std::optional<Endpoint> Simulator::local_name(SocketRef s) const {
+    const Socket* socket = find_socket(s);
+    if (socket == nullptr || !socket->local) return std::nullopt;
+    return named_for(*socket, *socket->local);
+}
 void Simulator::note(HostId host, std::string text) { kernel().note(host, std::move(text)); }
 void Simulator::start_scan(HostId scanner, scan::ScanType type, IpAddress target, std::vector<Port> ports) {
     kernel().start_scan(scanner, type, target, std::move(ports));

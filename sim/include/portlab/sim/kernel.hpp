@@ -25,6 +25,12 @@ struct Recorder {
     std::vector<trace::OptText> host_names;
 };
 
+// An endpoint as the socket API names it to an AF_INET6 socket: an IPv4 address becomes
+// IPv4-mapped, ::ffff:a.b.c.d (RFC 4291 2.5.5.2). Linux keeps such a connection's
+// addresses in both forms (inet_daddr for the wire, sk_v6_daddr set by
+// ipv6_addr_set_v4mapped in tcp_v6_syn_recv_sock) and accept()/getpeername() give the latter.
+[[nodiscard]] Endpoint named_for(const Socket& socket, const Endpoint& endpoint);
+
 class Kernel {
 public:
     World world;
@@ -64,6 +70,7 @@ public:
     SysResult<Ok> set_linger_zero(SocketRef s, bool on);
     SysResult<Ok> set_auto_reply(SocketRef s, Bytes reply);
     SysResult<Ok> set_ttl(SocketRef s, std::uint8_t ttl);
+    SysResult<Ok> set_v6only(SocketRef s, bool on);
     SysResult<Ok> bind(SocketRef s, Endpoint local);
     SysResult<Ok> listen(SocketRef s, std::uint32_t backlog);
     // Starts the handshake (TCP) or sets the default peer (UDP); a TCP connect's

@@ -40,9 +40,12 @@
 
 namespace portlab::sim {
 
-// The header line's words, and the versions this reader understands.
+// The header line's words, and the versions this reader understands: version 2 adds
+// fields to a note's text ({peer NAME}, ...); a version 1 file still reads as it always did
+// (its notes are plain text, braces and all).
 inline constexpr std::string_view scenario_magic = "portlab-scenario";
-inline constexpr int scenario_format_version = 1;
+inline constexpr int scenario_format_version = 2;
+inline constexpr int oldest_scenario_format_version = 1;
 // A scenario file is a page of text, not a data set.
 inline constexpr std::size_t max_scenario_file_bytes = 1u << 20;
 // A payload's bytes (fill, hex, text): enough for a story, not a way to exhaust memory.
@@ -96,20 +99,22 @@ struct AddRouter {
     std::vector<Interface> interfaces;
     HostOptions options;  // role "router" unless the line says
 };
-struct SetNetwork {  // the host's addresses on /prefix networks, the rest via gateway
+struct SetNetwork {  // the host's addresses of one family on /prefix networks, the rest via gateway
     HostIndex host;
     std::uint8_t prefix_length = 24;
     std::optional<IpAddress> gateway;
+    IpFamily family = IpFamily::v4;  // the gateway's; without one, IPv6 for a prefix over 32
 };
 struct AddNat {  // oifname OUT masquerade
     HostIndex router;
     IpAddress outside;
 };
-struct AddForward {  // PROTOCOL dport PORT dnat to TO
+struct AddForward {  // [iifname IF] PROTOCOL dport PORT dnat to TO
     HostIndex router;
     Protocol protocol = Protocol::tcp;
     Port port = 0;
     Endpoint to;
+    std::optional<IpAddress> arriving_on;  // IF, named by the router's address on it
 };
 struct SetStateful {  // lab 18's forward chain
     HostIndex router;
@@ -124,7 +129,7 @@ struct OpenSocket {
     Protocol protocol = Protocol::tcp;
     IpFamily family = IpFamily::v4;
 };
-enum class SocketOption : std::uint8_t { reuse_address, privileged, linger_zero, ttl };
+enum class SocketOption : std::uint8_t { reuse_address, privileged, linger_zero, ttl, v6only };
 struct SetOption {
     SocketIndex socket;
     SocketOption option = SocketOption::reuse_address;
@@ -185,9 +190,20 @@ struct Service {
     std::uint32_t backlog = 128;
     std::optional<Bytes> reply;
 };
+// A field of a version 2 note, filled in when the note is made, as a program would print
+// what the call returns: {peer NAME} getpeername(), {local NAME} getsockname(), {error NAME}
+// getsockopt(SO_ERROR) (which reads and clears the pending error, sock_error()), {state NAME}
+// the TCP state as RFC 9293 spells it.
+enum class NoteValue : std::uint8_t { peer, local, error, state };
+struct NoteField {
+    NoteValue value = NoteValue::peer;
+    SocketIndex socket;
+    friend bool operator==(const NoteField&, const NoteField&) = default;
+};
+using NotePart = std::variant<std::string, NoteField>;
 struct Note {
     HostIndex host;
-    std::string text;
+    std::vector<NotePart> parts;  // text and fields, in the order written
 };
 struct Scan {
     HostIndex scanner;
@@ -229,6 +245,7 @@ struct ScenarioLine {
 };
 
 struct ScenarioSpec {
+    int version = scenario_format_version;  // the header's
     std::string file;         // as parse_scenario was told, for run-time errors "FILE:LINE: ..."
     std::string name;         // "web" (the file's stem when the file names none)
     std::string title;        // "A web page fetch"

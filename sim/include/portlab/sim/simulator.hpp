@@ -57,7 +57,10 @@ public:
     // Puts a host's addresses on networks of `prefix_length` (on-link routes) and sends the
     // rest to `gateway`, if given: `ip route add default via GATEWAY`. Without this a host
     // reaches every address in one hop, as in the simulator's first scenarios.
-    void set_network(HostId host, std::uint8_t prefix_length, std::optional<IpAddress> gateway);
+    // With `family`, only the host's addresses of that family (a dual-stack host has a /24 and
+    // a /64); without, all of them.
+    void set_network(HostId host, std::uint8_t prefix_length, std::optional<IpAddress> gateway,
+                     std::optional<IpFamily> family = std::nullopt);
     void add_route(HostId host, Route route);
     // `oifname OUT masquerade`: connections leaving the router from `outside` leave with it.
     void add_nat(HostId router, IpAddress outside);
@@ -95,6 +98,9 @@ public:
     SysResult<Ok> set_auto_reply(SocketRef s, Bytes reply);
     // setsockopt(IP_TTL) on a UDP socket (traceroute's trick): 1-255.
     SysResult<Ok> set_ttl(SocketRef s, std::uint8_t ttl);
+    // setsockopt(IPV6_V6ONLY) on an AF_INET6 socket, before bind(): on, its wildcard [::]
+    // takes IPv6 alone and leaves IPv4's port to others.
+    SysResult<Ok> set_v6only(SocketRef s, bool on = true);
     SysResult<Ok> bind(SocketRef s, Endpoint local);
     SysResult<Ok> listen(SocketRef s, std::uint32_t backlog);
     SysResult<Ok> connect(SocketRef s, Endpoint remote);
@@ -104,7 +110,13 @@ public:
     SysResult<std::size_t> sendto(SocketRef s, Bytes data, Endpoint remote);
     SysResult<Datagram> recvfrom(SocketRef s);
     SysResult<Ok> close(SocketRef s);
+    // getsockopt(SO_ERROR): the pending error, cleared by reading it (sock_error()).
     std::optional<Errno> take_error(SocketRef s);
+    // getpeername() and getsockname(): an AF_INET6 socket names an IPv4 endpoint IPv4-mapped,
+    // ::ffff:192.0.2.1 (RFC 4291 2.5.5.2), as Linux's inet6_getname does for a connection an
+    // IPv4 client made to a dual-stack listener. nullopt: no such socket, or not connected/bound.
+    [[nodiscard]] std::optional<Endpoint> peer_name(SocketRef s) const;
+    [[nodiscard]] std::optional<Endpoint> local_name(SocketRef s) const;
     void note(HostId host, std::string text);
 
     // ---- the scanner (nmap -sT / -sS / -sA / -sU) ----

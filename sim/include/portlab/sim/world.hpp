@@ -122,6 +122,7 @@ struct Socket {
     bool reuse_address = false;  // SO_REUSEADDR
     bool linger_zero = false;    // SO_LINGER {1, 0}: close() aborts with RST
     std::uint8_t ttl = 64;       // IP_TTL (UDP here): Linux's default, net.ipv4.ip_default_ttl
+    bool v6only = false;         // IPV6_V6ONLY (AF_INET6 only): net.ipv6.bindv6only's default, 0
     bool open_by_user = true;
     std::optional<Endpoint> local;   // bound address and port
     std::optional<Endpoint> remote;  // connected peer
