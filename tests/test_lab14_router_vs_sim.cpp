@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <cstring>
 #include <optional>
 #include <string>
@@ -28,6 +29,8 @@ namespace {
 struct IcmpSeen {
     int type = 0, code = 0;
     std::string from;
+    std::uint64_t at_us = 0;            // when the client received it
+    std::string quoted_destination;  // the address the offending datagram was for
 };
 
 // The ICMP messages the model's client received, decoded from their bytes, in order.
@@ -39,7 +42,8 @@ std::vector<IcmpSeen> icmp_received_by_client(const sim::Simulator& model) {
         const auto decoded = decode_frame(packet->link, packet->bytes);
         REQUIRE(decoded);
         if (decoded->icmp)
-            seen.push_back({decoded->icmp->type, decoded->icmp->code, decoded->ip.source.to_string()});
+            seen.push_back({decoded->icmp->type, decoded->icmp->code, decoded->ip.source.to_string(), event.t_us,
+                            decoded->icmp->quoted_ip ? decoded->icmp->quoted_ip->destination.to_string() : ""});
     }
     return seen;
 }
@@ -52,6 +56,17 @@ std::optional<int> ttl_at_model_server(const sim::Simulator& model) {
         const auto decoded = decode_frame(packet->link, packet->bytes);
         REQUIRE(decoded);
         if (decoded->udp) return decoded->ip.ttl;
+    }
+    return std::nullopt;
+}
+
+// When the model's client sent its first datagram to `address`.
+std::optional<std::uint64_t> first_sent_to(const sim::Simulator& model, const std::string& address) {
+    for (const auto& event : model.events()) {
+        const auto* packet = std::get_if<trace::Packet>(&event.body);
+        if (packet == nullptr || event.host != "client" || packet->kind != trace::PacketKind::sent) continue;
+        const auto decoded = decode_frame(packet->link, packet->bytes);
+        if (decoded && decoded->ip.destination.to_string() == address) return event.t_us;
     }
     return std::nullopt;
 }
@@ -90,6 +105,19 @@ TEST_CASE("lab 14 on the kernel and the simulator's router scenario agree on the
         CAPTURE(name, kernel.dump());
         CHECK(has(icmp, kernel.at("type"), kernel.at("code"), kernel.at("from")));
     }
+    // Host unreachable comes when the router's ARP gives up (three requests, a second apart),
+    // on the kernel and in the model alike: within a second of each other.
+    const auto sent = first_sent_to(*model, "198.51.100.99");
+    REQUIRE(sent);
+    std::optional<std::uint64_t> answered;
+    for (const auto& message : icmp)
+        if (message.type == 3 && message.code == 1 && message.quoted_destination == "198.51.100.99") answered = message.at_us;
+    REQUIRE(answered);
+    const double model_ms = static_cast<double>(*answered - *sent) / 1000.0;
+    const double kernel_ms = facts.at("host_unreachable").at("after_ms").get<double>();
+    CAPTURE(model_ms, kernel_ms);
+    CHECK(std::abs(model_ms - kernel_ms) < 1000.0);
+
     // Port unreachable: the lab's closed port is the router's own, the model's the server's;
     // each comes from the host that has no socket there.
     const auto& closed = facts.at("router_port_unreachable");

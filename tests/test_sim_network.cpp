@@ -412,11 +412,12 @@ TEST_CASE("an IPv6 address nobody has, and a network the router has no route to,
     sim.set_network(server, 64, address("2001:db8:2::1"));
     sim.set_link(client, router, LinkConfig{1 * milliseconds, 0.0, {}});
     sim.set_link(router, server, LinkConfig{1 * milliseconds, 0.0, {}});
+    // The address nobody has waits for neighbour discovery to fail (3 solicitations, 1 s apart).
     for (const char* to : {"[2001:db8:2::99]:9000", "[2001:db8:3::1]:9000"}) {
         const SocketRef s = sim.socket(client, Protocol::udp, IpFamily::v6).value();
         REQUIRE(sim.connect(s, endpoint(to)));
         REQUIRE(sim.send(s, Bytes{'?'}));
-        sim.run_for(20 * milliseconds);
+        sim.run_for(3100 * milliseconds);
     }
     std::vector<std::uint8_t> codes;
     for (const auto& p : packets(sim, trace::PacketKind::delivered, "client")) {

@@ -83,6 +83,7 @@ bool Kernel::step() {
             if constexpr (std::is_same_v<T, Arrival>) on_arrival(action);
             else if constexpr (std::is_same_v<T, TcpTimer>) on_tcp_timer(action);
             else if constexpr (std::is_same_v<T, ProbeTimeout>) on_probe_timeout(action.probe);
+            else if constexpr (std::is_same_v<T, NeighbourFailed>) on_neighbour_failed(action);
             else record(action.host, trace::Note{action.text});
         },
         entry->payload);

@@ -168,6 +168,15 @@ void Kernel::router_drop(HostId h, trace::Packet event, trace::DropCause cause, 
     record(h, std::move(event));
 }
 
+void Kernel::on_neighbour_failed(NeighbourFailed& failed) {
+    const Wire& packet = *failed.packet;
+    const std::string neighbour = packet.ip.family() == IpFamily::v4 ? "ARP" : "neighbour solicitation";
+    router_drop(failed.router, *failed.arrived, trace::DropCause::no_route,
+                "no neighbour answers " + neighbour + " for " + failed.neighbour.to_string());
+    send_icmp_error(failed.router, packet, IcmpKind::unreachable,
+                    icmpx_unreachable(IcmpxType::host_unreachable, packet.ip.family()).code);
+}
+
 void Kernel::send_icmp_error(HostId h, const Wire& offending, IcmpKind kind, std::uint8_t code) {
     if (std::holds_alternative<IcmpBody>(offending.body)) return;  // never an error about an error (RFC 1122 3.2.2)
     if (auto icmp = make_icmp(h, offending, kind, code)) transmit(h, std::move(*icmp));
@@ -285,10 +294,11 @@ void Kernel::forward(HostId h, HostId from, Wire& packet, const trace::Packet& a
         return;
     }
     if (!route(h, chosen->gateway.value_or(destination.address))) {
-        // On-link, but no neighbour answers ARP: Linux sends host unreachable once the
-        // neighbour entry fails (after mcast_solicit probes, about 3 s; the model answers at once).
-        router_drop(h, arrived, trace::DropCause::no_route, "no neighbour answers ARP for " + destination.address.to_string());
-        send_icmp_error(h, packet, IcmpKind::unreachable, icmpx_unreachable(IcmpxType::host_unreachable, packet.ip.family()).code);
+        // On-link, but no neighbour answers: the packet waits in the neighbour's queue until
+        // the entry fails, about 3 s later (world.hpp, NeighbourFailed).
+        world.queue.schedule_at(world.now + neighbour_resolution_time,
+                                NeighbourFailed{h, chosen->gateway.value_or(destination.address), Boxed<Wire>(packet),
+                                                Boxed<trace::Packet>(arrived)});
         return;
     }
     if (flow && match.entry == nullptr && needs_conntrack(routing)) {

@@ -192,6 +192,7 @@ private:
     void send_probe(std::uint32_t index);
     void observe_for_scanner(HostId h, const Wire& packet);
     void on_probe_timeout(std::uint32_t index);
+    void on_neighbour_failed(NeighbourFailed& failed);
     void settle_connect_probes(HostId h);
     void finish_connect_probe(std::uint32_t index);
     void conclude(std::uint32_t index, scan::Verdict verdict);

@@ -331,7 +331,20 @@ struct Mark {
     std::string text;
     friend bool operator==(const Mark&, const Mark&) = default;
 };
-using Action = std::variant<Arrival, TcpTimer, ProbeTimeout, Mark>;
+// A packet a router holds while it asks for the next hop's link-layer address (ARP, RFC
+// 826; neighbour discovery, RFC 4861 7.2.2), due when nobody has answered: Linux sends
+// mcast_solicit (3) requests retrans_time (1 s) apart, then the entry fails
+// (neigh_timer_handler -> neigh_invalidate) and each queued packet brings its sender an
+// ICMP host unreachable (arp_error_report) or ICMPv6 address unreachable.
+struct NeighbourFailed {
+    HostId router;
+    IpAddress neighbour;           // the address nobody answers for
+    Boxed<Wire> packet;
+    Boxed<trace::Packet> arrived;  // the packet as the router received it, for the drop event
+    friend bool operator==(const NeighbourFailed&, const NeighbourFailed&) = default;
+};
+inline constexpr Time neighbour_resolution_time = 3 * seconds;  // 3 requests x 1 s (neigh_max_probes)
+using Action = std::variant<Arrival, TcpTimer, ProbeTimeout, Mark, NeighbourFailed>;
 
 struct World {
     Time now = 0;
