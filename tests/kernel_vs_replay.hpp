@@ -100,6 +100,10 @@ public:
     }
     [[nodiscard]] const std::string& stderr_text() const noexcept { return stderr_; }
 
+    // As run(), but `at_pause` says whether the lab may go on (true) or is left unanswered
+    // (false: the caller has, say, sent it a signal). Returns the wait status.
+    int run_while(const std::function<bool(int)>& at_pause) { return drive(at_pause); }
+
     // Runs the lab to its `pause`-th pause and sends it `signal` there (as Ctrl-C would),
     // then waits for it to end, reading what it says on stderr. Returns the signal that ended
     // it, or -1 when it exited by itself or the pause never came.
