@@ -9,6 +9,7 @@
 
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -18,8 +19,6 @@
 #include <set>
 #include <string>
 #include <thread>
-
-#include <sys/wait.h>
 #include <vector>
 
 #include "kernel_vs_replay.hpp"
