@@ -323,7 +323,7 @@ TEST_CASE("every example file in docs/scenarios.md parses, runs and shows what t
         REQUIRE(sim);
         runs.emplace(spec->name, std::move(sim).value());
     }
-    REQUIRE(runs.size() == 6);
+    REQUIRE(runs.size() == 7);
     const auto failures = [&](const std::string& name) {
         std::vector<std::string> found;
         for (const auto& failed : all<trace::CallFailed>(runs.at(name))) found.push_back(failed.call + " " + failed.errno_name);
@@ -353,6 +353,23 @@ TEST_CASE("every example file in docs/scenarios.md parses, runs and shows what t
     const auto accepted = all<trace::Accepted>(runs.at("masquerade"));
     REQUIRE(accepted.size() == 1);
     CHECK(accepted[0].four_tuple.remote.address == IpAddress::v4(198, 51, 100, 1));
+    // The IPv6 example: accept() names the client itself; the hop-limit-1 datagram brings
+    // ICMPv6 time exceeded (type 3) from the router's near address, checksum good.
+    const auto accepted6 = all<trace::Accepted>(runs.at("ipv6-router"));
+    REQUIRE(accepted6.size() == 1);
+    CHECK(accepted6[0].four_tuple.remote.address == IpAddress::parse("2001:db8:1::1").value());
+    std::size_t time_exceeded = 0;
+    for (const auto& event : runs.at("ipv6-router").events()) {
+        const auto* packet = std::get_if<trace::Packet>(&event.body);
+        if (packet == nullptr || event.host != "client" || packet->kind != trace::PacketKind::delivered) continue;
+        const auto decoded = decode_ip(packet->bytes);
+        REQUIRE(decoded);
+        if (decoded->icmp && decoded->ip_protocol == 58 && decoded->icmp->type == 3 &&
+            decoded->ip.source == IpAddress::parse("2001:db8:1::2").value() && decoded->transport_checksum &&
+            decoded->transport_checksum->status == ChecksumStatus::good)
+            ++time_exceeded;
+    }
+    CHECK(time_exceeded == 1);
 }
 
 // Between hosts (issue 11 item 3, router.hpp): a router with NAT, and port forwarding.
