@@ -352,11 +352,19 @@ std::vector<Rect> place_tuple_labels(std::span<const LabelledLine> lines, std::s
             return inside && std::none_of(chips.begin(), chips.end(), over) && std::none_of(keep_clear.begin(), keep_clear.end(), over) &&
                    std::none_of(placed.begin(), placed.end(), over);
         };
+        const Vec2 mid{(line.s.x + line.e.x) / 2, (line.s.y + line.e.y) / 2};
         const std::vector<Rect> places =
             line.same_host ? same_host_places(line)
                            : std::vector<Rect>{tuple_label_rect(line.s, line.e, line.text_size, chip_h),
-                                               tuple_label_rect(line.s, line.e, line.text_size, chip_h, true)};
-        const auto found = std::find_if(places.begin(), places.end(), clear);
+                                               tuple_label_rect(line.s, line.e, line.text_size, chip_h, true),
+                                               tuple_label_rect(line.s, mid, line.text_size, chip_h),
+                                               tuple_label_rect(line.s, mid, line.text_size, chip_h, true),
+                                               tuple_label_rect(mid, line.e, line.text_size, chip_h),
+                                               tuple_label_rect(mid, line.e, line.text_size, chip_h, true)};
+        const auto clear_of_avoided = [&](const Rect& r) {
+            return clear(r) && std::none_of(line.avoid.begin(), line.avoid.end(), [&](const Rect& c) { return c.overlaps(r); });
+        };
+        const auto found = std::find_if(places.begin(), places.end(), clear_of_avoided);
         placed.push_back(found != places.end() ? *found : places.front());
     }
     return placed;
@@ -404,14 +412,19 @@ std::vector<TupleLabel> connection_labels(const replay::State& world, const Layo
                 entry.box_left = to_screen(box->rect).x;
             }
             if (from.host < loops_on.size()) loops_on[from.host] = true;
+        } else {
+            for (const auto& box : layout.hosts)
+                if (box.host != from.host && box.host != to.host) entry.avoid.push_back(to_screen(box.rect));
         }
         labelled.push_back(entry);
         labels.push_back(TupleLabel{i, std::move(text), {}});
     }
     for (const auto& box : layout.hosts) {
         const HeaderText header = header_text(to_screen(box.rect), to_screen(box.header), to_screen.zoom, font_px);
-        if (header.shown && box.host < world.hosts().size())
+        if (header.shown && box.host < world.hosts().size()) {
             keep_clear.push_back(host_name_rect(header, text_width(world.hosts()[box.host].name, 1.0f), font_px));
+            keep_clear.push_back(to_screen(box.header));  // the addresses under the name too
+        }
         if (box.host < loops_on.size() && loops_on[box.host])
             for (const std::size_t s : box.slots) keep_clear.push_back(to_screen(layout.slots[s].rect));
     }

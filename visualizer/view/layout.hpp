@@ -161,7 +161,8 @@ inline constexpr float inspector_tree_share = 0.6f;
 // Every line's label, placed clear of the chips resting on the links (packets in
 // flight), of `keep_clear` (the hosts' names, and the slots of a host with a connection
 // to itself) and of the labels placed before it, at the first place that is clear:
-// - a line between two hosts: above it, else below it;
+// - a line between two hosts: above its middle, else below it, else above or below the
+//   middle of its first half, then of its second half;
 // - a connection between two sockets of one host (loopback, as labs on 127.0.0.1 make):
 //   beside its curve round the slots' right side when both slots are in one column, else
 //   to the right of the host's box (`box_right`), level with the line's middle, else
@@ -175,6 +176,7 @@ struct LabelledLine {
     float bulge = 0;      // loop_bulge at the canvas's zoom, for a same-host line
     float box_right = 0;  // the host's box's edges, for a same-host line
     float box_left = 0;
+    std::vector<Rect> avoid{};  // for a line between two hosts: the other hosts' boxes (a router between them)
 };
 // `within`: a place must also lie inside it (the canvas) to count as clear.
 [[nodiscard]] std::vector<Rect> place_tuple_labels(std::span<const LabelledLine> lines, std::span<const Rect> chips, float chip_h,
@@ -201,8 +203,9 @@ struct TupleLabel {
     Rect rect;             // on screen
 };
 // The 4-tuple labels of `lines` (indices into layout.lines) as the canvas draws them:
-// place_tuple_labels keeping clear of `chips`, of every host's name and of the slots of
-// each host that has a connection to itself among them, inside `canvas` (screen pixels).
+// place_tuple_labels keeping clear of `chips`, of every host's header (its name and
+// addresses), of the boxes of the hosts a line passes between, and of the slots of each
+// host that has a connection to itself among them, inside `canvas` (screen pixels).
 // A same-host connection's label takes two lines ("127.0.0.1:40000 ->", "127.0.0.1:8080"),
 // narrow enough to sit beside its host's box.
 [[nodiscard]] std::vector<TupleLabel> connection_labels(const replay::State& world, const Layout& layout, std::span<const std::size_t> lines,
