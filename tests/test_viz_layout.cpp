@@ -14,6 +14,7 @@
 #include "view/filters.hpp"
 #include "view/layout.hpp"
 #include "view/model.hpp"
+#include "view/nat_table.hpp"
 #include "view/tcp_diagram.hpp"
 #include "view/view_state.hpp"
 
@@ -348,4 +349,38 @@ TEST_CASE("a loopback connection's label covers neither the host's name nor its 
             }
         }
     }
+}
+
+// Issue 11's translation under the router: it was drawn from the router's bottom-left
+// corner, over the slots of the server's box beside it (lab 16, the nat scenario).
+TEST_CASE("a router's translation is written below its row of boxes, on no host, at 1280x720, 1600x1000 and 1920x1080", "[viz][layout][nat]") {
+    constexpr float font_px = 15;
+    const auto width = [](const std::string& text) { return 0.64f * font_px * 0.9f * static_cast<float>(text.size()); };
+    std::size_t checked = 0;
+    for (const char* name : {"nat", "port-forward", "stateful-firewall"}) {
+        Model model;
+        REQUIRE(model.open_scenario(name).has_value());
+        for (std::size_t n = 1; n <= model.size(); ++n) {
+            model.seek(n);
+            const auto callout = nat_callout(model);
+            if (!callout) continue;
+            const Layout& layout = model.layout();
+            float w = 0;
+            for (const auto& line : callout->lines()) w = std::max(w, width(line));
+            const Vec2 size{w + 12, 3 * (font_px * 0.9f + 3) + 8};
+            for (const Vec2 display : {Vec2{1280, 720}, Vec2{1600, 1000}, Vec2{1920, 1080}}) {
+                const WindowNeeds needs{menu_h, timeline_h, inspector_min_height(line_h, frame_h), state_panel_min_height(line_h, frame_h)};
+                const Rect window = window_layout(display, needs).topology;
+                const Rect canvas{window.x + 8, window.y + frame_h, window.w - 16, window.h - frame_h - 8};
+                const Camera camera = fit(layout.bounds, Vec2{canvas.w, canvas.h - font_px - 12});
+                const ToScreen to_screen{camera.pan, camera.zoom, Vec2{canvas.x, canvas.y}};
+                const Rect r = callout_rect(layout, callout->router, size, to_screen, canvas, font_px + 12);
+                CAPTURE(name, n, display.x, display.y, r.x, r.y, r.w, r.h);
+                for (const auto& box : layout.hosts) CHECK_FALSE(r.overlaps(to_screen(box.rect)));
+                CHECK((r.x >= canvas.x && r.right() <= canvas.right() && r.y >= canvas.y && r.bottom() <= canvas.bottom() - font_px - 12));
+                ++checked;
+            }
+        }
+    }
+    CHECK(checked > 0);
 }

@@ -366,12 +366,12 @@ void draw_nat_callout(const Canvas& canvas, const Model& model) {
     float width = 0;
     for (const auto& line : lines) width = std::max(width, text_width(line, 0.9f));
     const float line_h = ImGui::GetFontSize() * 0.9f + 3;
-    // Centred under the router's box, kept inside the canvas.
-    const ImVec2 under = canvas.screen(Vec2{box->rect.center().x, box->rect.bottom()});
-    const float left = std::clamp(under.x - (width + 12) / 2, canvas.origin.x, std::max(canvas.origin.x, canvas.origin.x + canvas.size.x - width - 12));
-    const ImVec2 at(left, under.y);
-    const ImVec2 a(at.x, at.y + 6);
-    const ImVec2 b(at.x + width + 12, at.y + 6 + static_cast<float>(lines.size()) * line_h + 8);
+    // Under the router, below the boxes of its row, inside the canvas (view/layout.hpp).
+    const Rect r = callout_rect(model.layout(), callout->router, Vec2{width + 12, static_cast<float>(lines.size()) * line_h + 8},
+                                canvas.to_screen(), Rect{canvas.origin.x, canvas.origin.y, canvas.size.x, canvas.size.y},
+                                ImGui::GetFontSize() + 12);
+    const ImVec2 a(r.x, r.y);
+    const ImVec2 b(r.right(), r.bottom());
     canvas.draw->AddRectFilled(a, b, IM_COL32(30, 28, 45, 235), 4.0f);
     canvas.draw->AddRect(a, b, style::nat_colour, 4.0f, 0, 2.0f);
     for (std::size_t i = 0; i < lines.size(); ++i)

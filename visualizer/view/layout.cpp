@@ -370,6 +370,19 @@ std::vector<Rect> place_tuple_labels(std::span<const LabelledLine> lines, std::s
     return placed;
 }
 
+Rect callout_rect(const Layout& layout, replay::HostIndex host, Vec2 size, const ToScreen& to_screen, const Rect& canvas,
+                  float reserved) noexcept {
+    const HostBox* box = layout.box_of(host);
+    if (!box) return Rect{canvas.x, canvas.y, size.x, size.y};
+    float row_bottom = box->rect.bottom();
+    for (const auto& other : layout.hosts)
+        if (other.rect.y < box->rect.bottom() && other.rect.bottom() > box->rect.y) row_bottom = std::max(row_bottom, other.rect.bottom());
+    const Vec2 under = to_screen(Vec2{box->rect.center().x, row_bottom});
+    const float lowest = canvas.bottom() - reserved - size.y;
+    const float left = std::clamp(under.x - size.x / 2, canvas.x, std::max(canvas.x, canvas.right() - size.x));
+    return Rect{left, std::max(canvas.y, std::min(under.y + 6, lowest)), size.x, size.y};
+}
+
 HeaderText header_text(const Rect& box_px, const Rect& header_px, float zoom, float font_px) noexcept {
     HeaderText text;
     text.shown = header_px.bottom() - box_px.y >= 14;

@@ -212,6 +212,12 @@ struct TupleLabel {
                                                         const ToScreen& to_screen, float font_px, const TextWidth& text_width,
                                                         std::span<const Rect> chips, float chip_h, std::optional<Rect> canvas = std::nullopt);
 
+// Where a note about a host (a router's translation) of `size` pixels goes on screen:
+// centred under the host, below every box of its row so it covers no host's slots, inside
+// `canvas` above its bottom `reserved` pixels (the legend).
+[[nodiscard]] Rect callout_rect(const Layout& layout, replay::HostIndex host, Vec2 size, const ToScreen& to_screen, const Rect& canvas,
+                                float reserved) noexcept;
+
 // Where a host's header texts go on screen, given its box and header in screen pixels:
 // the name, then the addresses under it, each at a scale of the font (shown: whether
 // the header is tall enough for text at all).
