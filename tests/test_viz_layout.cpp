@@ -384,3 +384,39 @@ TEST_CASE("a router's translation is written below its row of boxes, on no host,
     }
     CHECK(checked > 0);
 }
+
+// Issue 10's network scenarios: a packet a router dropped stops at that router, and all its
+// flight, as the canvas animates it, stays out of the box of the host it never reached.
+TEST_CASE("router, nat, port-forward and stateful-firewall: a packet a router drops stops at the router, never reaching its receiver",
+          "[viz][layout][router]") {
+    std::size_t drops = 0;
+    for (const char* name : {"router", "nat", "port-forward", "stateful-firewall"}) {
+        Model model;
+        REQUIRE(model.open_scenario(name).has_value());
+        for (std::size_t n = 1; n <= model.size(); ++n) {
+            const auto& event = model.timeline().event(n - 1);
+            const auto* packet = std::get_if<trace::Packet>(&event.body);
+            if (!packet || packet->kind != trace::PacketKind::dropped) continue;
+            model.seek(n);
+            const Layout& layout = model.layout();
+            const auto router = model.world().find_host(event.host);
+            REQUIRE(router);
+            const auto path = packet_path(model.world(), layout, event, *model.timeline().packet_info(n - 1));
+            REQUIRE(path.valid);
+            // The host the packet was for, by its destination address (the trace names the hop it was on).
+            const auto* info = model.timeline().packet_info(n - 1);
+            const auto receiver_host = info->destination ? model.world().host_with_address(info->destination->address) : std::nullopt;
+            if (!receiver_host || *receiver_host == *router || packet->cause == trace::DropCause::link) continue;  // dropped at its receiver
+            CAPTURE(name, n, model.timeline().caption(n - 1));
+            REQUIRE(path.stop);
+            const Rect& at = layout.box_of(*router)->rect;
+            // On the router's box (its border counts).
+            CHECK((path.stop->x >= at.x - 1 && path.stop->x <= at.right() + 1 && path.stop->y >= at.y - 1 && path.stop->y <= at.bottom() + 1));
+            const Rect& receiver = layout.box_of(*receiver_host)->rect;
+            for (float phase = 0; phase <= 1.0f; phase += 0.05f)
+                CHECK_FALSE(receiver.contains(packet_point(path, packet->kind, split_flight(model.timeline(), n - 1), phase)));
+            ++drops;
+        }
+    }
+    CHECK(drops > 0);
+}
