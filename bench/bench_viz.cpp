@@ -12,6 +12,8 @@
 //   bench_viz seek FILE [SEEKS]               time random seeks (forwards and backwards)
 //   bench_viz ladder FILE                     time the ladder / packet list rows (view/ladder.hpp):
 //                                             built once per source, then a cursor move
+//   bench_viz plan FILE                       time the topology's slot plan (view/layout.hpp's
+//                                             make_slot_plan): one pass over the whole trace
 //
 // The frame-time figure (10,000 connections on screen) comes from the app:
 //   xvfb-run -a -s '-screen 0 1920x1080x24' build/bin/portlab-viz FILE --at N --bench-frames 300
@@ -33,6 +35,7 @@
 #include "portlab/trace.hpp"
 #include "replay/state.hpp"
 #include "view/ladder.hpp"
+#include "view/layout.hpp"
 #include "view/loader.hpp"
 
 using namespace portlab;
@@ -387,6 +390,23 @@ int ladder(const std::string& path) {
     return 0;
 }
 
+int plan(const std::string& path) {
+    auto trace = replay::read_any_file(path);
+    if (!trace) {
+        std::fprintf(stderr, "%s\n", trace.error().message.c_str());
+        return 2;
+    }
+    const replay::Timeline timeline = replay::Timeline::of(std::move(trace).value());
+    const auto start = Clock::now();
+    const double cpu_start = rusage_cpu_ms();
+    const viz::SlotPlan made = viz::make_slot_plan(timeline);
+    std::size_t capacity = 0;
+    for (const auto& host : made.hosts) capacity += host.capacity;
+    std::printf("slot plan over %zu events: %zu sockets placed in %zu cells, %.0f ms (cpu %.0f)\n", timeline.size(), made.cells.size(),
+                capacity, ms_since(start), rusage_cpu_ms() - cpu_start);
+    return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -398,7 +418,8 @@ int main(int argc, char** argv) {
     if (args.size() >= 2 && args[0] == "parse") return parse(args[1], args.size() > 2 ? std::stoi(args[2]) : 3);
     if (args.size() >= 2 && args[0] == "seek") return seek(args[1], args.size() > 2 ? std::stoi(args[2]) : 1000);
     if (args.size() >= 2 && args[0] == "ladder") return ladder(args[1]);
+    if (args.size() >= 2 && args[0] == "plan") return plan(args[1]);
     std::fprintf(stderr, "usage: bench_viz generate FILE [EVENTS] [KEPT] | capture FILE [PACKETS] | open FILE [RUNS] | parse FILE [RUNS] | "
-                         "seek FILE [SEEKS] | ladder FILE\n");
+                         "seek FILE [SEEKS] | ladder FILE | plan FILE\n");
     return 2;
 }

@@ -337,6 +337,10 @@ struct Captioner {
     // 198.51.100.2:80 leaves as 198.51.100.1:50001 -> 198.51.100.2:80, and replies are translated back."
     std::string operator()(const trace::NatTranslated& b) const {
         const auto flow = [](const trace::Flow& f) { return f.source.to_string() + " -> " + f.destination.to_string(); };
+        // "The router tracked a new TCP connection (stateful firewall, no translation): ..."
+        if (b.kind == trace::NatKind::track)
+            return fmt::format("{} tracked a new {} connection (stateful firewall, no translation): {}; its replies now pass as established",
+                               host(), b.protocol == Protocol::tcp ? "TCP" : "UDP", flow(b.flows->before));
         return fmt::format("{} translated {} connection's {} ({}): {} leaves as {}, and replies are translated back",
                            host(), with_article(b.protocol == Protocol::tcp ? "TCP" : "UDP"), b.kind == trace::NatKind::snat ? "source" : "destination",
                            b.kind == trace::NatKind::snat ? "masquerade" : "port forwarding", flow(b.flows->before),

@@ -58,7 +58,7 @@ constexpr std::array<Spelling<DropCause>, 8> drop_cause_names{{{DropCause::firew
                                                                {DropCause::other, "other"},
                                                                {DropCause::ttl_exceeded, "ttl-exceeded"},
                                                                {DropCause::ct_state, "ct-state"}}};
-constexpr std::array<Spelling<NatKind>, 2> nat_kind_names{{{NatKind::snat, "snat"}, {NatKind::dnat, "dnat"}}};
+constexpr std::array<Spelling<NatKind>, 3> nat_kind_names{{{NatKind::snat, "snat"}, {NatKind::dnat, "dnat"}, {NatKind::track, "track"}}};
 
 // ---- the type names, one per variant alternative ----------------------------------
 
@@ -603,6 +603,7 @@ std::optional<std::string> value_problem(const Event& event) {
             return "a snat translation keeps the destination, but 'before' and 'after' name different ones";
         if (nat->kind == NatKind::dnat && before.source != after.source)
             return "a dnat translation keeps the source, but 'before' and 'after' name different ones";
+        if (nat->kind == NatKind::track && before != after) return "a track entry translates nothing, but 'before' and 'after' differ";
     }
     if (const auto* assigned = std::get_if<EphemeralAssigned>(&event.body)) {
         if (assigned->range_low > assigned->range_high) {

@@ -12,6 +12,9 @@
 #include <nlohmann/json.hpp>
 
 #include "portlab/sim/scenarios.hpp"
+#include "portlab/trace.hpp"
+#include "replay/state.hpp"
+#include "support.hpp"
 #include "lab_vs_sim.hpp"
 
 using nlohmann::json;
@@ -19,7 +22,8 @@ using namespace portlab;
 
 TEST_CASE("lab 18 on the kernel and the simulator's stateful-firewall scenario agree on what passes and what scans report",
           "[lab18][sim][conntrack][netns]") {
-    const auto facts = test::lab_facts("lab18_stateful_firewall", "--timeout 500", 110);
+    const test::TempDir dir;
+    const auto facts = test::lab_facts("lab18_stateful_firewall", "--timeout 500 --trace " + test::shell_quote(dir.file("lab18.jsonl")), 110);
 
     const auto model = sim::run_scenario("stateful-firewall");
     REQUIRE(model);
@@ -59,4 +63,36 @@ TEST_CASE("lab 18 on the kernel and the simulator's stateful-firewall scenario a
         ++compared;
     }
     CHECK(compared == 8);  // connect, SYN, ACK and UDP scans of 8080 and 8081
+
+    // Connection tracking (issue 11: "conntrack entries" shown for a stateful router that
+    // translates nothing): the lab's trace tells the router's entries as conntrack's netlink
+    // dump lists them (nat events of kind track), the model's router records its own. Both
+    // hold the inside's TCP connection out to the client's port 9000, and in the lab's the
+    // original tuple is the one the server's own socket reported (getsockname/getpeername).
+    const auto lab_trace = trace::read_trace_file(dir.file("lab18.jsonl"));
+    REQUIRE(lab_trace.has_value());
+    replay::State lab_world;
+    for (const auto& event : lab_trace->events) lab_world.apply(event);
+    replay::State model_world;
+    for (const auto& event : model->events()) model_world.apply(event);
+    const auto tracked_tcp_out = [](const replay::State& world) -> std::optional<replay::Translation> {
+        const auto router = world.find_host("router");
+        if (!router) return std::nullopt;
+        for (const auto& entry : world.hosts()[*router].translations)
+            if (entry.kind == trace::NatKind::track && entry.protocol == Protocol::tcp && entry.original.destination.port == 9000) return entry;
+        return std::nullopt;
+    };
+    const auto lab_entry = tracked_tcp_out(lab_world);
+    const auto model_entry = tracked_tcp_out(model_world);
+    REQUIRE(lab_entry);
+    REQUIRE(model_entry);
+    CHECK(lab_entry->original == lab_entry->after);  // nothing translated
+    CHECK(lab_entry->original.source.address == Endpoint::parse("198.51.100.2:0").value().address);  // from the server, inside
+    CHECK(model_entry->original.source.address == lab_entry->original.source.address);
+    CHECK(model_entry->original.destination == lab_entry->original.destination);
+    bool socket_agrees = false;
+    for (const auto& event : lab_trace->events)
+        if (const auto* bound = std::get_if<trace::Bound>(&event.body); bound && event.host == "server")
+            socket_agrees = socket_agrees || bound->endpoint == lab_entry->original.source;
+    CHECK(socket_agrees);
 }

@@ -453,3 +453,21 @@ TEST_CASE("scripted under Xvfb: File > Export view as PNG... writes the picture 
     CHECK(image.height == 900);
     CHECK(distinct_colours(image) > 50);
 }
+
+TEST_CASE("scripted under Xvfb: files dropped on the window together open the first that can be opened, and the status line says so", "[viz][app][xvfb][script][drop]") {
+    const portlab::test::TempDir dir;
+    {
+        std::ofstream noise(dir.file("noise.pcap"), std::ios::binary);
+        noise << std::string("\x5a\x1f\x00\xc3\x99\x01\x02\x03", 8);
+    }
+    const auto dropped = scripted(dir, "--scenario web --at 3", "drop",
+                                  "wait 1\ndrop " + dir.file("noise.pcap") + " " + fixture + " " + dir.file("missing.jsonl") + "\nwait 3\n");
+    const auto expected = portlab::trace::read_trace_file(fixture);
+    REQUIRE(expected.has_value());
+    CHECK(dropped.at("source") == fixture);
+    CHECK(dropped.at("events") == expected->events.size());
+    const std::string status = dropped.at("status");
+    CAPTURE(status);
+    CHECK(status.rfind("opened trace_two_clients.jsonl; not opened: noise.pcap (neither a trace nor a capture", 0) == 0);
+    CHECK(status.find("missing.jsonl (") != std::string::npos);
+}

@@ -14,6 +14,7 @@
 #include "view/filters.hpp"
 #include "view/layout.hpp"
 #include "view/model.hpp"
+#include "view/nat_table.hpp"
 #include "view/tcp_diagram.hpp"
 #include "view/view_state.hpp"
 
@@ -218,4 +219,204 @@ TEST_CASE("a capture among four loopback addresses: every line clear of the othe
             CHECK_FALSE(entry_point(s, e, box.rect).has_value());
         }
     }
+}
+
+// Issue 10: "hosts and slots jump as sockets appear". The plan that keeps each socket in
+// one cell gave up past 100,000 events, so on a big trace the slots went back to id order
+// and moved up each time a socket with a lower id closed.
+TEST_CASE("on a trace of more than 100,000 events every socket keeps its cell from its first event to its last", "[viz][layout][stable][big]") {
+    // One host: a UDP socket held the whole run and, beside it, short-lived sockets two at a
+    // time: socket k opens, k+1 opens, k closes (UDP close() frees the port at once), so
+    // k+1 is the third socket in id order while k lives and the second after.
+    trace::Trace big;
+    big.header.source = "test";
+    std::uint64_t t = 0;
+    const auto add = [&](trace::EventBody body) { big.events.push_back(trace::Event{t++, "h", std::move(body)}); };
+    const auto udp_socket = [&](std::uint32_t id) {
+        add(trace::SocketCreated{trace::SocketId{id}, Protocol::udp, IpFamily::v4});
+        add(trace::Bound{trace::SocketId{id}, Endpoint{IpAddress::parse("127.0.0.1").value(), static_cast<Port>(10000 + id % 50000)}, trace::BindHow::explicit_port, {}});
+    };
+    udp_socket(1);
+    std::uint32_t id = 2;
+    udp_socket(id);
+    while (big.events.size() < 120'000) {
+        udp_socket(id + 1);
+        add(trace::Closed{trace::SocketId{id}});
+        ++id;
+    }
+    const std::size_t sockets_made = id;
+    Model model;
+    model.open_trace(std::move(big), "big");
+    REQUIRE(model.size() > 100'000);
+    std::map<std::size_t, Rect> first_rect;  // by created_at
+    std::optional<Rect> box;
+    std::size_t compared = 0;
+    for (std::size_t n = 1; n <= model.size(); n += 97) {
+        model.seek(n);
+        const Layout& layout = model.layout();
+        for (const auto& slot : layout.slots) {
+            const auto* socket = model.world().find_socket(slot.ref);
+            REQUIRE(socket);
+            const auto [it, first] = first_rect.emplace(socket->created_at, slot.rect);
+            CAPTURE(n, socket->id.value);
+            if (!first) {
+                CHECK(it->second == slot.rect);
+                ++compared;
+            }
+        }
+        // The box is sized once, for the three sockets the host holds at most.
+        REQUIRE(layout.hosts.size() == 1);
+        if (!box) box = layout.hosts[0].rect;
+        CHECK(layout.hosts[0].rect == *box);
+    }
+    CHECK(compared > 1000);
+    CHECK(first_rect.size() > sockets_made / 100);
+    // The plan itself: three cells, each socket in one, none shared by two living at once.
+    const SlotPlan plan = make_slot_plan(model.timeline());
+    REQUIRE(plan.hosts.size() == 1);
+    CHECK(plan.hosts[0].capacity == 3);
+    CHECK(plan.cells.size() == sockets_made);
+}
+
+namespace {
+
+// A lab's story on 127.0.0.1, one host: a listener, then `connections` clients each
+// connecting to it and accepted, as labs 02 and 04 trace them.
+trace::Trace loopback_trace(std::uint32_t connections) {
+    trace::Trace story;
+    story.header.source = "test";
+    std::uint64_t t = 0;
+    const auto add = [&](trace::EventBody body) { story.events.push_back(trace::Event{t += 10, "lab", std::move(body)}); };
+    const IpAddress lo = IpAddress::parse("127.0.0.1").value();
+    const Endpoint server{lo, 8080};
+    add(trace::SocketCreated{trace::SocketId{1}, Protocol::tcp, IpFamily::v4});
+    add(trace::Bound{trace::SocketId{1}, server, trace::BindHow::explicit_port, {}});
+    add(trace::Listening{trace::SocketId{1}, 128});
+    for (std::uint32_t i = 0; i < connections; ++i) {
+        const trace::SocketId client{2 + 2 * i};
+        const trace::SocketId accepted{3 + 2 * i};
+        const Endpoint client_end{lo, static_cast<Port>(40000 + i)};
+        add(trace::SocketCreated{client, Protocol::tcp, IpFamily::v4});
+        add(trace::ConnectStarted{client, server});
+        add(trace::EphemeralAssigned{client, client_end.port, 32768, 60999, "linux-hash-connect", std::nullopt});
+        add(trace::Bound{client, client_end, trace::BindHow::ephemeral, {}});  // getsockname() after connect()
+        add(trace::Accepted{trace::SocketId{1}, accepted, FourTuple{server, client_end}});
+        add(trace::StateChanged{client, TcpState::syn_sent, TcpState::established, "SYN-ACK received", trace::Evidence::observed});
+    }
+    return story;
+}
+
+}  // namespace
+
+// Issue 10: a connection from a host to itself (a lab on 127.0.0.1) had its 4-tuple label
+// above the line's top end, the first slot's right side: on the host's name at small zoom.
+TEST_CASE("a loopback connection's label covers neither the host's name nor its slots, at 1280x720, 1600x1000 and 1920x1080", "[viz][layout][loopback]") {
+    // Text as the canvas draws it: the 15-pixel DejaVu font, digits 0.64 of it wide (the widest).
+    constexpr float font_px = 15;
+    const TextWidth width = [](const std::string& text, float scale) { return 0.64f * font_px * scale * static_cast<float>(text.size()); };
+    for (const std::uint32_t connections : {1u, 2u, 3u}) {
+        Model model;
+        model.open_trace(loopback_trace(connections), "loopback");
+        model.seek(model.size());
+        const Layout& layout = model.layout();
+        REQUIRE(layout.hosts.size() == 1);
+        REQUIRE(layout.lines.size() == connections);
+        std::vector<std::size_t> all(layout.lines.size());
+        for (std::size_t i = 0; i < all.size(); ++i) all[i] = i;
+        for (const Vec2 display : {Vec2{1280, 720}, Vec2{1600, 1000}, Vec2{1920, 1080}}) {
+            // The canvas: the topology window less its title bar and padding, the fit less the legend's line.
+            const WindowNeeds needs{menu_h, timeline_h, inspector_min_height(line_h, frame_h), state_panel_min_height(line_h, frame_h)};
+            const Rect window = window_layout(display, needs).topology;
+            const Rect canvas{window.x + 8, window.y + frame_h, window.w - 16, window.h - frame_h - 8};
+            const Camera camera = fit(layout.bounds, Vec2{canvas.w, canvas.h - font_px - 12});
+            CAPTURE(connections, display.x, display.y, camera.zoom);
+            REQUIRE(camera.zoom >= 0.45f);  // the canvas draws labels from 0.45 on
+            const ToScreen to_screen{camera.pan, camera.zoom, Vec2{canvas.x, canvas.y}};
+            const auto labels = connection_labels(model.world(), layout, all, to_screen, font_px, width, {}, 19, canvas);
+            const HostBox& box = layout.hosts[0];
+            const HeaderText header = header_text(to_screen(box.rect), to_screen(box.header), camera.zoom, font_px);
+            REQUIRE(header.shown);
+            const Rect name = host_name_rect(header, width("lab", 1.0f), font_px);
+            for (std::size_t i = 0; i < labels.size(); ++i) {
+                const Rect& r = labels[i].rect;
+                CAPTURE(labels[i].text, r.x, r.y, r.w, r.h, name.x, name.y, name.w, name.h);
+                CHECK_FALSE(r.overlaps(name));
+                for (const std::size_t s : box.slots) CHECK_FALSE(r.overlaps(to_screen(layout.slots[s].rect)));
+                for (std::size_t j = 0; j < i; ++j) CHECK_FALSE(r.overlaps(labels[j].rect));
+                CHECK((r.x >= canvas.x && r.right() <= canvas.right() && r.y >= canvas.y && r.bottom() <= canvas.bottom()));
+                // It names the connection's two ends.
+                CHECK(labels[i].text.find(layout.lines[labels[i].line].tuple.remote.to_string()) != std::string::npos);
+            }
+        }
+    }
+}
+
+// Issue 11's translation under the router: it was drawn from the router's bottom-left
+// corner, over the slots of the server's box beside it (lab 16, the nat scenario).
+TEST_CASE("a router's translation is written below its row of boxes, on no host, at 1280x720, 1600x1000 and 1920x1080", "[viz][layout][nat]") {
+    constexpr float font_px = 15;
+    const auto width = [](const std::string& text) { return 0.64f * font_px * 0.9f * static_cast<float>(text.size()); };
+    std::size_t checked = 0;
+    for (const char* name : {"nat", "port-forward", "stateful-firewall"}) {
+        Model model;
+        REQUIRE(model.open_scenario(name).has_value());
+        for (std::size_t n = 1; n <= model.size(); ++n) {
+            model.seek(n);
+            const auto callout = nat_callout(model);
+            if (!callout) continue;
+            const Layout& layout = model.layout();
+            float w = 0;
+            for (const auto& line : callout->lines()) w = std::max(w, width(line));
+            const Vec2 size{w + 12, 3 * (font_px * 0.9f + 3) + 8};
+            for (const Vec2 display : {Vec2{1280, 720}, Vec2{1600, 1000}, Vec2{1920, 1080}}) {
+                const WindowNeeds needs{menu_h, timeline_h, inspector_min_height(line_h, frame_h), state_panel_min_height(line_h, frame_h)};
+                const Rect window = window_layout(display, needs).topology;
+                const Rect canvas{window.x + 8, window.y + frame_h, window.w - 16, window.h - frame_h - 8};
+                const Camera camera = fit(layout.bounds, Vec2{canvas.w, canvas.h - font_px - 12});
+                const ToScreen to_screen{camera.pan, camera.zoom, Vec2{canvas.x, canvas.y}};
+                const Rect r = callout_rect(layout, callout->router, size, to_screen, canvas, font_px + 12);
+                CAPTURE(name, n, display.x, display.y, r.x, r.y, r.w, r.h);
+                for (const auto& box : layout.hosts) CHECK_FALSE(r.overlaps(to_screen(box.rect)));
+                CHECK((r.x >= canvas.x && r.right() <= canvas.right() && r.y >= canvas.y && r.bottom() <= canvas.bottom() - font_px - 12));
+                ++checked;
+            }
+        }
+    }
+    CHECK(checked > 0);
+}
+
+// Issue 10's network scenarios: a packet a router dropped stops at that router, and all its
+// flight, as the canvas animates it, stays out of the box of the host it never reached.
+TEST_CASE("router, nat, port-forward and stateful-firewall: a packet a router drops stops at the router, never reaching its receiver",
+          "[viz][layout][router]") {
+    std::size_t drops = 0;
+    for (const char* name : {"router", "nat", "port-forward", "stateful-firewall"}) {
+        Model model;
+        REQUIRE(model.open_scenario(name).has_value());
+        for (std::size_t n = 1; n <= model.size(); ++n) {
+            const auto& event = model.timeline().event(n - 1);
+            const auto* packet = std::get_if<trace::Packet>(&event.body);
+            if (!packet || packet->kind != trace::PacketKind::dropped) continue;
+            model.seek(n);
+            const Layout& layout = model.layout();
+            const auto router = model.world().find_host(event.host);
+            REQUIRE(router);
+            const auto path = packet_path(model.world(), layout, event, *model.timeline().packet_info(n - 1));
+            REQUIRE(path.valid);
+            // The host the packet was for, by its destination address (the trace names the hop it was on).
+            const auto* info = model.timeline().packet_info(n - 1);
+            const auto receiver_host = info->destination ? model.world().host_with_address(info->destination->address) : std::nullopt;
+            if (!receiver_host || *receiver_host == *router || packet->cause == trace::DropCause::link) continue;  // dropped at its receiver
+            CAPTURE(name, n, model.timeline().caption(n - 1));
+            REQUIRE(path.stop);
+            const Rect& at = layout.box_of(*router)->rect;
+            // On the router's box (its border counts).
+            CHECK((path.stop->x >= at.x - 1 && path.stop->x <= at.right() + 1 && path.stop->y >= at.y - 1 && path.stop->y <= at.bottom() + 1));
+            const Rect& receiver = layout.box_of(*receiver_host)->rect;
+            for (float phase = 0; phase <= 1.0f; phase += 0.05f)
+                CHECK_FALSE(receiver.contains(packet_point(path, packet->kind, split_flight(model.timeline(), n - 1), phase)));
+            ++drops;
+        }
+    }
+    CHECK(drops > 0);
 }

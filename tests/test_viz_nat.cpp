@@ -7,7 +7,9 @@
 #include <catch2/catch.hpp>
 
 #include <string>
+#include <string_view>
 
+#include "portlab/sim/scenarios.hpp"
 #include "portlab/trace.hpp"
 #include "view/dump.hpp"
 #include "view/model.hpp"
@@ -98,4 +100,75 @@ TEST_CASE("a router's nat events build its conntrack table, as conntrack -L prin
     // Back before any translation: the table is empty again (the replay rebuilds it).
     seek_to(model, view, 1);
     CHECK(model.world().hosts().empty());
+}
+
+namespace {
+
+std::string flow_of(const trace::Flow& flow) { return flow.source.to_string() + " -> " + flow.destination.to_string(); }
+
+}  // namespace
+
+// Issue 11: "the visualizer shows the translation at the router (the 4-tuple before and
+// after) and conntrack entries", for the three network scenarios with a connection-tracking
+// router, a stateful firewall that translates nothing included. The judge is the simulator's
+// own router: its conntrack table at the end of the run, and each nat event it recorded.
+TEST_CASE("nat, port-forward and stateful-firewall: the router's conntrack table and each translation, as the simulator's router holds them",
+          "[viz][nat][scenario]") {
+    for (const char* name : {"nat", "port-forward", "stateful-firewall"}) {
+        CAPTURE(name);
+        const auto sim = sim::run_scenario(name);
+        REQUIRE(sim.has_value());
+        Model model;
+        REQUIRE(model.open_scenario(name).has_value());
+        ViewState view;
+        sync_with_model(model, view);
+        REQUIRE(model.size() == sim->events().size());
+        std::size_t callouts = 0;
+        for (std::size_t n = 1; n <= model.size(); ++n) {
+            seek_to(model, view, n);
+            const auto state = dump_state(model, view);
+            const auto& event = sim->events()[n - 1];
+            const auto* nat = std::get_if<trace::NatTranslated>(&event.body);
+            CAPTURE(n, state.value("caption", ""));
+            CHECK(state.contains("nat_translation") == (nat != nullptr));
+            if (!nat) continue;
+            ++callouts;
+            // At the router that translated, with the flow before and after it (for a stateful
+            // firewall, the one flow and the reply tuple it lets back).
+            const auto& shown = state.at("nat_translation");
+            CHECK(shown.at("router") == event.host);
+            CHECK(shown.at("before") == flow_of(nat->flows->before));
+            CHECK(shown.at("after") == flow_of(nat->flows->after));
+            CHECK(shown.at("reply") == flow_of(trace::Flow{nat->flows->after.destination, nat->flows->after.source}));
+            CHECK(shown.at("translates") == (nat->kind != trace::NatKind::track));
+        }
+        CHECK(callouts > 0);
+        // At the end: one row per conntrack entry of the simulator's router, the same reply tuple.
+        const auto& world = sim->world();
+        for (const auto& host : world.hosts) {
+            if (host.routing.conntrack.empty()) continue;
+            const auto state = dump_state(model, view);
+            const nlohmann::json* table = nullptr;
+            for (const auto& shown : state.at("hosts"))
+                if (shown.at("name") == host.name) table = &shown.at("nat");
+            REQUIRE(table);
+            CHECK(table->size() == host.routing.conntrack.size());
+            for (const auto& entry : host.routing.conntrack) {
+                CAPTURE(entry.id);
+                bool found = false;
+                for (const auto& row : *table)
+                    if (row.at("conntrack_id") == entry.id) {
+                        found = true;
+                        CHECK(row.at("reply").at("src") == entry.reply.source.to_string());
+                        CHECK(row.at("reply").at("dst") == entry.reply.destination.to_string());
+                        if (std::string_view(name) == "stateful-firewall") {
+                            CHECK(row.at("kind") == "track");
+                            CHECK(row.at("original").at("src") == entry.original.source.to_string());
+                            CHECK(row.at("original").at("dst") == entry.original.destination.to_string());
+                        }
+                    }
+                CHECK(found);
+            }
+        }
+    }
 }

@@ -1301,3 +1301,60 @@ TEST_CASE("a script of clicks and keys parses into steps, plays a frame at a tim
         CHECK_THAT(bad.error().message, Catch::StartsWith("s.txt: line " + std::to_string(line) + ": "));
     }
 }
+
+// Issue 10, item 4: "dropping several files says which one opened". GLFW hands the drop
+// callback every path; the app opened the last one and said nothing of the others.
+TEST_CASE("files dropped together: the first that opens is shown, the status line names it and why each other did not open", "[viz][view][drop]") {
+    const test::TempDir dir;
+    const std::string fixture = std::string(PORTLAB_FIXTURES) + "/trace_two_clients.jsonl";
+    // Random bytes named .pcap, a missing file, a folder, then two good traces.
+    {
+        std::ofstream noise(dir.file("noise.pcap"), std::ios::binary);
+        noise << std::string("\x5a\x1f\x00\xc3\x99\x01\x02\x03", 8);
+    }
+    std::filesystem::copy_file(fixture, dir.file("second.jsonl"));
+    const std::vector<std::string> dropped{dir.file("noise.pcap"), dir.file("missing.jsonl"), dir.path().string(), fixture,
+                                           dir.file("second.jsonl")};
+    Model model;
+    ViewState view;
+    REQUIRE(model.open_scenario("web").has_value());
+    view.requests.emplace_back(OpenDroppedRequest{dropped});
+    perform_requests(model, view);
+    model.wait_for_load();
+    // What opened is the fixture, as the hub's own reader reads it.
+    const auto expected = trace::read_trace_file(fixture);
+    REQUIRE(expected.has_value());
+    CHECK(model.source_path() == fixture);
+    CHECK(model.size() == expected->events.size());
+    // The status line: the one opened, then each other file with its reason.
+    const std::string& status = view.status;
+    CAPTURE(status);
+    CHECK(status.rfind("opened trace_two_clients.jsonl", 0) == 0);
+    CHECK(status.find("noise.pcap (neither a trace nor a capture: it begins with bytes 5a 1f 00 c3") != std::string::npos);
+    CHECK(status.find("missing.jsonl (") != std::string::npos);
+    CHECK(status.find("second.jsonl (one file is shown at a time") != std::string::npos);
+    CHECK(status.find(dir.path().filename().string() + " (") != std::string::npos);
+
+    SECTION("when none opens, what was shown stays and the status says why each did not") {
+        ViewState other;
+        Model shown;
+        REQUIRE(shown.open_scenario("web").has_value());
+        const std::size_t before = shown.size();
+        other.requests.emplace_back(OpenDroppedRequest{{dir.file("noise.pcap"), dir.file("missing.jsonl")}});
+        perform_requests(shown, other);
+        shown.wait_for_load();
+        CHECK(shown.size() == before);
+        CHECK(shown.label() == "scenario web");
+        CHECK(other.status.rfind("none of the dropped files opened: noise.pcap (", 0) == 0);
+    }
+}
+
+TEST_CASE("a script's drop step hands its files over together, on one frame", "[viz][view][script][drop]") {
+    const auto steps = parse_script("wait 1\ndrop /tmp/a.pcap /tmp/b.jsonl\n", "s");
+    REQUIRE(steps.has_value());
+    ScriptPlayer player(*steps);
+    CHECK(player.next_frame().dropped.empty());
+    CHECK(player.next_frame().dropped == std::vector<std::string>{"/tmp/a.pcap", "/tmp/b.jsonl"});
+    CHECK(player.done());
+    CHECK_FALSE(parse_script("drop\n", "s").has_value());
+}

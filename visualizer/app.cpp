@@ -50,7 +50,7 @@ void handle_keys(App& app) {
 
 void handle_drops(App& app) {
     if (app.ui.dropped.empty()) return;
-    app.view.requests.emplace_back(OpenFileRequest{app.ui.dropped.back()});
+    app.view.requests.emplace_back(OpenDroppedRequest{app.ui.dropped});
     app.ui.dropped.clear();
 }
 
@@ -223,7 +223,7 @@ void draw_help_popup(App& app) {
                              {"+ / -", "faster / slower (0.1x to 10x)"}, {"1 .. 9", "answer a challenge question"},
                              {"mouse drag", "pan the canvas"},
                              {"mouse wheel", "zoom the canvas"}, {"double-click", "fit the canvas"},
-                             {"drop a file", "open it"}};
+                             {"drop files", "open the first that opens; the status line says which"}};
     if (ImGui::BeginTable("keys", 2, ImGuiTableFlags_SizingFixedFit)) {
         for (const auto& row : keys) {
             ImGui::TableNextRow();
@@ -273,6 +273,7 @@ float draw_menu(App& app) {
         ImGui::TextDisabled("  %s", title.c_str());
     }
     if (!app.ui.export_message.empty()) ImGui::TextDisabled("   %s", text::printable(app.ui.export_message).c_str());
+    if (!app.view.status.empty()) ImGui::TextDisabled("   %s", text::printable(app.view.status).c_str());
     const float height = ImGui::GetWindowSize().y;
     ImGui::EndMainMenuBar();
     return height;

@@ -57,7 +57,8 @@ struct App {
 
 // Space, Left/Right, Home/End, +/-, 1..9 to answer a question; ignored while a text field has the keyboard.
 void handle_keys(App& app);
-// Opens what was dropped on the window (the last file wins).
+// Opens what was dropped on the window: the first file that can be opened, the status
+// line saying which and why the others were not (view/dropped.hpp).
 void handle_drops(App& app);
 // The whole UI for one frame, sized to the display.
 void draw_frame(App& app);

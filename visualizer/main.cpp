@@ -21,6 +21,7 @@
 #include <CLI/CLI.hpp>
 
 #include <algorithm>
+#include <optional>
 #include <cerrno>
 #include <cstdint>
 #include <chrono>
@@ -177,10 +178,12 @@ struct ScriptRun {
 void run_frame(GLFWwindow* window, App& app, double seconds, ScriptRun* script = nullptr) {
     glfwPollEvents();
     poll_load(app);
+    const std::optional<ScriptInput> scripted = script ? std::optional(script->player.next_frame()) : std::nullopt;
+    if (scripted) app.ui.dropped.insert(app.ui.dropped.end(), scripted->dropped.begin(), scripted->dropped.end());
     handle_drops(app);
     ImGui_ImplOpenGL3_NewFrame();
     ImGui_ImplGlfw_NewFrame();
-    if (script) feed_script(ImGui::GetIO(), script->player.next_frame(), script->held_key);
+    if (scripted) feed_script(ImGui::GetIO(), *scripted, script->held_key);
     ImGui::NewFrame();
     handle_keys(app);
     draw_frame(app);
@@ -538,6 +541,7 @@ int main(int argc, char** argv) {
             run_frame(window, app, 1.0 / 60, &*script);
             glfwSwapBuffers(window);
         }
+        app.model.wait_for_load();  // a file the script dropped is dumped whole
         if (!app.ui.export_message.empty()) std::fprintf(stderr, "portlab-viz: %s\n", app.ui.export_message.c_str());
         if (app.ui.export_failed) status = 1;
     }

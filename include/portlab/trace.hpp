@@ -355,8 +355,10 @@ struct Flow {
 };
 
 // Which address a NAT rewrites: the source (masquerade, `nft ... masquerade`, SNAT) or the
-// destination (port forwarding, `dnat to`, DNAT).
-enum class NatKind : std::uint8_t { snat, dnat };
+// destination (port forwarding, `dnat to`, DNAT); or none (track): a stateful firewall's
+// connection-tracking entry (`ct state established,related accept`), which conntrack -L
+// lists as well, its reply tuple the original reversed.
+enum class NatKind : std::uint8_t { snat, dnat, track };
 
 // A connection's first packet as it reached the router (before) and as the router sent it
 // on (after). Linux's conntrack keeps the same facts as two tuples: the original tuple is

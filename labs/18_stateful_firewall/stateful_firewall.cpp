@@ -41,6 +41,7 @@
 #include <functional>
 #include <map>
 #include <optional>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -50,6 +51,7 @@
 #include <nlohmann/json.hpp>
 
 #include "labkit/labkit.hpp"
+#include "labkit/nat_trace.hpp"
 #include "labkit/netns.hpp"
 #include "labkit/private_story.hpp"
 #include "labkit/network.hpp"
@@ -86,6 +88,7 @@ struct Run {
     Settings settings;
     std::optional<firewall::Nftables> nft{};
     Host client{}, router{}, server{};
+    std::set<std::uint32_t> entries_told{};  // conntrack ids whose nat (track) events are in the trace
     json& facts() { return see.document(); }
     [[nodiscard]] IpAddress server_address() const { return *net.address("server"); }
     [[nodiscard]] IpAddress client_address() const { return *net.address("client"); }
@@ -370,6 +373,8 @@ InsideOut inside_out(Run& run, Services& services) {
     run.say.kernel("the router's counters: " + taken_text(taken));
     run.say.note("The first packet of each went out under \"new from inside\"; everything after, both ways, matched");
     run.say.note("\"replies\" (established): the firewall never had a rule for traffic from the client to the server.");
+    // The entries conntrack -L lists, into the trace as `nat` events of kind track (the viewer's NAT tab).
+    (void)record_router_translations(run.see, run.net, "router", run.entries_told, Untranslated::track);
     show_in(run, "router", {"conntrack", "-L"});
     run.facts()["inside_out"] = {{"tcp_connected", out.tcp.answer == 0},
                                  {"tcp_reply", heard},

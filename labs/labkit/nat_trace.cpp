@@ -24,12 +24,22 @@ std::vector<trace::NatTranslated> translations_of(const conntrack::Entry& entry)
     return translations;
 }
 
+std::optional<trace::NatTranslated> tracked_of(const conntrack::Entry& entry) {
+    if (entry.protocol_number != 6 && entry.protocol_number != 17) return std::nullopt;
+    if (!translations_of(entry).empty()) return std::nullopt;
+    const trace::Flow original{entry.original.source, entry.original.destination};
+    return trace::NatTranslated{trace::NatKind::track, entry.protocol_number == 17 ? Protocol::udp : Protocol::tcp, entry.id,
+                                Boxed<trace::NatFlows>(trace::NatFlows{original, original})};
+}
+
 std::size_t record_translations(Observer& see, std::string_view router, const std::vector<conntrack::Entry>& table,
-                                std::set<std::uint32_t>& told) {
+                                std::set<std::uint32_t>& told, Untranslated untranslated) {
     std::size_t written = 0;
     for (const auto& entry : table) {
         if (told.contains(entry.id)) continue;
-        const auto translations = translations_of(entry);
+        auto translations = translations_of(entry);
+        if (untranslated == Untranslated::track)
+            if (auto tracked = tracked_of(entry)) translations.push_back(std::move(*tracked));
         if (translations.empty()) continue;
         told.insert(entry.id);
         for (const auto& translation : translations) {
@@ -41,11 +51,11 @@ std::size_t record_translations(Observer& see, std::string_view router, const st
 }
 
 Result<std::size_t> record_router_translations(Observer& see, const Network& net, const std::string& router,
-                                               std::set<std::uint32_t>& told) {
+                                               std::set<std::uint32_t>& told, Untranslated untranslated) {
     Result<std::vector<conntrack::Entry>> table = fail("not read");
     if (auto entered = net.in_node(router, [&] { table = conntrack::dump(); }); !entered) return entered.error();
     if (!table) return table.error();
-    return record_translations(see, router, *table, told);
+    return record_translations(see, router, *table, told, untranslated);
 }
 
 }  // namespace portlab::labkit

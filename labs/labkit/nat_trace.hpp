@@ -15,6 +15,7 @@
 // first, as the packet meets them, each changing one side only.
 
 #include <cstdint>
+#include <optional>
 #include <set>
 #include <string>
 #include <string_view>
@@ -31,15 +32,23 @@ namespace portlab::labkit {
 // protocol other than TCP and UDP), one for snat or dnat, two for both.
 [[nodiscard]] std::vector<trace::NatTranslated> translations_of(const conntrack::Entry& entry);
 
+// A stateful firewall's entry for a TCP or UDP connection it did not rewrite, as a `nat`
+// event of kind track (before = after = the original tuple); none for a rewritten entry.
+[[nodiscard]] std::optional<trace::NatTranslated> tracked_of(const conntrack::Entry& entry);
+
+// What a router's entries are told as: its translations only (a NAT), or each untranslated
+// entry as tracked too (a stateful firewall, lab 18).
+enum class Untranslated : std::uint8_t { skip, track };
+
 // Records (fact::Translated, trace only) each translation of an entry whose id is not in
 // `told` yet, and adds the id. Returns how many it recorded.
 std::size_t record_translations(Observer& see, std::string_view router, const std::vector<conntrack::Entry>& table,
-                                std::set<std::uint32_t>& told);
+                                std::set<std::uint32_t>& told, Untranslated untranslated = Untranslated::skip);
 
 // Reads the table of `router` (a node of `net`, inside its namespace) and records what is
 // new, as record_translations. Call it before each step, so a pause shows every translation
 // the kernel has made so far.
 Result<std::size_t> record_router_translations(Observer& see, const Network& net, const std::string& router,
-                                               std::set<std::uint32_t>& told);
+                                               std::set<std::uint32_t>& told, Untranslated untranslated = Untranslated::skip);
 
 }  // namespace portlab::labkit

@@ -322,6 +322,8 @@ void Kernel::forward(HostId h, HostId from, Wire& packet, const trace::Packet& a
             record(h, trace::NatTranslated{trace::NatKind::dnat, protocol, entry.id, Boxed(trace::NatFlows{original, after_dnat})});
         if (masquerade)
             record(h, trace::NatTranslated{trace::NatKind::snat, protocol, entry.id, Boxed(trace::NatFlows{after_dnat, translated})});
+        if (!dnat_to && !masquerade)  // a stateful firewall's entry: conntrack -L lists it, nothing translated
+            record(h, trace::NatTranslated{trace::NatKind::track, protocol, entry.id, Boxed(trace::NatFlows{original, original})});
         routing.conntrack.push_back(entry);
         set_flow(packet, translated);
     }

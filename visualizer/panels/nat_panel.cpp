@@ -17,7 +17,8 @@ void draw(const Model& model, ViewState& view) {
     for (const auto& host : model.world().hosts()) {
         if (host.translations.empty()) continue;
         any = true;
-        ImGui::Text("%s: %zu translation%s (conntrack -L)", host.name.c_str(), host.translations.size(), host.translations.size() == 1 ? "" : "s");
+        ImGui::Text("%s: %zu connection-tracking entr%s (conntrack -L)", host.name.c_str(), host.translations.size(),
+                    host.translations.size() == 1 ? "y" : "ies");
         const ImGuiTableFlags flags = ImGuiTableFlags_RowBg | ImGuiTableFlags_BordersInnerV | ImGuiTableFlags_SizingFixedFit;
         if (!ImGui::BeginTable(("nat " + host.name).c_str(), 5, flags)) continue;
         ImGui::TableSetupColumn("id");

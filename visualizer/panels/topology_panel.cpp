@@ -47,6 +47,7 @@ struct Canvas {
         return b.x >= origin.x && a.x <= origin.x + size.x && b.y >= origin.y && a.y <= origin.y + size.y;
     }
     [[nodiscard]] float scale() const { return camera.zoom; }
+    [[nodiscard]] ToScreen to_screen() const { return ToScreen{camera.pan, camera.zoom, Vec2{origin.x, origin.y}}; }
 };
 
 // Names come from the trace: drawn escaped, as style::text does.
@@ -133,15 +134,13 @@ void draw_host(const Canvas& canvas, const Model& model, const HostBox& box) {
     const bool firewall = has_firewall(model.world(), box.host);
     canvas.draw->AddRect(a, b, firewall ? style::firewall_colour : IM_COL32(100, 110, 130, 255), rounding, 0,
                          firewall ? 4.0f : 1.5f);
-    const ImVec2 header_max = canvas.screen_max(box.header);
-    if (header_max.y - a.y >= 14) {
-        const float font_scale = std::min(1.3f, (header_max.y - a.y) / (2.6f * ImGui::GetFontSize()));
-        text_at(canvas, ImVec2(a.x + 8 * canvas.scale(), a.y + 4 * canvas.scale()), IM_COL32(240, 240, 245, 255), host.name,
-                font_scale * 1.15f);
+    const HeaderText header = header_text(canvas.to_screen()(box.rect), canvas.to_screen()(box.header), canvas.scale(), ImGui::GetFontSize());
+    if (header.shown) {
+        text_at(canvas, ImVec2(header.name_at.x, header.name_at.y), IM_COL32(240, 240, 245, 255), host.name, header.name_scale);
         std::string addresses = host_addresses_text(host);
         if (firewall) addresses += addresses.empty() ? "firewall" : "   [firewall]";
-        text_at(canvas, ImVec2(a.x + 8 * canvas.scale(), a.y + 4 * canvas.scale() + ImGui::GetFontSize() * font_scale * 1.2f),
-                IM_COL32(170, 180, 195, 255), addresses, font_scale * 0.9f);
+        text_at(canvas, ImVec2(header.addresses_at.x, header.addresses_at.y), IM_COL32(170, 180, 195, 255), addresses,
+                header.addresses_scale);
     }
 }
 
@@ -273,20 +272,18 @@ void draw_lines(const Canvas& canvas, const Model& model, const Layout& layout) 
         return;
     }
     const bool labels = visible.size() <= 64 && canvas.scale() >= 0.45f;
-    // The 4-tuple labels, placed clear of the packets resting on the links and of each other.
-    std::vector<std::string> label_texts;
-    std::vector<LabelledLine> labelled;
+    // The 4-tuple labels, placed clear of the packets resting on the links, of the hosts'
+    // names and of each other (view/layout.hpp's connection_labels).
+    std::vector<TupleLabel> placed;
     if (labels) {
-        for (std::size_t i = 0; i < visible.size(); ++i) {
-            label_texts.push_back(visible_lines[i]->tuple.local.to_string() + " -> " + visible_lines[i]->tuple.remote.to_string());
-            labelled.push_back({Vec2{visible[i].first.x, visible[i].first.y}, Vec2{visible[i].second.x, visible[i].second.y},
-                                Vec2{text_width(label_texts.back(), 0.85f), ImGui::GetFontSize() * 0.85f}});
-        }
-    }
-    std::vector<Rect> chips;
-    if (labels)
+        std::vector<Rect> chips;
         for (const auto& [at, label] : resting_chips(canvas, model)) chips.push_back(chip_screen_rect(at, label));
-    const auto label_rects = place_tuple_labels(labelled, chips, chip_height());
+        std::vector<std::size_t> indices;
+        for (const Line* line : visible_lines) indices.push_back(static_cast<std::size_t>(line - layout.lines.data()));
+        placed = connection_labels(model.world(), layout, indices, canvas.to_screen(), ImGui::GetFontSize(),
+                                   [](const std::string& text, float scale) { return text_width(text, scale); }, chips, chip_height(),
+                                   Rect{canvas.origin.x, canvas.origin.y, canvas.size.x, canvas.size.y});
+    }
     for (std::size_t i = 0; i < visible.size(); ++i) {
         const Line& line = *visible_lines[i];
         const auto [s, e] = visible[i];
@@ -294,17 +291,22 @@ void draw_lines(const Canvas& canvas, const Model& model, const Layout& layout) 
         const Rect& to = layout.slots[line.to_slot].rect;
         const ImU32 colour = line.protocol == Protocol::tcp ? IM_COL32(120, 200, 140, 200) : IM_COL32(110, 180, 230, 200);
         if (std::abs(from.center().x - to.center().x) < 1) {
-            const float bulge = 30 * canvas.scale();
+            const float bulge = loop_bulge(canvas.scale());
             canvas.draw->AddBezierCubic(s, ImVec2(s.x + bulge, s.y), ImVec2(e.x + bulge, e.y), e, colour, 2.0f);
         } else {
             canvas.draw->AddLine(s, e, colour, 2.0f);
         }
-        if (labels) {
-            // Off the line by half a chip, so the packets flying on it never cover it.
-            const Rect& r = label_rects[i];
-            canvas.draw->AddRectFilled(ImVec2(r.x, r.y), ImVec2(r.right(), r.bottom()), IM_COL32(20, 22, 28, 220), 3.0f);
-            text_at(canvas, ImVec2(r.x + 3, r.y + 1), IM_COL32(220, 230, 220, 255), label_texts[i], 0.85f);
-        }
+    }
+    // Over every line, so no line crosses a label's text.
+    for (const auto& label : placed) {
+        const Rect& r = label.rect;
+        canvas.draw->AddRectFilled(ImVec2(r.x, r.y), ImVec2(r.right(), r.bottom()), IM_COL32(20, 22, 28, 220), 3.0f);
+        // A same-host label has two lines; drawn one at a time, as text_at escapes a newline.
+        const auto split = label.text.find('\n');
+        text_at(canvas, ImVec2(r.x + 3, r.y + 1), IM_COL32(220, 230, 220, 255), label.text.substr(0, split), tuple_label_scale);
+        if (split != std::string::npos)
+            text_at(canvas, ImVec2(r.x + 3, r.y + 1 + ImGui::GetFontSize() * tuple_label_scale), IM_COL32(220, 230, 220, 255),
+                    label.text.substr(split + 1), tuple_label_scale);
     }
 }
 
@@ -360,16 +362,19 @@ void draw_nat_callout(const Canvas& canvas, const Model& model) {
     if (!callout) return;
     const HostBox* box = model.layout().box_of(callout->router);
     if (!box) return;
-    const ImVec2 at = canvas.screen(Vec2{box->rect.x, box->rect.bottom()});
-    const std::string lines[] = {"NAT: " + callout->kind, "before  " + callout->before, "after   " + callout->after};
+    const std::vector<std::string> lines = callout->lines();
     float width = 0;
     for (const auto& line : lines) width = std::max(width, text_width(line, 0.9f));
     const float line_h = ImGui::GetFontSize() * 0.9f + 3;
-    const ImVec2 a(at.x, at.y + 6);
-    const ImVec2 b(at.x + width + 12, at.y + 6 + 3 * line_h + 8);
+    // Under the router, below the boxes of its row, inside the canvas (view/layout.hpp).
+    const Rect r = callout_rect(model.layout(), callout->router, Vec2{width + 12, static_cast<float>(lines.size()) * line_h + 8},
+                                canvas.to_screen(), Rect{canvas.origin.x, canvas.origin.y, canvas.size.x, canvas.size.y},
+                                ImGui::GetFontSize() + 12);
+    const ImVec2 a(r.x, r.y);
+    const ImVec2 b(r.right(), r.bottom());
     canvas.draw->AddRectFilled(a, b, IM_COL32(30, 28, 45, 235), 4.0f);
     canvas.draw->AddRect(a, b, style::nat_colour, 4.0f, 0, 2.0f);
-    for (int i = 0; i < 3; ++i)
+    for (std::size_t i = 0; i < lines.size(); ++i)
         text_at(canvas, ImVec2(a.x + 6, a.y + 4 + static_cast<float>(i) * line_h), i == 0 ? style::nat_colour : IM_COL32(230, 230, 240, 255),
                 lines[i], 0.9f);
 }

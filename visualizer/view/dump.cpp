@@ -179,7 +179,10 @@ json state_json(const Model& model, const ChallengeView* challenge, std::uint64_
         state["nat_translation"] = {{"router", model.world().hosts()[callout->router].name},
                                     {"kind", callout->kind},
                                     {"before", callout->before},
-                                    {"after", callout->after}};
+                                    {"after", callout->after},
+                                    {"reply", callout->reply},
+                                    {"translates", callout->translates},
+                                    {"lines", callout->lines()}};
     if (challenge && challenge->enabled) state["challenge"] = challenge_json(model, *challenge);
     return state;
 }
@@ -243,6 +246,11 @@ json dump_state(const Model& model, const ViewState& view) {
                          {"time_scale", view.playback.time_scale},
                          {"playing", view.playback.playing}};
     state["selection"] = selection_json(model, view);
+    // After files were dropped: the status line, and the file it opened.
+    if (!view.status.empty()) {
+        state["status"] = view.status;
+        state["source"] = model.source_path();
+    }
     if (view.drawn.hex || !view.drawn.tree.empty() || !view.drawn.items.empty()) state["drawn"] = drawn_json(view.drawn);
     return state;
 }

@@ -2,7 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
-#include <set>
+#include <queue>
 #include <string>
 
 namespace portlab::viz {
@@ -58,53 +58,73 @@ void add_observed(Layout& layout, const replay::State& world, Protocol protocol,
 
 }  // namespace
 
-std::optional<SlotPlan> make_slot_plan(const replay::Timeline& timeline, std::size_t event_limit) {
-    if (timeline.size() > event_limit) return std::nullopt;
+namespace {
+
+// One host's cells while the plan is made: the live sockets' cells by socket id, the
+// cells freed since (lowest first), and how many cells were ever handed out.
+struct HostCells {
+    struct Held {
+        std::size_t created_at = 0;
+        std::size_t cell = 0;
+    };
+    std::map<trace::SocketId, Held> live;
+    std::priority_queue<std::size_t, std::vector<std::size_t>, std::greater<>> free;
+    std::size_t next = 0;
+
+    [[nodiscard]] std::size_t take() {
+        if (free.empty()) return next++;
+        const std::size_t cell = free.top();
+        free.pop();
+        return cell;
+    }
+};
+
+// Brings one socket's cell in line with the world: a socket gone (or replaced under its
+// id) gives its cell back, a socket new to the plan takes the lowest cell free.
+void settle(SlotPlan& plan, replay::HostIndex h, HostCells& cells, trace::SocketId id, const replay::Host& host) {
+    const auto now = host.sockets.find(id);
+    auto held = cells.live.find(id);
+    if (held != cells.live.end() && (now == host.sockets.end() || now->second.created_at != held->second.created_at)) {
+        cells.free.push(held->second.cell);
+        cells.live.erase(held);
+        held = cells.live.end();
+    }
+    if (now == host.sockets.end() || held != cells.live.end()) return;
+    const std::size_t cell = cells.take();
+    cells.live.emplace(id, HostCells::Held{now->second.created_at, cell});
+    plan.cells.emplace(std::pair{h, now->second.created_at}, cell);
+    plan.hosts[h].capacity = std::max(plan.hosts[h].capacity, cell + 1);
+}
+
+}  // namespace
+
+SlotPlan make_slot_plan(const replay::Timeline& timeline) {
     SlotPlan plan;
     replay::State world;
-    // Per host: the live sockets' cells by created_at, and the cells freed since.
-    std::vector<std::map<std::size_t, std::size_t>> live;
-    std::vector<std::set<std::size_t>> free_cells;
+    std::vector<HostCells> per_host;
     for (std::size_t i = 0; i < timeline.size(); ++i) {
-        world.apply(timeline.event(i));
+        const trace::Event& event = timeline.event(i);
+        world.apply(event);
         const auto& hosts = world.hosts();
         if (plan.hosts.size() < hosts.size()) {
             plan.hosts.resize(hosts.size());
-            live.resize(hosts.size());
-            free_cells.resize(hosts.size());
+            per_host.resize(hosts.size());
         }
-        const auto h = world.find_host(timeline.event(i).host);
+        const auto h = world.find_host(event.host);
         if (!h) continue;
-        auto& cells = live[*h];
-        const auto& sockets = hosts[*h].sockets;
-        plan.hosts[*h].has_pool = plan.hosts[*h].has_pool || hosts[*h].pool.range.has_value();
-        // Only the event's host changes its sockets: look closer when its count, or the
-        // socket the event names, says something came or went.
-        const auto named = trace::socket_of(timeline.event(i).body);
-        const auto found = named ? sockets.find(*named) : sockets.end();
-        const bool changed = sockets.size() != cells.size() || (found != sockets.end() && !cells.count(found->second.created_at));
-        if (!changed) continue;
-        std::set<std::size_t> now;
-        for (const auto& [id, socket] : sockets) now.insert(socket.created_at);
-        for (auto it = cells.begin(); it != cells.end();) {
-            if (now.count(it->first)) {
-                ++it;
-                continue;
-            }
-            free_cells[*h].insert(it->second);
-            it = cells.erase(it);
-        }
-        for (const std::size_t created : now) {
-            if (cells.count(created)) continue;
-            std::size_t cell = cells.size() + free_cells[*h].size();
-            if (!free_cells[*h].empty()) {
-                cell = *free_cells[*h].begin();
-                free_cells[*h].erase(free_cells[*h].begin());
-            }
-            cells.emplace(created, cell);
-            plan.cells.emplace(std::pair{*h, created}, cell);
-            plan.hosts[*h].capacity = std::max(plan.hosts[*h].capacity, cell + 1);
-        }
+        const replay::Host& host = hosts[*h];
+        plan.hosts[*h].has_pool = plan.hosts[*h].has_pool || host.pool.range.has_value();
+        // An event changes the sockets of its own host only, and of those only the one it
+        // names (socket_created, child_created, accepted bring it; closed, a state change or
+        // a timer's end take it away): one look per event, so the plan is one linear pass.
+        HostCells& cells = per_host[*h];
+        if (const auto named = trace::socket_of(event.body)) settle(plan, *h, cells, *named, host);
+        if (host.sockets.size() == cells.live.size()) continue;
+        // Something else came or went (no event does this today): look at every socket.
+        std::vector<trace::SocketId> ids;
+        for (const auto& [id, held] : cells.live) ids.push_back(id);
+        for (const auto& [id, socket] : host.sockets) ids.push_back(id);
+        for (const trace::SocketId id : ids) settle(plan, *h, cells, id, host);
     }
     return plan;
 }
@@ -305,19 +325,125 @@ Rect tuple_label_rect(Vec2 s, Vec2 e, Vec2 text_size, float chip_h, bool below) 
     return Rect{x0, bottom - h, w, h};
 }
 
-std::vector<Rect> place_tuple_labels(std::span<const LabelledLine> lines, std::span<const Rect> chips, float chip_h) {
+namespace {
+
+// Where a same-host line's label may go, in order of preference.
+std::vector<Rect> same_host_places(const LabelledLine& line) {
+    const float w = line.text_size.x + 6;
+    const float h = line.text_size.y + 3;
+    const float mid_y = (line.s.y + line.e.y) / 2;
+    std::vector<Rect> places;
+    if (std::abs(line.s.x - line.e.x) < 1) places.push_back(Rect{line.s.x + 0.75f * line.bulge + 4, mid_y - h / 2, w, h});
+    for (int k = 0; k < 8; ++k) places.push_back(Rect{line.box_right + 6, mid_y - h / 2 + static_cast<float>(k) * (h + 2), w, h});
+    for (int k = 0; k < 8; ++k) places.push_back(Rect{line.box_left - 6 - w, mid_y - h / 2 + static_cast<float>(k) * (h + 2), w, h});
+    return places;
+}
+
+}  // namespace
+
+std::vector<Rect> place_tuple_labels(std::span<const LabelledLine> lines, std::span<const Rect> chips, float chip_h,
+                                     std::span<const Rect> keep_clear, std::optional<Rect> within) {
     std::vector<Rect> placed;
     placed.reserve(lines.size());
     for (const auto& line : lines) {
-        const Rect above = tuple_label_rect(line.s, line.e, line.text_size, chip_h);
-        const Rect below = tuple_label_rect(line.s, line.e, line.text_size, chip_h, true);
         const auto clear = [&](const Rect& r) {
-            return std::none_of(chips.begin(), chips.end(), [&](const Rect& c) { return c.overlaps(r); }) &&
-                   std::none_of(placed.begin(), placed.end(), [&](const Rect& p) { return p.overlaps(r); });
+            const auto over = [&](const Rect& c) { return c.overlaps(r); };
+            const bool inside = !within || (r.x >= within->x && r.y >= within->y && r.right() <= within->right() && r.bottom() <= within->bottom());
+            return inside && std::none_of(chips.begin(), chips.end(), over) && std::none_of(keep_clear.begin(), keep_clear.end(), over) &&
+                   std::none_of(placed.begin(), placed.end(), over);
         };
-        placed.push_back(clear(above) || !clear(below) ? above : below);
+        const Vec2 mid{(line.s.x + line.e.x) / 2, (line.s.y + line.e.y) / 2};
+        const std::vector<Rect> places =
+            line.same_host ? same_host_places(line)
+                           : std::vector<Rect>{tuple_label_rect(line.s, line.e, line.text_size, chip_h),
+                                               tuple_label_rect(line.s, line.e, line.text_size, chip_h, true),
+                                               tuple_label_rect(line.s, mid, line.text_size, chip_h),
+                                               tuple_label_rect(line.s, mid, line.text_size, chip_h, true),
+                                               tuple_label_rect(mid, line.e, line.text_size, chip_h),
+                                               tuple_label_rect(mid, line.e, line.text_size, chip_h, true)};
+        const auto clear_of_avoided = [&](const Rect& r) {
+            return clear(r) && std::none_of(line.avoid.begin(), line.avoid.end(), [&](const Rect& c) { return c.overlaps(r); });
+        };
+        const auto found = std::find_if(places.begin(), places.end(), clear_of_avoided);
+        placed.push_back(found != places.end() ? *found : places.front());
     }
     return placed;
+}
+
+Rect callout_rect(const Layout& layout, replay::HostIndex host, Vec2 size, const ToScreen& to_screen, const Rect& canvas,
+                  float reserved) noexcept {
+    const HostBox* box = layout.box_of(host);
+    if (!box) return Rect{canvas.x, canvas.y, size.x, size.y};
+    float row_bottom = box->rect.bottom();
+    for (const auto& other : layout.hosts)
+        if (other.rect.y < box->rect.bottom() && other.rect.bottom() > box->rect.y) row_bottom = std::max(row_bottom, other.rect.bottom());
+    const Vec2 under = to_screen(Vec2{box->rect.center().x, row_bottom});
+    const float lowest = canvas.bottom() - reserved - size.y;
+    const float left = std::clamp(under.x - size.x / 2, canvas.x, std::max(canvas.x, canvas.right() - size.x));
+    return Rect{left, std::max(canvas.y, std::min(under.y + 6, lowest)), size.x, size.y};
+}
+
+HeaderText header_text(const Rect& box_px, const Rect& header_px, float zoom, float font_px) noexcept {
+    HeaderText text;
+    text.shown = header_px.bottom() - box_px.y >= 14;
+    const float scale = std::min(1.3f, (header_px.bottom() - box_px.y) / (2.6f * font_px));
+    text.name_at = Vec2{box_px.x + 8 * zoom, box_px.y + 4 * zoom};
+    text.name_scale = scale * 1.15f;
+    text.addresses_at = Vec2{text.name_at.x, text.name_at.y + font_px * scale * 1.2f};
+    text.addresses_scale = scale * 0.9f;
+    return text;
+}
+
+Rect host_name_rect(const HeaderText& header, float name_width_at_font, float font_px) noexcept {
+    return Rect{header.name_at.x, header.name_at.y, name_width_at_font * header.name_scale, font_px * header.name_scale};
+}
+
+std::vector<TupleLabel> connection_labels(const replay::State& world, const Layout& layout, std::span<const std::size_t> lines,
+                                          const ToScreen& to_screen, float font_px, const TextWidth& text_width,
+                                          std::span<const Rect> chips, float chip_h, std::optional<Rect> canvas) {
+    std::vector<TupleLabel> labels;
+    std::vector<LabelledLine> labelled;
+    std::vector<Rect> keep_clear;
+    std::vector<bool> loops_on(layout.hosts.size(), false);
+    for (const std::size_t i : lines) {
+        const Line& line = layout.lines[i];
+        const Slot& from = layout.slots[line.from_slot];
+        const Slot& to = layout.slots[line.to_slot];
+        const auto [p, q] = line_ends(from.rect, to.rect);
+        const bool same_host = from.host == to.host;
+        const std::string first = line.tuple.local.to_string() + " ->";
+        const std::string second = line.tuple.remote.to_string();
+        std::string text = first + (same_host ? "\n" : " ") + second;
+        LabelledLine entry{to_screen(p), to_screen(q), Vec2{text_width(text, tuple_label_scale), font_px * tuple_label_scale}};
+        if (same_host) {
+            entry.text_size = Vec2{std::max(text_width(first, tuple_label_scale), text_width(second, tuple_label_scale)),
+                                   2 * font_px * tuple_label_scale};
+            entry.same_host = true;
+            entry.bulge = loop_bulge(to_screen.zoom);
+            if (const HostBox* box = layout.box_of(from.host)) {
+                entry.box_right = to_screen(box->rect).right();
+                entry.box_left = to_screen(box->rect).x;
+            }
+            if (from.host < loops_on.size()) loops_on[from.host] = true;
+        } else {
+            for (const auto& box : layout.hosts)
+                if (box.host != from.host && box.host != to.host) entry.avoid.push_back(to_screen(box.rect));
+        }
+        labelled.push_back(entry);
+        labels.push_back(TupleLabel{i, std::move(text), {}});
+    }
+    for (const auto& box : layout.hosts) {
+        const HeaderText header = header_text(to_screen(box.rect), to_screen(box.header), to_screen.zoom, font_px);
+        if (header.shown && box.host < world.hosts().size()) {
+            keep_clear.push_back(host_name_rect(header, text_width(world.hosts()[box.host].name, 1.0f), font_px));
+            keep_clear.push_back(to_screen(box.header));  // the addresses under the name too
+        }
+        if (box.host < loops_on.size() && loops_on[box.host])
+            for (const std::size_t s : box.slots) keep_clear.push_back(to_screen(layout.slots[s].rect));
+    }
+    const auto rects = place_tuple_labels(labelled, chips, chip_h, keep_clear, canvas);
+    for (std::size_t i = 0; i < labels.size(); ++i) labels[i].rect = rects[i];
+    return labels;
 }
 
 std::string host_addresses_text(const replay::Host& host) {

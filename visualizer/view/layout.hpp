@@ -6,6 +6,7 @@
 // takes between two slots.
 
 #include <cstddef>
+#include <functional>
 #include <map>
 #include <optional>
 #include <span>
@@ -104,8 +105,9 @@ struct SlotPlan {
     // The cell of a socket, by (host, the event that introduced it: replay::Socket::created_at).
     std::map<std::pair<replay::HostIndex, std::size_t>, std::size_t> cells;
 };
-// None for a trace longer than `event_limit` events (the replay would cost what loading did).
-[[nodiscard]] std::optional<SlotPlan> make_slot_plan(const replay::Timeline& timeline, std::size_t event_limit = 100000);
+// One pass over the trace, whatever its length: a replay::State applied once per event
+// and a look at the one socket each event names; memory: one cell per socket ever seen.
+[[nodiscard]] SlotPlan make_slot_plan(const replay::Timeline& timeline);
 
 // Hosts in a row (a grid past four; a capture's, two to a row past two), each box sized to hold its slots in columns
 // of about a quarter as many rows as slots. `observed`: conversations of a capture
@@ -152,14 +154,83 @@ inline constexpr float inspector_tree_share = 0.6f;
 // margin, so a chip resting or flying on the line never covers it.
 // `below`: under the line instead, below its lowest point by as much.
 [[nodiscard]] Rect tuple_label_rect(Vec2 s, Vec2 e, Vec2 text_size, float chip_h, bool below = false) noexcept;
-// Every line's label: above its line, else below it, whichever covers none of the chips
-// resting on the links (packets in flight) and none of the labels placed before it.
+// How far right a loopback connection's curve bulges from its slots' right sides, in
+// screen pixels at zoom `zoom` (the canvas draws a cubic Bezier whose controls sit this
+// far out; the curve itself reaches three quarters of it).
+[[nodiscard]] inline float loop_bulge(float zoom) noexcept { return 30 * zoom; }
+// Every line's label, placed clear of the chips resting on the links (packets in
+// flight), of `keep_clear` (the hosts' names, and the slots of a host with a connection
+// to itself) and of the labels placed before it, at the first place that is clear:
+// - a line between two hosts: above its middle, else below it, else above or below the
+//   middle of its first half, then of its second half;
+// - a connection between two sockets of one host (loopback, as labs on 127.0.0.1 make):
+//   beside its curve round the slots' right side when both slots are in one column, else
+//   to the right of the host's box (`box_right`), level with the line's middle, else
+//   stacked under that, else the same on the box's left.
+// When no place is clear, the first (above the line, beside the curve).
 struct LabelledLine {
     Vec2 s;
     Vec2 e;
     Vec2 text_size;
+    bool same_host = false;
+    float bulge = 0;      // loop_bulge at the canvas's zoom, for a same-host line
+    float box_right = 0;  // the host's box's edges, for a same-host line
+    float box_left = 0;
+    std::vector<Rect> avoid{};  // for a line between two hosts: the other hosts' boxes (a router between them)
 };
-[[nodiscard]] std::vector<Rect> place_tuple_labels(std::span<const LabelledLine> lines, std::span<const Rect> chips, float chip_h);
+// `within`: a place must also lie inside it (the canvas) to count as clear.
+[[nodiscard]] std::vector<Rect> place_tuple_labels(std::span<const LabelledLine> lines, std::span<const Rect> chips, float chip_h,
+                                                   std::span<const Rect> keep_clear = {}, std::optional<Rect> within = std::nullopt);
+
+// Canvas units to screen pixels: viz::Camera's pan and zoom, and the canvas's top-left.
+struct ToScreen {
+    Vec2 pan;
+    float zoom = 1;
+    Vec2 origin;
+    [[nodiscard]] Vec2 operator()(Vec2 p) const noexcept { return {origin.x + (p.x - pan.x) * zoom, origin.y + (p.y - pan.y) * zoom}; }
+    [[nodiscard]] Rect operator()(const Rect& r) const noexcept {
+        const Vec2 a = (*this)(Vec2{r.x, r.y});
+        return Rect{a.x, a.y, r.w * zoom, r.h * zoom};
+    }
+};
+// The pixel width of a text drawn at `scale` of the font (ImGui's CalcTextSize in the app).
+using TextWidth = std::function<float(const std::string& text, float scale)>;
+// Connection labels are drawn at this share of the font.
+inline constexpr float tuple_label_scale = 0.85f;
+struct TupleLabel {
+    std::size_t line = 0;  // into Layout::lines
+    std::string text;      // "127.0.0.1:40000 -> 127.0.0.1:8080"
+    Rect rect;             // on screen
+};
+// The 4-tuple labels of `lines` (indices into layout.lines) as the canvas draws them:
+// place_tuple_labels keeping clear of `chips`, of every host's header (its name and
+// addresses), of the boxes of the hosts a line passes between, and of the slots of each
+// host that has a connection to itself among them, inside `canvas` (screen pixels).
+// A same-host connection's label takes two lines ("127.0.0.1:40000 ->", "127.0.0.1:8080"),
+// narrow enough to sit beside its host's box.
+[[nodiscard]] std::vector<TupleLabel> connection_labels(const replay::State& world, const Layout& layout, std::span<const std::size_t> lines,
+                                                        const ToScreen& to_screen, float font_px, const TextWidth& text_width,
+                                                        std::span<const Rect> chips, float chip_h, std::optional<Rect> canvas = std::nullopt);
+
+// Where a note about a host (a router's translation) of `size` pixels goes on screen:
+// centred under the host, below every box of its row so it covers no host's slots, inside
+// `canvas` above its bottom `reserved` pixels (the legend).
+[[nodiscard]] Rect callout_rect(const Layout& layout, replay::HostIndex host, Vec2 size, const ToScreen& to_screen, const Rect& canvas,
+                                float reserved) noexcept;
+
+// Where a host's header texts go on screen, given its box and header in screen pixels:
+// the name, then the addresses under it, each at a scale of the font (shown: whether
+// the header is tall enough for text at all).
+struct HeaderText {
+    bool shown = false;
+    Vec2 name_at;
+    float name_scale = 1;
+    Vec2 addresses_at;
+    float addresses_scale = 1;
+};
+[[nodiscard]] HeaderText header_text(const Rect& box_px, const Rect& header_px, float zoom, float font_px) noexcept;
+// The rectangle the host's name covers, given its width at the font's size.
+[[nodiscard]] Rect host_name_rect(const HeaderText& header, float name_width_at_font, float font_px) noexcept;
 
 // The line under a host's name: its addresses; with none known, the wildcard
 // when one of its sockets is bound to it ("(only the wildcard 0.0.0.0 bound so

@@ -19,7 +19,12 @@ std::string conntrack_line(const replay::Translation& translation) {
 }
 
 std::string nat_kind_text(trace::NatKind kind) {
-    return kind == trace::NatKind::snat ? "masquerade (source NAT)" : "port forwarding (destination NAT)";
+    switch (kind) {
+        case trace::NatKind::snat: return "masquerade (source NAT)";
+        case trace::NatKind::dnat: return "port forwarding (destination NAT)";
+        case trace::NatKind::track: return "tracked by a stateful firewall (no translation)";
+    }
+    return "";
 }
 
 std::string flow_text(const trace::Flow& flow) { return flow.source.to_string() + " -> " + flow.destination.to_string(); }
@@ -31,7 +36,14 @@ std::optional<NatCallout> nat_callout(const Model& model) {
     const auto* nat = std::get_if<trace::NatTranslated>(&event.body);
     const auto router = model.world().find_host(event.host);
     if (!nat || !router) return std::nullopt;
-    return NatCallout{*router, nat_kind_text(nat->kind), flow_text(nat->flows->before), flow_text(nat->flows->after)};
+    const trace::Flow reply{nat->flows->after.destination, nat->flows->after.source};
+    return NatCallout{*router, nat_kind_text(nat->kind), flow_text(nat->flows->before), flow_text(nat->flows->after), flow_text(reply),
+                      nat->kind != trace::NatKind::track};
+}
+
+std::vector<std::string> NatCallout::lines() const {
+    if (!translates) return {"conntrack: new entry (no translation)", "original  " + before, "reply     " + reply};
+    return {"NAT: " + kind, "before  " + before, "after   " + after};
 }
 
 }  // namespace portlab::viz

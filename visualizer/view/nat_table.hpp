@@ -6,6 +6,7 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "replay/state.hpp"
 
@@ -27,6 +28,10 @@ struct NatCallout {
     std::string kind;    // nat_kind_text
     std::string before;  // flow_text of the original flow
     std::string after;   // as the router sent it on
+    std::string reply;   // the reply tuple: what an answer carries (after, reversed)
+    bool translates = true;  // false for a stateful firewall's entry (NatKind::track)
+    // What the topology writes under the router: a title, then two tuples.
+    [[nodiscard]] std::vector<std::string> lines() const;
 };
 // The translation the current event set up, when it is a nat event.
 [[nodiscard]] std::optional<NatCallout> nat_callout(const Model& model);

@@ -16,6 +16,7 @@ int frames_of(const ScriptStep& step) {
         case ScriptStep::Kind::key: return 2;
         case ScriptStep::Kind::type: return 1;
         case ScriptStep::Kind::wait: return step.frames;
+        case ScriptStep::Kind::drop: return 1;
     }
     return 1;
 }
@@ -101,8 +102,12 @@ Result<std::vector<ScriptStep>> parse_script(std::string_view text, const std::s
                 return bad("wait takes a number of frames, 1..1000");
             step.kind = ScriptStep::Kind::wait;
             step.frames = count;
+        } else if (verb == "drop") {
+            if (words.size() < 2) return bad("drop takes one path or more");
+            step.kind = ScriptStep::Kind::drop;
+            for (std::size_t w = 1; w < words.size(); ++w) step.paths.emplace_back(words[w]);
         } else {
-            return bad("unknown step '" + std::string(verb.substr(0, 32)) + "' (click, move, key, type, wait)");
+            return bad("unknown step '" + std::string(verb.substr(0, 32)) + "' (click, move, key, type, wait, drop)");
         }
         frames += static_cast<std::size_t>(frames_of(step));
         if (frames > 100000) return bad("the script is longer than 100,000 frames");
@@ -130,6 +135,7 @@ ScriptInput ScriptPlayer::next_frame() {
             break;
         case ScriptStep::Kind::type: input.characters = step.text; break;
         case ScriptStep::Kind::wait: break;
+        case ScriptStep::Kind::drop: input.dropped = step.paths; break;
     }
     input.mouse = mouse_;
     if (++frame_in_step_ >= frames_of(step)) {

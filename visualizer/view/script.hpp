@@ -9,6 +9,8 @@
 //   key ctrl+a         tab, backspace, left, right, up, down, home, end; ctrl+ for Ctrl
 //   type /tmp/x.png    the characters, as typed into the focused text field
 //   wait 3             frames with no input
+//   drop A B ...       files dropped on the window together, as GLFW's drop callback
+//                      hands them over (paths without spaces)
 //
 // Coordinates are the window's pixels. Parsing and playing are window-free; the app
 // turns each frame's ScriptInput into ImGui IO (main.cpp).
@@ -25,12 +27,13 @@
 namespace portlab::viz {
 
 struct ScriptStep {
-    enum class Kind { move, click, key, type, wait };
+    enum class Kind { move, click, key, type, wait, drop };
     Kind kind = Kind::wait;
     Vec2 at;           // move, click
     std::string text;  // key: its name ("a", "enter"); type: the characters
     bool ctrl = false; // key: with Ctrl held
     int frames = 1;    // wait
+    std::vector<std::string> paths;  // drop
     std::size_t line = 0;
 };
 
@@ -47,6 +50,7 @@ struct ScriptInput {
     std::optional<std::string> key;
     bool ctrl = false;
     std::string characters;
+    std::vector<std::string> dropped;  // files dropped on the window this frame
 };
 
 class ScriptPlayer {

@@ -1,5 +1,7 @@
 #include "view/view_state.hpp"
 
+#include "view/dropped.hpp"
+
 #include <algorithm>
 
 #include "view/timers.hpp"
@@ -210,6 +212,11 @@ void perform_requests(Model& model, ViewState& view) {
         else if (const auto* scenario = std::get_if<OpenScenarioRequest>(&request)) (void)model.open_scenario(scenario->name);
         else if (const auto* toggle = std::get_if<ChallengeToggle>(&request)) set_challenge(model, view, toggle->on);
         else if (const auto* answer = std::get_if<ChallengeAnswer>(&request)) (void)answer_challenge(model, view, answer->choice);
+        else if (const auto* dropped = std::get_if<OpenDroppedRequest>(&request)) {
+            const DropChoice choice = choose_dropped(dropped->paths);
+            if (choice.chosen) model.start_open(*choice.chosen);
+            view.status = choice.status;
+        }
         sync_with_model(model, view);
     }
 }

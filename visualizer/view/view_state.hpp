@@ -87,7 +87,11 @@ struct ChallengeToggle {
 struct ChallengeAnswer {
     std::size_t choice = 0;
 };
-using Request = std::variant<Command, SeekRequest, OpenFileRequest, OpenScenarioRequest, ChallengeToggle, ChallengeAnswer>;
+// Files dropped on the window together: the first that can be opened is (view/dropped.hpp).
+struct OpenDroppedRequest {
+    std::vector<std::string> paths;
+};
+using Request = std::variant<Command, SeekRequest, OpenFileRequest, OpenScenarioRequest, ChallengeToggle, ChallengeAnswer, OpenDroppedRequest>;
 
 // The event list's filtered rows, recomputed only when the filter or source changes.
 struct EventListCache {
@@ -153,6 +157,7 @@ struct ViewState {
     std::string requests_error_shown;  // the last open error already written to stderr
     ChallengeView challenge;
     DrawnPlaces drawn;  // this frame's, cleared as the frame starts
+    std::string status;  // the status line: which dropped file opened, and why the others did not
 };
 
 // Performs and clears view.requests, in order. Opening a file or scenario that
