@@ -3,14 +3,14 @@
 // copy of the world every few thousand events (its checkpoints), and a viewer
 // copies one on every seek. A std::map copies every socket each time: at 20,000
 // live sockets, 77 checkpoints of a million-event trace were 1.5M socket copies,
-// 420 MB and a tenth of the load's CPU (issue 13, bench/RESULTS.md).
+// ~270 MB of the peak memory and a tenth of the load's CPU (issue 13, bench/RESULTS.md).
 //
 // Writers hand out socket ids from a counter per host (the simulator's
 // next_socket_id, the lab kit's next_socket), so live ids fall into pages of 32
 // consecutive ids. A copy of the map copies one handle per page and shares the
 // pages; a page is copied only when a map that shares it changes one of its
-// sockets (copy on write). A checkpoint of that world is ~600 handles, and what
-// the checkpoints hold beyond one world is the pages that changed between them.
+// sockets (copy on write). A checkpoint of that world is ~600 handles a host, and
+// what the checkpoints hold beyond one world is the pages that changed between them.
 // Ids scattered far apart still work, a page each, only without the sharing's gain.
 //
 // Reads are a std::map's: ascending ids, entries std::pair<SocketId, Value>,

@@ -352,9 +352,11 @@ inline constexpr std::size_t event_kind_count = 23;
 
 struct TimelineOptions {
     // A checkpoint is taken at least this many events after the previous one, and
-    // otherwise once as many events have passed as the world holds sockets: a
-    // copy costs about as much as replaying that many events, so a seek stays
-    // O(world size) while the checkpoints' memory stays O(events).
+    // otherwise once as many events have passed as the world holds sockets: a seek
+    // then applies fewer events than the world holds sockets, and the checkpoints'
+    // memory stays O(events): what a checkpoint holds of its own is one handle per
+    // page of 32 socket ids and the pages changed since the one before (PagedMap
+    // shares the rest).
     std::size_t min_interval = 256;
     bool adaptive = true;  // false: exactly every min_interval events (tests use tiny intervals)
 };
