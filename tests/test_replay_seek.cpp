@@ -135,6 +135,10 @@ TEST_CASE("a PagedMap reads as a std::map of the same entries, and its copies ne
         if (step % 64 == 0) copies.emplace_back(map, model);
     }
     copies.emplace_back(map, model);
+    replay::PagedMap<int> moved = std::move(map);
+    CHECK(moved == copies.back().first);
+    CHECK(map.empty());  // NOLINT(bugprone-use-after-move): a map moved from is empty, as PagedMap says
+    CHECK(map.begin() == map.end());
     for (std::size_t i = 0; i < copies.size(); ++i) {
         const auto& [paged, expected] = copies[i];
         CAPTURE(i);

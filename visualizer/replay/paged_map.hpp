@@ -115,6 +115,18 @@ public:
     };
     using iterator = const_iterator;
 
+    PagedMap() = default;
+    PagedMap(const PagedMap&) = default;  // shares every page
+    PagedMap& operator=(const PagedMap&) = default;
+    // A map moved from is empty, as a std::map moved from is in practice.
+    PagedMap(PagedMap&& other) noexcept : slots_(std::exchange(other.slots_, {})), size_(std::exchange(other.size_, 0)) {}
+    PagedMap& operator=(PagedMap&& other) noexcept {
+        slots_ = std::exchange(other.slots_, {});
+        size_ = std::exchange(other.size_, 0);
+        return *this;
+    }
+    ~PagedMap() = default;
+
     [[nodiscard]] const_iterator begin() const noexcept { return {&slots_, 0, 0}; }
     [[nodiscard]] const_iterator end() const noexcept { return {&slots_, slots_.size(), 0}; }
     [[nodiscard]] std::size_t size() const noexcept { return size_; }
