@@ -206,8 +206,8 @@ HostIndex State::host_named(const std::string& name) {
 
 Socket& State::socket_on(HostIndex host, SocketId id, Protocol assumed) {
     auto& sockets = hosts_[host].sockets;
-    auto found = sockets.find(id);
-    if (found == sockets.end()) {
+    Socket* found = sockets.find_to_change(id);
+    if (found == nullptr) {
         // A trace that starts mid-run (or a lab that recorded only some calls)
         // names sockets it never introduced; keep them, marked as such.
         Socket socket;
@@ -215,11 +215,11 @@ Socket& State::socket_on(HostIndex host, SocketId id, Protocol assumed) {
         socket.protocol = assumed;
         socket.implicit = true;
         socket.created_at = applied_;
-        found = sockets.emplace(id, socket).first;
+        found = sockets.insert_or_assign(id, std::move(socket)).first;
         ++socket_count_;
     }
-    found->second.changed_at = applied_;
-    return found->second;
+    found->changed_at = applied_;
+    return *found;
 }
 
 void State::note_address(HostIndex host, const IpAddress& address) {
@@ -239,7 +239,7 @@ void State::forget_if_gone(HostIndex host, SocketId id) {
     const bool unclaimed_and_over = found->second.awaiting_accept && found->second.tcp_state == TcpState::closed;
     if (!found->second.closed_by_app && !unclaimed_and_over) return;
     if (lingers_after_close(found->second)) return;
-    sockets.erase(found);
+    sockets.erase(id);
     --socket_count_;
 }
 
@@ -251,9 +251,7 @@ void State::on(HostIndex host, const trace::SocketCreated& body) {
     socket.family = body.family;
     socket.created_at = applied_;
     socket.changed_at = applied_;
-    const auto [where, inserted] = sockets.insert_or_assign(body.socket, socket);
-    (void)where;
-    if (inserted) ++socket_count_;
+    if (sockets.insert_or_assign(body.socket, std::move(socket)).second) ++socket_count_;
 }
 
 void State::on(HostIndex host, const trace::Bound& body) {
@@ -308,7 +306,7 @@ void State::add_connection_socket(HostIndex host, SocketId listener_id, SocketId
     socket.awaiting_accept = awaiting_accept;
     socket.created_at = applied_;
     socket.changed_at = applied_;
-    if (hosts_[host].sockets.insert_or_assign(id, socket).second) ++socket_count_;
+    if (hosts_[host].sockets.insert_or_assign(id, std::move(socket)).second) ++socket_count_;
     note_address(host, tuple.local.address);
 }
 
@@ -321,8 +319,9 @@ void State::on(HostIndex host, const trace::Accepted& body) {
     auto& sockets = hosts_[host].sockets;
     if (const auto child = sockets.find(body.socket); child != sockets.end() && child->second.awaiting_accept) {
         // The kernel made it when the connection arrived; accept() only hands it over.
-        child->second.awaiting_accept = false;
-        child->second.changed_at = applied_;
+        Socket& accepted = *sockets.find_to_change(body.socket);
+        accepted.awaiting_accept = false;
+        accepted.changed_at = applied_;
         return;
     }
     // accept() hands back a connected socket: ESTABLISHED by definition (RFC 793
@@ -411,9 +410,9 @@ void State::on(HostIndex host, const trace::TimerArmed& body) {
 // (TIME-WAIT's timer fires as the socket reaches CLOSED) brings nothing back.
 void State::on_timer_end(HostIndex host, SocketId socket, trace::TimerKind timer) {
     auto& sockets = hosts_[host].sockets;
-    if (const auto found = sockets.find(socket); found != sockets.end()) {
-        found->second.timers.erase(timer);
-        found->second.changed_at = applied_;
+    if (Socket* found = sockets.find_to_change(socket)) {
+        found->timers.erase(timer);
+        found->changed_at = applied_;
     }
 }
 

@@ -8,7 +8,8 @@
 // State     the state after the first N events of a trace (apply one event at a time).
 // Timeline  the events plus copies of the State every K events (checkpoints), so
 //           moving to any event, forwards or backwards, is one copy and < K applies
-//           instead of a replay from the start.
+//           instead of a replay from the start. Copies share the sockets they have in
+//           common (PagedMap), so a checkpoint costs what changed since the one before.
 // Captions come from the hub (portlab/caption.hpp), the same words portlab-sim prints.
 
 #include <cstddef>
@@ -30,6 +31,7 @@
 #include "portlab/services.hpp"
 #include "portlab/tcp_state.hpp"
 #include "portlab/trace.hpp"
+#include "replay/paged_map.hpp"
 
 namespace portlab::replay {
 
@@ -150,7 +152,7 @@ struct Host {
     bool declared = false;  // by a `host` event (version 2); else it appeared because an event named it
     std::string role;       // from the `host` event: "client", "server", "scanner", ...
     std::vector<IpAddress> addresses;  // declared, then specific addresses seen bound or accepted on, first seen first
-    std::map<SocketId, Socket> sockets;  // live sockets; a socket leaves when it is gone for good
+    PagedMap<Socket> sockets;  // live sockets by id (read as a std::map); a socket leaves when it is gone for good
     EphemeralPool pool;
     std::size_t errors = 0;
     std::vector<RuleInForce> rules;  // the input chain, first rule first
@@ -350,9 +352,11 @@ inline constexpr std::size_t event_kind_count = 23;
 
 struct TimelineOptions {
     // A checkpoint is taken at least this many events after the previous one, and
-    // otherwise once as many events have passed as the world holds sockets: a
-    // copy costs about as much as replaying that many events, so a seek stays
-    // O(world size) while the checkpoints' memory stays O(events).
+    // otherwise once as many events have passed as the world holds sockets: a seek
+    // then applies fewer events than the world holds sockets, and the checkpoints'
+    // memory stays O(events): what a checkpoint holds of its own is one handle per
+    // page of 32 socket ids and the pages changed since the one before (PagedMap
+    // shares the rest).
     std::size_t min_interval = 256;
     bool adaptive = true;  // false: exactly every min_interval events (tests use tiny intervals)
 };
