@@ -29,6 +29,7 @@
 
 #include "kernel_vs_replay.hpp"
 #include "namespace_witness.hpp"
+#include "portlab/packet.hpp"
 #include "support.hpp"
 
 using nlohmann::json;
@@ -340,7 +341,8 @@ TEST_CASE("lab16 follows the lab conventions: --help, one-line usage errors, --s
 // Issue 10: near the end of lab16's trace, "socket 2 went from CLOSED to LISTEN: TCP_INFO":
 // the listeners' state was first read at close(). listen() puts a socket in LISTEN at once
 // (inet_csk_listen_start), so the trace must say so before anyone connects to it.
-TEST_CASE("lab16's trace tells each listener's LISTEN when it starts listening, not at the end", "[lab16][netns][trace]") {
+TEST_CASE("lab16's trace tells each state when it happens: LISTEN when listening starts, a client's ESTABLISHED after its SYN-ACK",
+          "[lab16][netns][trace]") {
     REQUIRE(test::run_command("unshare -rn true", 10).exit_code == 0);
     const test::TempFile trace_file("lab16.jsonl");
     const auto run = test::run_command(test::shell_quote(lab) + " --syn-wait 1 --trace " + test::shell_quote(trace_file.path), 120);
@@ -368,4 +370,36 @@ TEST_CASE("lab16's trace tells each listener's LISTEN when it starts listening, 
         if (first_connect) CHECK(*listen_state < *first_connect);
     }
     CHECK(listeners == 2);
+
+    // A client's connect() sees ESTABLISHED only after the SYN-ACK reached it: the router's
+    // captures must be in the trace before the state they made, or the picture shows a
+    // handshake after the connection it opened.
+    std::map<std::pair<std::string, std::uint64_t>, portlab::Port> local_port;  // (host, socket) -> port
+    std::set<std::string> captured;  // hosts on a link the router captures (client2's is not)
+    for (const auto& event : events)
+        if (const auto* packet = std::get_if<portlab::trace::Packet>(&event.body); packet && packet->to_host)
+            captured.insert(std::string(*packet->to_host));
+    std::size_t checked = 0;
+    for (std::size_t i = 0; i < events.size(); ++i) {
+        if (const auto* bound = std::get_if<portlab::trace::Bound>(&events[i].body))
+            local_port[{events[i].host, bound->socket.value}] = bound->endpoint.port;
+        const auto* changed = std::get_if<portlab::trace::StateChanged>(&events[i].body);
+        if (!changed || changed->to != portlab::TcpState::established || !events[i].host.starts_with("client")) continue;
+        if (changed->from != portlab::TcpState::syn_sent || !captured.contains(events[i].host)) continue;
+        const auto port = local_port.find({events[i].host, changed->socket.value});
+        REQUIRE(port != local_port.end());
+        bool syn_ack_before = false;
+        for (std::size_t j = 0; j < i && !syn_ack_before; ++j) {
+            const auto* packet = std::get_if<portlab::trace::Packet>(&events[j].body);
+            if (!packet || events[j].host != events[i].host || packet->kind != portlab::trace::PacketKind::delivered) continue;
+            const auto decoded = portlab::decode_frame(packet->link, packet->bytes);
+            syn_ack_before = decoded && decoded->tcp && decoded->tcp->destination_port == port->second &&
+                             (decoded->tcp->flags & (portlab::tcp_flag::syn | portlab::tcp_flag::ack)) ==
+                                 (portlab::tcp_flag::syn | portlab::tcp_flag::ack);
+        }
+        CAPTURE(i, events[i].host, port->second);
+        CHECK(syn_ack_before);
+        ++checked;
+    }
+    CHECK(checked >= 3);  // the client's: step 2's, step 5's, step 6's
 }

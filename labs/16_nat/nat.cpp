@@ -42,6 +42,7 @@
 #include <string>
 #include <thread>
 #include <tuple>
+#include <utility>
 #include <vector>
 
 #include <fmt/format.h>
@@ -93,6 +94,14 @@ NetworkSpec nat_network() {
 
 // What the run shares: the lab's voice, the network, the hosts of the story, the router's
 // nftables context and its two captures.
+// A packet one of the router's captures handed over, decoded.
+struct Seen {
+    DecodedPacket packet;
+    pcap::Record record;
+    LinkType link = LinkType::raw;
+    std::string from, to;  // the hosts at the two ends of the link it crossed
+};
+
 struct Run {
     Narrator& say;
     Observer& see;
@@ -102,6 +111,7 @@ struct Run {
     Host client, router, server, client2;
     std::optional<firewall::Nftables> nft{};
     std::optional<capture::LiveCapture> client_side{}, server_side{};
+    std::vector<Seen> client_seen{}, server_seen{};  // captured and in the trace, not yet told
     std::set<std::uint32_t> translations_told{};  // conntrack ids whose nat events are in the trace
     json& facts() { return see.document(); }
     const Host& host(const std::string& name) const { return name == "client2" ? client2 : client; }
@@ -155,6 +165,8 @@ Fd listen_on_server(Run& run, Port port, SocketRef& ref) {
 
 // connect() from `node`, bound to `port` (0: the kernel chooses), watched for at most `wait`.
 // Returns 0 when connected, the errno when it failed, nothing when it is still trying.
+void drain_captures(Run& run);
+
 std::optional<int> connect_from(Run& run, const std::string& node, Port port, const Endpoint& to,
                                 std::chrono::milliseconds wait, Fd& fd, SocketRef& ref) {
     inside(run, node, [&] { fd = Fd(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0)); });
@@ -175,6 +187,7 @@ std::optional<int> connect_from(Run& run, const std::string& node, Port port, co
     int error = 0;
     socklen_t length = sizeof error;
     getsockopt(fd.get(), SOL_SOCKET, SO_ERROR, &error, &length);
+    drain_captures(run);  // the handshake's packets enter the trace before the state they made
     (void)run.see.read_state(ref, fd.get());  // TCP_INFO: ESTABLISHED when it worked
     return error;
 }
@@ -272,17 +285,12 @@ capture::LiveCapture capture_on(Run& run, const std::string& interface) {
     return or_throw(std::move(opened));
 }
 
-struct Seen {
-    DecodedPacket packet;
-    pcap::Record record;
-};
-
-// What a capture holds now, each packet recorded (trace) as delivered at the host it went to
-// on that link: `near` is the router's neighbour there ("client" or "server").
+// What a capture holds now: `near` is the router's neighbour on that link ("client" or
+// "server"), so each packet went from one of the two to the other.
 std::vector<Seen> read_capture(Run& run, capture::LiveCapture& capture, const std::string& near) {
     capture::ReadLimits limits;
     limits.limit = 500ms;
-    limits.idle = 100ms;
+    limits.idle = 50ms;  // veth hands a packet over in microseconds: 50 ms of silence means none is coming
     auto records = or_throw(capture.read(limits));
     const auto near_address = *run.net.address(near);
     std::vector<Seen> seen;
@@ -290,11 +298,35 @@ std::vector<Seen> read_capture(Run& run, capture::LiveCapture& capture, const st
         auto packet = decode_frame(capture.link_type(), record.bytes, record.original_length);
         if (!packet || !packet->tcp) continue;
         const bool to_near = packet->ip.destination == near_address;
-        const std::string from = to_near ? "router" : near, to = to_near ? near : "router";
-        run.see.record(PacketSeen{to, {trace::PacketKind::delivered, record.bytes, capture.link_type(), std::nullopt, from, to}});
-        seen.push_back({std::move(*packet), std::move(record)});
+        seen.push_back({std::move(*packet), std::move(record), capture.link_type(), to_near ? "router" : near,
+                        to_near ? near : "router"});
     }
     return seen;
+}
+
+// What both captures hold now, recorded into the trace at once, in the order the kernel
+// stamped them on either link (so a packet comes before the state change it caused, e.g.
+// connect() seeing ESTABLISHED), and kept until a step tells it (take_captured).
+void drain_captures(Run& run) {
+    std::vector<std::pair<Seen, std::vector<Seen>*>> arrived;
+    for (auto [capture, kept, near] : {std::tuple{&run.client_side, &run.client_seen, "client"},
+                                       std::tuple{&run.server_side, &run.server_seen, "server"}}) {
+        if (!*capture) continue;
+        for (auto& packet : read_capture(run, **capture, near)) arrived.emplace_back(std::move(packet), kept);
+    }
+    std::stable_sort(arrived.begin(), arrived.end(), [](const auto& a, const auto& b) {
+        return a.first.record.timestamp_us < b.first.record.timestamp_us;
+    });
+    for (auto& [seen, kept] : arrived) {
+        run.see.record(PacketSeen{seen.to, {trace::PacketKind::delivered, seen.record.bytes, seen.link, std::nullopt, seen.from, seen.to}});
+        kept->push_back(std::move(seen));
+    }
+}
+
+// The packets one side's capture has handed over since the last take, the newest included.
+std::vector<Seen> take_captured(Run& run, const std::string& near) {
+    drain_captures(run);
+    return std::exchange(near == "client" ? run.client_seen : run.server_seen, {});
 }
 
 bool is_syn(const DecodedPacket& packet) {
@@ -396,7 +428,7 @@ void one_connection_two_tuples(Run& run) {
     for (const auto& [name, capture, near] : {std::tuple{"client_side", &*run.client_side, "client"},
                                               std::tuple{"server_side", &*run.server_side, "server"}}) {
         json packets = json::array();
-        for (const auto& seen : read_capture(run, *capture, near)) {
+        for (const auto& seen : take_captured(run, near)) {
             run.say.kernel(fmt::format("{:<15} {}", capture->interface(), seen.packet.summary()));
             packets.push_back(packet_json(seen.packet));
         }
@@ -434,8 +466,8 @@ void same_source_port(Run& run, int listener, const SocketRef& listener_ref) {
     run.say.see_it_yourself(run.net.see_inside("router", fmt::format("conntrack -L -p tcp --orig-port-src {}", port)));
     run.facts()["same_source_port"] = {{"source_port", port}, {"connections", connections}};
     for (auto& c : open) close_connection(run, c);
-    (void)read_capture(run, *run.client_side, "client");
-    (void)read_capture(run, *run.server_side, "server");
+    (void)take_captured(run, "client");
+    (void)take_captured(run, "server");
 }
 
 // How many SYNs TCP has sent on a socket: the first one and its retransmissions (TCP_INFO).
@@ -507,9 +539,9 @@ void out_of_nat_ports(Run& run, int listener, const SocketRef& listener_ref) {
     std::this_thread::sleep_for(100ms);  // the last SYN reaches the router, the capture hands it over
     const auto after = router_counters(run);
     int client_side_syns = 0, server_side_syns = 0;
-    for (const auto& seen : read_capture(run, *run.client_side, "client"))
+    for (const auto& seen : take_captured(run, "client"))
         client_side_syns += is_syn(seen.packet) && *seen.packet.source() == local;
-    for (const auto& seen : read_capture(run, *run.server_side, "server"))
+    for (const auto& seen : take_captured(run, "server"))
         server_side_syns += is_syn(seen.packet) && seen.packet.destination()->port == crowded_port;
     int entries = 0;
     for (const auto& entry : router_table(run)) entries += entry.original.destination == to;
