@@ -126,12 +126,15 @@ inline void write_noise(const std::string& path, std::uint32_t seed, int count) 
 
 // A command line running portlab-viz ARGUMENTS headless. Every run gets its own X server
 // (xvfb-run -a picks a free display number); xvfb-run -a races when two start at once (both
-// pick the same number), so runs take turns.
+// pick the same number), so runs take turns. LP_NUM_THREADS=0: Mesa's llvmpipe draws on the
+// calling thread instead of a pool of its own; the pictures are the same, and under ASan
+// LeakSanitizer's exit-time stop-the-world has no driver threads to trip over (its tracer
+// crashed once with signal 11 in the sanitizer run).
 inline std::string viz_command(const std::string& arguments) {
     REQUIRE(tool_available("xvfb-run"));
     REQUIRE(tool_available("flock"));
-    return "flock /tmp/portlab-viz-xvfb.lock xvfb-run -a -s '-screen 0 1280x1024x24' " + shell_quote(bin_path("portlab-viz")) +
-           " " + arguments;
+    return "flock /tmp/portlab-viz-xvfb.lock env LP_NUM_THREADS=0 xvfb-run -a -s '-screen 0 1280x1024x24' " +
+           shell_quote(bin_path("portlab-viz")) + " " + arguments;
 }
 
 // A lab binary run the way a student would, bounded by timeout(1).
