@@ -308,7 +308,8 @@ struct Captioner {
     }
     std::string operator()(const trace::CallFailed& b) const {
         const std::string on = b.socket ? " on socket " + std::to_string(b.socket->value) : "";
-        return fmt::format("{} {}(){} failed with {}: {}", possessive(event.host), b.call, on, b.errno_name, b.message);
+        const std::string to = b.endpoint ? " to " + b.endpoint->to_string() : "";
+        return fmt::format("{} {}(){}{} failed with {}: {}", possessive(event.host), b.call, on, to, b.errno_name, b.message);
     }
     std::string operator()(const trace::Closed& b) const {
         return fmt::format("{} closed socket {}", host(), b.socket.value);

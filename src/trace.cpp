@@ -167,6 +167,7 @@ void put_body(ordered_json& line, const CallFailed& body) {
     line["call"] = body.call;
     line["errno_name"] = body.errno_name;
     line["message"] = body.message;
+    if (body.endpoint) line["endpoint"] = endpoint_json(*body.endpoint);
 }
 void put_body(ordered_json& line, const Closed& body) { line["socket"] = body.socket.value; }
 void put_body(ordered_json& line, const Note& body) { line["text"] = body.text; }
@@ -296,6 +297,10 @@ public:
         return SocketId{static_cast<std::uint32_t>(unsigned_number(name, std::numeric_limits<std::uint32_t>::max()))};
     }
 
+    std::optional<Endpoint> optional_endpoint(const char* name) {
+        if (!has(name)) return std::nullopt;
+        return endpoint(name);
+    }
     std::optional<SocketId> optional_socket(const char* name) {
         if (!has(name)) return std::nullopt;
         return socket(name);
@@ -512,7 +517,8 @@ Packet read_body(Reader& r, std::type_identity<Packet>) {
 }
 template <class Reader>
 CallFailed read_body(Reader& r, std::type_identity<CallFailed>) {
-    return {r.optional_socket("socket"), r.text("call"), r.text("errno_name"), r.text("message")};
+    return {r.optional_socket("socket"), r.text("call"), r.text("errno_name"), r.text("message"),
+            r.optional_endpoint("endpoint")};
 }
 template <class Reader>
 Closed read_body(Reader& r, std::type_identity<Closed>) { return {r.socket("socket")}; }
@@ -851,6 +857,10 @@ public:
     }
     SocketId socket(std::string_view name) {
         return SocketId{static_cast<std::uint32_t>(unsigned_number(name, std::numeric_limits<std::uint32_t>::max()))};
+    }
+    std::optional<Endpoint> optional_endpoint(std::string_view name) {
+        if (!object_.find(name)) return std::nullopt;
+        return endpoint(name);
     }
     std::optional<SocketId> optional_socket(std::string_view name) {
         if (!object_.find(name)) return std::nullopt;

@@ -9,6 +9,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -21,6 +22,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "portlab/trace.hpp"
+#include "replay/state.hpp"
 #include "support.hpp"
 
 using nlohmann::json;
@@ -298,4 +301,56 @@ TEST_CASE("lab01 shows a services file's hostile names escaped, and --json stays
     // The name's printable part is kept; the ESC is in it as a character, not a byte on stdout.
     CHECK_THAT(entry.at("name").get<std::string>(), Catch::StartsWith("evil\x1b]0;owned"));
     CHECK(entry.at("aliases").size() == 2);
+}
+
+// Issue 10: the trace lets portlab-viz show what the kernel answered to each bind(). Run as
+// nobody (no CAP_NET_BIND_SERVICE), each bind the trace records is replayed as portlab-viz
+// replays it: a port taken is held by its socket, a port refused is named on the socket
+// with the errno. The judge is the kernel's answer to the same bind, as nobody.
+TEST_CASE("lab01's trace replays each bind as the kernel answered it: the port held, or the port refused and its errno",
+          "[lab01][kernel][replay]") {
+    if (geteuid() != 0 || std::system("command -v setpriv >/dev/null 2>&1") != 0) {
+        WARN("needs root and setpriv to become uid 65534; skipped");
+        return;
+    }
+    const test::TempDir dir;
+    REQUIRE(chmod(dir.path().c_str(), 0777) == 0);  // nobody writes the trace here
+    const std::string trace_path = dir.file("lab01.jsonl");
+    const auto run = run_lab("--trace " + test::shell_quote(trace_path), "setpriv --reuid=65534 --regid=65534 --clear-groups");
+    INFO(run.err);
+    REQUIRE(run.exit_code == 0);
+    auto read = portlab::trace::read_trace_file(trace_path);
+    REQUIRE(read.has_value());
+    const auto timeline = portlab::replay::Timeline::of(*read);
+    int held = 0, refused = 0;
+    for (std::size_t i = 0; i < read->events.size(); ++i) {
+        const auto& event = read->events[i];
+        const auto state = [&] { return timeline.state_at(i + 1); };
+        if (const auto* bound = std::get_if<portlab::trace::Bound>(&event.body)) {
+            CAPTURE(bound->endpoint.port);
+            if (bind_errno_as_nobody(bound->endpoint.port) == EADDRINUSE) continue;  // taken since
+            CHECK(bind_errno_as_nobody(bound->endpoint.port) == 0);
+            const auto world = state();
+            const auto* socket = world.find_socket({*world.find_host(event.host), bound->socket});
+            REQUIRE(socket != nullptr);
+            CHECK(socket->local == bound->endpoint);
+            ++held;
+        } else if (const auto* failed = std::get_if<portlab::trace::CallFailed>(&event.body); failed && failed->socket) {
+            const auto world = state();
+            const auto* socket = world.find_socket({*world.find_host(event.host), *failed->socket});
+            REQUIRE(socket != nullptr);
+            REQUIRE(socket->refused_bind.has_value());
+            CHECK_FALSE(socket->local.has_value());
+            const auto port = socket->refused_bind->port;
+            CAPTURE(port);
+            const int error = bind_errno_as_nobody(port);
+            if (error == EADDRINUSE) continue;
+            CHECK(error != 0);
+            CHECK(socket->error == errno_name(error));
+            ++refused;
+        }
+    }
+    CHECK(held >= 1);  // at or above the boundary
+    const int boundary = read_proc_int("/proc/sys/net/ipv4/ip_unprivileged_port_start", 0);
+    if (boundary > 1) CHECK(refused >= 1);  // below it: EACCES
 }

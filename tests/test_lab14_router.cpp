@@ -8,7 +8,11 @@
 
 #include <unistd.h>
 
+#include <cstring>
 #include <fstream>
+#include <map>
+#include <optional>
+#include <set>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -150,4 +154,70 @@ TEST_CASE("lab14 rejects bad arguments with exit status 2", "[lab14]") {
 TEST_CASE("lab14 follows the lab conventions: --help, one-line usage errors, --step in a pipe, no colour, --trace",
           "[lab14][conventions]") {
     test::check_lab_conventions({"lab14_router", false, ""});
+}
+
+// Issue 10: a lab's trace must let the visualizer rebuild what the kernel had at every step.
+// At each pause, the replayed trace's sockets on each node equal what sock_diag lists in
+// that node's namespace, and the router's replayed rules equal what nft lists there (step 5
+// adds one: the router gets its firewall in the picture from that moment).
+TEST_CASE("at every pause, lab14's replayed trace holds each namespace's sockets and the router's rules", "[lab14][netns][replay]") {
+    REQUIRE(test::run_command("unshare -rn true", 10).exit_code == 0);
+    const test::TempFile trace("lab14.jsonl");
+    test::PausedRun lab_run(lab, {"--probes", "5", "--trace", trace.path}, std::chrono::seconds(90));
+    int pauses = 0;
+    std::size_t rules_seen = 0, sockets_seen = 0;
+    const int status = lab_run.run([&](int pause) {
+        ++pauses;
+        const auto nodes = find_nodes(lab_run.pid());
+        const auto replayed = test::replay_of(trace.path);
+        const std::map<std::string, pid_t> node_of{{"client", nodes.client}, {"router", nodes.router}, {"server", nodes.server}};
+        for (const auto& [name, inside] : node_of) {
+            std::set<std::string> others;
+            for (const auto& [other, ignored] : node_of)
+                if (other != name) others.insert(other);
+            const auto sockets = test::replayed_sockets(replayed, others);
+            test::check_same_sockets(sockets, test::sockets_in_namespace_of(inside, /*udp=*/true),
+                                     name + " at the pause before step " + std::to_string(pause + 1));
+            sockets_seen += sockets.size();
+        }
+        const auto rules = test::rules_in_namespace_of(nodes.router);
+        test::check_same_rules(test::replayed_rules(replayed), rules, "the pause before step " + std::to_string(pause + 1));
+        rules_seen += rules.size();
+    });
+    INFO(lab_run.stderr_text());
+    REQUIRE(status == 0);
+    CHECK(pauses >= 6);
+    CHECK(sockets_seen > 0);  // the server's sockets, from step 2 on
+    CHECK(rules_seen > 0);    // step 5's reject rule, at the pauses after it
+}
+
+// Step 5's connect() to the router's rejected telnet port, as portlab-viz rebuilds it: the
+// socket took a port (getsockname), failed with the errno the kernel's ICMP gave
+// (EHOSTUNREACH for code 13, icmp_err_convert) and is CLOSED, not left in SYN-SENT.
+TEST_CASE("lab14's rejected telnet connect() is replayed with its port, its errno and CLOSED", "[lab14][netns][replay]") {
+    REQUIRE(test::run_command("unshare -rn true", 10).exit_code == 0);
+    const test::TempFile trace("lab14.jsonl");
+    const auto run = test::run_command(test::shell_quote(lab) + " --probes 5 --trace " + test::shell_quote(trace.path), 90);
+    INFO(run.err);
+    REQUIRE(run.exit_code == 0);
+    const auto read = portlab::trace::read_trace_file(trace.path);
+    REQUIRE(read.has_value());
+    const auto& events = read->events;
+    std::optional<portlab::trace::SocketId> telnet;
+    for (const auto& event : events)
+        if (const auto* connecting = std::get_if<portlab::trace::ConnectStarted>(&event.body))
+            if (connecting->remote.port == 23) telnet = connecting->socket;
+    REQUIRE(telnet);
+    bool bound = false, failed = false, closed_state = false;
+    for (const auto& event : events) {
+        if (const auto* b = std::get_if<portlab::trace::Bound>(&event.body); b && b->socket == *telnet)
+            bound = b->endpoint.port != 0 && b->endpoint.address.to_string() == "192.0.2.1";
+        if (const auto* f = std::get_if<portlab::trace::CallFailed>(&event.body); f && f->socket == *telnet)
+            failed = std::string_view(f->errno_name) == strerrorname_np(EHOSTUNREACH);
+        if (const auto* s = std::get_if<portlab::trace::StateChanged>(&event.body); s && s->socket == *telnet)
+            closed_state = s->to == portlab::TcpState::closed;
+    }
+    CHECK(bound);
+    CHECK(failed);
+    CHECK(closed_state);
 }

@@ -120,6 +120,7 @@ std::vector<trace::Event> every_kind_of_event() {
         {9, "server", Packet{PacketKind::delivered, {}, LinkType::linux_sll, std::nullopt, std::nullopt, std::nullopt}},
         {9, "server", Packet{PacketKind::delivered, syn, LinkType::null, std::nullopt, std::nullopt, std::nullopt}},
         {10, "server", trace::CallFailed{SocketId{4}, "bind", "EADDRINUSE", "Address already in use"}},
+        {10, "server", trace::CallFailed{SocketId{5}, "bind", "EACCES", "Permission denied", endpoint("127.0.0.1:80")}},
         {10, "server", trace::CallFailed{std::nullopt, "getaddrinfo", "EAI_NONAME", "Name or service not known"}},
         {11, "client", Closed{SocketId{7}}},
         {11, "client", TimerArmed{SocketId{7}, TimerKind::retransmission, 1000000, 0}},

@@ -19,6 +19,7 @@
 #include "portlab/conversation.hpp"
 #include "portlab/hex.hpp"
 #include "portlab/pcap.hpp"
+#include "portlab/sim/simulator.hpp"
 #include "replay/state.hpp"
 #include "support.hpp"
 #include "view/filters.hpp"
@@ -949,6 +950,37 @@ TEST_CASE("a failed call marks its socket's slot with the errno", "[viz][layout]
         CHECK(failed.errno_name == expected);
         CHECK(slot_error(model, model.timeline().event(at).host, *failed.socket) == expected);
     }
+}
+
+// A refused bind() takes no port, so the slot alone could not say which port was refused
+// (lab01's EACCES below the boundary, lab06's EADDRINUSE). The judge is the simulator's
+// kernel: the call fails there, and the picture must name the endpoint the call asked for.
+TEST_CASE("a refused bind names on its slot the endpoint it asked for, until a bind succeeds", "[viz][layout][error]") {
+    sim::Simulator simulator;
+    const auto host = simulator.add_host("server", {IpAddress::v4(192, 0, 2, 2)});
+    const auto holder = simulator.socket(host, Protocol::tcp).value();
+    const Endpoint wanted{IpAddress::any_v4(), 8080};
+    REQUIRE(simulator.bind(holder, wanted));
+    const auto second = simulator.socket(host, Protocol::tcp).value();
+    const auto refused = simulator.bind(second, wanted);
+    REQUIRE_FALSE(refused);
+    CHECK(refused.error() == sim::Errno::eaddrinuse);
+    const std::size_t after_refusal = simulator.events().size();
+    REQUIRE(simulator.bind(second, {IpAddress::any_v4(), 8081}));
+    Model model;
+    model.open_trace(trace::Trace{{}, simulator.events()}, "refused bind");
+    const auto slot_of_second = [&] {
+        const auto slot = model.layout().slot_of(replay::SocketRef{*model.world().find_host("server"), second.id});
+        REQUIRE(slot.has_value());
+        return model.layout().slots[*slot];
+    };
+    model.seek(after_refusal);
+    CHECK_FALSE(slot_of_second().local.has_value());
+    CHECK(slot_of_second().refused_bind == wanted);
+    CHECK(slot_of_second().error == "EADDRINUSE");
+    model.seek(model.size());
+    CHECK(slot_of_second().local == Endpoint{IpAddress::any_v4(), 8081});
+    CHECK_FALSE(slot_of_second().refused_bind.has_value());
 }
 
 TEST_CASE("the ephemeral pool counts UDP ports too, and says when every port is taken", "[viz][pool]") {

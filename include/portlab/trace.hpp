@@ -388,6 +388,10 @@ struct CallFailed {
     Text call;        // "bind", "connect", "listen", "accept", "sendto", ...
     Text errno_name;  // "EADDRINUSE"
     Text message;     // strerror() text or a lab's explanation
+    // The address the call named, when it named one: bind()'s local endpoint (which a failed
+    // bind never takes, so only this event can show the port it wanted), connect()'s or
+    // sendto()'s remote one. Absent in traces older than this field.
+    std::optional<Endpoint> endpoint{};
     friend bool operator==(const CallFailed&, const CallFailed&) = default;
 };
 

@@ -21,6 +21,7 @@
 #include <fmt/format.h>
 
 #include "labkit/labkit.hpp"
+#include "labkit/observe.hpp"
 #include "portlab/text.hpp"
 #include "portlab/ports.hpp"
 #include "portlab/services.hpp"
@@ -53,23 +54,42 @@ struct BindAttempt {
     std::string errno_name;  // "EACCES", "EADDRINUSE"; empty when ok
 };
 
+// Where the binds happen: one kernel, one host of the story, and the trace of each bind.
+struct Binder {
+    asio::io_context& io;
+    labkit::Observer& see;
+    const labkit::Host& host;
+};
+
 // socket() + bind() to 127.0.0.1:port, closed again at once: no listen() is needed,
 // because the privilege and "in use" checks both happen in bind() (inet_bind in Linux).
-BindAttempt try_bind(asio::io_context& io, Port port) {
-    asio::ip::tcp::acceptor acceptor(io);
+// The trace gets the socket, the port it took or the errno it got, and its close.
+BindAttempt try_bind(Binder& binder, Port port) {
+    asio::ip::tcp::acceptor acceptor(binder.io);
     asio::error_code error;
     acceptor.open(asio::ip::tcp::v4(), error);
-    if (!error) acceptor.bind({asio::ip::address_v4::loopback(), port}, error);
+    if (error) {
+        binder.see.record(labkit::fact::Failed{std::nullopt, "socket", error, binder.host.name}, labkit::quietly);
+    } else {
+        const auto ref = binder.see.open(binder.host, Protocol::tcp, IpFamily::v4);
+        acceptor.bind({asio::ip::address_v4::loopback(), port}, error);
+        const Endpoint wanted{IpAddress::loopback_v4(), port};
+        if (error) binder.see.record(labkit::fact::Failed{ref, "bind", error, {}, wanted}, labkit::quietly);
+        else binder.see.record(labkit::fact::Bound{ref, wanted, trace::BindHow::explicit_port}, labkit::quietly);
+        asio::error_code ignored;
+        acceptor.close(ignored);
+        binder.see.record(labkit::fact::Closed{ref}, labkit::quietly);
+    }
     if (!error) return {port, true, {}};
     const char* name = strerrorname_np(error.value());
     return {port, false, name != nullptr ? name : error.message()};
 }
 
 // A busy port (EADDRINUSE) says nothing about privilege, so try the next candidate.
-std::vector<BindAttempt> bind_first_free(asio::io_context& io, const std::vector<Port>& candidates) {
+std::vector<BindAttempt> bind_first_free(Binder& binder, const std::vector<Port>& candidates) {
     std::vector<BindAttempt> attempts;
     for (const Port port : candidates) {
-        attempts.push_back(try_bind(io, port));
+        attempts.push_back(try_bind(binder, port));
         if (attempts.back().errno_name != "EADDRINUSE") break;
     }
     return attempts;
@@ -175,11 +195,12 @@ int main(int argc, char** argv) {
         }
 
         auto& say = lab.narrate();
+        auto& see = lab.observer();
         json facts = {{"lab", lab.name()}, {"services_source", table.source()}, {"services_fallback", table.is_fallback()}};
         say.title("Lab 01: ports and services");
 
         // --- 1. The three categories (IANA, RFC 6335 section 6) -----------------------
-        say.step("the three port categories IANA uses (RFC 6335 section 6)");
+        see.step("the three port categories IANA uses (RFC 6335 section 6)");
         facts["categories"] = json::array();
         for (const auto category : {PortCategory::well_known, PortCategory::registered, PortCategory::dynamic}) {
             const auto range = range_of(category);
@@ -192,9 +213,9 @@ int main(int argc, char** argv) {
 
         // --- 2. Names for numbers: /etc/services ------------------------------------
         if (table.is_fallback())
-            say.step("look up each argument in the lab's built-in table (there is no /etc/services here)");
+            see.step("look up each argument in the lab's built-in table (there is no /etc/services here)");
         else
-            say.step("look up each argument in " + table.source() + " (the list getservbyname and getservbyport read)");
+            see.step("look up each argument in " + table.source() + " (the list getservbyname and getservbyport read)");
         facts["lookups"] = json::array();
         std::string getent_args;
         for (const auto& lookup : lookups) {
@@ -207,7 +228,7 @@ int main(int argc, char** argv) {
         if (table.source() == "/etc/services") say.see_it_yourself("getent services" + getent_args);
 
         // --- 3. What this kernel is configured to do -----------------------------------
-        say.step("read this kernel's port settings from /proc/sys/net/ipv4/");
+        see.step("read this kernel's port settings from /proc/sys/net/ipv4/");
         const auto ephemeral = read_ephemeral_range();
         if (ephemeral) {
             say.kernel(fmt::format("ephemeral ports {} ({}): connect() and bind(port 0) pick from these",
@@ -236,13 +257,14 @@ int main(int argc, char** argv) {
         // --- 4. Ask the kernel: bind() below and at the boundary -----------------------
         const int boundary = unprivileged_start.value_or(1024);
         asio::io_context io;
+        Binder binder{io, see, see.declare({"host", {IpAddress::loopback_v4()}, "binds 127.0.0.1"})};
         std::vector<BindAttempt> attempts;
         if (boundary > 1)
-            say.step(fmt::format("bind() a TCP socket to 127.0.0.1 below {}, then at {} or above", boundary, boundary));
+            see.step(fmt::format("bind() a TCP socket to 127.0.0.1 below {}, then at {} or above", boundary, boundary));
         else
-            say.step("bind() a TCP socket to 127.0.0.1 (no port is privileged here)");
-        if (boundary > 1) attempts = bind_first_free(io, candidates_from(boundary - 1, -1));
-        for (const auto& attempt : bind_first_free(io, candidates_from(boundary, +1))) attempts.push_back(attempt);
+            see.step("bind() a TCP socket to 127.0.0.1 (no port is privileged here)");
+        if (boundary > 1) attempts = bind_first_free(binder, candidates_from(boundary - 1, -1));
+        for (const auto& attempt : bind_first_free(binder, candidates_from(boundary, +1))) attempts.push_back(attempt);
         for (const auto& attempt : attempts)
             say.kernel(fmt::format("127.0.0.1:{:<5} -> {}", attempt.port, bind_result_text(attempt)));
 

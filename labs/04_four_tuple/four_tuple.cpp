@@ -152,7 +152,7 @@ awaitable<void> connect_from(Run& run, Connection& client, IpAddress source, End
     client.socket.open(to_tcp_endpoint(server).protocol(), error);
     if (!error) client.socket.bind(to_tcp_endpoint({source, 0}), error);
     if (error) {
-        run.see.record(Failed{client.ref, "bind", error}, {std::string(), json_at});
+        run.see.record(Failed{client.ref, "bind", error, {}, Endpoint{source, 0}}, {std::string(), json_at});
         close_and_tell(run.see, client.socket, client.ref);
         co_return;
     }
@@ -238,7 +238,7 @@ std::error_code bind_reusing(Run& run, Connection& client, const Endpoint& local
     if (!error) client.socket.set_option(asio::socket_base::reuse_address(true), error);
     if (!error) client.socket.bind(to_tcp_endpoint(local), error);
     if (error) {
-        run.see.record(Failed{client.ref, "bind", error}, quietly);
+        run.see.record(Failed{client.ref, "bind", error, {}, local}, quietly);
         return error;
     }
     const auto how = local.port == 0 ? trace::BindHow::bind_zero : trace::BindHow::explicit_port;

@@ -209,7 +209,7 @@ std::optional<Held> open_server(Run& run, int& exit_code) {
     std::error_code error;
     server.socket.bind(to_udp_endpoint(wanted), error);
     if (error) {
-        run.see.record(Failed{server.ref, "bind", error}, quietly);
+        run.see.record(Failed{server.ref, "bind", error, {}, wanted}, quietly);
         run.see.record(Closed{server.ref}, quietly);
         exit_code = run.lab.bind_failed(wanted, error, Protocol::udp);
         return std::nullopt;

@@ -123,7 +123,11 @@ struct Run {
                 if (!error) see.read_state(ref, socket.native_handle());  // LISTEN, from TCP_INFO
             }
         }
-        if (error) see.record(Failed{ref, call, error}, {std::string(), at});
+        if (error) {
+            // A failed listen() names no address; a failed bind() names the one it wanted.
+            const auto wanted = call == "bind" ? std::optional<Endpoint>(endpoint) : std::nullopt;
+            see.record(Failed{ref, call, error, {}, wanted}, {std::string(), at});
+        }
         const std::string options_text = options.names().empty() ? "" : " with " + fmt::format("{}", fmt::join(options.names(), "+"));
         say.kernel(fmt::format("{} bind {}{}{} -> {}", to_string(protocol), endpoint.to_string(), options_text,
                                options.listen ? " (+listen)" : "", error ? describe_error(error) : "ok"));
@@ -211,7 +215,8 @@ void record_child_binds(Run& run, const Host& host, const json& report) {
         if (a["ok"].get<bool>())
             run.see.record(Bound{ref, endpoint, trace::BindHow::explicit_port}, quietly);
         else
-            run.see.record(Failed{ref, "bind", std::error_code(a["errno"].get<int>(), std::system_category())}, quietly);
+            run.see.record(Failed{ref, "bind", std::error_code(a["errno"].get<int>(), std::system_category()), {}, endpoint},
+                           quietly);
         run.see.record(Closed{ref}, quietly);
         run.say.kernel(fmt::format("tcp bind 127.0.0.1:{} -> {}", a["port"].get<int>(),
                                    a["ok"].get<bool>() ? "ok" : a["errno_name"].get<std::string>()));

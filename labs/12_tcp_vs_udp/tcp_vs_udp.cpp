@@ -103,7 +103,7 @@ Server open_server(int type, const Endpoint& wanted, Cast& cast) {
     const auto address = socket_address(wanted);
     if (bind(fd.get(), reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0) {
         const std::error_code error(errno, std::generic_category());
-        cast.see.record(fact::Failed{ref, "bind", error}, quietly);
+        cast.see.record(fact::Failed{ref, "bind", error, {}, wanted}, quietly);
         throw BindError(wanted, protocol_of(type), error);
     }
     if (type == SOCK_STREAM && listen(fd.get(), 4) != 0)

@@ -529,7 +529,7 @@ std::optional<int> start_pair(Run& run, Protocol protocol, const Endpoint& wante
         const auto ref = run.see.open(run.server_host, protocol, IpFamily::v4);
         if (const int error = start_reuseport_server(protocol == Protocol::tcp ? SOCK_STREAM : SOCK_DGRAM, at, server, bound)) {
             const std::error_code code(error, std::system_category());
-            run.see.record(Failed{ref, "bind", code}, quietly);
+            run.see.record(Failed{ref, "bind", code, {}, at}, quietly);
             run.see.record(Closed{ref}, quietly);
             return run.lab.bind_failed(at, code, protocol);
         }

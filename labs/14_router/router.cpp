@@ -134,12 +134,7 @@ int client_socket(Run& run, const IpAddress& to, Port port, SocketRef& ref) {
     report_icmp_errors(fd, IpFamily::v4);
     const auto address = socket_address({to, port});
     if (fd < 0 || connect(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0) kernel_error("connect");
-    sockaddr_in local{};
-    socklen_t length = sizeof local;
-    getsockname(fd, reinterpret_cast<sockaddr*>(&local), &length);
-    char text[INET_ADDRSTRLEN] = {};
-    inet_ntop(AF_INET, &local.sin_addr, text, sizeof text);
-    run.see.record(Bound{ref, {*IpAddress::parse(text), ntohs(local.sin_port)}, trace::BindHow::ephemeral}, quietly);
+    if (const auto local = local_endpoint(fd)) run.see.record(Bound{ref, *local, trace::BindHow::ephemeral}, quietly);
     run.see.record(Connecting{ref, {to, port}}, quietly);
     return fd;
 }
@@ -216,6 +211,7 @@ void host_unreachable(Run& run) {
 // Puts one rule into the router's input chain, through libnftables in the router's own
 // namespace (the token proves it is one this lab made).
 void reject_telnet_on_router(Run& run) {
+    const FirewallRule telnet_rule = reject_port(Protocol::tcp, telnet_port, RejectWith::icmp_admin_prohibited);
     Result<void> applied = fail("not run");
     const auto entered = run.net.in_node("router", [&] {
         auto token = run.net.firewall_token("router", run.settings.outer_netns);
@@ -228,10 +224,12 @@ void reject_telnet_on_router(Run& run) {
             applied = fail(nft.error().message);
             return;
         }
-        applied = nft->apply({reject_port(Protocol::tcp, telnet_port, RejectWith::icmp_admin_prohibited)});
+        applied = nft->apply({telnet_rule});
     });
     if (!entered) throw std::runtime_error(entered.error().message);
     if (!applied) throw std::runtime_error("nft in the router: " + applied.error().message);
+    // The kernel took it: the trace says so, and the router gets its firewall in the picture.
+    run.see.record(labkit::fact::RuleAdded{run.router.name, "r1", telnet_rule}, quietly);
     run.say.kernel("router: nft add rule inet portlab input tcp dport 23 reject with icmpx type admin-prohibited");
 }
 
@@ -245,11 +243,20 @@ std::optional<IcmpError> connect_to_telnet(Run& run, const IpAddress& router_add
     run.see.record(Connecting{ref, {router_address, telnet_port}}, quietly);
     const auto address = socket_address({router_address, telnet_port});
     (void)connect(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address);
+    // connect() took an ephemeral port before its SYN left (inet_hash_connect).
+    if (const auto local = local_endpoint(fd)) run.see.record(Bound{ref, *local, trace::BindHow::ephemeral}, quietly);
     const auto icmp = next_icmp_error(fd, 3s);
+    // The first ICMP comes back while connect() still holds the socket, so tcp_v4_err only
+    // keeps it as a soft error and the socket stays in SYN-SENT. The SYN sent again 1 s later
+    // meets the same rule; that answer is a hard error: tcp_done() closes the connection and
+    // wakes poll(). Wait for it, as a blocking connect() would.
+    pollfd done{fd, POLLOUT, 0};
+    (void)poll(&done, 1, 3000);
     int error = 0;
     socklen_t length = sizeof error;
-    getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length);  // the hard error, or the soft one it keeps
-    if (icmp) run.see.record(Failed{ref, "connect", std::error_code(icmp->error, std::system_category())}, quietly);
+    getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length);
+    if (error != 0) run.see.record(Failed{ref, "connect", std::error_code(error, std::system_category())}, quietly);
+    run.see.read_state(ref, fd);  // CLOSED, from TCP_INFO, once the kernel gave up
     close(fd);
     run.see.record(Closed{ref}, quietly);
     return icmp;
@@ -273,6 +280,8 @@ void routers_own_answers(Run& run) {
     run.say.kernel(rejected ? describe(*rejected) : std::string("no ICMP error came back"));
     run.say.note("Code 13, \"communication administratively prohibited\" (RFC 1812 5.2.7.1): a firewall said no, and");
     run.say.note("says so. connect() fails with EHOSTUNREACH (icmp_err_convert); a scanner calls the port filtered.");
+    run.say.note("The first answer came while connect() held the socket: a soft error, still SYN-SENT. The SYN sent");
+    run.say.note("again a second later got the answer that closed it (tcp_v4_err, tcp_done).");
     run.say.see_it_yourself(run.net.see_inside("router", "nft list ruleset"));
     run.facts()["router_port_unreachable"] = icmp_json(closed);
     run.facts()["admin_prohibited"] = icmp_json(rejected);
@@ -367,8 +376,8 @@ json tell_the_story(Lab& lab, Settings settings) {
     auto& see = lab.observer();
     Run run{lab, lab.narrate(), see, *net, settings, {}, {}, {}};
     run.client = see.declare({"client", {*net->address("client")}, "client"});
-    run.router = see.declare({"router", {*net->address("router", "client"), *net->address("router", "server")}, "router", false});
-    run.server = see.declare({"server", {*net->address("server")}, "server", false});
+    run.router = see.declare({"router", {*net->address("router", "client"), *net->address("router", "server")}, "router", false, net->entering("router")});
+    run.server = see.declare({"server", {*net->address("server")}, "server", false, net->entering("server")});
     see.document()["lab"] = lab.name();
 
     show_network(run);
@@ -388,7 +397,7 @@ json tell_the_story(Lab& lab, Settings settings) {
     path_mtu(run, server_fd);
     close(server_fd);
     see.record(Closed{server_ref}, quietly);
-    lab.trace().flush();  // this child's events; the parent writes no more
+    end_story(lab);  // the closing connections followed to their end; the parent writes no more
     return see.document();
 }
 

@@ -132,7 +132,7 @@ Attempt try_bind(Run& run, const Endpoint& endpoint, std::optional<bool> v6only)
     const auto address = address_of(endpoint, length);
     if (bind(attempt.fd, reinterpret_cast<const sockaddr*>(&address), length) != 0) {
         attempt.error = errno;
-        run.see.record(Failed{attempt.ref, "bind", std::error_code(attempt.error, std::system_category())},
+        run.see.record(Failed{attempt.ref, "bind", std::error_code(attempt.error, std::system_category()), {}, endpoint},
                        {.say = fmt::format("bind({}) -> {}", endpoint.to_string(),
                                            labkit::errno_name(std::error_code(attempt.error, std::system_category()))),
                         .json_at = {}});
@@ -301,7 +301,7 @@ json tell_the_story(Lab& lab, Port port) {
     specific_v4_first(run);
     bindv6only_sysctl(run);
     icmpv6_port_unreachable(run);
-    lab.trace().flush();  // this child's events; the parent writes no more
+    end_story(lab);  // the closing connections followed to their end; the parent writes no more
     return see.document();
 }
 

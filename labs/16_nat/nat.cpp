@@ -592,9 +592,9 @@ json tell_the_story(Lab& lab, Settings settings, std::uint64_t outer_netns) {
     Run run{lab.narrate(), see, *net, settings, outer_netns, {}, {}, {}, {}, {}, {}, {}, {}};
     run.client = see.declare({"client", {*net->address("client")}, "client"});
     run.router = see.declare({"router", {*net->address("router", "client"), *net->address("router", "server"),
-                                         *net->address("router", "client2")}, "router", false});
-    run.server = see.declare({"server", {*net->address("server")}, "server", false});
-    run.client2 = see.declare({"client2", {*net->address("client2")}, "client", false});
+                                         *net->address("router", "client2")}, "router", false, net->entering("router")});
+    run.server = see.declare({"server", {*net->address("server")}, "server", false, net->entering("server")});
+    run.client2 = see.declare({"client2", {*net->address("client2")}, "client", false, net->entering("client2")});
     see.document()["lab"] = lab.name();
 
     show_network(run);
@@ -608,10 +608,11 @@ json tell_the_story(Lab& lab, Settings settings, std::uint64_t outer_netns) {
     same_source_port(run, listener.get(), listener_ref);
     out_of_nat_ports(run, crowded.get(), crowded_ref);
     (void)record_router_translations(run.see, run.net, "router", run.translations_told);
+    (void)see.settle(std::chrono::milliseconds(1000));  // step 6's connections, closed: TIME-WAIT, or gone
     run.say.pause();  // under --step: a last look at the router's table before everything closes
     close_and_record(run, listener, listener_ref);
     close_and_record(run, crowded, crowded_ref);
-    lab.trace().flush();  // this child's events; the parent writes no more
+    end_story(lab);  // the closing connections followed to their end; the parent writes no more
     return see.document();
 }
 

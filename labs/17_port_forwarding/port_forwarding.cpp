@@ -460,9 +460,9 @@ json tell_the_story(Lab& lab, const Settings& settings) {
     auto& see = lab.observer();
     Run run{lab, lab.narrate(), see, *net, settings};
     run.client = see.declare({"client", {*net->address("client")}, "client"});
-    run.router = see.declare({"router", {*net->address("router", "client"), *net->address("router", "server")}, "router", false});
-    run.server = see.declare({"server", {*net->address("server", "router"), *net->address("server", "inside")}, "server", false});
-    run.inside = see.declare({"inside", {*net->address("inside")}, "client", false});
+    run.router = see.declare({"router", {*net->address("router", "client"), *net->address("router", "server")}, "router", false, net->entering("router")});
+    run.server = see.declare({"server", {*net->address("server", "router"), *net->address("server", "inside")}, "server", false, net->entering("server")});
+    run.inside = see.declare({"inside", {*net->address("inside")}, "client", false, net->entering("inside")});
     see.document()["lab"] = lab.name();
     see.document()["public_port"] = settings.public_port;
 
@@ -482,7 +482,7 @@ json tell_the_story(Lab& lab, const Settings& settings) {
     close_hairpin(run, masqueraded);
     server.listener = Fd();
     see.record(fact::Closed{server.ref}, quietly);
-    lab.trace().flush();  // this child's events; the parent writes no more
+    end_story(lab);  // the closing connections followed to their end; the parent writes no more
     return see.document();
 }
 

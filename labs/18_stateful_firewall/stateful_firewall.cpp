@@ -517,8 +517,8 @@ json tell_the_story(Lab& lab, const Settings& settings) {
     auto& see = lab.observer();
     Run run{lab, lab.narrate(), see, *net, settings};
     run.client = see.declare({"client", {*net->address("client")}, "scanner"});
-    run.router = see.declare({"router", {*net->address("router", "client"), *net->address("router", "server")}, "router", false});
-    run.server = see.declare({"server", {*net->address("server")}, "server", false});
+    run.router = see.declare({"router", {*net->address("router", "client"), *net->address("router", "server")}, "router", false, net->entering("router")});
+    run.server = see.declare({"server", {*net->address("server")}, "server", false, net->entering("server")});
     see.document()["lab"] = lab.name();
     see.document()["timeout_ms"] = settings.timeout.count();
 
@@ -533,7 +533,7 @@ json tell_the_story(Lab& lab, const Settings& settings) {
     side_by_side(run);
     for (auto* service : {&services.server_tcp, &services.server_udp, &services.client_tcp, &services.client_udp})
         close_service(run, *service);
-    lab.trace().flush();  // this child's events; the parent writes no more
+    end_story(lab);  // the closing connections followed to their end; the parent writes no more
     return see.document();
 }
 

@@ -700,7 +700,7 @@ json tell_the_story(Lab& lab, const Settings& settings) {
     auto& see = lab.observer();
     Run run{lab, lab.narrate(), see, *net, settings};
     run.server = see.declare({"server", {*net->address("server")}, "server"});
-    run.client = see.declare({"client", {*net->address("client")}, "client", false});
+    run.client = see.declare({"client", {*net->address("client")}, "client", false, net->entering("client")});
     see.document()["lab"] = lab.name();
     see.document()["records"] = settings.records;
 
@@ -716,7 +716,7 @@ json tell_the_story(Lab& lab, const Settings& settings) {
     run.say.pause();
     stop_services(run, services);
     save_capture(run);
-    lab.trace().flush();  // this child's events; the parent writes no more
+    end_story(lab);  // the closing connections followed to their end; the parent writes no more
     return see.document();
 }
 

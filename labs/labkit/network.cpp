@@ -136,6 +136,10 @@ Result<Network> Network::build(const NetworkSpec& spec) {
     return net;
 }
 
+std::function<void(const std::function<void()>&)> Network::entering(std::string node) const {
+    return [this, node = std::move(node)](const std::function<void()>& fn) { (void)in_node(node, fn); };
+}
+
 Result<void> Network::in_node(const std::string& node, const std::function<void()>& fn) const {
     const auto found = nodes_.find(node);
     if (found == nodes_.end()) return fail("no node named " + node);

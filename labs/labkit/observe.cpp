@@ -269,11 +269,16 @@ void Observer::record(const fact::Closed& fact, const Tell& how) {
 void Observer::record(const fact::Failed& fact, const Tell& how) {
     const std::lock_guard lock(mutex_);
     const std::string host = fact.socket ? fact.socket->host : fact.host;
+    auto named = fact.endpoint;
+    if (!named && fact.socket && fact.call == "connect")
+        if (const auto known = known_.find({fact.socket->host, fact.socket->id.value}); known != known_.end())
+            named = known->second.remote;
     emit(host, trace::CallFailed{fact.socket ? std::optional(fact.socket->id) : std::nullopt, fact.call,
-                                 errno_name(fact.error), fact.error.message()});
+                                 errno_name(fact.error), fact.error.message(), named});
     if (fact.socket && fact.call == "connect") forget_failed_connect(*fact.socket, fact.error);
     json entry = {{"host", host}, {"call", fact.call}, {"errno", errno_name(fact.error)}, {"message", fact.error.message()}};
     if (fact.socket) entry["socket"] = fact.socket->id.value;
+    if (named) entry["endpoint"] = named->to_string();
     tell(how, fact.call + "(): " + describe_error(fact.error), std::move(entry), "error");
 }
 
@@ -320,14 +325,30 @@ std::vector<diag::SocketInfo> Observer::read_back(bool with_owners) {
     query.with_processes = with_owners;  // labs quote the owner, as ss -p does
     auto dump = diag::list_sockets(query);
     if (!dump) return {};  // nothing observed: record nothing
+    // The hosts in other namespaces this process can enter: each one's sockets, listed there.
+    std::map<std::string, std::vector<diag::SocketInfo>, std::less<>> inside;
+    std::vector<std::pair<std::string, std::function<void(const std::function<void()>&)>>> enterable;
+    {
+        const std::lock_guard lock(mutex_);
+        for (const auto& [name, host] : hosts_)
+            if (!host.here && host.look_inside) enterable.emplace_back(name, host.look_inside);
+    }
+    for (const auto& [name, look_inside] : enterable) {
+        Result<std::vector<diag::SocketInfo>> listed = fail("not entered");
+        look_inside([&] { listed = diag::list_sockets(query); });
+        if (listed) inside.emplace(name, std::move(*listed));
+    }
     const std::lock_guard lock(mutex_);
     std::vector<std::pair<Key, std::optional<TcpState>>> seen;
     for (const auto& [key, known] : known_) {
-        if (!known.here || known.protocol != Protocol::tcp || !known.local) continue;
+        if (known.protocol != Protocol::tcp || !known.local) continue;
+        const auto found_inside = inside.find(key.first);
+        const std::vector<diag::SocketInfo>* where = known.here ? &*dump : found_inside != inside.end() ? &found_inside->second : nullptr;
+        if (where == nullptr) continue;
         const bool as_listener = known.listening && !known.remote;
         if (!as_listener && !known.remote) continue;  // bound only: sock_diag does not list it by default
         std::optional<TcpState> state;
-        for (const auto& socket : *dump) {
+        for (const auto& socket : *where) {
             const bool match = as_listener ? socket.tcp_state() == TcpState::listen && socket.local == *known.local
                                            : socket.four_tuple() == FourTuple{*known.local, *known.remote};
             if (match && socket.tcp_state()) state = socket.tcp_state();
@@ -347,18 +368,27 @@ std::vector<diag::SocketInfo> Observer::read_back(bool with_owners) {
             known_.erase(found);
         }
     }
-    adopt_children(*dump);
+    adopt_children(*dump, std::nullopt);
+    for (const auto& [name, listed] : inside) adopt_children(listed, name);
     return *dump;
 }
 
-void Observer::adopt_children(const std::vector<diag::SocketInfo>& dump) {
+bool Observer::readable(const Key& key, const Known& known) const {
+    if (known.here) return true;
+    const auto host = hosts_.find(key.first);
+    return host != hosts_.end() && static_cast<bool>(host->second.look_inside);
+}
+
+// `inside`: the host whose namespace `dump` was listed in; none: this process's own.
+void Observer::adopt_children(const std::vector<diag::SocketInfo>& dump, const std::optional<std::string>& inside) {
     for (const auto& entry : dump) {
         if (!waits_for_accept(entry.tcp_state())) continue;
         const FourTuple tuple = entry.four_tuple();
         std::optional<SocketRef> listener;
         bool known_already = false;
         for (const auto& [key, known] : known_) {
-            if (!known.here || known.protocol != Protocol::tcp || !known.local) continue;
+            const bool listed_there = inside ? key.first == *inside && !known.here : known.here;
+            if (!listed_there || known.protocol != Protocol::tcp || !known.local) continue;
             if (known.remote && *known.local == tuple.local && *known.remote == tuple.remote) known_already = true;
             const bool serves = known.listening && !known.remote && !known.closed && known.local->port == tuple.local.port &&
                                 (known.local->address == tuple.local.address || known.local->address.is_unspecified());
@@ -366,7 +396,7 @@ void Observer::adopt_children(const std::vector<diag::SocketInfo>& dump) {
         }
         if (known_already || !listener) continue;
         // tcp_conn_request() made it at the SYN; the kit sees it now, in the state the kernel reports.
-        const auto child = mint(listener->host, Protocol::tcp, true);
+        const auto child = mint(listener->host, Protocol::tcp, !inside.has_value());
         auto& known = known_[{child.host, child.id.value}];
         known.local = tuple.local;
         known.remote = tuple.remote;
@@ -453,11 +483,16 @@ std::vector<diag::SocketInfo> Observer::settle(std::chrono::milliseconds limit) 
         bool moving = false;
         {
             const std::lock_guard lock(mutex_);
-            for (const auto& [key, known] : known_) moving = moving || (known.here && passing(known.state));
+            for (const auto& [key, known] : known_) moving = moving || (readable(key, known) && passing(known.state));
         }
         if (!moving || std::chrono::steady_clock::now() >= deadline) return dump;
         std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
+}
+
+void Observer::stop_looking_inside() {
+    const std::lock_guard lock(mutex_);
+    for (auto& [name, host] : hosts_) host.look_inside = nullptr;
 }
 
 void Observer::step(std::string_view what) {
@@ -488,7 +523,7 @@ OpenedListener open_tcp_listener(Observer& see, asio::io_context& io, const Host
     if (!error) acceptor.set_option(tcp::acceptor::reuse_address(true), error);
     if (!error) acceptor.bind(to_tcp_endpoint(requested), error);
     if (error) {
-        see.record(fact::Failed{ref, "bind", error}, quietly);
+        see.record(fact::Failed{ref, "bind", error, {}, requested}, quietly);
         see.record(fact::Closed{ref}, quietly);
         return {std::nullopt, error};
     }

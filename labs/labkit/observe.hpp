@@ -27,6 +27,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -62,6 +63,11 @@ struct Host {
     // Whether its sockets live in this process's network namespace, so the kit can read
     // them back from the kernel. False for a namespace a child process owned (lab03).
     bool here = true;
+    // For a host that is not here but whose namespace this process can enter (a node of
+    // network.hpp's Network): runs a function with this thread inside it, so the kit reads
+    // that host's sockets back with sock_diag there, as `ss` in that namespace would.
+    // Observer::stop_looking_inside() drops it before the namespace goes away.
+    std::function<void(const std::function<void()>&)> look_inside{};
 };
 
 // A socket the lab opened, as the trace names it: (host, id). Copyable, cheap.
@@ -137,6 +143,9 @@ struct Failed {
     std::string call{};  // "bind", "connect", ...
     std::error_code error{};
     std::string host{};  // the host, when no socket names it
+    // The address the call named: bind()'s wanted local endpoint, which the trace can show
+    // no other way. Unset for a connect(): the kit fills in the remote it recorded.
+    std::optional<Endpoint> endpoint{};
 };
 
 // A firewall rule the lab put into a host's input chain (and the kernel took: nft
@@ -242,6 +251,8 @@ public:
     // a passing state (SYN-SENT, SYN-RECEIVED, FIN-WAIT-1, CLOSING, LAST-ACK): after a
     // burst of close() calls, so the next pause shows what stays. Returns the last dump.
     std::vector<diag::SocketInfo> settle(std::chrono::milliseconds limit = std::chrono::milliseconds(2000));
+    // Forgets every host's look_inside: the namespaces they enter are about to go.
+    void stop_looking_inside();
     // A new step of the lab: refresh(), flush the trace (so a tool reading the file at a
     // --step pause sees every event so far), then Narrator::step (which may pause first).
     void step(std::string_view what);
@@ -275,7 +286,9 @@ private:
     std::optional<PortRange> range_here();
     // A connection in `dump` that belongs to a listener the kit follows and that it does
     // not know yet becomes that listener's child (observed).
-    void adopt_children(const std::vector<diag::SocketInfo>& dump);
+    void adopt_children(const std::vector<diag::SocketInfo>& dump, const std::optional<std::string>& inside);
+    // Whether the kit can read this socket's state back: here, or on a host it can look into.
+    [[nodiscard]] bool readable(const Key& key, const Known& known) const;
     // refresh()'s work; `with_owners`: also name each socket's processes (a /proc scan).
     std::vector<diag::SocketInfo> read_back(bool with_owners);
 

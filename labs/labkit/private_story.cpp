@@ -18,6 +18,12 @@ bool namespaces_unavailable(const std::string& message) {
 
 }  // namespace
 
+void end_story(Lab& lab) {
+    (void)lab.observer().settle(std::chrono::milliseconds(1000));
+    lab.observer().stop_looking_inside();
+    lab.trace().flush();
+}
+
 int tell_in_private_netns(Lab& lab, std::chrono::milliseconds limit, const std::function<nlohmann::json()>& story,
                           std::string_view without_namespaces) {
     lab.trace().flush();  // flush before fork: the child continues the same file

@@ -20,6 +20,12 @@
 
 namespace portlab::labkit {
 
+// The last thing a story told in private namespaces does: follows every closing connection
+// to its end as the kernels report it (Observer::settle: the FIN-WAIT, LAST-ACK and TIME-WAIT
+// they pass through), stops looking into the nodes (their namespaces go with the story) and
+// flushes this child's trace: the parent writes no more.
+void end_story(Lab& lab);
+
 [[nodiscard]] int tell_in_private_netns(Lab& lab, std::chrono::milliseconds limit,
                                         const std::function<nlohmann::json()>& story,
                                         std::string_view without_namespaces = {});

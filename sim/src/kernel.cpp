@@ -185,10 +185,12 @@ const trace::OptText& Kernel::recorded_host_name(HostId h) {
     return names[h.value];
 }
 
-SysResult<Ok> Kernel::failed(HostId h, std::optional<trace::SocketId> s, std::string_view call, Errno error) {
+SysResult<Ok> Kernel::failed(HostId h, std::optional<trace::SocketId> s, std::string_view call, Errno error,
+                             std::optional<Endpoint> named) {
     // EAGAIN is "not yet", not a failure: it leaves no trace (the model never blocks).
     if (recording() && error != Errno::eagain && h.value < world.hosts.size())
-        record(h, trace::CallFailed{s, std::string(call), std::string(errno_name(error)), std::string(errno_message(error))});
+        record(h, trace::CallFailed{s, std::string(call), std::string(errno_name(error)), std::string(errno_message(error)),
+                                    named});
     return error;
 }
 
@@ -384,22 +386,23 @@ SysResult<Ok> Kernel::set_auto_reply(SocketRef ref, Bytes reply) {
 // once (EINVAL), and the port must not conflict (EADDRINUSE). Port 0 asks for one.
 SysResult<Ok> Kernel::bind(SocketRef ref, Endpoint local) {
     Socket* s = user_socket(ref);
-    if (s == nullptr) return failed(ref.host, ref.id, "bind", Errno::ebadf);
+    if (s == nullptr) return failed(ref.host, ref.id, "bind", Errno::ebadf, local);
     const Host& host = host_of(ref.host);
-    if (local.address.family() != s->family) return failed(ref.host, ref.id, "bind", Errno::eafnosupport);
-    if (!is_local_address(host, local.address)) return failed(ref.host, ref.id, "bind", Errno::eaddrnotavail);
+    const Endpoint wanted = local;  // as the call named it: a failed bind() shows the port it wanted
+    if (local.address.family() != s->family) return failed(ref.host, ref.id, "bind", Errno::eafnosupport, wanted);
+    if (!is_local_address(host, local.address)) return failed(ref.host, ref.id, "bind", Errno::eaddrnotavail, wanted);
     if (local.port != 0 && local.port < host.options.unprivileged_port_start && !s->privileged)
-        return failed(ref.host, ref.id, "bind", Errno::eacces);
-    if (s->local || s->state != TcpState::closed) return failed(ref.host, ref.id, "bind", Errno::einval);
+        return failed(ref.host, ref.id, "bind", Errno::eacces, wanted);
+    if (s->local || s->state != TcpState::closed) return failed(ref.host, ref.id, "bind", Errno::einval, wanted);
     trace::BindHow how = trace::BindHow::explicit_port;
     if (local.port == 0) {
         const auto purpose = s->protocol == Protocol::tcp ? PortPurpose::tcp_bind_zero : PortPurpose::udp;
         const auto port = pick_ephemeral(ref.host, *s, purpose, local.address, std::nullopt);
-        if (!port) return failed(ref.host, ref.id, "bind", Errno::eaddrinuse);  // Linux: bind(0) on a full range
+        if (!port) return failed(ref.host, ref.id, "bind", Errno::eaddrinuse, wanted);  // Linux: bind(0) on a full range
         local.port = *port;
         how = trace::BindHow::bind_zero;
     } else if (bind_conflict(host, *s, local)) {
-        return failed(ref.host, ref.id, "bind", Errno::eaddrinuse);
+        return failed(ref.host, ref.id, "bind", Errno::eaddrinuse, wanted);
     }
     std::optional<std::string> note;
     if (s->reuse_address) note = "SO_REUSEADDR set";
@@ -440,11 +443,11 @@ SysResult<Ok> Kernel::listen(SocketRef ref, std::uint32_t backlog) {
 
 SysResult<Ok> Kernel::connect(SocketRef ref, Endpoint remote) {
     Socket* s = user_socket(ref);
-    if (s == nullptr) return failed(ref.host, ref.id, "connect", Errno::ebadf);
-    if (remote.address.family() != s->family) return failed(ref.host, ref.id, "connect", Errno::eafnosupport);
+    if (s == nullptr) return failed(ref.host, ref.id, "connect", Errno::ebadf, remote);
+    if (remote.address.family() != s->family) return failed(ref.host, ref.id, "connect", Errno::eafnosupport, remote);
     if (s->protocol == Protocol::tcp) {
-        if (s->state == TcpState::syn_sent) return failed(ref.host, ref.id, "connect", Errno::ealready);
-        if (s->state != TcpState::closed || s->listening) return failed(ref.host, ref.id, "connect", Errno::eisconn);
+        if (s->state == TcpState::syn_sent) return failed(ref.host, ref.id, "connect", Errno::ealready, remote);
+        if (s->state != TcpState::closed || s->listening) return failed(ref.host, ref.id, "connect", Errno::eisconn, remote);
     }
     const IpAddress source = s->local && !s->local->address.is_unspecified()
                                  ? s->local->address
@@ -458,7 +461,7 @@ SysResult<Ok> Kernel::connect(SocketRef ref, Endpoint remote) {
             port = share_ephemeral(ref.host, *s, Endpoint{source, 0}, remote);
             if (port) note = "shared with connections to other destinations: the 4-tuple is still unique";
         }
-        if (!port) return failed(ref.host, ref.id, "connect", Errno::eaddrnotavail);
+        if (!port) return failed(ref.host, ref.id, "connect", Errno::eaddrnotavail, remote);
         // TCP and UDP alike bind the source address the route gives: inet_hash_connect for
         // TCP, __ip4_datagram_connect / ip6_datagram_connect (inet_rcv_saddr) for UDP.
         bind_to(ref.host, *s, Endpoint{source, *port}, trace::BindHow::ephemeral, std::move(note));
@@ -467,7 +470,7 @@ SysResult<Ok> Kernel::connect(SocketRef ref, Endpoint remote) {
     // The 4-tuple must be new (Linux __inet_check_established).
     const Endpoint local{source, s->local->port};
     if (s->protocol == Protocol::tcp && !host_of(ref.host).add_connection(Protocol::tcp, FourTuple{local, remote}, s->id))
-        return failed(ref.host, ref.id, "connect", Errno::eaddrnotavail);
+        return failed(ref.host, ref.id, "connect", Errno::eaddrnotavail, remote);
     if (s->local->address.is_unspecified()) {
         // Bound to the wildcard: connect() fills the address in, as getsockname() then shows.
         s->local = local;

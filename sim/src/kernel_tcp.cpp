@@ -227,11 +227,12 @@ void Kernel::connection_closed(HostId h, Socket& s, std::string cause, std::opti
     }
     remove_connection(h, s);
     if (s.port_auto_bound) detach_port(h, s);
-    s.remote.reset();
+    const auto remote = std::exchange(s.remote, std::nullopt);
     if (error) {
         s.error = *error;
         record(h, trace::CallFailed{s.id, std::string(call), std::string(errno_name(*error)),
-                                    std::string(errno_message(*error))});
+                                    std::string(errno_message(*error)),
+                                    call == "connect" ? remote : std::nullopt});  // the address connect() named
     }
 }
 

@@ -67,6 +67,9 @@ float text_width(const std::string& s, float font_scale = 1.0f) {
 // ===========================================================================
 
 std::string slot_title(const Slot& slot, const ServiceTable& services) {
+    // A refused bind() holds no port: name the one it asked for, crossed out in words.
+    if (!slot.local && slot.refused_bind)
+        return std::string(to_string(slot.protocol)) + "/" + std::to_string(slot.refused_bind->port) + " refused";
     if (!slot.local) return std::string(to_string(slot.protocol)) + "/-";
     std::string title = std::string(to_string(slot.protocol)) + "/" + std::to_string(slot.local->port);
     if (const auto* service = services.find_by_port(slot.local->port, slot.protocol)) title += " " + service->name;
@@ -422,6 +425,8 @@ void socket_tooltip(const Model& model, const Slot& slot) {
         style::text("remote: " + (socket->remote ? socket->remote->to_string() : std::string("none")));
         style::text("state:  " + std::string(socket->state_name()));
         if (socket->error) style::text_coloured(IM_COL32(255, 90, 80, 255), "last call failed with " + *socket->error);
+        if (socket->refused_bind)
+            style::text_coloured(IM_COL32(255, 90, 80, 255), "bind() to " + socket->refused_bind->to_string() + " was refused: no port held");
         if (socket->listener && socket->awaiting_accept)
             style::text("made by listening socket " + std::to_string(socket->listener->value) + "; accept() has not returned it yet");
         else if (socket->listener)

@@ -259,6 +259,7 @@ void State::on(HostIndex host, const trace::Bound& body) {
     socket.local = body.endpoint;
     socket.how = body.how;
     socket.bind_note = body.note;
+    socket.refused_bind.reset();  // bound after all: the port it holds is what counts now
     note_address(host, body.endpoint.address);
 }
 
@@ -372,7 +373,11 @@ void State::on(HostIndex host, const trace::Packet& body) {
 }
 
 void State::on(HostIndex host, const trace::CallFailed& body) {
-    if (body.socket) socket_on(host, *body.socket, Protocol::tcp).error = body.errno_name;
+    if (body.socket) {
+        Socket& socket = socket_on(host, *body.socket, Protocol::tcp);
+        socket.error = body.errno_name;
+        if (body.call == "bind" && body.endpoint) socket.refused_bind = body.endpoint;
+    }
     ++hosts_[host].errors;
     push_bounded(recent_errors_, applied_, error_limit);
 }

@@ -86,6 +86,9 @@ struct Socket {
     std::optional<SocketId> listener;  // for a socket made for a connection at a listener (child_created or accepted)
     bool awaiting_accept = false;      // child_created, and accept() has not returned it yet (SYN-RECV / accept queue)
     std::optional<std::string> error;  // errno name of the last call that failed on it ("ECONNREFUSED")
+    // The endpoint a failed bind() asked for: the socket holds no port, but the picture must
+    // say which port was refused (lab01's EACCES below 1024, lab06's EADDRINUSE).
+    std::optional<Endpoint> refused_bind;
     std::size_t created_at = 0;  // index of the event that introduced it
     std::size_t changed_at = 0;  // index of the last event that named it
 

@@ -78,6 +78,7 @@ json slots_json(const Model& model) {
                       {"local", endpoint_json(slot.local)},
                       {"state", to_string(slot.state)},
                       {"error", slot.error ? json(*slot.error) : json(nullptr)},
+                      {"refused_bind", endpoint_json(slot.refused_bind)},
                       {"observed", slot.observed}};
         if (!slot.observed) {
             if (const auto* socket = world.find_socket(slot.ref)) {

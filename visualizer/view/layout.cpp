@@ -144,6 +144,7 @@ Layout compute_layout(const replay::State& world, std::span<const Conversation> 
             slot.local = socket.local;
             slot.state = socket.slot_state();
             slot.error = socket.error;
+            slot.refused_bind = socket.refused_bind;
             layout.by_socket.emplace(slot.ref, layout.slots.size());
             layout.slots.push_back(slot);
         }

@@ -46,6 +46,7 @@ struct Slot {
     std::optional<Endpoint> local;
     replay::SlotState state = replay::SlotState::created;
     std::optional<std::string> error;  // the errno of the socket's last failed call, marked on the slot
+    std::optional<Endpoint> refused_bind;  // the endpoint a failed bind() wanted (the slot holds no port)
     Rect rect;
 };
 

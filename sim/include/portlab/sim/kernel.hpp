@@ -112,7 +112,9 @@ private:
     }
     // The host's name for a packet event, shared (Recorder::host_names); only when recording.
     const trace::OptText& recorded_host_name(HostId h);
-    SysResult<Ok> failed(HostId h, std::optional<trace::SocketId> s, std::string_view call, Errno error);
+    // Records the failed call (with the address it named, when it named one) and returns its errno.
+    SysResult<Ok> failed(HostId h, std::optional<trace::SocketId> s, std::string_view call, Errno error,
+                         std::optional<Endpoint> named = std::nullopt);
     // Whether events are being kept: building an event's text costs allocations the
     // bare model (benchmarks, silent replay) should not pay.
     [[nodiscard]] bool recording() const noexcept { return recorder != nullptr; }
