@@ -244,9 +244,9 @@ void draw_bundles(const Canvas& canvas, const Model& model, const Layout& layout
         if (!a || !b) continue;
         const auto [p, q] = line_ends(a->rect, b->rect);
         const Route route = route_between(layout, p, q, hosts.first, hosts.second);
-        // Labelled over its middle stretch (under the boxes it goes round).
-        const ImVec2 s = canvas.screen(route.count == 4 ? route.points[1] : p);
-        const ImVec2 e = canvas.screen(route.count == 4 ? route.points[2] : q);
+        const auto [label_s, label_e] = route.label_stretch();  // under the boxes it goes round
+        const ImVec2 s = canvas.screen(label_s);
+        const ImVec2 e = canvas.screen(label_e);
         const float width = std::clamp(2.0f * std::log2(static_cast<float>(count) + 1.0f), 2.0f, 28.0f);
         draw_route(canvas, route, IM_COL32(120, 200, 140, 150), width);
         const std::string label = std::to_string(count) + " connections " + model.world().hosts()[hosts.first].name + " <-> " +

@@ -434,10 +434,7 @@ std::vector<TupleLabel> connection_labels(const replay::State& world, const Layo
         const Line& line = layout.lines[i];
         const Slot& from = layout.slots[line.from_slot];
         const Slot& to = layout.slots[line.to_slot];
-        // A line round the boxes between its hosts is labelled along its stretch under them.
-        const bool bent = line.route.count == 4;
-        const Vec2 p = bent ? line.route.points[1] : line.route.front();
-        const Vec2 q = bent ? line.route.points[2] : line.route.back();
+        const auto [p, q] = line.route.label_stretch();  // under the boxes it goes round
         const bool same_host = from.host == to.host;
         const std::string first = line.tuple.local.to_string() + " ->";
         const std::string second = line.tuple.remote.to_string();

@@ -12,6 +12,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "replay/state.hpp"
@@ -73,6 +74,10 @@ struct Route {
     [[nodiscard]] Vec2 at(float distance) const noexcept;
     // Its first `distance`: the way a dropped packet goes before its stop.
     [[nodiscard]] Route until(float distance) const noexcept;
+    // The stretch its label goes over: the one under the boxes it goes round, else all of it.
+    [[nodiscard]] std::pair<Vec2, Vec2> label_stretch() const noexcept {
+        return count == 4 ? std::pair{points[1], points[2]} : std::pair{front(), back()};
+    }
 };
 
 struct Line {
