@@ -203,11 +203,13 @@ float chip_height() { return chip_rect(Vec2{}, Vec2{0, ImGui::GetFontSize() * 0.
 
 // Whether any of a route's box (its corners' span) is on the canvas.
 bool on_screen(const Canvas& canvas, const Route& route) {
-    Vec2 low = route.front();
-    Vec2 high = low;
-    for (const Vec2 p : route.corners()) {
-        low = Vec2{std::min(low.x, p.x), std::min(low.y, p.y)};
-        high = Vec2{std::max(high.x, p.x), std::max(high.y, p.y)};
+    const Vec2 a = route.front();
+    const Vec2 b = route.back();
+    Vec2 low{std::min(a.x, b.x), std::min(a.y, b.y)};
+    Vec2 high{std::max(a.x, b.x), std::max(a.y, b.y)};
+    for (std::size_t i = 1; i + 1 < route.count; ++i) {  // the bends, if any
+        low = Vec2{std::min(low.x, route.points[i].x), std::min(low.y, route.points[i].y)};
+        high = Vec2{std::max(high.x, route.points[i].x), std::max(high.y, route.points[i].y)};
     }
     const ImVec2 s = canvas.screen(low);
     const ImVec2 e = canvas.screen(high);
