@@ -13,6 +13,7 @@
 #include <imgui.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <map>
 #include <string>
@@ -203,9 +204,30 @@ void draw_slot(const Canvas& canvas, const Model& model, const ViewState& view, 
 // A packet chip's height in pixels (chip_rect around a line of text at 0.85 of the font).
 float chip_height() { return chip_rect(Vec2{}, Vec2{0, ImGui::GetFontSize() * 0.85f}).h; }
 
-bool on_screen(const Canvas& canvas, ImVec2 s, ImVec2 e) {
-    return !(std::max(s.x, e.x) < canvas.origin.x || std::min(s.x, e.x) > canvas.origin.x + canvas.size.x ||
-             std::max(s.y, e.y) < canvas.origin.y || std::min(s.y, e.y) > canvas.origin.y + canvas.size.y);
+// Whether any of a route's box (its corners' span) is on the canvas.
+bool on_screen(const Canvas& canvas, const Route& route) {
+    const Vec2 a = route.front();
+    const Vec2 b = route.back();
+    Vec2 low{std::min(a.x, b.x), std::min(a.y, b.y)};
+    Vec2 high{std::max(a.x, b.x), std::max(a.y, b.y)};
+    for (std::size_t i = 1; i + 1 < route.count; ++i) {  // the bends, if any
+        low = Vec2{std::min(low.x, route.points[i].x), std::min(low.y, route.points[i].y)};
+        high = Vec2{std::max(high.x, route.points[i].x), std::max(high.y, route.points[i].y)};
+    }
+    const ImVec2 s = canvas.screen(low);
+    const ImVec2 e = canvas.screen(high);
+    return !(e.x < canvas.origin.x || s.x > canvas.origin.x + canvas.size.x || e.y < canvas.origin.y || s.y > canvas.origin.y + canvas.size.y);
+}
+
+// A route as the canvas draws it: one line, or a polyline round the boxes it avoids.
+void draw_route(const Canvas& canvas, const Route& route, ImU32 colour, float thickness) {
+    if (route.count <= 2) {
+        canvas.draw->AddLine(canvas.screen(route.front()), canvas.screen(route.back()), colour, thickness);
+        return;
+    }
+    std::array<ImVec2, Route::most> points{};
+    for (std::size_t i = 0; i < route.count; ++i) points[i] = canvas.screen(route.points[i]);
+    canvas.draw->AddPolyline(points.data(), static_cast<int>(route.count), colour, ImDrawFlags_None, thickness);
 }
 
 // Past this many lines on screen, each pair of hosts gets one band labelled with
@@ -226,10 +248,12 @@ void draw_bundles(const Canvas& canvas, const Model& model, const Layout& layout
         const HostBox* b = layout.box_of(hosts.second);
         if (!a || !b) continue;
         const auto [p, q] = line_ends(a->rect, b->rect);
-        const ImVec2 s = canvas.screen(p);
-        const ImVec2 e = canvas.screen(q);
+        const Route route = route_between(layout, p, q, hosts.first, hosts.second);
+        const auto [label_s, label_e] = route.label_stretch();  // under the boxes it goes round
+        const ImVec2 s = canvas.screen(label_s);
+        const ImVec2 e = canvas.screen(label_e);
         const float width = std::clamp(2.0f * std::log2(static_cast<float>(count) + 1.0f), 2.0f, 28.0f);
-        canvas.draw->AddLine(s, e, IM_COL32(120, 200, 140, 150), width);
+        draw_route(canvas, route, IM_COL32(120, 200, 140, 150), width);
         const std::string label = std::to_string(count) + " connections " + model.world().hosts()[hosts.first].name + " <-> " +
                                   model.world().hosts()[hosts.second].name + " (zoom in for each 4-tuple)";
         const float w = text_width(label, 0.9f);
@@ -259,22 +283,17 @@ Rect chip_screen_rect(ImVec2 at, replay::PacketLabel label) {
 }
 
 void draw_lines(const Canvas& canvas, const Model& model, const Layout& layout) {
-    std::vector<std::pair<ImVec2, ImVec2>> visible;
     std::vector<const Line*> visible_lines;
     for (const auto& line : layout.lines) {
-        const auto [p, q] = line_ends(layout.slots[line.from_slot].rect, layout.slots[line.to_slot].rect);
-        const ImVec2 s = canvas.screen(p);
-        const ImVec2 e = canvas.screen(q);
-        if (!on_screen(canvas, s, e)) continue;
-        if (visible.size() > max_lines_drawn) break;
-        visible.emplace_back(s, e);
+        if (!on_screen(canvas, line.route)) continue;
+        if (visible_lines.size() > max_lines_drawn) break;
         visible_lines.push_back(&line);
     }
-    if (visible.size() > max_lines_drawn) {
+    if (visible_lines.size() > max_lines_drawn) {
         draw_bundles(canvas, model, layout);
         return;
     }
-    const bool labels = visible.size() <= 64 && canvas.scale() >= 0.45f;
+    const bool labels = visible_lines.size() <= 64 && canvas.scale() >= 0.45f;
     // The 4-tuple labels, placed clear of the packets resting on the links, of the hosts'
     // names and of each other (view/layout.hpp's connection_labels).
     std::vector<TupleLabel> placed;
@@ -287,17 +306,17 @@ void draw_lines(const Canvas& canvas, const Model& model, const Layout& layout) 
                                    [](const std::string& text, float scale) { return text_width(text, scale); }, chips, chip_height(),
                                    Rect{canvas.origin.x, canvas.origin.y, canvas.size.x, canvas.size.y});
     }
-    for (std::size_t i = 0; i < visible.size(); ++i) {
-        const Line& line = *visible_lines[i];
-        const auto [s, e] = visible[i];
-        const Rect& from = layout.slots[line.from_slot].rect;
-        const Rect& to = layout.slots[line.to_slot].rect;
-        const ImU32 colour = line.protocol == Protocol::tcp ? IM_COL32(120, 200, 140, 200) : IM_COL32(110, 180, 230, 200);
+    for (const Line* line : visible_lines) {
+        const Rect& from = layout.slots[line->from_slot].rect;
+        const Rect& to = layout.slots[line->to_slot].rect;
+        const ImU32 colour = line->protocol == Protocol::tcp ? IM_COL32(120, 200, 140, 200) : IM_COL32(110, 180, 230, 200);
         if (std::abs(from.center().x - to.center().x) < 1) {
+            const ImVec2 s = canvas.screen(line->route.front());
+            const ImVec2 e = canvas.screen(line->route.back());
             const float bulge = loop_bulge(canvas.scale());
             canvas.draw->AddBezierCubic(s, ImVec2(s.x + bulge, s.y), ImVec2(e.x + bulge, e.y), e, colour, 2.0f);
         } else {
-            canvas.draw->AddLine(s, e, colour, 2.0f);
+            draw_route(canvas, line->route, colour, 2.0f);
         }
     }
     // Over every line, so no line crosses a label's text.
@@ -352,7 +371,7 @@ void draw_current_packet(const Canvas& canvas, const Model& model, const ViewSta
     if (!path.valid) return;
     const Vec2 at = packet_point(path, packet->kind, split_flight(model.timeline(), *current), static_cast<float>(view.playback.phase));
     // The path, faintly, so the eye knows where it goes.
-    canvas.draw->AddLine(canvas.screen(path.from), canvas.screen(path.stop.value_or(path.to)), IM_COL32(255, 255, 255, 50), 1.5f);
+    draw_route(canvas, path.stop_at ? path.route.until(*path.stop_at) : path.route, IM_COL32(255, 255, 255, 50), 1.5f);
     draw_packet_chip(canvas, canvas.screen(at), path.label, false);
     if (packet->kind == trace::PacketKind::dropped && view.playback.phase >= 0.95)
         draw_drop_mark(canvas, canvas.screen(*path.stop), drop_words(*packet));

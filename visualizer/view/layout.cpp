@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <queue>
+#include <set>
 #include <string>
 
 namespace portlab::viz {
@@ -102,6 +103,7 @@ SlotPlan make_slot_plan(const replay::Timeline& timeline) {
     SlotPlan plan;
     replay::State world;
     std::vector<HostCells> per_host;
+    std::set<std::pair<replay::HostIndex, replay::HostIndex>> links;
     for (std::size_t i = 0; i < timeline.size(); ++i) {
         const trace::Event& event = timeline.event(i);
         world.apply(event);
@@ -109,6 +111,11 @@ SlotPlan make_slot_plan(const replay::Timeline& timeline) {
         if (plan.hosts.size() < hosts.size()) {
             plan.hosts.resize(hosts.size());
             per_host.resize(hosts.size());
+        }
+        if (const auto* packet = std::get_if<trace::Packet>(&event.body); packet && packet->from_host && packet->to_host) {
+            const auto a = world.find_host(*packet->from_host);
+            const auto b = world.find_host(*packet->to_host);
+            if (a && b && *a != *b) links.insert(std::minmax(*a, *b));
         }
         const auto h = world.find_host(event.host);
         if (!h) continue;
@@ -126,6 +133,7 @@ SlotPlan make_slot_plan(const replay::Timeline& timeline) {
         for (const auto& [id, socket] : host.sockets) ids.push_back(id);
         for (const trace::SocketId id : ids) settle(plan, *h, cells, id, host);
     }
+    plan.links.assign(links.begin(), links.end());
     return plan;
 }
 
@@ -244,13 +252,24 @@ Layout compute_layout(const replay::State& world, std::span<const Conversation> 
         if (hosts[h].pool.range)
             box.pool_strip = Rect{x + m.padding, box.rect.bottom() - m.padding - m.pool_h, box.rect.w - 2 * m.padding, m.pool_h};
     }
+    // Three or more in a row: a line between two of them may go under the ones between
+    // (route_between), and its label under that; the bottom row keeps room for both.
+    if (per_row >= 3 && !row_height.empty()) {
+        const std::size_t rows = (host_count + per_row - 1) / per_row;
+        float y = 0;
+        for (std::size_t r = 0; r + 1 < rows; ++r) y += row_height[r] + m.host_gap_y;
+        layout.bounds.h = std::max(layout.bounds.h, y + row_height[rows - 1] + route_clearance + m.host_gap_y / 2);
+    }
+    if (plan) layout.links = plan->links;
+    layout.routers.resize(hosts.size());
+    for (replay::HostIndex h = 0; h < hosts.size(); ++h) layout.routers[h] = hosts[h].role == "router";
 
     // Lines: a connection's two sockets, or a capture's two endpoints.
     for (const auto& connection : world.connections()) {
         if (!connection.a || !connection.b) continue;
         const auto a = layout.slot_of(*connection.a);
         const auto b = layout.slot_of(*connection.b);
-        if (a && b) layout.lines.push_back(Line{*a, *b, connection.protocol, connection.tuple});
+        if (a && b) layout.lines.push_back(Line{*a, *b, connection.protocol, connection.tuple, {}});
     }
     for (const auto& conversation : observed) {
         if (conversation.first_index >= position) continue;
@@ -259,7 +278,13 @@ Layout compute_layout(const replay::State& world, std::span<const Conversation> 
         if (!host_a || !host_b) continue;
         const auto a = layout.observed_slot(*host_a, conversation.protocol, conversation.a);
         const auto b = layout.observed_slot(*host_b, conversation.protocol, conversation.b);
-        if (a && b) layout.lines.push_back(Line{*a, *b, conversation.protocol, FourTuple{conversation.a, conversation.b}});
+        if (a && b) layout.lines.push_back(Line{*a, *b, conversation.protocol, FourTuple{conversation.a, conversation.b}, {}});
+    }
+    for (auto& line : layout.lines) {
+        const Slot& from = layout.slots[line.from_slot];
+        const Slot& to = layout.slots[line.to_slot];
+        const auto [s, e] = line_ends(from.rect, to.rect);
+        line.route = route_between(layout, s, e, from.host, to.host);
     }
     return layout;
 }
@@ -410,7 +435,7 @@ std::vector<TupleLabel> connection_labels(const replay::State& world, const Layo
         const Line& line = layout.lines[i];
         const Slot& from = layout.slots[line.from_slot];
         const Slot& to = layout.slots[line.to_slot];
-        const auto [p, q] = line_ends(from.rect, to.rect);
+        const auto [p, q] = line.route.label_stretch();  // under the boxes it goes round
         const bool same_host = from.host == to.host;
         const std::string first = line.tuple.local.to_string() + " ->";
         const std::string second = line.tuple.remote.to_string();
@@ -474,8 +499,11 @@ float pool_x(const Rect& strip, PortRange range, Port port) noexcept {
     return strip.x + share * strip.w;
 }
 
-std::optional<Vec2> entry_point(Vec2 a, Vec2 b, const Rect& r) noexcept {
-    // Liang-Barsky clipping: the smallest t in [0, 1] where a + t(b - a) is inside.
+namespace {
+
+// Liang-Barsky clipping: the part [t0, t1] of a + t(b - a), t in [0, 1], inside the rectangle
+// (its border counts).
+std::optional<std::pair<float, float>> clip(Vec2 a, Vec2 b, const Rect& r) noexcept {
     float t0 = 0;
     float t1 = 1;
     const float dx = b.x - a.x;
@@ -492,7 +520,121 @@ std::optional<Vec2> entry_point(Vec2 a, Vec2 b, const Rect& r) noexcept {
         else t1 = std::min(t1, t);
     }
     if (t0 > t1) return std::nullopt;
-    return Vec2{a.x + t0 * dx, a.y + t0 * dy};
+    return std::pair{t0, t1};
+}
+
+float distance(Vec2 a, Vec2 b) noexcept { return std::hypot(b.x - a.x, b.y - a.y); }
+
+// (1 - t) a + t b: a itself at 0, b itself at 1.
+Vec2 lerp(Vec2 a, Vec2 b, float t) noexcept { return Vec2{(1 - t) * a.x + t * b.x, (1 - t) * a.y + t * b.y}; }
+
+Route straight(Vec2 s, Vec2 e) noexcept {
+    Route route;
+    route.points[0] = s;
+    route.points[1] = e;
+    route.count = 2;
+    return route;
+}
+
+}  // namespace
+
+std::optional<Vec2> entry_point(Vec2 a, Vec2 b, const Rect& r) noexcept {
+    const auto inside = clip(a, b, r);
+    if (!inside) return std::nullopt;
+    const float t = inside->first;
+    return Vec2{a.x + t * (b.x - a.x), a.y + t * (b.y - a.y)};
+}
+
+float Route::length() const noexcept {
+    float total = 0;
+    for (std::size_t i = 1; i < count; ++i) total += distance(points[i - 1], points[i]);
+    return total;
+}
+
+Vec2 Route::at(float along) const noexcept {
+    if (count == 0) return {};
+    if (along <= 0) return points[0];
+    if (along >= length()) return back();
+    for (std::size_t i = 1; i < count; ++i) {
+        const float step = distance(points[i - 1], points[i]);
+        if (along < step) return lerp(points[i - 1], points[i], along / step);
+        along -= step;
+    }
+    return back();
+}
+
+Route Route::until(float along) const noexcept {
+    Route part;
+    if (count == 0) return part;
+    part.points[part.count++] = points[0];
+    for (std::size_t i = 1; i < count && along > 0; ++i) {
+        const float step = distance(points[i - 1], points[i]);
+        if (along >= step) {
+            part.points[part.count++] = points[i];
+        } else {
+            part.points[part.count++] = lerp(points[i - 1], points[i], along / step);
+        }
+        along -= step;
+    }
+    if (part.count == 1) part.points[part.count++] = points[0];
+    return part;
+}
+
+std::optional<float> first_entry(const Route& route, const Rect& rect) noexcept {
+    float before = 0;
+    for (std::size_t i = 1; i < route.count; ++i) {
+        const float step = distance(route.points[i - 1], route.points[i]);
+        if (const auto inside = clip(route.points[i - 1], route.points[i], rect)) return before + inside->first * step;
+        before += step;
+    }
+    return std::nullopt;
+}
+
+std::optional<float> last_exit(const Route& route, const Rect& rect) noexcept {
+    float before = 0;
+    std::optional<float> exit;
+    for (std::size_t i = 1; i < route.count; ++i) {
+        const float step = distance(route.points[i - 1], route.points[i]);
+        if (const auto inside = clip(route.points[i - 1], route.points[i], rect)) exit = before + inside->second * step;
+        before += step;
+    }
+    return exit;
+}
+
+bool on_the_way(const Layout& layout, replay::HostIndex via, replay::HostIndex a, replay::HostIndex b) {
+    const auto linked = [&](replay::HostIndex x, replay::HostIndex y) {
+        return std::binary_search(layout.links.begin(), layout.links.end(), std::pair{std::min(x, y), std::max(x, y)});
+    };
+    if (linked(a, b)) return false;
+    if (linked(a, via) && linked(via, b)) return true;
+    return via < layout.routers.size() && layout.routers[via];
+}
+
+Route route_between(const Layout& layout, Vec2 s, Vec2 e, replay::HostIndex from, replay::HostIndex to) {
+    // The span of the boxes the straight way enters (or touches), and whether each carries
+    // the two hosts' packets.
+    bool crossed = false;
+    bool all_on_the_way = true;
+    float left = 0;
+    float right = 0;
+    float bottom = 0;
+    for (const auto& box : layout.hosts) {
+        if (box.host == from || box.host == to || !clip(s, e, box.rect)) continue;
+        all_on_the_way = all_on_the_way && on_the_way(layout, box.host, from, to);
+        left = crossed ? std::min(left, box.rect.x) : box.rect.x;
+        right = crossed ? std::max(right, box.rect.right()) : box.rect.right();
+        bottom = crossed ? std::max(bottom, box.rect.bottom()) : box.rect.bottom();
+        crossed = true;
+    }
+    if (!crossed) return straight(s, e);
+    const float margin = all_on_the_way ? 0.0f : route_clearance;
+    float x0 = left - margin;
+    float x1 = right + margin;
+    if (s.x > e.x) std::swap(x0, x1);
+    Route route;
+    route.points = {s, Vec2{x0, bottom + margin}, Vec2{x1, bottom + margin}, e};
+    route.count = 4;
+    return route;
 }
 
 namespace {
@@ -519,18 +661,18 @@ std::optional<Vec2> slot_point(const replay::State& world, const Layout& layout,
     return std::nullopt;
 }
 
-// Halfway along the stretch of the straight line between the two hosts' boxes
-// (the whole line's middle when both ends are on one host or a box is unknown).
-Vec2 link_middle(const Layout& layout, const PacketPath& path) {
-    const Vec2 middle{(path.from.x + path.to.x) / 2, (path.from.y + path.to.y) / 2};
+// Halfway along the stretch of the route between the two hosts' boxes (the whole
+// route's middle when both ends are on one host or a box is unknown).
+float link_middle(const Layout& layout, const PacketPath& path) {
+    const float middle = path.route.length() / 2;
     if (!path.from_host || !path.to_host || *path.from_host == *path.to_host) return middle;
     const HostBox* sender = layout.box_of(*path.from_host);
     const HostBox* receiver = layout.box_of(*path.to_host);
     if (!sender || !receiver) return middle;
-    const auto leaves = entry_point(path.to, path.from, sender->rect);
-    const auto arrives = entry_point(path.from, path.to, receiver->rect);
-    if (!leaves || !arrives) return middle;
-    return Vec2{(leaves->x + arrives->x) / 2, (leaves->y + arrives->y) / 2};
+    const auto leaves = last_exit(path.route, sender->rect);
+    const auto arrives = first_entry(path.route, receiver->rect);
+    if (!leaves || !arrives || *leaves > *arrives) return middle;
+    return (*leaves + *arrives) / 2;
 }
 
 }  // namespace
@@ -554,23 +696,29 @@ PacketPath packet_path(const replay::State& world, const Layout& layout, const t
     path.from = *from;
     path.to = *to;
     path.valid = true;
+    path.route = route_between(layout, path.from, path.to, *path.from_host, *path.to_host);
 
-    path.rest = link_middle(layout, path);
+    path.rest_at = link_middle(layout, path);
+    path.rest = path.route.at(path.rest_at);
     if (packet->kind == trace::PacketKind::dropped) {
         // Lost on the link: where it rested in flight, touching no box. Else it
         // stops where it meets the dropping host's box: on the way in at the
-        // receiver, on the way out at the sender, or at a router in between.
+        // receiver, on the way out at the sender, or at a router in between (off
+        // the way: it flies to the router's middle instead).
         const HostBox* box = event_host ? layout.box_of(*event_host) : nullptr;
         path.left_sender = packet->cause == trace::DropCause::link || event_host != path.from_host;
-        if (packet->cause == trace::DropCause::link)
-            path.stop = path.rest;
-        else if (box && event_host == path.to_host && event_host != path.from_host)
-            path.stop = entry_point(path.from, path.to, box->rect);
-        else if (box && event_host == path.from_host && event_host != path.to_host)
-            path.stop = entry_point(path.to, path.from, box->rect);
-        else if (box)
-            path.stop = box->rect.center();
-        if (!path.stop) path.stop = Vec2{(path.from.x + path.to.x) / 2, (path.from.y + path.to.y) / 2};
+        if (packet->cause == trace::DropCause::link) {
+            path.stop_at = path.rest_at;
+        } else if (box && event_host == path.to_host && event_host != path.from_host) {
+            path.stop_at = first_entry(path.route, box->rect);
+        } else if (box && event_host == path.from_host && event_host != path.to_host) {
+            path.stop_at = last_exit(path.route, box->rect);
+        } else if (box) {
+            path.route = route_between(layout, path.from, box->rect.center(), *path.from_host, *event_host);
+            path.stop_at = path.route.length();
+        }
+        if (!path.stop_at) path.stop_at = path.route.length() / 2;
+        path.stop = path.route.at(*path.stop_at);
     }
     return path;
 }
@@ -580,14 +728,13 @@ bool split_flight(const replay::Timeline& timeline, std::size_t index) {
 }
 
 Vec2 packet_point(const PacketPath& path, trace::PacketKind kind, bool split, float phase) noexcept {
-    const auto between = [t = std::clamp(phase, 0.0f, 1.0f)](Vec2 a, Vec2 b) {
-        return Vec2{a.x + t * (b.x - a.x), a.y + t * (b.y - a.y)};
-    };
+    // Between two distances along the route; (1 - t) a + t b lands on each end exactly.
+    const auto between = [&, t = std::clamp(phase, 0.0f, 1.0f)](float a, float b) { return path.route.at((1 - t) * a + t * b); };
     if (!split) return point_along(path, phase);
     switch (kind) {
-        case trace::PacketKind::sent: return between(path.from, path.rest);
-        case trace::PacketKind::delivered: return between(path.rest, path.to);
-        case trace::PacketKind::dropped: return between(path.left_sender ? path.rest : path.from, path.stop.value_or(path.to));
+        case trace::PacketKind::sent: return between(0, path.rest_at);
+        case trace::PacketKind::delivered: return between(path.rest_at, path.route.length());
+        case trace::PacketKind::dropped: return between(path.left_sender ? path.rest_at : 0, path.stop_at.value_or(path.route.length()));
     }
     return point_along(path, phase);
 }
@@ -612,8 +759,7 @@ DropWords drop_words(const trace::Packet& packet) {
 
 Vec2 point_along(const PacketPath& path, float t) noexcept {
     t = std::clamp(t, 0.0f, 1.0f);
-    const Vec2 end = path.stop.value_or(path.to);  // a router in between may be off the straight line
-    return Vec2{path.from.x + t * (end.x - path.from.x), path.from.y + t * (end.y - path.from.y)};
+    return path.route.at(t * path.stop_at.value_or(path.route.length()));  // a drop goes no further than its stop
 }
 
 }  // namespace portlab::viz

@@ -5,12 +5,14 @@
 // pool as a strip along its bottom, a line per connection, and the path a packet
 // takes between two slots.
 
+#include <array>
 #include <cstddef>
 #include <functional>
 #include <map>
 #include <optional>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "replay/state.hpp"
@@ -58,11 +60,33 @@ struct HostBox {
     std::vector<std::size_t> slots;
 };
 
+// A way across the canvas, from its first point to its last: straight, or bent round
+// the boxes of hosts between its ends (route_between).
+struct Route {
+    static constexpr std::size_t most = 4;
+    std::array<Vec2, most> points{};
+    std::size_t count = 0;
+    [[nodiscard]] std::span<const Vec2> corners() const noexcept { return {points.data(), count}; }
+    [[nodiscard]] Vec2 front() const noexcept { return points[0]; }
+    [[nodiscard]] Vec2 back() const noexcept { return points[count == 0 ? 0 : count - 1]; }
+    [[nodiscard]] float length() const noexcept;
+    // The point `distance` along from its start: its first point at 0 or less, its last at
+    // its length or more.
+    [[nodiscard]] Vec2 at(float distance) const noexcept;
+    // Its first `distance`: the way a dropped packet goes before its stop.
+    [[nodiscard]] Route until(float distance) const noexcept;
+    // The stretch its label goes over: the one under the boxes it goes round, else all of it.
+    [[nodiscard]] std::pair<Vec2, Vec2> label_stretch() const noexcept {
+        return count == 4 ? std::pair{points[1], points[2]} : std::pair{front(), back()};
+    }
+};
+
 struct Line {
     std::size_t from_slot = 0;
     std::size_t to_slot = 0;
     Protocol protocol = Protocol::tcp;
     FourTuple tuple;
+    Route route;  // from line_ends' first point to its second, round the boxes of other hosts
 };
 
 struct LayoutMetrics {
@@ -91,6 +115,10 @@ struct Layout {
 
     std::map<replay::SocketRef, std::size_t> by_socket;
     std::map<std::tuple<replay::HostIndex, Protocol, Endpoint>, std::size_t> by_endpoint;
+    // Which hosts exchange packets directly (SlotPlan::links), and which forward
+    // (a router's role): what route_between needs to tell a router on the way.
+    std::vector<std::pair<replay::HostIndex, replay::HostIndex>> links;
+    std::vector<bool> routers;
 };
 
 // Where every socket of a whole trace goes, so nothing jumps as sockets come and go:
@@ -105,6 +133,10 @@ struct SlotPlan {
     std::vector<HostPlan> hosts;  // by replay::HostIndex, every host of the trace
     // The cell of a socket, by (host, the event that introduced it: replay::Socket::created_at).
     std::map<std::pair<replay::HostIndex, std::size_t>, std::size_t> cells;
+    // The pairs of hosts a packet went between, one hop (its from_host and to_host), lower
+    // index first, sorted: a host between two others on the canvas is on their way when
+    // both reach it and neither reaches the other.
+    std::vector<std::pair<replay::HostIndex, replay::HostIndex>> links;
 };
 // One pass over the trace, whatever its length: a replay::State applied once per event
 // and a look at the one socket each event names; memory: one cell per socket ever seen.
@@ -148,6 +180,23 @@ inline constexpr float inspector_tree_share = 0.6f;
 // From the edge of one slot to the edge of the other, on the sides facing each other
 // (the right sides when one is above the other: a loopback connection).
 [[nodiscard]] std::pair<Vec2, Vec2> line_ends(const Rect& a, const Rect& b) noexcept;
+// How far a route that goes round a host's box keeps from it, in canvas units.
+inline constexpr float route_clearance = 30;
+// The way from `s` (on host `from`) to `e` (on host `to`): straight when it enters no other
+// host's box; else, for boxes between them (a row: client, router, server), under them:
+// - along the bottom border of the boxes when each is a router on the way between the two
+//   hosts (it carries their packets), so the line visibly goes via the router, over
+//   neither its name nor its slots;
+// - route_clearance under them, and as far from their sides, when one is not, so the
+//   picture never suggests a packet visits a host it does not.
+[[nodiscard]] Route route_between(const Layout& layout, Vec2 s, Vec2 e, replay::HostIndex from, replay::HostIndex to);
+// Whether host `via` is on the way between `a` and `b`: no packet went between `a` and
+// `b` directly and packets went between each of them and `via`, or, with no packet
+// between them, `via` is a router (the trace's role).
+[[nodiscard]] bool on_the_way(const Layout& layout, replay::HostIndex via, replay::HostIndex a, replay::HostIndex b);
+// Where along `route` (a distance from its start) it first enters `rect`, and last leaves it.
+[[nodiscard]] std::optional<float> first_entry(const Route& route, const Rect& rect) noexcept;
+[[nodiscard]] std::optional<float> last_exit(const Route& route, const Rect& rect) noexcept;
 // A packet's chip (its label in a rounded box) centred at `at`, in screen pixels.
 [[nodiscard]] Rect chip_rect(Vec2 at, Vec2 text_size) noexcept;
 // Where a connection line's 4-tuple label goes, in screen pixels: centred over the line
@@ -263,6 +312,12 @@ struct PacketPath {
     Vec2 to;
     Vec2 rest;                 // on the link: between the sender's box and the receiver's
     std::optional<Vec2> stop;  // where a drop happens
+    // The way it flies: from `from` to `to` (to `stop` when that is off it), round the
+    // boxes of other hosts as its connection's line goes (route_between); `rest` and
+    // `stop` are on it, at these distances along.
+    Route route;
+    float rest_at = 0;
+    std::optional<float> stop_at;
     bool left_sender = false;  // a drop after the packet left its sender (so after its `sent` event)
     replay::PacketLabel label = replay::PacketLabel::other;
     std::optional<replay::HostIndex> from_host;
