@@ -23,6 +23,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -264,6 +265,10 @@ struct RunLimits {
     // Every event the simulation runs counts; a story that needs more is refused with
     // an error instead of running for ever.
     std::size_t max_events = 5'000'000;
+    // Called with the simulator after every line of the file and after every event the
+    // run executes (Simulator::step), so a test can hold each intermediate World to what
+    // the trace so far says (tests/test_viz_every_step.cpp). Unset: nothing is called.
+    std::function<void(const Simulator&)> observe;
 };
 
 // Runs every step in order on a new Simulator. An error only when the limits are hit.
