@@ -202,9 +202,12 @@ struct Judge {
         for (const auto& [key, facts] : point.sockets) {
             const std::string who = key.first + " socket " + std::to_string(key.second);
             const auto found = drawn.find(key);
-            // Every socket the kernel keeps has a slot: a port it holds is taken, and one it does
-            // not (made, not yet bound) is still a descriptor the program has. Sockets the model has
-            // freed (closed, or a connection that ended before accept()) are in no World: ss lists them no more.
+            // Every socket the kernel keeps has a slot, including two that ss(8) does not list
+            // (sock_diag dumps only hashed sockets): one made but not yet bound, and one whose
+            // connection failed (CLOSED, unhashed by tcp_done) while its program still holds the
+            // descriptor; the slot shows it created or closed, with no port and no peer, which is
+            // what the program has. Sockets the model has freed (closed by their program and done
+            // with TCP, or a connection that ended before accept()) are in no World, and drawn nowhere.
             if (found == drawn.end()) {
                 expect(point, caption, who, "a slot", "none");
                 continue;
