@@ -338,6 +338,12 @@ Run run_observed(std::string_view name, std::uint64_t seed) {
     };
     auto sim = sim::run_scenario_spec(*spec, sim::SimOptions{seed}, limits);
     REQUIRE(sim);
+    // Watching changes nothing: the trace is the one portlab-sim and portlab-viz make.
+    const auto unobserved = sim::run_scenario(name, seed);
+    REQUIRE(unobserved);
+    REQUIRE(sim->events() == unobserved->events());
+    // A point after every line, and more after the lines that ran events.
+    CHECK(run.points.size() > spec->steps.size());
     run.trace.header.source = "sim";
     run.trace.header.scenario = std::string(name);
     run.trace.events = sim->events();

@@ -262,6 +262,8 @@ struct ScenarioSpec {
 [[nodiscard]] Result<ScenarioSpec> parse_scenario(std::string_view text, std::string_view file);
 
 struct RunLimits {
+    RunLimits() = default;
+    explicit RunLimits(std::size_t events) : max_events(events) {}  // RunLimits{5000}, no observer
     // Every event the simulation runs counts; a story that needs more is refused with
     // an error instead of running for ever.
     std::size_t max_events = 5'000'000;
