@@ -1055,6 +1055,7 @@ public:
         for (const ScenarioLine& line : spec_.steps) {
             line_ = line.line;
             std::visit([this](const auto& s) { apply(s); }, line.step);
+            observe();
             if (over_budget_)
                 return fail(spec_.file + ":" + std::to_string(line_) + ": the run passed " +
                             std::to_string(limits_.max_events) + " events without ending; a scenario must end by itself");
@@ -1084,7 +1085,11 @@ private:
         }
         if (!sim_.step()) return false;
         ++events_;
+        observe();
         return true;
+    }
+    void observe() const {
+        if (limits_.observe) limits_.observe(sim_);
     }
     // Runs events until done() holds or `limit` of virtual time has passed: the C++
     // stories' loop, kept as it was so a file tells the same story event for event.

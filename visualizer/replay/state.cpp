@@ -339,7 +339,25 @@ void State::on(HostIndex host, const trace::StateChanged& body) {
     socket.state_reported = true;
     socket.evidence = body.evidence;
     if (body.to == TcpState::listen) socket.listening = true;
-    if (body.to == TcpState::closed) forget_if_gone(host, body.socket);
+    if (body.to == TcpState::closed) {
+        end_connection(socket);
+        forget_if_gone(host, body.socket);
+    }
+}
+
+// A connection that ends while its program still holds the socket (refused, reset, timed
+// out, unreachable) leaves it unconnected: Linux tcp_done() -> tcp_set_state(TCP_CLOSE)
+// unhashes it (no peer; ss lists it no more) and inet_put_port() gives back a port the
+// kernel chose for connect() (no SOCK_BINDPORT_LOCK), so the pool has that port free
+// again. A port bind() named stays the socket's.
+void State::end_connection(Socket& socket) {
+    if (socket.protocol != Protocol::tcp || socket.closed_by_app || socket.awaiting_accept) return;
+    socket.remote.reset();
+    if (socket.how == trace::BindHow::ephemeral) {
+        socket.local.reset();
+        socket.how.reset();
+        socket.bind_note.reset();
+    }
 }
 
 void State::on(HostIndex host, const trace::Packet& body) {
@@ -377,6 +395,12 @@ void State::on(HostIndex host, const trace::CallFailed& body) {
         Socket& socket = socket_on(host, *body.socket, Protocol::tcp);
         socket.error = body.errno_name;
         if (body.call == "bind" && body.endpoint) socket.refused_bind = body.endpoint;
+        // A TCP connect() that failed once it had started (connect_started named the peer)
+        // leaves no peer: tcp_v4_connect's failure path sets TCP_CLOSE and inet_dport = 0
+        // (EADDRNOTAVAIL: no port made a new 4-tuple). One refused before it started
+        // (EALREADY in SYN-SENT, EISCONN when connected) leaves the connection as it was.
+        if (body.call == "connect" && socket.protocol == Protocol::tcp && socket.tcp_state == TcpState::closed && !socket.listening)
+            socket.remote.reset();
     }
     ++hosts_[host].errors;
     push_bounded(recent_errors_, applied_, error_limit);

@@ -265,6 +265,7 @@ private:
     void add_connection_socket(HostIndex host, SocketId listener, SocketId id, const FourTuple& tuple, TcpState state,
                                bool awaiting_accept);
     void forget_if_gone(HostIndex host, SocketId id);
+    static void end_connection(Socket& socket);
 
     void on(HostIndex host, const trace::SocketCreated& body);
     void on(HostIndex host, const trace::Bound& body);

@@ -4,6 +4,7 @@
 #include "portlab/firewall_rule.hpp"
 #include "portlab/trace.hpp"
 #include "view/nat_table.hpp"
+#include "view/ss_table.hpp"
 #include "view/timers.hpp"
 
 namespace portlab::viz {
@@ -88,6 +89,7 @@ json slots_json(const Model& model) {
                 entry["tcp_state"] = socket->protocol == Protocol::tcp ? json(std::string(to_string(socket->tcp_state)))
                                                                        : json(nullptr);
                 entry["state_name"] = std::string(socket->state_name());
+                entry["ss_state"] = ss_state(*socket);  // as the sockets table (ss -tuan) spells it
                 entry["remote"] = endpoint_json(socket->remote);
                 entry["awaiting_accept"] = socket->awaiting_accept;
             }

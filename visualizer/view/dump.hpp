@@ -1,6 +1,7 @@
 #pragma once
 // What the canvas and the panels draw at the model's position, as JSON: hosts with their
-// addresses, firewall mark, rules and pool; slots with port, state and error; connections
+// addresses, firewall mark, rules and pool; slots with port, state (the colour class, the
+// RFC's name and ss's) and error; connections
 // with their 4-tuples; packets in flight; TCP timers running. `portlab-viz FILE --at N
 // --dump-state OUT.json` writes it without opening a window, so tests (and graders) can
 // check the picture against the kernel or the simulator. In challenge mode it adds

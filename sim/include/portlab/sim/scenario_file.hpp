@@ -23,6 +23,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -261,9 +262,15 @@ struct ScenarioSpec {
 [[nodiscard]] Result<ScenarioSpec> parse_scenario(std::string_view text, std::string_view file);
 
 struct RunLimits {
+    RunLimits() = default;
+    explicit RunLimits(std::size_t events) : max_events(events) {}  // RunLimits{5000}, no observer
     // Every event the simulation runs counts; a story that needs more is refused with
     // an error instead of running for ever.
     std::size_t max_events = 5'000'000;
+    // Called with the simulator after every line of the file and after every event the
+    // run executes (Simulator::step), so a test can hold each intermediate World to what
+    // the trace so far says (tests/test_viz_every_step.cpp). Unset: nothing is called.
+    std::function<void(const Simulator&)> observe;
 };
 
 // Runs every step in order on a new Simulator. An error only when the limits are hit.
