@@ -316,7 +316,7 @@ struct Captioner {
     }
     std::string operator()(const trace::Note& b) const { return b.text; }
     std::string operator()(const trace::RuleAdded& b) const {
-        return fmt::format("{} added firewall rule {} to its input chain: {}", host(), b.rule_id, rule_phrase(b.rule));
+        return fmt::format("{} added firewall rule {} to its {} chain: {}", host(), b.rule_id, to_string(b.rule->chain), rule_phrase(*b.rule));
     }
     std::string operator()(const trace::RuleRemoved& b) const {
         return fmt::format("{} removed firewall rule {}", host(), b.rule_id);

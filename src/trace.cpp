@@ -194,7 +194,8 @@ void put_body(ordered_json& line, const TimerStopped& body) {
 void put_body(ordered_json& line, const RuleAdded& body) {
     line["rule_id"] = body.rule_id;
     // value_problem() has refused a rule nft would refuse, so the text is there.
-    line["rule"] = nft_text(body.rule).value_or("");
+    line["rule"] = nft_text(*body.rule).value_or("");
+    if (body.rule->chain != FirewallChain::input) line["chain"] = to_string(body.rule->chain);
 }
 void put_body(ordered_json& line, const RuleRemoved& body) { line["rule_id"] = body.rule_id; }
 void put_body(ordered_json& line, const ScanProbe& body) {
@@ -544,7 +545,11 @@ TimerStopped read_body(Reader& r, std::type_identity<TimerStopped>) {
 
 template <class Reader>
 RuleAdded read_body(Reader& r, std::type_identity<RuleAdded>) {
-    return {r.text("rule_id"), r.parsed("rule", parse_nft_rule)};
+    Text id = r.text("rule_id");
+    FirewallRule rule = r.parsed("rule", [](std::string_view text) { return parse_nft_rule(text); });
+    // "chain" came later: a trace without it put every rule into the input chain.
+    if (r.optional_text("chain")) rule.chain = r.parsed("chain", parse_firewall_chain);
+    return {std::move(id), std::move(rule)};
 }
 template <class Reader>
 RuleRemoved read_body(Reader& r, std::type_identity<RuleRemoved>) { return {r.text("rule_id")}; }
@@ -592,12 +597,12 @@ std::optional<std::string> value_problem(const Event& event) {
         if (packet->cause && packet->kind != PacketKind::dropped)
             return "field 'cause' is for dropped packets only, and this one is " +
                    std::string(spelling_of(packet_kind_names, packet->kind));
-        if (packet->rule_id && packet->cause != DropCause::firewall)
-            return "field 'rule_id' needs \"cause\": \"firewall\" (only a firewall rule drops by rule)";
+        if (packet->rule_id && packet->cause != DropCause::firewall && packet->cause != DropCause::ct_state)
+            return "field 'rule_id' needs \"cause\": \"firewall\" or \"ct-state\" (only a firewall rule drops by rule)";
     }
     if (const auto* added = std::get_if<RuleAdded>(&event.body)) {
         if (added->rule_id.empty()) return "field 'rule_id' must not be empty";
-        if (auto refused = check_rule(added->rule); !refused) return "rule " + added->rule_id + ": " + refused.error().message;
+        if (auto refused = check_rule(*added->rule); !refused) return "rule " + added->rule_id + ": " + refused.error().message;
     }
     if (const auto* removed = std::get_if<RuleRemoved>(&event.body); removed && removed->rule_id.empty())
         return "field 'rule_id' must not be empty";

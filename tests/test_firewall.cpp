@@ -11,13 +11,16 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <fstream>
 #include <string>
+#include <vector>
 
 #include <catch2/catch.hpp>
 
 #include "labkit/nftables.hpp"
 #include "portlab/firewall_rule.hpp"
 #include "labkit/netns.hpp"
+#include "support.hpp"
 
 using namespace portlab;
 using nlohmann::json;
@@ -261,4 +264,121 @@ TEST_CASE("in a private namespace, drop, reject and accept rules change what soc
     SECTION("after clear() the dropped port answers again") {
         CHECK((*facts)["after_clear_drop"]["outcome"] == "connected");
     }
+}
+
+// ---- lab 18's matches: chain, iifname, ct state, tcp flags -------------------------------------
+
+namespace {
+
+FirewallRule stateful_rule(std::optional<std::string> interface, CtStates states, FirewallAction action) {
+    FirewallRule rule;
+    rule.chain = FirewallChain::forward;
+    rule.in_interface = std::move(interface);
+    rule.ct_states = states;
+    rule.action = action;
+    return rule;
+}
+
+constexpr CtStates replies = CtStates{}.with(CtState::established).with(CtState::related);
+constexpr CtStates fresh = CtStates{}.with(CtState::new_connection);
+
+FirewallRule syn_from(std::string interface) {
+    FirewallRule rule;
+    rule.chain = FirewallChain::forward;
+    rule.in_interface = std::move(interface);
+    rule.protocol = Protocol::tcp;
+    rule.tcp_flags = TcpFlagsMatch{tcp_flag::syn | tcp_flag::ack, tcp_flag::syn};
+    rule.action = FirewallAction::drop;
+    return rule;
+}
+
+// Lab 18's rules and a few more of the same kinds.
+std::vector<FirewallRule> stateful_examples() {
+    FirewallRule reject_new = stateful_rule("eth0", fresh, FirewallAction::reject);
+    reject_new.reject_with = RejectWith::icmp_admin_prohibited;
+    FirewallRule synack = syn_from("eth1");
+    synack.tcp_flags = TcpFlagsMatch{tcp_flag::syn | tcp_flag::ack, tcp_flag::syn | tcp_flag::ack};
+    synack.destination_ports = PortRange{8080, 8080};
+    FirewallRule no_flags = syn_from("eth1");
+    no_flags.tcp_flags = TcpFlagsMatch{tcp_flag::syn | tcp_flag::ack, 0};
+    FirewallRule one_flag = syn_from("eth1");
+    one_flag.tcp_flags = TcpFlagsMatch{tcp_flag::syn, tcp_flag::syn};
+    one_flag.ct_states = CtStates{}.with(CtState::invalid).with(CtState::new_connection);
+    return {stateful_rule(std::nullopt, replies, FirewallAction::accept),
+            stateful_rule("router-server", fresh, FirewallAction::accept),
+            stateful_rule("router-client", fresh, FirewallAction::drop),
+            stateful_rule("router-client", CtStates{}.with(CtState::invalid), FirewallAction::drop),
+            syn_from("router-client"), reject_new, synack, no_flags, one_flag};
+}
+
+}  // namespace
+
+TEST_CASE("lab 18's rules: iifname, ct state and tcp flags in nft's words, read back", "[firewall][stateful]") {
+    CHECK(*nft_text(stateful_rule(std::nullopt, replies, FirewallAction::accept)) == "ct state established,related accept");
+    CHECK(*nft_text(stateful_rule("router-client", fresh, FirewallAction::drop)) == "iifname \"router-client\" ct state new drop");
+    CHECK(*nft_text(syn_from("router-client")) == "iifname \"router-client\" tcp flags & (syn | ack) == syn drop");
+    for (const auto& rule : stateful_examples()) {
+        const auto text = nft_text(rule);
+        REQUIRE(text);
+        CAPTURE(*text);
+        const auto back = parse_nft_rule(*text, FirewallChain::forward);
+        REQUIRE(back);
+        CHECK(*back == rule);
+        // The chain is not in the text: read as an input chain's line, only that differs.
+        FirewallRule input = rule;
+        input.chain = FirewallChain::input;
+        CHECK(*parse_nft_rule(*text) == input);
+    }
+    CHECK(*parse_ct_states("related,established") == replies);
+    CHECK(to_string(*parse_ct_states("new,invalid")) == "invalid,new");
+    CHECK(*parse_firewall_chain("forward") == FirewallChain::forward);
+    CHECK(to_string(FirewallChain::input) == "input");
+}
+
+TEST_CASE("what nft would refuse in a stateful rule is refused", "[firewall][stateful]") {
+    const auto refused = [](FirewallRule rule) { return !check_rule(rule) && !nft_text(rule); };
+    CHECK(refused(stateful_rule(std::nullopt, CtStates{}, FirewallAction::accept)));  // ct state of nothing
+    CHECK(refused(stateful_rule("", fresh, FirewallAction::drop)));
+    CHECK(refused(stateful_rule("a-name-of-16-chr", fresh, FirewallAction::drop)));  // IFNAMSIZ
+    CHECK(refused(stateful_rule("two words", fresh, FirewallAction::drop)));
+    CHECK(refused(stateful_rule("quo\"te", fresh, FirewallAction::drop)));
+    FirewallRule udp_flags = syn_from("eth0");
+    udp_flags.protocol = Protocol::udp;
+    CHECK(refused(udp_flags));
+    FirewallRule outside_mask = syn_from("eth0");
+    outside_mask.tcp_flags = TcpFlagsMatch{tcp_flag::syn, tcp_flag::ack};
+    CHECK(refused(outside_mask));
+    FirewallRule no_mask = syn_from("eth0");
+    no_mask.tcp_flags = TcpFlagsMatch{0, 0};
+    CHECK(refused(no_mask));
+    for (const char* text : {"ct state drop", "ct state new,new drop", "ct state old accept", "ct status new accept",
+                             "iifname eth0 drop", "iifname \"\" drop", "udp dport 1 tcp flags & syn == syn drop",
+                             "tcp flags & (syn | ack) == fin drop", "tcp flags & (syn | bogus) == syn drop",
+                             "tcp flags syn syn,ack drop", "ct state new ct state new drop",
+                             "iifname \"a\" iifname \"b\" drop"}) {
+        CAPTURE(text);
+        CHECK_FALSE(parse_nft_rule(text));
+    }
+    CHECK_FALSE(parse_firewall_chain("output"));
+}
+
+// The judge is nft itself: each rule goes into a forward chain of a private namespace as
+// nft_text writes it, `nft list ruleset` prints it back in nft's own words (tcp flags as
+// "syn / syn,ack", icmpx without "type"), and that line reads as the same rule.
+TEST_CASE("nft takes each stateful rule as nft_text writes it and lists back the same rule", "[firewall][stateful][nft]") {
+    REQUIRE(test::tool_available("nft"));
+    REQUIRE(test::run_command("unshare -rn true", 10).exit_code == 0);
+    const auto rules = stateful_examples();
+    std::string script = "add table inet t\nadd chain inet t forward { type filter hook forward priority filter; policy accept; }\n";
+    for (const auto& rule : rules) script += "add rule inet t forward " + *nft_text(rule) + "\n";
+    const test::TempFile file("rules.nft");
+    { std::ofstream(file.path) << script; }
+    const auto listed = test::run_command("unshare -rn sh -c " + test::shell_quote("nft -f " + file.path + " && nft list ruleset"), 20);
+    REQUIRE(listed.exit_code == 0);
+    std::vector<FirewallRule> back;
+    for (const auto& line : test::lines_of(listed.out))
+        if (const auto rule = parse_nft_rule(line, FirewallChain::forward)) back.push_back(*rule);
+    CAPTURE(listed.out);
+    CHECK(back == rules);
+    CHECK(listed.out.find("tcp flags syn / syn,ack") != std::string::npos);  // nft's form, not ours, was read
 }

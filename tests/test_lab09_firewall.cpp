@@ -267,7 +267,7 @@ TEST_CASE("at every step, lab09's replayed trace holds the sockets and rules its
         for (const auto& event : trace->events) {
             if (const auto* rule = std::get_if<trace::RuleAdded>(&event.body)) {
                 CHECK(event.host == "server");
-                added[rule->rule_id] = as_nft_lists(rule->rule);
+                added[rule->rule_id] = as_nft_lists(*rule->rule);
             }
             const auto* packet = std::get_if<trace::Packet>(&event.body);
             if (packet == nullptr) continue;

@@ -64,7 +64,87 @@ NmapView nmap_all(pid_t client) {
     return view;
 }
 
+// A rule of the router's kernel, as nft lists it in the router's namespace: the match in nft's
+// own words (`nft list ruleset`, its counter and comment struck out) read with the hub's reader,
+// its comment, and its verdict as `nft -j list ruleset` states it.
+struct KernelRule {
+    std::string comment;
+    portlab::FirewallRule rule;
+    std::string verdict;
+};
+
+std::vector<KernelRule> kernel_rules(pid_t router) {
+    const auto listing = test::run_in_namespace_of(router, {tool_path("nft"), "list", "ruleset"});
+    INFO("nft list ruleset:\n" << listing);
+    std::vector<KernelRule> rules;
+    auto chain = portlab::FirewallChain::input;
+    const std::regex counter(R"( counter packets \d+ bytes \d+)"), comment(R"re( comment "([^"]*)"$)re"), hook(R"(hook (\w+))");
+    for (auto line : test::lines_of(listing)) {
+        line.erase(0, line.find_first_not_of(" \t"));
+        std::smatch found;
+        if (std::regex_search(line, found, hook)) chain = portlab::parse_firewall_chain(found[1].str()).value();
+        if (line.starts_with("table ") || line.starts_with("chain ") || line.starts_with("type ") || line == "}" || line.empty())
+            continue;
+        KernelRule rule;
+        if (std::regex_search(line, found, comment)) rule.comment = found[1].str();
+        line = std::regex_replace(std::regex_replace(line, comment, ""), counter, "");
+        const auto read = portlab::parse_nft_rule(line, chain);
+        INFO(line);
+        REQUIRE(read);
+        rule.rule = test::as_nft_lists(*read);
+        rules.push_back(rule);
+    }
+    const auto listed = json::parse(test::run_in_namespace_of(router, {tool_path("nft"), "-j", "list", "ruleset"}));
+    std::size_t n = 0;
+    for (const auto& item : listed.at("nftables")) {
+        if (!item.contains("rule")) continue;
+        REQUIRE(n < rules.size());
+        for (const auto& statement : item["rule"].at("expr"))
+            for (const char* verdict : {"accept", "drop", "reject"})
+                if (statement.contains(verdict)) rules[n].verdict = verdict;
+        ++n;
+    }
+    CHECK(n == rules.size());
+    return rules;
+}
+
 }  // namespace
+
+// The picture must show the router's firewall as its kernel holds it: at every pause the
+// rules the replayed trace has in force on the router (rule_added, not yet rule_removed) are
+// the rules nft lists in the router's namespace, in order, with the same match and verdict.
+TEST_CASE("lab18: at every pause the trace's rules on the router are the ones nft lists in its namespace",
+          "[lab18][netns][trace]") {
+    REQUIRE(test::run_command("unshare -rn true", 10).exit_code == 0);
+    const test::TempFile trace("lab18.jsonl");
+    test::PausedRun lab_run(lab, {"--timeout", "300", "--trace", trace.path}, std::chrono::seconds(110));
+    int checked = 0, with_rules = 0;
+    const int status = lab_run.run([&](int pause) {
+        const auto kernel = kernel_rules(find_nodes(lab_run.pid()).router);
+        const auto state = test::replay_of(trace.path);
+        std::vector<const portlab::replay::RuleInForce*> replayed;
+        for (const auto& host : state.hosts())
+            for (const auto& rule : host.rules) {
+                CHECK(host.name == "router");
+                replayed.push_back(&rule);
+            }
+        CAPTURE(pause);
+        REQUIRE(replayed.size() == kernel.size());
+        for (std::size_t i = 0; i < kernel.size(); ++i) {
+            CAPTURE(i, portlab::nft_text(kernel[i].rule).value_or("?"));
+            CHECK(replayed[i]->id == kernel[i].comment);
+            CHECK(test::as_nft_lists(replayed[i]->rule) == kernel[i].rule);
+            CHECK(portlab::to_string(replayed[i]->rule.action) == kernel[i].verdict);
+            CHECK(replayed[i]->rule.chain == portlab::FirewallChain::forward);
+        }
+        ++checked;
+        if (!kernel.empty()) ++with_rules;
+    });
+    INFO(lab_run.stderr_text());
+    REQUIRE(status == 0);
+    CHECK(checked >= 7);
+    CHECK(with_rules >= 4);  // the stateful chain from step 3, the stateless one from step 7
+}
 
 TEST_CASE("lab18: conntrack, nft counters, ss and nmap agree: replies pass, new connections from outside do not",
           "[lab18][netns]") {

@@ -8,9 +8,12 @@
 
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "portlab/firewall_rule.hpp"
 #include "portlab/sim/scenarios.hpp"
 #include "portlab/trace.hpp"
 #include "replay/state.hpp"
@@ -95,4 +98,47 @@ TEST_CASE("lab 18 on the kernel and the simulator's stateful-firewall scenario a
         if (const auto* bound = std::get_if<trace::Bound>(&event.body); bound && event.host == "server")
             socket_agrees = socket_agrees || bound->endpoint == lab_entry->original.source;
     CHECK(socket_agrees);
+
+    // The forward chain itself: the rules the lab's trace added to the router first (read back
+    // from the kernel with nft -j, before the lab replaced them) and the rules the model's
+    // router put into force tell the same chain, rule by rule: the same ct states, the same
+    // verdict, and an iifname in the same places, the outside's rules on one interface and
+    // the inside's on another. The names differ (the lab's veths, the model's "ethN").
+    const auto first_chain = [](const auto& events) {
+        std::vector<std::pair<std::string, FirewallRule>> rules;
+        for (const trace::Event& event : events) {
+            if (event.host != "router") continue;
+            if (std::holds_alternative<trace::RuleRemoved>(event.body)) break;
+            if (const auto* added = std::get_if<trace::RuleAdded>(&event.body)) rules.emplace_back(added->rule_id, *added->rule);
+        }
+        return rules;
+    };
+    const auto lab_chain = first_chain(lab_trace->events);
+    const auto model_chain = first_chain(model->events());
+    REQUIRE(lab_chain.size() == model_chain.size());
+    REQUIRE(lab_chain.size() >= 3);
+    const auto interface_of = [](const auto& chain, const std::string& id) -> std::optional<std::string> {
+        for (const auto& [rule_id, rule] : chain)
+            if (rule_id == id) return rule.in_interface;
+        return std::nullopt;
+    };
+    for (std::size_t i = 0; i < lab_chain.size(); ++i) {
+        const auto& [lab_id, lab_rule] = lab_chain[i];
+        const auto& [model_id, model_rule] = model_chain[i];
+        CAPTURE(i, nft_text(lab_rule).value_or("?"), nft_text(model_rule).value_or("?"));
+        CHECK(lab_id == model_id);
+        CHECK(lab_rule.chain == FirewallChain::forward);
+        CHECK(model_rule.chain == FirewallChain::forward);
+        CHECK(lab_rule.ct_states == model_rule.ct_states);
+        CHECK(lab_rule.action == model_rule.action);
+        CHECK(lab_rule.reject_with == model_rule.reject_with);
+        CHECK(lab_rule.in_interface.has_value() == model_rule.in_interface.has_value());
+        CHECK(lab_rule.tcp_flags == model_rule.tcp_flags);
+    }
+    for (const auto* chain : {&lab_chain, &model_chain}) {
+        const auto outside = interface_of(*chain, "new from outside");
+        REQUIRE(outside);
+        CHECK(interface_of(*chain, "invalid from outside") == outside);
+        CHECK(interface_of(*chain, "new from inside") != outside);
+    }
 }

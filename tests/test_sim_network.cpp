@@ -308,6 +308,51 @@ TEST_CASE("the stateful firewall lets replies in and keeps new connections from 
     }
 }
 
+TEST_CASE("the stateful chain's rules go into force as the trace's rule_added, and a drop names the rule that took it",
+          "[sim][firewall][conntrack]") {
+    const Simulator sim = story("stateful-firewall");
+    const auto added = all<trace::RuleAdded>(sim, "router");
+    const auto& chain = routing_of(sim, "router").stateful->chain;
+    REQUIRE(added.size() == chain.size());
+    std::set<std::string> ids;
+    for (std::size_t i = 0; i < chain.size(); ++i) {
+        CHECK(added[i].rule_id == chain[i].id);
+        CHECK(*added[i].rule == chain[i].rule);
+        CHECK(chain[i].rule.chain == FirewallChain::forward);
+        ids.insert(chain[i].id);
+    }
+    CHECK(ids.size() == chain.size());
+    // The router's first address (192.0.2.2, toward the client) is eth0: the outside.
+    CHECK(nft_text(chain.front().rule).value() == "ct state established,related accept");
+    CHECK(nft_text(chain[2].rule).value() == "iifname \"eth0\" ct state new drop");
+    for (const auto& p : packets(sim, trace::PacketKind::dropped, "router")) {
+        CHECK(p.event.cause == trace::DropCause::ct_state);
+        CHECK(p.event.rule_id == std::optional<std::string>("new from outside"));
+    }
+}
+
+TEST_CASE("the simulator's input chain refuses what it does not model: ct state, iifname, tcp flags, the forward chain",
+          "[sim][firewall]") {
+    Simulator sim;
+    const HostId server = sim.add_host("server", {address("192.0.2.1")});
+    FirewallRule stateful = drop_all();
+    stateful.ct_states = CtStates{}.with(CtState::new_connection);
+    FirewallRule interface = drop_all();
+    interface.in_interface = "eth0";
+    FirewallRule flags = drop_port(Protocol::tcp, 22);
+    flags.tcp_flags = TcpFlagsMatch{tcp_flag::syn, tcp_flag::syn};
+    FirewallRule forward = drop_port(Protocol::tcp, 22);
+    forward.chain = FirewallChain::forward;
+    for (const auto& rule : {stateful, interface, flags, forward}) {
+        CAPTURE(nft_text(rule).value_or("?"));
+        const auto id = sim.add_firewall_rule(server, rule);
+        REQUIRE_FALSE(id);
+        CHECK(id.error().message.find("the simulator's") != std::string::npos);
+    }
+    CHECK(all<trace::RuleAdded>(sim, "server").empty());
+    CHECK(sim.world().host(server)->firewall.input.empty());
+}
+
 TEST_CASE("a port forward bound to the outside interface leaves the inside's connections to the router itself",
           "[sim][nat][dnat]") {
     // Lab 17's step 4: `iifname "router-client" tcp dport 8080 dnat ...`; from inside, the

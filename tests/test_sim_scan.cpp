@@ -50,18 +50,18 @@ scan::Verdict scan_once(ScanType type, Target target) {
     }
     switch (target) {
         case Target::firewall_accept:
-            sim.add_firewall_rule(server, accept_port(protocol, port));
-            sim.add_firewall_rule(server, drop_all());
+            REQUIRE(sim.add_firewall_rule(server, accept_port(protocol, port)));
+            REQUIRE(sim.add_firewall_rule(server, drop_all()));
             break;
-        case Target::firewall_drop: sim.add_firewall_rule(server, drop_port(protocol, port)); break;
+        case Target::firewall_drop: REQUIRE(sim.add_firewall_rule(server, drop_port(protocol, port))); break;
         case Target::firewall_reject:
-            sim.add_firewall_rule(server, reject_port(protocol, port,
-                                                      protocol == Protocol::tcp ? RejectWith::tcp_reset
-                                                                                : RejectWith::icmp_port_unreachable));
+            REQUIRE(sim.add_firewall_rule(server, reject_port(protocol, port,
+                                                              protocol == Protocol::tcp ? RejectWith::tcp_reset
+                                                                                        : RejectWith::icmp_port_unreachable)));
             break;
-        case Target::firewall_reject_default: sim.add_firewall_rule(server, reject_port(protocol, port)); break;
+        case Target::firewall_reject_default: REQUIRE(sim.add_firewall_rule(server, reject_port(protocol, port))); break;
         case Target::firewall_reject_admin:
-            sim.add_firewall_rule(server, reject_port(protocol, port, RejectWith::icmp_admin_prohibited));
+            REQUIRE(sim.add_firewall_rule(server, reject_port(protocol, port, RejectWith::icmp_admin_prohibited)));
             break;
         default: break;
     }

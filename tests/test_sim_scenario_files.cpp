@@ -104,6 +104,11 @@ TEST_CASE("a bad scenario line is one error that names the file, the line and th
         {"forward server tcp 8080 to 10.0.0.2", "t.scenario:4: field 'to': "},
         {"stateful server 10.0.0.2 allow", "t.scenario:4: field 'action': "},
         {"stateful nobody 10.0.0.2", "t.scenario:4: field 'router': "},
+        // The input chain models protocol, addresses and ports: a field it would ignore is refused.
+        {"firewall server ct state new drop", "t.scenario:4: field 'rule': the simulator's input chain does not track connections"},
+        {"firewall server iifname \"eth0\" drop", "t.scenario:4: field 'rule': the simulator's input chain does not match iifname"},
+        {"firewall server tcp flags & (syn | ack) == syn drop", "t.scenario:4: field 'rule': the simulator's input chain does not match"},
+        {"firewall server ct state bogus drop", "t.scenario:4: field 'rule': "},
         {"teleport client", "t.scenario:4: field 'teleport': "},
         {"title", "t.scenario:4: field 'title': "},
         {"name two words", "t.scenario:4: field 'name': "},

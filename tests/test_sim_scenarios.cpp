@@ -287,8 +287,19 @@ TEST_CASE("every dropped packet says why: a firewall drop names its rule, a link
                 }
                 REQUIRE(p->cause);
                 ++seen[*p->cause];
+                if (*p->cause == trace::DropCause::ct_state) {
+                    // A router's stateful chain names the forward-chain rule that took it.
+                    REQUIRE(p->rule_id);
+                    const auto& stateful = sim.world().host(*sim.world().find_host(event.host))->routing.stateful;
+                    REQUIRE(stateful);
+                    const auto rule = std::find_if(stateful->chain.begin(), stateful->chain.end(),
+                                                   [&](const NamedRule& r) { return r.id == *p->rule_id; });
+                    REQUIRE(rule != stateful->chain.end());
+                    CHECK(p->rule == "forward: " + nft_text(rule->rule).value());
+                    continue;
+                }
                 if (*p->cause != trace::DropCause::firewall) {
-                    CHECK_FALSE(p->rule_id);  // only a firewall drop has a rule
+                    CHECK_FALSE(p->rule_id);  // only a firewall's or a stateful chain's drop has a rule
                     if (*p->cause == trace::DropCause::link) CHECK_FALSE(p->rule);
                     continue;
                 }

@@ -290,7 +290,7 @@ std::string syn_times_until_timeout(std::optional<SynSchedule> schedule) {
         config.syn = *schedule;
         s.step("tcp config: SYN schedule before Linux 6.5").set_tcp_config(config);
     }
-    s.step("server firewall: DROP tcp dport 22").add_firewall_rule(server, drop_port(Protocol::tcp, 22));
+    (void)s.step("server firewall: DROP tcp dport 22").add_firewall_rule(server, drop_port(Protocol::tcp, 22)).value();
     const SocketRef c = s.step("client: socket(TCP)").socket(client, Protocol::tcp).value();
     (void)s.step("connect 10.0.0.2:22").connect(c, {a_server, 22});
     s.step("run until idle").run_until_idle();
@@ -373,8 +373,8 @@ TEST_CASE("a full accept queue drops the next SYN, and the client's retransmissi
 TEST_CASE("drops say why: a rule by its id, the chain's policy, no route", "[sim][firewall][drop]") {
     Script s;
     const auto [client, server] = two_hosts(s);
-    const std::string first = s.step("server: add rule tcp dport 22 drop").add_firewall_rule(server, drop_port(Protocol::tcp, 22));
-    const std::string second = s.step("server: add rule udp dport 53 reject").add_firewall_rule(server, reject_port(Protocol::udp, 53));
+    const std::string first = s.step("server: add rule tcp dport 22 drop").add_firewall_rule(server, drop_port(Protocol::tcp, 22)).value();
+    const std::string second = s.step("server: add rule udp dport 53 reject").add_firewall_rule(server, reject_port(Protocol::udp, 53)).value();
     s.expect("the first rule's id", first, "r1");
     s.expect("the second rule's id", second, "r2");
     s.step("server: policy drop").set_firewall_policy(server, FirewallAction::drop);
@@ -400,7 +400,7 @@ TEST_CASE("drops say why: a rule by its id, the chain's policy, no route", "[sim
     std::vector<std::string> changes;
     for (const auto& event : s.sim.events()) {
         if (const auto* added = std::get_if<trace::RuleAdded>(&event.body))
-            changes.push_back(event.host + " + " + added->rule_id + " " + nft_text(added->rule).value());
+            changes.push_back(event.host + " + " + added->rule_id + " " + nft_text(*added->rule).value());
         if (const auto* removed = std::get_if<trace::RuleRemoved>(&event.body)) changes.push_back(event.host + " - " + removed->rule_id);
     }
     s.expect("the rule events", changes.size(), std::size_t{3});
@@ -672,8 +672,8 @@ TEST_CASE("a SYN rejected by the firewall fails connect() at once with the errno
         const SocketRef listener = s.step("server: socket, bind, listen").socket(server, Protocol::tcp, c.family).value();
         (void)s.sim.bind(listener, {v4 ? IpAddress::any_v4() : IpAddress::any_v6(), c.port});
         (void)s.sim.listen(listener, 4);
-        s.step("server: rule " + nft_text(reject_port(Protocol::tcp, c.port, c.with)).value())
-            .add_firewall_rule(server, reject_port(Protocol::tcp, c.port, c.with));
+        (void)s.step("server: rule " + nft_text(reject_port(Protocol::tcp, c.port, c.with)).value())
+            .add_firewall_rule(server, reject_port(Protocol::tcp, c.port, c.with)).value();
         const SocketRef conn = s.step("client: connect").socket(client, Protocol::tcp, c.family).value();
         s.expect("connect() starts", outcome(s.sim.connect(conn, {server_address, c.port})), "ok");
         s.step("run 900 ms").run_for(900 * milliseconds);

@@ -49,7 +49,7 @@ TEST_CASE("a SYN to a dropping firewall arms the retransmission timer for the wa
     Script s;
     const HostId client = s.step("add host client 10.0.0.1").add_host("client", {a_client});
     const HostId server = s.step("add host server 10.0.0.2").add_host("server", {a_server});
-    s.step("server firewall: DROP tcp dport 22").add_firewall_rule(server, drop_port(Protocol::tcp, 22));
+    (void)s.step("server firewall: DROP tcp dport 22").add_firewall_rule(server, drop_port(Protocol::tcp, 22)).value();
     const SocketRef c = s.step("client: socket(TCP)").socket(client, Protocol::tcp).value();
     (void)s.step("connect 10.0.0.2:22").connect(c, {a_server, 22});
     s.step("run until idle").run_until_idle();

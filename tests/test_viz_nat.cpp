@@ -6,10 +6,13 @@
 // (the source rewritten by SNAT, the destination by DNAT), not read from the program.
 #include <catch2/catch.hpp>
 
+#include <optional>
 #include <string>
 #include <string_view>
 
+#include "portlab/firewall_rule.hpp"
 #include "portlab/sim/scenarios.hpp"
+#include "portlab/sim/world.hpp"
 #include "portlab/trace.hpp"
 #include "view/dump.hpp"
 #include "view/model.hpp"
@@ -171,4 +174,58 @@ TEST_CASE("nat, port-forward and stateful-firewall: the router's conntrack table
             }
         }
     }
+}
+
+// Lab 18's forward chain in the simulator: the router's rules enter the trace when the chain
+// goes into force, so the picture has the firewall from then on, before any packet is
+// dropped; and the rules the replay holds are the ones the simulator's router evaluates (its
+// model, not the trace: sim::Routing::stateful). Its drops name the rule that took them.
+TEST_CASE("stateful-firewall: the router's firewall is drawn from its first rule, before any drop, with the simulator's rules",
+          "[viz][firewall][scenario]") {
+    const auto sim = sim::run_scenario("stateful-firewall");
+    REQUIRE(sim.has_value());
+    const auto& world = sim->world();
+    const sim::Host* router = world.host(*world.find_host("router"));
+    REQUIRE(router->routing.stateful);
+    const auto& chain = router->routing.stateful->chain;
+    REQUIRE_FALSE(chain.empty());
+    nlohmann::json expected = nlohmann::json::array();
+    for (const auto& rule : chain)
+        expected.push_back({{"id", rule.id}, {"chain", "forward"}, {"nft", *nft_text(rule.rule)}});
+
+    std::optional<std::size_t> first_rule, last_rule, first_drop;
+    for (std::size_t n = 1; n <= sim->events().size(); ++n) {
+        const auto& event = sim->events()[n - 1];
+        if (event.host != "router") continue;
+        if (std::holds_alternative<trace::RuleAdded>(event.body)) {
+            if (!first_rule) first_rule = n;
+            last_rule = n;
+        }
+        const auto* packet = std::get_if<trace::Packet>(&event.body);
+        if (packet && packet->kind == trace::PacketKind::dropped && !first_drop) {
+            first_drop = n;
+            CHECK(packet->cause == trace::DropCause::ct_state);
+            CHECK(packet->rule_id == std::optional<std::string>("new from outside"));
+        }
+    }
+    REQUIRE(first_rule);
+    REQUIRE(first_drop);
+    CHECK(*last_rule < *first_drop);
+
+    Model model;
+    REQUIRE(model.open_scenario("stateful-firewall").has_value());
+    ViewState view;
+    sync_with_model(model, view);
+    REQUIRE(model.size() == sim->events().size());
+    const auto router_at = [&](std::size_t n) {
+        seek_to(model, view, n);
+        return router_of(dump_state(model, view));
+    };
+    CHECK(router_at(*first_rule - 1).at("firewall") == false);
+    CHECK(router_at(*first_rule).at("firewall") == true);
+    const auto set_up = router_at(*last_rule);
+    CHECK(set_up.at("firewall") == true);
+    CHECK(set_up.at("rules") == expected);
+    CHECK(router_at(*first_drop).at("rules") == expected);
+    CHECK(router_at(model.size()).at("rules") == expected);
 }

@@ -298,7 +298,7 @@ enum class DropCause : std::uint8_t {
     no_route,   // "no-route": no route to the destination
     other,      // "other"
     ttl_exceeded,  // "ttl-exceeded" (version 3): a router's forwarding took the TTL/hop limit to 0 (RFC 1812 5.3.1)
-    ct_state,      // "ct-state" (version 3): a stateful chain (nft `ct state new drop`) refused a packet that would start a connection it does not allow; no rule_id
+    ct_state,      // "ct-state" (version 3): a stateful chain (nft `ct state new drop`) refused a packet that would start a connection it does not allow; rule_id names the forward-chain rule when the trace added it
 };
 
 struct Packet {
@@ -309,16 +309,19 @@ struct Packet {
     OptText from_host;
     OptText to_host;
     std::optional<DropCause> cause = std::nullopt;  // dropped packets only
-    OptText rule_id = std::nullopt;                 // the rule that dropped or rejected it (cause firewall only)
+    OptText rule_id = std::nullopt;                 // the rule that dropped or rejected it (cause firewall or ct_state only)
     friend bool operator==(const Packet&, const Packet&) = default;
 };
 
-// A firewall rule put into the host's input chain (after the rules already there), or
-// taken out. The rule is written in nft syntax (firewall_rule.hpp's nft_text), so the
-// file reads as `nft list ruleset` would; rule_id names it for packets it drops.
+// A firewall rule put into one of the host's chains (rule.chain: input, or a router's
+// forward chain; after the rules already there), or taken out. The rule is written in nft
+// syntax (firewall_rule.hpp's nft_text), so the file reads as `nft list ruleset` would, and
+// its chain beside it ("chain", absent for input); rule_id names it for packets it drops.
 struct RuleAdded {
+    RuleAdded() : RuleAdded(Text{}, FirewallRule{}) {}
+    RuleAdded(Text id, FirewallRule added) : rule_id(std::move(id)), rule(std::move(added)) {}
     Text rule_id;  // unique among the host's rules in force; never empty
-    FirewallRule rule;
+    Boxed<FirewallRule> rule;  // never empty; boxed, as a rule with an interface name outgrows an event
     friend bool operator==(const RuleAdded&, const RuleAdded&) = default;
 };
 

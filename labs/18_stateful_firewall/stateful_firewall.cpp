@@ -89,6 +89,7 @@ struct Run {
     std::optional<firewall::Nftables> nft{};
     Host client{}, router{}, server{};
     std::set<std::uint32_t> entries_told{};  // conntrack ids whose nat (track) events are in the trace
+    std::vector<std::string> rules_told{};   // the router's rules in force in the trace, by id (their comments)
     json& facts() { return see.document(); }
     [[nodiscard]] IpAddress server_address() const { return *net.address("server"); }
     [[nodiscard]] IpAddress client_address() const { return *net.address("client"); }
@@ -148,6 +149,24 @@ std::string chain_text(const Chain& chain) {
     return text;
 }
 
+// The router's rules into the trace as the kernel holds them now, read back with nft -j
+// (never the text the lab sent): the old chain's rules removed, the new ones added, each
+// named by its comment (unique in a chain the lab writes), in chain order.
+void trace_rules_in_force(Run& run) {
+    Result<json> listed = fail("not run");
+    in_node(run, "router", [&] { listed = run.nft->list_ruleset_json(); });
+    if (!listed) failed("nft -j list ruleset", listed.error());
+    const auto rules = firewall::listed_rules(*listed);
+    if (!rules) failed("the router's rules", rules.error());
+    for (const auto& id : run.rules_told) run.see.record(fact::RuleRemoved{run.router.name, id}, quietly);
+    run.rules_told.clear();
+    for (const auto& rule : *rules) {
+        if (rule.table != "portlab_fw") continue;
+        run.see.record(fact::RuleAdded{run.router.name, rule.comment, rule.rule}, quietly);
+        run.rules_told.push_back(rule.comment);
+    }
+}
+
 void install(Run& run, const Chain& chain) {
     Result<std::string> done = fail("not run");
     in_node(run, "router", [&] {
@@ -161,6 +180,7 @@ void install(Run& run, const Chain& chain) {
         done = run.nft->run(chain_text(chain));
     });
     if (!done) failed("nft", done.error());
+    trace_rules_in_force(run);
     for (const auto& rule : chain.rules)
         run.say.kernel(fmt::format("rule {:<23} {} counter {}", "\"" + rule.comment + "\":", rule.match, rule.verdict));
     run.say.kernel("policy " + chain.policy);

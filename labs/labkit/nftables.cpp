@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <map>
 #include <utility>
 
 namespace portlab::firewall {
@@ -152,6 +153,149 @@ Nftables& Nftables::operator=(Nftables&& other) noexcept {
 
 Nftables::~Nftables() {
     if (context_ != nullptr) nft_ctx_free(context_);
+}
+
+// ---- reading rules back from nft -j --------------------------------------------------------
+
+namespace {
+
+// A set of names as JSON lists it: one name, an array of them, or {"set": [...]}.
+std::vector<std::string> names_of(const nlohmann::json& value) {
+    if (value.is_string()) return {value.get<std::string>()};
+    const auto& items = value.is_object() && value.contains("set") ? value["set"] : value;
+    std::vector<std::string> names;
+    if (items.is_array())
+        for (const auto& item : items)
+            if (item.is_string()) names.push_back(item.get<std::string>());
+    return names;
+}
+
+// TCP flags as JSON lists them: names (as above) or a number.
+Result<std::uint8_t> flags_of(const nlohmann::json& value) {
+    if (value.is_number_unsigned() && value.get<unsigned>() <= 0xFF) return static_cast<std::uint8_t>(value.get<unsigned>());
+    const auto names = names_of(value);
+    if (names.empty()) return fail("tcp flags " + value.dump() + " are not flag names");
+    std::string joined;
+    for (const auto& name : names) joined += (joined.empty() ? "" : ",") + name;
+    // The hub reads nft's own listing form, "syn,ack / syn,ack", so it spells the flags once.
+    const auto rule = parse_nft_rule("tcp flags " + joined + " / " + joined + " accept");
+    if (!rule) return rule.error();
+    return rule->tcp_flags->value;
+}
+
+Result<PortRange> ports_of(const nlohmann::json& value) {
+    if (value.is_number_unsigned() && value.get<unsigned>() <= 65535)
+        return PortRange{static_cast<Port>(value.get<unsigned>()), static_cast<Port>(value.get<unsigned>())};
+    if (value.is_object() && value.contains("range") && value["range"].size() == 2 && value["range"][0].is_number_unsigned() &&
+        value["range"][1].is_number_unsigned())
+        return PortRange{value["range"][0].get<Port>(), value["range"][1].get<Port>()};
+    return fail("ports " + value.dump() + " are not a port or a range");
+}
+
+// One {"match": ...} expression into the rule.
+Result<void> read_match(const nlohmann::json& match, FirewallRule& rule) {
+    const auto& left = match.value("left", nlohmann::json());
+    const auto& right = match.value("right", nlohmann::json());
+    const std::string op = match.value("op", "");
+    const auto unknown = [&] { return fail("nft match " + match.dump() + " has no field in portlab's rule"); };
+    if (left.contains("meta") && left["meta"].value("key", "") == "iifname" && op == "==" && right.is_string()) {
+        rule.in_interface = right.get<std::string>();
+    } else if (left.contains("meta") && left["meta"].value("key", "") == "l4proto" && op == "==" && right.is_string()) {
+        const auto protocol = parse_protocol(right.get<std::string>());
+        if (!protocol) return protocol.error();
+        rule.protocol = *protocol;
+    } else if (left.contains("ct") && left["ct"].value("key", "") == "state" && (op == "in" || op == "==")) {
+        std::string joined;
+        for (const auto& name : names_of(right)) joined += (joined.empty() ? "" : ",") + name;
+        const auto states = parse_ct_states(joined);
+        if (!states) return states.error();
+        rule.ct_states = *states;
+    } else if (left.contains("&") && left["&"].size() == 2 && left["&"][0].contains("payload") &&
+               left["&"][0]["payload"].value("protocol", "") == "tcp" && left["&"][0]["payload"].value("field", "") == "flags" &&
+               op == "==") {
+        const auto mask = flags_of(left["&"][1]);
+        if (!mask) return mask.error();
+        const auto value = flags_of(right);
+        if (!value) return value.error();
+        rule.protocol = Protocol::tcp;
+        rule.tcp_flags = TcpFlagsMatch{*mask, *value};
+    } else if (left.contains("payload") && op == "==") {
+        const std::string protocol = left["payload"].value("protocol", "");
+        const std::string field = left["payload"].value("field", "");
+        if ((protocol == "ip" || protocol == "ip6") && (field == "saddr" || field == "daddr") && right.is_string()) {
+            const auto address = IpAddress::parse(right.get<std::string>());
+            if (!address) return address.error();
+            (field == "saddr" ? rule.source : rule.destination) = *address;
+        } else if ((protocol == "tcp" || protocol == "udp") && (field == "sport" || field == "dport")) {
+            const auto ports = ports_of(right);
+            if (!ports) return ports.error();
+            rule.protocol = protocol == "tcp" ? Protocol::tcp : Protocol::udp;
+            (field == "sport" ? rule.source_ports : rule.destination_ports) = *ports;
+        } else {
+            return unknown();
+        }
+    } else {
+        return unknown();
+    }
+    return {};
+}
+
+// A verdict statement; false when `statement` is none.
+Result<bool> read_verdict(const nlohmann::json& statement, FirewallRule& rule) {
+    if (statement.contains("accept")) rule.action = FirewallAction::accept;
+    else if (statement.contains("drop")) rule.action = FirewallAction::drop;
+    else if (statement.contains("reject")) {
+        rule.action = FirewallAction::reject;
+        const auto& reject = statement["reject"];
+        if (reject.is_object()) {
+            // The hub reads nft's own words: "reject with tcp reset", "reject with icmpx admin-prohibited".
+            const std::string type = reject.value("type", "");
+            const std::string text = type == "tcp reset" ? "reject with tcp reset" : "reject with " + type + " " + reject.value("expr", "");
+            const auto read = parse_nft_rule(text);
+            if (!read) return read.error();
+            rule.reject_with = read->reject_with;
+        }
+    } else {
+        return false;
+    }
+    return true;
+}
+
+}  // namespace
+
+Result<std::vector<ListedRule>> listed_rules(const nlohmann::json& listing) {
+    std::map<std::pair<std::string, std::string>, std::string> hooks;  // (table, chain) -> hook
+    std::vector<ListedRule> rules;
+    for (const auto& item : listing.value("nftables", nlohmann::json::array())) {
+        if (item.contains("chain")) {
+            const auto& chain = item["chain"];
+            hooks[{chain.value("table", ""), chain.value("name", "")}] = chain.value("hook", "");
+        }
+        if (!item.contains("rule")) continue;
+        const auto& listed = item["rule"];
+        ListedRule rule{listed.value("table", ""), listed.value("chain", ""), listed.value("handle", std::uint64_t{0}),
+                        listed.value("comment", ""), FirewallRule{}};
+        const auto where = "rule " + std::to_string(rule.handle) + " of chain " + rule.chain + ": ";
+        const auto hook = parse_firewall_chain(hooks[{rule.table, rule.chain}]);
+        if (!hook) return fail(where + "hooked at " + hooks[{rule.table, rule.chain}] + ", neither input nor forward");
+        rule.rule.chain = *hook;
+        bool verdict = false;
+        for (const auto& statement : listed.value("expr", nlohmann::json::array())) {
+            if (statement.contains("counter")) continue;
+            if (statement.contains("match")) {
+                if (auto read = read_match(statement["match"], rule.rule); !read) return fail(where + read.error().message);
+                continue;
+            }
+            const auto read = read_verdict(statement, rule.rule);
+            if (!read) return fail(where + read.error().message);
+            if (!*read) return fail(where + "statement " + statement.dump() + " has no field in portlab's rule");
+            verdict = true;
+        }
+        if (!verdict) return fail(where + "no verdict");
+        if (auto ok = check_rule(rule.rule); !ok) return fail(where + ok.error().message);
+        rules.push_back(std::move(rule));
+    }
+    return rules;
 }
 
 }  // namespace portlab::firewall

@@ -59,6 +59,22 @@ inline constexpr std::string_view table_name = "portlab";
 // The names of the network interfaces this process can see (if_nameindex(3)).
 [[nodiscard]] Result<std::vector<std::string>> interface_names();
 
+// A rule as `nft -j list ruleset` lists it (libnftables-json(5)), read back into the hub's
+// type: where the kernel holds it (table, chain, handle), its comment, and the rule itself,
+// its chain taken from the chain's hook (input or forward). Counters are left out.
+struct ListedRule {
+    std::string table;
+    std::string chain;
+    std::uint64_t handle = 0;
+    std::string comment;
+    FirewallRule rule;
+};
+
+// Every rule of a JSON listing, in chain order. An error for an expression the hub's rule has
+// no field for, or a chain hooked elsewhere than input or forward: a rule the trace could not
+// hold whole is never recorded with a part left out.
+[[nodiscard]] Result<std::vector<ListedRule>> listed_rules(const nlohmann::json& listing);
+
 // Proof, checked when issued, that this process is in a private network namespace.
 class PrivateNetnsToken {
 public:

@@ -148,8 +148,9 @@ struct Failed {
     std::optional<Endpoint> endpoint{};
 };
 
-// A firewall rule the lab put into a host's input chain (and the kernel took: nft
-// answered without an error), or took out again. rule_id names it for the drops.
+// A firewall rule the lab put into one of a host's chains (rule.chain: input, or a router's
+// forward chain; and the kernel took it: nft answered without an error, or listed it back),
+// or took out again. rule_id names it for the drops.
 struct RuleAdded {
     std::string host{};
     std::string rule_id{};

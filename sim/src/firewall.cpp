@@ -2,6 +2,15 @@
 
 namespace portlab::sim {
 
+Result<void> input_chain_models(const FirewallRule& rule) {
+    if (rule.chain != FirewallChain::input)
+        return fail("the simulator's firewall rules go into the input chain; its forward chain is the stateful directive's");
+    if (rule.in_interface) return fail("the simulator's input chain does not match iifname (its hosts know addresses, not interfaces)");
+    if (rule.ct_states) return fail("the simulator's input chain does not track connections (no ct state); see the stateful directive");
+    if (rule.tcp_flags) return fail("the simulator's input chain does not match tcp flags");
+    return {};
+}
+
 bool matches(const FirewallRule& rule, const PacketMatch& packet) noexcept {
     if (rule.protocol && rule.protocol != packet.protocol) return false;
     if (rule.source && *rule.source != packet.source) return false;

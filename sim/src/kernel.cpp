@@ -48,8 +48,10 @@ void Kernel::set_link(HostId a, HostId b, LinkConfig config) {
     world.links[{key.first, key.second}] = config;
 }
 
-std::string Kernel::add_rule(HostId host, FirewallRule rule) {
-    if (host.value >= world.hosts.size()) return {};
+Result<std::string> Kernel::add_rule(HostId host, FirewallRule rule) {
+    if (host.value >= world.hosts.size()) return fail("no host " + std::to_string(host.value));
+    if (auto ok = check_rule(rule); !ok) return ok.error();
+    if (auto ok = input_chain_models(rule); !ok) return ok.error();
     Firewall& firewall = host_of(host).firewall;
     std::string id = "r" + std::to_string(firewall.next_rule_number++);
     record(host, trace::RuleAdded{id, rule});

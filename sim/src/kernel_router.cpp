@@ -118,8 +118,17 @@ void Kernel::set_masquerade(HostId router, IpAddress outside) {
 void Kernel::add_port_forward(HostId router, PortForward forward) {
     if (router.value < world.hosts.size()) host_of(router).routing.port_forwards.push_back(forward);
 }
+// The forward chain's rules enter the trace as they go into force, as lab 18's do when it
+// installs a chain: the old ones removed, the new ones added, so a viewer has the router's
+// firewall from the start, not from its first drop.
 void Kernel::set_stateful_firewall(HostId router, StatefulFirewall firewall) {
-    if (router.value < world.hosts.size()) host_of(router).routing.stateful = firewall;
+    if (router.value >= world.hosts.size()) return;
+    Host& host = host_of(router);
+    if (host.routing.stateful)
+        for (const NamedRule& old : host.routing.stateful->chain) record(router, trace::RuleRemoved{old.id});
+    firewall.chain = stateful_chain(host.addresses, firewall.outside, firewall.new_from_outside);
+    for (const NamedRule& rule : firewall.chain) record(router, trace::RuleAdded{rule.id, rule.rule});
+    host_of(router).routing.stateful = std::move(firewall);
 }
 
 // ---- helpers -----------------------------------------------------------------------------
@@ -284,14 +293,23 @@ void Kernel::forward(HostId h, HostId from, Wire& packet, const trace::Packet& a
         send_icmp_error(h, packet, IcmpKind::time_exceeded, 0);
         return;
     }
-    const IpAddress came_in = incoming_interface(h, from);
-    if (routing.stateful && !established && came_in == routing.stateful->outside) {
-        const bool reject = routing.stateful->new_from_outside == FirewallAction::reject;
-        router_drop(h, arrived, trace::DropCause::ct_state,
-                    reject ? "forward: iifname outside ct state new reject with icmpx admin-prohibited"
-                           : "forward: iifname outside ct state new drop");
-        if (reject) send_icmp_error(h, packet, IcmpKind::unreachable, icmpx_unreachable(IcmpxType::admin_prohibited, packet.ip.family()).code);
-        return;
+    if (routing.stateful) {
+        // The forward chain, first match wins; the packet's ct state as above (an ICMP error
+        // about a tracked connection is related), its iifname the interface it came in on.
+        const bool icmp = std::holds_alternative<IcmpBody>(packet.body);
+        const CtState state = !established ? CtState::new_connection : icmp ? CtState::related : CtState::established;
+        const auto& chain = routing.stateful->chain;
+        const auto hit = first_match(chain, state, interface_name(host_of(h).addresses, incoming_interface(h, from)));
+        if (!hit || chain[*hit].rule.action != FirewallAction::accept) {
+            trace::Packet dropped = arrived;
+            if (hit) dropped.rule_id = chain[*hit].id;  // the viewer counts the rule's hits by it
+            router_drop(h, std::move(dropped), trace::DropCause::ct_state,
+                        hit ? "forward: " + nft_text(chain[*hit].rule).value_or("?") : std::string("forward: policy drop"));
+            if (hit && chain[*hit].rule.action == FirewallAction::reject)
+                send_icmp_error(h, packet, IcmpKind::unreachable,
+                                icmpx_unreachable(icmpx_type(chain[*hit].rule.reject_with).value_or(IcmpxType::admin_prohibited), packet.ip.family()).code);
+            return;
+        }
     }
     if (!route(h, chosen->gateway.value_or(destination.address))) {
         // On-link, but no neighbour answers: the packet waits in the neighbour's queue until

@@ -637,6 +637,7 @@ Parser::LineResult Parser::directive(std::string_view word, ScenarioLine& out) {
         auto rule = parse_nft_rule(text);
         if (!rule) return error("rule", rule.error().message);
         if (auto checked = check_rule(*rule); !checked) return error("rule", checked.error().message);
+        if (auto modelled = input_chain_models(*rule); !modelled) return error("rule", modelled.error().message);
         out.step = step::AddRule{std::get<HostIndex>(host), *rule};
         return std::nullopt;
     }
@@ -1110,7 +1111,7 @@ private:
     void apply(const step::AddHost& s) { sim_.add_host(s.name, s.addresses, s.options); }
     void apply(const step::SetLink& s) { sim_.set_link(host(s.a), host(s.b), s.config); }
     void apply(const step::SetDefaultLink& s) { sim_.set_default_link(s.config); }
-    void apply(const step::AddRule& s) { sim_.add_firewall_rule(host(s.host), s.rule); }
+    void apply(const step::AddRule& s) { (void)sim_.add_firewall_rule(host(s.host), s.rule); }  // checked when read
     void apply(const step::RemoveRule& s) { (void)sim_.remove_firewall_rule(host(s.host), s.rule_id); }
     void apply(const step::SetPolicy& s) { sim_.set_firewall_policy(host(s.host), s.policy); }
     void apply(const step::SetTcp& s) { sim_.set_tcp_config(s.config); }

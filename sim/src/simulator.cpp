@@ -15,7 +15,7 @@ HostId Simulator::add_host(std::string name, std::vector<IpAddress> addresses, H
 }
 void Simulator::set_link(HostId a, HostId b, LinkConfig config) { kernel().set_link(a, b, config); }
 void Simulator::set_default_link(LinkConfig config) { kernel().set_default_link(config); }
-std::string Simulator::add_firewall_rule(HostId host, FirewallRule rule) { return kernel().add_rule(host, std::move(rule)); }
+Result<std::string> Simulator::add_firewall_rule(HostId host, FirewallRule rule) { return kernel().add_rule(host, std::move(rule)); }
 bool Simulator::remove_firewall_rule(HostId host, std::string_view rule_id) { return kernel().remove_rule(host, rule_id); }
 void Simulator::set_firewall_policy(HostId host, FirewallAction policy) { kernel().set_policy(host, policy); }
 void Simulator::set_tcp_config(TcpConfig config) { kernel().set_tcp_config(config); }

@@ -1,6 +1,8 @@
-// Firewall rules as the trace reports them: each rule that dropped a packet,
-// on which host, how many times, the last packet it hit; and, for the current
-// event, the rule this packet hit. A trace names rules only when they drop.
+// Firewall rules as the trace reports them: the rules in force on each host, in chain order,
+// with their chain (input, or a router's forward chain) and the drops that name them; each
+// rule that dropped a packet, on which host, how many times, the last packet it hit; and, for
+// the current event, the rule this packet hit. A trace that adds no rules (version 1, or a
+// drop by a rule it never added) shows its rules by their drops only.
 #include <imgui.h>
 
 #include <string>
@@ -9,6 +11,39 @@
 #include "panels/style.hpp"
 
 namespace portlab::viz::firewall_panel {
+
+namespace {
+
+// Every host's rules in force, as its chains hold them: chain, id, rule, hits so far.
+void draw_rules_in_force(const replay::State& world) {
+    bool any = false;
+    for (const auto& host : world.hosts()) any = any || !host.rules.empty();
+    if (!any) return;
+    const style::MonoScope mono;
+    const ImGuiTableFlags flags = ImGuiTableFlags_RowBg | ImGuiTableFlags_SizingFixedFit | ImGuiTableFlags_BordersInnerV;
+    if (!ImGui::BeginTable("in_force", 5, flags)) return;
+    for (const char* name : {"host", "chain", "id", "rule", "hits"}) ImGui::TableSetupColumn(name);
+    ImGui::TableHeadersRow();
+    for (replay::HostIndex h = 0; h < world.hosts().size(); ++h) {
+        for (const auto& rule : world.hosts()[h].rules) {
+            ImGui::TableNextRow();
+            ImGui::TableNextColumn();
+            ImGui::TextUnformatted(world.hosts()[h].name.c_str());
+            ImGui::TableNextColumn();
+            ImGui::TextUnformatted(std::string(to_string(rule.rule.chain)).c_str());
+            ImGui::TableNextColumn();
+            ImGui::TextUnformatted(rule.id.c_str());
+            ImGui::TableNextColumn();
+            style::text_coloured(style::firewall_colour, nft_text(rule.rule).value_or("?"));
+            ImGui::TableNextColumn();
+            const auto hits = world.rule_hits().find({h, rule.id});
+            ImGui::Text("%zu", hits == world.rule_hits().end() ? std::size_t{0} : hits->second.count);
+        }
+    }
+    ImGui::EndTable();
+}
+
+}  // namespace
 
 void draw(const Model& model, ViewState& view) {
     if (!model.loaded()) return;
@@ -24,8 +59,9 @@ void draw(const Model& model, ViewState& view) {
                 ImGui::TextDisabled("This packet passed (no rule dropped it).");
         }
     }
+    draw_rules_in_force(world);
     if (world.rule_hits().empty()) {
-        ImGui::TextWrapped("No firewall rule has dropped a packet so far. Rules appear here with the packets they drop.");
+        ImGui::TextWrapped("No firewall rule has dropped a packet so far.");
         return;
     }
     const style::MonoScope mono;

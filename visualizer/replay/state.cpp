@@ -448,7 +448,7 @@ void State::on_timer_end(HostIndex host, SocketId socket, trace::TimerKind timer
 void State::on(HostIndex host, const trace::TimerFired& body) { on_timer_end(host, body.socket, body.timer); }
 
 void State::on(HostIndex host, const trace::RuleAdded& body) {
-    hosts_[host].rules.push_back(RuleInForce{body.rule_id, body.rule, applied_});
+    hosts_[host].rules.push_back(RuleInForce{body.rule_id, *body.rule, applied_});
 }
 
 void State::on(HostIndex host, const trace::RuleRemoved& body) {

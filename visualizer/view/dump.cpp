@@ -20,7 +20,7 @@ json rules_json(const replay::Host& host) {
     json rules = json::array();
     for (const auto& rule : host.rules) {
         const auto text = nft_text(rule.rule);
-        rules.push_back({{"id", rule.id}, {"nft", text ? json(*text) : json(nullptr)}});
+        rules.push_back({{"id", rule.id}, {"chain", std::string(to_string(rule.rule.chain))}, {"nft", text ? json(*text) : json(nullptr)}});
     }
     return rules;
 }

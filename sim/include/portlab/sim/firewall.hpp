@@ -43,6 +43,12 @@ struct Firewall {
 // The id a dropped packet names when the chain's policy, not a rule, decided.
 inline constexpr std::string_view policy_rule_id = "policy";
 
+// Why this input chain cannot evaluate `rule`, if it cannot: it models stateless input-chain
+// rules (protocol, addresses, ports) and nothing else, so a rule for the forward chain, or one
+// with iifname, ct state or tcp flags, is refused rather than evaluated without that field.
+// (Lab 18's forward chain is modelled as a whole: Simulator::set_stateful_firewall.)
+[[nodiscard]] Result<void> input_chain_models(const FirewallRule& rule);
+
 [[nodiscard]] bool matches(const FirewallRule& rule, const PacketMatch& packet) noexcept;
 
 struct FirewallVerdict {

@@ -42,7 +42,7 @@ public:
     void set_default_link(LinkConfig config) { world.default_link = config; }
     // Appends a rule to the host's input chain; returns its id ("r1"), which a packet it
     // drops names (rule_id).
-    std::string add_rule(HostId host, FirewallRule rule);
+    Result<std::string> add_rule(HostId host, FirewallRule rule);
     // Takes the rule with this id out of the host's chain; false when there is none.
     bool remove_rule(HostId host, std::string_view id);
     void set_policy(HostId host, FirewallAction policy);

@@ -12,7 +12,9 @@
 //                   becomes OUT's address, its port kept when free (nf_nat_core.c);
 //   port forward    `tcp dport P dnat to A:Q` in prerouting;
 //   stateful chain  lab 18's forward chain: established,related accept; new from inside
-//                   accept; new (and invalid) from outside drop.
+//                   accept; new (and invalid) from outside drop. Its rules are hub rules
+//                   (FirewallChain::forward) the trace adds like any other; an interface is
+//                   named "ethN" by its address's place among the router's (interface_name).
 // A host without routes keeps the simulator's first model: every address is one hop away.
 
 #include <cstdint>
@@ -22,6 +24,7 @@
 
 #include "portlab/firewall_rule.hpp"
 #include "portlab/net.hpp"
+#include "portlab/sim/firewall.hpp"
 #include "portlab/trace.hpp"
 
 namespace portlab::sim {
@@ -62,10 +65,31 @@ struct PortForward {
 // What the new-connection rules of lab 18's forward chain do to a connection started from
 // outside: drop it (silence), or reject it (ICMP admin-prohibited, RFC 1812 5.2.7.1).
 struct StatefulFirewall {
-    IpAddress outside;  // the router's address on the outside interface (iifname "outside")
+    IpAddress outside;  // the router's address on the outside interface
     FirewallAction new_from_outside = FirewallAction::drop;  // drop or reject
+    std::vector<NamedRule> chain{};  // the rules in force (stateful_chain), as the trace named them
     friend bool operator==(const StatefulFirewall&, const StatefulFirewall&) = default;
 };
+
+// The name a router's interface has in the simulator's rules (`iifname "eth1"`): "eth" and the
+// place of its address among the router's addresses, as `router` lists them, from 0. The
+// simulator knows an interface by its address only, so an address is an interface.
+[[nodiscard]] std::string interface_name(const std::vector<IpAddress>& addresses, const IpAddress& address);
+
+// Lab 18's forward chain for a router with these addresses, `outside` one of them, in order:
+//   "replies"               ct state established,related accept
+//   "new from inside"       iifname "ethI" ct state new accept   (one per other address;
+//                           named "new from ethI" when there are several)
+//   "new from outside"      iifname "ethO" ct state new drop     (or reject with icmpx admin-prohibited)
+//   "invalid from outside"  iifname "ethO" ct state invalid drop
+// and policy drop. The ids are lab 18's rule comments.
+[[nodiscard]] std::vector<NamedRule> stateful_chain(const std::vector<IpAddress>& addresses, const IpAddress& outside,
+                                                    FirewallAction new_from_outside);
+
+// The first rule of a forward chain that takes a packet in ct state `state` that came in on
+// `interface` (rules of ct state and iifname only: what stateful_chain writes); none: the policy.
+[[nodiscard]] std::optional<std::size_t> first_match(const std::vector<NamedRule>& chain, CtState state,
+                                                     std::string_view interface);
 
 // A connection-tracking entry. Every packet of the connection matches `original` (sent by
 // the side that started it) or `reply` (sent by the other side); a translated packet takes

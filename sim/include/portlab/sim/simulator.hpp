@@ -43,8 +43,10 @@ public:
     HostId add_host(std::string name, std::vector<IpAddress> addresses, HostOptions options = {});
     void set_link(HostId a, HostId b, LinkConfig config);
     void set_default_link(LinkConfig config);
-    // Returns the rule's id ("r1"), as the packets it drops name it.
-    std::string add_firewall_rule(HostId host, FirewallRule rule);
+    // Returns the rule's id ("r1"), as the packets it drops name it; an error for a rule nft
+    // would refuse or one the input chain does not model (sim::input_chain_models: iifname,
+    // ct state, tcp flags, the forward chain), never a rule with a field ignored.
+    Result<std::string> add_firewall_rule(HostId host, FirewallRule rule);
     // Takes a rule out (nft delete rule); false when the host has no rule with that id.
     bool remove_firewall_rule(HostId host, std::string_view rule_id);
     void set_firewall_policy(HostId host, FirewallAction policy);
