@@ -549,3 +549,33 @@ TEST_CASE("every scenario at every step: no line and no packet's way crosses the
     CHECK(compared > 0);
     CHECK(bent > 0);  // some scenario has a line that must go round (router, nat, port-forward)
 }
+
+// The words beside a drop's red X ("tcp dport 22 drop (rule r1)") were written after the X,
+// and a firewall's X sits on the receiver's border: the words lay over its listener's slot
+// (docs/images/firewall-drop.png). They go above the X, on the side the packet came from.
+TEST_CASE("every scenario and the two-clients trace: the words beside a dropped packet's X lie over no host's box", "[viz][layout][drop]") {
+    std::size_t drops = 0;
+    std::vector<std::string> sources;
+    for (const auto& info : sim::scenarios()) sources.emplace_back(info.name);
+    sources.push_back(std::string(PORTLAB_FIXTURES) + "/trace_two_clients.jsonl");
+    for (const auto& source : sources) {
+        Model model;
+        if (source.ends_with(".jsonl")) REQUIRE(model.open_file(source).has_value());
+        else REQUIRE(model.open_scenario(source).has_value());
+        for (std::size_t n = 1; n <= model.size(); ++n) {
+            const auto& event = model.timeline().event(n - 1);
+            const auto* packet = std::get_if<trace::Packet>(&event.body);
+            if (!packet || packet->kind != trace::PacketKind::dropped) continue;
+            model.seek(n);
+            const Layout& layout = model.layout();
+            const auto path = packet_path(model.world(), layout, event, *model.timeline().packet_info(n - 1));
+            if (!path.valid || !path.stop || !path.stop_at) continue;
+            CAPTURE(source, n, model.timeline().caption(n - 1));
+            // Canvas units at zoom 1: a rule's words run to about 30 characters.
+            const Rect words = drop_label_rect(layout, *path.stop, Vec2{180, 12}, 9);
+            for (const auto& box : layout.hosts) CHECK_FALSE(words.overlaps(box.rect));
+            ++drops;
+        }
+    }
+    CHECK(drops > 10);
+}

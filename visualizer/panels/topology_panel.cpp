@@ -351,12 +351,16 @@ void draw_packet_chip(const Canvas& canvas, ImVec2 at, replay::PacketLabel label
 
 // A red X where the packet stopped, labelled with what stopped it: a firewall's
 // rule in the firewall's colour, or a loss no rule caused ("lost on the link").
-void draw_drop_mark(const Canvas& canvas, ImVec2 at, const DropWords& words) {
+void draw_drop_mark(const Canvas& canvas, const Layout& layout, Vec2 stop, const DropWords& words) {
+    const ImVec2 at = canvas.screen(stop);
     const float r = 9;
     canvas.draw->AddCircleFilled(at, r + 3, IM_COL32(30, 10, 10, 230));
     canvas.draw->AddLine(ImVec2(at.x - r, at.y - r), ImVec2(at.x + r, at.y + r), IM_COL32(255, 70, 60, 255), 4.0f);
     canvas.draw->AddLine(ImVec2(at.x - r, at.y + r), ImVec2(at.x + r, at.y - r), IM_COL32(255, 70, 60, 255), 4.0f);
-    text_at(canvas, ImVec2(at.x + r + 6, at.y + 2), words.by_firewall ? style::firewall_colour : IM_COL32(235, 200, 200, 255),
+    const float zoom = std::max(canvas.scale(), 0.01f);  // the words keep their size on screen
+    const Rect label = drop_label_rect(layout, stop, Vec2{text_width(words.text, 0.85f) / zoom, ImGui::GetFontSize() * 0.85f / zoom},
+                                       r / zoom);
+    text_at(canvas, canvas.screen_min(label), words.by_firewall ? style::firewall_colour : IM_COL32(235, 200, 200, 255),
             words.text, 0.85f);
 }
 
@@ -374,7 +378,7 @@ void draw_current_packet(const Canvas& canvas, const Model& model, const ViewSta
     draw_route(canvas, path.stop_at ? path.route.until(*path.stop_at) : path.route, IM_COL32(255, 255, 255, 50), 1.5f);
     draw_packet_chip(canvas, canvas.screen(at), path.label, false);
     if (packet->kind == trace::PacketKind::dropped && view.playback.phase >= 0.95)
-        draw_drop_mark(canvas, canvas.screen(*path.stop), drop_words(*packet));
+        draw_drop_mark(canvas, model.layout(), *path.stop, drop_words(*packet));
 }
 
 // At a router whose translation is the current event: the connection's 4-tuple as it came

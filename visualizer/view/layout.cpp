@@ -330,6 +330,16 @@ Rect chip_rect(Vec2 at, Vec2 text_size) noexcept {
     return Rect{at.x - w / 2, at.y - h / 2, w, h};
 }
 
+Rect drop_label_rect(const Layout& layout, Vec2 stop, Vec2 text_size, float mark_radius) noexcept {
+    float top = stop.y - mark_radius - 3;
+    for (const auto& box : layout.hosts) {
+        const Rect& r = box.rect;
+        const bool on_box = stop.x >= r.x - 1 && stop.x <= r.right() + 1 && stop.y >= r.y - 1 && stop.y <= r.bottom() + 1;
+        if (on_box) top = std::min(top, r.y - 4);
+    }
+    return Rect{stop.x - text_size.x / 2, top - text_size.y, text_size.x, text_size.y};
+}
+
 Rect tuple_label_rect(Vec2 s, Vec2 e, Vec2 text_size, float chip_h, bool below) noexcept {
     const float w = text_size.x + 6;
     const float h = text_size.y + 3;

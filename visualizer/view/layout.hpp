@@ -199,6 +199,11 @@ inline constexpr float route_clearance = 30;
 [[nodiscard]] std::optional<float> last_exit(const Route& route, const Rect& rect) noexcept;
 // A packet's chip (its label in a rounded box) centred at `at`, in screen pixels.
 [[nodiscard]] Rect chip_rect(Vec2 at, Vec2 text_size) noexcept;
+// Where a drop's words go (canvas units, as `text_size`), centred over the red X of radius
+// `mark_radius` at `stop`. A firewall or router stops a packet on or in a host's box, where
+// words beside the X lay over the box's name and slots: they go above the box's top edge.
+// A loss on the link is marked mid-link: its words go just above the X.
+[[nodiscard]] Rect drop_label_rect(const Layout& layout, Vec2 stop, Vec2 text_size, float mark_radius) noexcept;
 // Where a connection line's 4-tuple label goes, in screen pixels: centred over the line
 // between `s` and `e`, above every point of the line under it by half a chip and a
 // margin, so a chip resting or flying on the line never covers it.
