@@ -257,7 +257,7 @@ int main(int argc, char** argv) {
         // --- 4. Ask the kernel: bind() below and at the boundary -----------------------
         const int boundary = unprivileged_start.value_or(1024);
         asio::io_context io;
-        Binder binder{io, see, see.declare({"host", {IpAddress::loopback_v4()}, "binds 127.0.0.1"})};
+        Binder binder{io, see, see.declare({"server", {IpAddress::loopback_v4()}, "server"})};
         std::vector<BindAttempt> attempts;
         if (boundary > 1)
             see.step(fmt::format("bind() a TCP socket to 127.0.0.1 below {}, then at {} or above", boundary, boundary));
