@@ -17,6 +17,8 @@
 #include <filesystem>
 #include <fstream>
 #include <set>
+#include <iterator>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -44,13 +46,42 @@ ino_t netns_of(pid_t pid) {
     return stat(("/proc/" + std::to_string(pid) + "/ns/net").c_str(), &status) == 0 ? status.st_ino : 0;
 }
 
-// Whether any process on the machine is in the network namespace `inode`.
-bool netns_held(ino_t inode) {
+// When a process started, in clock ticks since boot (/proc/PID/stat, field 22, after the
+// ")" that ends the name); 0 when it is gone.
+unsigned long long start_time_of(pid_t pid) {
+    std::ifstream file("/proc/" + std::to_string(pid) + "/stat");
+    const std::string stat((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+    const auto name_end = stat.rfind(')');
+    if (name_end == std::string::npos) return 0;
+    std::istringstream fields(stat.substr(name_end + 2));
+    std::string field;
+    for (int i = 3; i < 22 && fields >> field;) ++i;  // fields 3..21: state ... itrealvalue
+    unsigned long long ticks = 0;
+    fields >> ticks;
+    return ticks;
+}
+
+// Now, in the same clock ticks since boot (/proc/uptime).
+unsigned long long ticks_since_boot() {
+    std::ifstream uptime("/proc/uptime");
+    double seconds = 0;
+    uptime >> seconds;
+    return static_cast<unsigned long long>(seconds * static_cast<double>(sysconf(_SC_CLK_TCK)));
+}
+
+// Whether a process that started before `before` (clock ticks since boot) is in the network
+// namespace `inode`. nsfs numbers namespaces from an IDA that gives a freed number out again at
+// once, so a namespace made after the lab died (a test running beside this one) may bear the
+// same inode: its processes started later, and do not count.
+bool netns_held(ino_t inode, unsigned long long before) {
     std::error_code ignored;
     for (const auto& entry : std::filesystem::directory_iterator("/proc", ignored)) {
         const auto name = entry.path().filename().string();
         if (name.find_first_not_of("0123456789") != std::string::npos) continue;
-        if (netns_of(static_cast<pid_t>(std::stol(name))) == inode) return true;
+        const auto pid = static_cast<pid_t>(std::stol(name));
+        if (netns_of(pid) != inode) continue;
+        const auto started = start_time_of(pid);
+        if (started != 0 && started <= before) return true;
     }
     return false;
 }
@@ -77,6 +108,7 @@ TEST_CASE("every lab with a network of namespaces, interrupted by SIGINT or SIGK
     test::PausedRun lab_run(test::bin_path(lab), {}, std::chrono::seconds(60));
     std::vector<pid_t> started;
     std::set<ino_t> namespaces;
+    unsigned long long killed_at = 0;
     const int status = lab_run.run_while([&](int pause) {
         if (pause < 2) return true;  // at pause 2 the network is up and a step has run
         std::vector<pid_t> all;
@@ -85,6 +117,7 @@ TEST_CASE("every lab with a network of namespaces, interrupted by SIGINT or SIGK
             if (pid != lab_run.pid()) started.push_back(pid);
         for (const pid_t pid : started)
             if (const ino_t inode = netns_of(pid); inode != 0 && inode != own_netns) namespaces.insert(inode);
+        killed_at = ticks_since_boot();
         kill(lab_run.pid(), signal_number);
         return false;
     });
@@ -98,6 +131,6 @@ TEST_CASE("every lab with a network of namespaces, interrupted by SIGINT or SIGK
     }
     for (const ino_t inode : namespaces) {
         CAPTURE(inode);
-        CHECK_FALSE(netns_held(inode));
+        CHECK_FALSE(netns_held(inode, killed_at));
     }
 }
