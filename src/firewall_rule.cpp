@@ -33,17 +33,6 @@ Result<void> check_ports(const std::optional<PortRange>& range, std::string_view
 
 std::string_view ip_keyword(const IpAddress& address) { return address.is_v4() ? "ip" : "ip6"; }
 
-// "a,b,,c" -> "a", "b", "", "c"
-std::vector<std::string_view> pieces(std::string_view text, char separator) {
-    std::vector<std::string_view> found;
-    for (std::size_t at = 0;;) {
-        const auto next = text.find(separator, at);
-        found.push_back(text.substr(at, next == std::string_view::npos ? std::string_view::npos : next - at));
-        if (next == std::string_view::npos) return found;
-        at = next + 1;
-    }
-}
-
 // nft's names for the TCP flag bits (payload-expression.c, tcp_flag_type), in bit order.
 constexpr std::array<Spelling<std::uint8_t>, 8> tcp_flag_spellings{{{tcp_flag::fin, "fin"},
                                                                    {tcp_flag::syn, "syn"},
@@ -79,7 +68,7 @@ Result<std::uint8_t> parse_flags(std::string_view text) {
         return static_cast<std::uint8_t>(value);
     }
     std::uint8_t bits = 0;
-    for (const auto name : pieces(names, '|')) {
+    for (const auto name : text::split_on(names, '|')) {
         const auto flag = parse_spelling(tcp_flag_spellings, name, "tcp flag");
         if (!flag) return flag.error();
         bits = static_cast<std::uint8_t>(bits | *flag);
@@ -119,7 +108,7 @@ std::string to_string(CtStates states) {
 
 Result<CtStates> parse_ct_states(std::string_view text) {
     CtStates states;
-    for (const auto name : pieces(text, ',')) {
+    for (const auto name : text::split_on(text, ',')) {
         const auto state = parse_spelling(ct_state_spellings, name, "ct state");
         if (!state) return state.error();
         if (states.contains(*state)) return fail("ct state \"" + std::string(name) + "\" twice");

@@ -14,6 +14,16 @@ std::vector<std::string_view> split_words(std::string_view line) {
     return words;
 }
 
+std::vector<std::string_view> split_on(std::string_view text, char separator) {
+    std::vector<std::string_view> pieces;
+    for (std::size_t at = 0;;) {
+        const auto next = text.find(separator, at);
+        pieces.push_back(text.substr(at, next == std::string_view::npos ? std::string_view::npos : next - at));
+        if (next == std::string_view::npos) return pieces;
+        at = next + 1;
+    }
+}
+
 std::string counted(std::size_t count, std::string_view singular, std::string_view plural) {
     std::string text = std::to_string(count) + ' ';
     if (count == 1) return text.append(singular);

@@ -8,9 +8,11 @@
 #include <netinet/ip.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <stdexcept>
 #include <string>
@@ -135,6 +137,44 @@ TEST_CASE("the network's processes are gone when the body ends: nothing left beh
         CHECK(kill(pid, 0) == -1);
         CHECK(errno == ESRCH);
     }
+}
+
+TEST_CASE("Network::entering runs a function inside the node's namespace, and still does after the Network is moved and gone",
+          "[netns][network]") {
+    const auto facts = run_in_private_netns(
+        [] {
+            auto net = Network::build(labkit::client_router_server());
+            if (!net) throw std::runtime_error(net.error().message);
+            const auto inode_of = [](const std::string& path) {
+                struct stat seen {};
+                if (stat(path.c_str(), &seen) != 0) throw std::runtime_error("stat " + path + ": " + std::strerror(errno));
+                return static_cast<std::uint64_t>(seen.st_ino);
+            };
+            const auto here = [&] { return inode_of("/proc/thread-self/ns/net"); };
+            json out;
+            out["router"] = inode_of("/proc/" + std::to_string(*net->pid_of("router")) + "/ns/net");
+            out["body"] = here();
+            const auto enter_router = net->entering("router");
+            const auto enter_nobody = net->entering("nobody");
+            enter_router([&] { out["inside_before"] = here(); });
+            {
+                const Network moved = std::move(*net);  // the router's process exits with it
+            }
+            enter_router([&] { out["inside_after"] = here(); });
+            out["after_returned_to"] = here();
+            bool ran = false;
+            enter_nobody([&] { ran = true; });
+            out["nobody_ran"] = ran;
+            return out;
+        },
+        {}, std::chrono::seconds(20));
+    INFO((facts ? std::string() : facts.error().message));
+    REQUIRE(facts.has_value());
+    CHECK((*facts)["router"] != (*facts)["body"]);
+    CHECK((*facts)["inside_before"] == (*facts)["router"]);
+    CHECK((*facts)["inside_after"] == (*facts)["router"]);
+    CHECK((*facts)["after_returned_to"] == (*facts)["body"]);
+    CHECK((*facts)["nobody_ran"] == false);
 }
 
 TEST_CASE("a lab network's router may hold a firewall and NAT, but the host's namespace and a stranger's interface may not",

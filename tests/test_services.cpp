@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "portlab/services.hpp"
+#include "portlab/text.hpp"
 
 using namespace portlab;
 
@@ -116,6 +117,15 @@ TEST_CASE("garbage never crashes the parser", "[services]") {
     const auto services = ServiceTable::parse(in, &skipped);
     CHECK(services.entries().size() == 1);  // only the long name with 1/tcp is a valid line
     CHECK(skipped.size() == 6);
+}
+
+TEST_CASE("text::split_on keeps empty pieces, as nft's lists and /etc/services' columns need", "[text]") {
+    using V = std::vector<std::string_view>;
+    CHECK(text::split_on("new,established", ',') == V{"new", "established"});
+    CHECK(text::split_on("a,b,,c", ',') == V{"a", "b", "", "c"});
+    CHECK(text::split_on(",syn,", ',') == V{"", "syn", ""});
+    CHECK(text::split_on("", '|') == V{""});
+    CHECK(text::split_on("fin|syn", ',') == V{"fin|syn"});
 }
 
 TEST_CASE("the built-in table holds IANA's assignments for the best-known ports", "[services][fallback]") {

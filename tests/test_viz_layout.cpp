@@ -387,6 +387,23 @@ TEST_CASE("a router's translation is written below its row of boxes, on no host,
     CHECK(checked > 0);
 }
 
+namespace {
+
+// Each packet `model`'s timeline drops, with the model moved to it (seek): fn(n, event, packet,
+// path), the path as the canvas draws it at event n.
+template <class Fn>
+void for_each_drop(Model& model, Fn&& fn) {
+    for (std::size_t n = 1; n <= model.size(); ++n) {
+        const auto& event = model.timeline().event(n - 1);
+        const auto* packet = std::get_if<trace::Packet>(&event.body);
+        if (!packet || packet->kind != trace::PacketKind::dropped) continue;
+        model.seek(n);
+        fn(n, event, *packet, packet_path(model.world(), model.layout(), event, *model.timeline().packet_info(n - 1)));
+    }
+}
+
+}  // namespace
+
 // Issue 10's network scenarios: a packet a router dropped stops at that router, and all its
 // flight, as the canvas animates it, stays out of the box of the host it never reached.
 TEST_CASE("router, nat, port-forward and stateful-firewall: a packet a router drops stops at the router, never reaching its receiver",
@@ -395,20 +412,15 @@ TEST_CASE("router, nat, port-forward and stateful-firewall: a packet a router dr
     for (const char* name : {"router", "nat", "port-forward", "stateful-firewall"}) {
         Model model;
         REQUIRE(model.open_scenario(name).has_value());
-        for (std::size_t n = 1; n <= model.size(); ++n) {
-            const auto& event = model.timeline().event(n - 1);
-            const auto* packet = std::get_if<trace::Packet>(&event.body);
-            if (!packet || packet->kind != trace::PacketKind::dropped) continue;
-            model.seek(n);
+        for_each_drop(model, [&](std::size_t n, const trace::Event& event, const trace::Packet& packet, const PacketPath& path) {
             const Layout& layout = model.layout();
             const auto router = model.world().find_host(event.host);
             REQUIRE(router);
-            const auto path = packet_path(model.world(), layout, event, *model.timeline().packet_info(n - 1));
             REQUIRE(path.valid);
             // The host the packet was for, by its destination address (the trace names the hop it was on).
             const auto* info = model.timeline().packet_info(n - 1);
             const auto receiver_host = info->destination ? model.world().host_with_address(info->destination->address) : std::nullopt;
-            if (!receiver_host || *receiver_host == *router || packet->cause == trace::DropCause::link) continue;  // dropped at its receiver
+            if (!receiver_host || *receiver_host == *router || packet.cause == trace::DropCause::link) return;  // dropped at its receiver
             CAPTURE(name, n, model.timeline().caption(n - 1));
             REQUIRE(path.stop);
             const Rect& at = layout.box_of(*router)->rect;
@@ -416,9 +428,9 @@ TEST_CASE("router, nat, port-forward and stateful-firewall: a packet a router dr
             CHECK((path.stop->x >= at.x - 1 && path.stop->x <= at.right() + 1 && path.stop->y >= at.y - 1 && path.stop->y <= at.bottom() + 1));
             const Rect& receiver = layout.box_of(*receiver_host)->rect;
             for (float phase = 0; phase <= 1.0f; phase += 0.05f)
-                CHECK_FALSE(receiver.contains(packet_point(path, packet->kind, split_flight(model.timeline(), n - 1), phase)));
+                CHECK_FALSE(receiver.contains(packet_point(path, packet.kind, split_flight(model.timeline(), n - 1), phase)));
             ++drops;
-        }
+        });
     }
     CHECK(drops > 0);
 }
@@ -562,20 +574,15 @@ TEST_CASE("every scenario and the two-clients trace: the words beside a dropped 
         Model model;
         if (source.ends_with(".jsonl")) REQUIRE(model.open_file(source).has_value());
         else REQUIRE(model.open_scenario(source).has_value());
-        for (std::size_t n = 1; n <= model.size(); ++n) {
-            const auto& event = model.timeline().event(n - 1);
-            const auto* packet = std::get_if<trace::Packet>(&event.body);
-            if (!packet || packet->kind != trace::PacketKind::dropped) continue;
-            model.seek(n);
-            const Layout& layout = model.layout();
-            const auto path = packet_path(model.world(), layout, event, *model.timeline().packet_info(n - 1));
-            if (!path.valid || !path.stop || !path.stop_at) continue;
+        for_each_drop(model, [&](std::size_t n, const trace::Event&, const trace::Packet&, const PacketPath& path) {
+            if (!path.valid || !path.stop || !path.stop_at) return;
             CAPTURE(source, n, model.timeline().caption(n - 1));
             // Canvas units at zoom 1: a rule's words run to about 30 characters.
+            const Layout& layout = model.layout();
             const Rect words = drop_label_rect(layout, *path.stop, Vec2{180, 12}, 9);
             for (const auto& box : layout.hosts) CHECK_FALSE(words.overlaps(box.rect));
             ++drops;
-        }
+        });
     }
     CHECK(drops > 10);
 }

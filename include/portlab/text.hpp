@@ -17,6 +17,10 @@ namespace portlab::text {
 // The words of `line`, split on runs of blanks; views into `line`.
 [[nodiscard]] std::vector<std::string_view> split_words(std::string_view line);
 
+// The pieces of `text` between `separator`s, empty ones kept ("a,b,,c" -> "a", "b", "", "c";
+// "" -> ""); views into `text`.
+[[nodiscard]] std::vector<std::string_view> split_on(std::string_view text, char separator);
+
 // The lines of `text` (a command's output), without their '\n'; a last line without one
 // counts too, an empty text has none.
 [[nodiscard]] std::vector<std::string> split_lines(std::string_view text);

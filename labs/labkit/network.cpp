@@ -15,9 +15,11 @@
 #include <cstring>
 #include <exception>
 #include <fstream>
+#include <memory>
 #include <utility>
 
 #include "labkit/netns.hpp"
+#include "labkit/posix.hpp"
 
 namespace portlab::labkit {
 namespace {
@@ -137,7 +139,15 @@ Result<Network> Network::build(const NetworkSpec& spec) {
 }
 
 std::function<void(const std::function<void()>&)> Network::entering(std::string node) const {
-    return [this, node = std::move(node)](const std::function<void()>& fn) { (void)in_node(node, fn); };
+    // The callable holds its own descriptor of the namespace (F_DUPFD_CLOEXEC), not a pointer to
+    // this Network: the Observer may keep it past a move of the Network, or past a story that
+    // throws before end_story() drops it. An unknown node's callable runs nothing.
+    const auto found = nodes_.find(node);
+    const auto netns = std::make_shared<const Fd>(
+        found == nodes_.end() ? -1 : fcntl(found->second.netns_fd, F_DUPFD_CLOEXEC, 0));
+    return [netns](const std::function<void()>& fn) {
+        if (netns->ok()) (void)in_network_namespace(netns->get(), fn);
+    };
 }
 
 Result<void> Network::in_node(const std::string& node, const std::function<void()>& fn) const {

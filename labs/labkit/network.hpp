@@ -67,7 +67,8 @@ public:
     // Sockets and captures made by `fn` stay in that namespace.
     [[nodiscard]] Result<void> in_node(const std::string& node, const std::function<void()>& fn) const;
     // in_node as a callable, for the lab kit's Host::look_inside: the Observer then reads the
-    // node's sockets back inside its namespace. Valid while this Network lives.
+    // node's sockets back inside its namespace. It holds its own descriptor of the namespace,
+    // so it stays valid wherever it is kept (a story that throws, a moved Network).
     [[nodiscard]] std::function<void(const std::function<void()>&)> entering(std::string node) const;
     // `node`'s address on the link toward `neighbour` (or its first link's, when empty).
     [[nodiscard]] Result<IpAddress> address(const std::string& node, const std::string& neighbour = {}) const;

@@ -66,7 +66,8 @@ struct Host {
     // For a host that is not here but whose namespace this process can enter (a node of
     // network.hpp's Network): runs a function with this thread inside it, so the kit reads
     // that host's sockets back with sock_diag there, as `ss` in that namespace would.
-    // Observer::stop_looking_inside() drops it before the namespace goes away.
+    // Observer::stop_looking_inside() drops it, and the namespace descriptor it holds, when
+    // the story ends.
     std::function<void(const std::function<void()>&)> look_inside{};
 };
 
