@@ -6,7 +6,9 @@
 // `portlab-viz --dump-state` writes it. What is drawn must be what the model holds:
 //   slots        one per live socket: host, protocol, local endpoint, remote, TCP state (the
 //                RFC's name and ss's), listening, waiting in the accept queue, pending error;
-//   connections  one line per pair of sockets whose 4-tuples mirror each other;
+//   connections  one line per pair of sockets whose 4-tuples mirror each other, and one per
+//                pair a router's conntrack entry joins (its original tuple on one, its reply
+//                tuple on the other), drawn through that router with both 4-tuples;
 //   pool         per host, the ephemeral range and how many of its ports each protocol holds;
 //   rules        each host's input chain, rule ids and nft text in order;
 //   nat          each router's conntrack entries (original and reply tuples);
@@ -76,6 +78,9 @@ struct Point {
     std::size_t events = 0;  // trace events recorded when the World was read
     std::map<std::pair<std::string, std::uint32_t>, SocketFacts> sockets;  // (host, socket id)
     std::set<std::tuple<std::string, std::string, std::string>> connections;  // (protocol, one end, other end), ends sorted
+    // Across a translating router: (protocol, local, remote, router, far local, far remote),
+    // from the connecting side.
+    std::set<std::tuple<std::string, std::string, std::string, std::string, std::string, std::string>> translated;
     std::map<std::string, PoolFacts> pools;
     std::map<std::string, std::vector<std::string>> rules;  // host -> "id: nft text", chain order
     std::set<std::string> stateful_routers;
@@ -140,6 +145,22 @@ Point read_world(const sim::Simulator& sim) {
     }
     for (const auto& [protocol, local, remote] : connected)
         if (connected.contains({protocol, remote, local})) point.connections.emplace(protocol, std::min(local, remote), std::max(local, remote));
+    // A conntrack entry whose reply is not its original turned round translated the flow
+    // (RFC 3022): the socket holding the original tuple and the one holding the reply tuple
+    // are the two ends of one connection, when neither has a mirror of its own.
+    const auto mirrored = [&](const std::string& protocol, const std::string& local, const std::string& remote) {
+        return connected.contains({protocol, remote, local});
+    };
+    for (const sim::Host& host : world.hosts)
+        for (const sim::ConntrackEntry& entry : host.routing.conntrack) {
+            if (entry.reply == sim::reversed(entry.original)) continue;
+            const std::string protocol(to_string(entry.protocol));
+            const std::string near_local = entry.original.source.to_string(), near_remote = entry.original.destination.to_string();
+            const std::string far_local = entry.reply.source.to_string(), far_remote = entry.reply.destination.to_string();
+            if (!connected.contains({protocol, near_local, near_remote}) || !connected.contains({protocol, far_local, far_remote})) continue;
+            if (mirrored(protocol, near_local, near_remote) || mirrored(protocol, far_local, far_remote)) continue;
+            point.translated.emplace(protocol, near_local, near_remote, host.name, far_remote, far_local);
+        }
     world.queue.for_each_pending([&](const auto& entry) {
         if (std::holds_alternative<sim::Arrival>(entry.payload)) ++point.in_flight;
     });
@@ -240,11 +261,24 @@ struct Judge {
 
     void compare_connections(const Point& point, const json& state, const std::string& caption) {
         std::set<std::tuple<std::string, std::string, std::string>> drawn;
+        std::set<std::tuple<std::string, std::string, std::string, std::string, std::string, std::string>> drawn_translated;
         for (const json& line : state.at("connections")) {
             const std::string local = line.at("local").get<std::string>();
             const std::string remote = line.at("remote").get<std::string>();
-            drawn.emplace(line.at("protocol").get<std::string>(), std::min(local, remote), std::max(local, remote));
+            if (line.contains("via"))
+                drawn_translated.emplace(line.at("protocol").get<std::string>(), local, remote, line.at("via").get<std::string>(),
+                                         line.value("far_local", std::string()), line.value("far_remote", std::string()));
+            else
+                drawn.emplace(line.at("protocol").get<std::string>(), std::min(local, remote), std::max(local, remote));
         }
+        const auto text_of_translated = [](const auto& c) {
+            return std::get<0>(c) + " " + std::get<1>(c) + " -> " + std::get<2>(c) + " through " + std::get<3>(c) + " as " +
+                   std::get<4>(c) + " -> " + std::get<5>(c);
+        };
+        for (const auto& c : point.translated)
+            if (!drawn_translated.contains(c)) expect(point, caption, "translated connection " + text_of_translated(c), "a line", "none");
+        for (const auto& c : drawn_translated)
+            if (!point.translated.contains(c)) expect(point, caption, "translated connection " + text_of_translated(c), "no line", "a line");
         const auto text = [](const auto& c) { return std::get<0>(c) + " " + std::get<1>(c) + " <-> " + std::get<2>(c); };
         for (const auto& c : point.connections)
             if (!drawn.contains(c)) expect(point, caption, "connection " + text(c), "a line", "none");

@@ -68,7 +68,8 @@ void draw(const Model& model, ViewState& view) {
         return;
     }
     const auto& connections = model.connections();
-    ImGui::Text("%zu connections: each is one 4-tuple; ends on the same port differ in the other three numbers.", connections.size());
+    ImGui::Text("%zu connections: each is one 4-tuple (two across a NAT, one each side); ends on the same port differ in the other three numbers.",
+                connections.size());
     const ImGuiTableFlags flags = ImGuiTableFlags_RowBg | ImGuiTableFlags_SizingFixedFit | ImGuiTableFlags_ScrollY | ImGuiTableFlags_BordersInnerV;
     if (!ImGui::BeginTable("connections", 5, flags)) return;
     ImGui::TableSetupScrollFreeze(0, 1);
@@ -93,7 +94,12 @@ void draw(const Model& model, ViewState& view) {
             ImGui::TableNextColumn();
             style::text(end_text(model.world(), c.a));
             ImGui::TableNextColumn();
-            style::text(end_text(model.world(), c.b));
+            std::string other = end_text(model.world(), c.b);
+            // Across a NAT the far end holds another 4-tuple: the one the router sent on.
+            if (c.via && c.far_tuple && *c.via < model.world().hosts().size())
+                other += "  (through " + model.world().hosts()[*c.via].name + ", translated: " + c.far_tuple->local.to_string() +
+                         " -> " + c.far_tuple->remote.to_string() + ")";
+            style::text(other);
         }
     }
     ImGui::EndTable();

@@ -318,17 +318,28 @@ void draw_lines(const Canvas& canvas, const Model& model, const Layout& layout) 
         } else {
             draw_route(canvas, line->route, colour, 2.0f);
         }
+        // A translated connection runs under its router; when a deeper box keeps it off the
+        // router's border, a tick joins it to the router, so the way through the NAT shows.
+        if (const HostBox* router = line->via ? layout.box_of(*line->via) : nullptr; router && line->route.count == 4) {
+            const float x = router->rect.center().x;
+            const float y = line->route.points[1].y;
+            if (y > router->rect.bottom() + 1)
+                canvas.draw->AddLine(canvas.screen(Vec2{x, router->rect.bottom()}), canvas.screen(Vec2{x, y}), colour, 1.5f);
+            canvas.draw->AddCircleFilled(canvas.screen(Vec2{x, y}), 3.5f, colour);
+        }
     }
     // Over every line, so no line crosses a label's text.
     for (const auto& label : placed) {
         const Rect& r = label.rect;
         canvas.draw->AddRectFilled(ImVec2(r.x, r.y), ImVec2(r.right(), r.bottom()), IM_COL32(20, 22, 28, 220), 3.0f);
-        // A same-host label has two lines; drawn one at a time, as text_at escapes a newline.
+        // A same-host or translated label has two lines; drawn one at a time, as text_at
+        // escapes a newline. A translation's second line in the NAT table's colour.
         const auto split = label.text.find('\n');
+        const bool translated = label.line < layout.lines.size() && layout.lines[label.line].far_tuple.has_value();
         text_at(canvas, ImVec2(r.x + 3, r.y + 1), IM_COL32(220, 230, 220, 255), label.text.substr(0, split), tuple_label_scale);
         if (split != std::string::npos)
-            text_at(canvas, ImVec2(r.x + 3, r.y + 1 + ImGui::GetFontSize() * tuple_label_scale), IM_COL32(220, 230, 220, 255),
-                    label.text.substr(split + 1), tuple_label_scale);
+            text_at(canvas, ImVec2(r.x + 3, r.y + 1 + ImGui::GetFontSize() * tuple_label_scale),
+                    translated ? IM_COL32(200, 170, 240, 255) : IM_COL32(220, 230, 220, 255), label.text.substr(split + 1), tuple_label_scale);
     }
 }
 

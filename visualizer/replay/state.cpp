@@ -541,13 +541,34 @@ std::vector<Connection> State::connections() const {
         for (const auto& [id, socket] : hosts_[h].sockets)
             if (socket.local && socket.remote && !socket.listening)
                 by_tuple.emplace(Key{socket.protocol, *socket.local, *socket.remote}, SocketRef{h, id});
+    const auto mirrored = [&](const Key& key) {
+        const Key peer{std::get<0>(key), std::get<2>(key), std::get<1>(key)};
+        return peer != key && by_tuple.contains(peer);
+    };
+
+    // Across a translating router: the connecting socket's key is the translation's original
+    // flow, its peer's the after flow turned round (conntrack's reply tuple). Only sockets no
+    // mirror pairs; the newest translation of a flow wins. A stateful firewall's tracked
+    // entries translate nothing: their ends mirror each other.
+    std::map<Key, std::pair<Key, HostIndex>> across;  // connecting side -> (far side, router)
+    std::set<Key> far_sides;
+    for (HostIndex h = 0; h < hosts_.size(); ++h)
+        for (auto t = hosts_[h].translations.rbegin(); t != hosts_[h].translations.rend(); ++t) {
+            if (t->kind == trace::NatKind::track) continue;
+            const Key near{t->protocol, t->original.source, t->original.destination};
+            const Key far{t->protocol, t->after.destination, t->after.source};
+            if (near == far || !by_tuple.contains(near) || !by_tuple.contains(far) || mirrored(near) || mirrored(far)) continue;
+            if (far_sides.contains(far) || across.contains(near)) continue;
+            across.emplace(near, std::pair{far, h});
+            far_sides.insert(far);
+        }
 
     std::vector<Connection> result;
     std::set<Key> paired;
     for (const auto& [key, ref] : by_tuple) {
-        if (paired.count(key)) continue;
+        if (paired.count(key) || far_sides.contains(key)) continue;
         const auto& [protocol, local, remote] = key;
-        Connection connection{protocol, FourTuple{local, remote}, ref, std::nullopt};
+        Connection connection{protocol, FourTuple{local, remote}, ref, std::nullopt, std::nullopt, std::nullopt};
         const Key peer_key{protocol, remote, local};
         if (const auto peer = by_tuple.find(peer_key); peer != by_tuple.end() && peer_key != key) {
             connection.b = peer->second;
@@ -558,6 +579,11 @@ std::vector<Connection> State::connections() const {
                 std::swap(connection.a, connection.b);
                 connection.tuple = connection.tuple.reversed();
             }
+        } else if (const auto via = across.find(key); via != across.end()) {
+            const auto& [far, router] = via->second;
+            connection.b = by_tuple.at(far);
+            connection.via = router;
+            connection.far_tuple = FourTuple{std::get<2>(far), std::get<1>(far)};
         }
         result.push_back(connection);
     }

@@ -207,12 +207,19 @@ struct RuleHits {
 };
 
 // Both ends of one connection, found by matching 4-tuples: a socket whose
-// (local, remote) is another's (remote, local) is its peer.
+// (local, remote) is another's (remote, local) is its peer. Across a router that translates
+// addresses (NAT, port forwarding) the two ends hold different 4-tuples: the peer is the
+// socket whose tuple is the translation's reply side (a `nat` event's after flow, turned
+// round), as conntrack pairs its original and reply tuples.
 struct Connection {
     Protocol protocol = Protocol::tcp;
     FourTuple tuple;               // seen from `a` when a is set, else from b's peer side
     std::optional<SocketRef> a;    // the side whose local endpoint is tuple.local
-    std::optional<SocketRef> b;    // the side whose local endpoint is tuple.remote
+    std::optional<SocketRef> b;    // the side whose local endpoint is tuple.remote (untranslated)
+    // Set when a router translated the connection: the router, and the 4-tuple on b's side
+    // of it, in a's direction (after.source -> after.destination; b's own is its reverse).
+    std::optional<HostIndex> via{};
+    std::optional<FourTuple> far_tuple{};
 };
 
 class State {
@@ -236,7 +243,8 @@ public:
     // Local ports in use on a host, ascending, per protocol.
     [[nodiscard]] std::vector<Port> ports_in_use(HostIndex host, Protocol protocol) const;
     // Every socket with a local and a remote endpoint, paired with its peer where
-    // the peer is in the world too; sorted by protocol and tuple.
+    // the peer is in the world too (through a router's translation when one has it);
+    // sorted by protocol and tuple.
     [[nodiscard]] std::vector<Connection> connections() const;
 
     // Sent packets not yet reported delivered or dropped, oldest first (at most pending_limit).

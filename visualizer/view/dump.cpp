@@ -101,10 +101,18 @@ json slots_json(const Model& model) {
 
 json connections_json(const Model& model) {
     json lines = json::array();
-    for (const auto& line : model.layout().lines)
-        lines.push_back({{"protocol", to_string(line.protocol)},
-                         {"local", line.tuple.local.to_string()},
-                         {"remote", line.tuple.remote.to_string()}});
+    for (const auto& line : model.layout().lines) {
+        json entry{{"protocol", to_string(line.protocol)},
+                   {"local", line.tuple.local.to_string()},
+                   {"remote", line.tuple.remote.to_string()}};
+        // Through a translating router: which one, and the 4-tuple beyond it (same direction).
+        if (line.via && *line.via < model.world().hosts().size()) entry["via"] = model.world().hosts()[*line.via].name;
+        if (line.far_tuple) {
+            entry["far_local"] = line.far_tuple->local.to_string();
+            entry["far_remote"] = line.far_tuple->remote.to_string();
+        }
+        lines.push_back(std::move(entry));
+    }
     return lines;
 }
 

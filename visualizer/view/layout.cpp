@@ -134,7 +134,41 @@ SlotPlan make_slot_plan(const replay::Timeline& timeline) {
         for (const trace::SocketId id : ids) settle(plan, *h, cells, id, host);
     }
     plan.links.assign(links.begin(), links.end());
+    std::vector<std::string> roles;
+    for (const auto& host : world.hosts()) roles.push_back(host.role);
+    plan.position = host_positions(roles, plan.links);
     return plan;
+}
+
+std::vector<std::size_t> host_positions(std::span<const std::string> roles,
+                                        std::span<const std::pair<replay::HostIndex, replay::HostIndex>> links) {
+    const std::size_t count = roles.size();
+    std::vector<std::size_t> position(count);
+    for (std::size_t h = 0; h < count; ++h) position[h] = h;
+    const auto is_router = [&](std::size_t h) { return roles[h] == "router"; };
+    if (std::none_of(roles.begin(), roles.end(), [](const std::string& role) { return role == "router"; })) return position;
+    // 0: behind a router (every link to one), 1: routers, 2: the rest; the trace's order within.
+    std::vector<int> group(count, 2);
+    for (std::size_t h = 0; h < count; ++h) {
+        if (is_router(h)) {
+            group[h] = 1;
+            continue;
+        }
+        bool linked = false;
+        bool only_routers = true;
+        for (const auto& [a, b] : links) {
+            if (a != h && b != h) continue;
+            const std::size_t other = a == h ? b : a;
+            linked = true;
+            only_routers = only_routers && other < count && is_router(other);
+        }
+        if (linked && only_routers && roles[h] != "server") group[h] = 0;
+    }
+    std::vector<std::size_t> order(count);
+    for (std::size_t h = 0; h < count; ++h) order[h] = h;
+    std::stable_sort(order.begin(), order.end(), [&](std::size_t x, std::size_t y) { return group[x] < group[y]; });
+    for (std::size_t place = 0; place < count; ++place) position[order[place]] = place;
+    return position;
 }
 
 Layout compute_layout(const replay::State& world, std::span<const Conversation> observed, std::size_t position,
@@ -219,20 +253,24 @@ Layout compute_layout(const replay::State& world, std::span<const Conversation> 
     const std::size_t per_row = capture && host_count > 2 ? 2
                                 : host_count <= 4       ? std::max<std::size_t>(1, host_count)
                                                         : static_cast<std::size_t>(std::ceil(std::sqrt(host_count)));
+    // Each host's place: the plan's (host_positions), else the trace's order.
+    const auto place_of = [&](replay::HostIndex h) {
+        return plan && plan->position.size() == host_count ? plan->position[h] : static_cast<std::size_t>(h);
+    };
     std::vector<float> column_width(per_row, 0.0f);
     std::vector<float> row_height((host_count + per_row - 1) / std::max<std::size_t>(1, per_row) + 1, 0.0f);
     for (replay::HostIndex h = 0; h < host_count; ++h) {
-        column_width[h % per_row] = std::max(column_width[h % per_row], sizes[h].x);
-        row_height[h / per_row] = std::max(row_height[h / per_row], sizes[h].y);
+        column_width[place_of(h) % per_row] = std::max(column_width[place_of(h) % per_row], sizes[h].x);
+        row_height[place_of(h) / per_row] = std::max(row_height[place_of(h) / per_row], sizes[h].y);
     }
     // The gap grows with the boxes, so lines between big hosts stay visible when zoomed out.
     const float widest = column_width.empty() ? 0.0f : *std::max_element(column_width.begin(), column_width.end());
     const float gap_x = std::max(m.host_gap_x, 0.4f * widest);
     for (replay::HostIndex h = 0; h < host_count; ++h) {
         float x = 0;
-        for (std::size_t c = 0; c < h % per_row; ++c) x += column_width[c] + gap_x;
+        for (std::size_t c = 0; c < place_of(h) % per_row; ++c) x += column_width[c] + gap_x;
         float y = 0;
-        for (std::size_t r = 0; r < h / per_row; ++r) y += row_height[r] + m.host_gap_y;
+        for (std::size_t r = 0; r < place_of(h) / per_row; ++r) y += row_height[r] + m.host_gap_y;
         // The bounds hold the hosts still to come too: the camera fits once.
         layout.bounds.w = std::max(layout.bounds.w, x + sizes[h].x);
         layout.bounds.h = std::max(layout.bounds.h, y + sizes[h].y);
@@ -269,7 +307,7 @@ Layout compute_layout(const replay::State& world, std::span<const Conversation> 
         if (!connection.a || !connection.b) continue;
         const auto a = layout.slot_of(*connection.a);
         const auto b = layout.slot_of(*connection.b);
-        if (a && b) layout.lines.push_back(Line{*a, *b, connection.protocol, connection.tuple, {}});
+        if (a && b) layout.lines.push_back(Line{*a, *b, connection.protocol, connection.tuple, {}, connection.via, connection.far_tuple});
     }
     for (const auto& conversation : observed) {
         if (conversation.first_index >= position) continue;
@@ -278,13 +316,13 @@ Layout compute_layout(const replay::State& world, std::span<const Conversation> 
         if (!host_a || !host_b) continue;
         const auto a = layout.observed_slot(*host_a, conversation.protocol, conversation.a);
         const auto b = layout.observed_slot(*host_b, conversation.protocol, conversation.b);
-        if (a && b) layout.lines.push_back(Line{*a, *b, conversation.protocol, FourTuple{conversation.a, conversation.b}, {}});
+        if (a && b) layout.lines.push_back(Line{*a, *b, conversation.protocol, FourTuple{conversation.a, conversation.b}, {}, std::nullopt, std::nullopt});
     }
     for (auto& line : layout.lines) {
         const Slot& from = layout.slots[line.from_slot];
         const Slot& to = layout.slots[line.to_slot];
         const auto [s, e] = line_ends(from.rect, to.rect);
-        line.route = route_between(layout, s, e, from.host, to.host);
+        line.route = line.via ? route_via(layout, s, e, from.host, to.host, *line.via) : route_between(layout, s, e, from.host, to.host);
     }
     return layout;
 }
@@ -451,6 +489,12 @@ std::vector<TupleLabel> connection_labels(const replay::State& world, const Layo
         const std::string second = line.tuple.remote.to_string();
         std::string text = first + (same_host ? "\n" : " ") + second;
         LabelledLine entry{to_screen(p), to_screen(q), Vec2{text_width(text, tuple_label_scale), font_px * tuple_label_scale}};
+        if (line.far_tuple && !same_host) {
+            const std::string far = translated_prefix + line.far_tuple->local.to_string() + " -> " + line.far_tuple->remote.to_string();
+            entry.text_size = Vec2{std::max(text_width(text, tuple_label_scale), text_width(far, tuple_label_scale)),
+                                   2 * font_px * tuple_label_scale};
+            text += "\n" + far;
+        }
         if (same_host) {
             entry.text_size = Vec2{std::max(text_width(first, tuple_label_scale), text_width(second, tuple_label_scale)),
                                    2 * font_px * tuple_label_scale};
@@ -643,6 +687,28 @@ Route route_between(const Layout& layout, Vec2 s, Vec2 e, replay::HostIndex from
     if (s.x > e.x) std::swap(x0, x1);
     Route route;
     route.points = {s, Vec2{x0, bottom + margin}, Vec2{x1, bottom + margin}, e};
+    route.count = 4;
+    return route;
+}
+
+Route route_via(const Layout& layout, Vec2 s, Vec2 e, replay::HostIndex from, replay::HostIndex to, replay::HostIndex via) {
+    const HostBox* router = layout.box_of(via);
+    if (!router || via == from || via == to) return route_between(layout, s, e, from, to);
+    float left = router->rect.x;
+    float right = router->rect.right();
+    float bottom = router->rect.bottom();
+    for (const auto& box : layout.hosts) {
+        if (box.host == from || box.host == to || box.host == via || !clip(s, e, box.rect)) continue;
+        const float margin = on_the_way(layout, box.host, from, to) ? 0.0f : route_clearance;
+        left = std::min(left, box.rect.x - margin);
+        right = std::max(right, box.rect.right() + margin);
+        bottom = std::max(bottom, box.rect.bottom() + margin);
+    }
+    float x0 = left;
+    float x1 = right;
+    if (s.x > e.x) std::swap(x0, x1);
+    Route route;
+    route.points = {s, Vec2{x0, bottom}, Vec2{x1, bottom}, e};
     route.count = 4;
     return route;
 }

@@ -87,6 +87,10 @@ struct Line {
     Protocol protocol = Protocol::tcp;
     FourTuple tuple;
     Route route;  // from line_ends' first point to its second, round the boxes of other hosts
+    // A connection a router translated (replay::Connection::via): the router, and the
+    // 4-tuple on the far side of it, in the same direction as `tuple`.
+    std::optional<replay::HostIndex> via{};
+    std::optional<FourTuple> far_tuple{};
 };
 
 struct LayoutMetrics {
@@ -137,7 +141,18 @@ struct SlotPlan {
     // index first, sorted: a host between two others on the canvas is on their way when
     // both reach it and neither reaches the other.
     std::vector<std::pair<replay::HostIndex, replay::HostIndex>> links;
+    // Each host's place in the row, by replay::HostIndex (host_positions): a router stands
+    // between the hosts behind it and the rest.
+    std::vector<std::size_t> position;
 };
+
+// Where each host goes in the row: the trace's order, except that a host (not a server) whose
+// every link leads to a router goes before the routers, and the routers before the rest. So
+// nat's second client sits beside the first, not beyond the server: its line then passes
+// the router it goes through, as its packets do.
+[[nodiscard]] std::vector<std::size_t> host_positions(std::span<const std::string> roles,
+                                                      std::span<const std::pair<replay::HostIndex, replay::HostIndex>> links);
+
 // One pass over the trace, whatever its length: a replay::State applied once per event
 // and a look at the one socket each event names; memory: one cell per socket ever seen.
 [[nodiscard]] SlotPlan make_slot_plan(const replay::Timeline& timeline);
@@ -190,6 +205,10 @@ inline constexpr float route_clearance = 30;
 // - route_clearance under them, and as far from their sides, when one is not, so the
 //   picture never suggests a packet visits a host it does not.
 [[nodiscard]] Route route_between(const Layout& layout, Vec2 s, Vec2 e, replay::HostIndex from, replay::HostIndex to);
+// A translated connection's way (Line::via): as route_between, but always under the router
+// that translated it, along its bottom border unless a box it must clear reaches lower.
+[[nodiscard]] Route route_via(const Layout& layout, Vec2 s, Vec2 e, replay::HostIndex from, replay::HostIndex to,
+                              replay::HostIndex via);
 // Whether host `via` is on the way between `a` and `b`: no packet went between `a` and
 // `b` directly and packets went between each of them and `via`, or, with no packet
 // between them, `via` is a router (the trace's role).
@@ -252,6 +271,8 @@ struct ToScreen {
 using TextWidth = std::function<float(const std::string& text, float scale)>;
 // Connection labels are drawn at this share of the font.
 inline constexpr float tuple_label_scale = 0.85f;
+// What a translated connection's label writes before its far-side 4-tuple.
+inline constexpr char translated_prefix[] = "after NAT ";
 struct TupleLabel {
     std::size_t line = 0;  // into Layout::lines
     std::string text;      // "127.0.0.1:40000 -> 127.0.0.1:8080"
@@ -262,7 +283,8 @@ struct TupleLabel {
 // addresses), of the boxes of the hosts a line passes between, and of the slots of each
 // host that has a connection to itself among them, inside `canvas` (screen pixels).
 // A same-host connection's label takes two lines ("127.0.0.1:40000 ->", "127.0.0.1:8080"),
-// narrow enough to sit beside its host's box.
+// narrow enough to sit beside its host's box. A translated connection's takes two: its
+// 4-tuple before the router and after it ("after NAT 198.51.100.1:49899 -> ...").
 [[nodiscard]] std::vector<TupleLabel> connection_labels(const replay::State& world, const Layout& layout, std::span<const std::size_t> lines,
                                                         const ToScreen& to_screen, float font_px, const TextWidth& text_width,
                                                         std::span<const Rect> chips, float chip_h, std::optional<Rect> canvas = std::nullopt);
