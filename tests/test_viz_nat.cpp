@@ -6,6 +6,7 @@
 // (the source rewritten by SNAT, the destination by DNAT), not read from the program.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -228,4 +229,52 @@ TEST_CASE("stateful-firewall: the router's firewall is drawn from its first rule
     CHECK(set_up.at("rules") == expected);
     CHECK(router_at(*first_drop).at("rules") == expected);
     CHECK(router_at(model.size()).at("rules") == expected);
+}
+
+// Before, a connection through a NAT had no line at all (its two ends hold different
+// 4-tuples, so none mirrored the other), and nat's second client stood beyond the server.
+TEST_CASE("nat and port-forward: each connection through the router is one line, via the router, with the 4-tuple on each side",
+          "[viz][nat][layout]") {
+    for (const char* name : {"nat", "port-forward"}) {
+        Model model;
+        REQUIRE(model.open_scenario(name).has_value());
+        std::size_t translated_lines = 0;
+        for (std::size_t n = 1; n <= model.size(); ++n) {
+            model.seek(n);
+            const Layout& layout = model.layout();
+            const auto& world = model.world();
+            for (const Line& line : layout.lines) {
+                if (!line.via) continue;
+                CAPTURE(name, n, line.tuple.local.to_string(), line.tuple.remote.to_string());
+                REQUIRE(line.far_tuple);
+                CHECK(world.hosts()[*line.via].role == "router");
+                // The two ends are the sockets holding the near tuple and the far one turned round.
+                const auto* near = world.find_socket(layout.slots[line.from_slot].ref);
+                const auto* far = world.find_socket(layout.slots[line.to_slot].ref);
+                REQUIRE(near);
+                REQUIRE(far);
+                CHECK(near->local == line.tuple.local);
+                CHECK(near->remote == line.tuple.remote);
+                CHECK(far->local == line.far_tuple->remote);
+                CHECK(far->remote == line.far_tuple->local);
+                CHECK(line.tuple != *line.far_tuple);  // a translation changed something
+                // The line runs under the router, along its bottom border or below it.
+                const Rect& router = layout.box_of(*line.via)->rect;
+                REQUIRE(line.route.count == 4);
+                CHECK(line.route.points[1].y >= router.bottom());
+                CHECK(std::min(line.route.points[1].x, line.route.points[2].x) <= router.x);
+                CHECK(std::max(line.route.points[1].x, line.route.points[2].x) >= router.right());
+                ++translated_lines;
+            }
+            // Every host that reaches the others only through a router stands on the far side
+            // of it from the server.
+            for (const auto& box : layout.hosts) {
+                if (world.hosts()[box.host].name != "client2") continue;
+                for (const auto& other : layout.hosts)
+                    if (world.hosts()[other.host].role == "router") CHECK(box.rect.x < other.rect.x);
+            }
+        }
+        CAPTURE(name);
+        CHECK(translated_lines > 0);
+    }
 }

@@ -427,7 +427,7 @@ std::vector<Rect> place_tuple_labels(std::span<const LabelledLine> lines, std::s
                    std::none_of(placed.begin(), placed.end(), over);
         };
         const Vec2 mid{(line.s.x + line.e.x) / 2, (line.s.y + line.e.y) / 2};
-        const std::vector<Rect> places =
+        std::vector<Rect> places =
             line.same_host ? same_host_places(line)
                            : std::vector<Rect>{tuple_label_rect(line.s, line.e, line.text_size, chip_h),
                                                tuple_label_rect(line.s, line.e, line.text_size, chip_h, true),
@@ -435,6 +435,14 @@ std::vector<Rect> place_tuple_labels(std::span<const LabelledLine> lines, std::s
                                                tuple_label_rect(line.s, mid, line.text_size, chip_h, true),
                                                tuple_label_rect(mid, line.e, line.text_size, chip_h),
                                                tuple_label_rect(mid, line.e, line.text_size, chip_h, true)};
+        // Lines that share a stretch (several connections under one router): their labels
+        // stack below the first place, one under the other, rather than over each other.
+        if (!line.same_host)
+            for (int k = 1; k <= 6; ++k) {
+                Rect below = places[1];
+                below.y += static_cast<float>(k) * (line.text_size.y + 3);
+                places.push_back(below);
+            }
         const auto clear_of_avoided = [&](const Rect& r) {
             return clear(r) && std::none_of(line.avoid.begin(), line.avoid.end(), [&](const Rect& c) { return c.overlaps(r); });
         };
@@ -697,19 +705,33 @@ Route route_via(const Layout& layout, Vec2 s, Vec2 e, replay::HostIndex from, re
     float left = router->rect.x;
     float right = router->rect.right();
     float bottom = router->rect.bottom();
-    for (const auto& box : layout.hosts) {
-        if (box.host == from || box.host == to || box.host == via || !clip(s, e, box.rect)) continue;
-        const float margin = on_the_way(layout, box.host, from, to) ? 0.0f : route_clearance;
-        left = std::min(left, box.rect.x - margin);
-        right = std::max(right, box.rect.right() + margin);
-        bottom = std::max(bottom, box.rect.bottom() + margin);
+    const auto make = [&] {
+        Route route;
+        route.points = {s, Vec2{s.x > e.x ? right : left, bottom}, Vec2{s.x > e.x ? left : right, bottom}, e};
+        route.count = 4;
+        return route;
+    };
+    // Grow the stretch under the router until the way enters no other box: each box it would
+    // cross joins it, cleared by route_clearance unless it too carries the two hosts' packets.
+    std::vector<bool> under(layout.hosts.size(), false);
+    Route route = make();
+    for (std::size_t pass = 0; pass <= layout.hosts.size(); ++pass) {
+        bool grew = false;
+        for (std::size_t i = 0; i < layout.hosts.size(); ++i) {
+            const HostBox& box = layout.hosts[i];
+            if (under[i] || box.host == from || box.host == to || box.host == via) continue;
+            bool crossed = false;
+            for (std::size_t k = 1; k < route.count && !crossed; ++k) crossed = clip(route.points[k - 1], route.points[k], box.rect).has_value();
+            if (!crossed) continue;
+            const float margin = on_the_way(layout, box.host, from, to) ? 0.0f : route_clearance;
+            left = std::min(left, box.rect.x - margin);
+            right = std::max(right, box.rect.right() + margin);
+            bottom = std::max(bottom, box.rect.bottom() + margin);
+            under[i] = grew = true;
+        }
+        if (!grew) break;
+        route = make();
     }
-    float x0 = left;
-    float x1 = right;
-    if (s.x > e.x) std::swap(x0, x1);
-    Route route;
-    route.points = {s, Vec2{x0, bottom}, Vec2{x1, bottom}, e};
-    route.count = 4;
     return route;
 }
 
