@@ -135,18 +135,39 @@ SlotPlan make_slot_plan(const replay::Timeline& timeline) {
     }
     plan.links.assign(links.begin(), links.end());
     std::vector<std::string> roles;
-    for (const auto& host : world.hosts()) roles.push_back(host.role);
-    plan.position = host_positions(roles, plan.links);
+    std::vector<std::vector<IpAddress>> addresses;
+    for (const auto& host : world.hosts()) {
+        roles.push_back(host.role);
+        addresses.push_back(host.addresses);
+    }
+    plan.position = host_positions(roles, addresses, plan.links);
     return plan;
 }
 
-std::vector<std::size_t> host_positions(std::span<const std::string> roles,
-                                        std::span<const std::pair<replay::HostIndex, replay::HostIndex>> links) {
+namespace {
+
+// Whether two addresses share a /24 (IPv4) or a /64 (IPv6): one link of a lab's network.
+bool same_subnet(const IpAddress& a, const IpAddress& b) {
+    if (a.is_v4() != b.is_v4() || a == b) return false;
+    const std::size_t prefix = a.is_v4() ? 3 : 8;
+    return std::equal(a.bytes().begin(), a.bytes().begin() + static_cast<std::ptrdiff_t>(prefix), b.bytes().begin());
+}
+
+}  // namespace
+
+std::vector<std::size_t> host_positions(std::span<const std::string> roles, std::span<const std::vector<IpAddress>> addresses,
+                                        std::span<const std::pair<replay::HostIndex, replay::HostIndex>> packet_links) {
     const std::size_t count = roles.size();
     std::vector<std::size_t> position(count);
     for (std::size_t h = 0; h < count; ++h) position[h] = h;
     const auto is_router = [&](std::size_t h) { return roles[h] == "router"; };
     if (std::none_of(roles.begin(), roles.end(), [](const std::string& role) { return role == "router"; })) return position;
+    std::set<std::pair<std::size_t, std::size_t>> links(packet_links.begin(), packet_links.end());
+    for (std::size_t x = 0; x < count && x < addresses.size(); ++x)
+        for (std::size_t y = x + 1; y < count && y < addresses.size(); ++y)
+            for (const auto& p : addresses[x])
+                for (const auto& q : addresses[y])
+                    if (same_subnet(p, q)) links.emplace(x, y);
     // 0: behind a router (every link to one), 1: routers, 2: the rest; the trace's order within.
     std::vector<int> group(count, 2);
     for (std::size_t h = 0; h < count; ++h) {

@@ -150,7 +150,10 @@ struct SlotPlan {
 // every link leads to a router goes before the routers, and the routers before the rest. So
 // nat's second client sits beside the first, not beyond the server: its line then passes
 // the router it goes through, as its packets do.
+// Two hosts count as linked when a packet went between them, or when they hold addresses
+// in one subnet (/24, /64): a lab's capture may see only some links (lab 16 none of client2's).
 [[nodiscard]] std::vector<std::size_t> host_positions(std::span<const std::string> roles,
+                                                      std::span<const std::vector<IpAddress>> addresses,
                                                       std::span<const std::pair<replay::HostIndex, replay::HostIndex>> links);
 
 // One pass over the trace, whatever its length: a replay::State applied once per event
