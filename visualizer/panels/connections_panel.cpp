@@ -27,7 +27,7 @@ void draw_conversations(const Model& model, ViewState& view) {
     ImGui::Text("%zu conversations in the capture (%zu begun by this event)", conversations.size(),
                 static_cast<std::size_t>(std::count_if(conversations.begin(), conversations.end(),
                                                        [&](const auto& c) { return c.first_index < model.position(); })));
-    const ImGuiTableFlags flags = ImGuiTableFlags_RowBg | ImGuiTableFlags_SizingFixedFit | ImGuiTableFlags_ScrollY | ImGuiTableFlags_BordersInnerV;
+    const ImGuiTableFlags flags = ImGuiTableFlags_RowBg | ImGuiTableFlags_SizingFixedFit | ImGuiTableFlags_ScrollX | ImGuiTableFlags_ScrollY | ImGuiTableFlags_BordersInnerV;
     if (!ImGui::BeginTable("conversations", 6, flags)) return;
     ImGui::TableSetupScrollFreeze(0, 1);
     for (const char* name : {"proto", "A", "B", "packets", "bytes", "events"}) ImGui::TableSetupColumn(name);
@@ -70,10 +70,11 @@ void draw(const Model& model, ViewState& view) {
     const auto& connections = model.connections();
     ImGui::Text("%zu connections: each is one 4-tuple (two across a NAT, one each side); ends on the same port differ in the other three numbers.",
                 connections.size());
-    const ImGuiTableFlags flags = ImGuiTableFlags_RowBg | ImGuiTableFlags_SizingFixedFit | ImGuiTableFlags_ScrollY | ImGuiTableFlags_BordersInnerV;
-    if (!ImGui::BeginTable("connections", 5, flags)) return;
+    const ImGuiTableFlags flags = ImGuiTableFlags_RowBg | ImGuiTableFlags_SizingFixedFit | ImGuiTableFlags_ScrollX | ImGuiTableFlags_ScrollY | ImGuiTableFlags_BordersInnerV;
+    if (!ImGui::BeginTable("connections", 6, flags)) return;
     ImGui::TableSetupScrollFreeze(0, 1);
-    for (const char* name : {"proto", "local (connecting side)", "remote", "this end", "other end"}) ImGui::TableSetupColumn(name);
+    for (const char* name : {"proto", "local (connecting side)", "remote", "after NAT (the other end's 4-tuple)", "this end", "other end"})
+        ImGui::TableSetupColumn(name);
     ImGui::TableHeadersRow();
     ImGuiListClipper clipper;
     clipper.Begin(static_cast<int>(connections.size()));
@@ -92,14 +93,14 @@ void draw(const Model& model, ViewState& view) {
             ImGui::TableNextColumn();
             style::text(c.tuple.remote.to_string());
             ImGui::TableNextColumn();
+            // Across a NAT the other end holds another 4-tuple: the one the router sent on.
+            if (c.via && c.far_tuple && *c.via < model.world().hosts().size())
+                style::text(c.far_tuple->local.to_string() + " -> " + c.far_tuple->remote.to_string() + "  (" +
+                            model.world().hosts()[*c.via].name + ")");
+            ImGui::TableNextColumn();
             style::text(end_text(model.world(), c.a));
             ImGui::TableNextColumn();
-            std::string other = end_text(model.world(), c.b);
-            // Across a NAT the far end holds another 4-tuple: the one the router sent on.
-            if (c.via && c.far_tuple && *c.via < model.world().hosts().size())
-                other += "  (through " + model.world().hosts()[*c.via].name + ", translated: " + c.far_tuple->local.to_string() +
-                         " -> " + c.far_tuple->remote.to_string() + ")";
-            style::text(other);
+            style::text(end_text(model.world(), c.b));
         }
     }
     ImGui::EndTable();
