@@ -95,7 +95,7 @@ void draw(const Model& model, ViewState& view) {
             ImGui::TableNextColumn();
             // Across a NAT the other end holds another 4-tuple: the one the router sent on.
             if (c.via && c.far_tuple && *c.via < model.world().hosts().size())
-                style::text(c.far_tuple->local.to_string() + " -> " + c.far_tuple->remote.to_string() + "  (" +
+                style::text(c.far_tuple->to_string() + "  (" +
                             model.world().hosts()[*c.via].name + ")");
             ImGui::TableNextColumn();
             style::text(end_text(model.world(), c.a));

@@ -161,7 +161,7 @@ std::vector<std::size_t> host_positions(std::span<const std::string> roles, std:
     std::vector<std::size_t> position(count);
     for (std::size_t h = 0; h < count; ++h) position[h] = h;
     const auto is_router = [&](std::size_t h) { return roles[h] == "router"; };
-    if (std::none_of(roles.begin(), roles.end(), [](const std::string& role) { return role == "router"; })) return position;
+    if (std::none_of(position.begin(), position.end(), is_router)) return position;
     std::set<std::pair<std::size_t, std::size_t>> links(packet_links.begin(), packet_links.end());
     for (std::size_t x = 0; x < count && x < addresses.size(); ++x)
         for (std::size_t y = x + 1; y < count && y < addresses.size(); ++y)
@@ -519,7 +519,7 @@ std::vector<TupleLabel> connection_labels(const replay::State& world, const Layo
         std::string text = first + (same_host ? "\n" : " ") + second;
         LabelledLine entry{to_screen(p), to_screen(q), Vec2{text_width(text, tuple_label_scale), font_px * tuple_label_scale}};
         if (line.far_tuple && !same_host) {
-            const std::string far = translated_prefix + line.far_tuple->local.to_string() + " -> " + line.far_tuple->remote.to_string();
+            const std::string far = translated_prefix + line.far_tuple->to_string();
             entry.text_size = Vec2{std::max(text_width(text, tuple_label_scale), text_width(far, tuple_label_scale)),
                                    2 * font_px * tuple_label_scale};
             text += "\n" + far;
@@ -693,6 +693,19 @@ bool on_the_way(const Layout& layout, replay::HostIndex via, replay::HostIndex a
     return via < layout.routers.size() && layout.routers[via];
 }
 
+namespace {
+
+// From `s` down to `bottom`, along it across [left, right] in the way's direction, up to `e`.
+Route route_under(Vec2 s, Vec2 e, float left, float right, float bottom) {
+    if (s.x > e.x) std::swap(left, right);
+    Route route;
+    route.points = {s, Vec2{left, bottom}, Vec2{right, bottom}, e};
+    route.count = 4;
+    return route;
+}
+
+}  // namespace
+
 Route route_between(const Layout& layout, Vec2 s, Vec2 e, replay::HostIndex from, replay::HostIndex to) {
     // The span of the boxes the straight way enters (or touches), and whether each carries
     // the two hosts' packets.
@@ -711,13 +724,7 @@ Route route_between(const Layout& layout, Vec2 s, Vec2 e, replay::HostIndex from
     }
     if (!crossed) return straight(s, e);
     const float margin = all_on_the_way ? 0.0f : route_clearance;
-    float x0 = left - margin;
-    float x1 = right + margin;
-    if (s.x > e.x) std::swap(x0, x1);
-    Route route;
-    route.points = {s, Vec2{x0, bottom + margin}, Vec2{x1, bottom + margin}, e};
-    route.count = 4;
-    return route;
+    return route_under(s, e, left - margin, right + margin, bottom + margin);
 }
 
 Route route_via(const Layout& layout, Vec2 s, Vec2 e, replay::HostIndex from, replay::HostIndex to, replay::HostIndex via) {
@@ -726,12 +733,7 @@ Route route_via(const Layout& layout, Vec2 s, Vec2 e, replay::HostIndex from, re
     float left = router->rect.x;
     float right = router->rect.right();
     float bottom = router->rect.bottom();
-    const auto make = [&] {
-        Route route;
-        route.points = {s, Vec2{s.x > e.x ? right : left, bottom}, Vec2{s.x > e.x ? left : right, bottom}, e};
-        route.count = 4;
-        return route;
-    };
+    const auto make = [&] { return route_under(s, e, left, right, bottom); };
     // Grow the stretch under the router until the way enters no other box: each box it would
     // cross joins it, cleared by route_clearance unless it too carries the two hosts' packets.
     std::vector<bool> under(layout.hosts.size(), false);
